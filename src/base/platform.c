@@ -1,0 +1,28 @@
+/*
+ * System headers for the implementation. Kept in one place so that platform
+ * code does not scatter includes; everything OS-specific below is guarded by
+ * the RESEAU_OS_xxx flags from config.h.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#if RESEAU_OS_POSIX
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <sys/types.h>
+#include <unistd.h>
+#endif
+
+#if RESEAU_OS_LINUX
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#endif
+
+#if defined(__FreeBSD__) || defined(__OpenBSD__)
+#include <pthread_np.h>
+#endif

@@ -1,0 +1,64 @@
+/*
+ * Result codes.
+ *
+ * Every fallible function returns int: RS_OK (0) or a negative RS_Exxx code.
+ * There is no global or thread-local "last error". OS errors are mapped to a
+ * specific code by rs_result_from_errno(); the original errno only goes to logs.
+ * Codes come from one table, so names and messages cannot drift apart.
+ */
+#define RS__RESULT_TABLE(X)                                                                       \
+    X(RS_OK, 0, "success")                                                                        \
+    X(RS_EINVAL, -1, "invalid argument")                                                          \
+    X(RS_ENOMEM, -2, "out of memory")                                                             \
+    X(RS_ENOTSUP, -3, "not supported (not available on this platform or not implemented yet)")    \
+    X(RS_EWRONGTHREAD, -4, "called from a thread that does not own the object")                   \
+    X(RS_ECANCELED, -5, "operation canceled")                                                     \
+    X(RS_EAGAIN, -6, "resource temporarily unavailable; try again")                               \
+    X(RS_EBUSY, -7, "object is busy (already running or in use)")                                 \
+    X(RS_ESTATE, -8, "object is in the wrong state for this operation")                           \
+    X(RS_ETHREAD, -9, "could not start a thread")                                                 \
+    X(RS_EOVERFLOW, -10, "value too large")                                                       \
+    X(RS_EEOF, -11, "end of stream")                                                              \
+    X(RS_EWINDOW, -12, "read window exceeded")                                                    \
+    X(RS_EDEADLK, -13, "operation would deadlock (called from the thread it would wait for)")     \
+    X(RS_ETIMEDOUT, -20, "operation timed out")                                                   \
+    X(RS_ECONNREFUSED, -21, "connection refused")                                                 \
+    X(RS_ECONNRESET, -22, "connection reset by peer")                                             \
+    X(RS_ECONNABORTED, -23, "connection aborted")                                                 \
+    X(RS_EPIPE, -24, "broken pipe (the peer closed the connection)")                              \
+    X(RS_EADDRINUSE, -25, "address already in use")                                               \
+    X(RS_EADDRNOTAVAIL, -26, "address not available on this host")                                \
+    X(RS_ENETUNREACH, -27, "network unreachable")                                                 \
+    X(RS_EHOSTUNREACH, -28, "host unreachable")                                                   \
+    X(RS_EACCES, -29, "permission denied")                                                        \
+    X(RS_EPERM, -30, "operation not permitted")                                                   \
+    X(RS_EMFILE, -31, "too many open files in this process")                                      \
+    X(RS_ENFILE, -32, "too many open files in the system")                                        \
+    X(RS_ENOENT, -33, "no such file or directory")                                                \
+    X(RS_EEXIST, -34, "already exists")                                                           \
+    X(RS_ENOTCONN, -35, "not connected")                                                          \
+    X(RS_EISCONN, -36, "already connected")                                                       \
+    X(RS_EALREADY, -37, "operation already in progress")                                          \
+    X(RS_EAFNOSUPPORT, -38, "address family not supported")                                       \
+    X(RS_EMSGSIZE, -39, "message too long")                                                       \
+    X(RS_ENOBUFS, -40, "no buffer space available")                                               \
+    X(RS_ENETDOWN, -41, "network is down")                                                        \
+    X(RS_ESHUTDOWN, -42, "cannot send after shutdown")                                            \
+    X(RS_EINTR, -43, "interrupted system call")                                                   \
+    X(RS_EIO, -44, "input/output error")                                                          \
+    X(RS_ENOSPC, -45, "no space left on device")                                                  \
+    X(RS_EBADF, -46, "bad file descriptor")                                                       \
+    X(RS_EUNKNOWN, -99, "unknown error (see the log for the system error)")
+
+#define RS__RESULT_ENUM_ITEM(name, value, message) name = value,
+typedef enum rs_result { RS__RESULT_TABLE(RS__RESULT_ENUM_ITEM) RS__RESULT_END = 1 } rs_result_t;
+#undef RS__RESULT_ENUM_ITEM
+
+/* Human-readable message for a result code; never NULL (unknown codes say so). Any thread. */
+RESEAU_API const char *rs_strerror(int result);
+
+/* The code's name, e.g. "RS_ECONNRESET"; "RS_E(unknown)" for codes not in the table. Any thread. */
+RESEAU_API const char *rs_err_name(int result);
+
+/* Map an errno value (or a Winsock error) to the most specific RS_Exxx code. 0 maps to RS_OK. */
+RESEAU_API int rs_result_from_errno(int os_error);

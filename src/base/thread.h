@@ -1,0 +1,81 @@
+/*
+ * Threads, mutexes, condition variables, once.
+ *
+ * Thin, allocation-free wrappers. The structs are caller-owned storage: init
+ * them in place and never copy a live one. Every function here may be called
+ * from any thread (rs_thread_join not from the thread being joined).
+ */
+#if RESEAU_OS_POSIX
+typedef struct rs_mutex {
+    pthread_mutex_t impl;
+} rs_mutex_t;
+/* Static initializer for a process-lifetime mutex (no cleanup needed). */
+#define RS_MUTEX_INIT {PTHREAD_MUTEX_INITIALIZER}
+
+typedef struct rs_condvar {
+    pthread_cond_t impl;
+} rs_condvar_t;
+
+#else
+#error "reseau: only POSIX threads are implemented so far (Windows support is not implemented yet)"
+#endif
+
+/* Once-flag: 0 not run, 1 running, 2 done. Accessed only through rs_once(). */
+typedef struct rs_once {
+    int state;
+} rs_once_t;
+#define RS_ONCE_INIT {0}
+
+/* Identifies a thread; compare with ==. 0 is never a valid id. */
+typedef uintptr_t rs_thread_id_t;
+
+typedef void rs_thread_fn(void *user_data);
+
+/* Longest thread name kept, in bytes, without the NUL (Linux limits names to 15). */
+#define RS_THREAD_NAME_MAX 15
+
+typedef struct rs_thread_options {
+    const char *name;  /* shown by ps/top/gdb, truncated to RS_THREAD_NAME_MAX (default: unnamed) */
+    size_t stack_size; /* bytes (default: 0, the OS default) */
+} rs_thread_options_t;
+
+/* A joinable thread. Caller-owned; must stay valid until rs_thread_join returns. */
+typedef struct rs_thread {
+    rs_thread_fn *fn;
+    void *user_data;
+    char name[RS_THREAD_NAME_MAX + 1];
+    bool joinable;
+#if RESEAU_OS_POSIX
+    pthread_t handle;
+#endif
+} rs_thread_t;
+
+/* Start fn(user_data) on a new thread. RS_ETHREAD (logged) if the OS refuses; no allocation. */
+RESEAU_API int rs_thread_launch(rs_thread_t *thread, rs_thread_fn *fn, void *user_data,
+                                const rs_thread_options_t *options);
+/* Wait for the thread to finish. RS_EDEADLK from the thread itself, RS_ESTATE if not joinable. */
+RESEAU_API int rs_thread_join(rs_thread_t *thread);
+RESEAU_API rs_thread_id_t rs_thread_current_id(void);
+RESEAU_API void rs_thread_sleep_ns(uint64_t ns);
+
+/* The number of CPUs this process may actually use: the affinity mask, capped by a
+ * cgroup v2 `cpu.max` quota anywhere up the process's cgroup path. At least 1. */
+RESEAU_API size_t rs_usable_cpu_count(void);
+
+RESEAU_API int rs_mutex_init(rs_mutex_t *mutex);
+RESEAU_API void rs_mutex_cleanup(rs_mutex_t *mutex);
+RESEAU_API void rs_mutex_lock(rs_mutex_t *mutex);
+RESEAU_API void rs_mutex_unlock(rs_mutex_t *mutex);
+
+/* Waits use the monotonic clock, so wall-clock jumps do not shorten or stretch them. */
+RESEAU_API int rs_condvar_init(rs_condvar_t *condvar);
+RESEAU_API void rs_condvar_cleanup(rs_condvar_t *condvar);
+RESEAU_API void rs_condvar_signal(rs_condvar_t *condvar);
+RESEAU_API void rs_condvar_broadcast(rs_condvar_t *condvar);
+/* Spurious wakeups happen: wait in a loop on your predicate. */
+RESEAU_API void rs_condvar_wait(rs_condvar_t *condvar, rs_mutex_t *mutex);
+/* RS_ETIMEDOUT once rs_clock_now_ns() >= deadline_ns, else RS_OK. */
+RESEAU_API int rs_condvar_wait_until(rs_condvar_t *condvar, rs_mutex_t *mutex, uint64_t deadline_ns);
+
+/* Run fn(user_data) exactly once per rs_once_t, however many threads call this. */
+RESEAU_API void rs_once(rs_once_t *once, void (*fn)(void *user_data), void *user_data);

@@ -1,0 +1,599 @@
+/* Event loop core: options, thread ownership, ticks, cross-thread tasks, subscriptions. */
+
+static const rs__backend_vtable_t *rs__backend_lookup(rs_event_loop_backend_t backend) {
+    switch (backend) {
+    case RS_EVENT_LOOP_BACKEND_DEFAULT:
+#if RESEAU_OS_LINUX
+        return &rs__epoll_vtable;
+#else
+        return &rs__poll_vtable;
+#endif
+#if RESEAU_OS_LINUX
+    case RS_EVENT_LOOP_BACKEND_EPOLL:
+        return &rs__epoll_vtable;
+#endif
+    case RS_EVENT_LOOP_BACKEND_POLL:
+        return &rs__poll_vtable;
+    default:
+        return NULL;
+    }
+}
+
+RESEAU_API bool rs_event_loop_backend_is_available(rs_event_loop_backend_t backend) {
+    return rs__backend_lookup(backend) != NULL;
+}
+
+RESEAU_API const char *rs_event_loop_backend_name(rs_event_loop_backend_t backend) {
+    switch (backend) {
+    case RS_EVENT_LOOP_BACKEND_DEFAULT:
+        return "default";
+    case RS_EVENT_LOOP_BACKEND_EPOLL:
+        return "epoll";
+    case RS_EVENT_LOOP_BACKEND_POLL:
+        return "poll";
+    case RS_EVENT_LOOP_BACKEND_IO_URING:
+        return "io_uring";
+    case RS_EVENT_LOOP_BACKEND_KQUEUE:
+        return "kqueue";
+    case RS_EVENT_LOOP_BACKEND_IOCP:
+        return "iocp";
+    }
+    return "unknown";
+}
+
+static uint64_t rs__default_clock(void *user_data) {
+    (void)user_data;
+    return rs_clock_now_ns();
+}
+
+static void rs__set_err(int *err_out, int err) {
+    if (err_out) {
+        *err_out = err;
+    }
+}
+
+/* The one place rs_event_loop_options_t defaults are applied. */
+static void rs__event_loop_apply_options(rs_event_loop_t *loop, const rs_event_loop_options_t *options) {
+    static const rs_event_loop_options_t defaults = {NULL, RS_EVENT_LOOP_BACKEND_DEFAULT, NULL, NULL, NULL, 0};
+    const rs_event_loop_options_t *o = options ? options : &defaults;
+    const char *name = o->thread_name ? o->thread_name : "rs-loop";
+    size_t i;
+    loop->allocator = rs__allocator_copy(o->allocator);
+    loop->clock_fn = o->clock_fn ? o->clock_fn : rs__default_clock;
+    loop->clock_user_data = o->clock_fn ? o->clock_user_data : NULL;
+    loop->thread_stack_size = o->thread_stack_size;
+    for (i = 0; i < RS_THREAD_NAME_MAX && name[i]; ++i) {
+        loop->thread_name[i] = name[i];
+    }
+}
+
+RESEAU_API rs_event_loop_t *rs_event_loop_new(const rs_event_loop_options_t *options, int *err_out) {
+    rs_allocator_t allocator = rs__allocator_copy(options ? options->allocator : NULL);
+    rs_event_loop_backend_t kind = options ? options->backend : RS_EVENT_LOOP_BACKEND_DEFAULT;
+    const rs__backend_vtable_t *backend = rs__backend_lookup(kind);
+    rs_event_loop_t *loop;
+    int err;
+
+    if (!backend) {
+        RS__LOG_ERROR(RS_LS_EVENT_LOOP, "backend '%s' is not available in this build or on this OS",
+                      rs_event_loop_backend_name(kind));
+        rs__set_err(err_out, RS_ENOTSUP);
+        return NULL;
+    }
+    loop = (rs_event_loop_t *)rs_mem_calloc(&allocator, 1, sizeof(rs_event_loop_t));
+    if (!loop) {
+        rs__set_err(err_out, RS_ENOMEM);
+        return NULL;
+    }
+    rs__event_loop_apply_options(loop, options);
+    loop->backend = backend;
+    rs_list_init(&loop->xq);
+    rs_list_init(&loop->registrations);
+    loop->owner = rs_thread_current_id();
+    err = rs__scheduler_init(&loop->scheduler, &loop->allocator);
+    if (err) {
+        goto fail_scheduler;
+    }
+    err = rs_mutex_init(&loop->xq_lock);
+    if (err) {
+        goto fail_mutex;
+    }
+    err = backend->init(loop);
+    if (err) {
+        goto fail_backend;
+    }
+    loop->load_window_start_ns = rs_clock_now_ns();
+    rs__set_err(err_out, RS_OK);
+    return loop;
+
+fail_backend:
+    rs_mutex_cleanup(&loop->xq_lock);
+fail_mutex:
+    rs__scheduler_cleanup(&loop->scheduler);
+fail_scheduler:
+    rs_mem_free(&allocator, loop);
+    rs__set_err(err_out, err);
+    return NULL;
+}
+
+RESEAU_API rs_event_loop_backend_t rs_event_loop_get_backend(const rs_event_loop_t *loop) {
+    return loop->backend->kind;
+}
+
+RESEAU_API bool rs_event_loop_is_on_loop_thread(const rs_event_loop_t *loop) {
+    return rs__atomic_load_uptr(&loop->owner) == rs_thread_current_id();
+}
+
+static int rs__check_loop_thread(const rs_event_loop_t *loop, const char *function) {
+    if (rs_event_loop_is_on_loop_thread(loop)) {
+        return RS_OK;
+    }
+    RS__LOG_ERROR(RS_LS_EVENT_LOOP, "%s called from a thread that does not own the loop", function);
+    return RS_EWRONGTHREAD;
+}
+
+RESEAU_API uint64_t rs_event_loop_now_ns(const rs_event_loop_t *loop) {
+    return loop->clock_fn(loop->clock_user_data);
+}
+
+/* ---- cross-thread queue ---- */
+
+static void rs__event_loop_wake(rs_event_loop_t *loop) {
+    rs__atomic_add_u64(&loop->stats.wakeups_sent, 1);
+    if (!loop->backend->wake(loop)) {
+        RS__LOG_ERROR(RS_LS_EVENT_LOOP, "cannot wake the loop: %s (errno %d)", strerror(errno), errno);
+    }
+}
+
+/* Producers wake the loop only when the queue goes from empty to non-empty:
+ * a non-empty queue means a wakeup is already on its way. */
+static void rs__event_loop_xq_push(rs_event_loop_t *loop, rs_task_t *task) {
+    bool was_empty;
+    rs_mutex_lock(&loop->xq_lock);
+    was_empty = rs_list_empty(&loop->xq);
+    task->state = RS__TASK_XQUEUE;
+    rs_list_push_back(&loop->xq, &task->node);
+    rs_mutex_unlock(&loop->xq_lock);
+    if (was_empty) {
+        rs__event_loop_wake(loop);
+    }
+}
+
+/* Swap the whole queue out in O(1), then feed the batch to the scheduler in order. */
+static void rs__event_loop_xq_drain(rs_event_loop_t *loop) {
+    rs_list_t batch;
+    rs_list_node_t *node;
+    uint64_t count = 0;
+    rs_list_init(&batch);
+    rs_mutex_lock(&loop->xq_lock);
+    rs_list_swap(&batch, &loop->xq);
+    rs_mutex_unlock(&loop->xq_lock);
+    while ((node = rs_list_pop_front(&batch)) != NULL) {
+        rs_task_t *task = RS_CONTAINER_OF(node, rs_task_t, node);
+        ++count;
+        if (task->run_at_ns == 0) {
+            rs__scheduler_schedule_now(&loop->scheduler, task);
+        } else {
+            rs__scheduler_schedule_at(&loop->scheduler, task, task->run_at_ns);
+        }
+    }
+    if (count) {
+        rs__atomic_add_u64(&loop->stats.xthread_tasks, count);
+    }
+}
+
+RESEAU_API void rs_event_loop_schedule_task_now(rs_event_loop_t *loop, rs_task_t *task) {
+    if (rs_event_loop_is_on_loop_thread(loop)) {
+        rs__scheduler_schedule_now(&loop->scheduler, task);
+        return;
+    }
+    task->run_at_ns = 0;
+    rs__event_loop_xq_push(loop, task);
+}
+
+RESEAU_API void rs_event_loop_schedule_task_now_serialized(rs_event_loop_t *loop, rs_task_t *task) {
+    task->run_at_ns = 0;
+    rs__event_loop_xq_push(loop, task);
+}
+
+RESEAU_API void rs_event_loop_schedule_task_future(rs_event_loop_t *loop, rs_task_t *task, uint64_t run_at_ns) {
+    if (rs_event_loop_is_on_loop_thread(loop)) {
+        rs__scheduler_schedule_at(&loop->scheduler, task, run_at_ns);
+        return;
+    }
+    /* run_at_ns 0 marks "now" in the queue; time 0 has passed on any clock anyway. */
+    task->run_at_ns = run_at_ns;
+    rs__event_loop_xq_push(loop, task);
+}
+
+RESEAU_API int rs_event_loop_cancel_task(rs_event_loop_t *loop, rs_task_t *task) {
+    int err = rs__check_loop_thread(loop, "rs_event_loop_cancel_task");
+    if (err) {
+        return err;
+    }
+    if (task->state == RS__TASK_XQUEUE) {
+        rs_mutex_lock(&loop->xq_lock);
+        rs_list_remove(&task->node);
+        task->state = RS__TASK_IDLE;
+        rs_mutex_unlock(&loop->xq_lock);
+        task->fn(task, task->arg, RS_TASK_STATUS_CANCELED);
+        return RS_OK;
+    }
+    rs__scheduler_cancel(&loop->scheduler, task);
+    return RS_OK;
+}
+
+/* ---- ticks ---- */
+
+/* Milliseconds to wait for I/O: until the next task is due, capped by the caller. */
+static int rs__event_loop_wait_timeout(rs_event_loop_t *loop, int timeout_ms) {
+    uint64_t next_ns;
+    uint64_t now_ns;
+    uint64_t wait_ms;
+    if (!rs__scheduler_has_tasks(&loop->scheduler, &next_ns)) {
+        return timeout_ms < 0 ? -1 : timeout_ms;
+    }
+    now_ns = rs_event_loop_now_ns(loop);
+    if (next_ns <= now_ns) {
+        return 0;
+    }
+    wait_ms = (next_ns - now_ns + RS_NS_PER_MS - 1) / RS_NS_PER_MS;
+    if (wait_ms > (uint64_t)INT_MAX) {
+        wait_ms = (uint64_t)INT_MAX;
+    }
+    if (timeout_ms >= 0 && (uint64_t)timeout_ms < wait_ms) {
+        return timeout_ms;
+    }
+    return (int)wait_ms;
+}
+
+/* Busy time (not waiting) summed per window and published for load balancing. */
+static void rs__event_loop_account_load(rs_event_loop_t *loop, uint64_t busy_start_ns) {
+    uint64_t now_ns = rs_clock_now_ns();
+    loop->load_window_busy_ns += now_ns - busy_start_ns;
+    if (now_ns - loop->load_window_start_ns >= RS__LOAD_FACTOR_WINDOW_NS) {
+        rs__atomic_store_u64(&loop->load_factor, loop->load_window_busy_ns);
+        loop->load_window_busy_ns = 0;
+        loop->load_window_start_ns = now_ns;
+    }
+}
+
+static void rs__event_loop_tick(rs_event_loop_t *loop, int timeout_ms) {
+    uint64_t busy_start_ns;
+    loop->in_tick = true;
+    loop->backend->wait(loop, rs__event_loop_wait_timeout(loop, timeout_ms));
+    busy_start_ns = rs_clock_now_ns();
+    loop->backend->dispatch(loop);
+    rs__event_loop_xq_drain(loop);
+    rs__scheduler_run_due(&loop->scheduler, rs_event_loop_now_ns(loop));
+    rs__atomic_store_u64(&loop->stats.tasks_run, loop->scheduler.tasks_run);
+    rs__atomic_add_u64(&loop->stats.ticks, 1);
+    rs__event_loop_account_load(loop, busy_start_ns);
+    loop->in_tick = false;
+}
+
+RESEAU_API int rs_event_loop_run_once(rs_event_loop_t *loop, int timeout_ms) {
+    if (rs__atomic_load_int(&loop->thread_running)) {
+        return RS_EBUSY;
+    }
+    if (loop->in_tick) {
+        return rs_event_loop_is_on_loop_thread(loop) ? RS_EBUSY : RS_EWRONGTHREAD;
+    }
+    rs__atomic_store_uptr(&loop->owner, rs_thread_current_id());
+    rs__event_loop_tick(loop, timeout_ms);
+    return RS_OK;
+}
+
+RESEAU_API int rs_event_loop_next_deadline(rs_event_loop_t *loop, uint64_t *deadline_ns) {
+    int err = rs__check_loop_thread(loop, "rs_event_loop_next_deadline");
+    if (err) {
+        return err;
+    }
+    if (!deadline_ns) {
+        return RS_EINVAL;
+    }
+    rs__scheduler_has_tasks(&loop->scheduler, deadline_ns);
+    return RS_OK;
+}
+
+RESEAU_API int rs_event_loop_get_fd(const rs_event_loop_t *loop, int *fd_out) {
+    if (!fd_out) {
+        return RS_EINVAL;
+    }
+    return loop->backend->get_fd(loop, fd_out);
+}
+
+/* ---- own thread ---- */
+
+static void rs__event_loop_thread_main(void *arg) {
+    rs_event_loop_t *loop = (rs_event_loop_t *)arg;
+    rs__atomic_store_uptr(&loop->owner, rs_thread_current_id());
+    RS__LOG_DEBUG(RS_LS_EVENT_LOOP, "loop %p running on thread '%s'", (void *)loop, loop->thread_name);
+    while (!rs__atomic_load_int(&loop->stop_requested)) {
+        rs__event_loop_tick(loop, -1);
+    }
+}
+
+RESEAU_API int rs_event_loop_start(rs_event_loop_t *loop) {
+    rs_thread_options_t options;
+    int err;
+    if (rs__atomic_load_int(&loop->thread_running)) {
+        return RS_EBUSY;
+    }
+    rs__atomic_store_int(&loop->stop_requested, 0);
+    rs__atomic_store_int(&loop->thread_running, 1);
+    options.name = loop->thread_name;
+    options.stack_size = loop->thread_stack_size;
+    err = rs_thread_launch(&loop->thread, rs__event_loop_thread_main, loop, &options);
+    if (err) {
+        rs__atomic_store_int(&loop->thread_running, 0);
+        return err;
+    }
+    rs__atomic_store_uptr(&loop->owner, (rs_thread_id_t)loop->thread.handle);
+    return RS_OK;
+}
+
+RESEAU_API int rs_event_loop_stop(rs_event_loop_t *loop) {
+    rs__atomic_store_int(&loop->stop_requested, 1);
+    rs__event_loop_wake(loop);
+    return RS_OK;
+}
+
+RESEAU_API int rs_event_loop_wait(rs_event_loop_t *loop) {
+    int err;
+    if (!rs__atomic_load_int(&loop->thread_running)) {
+        return RS_OK;
+    }
+    if (rs_event_loop_is_on_loop_thread(loop)) {
+        return RS_EDEADLK;
+    }
+    err = rs_thread_join(&loop->thread);
+    if (err) {
+        return err;
+    }
+    rs__atomic_store_int(&loop->thread_running, 0);
+    rs__atomic_store_uptr(&loop->owner, rs_thread_current_id());
+    return RS_OK;
+}
+
+/* ---- subscriptions ---- */
+
+static bool rs__valid_event_mask(int events) {
+    return events != 0 && (events & ~(RS_IO_READABLE | RS_IO_WRITABLE)) == 0;
+}
+
+RESEAU_API int rs_event_loop_subscribe(rs_event_loop_t *loop, rs_io_handle_t *handle, int events,
+                                       rs_io_event_fn *on_event, void *user_data) {
+    rs__io_registration_t *reg;
+    int err = rs__check_loop_thread(loop, "rs_event_loop_subscribe");
+    if (err) {
+        return err;
+    }
+    if (!handle || handle->fd < 0 || !on_event || !rs__valid_event_mask(events)) {
+        return RS_EINVAL;
+    }
+    if (handle->impl) {
+        return RS_EBUSY;
+    }
+    reg = rs__registration_new(loop, handle, events, on_event, user_data);
+    if (!reg) {
+        return RS_ENOMEM;
+    }
+    err = loop->backend->add(loop, reg);
+    if (err) {
+        rs_mem_free(&loop->allocator, reg);
+        return err;
+    }
+    rs_list_push_back(&loop->registrations, &reg->node);
+    handle->impl = reg;
+    return RS_OK;
+}
+
+/* The handle's registration, if it is subscribed to this loop. */
+static rs__io_registration_t *rs__registration_of(rs_event_loop_t *loop, rs_io_handle_t *handle) {
+    rs__io_registration_t *reg;
+    if (!handle || !handle->impl) {
+        return NULL;
+    }
+    reg = (rs__io_registration_t *)handle->impl;
+    return reg->loop == loop && reg->subscribed ? reg : NULL;
+}
+
+RESEAU_API int rs_event_loop_update_subscription(rs_event_loop_t *loop, rs_io_handle_t *handle, int events) {
+    rs__io_registration_t *reg;
+    int err = rs__check_loop_thread(loop, "rs_event_loop_update_subscription");
+    if (err) {
+        return err;
+    }
+    reg = rs__registration_of(loop, handle);
+    if (!reg || !rs__valid_event_mask(events)) {
+        return RS_EINVAL;
+    }
+    if (events == reg->events) {
+        return RS_OK;
+    }
+    err = loop->backend->modify(loop, reg, events);
+    if (!err) {
+        reg->events = events;
+    }
+    return err;
+}
+
+RESEAU_API int rs_event_loop_unsubscribe(rs_event_loop_t *loop, rs_io_handle_t *handle) {
+    rs__io_registration_t *reg;
+    int err = rs__check_loop_thread(loop, "rs_event_loop_unsubscribe");
+    if (err) {
+        return err;
+    }
+    reg = rs__registration_of(loop, handle);
+    if (!reg) {
+        return RS_EINVAL;
+    }
+    loop->backend->remove(loop, reg);
+    rs__registration_retire(loop, reg);
+    return RS_OK;
+}
+
+/* ---- loop-local objects ---- */
+
+static rs__local_object_t *rs__local_find(rs_event_loop_t *loop, const void *key) {
+    size_t i;
+    for (i = 0; i < loop->local_count; ++i) {
+        if (loop->locals[i].key == key) {
+            return &loop->locals[i];
+        }
+    }
+    return NULL;
+}
+
+static void rs__local_release(rs__local_object_t entry) {
+    if (entry.on_remove) {
+        entry.on_remove((void *)entry.key, entry.object, entry.user_data);
+    }
+}
+
+RESEAU_API int rs_event_loop_put_local_object(rs_event_loop_t *loop, const void *key, void *object,
+                                              rs_local_object_fn *on_remove, void *user_data) {
+    rs__local_object_t *slot;
+    rs__local_object_t old;
+    int err = rs__check_loop_thread(loop, "rs_event_loop_put_local_object");
+    if (err) {
+        return err;
+    }
+    if (!key) {
+        return RS_EINVAL;
+    }
+    slot = rs__local_find(loop, key);
+    if (!slot) {
+        if (loop->local_count == loop->local_capacity) {
+            size_t capacity = loop->local_capacity ? loop->local_capacity * 2 : 4;
+            rs__local_object_t *grown = (rs__local_object_t *)rs_mem_realloc(
+                &loop->allocator, loop->locals, loop->local_capacity * sizeof(*grown), capacity * sizeof(*grown));
+            if (!grown) {
+                return RS_ENOMEM;
+            }
+            loop->locals = grown;
+            loop->local_capacity = capacity;
+        }
+        slot = &loop->locals[loop->local_count++];
+        slot->on_remove = NULL;
+    }
+    old = *slot;
+    slot->key = key;
+    slot->object = object;
+    slot->on_remove = on_remove;
+    slot->user_data = user_data;
+    if (old.on_remove && old.key == key) {
+        rs__local_release(old);
+    }
+    return RS_OK;
+}
+
+RESEAU_API int rs_event_loop_get_local_object(rs_event_loop_t *loop, const void *key, void **object_out) {
+    rs__local_object_t *slot;
+    int err = rs__check_loop_thread(loop, "rs_event_loop_get_local_object");
+    if (err) {
+        return err;
+    }
+    slot = rs__local_find(loop, key);
+    if (!slot) {
+        return RS_ENOENT;
+    }
+    if (object_out) {
+        *object_out = slot->object;
+    }
+    return RS_OK;
+}
+
+RESEAU_API int rs_event_loop_remove_local_object(rs_event_loop_t *loop, const void *key) {
+    rs__local_object_t *slot;
+    rs__local_object_t old;
+    int err = rs__check_loop_thread(loop, "rs_event_loop_remove_local_object");
+    if (err) {
+        return err;
+    }
+    slot = rs__local_find(loop, key);
+    if (!slot) {
+        return RS_ENOENT;
+    }
+    old = *slot;
+    *slot = loop->locals[--loop->local_count];
+    rs__local_release(old);
+    return RS_OK;
+}
+
+/* ---- stats, load, destroy ---- */
+
+RESEAU_API uint64_t rs_event_loop_get_load_factor(const rs_event_loop_t *loop) {
+    return rs__atomic_load_u64(&loop->load_factor);
+}
+
+RESEAU_API void rs_event_loop_get_stats(const rs_event_loop_t *loop, rs_event_loop_stats_t *stats_out) {
+    stats_out->ticks = rs__atomic_load_u64(&loop->stats.ticks);
+    stats_out->io_events = rs__atomic_load_u64(&loop->stats.io_events);
+    stats_out->tasks_run = rs__atomic_load_u64(&loop->stats.tasks_run);
+    stats_out->wakeups_sent = rs__atomic_load_u64(&loop->stats.wakeups_sent);
+    stats_out->xthread_tasks = rs__atomic_load_u64(&loop->stats.xthread_tasks);
+}
+
+/* Cancel every task, including those queued cross-thread and those that
+ * canceled tasks schedule while being canceled. */
+static void rs__event_loop_cancel_everything(rs_event_loop_t *loop) {
+    bool more;
+    do {
+        rs__event_loop_xq_drain(loop);
+        rs__scheduler_cancel_all(&loop->scheduler);
+        rs_mutex_lock(&loop->xq_lock);
+        more = !rs_list_empty(&loop->xq);
+        rs_mutex_unlock(&loop->xq_lock);
+    } while (more);
+}
+
+static void rs__event_loop_release_locals(rs_event_loop_t *loop) {
+    while (loop->local_count) {
+        rs__local_object_t old = loop->locals[--loop->local_count];
+        rs__local_release(old);
+    }
+    rs_mem_free(&loop->allocator, loop->locals);
+    loop->locals = NULL;
+    loop->local_capacity = 0;
+}
+
+/* Subscriptions the user never removed: take them out of the backend and free them. */
+static void rs__event_loop_sweep_registrations(rs_event_loop_t *loop) {
+    rs_list_node_t *node;
+    while ((node = rs_list_pop_front(&loop->registrations)) != NULL) {
+        rs__io_registration_t *reg = RS_CONTAINER_OF(node, rs__io_registration_t, node);
+        RS__LOG_DEBUG(RS_LS_EVENT_LOOP, "releasing fd %d, still subscribed at loop destroy", reg->fd);
+        loop->backend->remove(loop, reg);
+        reg->handle->impl = NULL;
+        rs_mem_free(&loop->allocator, reg);
+    }
+}
+
+RESEAU_API void rs_event_loop_destroy(rs_event_loop_t *loop) {
+    rs_allocator_t allocator;
+    if (!loop) {
+        return;
+    }
+    if (rs__atomic_load_int(&loop->thread_running)) {
+        if (rs_event_loop_is_on_loop_thread(loop)) {
+            RS__LOG_ERROR(RS_LS_EVENT_LOOP, "rs_event_loop_destroy called on the loop's own thread; ignored");
+            RESEAU_ASSERT(!"rs_event_loop_destroy on the loop's own thread");
+            return;
+        }
+        rs_event_loop_stop(loop);
+        rs_event_loop_wait(loop);
+    }
+    rs__atomic_store_uptr(&loop->owner, rs_thread_current_id());
+    rs__event_loop_cancel_everything(loop);
+    rs__event_loop_release_locals(loop);
+    rs__event_loop_cancel_everything(loop);
+    rs__event_loop_sweep_registrations(loop);
+    /* Sweeping retires nothing into the scheduler, so only the heap is left to free. */
+    rs__scheduler_cleanup(&loop->scheduler);
+    loop->backend->cleanup(loop);
+    rs_mutex_cleanup(&loop->xq_lock);
+    allocator = loop->allocator;
+    rs_mem_free(&allocator, loop);
+}

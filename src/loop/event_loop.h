@@ -1,0 +1,158 @@
+/*
+ * Event loop.
+ *
+ * One rs_event_loop_t multiplexes I/O readiness and runs tasks, on one thread
+ * at a time: either a thread it owns (rs_event_loop_start / stop / wait) or the
+ * caller's thread (rs_event_loop_run_once, for game engines, GUIs, firmware).
+ * That thread is "the loop thread". Every callback runs on it, never inline in
+ * the call that registered it.
+ *
+ * One tick: (1) wait for I/O, at most until the next task is due; (2) dispatch
+ * I/O callbacks; (3) drain the cross-thread task queue; (4) run the tasks that
+ * are due. A task scheduled during a tick runs on the next tick.
+ *
+ * Threads: functions marked "any thread" are thread-safe. All others must be
+ * called on the loop thread; elsewhere they return RS_EWRONGTHREAD and log.
+ * Before the loop first runs, the thread that created it counts as the loop
+ * thread, so set-up code may subscribe before starting it.
+ *
+ * Readiness is level-triggered: a handle subscribed for WRITABLE is reported on
+ * every tick while it stays writable, so subscribe to what you currently need
+ * (rs_event_loop_update_subscription) and unsubscribe on hang-up.
+ */
+typedef struct rs_event_loop rs_event_loop_t;
+
+typedef enum rs_event_loop_backend {
+    RS_EVENT_LOOP_BACKEND_DEFAULT = 0, /* the best for this OS: epoll on Linux, poll elsewhere */
+    RS_EVENT_LOOP_BACKEND_EPOLL = 1,   /* Linux */
+    RS_EVENT_LOOP_BACKEND_POLL = 2,    /* any POSIX system; the portable fallback */
+    RS_EVENT_LOOP_BACKEND_IO_URING = 3, /* not implemented yet: RS_ENOTSUP */
+    RS_EVENT_LOOP_BACKEND_KQUEUE = 4,  /* not implemented yet: RS_ENOTSUP */
+    RS_EVENT_LOOP_BACKEND_IOCP = 5     /* not implemented yet: RS_ENOTSUP */
+} rs_event_loop_backend_t;
+
+typedef struct rs_event_loop_options {
+    const rs_allocator_t *allocator;  /* copied (default: NULL, libc) */
+    rs_event_loop_backend_t backend;  /* (default: DEFAULT, the best for this OS) */
+    rs_clock_fn *clock_fn;            /* time source for timed tasks (default: NULL, rs_clock_now_ns) */
+    void *clock_user_data;            /* passed to clock_fn (default: NULL) */
+    const char *thread_name;          /* name of the thread rs_event_loop_start makes (default: "rs-loop") */
+    size_t thread_stack_size;         /* bytes for that thread (default: 0, the OS default) */
+} rs_event_loop_options_t;
+
+/* Readiness bits. Subscribe with READABLE and/or WRITABLE; HANGUP and ERROR are
+ * always reported and cannot be subscribed to on their own. */
+typedef enum rs_io_event {
+    RS_IO_READABLE = 1,
+    RS_IO_WRITABLE = 2,
+    RS_IO_HANGUP = 4,
+    RS_IO_ERROR = 8
+} rs_io_event_t;
+
+/* An OS handle that can be subscribed. Caller-owned; `impl` belongs to the loop
+ * while subscribed and is NULL otherwise. */
+typedef struct rs_io_handle {
+    int fd;
+    void *impl;
+} rs_io_handle_t;
+
+/* `events` is a mask of rs_io_event_t bits. Runs on the loop thread. */
+typedef void rs_io_event_fn(rs_event_loop_t *loop, rs_io_handle_t *handle, int events, void *user_data);
+
+/* Counters for tests and diagnostics. */
+typedef struct rs_event_loop_stats {
+    uint64_t ticks;          /* completed ticks */
+    uint64_t io_events;      /* I/O callbacks dispatched */
+    uint64_t tasks_run;      /* task functions called (run or canceled) */
+    uint64_t wakeups_sent;   /* writes to the wakeup handle (cross-thread wakes) */
+    uint64_t xthread_tasks;  /* tasks that came through the cross-thread queue */
+} rs_event_loop_stats_t;
+
+/* Create a loop. NULL on failure with *err_out (may be NULL) set: RS_ENOMEM,
+ * RS_ENOTSUP for a backend this build or OS lacks, or a mapped OS error. Any thread. */
+RESEAU_API rs_event_loop_t *rs_event_loop_new(const rs_event_loop_options_t *options, int *err_out);
+
+/* Stop and join the loop's own thread if it runs one, run every pending task
+ * with RS_TASK_STATUS_CANCELED (on the calling thread, which acts as the loop
+ * thread meanwhile), and release subscriptions left behind. Call from any
+ * thread except the loop's own running thread, and never while run_once runs. */
+RESEAU_API void rs_event_loop_destroy(rs_event_loop_t *loop);
+
+RESEAU_API rs_event_loop_backend_t rs_event_loop_get_backend(const rs_event_loop_t *loop);
+RESEAU_API const char *rs_event_loop_backend_name(rs_event_loop_backend_t backend);
+/* Whether `backend` can be created on this OS and build (DEFAULT: always). */
+RESEAU_API bool rs_event_loop_backend_is_available(rs_event_loop_backend_t backend);
+
+/* Run the loop on a new thread. RS_EBUSY if it already runs, RS_ETHREAD if the
+ * thread cannot start. Any thread. */
+RESEAU_API int rs_event_loop_start(rs_event_loop_t *loop);
+/* Ask the loop's own thread to exit after its current tick; returns at once.
+ * Harmless when repeated or when the loop is not running. Any thread. */
+RESEAU_API int rs_event_loop_stop(rs_event_loop_t *loop);
+/* Join the loop's thread after rs_event_loop_stop. RS_OK if none runs;
+ * RS_EDEADLK from the loop thread itself. The loop may be started again. */
+RESEAU_API int rs_event_loop_wait(rs_event_loop_t *loop);
+
+/* Run one tick on the calling thread, which becomes the loop thread. Waits for
+ * I/O at most timeout_ms (0: never block; negative: until I/O, a wakeup or the
+ * next task is due). RS_EBUSY if the loop runs on its own thread. */
+RESEAU_API int rs_event_loop_run_once(rs_event_loop_t *loop, int timeout_ms);
+
+/* When the next task is due, for embedding: *deadline_ns is 0 when work is ready
+ * now, UINT64_MAX when no task is pending, else a time on the loop's clock.
+ * I/O readiness is not included: poll rs_event_loop_get_fd for it. Loop thread. */
+RESEAU_API int rs_event_loop_next_deadline(rs_event_loop_t *loop, uint64_t *deadline_ns);
+
+/* A file descriptor that becomes readable when the loop has I/O or a
+ * cross-thread wakeup to process; poll it from a host loop, then call
+ * rs_event_loop_run_once(loop, 0). Never read from it or close it.
+ * *fd_out is set on RS_OK; RS_ENOTSUP for the poll backend, which has no single
+ * waitable handle. Any thread. */
+RESEAU_API int rs_event_loop_get_fd(const rs_event_loop_t *loop, int *fd_out);
+
+/* Schedule `task` to run on the next tick. Any thread. From the loop thread it
+ * goes straight to the scheduler; from others, through the cross-thread queue. */
+RESEAU_API void rs_event_loop_schedule_task_now(rs_event_loop_t *loop, rs_task_t *task);
+/* Like _now, but always through the cross-thread queue, so tasks scheduled with
+ * this call run in the order they were scheduled, across all threads. */
+RESEAU_API void rs_event_loop_schedule_task_now_serialized(rs_event_loop_t *loop, rs_task_t *task);
+/* Schedule `task` to run once the loop's clock reaches run_at_ns. Any thread.
+ * Tasks due at the same time run in the order they were scheduled. */
+RESEAU_API void rs_event_loop_schedule_task_future(rs_event_loop_t *loop, rs_task_t *task, uint64_t run_at_ns);
+/* Run a scheduled task now with RS_TASK_STATUS_CANCELED (O(log n)). A task that
+ * is not scheduled is left alone (RS_OK). Loop thread. */
+RESEAU_API int rs_event_loop_cancel_task(rs_event_loop_t *loop, rs_task_t *task);
+
+/* The loop's clock (its override, if set). Any thread. */
+RESEAU_API uint64_t rs_event_loop_now_ns(const rs_event_loop_t *loop);
+RESEAU_API bool rs_event_loop_is_on_loop_thread(const rs_event_loop_t *loop);
+
+/* Report readiness of `handle` to on_event. `events` must be a non-zero mask of
+ * READABLE|WRITABLE only (else RS_EINVAL); handle->fd must be valid. RS_EBUSY if
+ * the handle is already subscribed. Loop thread. */
+RESEAU_API int rs_event_loop_subscribe(rs_event_loop_t *loop, rs_io_handle_t *handle, int events,
+                                       rs_io_event_fn *on_event, void *user_data);
+/* Change the subscribed mask (same rules as subscribe). Loop thread. */
+RESEAU_API int rs_event_loop_update_subscription(rs_event_loop_t *loop, rs_io_handle_t *handle, int events);
+/* Stop reporting `handle`. Events for it still queued in the current dispatch
+ * batch are skipped. The handle (and its fd) may be freed or closed as soon as
+ * this returns; the loop releases its own record later, even at shutdown.
+ * RS_EINVAL if the handle is not subscribed to this loop. Loop thread. */
+RESEAU_API int rs_event_loop_unsubscribe(rs_event_loop_t *loop, rs_io_handle_t *handle);
+
+/* Loop-local objects: a small map from a caller-chosen key pointer to an object,
+ * for per-loop singletons (message pools, caches). on_remove, if set, runs when
+ * the entry is replaced, removed, or the loop is destroyed. Loop thread. */
+typedef void rs_local_object_fn(void *key, void *object, void *user_data);
+RESEAU_API int rs_event_loop_put_local_object(rs_event_loop_t *loop, const void *key, void *object,
+                                              rs_local_object_fn *on_remove, void *user_data);
+/* RS_ENOENT if absent. */
+RESEAU_API int rs_event_loop_get_local_object(rs_event_loop_t *loop, const void *key, void **object_out);
+/* Runs on_remove. RS_ENOENT if absent. */
+RESEAU_API int rs_event_loop_remove_local_object(rs_event_loop_t *loop, const void *key);
+
+/* Busy nanoseconds (not waiting for I/O) during the last full second, published
+ * once per second; used to balance work across a group. Any thread. */
+RESEAU_API uint64_t rs_event_loop_get_load_factor(const rs_event_loop_t *loop);
+/* Copy the counters. Any thread (the values may be a tick behind). */
+RESEAU_API void rs_event_loop_get_stats(const rs_event_loop_t *loop, rs_event_loop_stats_t *stats_out);

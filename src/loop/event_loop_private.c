@@ -1,0 +1,143 @@
+/*
+ * Event loop internals shared by the loop core and its backends.
+ *
+ * A backend is a vtable behind rs_event_loop_t: it waits for readiness, then
+ * dispatches what it found, and it owns the wakeup mechanism. The core owns
+ * tasks, threads and the bookkeeping of subscriptions (rs__io_registration_t),
+ * so every backend gets the same unsubscribe-during-dispatch and sweep rules.
+ */
+
+typedef struct rs__io_registration {
+    rs_event_loop_t *loop;
+    rs_io_handle_t *handle;
+    rs_io_event_fn *on_event;
+    void *user_data;
+    int fd;
+    int events;          /* subscribed mask: READABLE|WRITABLE */
+    bool subscribed;     /* false once unsubscribed: queued events are skipped */
+    size_t slot;         /* backend-private index (the poll backend's array slot) */
+    rs_list_node_t node; /* in loop->registrations while subscribed */
+    rs_task_t release_task;
+} rs__io_registration_t;
+
+typedef struct rs__backend_vtable {
+    rs_event_loop_backend_t kind;
+    int (*init)(rs_event_loop_t *loop);
+    /* Close the backend's OS resources. Registrations are already released. */
+    void (*cleanup)(rs_event_loop_t *loop);
+    /* Block up to timeout_ms (negative: indefinitely) and remember what is ready. */
+    void (*wait)(rs_event_loop_t *loop, int timeout_ms);
+    /* Call on_event for each ready registration still subscribed. */
+    void (*dispatch)(rs_event_loop_t *loop);
+    int (*add)(rs_event_loop_t *loop, rs__io_registration_t *reg);
+    int (*modify)(rs_event_loop_t *loop, rs__io_registration_t *reg, int events);
+    void (*remove)(rs_event_loop_t *loop, rs__io_registration_t *reg);
+    /* Make a blocked wait return. Any thread. Returns false if the OS refused. */
+    bool (*wake)(rs_event_loop_t *loop);
+    int (*get_fd)(const rs_event_loop_t *loop, int *fd_out);
+} rs__backend_vtable_t;
+
+typedef struct rs__local_object {
+    const void *key;
+    void *object;
+    rs_local_object_fn *on_remove;
+    void *user_data;
+} rs__local_object_t;
+
+/* Length of the window over which busy time is summed into the load factor. */
+#define RS__LOAD_FACTOR_WINDOW_NS RS_NS_PER_SEC
+
+struct rs_event_loop {
+    rs_allocator_t allocator;
+    const rs__backend_vtable_t *backend;
+    void *backend_data;
+    rs__scheduler_t scheduler;
+    rs_clock_fn *clock_fn;
+    void *clock_user_data;
+
+    /* Cross-thread queue: producers append under the lock; the loop swaps it out. */
+    rs_mutex_t xq_lock;
+    rs_list_t xq;
+
+    /* Thread ownership (rs_thread_id_t, atomic) and the loop's own thread. */
+    uintptr_t owner;
+    rs_thread_t thread;
+    int thread_running; /* atomic: rs_event_loop_start succeeded and not yet joined */
+    int stop_requested; /* atomic */
+    bool in_tick;       /* loop thread only: guards against re-entrant run_once */
+    char thread_name[RS_THREAD_NAME_MAX + 1];
+    size_t thread_stack_size;
+
+    rs_list_t registrations; /* live subscriptions, swept at destroy */
+
+    rs__local_object_t *locals;
+    size_t local_count;
+    size_t local_capacity;
+
+    /* Counters; written by the loop thread (wakeups_sent by any), read by any. */
+    rs_event_loop_stats_t stats;
+
+    uint64_t load_factor; /* atomic: busy ns in the last full window */
+    uint64_t load_window_start_ns;
+    uint64_t load_window_busy_ns;
+};
+
+static void rs__registration_release_task(rs_task_t *task, void *arg, rs_task_status_t status) {
+    rs__io_registration_t *reg = (rs__io_registration_t *)arg;
+    /* Runs on RUN and on CANCELED alike: the memory must go either way. */
+    (void)task;
+    (void)status;
+    rs_mem_free(&reg->loop->allocator, reg);
+}
+
+static rs__io_registration_t *rs__registration_new(rs_event_loop_t *loop, rs_io_handle_t *handle, int events,
+                                                   rs_io_event_fn *on_event, void *user_data) {
+    rs__io_registration_t *reg =
+        (rs__io_registration_t *)rs_mem_calloc(&loop->allocator, 1, sizeof(rs__io_registration_t));
+    if (!reg) {
+        return NULL;
+    }
+    reg->loop = loop;
+    reg->handle = handle;
+    reg->on_event = on_event;
+    reg->user_data = user_data;
+    reg->fd = handle->fd;
+    reg->events = events;
+    reg->subscribed = true;
+    rs_task_init(&reg->release_task, rs__registration_release_task, reg, "io_registration_release");
+    return reg;
+}
+
+/* Unsubscribed: stop reporting now, free after the current dispatch batch. */
+static void rs__registration_retire(rs_event_loop_t *loop, rs__io_registration_t *reg) {
+    reg->subscribed = false;
+    reg->handle->impl = NULL;
+    rs_list_remove(&reg->node);
+    rs__scheduler_schedule_now(&loop->scheduler, &reg->release_task);
+}
+
+/* Deliver one readiness report, filtered by the mask subscribed right now. */
+static void rs__registration_dispatch(rs_event_loop_t *loop, rs__io_registration_t *reg, int ready) {
+    int events;
+    if (!reg->subscribed) {
+        return;
+    }
+    events = ready & (reg->events | RS_IO_HANGUP | RS_IO_ERROR);
+    if (!events) {
+        return;
+    }
+    rs__atomic_add_u64(&loop->stats.io_events, 1);
+    reg->on_event(loop, reg->handle, events, reg->user_data);
+}
+
+/* Every backend's wakeup drains a non-blocking fd until EAGAIN. */
+static void rs__drain_fd(int fd) {
+    uint8_t scratch[64];
+    while (read(fd, scratch, sizeof(scratch)) > 0) {
+    }
+}
+
+/* Backends reach the loop's data through these, never through globals. */
+static inline void *rs__backend_data(const rs_event_loop_t *loop) {
+    return loop->backend_data;
+}

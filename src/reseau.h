@@ -1,0 +1,142 @@
+/*
+ * reseau -- an embeddable networking runtime in one header.
+ * MIT licensed; see the end of this file.
+ *
+ * QUICK START
+ *   In exactly one C or C++ file, before any other #include:
+ *       #define RESEAU_IMPLEMENTATION
+ *       #include "reseau.h"
+ *   Everywhere else just #include "reseau.h". Link with -pthread.
+ *
+ *       rs_event_loop_t *loop = rs_event_loop_new(NULL, NULL);
+ *       rs_task_t task;
+ *       rs_task_init(&task, my_fn, my_arg, "hello");
+ *       rs_event_loop_schedule_task_now(loop, &task);
+ *       rs_event_loop_run_once(loop, 0);         // runs my_fn on this thread
+ *       rs_event_loop_destroy(loop);
+ *
+ * CONFIGURATION MACROS (define before the include)
+ *   RESEAU_IMPLEMENTATION  emit the implementation in this translation unit.
+ *                          On Linux it defines _GNU_SOURCE, so include reseau.h
+ *                          first in that file (or build it with -D_GNU_SOURCE).
+ *   RESEAU_STATIC          make every function static (single-file tools).
+ *   RESEAU_API             override the storage class of public functions.
+ *   RESEAU_ASSERT(x)       override internal invariant checks (default assert).
+ *
+ * THREADING MODEL
+ *   Every loop-bound object belongs to one event loop and is used on that
+ *   loop's thread; calls from elsewhere return RS_EWRONGTHREAD and log.
+ *   Thread-safe by design: scheduling tasks, stopping a loop, group accessors.
+ *   Callbacks run on the owning loop's thread, never inline in the call that
+ *   registered them. A loop runs on its own thread (start/stop/wait) or on
+ *   yours (run_once, with next_deadline and get_fd for host loops).
+ *
+ * LIFETIMES
+ *   rs_x_new / rs_x_destroy for objects reseau allocates; rs_x_init /
+ *   rs_x_cleanup for caller-owned storage. Tasks are intrusive: embed rs_task_t
+ *   in your struct. A scheduled task runs exactly once: RUN, or CANCELED when
+ *   canceled or when its loop is destroyed.
+ *
+ * ERRORS AND MEMORY
+ *   Fallible functions return RS_OK (0) or a negative RS_Exxx code; see
+ *   rs_strerror() and rs_err_name(). Constructors returning a pointer take
+ *   `int *err_out` (may be NULL). Options structs take an rs_allocator_t
+ *   (NULL: libc); out-of-memory is RS_ENOMEM, never an abort. Logging is
+ *   silent until rs_log_set() installs a hook (rs_log_stderr is provided).
+ *
+ * CONTENTS (search for the >> markers)
+ *   >>config      platform flags, RESEAU_API, RESEAU_ASSERT
+ *   >>result      result codes
+ *   >>alloc       allocator
+ *   >>log         logging
+ *   >>clock       monotonic clock
+ *   >>thread      threads, mutex, condvar, once, CPU count
+ *   >>list        intrusive list
+ *   >>buffer      byte cursor and byte buffer
+ *   >>task        tasks
+ *   >>event_loop  event loop: tasks, I/O subscriptions, run modes
+ *   >>group       event-loop group
+ *   Implementation: the same names with .c (>>event_loop.c), plus
+ *   >>platform.c, >>atomic.c, >>heap.c, >>scheduler.c, >>epoll.c, >>poll.c.
+ */
+#if defined(RESEAU_IMPLEMENTATION) && defined(__linux__) && !defined(_GNU_SOURCE)
+#define _GNU_SOURCE
+#endif
+
+#ifndef RESEAU_H
+#define RESEAU_H
+
+#include "base/config.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#include "base/result.h"
+#include "base/alloc.h"
+#include "base/log.h"
+#include "base/clock.h"
+#include "base/thread.h"
+#include "base/list.h"
+#include "base/buffer.h"
+#include "loop/task.h"
+#include "loop/event_loop.h"
+#include "loop/group.h"
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RESEAU_H */
+
+#if defined(RESEAU_IMPLEMENTATION) && !defined(RESEAU_IMPLEMENTATION_DONE)
+#define RESEAU_IMPLEMENTATION_DONE
+
+#include "base/platform.c"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#include "base/atomic.c"
+#include "base/result.c"
+#include "base/alloc.c"
+#include "base/log.c"
+#include "base/clock.c"
+#include "base/thread.c"
+#include "base/heap.c"
+#include "base/buffer.c"
+#include "loop/scheduler.c"
+#include "loop/event_loop_private.c"
+#include "loop/epoll.c"
+#include "loop/poll.c"
+#include "loop/event_loop.c"
+#include "loop/group.c"
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RESEAU_IMPLEMENTATION */
+
+/*
+ * Copyright (c) 2026 the reseau authors
+ *
+ * Permission is hereby granted, free of charge, to any person obtaining a copy
+ * of this software and associated documentation files (the "Software"), to deal
+ * in the Software without restriction, including without limitation the rights
+ * to use, copy, modify, merge, publish, distribute, sublicense, and/or sell
+ * copies of the Software, and to permit persons to whom the Software is
+ * furnished to do so, subject to the following conditions:
+ *
+ * The above copyright notice and this permission notice shall be included in
+ * all copies or substantial portions of the Software.
+ *
+ * THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+ * IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+ * FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
+ * AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
+ * LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
+ * OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
+ * SOFTWARE.
+ */
