@@ -92,7 +92,7 @@ static void *rs_test__failing_realloc(void *ptr, size_t old_size, size_t new_siz
     return rs_test__realloc(ptr, old_size, new_size, NULL);
 }
 
-static void rs_test_failing_alloc_init(rs_test_failing_alloc_t *f, size_t fail_at) {
+static RS__UNUSED void rs_test_failing_alloc_init(rs_test_failing_alloc_t *f, size_t fail_at) {
     memset(f, 0, sizeof(*f));
     f->fail_at = fail_at;
     f->allocator.alloc_fn = rs_test__failing_alloc;
@@ -102,7 +102,7 @@ static void rs_test_failing_alloc_init(rs_test_failing_alloc_t *f, size_t fail_a
 }
 
 /* Read a counter that loop threads update. */
-static size_t rs_test_failing_alloc_failures(rs_test_failing_alloc_t *f) {
+static RS__UNUSED size_t rs_test_failing_alloc_failures(rs_test_failing_alloc_t *f) {
     size_t n;
     pthread_mutex_lock(&rs_test__alloc_lock);
     n = f->failures;

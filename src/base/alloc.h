@@ -25,7 +25,8 @@ RESEAU_API const rs_allocator_t *rs_default_allocator(void);
 RESEAU_API void *rs_mem_alloc(const rs_allocator_t *allocator, size_t size);
 /* Zeroed allocation of count * size bytes; NULL on overflow or failure. */
 RESEAU_API void *rs_mem_calloc(const rs_allocator_t *allocator, size_t count, size_t size);
-/* On failure returns NULL and leaves ptr valid. ptr NULL behaves like rs_mem_alloc. */
+/* On failure returns NULL and leaves ptr valid. ptr NULL behaves like rs_mem_alloc;
+ * new_size 0 returns NULL and leaves ptr allocated (free it with rs_mem_free). */
 RESEAU_API void *rs_mem_realloc(const rs_allocator_t *allocator, void *ptr, size_t old_size, size_t new_size);
 /* ptr may be NULL. */
 RESEAU_API void rs_mem_free(const rs_allocator_t *allocator, void *ptr);

@@ -38,7 +38,8 @@ RESEAU_API bool rs_byte_cursor_read_be64(rs_byte_cursor_t *cursor, uint64_t *out
 
 /* Owning buffer with `capacity` bytes (0 allowed). RS_ENOMEM on failure (buf zeroed). */
 RESEAU_API int rs_byte_buf_init(rs_byte_buf_t *buf, const rs_allocator_t *allocator, size_t capacity);
-/* Wrap caller memory of `capacity` bytes, `len` already filled. Never grows, never frees. */
+/* Wrap caller memory of `capacity` bytes, `len` (capped at capacity) already filled.
+ * Never grows, never frees. */
 RESEAU_API rs_byte_buf_t rs_byte_buf_from_array(void *bytes, size_t len, size_t capacity);
 /* Free owned storage (no-op for wrapped memory) and zero the struct. Idempotent. */
 RESEAU_API void rs_byte_buf_cleanup(rs_byte_buf_t *buf);

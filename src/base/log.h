@@ -32,7 +32,9 @@ typedef enum rs_log_level {
 typedef enum rs_log_subject { RS__LOG_SUBJECT_TABLE(RS__LOG_SUBJECT_ENUM_ITEM) RS_LS_COUNT } rs_log_subject_t;
 #undef RS__LOG_SUBJECT_ENUM_ITEM
 
-/* message is NUL-terminated, without a trailing newline, valid only during the call. */
+/* message is NUL-terminated, without a trailing newline, valid only during the call.
+ * Calls are serialized under a lock: the hook must not call rs_log_set or any
+ * reseau function that may log, or it deadlocks. */
 typedef void rs_log_fn(rs_log_level_t level, rs_log_subject_t subject, const char *message, void *user_data);
 
 typedef struct rs_logger {

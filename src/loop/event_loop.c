@@ -216,6 +216,8 @@ RESEAU_API int rs_event_loop_cancel_task(rs_event_loop_t *loop, rs_task_t *task)
         rs_list_remove(&task->node);
         task->state = RS__TASK_IDLE;
         rs_mutex_unlock(&loop->xq_lock);
+        ++loop->scheduler.tasks_run;
+        rs__atomic_store_u64(&loop->stats.tasks_run, loop->scheduler.tasks_run);
         task->fn(task, task->arg, RS_TASK_STATUS_CANCELED);
         return RS_OK;
     }
@@ -293,6 +295,11 @@ RESEAU_API int rs_event_loop_next_deadline(rs_event_loop_t *loop, uint64_t *dead
         return RS_EINVAL;
     }
     rs__scheduler_has_tasks(&loop->scheduler, deadline_ns);
+    rs_mutex_lock(&loop->xq_lock);
+    if (!rs_list_empty(&loop->xq)) {
+        *deadline_ns = 0; /* cross-thread work is waiting */
+    }
+    rs_mutex_unlock(&loop->xq_lock);
     return RS_OK;
 }
 
@@ -335,7 +342,10 @@ RESEAU_API int rs_event_loop_start(rs_event_loop_t *loop) {
 
 RESEAU_API int rs_event_loop_stop(rs_event_loop_t *loop) {
     rs__atomic_store_int(&loop->stop_requested, 1);
-    rs__event_loop_wake(loop);
+    /* Only a thread of our own needs waking; run_once callers decide for themselves. */
+    if (rs__atomic_load_int(&loop->thread_running)) {
+        rs__event_loop_wake(loop);
+    }
     return RS_OK;
 }
 

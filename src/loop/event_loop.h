@@ -63,7 +63,7 @@ typedef void rs_io_event_fn(rs_event_loop_t *loop, rs_io_handle_t *handle, int e
 typedef struct rs_event_loop_stats {
     uint64_t ticks;          /* completed ticks */
     uint64_t io_events;      /* I/O callbacks dispatched */
-    uint64_t tasks_run;      /* task functions called (run or canceled) */
+    uint64_t tasks_run;      /* task functions called (run or canceled), reseau's own included */
     uint64_t wakeups_sent;   /* writes to the wakeup handle (cross-thread wakes) */
     uint64_t xthread_tasks;  /* tasks that came through the cross-thread queue */
 } rs_event_loop_stats_t;
@@ -99,7 +99,8 @@ RESEAU_API int rs_event_loop_wait(rs_event_loop_t *loop);
 RESEAU_API int rs_event_loop_run_once(rs_event_loop_t *loop, int timeout_ms);
 
 /* When the next task is due, for embedding: *deadline_ns is 0 when work is ready
- * now, UINT64_MAX when no task is pending, else a time on the loop's clock.
+ * now (including tasks queued from other threads), UINT64_MAX when no task is
+ * pending, else a time on the loop's clock.
  * I/O readiness is not included: poll rs_event_loop_get_fd for it. Loop thread. */
 RESEAU_API int rs_event_loop_next_deadline(rs_event_loop_t *loop, uint64_t *deadline_ns);
 
@@ -129,10 +130,12 @@ RESEAU_API bool rs_event_loop_is_on_loop_thread(const rs_event_loop_t *loop);
 
 /* Report readiness of `handle` to on_event. `events` must be a non-zero mask of
  * READABLE|WRITABLE only (else RS_EINVAL); handle->fd must be valid. RS_EBUSY if
- * the handle is already subscribed. Loop thread. */
+ * the handle is already subscribed, RS_EEXIST if another handle already
+ * subscribed the same fd. Loop thread. */
 RESEAU_API int rs_event_loop_subscribe(rs_event_loop_t *loop, rs_io_handle_t *handle, int events,
                                        rs_io_event_fn *on_event, void *user_data);
-/* Change the subscribed mask (same rules as subscribe). Loop thread. */
+/* Change the subscribed mask (same rules as subscribe); RS_EINVAL if the handle
+ * is not subscribed to this loop. Loop thread. */
 RESEAU_API int rs_event_loop_update_subscription(rs_event_loop_t *loop, rs_io_handle_t *handle, int events);
 /* Stop reporting `handle`. Events for it still queued in the current dispatch
  * batch are skipped. The handle (and its fd) may be freed or closed as soon as

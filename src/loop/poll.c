@@ -182,6 +182,13 @@ static void rs__poll_dispatch(rs_event_loop_t *loop) {
 
 static int rs__poll_add(rs_event_loop_t *loop, rs__io_registration_t *reg) {
     rs__poll_t *p = (rs__poll_t *)rs__backend_data(loop);
+    size_t i;
+    /* Match epoll, which refuses a second registration of one fd. */
+    for (i = 1; i < p->count; ++i) {
+        if (p->fds[i].fd == reg->fd) {
+            return RS_EEXIST;
+        }
+    }
     if (p->count == p->capacity) {
         int err = rs__poll_grow(loop, p, p->capacity * 2);
         if (err) {

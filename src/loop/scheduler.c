@@ -133,6 +133,7 @@ static void rs__scheduler_run_due(rs__scheduler_t *s, uint64_t now_ns) {
     rs_list_splice_back(&s->running, &s->asap);
     while ((task = rs__scheduler_next_timed(s)) != NULL && task->run_at_ns <= now_ns) {
         rs__scheduler_unlink(s, task);
+        task->state = RS__TASK_RUNNING; /* still cancelable until its turn comes */
         rs_list_push_back(&s->running, &task->node);
     }
     for (node = s->running.sentinel.next; node != rs_list_end(&s->running); node = s->running.sentinel.next) {
