@@ -1,0 +1,634 @@
+/*
+ * reseau-bench-loop: event-loop benchmarks, reseau against libuv.
+ *
+ * Scenarios, after libuv's own suite (libuv/test/benchmark-*.c):
+ *   million_timers  1,000,000 timed tasks with staggered deadlines, created and
+ *                   run on the caller's thread. Figure: timers created+run per s.
+ *   async_pummel_N  N producer threads send cross-thread wakeup requests to one
+ *                   loop. Figure: requests per second (see "async pummel").
+ *   async_queue_N   the same reseau run, against libuv doing what reseau does:
+ *                   a mutex-protected queue plus uv_async_send per item.
+ *
+ * Each scenario runs reseau and libuv alternately (A B A B ...), `rounds` times
+ * each, and prints the median of each side and their ratio, one line per
+ * scenario. Every run is bounded in count (BENCH_COUNT) and time (BENCH_RUN_LIMIT_S:
+ * past it the program stops with a message naming the run).
+ *
+ * Usage: reseau-bench-loop [-r ROUNDS] [-v] [-only reseau|libuv] [SCENARIO...]
+ *   -r     rounds per side (default: BENCH_DEFAULT_ROUNDS)
+ *   -v     print every run, with the loop's counters
+ *   -only  run one side only, and print no table (for profiling)
+ *   SCENARIO  run only these (default: all)
+ */
+#define RESEAU_IMPLEMENTATION
+#include "reseau.h"
+
+#include <uv.h>
+
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Timers or wakeups per run: NUM_PINGS of libuv's benchmark-async-pummel.c. */
+#define BENCH_COUNT ((size_t)1000000)
+/* The i-th timer is due at start + i * BENCH_TIMER_STAGGER_NS. libuv staggers
+ * its million timers by 1 ms per 1000; 1 ns keeps every timer due by the time
+ * the loop runs, so the run measures the loop, not the clock. */
+#define BENCH_TIMER_STAGGER_NS 1
+/* Tasks a producer may have in flight; a task is reused only after it ran. */
+#define BENCH_RING_SIZE 1024
+#define BENCH_CACHE_LINE 64
+/* Seconds one run may take before the program gives up. */
+#define BENCH_RUN_LIMIT_S 5
+#define BENCH_DEFAULT_ROUNDS 7
+#define BENCH_MAX_ROUNDS 50
+
+static bool g_verbose;
+/* NULL: both sides; else "reseau" or "libuv" (-only). */
+static const char *g_only;
+/* Extra facts about the last run, printed with -v. */
+static char g_detail[200];
+
+/* >>helpers */
+
+static uint64_t bench_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * RS_NS_PER_SEC + (uint64_t)ts.tv_nsec;
+}
+
+static double per_second(size_t count, uint64_t elapsed_ns) {
+    return (double)count * 1e9 / (double)(elapsed_ns ? elapsed_ns : 1);
+}
+
+static void fail(const char *what, const char *why) {
+    fprintf(stderr, "reseau-bench-loop: %s: %s\n", what, why);
+    exit(1);
+}
+
+static void check_rs(int err, const char *what) {
+    if (err != RS_OK) {
+        fail(what, rs_strerror(err));
+    }
+}
+
+static void check_uv(int err, const char *what) {
+    if (err != 0) {
+        fail(what, uv_strerror(err));
+    }
+}
+
+static void *xcalloc(size_t count, size_t size) {
+    void *p = calloc(count, size);
+    if (!p) {
+        fail("calloc", "out of memory");
+    }
+    return p;
+}
+
+/* Zeroed, and aligned to a cache line (calloc only guarantees 16 bytes). */
+static void *xcalloc_aligned(size_t count, size_t size) {
+    size_t bytes = (count * size + BENCH_CACHE_LINE - 1) / BENCH_CACHE_LINE * BENCH_CACHE_LINE;
+    void *p = aligned_alloc(BENCH_CACHE_LINE, bytes);
+    if (!p) {
+        fail("aligned_alloc", "out of memory");
+    }
+    return memset(p, 0, bytes);
+}
+
+/* >>watchdog: a run that exceeds BENCH_RUN_LIMIT_S ends the program. */
+
+static const char *volatile g_current_run = "";
+
+static void write_stderr(const char *s) {
+    ssize_t n = write(STDERR_FILENO, s, strlen(s));
+    (void)n;
+}
+
+static void on_alarm(int sig) {
+    (void)sig;
+    write_stderr("reseau-bench-loop: run exceeded the time limit, giving up: ");
+    write_stderr(g_current_run);
+    write_stderr("\n");
+    _exit(2);
+}
+
+/* >>million_timers */
+
+typedef struct timers_run {
+    size_t fired;
+    bool in_order; /* every timer ran, in deadline order */
+    rs_task_t *tasks;
+    uv_timer_t *timers;
+} timers_run_t;
+
+static void on_timer_task(rs_task_t *task, void *arg, rs_task_status_t status) {
+    timers_run_t *run = (timers_run_t *)arg;
+    if (status != RS_TASK_STATUS_RUN || task != &run->tasks[run->fired]) {
+        run->in_order = false;
+    }
+    run->fired++;
+}
+
+static void timers_verify(const timers_run_t *run, const char *peer) {
+    if (run->fired != BENCH_COUNT || !run->in_order) {
+        fprintf(stderr, "reseau-bench-loop: million_timers/%s: %zu of %zu timers fired%s\n", peer,
+                run->fired, BENCH_COUNT, run->in_order ? "" : ", out of order");
+        exit(1);
+    }
+}
+
+static double reseau_million_timers(int unused) {
+    (void)unused;
+    int err = RS_OK;
+    rs_event_loop_t *loop = rs_event_loop_new(NULL, &err);
+    check_rs(loop ? RS_OK : err, "rs_event_loop_new");
+    timers_run_t run = {.fired = 0, .in_order = true, .tasks = NULL, .timers = NULL};
+    run.tasks = (rs_task_t *)xcalloc(BENCH_COUNT, sizeof(rs_task_t));
+    memset(run.tasks, 0xff, BENCH_COUNT * sizeof(rs_task_t)); /* fault the pages in now */
+
+    uint64_t start = bench_now_ns();
+    uint64_t base = rs_event_loop_now_ns(loop);
+    for (size_t i = 0; i < BENCH_COUNT; i++) {
+        rs_task_init(&run.tasks[i], on_timer_task, &run, "timer");
+        rs_event_loop_schedule_task_future(loop, &run.tasks[i], base + i * BENCH_TIMER_STAGGER_NS);
+    }
+    uint64_t created = bench_now_ns();
+    while (run.fired < BENCH_COUNT) {
+        check_rs(rs_event_loop_run_once(loop, -1), "rs_event_loop_run_once");
+    }
+    uint64_t end = bench_now_ns();
+
+    timers_verify(&run, "reseau");
+    rs_event_loop_stats_t stats;
+    rs_event_loop_get_stats(loop, &stats);
+    snprintf(g_detail, sizeof g_detail, "create %.1f ms, run %.1f ms, %llu ticks", (double)(created - start) / 1e6,
+             (double)(end - created) / 1e6, (unsigned long long)stats.ticks);
+    rs_event_loop_destroy(loop);
+    free(run.tasks);
+    return per_second(BENCH_COUNT, end - start);
+}
+
+static void on_uv_timer(uv_timer_t *timer) {
+    timers_run_t *run = (timers_run_t *)timer->loop->data;
+    if (timer != &run->timers[run->fired]) {
+        run->in_order = false;
+    }
+    run->fired++;
+}
+
+static double libuv_million_timers(int unused) {
+    (void)unused;
+    uv_loop_t loop;
+    check_uv(uv_loop_init(&loop), "uv_loop_init");
+    timers_run_t run = {.fired = 0, .in_order = true, .tasks = NULL, .timers = NULL};
+    run.timers = (uv_timer_t *)xcalloc(BENCH_COUNT, sizeof(uv_timer_t));
+    memset(run.timers, 0xff, BENCH_COUNT * sizeof(uv_timer_t)); /* fault the pages in now */
+    loop.data = &run;
+
+    uint64_t start = bench_now_ns();
+    for (size_t i = 0; i < BENCH_COUNT; i++) {
+        /* Milliseconds: the 1 ns stagger rounds to 0 here, and libuv then runs
+         * timers with equal timeouts in start order, the same order as reseau. */
+        uint64_t timeout_ms = (uint64_t)i * BENCH_TIMER_STAGGER_NS / RS_NS_PER_MS;
+        uv_timer_init(&loop, &run.timers[i]);
+        uv_timer_start(&run.timers[i], on_uv_timer, timeout_ms, 0);
+    }
+    uint64_t created = bench_now_ns();
+    check_uv(uv_run(&loop, UV_RUN_DEFAULT), "uv_run");
+    uint64_t end = bench_now_ns();
+
+    timers_verify(&run, "libuv");
+    snprintf(g_detail, sizeof g_detail, "create %.1f ms, run %.1f ms", (double)(created - start) / 1e6,
+             (double)(end - created) / 1e6);
+    for (size_t i = 0; i < BENCH_COUNT; i++) {
+        uv_close((uv_handle_t *)&run.timers[i], NULL);
+    }
+    check_uv(uv_run(&loop, UV_RUN_DEFAULT), "uv_run (close)");
+    check_uv(uv_loop_close(&loop), "uv_loop_close");
+    free(run.timers);
+    return per_second(BENCH_COUNT, end - start);
+}
+
+/* >>async pummel
+ *
+ * reseau: each producer schedules its share of BENCH_COUNT tasks with
+ * rs_event_loop_schedule_task_now, from a ring of BENCH_RING_SIZE preallocated
+ * tasks (a task is rescheduled only after it ran). The loop runs on its own
+ * thread. Every task is delivered: the figure is tasks per second.
+ *
+ * libuv, async_pummel_N: like benchmark-async-pummel.c, each producer calls
+ * uv_async_send in a tight loop (here, its share of BENCH_COUNT times). uv_async
+ * coalesces: a send made while one is pending only sets a flag, and the loop's
+ * callback runs once for all of them, so most sends cost one atomic load. The
+ * figure is sends per second. Both figures are "cross-thread wakeup requests per
+ * second", but reseau delivers every request as a task while libuv drops all
+ * but one per callback; libuv's own benchmark prints callbacks per second (-v
+ * shows the callback count).
+ *
+ * libuv, async_queue_N: what a libuv program writes to deliver every request,
+ * as reseau does: the producer appends an item to a mutex-protected queue, then
+ * calls uv_async_send; the callback drains the queue. Same ring, same count, so
+ * this is the like-for-like comparison. The figure is items per second.
+ *
+ * With more threads than CPUs (the _4 scenarios on a 2-CPU machine) both
+ * runtimes flip between two regimes from run to run: a convoy, where the loop
+ * takes whole rings per wakeup, and thrashing, with a wakeup every few items.
+ * -v shows the ticks (reseau) or callbacks (libuv) of each run.
+ */
+
+typedef struct pummel_run pummel_run_t;
+
+/* Cache-line aligned, as separately allocated objects would be, so that the
+ * loop finishing item n and the producer filling item n + 1 do not share a line. */
+typedef struct pummel_item {
+    _Alignas(BENCH_CACHE_LINE) rs_task_t task; /* reseau */
+    struct pummel_item *next; /* libuv queue */
+    pummel_run_t *run;
+    atomic_int busy; /* 1 from scheduling until the loop ran it */
+} pummel_item_t;
+
+typedef struct pummel_producer {
+    pummel_run_t *run;
+    size_t quota;
+    rs_thread_t rs_thread;
+    uv_thread_t uv_thread;
+    pummel_item_t ring[BENCH_RING_SIZE];
+} pummel_producer_t;
+
+struct pummel_run {
+    int producer_count;
+    pummel_producer_t *producers;
+    atomic_int go;             /* producers start when this becomes 1 */
+    atomic_int producers_done; /* libuv pummel: producers that sent their share */
+    /* Loop thread only, until the run ends: */
+    size_t delivered;
+    size_t canceled;
+    size_t callbacks;
+    uint64_t end_ns;
+    /* reseau */
+    rs_event_loop_t *loop;
+    rs_mutex_t lock;
+    rs_condvar_t cond;
+    bool finished;
+    /* libuv */
+    uv_loop_t uv_loop;
+    uv_async_t async;
+    uv_mutex_t queue_lock;
+    pummel_item_t *head, *tail;
+};
+
+static pummel_run_t *pummel_run_new(int producer_count) {
+    pummel_run_t *run = (pummel_run_t *)xcalloc(1, sizeof(pummel_run_t));
+    run->producer_count = producer_count;
+    run->producers = (pummel_producer_t *)xcalloc_aligned((size_t)producer_count, sizeof(pummel_producer_t));
+    for (int i = 0; i < producer_count; i++) {
+        pummel_producer_t *p = &run->producers[i];
+        p->run = run;
+        p->quota = BENCH_COUNT / (size_t)producer_count;
+        for (size_t j = 0; j < BENCH_RING_SIZE; j++) {
+            p->ring[j].run = run;
+        }
+    }
+    return run;
+}
+
+static void pummel_run_free(pummel_run_t *run) {
+    free(run->producers);
+    free(run);
+}
+
+static size_t pummel_total(const pummel_run_t *run) {
+    return run->producers[0].quota * (size_t)run->producer_count;
+}
+
+static void pummel_wait_for_go(pummel_run_t *run) {
+    while (!atomic_load_explicit(&run->go, memory_order_acquire)) {
+        sched_yield();
+    }
+}
+
+/* The n-th item of a producer, once the loop is done with its previous use. */
+static pummel_item_t *pummel_take_item(pummel_producer_t *p, size_t n) {
+    pummel_item_t *item = &p->ring[n % BENCH_RING_SIZE];
+    while (atomic_load_explicit(&item->busy, memory_order_acquire)) {
+        sched_yield();
+    }
+    atomic_store_explicit(&item->busy, 1, memory_order_relaxed);
+    return item;
+}
+
+/* Loop thread. Returns true for the last item of the run. */
+static bool pummel_deliver(pummel_run_t *run, pummel_item_t *item) {
+    atomic_store_explicit(&item->busy, 0, memory_order_release); /* the producer may reuse it now */
+    if (++run->delivered < pummel_total(run)) {
+        return false;
+    }
+    run->end_ns = bench_now_ns();
+    return true;
+}
+
+/* reseau */
+
+static void on_pummel_task(rs_task_t *task, void *arg, rs_task_status_t status) {
+    (void)task;
+    pummel_item_t *item = (pummel_item_t *)arg;
+    pummel_run_t *run = item->run;
+    if (status != RS_TASK_STATUS_RUN) {
+        run->canceled++;
+    }
+    if (pummel_deliver(run, item)) {
+        rs_mutex_lock(&run->lock);
+        run->finished = true;
+        rs_condvar_signal(&run->cond);
+        rs_mutex_unlock(&run->lock);
+    }
+}
+
+static void reseau_producer_main(void *arg) {
+    pummel_producer_t *p = (pummel_producer_t *)arg;
+    pummel_wait_for_go(p->run);
+    for (size_t n = 0; n < p->quota; n++) {
+        pummel_item_t *item = pummel_take_item(p, n);
+        rs_task_init(&item->task, on_pummel_task, item, "pummel");
+        rs_event_loop_schedule_task_now(p->run->loop, &item->task);
+    }
+}
+
+static double reseau_async_pummel(int producer_count) {
+    pummel_run_t *run = pummel_run_new(producer_count);
+    int err = RS_OK;
+    run->loop = rs_event_loop_new(NULL, &err);
+    check_rs(run->loop ? RS_OK : err, "rs_event_loop_new");
+    check_rs(rs_mutex_init(&run->lock), "rs_mutex_init");
+    check_rs(rs_condvar_init(&run->cond), "rs_condvar_init");
+    check_rs(rs_event_loop_start(run->loop), "rs_event_loop_start");
+    rs_thread_options_t options = {.name = "bench-producer", .stack_size = 0};
+    for (int i = 0; i < producer_count; i++) {
+        pummel_producer_t *p = &run->producers[i];
+        check_rs(rs_thread_launch(&p->rs_thread, reseau_producer_main, p, &options), "rs_thread_launch");
+    }
+
+    uint64_t start = bench_now_ns();
+    atomic_store_explicit(&run->go, 1, memory_order_release);
+    rs_mutex_lock(&run->lock);
+    while (!run->finished) {
+        rs_condvar_wait(&run->cond, &run->lock);
+    }
+    rs_mutex_unlock(&run->lock);
+
+    for (int i = 0; i < producer_count; i++) {
+        check_rs(rs_thread_join(&run->producers[i].rs_thread), "rs_thread_join");
+    }
+    rs_event_loop_stats_t stats;
+    rs_event_loop_get_stats(run->loop, &stats);
+    rs_event_loop_destroy(run->loop);
+    if (run->canceled) {
+        fprintf(stderr, "reseau-bench-loop: async_pummel/reseau: %zu tasks canceled\n", run->canceled);
+        exit(1);
+    }
+    snprintf(g_detail, sizeof g_detail, "%zu tasks in %.1f ms, %llu ticks, %llu wakeups sent, %llu xthread tasks",
+             run->delivered, (double)(run->end_ns - start) / 1e6, (unsigned long long)stats.ticks,
+             (unsigned long long)stats.wakeups_sent, (unsigned long long)stats.xthread_tasks);
+    double rate = per_second(run->delivered, run->end_ns - start);
+    rs_condvar_cleanup(&run->cond);
+    rs_mutex_cleanup(&run->lock);
+    pummel_run_free(run);
+    return rate;
+}
+
+/* libuv: shared set-up and tear-down. The loop runs on a thread of its own, as
+ * reseau's does, while the calling thread waits for it. */
+
+static void uv_loop_thread_main(void *arg) {
+    pummel_run_t *run = (pummel_run_t *)arg;
+    check_uv(uv_run(&run->uv_loop, UV_RUN_DEFAULT), "uv_run");
+}
+
+static double libuv_pummel_run(int producer_count, uv_async_cb on_async, uv_thread_cb producer_main,
+                               const char *unit) {
+    pummel_run_t *run = pummel_run_new(producer_count);
+    check_uv(uv_loop_init(&run->uv_loop), "uv_loop_init");
+    check_uv(uv_mutex_init(&run->queue_lock), "uv_mutex_init");
+    check_uv(uv_async_init(&run->uv_loop, &run->async, on_async), "uv_async_init");
+    run->async.data = run;
+    for (int i = 0; i < producer_count; i++) {
+        pummel_producer_t *p = &run->producers[i];
+        check_uv(uv_thread_create(&p->uv_thread, producer_main, p), "uv_thread_create");
+    }
+
+    uv_thread_t loop_thread;
+    check_uv(uv_thread_create(&loop_thread, uv_loop_thread_main, run), "uv_thread_create");
+
+    uint64_t start = bench_now_ns();
+    atomic_store_explicit(&run->go, 1, memory_order_release);
+    check_uv(uv_thread_join(&loop_thread), "uv_thread_join");
+
+    for (int i = 0; i < producer_count; i++) {
+        check_uv(uv_thread_join(&run->producers[i].uv_thread), "uv_thread_join");
+    }
+    check_uv(uv_loop_close(&run->uv_loop), "uv_loop_close");
+    uv_mutex_destroy(&run->queue_lock);
+    size_t count = pummel_total(run);
+    snprintf(g_detail, sizeof g_detail, "%zu %s in %.1f ms, %zu callbacks", count, unit,
+             (double)(run->end_ns - start) / 1e6, run->callbacks);
+    double rate = per_second(count, run->end_ns - start);
+    pummel_run_free(run);
+    return rate;
+}
+
+/* libuv async_pummel: bare uv_async_send; sends coalesce. */
+
+static void on_uv_pummel_async(uv_async_t *async) {
+    pummel_run_t *run = (pummel_run_t *)async->data;
+    run->callbacks++;
+    if (atomic_load(&run->producers_done) == run->producer_count) {
+        run->end_ns = bench_now_ns();
+        uv_close((uv_handle_t *)async, NULL);
+    }
+}
+
+static void uv_pummel_producer_main(void *arg) {
+    pummel_producer_t *p = (pummel_producer_t *)arg;
+    pummel_wait_for_go(p->run);
+    for (size_t n = 0; n < p->quota; n++) {
+        uv_async_send(&p->run->async);
+    }
+    atomic_fetch_add(&p->run->producers_done, 1);
+    uv_async_send(&p->run->async); /* a callback after this point sees producers_done */
+}
+
+static double libuv_async_pummel(int producer_count) {
+    return libuv_pummel_run(producer_count, on_uv_pummel_async, uv_pummel_producer_main, "sends");
+}
+
+/* libuv async_queue: a mutex-protected queue plus uv_async_send per item. */
+
+static void on_uv_queue_async(uv_async_t *async) {
+    pummel_run_t *run = (pummel_run_t *)async->data;
+    run->callbacks++;
+    uv_mutex_lock(&run->queue_lock);
+    pummel_item_t *item = run->head;
+    run->head = run->tail = NULL;
+    uv_mutex_unlock(&run->queue_lock);
+    bool last = false;
+    while (item) {
+        pummel_item_t *next = item->next;
+        last = pummel_deliver(run, item);
+        item = next;
+    }
+    if (last) {
+        uv_close((uv_handle_t *)async, NULL);
+    }
+}
+
+static void uv_queue_producer_main(void *arg) {
+    pummel_producer_t *p = (pummel_producer_t *)arg;
+    pummel_run_t *run = p->run;
+    pummel_wait_for_go(run);
+    for (size_t n = 0; n < p->quota; n++) {
+        pummel_item_t *item = pummel_take_item(p, n);
+        item->next = NULL;
+        uv_mutex_lock(&run->queue_lock);
+        if (run->tail) {
+            run->tail->next = item;
+        } else {
+            run->head = item;
+        }
+        run->tail = item;
+        uv_mutex_unlock(&run->queue_lock);
+        uv_async_send(&run->async);
+    }
+}
+
+static double libuv_async_queue(int producer_count) {
+    return libuv_pummel_run(producer_count, on_uv_queue_async, uv_queue_producer_main, "items");
+}
+
+/* >>runner */
+
+typedef double bench_fn(int arg);
+
+typedef struct scenario {
+    const char *name;
+    bench_fn *reseau_fn;
+    bench_fn *libuv_fn;
+    int arg;
+} scenario_t;
+
+static const scenario_t g_scenarios[] = {
+    {"million_timers", reseau_million_timers, libuv_million_timers, 0},
+    {"async_pummel_1", reseau_async_pummel, libuv_async_pummel, 1},
+    {"async_pummel_4", reseau_async_pummel, libuv_async_pummel, 4},
+    {"async_queue_1", reseau_async_pummel, libuv_async_queue, 1},
+    {"async_queue_4", reseau_async_pummel, libuv_async_queue, 4},
+};
+#define SCENARIO_COUNT (sizeof g_scenarios / sizeof g_scenarios[0])
+
+static double run_one(const scenario_t *s, const char *peer, bench_fn *fn) {
+    static char label[64];
+    snprintf(label, sizeof label, "%s/%s", s->name, peer);
+    g_current_run = label;
+    g_detail[0] = '\0';
+    alarm(BENCH_RUN_LIMIT_S);
+    double rate = fn(s->arg);
+    alarm(0);
+    if (g_verbose) {
+        printf("  %-22s %12.0f/s  %s\n", label, rate, g_detail);
+        fflush(stdout);
+    }
+    return rate;
+}
+
+static int compare_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *values, int count) {
+    qsort(values, (size_t)count, sizeof(double), compare_double);
+    return count % 2 ? values[count / 2] : (values[count / 2 - 1] + values[count / 2]) / 2;
+}
+
+static void run_scenario(const scenario_t *s, int rounds) {
+    double reseau[BENCH_MAX_ROUNDS], libuv[BENCH_MAX_ROUNDS];
+    if (g_only) {
+        bool is_reseau = strcmp(g_only, "reseau") == 0;
+        for (int i = 0; i < rounds; i++) {
+            double rate = run_one(s, g_only, is_reseau ? s->reseau_fn : s->libuv_fn);
+            printf("%-16s  %s=%11.0f/s\n", s->name, g_only, rate);
+        }
+        return;
+    }
+    for (int i = 0; i < rounds; i++) {
+        reseau[i] = run_one(s, "reseau", s->reseau_fn);
+        libuv[i] = run_one(s, "libuv", s->libuv_fn);
+    }
+    double r = median(reseau, rounds), u = median(libuv, rounds);
+    printf("%-16s  reseau=%11.0f/s  libuv=%11.0f/s  ratio=%.2f\n", s->name, r, u, r / u);
+    fflush(stdout);
+}
+
+static int usage(void) {
+    fprintf(stderr, "usage: reseau-bench-loop [-r ROUNDS] [-v] [-only reseau|libuv] [SCENARIO...]\nscenarios:");
+    for (size_t i = 0; i < SCENARIO_COUNT; i++) {
+        fprintf(stderr, " %s", g_scenarios[i].name);
+    }
+    fprintf(stderr, "\n");
+    return 2;
+}
+
+static bool is_selected(const char *name, char **names, int count) {
+    for (int i = 0; i < count; i++) {
+        if (strcmp(names[i], name) == 0) {
+            return true;
+        }
+    }
+    return count == 0;
+}
+
+int main(int argc, char **argv) {
+    int rounds = BENCH_DEFAULT_ROUNDS;
+    int arg = 1;
+    for (; arg < argc && argv[arg][0] == '-'; arg++) {
+        if (strcmp(argv[arg], "-v") == 0) {
+            g_verbose = true;
+        } else if (strcmp(argv[arg], "-only") == 0 && arg + 1 < argc) {
+            g_only = argv[++arg];
+            if (strcmp(g_only, "reseau") != 0 && strcmp(g_only, "libuv") != 0) {
+                return usage();
+            }
+        } else if (strcmp(argv[arg], "-r") == 0 && arg + 1 < argc) {
+            rounds = atoi(argv[++arg]);
+            if (rounds < 1 || rounds > BENCH_MAX_ROUNDS) {
+                return usage();
+            }
+        } else {
+            return usage();
+        }
+    }
+    for (int i = arg; i < argc; i++) {
+        bool known = false;
+        for (size_t j = 0; j < SCENARIO_COUNT; j++) {
+            known = known || strcmp(argv[i], g_scenarios[j].name) == 0;
+        }
+        if (!known) {
+            return usage();
+        }
+    }
+    signal(SIGALRM, on_alarm);
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    printf("# reseau-bench-loop: median of %d runs per side, alternating reseau/libuv; %zu CPUs, libuv %s\n",
+           rounds, rs_usable_cpu_count(), uv_version_string());
+    for (size_t i = 0; i < SCENARIO_COUNT; i++) {
+        if (is_selected(g_scenarios[i].name, argv + arg, argc - arg)) {
+            run_scenario(&g_scenarios[i], rounds);
+        }
+    }
+    return 0;
+}

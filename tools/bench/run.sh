@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Build the benchmarks in release mode and run every one of them, each bounded
+# in time, printing one line per scenario:
+#   scenario  reseau=<n>/s  libuv=<n>/s  ratio=<reseau/libuv>
+# Extra arguments go to every benchmark (e.g. -v, -r 3, a scenario name).
+# Needs meson, ninja and libuv (libuv1-dev).
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+build="$root/build-bench"
+benchmarks=(reseau-bench-loop)
+time_limit=120 # seconds per benchmark program
+
+if [[ ! -f "$build/build.ninja" ]]; then
+    meson setup "$build" "$root" -Dbuildtype=release -Dbench=true >/dev/null
+fi
+meson compile -C "$build" "${benchmarks[@]}" >/dev/null
+
+for bench in "${benchmarks[@]}"; do
+    exe="$build/tools/bench/$bench"
+    if [[ ! -x "$exe" ]]; then
+        echo "run.sh: $bench was not built (is libuv1-dev installed?)" >&2
+        exit 1
+    fi
+    timeout "$time_limit" "$exe" "$@"
+done
