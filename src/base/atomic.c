@@ -36,6 +36,19 @@ static inline uint64_t rs__atomic_add_u64(uint64_t *p, uint64_t delta) {
     return __atomic_fetch_add(p, delta, __ATOMIC_RELAXED);
 }
 
+static inline void *rs__atomic_load_ptr(void *const *p) {
+    return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+}
+
+static inline void *rs__atomic_exchange_ptr(void **p, void *value) {
+    return __atomic_exchange_n(p, value, __ATOMIC_ACQ_REL);
+}
+
+/* Weak CAS for retry loops: on failure *expected receives the current value. */
+static inline bool rs__atomic_cas_ptr_weak(void **p, void **expected, void *desired) {
+    return __atomic_compare_exchange_n(p, expected, desired, true, __ATOMIC_RELEASE, __ATOMIC_RELAXED);
+}
+
 static inline uintptr_t rs__atomic_load_uptr(const uintptr_t *p) {
     return __atomic_load_n(p, __ATOMIC_ACQUIRE);
 }

@@ -12,15 +12,23 @@
 
 #if RESEAU_OS_POSIX
 #include <fcntl.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sched.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/uio.h>
+#include <sys/un.h>
 #include <unistd.h>
 #endif
 
 #if RESEAU_OS_LINUX
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <linux/vm_sockets.h>
 #endif
 
 #if defined(__FreeBSD__) || defined(__OpenBSD__)

@@ -106,7 +106,11 @@ static void rs__epoll_dispatch(rs_event_loop_t *loop) {
     for (i = 0; i < ep->ready_count; ++i) {
         rs__io_registration_t *reg = (rs__io_registration_t *)ep->ready[i].data.ptr;
         if (!reg) {
-            rs__drain_fd(ep->wake_fd);
+            uint64_t count;
+            /* One read resets an eventfd counter to zero. */
+            if (read(ep->wake_fd, &count, sizeof(count)) < 0) {
+                /* EAGAIN: another reader (none) or a spurious report; nothing to do. */
+            }
             continue;
         }
         rs__registration_dispatch(loop, reg, rs__epoll_ready_events(ep->ready[i].events));

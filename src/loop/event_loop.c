@@ -87,16 +87,11 @@ RESEAU_API rs_event_loop_t *rs_event_loop_new(const rs_event_loop_options_t *opt
     }
     rs__event_loop_apply_options(loop, options);
     loop->backend = backend;
-    rs_list_init(&loop->xq);
     rs_list_init(&loop->registrations);
     loop->owner = rs_thread_current_id();
     err = rs__scheduler_init(&loop->scheduler, &loop->allocator);
     if (err) {
         goto fail_scheduler;
-    }
-    err = rs_mutex_init(&loop->xq_lock);
-    if (err) {
-        goto fail_mutex;
     }
     err = backend->init(loop);
     if (err) {
@@ -107,8 +102,6 @@ RESEAU_API rs_event_loop_t *rs_event_loop_new(const rs_event_loop_options_t *opt
     return loop;
 
 fail_backend:
-    rs_mutex_cleanup(&loop->xq_lock);
-fail_mutex:
     rs__scheduler_cleanup(&loop->scheduler);
 fail_scheduler:
     rs_mem_free(&allocator, loop);
@@ -145,31 +138,44 @@ static void rs__event_loop_wake(rs_event_loop_t *loop) {
     }
 }
 
+static rs_task_t *rs__xq_next(const rs_task_t *task) {
+    return task->node.next ? RS_CONTAINER_OF(task->node.next, rs_task_t, node) : NULL;
+}
+
 /* Producers wake the loop only when the queue goes from empty to non-empty:
- * a non-empty queue means a wakeup is already on its way. */
+ * a non-empty queue means a wakeup is already on its way. The order of
+ * successful pushes is one global order, so FIFO holds across producers. */
 static void rs__event_loop_xq_push(rs_event_loop_t *loop, rs_task_t *task) {
-    bool was_empty;
-    rs_mutex_lock(&loop->xq_lock);
-    was_empty = rs_list_empty(&loop->xq);
+    void *head = rs__atomic_load_ptr(&loop->xq_head);
     task->state = RS__TASK_XQUEUE;
-    rs_list_push_back(&loop->xq, &task->node);
-    rs_mutex_unlock(&loop->xq_lock);
-    if (was_empty) {
+    task->node.prev = NULL;
+    do {
+        task->node.next = head ? &((rs_task_t *)head)->node : NULL;
+    } while (!rs__atomic_cas_ptr_weak(&loop->xq_head, &head, task));
+    if (!head) {
         rs__event_loop_wake(loop);
     }
 }
 
-/* Swap the whole queue out in O(1), then feed the batch to the scheduler in order. */
+static bool rs__event_loop_xq_empty(rs_event_loop_t *loop) {
+    return rs__atomic_load_ptr(&loop->xq_head) == NULL;
+}
+
+/* Take the whole stack in O(1), reverse it into push order, and hand the
+ * batch to the scheduler. */
 static void rs__event_loop_xq_drain(rs_event_loop_t *loop) {
-    rs_list_t batch;
-    rs_list_node_t *node;
+    rs_task_t *stack = (rs_task_t *)rs__atomic_exchange_ptr(&loop->xq_head, NULL);
+    rs_task_t *fifo = NULL;
     uint64_t count = 0;
-    rs_list_init(&batch);
-    rs_mutex_lock(&loop->xq_lock);
-    rs_list_swap(&batch, &loop->xq);
-    rs_mutex_unlock(&loop->xq_lock);
-    while ((node = rs_list_pop_front(&batch)) != NULL) {
-        rs_task_t *task = RS_CONTAINER_OF(node, rs_task_t, node);
+    while (stack) {
+        rs_task_t *next = rs__xq_next(stack);
+        stack->node.next = fifo ? &fifo->node : NULL;
+        fifo = stack;
+        stack = next;
+    }
+    while (fifo) {
+        rs_task_t *task = fifo;
+        fifo = rs__xq_next(task);
         ++count;
         if (task->run_at_ns == 0) {
             rs__scheduler_schedule_now(&loop->scheduler, task);
@@ -212,16 +218,12 @@ RESEAU_API int rs_event_loop_cancel_task(rs_event_loop_t *loop, rs_task_t *task)
         return err;
     }
     if (task->state == RS__TASK_XQUEUE) {
-        rs_mutex_lock(&loop->xq_lock);
-        rs_list_remove(&task->node);
-        task->state = RS__TASK_IDLE;
-        rs_mutex_unlock(&loop->xq_lock);
-        ++loop->scheduler.tasks_run;
-        rs__atomic_store_u64(&loop->stats.tasks_run, loop->scheduler.tasks_run);
-        task->fn(task, task->arg, RS_TASK_STATUS_CANCELED);
-        return RS_OK;
+        /* A lock-free stack cannot unlink from the middle: take the whole
+         * queue first (order kept), then cancel from the scheduler. */
+        rs__event_loop_xq_drain(loop);
     }
     rs__scheduler_cancel(&loop->scheduler, task);
+    rs__atomic_store_u64(&loop->stats.tasks_run, loop->scheduler.tasks_run);
     return RS_OK;
 }
 
@@ -295,11 +297,9 @@ RESEAU_API int rs_event_loop_next_deadline(rs_event_loop_t *loop, uint64_t *dead
         return RS_EINVAL;
     }
     rs__scheduler_has_tasks(&loop->scheduler, deadline_ns);
-    rs_mutex_lock(&loop->xq_lock);
-    if (!rs_list_empty(&loop->xq)) {
+    if (!rs__event_loop_xq_empty(loop)) {
         *deadline_ns = 0; /* cross-thread work is waiting */
     }
-    rs_mutex_unlock(&loop->xq_lock);
     return RS_OK;
 }
 
@@ -549,14 +549,10 @@ RESEAU_API void rs_event_loop_get_stats(const rs_event_loop_t *loop, rs_event_lo
 /* Cancel every task, including those queued cross-thread and those that
  * canceled tasks schedule while being canceled. */
 static void rs__event_loop_cancel_everything(rs_event_loop_t *loop) {
-    bool more;
     do {
         rs__event_loop_xq_drain(loop);
         rs__scheduler_cancel_all(&loop->scheduler);
-        rs_mutex_lock(&loop->xq_lock);
-        more = !rs_list_empty(&loop->xq);
-        rs_mutex_unlock(&loop->xq_lock);
-    } while (more);
+    } while (!rs__event_loop_xq_empty(loop));
 }
 
 static void rs__event_loop_release_locals(rs_event_loop_t *loop) {
@@ -603,7 +599,6 @@ RESEAU_API void rs_event_loop_destroy(rs_event_loop_t *loop) {
     /* Sweeping retires nothing into the scheduler, so only the heap is left to free. */
     rs__scheduler_cleanup(&loop->scheduler);
     loop->backend->cleanup(loop);
-    rs_mutex_cleanup(&loop->xq_lock);
     allocator = loop->allocator;
     rs_mem_free(&allocator, loop);
 }

@@ -1,0 +1,32 @@
+/*
+ * Pipes: a one-way byte stream between two event loops (or within one).
+ *
+ * The read end lives on read_loop and the write end on write_loop; each end
+ * is used only on its own loop's thread and destroyed independently. Writes
+ * complete asynchronously, in order, exactly once each. Destroying the write
+ * end makes the reader see end of stream after the data already written;
+ * destroying the read end makes later writes fail with RS_EPIPE (never
+ * SIGPIPE: the pair is a Unix socketpair shut down to one direction).
+ */
+typedef struct rs_pipe_read_end rs_pipe_read_end_t;
+typedef struct rs_pipe_write_end rs_pipe_write_end_t;
+
+typedef void rs_pipe_on_readable_fn(rs_pipe_read_end_t *read_end, int error, void *user_data);
+typedef void rs_pipe_on_write_fn(rs_pipe_write_end_t *write_end, int error, size_t bytes_written, void *user_data);
+
+/* Create both ends. allocator NULL means libc. On error nothing is created and
+ * both outputs are NULL. Any thread. */
+RESEAU_API int rs_pipe_new(rs_event_loop_t *read_loop, rs_event_loop_t *write_loop, const rs_allocator_t *allocator,
+                           rs_pipe_read_end_t **read_end_out, rs_pipe_write_end_t **write_end_out);
+
+/* Read-loop thread: */
+RESEAU_API int rs_pipe_subscribe_to_readable_events(rs_pipe_read_end_t *read_end, rs_pipe_on_readable_fn *on_readable,
+                                                   void *user_data);
+/* Same results as rs_socket_read: RS_EAGAIN, RS_EEOF once the write end is gone. */
+RESEAU_API int rs_pipe_read(rs_pipe_read_end_t *read_end, rs_byte_buf_t *buf, size_t *amount_read);
+RESEAU_API void rs_pipe_read_end_destroy(rs_pipe_read_end_t *read_end);
+
+/* Write-loop thread: the bytes must stay valid until on_written. */
+RESEAU_API int rs_pipe_write(rs_pipe_write_end_t *write_end, rs_byte_cursor_t data, rs_pipe_on_write_fn *on_written,
+                             void *user_data);
+RESEAU_API void rs_pipe_write_end_destroy(rs_pipe_write_end_t *write_end);

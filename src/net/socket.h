@@ -1,0 +1,172 @@
+/*
+ * Sockets: TCP and UDP over IPv4 and IPv6, Unix-domain and VSOCK (Linux).
+ *
+ * Every socket is non-blocking and close-on-exec from creation and never
+ * raises SIGPIPE. Lifecycle:
+ *   rs_socket_new -> [rs_socket_bind] -> rs_socket_connect           (client)
+ *   rs_socket_new -> rs_socket_bind -> rs_socket_listen -> rs_socket_start_accept
+ *   ... -> rs_socket_close -> rs_socket_destroy
+ *
+ * Threads: a new socket belongs to no loop, and one thread at a time may set it
+ * up (options, bind, listen). rs_socket_connect, rs_socket_start_accept and
+ * rs_socket_assign_to_loop tie it to a loop; from then on it must be used on
+ * that loop's thread (RS_EWRONGTHREAD otherwise), except that a listener may
+ * be closed from any thread. Accepted sockets arrive unassigned: call
+ * rs_socket_assign_to_loop (on the target loop's thread) before using them.
+ *
+ * Callbacks run on the socket's loop thread and never inside the call that
+ * started the operation. A call that returns an error never invokes its
+ * callback. Closing or destroying the socket inside any of its own callbacks
+ * is safe. Closing completes every operation still in flight exactly once,
+ * with RS_ECANCELED.
+ */
+typedef struct rs_socket rs_socket_t;
+
+typedef enum rs_socket_type {
+    RS_SOCKET_STREAM = 0, /* TCP, or SOCK_STREAM for LOCAL/VSOCK (the default) */
+    RS_SOCKET_DGRAM = 1   /* UDP, or SOCK_DGRAM for LOCAL */
+} rs_socket_type_t;
+
+typedef enum rs_socket_ipv6_only {
+    RS_SOCKET_IPV6_ONLY_DEFAULT = 0, /* leave IPV6_V6ONLY as the OS sets it */
+    RS_SOCKET_IPV6_ONLY_ON = 1,      /* IPv6 only */
+    RS_SOCKET_IPV6_ONLY_OFF = 2      /* dual stack: IPv4 peers appear as ::ffff:a.b.c.d */
+} rs_socket_ipv6_only_t;
+
+typedef enum rs_socket_dir {
+    RS_SOCKET_DIR_READ = 1,
+    RS_SOCKET_DIR_WRITE = 2,
+    RS_SOCKET_DIR_BOTH = 3
+} rs_socket_dir_t;
+
+/* Connect timeout applied when the option is 0. */
+#define RS_SOCKET_DEFAULT_CONNECT_TIMEOUT_MS 3000
+
+typedef struct rs_socket_options {
+    const rs_allocator_t *allocator;    /* copied (default: NULL, libc) */
+    rs_socket_type_t type;              /* (default: STREAM) */
+    rs_socket_domain_t domain;          /* (default: IPV4) */
+    uint32_t connect_timeout_ms;        /* (default: 0, meaning RS_SOCKET_DEFAULT_CONNECT_TIMEOUT_MS) */
+    bool keepalive;                     /* SO_KEEPALIVE on TCP (default: false) */
+    uint32_t keepalive_idle_s;          /* TCP_KEEPIDLE: idle seconds before the first probe (default: 0, OS) */
+    uint32_t keepalive_interval_s;      /* TCP_KEEPINTVL: seconds between probes (default: 0, OS) */
+    uint32_t keepalive_probes;          /* TCP_KEEPCNT: unanswered probes before reset (default: 0, OS) */
+    bool tcp_nodelay;                   /* TCP_NODELAY, no Nagle delay (default: false) */
+    bool reuseaddr;                     /* SO_REUSEADDR before bind (default: false) */
+    bool reuseport;                     /* SO_REUSEPORT before bind (default: false) */
+    uint32_t send_buffer_size;          /* SO_SNDBUF in bytes (default: 0, OS) */
+    uint32_t recv_buffer_size;          /* SO_RCVBUF in bytes (default: 0, OS) */
+    const char *network_interface_name; /* SO_BINDTODEVICE, copied (default: NULL); RS_ENOTSUP off Linux */
+    rs_socket_ipv6_only_t ipv6_only;    /* IPV6_V6ONLY for IPv6 sockets (default: DEFAULT, the OS's) */
+} rs_socket_options_t;
+
+/* Connected (error RS_OK), or failed: RS_ECONNREFUSED, RS_ETIMEDOUT,
+ * RS_ECANCELED (closed first), ... After a failure the socket is closed. */
+typedef void rs_socket_on_connect_fn(rs_socket_t *socket, int error, void *user_data);
+/* A new connection (error RS_OK, new_socket unassigned and owned by you), or a
+ * transient accept error (new_socket NULL: RS_EMFILE, RS_ENFILE, RS_ENOMEM,
+ * ...) after which the listener keeps serving, backing off while fds are short. */
+typedef void rs_socket_on_accept_fn(rs_socket_t *listener, int error, rs_socket_t *new_socket, void *user_data);
+/* Data, end of stream or an error may be waiting: call rs_socket_read (or
+ * rs_socket_recv_from) until RS_EAGAIN. Level-triggered: called again every
+ * tick while unread data remains, unless reading is paused. */
+typedef void rs_socket_on_readable_fn(rs_socket_t *socket, int error, void *user_data);
+/* One write finished: all bytes written (RS_OK), or failed/canceled, with the
+ * bytes that did reach the kernel. */
+typedef void rs_socket_on_write_fn(rs_socket_t *socket, int error, size_t bytes_written, void *user_data);
+
+/* Create an unassigned socket with the options applied. NULL with *err_out set
+ * on failure (RS_EINVAL, RS_ENOMEM, RS_EAFNOSUPPORT, RS_ENOTSUP, RS_EMFILE, ...). Any thread. */
+RESEAU_API rs_socket_t *rs_socket_new(const rs_socket_options_t *options, int *err_out);
+/* Close (if open) and free. In-flight operations complete with RS_ECANCELED
+ * first, after this returns; the memory is released once they have. Loop
+ * thread (any thread while unassigned or once closed with nothing in flight). */
+RESEAU_API void rs_socket_destroy(rs_socket_t *socket);
+/* Close the OS socket; in-flight operations complete with RS_ECANCELED.
+ * Idempotent. A listener may be closed from any thread: the call then blocks
+ * until its loop has closed it, so that loop must be running. */
+RESEAU_API int rs_socket_close(rs_socket_t *socket);
+RESEAU_API bool rs_socket_is_open(const rs_socket_t *socket);
+
+/* Bind to a local endpoint of the socket's domain; port 0 picks a free port
+ * (see rs_socket_get_bound_address). RS_EADDRINUSE, RS_EADDRNOTAVAIL, RS_EACCES, ... */
+RESEAU_API int rs_socket_bind(rs_socket_t *socket, const rs_endpoint_t *local);
+RESEAU_API int rs_socket_get_bound_address(const rs_socket_t *socket, rs_endpoint_t *out);
+/* The peer of a connected or accepted socket. RS_ENOTCONN otherwise. */
+RESEAU_API int rs_socket_get_remote_address(const rs_socket_t *socket, rs_endpoint_t *out);
+
+/* Stream sockets only; backlog <= 0 means SOMAXCONN. */
+RESEAU_API int rs_socket_listen(rs_socket_t *socket, int backlog);
+/* Ties the listener to `loop` and accepts until stopped or closed. Loop thread. */
+RESEAU_API int rs_socket_start_accept(rs_socket_t *listener, rs_event_loop_t *loop, rs_socket_on_accept_fn *on_accept,
+                                      void *user_data);
+RESEAU_API int rs_socket_stop_accept(rs_socket_t *listener);
+
+/* Start connecting to `remote`, tied to `loop`; on_connect fires exactly once
+ * (RS_ETIMEDOUT after connect_timeout_ms). A DGRAM socket "connects" at once
+ * (the callback still comes later). RS_EINVAL for a port of 0 or an endpoint
+ * of another domain. Loop thread. */
+RESEAU_API int rs_socket_connect(rs_socket_t *socket, const rs_endpoint_t *remote, rs_event_loop_t *loop,
+                                 rs_socket_on_connect_fn *on_connect, void *user_data);
+/* Tie an accepted (or any unassigned) socket to `loop`. RS_EBUSY if already
+ * tied to a loop. Call it on `loop`'s thread. */
+RESEAU_API int rs_socket_assign_to_loop(rs_socket_t *socket, rs_event_loop_t *loop);
+/* NULL while unassigned. Any thread. */
+RESEAU_API rs_event_loop_t *rs_socket_get_loop(const rs_socket_t *socket);
+
+/* Call on_readable whenever data (or EOF, or an error) is waiting. Replaces an
+ * earlier subscription. Loop thread. */
+RESEAU_API int rs_socket_subscribe_to_readable_events(rs_socket_t *socket, rs_socket_on_readable_fn *on_readable,
+                                                     void *user_data);
+/* Stop and restart readable callbacks (back-pressure) without unsubscribing. */
+RESEAU_API int rs_socket_pause_reading(rs_socket_t *socket);
+RESEAU_API int rs_socket_resume_reading(rs_socket_t *socket);
+/* Read into buf's free space [len, capacity); adds the bytes to buf->len.
+ * RS_EAGAIN when nothing is waiting, RS_EEOF at end of stream (after all data),
+ * RS_EINVAL when buf has no free space, else the error (RS_ECONNRESET, ...). */
+RESEAU_API int rs_socket_read(rs_socket_t *socket, rs_byte_buf_t *buf, size_t *amount_read);
+
+/* Queue `data` for writing (stream sockets). The bytes are not copied: keep
+ * them valid until on_written, which fires exactly once per write, in order.
+ * Errors: RS_ENOTCONN, RS_ESHUTDOWN (write side shut), RS_ENOMEM, or the
+ * error an earlier write hit (RS_EPIPE, RS_ECONNRESET). Loop thread. */
+RESEAU_API int rs_socket_write(rs_socket_t *socket, rs_byte_cursor_t data, rs_socket_on_write_fn *on_written,
+                               void *user_data);
+/* Bytes queued by rs_socket_write and not yet handed to the kernel. */
+RESEAU_API size_t rs_socket_get_pending_write_bytes(const rs_socket_t *socket);
+/* Shut down one or both directions. Shutting the write side waits for queued
+ * writes to reach the kernel first, then sends FIN. Loop thread. */
+RESEAU_API int rs_socket_shutdown_dir(rs_socket_t *socket, rs_socket_dir_t dir);
+
+/* The OS file descriptor, for diagnostics and socket options reseau lacks;
+ * -1 when closed. Do not close it or change its blocking mode. */
+RESEAU_API int rs_socket_get_fd(const rs_socket_t *socket);
+
+/* ---- Datagrams (DGRAM sockets) ---- */
+
+typedef struct rs_datagram {
+    void *data;             /* send: the bytes; receive: the buffer to fill */
+    size_t capacity;        /* receive: size of the buffer (unused for send) */
+    size_t len;             /* send: bytes to send; receive: bytes received */
+    rs_endpoint_t endpoint; /* send: destination (ignored once connected); receive: source */
+    bool truncated;         /* receive: the datagram was longer than capacity; the rest is lost */
+} rs_datagram_t;
+
+/* Longest batch passed to the kernel in one call (sendmmsg/recvmmsg). */
+#define RS_DATAGRAM_BATCH_MAX 64
+
+/* Send one datagram now, without queueing: RS_OK once the kernel has it,
+ * RS_EAGAIN when its buffer is full (retry on a later tick), RS_EMSGSIZE, ...
+ * `destination` may be NULL on a connected socket. Loop thread once assigned. */
+RESEAU_API int rs_socket_send_to(rs_socket_t *socket, const rs_endpoint_t *destination, rs_byte_cursor_t data);
+/* Send up to `count` datagrams with as few system calls as possible
+ * (sendmmsg on Linux). *sent_out says how many left; on an error after some
+ * were sent, RS_OK is returned with the partial count. */
+RESEAU_API int rs_socket_send_batch(rs_socket_t *socket, const rs_datagram_t *datagrams, size_t count,
+                                    size_t *sent_out);
+/* Receive one datagram into datagram->data (capacity bytes), with its source.
+ * RS_EAGAIN when none is waiting. */
+RESEAU_API int rs_socket_recv_from(rs_socket_t *socket, rs_datagram_t *datagram);
+/* Receive up to `count` datagrams (recvmmsg on Linux); *received_out counts them. */
+RESEAU_API int rs_socket_recv_batch(rs_socket_t *socket, rs_datagram_t *datagrams, size_t count,
+                                    size_t *received_out);
