@@ -762,6 +762,27 @@ RESEAU_API int rs_event_loop_update_subscription(rs_event_loop_t *loop, rs_io_ha
  * RS_EINVAL if the handle is not subscribed to this loop. Loop thread. */
 RESEAU_API int rs_event_loop_unsubscribe(rs_event_loop_t *loop, rs_io_handle_t *handle);
 
+/* A coalescing cross-thread signal (like libuv's uv_async_t): any number of
+ * rs_event_loop_signal_send calls, from any threads, before the loop gets to
+ * it cause one call of fn on the loop thread; a send during or after that call
+ * causes another. Embed it; init and cleanup on the loop thread. */
+typedef struct rs_event_loop_signal rs_event_loop_signal_t;
+typedef void rs_event_loop_signal_fn(rs_event_loop_signal_t *signal, void *user_data);
+struct rs_event_loop_signal {
+    rs_task_t task;            /* private */
+    rs_event_loop_t *loop;     /* private */
+    rs_event_loop_signal_fn *fn; /* private */
+    void *user_data;           /* private */
+    int pending;               /* private, atomic: 1 from a send until fn starts */
+};
+RESEAU_API void rs_event_loop_signal_init(rs_event_loop_signal_t *signal, rs_event_loop_t *loop,
+                                          rs_event_loop_signal_fn *fn, void *user_data);
+/* Any thread. Costs one atomic exchange when a send is already pending. */
+RESEAU_API void rs_event_loop_signal_send(rs_event_loop_signal_t *signal);
+/* Drop a pending send without calling fn. After this (on the loop thread) the
+ * signal's memory may be freed, provided no thread sends to it any more. */
+RESEAU_API int rs_event_loop_signal_cleanup(rs_event_loop_signal_t *signal);
+
 /* Loop-local objects: a small map from a caller-chosen key pointer to an object,
  * for per-loop singletons (message pools, caches). on_remove, if set, runs when
  * the entry is replaced, removed, or the loop is destroyed. Loop thread. */
@@ -899,6 +920,10 @@ static inline void rs__atomic_store_int(int *p, int value) {
 }
 
 /* Returns true and stores `desired` if *p was `expected`. */
+static inline int rs__atomic_exchange_int(int *p, int value) {
+    return __atomic_exchange_n(p, value, __ATOMIC_ACQ_REL);
+}
+
 static inline bool rs__atomic_cas_int(int *p, int expected, int desired) {
     return __atomic_compare_exchange_n(p, &expected, desired, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
 }
@@ -2770,6 +2795,46 @@ RESEAU_API int rs_event_loop_cancel_task(rs_event_loop_t *loop, rs_task_t *task)
     }
     rs__scheduler_cancel(&loop->scheduler, task);
     rs__atomic_store_u64(&loop->stats.tasks_run, loop->scheduler.tasks_run);
+    return RS_OK;
+}
+
+/* ---- coalescing signals ---- */
+
+static void rs__signal_task(rs_task_t *task, void *arg, rs_task_status_t status) {
+    rs_event_loop_signal_t *signal = (rs_event_loop_signal_t *)arg;
+    (void)task;
+    /* Clear before calling fn, so a send racing with fn is never lost. */
+    rs__atomic_store_int(&signal->pending, 0);
+    if (status == RS_TASK_STATUS_RUN) {
+        signal->fn(signal, signal->user_data);
+    }
+}
+
+RESEAU_API void rs_event_loop_signal_init(rs_event_loop_signal_t *signal, rs_event_loop_t *loop,
+                                          rs_event_loop_signal_fn *fn, void *user_data) {
+    memset(signal, 0, sizeof(*signal));
+    rs_task_init(&signal->task, rs__signal_task, signal, "signal");
+    signal->loop = loop;
+    signal->fn = fn;
+    signal->user_data = user_data;
+}
+
+RESEAU_API void rs_event_loop_signal_send(rs_event_loop_signal_t *signal) {
+    if (rs__atomic_load_int(&signal->pending) || rs__atomic_exchange_int(&signal->pending, 1)) {
+        return; /* already on its way */
+    }
+    signal->task.run_at_ns = 0;
+    rs__event_loop_xq_push(signal->loop, &signal->task);
+}
+
+RESEAU_API int rs_event_loop_signal_cleanup(rs_event_loop_signal_t *signal) {
+    int err = rs__check_loop_thread(signal->loop, "rs_event_loop_signal_cleanup");
+    if (err) {
+        return err;
+    }
+    if (rs__atomic_load_int(&signal->pending)) {
+        return rs_event_loop_cancel_task(signal->loop, &signal->task);
+    }
     return RS_OK;
 }
 

@@ -19,6 +19,10 @@ static inline void rs__atomic_store_int(int *p, int value) {
 }
 
 /* Returns true and stores `desired` if *p was `expected`. */
+static inline int rs__atomic_exchange_int(int *p, int value) {
+    return __atomic_exchange_n(p, value, __ATOMIC_ACQ_REL);
+}
+
 static inline bool rs__atomic_cas_int(int *p, int expected, int desired) {
     return __atomic_compare_exchange_n(p, &expected, desired, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
 }

@@ -227,6 +227,46 @@ RESEAU_API int rs_event_loop_cancel_task(rs_event_loop_t *loop, rs_task_t *task)
     return RS_OK;
 }
 
+/* ---- coalescing signals ---- */
+
+static void rs__signal_task(rs_task_t *task, void *arg, rs_task_status_t status) {
+    rs_event_loop_signal_t *signal = (rs_event_loop_signal_t *)arg;
+    (void)task;
+    /* Clear before calling fn, so a send racing with fn is never lost. */
+    rs__atomic_store_int(&signal->pending, 0);
+    if (status == RS_TASK_STATUS_RUN) {
+        signal->fn(signal, signal->user_data);
+    }
+}
+
+RESEAU_API void rs_event_loop_signal_init(rs_event_loop_signal_t *signal, rs_event_loop_t *loop,
+                                          rs_event_loop_signal_fn *fn, void *user_data) {
+    memset(signal, 0, sizeof(*signal));
+    rs_task_init(&signal->task, rs__signal_task, signal, "signal");
+    signal->loop = loop;
+    signal->fn = fn;
+    signal->user_data = user_data;
+}
+
+RESEAU_API void rs_event_loop_signal_send(rs_event_loop_signal_t *signal) {
+    if (rs__atomic_load_int(&signal->pending) || rs__atomic_exchange_int(&signal->pending, 1)) {
+        return; /* already on its way */
+    }
+    signal->task.run_at_ns = 0;
+    rs__event_loop_xq_push(signal->loop, &signal->task);
+}
+
+RESEAU_API int rs_event_loop_signal_cleanup(rs_event_loop_signal_t *signal) {
+    int err = rs__check_loop_thread(signal->loop, "rs_event_loop_signal_cleanup");
+    if (err) {
+        return err;
+    }
+    if (rs__atomic_load_int(&signal->pending)) {
+        return rs_event_loop_cancel_task(signal->loop, &signal->task);
+    }
+    return RS_OK;
+}
+
 /* ---- ticks ---- */
 
 /* Milliseconds to wait for I/O: until the next task is due, capped by the caller. */

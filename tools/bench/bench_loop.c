@@ -4,10 +4,12 @@
  * Scenarios, after libuv's own suite (libuv/test/benchmark-*.c):
  *   million_timers  1,000,000 timed tasks with staggered deadlines, created and
  *                   run on the caller's thread. Figure: timers created+run per s.
- *   async_pummel_N  N producer threads send cross-thread wakeup requests to one
- *                   loop. Figure: requests per second (see "async pummel").
- *   async_queue_N   the same reseau run, against libuv doing what reseau does:
- *                   a mutex-protected queue plus uv_async_send per item.
+ *   async_pummel_N  N producer threads send coalescing cross-thread wakeups to
+ *                   one loop: rs_event_loop_signal_send against uv_async_send.
+ *                   Figure: sends per second.
+ *   async_queue_N   N producers deliver every item to the loop: reseau schedules
+ *                   a task per item; libuv appends to a mutex-protected queue and
+ *                   calls uv_async_send. Figure: items delivered per second.
  *
  * Each scenario runs reseau and libuv alternately (A B A B ...), `rounds` times
  * each, and prints the median of each side and their ratio, one line per
@@ -217,19 +219,16 @@ static double libuv_million_timers(int unused) {
 
 /* >>async pummel
  *
- * reseau: each producer schedules its share of BENCH_COUNT tasks with
- * rs_event_loop_schedule_task_now, from a ring of BENCH_RING_SIZE preallocated
- * tasks (a task is rescheduled only after it ran). The loop runs on its own
- * thread. Every task is delivered: the figure is tasks per second.
+ * async_pummel_N compares the coalescing primitives: each producer calls
+ * rs_event_loop_signal_send (reseau) or uv_async_send (libuv) in a tight loop,
+ * its share of BENCH_COUNT times. Both coalesce: a send made while one is
+ * pending costs an atomic load, and the loop's callback runs once for all of
+ * them. The figure is sends per second; -v shows the callback count.
  *
- * libuv, async_pummel_N: like benchmark-async-pummel.c, each producer calls
- * uv_async_send in a tight loop (here, its share of BENCH_COUNT times). uv_async
- * coalesces: a send made while one is pending only sets a flag, and the loop's
- * callback runs once for all of them, so most sends cost one atomic load. The
- * figure is sends per second. Both figures are "cross-thread wakeup requests per
- * second", but reseau delivers every request as a task while libuv drops all
- * but one per callback; libuv's own benchmark prints callbacks per second (-v
- * shows the callback count).
+ * reseau, async_queue_N: each producer schedules its share of BENCH_COUNT tasks
+ * with rs_event_loop_schedule_task_now, from a ring of BENCH_RING_SIZE
+ * preallocated tasks (a task is rescheduled only after it ran). The loop runs
+ * on its own thread. Every task is delivered: the figure is tasks per second.
  *
  * libuv, async_queue_N: what a libuv program writes to deliver every request,
  * as reseau does: the producer appends an item to a mutex-protected queue, then
@@ -273,6 +272,7 @@ struct pummel_run {
     uint64_t end_ns;
     /* reseau */
     rs_event_loop_t *loop;
+    rs_event_loop_signal_t signal;
     rs_mutex_t lock;
     rs_condvar_t cond;
     bool finished;
@@ -360,7 +360,7 @@ static void reseau_producer_main(void *arg) {
     }
 }
 
-static double reseau_async_pummel(int producer_count) {
+static double reseau_async_queue(int producer_count) {
     pummel_run_t *run = pummel_run_new(producer_count);
     int err = RS_OK;
     run->loop = rs_event_loop_new(NULL, &err);
@@ -396,6 +396,70 @@ static double reseau_async_pummel(int producer_count) {
              run->delivered, (double)(run->end_ns - start) / 1e6, (unsigned long long)stats.ticks,
              (unsigned long long)stats.wakeups_sent, (unsigned long long)stats.xthread_tasks);
     double rate = per_second(run->delivered, run->end_ns - start);
+    rs_condvar_cleanup(&run->cond);
+    rs_mutex_cleanup(&run->lock);
+    pummel_run_free(run);
+    return rate;
+}
+
+/* reseau async_pummel: rs_event_loop_signal_send, which coalesces like uv_async_send. */
+
+static void on_reseau_signal(rs_event_loop_signal_t *signal, void *user_data) {
+    pummel_run_t *run = (pummel_run_t *)user_data;
+    (void)signal;
+    run->callbacks++;
+    if (atomic_load(&run->producers_done) == run->producer_count && !run->end_ns) {
+        run->end_ns = bench_now_ns();
+        rs_mutex_lock(&run->lock);
+        run->finished = true;
+        rs_condvar_signal(&run->cond);
+        rs_mutex_unlock(&run->lock);
+    }
+}
+
+static void reseau_signal_producer_main(void *arg) {
+    pummel_producer_t *p = (pummel_producer_t *)arg;
+    pummel_wait_for_go(p->run);
+    for (size_t n = 0; n < p->quota; n++) {
+        rs_event_loop_signal_send(&p->run->signal);
+    }
+    atomic_fetch_add(&p->run->producers_done, 1);
+    rs_event_loop_signal_send(&p->run->signal); /* a callback after this point sees producers_done */
+}
+
+static double reseau_async_pummel(int producer_count) {
+    pummel_run_t *run = pummel_run_new(producer_count);
+    int err = RS_OK;
+    run->loop = rs_event_loop_new(NULL, &err);
+    check_rs(run->loop ? RS_OK : err, "rs_event_loop_new");
+    check_rs(rs_mutex_init(&run->lock), "rs_mutex_init");
+    check_rs(rs_condvar_init(&run->cond), "rs_condvar_init");
+    rs_event_loop_signal_init(&run->signal, run->loop, on_reseau_signal, run);
+    check_rs(rs_event_loop_start(run->loop), "rs_event_loop_start");
+    rs_thread_options_t options = {.name = "bench-producer", .stack_size = 0};
+    for (int i = 0; i < producer_count; i++) {
+        pummel_producer_t *p = &run->producers[i];
+        check_rs(rs_thread_launch(&p->rs_thread, reseau_signal_producer_main, p, &options), "rs_thread_launch");
+    }
+
+    uint64_t start = bench_now_ns();
+    atomic_store_explicit(&run->go, 1, memory_order_release);
+    rs_mutex_lock(&run->lock);
+    while (!run->finished) {
+        rs_condvar_wait(&run->cond, &run->lock);
+    }
+    rs_mutex_unlock(&run->lock);
+    for (int i = 0; i < producer_count; i++) {
+        check_rs(rs_thread_join(&run->producers[i].rs_thread), "rs_thread_join");
+    }
+    check_rs(rs_event_loop_stop(run->loop), "rs_event_loop_stop");
+    check_rs(rs_event_loop_wait(run->loop), "rs_event_loop_wait");
+    check_rs(rs_event_loop_signal_cleanup(&run->signal), "rs_event_loop_signal_cleanup");
+    rs_event_loop_destroy(run->loop);
+    size_t count = pummel_total(run);
+    snprintf(g_detail, sizeof g_detail, "%zu sends in %.1f ms, %zu callbacks", count,
+             (double)(run->end_ns - start) / 1e6, run->callbacks);
+    double rate = per_second(count, run->end_ns - start);
     rs_condvar_cleanup(&run->cond);
     rs_mutex_cleanup(&run->lock);
     pummel_run_free(run);
@@ -525,8 +589,8 @@ static const scenario_t g_scenarios[] = {
     {"million_timers", reseau_million_timers, libuv_million_timers, 0},
     {"async_pummel_1", reseau_async_pummel, libuv_async_pummel, 1},
     {"async_pummel_4", reseau_async_pummel, libuv_async_pummel, 4},
-    {"async_queue_1", reseau_async_pummel, libuv_async_queue, 1},
-    {"async_queue_4", reseau_async_pummel, libuv_async_queue, 4},
+    {"async_queue_1", reseau_async_queue, libuv_async_queue, 1},
+    {"async_queue_4", reseau_async_queue, libuv_async_queue, 4},
 };
 #define SCENARIO_COUNT (sizeof g_scenarios / sizeof g_scenarios[0])
 
