@@ -57,8 +57,12 @@
  *   >>task        tasks
  *   >>event_loop  event loop: tasks, I/O subscriptions, run modes
  *   >>group       event-loop group
+ *   >>address     endpoints, strict IPv4/IPv6 parsing and formatting
+ *   >>socket      TCP, UDP, Unix and VSOCK sockets
+ *   >>pipe        pipes
  *   Implementation: the same names with .c (>>event_loop.c), plus
- *   >>platform.c, >>atomic.c, >>heap.c, >>scheduler.c, >>epoll.c, >>poll.c.
+ *   >>platform.c, >>atomic.c, >>heap.c, >>scheduler.c, >>epoll.c, >>poll.c,
+ *   >>sockaddr.c, >>socket_posix.c, >>udp_posix.c.
  */
 #if defined(RESEAU_IMPLEMENTATION) && defined(__linux__) && !defined(_GNU_SOURCE)
 #define _GNU_SOURCE
@@ -198,6 +202,7 @@ extern "C" {
     X(RS_EIO, -44, "input/output error")                                                          \
     X(RS_ENOSPC, -45, "no space left on device")                                                  \
     X(RS_EBADF, -46, "bad file descriptor")                                                       \
+    X(RS_ENODEV, -47, "no such device or network interface")                                      \
     X(RS_EUNKNOWN, -99, "unknown error (see the log for the system error)")
 
 #define RS__RESULT_ENUM_ITEM(name, value, message) name = value,
@@ -845,6 +850,273 @@ RESEAU_API rs_event_loop_t *rs_event_loop_group_get_loop_at(const rs_event_loop_
 /* Best of two random loops by load factor. Any thread. */
 RESEAU_API rs_event_loop_t *rs_event_loop_group_get_next_loop(rs_event_loop_group_t *group);
 /* <<group -- End file: src/loop/group.h */
+/* >>address -- Begin file: src/net/address.h */
+/*
+ * Addresses.
+ *
+ * rs_endpoint_t is a plain value (copy it freely) naming an IPv4 or IPv6
+ * address and port, a Unix-domain path, or a VSOCK context id and port. It is
+ * OS-independent: conversion to sockaddr happens inside reseau. The parsers
+ * are strict and reject anything but canonical-enough text with RS_EINVAL:
+ * leading zeros in IPv4 octets, out-of-range values, misplaced or repeated
+ * "::", more than eight IPv6 groups, empty parts, and trailing garbage.
+ * Every function here is pure and callable from any thread.
+ */
+typedef enum rs_socket_domain {
+    RS_SOCKET_DOMAIN_IPV4 = 0, /* (the default) */
+    RS_SOCKET_DOMAIN_IPV6 = 1,
+    RS_SOCKET_DOMAIN_LOCAL = 2, /* Unix-domain socket (a path, or a Linux abstract name) */
+    RS_SOCKET_DOMAIN_VSOCK = 3  /* Linux VM sockets */
+} rs_socket_domain_t;
+
+/* Longest Unix-domain path, in bytes, without the NUL (sun_path is 108 on Linux). */
+#define RS_LOCAL_PATH_MAX 107
+/* Room for any endpoint as text, NUL included: "[v6%zone]:port" or a local path. */
+#define RS_ENDPOINT_TEXT_MAX 128
+
+typedef struct rs_endpoint {
+    rs_socket_domain_t domain;
+    uint32_t port;      /* IPv4/IPv6: 0..65535; VSOCK: the port */
+    uint8_t addr[16];   /* IPv4: first 4 bytes; IPv6: 16 bytes; network byte order */
+    uint32_t scope_id;  /* IPv6 zone (interface index); 0 for none */
+    uint32_t vsock_cid; /* VSOCK context id */
+    /* LOCAL: the path, NUL-terminated. A Linux abstract name is written "@name"
+     * here and in text, and is bound without the '@' and without a trailing NUL. */
+    char path[RS_LOCAL_PATH_MAX + 1];
+} rs_endpoint_t;
+
+/* Parse dotted-quad IPv4 text into 4 bytes. */
+RESEAU_API int rs_ipv4_parse(const char *text, uint8_t out[4]);
+/* Parse IPv6 text (RFC 4291, including "::" and a trailing dotted quad) into 16
+ * bytes. A "%zone" suffix is accepted only when scope_id_out is not NULL: a
+ * number, or an interface name that exists on this host. */
+RESEAU_API int rs_ipv6_parse(const char *text, uint8_t out[16], uint32_t *scope_id_out);
+/* Format 4 bytes as dotted quad. RS_EOVERFLOW if buf is too small (16 suffices). */
+RESEAU_API int rs_ipv4_format(const uint8_t addr[4], char *buf, size_t buf_len);
+/* Format 16 bytes in RFC 5952 canonical form (lowercase, longest zero run as
+ * "::", IPv4-mapped as ::ffff:a.b.c.d). RS_EOVERFLOW if buf is too small (46 suffices). */
+RESEAU_API int rs_ipv6_format(const uint8_t addr[16], char *buf, size_t buf_len);
+
+/* Build an endpoint from IP text and a port (0..65535, else RS_EINVAL). The
+ * domain follows the text: dotted quad is IPv4, anything with ':' is IPv6. */
+RESEAU_API int rs_endpoint_from_ip(rs_endpoint_t *out, const char *text, uint32_t port);
+/* A Unix-domain endpoint; "@name" is a Linux abstract name (RS_ENOTSUP elsewhere).
+ * RS_EINVAL if empty or longer than RS_LOCAL_PATH_MAX. */
+RESEAU_API int rs_endpoint_from_local(rs_endpoint_t *out, const char *path);
+/* A VSOCK endpoint (RS_ENOTSUP off Linux). */
+RESEAU_API int rs_endpoint_from_vsock(rs_endpoint_t *out, uint32_t cid, uint32_t port);
+/* "127.0.0.1:80", "[::1]:80", "[fe80::1%2]:80", "/run/x.sock", "@name", "vsock:3:1024". */
+RESEAU_API int rs_endpoint_format(const rs_endpoint_t *endpoint, char *buf, size_t buf_len);
+RESEAU_API bool rs_endpoint_equal(const rs_endpoint_t *a, const rs_endpoint_t *b);
+/* <<address -- End file: src/net/address.h */
+/* >>socket -- Begin file: src/net/socket.h */
+/*
+ * Sockets: TCP and UDP over IPv4 and IPv6, Unix-domain and VSOCK (Linux).
+ *
+ * Every socket is non-blocking and close-on-exec from creation and never
+ * raises SIGPIPE. Lifecycle:
+ *   rs_socket_new -> [rs_socket_bind] -> rs_socket_connect           (client)
+ *   rs_socket_new -> rs_socket_bind -> rs_socket_listen -> rs_socket_start_accept
+ *   ... -> rs_socket_close -> rs_socket_destroy
+ *
+ * Threads: a new socket belongs to no loop, and one thread at a time may set it
+ * up (options, bind, listen). rs_socket_connect, rs_socket_start_accept and
+ * rs_socket_assign_to_loop tie it to a loop; from then on it must be used on
+ * that loop's thread (RS_EWRONGTHREAD otherwise), except that a listener may
+ * be closed from any thread. Accepted sockets arrive unassigned: call
+ * rs_socket_assign_to_loop (on the target loop's thread) before using them.
+ *
+ * Callbacks run on the socket's loop thread and never inside the call that
+ * started the operation. A call that returns an error never invokes its
+ * callback. Closing or destroying the socket inside any of its own callbacks
+ * is safe. Closing completes every operation still in flight exactly once,
+ * with RS_ECANCELED.
+ */
+typedef struct rs_socket rs_socket_t;
+
+typedef enum rs_socket_type {
+    RS_SOCKET_STREAM = 0, /* TCP, or SOCK_STREAM for LOCAL/VSOCK (the default) */
+    RS_SOCKET_DGRAM = 1   /* UDP, or SOCK_DGRAM for LOCAL */
+} rs_socket_type_t;
+
+typedef enum rs_socket_ipv6_only {
+    RS_SOCKET_IPV6_ONLY_DEFAULT = 0, /* leave IPV6_V6ONLY as the OS sets it */
+    RS_SOCKET_IPV6_ONLY_ON = 1,      /* IPv6 only */
+    RS_SOCKET_IPV6_ONLY_OFF = 2      /* dual stack: IPv4 peers appear as ::ffff:a.b.c.d */
+} rs_socket_ipv6_only_t;
+
+typedef enum rs_socket_dir {
+    RS_SOCKET_DIR_READ = 1,
+    RS_SOCKET_DIR_WRITE = 2,
+    RS_SOCKET_DIR_BOTH = 3
+} rs_socket_dir_t;
+
+/* Connect timeout applied when the option is 0. */
+#define RS_SOCKET_DEFAULT_CONNECT_TIMEOUT_MS 3000
+
+typedef struct rs_socket_options {
+    const rs_allocator_t *allocator;    /* copied (default: NULL, libc) */
+    rs_socket_type_t type;              /* (default: STREAM) */
+    rs_socket_domain_t domain;          /* (default: IPV4) */
+    uint32_t connect_timeout_ms;        /* (default: 0, meaning RS_SOCKET_DEFAULT_CONNECT_TIMEOUT_MS) */
+    bool keepalive;                     /* SO_KEEPALIVE on TCP (default: false) */
+    uint32_t keepalive_idle_s;          /* TCP_KEEPIDLE: idle seconds before the first probe (default: 0, OS) */
+    uint32_t keepalive_interval_s;      /* TCP_KEEPINTVL: seconds between probes (default: 0, OS) */
+    uint32_t keepalive_probes;          /* TCP_KEEPCNT: unanswered probes before reset (default: 0, OS) */
+    bool tcp_nodelay;                   /* TCP_NODELAY, no Nagle delay (default: false) */
+    bool reuseaddr;                     /* SO_REUSEADDR before bind (default: false) */
+    bool reuseport;                     /* SO_REUSEPORT before bind (default: false) */
+    uint32_t send_buffer_size;          /* SO_SNDBUF in bytes (default: 0, OS) */
+    uint32_t recv_buffer_size;          /* SO_RCVBUF in bytes (default: 0, OS) */
+    const char *network_interface_name; /* SO_BINDTODEVICE, copied (default: NULL); RS_ENOTSUP off Linux */
+    rs_socket_ipv6_only_t ipv6_only;    /* IPV6_V6ONLY for IPv6 sockets (default: DEFAULT, the OS's) */
+} rs_socket_options_t;
+
+/* Connected (error RS_OK), or failed: RS_ECONNREFUSED, RS_ETIMEDOUT,
+ * RS_ECANCELED (closed first), ... After a failure the socket is closed. */
+typedef void rs_socket_on_connect_fn(rs_socket_t *socket, int error, void *user_data);
+/* A new connection (error RS_OK, new_socket unassigned and owned by you), or a
+ * transient accept error (new_socket NULL: RS_EMFILE, RS_ENFILE, RS_ENOMEM,
+ * ...) after which the listener keeps serving, backing off while fds are short. */
+typedef void rs_socket_on_accept_fn(rs_socket_t *listener, int error, rs_socket_t *new_socket, void *user_data);
+/* Data, end of stream or an error may be waiting: call rs_socket_read (or
+ * rs_socket_recv_from) until RS_EAGAIN. Level-triggered: called again every
+ * tick while unread data remains, unless reading is paused. */
+typedef void rs_socket_on_readable_fn(rs_socket_t *socket, int error, void *user_data);
+/* One write finished: all bytes written (RS_OK), or failed/canceled, with the
+ * bytes that did reach the kernel. */
+typedef void rs_socket_on_write_fn(rs_socket_t *socket, int error, size_t bytes_written, void *user_data);
+
+/* Create an unassigned socket with the options applied. NULL with *err_out set
+ * on failure (RS_EINVAL, RS_ENOMEM, RS_EAFNOSUPPORT, RS_ENOTSUP, RS_EMFILE, ...). Any thread. */
+RESEAU_API rs_socket_t *rs_socket_new(const rs_socket_options_t *options, int *err_out);
+/* Close (if open) and free. In-flight operations complete with RS_ECANCELED
+ * first, after this returns; the memory is released once they have. Loop
+ * thread (any thread while unassigned or once closed with nothing in flight). */
+RESEAU_API void rs_socket_destroy(rs_socket_t *socket);
+/* Close the OS socket; in-flight operations complete with RS_ECANCELED.
+ * Idempotent. A listener may be closed from any thread: the call then blocks
+ * until its loop has closed it, so that loop must be running. */
+RESEAU_API int rs_socket_close(rs_socket_t *socket);
+RESEAU_API bool rs_socket_is_open(const rs_socket_t *socket);
+
+/* Bind to a local endpoint of the socket's domain; port 0 picks a free port
+ * (see rs_socket_get_bound_address). RS_EADDRINUSE, RS_EADDRNOTAVAIL, RS_EACCES, ... */
+RESEAU_API int rs_socket_bind(rs_socket_t *socket, const rs_endpoint_t *local);
+RESEAU_API int rs_socket_get_bound_address(const rs_socket_t *socket, rs_endpoint_t *out);
+/* The peer of a connected or accepted socket. RS_ENOTCONN otherwise. */
+RESEAU_API int rs_socket_get_remote_address(const rs_socket_t *socket, rs_endpoint_t *out);
+
+/* Stream sockets only; backlog <= 0 means SOMAXCONN. */
+RESEAU_API int rs_socket_listen(rs_socket_t *socket, int backlog);
+/* Ties the listener to `loop` and accepts until stopped or closed. Loop thread. */
+RESEAU_API int rs_socket_start_accept(rs_socket_t *listener, rs_event_loop_t *loop, rs_socket_on_accept_fn *on_accept,
+                                      void *user_data);
+RESEAU_API int rs_socket_stop_accept(rs_socket_t *listener);
+
+/* Start connecting to `remote`, tied to `loop`; on_connect fires exactly once
+ * (RS_ETIMEDOUT after connect_timeout_ms). A DGRAM socket "connects" at once
+ * (the callback still comes later). RS_EINVAL for a port of 0 or an endpoint
+ * of another domain. Loop thread. */
+RESEAU_API int rs_socket_connect(rs_socket_t *socket, const rs_endpoint_t *remote, rs_event_loop_t *loop,
+                                 rs_socket_on_connect_fn *on_connect, void *user_data);
+/* Tie an accepted (or any unassigned) socket to `loop`. RS_EBUSY if already
+ * tied to a loop. Call it on `loop`'s thread. */
+RESEAU_API int rs_socket_assign_to_loop(rs_socket_t *socket, rs_event_loop_t *loop);
+/* NULL while unassigned. Any thread. */
+RESEAU_API rs_event_loop_t *rs_socket_get_loop(const rs_socket_t *socket);
+
+/* Call on_readable whenever data (or EOF, or an error) is waiting. Replaces an
+ * earlier subscription. Loop thread. */
+RESEAU_API int rs_socket_subscribe_to_readable_events(rs_socket_t *socket, rs_socket_on_readable_fn *on_readable,
+                                                     void *user_data);
+/* Stop and restart readable callbacks (back-pressure) without unsubscribing. */
+RESEAU_API int rs_socket_pause_reading(rs_socket_t *socket);
+RESEAU_API int rs_socket_resume_reading(rs_socket_t *socket);
+/* Read into buf's free space [len, capacity); adds the bytes to buf->len.
+ * RS_EAGAIN when nothing is waiting, RS_EEOF at end of stream (after all data),
+ * RS_EINVAL when buf has no free space, else the error (RS_ECONNRESET, ...). */
+RESEAU_API int rs_socket_read(rs_socket_t *socket, rs_byte_buf_t *buf, size_t *amount_read);
+
+/* Queue `data` for writing (stream sockets). The bytes are not copied: keep
+ * them valid until on_written, which fires exactly once per write, in order.
+ * Errors: RS_ENOTCONN, RS_ESHUTDOWN (write side shut), RS_ENOMEM, or the
+ * error an earlier write hit (RS_EPIPE, RS_ECONNRESET). Loop thread. */
+RESEAU_API int rs_socket_write(rs_socket_t *socket, rs_byte_cursor_t data, rs_socket_on_write_fn *on_written,
+                               void *user_data);
+/* Bytes queued by rs_socket_write and not yet handed to the kernel. */
+RESEAU_API size_t rs_socket_get_pending_write_bytes(const rs_socket_t *socket);
+/* Shut down one or both directions. Shutting the write side waits for queued
+ * writes to reach the kernel first, then sends FIN. Loop thread. */
+RESEAU_API int rs_socket_shutdown_dir(rs_socket_t *socket, rs_socket_dir_t dir);
+
+/* The OS file descriptor, for diagnostics and socket options reseau lacks;
+ * -1 when closed. Do not close it or change its blocking mode. */
+RESEAU_API int rs_socket_get_fd(const rs_socket_t *socket);
+
+/* ---- Datagrams (DGRAM sockets) ---- */
+
+typedef struct rs_datagram {
+    void *data;             /* send: the bytes; receive: the buffer to fill */
+    size_t capacity;        /* receive: size of the buffer (unused for send) */
+    size_t len;             /* send: bytes to send; receive: bytes received */
+    rs_endpoint_t endpoint; /* send: destination (ignored once connected); receive: source */
+    bool truncated;         /* receive: the datagram was longer than capacity; the rest is lost */
+} rs_datagram_t;
+
+/* Longest batch passed to the kernel in one call (sendmmsg/recvmmsg). */
+#define RS_DATAGRAM_BATCH_MAX 64
+
+/* Send one datagram now, without queueing: RS_OK once the kernel has it,
+ * RS_EAGAIN when its buffer is full (retry on a later tick), RS_EMSGSIZE, ...
+ * `destination` may be NULL on a connected socket. Loop thread once assigned. */
+RESEAU_API int rs_socket_send_to(rs_socket_t *socket, const rs_endpoint_t *destination, rs_byte_cursor_t data);
+/* Send up to `count` datagrams with as few system calls as possible
+ * (sendmmsg on Linux). *sent_out says how many left; on an error after some
+ * were sent, RS_OK is returned with the partial count. */
+RESEAU_API int rs_socket_send_batch(rs_socket_t *socket, const rs_datagram_t *datagrams, size_t count,
+                                    size_t *sent_out);
+/* Receive one datagram into datagram->data (capacity bytes), with its source.
+ * RS_EAGAIN when none is waiting. */
+RESEAU_API int rs_socket_recv_from(rs_socket_t *socket, rs_datagram_t *datagram);
+/* Receive up to `count` datagrams (recvmmsg on Linux); *received_out counts them. */
+RESEAU_API int rs_socket_recv_batch(rs_socket_t *socket, rs_datagram_t *datagrams, size_t count,
+                                    size_t *received_out);
+/* <<socket -- End file: src/net/socket.h */
+/* >>pipe -- Begin file: src/net/pipe.h */
+/*
+ * Pipes: a one-way byte stream between two event loops (or within one).
+ *
+ * The read end lives on read_loop and the write end on write_loop; each end
+ * is used only on its own loop's thread and destroyed independently. Writes
+ * complete asynchronously, in order, exactly once each. Destroying the write
+ * end makes the reader see end of stream after the data already written;
+ * destroying the read end makes later writes fail with RS_EPIPE (never
+ * SIGPIPE: the pair is a Unix socketpair shut down to one direction).
+ */
+typedef struct rs_pipe_read_end rs_pipe_read_end_t;
+typedef struct rs_pipe_write_end rs_pipe_write_end_t;
+
+typedef void rs_pipe_on_readable_fn(rs_pipe_read_end_t *read_end, int error, void *user_data);
+typedef void rs_pipe_on_write_fn(rs_pipe_write_end_t *write_end, int error, size_t bytes_written, void *user_data);
+
+/* Create both ends. allocator NULL means libc. On error nothing is created and
+ * both outputs are NULL. Any thread. */
+RESEAU_API int rs_pipe_new(rs_event_loop_t *read_loop, rs_event_loop_t *write_loop, const rs_allocator_t *allocator,
+                           rs_pipe_read_end_t **read_end_out, rs_pipe_write_end_t **write_end_out);
+
+/* Read-loop thread: */
+RESEAU_API int rs_pipe_subscribe_to_readable_events(rs_pipe_read_end_t *read_end, rs_pipe_on_readable_fn *on_readable,
+                                                   void *user_data);
+/* Same results as rs_socket_read: RS_EAGAIN, RS_EEOF once the write end is gone. */
+RESEAU_API int rs_pipe_read(rs_pipe_read_end_t *read_end, rs_byte_buf_t *buf, size_t *amount_read);
+RESEAU_API void rs_pipe_read_end_destroy(rs_pipe_read_end_t *read_end);
+
+/* Write-loop thread: the bytes must stay valid until on_written. */
+RESEAU_API int rs_pipe_write(rs_pipe_write_end_t *write_end, rs_byte_cursor_t data, rs_pipe_on_write_fn *on_written,
+                             void *user_data);
+RESEAU_API void rs_pipe_write_end_destroy(rs_pipe_write_end_t *write_end);
+/* <<pipe -- End file: src/net/pipe.h */
 
 #ifdef __cplusplus
 }
@@ -1037,6 +1309,12 @@ static const rs__errno_map_t rs__errno_table[] = {
     {ENOSPC, RS_ENOSPC},
     {EBADF, RS_EBADF},
     {ERANGE, RS_EOVERFLOW},
+    {ENODEV, RS_ENODEV},
+    {ENXIO, RS_ENODEV},
+    {EPROTONOSUPPORT, RS_ENOTSUP},
+    {ESOCKTNOSUPPORT, RS_ENOTSUP},
+    {EPROTOTYPE, RS_EINVAL},
+    {EDESTADDRREQ, RS_ENOTCONN},
 };
 
 RESEAU_API int rs_result_from_errno(int os_error) {
@@ -3413,6 +3691,2287 @@ RESEAU_API rs_event_loop_t *rs_event_loop_group_get_next_loop(rs_event_loop_grou
                : group->loops[b];
 }
 /* <<group.c -- End file: src/loop/group.c */
+/* >>address.c -- Begin file: src/net/address.c */
+/*
+ * Addresses: strict IPv4/IPv6 text parsers, canonical (RFC 5952) formatters,
+ * and endpoint construction, formatting and comparison.
+ *
+ * Error convention: on any error every output (address bytes, scope id,
+ * endpoint) is left zero-filled, never half-written, and a text buffer with
+ * room for at least one byte holds "".
+ */
+
+/* Longest interface name accepted as an IPv6 zone, NUL included. */
+#if RESEAU_OS_POSIX
+#define RS__ZONE_NAME_MAX IF_NAMESIZE
+#else
+#define RS__ZONE_NAME_MAX 256
+#endif
+
+/* Highest IPv4/IPv6 port (16 bits on the wire). */
+#define RS__IP_PORT_MAX 65535u
+
+/* ---- character helpers --------------------------------------------------- */
+
+static bool rs__addr_is_digit(char c) {
+    return c >= '0' && c <= '9';
+}
+
+/* The value of a hex digit in either case, or -1. */
+static int rs__addr_hex_value(char c) {
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
+/* ---- IPv4 parsing -------------------------------------------------------- */
+
+/* One octet at *p: 1-3 decimal digits, no leading zero, at most 255. */
+static int rs__ipv4_parse_octet(const char **p, const char *end, uint8_t *out) {
+    const char *s = *p;
+    unsigned value = 0;
+    size_t n = 0;
+    while (s + n < end && rs__addr_is_digit(s[n]) && n < 4) {
+        value = value * 10 + (unsigned)(s[n] - '0');
+        ++n;
+    }
+    if (n == 0 || n > 3 || value > 255 || (n > 1 && s[0] == '0')) {
+        return RS_EINVAL;
+    }
+    *out = (uint8_t)value;
+    *p = s + n;
+    return RS_OK;
+}
+
+/* A dotted quad filling exactly [text, end). */
+static int rs__ipv4_parse_range(const char *text, const char *end, uint8_t out[4]) {
+    const char *p = text;
+    int i;
+    for (i = 0; i < 4; ++i) {
+        if (i > 0) {
+            if (p == end || *p != '.') {
+                return RS_EINVAL;
+            }
+            ++p;
+        }
+        if (rs__ipv4_parse_octet(&p, end, &out[i]) != RS_OK) {
+            return RS_EINVAL;
+        }
+    }
+    return p == end ? RS_OK : RS_EINVAL;
+}
+
+RESEAU_API int rs_ipv4_parse(const char *text, uint8_t out[4]) {
+    uint8_t bytes[4];
+    if (!out) {
+        return RS_EINVAL;
+    }
+    memset(out, 0, 4);
+    if (!text || rs__ipv4_parse_range(text, text + strlen(text), bytes) != RS_OK) {
+        return RS_EINVAL;
+    }
+    memcpy(out, bytes, 4);
+    return RS_OK;
+}
+
+/* ---- IPv6 parsing -------------------------------------------------------- */
+
+/* The groups as written, before "::" is expanded. */
+typedef struct rs__ipv6_groups {
+    uint16_t group[8];
+    int count; /* groups seen; an embedded dotted quad counts as two */
+    int gap;   /* groups written before "::", or -1 when there is none */
+} rs__ipv6_groups_t;
+
+/* An embedded dotted quad: it fills the rest of the text and is two groups. */
+static int rs__ipv6_parse_tail_ipv4(rs__ipv6_groups_t *g, const char *text, const char *end) {
+    uint8_t v4[4];
+    if (g->count > 6 || rs__ipv4_parse_range(text, end, v4) != RS_OK) {
+        return RS_EINVAL;
+    }
+    g->group[g->count++] = (uint16_t)((v4[0] << 8) | v4[1]);
+    g->group[g->count++] = (uint16_t)((v4[2] << 8) | v4[3]);
+    return RS_OK;
+}
+
+/* One group at *p: 1-4 hex digits, or a dotted quad that ends the text. */
+static int rs__ipv6_parse_group(rs__ipv6_groups_t *g, const char **p, const char *end) {
+    const char *s = *p;
+    unsigned value = 0;
+    size_t n = 0;
+    if (g->count == 8) {
+        return RS_EINVAL;
+    }
+    while (s + n < end && rs__addr_hex_value(s[n]) >= 0) {
+        value = n < 4 ? value * 16 + (unsigned)rs__addr_hex_value(s[n]) : value;
+        ++n;
+    }
+    if (s + n < end && s[n] == '.') {
+        *p = end;
+        return rs__ipv6_parse_tail_ipv4(g, s, end);
+    }
+    if (n == 0 || n > 4) {
+        return RS_EINVAL;
+    }
+    g->group[g->count++] = (uint16_t)value;
+    *p = s + n;
+    return RS_OK;
+}
+
+/* Split [p, end) into groups and note where "::" stands. A lone leading or
+ * trailing ':' or a second "::" leaves an empty group, which fails. */
+static int rs__ipv6_scan(rs__ipv6_groups_t *g, const char *p, const char *end) {
+    g->count = 0;
+    g->gap = -1;
+    if (end - p >= 2 && p[0] == ':' && p[1] == ':') {
+        g->gap = 0;
+        p += 2;
+        if (p == end) {
+            return RS_OK;
+        }
+    }
+    for (;;) {
+        if (rs__ipv6_parse_group(g, &p, end) != RS_OK) {
+            return RS_EINVAL;
+        }
+        if (p == end) {
+            return RS_OK;
+        }
+        if (*p++ != ':') {
+            return RS_EINVAL;
+        }
+        if (p < end && *p == ':') {
+            if (g->gap >= 0) {
+                return RS_EINVAL;
+            }
+            g->gap = g->count;
+            if (++p == end) {
+                return RS_OK;
+            }
+        }
+    }
+}
+
+/* Expand "::" (one or more zero groups) and write 16 network-order bytes. */
+static int rs__ipv6_expand(const rs__ipv6_groups_t *g, uint8_t out[16]) {
+    uint16_t full[8];
+    int head = g->gap < 0 ? g->count : g->gap;
+    int tail = g->count - head;
+    int i;
+    if (g->gap < 0 ? g->count != 8 : g->count > 7) {
+        return RS_EINVAL;
+    }
+    memset(full, 0, sizeof(full));
+    for (i = 0; i < head; ++i) {
+        full[i] = g->group[i];
+    }
+    for (i = 0; i < tail; ++i) {
+        full[8 - tail + i] = g->group[head + i];
+    }
+    for (i = 0; i < 8; ++i) {
+        out[2 * i] = (uint8_t)(full[i] >> 8);
+        out[2 * i + 1] = (uint8_t)(full[i] & 0xff);
+    }
+    return RS_OK;
+}
+
+/* A decimal zone: digits only, fitting in 32 bits. */
+static int rs__ipv6_zone_number(const char *zone, uint32_t *out) {
+    uint64_t value = 0;
+    for (; *zone; ++zone) {
+        if (!rs__addr_is_digit(*zone)) {
+            return RS_EINVAL;
+        }
+        value = value * 10 + (uint64_t)(*zone - '0');
+        if (value > UINT32_MAX) {
+            return RS_EINVAL;
+        }
+    }
+    *out = (uint32_t)value;
+    return RS_OK;
+}
+
+/* A zone naming an interface that exists on this host. */
+static int rs__ipv6_zone_name(const char *zone, uint32_t *out) {
+#if RESEAU_OS_POSIX
+    unsigned index;
+    if (strlen(zone) >= RS__ZONE_NAME_MAX) {
+        return RS_EINVAL;
+    }
+    index = if_nametoindex(zone);
+    if (index == 0) {
+        return RS_EINVAL;
+    }
+    *out = (uint32_t)index;
+    return RS_OK;
+#else
+    (void)zone;
+    (void)out;
+    return RS_ENOTSUP;
+#endif
+}
+
+/* The text after '%': a number when it is all digits, else an interface name. */
+static int rs__ipv6_parse_zone(const char *zone, uint32_t *out) {
+    const char *p = zone;
+    if (*zone == '\0') {
+        return RS_EINVAL;
+    }
+    while (rs__addr_is_digit(*p)) {
+        ++p;
+    }
+    return *p == '\0' ? rs__ipv6_zone_number(zone, out) : rs__ipv6_zone_name(zone, out);
+}
+
+RESEAU_API int rs_ipv6_parse(const char *text, uint8_t out[16], uint32_t *scope_id_out) {
+    rs__ipv6_groups_t groups;
+    uint8_t bytes[16];
+    uint32_t scope = 0;
+    const char *zone;
+    int result;
+    if (!out) {
+        return RS_EINVAL;
+    }
+    memset(out, 0, 16);
+    if (scope_id_out) {
+        *scope_id_out = 0;
+    }
+    if (!text) {
+        return RS_EINVAL;
+    }
+    zone = strchr(text, '%');
+    if (zone && !scope_id_out) {
+        return RS_EINVAL;
+    }
+    result = rs__ipv6_scan(&groups, text, zone ? zone : text + strlen(text));
+    if (result == RS_OK) {
+        result = rs__ipv6_expand(&groups, bytes);
+    }
+    if (result == RS_OK && zone) {
+        result = rs__ipv6_parse_zone(zone + 1, &scope);
+    }
+    if (result != RS_OK) {
+        return result;
+    }
+    memcpy(out, bytes, 16);
+    if (scope_id_out) {
+        *scope_id_out = scope;
+    }
+    return RS_OK;
+}
+
+/* ---- text building ------------------------------------------------------- */
+
+/* A bounded scratch string; every endpoint fits in RS_ENDPOINT_TEXT_MAX. */
+typedef struct rs__addr_text {
+    char data[RS_ENDPOINT_TEXT_MAX];
+    size_t len;
+} rs__addr_text_t;
+
+static void rs__addr_text_init(rs__addr_text_t *t) {
+    t->len = 0;
+    t->data[0] = '\0';
+}
+
+static void rs__addr_text_char(rs__addr_text_t *t, char c) {
+    if (t->len + 1 < sizeof(t->data)) {
+        t->data[t->len++] = c;
+        t->data[t->len] = '\0';
+    }
+}
+
+static void rs__addr_text_str(rs__addr_text_t *t, const char *s) {
+    for (; *s; ++s) {
+        rs__addr_text_char(t, *s);
+    }
+}
+
+static void rs__addr_text_u32(rs__addr_text_t *t, uint32_t value) {
+    char digits[10];
+    int n = 0;
+    do {
+        digits[n++] = (char)('0' + value % 10);
+        value /= 10;
+    } while (value != 0);
+    while (n > 0) {
+        rs__addr_text_char(t, digits[--n]);
+    }
+}
+
+/* Lowercase hex without leading zeros. */
+static void rs__addr_text_hex16(rs__addr_text_t *t, unsigned value) {
+    static const char hex[] = "0123456789abcdef";
+    int shift;
+    bool started = false;
+    for (shift = 12; shift >= 0; shift -= 4) {
+        unsigned nibble = (value >> shift) & 0xfu;
+        if (nibble != 0 || started || shift == 0) {
+            rs__addr_text_char(t, hex[nibble]);
+            started = true;
+        }
+    }
+}
+
+/* Copy the finished text out, or RS_EOVERFLOW leaving "" when it does not fit. */
+static int rs__addr_text_copy_out(const rs__addr_text_t *t, char *buf, size_t buf_len) {
+    if (buf_len < t->len + 1) {
+        if (buf_len > 0) {
+            buf[0] = '\0';
+        }
+        return RS_EOVERFLOW;
+    }
+    memcpy(buf, t->data, t->len + 1);
+    return RS_OK;
+}
+
+/* ---- IPv4 / IPv6 formatting ---------------------------------------------- */
+
+static void rs__addr_text_ipv4(rs__addr_text_t *t, const uint8_t addr[4]) {
+    int i;
+    for (i = 0; i < 4; ++i) {
+        if (i > 0) {
+            rs__addr_text_char(t, '.');
+        }
+        rs__addr_text_u32(t, addr[i]);
+    }
+}
+
+/* The first longest run of two or more zero groups; *len is 0 without one. */
+static void rs__ipv6_zero_run(const uint16_t group[8], int *start, int *len) {
+    int i = 0;
+    *start = -1;
+    *len = 0;
+    while (i < 8) {
+        int j = i;
+        while (j < 8 && group[j] == 0) {
+            ++j;
+        }
+        if (j - i >= 2 && j - i > *len) {
+            *start = i;
+            *len = j - i;
+        }
+        i = j > i ? j : i + 1;
+    }
+}
+
+/* ::ffff:0:0/96 (RFC 4291 section 2.5.5.2). */
+static bool rs__ipv6_is_v4_mapped(const uint8_t addr[16]) {
+    static const uint8_t prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    return memcmp(addr, prefix, sizeof(prefix)) == 0;
+}
+
+static void rs__addr_text_ipv6(rs__addr_text_t *t, const uint8_t addr[16]) {
+    uint16_t group[8];
+    int i, run_start, run_len;
+    if (rs__ipv6_is_v4_mapped(addr)) {
+        rs__addr_text_str(t, "::ffff:");
+        rs__addr_text_ipv4(t, addr + 12);
+        return;
+    }
+    for (i = 0; i < 8; ++i) {
+        group[i] = (uint16_t)((addr[2 * i] << 8) | addr[2 * i + 1]);
+    }
+    rs__ipv6_zero_run(group, &run_start, &run_len);
+    for (i = 0; i < 8; ++i) {
+        if (i == run_start) {
+            rs__addr_text_str(t, "::");
+            i += run_len - 1;
+            continue;
+        }
+        if (i > 0 && i != run_start + run_len) {
+            rs__addr_text_char(t, ':');
+        }
+        rs__addr_text_hex16(t, group[i]);
+    }
+}
+
+RESEAU_API int rs_ipv4_format(const uint8_t addr[4], char *buf, size_t buf_len) {
+    rs__addr_text_t text;
+    if (!addr || (!buf && buf_len > 0)) {
+        return RS_EINVAL;
+    }
+    rs__addr_text_init(&text);
+    rs__addr_text_ipv4(&text, addr);
+    return rs__addr_text_copy_out(&text, buf, buf_len);
+}
+
+RESEAU_API int rs_ipv6_format(const uint8_t addr[16], char *buf, size_t buf_len) {
+    rs__addr_text_t text;
+    if (!addr || (!buf && buf_len > 0)) {
+        return RS_EINVAL;
+    }
+    rs__addr_text_init(&text);
+    rs__addr_text_ipv6(&text, addr);
+    return rs__addr_text_copy_out(&text, buf, buf_len);
+}
+
+/* ---- endpoints ----------------------------------------------------------- */
+
+RESEAU_API int rs_endpoint_from_ip(rs_endpoint_t *out, const char *text, uint32_t port) {
+    int result;
+    if (!out) {
+        return RS_EINVAL;
+    }
+    memset(out, 0, sizeof(*out));
+    if (!text || port > RS__IP_PORT_MAX) {
+        return RS_EINVAL;
+    }
+    if (strchr(text, ':')) {
+        out->domain = RS_SOCKET_DOMAIN_IPV6;
+        result = rs_ipv6_parse(text, out->addr, &out->scope_id);
+    } else {
+        out->domain = RS_SOCKET_DOMAIN_IPV4;
+        result = rs_ipv4_parse(text, out->addr);
+    }
+    if (result != RS_OK) {
+        memset(out, 0, sizeof(*out));
+        return result;
+    }
+    out->port = port;
+    return RS_OK;
+}
+
+/* A Linux abstract name is "@name" with a non-empty name. */
+RESEAU_API int rs_endpoint_from_local(rs_endpoint_t *out, const char *path) {
+    size_t len;
+    if (!out) {
+        return RS_EINVAL;
+    }
+    memset(out, 0, sizeof(*out));
+    if (!path) {
+        return RS_EINVAL;
+    }
+    len = strlen(path);
+    if (len == 0 || len > RS_LOCAL_PATH_MAX || (path[0] == '@' && len == 1)) {
+        return RS_EINVAL;
+    }
+    if (path[0] == '@' && !RESEAU_OS_LINUX) {
+        return RS_ENOTSUP;
+    }
+    out->domain = RS_SOCKET_DOMAIN_LOCAL;
+    memcpy(out->path, path, len + 1);
+    return RS_OK;
+}
+
+RESEAU_API int rs_endpoint_from_vsock(rs_endpoint_t *out, uint32_t cid, uint32_t port) {
+    if (!out) {
+        return RS_EINVAL;
+    }
+    memset(out, 0, sizeof(*out));
+    if (!RESEAU_OS_LINUX) {
+        return RS_ENOTSUP;
+    }
+    out->domain = RS_SOCKET_DOMAIN_VSOCK;
+    out->vsock_cid = cid;
+    out->port = port;
+    return RS_OK;
+}
+
+/* The path up to its NUL, never past the end of the field. */
+static void rs__addr_text_path(rs__addr_text_t *t, const char *path) {
+    size_t i;
+    for (i = 0; i <= RS_LOCAL_PATH_MAX && path[i]; ++i) {
+        rs__addr_text_char(t, path[i]);
+    }
+}
+
+static int rs__addr_text_endpoint(rs__addr_text_t *t, const rs_endpoint_t *e) {
+    switch (e->domain) {
+    case RS_SOCKET_DOMAIN_IPV4:
+        rs__addr_text_ipv4(t, e->addr);
+        break;
+    case RS_SOCKET_DOMAIN_IPV6:
+        rs__addr_text_char(t, '[');
+        rs__addr_text_ipv6(t, e->addr);
+        if (e->scope_id != 0) {
+            rs__addr_text_char(t, '%');
+            rs__addr_text_u32(t, e->scope_id);
+        }
+        rs__addr_text_char(t, ']');
+        break;
+    case RS_SOCKET_DOMAIN_LOCAL:
+        rs__addr_text_path(t, e->path);
+        return RS_OK;
+    case RS_SOCKET_DOMAIN_VSOCK:
+        rs__addr_text_str(t, "vsock:");
+        rs__addr_text_u32(t, e->vsock_cid);
+        break;
+    default:
+        return RS_EINVAL;
+    }
+    rs__addr_text_char(t, ':');
+    rs__addr_text_u32(t, e->port);
+    return RS_OK;
+}
+
+RESEAU_API int rs_endpoint_format(const rs_endpoint_t *endpoint, char *buf, size_t buf_len) {
+    rs__addr_text_t text;
+    if (!buf && buf_len > 0) {
+        return RS_EINVAL;
+    }
+    rs__addr_text_init(&text);
+    if (!endpoint || rs__addr_text_endpoint(&text, endpoint) != RS_OK) {
+        if (buf_len > 0) {
+            buf[0] = '\0';
+        }
+        return RS_EINVAL;
+    }
+    return rs__addr_text_copy_out(&text, buf, buf_len);
+}
+
+/* Compares only the fields that matter for the domain. */
+RESEAU_API bool rs_endpoint_equal(const rs_endpoint_t *a, const rs_endpoint_t *b) {
+    if (a == b) {
+        return true;
+    }
+    if (!a || !b || a->domain != b->domain) {
+        return false;
+    }
+    switch (a->domain) {
+    case RS_SOCKET_DOMAIN_IPV4:
+        return a->port == b->port && memcmp(a->addr, b->addr, 4) == 0;
+    case RS_SOCKET_DOMAIN_IPV6:
+        return a->port == b->port && a->scope_id == b->scope_id && memcmp(a->addr, b->addr, 16) == 0;
+    case RS_SOCKET_DOMAIN_LOCAL:
+        return strncmp(a->path, b->path, sizeof(a->path)) == 0;
+    case RS_SOCKET_DOMAIN_VSOCK:
+        return a->port == b->port && a->vsock_cid == b->vsock_cid;
+    default:
+        return false;
+    }
+}
+/* <<address.c -- End file: src/net/address.c */
+/* >>sockaddr.c -- Begin file: src/net/sockaddr.c */
+/* Conversion between rs_endpoint_t and the OS's sockaddr structures. */
+
+typedef union rs__sockaddr {
+    struct sockaddr sa;
+    struct sockaddr_in in4;
+    struct sockaddr_in6 in6;
+    struct sockaddr_un un;
+#if RESEAU_OS_LINUX
+    struct sockaddr_vm vm;
+#endif
+    struct sockaddr_storage storage;
+} rs__sockaddr_t;
+
+/* The address family of a domain; RS_ENOTSUP for VSOCK off Linux. */
+static int rs__domain_family(rs_socket_domain_t domain, int *family_out) {
+    switch (domain) {
+    case RS_SOCKET_DOMAIN_IPV4:
+        *family_out = AF_INET;
+        return RS_OK;
+    case RS_SOCKET_DOMAIN_IPV6:
+        *family_out = AF_INET6;
+        return RS_OK;
+    case RS_SOCKET_DOMAIN_LOCAL:
+        *family_out = AF_UNIX;
+        return RS_OK;
+    case RS_SOCKET_DOMAIN_VSOCK:
+#if RESEAU_OS_LINUX
+        *family_out = AF_VSOCK;
+        return RS_OK;
+#else
+        return RS_ENOTSUP;
+#endif
+    }
+    return RS_EINVAL;
+}
+
+static int rs__local_to_sockaddr(const rs_endpoint_t *endpoint, rs__sockaddr_t *out, socklen_t *len_out) {
+    size_t len = strlen(endpoint->path);
+    if (len == 0 || len > RS_LOCAL_PATH_MAX) {
+        return RS_EINVAL;
+    }
+    out->un.sun_family = AF_UNIX;
+    if (endpoint->path[0] == '@') {
+#if RESEAU_OS_LINUX
+        /* Abstract name: a leading NUL, the name, and no terminator. */
+        memcpy(out->un.sun_path + 1, endpoint->path + 1, len - 1);
+        *len_out = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len);
+        return RS_OK;
+#else
+        return RS_ENOTSUP;
+#endif
+    }
+    memcpy(out->un.sun_path, endpoint->path, len);
+    *len_out = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len + 1);
+    return RS_OK;
+}
+
+static int rs__endpoint_to_sockaddr(const rs_endpoint_t *endpoint, rs__sockaddr_t *out, socklen_t *len_out) {
+    memset(out, 0, sizeof(*out));
+    switch (endpoint->domain) {
+    case RS_SOCKET_DOMAIN_IPV4:
+        if (endpoint->port > 65535) {
+            return RS_EINVAL;
+        }
+        out->in4.sin_family = AF_INET;
+        out->in4.sin_port = htons((uint16_t)endpoint->port);
+        memcpy(&out->in4.sin_addr, endpoint->addr, 4);
+        *len_out = (socklen_t)sizeof(out->in4);
+        return RS_OK;
+    case RS_SOCKET_DOMAIN_IPV6:
+        if (endpoint->port > 65535) {
+            return RS_EINVAL;
+        }
+        out->in6.sin6_family = AF_INET6;
+        out->in6.sin6_port = htons((uint16_t)endpoint->port);
+        out->in6.sin6_scope_id = endpoint->scope_id;
+        memcpy(&out->in6.sin6_addr, endpoint->addr, 16);
+        *len_out = (socklen_t)sizeof(out->in6);
+        return RS_OK;
+    case RS_SOCKET_DOMAIN_LOCAL:
+        return rs__local_to_sockaddr(endpoint, out, len_out);
+    case RS_SOCKET_DOMAIN_VSOCK:
+#if RESEAU_OS_LINUX
+        out->vm.svm_family = AF_VSOCK;
+        out->vm.svm_cid = endpoint->vsock_cid;
+        out->vm.svm_port = endpoint->port;
+        *len_out = (socklen_t)sizeof(out->vm);
+        return RS_OK;
+#else
+        return RS_ENOTSUP;
+#endif
+    }
+    return RS_EINVAL;
+}
+
+static void rs__local_from_sockaddr(rs_endpoint_t *endpoint, const rs__sockaddr_t *in, socklen_t len) {
+    size_t offset = offsetof(struct sockaddr_un, sun_path);
+    size_t n = len > offset ? (size_t)len - offset : 0;
+    if (n > RS_LOCAL_PATH_MAX) {
+        n = RS_LOCAL_PATH_MAX;
+    }
+    if (n > 0 && in->un.sun_path[0] == '\0') {
+        endpoint->path[0] = '@';
+        memcpy(endpoint->path + 1, in->un.sun_path + 1, n - 1);
+        return;
+    }
+    memcpy(endpoint->path, in->un.sun_path, n);
+    endpoint->path[n] = '\0'; /* a path's own terminator may or may not be counted */
+}
+
+/* Fills `endpoint` from what accept/getsockname/recvfrom returned. An unnamed
+ * Unix socket gives an empty path. */
+static int rs__endpoint_from_sockaddr(rs_endpoint_t *endpoint, const rs__sockaddr_t *in, socklen_t len) {
+    memset(endpoint, 0, sizeof(*endpoint));
+    switch (in->sa.sa_family) {
+    case AF_INET:
+        endpoint->domain = RS_SOCKET_DOMAIN_IPV4;
+        endpoint->port = ntohs(in->in4.sin_port);
+        memcpy(endpoint->addr, &in->in4.sin_addr, 4);
+        return RS_OK;
+    case AF_INET6:
+        endpoint->domain = RS_SOCKET_DOMAIN_IPV6;
+        endpoint->port = ntohs(in->in6.sin6_port);
+        endpoint->scope_id = in->in6.sin6_scope_id;
+        memcpy(endpoint->addr, &in->in6.sin6_addr, 16);
+        return RS_OK;
+    case AF_UNIX:
+        endpoint->domain = RS_SOCKET_DOMAIN_LOCAL;
+        rs__local_from_sockaddr(endpoint, in, len);
+        return RS_OK;
+#if RESEAU_OS_LINUX
+    case AF_VSOCK:
+        endpoint->domain = RS_SOCKET_DOMAIN_VSOCK;
+        endpoint->vsock_cid = in->vm.svm_cid;
+        endpoint->port = in->vm.svm_port;
+        return RS_OK;
+#endif
+    default:
+        return RS_EAFNOSUPPORT;
+    }
+}
+/* <<sockaddr.c -- End file: src/net/sockaddr.c */
+/* >>socket_posix.c -- Begin file: src/net/socket_posix.c */
+/*
+ * Sockets on POSIX: non-blocking fds driven by the loop's readiness events.
+ *
+ * One readiness callback serves every state (connecting, listening,
+ * connected); the subscribed mask always matches what the socket needs right
+ * now (rs__socket_update_interest), so level-triggered readiness never spins.
+ * Completions go through tasks so they are never delivered inside the call
+ * that started them, and a depth counter defers freeing while any of the
+ * socket's own callbacks is on the stack.
+ */
+
+#if !RESEAU_OS_LINUX
+#ifndef MSG_NOSIGNAL
+#define MSG_NOSIGNAL 0 /* SO_NOSIGPIPE is set on every socket instead */
+#endif
+#endif
+
+/* Writes gathered into one sendmsg; IOV_MAX is far larger, this keeps the stack small. */
+#define RS__WRITE_IOV_MAX 64
+/* Finished write requests kept for reuse, so steady-state writing does not allocate. */
+#define RS__WRITE_REQ_CACHE 32
+/* Connections accepted per readiness event before yielding to other work. */
+#define RS__ACCEPT_BUDGET 64
+/* Accept back-off while out of fds: starts here, doubles, stops growing at the max. */
+#define RS__ACCEPT_BACKOFF_MIN_MS 10
+#define RS__ACCEPT_BACKOFF_MAX_MS 1000
+
+typedef enum rs__socket_state {
+    RS__SOCK_INIT = 0,
+    RS__SOCK_BOUND,
+    RS__SOCK_LISTENING,
+    RS__SOCK_CONNECTING,
+    RS__SOCK_CONNECTED,
+    RS__SOCK_CLOSED
+} rs__socket_state_t;
+
+/* Exactly one of the two functions is set: sockets and pipe ends share the core. */
+typedef struct rs__write_cb {
+    rs_socket_on_write_fn *socket_fn;
+    rs_pipe_on_write_fn *pipe_fn;
+    void *user_data;
+} rs__write_cb_t;
+
+typedef struct rs__write_req {
+    rs_list_node_t node;
+    rs_byte_cursor_t remaining;
+    size_t written;
+    rs__write_cb_t cb;
+    int error;
+} rs__write_req_t;
+
+struct rs_socket {
+    rs_allocator_t allocator;
+    rs_socket_options_t options; /* copied; network_interface_name points at interface_name */
+    char interface_name[IF_NAMESIZE];
+    rs_event_loop_t *loop;
+    rs_io_handle_t io;
+    rs__socket_state_t state;
+    int interest; /* the mask subscribed on the loop; 0 when not subscribed */
+    int callback_depth;
+    bool destroy_requested;
+    bool is_listener;
+
+    rs_socket_on_connect_fn *on_connect;
+    void *connect_user_data;
+    int connect_result;
+    rs_task_t connect_timeout_task;
+    rs_task_t connect_done_task;
+
+    rs_socket_on_accept_fn *on_accept;
+    void *accept_user_data;
+    bool accepting;
+    bool accept_backoff;
+    uint32_t accept_backoff_ms;
+    rs_task_t accept_retry_task;
+
+    rs_socket_on_readable_fn *on_readable;
+    rs_pipe_on_readable_fn *on_pipe_readable;
+    void *readable_user_data;
+    bool reading;
+    bool read_done; /* EOF or a read error was returned: stop readable events */
+
+    rs_list_t write_queue;
+    rs_list_t completed;
+    rs_list_t req_cache;
+    size_t req_cache_count;
+    size_t pending_write_bytes;
+    int write_error; /* sticky: the error that failed the write side */
+    bool write_shut;
+    bool shut_write_pending;
+    rs_task_t completion_task;
+
+    rs_endpoint_t remote;
+    bool has_remote;
+};
+
+static void rs__socket_on_event(rs_event_loop_t *loop, rs_io_handle_t *handle, int events, void *user_data);
+
+static int rs__socket_check_thread(const rs_socket_t *s, const char *function) {
+    if (!s->loop || rs_event_loop_is_on_loop_thread(s->loop)) {
+        return RS_OK;
+    }
+    RS__LOG_ERROR(RS_LS_SOCKET, "%s: socket %p used off its loop's thread", function, (const void *)s);
+    return RS_EWRONGTHREAD;
+}
+
+static int rs__errno_result(void) {
+    return rs_result_from_errno(errno);
+}
+
+/* ---- creation and options ---- */
+
+static int rs__setsockopt_int(int fd, int level, int name, int value) {
+    return setsockopt(fd, level, name, &value, (socklen_t)sizeof(value)) == 0 ? RS_OK : rs__errno_result();
+}
+
+static int rs__set_fd_flags(int fd) {
+#if RESEAU_OS_APPLE
+    if (rs__setsockopt_int(fd, SOL_SOCKET, SO_NOSIGPIPE, 1) != RS_OK) {
+        return rs__errno_result();
+    }
+#endif
+#if RESEAU_OS_LINUX
+    (void)fd;
+    return RS_OK; /* SOCK_NONBLOCK | SOCK_CLOEXEC at creation */
+#else
+    return rs__set_nonblocking_cloexec(fd);
+#endif
+}
+
+static bool rs__socket_is_tcp(const rs_socket_t *s) {
+    return s->options.type == RS_SOCKET_STREAM &&
+           (s->options.domain == RS_SOCKET_DOMAIN_IPV4 || s->options.domain == RS_SOCKET_DOMAIN_IPV6);
+}
+
+/* Options that matter on every connection, accepted ones included. */
+static int rs__socket_apply_connection_options(rs_socket_t *s) {
+    const rs_socket_options_t *o = &s->options;
+    int fd = s->io.fd;
+    int err = RS_OK;
+    if (o->send_buffer_size) {
+        err = rs__setsockopt_int(fd, SOL_SOCKET, SO_SNDBUF, (int)o->send_buffer_size);
+    }
+    if (!err && o->recv_buffer_size) {
+        err = rs__setsockopt_int(fd, SOL_SOCKET, SO_RCVBUF, (int)o->recv_buffer_size);
+    }
+    if (!err && rs__socket_is_tcp(s) && o->tcp_nodelay) {
+        err = rs__setsockopt_int(fd, IPPROTO_TCP, TCP_NODELAY, 1);
+    }
+    if (!err && rs__socket_is_tcp(s) && o->keepalive) {
+        err = rs__setsockopt_int(fd, SOL_SOCKET, SO_KEEPALIVE, 1);
+#if RESEAU_OS_LINUX
+        if (!err && o->keepalive_idle_s) {
+            err = rs__setsockopt_int(fd, IPPROTO_TCP, TCP_KEEPIDLE, (int)o->keepalive_idle_s);
+        }
+        if (!err && o->keepalive_interval_s) {
+            err = rs__setsockopt_int(fd, IPPROTO_TCP, TCP_KEEPINTVL, (int)o->keepalive_interval_s);
+        }
+        if (!err && o->keepalive_probes) {
+            err = rs__setsockopt_int(fd, IPPROTO_TCP, TCP_KEEPCNT, (int)o->keepalive_probes);
+        }
+#endif
+    }
+    return err;
+}
+
+/* Options that must be set before bind. */
+static int rs__socket_apply_bind_options(rs_socket_t *s) {
+    const rs_socket_options_t *o = &s->options;
+    int fd = s->io.fd;
+    int err = RS_OK;
+    if (o->reuseaddr) {
+        err = rs__setsockopt_int(fd, SOL_SOCKET, SO_REUSEADDR, 1);
+    }
+    if (!err && o->reuseport) {
+#ifdef SO_REUSEPORT
+        err = rs__setsockopt_int(fd, SOL_SOCKET, SO_REUSEPORT, 1);
+#else
+        err = RS_ENOTSUP;
+#endif
+    }
+    if (!err && o->domain == RS_SOCKET_DOMAIN_IPV6 && o->ipv6_only != RS_SOCKET_IPV6_ONLY_DEFAULT) {
+        err = rs__setsockopt_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, o->ipv6_only == RS_SOCKET_IPV6_ONLY_ON);
+    }
+    if (!err && o->network_interface_name) {
+#if RESEAU_OS_LINUX
+        if (setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, s->interface_name,
+                       (socklen_t)strlen(s->interface_name)) != 0) {
+            err = rs__errno_result();
+        }
+#else
+        err = RS_ENOTSUP;
+#endif
+    }
+    return err;
+}
+
+/* The one place rs_socket_options_t defaults are applied and validated. */
+static int rs__socket_apply_defaults(rs_socket_t *s, const rs_socket_options_t *options) {
+    memset(&s->options, 0, sizeof(s->options));
+    if (options) {
+        s->options = *options;
+    }
+    s->options.allocator = NULL; /* copied into s->allocator; the pointer may dangle */
+    if (s->options.connect_timeout_ms == 0) {
+        s->options.connect_timeout_ms = RS_SOCKET_DEFAULT_CONNECT_TIMEOUT_MS;
+    }
+    if (s->options.type != RS_SOCKET_STREAM && s->options.type != RS_SOCKET_DGRAM) {
+        return RS_EINVAL;
+    }
+    if (s->options.network_interface_name) {
+        size_t len = strlen(s->options.network_interface_name);
+        if (len == 0 || len >= sizeof(s->interface_name)) {
+            return RS_EINVAL;
+        }
+        memcpy(s->interface_name, s->options.network_interface_name, len + 1);
+        s->options.network_interface_name = s->interface_name;
+    }
+    return RS_OK;
+}
+
+static void rs__socket_connect_timeout_task(rs_task_t *task, void *arg, rs_task_status_t status);
+static void rs__socket_connect_done_task(rs_task_t *task, void *arg, rs_task_status_t status);
+static void rs__socket_accept_retry_task(rs_task_t *task, void *arg, rs_task_status_t status);
+static void rs__socket_completion_task(rs_task_t *task, void *arg, rs_task_status_t status);
+
+/* Allocate and initialise the struct around an fd (or -1); no syscalls. */
+static rs_socket_t *rs__socket_alloc(const rs_allocator_t *allocator, const rs_socket_options_t *options, int *err_out) {
+    rs_allocator_t a = rs__allocator_copy(allocator);
+    rs_socket_t *s = (rs_socket_t *)rs_mem_calloc(&a, 1, sizeof(rs_socket_t));
+    int err;
+    if (!s) {
+        *err_out = RS_ENOMEM;
+        return NULL;
+    }
+    s->allocator = a;
+    s->io.fd = -1;
+    err = rs__socket_apply_defaults(s, options);
+    if (err) {
+        rs_mem_free(&a, s);
+        *err_out = err;
+        return NULL;
+    }
+    s->reading = true;
+    rs_list_init(&s->write_queue);
+    rs_list_init(&s->completed);
+    rs_list_init(&s->req_cache);
+    rs_task_init(&s->connect_timeout_task, rs__socket_connect_timeout_task, s, "socket_connect_timeout");
+    rs_task_init(&s->connect_done_task, rs__socket_connect_done_task, s, "socket_connect_done");
+    rs_task_init(&s->accept_retry_task, rs__socket_accept_retry_task, s, "socket_accept_retry");
+    rs_task_init(&s->completion_task, rs__socket_completion_task, s, "socket_write_completion");
+    *err_out = RS_OK;
+    return s;
+}
+
+static void rs__socket_free(rs_socket_t *s) {
+    rs_allocator_t allocator = s->allocator;
+    rs_list_node_t *node;
+    while ((node = rs_list_pop_front(&s->req_cache)) != NULL) {
+        rs_mem_free(&allocator, RS_CONTAINER_OF(node, rs__write_req_t, node));
+    }
+    rs_mem_free(&allocator, s);
+}
+
+static int rs__socket_open_fd(rs_socket_t *s) {
+    int family;
+    int type = s->options.type == RS_SOCKET_DGRAM ? SOCK_DGRAM : SOCK_STREAM;
+    int err = rs__domain_family(s->options.domain, &family);
+    if (err) {
+        return err;
+    }
+#if RESEAU_OS_LINUX
+    type |= SOCK_NONBLOCK | SOCK_CLOEXEC;
+#endif
+    s->io.fd = socket(family, type, 0);
+    if (s->io.fd < 0) {
+        err = rs__errno_result();
+        RS__LOG_ERROR(RS_LS_SOCKET, "socket() failed: %s (errno %d)", strerror(errno), errno);
+        return err;
+    }
+    err = rs__set_fd_flags(s->io.fd);
+    if (!err) {
+        err = rs__socket_apply_bind_options(s);
+    }
+    if (!err) {
+        err = rs__socket_apply_connection_options(s);
+    }
+    if (err) {
+        RS__LOG_ERROR(RS_LS_SOCKET, "cannot apply socket options: %s", rs_strerror(err));
+        close(s->io.fd);
+        s->io.fd = -1;
+    }
+    return err;
+}
+
+RESEAU_API rs_socket_t *rs_socket_new(const rs_socket_options_t *options, int *err_out) {
+    int err;
+    rs_socket_t *s = rs__socket_alloc(options ? options->allocator : NULL, options, &err);
+    if (s) {
+        err = rs__socket_open_fd(s);
+        if (err) {
+            rs__socket_free(s);
+            s = NULL;
+        }
+    }
+    rs__set_err(err_out, err);
+    return s;
+}
+
+RESEAU_API int rs_socket_get_fd(const rs_socket_t *socket) {
+    return socket->io.fd;
+}
+
+RESEAU_API bool rs_socket_is_open(const rs_socket_t *socket) {
+    return socket->state != RS__SOCK_CLOSED;
+}
+
+RESEAU_API rs_event_loop_t *rs_socket_get_loop(const rs_socket_t *socket) {
+    return socket->loop;
+}
+
+RESEAU_API size_t rs_socket_get_pending_write_bytes(const rs_socket_t *socket) {
+    return socket->pending_write_bytes;
+}
+
+/* ---- readiness interest ---- */
+
+static bool rs__socket_can_read(const rs_socket_t *s) {
+    if (s->state == RS__SOCK_CONNECTED) {
+        return true;
+    }
+    return s->options.type == RS_SOCKET_DGRAM && (s->state == RS__SOCK_INIT || s->state == RS__SOCK_BOUND);
+}
+
+static int rs__socket_wanted_events(const rs_socket_t *s) {
+    int want = 0;
+    bool has_reader = s->on_readable || s->on_pipe_readable;
+    switch (s->state) {
+    case RS__SOCK_CONNECTING:
+        return RS_IO_WRITABLE;
+    case RS__SOCK_LISTENING:
+        return s->accepting && !s->accept_backoff ? RS_IO_READABLE : 0;
+    case RS__SOCK_CLOSED:
+        return 0;
+    default:
+        break;
+    }
+    if (rs__socket_can_read(s) && has_reader && s->reading && !s->read_done) {
+        want |= RS_IO_READABLE;
+    }
+    if (!rs_list_empty(&s->write_queue)) {
+        want |= RS_IO_WRITABLE;
+    }
+    return want;
+}
+
+/* Make the loop subscription match what the socket needs now. */
+static int rs__socket_update_interest(rs_socket_t *s) {
+    int want;
+    int err = RS_OK;
+    if (!s->loop || s->io.fd < 0) {
+        return RS_OK;
+    }
+    want = rs__socket_wanted_events(s);
+    if (want == s->interest) {
+        return RS_OK;
+    }
+    if (want == 0) {
+        err = rs_event_loop_unsubscribe(s->loop, &s->io);
+    } else if (s->interest == 0) {
+        err = rs_event_loop_subscribe(s->loop, &s->io, want, rs__socket_on_event, s);
+    } else {
+        err = rs_event_loop_update_subscription(s->loop, &s->io, want);
+    }
+    if (err) {
+        RS__LOG_ERROR(RS_LS_SOCKET, "socket %p: cannot update readiness interest: %s", (void *)s, rs_strerror(err));
+        return err;
+    }
+    s->interest = want;
+    return RS_OK;
+}
+
+/* ---- freeing and closing ---- */
+
+static void rs__socket_maybe_free(rs_socket_t *s) {
+    if (!s->destroy_requested || s->callback_depth > 0) {
+        return;
+    }
+    if (rs_task_is_scheduled(&s->completion_task) || rs_task_is_scheduled(&s->connect_done_task)) {
+        return; /* freed after they deliver their RS_ECANCELED completions */
+    }
+    rs__socket_free(s);
+}
+
+static void rs__socket_schedule_completions(rs_socket_t *s) {
+    if (!rs_list_empty(&s->completed) && !rs_task_is_scheduled(&s->completion_task)) {
+        rs_event_loop_schedule_task_now(s->loop, &s->completion_task);
+    }
+}
+
+/* Fail every queued write with `error`; each completes, in order, through the completion task. */
+static void rs__socket_fail_writes(rs_socket_t *s, int error) {
+    rs_list_node_t *node;
+    while ((node = rs_list_pop_front(&s->write_queue)) != NULL) {
+        rs__write_req_t *req = RS_CONTAINER_OF(node, rs__write_req_t, node);
+        req->error = error;
+        rs_list_push_back(&s->completed, &req->node);
+    }
+    s->pending_write_bytes = 0;
+    rs__socket_schedule_completions(s);
+}
+
+static void rs__socket_close_now(rs_socket_t *s) {
+    rs__socket_state_t previous = s->state;
+    if (previous == RS__SOCK_CLOSED) {
+        return;
+    }
+    if (s->interest) {
+        rs_event_loop_unsubscribe(s->loop, &s->io);
+        s->interest = 0;
+    }
+    if (s->io.fd >= 0) {
+        close(s->io.fd);
+        s->io.fd = -1;
+    }
+    s->state = RS__SOCK_CLOSED;
+    s->accepting = false;
+    if (!s->loop) {
+        return;
+    }
+    rs_event_loop_cancel_task(s->loop, &s->accept_retry_task);
+    rs_event_loop_cancel_task(s->loop, &s->connect_timeout_task);
+    if (s->on_connect) {
+        s->connect_result = RS_ECANCELED;
+        if (!rs_task_is_scheduled(&s->connect_done_task)) {
+            rs_event_loop_schedule_task_now(s->loop, &s->connect_done_task);
+        }
+    }
+    rs__socket_fail_writes(s, RS_ECANCELED);
+}
+
+typedef struct rs__cross_thread_close {
+    rs_task_t task;
+    rs_socket_t *socket;
+    rs_mutex_t lock;
+    rs_condvar_t cond;
+    bool done;
+} rs__cross_thread_close_t;
+
+static void rs__cross_thread_close_task(rs_task_t *task, void *arg, rs_task_status_t status) {
+    rs__cross_thread_close_t *xc = (rs__cross_thread_close_t *)arg;
+    (void)task;
+    (void)status; /* canceled means the loop is being destroyed: close all the same */
+    rs__socket_close_now(xc->socket);
+    rs_mutex_lock(&xc->lock);
+    xc->done = true;
+    rs_condvar_signal(&xc->cond);
+    rs_mutex_unlock(&xc->lock);
+}
+
+/* Close a listener from a thread other than its loop's, waiting until done. */
+static int rs__socket_close_listener_from_afar(rs_socket_t *s) {
+    rs__cross_thread_close_t xc;
+    int err;
+    memset(&xc, 0, sizeof(xc));
+    xc.socket = s;
+    err = rs_mutex_init(&xc.lock);
+    if (err) {
+        return err;
+    }
+    err = rs_condvar_init(&xc.cond);
+    if (err) {
+        rs_mutex_cleanup(&xc.lock);
+        return err;
+    }
+    rs_task_init(&xc.task, rs__cross_thread_close_task, &xc, "socket_cross_thread_close");
+    rs_event_loop_schedule_task_now(s->loop, &xc.task);
+    rs_mutex_lock(&xc.lock);
+    while (!xc.done) {
+        rs_condvar_wait(&xc.cond, &xc.lock);
+    }
+    rs_mutex_unlock(&xc.lock);
+    rs_condvar_cleanup(&xc.cond);
+    rs_mutex_cleanup(&xc.lock);
+    return RS_OK;
+}
+
+RESEAU_API int rs_socket_close(rs_socket_t *socket) {
+    if (!socket) {
+        return RS_EINVAL;
+    }
+    if (socket->loop && !rs_event_loop_is_on_loop_thread(socket->loop)) {
+        if (socket->is_listener) {
+            return rs__socket_close_listener_from_afar(socket);
+        }
+        return rs__socket_check_thread(socket, "rs_socket_close");
+    }
+    rs__socket_close_now(socket);
+    return RS_OK;
+}
+
+RESEAU_API void rs_socket_destroy(rs_socket_t *socket) {
+    if (!socket) {
+        return;
+    }
+    if (socket->loop && !rs_event_loop_is_on_loop_thread(socket->loop)) {
+        if (!socket->is_listener) {
+            RS__LOG_ERROR(RS_LS_SOCKET, "rs_socket_destroy: socket %p destroyed off its loop's thread; leaked",
+                          (void *)socket);
+            RESEAU_ASSERT(!"rs_socket_destroy off the socket's loop thread");
+            return;
+        }
+        /* A listener: once its loop has closed it, nothing of it is left in flight. */
+        rs__socket_close_listener_from_afar(socket);
+        rs__socket_free(socket);
+        return;
+    }
+    rs__socket_close_now(socket);
+    socket->destroy_requested = true;
+    rs__socket_maybe_free(socket);
+}
+
+/* ---- bind, listen, addresses ---- */
+
+static int rs__socket_check_endpoint(const rs_socket_t *s, const rs_endpoint_t *endpoint) {
+    if (!endpoint || endpoint->domain != s->options.domain) {
+        return RS_EINVAL;
+    }
+    return RS_OK;
+}
+
+RESEAU_API int rs_socket_bind(rs_socket_t *socket, const rs_endpoint_t *local) {
+    rs__sockaddr_t sa;
+    socklen_t len;
+    int err = rs__socket_check_thread(socket, "rs_socket_bind");
+    if (!err) {
+        err = rs__socket_check_endpoint(socket, local);
+    }
+    if (!err && socket->state != RS__SOCK_INIT) {
+        err = RS_ESTATE;
+    }
+    if (!err) {
+        err = rs__endpoint_to_sockaddr(local, &sa, &len);
+    }
+    if (err) {
+        return err;
+    }
+    if (bind(socket->io.fd, &sa.sa, len) != 0) {
+        err = rs__errno_result();
+        RS__LOG_DEBUG(RS_LS_SOCKET, "bind failed: %s (errno %d)", strerror(errno), errno);
+        return err;
+    }
+    socket->state = RS__SOCK_BOUND;
+    return RS_OK;
+}
+
+static int rs__socket_name(int fd, bool peer, rs_endpoint_t *out) {
+    rs__sockaddr_t sa;
+    socklen_t len = (socklen_t)sizeof(sa);
+    int r;
+    memset(&sa, 0, sizeof(sa));
+    r = peer ? getpeername(fd, &sa.sa, &len) : getsockname(fd, &sa.sa, &len);
+    if (r != 0) {
+        return rs__errno_result();
+    }
+    return rs__endpoint_from_sockaddr(out, &sa, len);
+}
+
+RESEAU_API int rs_socket_get_bound_address(const rs_socket_t *socket, rs_endpoint_t *out) {
+    if (!out) {
+        return RS_EINVAL;
+    }
+    if (socket->io.fd < 0) {
+        return RS_EBADF;
+    }
+    return rs__socket_name(socket->io.fd, false, out);
+}
+
+RESEAU_API int rs_socket_get_remote_address(const rs_socket_t *socket, rs_endpoint_t *out) {
+    if (!out) {
+        return RS_EINVAL;
+    }
+    if (!socket->has_remote) {
+        return RS_ENOTCONN;
+    }
+    *out = socket->remote;
+    return RS_OK;
+}
+
+RESEAU_API int rs_socket_listen(rs_socket_t *socket, int backlog) {
+    int err = rs__socket_check_thread(socket, "rs_socket_listen");
+    if (err) {
+        return err;
+    }
+    if (socket->options.type != RS_SOCKET_STREAM) {
+        return RS_EINVAL;
+    }
+    if (socket->state != RS__SOCK_INIT && socket->state != RS__SOCK_BOUND) {
+        return RS_ESTATE;
+    }
+    if (listen(socket->io.fd, backlog > 0 ? backlog : SOMAXCONN) != 0) {
+        return rs__errno_result();
+    }
+    socket->state = RS__SOCK_LISTENING;
+    socket->is_listener = true;
+    return RS_OK;
+}
+
+/* ---- accepting ---- */
+
+/* Wrap an accepted fd in an unassigned socket with the listener's options. */
+static rs_socket_t *rs__socket_from_accepted(rs_socket_t *listener, int fd, const rs__sockaddr_t *sa, socklen_t len,
+                                             int *err_out) {
+    rs_socket_t *s = rs__socket_alloc(&listener->allocator, &listener->options, err_out);
+    if (!s) {
+        return NULL;
+    }
+    s->io.fd = fd;
+    *err_out = rs__set_fd_flags(fd);
+    if (!*err_out) {
+        *err_out = rs__socket_apply_connection_options(s);
+    }
+    if (*err_out) {
+        s->io.fd = -1;
+        rs__socket_free(s);
+        return NULL;
+    }
+    s->state = RS__SOCK_CONNECTED;
+    s->has_remote = rs__endpoint_from_sockaddr(&s->remote, sa, len) == RS_OK;
+    return s;
+}
+
+static int rs__accept_fd(int listen_fd, rs__sockaddr_t *sa, socklen_t *len) {
+    *len = (socklen_t)sizeof(*sa);
+#if RESEAU_OS_LINUX
+    return accept4(listen_fd, &sa->sa, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+#else
+    return accept(listen_fd, &sa->sa, len);
+#endif
+}
+
+/* Errors after which the next accept may well succeed (Linux reports pending
+ * network errors of the new connection through accept). */
+static bool rs__accept_error_is_transient(int os_error) {
+    switch (os_error) {
+    case EINTR:
+    case ECONNABORTED:
+    case EPROTO:
+    case ENETDOWN:
+    case ENOPROTOOPT:
+    case EHOSTUNREACH:
+    case ENETUNREACH:
+    case EOPNOTSUPP:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static bool rs__accept_error_is_exhaustion(int os_error) {
+    return os_error == EMFILE || os_error == ENFILE || os_error == ENOBUFS || os_error == ENOMEM;
+}
+
+static void rs__socket_deliver_accept(rs_socket_t *l, int error, rs_socket_t *new_socket) {
+    if (l->on_accept) {
+        l->on_accept(l, error, new_socket, l->accept_user_data);
+    } else if (new_socket) {
+        rs__socket_close_now(new_socket);
+        rs__socket_free(new_socket);
+    }
+}
+
+/* Out of fds or memory: stop polling the listener for a while instead of
+ * spinning on a readiness that accept cannot consume. */
+static void rs__socket_accept_backoff(rs_socket_t *l, int error) {
+    uint32_t ms = l->accept_backoff_ms ? l->accept_backoff_ms * 2 : RS__ACCEPT_BACKOFF_MIN_MS;
+    l->accept_backoff_ms = ms > RS__ACCEPT_BACKOFF_MAX_MS ? RS__ACCEPT_BACKOFF_MAX_MS : ms;
+    l->accept_backoff = true;
+    rs__socket_update_interest(l);
+    RS__LOG_WARN(RS_LS_SOCKET, "listener %p cannot accept (%s); retrying in %u ms", (void *)l, rs_strerror(error),
+                 (unsigned)l->accept_backoff_ms);
+    rs_event_loop_schedule_task_future(l->loop, &l->accept_retry_task,
+                                       rs_event_loop_now_ns(l->loop) + l->accept_backoff_ms * RS_NS_PER_MS);
+    rs__socket_deliver_accept(l, error, NULL);
+}
+
+static void rs__socket_accept_retry_task(rs_task_t *task, void *arg, rs_task_status_t status) {
+    rs_socket_t *l = (rs_socket_t *)arg;
+    (void)task;
+    if (status != RS_TASK_STATUS_RUN || l->state != RS__SOCK_LISTENING) {
+        return;
+    }
+    l->accept_backoff = false;
+    rs__socket_update_interest(l);
+}
+
+static void rs__socket_accept_some(rs_socket_t *l) {
+    int i;
+    for (i = 0; i < RS__ACCEPT_BUDGET && l->state == RS__SOCK_LISTENING && l->accepting; ++i) {
+        rs__sockaddr_t sa;
+        socklen_t len;
+        rs_socket_t *s;
+        int err;
+        int fd = rs__accept_fd(l->io.fd, &sa, &len);
+        if (fd < 0) {
+            int os_error = errno;
+            if (os_error == EAGAIN || os_error == EWOULDBLOCK) {
+                return;
+            }
+            if (rs__accept_error_is_transient(os_error)) {
+                continue;
+            }
+            if (rs__accept_error_is_exhaustion(os_error)) {
+                rs__socket_accept_backoff(l, rs_result_from_errno(os_error));
+                return;
+            }
+            RS__LOG_ERROR(RS_LS_SOCKET, "accept failed: %s (errno %d)", strerror(os_error), os_error);
+            rs__socket_deliver_accept(l, rs_result_from_errno(os_error), NULL);
+            return;
+        }
+        s = rs__socket_from_accepted(l, fd, &sa, len, &err);
+        if (!s) {
+            close(fd);
+            rs__socket_accept_backoff(l, err);
+            return;
+        }
+        l->accept_backoff_ms = 0;
+        rs__socket_deliver_accept(l, RS_OK, s);
+    }
+}
+
+RESEAU_API int rs_socket_start_accept(rs_socket_t *listener, rs_event_loop_t *loop, rs_socket_on_accept_fn *on_accept,
+                                      void *user_data) {
+    int err;
+    if (!listener || !loop || !on_accept) {
+        return RS_EINVAL;
+    }
+    if (listener->loop && listener->loop != loop) {
+        return RS_EBUSY;
+    }
+    if (!rs_event_loop_is_on_loop_thread(loop)) {
+        RS__LOG_ERROR(RS_LS_SOCKET, "rs_socket_start_accept called off the loop's thread");
+        return RS_EWRONGTHREAD;
+    }
+    if (listener->state != RS__SOCK_LISTENING) {
+        return RS_ESTATE;
+    }
+    listener->loop = loop;
+    listener->on_accept = on_accept;
+    listener->accept_user_data = user_data;
+    listener->accepting = true;
+    err = rs__socket_update_interest(listener);
+    if (err) {
+        listener->accepting = false;
+    }
+    return err;
+}
+
+RESEAU_API int rs_socket_stop_accept(rs_socket_t *listener) {
+    int err = rs__socket_check_thread(listener, "rs_socket_stop_accept");
+    if (err) {
+        return err;
+    }
+    if (listener->state != RS__SOCK_LISTENING) {
+        return RS_ESTATE;
+    }
+    listener->accepting = false;
+    rs_event_loop_cancel_task(listener->loop, &listener->accept_retry_task);
+    listener->accept_backoff = false;
+    return rs__socket_update_interest(listener);
+}
+
+/* ---- connecting ---- */
+
+static void rs__socket_deliver_connect(rs_socket_t *s, int error) {
+    rs_socket_on_connect_fn *on_connect = s->on_connect;
+    s->on_connect = NULL;
+    if (on_connect) {
+        on_connect(s, error, s->connect_user_data);
+    }
+}
+
+static void rs__socket_connect_done_task(rs_task_t *task, void *arg, rs_task_status_t status) {
+    rs_socket_t *s = (rs_socket_t *)arg;
+    (void)task;
+    (void)status; /* delivered either way: exactly one on_connect per connect */
+    s->callback_depth++;
+    rs__socket_deliver_connect(s, s->connect_result);
+    s->callback_depth--;
+    rs__socket_maybe_free(s);
+}
+
+static void rs__socket_connect_timeout_task(rs_task_t *task, void *arg, rs_task_status_t status) {
+    rs_socket_t *s = (rs_socket_t *)arg;
+    rs_socket_on_connect_fn *on_connect;
+    (void)task;
+    if (status != RS_TASK_STATUS_RUN || s->state != RS__SOCK_CONNECTING) {
+        return;
+    }
+    RS__LOG_DEBUG(RS_LS_SOCKET, "socket %p: connect timed out after %u ms", (void *)s,
+                  (unsigned)s->options.connect_timeout_ms);
+    on_connect = s->on_connect;
+    s->on_connect = NULL; /* closing must not turn this into RS_ECANCELED */
+    rs__socket_close_now(s);
+    s->on_connect = on_connect;
+    s->callback_depth++;
+    rs__socket_deliver_connect(s, RS_ETIMEDOUT);
+    s->callback_depth--;
+    rs__socket_maybe_free(s);
+}
+
+static void rs__socket_finish_connect(rs_socket_t *s, int events) {
+    int so_error = 0;
+    socklen_t len = (socklen_t)sizeof(so_error);
+    rs_socket_on_connect_fn *on_connect;
+    int err;
+    if (getsockopt(s->io.fd, SOL_SOCKET, SO_ERROR, &so_error, &len) != 0) {
+        so_error = errno;
+    }
+    if (!so_error && !(events & RS_IO_WRITABLE)) {
+        if (!(events & (RS_IO_HANGUP | RS_IO_ERROR))) {
+            return; /* not done yet */
+        }
+        so_error = ECONNRESET;
+    }
+    rs_event_loop_cancel_task(s->loop, &s->connect_timeout_task);
+    if (so_error) {
+        err = rs_result_from_errno(so_error);
+        RS__LOG_DEBUG(RS_LS_SOCKET, "socket %p: connect failed: %s", (void *)s, rs_strerror(err));
+        on_connect = s->on_connect;
+        s->on_connect = NULL;
+        rs__socket_close_now(s);
+        s->on_connect = on_connect;
+        rs__socket_deliver_connect(s, err);
+        return;
+    }
+    s->state = RS__SOCK_CONNECTED;
+    s->has_remote = rs__socket_name(s->io.fd, true, &s->remote) == RS_OK;
+    err = rs__socket_update_interest(s);
+    rs__socket_deliver_connect(s, err);
+}
+
+static void rs__socket_connect_later(rs_socket_t *s, int result) {
+    s->connect_result = result;
+    rs_event_loop_schedule_task_now(s->loop, &s->connect_done_task);
+}
+
+RESEAU_API int rs_socket_connect(rs_socket_t *socket, const rs_endpoint_t *remote, rs_event_loop_t *loop,
+                                 rs_socket_on_connect_fn *on_connect, void *user_data) {
+    rs__sockaddr_t sa;
+    socklen_t len;
+    int err;
+    if (!socket || !loop || !on_connect) {
+        return RS_EINVAL;
+    }
+    if (socket->loop && socket->loop != loop) {
+        return RS_EBUSY;
+    }
+    if (!rs_event_loop_is_on_loop_thread(loop)) {
+        RS__LOG_ERROR(RS_LS_SOCKET, "rs_socket_connect called off the loop's thread");
+        return RS_EWRONGTHREAD;
+    }
+    err = rs__socket_check_endpoint(socket, remote);
+    if (!err && (remote->domain == RS_SOCKET_DOMAIN_IPV4 || remote->domain == RS_SOCKET_DOMAIN_IPV6) &&
+        remote->port == 0) {
+        err = RS_EINVAL;
+    }
+    if (!err && socket->state != RS__SOCK_INIT && socket->state != RS__SOCK_BOUND) {
+        err = RS_ESTATE;
+    }
+    if (!err) {
+        err = rs__endpoint_to_sockaddr(remote, &sa, &len);
+    }
+    if (err) {
+        return err;
+    }
+    socket->loop = loop;
+    socket->on_connect = on_connect;
+    socket->connect_user_data = user_data;
+    if (connect(socket->io.fd, &sa.sa, len) == 0) {
+        socket->state = RS__SOCK_CONNECTED;
+        socket->remote = *remote;
+        socket->has_remote = true;
+        rs__socket_connect_later(socket, rs__socket_update_interest(socket));
+        return RS_OK;
+    }
+    if (errno != EINPROGRESS) {
+        /* Refused at once (common for Unix sockets): still reported later, never inline. */
+        err = rs__errno_result();
+        socket->on_connect = NULL;
+        rs__socket_close_now(socket);
+        socket->on_connect = on_connect;
+        rs__socket_connect_later(socket, err);
+        return RS_OK;
+    }
+    socket->state = RS__SOCK_CONNECTING;
+    err = rs__socket_update_interest(socket);
+    if (err) {
+        socket->on_connect = NULL;
+        rs__socket_close_now(socket);
+        return err;
+    }
+    rs_event_loop_schedule_task_future(loop, &socket->connect_timeout_task,
+                                       rs_event_loop_now_ns(loop) + socket->options.connect_timeout_ms * RS_NS_PER_MS);
+    return RS_OK;
+}
+
+RESEAU_API int rs_socket_assign_to_loop(rs_socket_t *socket, rs_event_loop_t *loop) {
+    if (!socket || !loop) {
+        return RS_EINVAL;
+    }
+    if (socket->loop) {
+        return RS_EBUSY;
+    }
+    if (!rs_event_loop_is_on_loop_thread(loop)) {
+        RS__LOG_ERROR(RS_LS_SOCKET, "rs_socket_assign_to_loop called off the target loop's thread");
+        return RS_EWRONGTHREAD;
+    }
+    socket->loop = loop;
+    return rs__socket_update_interest(socket);
+}
+
+/* ---- reading ---- */
+
+static int rs__socket_set_reader(rs_socket_t *s, rs_socket_on_readable_fn *fn, rs_pipe_on_readable_fn *pipe_fn,
+                                 void *user_data) {
+    int err = rs__socket_check_thread(s, "rs_socket_subscribe_to_readable_events");
+    if (err) {
+        return err;
+    }
+    if (!s->loop) {
+        return RS_ESTATE; /* assign it to a loop first */
+    }
+    if (!rs__socket_can_read(s)) {
+        return s->state == RS__SOCK_CLOSED ? RS_EBADF : RS_ENOTCONN;
+    }
+    s->on_readable = fn;
+    s->on_pipe_readable = pipe_fn;
+    s->readable_user_data = user_data;
+    s->reading = true;
+    err = rs__socket_update_interest(s);
+    if (err) {
+        s->on_readable = NULL;
+        s->on_pipe_readable = NULL;
+    }
+    return err;
+}
+
+RESEAU_API int rs_socket_subscribe_to_readable_events(rs_socket_t *socket, rs_socket_on_readable_fn *on_readable,
+                                                     void *user_data) {
+    if (!socket || !on_readable) {
+        return RS_EINVAL;
+    }
+    return rs__socket_set_reader(socket, on_readable, NULL, user_data);
+}
+
+static int rs__socket_set_reading(rs_socket_t *s, bool reading, const char *function) {
+    int err = rs__socket_check_thread(s, function);
+    if (err) {
+        return err;
+    }
+    s->reading = reading;
+    return rs__socket_update_interest(s);
+}
+
+RESEAU_API int rs_socket_pause_reading(rs_socket_t *socket) {
+    return rs__socket_set_reading(socket, false, "rs_socket_pause_reading");
+}
+
+RESEAU_API int rs_socket_resume_reading(rs_socket_t *socket) {
+    return rs__socket_set_reading(socket, true, "rs_socket_resume_reading");
+}
+
+/* After EOF or a read error nothing more will come: stop readable events so a
+ * level-triggered hang-up does not spin the loop. */
+static void rs__socket_read_finished(rs_socket_t *s) {
+    s->read_done = true;
+    rs__socket_update_interest(s);
+}
+
+RESEAU_API int rs_socket_read(rs_socket_t *socket, rs_byte_buf_t *buf, size_t *amount_read) {
+    ssize_t n;
+    int err = rs__socket_check_thread(socket, "rs_socket_read");
+    if (amount_read) {
+        *amount_read = 0;
+    }
+    if (err) {
+        return err;
+    }
+    if (!buf || buf->len >= buf->capacity) {
+        return RS_EINVAL;
+    }
+    if (socket->io.fd < 0) {
+        return RS_EBADF;
+    }
+    do {
+        n = recv(socket->io.fd, buf->buffer + buf->len, buf->capacity - buf->len, 0);
+    } while (n < 0 && errno == EINTR);
+    if (n > 0) {
+        buf->len += (size_t)n;
+        if (amount_read) {
+            *amount_read = (size_t)n;
+        }
+        return RS_OK;
+    }
+    if (n == 0) {
+        rs__socket_read_finished(socket);
+        return RS_EEOF;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        return RS_EAGAIN;
+    }
+    err = rs__errno_result();
+    rs__socket_read_finished(socket);
+    return err;
+}
+
+static void rs__socket_notify_readable(rs_socket_t *s, int events) {
+    int error = RS_OK;
+    if (events & RS_IO_ERROR) {
+        int so_error = 0;
+        socklen_t len = (socklen_t)sizeof(so_error);
+        if (getsockopt(s->io.fd, SOL_SOCKET, SO_ERROR, &so_error, &len) == 0 && so_error) {
+            error = rs_result_from_errno(so_error);
+        }
+    }
+    if (s->on_readable) {
+        s->on_readable(s, error, s->readable_user_data);
+    } else if (s->on_pipe_readable) {
+        s->on_pipe_readable((rs_pipe_read_end_t *)(void *)s, error, s->readable_user_data);
+    }
+}
+
+/* ---- writing ---- */
+
+static rs__write_req_t *rs__socket_take_req(rs_socket_t *s) {
+    rs_list_node_t *node = rs_list_pop_front(&s->req_cache);
+    if (node) {
+        --s->req_cache_count;
+        return RS_CONTAINER_OF(node, rs__write_req_t, node);
+    }
+    return (rs__write_req_t *)rs_mem_calloc(&s->allocator, 1, sizeof(rs__write_req_t));
+}
+
+static void rs__socket_recycle_req(rs_socket_t *s, rs__write_req_t *req) {
+    if (s->req_cache_count < RS__WRITE_REQ_CACHE) {
+        rs_list_push_back(&s->req_cache, &req->node);
+        ++s->req_cache_count;
+        return;
+    }
+    rs_mem_free(&s->allocator, req);
+}
+
+static void rs__socket_deliver_write(rs_socket_t *s, const rs__write_req_t *req) {
+    if (req->cb.socket_fn) {
+        req->cb.socket_fn(s, req->error, req->written, req->cb.user_data);
+    } else if (req->cb.pipe_fn) {
+        req->cb.pipe_fn((rs_pipe_write_end_t *)(void *)s, req->error, req->written, req->cb.user_data);
+    }
+}
+
+static void rs__socket_completion_task(rs_task_t *task, void *arg, rs_task_status_t status) {
+    rs_socket_t *s = (rs_socket_t *)arg;
+    rs_list_t batch;
+    rs_list_node_t *node;
+    (void)task;
+    (void)status; /* completions are delivered either way: exactly once each */
+    /* Only what completed before this task ran: completions of writes made by
+     * these callbacks wait for the next tick. */
+    rs_list_init(&batch);
+    rs_list_swap(&batch, &s->completed);
+    s->callback_depth++;
+    while ((node = rs_list_pop_front(&batch)) != NULL) {
+        rs__write_req_t req = *RS_CONTAINER_OF(node, rs__write_req_t, node);
+        rs__socket_recycle_req(s, RS_CONTAINER_OF(node, rs__write_req_t, node));
+        rs__socket_deliver_write(s, &req);
+    }
+    s->callback_depth--;
+    rs__socket_maybe_free(s);
+}
+
+static void rs__socket_shutdown_write_now(rs_socket_t *s) {
+    s->shut_write_pending = false;
+    if (s->io.fd >= 0 && shutdown(s->io.fd, SHUT_WR) != 0) {
+        RS__LOG_DEBUG(RS_LS_SOCKET, "shutdown(SHUT_WR) failed: %s", strerror(errno));
+    }
+}
+
+/* Gather up to RS__WRITE_IOV_MAX queued writes into one sendmsg. */
+static ssize_t rs__socket_send_queued(rs_socket_t *s) {
+    struct iovec iov[RS__WRITE_IOV_MAX];
+    struct msghdr msg;
+    rs_list_node_t *node;
+    int count = 0;
+    ssize_t n;
+    for (node = rs_list_begin(&s->write_queue); node != rs_list_end(&s->write_queue) && count < RS__WRITE_IOV_MAX;
+         node = node->next) {
+        rs__write_req_t *req = RS_CONTAINER_OF(node, rs__write_req_t, node);
+        iov[count].iov_base = (void *)(uintptr_t)req->remaining.ptr;
+        iov[count].iov_len = req->remaining.len;
+        ++count;
+    }
+    memset(&msg, 0, sizeof(msg));
+    msg.msg_iov = iov;
+    msg.msg_iovlen = (size_t)count;
+    do {
+        n = sendmsg(s->io.fd, &msg, MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    return n;
+}
+
+/* Credit `n` written bytes to the queue head, completing whole requests. */
+static void rs__socket_credit_written(rs_socket_t *s, size_t n) {
+    while (n > 0 || (!rs_list_empty(&s->write_queue) &&
+                     RS_CONTAINER_OF(rs_list_begin(&s->write_queue), rs__write_req_t, node)->remaining.len == 0)) {
+        rs__write_req_t *req = RS_CONTAINER_OF(rs_list_begin(&s->write_queue), rs__write_req_t, node);
+        size_t take = n < req->remaining.len ? n : req->remaining.len;
+        rs_byte_cursor_advance(&req->remaining, take);
+        req->written += take;
+        s->pending_write_bytes -= take;
+        n -= take;
+        if (req->remaining.len > 0) {
+            break;
+        }
+        rs_list_remove(&req->node);
+        req->error = RS_OK;
+        rs_list_push_back(&s->completed, &req->node);
+    }
+}
+
+/* Write as much as the kernel takes now. */
+static void rs__socket_flush(rs_socket_t *s) {
+    while (!rs_list_empty(&s->write_queue) && s->io.fd >= 0) {
+        ssize_t n = rs__socket_send_queued(s);
+        if (n < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK) {
+                s->write_error = rs__errno_result();
+                RS__LOG_DEBUG(RS_LS_SOCKET, "socket %p: write failed: %s", (void *)s, rs_strerror(s->write_error));
+                rs__socket_fail_writes(s, s->write_error);
+            }
+            break;
+        }
+        rs__socket_credit_written(s, (size_t)n);
+    }
+    rs__socket_schedule_completions(s);
+    if (rs_list_empty(&s->write_queue) && s->shut_write_pending) {
+        rs__socket_shutdown_write_now(s);
+    }
+    rs__socket_update_interest(s);
+}
+
+static int rs__socket_write(rs_socket_t *s, rs_byte_cursor_t data, rs__write_cb_t cb) {
+    rs__write_req_t *req;
+    bool was_idle;
+    int err = rs__socket_check_thread(s, "rs_socket_write");
+    if (err) {
+        return err;
+    }
+    if (s->options.type != RS_SOCKET_STREAM) {
+        return RS_EINVAL;
+    }
+    if (s->state != RS__SOCK_CONNECTED || !s->loop) {
+        return s->state == RS__SOCK_CLOSED ? RS_EBADF : RS_ENOTCONN;
+    }
+    if (s->write_shut) {
+        return RS_ESHUTDOWN;
+    }
+    if (s->write_error) {
+        return s->write_error;
+    }
+    req = rs__socket_take_req(s);
+    if (!req) {
+        return RS_ENOMEM;
+    }
+    memset(req, 0, sizeof(*req));
+    req->remaining = data;
+    req->cb = cb;
+    was_idle = rs_list_empty(&s->write_queue);
+    rs_list_push_back(&s->write_queue, &req->node);
+    s->pending_write_bytes += data.len;
+    if (was_idle) {
+        rs__socket_flush(s); /* optimistic: most writes finish at once */
+    } else {
+        rs__socket_update_interest(s);
+    }
+    return RS_OK;
+}
+
+RESEAU_API int rs_socket_write(rs_socket_t *socket, rs_byte_cursor_t data, rs_socket_on_write_fn *on_written,
+                               void *user_data) {
+    rs__write_cb_t cb;
+    if (!socket || !on_written) {
+        return RS_EINVAL;
+    }
+    cb.socket_fn = on_written;
+    cb.pipe_fn = NULL;
+    cb.user_data = user_data;
+    return rs__socket_write(socket, data, cb);
+}
+
+RESEAU_API int rs_socket_shutdown_dir(rs_socket_t *socket, rs_socket_dir_t dir) {
+    int err = rs__socket_check_thread(socket, "rs_socket_shutdown_dir");
+    if (err) {
+        return err;
+    }
+    if ((dir & RS_SOCKET_DIR_BOTH) == 0 || (dir & ~RS_SOCKET_DIR_BOTH) != 0) {
+        return RS_EINVAL;
+    }
+    if (socket->state != RS__SOCK_CONNECTED) {
+        return socket->state == RS__SOCK_CLOSED ? RS_EBADF : RS_ENOTCONN;
+    }
+    if ((dir & RS_SOCKET_DIR_READ) && shutdown(socket->io.fd, SHUT_RD) != 0) {
+        return rs__errno_result();
+    }
+    if ((dir & RS_SOCKET_DIR_WRITE) && !socket->write_shut) {
+        socket->write_shut = true;
+        if (rs_list_empty(&socket->write_queue)) {
+            rs__socket_shutdown_write_now(socket);
+        } else {
+            socket->shut_write_pending = true; /* after the queued bytes */
+        }
+    }
+    return RS_OK;
+}
+
+/* ---- readiness ---- */
+
+static void rs__socket_on_event(rs_event_loop_t *loop, rs_io_handle_t *handle, int events, void *user_data) {
+    rs_socket_t *s = (rs_socket_t *)user_data;
+    (void)loop;
+    (void)handle;
+    s->callback_depth++;
+    if (s->state == RS__SOCK_CONNECTING) {
+        rs__socket_finish_connect(s, events);
+    } else if (s->state == RS__SOCK_LISTENING) {
+        rs__socket_accept_some(s);
+    } else {
+        if ((events & (RS_IO_WRITABLE | RS_IO_HANGUP | RS_IO_ERROR)) && !rs_list_empty(&s->write_queue)) {
+            rs__socket_flush(s);
+        }
+        if (s->state != RS__SOCK_CLOSED && (s->interest & RS_IO_READABLE) &&
+            (events & (RS_IO_READABLE | RS_IO_HANGUP | RS_IO_ERROR))) {
+            rs__socket_notify_readable(s, events);
+        }
+    }
+    s->callback_depth--;
+    rs__socket_maybe_free(s);
+}
+/* <<socket_posix.c -- End file: src/net/socket_posix.c */
+/* >>udp_posix.c -- Begin file: src/net/udp_posix.c */
+/*
+ * Datagrams: immediate, non-queueing send and receive on DGRAM sockets, with
+ * sendmmsg/recvmmsg batching on Linux and a one-by-one fallback elsewhere.
+ */
+
+static int rs__socket_check_dgram(const rs_socket_t *s, const char *function) {
+    int err = rs__socket_check_thread(s, function);
+    if (err) {
+        return err;
+    }
+    if (s->options.type != RS_SOCKET_DGRAM) {
+        return RS_EINVAL;
+    }
+    return s->io.fd < 0 ? RS_EBADF : RS_OK;
+}
+
+/* Fill one msghdr for `dgram`; `name` receives the destination on send. */
+static int rs__dgram_prepare_send(const rs_socket_t *s, const rs_endpoint_t *destination, struct iovec *iov,
+                                  const void *data, size_t len, struct msghdr *msg, rs__sockaddr_t *name) {
+    socklen_t name_len = 0;
+    memset(msg, 0, sizeof(*msg));
+    iov->iov_base = (void *)(uintptr_t)data;
+    iov->iov_len = len;
+    msg->msg_iov = iov;
+    msg->msg_iovlen = 1;
+    if (destination && !s->has_remote) {
+        int err = rs__socket_check_endpoint(s, destination);
+        if (!err) {
+            err = rs__endpoint_to_sockaddr(destination, name, &name_len);
+        }
+        if (err) {
+            return err;
+        }
+        msg->msg_name = name;
+        msg->msg_namelen = name_len;
+    } else if (!s->has_remote) {
+        return RS_ENOTCONN; /* no destination and not connected */
+    }
+    return RS_OK;
+}
+
+RESEAU_API int rs_socket_send_to(rs_socket_t *socket, const rs_endpoint_t *destination, rs_byte_cursor_t data) {
+    struct iovec iov;
+    struct msghdr msg;
+    rs__sockaddr_t name;
+    ssize_t n;
+    int err = rs__socket_check_dgram(socket, "rs_socket_send_to");
+    if (!err) {
+        err = rs__dgram_prepare_send(socket, destination, &iov, data.ptr, data.len, &msg, &name);
+    }
+    if (err) {
+        return err;
+    }
+    do {
+        n = sendmsg(socket->io.fd, &msg, MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        return rs__errno_result(); /* EAGAIN maps to RS_EAGAIN */
+    }
+    return RS_OK;
+}
+
+RESEAU_API int rs_socket_send_batch(rs_socket_t *socket, const rs_datagram_t *datagrams, size_t count,
+                                    size_t *sent_out) {
+    size_t sent = 0;
+    int err = rs__socket_check_dgram(socket, "rs_socket_send_batch");
+    if (sent_out) {
+        *sent_out = 0;
+    }
+    if (!err && (!datagrams || !sent_out)) {
+        err = RS_EINVAL;
+    }
+    while (!err && sent < count) {
+#if RESEAU_OS_LINUX
+        struct mmsghdr msgs[RS_DATAGRAM_BATCH_MAX];
+        struct iovec iovs[RS_DATAGRAM_BATCH_MAX];
+        rs__sockaddr_t names[RS_DATAGRAM_BATCH_MAX];
+        size_t i;
+        size_t chunk = count - sent < RS_DATAGRAM_BATCH_MAX ? count - sent : RS_DATAGRAM_BATCH_MAX;
+        int n;
+        memset(msgs, 0, sizeof(msgs[0]) * chunk);
+        for (i = 0; i < chunk && !err; ++i) {
+            const rs_datagram_t *d = &datagrams[sent + i];
+            err = rs__dgram_prepare_send(socket, &d->endpoint, &iovs[i], d->data, d->len, &msgs[i].msg_hdr, &names[i]);
+        }
+        if (err) {
+            break;
+        }
+        do {
+            n = sendmmsg(socket->io.fd, msgs, (unsigned)chunk, MSG_NOSIGNAL);
+        } while (n < 0 && errno == EINTR);
+        if (n < 0) {
+            err = rs__errno_result();
+            break;
+        }
+        sent += (size_t)n;
+        if ((size_t)n < chunk) {
+            break; /* the kernel's buffer is full */
+        }
+#else
+        const rs_datagram_t *d = &datagrams[sent];
+        err = rs_socket_send_to(socket, &d->endpoint, rs_byte_cursor_from_array(d->data, d->len));
+        if (!err) {
+            ++sent;
+        }
+#endif
+    }
+    if (sent_out) {
+        *sent_out = sent;
+    }
+    return sent > 0 ? RS_OK : err;
+}
+
+static void rs__dgram_prepare_recv(rs_datagram_t *d, struct iovec *iov, struct msghdr *msg, rs__sockaddr_t *name) {
+    memset(msg, 0, sizeof(*msg));
+    memset(name, 0, sizeof(*name));
+    iov->iov_base = d->data;
+    iov->iov_len = d->capacity;
+    msg->msg_iov = iov;
+    msg->msg_iovlen = 1;
+    msg->msg_name = name;
+    msg->msg_namelen = (socklen_t)sizeof(*name);
+}
+
+static void rs__dgram_finish_recv(rs_datagram_t *d, const struct msghdr *msg, const rs__sockaddr_t *name, size_t len) {
+    d->len = len;
+    d->truncated = (msg->msg_flags & MSG_TRUNC) != 0;
+    if (rs__endpoint_from_sockaddr(&d->endpoint, name, msg->msg_namelen) != RS_OK) {
+        memset(&d->endpoint, 0, sizeof(d->endpoint));
+    }
+}
+
+RESEAU_API int rs_socket_recv_from(rs_socket_t *socket, rs_datagram_t *datagram) {
+    struct iovec iov;
+    struct msghdr msg;
+    rs__sockaddr_t name;
+    ssize_t n;
+    int err = rs__socket_check_dgram(socket, "rs_socket_recv_from");
+    if (!err && (!datagram || !datagram->data || !datagram->capacity)) {
+        err = RS_EINVAL;
+    }
+    if (err) {
+        return err;
+    }
+    rs__dgram_prepare_recv(datagram, &iov, &msg, &name);
+    do {
+        n = recvmsg(socket->io.fd, &msg, 0);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        return rs__errno_result();
+    }
+    rs__dgram_finish_recv(datagram, &msg, &name, (size_t)n);
+    return RS_OK;
+}
+
+RESEAU_API int rs_socket_recv_batch(rs_socket_t *socket, rs_datagram_t *datagrams, size_t count,
+                                    size_t *received_out) {
+    int err = rs__socket_check_dgram(socket, "rs_socket_recv_batch");
+    size_t received = 0;
+    if (received_out) {
+        *received_out = 0;
+    }
+    if (!err && (!datagrams || !received_out || count == 0)) {
+        err = RS_EINVAL;
+    }
+    if (err) {
+        return err;
+    }
+#if RESEAU_OS_LINUX
+    {
+        struct mmsghdr msgs[RS_DATAGRAM_BATCH_MAX];
+        struct iovec iovs[RS_DATAGRAM_BATCH_MAX];
+        rs__sockaddr_t names[RS_DATAGRAM_BATCH_MAX];
+        size_t chunk = count < RS_DATAGRAM_BATCH_MAX ? count : RS_DATAGRAM_BATCH_MAX;
+        size_t i;
+        int n;
+        memset(msgs, 0, sizeof(msgs[0]) * chunk);
+        for (i = 0; i < chunk; ++i) {
+            if (!datagrams[i].data || !datagrams[i].capacity) {
+                return RS_EINVAL;
+            }
+            rs__dgram_prepare_recv(&datagrams[i], &iovs[i], &msgs[i].msg_hdr, &names[i]);
+        }
+        do {
+            n = recvmmsg(socket->io.fd, msgs, (unsigned)chunk, 0, NULL);
+        } while (n < 0 && errno == EINTR);
+        if (n < 0) {
+            return rs__errno_result();
+        }
+        for (i = 0; i < (size_t)n; ++i) {
+            rs__dgram_finish_recv(&datagrams[i], &msgs[i].msg_hdr, &names[i], msgs[i].msg_len);
+        }
+        received = (size_t)n;
+    }
+#else
+    while (received < count) {
+        err = rs_socket_recv_from(socket, &datagrams[received]);
+        if (err) {
+            break;
+        }
+        ++received;
+    }
+    if (received == 0) {
+        return err;
+    }
+#endif
+    *received_out = received;
+    return RS_OK;
+}
+/* <<udp_posix.c -- End file: src/net/udp_posix.c */
+/* >>pipe.c -- Begin file: src/net/pipe.c */
+/*
+ * Pipes, as a Unix socketpair shut down to one direction: the socket core gives
+ * them asynchronous, ordered writes, and MSG_NOSIGNAL keeps a write to a pipe
+ * whose reader is gone from raising SIGPIPE (a plain pipe() cannot promise that
+ * without process-wide signal handling). Each end is an rs_socket_t underneath.
+ */
+
+static rs_socket_t *rs__pipe_socket(const void *end) {
+    return (rs_socket_t *)(uintptr_t)end;
+}
+
+/* Wrap one end of the pair; the fd is closed on failure. */
+static rs_socket_t *rs__pipe_end_new(const rs_allocator_t *allocator, int fd, int shut_how, int *err_out) {
+    rs_socket_options_t options;
+    rs_socket_t *s;
+    memset(&options, 0, sizeof(options));
+    options.domain = RS_SOCKET_DOMAIN_LOCAL;
+    s = rs__socket_alloc(allocator, &options, err_out);
+    if (!s) {
+        close(fd);
+        return NULL;
+    }
+    s->io.fd = fd;
+    *err_out = rs__set_fd_flags(fd);
+    if (!*err_out && shutdown(fd, shut_how) != 0) {
+        *err_out = rs__errno_result();
+    }
+    if (*err_out) {
+        close(fd);
+        s->io.fd = -1;
+        rs__socket_free(s);
+        return NULL;
+    }
+    s->state = RS__SOCK_CONNECTED;
+    return s;
+}
+
+/* Tie an end to its loop; the caller is on that loop's thread or the loop has not run yet. */
+static void rs__pipe_end_set_loop(rs_socket_t *s, rs_event_loop_t *loop) {
+    s->loop = loop;
+}
+
+RESEAU_API int rs_pipe_new(rs_event_loop_t *read_loop, rs_event_loop_t *write_loop, const rs_allocator_t *allocator,
+                           rs_pipe_read_end_t **read_end_out, rs_pipe_write_end_t **write_end_out) {
+    int fds[2];
+    int type = SOCK_STREAM;
+    int err;
+    rs_socket_t *reader;
+    rs_socket_t *writer;
+    if (read_end_out) {
+        *read_end_out = NULL;
+    }
+    if (write_end_out) {
+        *write_end_out = NULL;
+    }
+    if (!read_loop || !write_loop || !read_end_out || !write_end_out) {
+        return RS_EINVAL;
+    }
+#if RESEAU_OS_LINUX
+    type |= SOCK_NONBLOCK | SOCK_CLOEXEC;
+#endif
+    if (socketpair(AF_UNIX, type, 0, fds) != 0) {
+        err = rs__errno_result();
+        RS__LOG_ERROR(RS_LS_SOCKET, "socketpair failed: %s (errno %d)", strerror(errno), errno);
+        return err;
+    }
+    reader = rs__pipe_end_new(allocator, fds[0], SHUT_WR, &err);
+    if (!reader) {
+        close(fds[1]);
+        return err;
+    }
+    writer = rs__pipe_end_new(allocator, fds[1], SHUT_RD, &err);
+    if (!writer) {
+        rs__socket_close_now(reader);
+        rs__socket_free(reader);
+        return err;
+    }
+    rs__pipe_end_set_loop(reader, read_loop);
+    rs__pipe_end_set_loop(writer, write_loop);
+    *read_end_out = (rs_pipe_read_end_t *)(void *)reader;
+    *write_end_out = (rs_pipe_write_end_t *)(void *)writer;
+    return RS_OK;
+}
+
+RESEAU_API int rs_pipe_subscribe_to_readable_events(rs_pipe_read_end_t *read_end, rs_pipe_on_readable_fn *on_readable,
+                                                   void *user_data) {
+    if (!read_end || !on_readable) {
+        return RS_EINVAL;
+    }
+    return rs__socket_set_reader(rs__pipe_socket(read_end), NULL, on_readable, user_data);
+}
+
+RESEAU_API int rs_pipe_read(rs_pipe_read_end_t *read_end, rs_byte_buf_t *buf, size_t *amount_read) {
+    if (!read_end) {
+        return RS_EINVAL;
+    }
+    return rs_socket_read(rs__pipe_socket(read_end), buf, amount_read);
+}
+
+RESEAU_API void rs_pipe_read_end_destroy(rs_pipe_read_end_t *read_end) {
+    rs_socket_destroy(rs__pipe_socket(read_end));
+}
+
+RESEAU_API int rs_pipe_write(rs_pipe_write_end_t *write_end, rs_byte_cursor_t data, rs_pipe_on_write_fn *on_written,
+                             void *user_data) {
+    rs__write_cb_t cb;
+    if (!write_end || !on_written) {
+        return RS_EINVAL;
+    }
+    cb.socket_fn = NULL;
+    cb.pipe_fn = on_written;
+    cb.user_data = user_data;
+    return rs__socket_write(rs__pipe_socket(write_end), data, cb);
+}
+
+RESEAU_API void rs_pipe_write_end_destroy(rs_pipe_write_end_t *write_end) {
+    rs_socket_destroy(rs__pipe_socket(write_end));
+}
+/* <<pipe.c -- End file: src/net/pipe.c */
 
 #ifdef __cplusplus
 }

@@ -56,8 +56,12 @@
  *   >>task        tasks
  *   >>event_loop  event loop: tasks, I/O subscriptions, run modes
  *   >>group       event-loop group
+ *   >>address     endpoints, strict IPv4/IPv6 parsing and formatting
+ *   >>socket      TCP, UDP, Unix and VSOCK sockets
+ *   >>pipe        pipes
  *   Implementation: the same names with .c (>>event_loop.c), plus
- *   >>platform.c, >>atomic.c, >>heap.c, >>scheduler.c, >>epoll.c, >>poll.c.
+ *   >>platform.c, >>atomic.c, >>heap.c, >>scheduler.c, >>epoll.c, >>poll.c,
+ *   >>sockaddr.c, >>socket_posix.c, >>udp_posix.c.
  */
 #if defined(RESEAU_IMPLEMENTATION) && defined(__linux__) && !defined(_GNU_SOURCE)
 #define _GNU_SOURCE
@@ -82,6 +86,9 @@ extern "C" {
 #include "loop/task.h"
 #include "loop/event_loop.h"
 #include "loop/group.h"
+#include "net/address.h"
+#include "net/socket.h"
+#include "net/pipe.h"
 
 #ifdef __cplusplus
 }
@@ -112,6 +119,11 @@ extern "C" {
 #include "loop/poll.c"
 #include "loop/event_loop.c"
 #include "loop/group.c"
+#include "net/address.c"
+#include "net/sockaddr.c"
+#include "net/socket_posix.c"
+#include "net/udp_posix.c"
+#include "net/pipe.c"
 
 #ifdef __cplusplus
 }

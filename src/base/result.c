@@ -72,6 +72,12 @@ static const rs__errno_map_t rs__errno_table[] = {
     {ENOSPC, RS_ENOSPC},
     {EBADF, RS_EBADF},
     {ERANGE, RS_EOVERFLOW},
+    {ENODEV, RS_ENODEV},
+    {ENXIO, RS_ENODEV},
+    {EPROTONOSUPPORT, RS_ENOTSUP},
+    {ESOCKTNOSUPPORT, RS_ENOTSUP},
+    {EPROTOTYPE, RS_EINVAL},
+    {EDESTADDRREQ, RS_ENOTCONN},
 };
 
 RESEAU_API int rs_result_from_errno(int os_error) {

@@ -48,6 +48,7 @@
     X(RS_EIO, -44, "input/output error")                                                          \
     X(RS_ENOSPC, -45, "no space left on device")                                                  \
     X(RS_EBADF, -46, "bad file descriptor")                                                       \
+    X(RS_ENODEV, -47, "no such device or network interface")                                      \
     X(RS_EUNKNOWN, -99, "unknown error (see the log for the system error)")
 
 #define RS__RESULT_ENUM_ITEM(name, value, message) name = value,

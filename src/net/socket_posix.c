@@ -1,0 +1,1248 @@
+/*
+ * Sockets on POSIX: non-blocking fds driven by the loop's readiness events.
+ *
+ * One readiness callback serves every state (connecting, listening,
+ * connected); the subscribed mask always matches what the socket needs right
+ * now (rs__socket_update_interest), so level-triggered readiness never spins.
+ * Completions go through tasks so they are never delivered inside the call
+ * that started them, and a depth counter defers freeing while any of the
+ * socket's own callbacks is on the stack.
+ */
+
+#if !RESEAU_OS_LINUX
+#ifndef MSG_NOSIGNAL
+#define MSG_NOSIGNAL 0 /* SO_NOSIGPIPE is set on every socket instead */
+#endif
+#endif
+
+/* Writes gathered into one sendmsg; IOV_MAX is far larger, this keeps the stack small. */
+#define RS__WRITE_IOV_MAX 64
+/* Finished write requests kept for reuse, so steady-state writing does not allocate. */
+#define RS__WRITE_REQ_CACHE 32
+/* Connections accepted per readiness event before yielding to other work. */
+#define RS__ACCEPT_BUDGET 64
+/* Accept back-off while out of fds: starts here, doubles, stops growing at the max. */
+#define RS__ACCEPT_BACKOFF_MIN_MS 10
+#define RS__ACCEPT_BACKOFF_MAX_MS 1000
+
+typedef enum rs__socket_state {
+    RS__SOCK_INIT = 0,
+    RS__SOCK_BOUND,
+    RS__SOCK_LISTENING,
+    RS__SOCK_CONNECTING,
+    RS__SOCK_CONNECTED,
+    RS__SOCK_CLOSED
+} rs__socket_state_t;
+
+/* Exactly one of the two functions is set: sockets and pipe ends share the core. */
+typedef struct rs__write_cb {
+    rs_socket_on_write_fn *socket_fn;
+    rs_pipe_on_write_fn *pipe_fn;
+    void *user_data;
+} rs__write_cb_t;
+
+typedef struct rs__write_req {
+    rs_list_node_t node;
+    rs_byte_cursor_t remaining;
+    size_t written;
+    rs__write_cb_t cb;
+    int error;
+} rs__write_req_t;
+
+struct rs_socket {
+    rs_allocator_t allocator;
+    rs_socket_options_t options; /* copied; network_interface_name points at interface_name */
+    char interface_name[IF_NAMESIZE];
+    rs_event_loop_t *loop;
+    rs_io_handle_t io;
+    rs__socket_state_t state;
+    int interest; /* the mask subscribed on the loop; 0 when not subscribed */
+    int callback_depth;
+    bool destroy_requested;
+    bool is_listener;
+
+    rs_socket_on_connect_fn *on_connect;
+    void *connect_user_data;
+    int connect_result;
+    rs_task_t connect_timeout_task;
+    rs_task_t connect_done_task;
+
+    rs_socket_on_accept_fn *on_accept;
+    void *accept_user_data;
+    bool accepting;
+    bool accept_backoff;
+    uint32_t accept_backoff_ms;
+    rs_task_t accept_retry_task;
+
+    rs_socket_on_readable_fn *on_readable;
+    rs_pipe_on_readable_fn *on_pipe_readable;
+    void *readable_user_data;
+    bool reading;
+    bool read_done; /* EOF or a read error was returned: stop readable events */
+
+    rs_list_t write_queue;
+    rs_list_t completed;
+    rs_list_t req_cache;
+    size_t req_cache_count;
+    size_t pending_write_bytes;
+    int write_error; /* sticky: the error that failed the write side */
+    bool write_shut;
+    bool shut_write_pending;
+    rs_task_t completion_task;
+
+    rs_endpoint_t remote;
+    bool has_remote;
+};
+
+static void rs__socket_on_event(rs_event_loop_t *loop, rs_io_handle_t *handle, int events, void *user_data);
+
+static int rs__socket_check_thread(const rs_socket_t *s, const char *function) {
+    if (!s->loop || rs_event_loop_is_on_loop_thread(s->loop)) {
+        return RS_OK;
+    }
+    RS__LOG_ERROR(RS_LS_SOCKET, "%s: socket %p used off its loop's thread", function, (const void *)s);
+    return RS_EWRONGTHREAD;
+}
+
+static int rs__errno_result(void) {
+    return rs_result_from_errno(errno);
+}
+
+/* ---- creation and options ---- */
+
+static int rs__setsockopt_int(int fd, int level, int name, int value) {
+    return setsockopt(fd, level, name, &value, (socklen_t)sizeof(value)) == 0 ? RS_OK : rs__errno_result();
+}
+
+static int rs__set_fd_flags(int fd) {
+#if RESEAU_OS_APPLE
+    if (rs__setsockopt_int(fd, SOL_SOCKET, SO_NOSIGPIPE, 1) != RS_OK) {
+        return rs__errno_result();
+    }
+#endif
+#if RESEAU_OS_LINUX
+    (void)fd;
+    return RS_OK; /* SOCK_NONBLOCK | SOCK_CLOEXEC at creation */
+#else
+    return rs__set_nonblocking_cloexec(fd);
+#endif
+}
+
+static bool rs__socket_is_tcp(const rs_socket_t *s) {
+    return s->options.type == RS_SOCKET_STREAM &&
+           (s->options.domain == RS_SOCKET_DOMAIN_IPV4 || s->options.domain == RS_SOCKET_DOMAIN_IPV6);
+}
+
+/* Options that matter on every connection, accepted ones included. */
+static int rs__socket_apply_connection_options(rs_socket_t *s) {
+    const rs_socket_options_t *o = &s->options;
+    int fd = s->io.fd;
+    int err = RS_OK;
+    if (o->send_buffer_size) {
+        err = rs__setsockopt_int(fd, SOL_SOCKET, SO_SNDBUF, (int)o->send_buffer_size);
+    }
+    if (!err && o->recv_buffer_size) {
+        err = rs__setsockopt_int(fd, SOL_SOCKET, SO_RCVBUF, (int)o->recv_buffer_size);
+    }
+    if (!err && rs__socket_is_tcp(s) && o->tcp_nodelay) {
+        err = rs__setsockopt_int(fd, IPPROTO_TCP, TCP_NODELAY, 1);
+    }
+    if (!err && rs__socket_is_tcp(s) && o->keepalive) {
+        err = rs__setsockopt_int(fd, SOL_SOCKET, SO_KEEPALIVE, 1);
+#if RESEAU_OS_LINUX
+        if (!err && o->keepalive_idle_s) {
+            err = rs__setsockopt_int(fd, IPPROTO_TCP, TCP_KEEPIDLE, (int)o->keepalive_idle_s);
+        }
+        if (!err && o->keepalive_interval_s) {
+            err = rs__setsockopt_int(fd, IPPROTO_TCP, TCP_KEEPINTVL, (int)o->keepalive_interval_s);
+        }
+        if (!err && o->keepalive_probes) {
+            err = rs__setsockopt_int(fd, IPPROTO_TCP, TCP_KEEPCNT, (int)o->keepalive_probes);
+        }
+#endif
+    }
+    return err;
+}
+
+/* Options that must be set before bind. */
+static int rs__socket_apply_bind_options(rs_socket_t *s) {
+    const rs_socket_options_t *o = &s->options;
+    int fd = s->io.fd;
+    int err = RS_OK;
+    if (o->reuseaddr) {
+        err = rs__setsockopt_int(fd, SOL_SOCKET, SO_REUSEADDR, 1);
+    }
+    if (!err && o->reuseport) {
+#ifdef SO_REUSEPORT
+        err = rs__setsockopt_int(fd, SOL_SOCKET, SO_REUSEPORT, 1);
+#else
+        err = RS_ENOTSUP;
+#endif
+    }
+    if (!err && o->domain == RS_SOCKET_DOMAIN_IPV6 && o->ipv6_only != RS_SOCKET_IPV6_ONLY_DEFAULT) {
+        err = rs__setsockopt_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, o->ipv6_only == RS_SOCKET_IPV6_ONLY_ON);
+    }
+    if (!err && o->network_interface_name) {
+#if RESEAU_OS_LINUX
+        if (setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, s->interface_name,
+                       (socklen_t)strlen(s->interface_name)) != 0) {
+            err = rs__errno_result();
+        }
+#else
+        err = RS_ENOTSUP;
+#endif
+    }
+    return err;
+}
+
+/* The one place rs_socket_options_t defaults are applied and validated. */
+static int rs__socket_apply_defaults(rs_socket_t *s, const rs_socket_options_t *options) {
+    memset(&s->options, 0, sizeof(s->options));
+    if (options) {
+        s->options = *options;
+    }
+    s->options.allocator = NULL; /* copied into s->allocator; the pointer may dangle */
+    if (s->options.connect_timeout_ms == 0) {
+        s->options.connect_timeout_ms = RS_SOCKET_DEFAULT_CONNECT_TIMEOUT_MS;
+    }
+    if (s->options.type != RS_SOCKET_STREAM && s->options.type != RS_SOCKET_DGRAM) {
+        return RS_EINVAL;
+    }
+    if (s->options.network_interface_name) {
+        size_t len = strlen(s->options.network_interface_name);
+        if (len == 0 || len >= sizeof(s->interface_name)) {
+            return RS_EINVAL;
+        }
+        memcpy(s->interface_name, s->options.network_interface_name, len + 1);
+        s->options.network_interface_name = s->interface_name;
+    }
+    return RS_OK;
+}
+
+static void rs__socket_connect_timeout_task(rs_task_t *task, void *arg, rs_task_status_t status);
+static void rs__socket_connect_done_task(rs_task_t *task, void *arg, rs_task_status_t status);
+static void rs__socket_accept_retry_task(rs_task_t *task, void *arg, rs_task_status_t status);
+static void rs__socket_completion_task(rs_task_t *task, void *arg, rs_task_status_t status);
+
+/* Allocate and initialise the struct around an fd (or -1); no syscalls. */
+static rs_socket_t *rs__socket_alloc(const rs_allocator_t *allocator, const rs_socket_options_t *options, int *err_out) {
+    rs_allocator_t a = rs__allocator_copy(allocator);
+    rs_socket_t *s = (rs_socket_t *)rs_mem_calloc(&a, 1, sizeof(rs_socket_t));
+    int err;
+    if (!s) {
+        *err_out = RS_ENOMEM;
+        return NULL;
+    }
+    s->allocator = a;
+    s->io.fd = -1;
+    err = rs__socket_apply_defaults(s, options);
+    if (err) {
+        rs_mem_free(&a, s);
+        *err_out = err;
+        return NULL;
+    }
+    s->reading = true;
+    rs_list_init(&s->write_queue);
+    rs_list_init(&s->completed);
+    rs_list_init(&s->req_cache);
+    rs_task_init(&s->connect_timeout_task, rs__socket_connect_timeout_task, s, "socket_connect_timeout");
+    rs_task_init(&s->connect_done_task, rs__socket_connect_done_task, s, "socket_connect_done");
+    rs_task_init(&s->accept_retry_task, rs__socket_accept_retry_task, s, "socket_accept_retry");
+    rs_task_init(&s->completion_task, rs__socket_completion_task, s, "socket_write_completion");
+    *err_out = RS_OK;
+    return s;
+}
+
+static void rs__socket_free(rs_socket_t *s) {
+    rs_allocator_t allocator = s->allocator;
+    rs_list_node_t *node;
+    while ((node = rs_list_pop_front(&s->req_cache)) != NULL) {
+        rs_mem_free(&allocator, RS_CONTAINER_OF(node, rs__write_req_t, node));
+    }
+    rs_mem_free(&allocator, s);
+}
+
+static int rs__socket_open_fd(rs_socket_t *s) {
+    int family;
+    int type = s->options.type == RS_SOCKET_DGRAM ? SOCK_DGRAM : SOCK_STREAM;
+    int err = rs__domain_family(s->options.domain, &family);
+    if (err) {
+        return err;
+    }
+#if RESEAU_OS_LINUX
+    type |= SOCK_NONBLOCK | SOCK_CLOEXEC;
+#endif
+    s->io.fd = socket(family, type, 0);
+    if (s->io.fd < 0) {
+        err = rs__errno_result();
+        RS__LOG_ERROR(RS_LS_SOCKET, "socket() failed: %s (errno %d)", strerror(errno), errno);
+        return err;
+    }
+    err = rs__set_fd_flags(s->io.fd);
+    if (!err) {
+        err = rs__socket_apply_bind_options(s);
+    }
+    if (!err) {
+        err = rs__socket_apply_connection_options(s);
+    }
+    if (err) {
+        RS__LOG_ERROR(RS_LS_SOCKET, "cannot apply socket options: %s", rs_strerror(err));
+        close(s->io.fd);
+        s->io.fd = -1;
+    }
+    return err;
+}
+
+RESEAU_API rs_socket_t *rs_socket_new(const rs_socket_options_t *options, int *err_out) {
+    int err;
+    rs_socket_t *s = rs__socket_alloc(options ? options->allocator : NULL, options, &err);
+    if (s) {
+        err = rs__socket_open_fd(s);
+        if (err) {
+            rs__socket_free(s);
+            s = NULL;
+        }
+    }
+    rs__set_err(err_out, err);
+    return s;
+}
+
+RESEAU_API int rs_socket_get_fd(const rs_socket_t *socket) {
+    return socket->io.fd;
+}
+
+RESEAU_API bool rs_socket_is_open(const rs_socket_t *socket) {
+    return socket->state != RS__SOCK_CLOSED;
+}
+
+RESEAU_API rs_event_loop_t *rs_socket_get_loop(const rs_socket_t *socket) {
+    return socket->loop;
+}
+
+RESEAU_API size_t rs_socket_get_pending_write_bytes(const rs_socket_t *socket) {
+    return socket->pending_write_bytes;
+}
+
+/* ---- readiness interest ---- */
+
+static bool rs__socket_can_read(const rs_socket_t *s) {
+    if (s->state == RS__SOCK_CONNECTED) {
+        return true;
+    }
+    return s->options.type == RS_SOCKET_DGRAM && (s->state == RS__SOCK_INIT || s->state == RS__SOCK_BOUND);
+}
+
+static int rs__socket_wanted_events(const rs_socket_t *s) {
+    int want = 0;
+    bool has_reader = s->on_readable || s->on_pipe_readable;
+    switch (s->state) {
+    case RS__SOCK_CONNECTING:
+        return RS_IO_WRITABLE;
+    case RS__SOCK_LISTENING:
+        return s->accepting && !s->accept_backoff ? RS_IO_READABLE : 0;
+    case RS__SOCK_CLOSED:
+        return 0;
+    default:
+        break;
+    }
+    if (rs__socket_can_read(s) && has_reader && s->reading && !s->read_done) {
+        want |= RS_IO_READABLE;
+    }
+    if (!rs_list_empty(&s->write_queue)) {
+        want |= RS_IO_WRITABLE;
+    }
+    return want;
+}
+
+/* Make the loop subscription match what the socket needs now. */
+static int rs__socket_update_interest(rs_socket_t *s) {
+    int want;
+    int err = RS_OK;
+    if (!s->loop || s->io.fd < 0) {
+        return RS_OK;
+    }
+    want = rs__socket_wanted_events(s);
+    if (want == s->interest) {
+        return RS_OK;
+    }
+    if (want == 0) {
+        err = rs_event_loop_unsubscribe(s->loop, &s->io);
+    } else if (s->interest == 0) {
+        err = rs_event_loop_subscribe(s->loop, &s->io, want, rs__socket_on_event, s);
+    } else {
+        err = rs_event_loop_update_subscription(s->loop, &s->io, want);
+    }
+    if (err) {
+        RS__LOG_ERROR(RS_LS_SOCKET, "socket %p: cannot update readiness interest: %s", (void *)s, rs_strerror(err));
+        return err;
+    }
+    s->interest = want;
+    return RS_OK;
+}
+
+/* ---- freeing and closing ---- */
+
+static void rs__socket_maybe_free(rs_socket_t *s) {
+    if (!s->destroy_requested || s->callback_depth > 0) {
+        return;
+    }
+    if (rs_task_is_scheduled(&s->completion_task) || rs_task_is_scheduled(&s->connect_done_task)) {
+        return; /* freed after they deliver their RS_ECANCELED completions */
+    }
+    rs__socket_free(s);
+}
+
+static void rs__socket_schedule_completions(rs_socket_t *s) {
+    if (!rs_list_empty(&s->completed) && !rs_task_is_scheduled(&s->completion_task)) {
+        rs_event_loop_schedule_task_now(s->loop, &s->completion_task);
+    }
+}
+
+/* Fail every queued write with `error`; each completes, in order, through the completion task. */
+static void rs__socket_fail_writes(rs_socket_t *s, int error) {
+    rs_list_node_t *node;
+    while ((node = rs_list_pop_front(&s->write_queue)) != NULL) {
+        rs__write_req_t *req = RS_CONTAINER_OF(node, rs__write_req_t, node);
+        req->error = error;
+        rs_list_push_back(&s->completed, &req->node);
+    }
+    s->pending_write_bytes = 0;
+    rs__socket_schedule_completions(s);
+}
+
+static void rs__socket_close_now(rs_socket_t *s) {
+    rs__socket_state_t previous = s->state;
+    if (previous == RS__SOCK_CLOSED) {
+        return;
+    }
+    if (s->interest) {
+        rs_event_loop_unsubscribe(s->loop, &s->io);
+        s->interest = 0;
+    }
+    if (s->io.fd >= 0) {
+        close(s->io.fd);
+        s->io.fd = -1;
+    }
+    s->state = RS__SOCK_CLOSED;
+    s->accepting = false;
+    if (!s->loop) {
+        return;
+    }
+    rs_event_loop_cancel_task(s->loop, &s->accept_retry_task);
+    rs_event_loop_cancel_task(s->loop, &s->connect_timeout_task);
+    if (s->on_connect) {
+        s->connect_result = RS_ECANCELED;
+        if (!rs_task_is_scheduled(&s->connect_done_task)) {
+            rs_event_loop_schedule_task_now(s->loop, &s->connect_done_task);
+        }
+    }
+    rs__socket_fail_writes(s, RS_ECANCELED);
+}
+
+typedef struct rs__cross_thread_close {
+    rs_task_t task;
+    rs_socket_t *socket;
+    rs_mutex_t lock;
+    rs_condvar_t cond;
+    bool done;
+} rs__cross_thread_close_t;
+
+static void rs__cross_thread_close_task(rs_task_t *task, void *arg, rs_task_status_t status) {
+    rs__cross_thread_close_t *xc = (rs__cross_thread_close_t *)arg;
+    (void)task;
+    (void)status; /* canceled means the loop is being destroyed: close all the same */
+    rs__socket_close_now(xc->socket);
+    rs_mutex_lock(&xc->lock);
+    xc->done = true;
+    rs_condvar_signal(&xc->cond);
+    rs_mutex_unlock(&xc->lock);
+}
+
+/* Close a listener from a thread other than its loop's, waiting until done. */
+static int rs__socket_close_listener_from_afar(rs_socket_t *s) {
+    rs__cross_thread_close_t xc;
+    int err;
+    memset(&xc, 0, sizeof(xc));
+    xc.socket = s;
+    err = rs_mutex_init(&xc.lock);
+    if (err) {
+        return err;
+    }
+    err = rs_condvar_init(&xc.cond);
+    if (err) {
+        rs_mutex_cleanup(&xc.lock);
+        return err;
+    }
+    rs_task_init(&xc.task, rs__cross_thread_close_task, &xc, "socket_cross_thread_close");
+    rs_event_loop_schedule_task_now(s->loop, &xc.task);
+    rs_mutex_lock(&xc.lock);
+    while (!xc.done) {
+        rs_condvar_wait(&xc.cond, &xc.lock);
+    }
+    rs_mutex_unlock(&xc.lock);
+    rs_condvar_cleanup(&xc.cond);
+    rs_mutex_cleanup(&xc.lock);
+    return RS_OK;
+}
+
+RESEAU_API int rs_socket_close(rs_socket_t *socket) {
+    if (!socket) {
+        return RS_EINVAL;
+    }
+    if (socket->loop && !rs_event_loop_is_on_loop_thread(socket->loop)) {
+        if (socket->is_listener) {
+            return rs__socket_close_listener_from_afar(socket);
+        }
+        return rs__socket_check_thread(socket, "rs_socket_close");
+    }
+    rs__socket_close_now(socket);
+    return RS_OK;
+}
+
+RESEAU_API void rs_socket_destroy(rs_socket_t *socket) {
+    if (!socket) {
+        return;
+    }
+    if (socket->loop && !rs_event_loop_is_on_loop_thread(socket->loop)) {
+        if (!socket->is_listener) {
+            RS__LOG_ERROR(RS_LS_SOCKET, "rs_socket_destroy: socket %p destroyed off its loop's thread; leaked",
+                          (void *)socket);
+            RESEAU_ASSERT(!"rs_socket_destroy off the socket's loop thread");
+            return;
+        }
+        /* A listener: once its loop has closed it, nothing of it is left in flight. */
+        rs__socket_close_listener_from_afar(socket);
+        rs__socket_free(socket);
+        return;
+    }
+    rs__socket_close_now(socket);
+    socket->destroy_requested = true;
+    rs__socket_maybe_free(socket);
+}
+
+/* ---- bind, listen, addresses ---- */
+
+static int rs__socket_check_endpoint(const rs_socket_t *s, const rs_endpoint_t *endpoint) {
+    if (!endpoint || endpoint->domain != s->options.domain) {
+        return RS_EINVAL;
+    }
+    return RS_OK;
+}
+
+RESEAU_API int rs_socket_bind(rs_socket_t *socket, const rs_endpoint_t *local) {
+    rs__sockaddr_t sa;
+    socklen_t len;
+    int err = rs__socket_check_thread(socket, "rs_socket_bind");
+    if (!err) {
+        err = rs__socket_check_endpoint(socket, local);
+    }
+    if (!err && socket->state != RS__SOCK_INIT) {
+        err = RS_ESTATE;
+    }
+    if (!err) {
+        err = rs__endpoint_to_sockaddr(local, &sa, &len);
+    }
+    if (err) {
+        return err;
+    }
+    if (bind(socket->io.fd, &sa.sa, len) != 0) {
+        err = rs__errno_result();
+        RS__LOG_DEBUG(RS_LS_SOCKET, "bind failed: %s (errno %d)", strerror(errno), errno);
+        return err;
+    }
+    socket->state = RS__SOCK_BOUND;
+    return RS_OK;
+}
+
+static int rs__socket_name(int fd, bool peer, rs_endpoint_t *out) {
+    rs__sockaddr_t sa;
+    socklen_t len = (socklen_t)sizeof(sa);
+    int r;
+    memset(&sa, 0, sizeof(sa));
+    r = peer ? getpeername(fd, &sa.sa, &len) : getsockname(fd, &sa.sa, &len);
+    if (r != 0) {
+        return rs__errno_result();
+    }
+    return rs__endpoint_from_sockaddr(out, &sa, len);
+}
+
+RESEAU_API int rs_socket_get_bound_address(const rs_socket_t *socket, rs_endpoint_t *out) {
+    if (!out) {
+        return RS_EINVAL;
+    }
+    if (socket->io.fd < 0) {
+        return RS_EBADF;
+    }
+    return rs__socket_name(socket->io.fd, false, out);
+}
+
+RESEAU_API int rs_socket_get_remote_address(const rs_socket_t *socket, rs_endpoint_t *out) {
+    if (!out) {
+        return RS_EINVAL;
+    }
+    if (!socket->has_remote) {
+        return RS_ENOTCONN;
+    }
+    *out = socket->remote;
+    return RS_OK;
+}
+
+RESEAU_API int rs_socket_listen(rs_socket_t *socket, int backlog) {
+    int err = rs__socket_check_thread(socket, "rs_socket_listen");
+    if (err) {
+        return err;
+    }
+    if (socket->options.type != RS_SOCKET_STREAM) {
+        return RS_EINVAL;
+    }
+    if (socket->state != RS__SOCK_INIT && socket->state != RS__SOCK_BOUND) {
+        return RS_ESTATE;
+    }
+    if (listen(socket->io.fd, backlog > 0 ? backlog : SOMAXCONN) != 0) {
+        return rs__errno_result();
+    }
+    socket->state = RS__SOCK_LISTENING;
+    socket->is_listener = true;
+    return RS_OK;
+}
+
+/* ---- accepting ---- */
+
+/* Wrap an accepted fd in an unassigned socket with the listener's options. */
+static rs_socket_t *rs__socket_from_accepted(rs_socket_t *listener, int fd, const rs__sockaddr_t *sa, socklen_t len,
+                                             int *err_out) {
+    rs_socket_t *s = rs__socket_alloc(&listener->allocator, &listener->options, err_out);
+    if (!s) {
+        return NULL;
+    }
+    s->io.fd = fd;
+    *err_out = rs__set_fd_flags(fd);
+    if (!*err_out) {
+        *err_out = rs__socket_apply_connection_options(s);
+    }
+    if (*err_out) {
+        s->io.fd = -1;
+        rs__socket_free(s);
+        return NULL;
+    }
+    s->state = RS__SOCK_CONNECTED;
+    s->has_remote = rs__endpoint_from_sockaddr(&s->remote, sa, len) == RS_OK;
+    return s;
+}
+
+static int rs__accept_fd(int listen_fd, rs__sockaddr_t *sa, socklen_t *len) {
+    *len = (socklen_t)sizeof(*sa);
+#if RESEAU_OS_LINUX
+    return accept4(listen_fd, &sa->sa, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+#else
+    return accept(listen_fd, &sa->sa, len);
+#endif
+}
+
+/* Errors after which the next accept may well succeed (Linux reports pending
+ * network errors of the new connection through accept). */
+static bool rs__accept_error_is_transient(int os_error) {
+    switch (os_error) {
+    case EINTR:
+    case ECONNABORTED:
+    case EPROTO:
+    case ENETDOWN:
+    case ENOPROTOOPT:
+    case EHOSTUNREACH:
+    case ENETUNREACH:
+    case EOPNOTSUPP:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static bool rs__accept_error_is_exhaustion(int os_error) {
+    return os_error == EMFILE || os_error == ENFILE || os_error == ENOBUFS || os_error == ENOMEM;
+}
+
+static void rs__socket_deliver_accept(rs_socket_t *l, int error, rs_socket_t *new_socket) {
+    if (l->on_accept) {
+        l->on_accept(l, error, new_socket, l->accept_user_data);
+    } else if (new_socket) {
+        rs__socket_close_now(new_socket);
+        rs__socket_free(new_socket);
+    }
+}
+
+/* Out of fds or memory: stop polling the listener for a while instead of
+ * spinning on a readiness that accept cannot consume. */
+static void rs__socket_accept_backoff(rs_socket_t *l, int error) {
+    uint32_t ms = l->accept_backoff_ms ? l->accept_backoff_ms * 2 : RS__ACCEPT_BACKOFF_MIN_MS;
+    l->accept_backoff_ms = ms > RS__ACCEPT_BACKOFF_MAX_MS ? RS__ACCEPT_BACKOFF_MAX_MS : ms;
+    l->accept_backoff = true;
+    rs__socket_update_interest(l);
+    RS__LOG_WARN(RS_LS_SOCKET, "listener %p cannot accept (%s); retrying in %u ms", (void *)l, rs_strerror(error),
+                 (unsigned)l->accept_backoff_ms);
+    rs_event_loop_schedule_task_future(l->loop, &l->accept_retry_task,
+                                       rs_event_loop_now_ns(l->loop) + l->accept_backoff_ms * RS_NS_PER_MS);
+    rs__socket_deliver_accept(l, error, NULL);
+}
+
+static void rs__socket_accept_retry_task(rs_task_t *task, void *arg, rs_task_status_t status) {
+    rs_socket_t *l = (rs_socket_t *)arg;
+    (void)task;
+    if (status != RS_TASK_STATUS_RUN || l->state != RS__SOCK_LISTENING) {
+        return;
+    }
+    l->accept_backoff = false;
+    rs__socket_update_interest(l);
+}
+
+static void rs__socket_accept_some(rs_socket_t *l) {
+    int i;
+    for (i = 0; i < RS__ACCEPT_BUDGET && l->state == RS__SOCK_LISTENING && l->accepting; ++i) {
+        rs__sockaddr_t sa;
+        socklen_t len;
+        rs_socket_t *s;
+        int err;
+        int fd = rs__accept_fd(l->io.fd, &sa, &len);
+        if (fd < 0) {
+            int os_error = errno;
+            if (os_error == EAGAIN || os_error == EWOULDBLOCK) {
+                return;
+            }
+            if (rs__accept_error_is_transient(os_error)) {
+                continue;
+            }
+            if (rs__accept_error_is_exhaustion(os_error)) {
+                rs__socket_accept_backoff(l, rs_result_from_errno(os_error));
+                return;
+            }
+            RS__LOG_ERROR(RS_LS_SOCKET, "accept failed: %s (errno %d)", strerror(os_error), os_error);
+            rs__socket_deliver_accept(l, rs_result_from_errno(os_error), NULL);
+            return;
+        }
+        s = rs__socket_from_accepted(l, fd, &sa, len, &err);
+        if (!s) {
+            close(fd);
+            rs__socket_accept_backoff(l, err);
+            return;
+        }
+        l->accept_backoff_ms = 0;
+        rs__socket_deliver_accept(l, RS_OK, s);
+    }
+}
+
+RESEAU_API int rs_socket_start_accept(rs_socket_t *listener, rs_event_loop_t *loop, rs_socket_on_accept_fn *on_accept,
+                                      void *user_data) {
+    int err;
+    if (!listener || !loop || !on_accept) {
+        return RS_EINVAL;
+    }
+    if (listener->loop && listener->loop != loop) {
+        return RS_EBUSY;
+    }
+    if (!rs_event_loop_is_on_loop_thread(loop)) {
+        RS__LOG_ERROR(RS_LS_SOCKET, "rs_socket_start_accept called off the loop's thread");
+        return RS_EWRONGTHREAD;
+    }
+    if (listener->state != RS__SOCK_LISTENING) {
+        return RS_ESTATE;
+    }
+    listener->loop = loop;
+    listener->on_accept = on_accept;
+    listener->accept_user_data = user_data;
+    listener->accepting = true;
+    err = rs__socket_update_interest(listener);
+    if (err) {
+        listener->accepting = false;
+    }
+    return err;
+}
+
+RESEAU_API int rs_socket_stop_accept(rs_socket_t *listener) {
+    int err = rs__socket_check_thread(listener, "rs_socket_stop_accept");
+    if (err) {
+        return err;
+    }
+    if (listener->state != RS__SOCK_LISTENING) {
+        return RS_ESTATE;
+    }
+    listener->accepting = false;
+    rs_event_loop_cancel_task(listener->loop, &listener->accept_retry_task);
+    listener->accept_backoff = false;
+    return rs__socket_update_interest(listener);
+}
+
+/* ---- connecting ---- */
+
+static void rs__socket_deliver_connect(rs_socket_t *s, int error) {
+    rs_socket_on_connect_fn *on_connect = s->on_connect;
+    s->on_connect = NULL;
+    if (on_connect) {
+        on_connect(s, error, s->connect_user_data);
+    }
+}
+
+static void rs__socket_connect_done_task(rs_task_t *task, void *arg, rs_task_status_t status) {
+    rs_socket_t *s = (rs_socket_t *)arg;
+    (void)task;
+    (void)status; /* delivered either way: exactly one on_connect per connect */
+    s->callback_depth++;
+    rs__socket_deliver_connect(s, s->connect_result);
+    s->callback_depth--;
+    rs__socket_maybe_free(s);
+}
+
+static void rs__socket_connect_timeout_task(rs_task_t *task, void *arg, rs_task_status_t status) {
+    rs_socket_t *s = (rs_socket_t *)arg;
+    rs_socket_on_connect_fn *on_connect;
+    (void)task;
+    if (status != RS_TASK_STATUS_RUN || s->state != RS__SOCK_CONNECTING) {
+        return;
+    }
+    RS__LOG_DEBUG(RS_LS_SOCKET, "socket %p: connect timed out after %u ms", (void *)s,
+                  (unsigned)s->options.connect_timeout_ms);
+    on_connect = s->on_connect;
+    s->on_connect = NULL; /* closing must not turn this into RS_ECANCELED */
+    rs__socket_close_now(s);
+    s->on_connect = on_connect;
+    s->callback_depth++;
+    rs__socket_deliver_connect(s, RS_ETIMEDOUT);
+    s->callback_depth--;
+    rs__socket_maybe_free(s);
+}
+
+static void rs__socket_finish_connect(rs_socket_t *s, int events) {
+    int so_error = 0;
+    socklen_t len = (socklen_t)sizeof(so_error);
+    rs_socket_on_connect_fn *on_connect;
+    int err;
+    if (getsockopt(s->io.fd, SOL_SOCKET, SO_ERROR, &so_error, &len) != 0) {
+        so_error = errno;
+    }
+    if (!so_error && !(events & RS_IO_WRITABLE)) {
+        if (!(events & (RS_IO_HANGUP | RS_IO_ERROR))) {
+            return; /* not done yet */
+        }
+        so_error = ECONNRESET;
+    }
+    rs_event_loop_cancel_task(s->loop, &s->connect_timeout_task);
+    if (so_error) {
+        err = rs_result_from_errno(so_error);
+        RS__LOG_DEBUG(RS_LS_SOCKET, "socket %p: connect failed: %s", (void *)s, rs_strerror(err));
+        on_connect = s->on_connect;
+        s->on_connect = NULL;
+        rs__socket_close_now(s);
+        s->on_connect = on_connect;
+        rs__socket_deliver_connect(s, err);
+        return;
+    }
+    s->state = RS__SOCK_CONNECTED;
+    s->has_remote = rs__socket_name(s->io.fd, true, &s->remote) == RS_OK;
+    err = rs__socket_update_interest(s);
+    rs__socket_deliver_connect(s, err);
+}
+
+static void rs__socket_connect_later(rs_socket_t *s, int result) {
+    s->connect_result = result;
+    rs_event_loop_schedule_task_now(s->loop, &s->connect_done_task);
+}
+
+RESEAU_API int rs_socket_connect(rs_socket_t *socket, const rs_endpoint_t *remote, rs_event_loop_t *loop,
+                                 rs_socket_on_connect_fn *on_connect, void *user_data) {
+    rs__sockaddr_t sa;
+    socklen_t len;
+    int err;
+    if (!socket || !loop || !on_connect) {
+        return RS_EINVAL;
+    }
+    if (socket->loop && socket->loop != loop) {
+        return RS_EBUSY;
+    }
+    if (!rs_event_loop_is_on_loop_thread(loop)) {
+        RS__LOG_ERROR(RS_LS_SOCKET, "rs_socket_connect called off the loop's thread");
+        return RS_EWRONGTHREAD;
+    }
+    err = rs__socket_check_endpoint(socket, remote);
+    if (!err && (remote->domain == RS_SOCKET_DOMAIN_IPV4 || remote->domain == RS_SOCKET_DOMAIN_IPV6) &&
+        remote->port == 0) {
+        err = RS_EINVAL;
+    }
+    if (!err && socket->state != RS__SOCK_INIT && socket->state != RS__SOCK_BOUND) {
+        err = RS_ESTATE;
+    }
+    if (!err) {
+        err = rs__endpoint_to_sockaddr(remote, &sa, &len);
+    }
+    if (err) {
+        return err;
+    }
+    socket->loop = loop;
+    socket->on_connect = on_connect;
+    socket->connect_user_data = user_data;
+    if (connect(socket->io.fd, &sa.sa, len) == 0) {
+        socket->state = RS__SOCK_CONNECTED;
+        socket->remote = *remote;
+        socket->has_remote = true;
+        rs__socket_connect_later(socket, rs__socket_update_interest(socket));
+        return RS_OK;
+    }
+    if (errno != EINPROGRESS) {
+        /* Refused at once (common for Unix sockets): still reported later, never inline. */
+        err = rs__errno_result();
+        socket->on_connect = NULL;
+        rs__socket_close_now(socket);
+        socket->on_connect = on_connect;
+        rs__socket_connect_later(socket, err);
+        return RS_OK;
+    }
+    socket->state = RS__SOCK_CONNECTING;
+    err = rs__socket_update_interest(socket);
+    if (err) {
+        socket->on_connect = NULL;
+        rs__socket_close_now(socket);
+        return err;
+    }
+    rs_event_loop_schedule_task_future(loop, &socket->connect_timeout_task,
+                                       rs_event_loop_now_ns(loop) + socket->options.connect_timeout_ms * RS_NS_PER_MS);
+    return RS_OK;
+}
+
+RESEAU_API int rs_socket_assign_to_loop(rs_socket_t *socket, rs_event_loop_t *loop) {
+    if (!socket || !loop) {
+        return RS_EINVAL;
+    }
+    if (socket->loop) {
+        return RS_EBUSY;
+    }
+    if (!rs_event_loop_is_on_loop_thread(loop)) {
+        RS__LOG_ERROR(RS_LS_SOCKET, "rs_socket_assign_to_loop called off the target loop's thread");
+        return RS_EWRONGTHREAD;
+    }
+    socket->loop = loop;
+    return rs__socket_update_interest(socket);
+}
+
+/* ---- reading ---- */
+
+static int rs__socket_set_reader(rs_socket_t *s, rs_socket_on_readable_fn *fn, rs_pipe_on_readable_fn *pipe_fn,
+                                 void *user_data) {
+    int err = rs__socket_check_thread(s, "rs_socket_subscribe_to_readable_events");
+    if (err) {
+        return err;
+    }
+    if (!s->loop) {
+        return RS_ESTATE; /* assign it to a loop first */
+    }
+    if (!rs__socket_can_read(s)) {
+        return s->state == RS__SOCK_CLOSED ? RS_EBADF : RS_ENOTCONN;
+    }
+    s->on_readable = fn;
+    s->on_pipe_readable = pipe_fn;
+    s->readable_user_data = user_data;
+    s->reading = true;
+    err = rs__socket_update_interest(s);
+    if (err) {
+        s->on_readable = NULL;
+        s->on_pipe_readable = NULL;
+    }
+    return err;
+}
+
+RESEAU_API int rs_socket_subscribe_to_readable_events(rs_socket_t *socket, rs_socket_on_readable_fn *on_readable,
+                                                     void *user_data) {
+    if (!socket || !on_readable) {
+        return RS_EINVAL;
+    }
+    return rs__socket_set_reader(socket, on_readable, NULL, user_data);
+}
+
+static int rs__socket_set_reading(rs_socket_t *s, bool reading, const char *function) {
+    int err = rs__socket_check_thread(s, function);
+    if (err) {
+        return err;
+    }
+    s->reading = reading;
+    return rs__socket_update_interest(s);
+}
+
+RESEAU_API int rs_socket_pause_reading(rs_socket_t *socket) {
+    return rs__socket_set_reading(socket, false, "rs_socket_pause_reading");
+}
+
+RESEAU_API int rs_socket_resume_reading(rs_socket_t *socket) {
+    return rs__socket_set_reading(socket, true, "rs_socket_resume_reading");
+}
+
+/* After EOF or a read error nothing more will come: stop readable events so a
+ * level-triggered hang-up does not spin the loop. */
+static void rs__socket_read_finished(rs_socket_t *s) {
+    s->read_done = true;
+    rs__socket_update_interest(s);
+}
+
+RESEAU_API int rs_socket_read(rs_socket_t *socket, rs_byte_buf_t *buf, size_t *amount_read) {
+    ssize_t n;
+    int err = rs__socket_check_thread(socket, "rs_socket_read");
+    if (amount_read) {
+        *amount_read = 0;
+    }
+    if (err) {
+        return err;
+    }
+    if (!buf || buf->len >= buf->capacity) {
+        return RS_EINVAL;
+    }
+    if (socket->io.fd < 0) {
+        return RS_EBADF;
+    }
+    do {
+        n = recv(socket->io.fd, buf->buffer + buf->len, buf->capacity - buf->len, 0);
+    } while (n < 0 && errno == EINTR);
+    if (n > 0) {
+        buf->len += (size_t)n;
+        if (amount_read) {
+            *amount_read = (size_t)n;
+        }
+        return RS_OK;
+    }
+    if (n == 0) {
+        rs__socket_read_finished(socket);
+        return RS_EEOF;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        return RS_EAGAIN;
+    }
+    err = rs__errno_result();
+    rs__socket_read_finished(socket);
+    return err;
+}
+
+static void rs__socket_notify_readable(rs_socket_t *s, int events) {
+    int error = RS_OK;
+    if (events & RS_IO_ERROR) {
+        int so_error = 0;
+        socklen_t len = (socklen_t)sizeof(so_error);
+        if (getsockopt(s->io.fd, SOL_SOCKET, SO_ERROR, &so_error, &len) == 0 && so_error) {
+            error = rs_result_from_errno(so_error);
+        }
+    }
+    if (s->on_readable) {
+        s->on_readable(s, error, s->readable_user_data);
+    } else if (s->on_pipe_readable) {
+        s->on_pipe_readable((rs_pipe_read_end_t *)(void *)s, error, s->readable_user_data);
+    }
+}
+
+/* ---- writing ---- */
+
+static rs__write_req_t *rs__socket_take_req(rs_socket_t *s) {
+    rs_list_node_t *node = rs_list_pop_front(&s->req_cache);
+    if (node) {
+        --s->req_cache_count;
+        return RS_CONTAINER_OF(node, rs__write_req_t, node);
+    }
+    return (rs__write_req_t *)rs_mem_calloc(&s->allocator, 1, sizeof(rs__write_req_t));
+}
+
+static void rs__socket_recycle_req(rs_socket_t *s, rs__write_req_t *req) {
+    if (s->req_cache_count < RS__WRITE_REQ_CACHE) {
+        rs_list_push_back(&s->req_cache, &req->node);
+        ++s->req_cache_count;
+        return;
+    }
+    rs_mem_free(&s->allocator, req);
+}
+
+static void rs__socket_deliver_write(rs_socket_t *s, const rs__write_req_t *req) {
+    if (req->cb.socket_fn) {
+        req->cb.socket_fn(s, req->error, req->written, req->cb.user_data);
+    } else if (req->cb.pipe_fn) {
+        req->cb.pipe_fn((rs_pipe_write_end_t *)(void *)s, req->error, req->written, req->cb.user_data);
+    }
+}
+
+static void rs__socket_completion_task(rs_task_t *task, void *arg, rs_task_status_t status) {
+    rs_socket_t *s = (rs_socket_t *)arg;
+    rs_list_t batch;
+    rs_list_node_t *node;
+    (void)task;
+    (void)status; /* completions are delivered either way: exactly once each */
+    /* Only what completed before this task ran: completions of writes made by
+     * these callbacks wait for the next tick. */
+    rs_list_init(&batch);
+    rs_list_swap(&batch, &s->completed);
+    s->callback_depth++;
+    while ((node = rs_list_pop_front(&batch)) != NULL) {
+        rs__write_req_t req = *RS_CONTAINER_OF(node, rs__write_req_t, node);
+        rs__socket_recycle_req(s, RS_CONTAINER_OF(node, rs__write_req_t, node));
+        rs__socket_deliver_write(s, &req);
+    }
+    s->callback_depth--;
+    rs__socket_maybe_free(s);
+}
+
+static void rs__socket_shutdown_write_now(rs_socket_t *s) {
+    s->shut_write_pending = false;
+    if (s->io.fd >= 0 && shutdown(s->io.fd, SHUT_WR) != 0) {
+        RS__LOG_DEBUG(RS_LS_SOCKET, "shutdown(SHUT_WR) failed: %s", strerror(errno));
+    }
+}
+
+/* Gather up to RS__WRITE_IOV_MAX queued writes into one sendmsg. */
+static ssize_t rs__socket_send_queued(rs_socket_t *s) {
+    struct iovec iov[RS__WRITE_IOV_MAX];
+    struct msghdr msg;
+    rs_list_node_t *node;
+    int count = 0;
+    ssize_t n;
+    for (node = rs_list_begin(&s->write_queue); node != rs_list_end(&s->write_queue) && count < RS__WRITE_IOV_MAX;
+         node = node->next) {
+        rs__write_req_t *req = RS_CONTAINER_OF(node, rs__write_req_t, node);
+        iov[count].iov_base = (void *)(uintptr_t)req->remaining.ptr;
+        iov[count].iov_len = req->remaining.len;
+        ++count;
+    }
+    memset(&msg, 0, sizeof(msg));
+    msg.msg_iov = iov;
+    msg.msg_iovlen = (size_t)count;
+    do {
+        n = sendmsg(s->io.fd, &msg, MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    return n;
+}
+
+/* Credit `n` written bytes to the queue head, completing whole requests. */
+static void rs__socket_credit_written(rs_socket_t *s, size_t n) {
+    while (n > 0 || (!rs_list_empty(&s->write_queue) &&
+                     RS_CONTAINER_OF(rs_list_begin(&s->write_queue), rs__write_req_t, node)->remaining.len == 0)) {
+        rs__write_req_t *req = RS_CONTAINER_OF(rs_list_begin(&s->write_queue), rs__write_req_t, node);
+        size_t take = n < req->remaining.len ? n : req->remaining.len;
+        rs_byte_cursor_advance(&req->remaining, take);
+        req->written += take;
+        s->pending_write_bytes -= take;
+        n -= take;
+        if (req->remaining.len > 0) {
+            break;
+        }
+        rs_list_remove(&req->node);
+        req->error = RS_OK;
+        rs_list_push_back(&s->completed, &req->node);
+    }
+}
+
+/* Write as much as the kernel takes now. */
+static void rs__socket_flush(rs_socket_t *s) {
+    while (!rs_list_empty(&s->write_queue) && s->io.fd >= 0) {
+        ssize_t n = rs__socket_send_queued(s);
+        if (n < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK) {
+                s->write_error = rs__errno_result();
+                RS__LOG_DEBUG(RS_LS_SOCKET, "socket %p: write failed: %s", (void *)s, rs_strerror(s->write_error));
+                rs__socket_fail_writes(s, s->write_error);
+            }
+            break;
+        }
+        rs__socket_credit_written(s, (size_t)n);
+    }
+    rs__socket_schedule_completions(s);
+    if (rs_list_empty(&s->write_queue) && s->shut_write_pending) {
+        rs__socket_shutdown_write_now(s);
+    }
+    rs__socket_update_interest(s);
+}
+
+static int rs__socket_write(rs_socket_t *s, rs_byte_cursor_t data, rs__write_cb_t cb) {
+    rs__write_req_t *req;
+    bool was_idle;
+    int err = rs__socket_check_thread(s, "rs_socket_write");
+    if (err) {
+        return err;
+    }
+    if (s->options.type != RS_SOCKET_STREAM) {
+        return RS_EINVAL;
+    }
+    if (s->state != RS__SOCK_CONNECTED || !s->loop) {
+        return s->state == RS__SOCK_CLOSED ? RS_EBADF : RS_ENOTCONN;
+    }
+    if (s->write_shut) {
+        return RS_ESHUTDOWN;
+    }
+    if (s->write_error) {
+        return s->write_error;
+    }
+    req = rs__socket_take_req(s);
+    if (!req) {
+        return RS_ENOMEM;
+    }
+    memset(req, 0, sizeof(*req));
+    req->remaining = data;
+    req->cb = cb;
+    was_idle = rs_list_empty(&s->write_queue);
+    rs_list_push_back(&s->write_queue, &req->node);
+    s->pending_write_bytes += data.len;
+    if (was_idle) {
+        rs__socket_flush(s); /* optimistic: most writes finish at once */
+    } else {
+        rs__socket_update_interest(s);
+    }
+    return RS_OK;
+}
+
+RESEAU_API int rs_socket_write(rs_socket_t *socket, rs_byte_cursor_t data, rs_socket_on_write_fn *on_written,
+                               void *user_data) {
+    rs__write_cb_t cb;
+    if (!socket || !on_written) {
+        return RS_EINVAL;
+    }
+    cb.socket_fn = on_written;
+    cb.pipe_fn = NULL;
+    cb.user_data = user_data;
+    return rs__socket_write(socket, data, cb);
+}
+
+RESEAU_API int rs_socket_shutdown_dir(rs_socket_t *socket, rs_socket_dir_t dir) {
+    int err = rs__socket_check_thread(socket, "rs_socket_shutdown_dir");
+    if (err) {
+        return err;
+    }
+    if ((dir & RS_SOCKET_DIR_BOTH) == 0 || (dir & ~RS_SOCKET_DIR_BOTH) != 0) {
+        return RS_EINVAL;
+    }
+    if (socket->state != RS__SOCK_CONNECTED) {
+        return socket->state == RS__SOCK_CLOSED ? RS_EBADF : RS_ENOTCONN;
+    }
+    if ((dir & RS_SOCKET_DIR_READ) && shutdown(socket->io.fd, SHUT_RD) != 0) {
+        return rs__errno_result();
+    }
+    if ((dir & RS_SOCKET_DIR_WRITE) && !socket->write_shut) {
+        socket->write_shut = true;
+        if (rs_list_empty(&socket->write_queue)) {
+            rs__socket_shutdown_write_now(socket);
+        } else {
+            socket->shut_write_pending = true; /* after the queued bytes */
+        }
+    }
+    return RS_OK;
+}
+
+/* ---- readiness ---- */
+
+static void rs__socket_on_event(rs_event_loop_t *loop, rs_io_handle_t *handle, int events, void *user_data) {
+    rs_socket_t *s = (rs_socket_t *)user_data;
+    (void)loop;
+    (void)handle;
+    s->callback_depth++;
+    if (s->state == RS__SOCK_CONNECTING) {
+        rs__socket_finish_connect(s, events);
+    } else if (s->state == RS__SOCK_LISTENING) {
+        rs__socket_accept_some(s);
+    } else {
+        if ((events & (RS_IO_WRITABLE | RS_IO_HANGUP | RS_IO_ERROR)) && !rs_list_empty(&s->write_queue)) {
+            rs__socket_flush(s);
+        }
+        if (s->state != RS__SOCK_CLOSED && (s->interest & RS_IO_READABLE) &&
+            (events & (RS_IO_READABLE | RS_IO_HANGUP | RS_IO_ERROR))) {
+            rs__socket_notify_readable(s, events);
+        }
+    }
+    s->callback_depth--;
+    rs__socket_maybe_free(s);
+}
