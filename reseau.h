@@ -60,9 +60,11 @@
  *   >>address     endpoints, strict IPv4/IPv6 parsing and formatting
  *   >>socket      TCP, UDP, Unix and VSOCK sockets
  *   >>pipe        pipes
+ *   >>channel     channels, slots, handlers, messages, windows, shutdown
+ *   >>socket_handler  the socket channel handler
  *   Implementation: the same names with .c (>>event_loop.c), plus
  *   >>platform.c, >>atomic.c, >>heap.c, >>scheduler.c, >>epoll.c, >>poll.c,
- *   >>sockaddr.c, >>socket_posix.c, >>udp_posix.c.
+ *   >>sockaddr.c, >>socket_posix.c, >>udp_posix.c, >>message_pool.c.
  */
 #if defined(RESEAU_IMPLEMENTATION) && defined(__linux__) && !defined(_GNU_SOURCE)
 #define _GNU_SOURCE
@@ -1117,6 +1119,244 @@ RESEAU_API int rs_pipe_write(rs_pipe_write_end_t *write_end, rs_byte_cursor_t da
                              void *user_data);
 RESEAU_API void rs_pipe_write_end_destroy(rs_pipe_write_end_t *write_end);
 /* <<pipe -- End file: src/net/pipe.h */
+/* >>channel -- Begin file: src/channel/channel.h */
+/*
+ * Channels: a pipeline of handlers on one event loop (Netty / aws-c-io style).
+ *
+ * A channel is a doubly linked list of slots; each slot holds one handler.
+ * Reads flow left to right (socket -> TLS -> application), writes right to
+ * left. Data travels in rs_io_message_t from the loop's message pool.
+ *
+ * Read windows: every slot has a window, the bytes its handler is willing to
+ * receive. A handler never sends a slot more than its window
+ * (rs_channel_slot_send_message returns RS_EWINDOW). A handler that consumed
+ * data reopens its window with rs_channel_slot_increment_read_window; updates
+ * are batched into one task that walks right to left, so the socket reads
+ * only what the scarcest slot can take. With back-pressure off, windows are
+ * unlimited.
+ *
+ * Writability: handlers that buffer writes report their pending bytes; when
+ * the total passes the high-water mark the channel reports "not writable", and
+ * "writable" again below the low-water mark, so a fast writer can pause.
+ *
+ * Shutdown: rs_channel_shutdown (any thread) shuts the read direction left to
+ * right, then the write direction right to left; each handler reports with
+ * rs_channel_slot_on_handler_shutdown_complete. Then pending channel tasks are
+ * canceled and on_shutdown_completed fires, once. A graceful shutdown lets
+ * handlers flush queued writes; an abortive one does not. Repeats are ignored.
+ *
+ * Threads: every function here runs on the channel's loop thread, except
+ * rs_channel_shutdown, rs_channel_schedule_task_now/future (any thread),
+ * rs_channel_acquire_hold/release_hold and rs_channel_destroy (any thread).
+ * Callbacks and handler functions run on the loop thread.
+ */
+typedef struct rs_channel rs_channel_t;
+typedef struct rs_channel_slot rs_channel_slot_t;
+typedef struct rs_channel_handler rs_channel_handler_t;
+typedef struct rs_io_message rs_io_message_t;
+
+/* Largest payload of one message: the TLS record size, so a message maps to one record. */
+#define RS_MAX_FRAGMENT_SIZE ((size_t)16 * 1024)
+
+typedef enum rs_channel_direction {
+    RS_CHANNEL_DIR_READ = 0,
+    RS_CHANNEL_DIR_WRITE = 1
+} rs_channel_direction_t;
+
+typedef enum rs_io_message_type {
+    RS_IO_MESSAGE_APPLICATION_DATA = 0
+} rs_io_message_type_t;
+
+/* A write reached the bottom of the pipeline (RS_OK: handed to the kernel) or
+ * failed (RS_ECANCELED on abortive shutdown, or the socket's error). Exactly once. */
+typedef void rs_io_message_on_completion_fn(rs_channel_t *channel, rs_io_message_t *message, int error,
+                                            void *user_data);
+
+struct rs_io_message {
+    rs_byte_buf_t message_data;      /* the payload; capacity set by the pool */
+    rs_io_message_type_t message_type;
+    int message_tag;                 /* free for handlers */
+    size_t copy_mark;                /* free for handlers: bytes already consumed */
+    rs_channel_t *owning_channel;
+    rs_io_message_on_completion_fn *on_completion; /* write completion (default: none) */
+    void *user_data;                 /* for on_completion */
+    rs_list_node_t queueing_handle;  /* free for the handler that currently owns the message */
+    /* private: */
+    void *pool;
+};
+
+typedef struct rs_channel_handler_stats {
+    const char *handler_name;
+    uint64_t bytes_read;
+    uint64_t bytes_written;
+    uint64_t handshake_start_ns; /* TLS: 0 when not applicable */
+    uint64_t handshake_end_ns;
+} rs_channel_handler_stats_t;
+
+/* The handler contract. Ownership: a message passed to process_read_message or
+ * process_write_message belongs to the handler from then on; it must forward it
+ * or release it (rs_channel_release_message_to_pool), and must return RS_OK if
+ * it took it. A non-zero return means the message was not taken. */
+typedef struct rs_channel_handler_vtable {
+    int (*process_read_message)(rs_channel_handler_t *handler, rs_channel_slot_t *slot, rs_io_message_t *message);
+    int (*process_write_message)(rs_channel_handler_t *handler, rs_channel_slot_t *slot, rs_io_message_t *message);
+    /* The slot to the right can take `size` more bytes. */
+    int (*increment_read_window)(rs_channel_handler_t *handler, rs_channel_slot_t *slot, size_t size);
+    /* Shut one direction down, then call rs_channel_slot_on_handler_shutdown_complete
+     * (now or later). abort_immediately: drop queued work instead of flushing it. */
+    int (*shutdown)(rs_channel_handler_t *handler, rs_channel_slot_t *slot, rs_channel_direction_t dir, int error_code,
+                    bool abort_immediately);
+    size_t (*initial_window_size)(rs_channel_handler_t *handler);
+    /* Bytes this handler adds to each message written through it (TLS framing). */
+    size_t (*message_overhead)(rs_channel_handler_t *handler);
+    /* Free the handler. Called once, when the channel is destroyed. */
+    void (*destroy)(rs_channel_handler_t *handler);
+    /* Optional (may be NULL): */
+    void (*reset_statistics)(rs_channel_handler_t *handler);
+    void (*gather_statistics)(rs_channel_handler_t *handler, rs_channel_handler_stats_t *stats_out);
+    /* Ask a data source (the socket handler) to read now, e.g. after a pause. */
+    void (*trigger_read)(rs_channel_handler_t *handler);
+} rs_channel_handler_vtable_t;
+
+/* Embed in your handler's struct; set vtable and impl before rs_channel_slot_set_handler. */
+struct rs_channel_handler {
+    const rs_channel_handler_vtable_t *vtable;
+    void *impl;
+    rs_channel_slot_t *slot; /* set by the channel */
+};
+
+typedef void rs_channel_on_setup_completed_fn(rs_channel_t *channel, int error, void *user_data);
+typedef void rs_channel_on_shutdown_completed_fn(rs_channel_t *channel, int error, void *user_data);
+typedef void rs_channel_on_writability_changed_fn(rs_channel_t *channel, bool writable, void *user_data);
+
+typedef struct rs_channel_options {
+    rs_event_loop_t *loop;                                /* required */
+    const rs_allocator_t *allocator;                      /* copied (default: NULL, libc) */
+    rs_channel_on_setup_completed_fn *on_setup_completed; /* fired once, asynchronously (default: NULL) */
+    rs_channel_on_shutdown_completed_fn *on_shutdown_completed; /* fired once (default: NULL) */
+    void *user_data;                                      /* for the three callbacks (default: NULL) */
+    bool enable_read_back_pressure;                       /* windows enforced (default: false, unlimited) */
+    size_t write_high_water_mark;                         /* bytes (default: 0, meaning 1 MiB) */
+    size_t write_low_water_mark;                          /* bytes (default: 0, meaning high / 4) */
+    rs_channel_on_writability_changed_fn *on_writability_changed; /* (default: NULL) */
+} rs_channel_options_t;
+
+/* Create a channel on options->loop. on_setup_completed fires later on the
+ * loop thread; add slots then. NULL with *err_out set on failure. Any thread. */
+RESEAU_API rs_channel_t *rs_channel_new(const rs_channel_options_t *options, int *err_out);
+/* Destroy handlers and free the channel once shutdown has completed and every
+ * hold is released; before that, the destroy is deferred. Any thread. */
+RESEAU_API void rs_channel_destroy(rs_channel_t *channel);
+/* Start shutting down with `error_code` (RS_OK for a normal close). Any thread;
+ * repeats are ignored. */
+RESEAU_API int rs_channel_shutdown(rs_channel_t *channel, int error_code);
+/* Like rs_channel_shutdown, but handlers drop queued writes instead of flushing. */
+RESEAU_API int rs_channel_shutdown_abortively(rs_channel_t *channel, int error_code);
+/* Holds keep the memory alive across rs_channel_destroy. Any thread. */
+RESEAU_API void rs_channel_acquire_hold(rs_channel_t *channel);
+RESEAU_API void rs_channel_release_hold(rs_channel_t *channel);
+
+RESEAU_API rs_event_loop_t *rs_channel_get_loop(const rs_channel_t *channel);
+RESEAU_API bool rs_channel_is_on_loop_thread(const rs_channel_t *channel);
+RESEAU_API rs_channel_slot_t *rs_channel_get_first_slot(const rs_channel_t *channel);
+RESEAU_API bool rs_channel_is_writable(const rs_channel_t *channel);
+
+/* Channel tasks: canceled (run with CANCELED) at shutdown; scheduled after
+ * shutdown, they run as CANCELED at once (still asynchronously). */
+typedef struct rs_channel_task rs_channel_task_t;
+typedef void rs_channel_task_fn(rs_channel_task_t *task, void *arg, rs_task_status_t status);
+struct rs_channel_task {
+    rs_task_t wrapper;     /* private */
+    rs_list_node_t node;   /* private */
+    rs_channel_t *channel; /* private */
+    uint64_t run_at_ns;    /* private: carried across the hop to the loop thread */
+    rs_channel_task_fn *fn;
+    void *arg;
+    const char *type_tag;
+};
+RESEAU_API void rs_channel_task_init(rs_channel_task_t *task, rs_channel_task_fn *fn, void *arg, const char *type_tag);
+/* Any thread. */
+RESEAU_API void rs_channel_schedule_task_now(rs_channel_t *channel, rs_channel_task_t *task);
+RESEAU_API void rs_channel_schedule_task_future(rs_channel_t *channel, rs_channel_task_t *task, uint64_t run_at_ns);
+
+/* Messages from the loop's pool: capacity min(size_hint, RS_MAX_FRAGMENT_SIZE +
+ * the overhead of the handlers below `slot`... callers usually pass the fragment size).
+ * NULL on out-of-memory. Loop thread. */
+RESEAU_API rs_io_message_t *rs_channel_acquire_message_from_pool(rs_channel_t *channel, rs_io_message_type_t type,
+                                                                size_t size_hint);
+RESEAU_API void rs_channel_release_message_to_pool(rs_channel_t *channel, rs_io_message_t *message);
+
+/* ---- slots ---- */
+
+RESEAU_API rs_channel_slot_t *rs_channel_slot_new(rs_channel_t *channel, int *err_out);
+RESEAU_API int rs_channel_slot_insert_end(rs_channel_t *channel, rs_channel_slot_t *to_add);
+RESEAU_API int rs_channel_slot_insert_right(rs_channel_slot_t *slot, rs_channel_slot_t *to_add);
+RESEAU_API int rs_channel_slot_insert_left(rs_channel_slot_t *slot, rs_channel_slot_t *to_add);
+/* Unlink and free the slot and destroy its handler. */
+RESEAU_API int rs_channel_slot_remove(rs_channel_slot_t *slot);
+/* Put `new_handler` in place of the slot's handler, which is destroyed (ALPN-style). */
+RESEAU_API int rs_channel_slot_replace_handler(rs_channel_slot_t *slot, rs_channel_handler_t *new_handler);
+/* Attach the handler; the slot's window becomes its initial_window_size. */
+RESEAU_API int rs_channel_slot_set_handler(rs_channel_slot_t *slot, rs_channel_handler_t *handler);
+RESEAU_API rs_channel_handler_t *rs_channel_slot_get_handler(const rs_channel_slot_t *slot);
+RESEAU_API rs_channel_slot_t *rs_channel_slot_get_left(const rs_channel_slot_t *slot);
+RESEAU_API rs_channel_slot_t *rs_channel_slot_get_right(const rs_channel_slot_t *slot);
+RESEAU_API rs_channel_t *rs_channel_slot_get_channel(const rs_channel_slot_t *slot);
+
+/* Pass a message on: READ goes to the right neighbour, WRITE to the left.
+ * RS_EWINDOW if a READ message is larger than the right slot's window,
+ * RS_ENOTCONN if there is no neighbour that way; the caller keeps the message. */
+RESEAU_API int rs_channel_slot_send_message(rs_channel_slot_t *slot, rs_io_message_t *message,
+                                           rs_channel_direction_t dir);
+/* The slot's handler can take `size` more bytes; batched, propagated leftwards. */
+RESEAU_API int rs_channel_slot_increment_read_window(rs_channel_slot_t *slot, size_t size);
+/* How much may be sent to the right neighbour now (SIZE_MAX without back-pressure). */
+RESEAU_API size_t rs_channel_slot_downstream_read_window(const rs_channel_slot_t *slot);
+/* Sum of message_overhead of the handlers to the left of `slot`. */
+RESEAU_API size_t rs_channel_slot_upstream_message_overhead(const rs_channel_slot_t *slot);
+/* Handlers that buffer writes report their queued bytes (delta may be negative). */
+RESEAU_API void rs_channel_slot_add_pending_write_bytes(rs_channel_slot_t *slot, int64_t delta);
+/* A handler's part of shutdown is done; the channel moves to the next one. */
+RESEAU_API int rs_channel_slot_on_handler_shutdown_complete(rs_channel_slot_t *slot, rs_channel_direction_t dir,
+                                                           int error_code, bool abort_immediately);
+
+/* ---- statistics ---- */
+
+/* Called every interval with one record per handler, left to right. */
+typedef void rs_channel_statistics_fn(rs_channel_t *channel, const rs_channel_handler_stats_t *records, size_t count,
+                                      void *user_data);
+/* interval_ms 0 or fn NULL turns reporting off. Loop thread. */
+RESEAU_API int rs_channel_set_statistics_handler(rs_channel_t *channel, uint32_t interval_ms,
+                                                 rs_channel_statistics_fn *fn, void *user_data);
+/* <<channel -- End file: src/channel/channel.h */
+/* >>socket_handler -- Begin file: src/channel/socket_handler.h */
+/*
+ * Socket channel handler: the left end of a pipeline over a connected socket.
+ *
+ * It reads min(downstream window, max_read_size, RS_MAX_FRAGMENT_SIZE) per
+ * message and at most a per-tick budget of messages, so connections on one
+ * loop share it fairly; it pauses reading while the window is closed. All data
+ * that arrived before a hang-up is delivered before the channel shuts down
+ * (with RS_EEOF for a clean end of stream, or the socket's error). Writes are
+ * queued on the socket (coalesced with sendmsg) and each message's completion
+ * fires once. A graceful write shutdown waits for queued writes to reach the
+ * kernel before closing; an abortive one cancels them.
+ *
+ * The handler owns the socket, which must be connected and assigned to the
+ * channel's loop. Loop thread only.
+ */
+typedef struct rs_socket_handler_options {
+    size_t max_read_size; /* bytes per read message (default: 0, RS_MAX_FRAGMENT_SIZE) */
+    uint32_t reads_per_tick; /* messages read per readiness event (default: 0, 4) */
+} rs_socket_handler_options_t;
+
+/* NULL with *err_out set on failure (RS_EINVAL, RS_ENOMEM, RS_EWRONGTHREAD). On
+ * success the socket belongs to the handler (destroyed with it). */
+RESEAU_API rs_channel_handler_t *rs_socket_handler_new(const rs_allocator_t *allocator, rs_socket_t *socket,
+                                                       const rs_socket_handler_options_t *options, int *err_out);
+/* The handler's socket, e.g. for its addresses. */
+RESEAU_API rs_socket_t *rs_socket_handler_get_socket(const rs_channel_handler_t *handler);
+/* <<socket_handler -- End file: src/channel/socket_handler.h */
 
 #ifdef __cplusplus
 }
@@ -1224,6 +1464,11 @@ static inline void *rs__atomic_exchange_ptr(void **p, void *value) {
 /* Weak CAS for retry loops: on failure *expected receives the current value. */
 static inline bool rs__atomic_cas_ptr_weak(void **p, void **expected, void *desired) {
     return __atomic_compare_exchange_n(p, expected, desired, true, __ATOMIC_RELEASE, __ATOMIC_RELAXED);
+}
+
+/* Returns the new value; acquire-release so the last owner sees every write. */
+static inline uint64_t rs__atomic_sub_u64(uint64_t *p, uint64_t delta) {
+    return __atomic_sub_fetch(p, delta, __ATOMIC_ACQ_REL);
 }
 
 static inline uintptr_t rs__atomic_load_uptr(const uintptr_t *p) {
@@ -5972,6 +6217,1118 @@ RESEAU_API void rs_pipe_write_end_destroy(rs_pipe_write_end_t *write_end) {
     rs_socket_destroy(rs__pipe_socket(write_end));
 }
 /* <<pipe.c -- End file: src/net/pipe.c */
+/* >>message_pool.c -- Begin file: src/channel/message_pool.c */
+/*
+ * Message pool: one per event loop (a loop-local object), so steady-state I/O
+ * reuses messages instead of allocating. Every block has room for a full
+ * fragment plus the framing handlers add, so any block serves any request.
+ */
+
+/* Framing room on top of a fragment: a TLS record header, IV and tag fit well within it. */
+#define RS__MESSAGE_OVERHEAD_ROOM ((size_t)1024)
+#define RS__MESSAGE_BLOCK_CAPACITY (RS_MAX_FRAGMENT_SIZE + RS__MESSAGE_OVERHEAD_ROOM)
+/* Free blocks kept per loop; beyond this, released messages are freed (bounds idle memory). */
+#define RS__MESSAGE_POOL_MAX_FREE 256
+
+typedef struct rs__message_pool {
+    rs_allocator_t allocator;
+    rs_list_t free_blocks;
+    size_t free_count;
+    size_t outstanding;
+} rs__message_pool_t;
+
+static const char rs__message_pool_key = 0;
+
+static void rs__message_pool_free_blocks(rs__message_pool_t *pool) {
+    rs_list_node_t *node;
+    while ((node = rs_list_pop_front(&pool->free_blocks)) != NULL) {
+        rs_mem_free(&pool->allocator, RS_CONTAINER_OF(node, rs_io_message_t, queueing_handle));
+    }
+    pool->free_count = 0;
+}
+
+static void rs__message_pool_on_remove(void *key, void *object, void *user_data) {
+    rs__message_pool_t *pool = (rs__message_pool_t *)object;
+    rs_allocator_t allocator = pool->allocator;
+    (void)key;
+    (void)user_data;
+    if (pool->outstanding) {
+        RS__LOG_WARN(RS_LS_CHANNEL, "message pool destroyed with %u messages still out", (unsigned)pool->outstanding);
+    }
+    rs__message_pool_free_blocks(pool);
+    rs_mem_free(&allocator, pool);
+}
+
+/* The loop's pool, created on first use with the given allocator. Loop thread. */
+static rs__message_pool_t *rs__message_pool_get(rs_event_loop_t *loop, const rs_allocator_t *allocator) {
+    void *object = NULL;
+    rs__message_pool_t *pool;
+    if (rs_event_loop_get_local_object(loop, &rs__message_pool_key, &object) == RS_OK) {
+        return (rs__message_pool_t *)object;
+    }
+    pool = (rs__message_pool_t *)rs_mem_calloc(allocator, 1, sizeof(rs__message_pool_t));
+    if (!pool) {
+        return NULL;
+    }
+    pool->allocator = rs__allocator_copy(allocator);
+    rs_list_init(&pool->free_blocks);
+    if (rs_event_loop_put_local_object(loop, &rs__message_pool_key, pool, rs__message_pool_on_remove, NULL) != RS_OK) {
+        rs_mem_free(allocator, pool);
+        return NULL;
+    }
+    return pool;
+}
+
+static rs_io_message_t *rs__message_pool_acquire(rs__message_pool_t *pool, size_t size_hint) {
+    rs_list_node_t *node = rs_list_pop_front(&pool->free_blocks);
+    rs_io_message_t *message;
+    if (node) {
+        --pool->free_count;
+        message = RS_CONTAINER_OF(node, rs_io_message_t, queueing_handle);
+    } else {
+        message = (rs_io_message_t *)rs_mem_alloc(&pool->allocator, sizeof(rs_io_message_t) + RS__MESSAGE_BLOCK_CAPACITY);
+        if (!message) {
+            return NULL;
+        }
+    }
+    memset(message, 0, sizeof(*message));
+    /* The payload lives right after the struct in the same block. */
+    message->message_data = rs_byte_buf_from_array(message + 1, 0,
+                                                   size_hint < RS__MESSAGE_BLOCK_CAPACITY ? size_hint
+                                                                                          : RS__MESSAGE_BLOCK_CAPACITY);
+    message->pool = pool;
+    ++pool->outstanding;
+    return message;
+}
+
+static void rs__message_pool_release(rs__message_pool_t *pool, rs_io_message_t *message) {
+    --pool->outstanding;
+    if (pool->free_count >= RS__MESSAGE_POOL_MAX_FREE) {
+        rs_mem_free(&pool->allocator, message);
+        return;
+    }
+    rs_list_push_front(&pool->free_blocks, &message->queueing_handle);
+    ++pool->free_count;
+}
+/* <<message_pool.c -- End file: src/channel/message_pool.c */
+/* >>channel.c -- Begin file: src/channel/channel.c */
+/*
+ * Channel: slots and handlers, windows, tasks, holds, writability, statistics
+ * and the shutdown sequence. Follows aws-c-io's channel, with its cross-thread
+ * paths made explicit: off-thread calls hop to the loop through tasks, and
+ * holds keep the memory alive across the hop.
+ */
+
+typedef enum rs__channel_state {
+    RS__CHANNEL_SETTING_UP = 0,
+    RS__CHANNEL_ACTIVE,
+    RS__CHANNEL_SHUTTING_DOWN,
+    RS__CHANNEL_SHUT_DOWN
+} rs__channel_state_t;
+
+/* Window updates are sent once a slot's window has fallen to this many bytes:
+ * smaller increments are batched, so the upstream is not pinged per message. */
+#define RS__WINDOW_UPDATE_THRESHOLD RS_MAX_FRAGMENT_SIZE
+#define RS__DEFAULT_WRITE_HIGH_WATER ((size_t)1024 * 1024)
+/* Records gathered per statistics report; handlers beyond this are not reported. */
+#define RS__STATS_MAX_HANDLERS 16
+
+struct rs_channel_slot {
+    rs_channel_t *channel;
+    rs_channel_slot_t *adj_left;
+    rs_channel_slot_t *adj_right;
+    rs_channel_handler_t *handler;
+    size_t window_size;
+    size_t window_update_batch;
+    size_t upstream_message_overhead;
+};
+
+struct rs_channel {
+    rs_allocator_t allocator;
+    rs_event_loop_t *loop;
+    rs__message_pool_t *pool;
+    rs_channel_slot_t *first;
+    rs__channel_state_t state;
+    bool back_pressure;
+
+    rs_channel_on_setup_completed_fn *on_setup_completed;
+    rs_channel_on_shutdown_completed_fn *on_shutdown_completed;
+    rs_channel_on_writability_changed_fn *on_writability_changed;
+    void *user_data;
+    rs_task_t setup_task;
+
+    int shutdown_requested; /* atomic: the first rs_channel_shutdown wins */
+    int shutdown_error;
+    bool shutdown_abort;
+    rs_task_t shutdown_task;
+    rs_task_t shutdown_complete_task;
+
+    rs_list_t pending_tasks; /* channel tasks scheduled from the loop thread */
+    rs_channel_task_t window_update_task;
+    bool window_update_scheduled;
+
+    uint64_t refcount; /* atomic: the owner's reference plus holds */
+    int destroy_requested; /* atomic */
+    bool handlers_destroyed;
+    rs_task_t destroy_task;
+
+    int64_t pending_write_bytes;
+    size_t write_high_water;
+    size_t write_low_water;
+    bool writable;
+
+    rs_channel_statistics_fn *stats_fn;
+    void *stats_user_data;
+    uint64_t stats_interval_ns;
+    rs_channel_task_t stats_task;
+};
+
+static int rs__channel_check_thread(const rs_channel_t *channel, const char *function) {
+    if (rs_event_loop_is_on_loop_thread(channel->loop)) {
+        return RS_OK;
+    }
+    RS__LOG_ERROR(RS_LS_CHANNEL, "%s: channel %p used off its loop's thread", function, (const void *)channel);
+    return RS_EWRONGTHREAD;
+}
+
+/* ---- creation ---- */
+
+static void rs__channel_setup_task(rs_task_t *task, void *arg, rs_task_status_t status) {
+    rs_channel_t *channel = (rs_channel_t *)arg;
+    int error = RS_OK;
+    (void)task;
+    if (status != RS_TASK_STATUS_RUN) {
+        error = RS_ECANCELED;
+    } else {
+        channel->pool = rs__message_pool_get(channel->loop, &channel->allocator);
+        error = channel->pool ? RS_OK : RS_ENOMEM;
+    }
+    if (!error && channel->state == RS__CHANNEL_SETTING_UP) {
+        channel->state = RS__CHANNEL_ACTIVE;
+    }
+    if (channel->on_setup_completed) {
+        channel->on_setup_completed(channel, error, channel->user_data);
+    }
+}
+
+static void rs__channel_shutdown_task(rs_task_t *task, void *arg, rs_task_status_t status);
+static void rs__channel_shutdown_complete_task(rs_task_t *task, void *arg, rs_task_status_t status);
+static void rs__channel_destroy_task(rs_task_t *task, void *arg, rs_task_status_t status);
+static void rs__channel_window_update_task(rs_channel_task_t *task, void *arg, rs_task_status_t status);
+
+/* The one place rs_channel_options_t defaults are applied. */
+static void rs__channel_apply_options(rs_channel_t *channel, const rs_channel_options_t *o) {
+    channel->loop = o->loop;
+    channel->on_setup_completed = o->on_setup_completed;
+    channel->on_shutdown_completed = o->on_shutdown_completed;
+    channel->on_writability_changed = o->on_writability_changed;
+    channel->user_data = o->user_data;
+    channel->back_pressure = o->enable_read_back_pressure;
+    channel->write_high_water = o->write_high_water_mark ? o->write_high_water_mark : RS__DEFAULT_WRITE_HIGH_WATER;
+    channel->write_low_water = o->write_low_water_mark ? o->write_low_water_mark : channel->write_high_water / 4;
+    if (channel->write_low_water > channel->write_high_water) {
+        channel->write_low_water = channel->write_high_water;
+    }
+}
+
+RESEAU_API rs_channel_t *rs_channel_new(const rs_channel_options_t *options, int *err_out) {
+    rs_allocator_t allocator;
+    rs_channel_t *channel;
+    if (!options || !options->loop) {
+        rs__set_err(err_out, RS_EINVAL);
+        return NULL;
+    }
+    allocator = rs__allocator_copy(options->allocator);
+    channel = (rs_channel_t *)rs_mem_calloc(&allocator, 1, sizeof(rs_channel_t));
+    if (!channel) {
+        rs__set_err(err_out, RS_ENOMEM);
+        return NULL;
+    }
+    channel->allocator = allocator;
+    rs__channel_apply_options(channel, options);
+    channel->writable = true;
+    channel->refcount = 1;
+    rs_list_init(&channel->pending_tasks);
+    rs_task_init(&channel->setup_task, rs__channel_setup_task, channel, "channel_setup");
+    rs_task_init(&channel->shutdown_task, rs__channel_shutdown_task, channel, "channel_shutdown");
+    rs_task_init(&channel->shutdown_complete_task, rs__channel_shutdown_complete_task, channel,
+                 "channel_shutdown_complete");
+    rs_task_init(&channel->destroy_task, rs__channel_destroy_task, channel, "channel_destroy");
+    rs_channel_task_init(&channel->window_update_task, rs__channel_window_update_task, channel,
+                         "channel_window_update");
+    rs_event_loop_schedule_task_now(channel->loop, &channel->setup_task);
+    rs__set_err(err_out, RS_OK);
+    return channel;
+}
+
+RESEAU_API rs_event_loop_t *rs_channel_get_loop(const rs_channel_t *channel) {
+    return channel->loop;
+}
+
+RESEAU_API bool rs_channel_is_on_loop_thread(const rs_channel_t *channel) {
+    return rs_event_loop_is_on_loop_thread(channel->loop);
+}
+
+RESEAU_API rs_channel_slot_t *rs_channel_get_first_slot(const rs_channel_t *channel) {
+    return channel->first;
+}
+
+RESEAU_API bool rs_channel_is_writable(const rs_channel_t *channel) {
+    return channel->writable;
+}
+
+/* ---- channel tasks ---- */
+
+RESEAU_API void rs_channel_task_init(rs_channel_task_t *task, rs_channel_task_fn *fn, void *arg, const char *type_tag) {
+    memset(task, 0, sizeof(*task));
+    task->fn = fn;
+    task->arg = arg;
+    task->type_tag = type_tag ? type_tag : "channel_task";
+}
+
+static void rs__channel_task_run(rs_task_t *wrapper, void *arg, rs_task_status_t status) {
+    rs_channel_task_t *task = (rs_channel_task_t *)arg;
+    (void)wrapper;
+    rs_list_remove(&task->node);
+    if (task->channel->state == RS__CHANNEL_SHUT_DOWN) {
+        status = RS_TASK_STATUS_CANCELED;
+    }
+    task->fn(task, task->arg, status);
+}
+
+/* On the loop thread: track the task so shutdown can cancel it. */
+static void rs__channel_task_schedule_local(rs_channel_t *channel, rs_channel_task_t *task, uint64_t run_at_ns) {
+    task->channel = channel;
+    rs_task_init(&task->wrapper, rs__channel_task_run, task, task->type_tag);
+    if (channel->state == RS__CHANNEL_SHUT_DOWN) {
+        /* Too late to run: canceled, but still never inline. */
+        rs_event_loop_schedule_task_now(channel->loop, &task->wrapper);
+        return;
+    }
+    rs_list_push_back(&channel->pending_tasks, &task->node);
+    if (run_at_ns) {
+        rs_event_loop_schedule_task_future(channel->loop, &task->wrapper, run_at_ns);
+    } else {
+        rs_event_loop_schedule_task_now(channel->loop, &task->wrapper);
+    }
+}
+
+/* From another thread: hop to the loop first, holding the channel meanwhile. */
+static void rs__channel_task_hop(rs_task_t *wrapper, void *arg, rs_task_status_t status) {
+    rs_channel_task_t *task = (rs_channel_task_t *)arg;
+    rs_channel_t *channel = task->channel;
+    (void)wrapper;
+    if (status == RS_TASK_STATUS_RUN) {
+        rs__channel_task_schedule_local(channel, task, task->run_at_ns);
+    } else {
+        task->fn(task, task->arg, RS_TASK_STATUS_CANCELED);
+    }
+    rs_channel_release_hold(channel);
+}
+
+static void rs__channel_schedule(rs_channel_t *channel, rs_channel_task_t *task, uint64_t run_at_ns) {
+    if (rs_event_loop_is_on_loop_thread(channel->loop)) {
+        rs__channel_task_schedule_local(channel, task, run_at_ns);
+        return;
+    }
+    rs_channel_acquire_hold(channel);
+    task->channel = channel;
+    rs_task_init(&task->wrapper, rs__channel_task_hop, task, task->type_tag);
+    task->run_at_ns = run_at_ns; /* the hop itself runs now */
+    rs_event_loop_schedule_task_now(channel->loop, &task->wrapper);
+}
+
+RESEAU_API void rs_channel_schedule_task_now(rs_channel_t *channel, rs_channel_task_t *task) {
+    rs__channel_schedule(channel, task, 0);
+}
+
+RESEAU_API void rs_channel_schedule_task_future(rs_channel_t *channel, rs_channel_task_t *task, uint64_t run_at_ns) {
+    rs__channel_schedule(channel, task, run_at_ns ? run_at_ns : 1);
+}
+
+static void rs__channel_cancel_pending_tasks(rs_channel_t *channel) {
+    rs_list_node_t *node;
+    while ((node = rs_list_begin(&channel->pending_tasks)) != rs_list_end(&channel->pending_tasks)) {
+        rs_channel_task_t *task = RS_CONTAINER_OF(node, rs_channel_task_t, node);
+        rs_list_remove(node);
+        rs_event_loop_cancel_task(channel->loop, &task->wrapper);
+    }
+}
+
+/* ---- messages ---- */
+
+RESEAU_API rs_io_message_t *rs_channel_acquire_message_from_pool(rs_channel_t *channel, rs_io_message_type_t type,
+                                                                size_t size_hint) {
+    rs_io_message_t *message;
+    if (rs__channel_check_thread(channel, "rs_channel_acquire_message_from_pool") || !channel->pool) {
+        return NULL;
+    }
+    message = rs__message_pool_acquire(channel->pool, size_hint);
+    if (message) {
+        message->message_type = type;
+        message->owning_channel = channel;
+    }
+    return message;
+}
+
+RESEAU_API void rs_channel_release_message_to_pool(rs_channel_t *channel, rs_io_message_t *message) {
+    (void)channel;
+    if (message) {
+        rs__message_pool_release((rs__message_pool_t *)message->pool, message);
+    }
+}
+
+/* ---- slots ---- */
+
+RESEAU_API rs_channel_slot_t *rs_channel_slot_new(rs_channel_t *channel, int *err_out) {
+    rs_channel_slot_t *slot;
+    int err = rs__channel_check_thread(channel, "rs_channel_slot_new");
+    if (err) {
+        rs__set_err(err_out, err);
+        return NULL;
+    }
+    slot = (rs_channel_slot_t *)rs_mem_calloc(&channel->allocator, 1, sizeof(rs_channel_slot_t));
+    if (!slot) {
+        rs__set_err(err_out, RS_ENOMEM);
+        return NULL;
+    }
+    slot->channel = channel;
+    slot->window_size = channel->back_pressure ? 0 : SIZE_MAX;
+    if (!channel->first) {
+        channel->first = slot; /* a new channel's first slot is linked at once */
+    }
+    rs__set_err(err_out, RS_OK);
+    return slot;
+}
+
+static void rs__channel_update_overheads(rs_channel_t *channel) {
+    size_t overhead = 0;
+    rs_channel_slot_t *slot;
+    for (slot = channel->first; slot; slot = slot->adj_right) {
+        slot->upstream_message_overhead = overhead;
+        if (slot->handler && slot->handler->vtable->message_overhead) {
+            overhead += slot->handler->vtable->message_overhead(slot->handler);
+        }
+    }
+}
+
+RESEAU_API int rs_channel_slot_insert_right(rs_channel_slot_t *slot, rs_channel_slot_t *to_add) {
+    int err = rs__channel_check_thread(slot->channel, "rs_channel_slot_insert_right");
+    if (err) {
+        return err;
+    }
+    if (to_add == slot || to_add->channel != slot->channel) {
+        return RS_EINVAL;
+    }
+    to_add->adj_right = slot->adj_right;
+    if (slot->adj_right) {
+        slot->adj_right->adj_left = to_add;
+    }
+    slot->adj_right = to_add;
+    to_add->adj_left = slot;
+    rs__channel_update_overheads(slot->channel);
+    return RS_OK;
+}
+
+RESEAU_API int rs_channel_slot_insert_left(rs_channel_slot_t *slot, rs_channel_slot_t *to_add) {
+    int err = rs__channel_check_thread(slot->channel, "rs_channel_slot_insert_left");
+    if (err) {
+        return err;
+    }
+    if (to_add == slot || to_add->channel != slot->channel) {
+        return RS_EINVAL;
+    }
+    to_add->adj_left = slot->adj_left;
+    if (slot->adj_left) {
+        slot->adj_left->adj_right = to_add;
+    } else {
+        slot->channel->first = to_add;
+    }
+    slot->adj_left = to_add;
+    to_add->adj_right = slot;
+    rs__channel_update_overheads(slot->channel);
+    return RS_OK;
+}
+
+RESEAU_API int rs_channel_slot_insert_end(rs_channel_t *channel, rs_channel_slot_t *to_add) {
+    rs_channel_slot_t *last = channel->first;
+    if (!last || last == to_add) {
+        channel->first = to_add;
+        return RS_OK;
+    }
+    while (last->adj_right) {
+        last = last->adj_right;
+    }
+    return rs_channel_slot_insert_right(last, to_add);
+}
+
+static void rs__channel_handler_destroy(rs_channel_handler_t *handler) {
+    if (handler && handler->vtable->destroy) {
+        handler->vtable->destroy(handler);
+    }
+}
+
+RESEAU_API int rs_channel_slot_remove(rs_channel_slot_t *slot) {
+    rs_channel_t *channel = slot->channel;
+    int err = rs__channel_check_thread(channel, "rs_channel_slot_remove");
+    if (err) {
+        return err;
+    }
+    if (slot->adj_left) {
+        slot->adj_left->adj_right = slot->adj_right;
+    }
+    if (slot->adj_right) {
+        slot->adj_right->adj_left = slot->adj_left;
+    }
+    if (channel->first == slot) {
+        channel->first = slot->adj_right;
+    }
+    rs__channel_handler_destroy(slot->handler);
+    rs_mem_free(&channel->allocator, slot);
+    rs__channel_update_overheads(channel);
+    return RS_OK;
+}
+
+/* Ask the upstream handler to send: batched into the window update task. */
+static void rs__channel_schedule_window_update(rs_channel_t *channel) {
+    if (!channel->window_update_scheduled) {
+        channel->window_update_scheduled = true;
+        rs_channel_schedule_task_now(channel, &channel->window_update_task);
+    }
+}
+
+RESEAU_API int rs_channel_slot_set_handler(rs_channel_slot_t *slot, rs_channel_handler_t *handler) {
+    int err = rs__channel_check_thread(slot->channel, "rs_channel_slot_set_handler");
+    if (err) {
+        return err;
+    }
+    if (!handler || !handler->vtable) {
+        return RS_EINVAL;
+    }
+    slot->handler = handler;
+    handler->slot = slot;
+    rs__channel_update_overheads(slot->channel);
+    if (slot->channel->back_pressure) {
+        slot->window_update_batch += handler->vtable->initial_window_size(handler);
+    }
+    /* Tell the upstream handler there is a new reader, with or without windows. */
+    rs__channel_schedule_window_update(slot->channel);
+    return RS_OK;
+}
+
+RESEAU_API int rs_channel_slot_replace_handler(rs_channel_slot_t *slot, rs_channel_handler_t *new_handler) {
+    rs_channel_handler_t *old = slot->handler;
+    int err = rs_channel_slot_set_handler(slot, new_handler);
+    if (err) {
+        return err;
+    }
+    rs__channel_handler_destroy(old);
+    return RS_OK;
+}
+
+RESEAU_API rs_channel_handler_t *rs_channel_slot_get_handler(const rs_channel_slot_t *slot) {
+    return slot->handler;
+}
+
+RESEAU_API rs_channel_slot_t *rs_channel_slot_get_left(const rs_channel_slot_t *slot) {
+    return slot->adj_left;
+}
+
+RESEAU_API rs_channel_slot_t *rs_channel_slot_get_right(const rs_channel_slot_t *slot) {
+    return slot->adj_right;
+}
+
+RESEAU_API rs_channel_t *rs_channel_slot_get_channel(const rs_channel_slot_t *slot) {
+    return slot->channel;
+}
+
+RESEAU_API size_t rs_channel_slot_upstream_message_overhead(const rs_channel_slot_t *slot) {
+    return slot->upstream_message_overhead;
+}
+
+RESEAU_API size_t rs_channel_slot_downstream_read_window(const rs_channel_slot_t *slot) {
+    if (!slot->adj_right || !slot->adj_right->handler) {
+        return 0;
+    }
+    return slot->channel->back_pressure ? slot->adj_right->window_size : SIZE_MAX;
+}
+
+RESEAU_API int rs_channel_slot_send_message(rs_channel_slot_t *slot, rs_io_message_t *message,
+                                           rs_channel_direction_t dir) {
+    rs_channel_slot_t *next = dir == RS_CHANNEL_DIR_READ ? slot->adj_right : slot->adj_left;
+    int err = rs__channel_check_thread(slot->channel, "rs_channel_slot_send_message");
+    if (err) {
+        return err;
+    }
+    if (!message) {
+        return RS_EINVAL;
+    }
+    if (!next || !next->handler) {
+        return RS_ENOTCONN;
+    }
+    if (dir == RS_CHANNEL_DIR_WRITE) {
+        return next->handler->vtable->process_write_message(next->handler, next, message);
+    }
+    if (slot->channel->back_pressure) {
+        if (message->message_data.len > next->window_size) {
+            RS__LOG_ERROR(RS_LS_CHANNEL, "channel %p: a handler sent %u bytes past a window of %u",
+                          (void *)slot->channel, (unsigned)message->message_data.len, (unsigned)next->window_size);
+            return RS_EWINDOW;
+        }
+        next->window_size -= message->message_data.len;
+    }
+    return next->handler->vtable->process_read_message(next->handler, next, message);
+}
+
+static size_t rs__size_add_saturating(size_t a, size_t b) {
+    return a > SIZE_MAX - b ? SIZE_MAX : a + b;
+}
+
+RESEAU_API int rs_channel_slot_increment_read_window(rs_channel_slot_t *slot, size_t size) {
+    rs_channel_t *channel = slot->channel;
+    int err = rs__channel_check_thread(channel, "rs_channel_slot_increment_read_window");
+    if (err || !channel->back_pressure || channel->state >= RS__CHANNEL_SHUTTING_DOWN) {
+        return err;
+    }
+    slot->window_update_batch = rs__size_add_saturating(slot->window_update_batch, size);
+    if (slot->window_size <= RS__WINDOW_UPDATE_THRESHOLD) {
+        rs__channel_schedule_window_update(channel);
+    }
+    return RS_OK;
+}
+
+/* Walk right to left: apply each slot's batched increment to its window, and
+ * tell the handler on its left how much more it may send. */
+static void rs__channel_window_update_task(rs_channel_task_t *task, void *arg, rs_task_status_t status) {
+    rs_channel_t *channel = (rs_channel_t *)arg;
+    rs_channel_slot_t *slot = channel->first;
+    (void)task;
+    channel->window_update_scheduled = false;
+    if (status != RS_TASK_STATUS_RUN || channel->state >= RS__CHANNEL_SHUTTING_DOWN || !slot) {
+        return;
+    }
+    while (slot->adj_right) {
+        slot = slot->adj_right;
+    }
+    for (; slot && slot->adj_left; slot = slot->adj_left) {
+        rs_channel_slot_t *upstream = slot->adj_left;
+        size_t update;
+        if (!upstream->handler || !slot->handler) {
+            continue;
+        }
+        update = channel->back_pressure ? slot->window_update_batch : SIZE_MAX;
+        if (channel->back_pressure) {
+            slot->window_size = rs__size_add_saturating(slot->window_size, update);
+            slot->window_update_batch = 0;
+        }
+        if (upstream->handler->vtable->increment_read_window(upstream->handler, upstream, update) != RS_OK) {
+            rs_channel_shutdown(channel, RS_EWINDOW);
+            return;
+        }
+    }
+}
+
+/* ---- writability ---- */
+
+RESEAU_API void rs_channel_slot_add_pending_write_bytes(rs_channel_slot_t *slot, int64_t delta) {
+    rs_channel_t *channel = slot->channel;
+    channel->pending_write_bytes += delta;
+    if (channel->pending_write_bytes < 0) {
+        channel->pending_write_bytes = 0;
+    }
+    if (channel->writable && (uint64_t)channel->pending_write_bytes > channel->write_high_water) {
+        channel->writable = false;
+    } else if (!channel->writable && (uint64_t)channel->pending_write_bytes <= channel->write_low_water) {
+        channel->writable = true;
+    } else {
+        return;
+    }
+    if (channel->on_writability_changed) {
+        channel->on_writability_changed(channel, channel->writable, channel->user_data);
+    }
+}
+
+/* ---- shutdown ---- */
+
+static int rs__channel_request_shutdown(rs_channel_t *channel, int error_code, bool abort_immediately) {
+    if (!rs__atomic_cas_int(&channel->shutdown_requested, 0, 1)) {
+        return RS_OK; /* a shutdown is already on its way */
+    }
+    channel->shutdown_error = error_code;
+    channel->shutdown_abort = abort_immediately;
+    rs_event_loop_schedule_task_now(channel->loop, &channel->shutdown_task);
+    return RS_OK;
+}
+
+RESEAU_API int rs_channel_shutdown(rs_channel_t *channel, int error_code) {
+    return rs__channel_request_shutdown(channel, error_code, false);
+}
+
+RESEAU_API int rs_channel_shutdown_abortively(rs_channel_t *channel, int error_code) {
+    return rs__channel_request_shutdown(channel, error_code, true);
+}
+
+/* The first slot, at or right of `slot`, that has a handler. */
+static rs_channel_slot_t *rs__slot_with_handler_rightwards(rs_channel_slot_t *slot) {
+    while (slot && !slot->handler) {
+        slot = slot->adj_right;
+    }
+    return slot;
+}
+
+static rs_channel_slot_t *rs__slot_with_handler_leftwards(rs_channel_slot_t *slot) {
+    while (slot && !slot->handler) {
+        slot = slot->adj_left;
+    }
+    return slot;
+}
+
+static void rs__channel_finish_shutdown(rs_channel_t *channel) {
+    if (!rs_task_is_scheduled(&channel->shutdown_complete_task)) {
+        rs_event_loop_schedule_task_now(channel->loop, &channel->shutdown_complete_task);
+    }
+}
+
+static void rs__slot_shutdown(rs_channel_slot_t *slot, rs_channel_direction_t dir) {
+    rs_channel_t *channel = slot->channel;
+    slot->handler->vtable->shutdown(slot->handler, slot, dir, channel->shutdown_error, channel->shutdown_abort);
+}
+
+static void rs__channel_shutdown_task(rs_task_t *task, void *arg, rs_task_status_t status) {
+    rs_channel_t *channel = (rs_channel_t *)arg;
+    rs_channel_slot_t *first;
+    (void)task;
+    (void)status; /* canceled means the loop is going away: shut down all the same */
+    if (channel->state >= RS__CHANNEL_SHUTTING_DOWN) {
+        return;
+    }
+    channel->state = RS__CHANNEL_SHUTTING_DOWN;
+    RS__LOG_DEBUG(RS_LS_CHANNEL, "channel %p: shutting down (%s)", (void *)channel,
+                  rs_err_name(channel->shutdown_error));
+    first = rs__slot_with_handler_rightwards(channel->first);
+    if (first) {
+        rs__slot_shutdown(first, RS_CHANNEL_DIR_READ);
+    } else {
+        rs__channel_finish_shutdown(channel);
+    }
+}
+
+RESEAU_API int rs_channel_slot_on_handler_shutdown_complete(rs_channel_slot_t *slot, rs_channel_direction_t dir,
+                                                           int error_code, bool abort_immediately) {
+    rs_channel_t *channel = slot->channel;
+    rs_channel_slot_t *next;
+    int err = rs__channel_check_thread(channel, "rs_channel_slot_on_handler_shutdown_complete");
+    if (err) {
+        return err;
+    }
+    if (channel->state == RS__CHANNEL_SHUT_DOWN) {
+        return RS_OK;
+    }
+    if (!channel->shutdown_error && error_code) {
+        channel->shutdown_error = error_code;
+    }
+    channel->shutdown_abort = channel->shutdown_abort || abort_immediately;
+    if (dir == RS_CHANNEL_DIR_READ) {
+        next = rs__slot_with_handler_rightwards(slot->adj_right);
+        /* At the right end, the write direction starts back from there. */
+        rs__slot_shutdown(next ? next : slot, next ? RS_CHANNEL_DIR_READ : RS_CHANNEL_DIR_WRITE);
+        return RS_OK;
+    }
+    next = rs__slot_with_handler_leftwards(slot->adj_left);
+    if (next) {
+        rs__slot_shutdown(next, RS_CHANNEL_DIR_WRITE);
+    } else {
+        rs__channel_finish_shutdown(channel);
+    }
+    return RS_OK;
+}
+
+static void rs__channel_destroy_handlers(rs_channel_t *channel) {
+    rs_channel_slot_t *slot = channel->first;
+    channel->first = NULL;
+    while (slot) {
+        rs_channel_slot_t *next = slot->adj_right;
+        rs__channel_handler_destroy(slot->handler);
+        rs_mem_free(&channel->allocator, slot);
+        slot = next;
+    }
+    channel->handlers_destroyed = true;
+}
+
+static void rs__channel_free(rs_channel_t *channel) {
+    rs_allocator_t allocator = channel->allocator;
+    rs_mem_free(&allocator, channel);
+}
+
+static void rs__channel_shutdown_complete_task(rs_task_t *task, void *arg, rs_task_status_t status) {
+    rs_channel_t *channel = (rs_channel_t *)arg;
+    (void)task;
+    (void)status;
+    channel->state = RS__CHANNEL_SHUT_DOWN;
+    rs__channel_cancel_pending_tasks(channel);
+    /* The callback may destroy the channel: keep the memory until we are done. */
+    rs_channel_acquire_hold(channel);
+    if (channel->on_shutdown_completed) {
+        channel->on_shutdown_completed(channel, channel->shutdown_error, channel->user_data);
+    }
+    if (rs__atomic_load_int(&channel->destroy_requested) && !channel->handlers_destroyed) {
+        rs__channel_destroy_handlers(channel);
+        rs_channel_release_hold(channel); /* the owner's reference, kept until now */
+    }
+    rs_channel_release_hold(channel);
+}
+
+/* Destroy on the loop thread: handlers now if shutdown is done, else when it is. */
+static void rs__channel_destroy_on_loop(rs_channel_t *channel) {
+    rs__atomic_store_int(&channel->destroy_requested, 1);
+    if (channel->state == RS__CHANNEL_SHUT_DOWN || channel->state == RS__CHANNEL_SETTING_UP) {
+        if (channel->state == RS__CHANNEL_SETTING_UP && rs_task_is_scheduled(&channel->setup_task)) {
+            rs_event_loop_cancel_task(channel->loop, &channel->setup_task);
+        }
+        rs__channel_destroy_handlers(channel);
+        rs__channel_cancel_pending_tasks(channel);
+        rs_channel_release_hold(channel);
+        return;
+    }
+    /* Deferred: the shutdown completion destroys the handlers. Start it if
+     * nobody has, so a destroyed channel never lingers. */
+    rs_channel_shutdown(channel, RS_OK);
+}
+
+static void rs__channel_destroy_task(rs_task_t *task, void *arg, rs_task_status_t status) {
+    rs_channel_t *channel = (rs_channel_t *)arg;
+    (void)task;
+    (void)status;
+    rs__channel_destroy_on_loop(channel);
+}
+
+RESEAU_API void rs_channel_destroy(rs_channel_t *channel) {
+    if (!channel) {
+        return;
+    }
+    if (rs_event_loop_is_on_loop_thread(channel->loop)) {
+        rs__channel_destroy_on_loop(channel);
+    } else {
+        rs_event_loop_schedule_task_now(channel->loop, &channel->destroy_task);
+    }
+}
+
+RESEAU_API void rs_channel_acquire_hold(rs_channel_t *channel) {
+    rs__atomic_add_u64(&channel->refcount, 1);
+}
+
+RESEAU_API void rs_channel_release_hold(rs_channel_t *channel) {
+    if (rs__atomic_sub_u64(&channel->refcount, 1) == 0) {
+        rs__channel_free(channel);
+    }
+}
+
+/* ---- statistics ---- */
+
+static void rs__channel_stats_task(rs_channel_task_t *task, void *arg, rs_task_status_t status) {
+    rs_channel_t *channel = (rs_channel_t *)arg;
+    rs_channel_handler_stats_t records[RS__STATS_MAX_HANDLERS];
+    rs_channel_slot_t *slot;
+    size_t count = 0;
+    if (status != RS_TASK_STATUS_RUN || !channel->stats_fn) {
+        return;
+    }
+    for (slot = channel->first; slot && count < RS__STATS_MAX_HANDLERS; slot = slot->adj_right) {
+        rs_channel_handler_t *h = slot->handler;
+        if (!h || !h->vtable->gather_statistics) {
+            continue;
+        }
+        memset(&records[count], 0, sizeof(records[count]));
+        h->vtable->gather_statistics(h, &records[count]);
+        if (h->vtable->reset_statistics) {
+            h->vtable->reset_statistics(h);
+        }
+        ++count;
+    }
+    channel->stats_fn(channel, records, count, channel->stats_user_data);
+    rs_channel_schedule_task_future(channel, task, rs_event_loop_now_ns(channel->loop) + channel->stats_interval_ns);
+}
+
+RESEAU_API int rs_channel_set_statistics_handler(rs_channel_t *channel, uint32_t interval_ms,
+                                                 rs_channel_statistics_fn *fn, void *user_data) {
+    int err = rs__channel_check_thread(channel, "rs_channel_set_statistics_handler");
+    if (err) {
+        return err;
+    }
+    if (rs_task_is_scheduled(&channel->stats_task.wrapper)) {
+        rs_list_remove(&channel->stats_task.node);
+        rs_event_loop_cancel_task(channel->loop, &channel->stats_task.wrapper);
+    }
+    channel->stats_fn = interval_ms ? fn : NULL;
+    channel->stats_user_data = user_data;
+    channel->stats_interval_ns = (uint64_t)interval_ms * RS_NS_PER_MS;
+    if (channel->stats_fn) {
+        rs_channel_task_init(&channel->stats_task, rs__channel_stats_task, channel, "channel_statistics");
+        rs_channel_schedule_task_future(channel, &channel->stats_task,
+                                        rs_event_loop_now_ns(channel->loop) + channel->stats_interval_ns);
+    }
+    return RS_OK;
+}
+/* <<channel.c -- End file: src/channel/channel.c */
+/* >>socket_handler.c -- Begin file: src/channel/socket_handler.c */
+/* Socket channel handler. */
+
+#define RS__SOCKET_HANDLER_READS_PER_TICK 4
+
+typedef struct rs__socket_handler {
+    rs_channel_handler_t handler;
+    rs_allocator_t allocator;
+    rs_socket_t *socket;
+    size_t max_read_size;
+    uint32_t reads_per_tick;
+    rs_list_t in_flight; /* messages handed to rs_socket_write, completion order = list order */
+    bool read_shut;
+    bool write_shutdown_pending; /* waiting for in-flight writes before closing */
+    bool destroyed;              /* freed once the last in-flight write completes */
+    int shutdown_error;
+    uint64_t bytes_read;
+    uint64_t bytes_written;
+} rs__socket_handler_t;
+
+static rs__socket_handler_t *rs__sh(rs_channel_handler_t *handler) {
+    return (rs__socket_handler_t *)handler->impl;
+}
+
+static void rs__socket_handler_free(rs__socket_handler_t *sh) {
+    rs_allocator_t allocator = sh->allocator;
+    rs_mem_free(&allocator, sh);
+}
+
+static void rs__socket_handler_finish_write_shutdown(rs__socket_handler_t *sh) {
+    rs_channel_slot_t *slot = sh->handler.slot;
+    sh->write_shutdown_pending = false;
+    rs_socket_close(sh->socket);
+    rs_channel_slot_on_handler_shutdown_complete(slot, RS_CHANNEL_DIR_WRITE, sh->shutdown_error, false);
+}
+
+static void rs__socket_handler_on_written(rs_socket_t *socket, int error, size_t bytes_written, void *user_data) {
+    rs__socket_handler_t *sh = (rs__socket_handler_t *)user_data;
+    rs_list_node_t *node = rs_list_pop_front(&sh->in_flight);
+    rs_io_message_t *message = RS_CONTAINER_OF(node, rs_io_message_t, queueing_handle);
+    rs_channel_t *channel = message->owning_channel;
+    (void)socket;
+    sh->bytes_written += bytes_written;
+    if (!sh->destroyed) {
+        rs_channel_slot_add_pending_write_bytes(sh->handler.slot, -(int64_t)message->message_data.len);
+    }
+    if (message->on_completion) {
+        message->on_completion(channel, message, error, message->user_data);
+    }
+    rs_channel_release_message_to_pool(channel, message);
+    if (sh->destroyed) {
+        if (rs_list_empty(&sh->in_flight)) {
+            rs__socket_handler_free(sh);
+        }
+        return;
+    }
+    if (error && error != RS_ECANCELED) {
+        rs_channel_shutdown(channel, error);
+    }
+    if (sh->write_shutdown_pending && rs_list_empty(&sh->in_flight)) {
+        rs__socket_handler_finish_write_shutdown(sh);
+    }
+}
+
+static int rs__socket_handler_process_write(rs_channel_handler_t *handler, rs_channel_slot_t *slot,
+                                            rs_io_message_t *message) {
+    rs__socket_handler_t *sh = rs__sh(handler);
+    int err = rs_socket_write(sh->socket, rs_byte_cursor_from_buf(&message->message_data),
+                              rs__socket_handler_on_written, sh);
+    if (err) {
+        return err; /* not taken: the caller still owns the message */
+    }
+    rs_list_push_back(&sh->in_flight, &message->queueing_handle);
+    rs_channel_slot_add_pending_write_bytes(slot, (int64_t)message->message_data.len);
+    return RS_OK;
+}
+
+static int rs__socket_handler_process_read(rs_channel_handler_t *handler, rs_channel_slot_t *slot,
+                                           rs_io_message_t *message) {
+    (void)handler;
+    (void)slot;
+    (void)message;
+    RS__LOG_ERROR(RS_LS_CHANNEL, "the socket handler must be the leftmost handler; it received a read message");
+    return RS_EINVAL;
+}
+
+/* Read what the window allows, up to the per-tick budget. Level-triggered
+ * readiness brings us back next tick if more is waiting, which is what lets
+ * other connections on the loop have their turn. */
+static void rs__socket_handler_read(rs__socket_handler_t *sh) {
+    rs_channel_slot_t *slot = sh->handler.slot;
+    rs_channel_t *channel = rs_channel_slot_get_channel(slot);
+    uint32_t i;
+    for (i = 0; i < sh->reads_per_tick && !sh->read_shut; ++i) {
+        size_t window = rs_channel_slot_downstream_read_window(slot);
+        size_t want = window < sh->max_read_size ? window : sh->max_read_size;
+        rs_io_message_t *message;
+        size_t n = 0;
+        int err;
+        if (want == 0) {
+            rs_socket_pause_reading(sh->socket);
+            return;
+        }
+        message = rs_channel_acquire_message_from_pool(channel, RS_IO_MESSAGE_APPLICATION_DATA, want);
+        if (!message) {
+            rs_channel_shutdown(channel, RS_ENOMEM);
+            return;
+        }
+        err = rs_socket_read(sh->socket, &message->message_data, &n);
+        if (err) {
+            rs_channel_release_message_to_pool(channel, message);
+            if (err != RS_EAGAIN) {
+                sh->read_shut = true; /* EOF or an error: everything before it was delivered */
+                rs_channel_shutdown(channel, err);
+            }
+            return;
+        }
+        sh->bytes_read += n;
+        err = rs_channel_slot_send_message(slot, message, RS_CHANNEL_DIR_READ);
+        if (err) {
+            rs_channel_release_message_to_pool(channel, message);
+            rs_channel_shutdown(channel, err);
+            return;
+        }
+    }
+}
+
+static void rs__socket_handler_on_readable(rs_socket_t *socket, int error, void *user_data) {
+    rs__socket_handler_t *sh = (rs__socket_handler_t *)user_data;
+    (void)socket;
+    (void)error; /* the read reports it, after any data that came first */
+    if (sh->handler.slot) {
+        rs__socket_handler_read(sh);
+    }
+}
+
+static int rs__socket_handler_increment_window(rs_channel_handler_t *handler, rs_channel_slot_t *slot, size_t size) {
+    rs__socket_handler_t *sh = rs__sh(handler);
+    (void)slot;
+    (void)size;
+    if (sh->read_shut) {
+        return RS_OK;
+    }
+    return rs_socket_resume_reading(sh->socket);
+}
+
+static int rs__socket_handler_shutdown(rs_channel_handler_t *handler, rs_channel_slot_t *slot,
+                                       rs_channel_direction_t dir, int error_code, bool abort_immediately) {
+    rs__socket_handler_t *sh = rs__sh(handler);
+    if (dir == RS_CHANNEL_DIR_READ) {
+        sh->read_shut = true;
+        rs_socket_pause_reading(sh->socket);
+        if (abort_immediately) {
+            rs_socket_close(sh->socket);
+        }
+        return rs_channel_slot_on_handler_shutdown_complete(slot, dir, error_code, abort_immediately);
+    }
+    sh->shutdown_error = error_code;
+    if (!abort_immediately && !rs_list_empty(&sh->in_flight) && rs_socket_is_open(sh->socket)) {
+        sh->write_shutdown_pending = true; /* finished by the last write completion */
+        return RS_OK;
+    }
+    rs_socket_close(sh->socket); /* cancels queued writes: they complete with RS_ECANCELED */
+    return rs_channel_slot_on_handler_shutdown_complete(slot, dir, error_code, abort_immediately);
+}
+
+static size_t rs__socket_handler_initial_window(rs_channel_handler_t *handler) {
+    (void)handler;
+    return SIZE_MAX;
+}
+
+static size_t rs__socket_handler_overhead(rs_channel_handler_t *handler) {
+    (void)handler;
+    return 0;
+}
+
+static void rs__socket_handler_destroy(rs_channel_handler_t *handler) {
+    rs__socket_handler_t *sh = rs__sh(handler);
+    sh->destroyed = true;
+    rs_socket_destroy(sh->socket); /* any queued writes complete with RS_ECANCELED first */
+    if (rs_list_empty(&sh->in_flight)) {
+        rs__socket_handler_free(sh);
+    }
+}
+
+static void rs__socket_handler_reset_stats(rs_channel_handler_t *handler) {
+    rs__socket_handler_t *sh = rs__sh(handler);
+    sh->bytes_read = 0;
+    sh->bytes_written = 0;
+}
+
+static void rs__socket_handler_gather_stats(rs_channel_handler_t *handler, rs_channel_handler_stats_t *stats) {
+    rs__socket_handler_t *sh = rs__sh(handler);
+    stats->handler_name = "socket";
+    stats->bytes_read = sh->bytes_read;
+    stats->bytes_written = sh->bytes_written;
+}
+
+static void rs__socket_handler_trigger_read(rs_channel_handler_t *handler) {
+    rs__socket_handler_t *sh = rs__sh(handler);
+    if (!sh->read_shut) {
+        rs_socket_resume_reading(sh->socket);
+    }
+}
+
+static const rs_channel_handler_vtable_t rs__socket_handler_vtable = {
+    rs__socket_handler_process_read,    rs__socket_handler_process_write, rs__socket_handler_increment_window,
+    rs__socket_handler_shutdown,        rs__socket_handler_initial_window, rs__socket_handler_overhead,
+    rs__socket_handler_destroy,         rs__socket_handler_reset_stats,  rs__socket_handler_gather_stats,
+    rs__socket_handler_trigger_read,
+};
+
+RESEAU_API rs_channel_handler_t *rs_socket_handler_new(const rs_allocator_t *allocator, rs_socket_t *socket,
+                                                       const rs_socket_handler_options_t *options, int *err_out) {
+    rs_allocator_t a = rs__allocator_copy(allocator);
+    rs__socket_handler_t *sh;
+    int err;
+    if (!socket || !rs_socket_get_loop(socket) || !rs_socket_is_open(socket)) {
+        rs__set_err(err_out, RS_EINVAL);
+        return NULL;
+    }
+    if (!rs_event_loop_is_on_loop_thread(rs_socket_get_loop(socket))) {
+        rs__set_err(err_out, RS_EWRONGTHREAD);
+        return NULL;
+    }
+    sh = (rs__socket_handler_t *)rs_mem_calloc(&a, 1, sizeof(rs__socket_handler_t));
+    if (!sh) {
+        rs__set_err(err_out, RS_ENOMEM);
+        return NULL;
+    }
+    sh->allocator = a;
+    sh->socket = socket;
+    sh->max_read_size = options && options->max_read_size ? options->max_read_size : RS_MAX_FRAGMENT_SIZE;
+    if (sh->max_read_size > RS_MAX_FRAGMENT_SIZE) {
+        sh->max_read_size = RS_MAX_FRAGMENT_SIZE;
+    }
+    sh->reads_per_tick = options && options->reads_per_tick ? options->reads_per_tick : RS__SOCKET_HANDLER_READS_PER_TICK;
+    rs_list_init(&sh->in_flight);
+    sh->handler.vtable = &rs__socket_handler_vtable;
+    sh->handler.impl = sh;
+    /* Reading starts paused; the first window update (a handler attached to
+     * the right) or trigger_read resumes it. */
+    err = rs_socket_subscribe_to_readable_events(socket, rs__socket_handler_on_readable, sh);
+    if (!err) {
+        err = rs_socket_pause_reading(socket);
+    }
+    if (err) {
+        rs_mem_free(&a, sh);
+        rs__set_err(err_out, err);
+        return NULL;
+    }
+    rs__set_err(err_out, RS_OK);
+    return &sh->handler;
+}
+
+RESEAU_API rs_socket_t *rs_socket_handler_get_socket(const rs_channel_handler_t *handler) {
+    return ((const rs__socket_handler_t *)handler->impl)->socket;
+}
+/* <<socket_handler.c -- End file: src/channel/socket_handler.c */
 
 #ifdef __cplusplus
 }

@@ -59,9 +59,11 @@
  *   >>address     endpoints, strict IPv4/IPv6 parsing and formatting
  *   >>socket      TCP, UDP, Unix and VSOCK sockets
  *   >>pipe        pipes
+ *   >>channel     channels, slots, handlers, messages, windows, shutdown
+ *   >>socket_handler  the socket channel handler
  *   Implementation: the same names with .c (>>event_loop.c), plus
  *   >>platform.c, >>atomic.c, >>heap.c, >>scheduler.c, >>epoll.c, >>poll.c,
- *   >>sockaddr.c, >>socket_posix.c, >>udp_posix.c.
+ *   >>sockaddr.c, >>socket_posix.c, >>udp_posix.c, >>message_pool.c.
  */
 #if defined(RESEAU_IMPLEMENTATION) && defined(__linux__) && !defined(_GNU_SOURCE)
 #define _GNU_SOURCE
@@ -89,6 +91,8 @@ extern "C" {
 #include "net/address.h"
 #include "net/socket.h"
 #include "net/pipe.h"
+#include "channel/channel.h"
+#include "channel/socket_handler.h"
 
 #ifdef __cplusplus
 }
@@ -124,6 +128,9 @@ extern "C" {
 #include "net/socket_posix.c"
 #include "net/udp_posix.c"
 #include "net/pipe.c"
+#include "channel/message_pool.c"
+#include "channel/channel.c"
+#include "channel/socket_handler.c"
 
 #ifdef __cplusplus
 }

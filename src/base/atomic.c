@@ -53,6 +53,11 @@ static inline bool rs__atomic_cas_ptr_weak(void **p, void **expected, void *desi
     return __atomic_compare_exchange_n(p, expected, desired, true, __ATOMIC_RELEASE, __ATOMIC_RELAXED);
 }
 
+/* Returns the new value; acquire-release so the last owner sees every write. */
+static inline uint64_t rs__atomic_sub_u64(uint64_t *p, uint64_t delta) {
+    return __atomic_sub_fetch(p, delta, __ATOMIC_ACQ_REL);
+}
+
 static inline uintptr_t rs__atomic_load_uptr(const uintptr_t *p) {
     return __atomic_load_n(p, __ATOMIC_ACQUIRE);
 }

@@ -1,0 +1,26 @@
+/*
+ * Socket channel handler: the left end of a pipeline over a connected socket.
+ *
+ * It reads min(downstream window, max_read_size, RS_MAX_FRAGMENT_SIZE) per
+ * message and at most a per-tick budget of messages, so connections on one
+ * loop share it fairly; it pauses reading while the window is closed. All data
+ * that arrived before a hang-up is delivered before the channel shuts down
+ * (with RS_EEOF for a clean end of stream, or the socket's error). Writes are
+ * queued on the socket (coalesced with sendmsg) and each message's completion
+ * fires once. A graceful write shutdown waits for queued writes to reach the
+ * kernel before closing; an abortive one cancels them.
+ *
+ * The handler owns the socket, which must be connected and assigned to the
+ * channel's loop. Loop thread only.
+ */
+typedef struct rs_socket_handler_options {
+    size_t max_read_size; /* bytes per read message (default: 0, RS_MAX_FRAGMENT_SIZE) */
+    uint32_t reads_per_tick; /* messages read per readiness event (default: 0, 4) */
+} rs_socket_handler_options_t;
+
+/* NULL with *err_out set on failure (RS_EINVAL, RS_ENOMEM, RS_EWRONGTHREAD). On
+ * success the socket belongs to the handler (destroyed with it). */
+RESEAU_API rs_channel_handler_t *rs_socket_handler_new(const rs_allocator_t *allocator, rs_socket_t *socket,
+                                                       const rs_socket_handler_options_t *options, int *err_out);
+/* The handler's socket, e.g. for its addresses. */
+RESEAU_API rs_socket_t *rs_socket_handler_get_socket(const rs_channel_handler_t *handler);
