@@ -61,6 +61,7 @@
  *   >>pipe        pipes
  *   >>channel     channels, slots, handlers, messages, windows, shutdown
  *   >>socket_handler  the socket channel handler
+ *   >>testing_channel a socket-less pipeline for testing handlers
  *   Implementation: the same names with .c (>>event_loop.c), plus
  *   >>platform.c, >>atomic.c, >>heap.c, >>scheduler.c, >>epoll.c, >>poll.c,
  *   >>sockaddr.c, >>socket_posix.c, >>udp_posix.c, >>message_pool.c.
@@ -93,6 +94,7 @@ extern "C" {
 #include "net/pipe.h"
 #include "channel/channel.h"
 #include "channel/socket_handler.h"
+#include "channel/testing_channel.h"
 
 #ifdef __cplusplus
 }
@@ -131,6 +133,7 @@ extern "C" {
 #include "channel/message_pool.c"
 #include "channel/channel.c"
 #include "channel/socket_handler.c"
+#include "channel/testing_channel.c"
 
 #ifdef __cplusplus
 }

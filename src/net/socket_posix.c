@@ -504,6 +504,11 @@ RESEAU_API void rs_socket_destroy(rs_socket_t *socket) {
         return;
     }
     if (socket->loop && !rs_event_loop_is_on_loop_thread(socket->loop)) {
+        if (socket->state == RS__SOCK_CLOSED && socket->callback_depth == 0 &&
+            !rs_task_is_scheduled(&socket->completion_task) && !rs_task_is_scheduled(&socket->connect_done_task)) {
+            rs__socket_free(socket); /* closed, nothing in flight: nothing of it is on the loop */
+            return;
+        }
         if (!socket->is_listener) {
             RS__LOG_ERROR(RS_LS_SOCKET, "rs_socket_destroy: socket %p destroyed off its loop's thread; leaked",
                           (void *)socket);
@@ -687,11 +692,15 @@ static void rs__socket_accept_backoff(rs_socket_t *l, int error) {
 static void rs__socket_accept_retry_task(rs_task_t *task, void *arg, rs_task_status_t status) {
     rs_socket_t *l = (rs_socket_t *)arg;
     (void)task;
+    int err;
     if (status != RS_TASK_STATUS_RUN || l->state != RS__SOCK_LISTENING) {
         return;
     }
     l->accept_backoff = false;
-    rs__socket_update_interest(l);
+    err = rs__socket_update_interest(l);
+    if (err) {
+        rs__socket_accept_backoff(l, err); /* cannot even watch the listener: try again later */
+    }
 }
 
 static void rs__socket_accept_some(rs_socket_t *l) {
@@ -1142,11 +1151,15 @@ static void rs__socket_flush(rs_socket_t *s) {
         }
         rs__socket_credit_written(s, (size_t)n);
     }
-    rs__socket_schedule_completions(s);
     if (rs_list_empty(&s->write_queue) && s->shut_write_pending) {
         rs__socket_shutdown_write_now(s);
     }
-    rs__socket_update_interest(s);
+    if (rs__socket_update_interest(s) != RS_OK && !rs_list_empty(&s->write_queue)) {
+        /* Without a writable subscription the rest would never be sent: fail it. */
+        s->write_error = RS_ENOMEM;
+        rs__socket_fail_writes(s, s->write_error);
+    }
+    rs__socket_schedule_completions(s);
 }
 
 static int rs__socket_write(rs_socket_t *s, rs_byte_cursor_t data, rs__write_cb_t cb) {
@@ -1180,10 +1193,15 @@ static int rs__socket_write(rs_socket_t *s, rs_byte_cursor_t data, rs__write_cb_
     s->pending_write_bytes += data.len;
     if (was_idle) {
         rs__socket_flush(s); /* optimistic: most writes finish at once */
-    } else {
-        rs__socket_update_interest(s);
+        return RS_OK;
     }
-    return RS_OK;
+    err = rs__socket_update_interest(s);
+    if (err) {
+        rs_list_remove(&req->node);
+        s->pending_write_bytes -= data.len;
+        rs__socket_recycle_req(s, req);
+    }
+    return err;
 }
 
 RESEAU_API int rs_socket_write(rs_socket_t *socket, rs_byte_cursor_t data, rs_socket_on_write_fn *on_written,
