@@ -6048,11 +6048,15 @@ RESEAU_API int rs_socket_send_batch(rs_socket_t *socket, const rs_datagram_t *da
         size_t chunk = count - sent < RS_DATAGRAM_BATCH_MAX ? count - sent : RS_DATAGRAM_BATCH_MAX;
         int n;
         memset(msgs, 0, sizeof(msgs[0]) * chunk);
-        for (i = 0; i < chunk && !err; ++i) {
+        for (i = 0; i < chunk; ++i) {
             const rs_datagram_t *d = &datagrams[sent + i];
             err = rs__dgram_prepare_send(socket, &d->endpoint, &iovs[i], d->data, d->len, &msgs[i].msg_hdr, &names[i]);
+            if (err) {
+                chunk = i; /* send the valid ones before it, then report it */
+                break;
+            }
         }
-        if (err) {
+        if (chunk == 0) {
             break;
         }
         do {
@@ -6063,8 +6067,8 @@ RESEAU_API int rs_socket_send_batch(rs_socket_t *socket, const rs_datagram_t *da
             break;
         }
         sent += (size_t)n;
-        if ((size_t)n < chunk) {
-            break; /* the kernel's buffer is full */
+        if ((size_t)n < chunk || err) {
+            break; /* the kernel's buffer is full, or an invalid datagram follows */
         }
 #else
         const rs_datagram_t *d = &datagrams[sent];
@@ -7498,13 +7502,13 @@ static void rs__fake_finish_write_shutdown(rs__fake_socket_t *fake) {
                                                  fake->shutdown_abort);
 }
 
-/* Take bytes from the head message, as far as the run's budget allows. */
-static bool rs__fake_take_one(rs_testing_channel_t *t, rs_io_message_t *message) {
+/* Take bytes from a message (advancing its copy_mark), as far as the run's budget allows. */
+static int rs__fake_take_bytes(rs_testing_channel_t *t, rs_io_message_t *message) {
     size_t want = message->message_data.len - message->copy_mark;
     size_t n = want < t->write_budget ? want : t->write_budget;
-    if (rs_byte_buf_append(&t->written, message->message_data.buffer + message->copy_mark, n)) {
-        rs_channel_shutdown(t->channel, RS_ENOMEM);
-        return false;
+    int err = rs_byte_buf_append(&t->written, message->message_data.buffer + message->copy_mark, n);
+    if (err) {
+        return err;
     }
     message->copy_mark += n;
     t->fake.write_queued -= n;
@@ -7512,7 +7516,7 @@ static bool rs__fake_take_one(rs_testing_channel_t *t, rs_io_message_t *message)
     if (t->write_limit) {
         t->write_budget -= n;
     }
-    return n == want;
+    return RS_OK;
 }
 
 static void rs__fake_pump_writes(rs_testing_channel_t *t) {
@@ -7523,8 +7527,15 @@ static void rs__fake_pump_writes(rs_testing_channel_t *t) {
     while (!rs_list_empty(&fake->write_queue) && t->write_budget > 0) {
         rs_list_node_t *node = rs_list_begin(&fake->write_queue);
         rs_io_message_t *message = RS_CONTAINER_OF(node, rs_io_message_t, queueing_handle);
-        if (!rs__fake_take_one(t, message)) {
-            return;
+        int err = rs__fake_take_bytes(t, message);
+        if (err) {
+            /* Like a socket error: every queued write fails, and the channel goes down. */
+            rs__fake_fail_writes(fake, err);
+            rs_channel_shutdown(t->channel, err);
+            break;
+        }
+        if (message->copy_mark < message->message_data.len) {
+            return; /* the budget ran out mid-message */
         }
         rs_list_remove(node);
         rs__fake_complete_write(fake, message, RS_OK);

@@ -86,13 +86,13 @@ static void rs__fake_finish_write_shutdown(rs__fake_socket_t *fake) {
                                                  fake->shutdown_abort);
 }
 
-/* Take bytes from the head message, as far as the run's budget allows. */
-static bool rs__fake_take_one(rs_testing_channel_t *t, rs_io_message_t *message) {
+/* Take bytes from a message (advancing its copy_mark), as far as the run's budget allows. */
+static int rs__fake_take_bytes(rs_testing_channel_t *t, rs_io_message_t *message) {
     size_t want = message->message_data.len - message->copy_mark;
     size_t n = want < t->write_budget ? want : t->write_budget;
-    if (rs_byte_buf_append(&t->written, message->message_data.buffer + message->copy_mark, n)) {
-        rs_channel_shutdown(t->channel, RS_ENOMEM);
-        return false;
+    int err = rs_byte_buf_append(&t->written, message->message_data.buffer + message->copy_mark, n);
+    if (err) {
+        return err;
     }
     message->copy_mark += n;
     t->fake.write_queued -= n;
@@ -100,7 +100,7 @@ static bool rs__fake_take_one(rs_testing_channel_t *t, rs_io_message_t *message)
     if (t->write_limit) {
         t->write_budget -= n;
     }
-    return n == want;
+    return RS_OK;
 }
 
 static void rs__fake_pump_writes(rs_testing_channel_t *t) {
@@ -111,8 +111,15 @@ static void rs__fake_pump_writes(rs_testing_channel_t *t) {
     while (!rs_list_empty(&fake->write_queue) && t->write_budget > 0) {
         rs_list_node_t *node = rs_list_begin(&fake->write_queue);
         rs_io_message_t *message = RS_CONTAINER_OF(node, rs_io_message_t, queueing_handle);
-        if (!rs__fake_take_one(t, message)) {
-            return;
+        int err = rs__fake_take_bytes(t, message);
+        if (err) {
+            /* Like a socket error: every queued write fails, and the channel goes down. */
+            rs__fake_fail_writes(fake, err);
+            rs_channel_shutdown(t->channel, err);
+            break;
+        }
+        if (message->copy_mark < message->message_data.len) {
+            return; /* the budget ran out mid-message */
         }
         rs_list_remove(node);
         rs__fake_complete_write(fake, message, RS_OK);

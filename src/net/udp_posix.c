@@ -79,11 +79,15 @@ RESEAU_API int rs_socket_send_batch(rs_socket_t *socket, const rs_datagram_t *da
         size_t chunk = count - sent < RS_DATAGRAM_BATCH_MAX ? count - sent : RS_DATAGRAM_BATCH_MAX;
         int n;
         memset(msgs, 0, sizeof(msgs[0]) * chunk);
-        for (i = 0; i < chunk && !err; ++i) {
+        for (i = 0; i < chunk; ++i) {
             const rs_datagram_t *d = &datagrams[sent + i];
             err = rs__dgram_prepare_send(socket, &d->endpoint, &iovs[i], d->data, d->len, &msgs[i].msg_hdr, &names[i]);
+            if (err) {
+                chunk = i; /* send the valid ones before it, then report it */
+                break;
+            }
         }
-        if (err) {
+        if (chunk == 0) {
             break;
         }
         do {
@@ -94,8 +98,8 @@ RESEAU_API int rs_socket_send_batch(rs_socket_t *socket, const rs_datagram_t *da
             break;
         }
         sent += (size_t)n;
-        if ((size_t)n < chunk) {
-            break; /* the kernel's buffer is full */
+        if ((size_t)n < chunk || err) {
+            break; /* the kernel's buffer is full, or an invalid datagram follows */
         }
 #else
         const rs_datagram_t *d = &datagrams[sent];

@@ -563,6 +563,82 @@ static void write_from_completion_callback(rs_event_loop_backend_t b) {
 }
 BOTH_BACKENDS(write_from_completion_callback)
 
+/* A zero-length write completes like any other: once, in order, RS_OK, 0 bytes. */
+typedef struct zl_rec {
+    int order[3];
+    int n;
+    int errors[3];
+    size_t bytes[3];
+} zl_rec_t;
+
+typedef struct zl_arg {
+    zl_rec_t *rec;
+    int index;
+} zl_arg_t;
+
+static void zl_on_written(rs_pipe_write_end_t *end, int error, size_t bytes_written, void *user_data) {
+    zl_arg_t *a = (zl_arg_t *)user_data;
+    zl_rec_t *z = a->rec;
+    (void)end;
+    if (z->n < 3) {
+        z->order[z->n] = a->index;
+        z->errors[z->n] = error;
+        z->bytes[z->n] = bytes_written;
+    }
+    z->n++;
+}
+
+static bool zl_done(void *ud) {
+    return ((zl_rec_t *)ud)->n >= 3;
+}
+
+static void zero_length_write_completes_in_order(rs_event_loop_backend_t b) {
+    rs_event_loop_t *loop = loop_new(b);
+    rs_pipe_read_end_t *re;
+    rs_pipe_write_end_t *we;
+    zl_rec_t z;
+    zl_arg_t args[3];
+    int i;
+    uint8_t got[8];
+    rs_byte_buf_t buf = rs_byte_buf_from_array(got, 0, sizeof(got));
+    uint64_t deadline;
+    memset(&z, 0, sizeof(z));
+    pipe_new_ok(loop, loop, &re, &we);
+    for (i = 0; i < 3; ++i) {
+        args[i].rec = &z;
+        args[i].index = i;
+    }
+    assert_int_equal(rs_pipe_write(we, rs_byte_cursor_from_array("ab", 2), zl_on_written, &args[0]), RS_OK);
+    assert_int_equal(rs_pipe_write(we, rs_byte_cursor_from_array("", 0), zl_on_written, &args[1]), RS_OK);
+    assert_int_equal(rs_pipe_write(we, rs_byte_cursor_from_array("c", 1), zl_on_written, &args[2]), RS_OK);
+    assert_int_equal(z.n, 0);
+    assert_true(run_until_fn(loop, zl_done, &z));
+    run_ticks(loop, 3);
+    assert_int_equal(z.n, 3);
+    for (i = 0; i < 3; ++i) {
+        assert_int_equal(z.order[i], i);
+        assert_int_equal(z.errors[i], RS_OK);
+    }
+    assert_int_equal(z.bytes[0], 2);
+    assert_int_equal(z.bytes[1], 0);
+    assert_int_equal(z.bytes[2], 1);
+    deadline = rs_clock_now_ns() + WAIT_NS;
+    while (buf.len < 3 && rs_clock_now_ns() < deadline) {
+        int err = rs_pipe_read(re, &buf, NULL);
+        assert_true(err == RS_OK || err == RS_EAGAIN);
+        if (err == RS_EAGAIN) {
+            run_ticks(loop, 1);
+        }
+    }
+    assert_int_equal(buf.len, 3);
+    assert_memory_equal(got, "abc", 3);
+    rs_pipe_write_end_destroy(we);
+    rs_pipe_read_end_destroy(re);
+    run_ticks(loop, 2);
+    rs_event_loop_destroy(loop);
+}
+BOTH_BACKENDS(zero_length_write_completes_in_order)
+
 static void one_loop_8mib_transfer_with_checksum(rs_event_loop_backend_t b) {
     const size_t len = 8 * MIB;
     rs_event_loop_t *loop = loop_new(b);
@@ -1011,6 +1087,7 @@ static void destroy_order_two_loops(rs_event_loop_backend_t b, bool read_first) 
     latch_t done;
     preader_t r;
     pwriter_t w;
+    two_loop_ctx_t ctx;
     size_t i;
     latch_init(&done);
     assert_int_equal(rs_event_loop_start(rl), RS_OK);
@@ -1019,6 +1096,10 @@ static void destroy_order_two_loops(rs_event_loop_backend_t b, bool read_first) 
     preader_init(&r, re, rl, data, len);
     pwriter_init(&w, we, wl, data, len, 4 * MIB);
     w.done = &done;
+    r.stop_after = 1; /* subscribed and reading, but leaves most data unread */
+    memset(&ctx, 0, sizeof(ctx));
+    ctx.r = &r;
+    run_on_loop(rl, subscribe_fn, &ctx);
     run_on_loop(wl, pwriter_issue_all_fn, &w);
     if (read_first) {
         run_on_loop(rl, destroy_read_end_fn, re);
@@ -1034,6 +1115,10 @@ static void destroy_order_two_loops(rs_event_loop_backend_t b, bool read_first) 
     assert_int_equal(rs_event_loop_stop(wl), RS_OK);
     assert_int_equal(rs_event_loop_wait(rl), RS_OK);
     assert_int_equal(rs_event_loop_wait(wl), RS_OK);
+    assert_int_equal(ctx.subscribe_err, RS_OK);
+    assert_int_equal(r.wrong_thread, 0);
+    assert_int_equal(r.error_results, 0);
+    assert_int_equal(r.mismatches, 0);
     assert_int_equal(w.issued, 3);
     assert_int_equal(w.completions, 3);
     assert_int_equal(w.out_of_order, 0);
@@ -1177,6 +1262,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         BOTH_TESTS(one_loop_writes_complete_async_in_order),
         BOTH_TESTS(write_from_completion_callback),
+        BOTH_TESTS(zero_length_write_completes_in_order),
         BOTH_TESTS(one_loop_8mib_transfer_with_checksum),
         BOTH_TESTS(two_loops_small_writes_in_order),
         BOTH_TESTS(two_loops_8mib_transfer_with_checksum),

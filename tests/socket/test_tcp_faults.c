@@ -840,7 +840,6 @@ static void peer_stops_reading(rs_event_loop_backend_t backend) {
     rs_socket_options_t opts;
     uint64_t deadline;
     size_t pending;
-    int before;
     int i;
     memset(&st, 0, sizeof(st));
     memset(&opts, 0, sizeof(opts));
@@ -876,11 +875,12 @@ static void peer_stops_reading(rs_event_loop_backend_t backend) {
     bp_check_completions(&st, p.client);
     assert_true(st.completions < st.queued);
 
-    /* Nothing moves while the peer does not read. */
-    before = st.completions;
+    /* While the peer does not read, bytes stay pending and no completion runs
+     * ahead of the bytes handed to the kernel. (The kernel may still take a
+     * few more bytes as it compacts the peer's receive queue.) */
     pump_for(p.loop, 200 * RS_NS_PER_MS);
-    assert_int_equal(st.completions, before);
-    assert_int_equal(rs_socket_get_pending_write_bytes(p.client), pending);
+    assert_true(rs_socket_get_pending_write_bytes(p.client) > 0);
+    assert_true(st.completions < st.queued);
     bp_check_completions(&st, p.client);
 
     /* The peer drains: every write completes, in order, with all its bytes. */
@@ -1253,7 +1253,13 @@ typedef struct emfile_state {
     int other_errors;
     int other_error;
     int error_with_socket;
+    bool count_lost; /* under valgrind: an EMFILE lost its connection */
 } emfile_state_t;
+
+static bool emfile_all_served(void *ctx) {
+    emfile_state_t *st = (emfile_state_t *)ctx;
+    return st->accepted_count + (st->count_lost ? st->emfile_calls : 0) >= EMFILE_CLIENTS;
+}
 
 static void emfile_on_accept(rs_socket_t *listener, int error, rs_socket_t *new_socket, void *user_data) {
     emfile_state_t *st = (emfile_state_t *)user_data;
@@ -1280,6 +1286,14 @@ static void emfile_on_accept(rs_socket_t *listener, int error, rs_socket_t *new_
         st->extra_accepts++;
         rs_socket_destroy(new_socket);
     }
+}
+
+/* Valgrind emulates RLIMIT_NOFILE: the kernel's accept succeeds, then
+ * valgrind closes the new fd and returns EMFILE, so each such connection is
+ * lost for good (not a reseau behaviour). */
+static bool running_under_valgrind(void) {
+    const char *preload = getenv("LD_PRELOAD");
+    return preload && strstr(preload, "vgpreload") != NULL;
 }
 
 static int highest_open_fd(void) {
@@ -1379,7 +1393,8 @@ static void listener_emfile_keeps_serving(rs_event_loop_backend_t backend) {
     while (dummy_count > 0) {
         close(dummies[--dummy_count]);
     }
-    all_accepted = pump_until_count(loop, &st.accepted_count, EMFILE_CLIENTS, WAIT_NS);
+    st.count_lost = running_under_valgrind();
+    all_accepted = pump_until(loop, emfile_all_served, &st, WAIT_NS);
     assert_int_equal(setrlimit(RLIMIT_NOFILE, &old_limit), 0);
     /* ---- the limit is back ---- */
 
@@ -1403,8 +1418,16 @@ static void listener_emfile_keeps_serving(rs_event_loop_backend_t backend) {
     if (spin_ticks >= 200) {
         fail_msg("the loop spun while out of fds: %llu ticks in 500 ms", (unsigned long long)spin_ticks);
     }
-    assert_true(all_accepted);
-    assert_int_equal(st.accepted_count, EMFILE_CLIENTS);
+    if (st.count_lost && all_accepted) {
+        print_message("      valgrind: %d connection(s) lost to its emulated fd limit; %d accepted\n",
+                      EMFILE_CLIENTS - st.accepted_count, st.accepted_count);
+    } else {
+        all_accepted = all_accepted && st.accepted_count == EMFILE_CLIENTS;
+    }
+    if (!all_accepted) {
+        fail_msg("only %d of %d pending connections were accepted once fds came back (%d EMFILE callbacks)",
+                 st.accepted_count, EMFILE_CLIENTS, st.emfile_calls);
+    }
     assert_int_equal(st.extra_accepts, 0);
 }
 

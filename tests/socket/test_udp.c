@@ -757,6 +757,15 @@ static void wait_for_datagram(rs_socket_t *s) {
     }
 }
 
+/* Like wait_for_datagram, but gives up quietly after a short while. */
+static void wait_for_datagram_or_timeout(rs_socket_t *s) {
+    uint64_t deadline = rs_clock_now_ns() + 200 * RS_NS_PER_MS;
+    char c;
+    while (recv(rs_socket_get_fd(s), &c, 1, MSG_PEEK | MSG_DONTWAIT) < 0 && rs_clock_now_ns() < deadline) {
+        rs_thread_sleep_ns(RS_NS_PER_MS);
+    }
+}
+
 static void recv_from_truncates_long_datagram(rs_event_loop_backend_t b) {
     rs_event_loop_t *loop = loop_new(b);
     rs_socket_t *a = dgram_new(RS_SOCKET_DOMAIN_IPV4, 0);
@@ -1325,6 +1334,402 @@ static void local_dgram_round_trip_abstract(rs_event_loop_backend_t b) {
 }
 BOTH_BACKENDS(local_dgram_round_trip_abstract)
 
+/* ------------------------------------------------------- more edge cases */
+
+/* A connected UDP socket whose peer port is closed: loopback answers with
+ * ICMP port unreachable, reported as RS_ECONNREFUSED (to the readable
+ * callback or by recv_from); the socket keeps working afterwards. */
+typedef struct refused_rec {
+    int calls;
+    int cb_refused;
+    int recv_refused;
+    int recv_other;
+    size_t received;
+    uint8_t last[16];
+} refused_rec_t;
+
+static void refused_on_readable(rs_socket_t *s, int error, void *user_data) {
+    refused_rec_t *r = (refused_rec_t *)user_data;
+    r->calls++;
+    if (error == RS_ECONNREFUSED) {
+        r->cb_refused++;
+    } else if (error != RS_OK) {
+        r->recv_other++;
+    }
+    for (;;) {
+        rs_datagram_t d;
+        int err;
+        memset(&d, 0, sizeof(d));
+        d.data = r->last;
+        d.capacity = sizeof(r->last);
+        err = rs_socket_recv_from(s, &d);
+        if (err == RS_OK) {
+            r->received++;
+            continue;
+        }
+        if (err == RS_ECONNREFUSED) {
+            r->recv_refused++;
+            continue;
+        }
+        if (err != RS_EAGAIN) {
+            r->recv_other++;
+        }
+        return;
+    }
+}
+
+static bool refused_seen(const refused_rec_t *r) {
+    return r->cb_refused + r->recv_refused > 0;
+}
+
+static void connected_to_closed_port_reports_econnrefused(rs_event_loop_backend_t b) {
+    rs_event_loop_t *loop = loop_new(b);
+    rs_socket_t *a = dgram_new(RS_SOCKET_DOMAIN_IPV4, 0);
+    rs_socket_t *gone = dgram_new(RS_SOCKET_DOMAIN_IPV4, 0);
+    rs_endpoint_t gone_ep = bind_ip(gone, "127.0.0.1");
+    refused_rec_t r;
+    conn_rec_t cr;
+    uint64_t deadline;
+    int flag = 0;
+    memset(&r, 0, sizeof(r));
+    memset(&cr, 0, sizeof(cr));
+    cr.loop = loop;
+    rs_socket_destroy(gone); /* its port is now closed */
+    (void)bind_ip(a, "127.0.0.1");
+    assert_int_equal(rs_socket_connect(a, &gone_ep, loop, conn_rec_cb, &cr), RS_OK);
+    assert_true(run_until(loop, &cr.calls));
+    assert_int_equal(cr.error, RS_OK);
+    assert_int_equal(rs_socket_subscribe_to_readable_events(a, refused_on_readable, &r), RS_OK);
+    assert_int_equal(rs_socket_send_to(a, NULL, rs_byte_cursor_from_cstr("anyone?")), RS_OK);
+    deadline = rs_clock_now_ns() + WAIT_NS;
+    while (!refused_seen(&r) && rs_clock_now_ns() < deadline) {
+        assert_int_equal(rs_event_loop_run_once(loop, 10), RS_OK);
+    }
+    if (!refused_seen(&r)) {
+        fail_msg("no RS_ECONNREFUSED after sending to a closed port (%d callbacks, %d other errors)", r.calls,
+                 r.recv_other);
+    }
+    assert_int_equal(r.recv_other, 0);
+    assert_int_equal(r.received, 0);
+    /* the error was consumed: no more callbacks spin on it */
+    run_ticks(loop, 3);
+    flag = r.calls;
+    run_ticks(loop, 5);
+    assert_int_equal(r.calls, flag);
+    /* and the socket still sends */
+    assert_int_equal(rs_socket_send_to(a, NULL, rs_byte_cursor_from_cstr("again")), RS_OK);
+    rs_socket_destroy(a);
+    run_ticks(loop, 2);
+    rs_event_loop_destroy(loop);
+}
+BOTH_BACKENDS(connected_to_closed_port_reports_econnrefused)
+
+static void oversized_datagram_is_emsgsize(rs_event_loop_backend_t b) {
+    rs_event_loop_t *loop = loop_new(b);
+    rs_socket_t *a = dgram_new(RS_SOCKET_DOMAIN_IPV4, 0);
+    rs_socket_t *bsock = dgram_new(RS_SOCKET_DOMAIN_IPV4, 0);
+    rs_endpoint_t b_ep = bind_ip(bsock, "127.0.0.1");
+    size_t big_len = 70000; /* more than an IPv4 UDP datagram can carry */
+    uint8_t *big = (uint8_t *)calloc(1, big_len);
+    rs_datagram_t d;
+    size_t sent = 99;
+    assert_non_null(big);
+    assert_int_equal(rs_socket_assign_to_loop(a, loop), RS_OK);
+    assert_int_equal(rs_socket_send_to(a, &b_ep, cur(big, big_len)), RS_EMSGSIZE);
+    memset(&d, 0, sizeof(d));
+    d.data = big;
+    d.len = big_len;
+    d.endpoint = b_ep;
+    assert_int_equal(rs_socket_send_batch(a, &d, 1, &sent), RS_EMSGSIZE);
+    assert_int_equal(sent, 0);
+    /* the largest one that fits goes through */
+    assert_int_equal(rs_socket_send_to(a, &b_ep, cur(big, 65507)), RS_OK);
+    rs_socket_destroy(a);
+    rs_socket_destroy(bsock);
+    run_ticks(loop, 1);
+    rs_event_loop_destroy(loop);
+    free(big);
+}
+BOTH_BACKENDS(oversized_datagram_is_emsgsize)
+
+/* Unix datagrams are not dropped: with the receiver's queue full the sender
+ * gets RS_EAGAIN, and send_batch reports a partial count with RS_OK. */
+static void local_dgram_full_queue_is_eagain_and_partial_batch(rs_event_loop_backend_t b) {
+    rs_event_loop_t *loop = loop_new(b);
+    rs_socket_t *a = dgram_new(RS_SOCKET_DOMAIN_LOCAL, 0);
+    rs_socket_t *bsock = dgram_new(RS_SOCKET_DOMAIN_LOCAL, 0);
+    rs_endpoint_t a_ep;
+    rs_endpoint_t b_ep;
+    rs_datagram_t batch[100];
+    size_t sent = 0;
+    size_t queued = 0;
+    size_t got = 0;
+    size_t i;
+    int err = RS_OK;
+    char a_name[64];
+    char b_name[64];
+    snprintf(a_name, sizeof(a_name), "@rs-test-udpq-%ld-%d-a", (long)getpid(), (int)b);
+    snprintf(b_name, sizeof(b_name), "@rs-test-udpq-%ld-%d-b", (long)getpid(), (int)b);
+    assert_int_equal(rs_endpoint_from_local(&a_ep, a_name), RS_OK);
+    assert_int_equal(rs_endpoint_from_local(&b_ep, b_name), RS_OK);
+    assert_int_equal(rs_socket_bind(a, &a_ep), RS_OK);
+    assert_int_equal(rs_socket_bind(bsock, &b_ep), RS_OK);
+    assert_int_equal(rs_socket_assign_to_loop(a, loop), RS_OK);
+    assert_int_equal(rs_socket_assign_to_loop(bsock, loop), RS_OK);
+
+    /* fill the receiver's queue (bounded: the queue holds far fewer than 100000) */
+    for (i = 0; i < 100000; ++i) {
+        err = rs_socket_send_to(a, &b_ep, rs_byte_cursor_from_cstr("fill"));
+        if (err != RS_OK) {
+            break;
+        }
+        queued++;
+    }
+    assert_int_equal(err, RS_EAGAIN); /* non-blocking, never a silent drop */
+    assert_true(queued > 0);
+    /* a batch into a full queue: nothing sent, RS_EAGAIN */
+    memset(batch, 0, sizeof(batch));
+    for (i = 0; i < 100; ++i) {
+        batch[i].data = (void *)(uintptr_t)"b";
+        batch[i].len = 1;
+        batch[i].endpoint = b_ep;
+    }
+    assert_int_equal(rs_socket_send_batch(a, batch, 100, &sent), RS_EAGAIN);
+    assert_int_equal(sent, 0);
+    /* make room for a few: the batch sends some, not all, and says so */
+    for (i = 0; i < 3; ++i) {
+        uint8_t buf[8];
+        rs_datagram_t d;
+        memset(&d, 0, sizeof(d));
+        d.data = buf;
+        d.capacity = sizeof(buf);
+        assert_int_equal(rs_socket_recv_from(bsock, &d), RS_OK);
+        assert_int_equal(d.len, 4);
+        assert_string_equal(d.endpoint.path, a_name);
+    }
+    sent = 0;
+    assert_int_equal(rs_socket_send_batch(a, batch, 100, &sent), RS_OK);
+    assert_true(sent >= 1 && sent < 100);
+    /* everything queued arrives, in order */
+    for (;;) {
+        uint8_t buf[8];
+        rs_datagram_t d;
+        memset(&d, 0, sizeof(d));
+        d.data = buf;
+        d.capacity = sizeof(buf);
+        err = rs_socket_recv_from(bsock, &d);
+        if (err != RS_OK) {
+            break;
+        }
+        if (got < queued - 3) {
+            assert_int_equal(d.len, 4);
+        } else {
+            assert_int_equal(d.len, 1);
+        }
+        got++;
+    }
+    assert_int_equal(err, RS_EAGAIN);
+    assert_int_equal(got, queued - 3 + sent);
+    rs_socket_destroy(a);
+    rs_socket_destroy(bsock);
+    run_ticks(loop, 1);
+    rs_event_loop_destroy(loop);
+}
+BOTH_BACKENDS(local_dgram_full_queue_is_eagain_and_partial_batch)
+
+/* A batch whose third datagram is invalid: the two before it are sent and
+ * counted (RS_OK, partial count), as the one-by-one fallback does; the
+ * invalid one is then first and reported on its own. */
+static void send_batch_stops_at_invalid_datagram(rs_event_loop_backend_t b) {
+    rs_event_loop_t *loop = loop_new(b);
+    rs_socket_t *a = dgram_new(RS_SOCKET_DOMAIN_IPV4, 0);
+    rs_socket_t *bsock = dgram_new(RS_SOCKET_DOMAIN_IPV4, 0);
+    rs_endpoint_t b_ep = bind_ip(bsock, "127.0.0.1");
+    rs_datagram_t d[3];
+    rs_datagram_t r;
+    uint8_t buf[8];
+    size_t sent = 99;
+    int err;
+    size_t got = 0;
+    assert_int_equal(rs_socket_assign_to_loop(a, loop), RS_OK);
+    memset(d, 0, sizeof(d));
+    d[0].data = (void *)(uintptr_t)"one";
+    d[0].len = 3;
+    d[0].endpoint = b_ep;
+    d[1].data = (void *)(uintptr_t)"two";
+    d[1].len = 3;
+    d[1].endpoint = b_ep;
+    d[2].data = (void *)(uintptr_t)"bad";
+    d[2].len = 3;
+    assert_int_equal(rs_endpoint_from_ip(&d[2].endpoint, "::1", b_ep.port), RS_OK);
+    err = rs_socket_send_batch(a, d, 3, &sent);
+    /* count what arrived whatever happened, to report it precisely */
+    wait_for_datagram_or_timeout(bsock);
+    for (;;) {
+        memset(&r, 0, sizeof(r));
+        r.data = buf;
+        r.capacity = sizeof(buf);
+        if (rs_socket_recv_from(bsock, &r) != RS_OK) {
+            break;
+        }
+        got++;
+    }
+    if (err != RS_OK || sent != 2 || got != 2) {
+        fail_msg("send_batch([ok, ok, wrong domain]) returned %s with *sent_out %zu and %zu datagrams "
+                 "delivered; want RS_OK, 2, 2 (the valid prefix is sent, as the non-Linux path does)",
+                 rs_err_name(err), sent, got);
+    }
+    assert_int_equal(rs_socket_send_batch(a, d + 2, 1, &sent), RS_EINVAL);
+    assert_int_equal(sent, 0);
+    rs_socket_destroy(a);
+    rs_socket_destroy(bsock);
+    run_ticks(loop, 1);
+    rs_event_loop_destroy(loop);
+}
+BOTH_BACKENDS(send_batch_stops_at_invalid_datagram)
+
+/* Closing or destroying a DGRAM socket before its on_connect was delivered:
+ * on_connect still fires exactly once, with RS_ECANCELED. */
+static void connect_then_close_delivers_ecanceled(rs_event_loop_backend_t b) {
+    int round;
+    for (round = 0; round < 2; ++round) {
+        rs_event_loop_t *loop = loop_new(b);
+        rs_socket_t *a = dgram_new(RS_SOCKET_DOMAIN_IPV4, 0);
+        rs_socket_t *bsock = dgram_new(RS_SOCKET_DOMAIN_IPV4, 0);
+        rs_endpoint_t b_ep = bind_ip(bsock, "127.0.0.1");
+        conn_rec_t cr;
+        memset(&cr, 0, sizeof(cr));
+        cr.loop = loop;
+        assert_int_equal(rs_socket_connect(a, &b_ep, loop, conn_rec_cb, &cr), RS_OK);
+        if (round == 0) {
+            assert_int_equal(rs_socket_close(a), RS_OK);
+        } else {
+            rs_socket_destroy(a);
+        }
+        assert_int_equal(cr.calls, 0);
+        assert_true(run_until(loop, &cr.calls));
+        run_ticks(loop, 3);
+        assert_int_equal(cr.calls, 1);
+        assert_int_equal(cr.error, RS_ECANCELED);
+        if (round == 0) {
+            assert_false(rs_socket_is_open(a));
+            rs_socket_destroy(a);
+        }
+        rs_socket_destroy(bsock);
+        run_ticks(loop, 2);
+        rs_event_loop_destroy(loop);
+    }
+}
+BOTH_BACKENDS(connect_then_close_delivers_ecanceled)
+
+static void connect_to_port_zero_is_einval(rs_event_loop_backend_t b) {
+    rs_event_loop_t *loop = loop_new(b);
+    rs_socket_t *a = dgram_new(RS_SOCKET_DOMAIN_IPV4, 0);
+    rs_endpoint_t ep;
+    conn_rec_t cr;
+    memset(&cr, 0, sizeof(cr));
+    cr.loop = loop;
+    assert_int_equal(rs_endpoint_from_ip(&ep, "127.0.0.1", 0), RS_OK);
+    assert_int_equal(rs_socket_connect(a, &ep, loop, conn_rec_cb, &cr), RS_EINVAL);
+    assert_int_equal(rs_socket_connect(a, NULL, loop, conn_rec_cb, &cr), RS_EINVAL);
+    run_ticks(loop, 2);
+    assert_int_equal(cr.calls, 0);
+    rs_socket_destroy(a);
+    run_ticks(loop, 1);
+    rs_event_loop_destroy(loop);
+}
+BOTH_BACKENDS(connect_to_port_zero_is_einval)
+
+/* Dual stack: an IPv6 socket with IPV6_V6ONLY off, bound to the IPv4-mapped
+ * loopback, hears an IPv4 sender as ::ffff:127.0.0.1 and can answer it. */
+static void dual_stack_socket_sees_ipv4_mapped_source(rs_event_loop_backend_t b) {
+    rs_event_loop_t *loop;
+    rs_socket_options_t o;
+    rs_socket_t *v6;
+    rs_socket_t *v4;
+    rs_endpoint_t v4_ep;
+    rs_endpoint_t v6_ep;
+    rs_endpoint_t mapped_v4;
+    rs_endpoint_t dest;
+    rx_t r6;
+    rx_t r4;
+    int err = 0;
+    char text[RS_ENDPOINT_TEXT_MAX];
+    if (!ipv6_loopback_available()) {
+        print_message("skipped: IPv6 is not available on this host\n");
+        skip();
+    }
+    loop = loop_new(b);
+    memset(&o, 0, sizeof(o));
+    o.allocator = &rs_test_allocator;
+    o.type = RS_SOCKET_DGRAM;
+    o.domain = RS_SOCKET_DOMAIN_IPV6;
+    o.ipv6_only = RS_SOCKET_IPV6_ONLY_OFF;
+    v6 = rs_socket_new(&o, &err);
+    assert_non_null(v6);
+    v6_ep = bind_ip(v6, "::ffff:127.0.0.1");
+    v4 = dgram_new(RS_SOCKET_DOMAIN_IPV4, 0);
+    v4_ep = bind_ip(v4, "127.0.0.1");
+    rx_init(&r6, v6, loop);
+    rx_init(&r4, v4, loop);
+    assert_int_equal(rs_socket_assign_to_loop(v6, loop), RS_OK);
+    assert_int_equal(rs_socket_assign_to_loop(v4, loop), RS_OK);
+    assert_int_equal(rs_socket_subscribe_to_readable_events(v6, rx_on_readable, &r6), RS_OK);
+    assert_int_equal(rs_socket_subscribe_to_readable_events(v4, rx_on_readable, &r4), RS_OK);
+
+    assert_int_equal(rs_endpoint_from_ip(&dest, "127.0.0.1", v6_ep.port), RS_OK);
+    assert_int_equal(rs_socket_send_to(v4, &dest, rs_byte_cursor_from_cstr("v4->v6")), RS_OK);
+    assert_true(run_until_count(loop, &r6.count, 1));
+    assert_int_equal(r6.dgrams[0].from.domain, RS_SOCKET_DOMAIN_IPV6);
+    assert_int_equal(rs_endpoint_from_ip(&mapped_v4, "::ffff:127.0.0.1", v4_ep.port), RS_OK);
+    assert_int_equal(rs_endpoint_format(&r6.dgrams[0].from, text, sizeof(text)), RS_OK);
+    if (!rs_endpoint_equal(&r6.dgrams[0].from, &mapped_v4)) {
+        fail_msg("source seen as %s", text);
+    }
+    assert_int_equal(rs_socket_send_to(v6, &r6.dgrams[0].from, rs_byte_cursor_from_cstr("v6->v4")), RS_OK);
+    assert_true(run_until_count(loop, &r4.count, 1));
+    assert_memory_equal(r4.dgrams[0].data, "v6->v4", 6);
+    assert_int_equal(r4.dgrams[0].from.domain, RS_SOCKET_DOMAIN_IPV4);
+    assert_int_equal(r4.dgrams[0].from.port, v6_ep.port);
+    rx_check_clean(&r6);
+    rx_check_clean(&r4);
+    rs_socket_destroy(v6);
+    rs_socket_destroy(v4);
+    run_ticks(loop, 1);
+    rs_event_loop_destroy(loop);
+    rx_cleanup(&r6);
+    rx_cleanup(&r4);
+}
+BOTH_BACKENDS(dual_stack_socket_sees_ipv4_mapped_source)
+
+/* A Unix DGRAM connect to a path nobody bound fails, reported later (never
+ * inline), and leaves the socket closed. */
+static void local_dgram_connect_to_missing_path_fails_async(rs_event_loop_backend_t b) {
+    rs_event_loop_t *loop = loop_new(b);
+    rs_socket_t *a = dgram_new(RS_SOCKET_DOMAIN_LOCAL, 0);
+    rs_endpoint_t ep;
+    conn_rec_t cr;
+    char path[96];
+    memset(&cr, 0, sizeof(cr));
+    cr.loop = loop;
+    snprintf(path, sizeof(path), "/tmp/rs-test-udp-missing-%ld-%d.sock", (long)getpid(), (int)b);
+    unlink(path);
+    assert_int_equal(rs_endpoint_from_local(&ep, path), RS_OK);
+    assert_int_equal(rs_socket_connect(a, &ep, loop, conn_rec_cb, &cr), RS_OK);
+    assert_int_equal(cr.calls, 0);
+    assert_true(run_until(loop, &cr.calls));
+    run_ticks(loop, 3);
+    assert_int_equal(cr.calls, 1);
+    assert_int_not_equal(cr.error, RS_OK);
+    assert_true(cr.on_loop_thread);
+    assert_false(rs_socket_is_open(a));
+    assert_int_not_equal(rs_socket_send_to(a, NULL, rs_byte_cursor_from_cstr("x")), RS_OK);
+    rs_socket_destroy(a);
+    run_ticks(loop, 1);
+    rs_event_loop_destroy(loop);
+}
+BOTH_BACKENDS(local_dgram_connect_to_missing_path_fails_async)
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         BOTH_TESTS(send_to_recv_from_ipv4_round_trip),
@@ -1345,6 +1750,14 @@ int main(void) {
         BOTH_TESTS(wrong_thread_send_is_rejected),
         BOTH_TESTS(local_dgram_round_trip_path),
         BOTH_TESTS(local_dgram_round_trip_abstract),
+        BOTH_TESTS(connected_to_closed_port_reports_econnrefused),
+        BOTH_TESTS(oversized_datagram_is_emsgsize),
+        BOTH_TESTS(local_dgram_full_queue_is_eagain_and_partial_batch),
+        BOTH_TESTS(send_batch_stops_at_invalid_datagram),
+        BOTH_TESTS(connect_then_close_delivers_ecanceled),
+        BOTH_TESTS(connect_to_port_zero_is_einval),
+        BOTH_TESTS(dual_stack_socket_sees_ipv4_mapped_source),
+        BOTH_TESTS(local_dgram_connect_to_missing_path_fails_async),
     };
     return cmocka_run_group_tests_name("udp", tests, NULL, NULL);
 }
