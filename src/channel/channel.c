@@ -292,7 +292,7 @@ static void rs__channel_update_overheads(rs_channel_t *channel) {
     rs_channel_slot_t *slot;
     for (slot = channel->first; slot; slot = slot->adj_right) {
         slot->upstream_message_overhead = overhead;
-        if (slot->handler && slot->handler->vtable->message_overhead) {
+        if (slot->handler && slot->handler->vtable->message_overhead) { /* NULL: no overhead */
             overhead += slot->handler->vtable->message_overhead(slot->handler);
         }
     }
@@ -395,7 +395,10 @@ RESEAU_API int rs_channel_slot_set_handler(rs_channel_slot_t *slot, rs_channel_h
     handler->slot = slot;
     rs__channel_update_overheads(slot->channel);
     if (slot->channel->back_pressure) {
-        slot->window_update_batch += handler->vtable->initial_window_size(handler);
+        /* NULL initial_window_size: an unlimited window. */
+        slot->window_update_batch += handler->vtable->initial_window_size
+                                         ? handler->vtable->initial_window_size(handler)
+                                         : SIZE_MAX;
     }
     /* Tell the upstream handler there is a new reader, with or without windows. */
     rs__channel_schedule_window_update(slot->channel);
@@ -453,6 +456,9 @@ RESEAU_API int rs_channel_slot_send_message(rs_channel_slot_t *slot, rs_io_messa
         return RS_ENOTCONN;
     }
     if (dir == RS_CHANNEL_DIR_WRITE) {
+        if (!next->handler->vtable->process_write_message) {
+            return RS_ENOTSUP; /* a handler that never expects writes */
+        }
         return next->handler->vtable->process_write_message(next->handler, next, message);
     }
     if (slot->channel->back_pressure) {
@@ -462,6 +468,9 @@ RESEAU_API int rs_channel_slot_send_message(rs_channel_slot_t *slot, rs_io_messa
             return RS_EWINDOW;
         }
         next->window_size -= message->message_data.len;
+    }
+    if (!next->handler->vtable->process_read_message) {
+        return RS_ENOTSUP;
     }
     return next->handler->vtable->process_read_message(next->handler, next, message);
 }
@@ -507,7 +516,8 @@ static void rs__channel_window_update_task(rs_channel_task_t *task, void *arg, r
             slot->window_size = rs__size_add_saturating(slot->window_size, update);
             slot->window_update_batch = 0;
         }
-        if (upstream->handler->vtable->increment_read_window(upstream->handler, upstream, update) != RS_OK) {
+        if (upstream->handler->vtable->increment_read_window &&
+            upstream->handler->vtable->increment_read_window(upstream->handler, upstream, update) != RS_OK) {
             rs_channel_shutdown(channel, RS_EWINDOW);
             return;
         }
@@ -577,6 +587,11 @@ static void rs__channel_finish_shutdown(rs_channel_t *channel) {
 
 static void rs__slot_shutdown(rs_channel_slot_t *slot, rs_channel_direction_t dir) {
     rs_channel_t *channel = slot->channel;
+    if (!slot->handler->vtable->shutdown) {
+        /* Nothing to flush or release: this handler's part is done at once. */
+        rs_channel_slot_on_handler_shutdown_complete(slot, dir, channel->shutdown_error, channel->shutdown_abort);
+        return;
+    }
     slot->handler->vtable->shutdown(slot->handler, slot, dir, channel->shutdown_error, channel->shutdown_abort);
 }
 

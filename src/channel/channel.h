@@ -74,7 +74,13 @@ typedef struct rs_channel_handler_stats {
 /* The handler contract. Ownership: a message passed to process_read_message or
  * process_write_message belongs to the handler from then on; it must forward it
  * or release it (rs_channel_release_message_to_pool), and must return RS_OK if
- * it took it. A non-zero return means the message was not taken. */
+ * it took it. A non-zero return means the message was not taken.
+ * Every entry may be NULL, with these defaults: process_*_message refuse
+ * messages (RS_ENOTSUP); increment_read_window ignores the update; shutdown
+ * completes at once; initial_window_size is unlimited (SIZE_MAX);
+ * message_overhead is 0; destroy does nothing; the statistics entries and
+ * trigger_read are skipped. So an application handler at the right end often
+ * needs only process_read_message and destroy. */
 typedef struct rs_channel_handler_vtable {
     int (*process_read_message)(rs_channel_handler_t *handler, rs_channel_slot_t *slot, rs_io_message_t *message);
     int (*process_write_message)(rs_channel_handler_t *handler, rs_channel_slot_t *slot, rs_io_message_t *message);

@@ -1,6 +1,11 @@
 /* Socket channel handler. */
 
 #define RS__SOCKET_HANDLER_READS_PER_TICK 4
+/* Bytes per read system call by default: 64 KiB, like libuv. Reading only one
+ * 16 KiB fragment per call tripled the recv calls and the kernel's ACK work
+ * (tools/bench pump_100), so one call fills several messages. */
+#define RS__SOCKET_HANDLER_READ_SIZE ((size_t)64 * 1024)
+#define RS__SOCKET_HANDLER_MESSAGES_PER_READ (RS__SOCKET_HANDLER_READ_SIZE / RS_MAX_FRAGMENT_SIZE)
 
 typedef struct rs__socket_handler {
     rs_channel_handler_t handler;
@@ -83,42 +88,92 @@ static int rs__socket_handler_process_read(rs_channel_handler_t *handler, rs_cha
     return RS_EINVAL;
 }
 
+/* Take up to `want` bytes' worth of messages from the pool, each at most one
+ * fragment. Returns how many were taken (0 when out of memory). */
+static size_t rs__socket_handler_take_messages(rs_channel_t *channel, size_t want, rs_io_message_t **messages,
+                                               rs_byte_buf_t *bufs) {
+    size_t count = 0;
+    while (want > 0 && count < RS__SOCKET_HANDLER_MESSAGES_PER_READ) {
+        size_t size = want < RS_MAX_FRAGMENT_SIZE ? want : RS_MAX_FRAGMENT_SIZE;
+        rs_io_message_t *message = rs_channel_acquire_message_from_pool(channel, RS_IO_MESSAGE_APPLICATION_DATA, size);
+        if (!message) {
+            break;
+        }
+        messages[count] = message;
+        bufs[count] = message->message_data;
+        ++count;
+        want -= size;
+    }
+    return count;
+}
+
+/* Pass the filled messages on, in order, and return the unused ones. */
+static int rs__socket_handler_deliver(rs_channel_slot_t *slot, rs_io_message_t **messages, rs_byte_buf_t *bufs,
+                                      size_t count) {
+    rs_channel_t *channel = rs_channel_slot_get_channel(slot);
+    int err = RS_OK;
+    size_t i;
+    for (i = 0; i < count; ++i) {
+        messages[i]->message_data.len = bufs[i].len;
+        if (err || bufs[i].len == 0) {
+            rs_channel_release_message_to_pool(channel, messages[i]);
+            continue;
+        }
+        err = rs_channel_slot_send_message(slot, messages[i], RS_CHANNEL_DIR_READ);
+        if (err) {
+            rs_channel_release_message_to_pool(channel, messages[i]);
+        }
+    }
+    return err;
+}
+
+/* One read system call filling up to RS__SOCKET_HANDLER_MESSAGES_PER_READ
+ * messages. Returns RS_OK to keep reading, anything else to stop. */
+static int rs__socket_handler_read_once(rs__socket_handler_t *sh, size_t want) {
+    rs_channel_slot_t *slot = sh->handler.slot;
+    rs_channel_t *channel = rs_channel_slot_get_channel(slot);
+    rs_io_message_t *messages[RS__SOCKET_HANDLER_MESSAGES_PER_READ];
+    rs_byte_buf_t bufs[RS__SOCKET_HANDLER_MESSAGES_PER_READ];
+    size_t n = 0;
+    size_t count = rs__socket_handler_take_messages(channel, want, messages, bufs);
+    int err;
+    if (count == 0) {
+        rs_channel_shutdown(channel, RS_ENOMEM);
+        return RS_ENOMEM;
+    }
+    err = rs_socket_readv(sh->socket, bufs, count, &n);
+    sh->bytes_read += n;
+    if (err) {
+        for (; count > 0; --count) {
+            rs_channel_release_message_to_pool(channel, messages[count - 1]);
+        }
+        if (err != RS_EAGAIN) {
+            sh->read_shut = true; /* EOF or an error: everything before it was delivered */
+            rs_channel_shutdown(channel, err);
+        }
+        return err;
+    }
+    err = rs__socket_handler_deliver(slot, messages, bufs, count);
+    if (err) {
+        rs_channel_shutdown(channel, err);
+    }
+    return err;
+}
+
 /* Read what the window allows, up to the per-tick budget. Level-triggered
  * readiness brings us back next tick if more is waiting, which is what lets
  * other connections on the loop have their turn. */
 static void rs__socket_handler_read(rs__socket_handler_t *sh) {
     rs_channel_slot_t *slot = sh->handler.slot;
-    rs_channel_t *channel = rs_channel_slot_get_channel(slot);
     uint32_t i;
     for (i = 0; i < sh->reads_per_tick && !sh->read_shut; ++i) {
         size_t window = rs_channel_slot_downstream_read_window(slot);
         size_t want = window < sh->max_read_size ? window : sh->max_read_size;
-        rs_io_message_t *message;
-        size_t n = 0;
-        int err;
         if (want == 0) {
             rs_socket_pause_reading(sh->socket);
             return;
         }
-        message = rs_channel_acquire_message_from_pool(channel, RS_IO_MESSAGE_APPLICATION_DATA, want);
-        if (!message) {
-            rs_channel_shutdown(channel, RS_ENOMEM);
-            return;
-        }
-        err = rs_socket_read(sh->socket, &message->message_data, &n);
-        if (err) {
-            rs_channel_release_message_to_pool(channel, message);
-            if (err != RS_EAGAIN) {
-                sh->read_shut = true; /* EOF or an error: everything before it was delivered */
-                rs_channel_shutdown(channel, err);
-            }
-            return;
-        }
-        sh->bytes_read += n;
-        err = rs_channel_slot_send_message(slot, message, RS_CHANNEL_DIR_READ);
-        if (err) {
-            rs_channel_release_message_to_pool(channel, message);
-            rs_channel_shutdown(channel, err);
+        if (rs__socket_handler_read_once(sh, want) != RS_OK) {
             return;
         }
     }
@@ -229,9 +284,9 @@ RESEAU_API rs_channel_handler_t *rs_socket_handler_new(const rs_allocator_t *all
     }
     sh->allocator = a;
     sh->socket = socket;
-    sh->max_read_size = options && options->max_read_size ? options->max_read_size : RS_MAX_FRAGMENT_SIZE;
-    if (sh->max_read_size > RS_MAX_FRAGMENT_SIZE) {
-        sh->max_read_size = RS_MAX_FRAGMENT_SIZE;
+    sh->max_read_size = options && options->max_read_size ? options->max_read_size : RS__SOCKET_HANDLER_READ_SIZE;
+    if (sh->max_read_size > RS__SOCKET_HANDLER_READ_SIZE) {
+        sh->max_read_size = RS__SOCKET_HANDLER_READ_SIZE;
     }
     sh->reads_per_tick = options && options->reads_per_tick ? options->reads_per_tick : RS__SOCKET_HANDLER_READS_PER_TICK;
     rs_list_init(&sh->in_flight);

@@ -1,9 +1,10 @@
 /*
  * Socket channel handler: the left end of a pipeline over a connected socket.
  *
- * It reads min(downstream window, max_read_size, RS_MAX_FRAGMENT_SIZE) per
- * message and at most a per-tick budget of messages, so connections on one
- * loop share it fairly; it pauses reading while the window is closed. All data
+ * Each read system call takes min(downstream window, max_read_size) bytes,
+ * delivered as messages of at most RS_MAX_FRAGMENT_SIZE; at most a per-tick
+ * budget of reads, so connections on one loop share it fairly. It pauses
+ * reading while the window is closed. All data
  * that arrived before a hang-up is delivered before the channel shuts down
  * (with RS_EEOF for a clean end of stream, or the socket's error). Writes are
  * queued on the socket (coalesced with sendmsg) and each message's completion
@@ -14,8 +15,8 @@
  * channel's loop. Loop thread only.
  */
 typedef struct rs_socket_handler_options {
-    size_t max_read_size; /* bytes per read message (default: 0, RS_MAX_FRAGMENT_SIZE) */
-    uint32_t reads_per_tick; /* messages read per readiness event (default: 0, 4) */
+    size_t max_read_size;    /* bytes per read system call, at most 64 KiB (default: 0, 64 KiB) */
+    uint32_t reads_per_tick; /* read system calls per readiness event (default: 0, 4) */
 } rs_socket_handler_options_t;
 
 /* NULL with *err_out set on failure (RS_EINVAL, RS_ENOMEM, RS_EWRONGTHREAD). On

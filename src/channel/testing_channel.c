@@ -48,8 +48,13 @@ struct rs_testing_channel {
     int shutdown_error;
 };
 
-static rs_testing_channel_t *rs__testing_of(rs__fake_socket_t *fake) {
-    return (rs_testing_channel_t *)fake->handler.impl;
+/* The fake socket lives inside the testing channel, which is its impl. */
+static rs_testing_channel_t *rs__testing_of_handler(rs_channel_handler_t *handler) {
+    return (rs_testing_channel_t *)handler->impl;
+}
+
+static rs__fake_socket_t *rs__fake_of(rs_channel_handler_t *handler) {
+    return &rs__testing_of_handler(handler)->fake;
 }
 
 static size_t rs__testing_size_add(size_t a, size_t b) {
@@ -130,7 +135,7 @@ static void rs__fake_pump_writes(rs_testing_channel_t *t) {
 }
 
 static int rs__fake_process_write(rs_channel_handler_t *handler, rs_channel_slot_t *slot, rs_io_message_t *message) {
-    rs__fake_socket_t *fake = (rs__fake_socket_t *)handler;
+    rs__fake_socket_t *fake = rs__fake_of(handler);
     if (fake->write_shut) {
         return RS_ENOTCONN; /* not taken: the caller keeps the message */
     }
@@ -197,19 +202,19 @@ static void rs__fake_deliver_reads(rs_testing_channel_t *t) {
 }
 
 static int rs__fake_increment_window(rs_channel_handler_t *handler, rs_channel_slot_t *slot, size_t size) {
-    rs__fake_socket_t *fake = (rs__fake_socket_t *)handler;
+    rs__fake_socket_t *fake = rs__fake_of(handler);
     (void)slot;
     if (fake->withhold) {
         fake->withheld = rs__testing_size_add(fake->withheld, size);
         return RS_OK;
     }
     fake->window = rs__testing_size_add(fake->window, size);
-    rs__fake_deliver_reads(rs__testing_of(fake));
+    rs__fake_deliver_reads(rs__testing_of_handler(handler));
     return RS_OK;
 }
 
 static void rs__fake_trigger_read(rs_channel_handler_t *handler) {
-    rs__fake_deliver_reads(rs__testing_of((rs__fake_socket_t *)handler));
+    rs__fake_deliver_reads(rs__testing_of_handler(handler));
 }
 
 /* ---- peer events: reset and end of stream ---- */
@@ -241,7 +246,7 @@ static int rs__fake_process_read(rs_channel_handler_t *handler, rs_channel_slot_
 
 static int rs__fake_shutdown(rs_channel_handler_t *handler, rs_channel_slot_t *slot, rs_channel_direction_t dir,
                              int error_code, bool abort_immediately) {
-    rs__fake_socket_t *fake = (rs__fake_socket_t *)handler;
+    rs__fake_socket_t *fake = rs__fake_of(handler);
     if (dir == RS_CHANNEL_DIR_READ) {
         fake->read_shut = true;
         return rs_channel_slot_on_handler_shutdown_complete(slot, dir, error_code, abort_immediately);
@@ -272,20 +277,20 @@ static size_t rs__fake_overhead(rs_channel_handler_t *handler) {
 /* The fake socket lives inside the testing channel; destroy only settles the
  * writes still queued, which complete once, as canceled. */
 static void rs__fake_destroy(rs_channel_handler_t *handler) {
-    rs__fake_socket_t *fake = (rs__fake_socket_t *)handler;
+    rs__fake_socket_t *fake = rs__fake_of(handler);
     fake->write_shut = true;
     rs__fake_fail_writes(fake, RS_ECANCELED);
     fake->handler.slot = NULL;
 }
 
 static void rs__fake_reset_stats(rs_channel_handler_t *handler) {
-    rs__fake_socket_t *fake = (rs__fake_socket_t *)handler;
+    rs__fake_socket_t *fake = rs__fake_of(handler);
     fake->bytes_read = 0;
     fake->bytes_written = 0;
 }
 
 static void rs__fake_gather_stats(rs_channel_handler_t *handler, rs_channel_handler_stats_t *stats) {
-    rs__fake_socket_t *fake = (rs__fake_socket_t *)handler;
+    rs__fake_socket_t *fake = rs__fake_of(handler);
     stats->handler_name = "testing_socket";
     stats->bytes_read = fake->bytes_read;
     stats->bytes_written = fake->bytes_written;

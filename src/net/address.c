@@ -327,8 +327,8 @@ static void rs__addr_text_hex16(rs__addr_text_t *t, unsigned value) {
 
 /* Copy the finished text out, or RS_EOVERFLOW leaving "" when it does not fit. */
 static int rs__addr_text_copy_out(const rs__addr_text_t *t, char *buf, size_t buf_len) {
-    if (buf_len < t->len + 1) {
-        if (buf_len > 0) {
+    if (!buf || buf_len < t->len + 1) {
+        if (buf && buf_len > 0) {
             buf[0] = '\0';
         }
         return RS_EOVERFLOW;

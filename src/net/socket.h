@@ -125,6 +125,11 @@ RESEAU_API int rs_socket_resume_reading(rs_socket_t *socket);
  * RS_EAGAIN when nothing is waiting, RS_EEOF at end of stream (after all data),
  * RS_EINVAL when buf has no free space, else the error (RS_ECONNRESET, ...). */
 RESEAU_API int rs_socket_read(rs_socket_t *socket, rs_byte_buf_t *buf, size_t *amount_read);
+/* Scatter read: fill the free space of bufs[0], then bufs[1], ... in one system
+ * call (at most RS_SOCKET_READV_MAX buffers). Same results as rs_socket_read;
+ * *amount_read is the total added across the buffers. */
+#define RS_SOCKET_READV_MAX 16
+RESEAU_API int rs_socket_readv(rs_socket_t *socket, rs_byte_buf_t *bufs, size_t count, size_t *amount_read);
 
 /* Queue `data` for writing (stream sockets). The bytes are not copied: keep
  * them valid until on_written, which fires exactly once per write, in order.
