@@ -188,24 +188,22 @@ static void hash_word(hash64_t *x, uint64_t w) {
 static void hash_update(hash64_t *x, const uint8_t *p, size_t n) {
     uint64_t w;
     x->len += n;
-    while (x->carry_len > 0 && n > 0) {
-        x->carry[x->carry_len++] = *p++;
+    while (n > 0) {
+        if (x->carry_len == 0 && n >= 8) {
+            memcpy(&w, p, 8); /* whole words straight from the input */
+            hash_word(x, w);
+            p += 8;
+            n -= 8;
+            continue;
+        }
+        /* Written so -O3 can see the carry index stays below 8. */
+        x->carry[x->carry_len % 8] = *p++;
         --n;
-        if (x->carry_len == 8) {
+        if (++x->carry_len == 8) {
             memcpy(&w, x->carry, 8);
             hash_word(x, w);
             x->carry_len = 0;
         }
-    }
-    while (n >= 8) {
-        memcpy(&w, p, 8);
-        hash_word(x, w);
-        p += 8;
-        n -= 8;
-    }
-    while (n > 0) {
-        x->carry[x->carry_len++] = *p++;
-        --n;
     }
 }
 

@@ -644,6 +644,56 @@ static int scenario_timeout_canceled_by_destroy(rs_event_loop_backend_t backend,
     return scenario_timeout_canceled(backend, target, true);
 }
 
+/* Destroying the socket inside on_connect(RS_ETIMEDOUT) is safe. */
+static void on_connect_destroy(rs_socket_t *socket, int error, void *user_data) {
+    on_connect_rec(socket, error, user_data);
+    rs_socket_destroy(socket);
+}
+
+static int scenario_timeout_destroy_in_callback(rs_event_loop_backend_t backend, const rs_endpoint_t *target) {
+    counting_alloc_t ca;
+    rs_event_loop_t *loop = NULL;
+    rs_socket_t *s = NULL;
+    connect_rec_t rec;
+    uint64_t t0;
+    int rc = SC_PASS;
+    counting_alloc_init(&ca);
+    memset(&rec, 0, sizeof(rec));
+    loop = new_loop(backend, &ca.allocator);
+    SCHECK(loop != NULL, "loop");
+    s = new_tcp_socket(&ca.allocator, CONNECT_TIMEOUT_MS);
+    SCHECK(s != NULL, "socket");
+    t0 = now_ns();
+    SCHECK_ERR(rs_socket_connect(s, target, loop, on_connect_destroy, &rec), RS_OK);
+    s = NULL; /* on_connect destroys it */
+    SCHECK(pump_until_count(loop, &rec.calls, 1, WAIT_NS), "no on_connect within 10 s");
+    if (rec.error == RS_OK || rec.error == RS_ECONNREFUSED) {
+        fprintf(stderr, "      the black hole answered: %s\n", rs_err_name(rec.error));
+        rc = SC_ANSWERED;
+        goto out;
+    }
+    SCHECK_ERR(rec.error, RS_ETIMEDOUT);
+    SCHECK(rec.at_ns - t0 >= CONNECT_TIMEOUT_MS * RS_NS_PER_MS, "the timeout fired early");
+    pump_for(loop, 100 * RS_NS_PER_MS);
+    SCHECK(rec.calls == 1, "on_connect fired more than once");
+out:
+    if (s) {
+        rs_socket_destroy(s);
+    }
+    if (loop) {
+        rs_event_loop_destroy(loop);
+    }
+    if (counting_alloc_live(&ca) != 0) {
+        fprintf(stderr, "%ld block(s) leaked\n", counting_alloc_live(&ca));
+        rc = SC_FAIL;
+    }
+    return rc;
+}
+
+static void connect_timeout_destroy_in_callback(rs_event_loop_backend_t backend) {
+    run_blackhole(scenario_timeout_destroy_in_callback, backend);
+}
+
 static void connect_timeout(rs_event_loop_backend_t backend) {
     run_blackhole(scenario_connect_timeout, backend);
 }
@@ -659,6 +709,7 @@ static void connect_timeout_canceled_by_destroy(rs_event_loop_backend_t backend)
 BOTH_BACKENDS(connect_timeout)
 BOTH_BACKENDS(connect_timeout_canceled_by_close)
 BOTH_BACKENDS(connect_timeout_canceled_by_destroy)
+BOTH_BACKENDS(connect_timeout_destroy_in_callback)
 
 /* ============================================== peer reset mid-write */
 
@@ -1438,6 +1489,7 @@ int main(void) {
         BOTH_TESTS(connect_timeout),
         BOTH_TESTS(connect_timeout_canceled_by_close),
         BOTH_TESTS(connect_timeout_canceled_by_destroy),
+        BOTH_TESTS(connect_timeout_destroy_in_callback),
         BOTH_TESTS(peer_reset_mid_write),
         BOTH_TESTS(peer_stops_reading),
         BOTH_TESTS(peer_trickles_one_byte_per_tick),

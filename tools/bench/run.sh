@@ -8,12 +8,14 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 build="$root/build-bench"
-benchmarks=(reseau-bench-loop)
+benchmarks=(reseau-bench-loop reseau-bench-socket reseau-bench-channel)
 time_limit=120 # seconds per benchmark program
 
 if [[ ! -f "$build/build.ninja" ]]; then
     meson setup "$build" "$root" -Dbuildtype=release -Dbench=true >/dev/null
 fi
+# Regenerate first: meson compile rejects targets added since the last configure.
+ninja -C "$build" build.ninja >/dev/null
 meson compile -C "$build" "${benchmarks[@]}" >/dev/null
 
 for bench in "${benchmarks[@]}"; do

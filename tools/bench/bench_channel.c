@@ -1,0 +1,1056 @@
+/*
+ * reseau-bench-channel: channel pipelines over loopback TCP, reseau against libuv.
+ *
+ * Scenarios, after libuv's own suite (libuv/test/benchmark-ping-pongs.c and
+ * benchmark-pump.c). In both runtimes the server runs on a loop thread of its
+ * own and the clients on the calling thread, so client and server get a CPU
+ * each, as libuv's benchmark and its helper server process do. TCP_NODELAY is
+ * set on every connection, on both sides, in both runtimes.
+ *
+ *   ping_pongs  One connection. The client sends "PING", the server echoes it,
+ *               and the client sends the next one when the whole echo is back.
+ *               reseau: both ends are channels, a socket handler plus an echo
+ *               handler (server) or a pinger handler (client); the echo handler
+ *               hands each read message back down as the write. libuv: uv_tcp
+ *               at both ends; the server is libuv's echo server (a malloc'd
+ *               buffer per read, written back as is). Figure: round trips per
+ *               second, PING_COUNT of them or PING_TIME_NS, whichever ends first.
+ *   pump_N      N connections (1 and 100). Each client keeps PUMP_DEPTH writes
+ *               of PUMP_CHUNK bytes in flight, from one buffer; the server
+ *               consumes. reseau: the clients are plain rs_sockets (as libuv's
+ *               are plain uv_tcp handles) and the server a channel per
+ *               connection, a socket handler plus a sink handler that releases
+ *               every message. libuv: a uv_tcp server reading into one 64 KiB
+ *               buffer. Figure: MB/s (10^6 bytes) consumed by the server, from
+ *               the moment every connection is up until PUMP_BYTES arrived or
+ *               PUMP_TIME_NS passed. After pump_1, when iperf3 is installed, one
+ *               3-second iperf3 run over 127.0.0.1 gives the loopback ceiling.
+ *
+ * Each scenario runs reseau and libuv alternately (A B A B ...), `rounds` times
+ * each, and prints the median of each side and their ratio, one line per
+ * scenario. Every run is bounded in count and time (BENCH_RUN_LIMIT_S: past it
+ * the program stops with a message naming the run).
+ *
+ * Usage: reseau-bench-channel [-r ROUNDS] [-v] [-only reseau|libuv] [SCENARIO...]
+ *   -r     rounds per side (default: BENCH_DEFAULT_ROUNDS)
+ *   -v     print every run, with its details and the CPU time (user + system,
+ *          both ends) per round trip or per MB, less noisy than the rates on a
+ *          shared machine
+ *   -only  run one side only, and print no table (for profiling)
+ *   SCENARIO  run only these (default: all)
+ */
+#define RESEAU_IMPLEMENTATION
+#include "reseau.h"
+
+#include <uv.h>
+
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ping_pongs: the message, and the bounds of one run. */
+#define PING_MESSAGE "PING"
+#define PING_LEN (sizeof(PING_MESSAGE) - 1)
+#define PING_COUNT ((size_t)200000)
+#define PING_TIME_NS (2 * RS_NS_PER_SEC)
+/* pump: write size, writes in flight per connection, and the bounds of one run. */
+#define PUMP_CHUNK ((size_t)64 * 1024)
+#define PUMP_DEPTH 2
+#define PUMP_MAX_CONNECTIONS 100
+#define PUMP_BYTES ((uint64_t)2 << 30)
+#define PUMP_TIME_NS (2 * RS_NS_PER_SEC)
+/* How often a client loop wakes to check its bounds, at most. */
+#define CLIENT_TICK_MS 10
+/* How long the server may take to see every connection close after a run. */
+#define SERVER_DRAIN_NS (3 * RS_NS_PER_SEC)
+/* iperf3: seconds of the reference run, and the limit for the whole of it. */
+#define IPERF_SECONDS 3
+#define IPERF_LIMIT_S 20
+/* Seconds one run may take before the program gives up. */
+#define BENCH_RUN_LIMIT_S 10
+#define BENCH_DEFAULT_ROUNDS 5
+#define BENCH_MAX_ROUNDS 50
+
+static bool g_verbose;
+/* NULL: both sides; else "reseau" or "libuv" (-only). */
+static const char *g_only;
+/* Extra facts about the last run, printed with -v. */
+static char g_detail[200];
+/* Work done by the last run, for the CPU cost that -v prints: round trips, or
+ * MB the server consumed (drain after the measurement included). */
+static double g_work;
+/* What the pump clients write: one pattern-filled buffer shared by every write. */
+static uint8_t g_chunk[PUMP_CHUNK];
+
+/* >>helpers */
+
+static uint64_t bench_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * RS_NS_PER_SEC + (uint64_t)ts.tv_nsec;
+}
+
+/* User plus system CPU time of the whole process (server and client threads). */
+static uint64_t process_cpu_ns(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ((uint64_t)ru.ru_utime.tv_sec + (uint64_t)ru.ru_stime.tv_sec) * RS_NS_PER_SEC +
+           ((uint64_t)ru.ru_utime.tv_usec + (uint64_t)ru.ru_stime.tv_usec) * 1000;
+}
+
+static double per_second(double count, uint64_t elapsed_ns) {
+    return count * 1e9 / (double)(elapsed_ns ? elapsed_ns : 1);
+}
+
+static void fail(const char *what, const char *why) {
+    fprintf(stderr, "reseau-bench-channel: %s: %s\n", what, why);
+    exit(1);
+}
+
+static void check_rs(int err, const char *what) {
+    if (err != RS_OK) {
+        fail(what, rs_strerror(err));
+    }
+}
+
+static void check_uv(int err, const char *what) {
+    if (err != 0) {
+        fail(what, uv_strerror(err));
+    }
+}
+
+static void *xcalloc(size_t count, size_t size) {
+    void *p = calloc(count, size);
+    if (!p) {
+        fail("calloc", "out of memory");
+    }
+    return p;
+}
+
+static rs_event_loop_t *new_rs_loop(void) {
+    int err = RS_OK;
+    rs_event_loop_t *loop = rs_event_loop_new(NULL, &err);
+    check_rs(loop ? RS_OK : err, "rs_event_loop_new");
+    return loop;
+}
+
+static rs_socket_t *new_rs_tcp_socket(void) {
+    rs_socket_options_t options;
+    memset(&options, 0, sizeof options);
+    options.tcp_nodelay = true;
+    int err = RS_OK;
+    rs_socket_t *socket = rs_socket_new(&options, &err);
+    check_rs(socket ? RS_OK : err, "rs_socket_new");
+    return socket;
+}
+
+/* >>watchdog: a run that exceeds its time limit ends the program. */
+
+static const char *volatile g_current_run = "";
+
+static void write_stderr(const char *s) {
+    ssize_t n = write(STDERR_FILENO, s, strlen(s));
+    (void)n;
+}
+
+static void on_alarm(int sig) {
+    (void)sig;
+    write_stderr("reseau-bench-channel: run exceeded the time limit, giving up: ");
+    write_stderr(g_current_run);
+    write_stderr("\n");
+    _exit(2);
+}
+
+/* >>server: echo (ping_pongs) or sink (pump), on a loop thread of its own. */
+
+typedef struct server {
+    bool echo;
+    rs_endpoint_t endpoint;     /* where it listens, 127.0.0.1:<port> */
+    atomic_uint_fast64_t received; /* bytes its handlers consumed */
+    atomic_int accepted;        /* connections accepted */
+    atomic_int live;            /* accepted and not yet closed */
+    /* reseau */
+    rs_event_loop_t *loop;
+    rs_socket_t *listener;
+    /* libuv */
+    uv_loop_t uv_loop;
+    uv_tcp_t uv_listener;
+    uv_async_t uv_stop;
+    uv_thread_t uv_thread;
+    char uv_sink[PUMP_CHUNK];
+} server_t;
+
+static void server_count_read(server_t *server, size_t n) {
+    atomic_fetch_add_explicit(&server->received, n, memory_order_relaxed);
+}
+
+/* Wait for every server connection to close once the clients have gone. */
+static void server_wait_drained(server_t *server, const char *peer) {
+    uint64_t deadline = bench_now_ns() + SERVER_DRAIN_NS;
+    while (atomic_load(&server->live) > 0) {
+        if (bench_now_ns() > deadline) {
+            fprintf(stderr, "reseau-bench-channel: %s: %d server connections still open after the run\n", peer,
+                    atomic_load(&server->live));
+            exit(1);
+        }
+        rs_thread_sleep_ns(RS_NS_PER_MS);
+    }
+}
+
+/* >>reseau handlers
+ *
+ * One handler type in three roles, always to the right of a socket handler:
+ * ECHO hands each read message back down as the write; SINK releases it;
+ * PINGER (the ping_pongs client) counts the echo and sends the next ping. */
+
+typedef enum handler_role { ROLE_ECHO, ROLE_SINK, ROLE_PINGER } handler_role_t;
+
+typedef struct ping_run ping_run_t;
+
+typedef struct bench_handler {
+    rs_channel_handler_t handler;
+    handler_role_t role;
+    rs_socket_t *socket; /* connected and assigned; the socket handler takes it */
+    server_t *server;    /* ECHO, SINK */
+    ping_run_t *ping;    /* PINGER */
+} bench_handler_t;
+
+struct ping_run {
+    size_t round_trips;
+    size_t phase; /* bytes of the current echo received so far */
+    uint64_t start_ns, end_ns, deadline_ns;
+    bool closed;
+    /* libuv client */
+    uv_tcp_t tcp;
+    uv_connect_t connect;
+    char buf[PUMP_CHUNK];
+};
+
+/* Check the echoed bytes; returns true once the run is over. */
+static bool ping_consume(ping_run_t *run, const uint8_t *data, size_t n, bool *send_next) {
+    *send_next = false;
+    for (size_t i = 0; i < n; i++) {
+        if (data[i] != (uint8_t)PING_MESSAGE[run->phase]) {
+            fail("ping_pongs", "the echo does not match the ping");
+        }
+        if (++run->phase < PING_LEN) {
+            continue;
+        }
+        run->phase = 0;
+        run->round_trips++;
+        uint64_t now = bench_now_ns();
+        if (run->round_trips >= PING_COUNT || now >= run->deadline_ns) {
+            run->end_ns = now;
+            return true;
+        }
+        *send_next = true;
+    }
+    return false;
+}
+
+static void pinger_send(rs_channel_slot_t *slot) {
+    rs_channel_t *channel = rs_channel_slot_get_channel(slot);
+    rs_io_message_t *message = rs_channel_acquire_message_from_pool(channel, RS_IO_MESSAGE_APPLICATION_DATA, PING_LEN);
+    if (!message) {
+        fail("ping_pongs/reseau", "no message from the pool");
+    }
+    rs_byte_buf_append(&message->message_data, PING_MESSAGE, PING_LEN);
+    check_rs(rs_channel_slot_send_message(slot, message, RS_CHANNEL_DIR_WRITE), "ping_pongs/reseau: send");
+}
+
+static int bench_process_read(rs_channel_handler_t *handler, rs_channel_slot_t *slot, rs_io_message_t *message) {
+    bench_handler_t *bh = (bench_handler_t *)handler->impl;
+    rs_channel_t *channel = rs_channel_slot_get_channel(slot);
+    size_t n = message->message_data.len;
+    bool send_next = false;
+    switch (bh->role) {
+    case ROLE_ECHO:
+        server_count_read(bh->server, n);
+        if (rs_channel_slot_send_message(slot, message, RS_CHANNEL_DIR_WRITE) != RS_OK) {
+            rs_channel_release_message_to_pool(channel, message);
+            rs_channel_shutdown(channel, RS_OK);
+        }
+        break;
+    case ROLE_SINK:
+        server_count_read(bh->server, n);
+        rs_channel_release_message_to_pool(channel, message);
+        break;
+    case ROLE_PINGER: {
+        bool over = ping_consume(bh->ping, message->message_data.buffer, n, &send_next);
+        rs_channel_release_message_to_pool(channel, message);
+        if (over) {
+            rs_channel_shutdown(channel, RS_OK);
+        } else if (send_next) {
+            pinger_send(slot);
+        }
+        break;
+    }
+    }
+    return rs_channel_slot_increment_read_window(slot, n);
+}
+
+/* The rightmost handler: nothing writes through it from the right. */
+static int bench_process_write(rs_channel_handler_t *handler, rs_channel_slot_t *slot, rs_io_message_t *message) {
+    (void)handler;
+    return rs_channel_slot_send_message(slot, message, RS_CHANNEL_DIR_WRITE);
+}
+
+static int bench_increment_window(rs_channel_handler_t *handler, rs_channel_slot_t *slot, size_t size) {
+    (void)handler;
+    (void)slot;
+    (void)size;
+    return RS_OK;
+}
+
+static int bench_shutdown(rs_channel_handler_t *handler, rs_channel_slot_t *slot, rs_channel_direction_t dir,
+                          int error_code, bool abort_immediately) {
+    (void)handler;
+    return rs_channel_slot_on_handler_shutdown_complete(slot, dir, error_code, abort_immediately);
+}
+
+static size_t bench_initial_window(rs_channel_handler_t *handler) {
+    (void)handler;
+    return SIZE_MAX;
+}
+
+static size_t bench_overhead(rs_channel_handler_t *handler) {
+    (void)handler;
+    return 0;
+}
+
+static void bench_destroy(rs_channel_handler_t *handler) {
+    free(handler->impl);
+}
+
+static const rs_channel_handler_vtable_t g_bench_vtable = {
+    .process_read_message = bench_process_read,
+    .process_write_message = bench_process_write,
+    .increment_read_window = bench_increment_window,
+    .shutdown = bench_shutdown,
+    .initial_window_size = bench_initial_window,
+    .message_overhead = bench_overhead,
+    .destroy = bench_destroy,
+};
+
+static bench_handler_t *bench_handler_new(handler_role_t role, rs_socket_t *socket) {
+    bench_handler_t *bh = (bench_handler_t *)xcalloc(1, sizeof(bench_handler_t));
+    bh->handler.vtable = &g_bench_vtable;
+    bh->handler.impl = bh;
+    bh->role = role;
+    bh->socket = socket;
+    return bh;
+}
+
+/* Socket handler on the left, the bench handler on its right. */
+static void on_channel_setup(rs_channel_t *channel, int error, void *user_data) {
+    bench_handler_t *bh = (bench_handler_t *)user_data;
+    check_rs(error, "channel setup");
+    rs_channel_slot_t *socket_slot = rs_channel_slot_new(channel, &error);
+    check_rs(socket_slot ? RS_OK : error, "rs_channel_slot_new");
+    rs_channel_handler_t *socket_handler = rs_socket_handler_new(NULL, bh->socket, NULL, &error);
+    check_rs(socket_handler ? RS_OK : error, "rs_socket_handler_new");
+    check_rs(rs_channel_slot_set_handler(socket_slot, socket_handler), "rs_channel_slot_set_handler");
+    rs_channel_slot_t *app_slot = rs_channel_slot_new(channel, &error);
+    check_rs(app_slot ? RS_OK : error, "rs_channel_slot_new");
+    check_rs(rs_channel_slot_insert_right(socket_slot, app_slot), "rs_channel_slot_insert_right");
+    check_rs(rs_channel_slot_set_handler(app_slot, &bh->handler), "rs_channel_slot_set_handler");
+    if (bh->role == ROLE_PINGER) {
+        bh->ping->start_ns = bench_now_ns();
+        bh->ping->deadline_ns = bh->ping->start_ns + PING_TIME_NS;
+        pinger_send(app_slot);
+    }
+}
+
+static void on_channel_shutdown(rs_channel_t *channel, int error, void *user_data) {
+    bench_handler_t *bh = (bench_handler_t *)user_data;
+    (void)error; /* the server sees RS_EEOF when the client goes; either way the run is over */
+    if (bh->role == ROLE_PINGER) {
+        bh->ping->closed = true;
+    } else {
+        atomic_fetch_sub(&bh->server->live, 1);
+    }
+    rs_channel_destroy(channel); /* destroys the handlers, and the socket with its handler */
+}
+
+static void new_rs_channel(rs_event_loop_t *loop, bench_handler_t *bh) {
+    rs_channel_options_t options;
+    memset(&options, 0, sizeof options);
+    options.loop = loop;
+    options.on_setup_completed = on_channel_setup;
+    options.on_shutdown_completed = on_channel_shutdown;
+    options.user_data = bh;
+    int err = RS_OK;
+    rs_channel_t *channel = rs_channel_new(&options, &err);
+    check_rs(channel ? RS_OK : err, "rs_channel_new");
+}
+
+/* >>reseau server */
+
+static void on_rs_accept(rs_socket_t *listener, int error, rs_socket_t *new_socket, void *user_data) {
+    server_t *server = (server_t *)user_data;
+    (void)listener;
+    if (error != RS_OK) {
+        return; /* transient; the listener keeps serving */
+    }
+    check_rs(rs_socket_assign_to_loop(new_socket, server->loop), "rs_socket_assign_to_loop");
+    bench_handler_t *bh = bench_handler_new(server->echo ? ROLE_ECHO : ROLE_SINK, new_socket);
+    bh->server = server;
+    atomic_fetch_add(&server->accepted, 1);
+    atomic_fetch_add(&server->live, 1);
+    new_rs_channel(server->loop, bh);
+}
+
+static void rs_server_start(server_t *server, bool echo) {
+    memset(server, 0, sizeof *server);
+    server->echo = echo;
+    server->loop = new_rs_loop();
+    server->listener = new_rs_tcp_socket();
+    check_rs(rs_endpoint_from_ip(&server->endpoint, "127.0.0.1", 0), "rs_endpoint_from_ip");
+    check_rs(rs_socket_bind(server->listener, &server->endpoint), "rs_socket_bind");
+    check_rs(rs_socket_listen(server->listener, 0), "rs_socket_listen");
+    check_rs(rs_socket_get_bound_address(server->listener, &server->endpoint), "rs_socket_get_bound_address");
+    /* Before the loop first runs, this thread counts as its loop thread. */
+    check_rs(rs_socket_start_accept(server->listener, server->loop, on_rs_accept, server), "rs_socket_start_accept");
+    check_rs(rs_event_loop_start(server->loop), "rs_event_loop_start");
+}
+
+static void rs_server_stop(server_t *server, rs_event_loop_stats_t *stats) {
+    server_wait_drained(server, "reseau");
+    check_rs(rs_socket_close(server->listener), "rs_socket_close"); /* any thread, for a listener */
+    check_rs(rs_event_loop_stop(server->loop), "rs_event_loop_stop");
+    check_rs(rs_event_loop_wait(server->loop), "rs_event_loop_wait");
+    rs_event_loop_get_stats(server->loop, stats);
+    rs_socket_destroy(server->listener);
+    rs_event_loop_destroy(server->loop);
+}
+
+/* >>libuv server */
+
+typedef struct uv_conn {
+    uv_tcp_t tcp;
+    server_t *server;
+} uv_conn_t;
+
+typedef struct uv_echo_write {
+    uv_write_t req;
+    uv_buf_t buf;
+} uv_echo_write_t;
+
+static void on_uv_conn_closed(uv_handle_t *handle) {
+    uv_conn_t *conn = (uv_conn_t *)handle->data;
+    atomic_fetch_sub(&conn->server->live, 1);
+    free(conn);
+}
+
+/* libuv's echo server (test/echo-server.c): a fresh buffer per read. */
+static void on_uv_echo_alloc(uv_handle_t *handle, size_t suggested_size, uv_buf_t *buf) {
+    (void)handle;
+    buf->base = (char *)malloc(suggested_size);
+    buf->len = buf->base ? suggested_size : 0;
+}
+
+static void on_uv_sink_alloc(uv_handle_t *handle, size_t suggested_size, uv_buf_t *buf) {
+    uv_conn_t *conn = (uv_conn_t *)handle->data;
+    (void)suggested_size;
+    *buf = uv_buf_init(conn->server->uv_sink, (unsigned)sizeof conn->server->uv_sink);
+}
+
+static void on_uv_echo_written(uv_write_t *req, int status) {
+    uv_echo_write_t *w = (uv_echo_write_t *)req;
+    (void)status; /* a failed echo shows as a stalled client */
+    free(w->buf.base);
+    free(w);
+}
+
+static void on_uv_server_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
+    uv_conn_t *conn = (uv_conn_t *)stream->data;
+    server_t *server = conn->server;
+    if (nread > 0) {
+        server_count_read(server, (size_t)nread);
+        if (server->echo) {
+            uv_echo_write_t *w = (uv_echo_write_t *)malloc(sizeof(uv_echo_write_t));
+            if (!w) {
+                fail("libuv echo", "out of memory");
+            }
+            w->buf = uv_buf_init(buf->base, (unsigned)nread);
+            check_uv(uv_write(&w->req, stream, &w->buf, 1, on_uv_echo_written), "uv_write");
+        }
+        return;
+    }
+    if (server->echo) {
+        free(buf->base);
+    }
+    if (nread < 0 && !uv_is_closing((uv_handle_t *)stream)) {
+        uv_close((uv_handle_t *)stream, on_uv_conn_closed);
+    }
+}
+
+static void on_uv_connection(uv_stream_t *listener, int status) {
+    server_t *server = (server_t *)listener->loop->data;
+    check_uv(status, "libuv connection");
+    uv_conn_t *conn = (uv_conn_t *)xcalloc(1, sizeof(uv_conn_t));
+    conn->server = server;
+    check_uv(uv_tcp_init(listener->loop, &conn->tcp), "uv_tcp_init");
+    conn->tcp.data = conn;
+    check_uv(uv_accept(listener, (uv_stream_t *)&conn->tcp), "uv_accept");
+    check_uv(uv_tcp_nodelay(&conn->tcp, 1), "uv_tcp_nodelay");
+    atomic_fetch_add(&server->accepted, 1);
+    atomic_fetch_add(&server->live, 1);
+    check_uv(uv_read_start((uv_stream_t *)&conn->tcp, server->echo ? on_uv_echo_alloc : on_uv_sink_alloc,
+                           on_uv_server_read),
+             "uv_read_start");
+}
+
+static void on_uv_walk_close(uv_handle_t *handle, void *arg) {
+    (void)arg;
+    if (!uv_is_closing(handle)) {
+        uv_close(handle, handle->type == UV_TCP && handle->data ? on_uv_conn_closed : NULL);
+    }
+}
+
+static void on_uv_server_stop(uv_async_t *async) {
+    uv_walk(async->loop, on_uv_walk_close, NULL);
+}
+
+static void uv_server_main(void *arg) {
+    server_t *server = (server_t *)arg;
+    check_uv(uv_run(&server->uv_loop, UV_RUN_DEFAULT), "uv_run (server)");
+}
+
+static void uv_server_start(server_t *server, bool echo) {
+    memset(server, 0, sizeof *server);
+    server->echo = echo;
+    check_uv(uv_loop_init(&server->uv_loop), "uv_loop_init");
+    check_uv(uv_tcp_init(&server->uv_loop, &server->uv_listener), "uv_tcp_init");
+    server->uv_listener.data = NULL; /* not a connection: on_uv_walk_close tells them apart by data */
+    struct sockaddr_in addr;
+    check_uv(uv_ip4_addr("127.0.0.1", 0, &addr), "uv_ip4_addr");
+    check_uv(uv_tcp_bind(&server->uv_listener, (const struct sockaddr *)&addr, 0), "uv_tcp_bind");
+    int len = (int)sizeof addr;
+    check_uv(uv_tcp_getsockname(&server->uv_listener, (struct sockaddr *)&addr, &len), "uv_tcp_getsockname");
+    check_rs(rs_endpoint_from_ip(&server->endpoint, "127.0.0.1", ntohs(addr.sin_port)), "rs_endpoint_from_ip");
+    check_uv(uv_async_init(&server->uv_loop, &server->uv_stop, on_uv_server_stop), "uv_async_init");
+    /* The listener's callback finds the server through the stream's loop data. */
+    server->uv_loop.data = server;
+    check_uv(uv_listen((uv_stream_t *)&server->uv_listener, SOMAXCONN, on_uv_connection), "uv_listen");
+    check_uv(uv_thread_create(&server->uv_thread, uv_server_main, server), "uv_thread_create");
+}
+
+static void uv_server_stop(server_t *server) {
+    server_wait_drained(server, "libuv");
+    check_uv(uv_async_send(&server->uv_stop), "uv_async_send");
+    check_uv(uv_thread_join(&server->uv_thread), "uv_thread_join");
+    check_uv(uv_loop_close(&server->uv_loop), "uv_loop_close");
+}
+
+/* >>ping_pongs */
+
+static void on_rs_ping_connect(rs_socket_t *socket, int error, void *user_data) {
+    bench_handler_t *bh = (bench_handler_t *)user_data;
+    check_rs(error, "ping_pongs/reseau: connect");
+    (void)socket;
+    new_rs_channel(rs_socket_get_loop(bh->socket), bh);
+}
+
+static double reseau_ping_pongs(int unused) {
+    (void)unused;
+    server_t *server = (server_t *)xcalloc(1, sizeof(server_t));
+    ping_run_t *run = (ping_run_t *)xcalloc(1, sizeof(ping_run_t));
+    rs_server_start(server, true);
+
+    rs_event_loop_t *loop = new_rs_loop();
+    bench_handler_t *bh = bench_handler_new(ROLE_PINGER, new_rs_tcp_socket());
+    bh->ping = run;
+    check_rs(rs_socket_connect(bh->socket, &server->endpoint, loop, on_rs_ping_connect, bh), "rs_socket_connect");
+    while (!run->closed) {
+        check_rs(rs_event_loop_run_once(loop, CLIENT_TICK_MS), "rs_event_loop_run_once");
+    }
+    rs_event_loop_stats_t client_stats, server_stats;
+    rs_event_loop_get_stats(loop, &client_stats);
+    rs_event_loop_destroy(loop);
+    rs_server_stop(server, &server_stats);
+
+    snprintf(g_detail, sizeof g_detail, "%zu round trips in %.1f ms; ticks: client %llu, server %llu",
+             run->round_trips, (double)(run->end_ns - run->start_ns) / 1e6, (unsigned long long)client_stats.ticks,
+             (unsigned long long)server_stats.ticks);
+    g_work = (double)run->round_trips;
+    double rate = per_second((double)run->round_trips, run->end_ns - run->start_ns);
+    free(run);
+    free(server);
+    return rate;
+}
+
+static void on_uv_ping_closed(uv_handle_t *handle) {
+    ((ping_run_t *)handle->data)->closed = true;
+}
+
+static void on_uv_ping_written(uv_write_t *req, int status) {
+    check_uv(status, "ping_pongs/libuv: write");
+    free(req);
+}
+
+/* libuv's ping-pongs client: a malloc'd request per ping. */
+static void uv_ping_send(ping_run_t *run) {
+    static char message[] = PING_MESSAGE;
+    uv_write_t *req = (uv_write_t *)malloc(sizeof(uv_write_t));
+    if (!req) {
+        fail("ping_pongs/libuv", "out of memory");
+    }
+    uv_buf_t buf = uv_buf_init(message, (unsigned)PING_LEN);
+    check_uv(uv_write(req, (uv_stream_t *)&run->tcp, &buf, 1, on_uv_ping_written), "uv_write");
+}
+
+static void on_uv_ping_alloc(uv_handle_t *handle, size_t suggested_size, uv_buf_t *buf) {
+    ping_run_t *run = (ping_run_t *)handle->data;
+    (void)suggested_size;
+    *buf = uv_buf_init(run->buf, (unsigned)sizeof run->buf);
+}
+
+static void on_uv_ping_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
+    ping_run_t *run = (ping_run_t *)stream->data;
+    bool send_next = false;
+    if (nread < 0) {
+        fail("ping_pongs/libuv: read", uv_strerror((int)nread));
+    }
+    if (ping_consume(run, (const uint8_t *)buf->base, (size_t)nread, &send_next)) {
+        uv_close((uv_handle_t *)stream, on_uv_ping_closed);
+    } else if (send_next) {
+        uv_ping_send(run);
+    }
+}
+
+static void on_uv_ping_connect(uv_connect_t *req, int status) {
+    ping_run_t *run = (ping_run_t *)req->data;
+    check_uv(status, "ping_pongs/libuv: connect");
+    check_uv(uv_read_start((uv_stream_t *)&run->tcp, on_uv_ping_alloc, on_uv_ping_read), "uv_read_start");
+    run->start_ns = bench_now_ns();
+    run->deadline_ns = run->start_ns + PING_TIME_NS;
+    uv_ping_send(run);
+}
+
+static void uv_connect_to(uv_tcp_t *tcp, uv_connect_t *req, const server_t *server, uv_connect_cb cb) {
+    struct sockaddr_in addr;
+    check_uv(uv_ip4_addr("127.0.0.1", (int)server->endpoint.port, &addr), "uv_ip4_addr");
+    check_uv(uv_tcp_connect(req, tcp, (const struct sockaddr *)&addr, cb), "uv_tcp_connect");
+}
+
+static double libuv_ping_pongs(int unused) {
+    (void)unused;
+    server_t *server = (server_t *)xcalloc(1, sizeof(server_t));
+    ping_run_t *run = (ping_run_t *)xcalloc(1, sizeof(ping_run_t));
+    uv_server_start(server, true);
+
+    uv_loop_t loop;
+    check_uv(uv_loop_init(&loop), "uv_loop_init");
+    check_uv(uv_tcp_init(&loop, &run->tcp), "uv_tcp_init");
+    check_uv(uv_tcp_nodelay(&run->tcp, 1), "uv_tcp_nodelay");
+    run->tcp.data = run;
+    run->connect.data = run;
+    uv_connect_to(&run->tcp, &run->connect, server, on_uv_ping_connect);
+    check_uv(uv_run(&loop, UV_RUN_DEFAULT), "uv_run");
+    check_uv(uv_loop_close(&loop), "uv_loop_close");
+    uv_server_stop(server);
+
+    snprintf(g_detail, sizeof g_detail, "%zu round trips in %.1f ms", run->round_trips,
+             (double)(run->end_ns - run->start_ns) / 1e6);
+    g_work = (double)run->round_trips;
+    double rate = per_second((double)run->round_trips, run->end_ns - run->start_ns);
+    free(run);
+    free(server);
+    return rate;
+}
+
+/* >>pump */
+
+typedef struct pump_run pump_run_t;
+
+typedef struct pump_conn {
+    pump_run_t *run;
+    rs_socket_t *socket;
+    uv_tcp_t tcp;
+    uv_connect_t connect;
+    uv_write_t writes[PUMP_DEPTH];
+} pump_conn_t;
+
+struct pump_run {
+    int count;
+    pump_conn_t conns[PUMP_MAX_CONNECTIONS];
+    int connected;
+    int writes_in_flight;
+    bool stopping;
+    uint64_t start_ns, end_ns, bytes;
+    server_t server;
+    uv_timer_t uv_tick;
+};
+
+static pump_run_t *pump_run_new(int count) {
+    pump_run_t *run = (pump_run_t *)xcalloc(1, sizeof(pump_run_t));
+    run->count = count;
+    for (int i = 0; i < count; i++) {
+        run->conns[i].run = run;
+    }
+    return run;
+}
+
+/* Called after every client tick: starts the clock once every connection is
+ * up at both ends, and returns true once the run is over. */
+static bool pump_check(pump_run_t *run) {
+    server_t *server = &run->server;
+    uint64_t received = atomic_load_explicit(&server->received, memory_order_relaxed);
+    uint64_t now = bench_now_ns();
+    if (!run->start_ns) {
+        if (run->connected == run->count && atomic_load(&server->accepted) == run->count) {
+            run->start_ns = now;
+            run->bytes = received; /* the baseline, until the end */
+        }
+        return false;
+    }
+    if (received - run->bytes >= PUMP_BYTES || now - run->start_ns >= PUMP_TIME_NS) {
+        run->end_ns = now;
+        run->bytes = received - run->bytes;
+        return true;
+    }
+    return false;
+}
+
+static double pump_result(const pump_run_t *run, const char *extra) {
+    g_work = (double)atomic_load(&run->server.received) / 1e6;
+    double seconds = (double)(run->end_ns - run->start_ns) / 1e9;
+    snprintf(g_detail, sizeof g_detail, "%.1f MB in %.1f ms%s", (double)run->bytes / 1e6, seconds * 1e3, extra);
+    return per_second((double)run->bytes, run->end_ns - run->start_ns) / 1e6;
+}
+
+/* reseau clients: plain sockets. */
+
+static void rs_pump_write(pump_conn_t *conn);
+
+static void on_rs_pump_written(rs_socket_t *socket, int error, size_t bytes_written, void *user_data) {
+    pump_conn_t *conn = (pump_conn_t *)user_data;
+    (void)socket;
+    (void)bytes_written;
+    conn->run->writes_in_flight--;
+    if (error == RS_OK && !conn->run->stopping) {
+        rs_pump_write(conn);
+    } else if (error != RS_OK && error != RS_ECANCELED) {
+        fail("pump/reseau: write", rs_strerror(error));
+    }
+}
+
+static void rs_pump_write(pump_conn_t *conn) {
+    check_rs(rs_socket_write(conn->socket, rs_byte_cursor_from_array(g_chunk, sizeof g_chunk), on_rs_pump_written,
+                             conn),
+             "rs_socket_write");
+    conn->run->writes_in_flight++;
+}
+
+static void on_rs_pump_connect(rs_socket_t *socket, int error, void *user_data) {
+    pump_conn_t *conn = (pump_conn_t *)user_data;
+    (void)socket;
+    check_rs(error, "pump/reseau: connect");
+    conn->run->connected++;
+    for (int i = 0; i < PUMP_DEPTH; i++) {
+        rs_pump_write(conn);
+    }
+}
+
+static double reseau_pump(int count) {
+    pump_run_t *run = pump_run_new(count);
+    rs_server_start(&run->server, false);
+    rs_event_loop_t *loop = new_rs_loop();
+    for (int i = 0; i < count; i++) {
+        pump_conn_t *conn = &run->conns[i];
+        conn->socket = new_rs_tcp_socket();
+        check_rs(rs_socket_connect(conn->socket, &run->server.endpoint, loop, on_rs_pump_connect, conn),
+                 "rs_socket_connect");
+    }
+    do {
+        check_rs(rs_event_loop_run_once(loop, CLIENT_TICK_MS), "rs_event_loop_run_once");
+    } while (!pump_check(run));
+
+    run->stopping = true;
+    for (int i = 0; i < count; i++) {
+        check_rs(rs_socket_close(run->conns[i].socket), "rs_socket_close"); /* cancels queued writes */
+    }
+    while (run->writes_in_flight > 0) {
+        check_rs(rs_event_loop_run_once(loop, CLIENT_TICK_MS), "rs_event_loop_run_once");
+    }
+    for (int i = 0; i < count; i++) {
+        rs_socket_destroy(run->conns[i].socket);
+    }
+    rs_event_loop_stats_t client_stats, server_stats;
+    rs_event_loop_get_stats(loop, &client_stats);
+    rs_event_loop_destroy(loop);
+    rs_server_stop(&run->server, &server_stats);
+
+    char extra[100];
+    snprintf(extra, sizeof extra, "; ticks: client %llu, server %llu (%llu I/O events)",
+             (unsigned long long)client_stats.ticks, (unsigned long long)server_stats.ticks,
+             (unsigned long long)server_stats.io_events);
+    double rate = pump_result(run, extra);
+    free(run);
+    return rate;
+}
+
+/* libuv clients: plain uv_tcp handles. */
+
+static void on_uv_pump_written(uv_write_t *req, int status) {
+    pump_conn_t *conn = (pump_conn_t *)req->data;
+    conn->run->writes_in_flight--;
+    if (status == 0 && !conn->run->stopping) {
+        uv_buf_t buf = uv_buf_init((char *)g_chunk, (unsigned)sizeof g_chunk);
+        check_uv(uv_write(req, (uv_stream_t *)&conn->tcp, &buf, 1, on_uv_pump_written), "uv_write");
+        conn->run->writes_in_flight++;
+    } else if (status != 0 && status != UV_ECANCELED) {
+        fail("pump/libuv: write", uv_strerror(status));
+    }
+}
+
+static void on_uv_pump_connect(uv_connect_t *req, int status) {
+    pump_conn_t *conn = (pump_conn_t *)req->data;
+    check_uv(status, "pump/libuv: connect");
+    conn->run->connected++;
+    for (int i = 0; i < PUMP_DEPTH; i++) {
+        uv_buf_t buf = uv_buf_init((char *)g_chunk, (unsigned)sizeof g_chunk);
+        conn->writes[i].data = conn;
+        check_uv(uv_write(&conn->writes[i], (uv_stream_t *)&conn->tcp, &buf, 1, on_uv_pump_written), "uv_write");
+        conn->run->writes_in_flight++;
+    }
+}
+
+/* Wakes the client loop now and then, as CLIENT_TICK_MS does for reseau's. */
+static void on_uv_pump_tick(uv_timer_t *timer) {
+    (void)timer;
+}
+
+static double libuv_pump(int count) {
+    pump_run_t *run = pump_run_new(count);
+    uv_server_start(&run->server, false);
+    uv_loop_t loop;
+    check_uv(uv_loop_init(&loop), "uv_loop_init");
+    check_uv(uv_timer_init(&loop, &run->uv_tick), "uv_timer_init");
+    check_uv(uv_timer_start(&run->uv_tick, on_uv_pump_tick, CLIENT_TICK_MS, CLIENT_TICK_MS), "uv_timer_start");
+    for (int i = 0; i < count; i++) {
+        pump_conn_t *conn = &run->conns[i];
+        check_uv(uv_tcp_init(&loop, &conn->tcp), "uv_tcp_init");
+        check_uv(uv_tcp_nodelay(&conn->tcp, 1), "uv_tcp_nodelay");
+        conn->connect.data = conn;
+        uv_connect_to(&conn->tcp, &conn->connect, &run->server, on_uv_pump_connect);
+    }
+    do {
+        uv_run(&loop, UV_RUN_ONCE);
+    } while (!pump_check(run));
+
+    run->stopping = true;
+    for (int i = 0; i < count; i++) {
+        uv_close((uv_handle_t *)&run->conns[i].tcp, NULL); /* cancels queued writes */
+    }
+    uv_close((uv_handle_t *)&run->uv_tick, NULL);
+    check_uv(uv_run(&loop, UV_RUN_DEFAULT), "uv_run");
+    check_uv(uv_loop_close(&loop), "uv_loop_close");
+    uv_server_stop(&run->server);
+
+    double rate = pump_result(run, "");
+    free(run);
+    return rate;
+}
+
+/* >>iperf3: the loopback ceiling, for reference. */
+
+/* MB/s of one iperf3 run over 127.0.0.1, or a negative number if iperf3 is
+ * missing or failed. */
+static double iperf3_ceiling(void) {
+    if (system("command -v iperf3 >/dev/null 2>&1") != 0) {
+        return -1;
+    }
+    /* A free port: bind to port 0, read it back, close. */
+    rs_socket_t *probe = new_rs_tcp_socket();
+    rs_endpoint_t endpoint;
+    check_rs(rs_endpoint_from_ip(&endpoint, "127.0.0.1", 0), "rs_endpoint_from_ip");
+    check_rs(rs_socket_bind(probe, &endpoint), "rs_socket_bind");
+    check_rs(rs_socket_get_bound_address(probe, &endpoint), "rs_socket_get_bound_address");
+    rs_socket_destroy(probe);
+
+    char command[200];
+    snprintf(command, sizeof command, "timeout %d iperf3 -s -1 -B 127.0.0.1 -p %u >/dev/null 2>&1 &",
+             IPERF_LIMIT_S, (unsigned)endpoint.port);
+    if (system(command) != 0) {
+        return -1;
+    }
+    static char output[1 << 16];
+    for (int attempt = 0; attempt < 20; attempt++) {
+        rs_thread_sleep_ns(100 * RS_NS_PER_MS); /* let the server start listening */
+        snprintf(command, sizeof command, "timeout %d iperf3 -c 127.0.0.1 -p %u -t %d -J 2>/dev/null",
+                 IPERF_LIMIT_S, (unsigned)endpoint.port, IPERF_SECONDS);
+        FILE *pipe = popen(command, "r");
+        if (!pipe) {
+            return -1;
+        }
+        size_t len = fread(output, 1, sizeof output - 1, pipe);
+        pclose(pipe);
+        output[len] = '\0';
+        const char *sum = strstr(output, "\"sum_received\"");
+        const char *bps = sum ? strstr(sum, "\"bits_per_second\":") : NULL;
+        if (bps) {
+            return strtod(bps + strlen("\"bits_per_second\":"), NULL) / 8 / 1e6;
+        }
+    }
+    return -1;
+}
+
+/* >>runner */
+
+typedef double bench_fn(int arg);
+
+typedef struct scenario {
+    const char *name;
+    const char *unit;
+    const char *work_unit; /* for the CPU cost printed with -v */
+    bench_fn *reseau_fn;
+    bench_fn *libuv_fn;
+    int arg;
+} scenario_t;
+
+static const scenario_t g_scenarios[] = {
+    {"ping_pongs", "/s", "round trip", reseau_ping_pongs, libuv_ping_pongs, 0},
+    {"pump_1", " MB/s", "MB", reseau_pump, libuv_pump, 1},
+    {"pump_100", " MB/s", "MB", reseau_pump, libuv_pump, 100},
+};
+#define SCENARIO_COUNT (sizeof g_scenarios / sizeof g_scenarios[0])
+
+static double run_one(const scenario_t *s, const char *peer, bench_fn *fn) {
+    static char label[64];
+    snprintf(label, sizeof label, "%s/%s", s->name, peer);
+    g_current_run = label;
+    g_detail[0] = '\0';
+    g_work = 0;
+    alarm(BENCH_RUN_LIMIT_S);
+    uint64_t cpu_start = process_cpu_ns();
+    double rate = fn(s->arg);
+    double cpu_us = (double)(process_cpu_ns() - cpu_start) / 1e3;
+    alarm(0);
+    if (g_verbose) {
+        printf("  %-22s %12.1f%s  %s; CPU %.2f us per %s\n", label, rate, s->unit, g_detail,
+               cpu_us / (g_work > 0 ? g_work : 1), s->work_unit);
+        fflush(stdout);
+    }
+    return rate;
+}
+
+static int compare_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *values, int count) {
+    qsort(values, (size_t)count, sizeof(double), compare_double);
+    return count % 2 ? values[count / 2] : (values[count / 2 - 1] + values[count / 2]) / 2;
+}
+
+/* Runs the scenario; *reseau_out and *libuv_out get the medians (0 with -only). */
+static void run_scenario(const scenario_t *s, int rounds, double *reseau_out, double *libuv_out) {
+    double reseau[BENCH_MAX_ROUNDS], libuv[BENCH_MAX_ROUNDS];
+    *reseau_out = *libuv_out = 0;
+    if (g_only) {
+        bool is_reseau = strcmp(g_only, "reseau") == 0;
+        for (int i = 0; i < rounds; i++) {
+            double rate = run_one(s, g_only, is_reseau ? s->reseau_fn : s->libuv_fn);
+            printf("%-16s  %s=%11.1f%s\n", s->name, g_only, rate, s->unit);
+        }
+        return;
+    }
+    for (int i = 0; i < rounds; i++) {
+        reseau[i] = run_one(s, "reseau", s->reseau_fn);
+        libuv[i] = run_one(s, "libuv", s->libuv_fn);
+    }
+    double r = median(reseau, rounds), u = median(libuv, rounds);
+    printf("%-16s  reseau=%11.1f%s  libuv=%11.1f%s  ratio=%.2f\n", s->name, r, s->unit, u, s->unit, r / u);
+    fflush(stdout);
+    *reseau_out = r;
+    *libuv_out = u;
+}
+
+static void print_iperf3_ceiling(double reseau_pump_1, double libuv_pump_1) {
+    g_current_run = "iperf3";
+    alarm(IPERF_LIMIT_S + 5);
+    double ceiling = iperf3_ceiling();
+    alarm(0);
+    if (ceiling <= 0) {
+        printf("# iperf3: not installed or failed (apt-get install -y iperf3): no loopback ceiling\n");
+        return;
+    }
+    printf("%-16s  ceiling=%10.1f MB/s  pump_1/iperf3: reseau=%.2f  libuv=%.2f\n", "iperf3_1", ceiling,
+           reseau_pump_1 / ceiling, libuv_pump_1 / ceiling);
+}
+
+static int usage(void) {
+    fprintf(stderr, "usage: reseau-bench-channel [-r ROUNDS] [-v] [-only reseau|libuv] [SCENARIO...]\nscenarios:");
+    for (size_t i = 0; i < SCENARIO_COUNT; i++) {
+        fprintf(stderr, " %s", g_scenarios[i].name);
+    }
+    fprintf(stderr, "\n");
+    return 2;
+}
+
+static bool is_selected(const char *name, char **names, int count) {
+    for (int i = 0; i < count; i++) {
+        if (strcmp(names[i], name) == 0) {
+            return true;
+        }
+    }
+    return count == 0;
+}
+
+int main(int argc, char **argv) {
+    int rounds = BENCH_DEFAULT_ROUNDS;
+    int arg = 1;
+    for (; arg < argc && argv[arg][0] == '-'; arg++) {
+        if (strcmp(argv[arg], "-v") == 0) {
+            g_verbose = true;
+        } else if (strcmp(argv[arg], "-only") == 0 && arg + 1 < argc) {
+            g_only = argv[++arg];
+            if (strcmp(g_only, "reseau") != 0 && strcmp(g_only, "libuv") != 0) {
+                return usage();
+            }
+        } else if (strcmp(argv[arg], "-r") == 0 && arg + 1 < argc) {
+            rounds = atoi(argv[++arg]);
+            if (rounds < 1 || rounds > BENCH_MAX_ROUNDS) {
+                return usage();
+            }
+        } else {
+            return usage();
+        }
+    }
+    for (int i = arg; i < argc; i++) {
+        bool known = false;
+        for (size_t j = 0; j < SCENARIO_COUNT; j++) {
+            known = known || strcmp(argv[i], g_scenarios[j].name) == 0;
+        }
+        if (!known) {
+            return usage();
+        }
+    }
+    signal(SIGALRM, on_alarm);
+    signal(SIGPIPE, SIG_IGN); /* libuv writes without MSG_NOSIGNAL */
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (size_t i = 0; i < sizeof g_chunk; i++) {
+        g_chunk[i] = (uint8_t)(i * 31 + (i >> 8));
+    }
+    printf("# reseau-bench-channel: median of %d runs per side, alternating reseau/libuv; %zu CPUs, libuv %s\n",
+           rounds, rs_usable_cpu_count(), uv_version_string());
+    for (size_t i = 0; i < SCENARIO_COUNT; i++) {
+        if (is_selected(g_scenarios[i].name, argv + arg, argc - arg)) {
+            double r, u;
+            run_scenario(&g_scenarios[i], rounds, &r, &u);
+            if (strcmp(g_scenarios[i].name, "pump_1") == 0 && !g_only) {
+                print_iperf3_ceiling(r, u);
+            }
+        }
+    }
+    return 0;
+}
