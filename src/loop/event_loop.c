@@ -161,31 +161,34 @@ static bool rs__event_loop_xq_empty(rs_event_loop_t *loop) {
     return rs__atomic_load_ptr(&loop->xq_head) == NULL;
 }
 
-/* Take the whole stack in O(1), reverse it into push order, and hand the
- * batch to the scheduler. */
+/* Take the whole stack in O(1) and hand it to the scheduler in push order.
+ * One pass: the stack is newest-first, so pushing each task to the front of a
+ * list rebuilds FIFO order; "now" tasks are then spliced in whole, and only
+ * timed tasks (rare cross-thread) go through the heap one by one. */
 static void rs__event_loop_xq_drain(rs_event_loop_t *loop) {
     rs_task_t *stack = (rs_task_t *)rs__atomic_exchange_ptr(&loop->xq_head, NULL);
-    rs_task_t *fifo = NULL;
+    rs_list_t now;
+    rs_list_t timed;
+    rs_list_node_t *node;
     uint64_t count = 0;
+    if (!stack) {
+        return;
+    }
+    rs_list_init(&now);
+    rs_list_init(&timed);
     while (stack) {
         rs_task_t *next = rs__xq_next(stack);
-        stack->node.next = fifo ? &fifo->node : NULL;
-        fifo = stack;
+        stack->state = stack->run_at_ns == 0 ? RS__TASK_ASAP : RS__TASK_IDLE;
+        rs_list_push_front(stack->run_at_ns == 0 ? &now : &timed, &stack->node);
         stack = next;
-    }
-    while (fifo) {
-        rs_task_t *task = fifo;
-        fifo = rs__xq_next(task);
         ++count;
-        if (task->run_at_ns == 0) {
-            rs__scheduler_schedule_now(&loop->scheduler, task);
-        } else {
-            rs__scheduler_schedule_at(&loop->scheduler, task, task->run_at_ns);
-        }
     }
-    if (count) {
-        rs__atomic_add_u64(&loop->stats.xthread_tasks, count);
+    rs__scheduler_splice_asap(&loop->scheduler, &now);
+    while ((node = rs_list_pop_front(&timed)) != NULL) {
+        rs_task_t *task = RS_CONTAINER_OF(node, rs_task_t, node);
+        rs__scheduler_schedule_at(&loop->scheduler, task, task->run_at_ns);
     }
+    rs__atomic_add_u64(&loop->stats.xthread_tasks, count);
 }
 
 RESEAU_API void rs_event_loop_schedule_task_now(rs_event_loop_t *loop, rs_task_t *task) {

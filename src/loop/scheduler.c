@@ -92,6 +92,11 @@ static void rs__scheduler_schedule_at(rs__scheduler_t *s, rs_task_t *task, uint6
     rs__scheduler_insert_overflow(s, task);
 }
 
+/* Append a batch of ASAP tasks, already in FIFO order and marked ASAP, in O(1). */
+static void rs__scheduler_splice_asap(rs__scheduler_t *s, rs_list_t *batch) {
+    rs_list_splice_back(&s->asap, batch);
+}
+
 /* Unlink a task from whichever scheduler structure holds it. */
 static void rs__scheduler_unlink(rs__scheduler_t *s, rs_task_t *task) {
     if (task->state == RS__TASK_TIMED) {
