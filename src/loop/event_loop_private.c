@@ -131,11 +131,14 @@ static void rs__registration_dispatch(rs_event_loop_t *loop, rs__io_registration
     reg->on_event(loop, reg->handle, events, reg->user_data);
 }
 
-/* Drain a non-blocking wakeup fd (a self-pipe) until EAGAIN. */
-static void rs__drain_fd(int fd) {
-    uint8_t scratch[64];
-    while (read(fd, scratch, sizeof(scratch)) > 0) {
+/* Non-blocking and close-on-exec, for fds made without SOCK_NONBLOCK/SOCK_CLOEXEC
+ * (pipes, and sockets off Linux): shared by the poll backend and the socket layer. */
+static int rs__set_nonblocking_cloexec(int fd) {
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0 || fcntl(fd, F_SETFD, FD_CLOEXEC) != 0) {
+        return rs_result_from_errno(errno);
     }
+    return RS_OK;
 }
 
 /* Backends reach the loop's data through these, never through globals. */

@@ -26,12 +26,11 @@ typedef struct rs__poll {
 /* Initial pollfd slots, including the wakeup pipe. */
 #define RS__POLL_INITIAL_CAPACITY 16
 
-static int rs__set_nonblocking_cloexec(int fd) {
-    int flags = fcntl(fd, F_GETFL);
-    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0 || fcntl(fd, F_SETFD, FD_CLOEXEC) != 0) {
-        return rs_result_from_errno(errno);
+/* Drain a non-blocking wakeup fd (a self-pipe) until EAGAIN. */
+static void rs__drain_fd(int fd) {
+    uint8_t scratch[64];
+    while (read(fd, scratch, sizeof(scratch)) > 0) {
     }
-    return RS_OK;
 }
 
 static int rs__poll_grow(rs_event_loop_t *loop, rs__poll_t *p, size_t capacity) {

@@ -412,9 +412,11 @@ static void rs__socket_fail_writes(rs_socket_t *s, int error) {
     rs__socket_schedule_completions(s);
 }
 
-static void rs__socket_close_now(rs_socket_t *s) {
-    rs__socket_state_t previous = s->state;
-    if (previous == RS__SOCK_CLOSED) {
+/* Close the fd and end everything in flight. A pending connect completes with
+ * RS_ECANCELED, unless keep_connect: then the caller, which is failing the
+ * connect itself, reports its own error. */
+static void rs__socket_close_internal(rs_socket_t *s, bool keep_connect) {
+    if (s->state == RS__SOCK_CLOSED) {
         return;
     }
     if (s->interest) {
@@ -432,13 +434,17 @@ static void rs__socket_close_now(rs_socket_t *s) {
     }
     rs_event_loop_cancel_task(s->loop, &s->accept_retry_task);
     rs_event_loop_cancel_task(s->loop, &s->connect_timeout_task);
-    if (s->on_connect) {
+    if (s->on_connect && !keep_connect) {
         s->connect_result = RS_ECANCELED;
         if (!rs_task_is_scheduled(&s->connect_done_task)) {
             rs_event_loop_schedule_task_now(s->loop, &s->connect_done_task);
         }
     }
     rs__socket_fail_writes(s, RS_ECANCELED);
+}
+
+static void rs__socket_close_now(rs_socket_t *s) {
+    rs__socket_close_internal(s, false);
 }
 
 typedef struct rs__cross_thread_close {
@@ -803,17 +809,13 @@ static void rs__socket_connect_done_task(rs_task_t *task, void *arg, rs_task_sta
 
 static void rs__socket_connect_timeout_task(rs_task_t *task, void *arg, rs_task_status_t status) {
     rs_socket_t *s = (rs_socket_t *)arg;
-    rs_socket_on_connect_fn *on_connect;
     (void)task;
     if (status != RS_TASK_STATUS_RUN || s->state != RS__SOCK_CONNECTING) {
         return;
     }
     RS__LOG_DEBUG(RS_LS_SOCKET, "socket %p: connect timed out after %u ms", (void *)s,
                   (unsigned)s->options.connect_timeout_ms);
-    on_connect = s->on_connect;
-    s->on_connect = NULL; /* closing must not turn this into RS_ECANCELED */
-    rs__socket_close_now(s);
-    s->on_connect = on_connect;
+    rs__socket_close_internal(s, true);
     s->callback_depth++;
     rs__socket_deliver_connect(s, RS_ETIMEDOUT);
     s->callback_depth--;
@@ -823,7 +825,6 @@ static void rs__socket_connect_timeout_task(rs_task_t *task, void *arg, rs_task_
 static void rs__socket_finish_connect(rs_socket_t *s, int events) {
     int so_error = 0;
     socklen_t len = (socklen_t)sizeof(so_error);
-    rs_socket_on_connect_fn *on_connect;
     int err;
     if (getsockopt(s->io.fd, SOL_SOCKET, SO_ERROR, &so_error, &len) != 0) {
         so_error = errno;
@@ -838,10 +839,7 @@ static void rs__socket_finish_connect(rs_socket_t *s, int events) {
     if (so_error) {
         err = rs_result_from_errno(so_error);
         RS__LOG_DEBUG(RS_LS_SOCKET, "socket %p: connect failed: %s", (void *)s, rs_strerror(err));
-        on_connect = s->on_connect;
-        s->on_connect = NULL;
-        rs__socket_close_now(s);
-        s->on_connect = on_connect;
+        rs__socket_close_internal(s, true);
         rs__socket_deliver_connect(s, err);
         return;
     }
@@ -898,16 +896,14 @@ RESEAU_API int rs_socket_connect(rs_socket_t *socket, const rs_endpoint_t *remot
     if (errno != EINPROGRESS) {
         /* Refused at once (common for Unix sockets): still reported later, never inline. */
         err = rs__errno_result();
-        socket->on_connect = NULL;
-        rs__socket_close_now(socket);
-        socket->on_connect = on_connect;
+        rs__socket_close_internal(socket, true);
         rs__socket_connect_later(socket, err);
         return RS_OK;
     }
     socket->state = RS__SOCK_CONNECTING;
     err = rs__socket_update_interest(socket);
     if (err) {
-        socket->on_connect = NULL;
+        socket->on_connect = NULL; /* a call that returns an error never calls back */
         rs__socket_close_now(socket);
         return err;
     }
