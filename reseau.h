@@ -739,14 +739,20 @@ RESEAU_API int rs_event_loop_next_deadline(rs_event_loop_t *loop, uint64_t *dead
 RESEAU_API int rs_event_loop_get_fd(const rs_event_loop_t *loop, int *fd_out);
 
 /* Schedule `task` to run on the next tick. Any thread. From the loop thread it
- * goes straight to the scheduler; from others, through the cross-thread queue. */
-RESEAU_API void rs_event_loop_schedule_task_now(rs_event_loop_t *loop, rs_task_t *task);
+ * goes straight to the scheduler; from others, through the cross-thread queue.
+ * RS_OK, or: RS_EINVAL for a NULL loop or task, or a task without a function
+ * (see rs_task_init); RS_EBUSY if the task is already scheduled (on any loop)
+ * and has not started running; it is left where it is. A task scheduled onto a
+ * loop that is stopped waits for the loop to run again, or runs CANCELED, once,
+ * when the loop is destroyed. */
+RESEAU_API int rs_event_loop_schedule_task_now(rs_event_loop_t *loop, rs_task_t *task);
 /* Like _now, but always through the cross-thread queue, so tasks scheduled with
- * this call run in the order they were scheduled, across all threads. */
-RESEAU_API void rs_event_loop_schedule_task_now_serialized(rs_event_loop_t *loop, rs_task_t *task);
+ * this call run in the order they were scheduled, across all threads. Same results. */
+RESEAU_API int rs_event_loop_schedule_task_now_serialized(rs_event_loop_t *loop, rs_task_t *task);
 /* Schedule `task` to run once the loop's clock reaches run_at_ns. Any thread.
- * Tasks due at the same time run in the order they were scheduled. */
-RESEAU_API void rs_event_loop_schedule_task_future(rs_event_loop_t *loop, rs_task_t *task, uint64_t run_at_ns);
+ * Tasks due at the same time run in the order they were scheduled. Same
+ * results as _now. */
+RESEAU_API int rs_event_loop_schedule_task_future(rs_event_loop_t *loop, rs_task_t *task, uint64_t run_at_ns);
 /* Run a scheduled task now with RS_TASK_STATUS_CANCELED (O(log n)). A task that
  * is not scheduled is left alone (RS_OK). Loop thread. */
 RESEAU_API int rs_event_loop_cancel_task(rs_event_loop_t *loop, rs_task_t *task);
@@ -840,7 +846,10 @@ typedef struct rs_event_loop_group_options {
  * RS_ETHREAD, RS_ENOTSUP, ...). Any thread. */
 RESEAU_API rs_event_loop_group_t *rs_event_loop_group_new(const rs_event_loop_group_options_t *options,
                                                           int *err_out);
-/* Stop, join and destroy every loop, then free the group. Without on_shutdown
+/* Stop and join every loop, then destroy them all, then free the group. No
+ * loop is freed while another can still run: tasks that loops hand each other
+ * meanwhile, like every task still pending, run CANCELED, once, on the
+ * destroying thread. Without on_shutdown
  * it blocks, and returns RS_EDEADLK (doing nothing) when called from one of the
  * group's own loop threads. With on_shutdown it returns at once and on_shutdown
  * fires exactly once, on a helper thread; RS_ETHREAD if that thread cannot start
@@ -1048,8 +1057,16 @@ RESEAU_API int rs_socket_readv(rs_socket_t *socket, rs_byte_buf_t *bufs, size_t 
 
 /* Queue `data` for writing (stream sockets). The bytes are not copied: keep
  * them valid until on_written, which fires exactly once per write, in order.
- * Errors: RS_ENOTCONN, RS_ESHUTDOWN (write side shut), RS_ENOMEM, or the
- * error an earlier write hit (RS_EPIPE, RS_ECONNRESET). Loop thread. */
+ * Loop thread. Errors, checked in this order (on_written is not called):
+ *   RS_EINVAL        NULL socket;
+ *   RS_EWRONGTHREAD  called off the socket's loop thread;
+ *   RS_EINVAL        NULL on_written, NULL data.ptr with a non-zero length,
+ *                    or a DGRAM socket;
+ *   RS_EBADF         the socket is closed;
+ *   RS_ENOTCONN      not connected (or not yet tied to a loop);
+ *   RS_ESHUTDOWN     the write side was shut down;
+ *   RS_EPIPE, RS_ECONNRESET, ...  the error an earlier write hit;
+ *   RS_ENOMEM        no memory for the request. */
 RESEAU_API int rs_socket_write(rs_socket_t *socket, rs_byte_cursor_t data, rs_socket_on_write_fn *on_written,
                                void *user_data);
 /* Bytes queued by rs_socket_write and not yet handed to the kernel. */
@@ -1120,7 +1137,8 @@ RESEAU_API int rs_pipe_subscribe_to_readable_events(rs_pipe_read_end_t *read_end
 RESEAU_API int rs_pipe_read(rs_pipe_read_end_t *read_end, rs_byte_buf_t *buf, size_t *amount_read);
 RESEAU_API void rs_pipe_read_end_destroy(rs_pipe_read_end_t *read_end);
 
-/* Write-loop thread: the bytes must stay valid until on_written. */
+/* Write-loop thread: the bytes must stay valid until on_written. Same results,
+ * in the same order, as rs_socket_write; RS_EPIPE once the read end is gone. */
 RESEAU_API int rs_pipe_write(rs_pipe_write_end_t *write_end, rs_byte_cursor_t data, rs_pipe_on_write_fn *on_written,
                              void *user_data);
 RESEAU_API void rs_pipe_write_end_destroy(rs_pipe_write_end_t *write_end);
@@ -1149,7 +1167,13 @@ RESEAU_API void rs_pipe_write_end_destroy(rs_pipe_write_end_t *write_end);
  * right, then the write direction right to left; each handler reports with
  * rs_channel_slot_on_handler_shutdown_complete. Then pending channel tasks are
  * canceled and on_shutdown_completed fires, once. A graceful shutdown lets
- * handlers flush queued writes; an abortive one does not. Repeats are ignored.
+ * handlers flush queued writes; an abortive one does not. An abortive request
+ * made while a graceful shutdown is in progress upgrades it: the handler now
+ * shutting down is called again with abort_immediately set, and every later
+ * one gets it too. Other repeats are ignored. The error reported to
+ * on_shutdown_completed is the first non-OK one: the shutdown's own, or a
+ * handler's (the socket handler reports RS_ECANCELED, or the socket's error,
+ * when writes it had accepted were not delivered).
  *
  * Threads: every function here runs on the channel's loop thread, except
  * rs_channel_shutdown, rs_channel_schedule_task_now/future (any thread),
@@ -1174,7 +1198,10 @@ typedef enum rs_io_message_type {
 } rs_io_message_type_t;
 
 /* A write reached the bottom of the pipeline (RS_OK: handed to the kernel) or
- * failed (RS_ECANCELED on abortive shutdown, or the socket's error). Exactly once. */
+ * failed (RS_ECANCELED on abortive shutdown, or the socket's error). Exactly once.
+ * `channel` (and message->owning_channel) is NULL when the completion comes
+ * after the handler that queued the write was destroyed (by rs_channel_destroy,
+ * or by removing or replacing its slot): the channel's memory may be gone. */
 typedef void rs_io_message_on_completion_fn(rs_channel_t *channel, rs_io_message_t *message, int error,
                                             void *user_data);
 
@@ -1215,7 +1242,10 @@ typedef struct rs_channel_handler_vtable {
     /* The slot to the right can take `size` more bytes. */
     int (*increment_read_window)(rs_channel_handler_t *handler, rs_channel_slot_t *slot, size_t size);
     /* Shut one direction down, then call rs_channel_slot_on_handler_shutdown_complete
-     * (now or later). abort_immediately: drop queued work instead of flushing it. */
+     * (now or later). abort_immediately: drop queued work instead of flushing it.
+     * While a graceful shutdown of a direction is pending (not yet completed),
+     * this may be called again for the same direction with abort_immediately
+     * set, when the shutdown is upgraded: stop flushing and complete once. */
     int (*shutdown)(rs_channel_handler_t *handler, rs_channel_slot_t *slot, rs_channel_direction_t dir, int error_code,
                     bool abort_immediately);
     size_t (*initial_window_size)(rs_channel_handler_t *handler);
@@ -1251,6 +1281,10 @@ typedef struct rs_channel_options {
     size_t write_high_water_mark;                         /* bytes (default: 0, meaning 1 MiB) */
     size_t write_low_water_mark;                          /* bytes (default: 0, meaning high / 4) */
     rs_channel_on_writability_changed_fn *on_writability_changed; /* (default: NULL) */
+    /* A graceful shutdown that has not finished after this long turns abortive,
+     * with RS_ETIMEDOUT unless it already had an error: for peers that stop
+     * reading. (default: 0, wait as long as the peer takes) */
+    uint32_t graceful_shutdown_timeout_ms;
 } rs_channel_options_t;
 
 /* Create a channel on options->loop. on_setup_completed fires later on the
@@ -1260,9 +1294,11 @@ RESEAU_API rs_channel_t *rs_channel_new(const rs_channel_options_t *options, int
  * hold is released; before that, the destroy is deferred. Any thread. */
 RESEAU_API void rs_channel_destroy(rs_channel_t *channel);
 /* Start shutting down with `error_code` (RS_OK for a normal close). Any thread;
- * repeats are ignored. */
+ * repeats are ignored. RS_OK, or RS_EINVAL for a NULL channel. */
 RESEAU_API int rs_channel_shutdown(rs_channel_t *channel, int error_code);
-/* Like rs_channel_shutdown, but handlers drop queued writes instead of flushing. */
+/* Like rs_channel_shutdown, but handlers drop queued writes instead of flushing.
+ * After a graceful request it upgrades the shutdown in progress (once); its
+ * error_code is used if the shutdown had none. RS_OK, or RS_EINVAL for NULL. */
 RESEAU_API int rs_channel_shutdown_abortively(rs_channel_t *channel, int error_code);
 /* Holds keep the memory alive across rs_channel_destroy. Any thread. */
 RESEAU_API void rs_channel_acquire_hold(rs_channel_t *channel);
@@ -1274,7 +1310,9 @@ RESEAU_API rs_channel_slot_t *rs_channel_get_first_slot(const rs_channel_t *chan
 RESEAU_API bool rs_channel_is_writable(const rs_channel_t *channel);
 
 /* Channel tasks: canceled (run with CANCELED) at shutdown; scheduled after
- * shutdown, they run as CANCELED at once (still asynchronously). */
+ * shutdown, they run as CANCELED at once (still asynchronously), and the
+ * channel's memory stays valid until they have run, even across
+ * rs_channel_destroy. */
 typedef struct rs_channel_task rs_channel_task_t;
 typedef void rs_channel_task_fn(rs_channel_task_t *task, void *arg, rs_task_status_t status);
 struct rs_channel_task {
@@ -1287,9 +1325,11 @@ struct rs_channel_task {
     const char *type_tag;
 };
 RESEAU_API void rs_channel_task_init(rs_channel_task_t *task, rs_channel_task_fn *fn, void *arg, const char *type_tag);
-/* Any thread. */
-RESEAU_API void rs_channel_schedule_task_now(rs_channel_t *channel, rs_channel_task_t *task);
-RESEAU_API void rs_channel_schedule_task_future(rs_channel_t *channel, rs_channel_task_t *task, uint64_t run_at_ns);
+/* Any thread. RS_OK, or: RS_EINVAL for a NULL channel or task, or a task not
+ * initialised with rs_channel_task_init; RS_EBUSY if the task is already
+ * scheduled and has not started running (it is left where it is). */
+RESEAU_API int rs_channel_schedule_task_now(rs_channel_t *channel, rs_channel_task_t *task);
+RESEAU_API int rs_channel_schedule_task_future(rs_channel_t *channel, rs_channel_task_t *task, uint64_t run_at_ns);
 
 /* Messages from the loop's pool: capacity min(size_hint, RS_MAX_FRAGMENT_SIZE +
  * the overhead of the handlers below `slot`... callers usually pass the fragment size).
@@ -2659,6 +2699,9 @@ typedef struct rs__local_object {
     void *user_data;
 } rs__local_object_t;
 
+/* While a wake is lost, the loop blocks at most this long between checks of its queue. */
+#define RS__LOST_WAKE_POLL_MS 10
+
 /* Length of the window over which busy time is summed into the load factor. */
 #define RS__LOAD_FACTOR_WINDOW_NS RS_NS_PER_SEC
 
@@ -2674,6 +2717,7 @@ struct rs_event_loop {
      * through task->node.next) that the loop takes whole and reverses. A
      * mutex-protected list was measured slower (tools/bench async_queue). */
     void *xq_head;
+    int wake_lost; /* atomic: a wake failed; pushes wake again until one succeeds */
 
     /* Thread ownership (rs_thread_id_t, atomic) and the loop's own thread. */
     uintptr_t owner;
@@ -3308,11 +3352,28 @@ RESEAU_API uint64_t rs_event_loop_now_ns(const rs_event_loop_t *loop) {
 
 /* ---- cross-thread queue ---- */
 
+/* Attempts per wake before it counts as lost: EINTR, and transient errors,
+ * usually pass on a retry. */
+#define RS__WAKE_ATTEMPTS 8
+
+/* A wake the OS keeps refusing is remembered in wake_lost: every later push
+ * wakes again (not only the empty -> non-empty one) until a wake gets through,
+ * and the loop checks its queue before each wait, so one lost wake delays its
+ * task only until the loop's next wakeup and never stalls later tasks. */
 static void rs__event_loop_wake(rs_event_loop_t *loop) {
+    int attempt;
     rs__atomic_add_u64(&loop->stats.wakeups_sent, 1);
-    if (!loop->backend->wake(loop)) {
-        RS__LOG_ERROR(RS_LS_EVENT_LOOP, "cannot wake the loop: %s (errno %d)", strerror(errno), errno);
+    for (attempt = 0; attempt < RS__WAKE_ATTEMPTS; ++attempt) {
+        if (loop->backend->wake(loop)) {
+            if (rs__atomic_load_int(&loop->wake_lost)) {
+                rs__atomic_store_int(&loop->wake_lost, 0);
+            }
+            return;
+        }
     }
+    rs__atomic_store_int(&loop->wake_lost, 1);
+    RS__LOG_ERROR(RS_LS_EVENT_LOOP, "cannot wake the loop: %s (errno %d); the next schedule retries",
+                  strerror(errno), errno);
 }
 
 static rs_task_t *rs__xq_next(const rs_task_t *task) {
@@ -3320,16 +3381,16 @@ static rs_task_t *rs__xq_next(const rs_task_t *task) {
 }
 
 /* Producers wake the loop only when the queue goes from empty to non-empty:
- * a non-empty queue means a wakeup is already on its way. The order of
- * successful pushes is one global order, so FIFO holds across producers. */
+ * a non-empty queue means a wakeup is already on its way (unless one was
+ * lost). The order of successful pushes is one global order, so FIFO holds
+ * across producers. The caller has already marked the task RS__TASK_XQUEUE. */
 static void rs__event_loop_xq_push(rs_event_loop_t *loop, rs_task_t *task) {
     void *head = rs__atomic_load_ptr(&loop->xq_head);
-    task->state = RS__TASK_XQUEUE;
     task->node.prev = NULL;
     do {
         task->node.next = head ? &((rs_task_t *)head)->node : NULL;
     } while (!rs__atomic_cas_ptr_weak(&loop->xq_head, &head, task));
-    if (!head) {
+    if (!head || rs__atomic_load_int(&loop->wake_lost)) {
         rs__event_loop_wake(loop);
     }
 }
@@ -3368,28 +3429,60 @@ static void rs__event_loop_xq_drain(rs_event_loop_t *loop) {
     rs__atomic_add_u64(&loop->stats.xthread_tasks, count);
 }
 
-RESEAU_API void rs_event_loop_schedule_task_now(rs_event_loop_t *loop, rs_task_t *task) {
-    if (rs_event_loop_is_on_loop_thread(loop)) {
-        rs__scheduler_schedule_now(&loop->scheduler, task);
-        return;
+/* A task may be in one place at a time: scheduling it again before it ran
+ * would corrupt the queue it is in. Off the loop thread, the claim is a CAS, so
+ * two threads racing to schedule one task cannot both win. */
+static int rs__task_claim(rs_event_loop_t *loop, rs_task_t *task, bool cross_thread, const char *function) {
+    if (!loop || !task || !task->fn) {
+        return RS_EINVAL;
     }
-    task->run_at_ns = 0;
-    rs__event_loop_xq_push(loop, task);
+    if (cross_thread ? rs__atomic_cas_int(&task->state, RS__TASK_IDLE, RS__TASK_XQUEUE)
+                     : task->state == RS__TASK_IDLE) {
+        return RS_OK;
+    }
+    RS__LOG_ERROR(RS_LS_TASK, "%s: task '%s' is already scheduled", function, task->type_tag);
+    return RS_EBUSY;
 }
 
-RESEAU_API void rs_event_loop_schedule_task_now_serialized(rs_event_loop_t *loop, rs_task_t *task) {
-    task->run_at_ns = 0;
-    rs__event_loop_xq_push(loop, task);
-}
-
-RESEAU_API void rs_event_loop_schedule_task_future(rs_event_loop_t *loop, rs_task_t *task, uint64_t run_at_ns) {
-    if (rs_event_loop_is_on_loop_thread(loop)) {
-        rs__scheduler_schedule_at(&loop->scheduler, task, run_at_ns);
-        return;
+/* Cross-thread: through the queue, with run_at_ns 0 meaning "now". */
+static int rs__schedule_cross_thread(rs_event_loop_t *loop, rs_task_t *task, uint64_t run_at_ns,
+                                     const char *function) {
+    int err = rs__task_claim(loop, task, true, function);
+    if (err) {
+        return err;
     }
-    /* run_at_ns 0 marks "now" in the queue; time 0 has passed on any clock anyway. */
     task->run_at_ns = run_at_ns;
     rs__event_loop_xq_push(loop, task);
+    return RS_OK;
+}
+
+RESEAU_API int rs_event_loop_schedule_task_now(rs_event_loop_t *loop, rs_task_t *task) {
+    int err;
+    if (!loop || !rs_event_loop_is_on_loop_thread(loop)) {
+        return rs__schedule_cross_thread(loop, task, 0, "rs_event_loop_schedule_task_now");
+    }
+    err = rs__task_claim(loop, task, false, "rs_event_loop_schedule_task_now");
+    if (!err) {
+        rs__scheduler_schedule_now(&loop->scheduler, task);
+    }
+    return err;
+}
+
+RESEAU_API int rs_event_loop_schedule_task_now_serialized(rs_event_loop_t *loop, rs_task_t *task) {
+    return rs__schedule_cross_thread(loop, task, 0, "rs_event_loop_schedule_task_now_serialized");
+}
+
+RESEAU_API int rs_event_loop_schedule_task_future(rs_event_loop_t *loop, rs_task_t *task, uint64_t run_at_ns) {
+    int err;
+    if (!loop || !rs_event_loop_is_on_loop_thread(loop)) {
+        /* run_at_ns 0 marks "now" in the queue; time 0 has passed on any clock anyway. */
+        return rs__schedule_cross_thread(loop, task, run_at_ns, "rs_event_loop_schedule_task_future");
+    }
+    err = rs__task_claim(loop, task, false, "rs_event_loop_schedule_task_future");
+    if (!err) {
+        rs__scheduler_schedule_at(&loop->scheduler, task, run_at_ns);
+    }
+    return err;
 }
 
 RESEAU_API int rs_event_loop_cancel_task(rs_event_loop_t *loop, rs_task_t *task) {
@@ -3432,6 +3525,8 @@ RESEAU_API void rs_event_loop_signal_send(rs_event_loop_signal_t *signal) {
     if (rs__atomic_load_int(&signal->pending) || rs__atomic_exchange_int(&signal->pending, 1)) {
         return; /* already on its way */
     }
+    /* `pending` makes this the only sender, and the task is idle once fn has started. */
+    rs__atomic_store_int(&signal->task.state, RS__TASK_XQUEUE);
     signal->task.run_at_ns = 0;
     rs__event_loop_xq_push(signal->loop, &signal->task);
 }
@@ -3454,6 +3549,12 @@ static int rs__event_loop_wait_timeout(rs_event_loop_t *loop, int timeout_ms) {
     uint64_t next_ns;
     uint64_t now_ns;
     uint64_t wait_ms;
+    if (!rs__event_loop_xq_empty(loop)) {
+        return 0; /* queued before we got here: its wake may be the one that was lost */
+    }
+    if (rs__atomic_load_int(&loop->wake_lost) && (timeout_ms < 0 || timeout_ms > RS__LOST_WAKE_POLL_MS)) {
+        timeout_ms = RS__LOST_WAKE_POLL_MS;
+    }
     if (!rs__scheduler_has_tasks(&loop->scheduler, &next_ns)) {
         return timeout_ms < 0 ? -1 : timeout_ms;
     }
@@ -3488,6 +3589,10 @@ static void rs__event_loop_tick(rs_event_loop_t *loop, int timeout_ms) {
     loop->backend->wait(loop, rs__event_loop_wait_timeout(loop, timeout_ms));
     busy_start_ns = rs_clock_now_ns();
     loop->backend->dispatch(loop);
+    if (rs__atomic_load_int(&loop->wake_lost)) {
+        /* Cleared before draining: a wake lost after this point sets it again. */
+        rs__atomic_store_int(&loop->wake_lost, 0);
+    }
     rs__event_loop_xq_drain(loop);
     rs__scheduler_run_due(&loop->scheduler, rs_event_loop_now_ns(loop));
     rs__atomic_store_u64(&loop->stats.tasks_run, loop->scheduler.tasks_run);
@@ -3767,12 +3872,14 @@ RESEAU_API void rs_event_loop_get_stats(const rs_event_loop_t *loop, rs_event_lo
 }
 
 /* Cancel every task, including those queued cross-thread and those that
- * canceled tasks schedule while being canceled. */
-static void rs__event_loop_cancel_everything(rs_event_loop_t *loop) {
+ * canceled tasks schedule while being canceled. Returns whether any task ran. */
+static bool rs__event_loop_cancel_everything(rs_event_loop_t *loop) {
+    uint64_t before = loop->scheduler.tasks_run;
     do {
         rs__event_loop_xq_drain(loop);
         rs__scheduler_cancel_all(&loop->scheduler);
     } while (!rs__event_loop_xq_empty(loop));
+    return loop->scheduler.tasks_run != before;
 }
 
 static void rs__event_loop_release_locals(rs_event_loop_t *loop) {
@@ -3797,30 +3904,53 @@ static void rs__event_loop_sweep_registrations(rs_event_loop_t *loop) {
     }
 }
 
-RESEAU_API void rs_event_loop_destroy(rs_event_loop_t *loop) {
-    rs_allocator_t allocator;
-    if (!loop) {
-        return;
-    }
+/* Destroy, step 1: stop and join the loop's own thread; the calling thread
+ * becomes the loop thread. False (nothing done) on the loop's own thread. */
+static bool rs__event_loop_halt(rs_event_loop_t *loop) {
     if (rs__atomic_load_int(&loop->thread_running)) {
         if (rs_event_loop_is_on_loop_thread(loop)) {
             RS__LOG_ERROR(RS_LS_EVENT_LOOP, "rs_event_loop_destroy called on the loop's own thread; ignored");
             RESEAU_ASSERT(!"rs_event_loop_destroy on the loop's own thread");
-            return;
+            return false;
         }
         rs_event_loop_stop(loop);
         rs_event_loop_wait(loop);
     }
     rs__atomic_store_uptr(&loop->owner, rs_thread_current_id());
-    rs__event_loop_cancel_everything(loop);
-    rs__event_loop_release_locals(loop);
-    rs__event_loop_cancel_everything(loop);
+    return true;
+}
+
+/* Destroy, step 2: run what is left, CANCELED, until quiet. Tasks may land on
+ * other halted loops meanwhile, so a group repeats this over all of its loops
+ * until none had work; only then is any loop freed. */
+static bool rs__event_loop_drain_canceled(rs_event_loop_t *loop) {
+    bool ran = rs__event_loop_cancel_everything(loop);
+    if (loop->local_count) {
+        rs__event_loop_release_locals(loop);
+        rs__event_loop_cancel_everything(loop);
+        ran = true;
+    }
+    return ran;
+}
+
+/* Destroy, step 3: release the OS resources and the memory. */
+static void rs__event_loop_free(rs_event_loop_t *loop) {
+    rs_allocator_t allocator = loop->allocator;
+    rs__event_loop_release_locals(loop); /* frees the (now empty) array */
     rs__event_loop_sweep_registrations(loop);
     /* Sweeping retires nothing into the scheduler, so only the heap is left to free. */
     rs__scheduler_cleanup(&loop->scheduler);
     loop->backend->cleanup(loop);
-    allocator = loop->allocator;
     rs_mem_free(&allocator, loop);
+}
+
+RESEAU_API void rs_event_loop_destroy(rs_event_loop_t *loop) {
+    if (!loop || !rs__event_loop_halt(loop)) {
+        return;
+    }
+    while (rs__event_loop_drain_canceled(loop)) {
+    }
+    rs__event_loop_free(loop);
 }
 /* <<event_loop.c -- End file: src/loop/event_loop.c */
 /* >>group.c -- Begin file: src/loop/group.c */
@@ -3844,16 +3974,36 @@ struct rs_event_loop_group {
 /* Longest thread name prefix kept, leaving room for "-<index>". */
 #define RS__GROUP_NAME_PREFIX_MAX 9
 
+/* Every loop is stopped and joined before any is destroyed: until then a
+ * running loop may still schedule onto another. Tasks left on a stopped loop,
+ * or scheduled onto it by a neighbour's last tick or by canceled tasks, run
+ * CANCELED, once, before any loop's memory goes. */
 static void rs__group_stop_and_free(rs_event_loop_group_t *group) {
     rs_allocator_t allocator = group->allocator;
     size_t i;
+    bool ran;
     for (i = 0; i < group->loop_count; ++i) {
         if (group->loops[i]) {
             rs_event_loop_stop(group->loops[i]);
         }
     }
     for (i = 0; i < group->loop_count; ++i) {
-        rs_event_loop_destroy(group->loops[i]);
+        if (group->loops[i]) {
+            rs__event_loop_halt(group->loops[i]);
+        }
+    }
+    do {
+        ran = false;
+        for (i = 0; i < group->loop_count; ++i) {
+            if (group->loops[i] && rs__event_loop_drain_canceled(group->loops[i])) {
+                ran = true;
+            }
+        }
+    } while (ran);
+    for (i = 0; i < group->loop_count; ++i) {
+        if (group->loops[i]) {
+            rs__event_loop_free(group->loops[i]);
+        }
     }
     rs_mem_free(&allocator, group->loops);
     rs_condvar_cleanup(&group->launch_cond);
@@ -5926,11 +6076,11 @@ static void rs__socket_flush(rs_socket_t *s) {
 static int rs__socket_write(rs_socket_t *s, rs_byte_cursor_t data, rs__write_cb_t cb) {
     rs__write_req_t *req;
     bool was_idle;
-    int err = rs__socket_check_thread(s, "rs_socket_write");
+    int err = rs__socket_check_thread(s, "rs_socket_write"); /* first: misuse off-thread says so */
     if (err) {
         return err;
     }
-    if (s->options.type != RS_SOCKET_STREAM) {
+    if ((!cb.socket_fn && !cb.pipe_fn) || (!data.ptr && data.len) || s->options.type != RS_SOCKET_STREAM) {
         return RS_EINVAL;
     }
     if (s->state != RS__SOCK_CONNECTED || !s->loop) {
@@ -5968,7 +6118,7 @@ static int rs__socket_write(rs_socket_t *s, rs_byte_cursor_t data, rs__write_cb_
 RESEAU_API int rs_socket_write(rs_socket_t *socket, rs_byte_cursor_t data, rs_socket_on_write_fn *on_written,
                                void *user_data) {
     rs__write_cb_t cb;
-    if (!socket || !on_written) {
+    if (!socket) {
         return RS_EINVAL;
     }
     cb.socket_fn = on_written;
@@ -6348,7 +6498,7 @@ RESEAU_API void rs_pipe_read_end_destroy(rs_pipe_read_end_t *read_end) {
 RESEAU_API int rs_pipe_write(rs_pipe_write_end_t *write_end, rs_byte_cursor_t data, rs_pipe_on_write_fn *on_written,
                              void *user_data) {
     rs__write_cb_t cb;
-    if (!write_end || !on_written) {
+    if (!write_end) {
         return RS_EINVAL;
     }
     cb.socket_fn = NULL;
@@ -6503,8 +6653,15 @@ struct rs_channel {
 
     int shutdown_requested; /* atomic: the first rs_channel_shutdown wins */
     int shutdown_error;
-    bool shutdown_abort;
+    int shutdown_abort;     /* atomic: only ever set to 1 (an abortive request upgrades a graceful one) */
+    int abort_requested;    /* atomic: an abortive request came after the first request */
+    int abort_error;        /* atomic: its error code */
+    uint32_t graceful_timeout_ms;
+    rs_channel_slot_t *shutdown_slot; /* whose handler is shutting down now (NULL between handlers) */
+    rs_channel_direction_t shutdown_dir;
     rs_task_t shutdown_task;
+    rs_task_t abort_task;
+    rs_task_t graceful_timeout_task;
     rs_task_t shutdown_complete_task;
 
     rs_list_t pending_tasks; /* channel tasks scheduled from the loop thread */
@@ -6558,6 +6715,8 @@ static void rs__channel_setup_task(rs_task_t *task, void *arg, rs_task_status_t 
 static void rs__channel_shutdown_task(rs_task_t *task, void *arg, rs_task_status_t status);
 static void rs__channel_shutdown_complete_task(rs_task_t *task, void *arg, rs_task_status_t status);
 static void rs__channel_destroy_task(rs_task_t *task, void *arg, rs_task_status_t status);
+static void rs__channel_abort_task(rs_task_t *task, void *arg, rs_task_status_t status);
+static void rs__channel_graceful_timeout_task(rs_task_t *task, void *arg, rs_task_status_t status);
 static void rs__channel_window_update_task(rs_channel_task_t *task, void *arg, rs_task_status_t status);
 
 /* The one place rs_channel_options_t defaults are applied. */
@@ -6568,6 +6727,7 @@ static void rs__channel_apply_options(rs_channel_t *channel, const rs_channel_op
     channel->on_writability_changed = o->on_writability_changed;
     channel->user_data = o->user_data;
     channel->back_pressure = o->enable_read_back_pressure;
+    channel->graceful_timeout_ms = o->graceful_shutdown_timeout_ms;
     channel->write_high_water = o->write_high_water_mark ? o->write_high_water_mark : RS__DEFAULT_WRITE_HIGH_WATER;
     channel->write_low_water = o->write_low_water_mark ? o->write_low_water_mark : channel->write_high_water / 4;
     if (channel->write_low_water > channel->write_high_water) {
@@ -6598,6 +6758,9 @@ RESEAU_API rs_channel_t *rs_channel_new(const rs_channel_options_t *options, int
     rs_task_init(&channel->shutdown_complete_task, rs__channel_shutdown_complete_task, channel,
                  "channel_shutdown_complete");
     rs_task_init(&channel->destroy_task, rs__channel_destroy_task, channel, "channel_destroy");
+    rs_task_init(&channel->abort_task, rs__channel_abort_task, channel, "channel_shutdown_abort");
+    rs_task_init(&channel->graceful_timeout_task, rs__channel_graceful_timeout_task, channel,
+                 "channel_graceful_shutdown_timeout");
     rs_channel_task_init(&channel->window_update_task, rs__channel_window_update_task, channel,
                          "channel_window_update");
     rs_event_loop_schedule_task_now(channel->loop, &channel->setup_task);
@@ -6640,15 +6803,29 @@ static void rs__channel_task_run(rs_task_t *wrapper, void *arg, rs_task_status_t
     task->fn(task, task->arg, status);
 }
 
+/* A task scheduled after shutdown is not tracked (nothing would cancel it), so
+ * it holds the channel until it has run, CANCELED: rs_channel_destroy in
+ * between defers the free instead of leaving the task a dangling channel. */
+static void rs__channel_task_run_late(rs_task_t *wrapper, void *arg, rs_task_status_t status) {
+    rs_channel_task_t *task = (rs_channel_task_t *)arg;
+    rs_channel_t *channel = task->channel;
+    (void)wrapper;
+    (void)status;
+    task->fn(task, task->arg, RS_TASK_STATUS_CANCELED);
+    rs_channel_release_hold(channel);
+}
+
 /* On the loop thread: track the task so shutdown can cancel it. */
 static void rs__channel_task_schedule_local(rs_channel_t *channel, rs_channel_task_t *task, uint64_t run_at_ns) {
     task->channel = channel;
-    rs_task_init(&task->wrapper, rs__channel_task_run, task, task->type_tag);
     if (channel->state == RS__CHANNEL_SHUT_DOWN) {
         /* Too late to run: canceled, but still never inline. */
+        rs_task_init(&task->wrapper, rs__channel_task_run_late, task, task->type_tag);
+        rs_channel_acquire_hold(channel);
         rs_event_loop_schedule_task_now(channel->loop, &task->wrapper);
         return;
     }
+    rs_task_init(&task->wrapper, rs__channel_task_run, task, task->type_tag);
     rs_list_push_back(&channel->pending_tasks, &task->node);
     if (run_at_ns) {
         rs_event_loop_schedule_task_future(channel->loop, &task->wrapper, run_at_ns);
@@ -6670,24 +6847,34 @@ static void rs__channel_task_hop(rs_task_t *wrapper, void *arg, rs_task_status_t
     rs_channel_release_hold(channel);
 }
 
-static void rs__channel_schedule(rs_channel_t *channel, rs_channel_task_t *task, uint64_t run_at_ns) {
+static int rs__channel_schedule(rs_channel_t *channel, rs_channel_task_t *task, uint64_t run_at_ns,
+                                const char *function) {
+    if (!channel || !task || !task->fn) {
+        return RS_EINVAL;
+    }
+    /* The wrapper is re-initialised below: refuse before clobbering a scheduled one. */
+    if (rs_task_is_scheduled(&task->wrapper)) {
+        RS__LOG_ERROR(RS_LS_CHANNEL, "%s: channel task '%s' is already scheduled", function, task->type_tag);
+        return RS_EBUSY;
+    }
     if (rs_event_loop_is_on_loop_thread(channel->loop)) {
         rs__channel_task_schedule_local(channel, task, run_at_ns);
-        return;
+        return RS_OK;
     }
     rs_channel_acquire_hold(channel);
     task->channel = channel;
     rs_task_init(&task->wrapper, rs__channel_task_hop, task, task->type_tag);
     task->run_at_ns = run_at_ns; /* the hop itself runs now */
     rs_event_loop_schedule_task_now(channel->loop, &task->wrapper);
+    return RS_OK;
 }
 
-RESEAU_API void rs_channel_schedule_task_now(rs_channel_t *channel, rs_channel_task_t *task) {
-    rs__channel_schedule(channel, task, 0);
+RESEAU_API int rs_channel_schedule_task_now(rs_channel_t *channel, rs_channel_task_t *task) {
+    return rs__channel_schedule(channel, task, 0, "rs_channel_schedule_task_now");
 }
 
-RESEAU_API void rs_channel_schedule_task_future(rs_channel_t *channel, rs_channel_task_t *task, uint64_t run_at_ns) {
-    rs__channel_schedule(channel, task, run_at_ns ? run_at_ns : 1);
+RESEAU_API int rs_channel_schedule_task_future(rs_channel_t *channel, rs_channel_task_t *task, uint64_t run_at_ns) {
+    return rs__channel_schedule(channel, task, run_at_ns ? run_at_ns : 1, "rs_channel_schedule_task_future");
 }
 
 static void rs__channel_cancel_pending_tasks(rs_channel_t *channel) {
@@ -7004,13 +7191,30 @@ RESEAU_API void rs_channel_slot_add_pending_write_bytes(rs_channel_slot_t *slot,
 
 /* ---- shutdown ---- */
 
+static bool rs__channel_aborting(rs_channel_t *channel) {
+    return rs__atomic_load_int(&channel->shutdown_abort) != 0;
+}
+
+/* The first request starts the shutdown; a later abortive one upgrades it
+ * (a graceful shutdown stalled on a peer that does not read can be cut short).
+ * Other repeats are ignored. Any thread. */
 static int rs__channel_request_shutdown(rs_channel_t *channel, int error_code, bool abort_immediately) {
-    if (!rs__atomic_cas_int(&channel->shutdown_requested, 0, 1)) {
-        return RS_OK; /* a shutdown is already on its way */
+    if (!channel) {
+        return RS_EINVAL;
     }
-    channel->shutdown_error = error_code;
-    channel->shutdown_abort = abort_immediately;
-    rs_event_loop_schedule_task_now(channel->loop, &channel->shutdown_task);
+    if (rs__atomic_cas_int(&channel->shutdown_requested, 0, 1)) {
+        channel->shutdown_error = error_code;
+        if (abort_immediately) {
+            rs__atomic_store_int(&channel->shutdown_abort, 1); /* never stored back to 0: see abort_task */
+        }
+        rs_event_loop_schedule_task_now(channel->loop, &channel->shutdown_task);
+        return RS_OK;
+    }
+    if (abort_immediately && rs__atomic_cas_int(&channel->abort_requested, 0, 1)) {
+        rs__atomic_store_int(&channel->abort_error, error_code);
+        rs_channel_acquire_hold(channel); /* released by the abort task */
+        rs_event_loop_schedule_task_now(channel->loop, &channel->abort_task);
+    }
     return RS_OK;
 }
 
@@ -7020,6 +7224,43 @@ RESEAU_API int rs_channel_shutdown(rs_channel_t *channel, int error_code) {
 
 RESEAU_API int rs_channel_shutdown_abortively(rs_channel_t *channel, int error_code) {
     return rs__channel_request_shutdown(channel, error_code, true);
+}
+
+/* Turn the shutdown in progress abortive: the handler now shutting down is
+ * asked again, with abort_immediately, and every later one gets it too. Before
+ * the shutdown task has run, the flag alone is enough. Loop thread. */
+static void rs__channel_escalate_shutdown(rs_channel_t *channel, int error_code) {
+    rs_channel_slot_t *slot = channel->shutdown_slot;
+    rs__atomic_store_int(&channel->shutdown_abort, 1);
+    if (channel->state != RS__CHANNEL_SHUTTING_DOWN) {
+        return; /* not started yet (the shutdown task reads the flag), or already done */
+    }
+    if (!channel->shutdown_error) {
+        channel->shutdown_error = error_code;
+    }
+    if (slot && slot->handler && slot->handler->vtable->shutdown) {
+        RS__LOG_DEBUG(RS_LS_CHANNEL, "channel %p: graceful shutdown made abortive (%s)", (void *)channel,
+                      rs_err_name(error_code));
+        slot->handler->vtable->shutdown(slot->handler, slot, channel->shutdown_dir, channel->shutdown_error, true);
+    }
+}
+
+static void rs__channel_abort_task(rs_task_t *task, void *arg, rs_task_status_t status) {
+    rs_channel_t *channel = (rs_channel_t *)arg;
+    (void)task;
+    (void)status; /* canceled means the loop is going away: abort all the same */
+    rs__channel_escalate_shutdown(channel, rs__atomic_load_int(&channel->abort_error));
+    rs_channel_release_hold(channel);
+}
+
+static void rs__channel_graceful_timeout_task(rs_task_t *task, void *arg, rs_task_status_t status) {
+    rs_channel_t *channel = (rs_channel_t *)arg;
+    (void)task;
+    if (status == RS_TASK_STATUS_RUN) {
+        RS__LOG_DEBUG(RS_LS_CHANNEL, "channel %p: graceful shutdown timed out after %u ms", (void *)channel,
+                      (unsigned)channel->graceful_timeout_ms);
+        rs__channel_escalate_shutdown(channel, RS_ETIMEDOUT);
+    }
 }
 
 /* The first slot, at or right of `slot`, that has a handler. */
@@ -7045,12 +7286,15 @@ static void rs__channel_finish_shutdown(rs_channel_t *channel) {
 
 static void rs__slot_shutdown(rs_channel_slot_t *slot, rs_channel_direction_t dir) {
     rs_channel_t *channel = slot->channel;
+    channel->shutdown_slot = slot;
+    channel->shutdown_dir = dir;
     if (!slot->handler->vtable->shutdown) {
         /* Nothing to flush or release: this handler's part is done at once. */
-        rs_channel_slot_on_handler_shutdown_complete(slot, dir, channel->shutdown_error, channel->shutdown_abort);
+        rs_channel_slot_on_handler_shutdown_complete(slot, dir, channel->shutdown_error,
+                                                     rs__channel_aborting(channel));
         return;
     }
-    slot->handler->vtable->shutdown(slot->handler, slot, dir, channel->shutdown_error, channel->shutdown_abort);
+    slot->handler->vtable->shutdown(slot->handler, slot, dir, channel->shutdown_error, rs__channel_aborting(channel));
 }
 
 static void rs__channel_shutdown_task(rs_task_t *task, void *arg, rs_task_status_t status) {
@@ -7062,8 +7306,16 @@ static void rs__channel_shutdown_task(rs_task_t *task, void *arg, rs_task_status
         return;
     }
     channel->state = RS__CHANNEL_SHUTTING_DOWN;
+    if (!channel->shutdown_error && rs__atomic_load_int(&channel->abort_requested)) {
+        channel->shutdown_error = rs__atomic_load_int(&channel->abort_error); /* upgraded before we started */
+    }
     RS__LOG_DEBUG(RS_LS_CHANNEL, "channel %p: shutting down (%s)", (void *)channel,
                   rs_err_name(channel->shutdown_error));
+    if (channel->graceful_timeout_ms && !rs__channel_aborting(channel)) {
+        rs_event_loop_schedule_task_future(channel->loop, &channel->graceful_timeout_task,
+                                           rs_event_loop_now_ns(channel->loop) +
+                                               (uint64_t)channel->graceful_timeout_ms * RS_NS_PER_MS);
+    }
     first = rs__slot_with_handler_rightwards(channel->first);
     if (first) {
         rs__slot_shutdown(first, RS_CHANNEL_DIR_READ);
@@ -7083,10 +7335,13 @@ RESEAU_API int rs_channel_slot_on_handler_shutdown_complete(rs_channel_slot_t *s
     if (channel->state == RS__CHANNEL_SHUT_DOWN) {
         return RS_OK;
     }
+    channel->shutdown_slot = NULL;
     if (!channel->shutdown_error && error_code) {
         channel->shutdown_error = error_code;
     }
-    channel->shutdown_abort = channel->shutdown_abort || abort_immediately;
+    if (abort_immediately) {
+        rs__atomic_store_int(&channel->shutdown_abort, 1);
+    }
     if (dir == RS_CHANNEL_DIR_READ) {
         next = rs__slot_with_handler_rightwards(slot->adj_right);
         /* At the right end, the write direction starts back from there. */
@@ -7124,6 +7379,7 @@ static void rs__channel_shutdown_complete_task(rs_task_t *task, void *arg, rs_ta
     (void)task;
     (void)status;
     channel->state = RS__CHANNEL_SHUT_DOWN;
+    rs_event_loop_cancel_task(channel->loop, &channel->graceful_timeout_task);
     rs__channel_cancel_pending_tasks(channel);
     /* The callback may destroy the channel: keep the memory until we are done. */
     rs_channel_acquire_hold(channel);
@@ -7250,6 +7506,7 @@ typedef struct rs__socket_handler {
     bool write_shutdown_pending; /* waiting for in-flight writes before closing */
     bool destroyed;              /* freed once the last in-flight write completes */
     int shutdown_error;
+    int write_error;             /* the first write that failed or was canceled: accepted data not delivered */
     uint64_t bytes_read;
     uint64_t bytes_written;
 } rs__socket_handler_t;
@@ -7263,11 +7520,18 @@ static void rs__socket_handler_free(rs__socket_handler_t *sh) {
     rs_mem_free(&allocator, sh);
 }
 
+/* The shutdown's own error, else the first lost write's: a shutdown that
+ * dropped accepted data never reports RS_OK. */
+static int rs__socket_handler_write_shutdown_error(const rs__socket_handler_t *sh) {
+    return sh->shutdown_error ? sh->shutdown_error : sh->write_error;
+}
+
 static void rs__socket_handler_finish_write_shutdown(rs__socket_handler_t *sh) {
     rs_channel_slot_t *slot = sh->handler.slot;
     sh->write_shutdown_pending = false;
     rs_socket_close(sh->socket);
-    rs_channel_slot_on_handler_shutdown_complete(slot, RS_CHANNEL_DIR_WRITE, sh->shutdown_error, false);
+    rs_channel_slot_on_handler_shutdown_complete(slot, RS_CHANNEL_DIR_WRITE, rs__socket_handler_write_shutdown_error(sh),
+                                                 false);
 }
 
 static void rs__socket_handler_on_written(rs_socket_t *socket, int error, size_t bytes_written, void *user_data) {
@@ -7277,8 +7541,15 @@ static void rs__socket_handler_on_written(rs_socket_t *socket, int error, size_t
     rs_channel_t *channel = message->owning_channel;
     (void)socket;
     sh->bytes_written += bytes_written;
-    if (!sh->destroyed) {
+    if (sh->destroyed) {
+        /* The channel may be freed already: say so rather than hand out a dangling pointer. */
+        channel = NULL;
+        message->owning_channel = NULL;
+    } else {
         rs_channel_slot_add_pending_write_bytes(sh->handler.slot, -(int64_t)message->message_data.len);
+        if (error && !sh->write_error) {
+            sh->write_error = error;
+        }
     }
     if (message->on_completion) {
         message->on_completion(channel, message, error, message->user_data);
@@ -7446,8 +7717,14 @@ static int rs__socket_handler_shutdown(rs_channel_handler_t *handler, rs_channel
         sh->write_shutdown_pending = true; /* finished by the last write completion */
         return RS_OK;
     }
+    /* Abortive, first or as an upgrade of the pending graceful shutdown. */
+    sh->write_shutdown_pending = false;
+    if (!rs_list_empty(&sh->in_flight) && !sh->write_error) {
+        sh->write_error = RS_ECANCELED; /* the queued writes are about to be canceled */
+    }
     rs_socket_close(sh->socket); /* cancels queued writes: they complete with RS_ECANCELED */
-    return rs_channel_slot_on_handler_shutdown_complete(slot, dir, error_code, abort_immediately);
+    return rs_channel_slot_on_handler_shutdown_complete(slot, dir, rs__socket_handler_write_shutdown_error(sh),
+                                                       abort_immediately);
 }
 
 static size_t rs__socket_handler_initial_window(rs_channel_handler_t *handler) {
@@ -7799,8 +8076,14 @@ static int rs__fake_shutdown(rs_channel_handler_t *handler, rs_channel_slot_t *s
     }
     fake->shutdown_error = error_code;
     fake->shutdown_abort = abort_immediately;
-    if (abort_immediately || fake->reset) {
-        rs__fake_fail_writes(fake, fake->reset ? RS_ECONNRESET : RS_ECANCELED);
+    if ((abort_immediately || fake->reset) && !rs_list_empty(&fake->write_queue)) {
+        /* Like the socket handler: dropping accepted writes is never a clean close. Also
+         * the upgrade of a pending graceful shutdown, which this call may be. */
+        int lost = fake->reset ? RS_ECONNRESET : RS_ECANCELED;
+        if (!fake->shutdown_error) {
+            fake->shutdown_error = lost;
+        }
+        rs__fake_fail_writes(fake, lost);
     }
     if (!rs_list_empty(&fake->write_queue)) {
         fake->write_shutdown_pending = true; /* graceful: a later run flushes, then finishes */

@@ -45,8 +45,15 @@ struct rs_channel {
 
     int shutdown_requested; /* atomic: the first rs_channel_shutdown wins */
     int shutdown_error;
-    bool shutdown_abort;
+    int shutdown_abort;     /* atomic: only ever set to 1 (an abortive request upgrades a graceful one) */
+    int abort_requested;    /* atomic: an abortive request came after the first request */
+    int abort_error;        /* atomic: its error code */
+    uint32_t graceful_timeout_ms;
+    rs_channel_slot_t *shutdown_slot; /* whose handler is shutting down now (NULL between handlers) */
+    rs_channel_direction_t shutdown_dir;
     rs_task_t shutdown_task;
+    rs_task_t abort_task;
+    rs_task_t graceful_timeout_task;
     rs_task_t shutdown_complete_task;
 
     rs_list_t pending_tasks; /* channel tasks scheduled from the loop thread */
@@ -100,6 +107,8 @@ static void rs__channel_setup_task(rs_task_t *task, void *arg, rs_task_status_t 
 static void rs__channel_shutdown_task(rs_task_t *task, void *arg, rs_task_status_t status);
 static void rs__channel_shutdown_complete_task(rs_task_t *task, void *arg, rs_task_status_t status);
 static void rs__channel_destroy_task(rs_task_t *task, void *arg, rs_task_status_t status);
+static void rs__channel_abort_task(rs_task_t *task, void *arg, rs_task_status_t status);
+static void rs__channel_graceful_timeout_task(rs_task_t *task, void *arg, rs_task_status_t status);
 static void rs__channel_window_update_task(rs_channel_task_t *task, void *arg, rs_task_status_t status);
 
 /* The one place rs_channel_options_t defaults are applied. */
@@ -110,6 +119,7 @@ static void rs__channel_apply_options(rs_channel_t *channel, const rs_channel_op
     channel->on_writability_changed = o->on_writability_changed;
     channel->user_data = o->user_data;
     channel->back_pressure = o->enable_read_back_pressure;
+    channel->graceful_timeout_ms = o->graceful_shutdown_timeout_ms;
     channel->write_high_water = o->write_high_water_mark ? o->write_high_water_mark : RS__DEFAULT_WRITE_HIGH_WATER;
     channel->write_low_water = o->write_low_water_mark ? o->write_low_water_mark : channel->write_high_water / 4;
     if (channel->write_low_water > channel->write_high_water) {
@@ -140,6 +150,9 @@ RESEAU_API rs_channel_t *rs_channel_new(const rs_channel_options_t *options, int
     rs_task_init(&channel->shutdown_complete_task, rs__channel_shutdown_complete_task, channel,
                  "channel_shutdown_complete");
     rs_task_init(&channel->destroy_task, rs__channel_destroy_task, channel, "channel_destroy");
+    rs_task_init(&channel->abort_task, rs__channel_abort_task, channel, "channel_shutdown_abort");
+    rs_task_init(&channel->graceful_timeout_task, rs__channel_graceful_timeout_task, channel,
+                 "channel_graceful_shutdown_timeout");
     rs_channel_task_init(&channel->window_update_task, rs__channel_window_update_task, channel,
                          "channel_window_update");
     rs_event_loop_schedule_task_now(channel->loop, &channel->setup_task);
@@ -182,15 +195,29 @@ static void rs__channel_task_run(rs_task_t *wrapper, void *arg, rs_task_status_t
     task->fn(task, task->arg, status);
 }
 
+/* A task scheduled after shutdown is not tracked (nothing would cancel it), so
+ * it holds the channel until it has run, CANCELED: rs_channel_destroy in
+ * between defers the free instead of leaving the task a dangling channel. */
+static void rs__channel_task_run_late(rs_task_t *wrapper, void *arg, rs_task_status_t status) {
+    rs_channel_task_t *task = (rs_channel_task_t *)arg;
+    rs_channel_t *channel = task->channel;
+    (void)wrapper;
+    (void)status;
+    task->fn(task, task->arg, RS_TASK_STATUS_CANCELED);
+    rs_channel_release_hold(channel);
+}
+
 /* On the loop thread: track the task so shutdown can cancel it. */
 static void rs__channel_task_schedule_local(rs_channel_t *channel, rs_channel_task_t *task, uint64_t run_at_ns) {
     task->channel = channel;
-    rs_task_init(&task->wrapper, rs__channel_task_run, task, task->type_tag);
     if (channel->state == RS__CHANNEL_SHUT_DOWN) {
         /* Too late to run: canceled, but still never inline. */
+        rs_task_init(&task->wrapper, rs__channel_task_run_late, task, task->type_tag);
+        rs_channel_acquire_hold(channel);
         rs_event_loop_schedule_task_now(channel->loop, &task->wrapper);
         return;
     }
+    rs_task_init(&task->wrapper, rs__channel_task_run, task, task->type_tag);
     rs_list_push_back(&channel->pending_tasks, &task->node);
     if (run_at_ns) {
         rs_event_loop_schedule_task_future(channel->loop, &task->wrapper, run_at_ns);
@@ -212,24 +239,34 @@ static void rs__channel_task_hop(rs_task_t *wrapper, void *arg, rs_task_status_t
     rs_channel_release_hold(channel);
 }
 
-static void rs__channel_schedule(rs_channel_t *channel, rs_channel_task_t *task, uint64_t run_at_ns) {
+static int rs__channel_schedule(rs_channel_t *channel, rs_channel_task_t *task, uint64_t run_at_ns,
+                                const char *function) {
+    if (!channel || !task || !task->fn) {
+        return RS_EINVAL;
+    }
+    /* The wrapper is re-initialised below: refuse before clobbering a scheduled one. */
+    if (rs_task_is_scheduled(&task->wrapper)) {
+        RS__LOG_ERROR(RS_LS_CHANNEL, "%s: channel task '%s' is already scheduled", function, task->type_tag);
+        return RS_EBUSY;
+    }
     if (rs_event_loop_is_on_loop_thread(channel->loop)) {
         rs__channel_task_schedule_local(channel, task, run_at_ns);
-        return;
+        return RS_OK;
     }
     rs_channel_acquire_hold(channel);
     task->channel = channel;
     rs_task_init(&task->wrapper, rs__channel_task_hop, task, task->type_tag);
     task->run_at_ns = run_at_ns; /* the hop itself runs now */
     rs_event_loop_schedule_task_now(channel->loop, &task->wrapper);
+    return RS_OK;
 }
 
-RESEAU_API void rs_channel_schedule_task_now(rs_channel_t *channel, rs_channel_task_t *task) {
-    rs__channel_schedule(channel, task, 0);
+RESEAU_API int rs_channel_schedule_task_now(rs_channel_t *channel, rs_channel_task_t *task) {
+    return rs__channel_schedule(channel, task, 0, "rs_channel_schedule_task_now");
 }
 
-RESEAU_API void rs_channel_schedule_task_future(rs_channel_t *channel, rs_channel_task_t *task, uint64_t run_at_ns) {
-    rs__channel_schedule(channel, task, run_at_ns ? run_at_ns : 1);
+RESEAU_API int rs_channel_schedule_task_future(rs_channel_t *channel, rs_channel_task_t *task, uint64_t run_at_ns) {
+    return rs__channel_schedule(channel, task, run_at_ns ? run_at_ns : 1, "rs_channel_schedule_task_future");
 }
 
 static void rs__channel_cancel_pending_tasks(rs_channel_t *channel) {
@@ -546,13 +583,30 @@ RESEAU_API void rs_channel_slot_add_pending_write_bytes(rs_channel_slot_t *slot,
 
 /* ---- shutdown ---- */
 
+static bool rs__channel_aborting(rs_channel_t *channel) {
+    return rs__atomic_load_int(&channel->shutdown_abort) != 0;
+}
+
+/* The first request starts the shutdown; a later abortive one upgrades it
+ * (a graceful shutdown stalled on a peer that does not read can be cut short).
+ * Other repeats are ignored. Any thread. */
 static int rs__channel_request_shutdown(rs_channel_t *channel, int error_code, bool abort_immediately) {
-    if (!rs__atomic_cas_int(&channel->shutdown_requested, 0, 1)) {
-        return RS_OK; /* a shutdown is already on its way */
+    if (!channel) {
+        return RS_EINVAL;
     }
-    channel->shutdown_error = error_code;
-    channel->shutdown_abort = abort_immediately;
-    rs_event_loop_schedule_task_now(channel->loop, &channel->shutdown_task);
+    if (rs__atomic_cas_int(&channel->shutdown_requested, 0, 1)) {
+        channel->shutdown_error = error_code;
+        if (abort_immediately) {
+            rs__atomic_store_int(&channel->shutdown_abort, 1); /* never stored back to 0: see abort_task */
+        }
+        rs_event_loop_schedule_task_now(channel->loop, &channel->shutdown_task);
+        return RS_OK;
+    }
+    if (abort_immediately && rs__atomic_cas_int(&channel->abort_requested, 0, 1)) {
+        rs__atomic_store_int(&channel->abort_error, error_code);
+        rs_channel_acquire_hold(channel); /* released by the abort task */
+        rs_event_loop_schedule_task_now(channel->loop, &channel->abort_task);
+    }
     return RS_OK;
 }
 
@@ -562,6 +616,43 @@ RESEAU_API int rs_channel_shutdown(rs_channel_t *channel, int error_code) {
 
 RESEAU_API int rs_channel_shutdown_abortively(rs_channel_t *channel, int error_code) {
     return rs__channel_request_shutdown(channel, error_code, true);
+}
+
+/* Turn the shutdown in progress abortive: the handler now shutting down is
+ * asked again, with abort_immediately, and every later one gets it too. Before
+ * the shutdown task has run, the flag alone is enough. Loop thread. */
+static void rs__channel_escalate_shutdown(rs_channel_t *channel, int error_code) {
+    rs_channel_slot_t *slot = channel->shutdown_slot;
+    rs__atomic_store_int(&channel->shutdown_abort, 1);
+    if (channel->state != RS__CHANNEL_SHUTTING_DOWN) {
+        return; /* not started yet (the shutdown task reads the flag), or already done */
+    }
+    if (!channel->shutdown_error) {
+        channel->shutdown_error = error_code;
+    }
+    if (slot && slot->handler && slot->handler->vtable->shutdown) {
+        RS__LOG_DEBUG(RS_LS_CHANNEL, "channel %p: graceful shutdown made abortive (%s)", (void *)channel,
+                      rs_err_name(error_code));
+        slot->handler->vtable->shutdown(slot->handler, slot, channel->shutdown_dir, channel->shutdown_error, true);
+    }
+}
+
+static void rs__channel_abort_task(rs_task_t *task, void *arg, rs_task_status_t status) {
+    rs_channel_t *channel = (rs_channel_t *)arg;
+    (void)task;
+    (void)status; /* canceled means the loop is going away: abort all the same */
+    rs__channel_escalate_shutdown(channel, rs__atomic_load_int(&channel->abort_error));
+    rs_channel_release_hold(channel);
+}
+
+static void rs__channel_graceful_timeout_task(rs_task_t *task, void *arg, rs_task_status_t status) {
+    rs_channel_t *channel = (rs_channel_t *)arg;
+    (void)task;
+    if (status == RS_TASK_STATUS_RUN) {
+        RS__LOG_DEBUG(RS_LS_CHANNEL, "channel %p: graceful shutdown timed out after %u ms", (void *)channel,
+                      (unsigned)channel->graceful_timeout_ms);
+        rs__channel_escalate_shutdown(channel, RS_ETIMEDOUT);
+    }
 }
 
 /* The first slot, at or right of `slot`, that has a handler. */
@@ -587,12 +678,15 @@ static void rs__channel_finish_shutdown(rs_channel_t *channel) {
 
 static void rs__slot_shutdown(rs_channel_slot_t *slot, rs_channel_direction_t dir) {
     rs_channel_t *channel = slot->channel;
+    channel->shutdown_slot = slot;
+    channel->shutdown_dir = dir;
     if (!slot->handler->vtable->shutdown) {
         /* Nothing to flush or release: this handler's part is done at once. */
-        rs_channel_slot_on_handler_shutdown_complete(slot, dir, channel->shutdown_error, channel->shutdown_abort);
+        rs_channel_slot_on_handler_shutdown_complete(slot, dir, channel->shutdown_error,
+                                                     rs__channel_aborting(channel));
         return;
     }
-    slot->handler->vtable->shutdown(slot->handler, slot, dir, channel->shutdown_error, channel->shutdown_abort);
+    slot->handler->vtable->shutdown(slot->handler, slot, dir, channel->shutdown_error, rs__channel_aborting(channel));
 }
 
 static void rs__channel_shutdown_task(rs_task_t *task, void *arg, rs_task_status_t status) {
@@ -604,8 +698,16 @@ static void rs__channel_shutdown_task(rs_task_t *task, void *arg, rs_task_status
         return;
     }
     channel->state = RS__CHANNEL_SHUTTING_DOWN;
+    if (!channel->shutdown_error && rs__atomic_load_int(&channel->abort_requested)) {
+        channel->shutdown_error = rs__atomic_load_int(&channel->abort_error); /* upgraded before we started */
+    }
     RS__LOG_DEBUG(RS_LS_CHANNEL, "channel %p: shutting down (%s)", (void *)channel,
                   rs_err_name(channel->shutdown_error));
+    if (channel->graceful_timeout_ms && !rs__channel_aborting(channel)) {
+        rs_event_loop_schedule_task_future(channel->loop, &channel->graceful_timeout_task,
+                                           rs_event_loop_now_ns(channel->loop) +
+                                               (uint64_t)channel->graceful_timeout_ms * RS_NS_PER_MS);
+    }
     first = rs__slot_with_handler_rightwards(channel->first);
     if (first) {
         rs__slot_shutdown(first, RS_CHANNEL_DIR_READ);
@@ -625,10 +727,13 @@ RESEAU_API int rs_channel_slot_on_handler_shutdown_complete(rs_channel_slot_t *s
     if (channel->state == RS__CHANNEL_SHUT_DOWN) {
         return RS_OK;
     }
+    channel->shutdown_slot = NULL;
     if (!channel->shutdown_error && error_code) {
         channel->shutdown_error = error_code;
     }
-    channel->shutdown_abort = channel->shutdown_abort || abort_immediately;
+    if (abort_immediately) {
+        rs__atomic_store_int(&channel->shutdown_abort, 1);
+    }
     if (dir == RS_CHANNEL_DIR_READ) {
         next = rs__slot_with_handler_rightwards(slot->adj_right);
         /* At the right end, the write direction starts back from there. */
@@ -666,6 +771,7 @@ static void rs__channel_shutdown_complete_task(rs_task_t *task, void *arg, rs_ta
     (void)task;
     (void)status;
     channel->state = RS__CHANNEL_SHUT_DOWN;
+    rs_event_loop_cancel_task(channel->loop, &channel->graceful_timeout_task);
     rs__channel_cancel_pending_tasks(channel);
     /* The callback may destroy the channel: keep the memory until we are done. */
     rs_channel_acquire_hold(channel);

@@ -21,7 +21,13 @@
  * right, then the write direction right to left; each handler reports with
  * rs_channel_slot_on_handler_shutdown_complete. Then pending channel tasks are
  * canceled and on_shutdown_completed fires, once. A graceful shutdown lets
- * handlers flush queued writes; an abortive one does not. Repeats are ignored.
+ * handlers flush queued writes; an abortive one does not. An abortive request
+ * made while a graceful shutdown is in progress upgrades it: the handler now
+ * shutting down is called again with abort_immediately set, and every later
+ * one gets it too. Other repeats are ignored. The error reported to
+ * on_shutdown_completed is the first non-OK one: the shutdown's own, or a
+ * handler's (the socket handler reports RS_ECANCELED, or the socket's error,
+ * when writes it had accepted were not delivered).
  *
  * Threads: every function here runs on the channel's loop thread, except
  * rs_channel_shutdown, rs_channel_schedule_task_now/future (any thread),
@@ -46,7 +52,10 @@ typedef enum rs_io_message_type {
 } rs_io_message_type_t;
 
 /* A write reached the bottom of the pipeline (RS_OK: handed to the kernel) or
- * failed (RS_ECANCELED on abortive shutdown, or the socket's error). Exactly once. */
+ * failed (RS_ECANCELED on abortive shutdown, or the socket's error). Exactly once.
+ * `channel` (and message->owning_channel) is NULL when the completion comes
+ * after the handler that queued the write was destroyed (by rs_channel_destroy,
+ * or by removing or replacing its slot): the channel's memory may be gone. */
 typedef void rs_io_message_on_completion_fn(rs_channel_t *channel, rs_io_message_t *message, int error,
                                             void *user_data);
 
@@ -87,7 +96,10 @@ typedef struct rs_channel_handler_vtable {
     /* The slot to the right can take `size` more bytes. */
     int (*increment_read_window)(rs_channel_handler_t *handler, rs_channel_slot_t *slot, size_t size);
     /* Shut one direction down, then call rs_channel_slot_on_handler_shutdown_complete
-     * (now or later). abort_immediately: drop queued work instead of flushing it. */
+     * (now or later). abort_immediately: drop queued work instead of flushing it.
+     * While a graceful shutdown of a direction is pending (not yet completed),
+     * this may be called again for the same direction with abort_immediately
+     * set, when the shutdown is upgraded: stop flushing and complete once. */
     int (*shutdown)(rs_channel_handler_t *handler, rs_channel_slot_t *slot, rs_channel_direction_t dir, int error_code,
                     bool abort_immediately);
     size_t (*initial_window_size)(rs_channel_handler_t *handler);
@@ -123,6 +135,10 @@ typedef struct rs_channel_options {
     size_t write_high_water_mark;                         /* bytes (default: 0, meaning 1 MiB) */
     size_t write_low_water_mark;                          /* bytes (default: 0, meaning high / 4) */
     rs_channel_on_writability_changed_fn *on_writability_changed; /* (default: NULL) */
+    /* A graceful shutdown that has not finished after this long turns abortive,
+     * with RS_ETIMEDOUT unless it already had an error: for peers that stop
+     * reading. (default: 0, wait as long as the peer takes) */
+    uint32_t graceful_shutdown_timeout_ms;
 } rs_channel_options_t;
 
 /* Create a channel on options->loop. on_setup_completed fires later on the
@@ -132,9 +148,11 @@ RESEAU_API rs_channel_t *rs_channel_new(const rs_channel_options_t *options, int
  * hold is released; before that, the destroy is deferred. Any thread. */
 RESEAU_API void rs_channel_destroy(rs_channel_t *channel);
 /* Start shutting down with `error_code` (RS_OK for a normal close). Any thread;
- * repeats are ignored. */
+ * repeats are ignored. RS_OK, or RS_EINVAL for a NULL channel. */
 RESEAU_API int rs_channel_shutdown(rs_channel_t *channel, int error_code);
-/* Like rs_channel_shutdown, but handlers drop queued writes instead of flushing. */
+/* Like rs_channel_shutdown, but handlers drop queued writes instead of flushing.
+ * After a graceful request it upgrades the shutdown in progress (once); its
+ * error_code is used if the shutdown had none. RS_OK, or RS_EINVAL for NULL. */
 RESEAU_API int rs_channel_shutdown_abortively(rs_channel_t *channel, int error_code);
 /* Holds keep the memory alive across rs_channel_destroy. Any thread. */
 RESEAU_API void rs_channel_acquire_hold(rs_channel_t *channel);
@@ -146,7 +164,9 @@ RESEAU_API rs_channel_slot_t *rs_channel_get_first_slot(const rs_channel_t *chan
 RESEAU_API bool rs_channel_is_writable(const rs_channel_t *channel);
 
 /* Channel tasks: canceled (run with CANCELED) at shutdown; scheduled after
- * shutdown, they run as CANCELED at once (still asynchronously). */
+ * shutdown, they run as CANCELED at once (still asynchronously), and the
+ * channel's memory stays valid until they have run, even across
+ * rs_channel_destroy. */
 typedef struct rs_channel_task rs_channel_task_t;
 typedef void rs_channel_task_fn(rs_channel_task_t *task, void *arg, rs_task_status_t status);
 struct rs_channel_task {
@@ -159,9 +179,11 @@ struct rs_channel_task {
     const char *type_tag;
 };
 RESEAU_API void rs_channel_task_init(rs_channel_task_t *task, rs_channel_task_fn *fn, void *arg, const char *type_tag);
-/* Any thread. */
-RESEAU_API void rs_channel_schedule_task_now(rs_channel_t *channel, rs_channel_task_t *task);
-RESEAU_API void rs_channel_schedule_task_future(rs_channel_t *channel, rs_channel_task_t *task, uint64_t run_at_ns);
+/* Any thread. RS_OK, or: RS_EINVAL for a NULL channel or task, or a task not
+ * initialised with rs_channel_task_init; RS_EBUSY if the task is already
+ * scheduled and has not started running (it is left where it is). */
+RESEAU_API int rs_channel_schedule_task_now(rs_channel_t *channel, rs_channel_task_t *task);
+RESEAU_API int rs_channel_schedule_task_future(rs_channel_t *channel, rs_channel_task_t *task, uint64_t run_at_ns);
 
 /* Messages from the loop's pool: capacity min(size_hint, RS_MAX_FRAGMENT_SIZE +
  * the overhead of the handlers below `slot`... callers usually pass the fragment size).

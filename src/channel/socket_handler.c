@@ -18,6 +18,7 @@ typedef struct rs__socket_handler {
     bool write_shutdown_pending; /* waiting for in-flight writes before closing */
     bool destroyed;              /* freed once the last in-flight write completes */
     int shutdown_error;
+    int write_error;             /* the first write that failed or was canceled: accepted data not delivered */
     uint64_t bytes_read;
     uint64_t bytes_written;
 } rs__socket_handler_t;
@@ -31,11 +32,18 @@ static void rs__socket_handler_free(rs__socket_handler_t *sh) {
     rs_mem_free(&allocator, sh);
 }
 
+/* The shutdown's own error, else the first lost write's: a shutdown that
+ * dropped accepted data never reports RS_OK. */
+static int rs__socket_handler_write_shutdown_error(const rs__socket_handler_t *sh) {
+    return sh->shutdown_error ? sh->shutdown_error : sh->write_error;
+}
+
 static void rs__socket_handler_finish_write_shutdown(rs__socket_handler_t *sh) {
     rs_channel_slot_t *slot = sh->handler.slot;
     sh->write_shutdown_pending = false;
     rs_socket_close(sh->socket);
-    rs_channel_slot_on_handler_shutdown_complete(slot, RS_CHANNEL_DIR_WRITE, sh->shutdown_error, false);
+    rs_channel_slot_on_handler_shutdown_complete(slot, RS_CHANNEL_DIR_WRITE, rs__socket_handler_write_shutdown_error(sh),
+                                                 false);
 }
 
 static void rs__socket_handler_on_written(rs_socket_t *socket, int error, size_t bytes_written, void *user_data) {
@@ -45,8 +53,15 @@ static void rs__socket_handler_on_written(rs_socket_t *socket, int error, size_t
     rs_channel_t *channel = message->owning_channel;
     (void)socket;
     sh->bytes_written += bytes_written;
-    if (!sh->destroyed) {
+    if (sh->destroyed) {
+        /* The channel may be freed already: say so rather than hand out a dangling pointer. */
+        channel = NULL;
+        message->owning_channel = NULL;
+    } else {
         rs_channel_slot_add_pending_write_bytes(sh->handler.slot, -(int64_t)message->message_data.len);
+        if (error && !sh->write_error) {
+            sh->write_error = error;
+        }
     }
     if (message->on_completion) {
         message->on_completion(channel, message, error, message->user_data);
@@ -214,8 +229,14 @@ static int rs__socket_handler_shutdown(rs_channel_handler_t *handler, rs_channel
         sh->write_shutdown_pending = true; /* finished by the last write completion */
         return RS_OK;
     }
+    /* Abortive, first or as an upgrade of the pending graceful shutdown. */
+    sh->write_shutdown_pending = false;
+    if (!rs_list_empty(&sh->in_flight) && !sh->write_error) {
+        sh->write_error = RS_ECANCELED; /* the queued writes are about to be canceled */
+    }
     rs_socket_close(sh->socket); /* cancels queued writes: they complete with RS_ECANCELED */
-    return rs_channel_slot_on_handler_shutdown_complete(slot, dir, error_code, abort_immediately);
+    return rs_channel_slot_on_handler_shutdown_complete(slot, dir, rs__socket_handler_write_shutdown_error(sh),
+                                                       abort_immediately);
 }
 
 static size_t rs__socket_handler_initial_window(rs_channel_handler_t *handler) {

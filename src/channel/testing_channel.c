@@ -253,8 +253,14 @@ static int rs__fake_shutdown(rs_channel_handler_t *handler, rs_channel_slot_t *s
     }
     fake->shutdown_error = error_code;
     fake->shutdown_abort = abort_immediately;
-    if (abort_immediately || fake->reset) {
-        rs__fake_fail_writes(fake, fake->reset ? RS_ECONNRESET : RS_ECANCELED);
+    if ((abort_immediately || fake->reset) && !rs_list_empty(&fake->write_queue)) {
+        /* Like the socket handler: dropping accepted writes is never a clean close. Also
+         * the upgrade of a pending graceful shutdown, which this call may be. */
+        int lost = fake->reset ? RS_ECONNRESET : RS_ECANCELED;
+        if (!fake->shutdown_error) {
+            fake->shutdown_error = lost;
+        }
+        rs__fake_fail_writes(fake, lost);
     }
     if (!rs_list_empty(&fake->write_queue)) {
         fake->write_shutdown_pending = true; /* graceful: a later run flushes, then finishes */

@@ -131,11 +131,28 @@ RESEAU_API uint64_t rs_event_loop_now_ns(const rs_event_loop_t *loop) {
 
 /* ---- cross-thread queue ---- */
 
+/* Attempts per wake before it counts as lost: EINTR, and transient errors,
+ * usually pass on a retry. */
+#define RS__WAKE_ATTEMPTS 8
+
+/* A wake the OS keeps refusing is remembered in wake_lost: every later push
+ * wakes again (not only the empty -> non-empty one) until a wake gets through,
+ * and the loop checks its queue before each wait, so one lost wake delays its
+ * task only until the loop's next wakeup and never stalls later tasks. */
 static void rs__event_loop_wake(rs_event_loop_t *loop) {
+    int attempt;
     rs__atomic_add_u64(&loop->stats.wakeups_sent, 1);
-    if (!loop->backend->wake(loop)) {
-        RS__LOG_ERROR(RS_LS_EVENT_LOOP, "cannot wake the loop: %s (errno %d)", strerror(errno), errno);
+    for (attempt = 0; attempt < RS__WAKE_ATTEMPTS; ++attempt) {
+        if (loop->backend->wake(loop)) {
+            if (rs__atomic_load_int(&loop->wake_lost)) {
+                rs__atomic_store_int(&loop->wake_lost, 0);
+            }
+            return;
+        }
     }
+    rs__atomic_store_int(&loop->wake_lost, 1);
+    RS__LOG_ERROR(RS_LS_EVENT_LOOP, "cannot wake the loop: %s (errno %d); the next schedule retries",
+                  strerror(errno), errno);
 }
 
 static rs_task_t *rs__xq_next(const rs_task_t *task) {
@@ -143,16 +160,16 @@ static rs_task_t *rs__xq_next(const rs_task_t *task) {
 }
 
 /* Producers wake the loop only when the queue goes from empty to non-empty:
- * a non-empty queue means a wakeup is already on its way. The order of
- * successful pushes is one global order, so FIFO holds across producers. */
+ * a non-empty queue means a wakeup is already on its way (unless one was
+ * lost). The order of successful pushes is one global order, so FIFO holds
+ * across producers. The caller has already marked the task RS__TASK_XQUEUE. */
 static void rs__event_loop_xq_push(rs_event_loop_t *loop, rs_task_t *task) {
     void *head = rs__atomic_load_ptr(&loop->xq_head);
-    task->state = RS__TASK_XQUEUE;
     task->node.prev = NULL;
     do {
         task->node.next = head ? &((rs_task_t *)head)->node : NULL;
     } while (!rs__atomic_cas_ptr_weak(&loop->xq_head, &head, task));
-    if (!head) {
+    if (!head || rs__atomic_load_int(&loop->wake_lost)) {
         rs__event_loop_wake(loop);
     }
 }
@@ -191,28 +208,60 @@ static void rs__event_loop_xq_drain(rs_event_loop_t *loop) {
     rs__atomic_add_u64(&loop->stats.xthread_tasks, count);
 }
 
-RESEAU_API void rs_event_loop_schedule_task_now(rs_event_loop_t *loop, rs_task_t *task) {
-    if (rs_event_loop_is_on_loop_thread(loop)) {
-        rs__scheduler_schedule_now(&loop->scheduler, task);
-        return;
+/* A task may be in one place at a time: scheduling it again before it ran
+ * would corrupt the queue it is in. Off the loop thread, the claim is a CAS, so
+ * two threads racing to schedule one task cannot both win. */
+static int rs__task_claim(rs_event_loop_t *loop, rs_task_t *task, bool cross_thread, const char *function) {
+    if (!loop || !task || !task->fn) {
+        return RS_EINVAL;
     }
-    task->run_at_ns = 0;
-    rs__event_loop_xq_push(loop, task);
+    if (cross_thread ? rs__atomic_cas_int(&task->state, RS__TASK_IDLE, RS__TASK_XQUEUE)
+                     : task->state == RS__TASK_IDLE) {
+        return RS_OK;
+    }
+    RS__LOG_ERROR(RS_LS_TASK, "%s: task '%s' is already scheduled", function, task->type_tag);
+    return RS_EBUSY;
 }
 
-RESEAU_API void rs_event_loop_schedule_task_now_serialized(rs_event_loop_t *loop, rs_task_t *task) {
-    task->run_at_ns = 0;
-    rs__event_loop_xq_push(loop, task);
-}
-
-RESEAU_API void rs_event_loop_schedule_task_future(rs_event_loop_t *loop, rs_task_t *task, uint64_t run_at_ns) {
-    if (rs_event_loop_is_on_loop_thread(loop)) {
-        rs__scheduler_schedule_at(&loop->scheduler, task, run_at_ns);
-        return;
+/* Cross-thread: through the queue, with run_at_ns 0 meaning "now". */
+static int rs__schedule_cross_thread(rs_event_loop_t *loop, rs_task_t *task, uint64_t run_at_ns,
+                                     const char *function) {
+    int err = rs__task_claim(loop, task, true, function);
+    if (err) {
+        return err;
     }
-    /* run_at_ns 0 marks "now" in the queue; time 0 has passed on any clock anyway. */
     task->run_at_ns = run_at_ns;
     rs__event_loop_xq_push(loop, task);
+    return RS_OK;
+}
+
+RESEAU_API int rs_event_loop_schedule_task_now(rs_event_loop_t *loop, rs_task_t *task) {
+    int err;
+    if (!loop || !rs_event_loop_is_on_loop_thread(loop)) {
+        return rs__schedule_cross_thread(loop, task, 0, "rs_event_loop_schedule_task_now");
+    }
+    err = rs__task_claim(loop, task, false, "rs_event_loop_schedule_task_now");
+    if (!err) {
+        rs__scheduler_schedule_now(&loop->scheduler, task);
+    }
+    return err;
+}
+
+RESEAU_API int rs_event_loop_schedule_task_now_serialized(rs_event_loop_t *loop, rs_task_t *task) {
+    return rs__schedule_cross_thread(loop, task, 0, "rs_event_loop_schedule_task_now_serialized");
+}
+
+RESEAU_API int rs_event_loop_schedule_task_future(rs_event_loop_t *loop, rs_task_t *task, uint64_t run_at_ns) {
+    int err;
+    if (!loop || !rs_event_loop_is_on_loop_thread(loop)) {
+        /* run_at_ns 0 marks "now" in the queue; time 0 has passed on any clock anyway. */
+        return rs__schedule_cross_thread(loop, task, run_at_ns, "rs_event_loop_schedule_task_future");
+    }
+    err = rs__task_claim(loop, task, false, "rs_event_loop_schedule_task_future");
+    if (!err) {
+        rs__scheduler_schedule_at(&loop->scheduler, task, run_at_ns);
+    }
+    return err;
 }
 
 RESEAU_API int rs_event_loop_cancel_task(rs_event_loop_t *loop, rs_task_t *task) {
@@ -255,6 +304,8 @@ RESEAU_API void rs_event_loop_signal_send(rs_event_loop_signal_t *signal) {
     if (rs__atomic_load_int(&signal->pending) || rs__atomic_exchange_int(&signal->pending, 1)) {
         return; /* already on its way */
     }
+    /* `pending` makes this the only sender, and the task is idle once fn has started. */
+    rs__atomic_store_int(&signal->task.state, RS__TASK_XQUEUE);
     signal->task.run_at_ns = 0;
     rs__event_loop_xq_push(signal->loop, &signal->task);
 }
@@ -277,6 +328,12 @@ static int rs__event_loop_wait_timeout(rs_event_loop_t *loop, int timeout_ms) {
     uint64_t next_ns;
     uint64_t now_ns;
     uint64_t wait_ms;
+    if (!rs__event_loop_xq_empty(loop)) {
+        return 0; /* queued before we got here: its wake may be the one that was lost */
+    }
+    if (rs__atomic_load_int(&loop->wake_lost) && (timeout_ms < 0 || timeout_ms > RS__LOST_WAKE_POLL_MS)) {
+        timeout_ms = RS__LOST_WAKE_POLL_MS;
+    }
     if (!rs__scheduler_has_tasks(&loop->scheduler, &next_ns)) {
         return timeout_ms < 0 ? -1 : timeout_ms;
     }
@@ -311,6 +368,10 @@ static void rs__event_loop_tick(rs_event_loop_t *loop, int timeout_ms) {
     loop->backend->wait(loop, rs__event_loop_wait_timeout(loop, timeout_ms));
     busy_start_ns = rs_clock_now_ns();
     loop->backend->dispatch(loop);
+    if (rs__atomic_load_int(&loop->wake_lost)) {
+        /* Cleared before draining: a wake lost after this point sets it again. */
+        rs__atomic_store_int(&loop->wake_lost, 0);
+    }
     rs__event_loop_xq_drain(loop);
     rs__scheduler_run_due(&loop->scheduler, rs_event_loop_now_ns(loop));
     rs__atomic_store_u64(&loop->stats.tasks_run, loop->scheduler.tasks_run);
@@ -590,12 +651,14 @@ RESEAU_API void rs_event_loop_get_stats(const rs_event_loop_t *loop, rs_event_lo
 }
 
 /* Cancel every task, including those queued cross-thread and those that
- * canceled tasks schedule while being canceled. */
-static void rs__event_loop_cancel_everything(rs_event_loop_t *loop) {
+ * canceled tasks schedule while being canceled. Returns whether any task ran. */
+static bool rs__event_loop_cancel_everything(rs_event_loop_t *loop) {
+    uint64_t before = loop->scheduler.tasks_run;
     do {
         rs__event_loop_xq_drain(loop);
         rs__scheduler_cancel_all(&loop->scheduler);
     } while (!rs__event_loop_xq_empty(loop));
+    return loop->scheduler.tasks_run != before;
 }
 
 static void rs__event_loop_release_locals(rs_event_loop_t *loop) {
@@ -620,28 +683,51 @@ static void rs__event_loop_sweep_registrations(rs_event_loop_t *loop) {
     }
 }
 
-RESEAU_API void rs_event_loop_destroy(rs_event_loop_t *loop) {
-    rs_allocator_t allocator;
-    if (!loop) {
-        return;
-    }
+/* Destroy, step 1: stop and join the loop's own thread; the calling thread
+ * becomes the loop thread. False (nothing done) on the loop's own thread. */
+static bool rs__event_loop_halt(rs_event_loop_t *loop) {
     if (rs__atomic_load_int(&loop->thread_running)) {
         if (rs_event_loop_is_on_loop_thread(loop)) {
             RS__LOG_ERROR(RS_LS_EVENT_LOOP, "rs_event_loop_destroy called on the loop's own thread; ignored");
             RESEAU_ASSERT(!"rs_event_loop_destroy on the loop's own thread");
-            return;
+            return false;
         }
         rs_event_loop_stop(loop);
         rs_event_loop_wait(loop);
     }
     rs__atomic_store_uptr(&loop->owner, rs_thread_current_id());
-    rs__event_loop_cancel_everything(loop);
-    rs__event_loop_release_locals(loop);
-    rs__event_loop_cancel_everything(loop);
+    return true;
+}
+
+/* Destroy, step 2: run what is left, CANCELED, until quiet. Tasks may land on
+ * other halted loops meanwhile, so a group repeats this over all of its loops
+ * until none had work; only then is any loop freed. */
+static bool rs__event_loop_drain_canceled(rs_event_loop_t *loop) {
+    bool ran = rs__event_loop_cancel_everything(loop);
+    if (loop->local_count) {
+        rs__event_loop_release_locals(loop);
+        rs__event_loop_cancel_everything(loop);
+        ran = true;
+    }
+    return ran;
+}
+
+/* Destroy, step 3: release the OS resources and the memory. */
+static void rs__event_loop_free(rs_event_loop_t *loop) {
+    rs_allocator_t allocator = loop->allocator;
+    rs__event_loop_release_locals(loop); /* frees the (now empty) array */
     rs__event_loop_sweep_registrations(loop);
     /* Sweeping retires nothing into the scheduler, so only the heap is left to free. */
     rs__scheduler_cleanup(&loop->scheduler);
     loop->backend->cleanup(loop);
-    allocator = loop->allocator;
     rs_mem_free(&allocator, loop);
+}
+
+RESEAU_API void rs_event_loop_destroy(rs_event_loop_t *loop) {
+    if (!loop || !rs__event_loop_halt(loop)) {
+        return;
+    }
+    while (rs__event_loop_drain_canceled(loop)) {
+    }
+    rs__event_loop_free(loop);
 }

@@ -112,14 +112,20 @@ RESEAU_API int rs_event_loop_next_deadline(rs_event_loop_t *loop, uint64_t *dead
 RESEAU_API int rs_event_loop_get_fd(const rs_event_loop_t *loop, int *fd_out);
 
 /* Schedule `task` to run on the next tick. Any thread. From the loop thread it
- * goes straight to the scheduler; from others, through the cross-thread queue. */
-RESEAU_API void rs_event_loop_schedule_task_now(rs_event_loop_t *loop, rs_task_t *task);
+ * goes straight to the scheduler; from others, through the cross-thread queue.
+ * RS_OK, or: RS_EINVAL for a NULL loop or task, or a task without a function
+ * (see rs_task_init); RS_EBUSY if the task is already scheduled (on any loop)
+ * and has not started running; it is left where it is. A task scheduled onto a
+ * loop that is stopped waits for the loop to run again, or runs CANCELED, once,
+ * when the loop is destroyed. */
+RESEAU_API int rs_event_loop_schedule_task_now(rs_event_loop_t *loop, rs_task_t *task);
 /* Like _now, but always through the cross-thread queue, so tasks scheduled with
- * this call run in the order they were scheduled, across all threads. */
-RESEAU_API void rs_event_loop_schedule_task_now_serialized(rs_event_loop_t *loop, rs_task_t *task);
+ * this call run in the order they were scheduled, across all threads. Same results. */
+RESEAU_API int rs_event_loop_schedule_task_now_serialized(rs_event_loop_t *loop, rs_task_t *task);
 /* Schedule `task` to run once the loop's clock reaches run_at_ns. Any thread.
- * Tasks due at the same time run in the order they were scheduled. */
-RESEAU_API void rs_event_loop_schedule_task_future(rs_event_loop_t *loop, rs_task_t *task, uint64_t run_at_ns);
+ * Tasks due at the same time run in the order they were scheduled. Same
+ * results as _now. */
+RESEAU_API int rs_event_loop_schedule_task_future(rs_event_loop_t *loop, rs_task_t *task, uint64_t run_at_ns);
 /* Run a scheduled task now with RS_TASK_STATUS_CANCELED (O(log n)). A task that
  * is not scheduled is left alone (RS_OK). Loop thread. */
 RESEAU_API int rs_event_loop_cancel_task(rs_event_loop_t *loop, rs_task_t *task);

@@ -44,6 +44,9 @@ typedef struct rs__local_object {
     void *user_data;
 } rs__local_object_t;
 
+/* While a wake is lost, the loop blocks at most this long between checks of its queue. */
+#define RS__LOST_WAKE_POLL_MS 10
+
 /* Length of the window over which busy time is summed into the load factor. */
 #define RS__LOAD_FACTOR_WINDOW_NS RS_NS_PER_SEC
 
@@ -59,6 +62,7 @@ struct rs_event_loop {
      * through task->node.next) that the loop takes whole and reverses. A
      * mutex-protected list was measured slower (tools/bench async_queue). */
     void *xq_head;
+    int wake_lost; /* atomic: a wake failed; pushes wake again until one succeeds */
 
     /* Thread ownership (rs_thread_id_t, atomic) and the loop's own thread. */
     uintptr_t owner;

@@ -104,7 +104,7 @@ RESEAU_API void rs_pipe_read_end_destroy(rs_pipe_read_end_t *read_end) {
 RESEAU_API int rs_pipe_write(rs_pipe_write_end_t *write_end, rs_byte_cursor_t data, rs_pipe_on_write_fn *on_written,
                              void *user_data) {
     rs__write_cb_t cb;
-    if (!write_end || !on_written) {
+    if (!write_end) {
         return RS_EINVAL;
     }
     cb.socket_fn = NULL;

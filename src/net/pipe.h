@@ -26,7 +26,8 @@ RESEAU_API int rs_pipe_subscribe_to_readable_events(rs_pipe_read_end_t *read_end
 RESEAU_API int rs_pipe_read(rs_pipe_read_end_t *read_end, rs_byte_buf_t *buf, size_t *amount_read);
 RESEAU_API void rs_pipe_read_end_destroy(rs_pipe_read_end_t *read_end);
 
-/* Write-loop thread: the bytes must stay valid until on_written. */
+/* Write-loop thread: the bytes must stay valid until on_written. Same results,
+ * in the same order, as rs_socket_write; RS_EPIPE once the read end is gone. */
 RESEAU_API int rs_pipe_write(rs_pipe_write_end_t *write_end, rs_byte_cursor_t data, rs_pipe_on_write_fn *on_written,
                              void *user_data);
 RESEAU_API void rs_pipe_write_end_destroy(rs_pipe_write_end_t *write_end);

@@ -133,8 +133,16 @@ RESEAU_API int rs_socket_readv(rs_socket_t *socket, rs_byte_buf_t *bufs, size_t 
 
 /* Queue `data` for writing (stream sockets). The bytes are not copied: keep
  * them valid until on_written, which fires exactly once per write, in order.
- * Errors: RS_ENOTCONN, RS_ESHUTDOWN (write side shut), RS_ENOMEM, or the
- * error an earlier write hit (RS_EPIPE, RS_ECONNRESET). Loop thread. */
+ * Loop thread. Errors, checked in this order (on_written is not called):
+ *   RS_EINVAL        NULL socket;
+ *   RS_EWRONGTHREAD  called off the socket's loop thread;
+ *   RS_EINVAL        NULL on_written, NULL data.ptr with a non-zero length,
+ *                    or a DGRAM socket;
+ *   RS_EBADF         the socket is closed;
+ *   RS_ENOTCONN      not connected (or not yet tied to a loop);
+ *   RS_ESHUTDOWN     the write side was shut down;
+ *   RS_EPIPE, RS_ECONNRESET, ...  the error an earlier write hit;
+ *   RS_ENOMEM        no memory for the request. */
 RESEAU_API int rs_socket_write(rs_socket_t *socket, rs_byte_cursor_t data, rs_socket_on_write_fn *on_written,
                                void *user_data);
 /* Bytes queued by rs_socket_write and not yet handed to the kernel. */

@@ -1201,11 +1201,11 @@ static void rs__socket_flush(rs_socket_t *s) {
 static int rs__socket_write(rs_socket_t *s, rs_byte_cursor_t data, rs__write_cb_t cb) {
     rs__write_req_t *req;
     bool was_idle;
-    int err = rs__socket_check_thread(s, "rs_socket_write");
+    int err = rs__socket_check_thread(s, "rs_socket_write"); /* first: misuse off-thread says so */
     if (err) {
         return err;
     }
-    if (s->options.type != RS_SOCKET_STREAM) {
+    if ((!cb.socket_fn && !cb.pipe_fn) || (!data.ptr && data.len) || s->options.type != RS_SOCKET_STREAM) {
         return RS_EINVAL;
     }
     if (s->state != RS__SOCK_CONNECTED || !s->loop) {
@@ -1243,7 +1243,7 @@ static int rs__socket_write(rs_socket_t *s, rs_byte_cursor_t data, rs__write_cb_
 RESEAU_API int rs_socket_write(rs_socket_t *socket, rs_byte_cursor_t data, rs_socket_on_write_fn *on_written,
                                void *user_data) {
     rs__write_cb_t cb;
-    if (!socket || !on_written) {
+    if (!socket) {
         return RS_EINVAL;
     }
     cb.socket_fn = on_written;

@@ -65,6 +65,7 @@ typedef struct rec {
     bool auto_window;    /* reopen the window by what was consumed */
     bool record;         /* keep the bytes read */
     bool async_shutdown; /* complete shutdown from a channel task */
+    bool stall_graceful_write; /* never complete a graceful write shutdown (a peer that does not read) */
     size_t cap;          /* REC_GATE: most bytes upstream may have in flight to us */
     size_t outstanding;  /* REC_GATE: window granted upstream, not yet used */
     struct rec *next;    /* REC_ALPN: the replacement */
@@ -176,6 +177,9 @@ static int rec_shutdown(rs_channel_handler_t *h, rs_channel_slot_t *slot, rs_cha
     r->saw_abort = r->saw_abort || abort_immediately;
     if (r->log) {
         log_event(r->log, EV_SHUTDOWN(r->id, dir));
+    }
+    if (r->stall_graceful_write && dir == RS_CHANNEL_DIR_WRITE && !abort_immediately) {
+        return RS_OK; /* only an upgrade to abortive finishes it */
     }
     if (!r->async_shutdown) {
         return rs_channel_slot_on_handler_shutdown_complete(slot, dir, error, abort_immediately);
@@ -305,7 +309,7 @@ static void bare_run_until(bare_t *b, const int *counter) {
     assert_true(*counter > 0);
 }
 
-static void bare_init_with(bare_t *b, bool back_pressure, size_t high, size_t low) {
+static void bare_init_full(bare_t *b, bool back_pressure, size_t high, size_t low, uint32_t graceful_timeout_ms) {
     rs_event_loop_options_t lo;
     rs_channel_options_t co;
     int err = 12345;
@@ -328,9 +332,14 @@ static void bare_init_with(bare_t *b, bool back_pressure, size_t high, size_t lo
     co.enable_read_back_pressure = back_pressure;
     co.write_high_water_mark = high;
     co.write_low_water_mark = low;
+    co.graceful_shutdown_timeout_ms = graceful_timeout_ms;
     b->channel = rs_channel_new(&co, &err);
     assert_non_null(b->channel);
     assert_int_equal(err, RS_OK);
+}
+
+static void bare_init_with(bare_t *b, bool back_pressure, size_t high, size_t low) {
+    bare_init_full(b, back_pressure, high, low, 0);
 }
 
 static void bare_init(bare_t *b, bool back_pressure) {
@@ -1272,9 +1281,193 @@ static void channel_cross_thread_shutdown_tasks_and_destroy(void **state) {
     pthread_mutex_destroy(&x.lock);
 }
 
+/* A graceful shutdown stalled in a handler (a peer that does not read) is
+ * upgraded by a later abortive request: that handler is asked again with
+ * abort_immediately and the shutdown finishes with the abortive error. Before
+ * the fix the abortive request was dropped as a repeat and the channel hung. */
+static void stalled_shutdown_is_upgraded(bool by_timeout) {
+    bare_t b;
+    rec_t *r[3];
+    size_t i;
+    bare_init_full(&b, false, 0, 0, by_timeout ? 1000 : 0);
+    bare_run_until(&b, &b.setup_calls);
+    for (i = 0; i < 3; ++i) {
+        r[i] = rec_new((int)i + 1, REC_SINK, 0, &b.log);
+        bare_add(&b, r[i]);
+    }
+    r[1]->stall_graceful_write = true;
+    assert_int_equal(rs_channel_shutdown(b.channel, RS_OK), RS_OK);
+    bare_ticks(&b, 5);
+    b.now_ns += 999 * RS_NS_PER_MS;
+    bare_ticks(&b, 5);
+    assert_int_equal(b.shutdown_calls, 0); /* stalled */
+    assert_int_equal(r[1]->shutdowns[RS_CHANNEL_DIR_WRITE], 1);
+    assert_int_equal(r[0]->shutdowns[RS_CHANNEL_DIR_WRITE], 0);
+    if (by_timeout) {
+        b.now_ns += RS_NS_PER_MS;
+    } else {
+        assert_int_equal(rs_channel_shutdown_abortively(b.channel, RS_ECONNABORTED), RS_OK);
+    }
+    bare_run_until(&b, &b.shutdown_calls);
+    assert_int_equal(b.shutdown_error, by_timeout ? RS_ETIMEDOUT : RS_ECONNABORTED);
+    assert_int_equal(r[1]->shutdowns[RS_CHANNEL_DIR_WRITE], 2); /* asked again, abortively */
+    assert_true(r[1]->saw_abort);
+    assert_true(r[0]->saw_abort); /* the handlers after it get the abort flag */
+    assert_false(r[2]->saw_abort); /* it had finished before the upgrade */
+    assert_int_equal(r[0]->shutdowns[RS_CHANNEL_DIR_WRITE], 1);
+    b.now_ns += 10 * RS_NS_PER_SEC;
+    bare_ticks(&b, 3);
+    assert_int_equal(b.shutdown_calls, 1);
+    bare_cleanup(&b);
+    assert_int_equal(b.log.destroyed, 3);
+}
+
+static void channel_abortive_request_upgrades_a_stalled_graceful_shutdown(void **state) {
+    (void)state;
+    stalled_shutdown_is_upgraded(false);
+}
+
+static void channel_graceful_shutdown_timeout_upgrades_to_abortive(void **state) {
+    (void)state;
+    stalled_shutdown_is_upgraded(true);
+}
+
+/* A graceful shutdown that finishes in time is not touched by its timeout. */
+static void channel_graceful_shutdown_timeout_unused_when_it_finishes(void **state) {
+    bare_t b;
+    rec_t *r;
+    (void)state;
+    bare_init_full(&b, false, 0, 0, 1000);
+    bare_run_until(&b, &b.setup_calls);
+    r = rec_new(1, REC_SINK, 0, &b.log);
+    r->async_shutdown = true;
+    bare_add(&b, r);
+    bare_shut_down(&b);
+    assert_int_equal(b.shutdown_error, RS_OK);
+    assert_false(r->saw_abort);
+    b.now_ns += 5 * RS_NS_PER_SEC;
+    bare_ticks(&b, 3);
+    assert_int_equal(b.shutdown_calls, 1);
+    bare_cleanup(&b);
+}
+
+/* A channel task scheduled after shutdown, then the channel destroyed: the
+ * task still runs, CANCELED, once, and the channel outlives it. Before the fix
+ * the task read the freed channel (heap-use-after-free under ASan). */
+typedef struct late_task {
+    task_rec_t task;
+    int destroyed_before_run;
+} late_task_t;
+
+static void schedule_then_destroy_in_shutdown_cb(rs_channel_t *channel, int error, void *user_data) {
+    late_task_t *t = (late_task_t *)user_data;
+    (void)error;
+    assert_int_equal(rs_channel_schedule_task_now(channel, &t->task.task), RS_OK);
+    assert_int_equal(rs_channel_schedule_task_now(channel, &t->task.task), RS_EBUSY);
+    rs_channel_destroy(channel);
+}
+
+static void channel_task_scheduled_after_shutdown_survives_destroy(void **state) {
+    rs_event_loop_t *loop;
+    rs_event_loop_options_t lo;
+    rs_channel_options_t co;
+    rs_channel_t *channel;
+    late_task_t t;
+    int i;
+    (void)state;
+    memset(&lo, 0, sizeof(lo));
+    lo.allocator = &rs_test_allocator;
+    loop = rs_event_loop_new(&lo, NULL);
+    assert_non_null(loop);
+    task_rec_init(&t.task, 'L', NULL);
+    memset(&co, 0, sizeof(co));
+    co.loop = loop;
+    co.allocator = &rs_test_allocator;
+    co.on_shutdown_completed = schedule_then_destroy_in_shutdown_cb;
+    co.user_data = &t;
+    channel = rs_channel_new(&co, NULL);
+    assert_non_null(channel);
+    assert_int_equal(rs_event_loop_run_once(loop, 0), RS_OK);
+    assert_int_equal(rs_channel_shutdown(channel, RS_OK), RS_OK);
+    for (i = 0; i < 10; ++i) {
+        assert_int_equal(rs_event_loop_run_once(loop, 0), RS_OK);
+    }
+    assert_int_equal(t.task.calls, 1);
+    assert_int_equal(t.task.status, RS_TASK_STATUS_CANCELED);
+    rs_event_loop_destroy(loop); /* cmocka fails the test if the channel leaked */
+}
+
+/* The same two calls from a thread that is not the loop's. */
+static void channel_task_scheduled_after_shutdown_survives_destroy_cross_thread(void **state) {
+    xthread_t x;
+    rs_event_loop_options_t lo;
+    rs_channel_options_t co;
+    rs_event_loop_t *loop;
+    (void)state;
+    memset(&x, 0, sizeof(x));
+    pthread_mutex_init(&x.lock, NULL);
+    memset(&lo, 0, sizeof(lo));
+    lo.allocator = &rs_test_allocator;
+    loop = rs_event_loop_new(&lo, NULL);
+    assert_non_null(loop);
+    assert_int_equal(rs_event_loop_start(loop), RS_OK);
+    memset(&co, 0, sizeof(co));
+    co.loop = loop;
+    co.allocator = &rs_test_allocator;
+    co.on_setup_completed = xthread_on_setup;
+    co.on_shutdown_completed = xthread_on_shutdown;
+    co.user_data = &x;
+    pthread_mutex_lock(&x.lock);
+    x.channel = rs_channel_new(&co, NULL);
+    pthread_mutex_unlock(&x.lock);
+    assert_non_null(x.channel);
+    assert_true(xthread_wait(&x, &x.setup_calls));
+    assert_int_equal(rs_channel_shutdown(x.channel, RS_OK), RS_OK);
+    assert_true(xthread_wait(&x, &x.shutdown_calls));
+    rs_channel_task_init(&x.task.task, xthread_task_fn, &x, "late_xthread_task");
+    assert_int_equal(rs_channel_schedule_task_now(x.channel, &x.task.task), RS_OK);
+    rs_channel_destroy(x.channel);
+    assert_true(xthread_wait(&x, &x.task.calls));
+    assert_int_equal(rs_event_loop_stop(loop), RS_OK);
+    assert_int_equal(rs_event_loop_wait(loop), RS_OK);
+    rs_event_loop_destroy(loop);
+    assert_int_equal(x.task.calls, 1);
+    assert_int_equal(x.task.status, RS_TASK_STATUS_CANCELED);
+    assert_int_equal(x.log.destroyed, 2);
+    pthread_mutex_destroy(&x.lock);
+}
+
+/* A channel task may be scheduled once at a time; NULLs are RS_EINVAL. */
+static void channel_task_scheduled_twice_is_busy(void **state) {
+    bare_t b;
+    task_rec_t t;
+    rs_channel_task_t unset;
+    (void)state;
+    bare_init(&b, false);
+    task_rec_init(&t, 'T', NULL);
+    assert_int_equal(rs_channel_schedule_task_future(b.channel, &t.task, b.now_ns + RS_NS_PER_SEC), RS_OK);
+    assert_int_equal(rs_channel_schedule_task_now(b.channel, &t.task), RS_EBUSY);
+    assert_int_equal(rs_channel_schedule_task_future(b.channel, &t.task, b.now_ns), RS_EBUSY);
+    memset(&unset, 0, sizeof(unset));
+    assert_int_equal(rs_channel_schedule_task_now(b.channel, &unset), RS_EINVAL);
+    assert_int_equal(rs_channel_schedule_task_now(NULL, &t.task), RS_EINVAL);
+    assert_int_equal(rs_channel_schedule_task_now(b.channel, NULL), RS_EINVAL);
+    b.now_ns += RS_NS_PER_SEC;
+    bare_ticks(&b, 2);
+    assert_int_equal(t.calls, 1);
+    assert_int_equal(t.status, RS_TASK_STATUS_RUN);
+    bare_cleanup(&b);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(channel_setup_completes_async_once),
+        cmocka_unit_test(channel_abortive_request_upgrades_a_stalled_graceful_shutdown),
+        cmocka_unit_test(channel_graceful_shutdown_timeout_upgrades_to_abortive),
+        cmocka_unit_test(channel_graceful_shutdown_timeout_unused_when_it_finishes),
+        cmocka_unit_test(channel_task_scheduled_after_shutdown_survives_destroy),
+        cmocka_unit_test(channel_task_scheduled_after_shutdown_survives_destroy_cross_thread),
+        cmocka_unit_test(channel_task_scheduled_twice_is_busy),
         cmocka_unit_test(channel_destroy_during_setup_cancels_it),
         cmocka_unit_test(channel_hold_delays_cleanup),
         cmocka_unit_test(channel_tasks_run_in_order),

@@ -2464,6 +2464,150 @@ BOTH_BACKENDS(local_objects_put_get_replace_remove)
 
 /* ------------------------------------------------------------- backends */
 
+/* Scheduling a task that is already scheduled is refused with RS_EBUSY and
+ * leaves it where it is: it still runs once, at its first time. Before, the
+ * second schedule linked the task into two structures and hung the loop. */
+static void scheduling_a_scheduled_task_is_busy(rs_event_loop_backend_t b) {
+    uint64_t clock = 1000 * RS_NS_PER_SEC;
+    rs_event_loop_t *loop = loop_new_with(b, fake_clock_fn, &clock);
+    probe_t p;
+    probe_t unset;
+    probe_init(&p, loop, NULL);
+    assert_int_equal(rs_event_loop_schedule_task_future(loop, &p.task, clock + RS_NS_PER_SEC), RS_OK);
+    assert_int_equal(rs_event_loop_schedule_task_now(loop, &p.task), RS_EBUSY);
+    assert_int_equal(rs_event_loop_schedule_task_future(loop, &p.task, clock), RS_EBUSY);
+    assert_int_equal(rs_event_loop_schedule_task_now_serialized(loop, &p.task), RS_EBUSY);
+    assert_int_equal(rs_event_loop_run_once(loop, 0), RS_OK);
+    assert_int_equal(p.runs, 0); /* still at its first time, not moved to "now" */
+    fake_clock_set(&clock, clock + RS_NS_PER_SEC);
+    assert_int_equal(rs_event_loop_run_once(loop, 0), RS_OK);
+    assert_int_equal(p.runs, 1);
+    /* Once it has run it may be scheduled again; queued cross-thread counts as scheduled too. */
+    assert_int_equal(rs_event_loop_schedule_task_now_serialized(loop, &p.task), RS_OK);
+    assert_int_equal(rs_event_loop_schedule_task_now(loop, &p.task), RS_EBUSY);
+    assert_int_equal(rs_event_loop_run_once(loop, 0), RS_OK);
+    assert_int_equal(p.runs, 2);
+    /* A task that was never initialised has no function to run. */
+    memset(&unset, 0, sizeof(unset));
+    assert_int_equal(rs_event_loop_schedule_task_now(loop, &unset.task), RS_EINVAL);
+    assert_int_equal(rs_event_loop_schedule_task_now(NULL, &p.task), RS_EINVAL);
+    assert_int_equal(rs_event_loop_schedule_task_future(loop, NULL, 0), RS_EINVAL);
+    rs_event_loop_destroy(loop);
+    assert_int_equal(p.cancels, 0);
+}
+BOTH_BACKENDS(scheduling_a_scheduled_task_is_busy)
+
+/* The same from another thread, while the loop runs: the second schedule of a
+ * task still in the cross-thread queue or the scheduler is RS_EBUSY. */
+static void cross_thread_double_schedule_is_busy(rs_event_loop_backend_t b) {
+    rs_event_loop_t *loop = loop_new(b);
+    latch_t latch;
+    probe_t p;
+    latch_init(&latch);
+    probe_init(&p, loop, &latch);
+    assert_int_equal(rs_event_loop_start(loop), RS_OK);
+    assert_int_equal(rs_event_loop_schedule_task_future(loop, &p.task, rs_event_loop_now_ns(loop) + 3600 * RS_NS_PER_SEC),
+                     RS_OK);
+    assert_int_equal(rs_event_loop_schedule_task_now(loop, &p.task), RS_EBUSY);
+    assert_int_equal(rs_event_loop_stop(loop), RS_OK);
+    assert_int_equal(rs_event_loop_wait(loop), RS_OK);
+    rs_event_loop_destroy(loop);
+    assert_int_equal(p.runs, 0);
+    assert_int_equal(p.cancels, 1);
+    latch_cleanup(&latch);
+}
+BOTH_BACKENDS(cross_thread_double_schedule_is_busy)
+
+/* A wake the OS refuses must not stall the cross-thread queue. The backend's
+ * wake is replaced (white box: the tests compile the implementation) by one
+ * that fails as told, then calls the real one. */
+static const rs__backend_vtable_t *flaky_real_backend;
+static int flaky_eintr_left; /* atomic: EINTR failures still to report */
+static int flaky_eio_left;   /* atomic: EIO failures still to report */
+static int flaky_calls;      /* atomic */
+
+static bool flaky_wake(rs_event_loop_t *loop) {
+    __atomic_add_fetch(&flaky_calls, 1, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&flaky_eintr_left, __ATOMIC_SEQ_CST) > 0) {
+        __atomic_sub_fetch(&flaky_eintr_left, 1, __ATOMIC_SEQ_CST);
+        errno = EINTR;
+        return false;
+    }
+    if (__atomic_load_n(&flaky_eio_left, __ATOMIC_SEQ_CST) > 0) {
+        __atomic_sub_fetch(&flaky_eio_left, 1, __ATOMIC_SEQ_CST);
+        errno = EIO;
+        return false;
+    }
+    return flaky_real_backend->wake(loop);
+}
+
+static rs_event_loop_t *loop_with_flaky_wake(rs_event_loop_backend_t b, rs__backend_vtable_t *copy, int eintr,
+                                             int eio) {
+    rs_event_loop_t *loop = loop_new(b);
+    flaky_real_backend = loop->backend;
+    *copy = *loop->backend;
+    copy->wake = flaky_wake;
+    loop->backend = copy;
+    __atomic_store_n(&flaky_eintr_left, eintr, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&flaky_eio_left, eio, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&flaky_calls, 0, __ATOMIC_SEQ_CST);
+    return loop;
+}
+
+static void wake_interrupted_by_a_signal_is_retried(rs_event_loop_backend_t b) {
+    rs__backend_vtable_t copy;
+    rs_event_loop_t *loop = loop_with_flaky_wake(b, &copy, 3, 0);
+    latch_t latch;
+    probe_t p;
+    latch_init(&latch);
+    probe_init(&p, loop, &latch);
+    assert_int_equal(rs_event_loop_start(loop), RS_OK);
+    run_on_loop(loop, nothing_on_loop, NULL); /* the loop is now blocked in its wait */
+    __atomic_store_n(&flaky_calls, 0, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&flaky_eintr_left, 3, __ATOMIC_SEQ_CST);
+    assert_int_equal(rs_event_loop_schedule_task_now(loop, &p.task), RS_OK);
+    assert_int_equal(__atomic_load_n(&flaky_calls, __ATOMIC_SEQ_CST), 4); /* 3 x EINTR, then through */
+    assert_false(__atomic_load_n(&loop->wake_lost, __ATOMIC_SEQ_CST));
+    assert_true(latch_wait(&latch, 1));
+    assert_int_equal(rs_event_loop_stop(loop), RS_OK);
+    assert_int_equal(rs_event_loop_wait(loop), RS_OK);
+    rs_event_loop_destroy(loop);
+    assert_int_equal(p.runs, 1);
+    latch_cleanup(&latch);
+}
+BOTH_BACKENDS(wake_interrupted_by_a_signal_is_retried)
+
+/* A wake refused on every attempt (EIO) is lost: the task behind it waits for
+ * the loop's next wakeup, and the next schedule is that wakeup (it wakes even
+ * though the queue was not empty). Before the fix the loop slept on, and every
+ * later cross-thread task stalled behind the first. */
+static void lost_wake_does_not_stall_later_tasks(rs_event_loop_backend_t b) {
+    rs__backend_vtable_t copy;
+    rs_event_loop_t *loop = loop_with_flaky_wake(b, &copy, 0, 0);
+    latch_t latch;
+    probe_t first;
+    probe_t second;
+    latch_init(&latch);
+    probe_init(&first, loop, &latch);
+    probe_init(&second, loop, &latch);
+    assert_int_equal(rs_event_loop_start(loop), RS_OK);
+    run_on_loop(loop, nothing_on_loop, NULL);
+    __atomic_store_n(&flaky_eio_left, RS__WAKE_ATTEMPTS, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&flaky_calls, 0, __ATOMIC_SEQ_CST);
+    assert_int_equal(rs_event_loop_schedule_task_now(loop, &first.task), RS_OK);
+    assert_int_equal(__atomic_load_n(&flaky_calls, __ATOMIC_SEQ_CST), RS__WAKE_ATTEMPTS);
+    assert_int_equal(rs_event_loop_schedule_task_now(loop, &second.task), RS_OK);
+    assert_int_equal(__atomic_load_n(&flaky_calls, __ATOMIC_SEQ_CST), RS__WAKE_ATTEMPTS + 1);
+    assert_true(latch_wait(&latch, 2));
+    assert_int_equal(rs_event_loop_stop(loop), RS_OK);
+    assert_int_equal(rs_event_loop_wait(loop), RS_OK);
+    rs_event_loop_destroy(loop);
+    assert_int_equal(first.runs, 1);
+    assert_int_equal(second.runs, 1);
+    latch_cleanup(&latch);
+}
+BOTH_BACKENDS(lost_wake_does_not_stall_later_tasks)
+
 static void event_loop_unavailable_backends_are_not_supported(void **state) {
     static const rs_event_loop_backend_t missing[] = {RS_EVENT_LOOP_BACKEND_IO_URING, RS_EVENT_LOOP_BACKEND_KQUEUE,
                                                       RS_EVENT_LOOP_BACKEND_IOCP};
@@ -2558,6 +2702,10 @@ int main(void) {
         BOTH_TESTS(wait_from_the_loop_thread_is_deadlk),
         BOTH_TESTS(load_factor_and_stats_readable_from_another_thread),
         BOTH_TESTS(local_objects_put_get_replace_remove),
+        BOTH_TESTS(scheduling_a_scheduled_task_is_busy),
+        BOTH_TESTS(cross_thread_double_schedule_is_busy),
+        BOTH_TESTS(wake_interrupted_by_a_signal_is_retried),
+        BOTH_TESTS(lost_wake_does_not_stall_later_tasks),
         cmocka_unit_test(event_loop_unavailable_backends_are_not_supported),
         cmocka_unit_test(event_loop_available_backends_are_created),
     };

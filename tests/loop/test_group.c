@@ -501,6 +501,62 @@ static void group_clock_override_applies_to_every_loop(void **state) {
     assert_int_equal(rs_event_loop_group_destroy(g), RS_OK);
 }
 
+/* Tasks bouncing between two loops while the group is destroyed: every task
+ * ends exactly once, CANCELED, and no loop is touched after it is freed (ASan,
+ * TSan). Before the fix, destroy freed loop 0 while loop 1 could still
+ * schedule onto it. Repeated, because the window is a few instructions wide. */
+#define PING_PONG_TASKS 8
+#define PING_PONG_ROUNDS 40
+
+typedef struct ping_pong {
+    rs_task_t task;
+    rs_event_loop_t *loops[2];
+    int side;
+    uint64_t runs;     /* atomic */
+    uint64_t cancels;  /* atomic */
+} ping_pong_t;
+
+static void ping_pong_fn(rs_task_t *task, void *arg, rs_task_status_t status) {
+    ping_pong_t *p = (ping_pong_t *)arg;
+    (void)task;
+    if (status == RS_TASK_STATUS_CANCELED) {
+        __atomic_add_fetch(&p->cancels, 1, __ATOMIC_SEQ_CST);
+        return;
+    }
+    __atomic_add_fetch(&p->runs, 1, __ATOMIC_SEQ_CST);
+    p->side ^= 1;
+    rs_event_loop_schedule_task_now(p->loops[p->side], &p->task);
+}
+
+static void destroy_while_loops_hand_tasks_to_each_other(rs_event_loop_backend_t b) {
+    int round;
+    for (round = 0; round < PING_PONG_ROUNDS; ++round) {
+        rs_event_loop_group_t *g = group_new(b, 2);
+        ping_pong_t tasks[PING_PONG_TASKS];
+        uint64_t deadline = rs_clock_now_ns() + WAIT_NS;
+        int i;
+        memset(tasks, 0, sizeof(tasks));
+        for (i = 0; i < PING_PONG_TASKS; ++i) {
+            tasks[i].loops[0] = rs_event_loop_group_get_loop_at(g, 0);
+            tasks[i].loops[1] = rs_event_loop_group_get_loop_at(g, 1);
+            tasks[i].side = i & 1;
+            rs_task_init(&tasks[i].task, ping_pong_fn, &tasks[i], "ping_pong");
+            assert_int_equal(rs_event_loop_schedule_task_now(tasks[i].loops[tasks[i].side], &tasks[i].task), RS_OK);
+        }
+        /* Let the bouncing get going before the destroy, bounded in time. */
+        while (__atomic_load_n(&tasks[PING_PONG_TASKS - 1].runs, __ATOMIC_SEQ_CST) < 10 &&
+               rs_clock_now_ns() < deadline) {
+            rs_thread_sleep_ns(RS_NS_PER_MS / 10);
+        }
+        assert_int_equal(rs_event_loop_group_destroy(g), RS_OK);
+        for (i = 0; i < PING_PONG_TASKS; ++i) {
+            assert_true(tasks[i].runs > 0);
+            assert_int_equal(tasks[i].cancels, 1);
+        }
+    }
+}
+BOTH_BACKENDS(destroy_while_loops_hand_tasks_to_each_other)
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         BOTH_TESTS(setup_and_shutdown_sync),
@@ -518,6 +574,7 @@ int main(void) {
         cmocka_unit_test(group_unavailable_backend_is_not_supported),
         cmocka_unit_test(group_threads_are_named_by_prefix_and_index),
         cmocka_unit_test(group_clock_override_applies_to_every_loop),
+        BOTH_TESTS(destroy_while_loops_hand_tasks_to_each_other),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

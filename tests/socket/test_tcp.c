@@ -777,6 +777,8 @@ static void socket_calls_off_the_loop_thread_are_refused(rs_event_loop_backend_t
     assert_int_equal(n, 0);
     assert_int_equal(buf.len, 0);
     assert_int_equal(wlog_write(log, p.client, "x", 1), RS_EWRONGTHREAD);
+    /* The thread is checked before the arguments: misuse off-thread says so. */
+    assert_int_equal(rs_socket_write(p.client, rs_byte_cursor_from_array("x", 1), NULL, NULL), RS_EWRONGTHREAD);
     assert_int_equal(rs_socket_subscribe_to_readable_events(p.client, sink_on_readable, sink), RS_EWRONGTHREAD);
     assert_int_equal(rs_socket_pause_reading(p.client), RS_EWRONGTHREAD);
     assert_int_equal(rs_socket_resume_reading(p.client), RS_EWRONGTHREAD);
@@ -2352,6 +2354,34 @@ BOTH_BACKENDS(many_connections_echo_concurrently_unix_path)
 
 /* ---------------------------------------------------------------- main */
 
+/* rs_socket_write's documented results on a socket that is not writable:
+ * closed (RS_EBADF), unconnected (RS_ENOTCONN), bad arguments (RS_EINVAL);
+ * none of them calls on_written. */
+static void socket_write_results_are_documented(rs_event_loop_backend_t b) {
+    conn_pair_t p;
+    wlog_t *log = wlog_new();
+    rs_socket_options_t o = sock_opts(RS_SOCKET_DOMAIN_IPV4);
+    rs_socket_t *fresh = sock_new(&o);
+    rs_byte_cursor_t no_bytes;
+    pair_connect(&p, b, EP_IPV4, NULL);
+    log->reqs[0].log = log;
+    assert_int_equal(rs_socket_write(NULL, rs_byte_cursor_from_array("x", 1), wlog_on_written, &log->reqs[0]),
+                     RS_EINVAL);
+    assert_int_equal(rs_socket_write(p.client, rs_byte_cursor_from_array("x", 1), NULL, NULL), RS_EINVAL);
+    no_bytes.ptr = NULL;
+    no_bytes.len = 1;
+    assert_int_equal(rs_socket_write(p.client, no_bytes, wlog_on_written, &log->reqs[0]), RS_EINVAL);
+    assert_int_equal(wlog_write(log, fresh, "x", 1), RS_ENOTCONN);
+    assert_int_equal(rs_socket_close(p.client), RS_OK);
+    assert_int_equal(wlog_write(log, p.client, "x", 1), RS_EBADF);
+    assert_int_equal(rs_event_loop_run_once(p.loop, 0), RS_OK);
+    assert_int_equal(log->count, 0);
+    rs_socket_destroy(fresh);
+    pair_close(&p);
+    free(log);
+}
+BOTH_BACKENDS(socket_write_results_are_documented)
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         BOTH_TESTS(tcp_echo_ipv4),
@@ -2365,6 +2395,7 @@ int main(void) {
         BOTH_TESTS(connect_refused_is_reported_async_ipv6),
         BOTH_TESTS(connect_refused_is_reported_async_unix_path),
         BOTH_TESTS(socket_calls_off_the_loop_thread_are_refused),
+        BOTH_TESTS(socket_write_results_are_documented),
         BOTH_TESTS(destroy_before_connect_completes_cancels_once_ipv4),
         BOTH_TESTS(destroy_before_connect_completes_cancels_once_unix_path),
         BOTH_TESTS(destroy_after_immediate_refusal_completes_once),
