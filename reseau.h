@@ -45,6 +45,12 @@
  *   (NULL: libc); out-of-memory is RS_ENOMEM, never an abort. Logging is
  *   silent until rs_log_set() installs a hook (rs_log_stderr is provided).
  *
+ *   A NULL handle (loop, group, task, signal, socket, pipe end, channel, slot,
+ *   handler, message, testing channel), or a NULL required pointer beside one,
+ *   never crashes: an int result is RS_EINVAL, checked before the thread check;
+ *   a void call does nothing; a pointer result is NULL (*err_out RS_EINVAL);
+ *   bool is false, a count 0, a backend DEFAULT, rs_socket_get_fd -1.
+ *
  * CONTENTS (search for the >> markers)
  *   >>config      platform flags, RESEAU_API, RESEAU_ASSERT
  *   >>result      result codes
@@ -711,31 +717,36 @@ RESEAU_API const char *rs_event_loop_backend_name(rs_event_loop_backend_t backen
 RESEAU_API bool rs_event_loop_backend_is_available(rs_event_loop_backend_t backend);
 
 /* Run the loop on a new thread. RS_EBUSY if it already runs, RS_ETHREAD if the
- * thread cannot start. Any thread. */
+ * thread cannot start, RS_EINVAL for a NULL loop. Any thread. */
 RESEAU_API int rs_event_loop_start(rs_event_loop_t *loop);
 /* Ask the loop's own thread to exit after its current tick; returns at once.
- * Harmless when repeated or when the loop is not running. Any thread. */
+ * Harmless when repeated or when the loop is not running (RS_OK); RS_EINVAL for
+ * a NULL loop. Any thread. */
 RESEAU_API int rs_event_loop_stop(rs_event_loop_t *loop);
 /* Join the loop's thread after rs_event_loop_stop. RS_OK if none runs;
- * RS_EDEADLK from the loop thread itself. The loop may be started again. */
+ * RS_EDEADLK from the loop thread itself; RS_EINVAL for a NULL loop. The loop
+ * may be started again. */
 RESEAU_API int rs_event_loop_wait(rs_event_loop_t *loop);
 
 /* Run one tick on the calling thread, which becomes the loop thread. Waits for
  * I/O at most timeout_ms (0: never block; negative: until I/O, a wakeup or the
- * next task is due). RS_EBUSY if the loop runs on its own thread. */
+ * next task is due). RS_EBUSY if the loop runs on its own thread or this thread
+ * is already inside a tick, RS_EWRONGTHREAD while another thread is inside one,
+ * RS_EINVAL for a NULL loop. */
 RESEAU_API int rs_event_loop_run_once(rs_event_loop_t *loop, int timeout_ms);
 
 /* When the next task is due, for embedding: *deadline_ns is 0 when work is ready
  * now (including tasks queued from other threads), UINT64_MAX when no task is
  * pending, else a time on the loop's clock.
- * I/O readiness is not included: poll rs_event_loop_get_fd for it. Loop thread. */
+ * I/O readiness is not included: poll rs_event_loop_get_fd for it. RS_EINVAL for
+ * a NULL loop or deadline_ns. Loop thread. */
 RESEAU_API int rs_event_loop_next_deadline(rs_event_loop_t *loop, uint64_t *deadline_ns);
 
 /* A file descriptor that becomes readable when the loop has I/O or a
  * cross-thread wakeup to process; poll it from a host loop, then call
  * rs_event_loop_run_once(loop, 0). Never read from it or close it.
  * *fd_out is set on RS_OK; RS_ENOTSUP for the poll backend, which has no single
- * waitable handle. Any thread. */
+ * waitable handle; RS_EINVAL for a NULL loop or fd_out. Any thread. */
 RESEAU_API int rs_event_loop_get_fd(const rs_event_loop_t *loop, int *fd_out);
 
 /* Schedule `task` to run on the next tick. Any thread. From the loop thread it
@@ -754,7 +765,8 @@ RESEAU_API int rs_event_loop_schedule_task_now_serialized(rs_event_loop_t *loop,
  * results as _now. */
 RESEAU_API int rs_event_loop_schedule_task_future(rs_event_loop_t *loop, rs_task_t *task, uint64_t run_at_ns);
 /* Run a scheduled task now with RS_TASK_STATUS_CANCELED (O(log n)). A task that
- * is not scheduled is left alone (RS_OK). Loop thread. */
+ * is not scheduled is left alone (RS_OK). RS_EINVAL for a NULL loop or task.
+ * Loop thread. */
 RESEAU_API int rs_event_loop_cancel_task(rs_event_loop_t *loop, rs_task_t *task);
 
 /* The loop's clock (its override, if set). Any thread. */
@@ -762,18 +774,20 @@ RESEAU_API uint64_t rs_event_loop_now_ns(const rs_event_loop_t *loop);
 RESEAU_API bool rs_event_loop_is_on_loop_thread(const rs_event_loop_t *loop);
 
 /* Report readiness of `handle` to on_event. `events` must be a non-zero mask of
- * READABLE|WRITABLE only (else RS_EINVAL); handle->fd must be valid. RS_EBUSY if
- * the handle is already subscribed, RS_EEXIST if another handle already
- * subscribed the same fd. Loop thread. */
+ * READABLE|WRITABLE only; handle->fd must be valid. RS_EINVAL for a NULL loop,
+ * handle or on_event, a negative fd or a bad mask; RS_EBUSY if the handle is
+ * already subscribed, RS_EEXIST if another handle already subscribed the same
+ * fd; RS_ENOMEM, or the backend's mapped OS error. Loop thread. */
 RESEAU_API int rs_event_loop_subscribe(rs_event_loop_t *loop, rs_io_handle_t *handle, int events,
                                        rs_io_event_fn *on_event, void *user_data);
-/* Change the subscribed mask (same rules as subscribe); RS_EINVAL if the handle
- * is not subscribed to this loop. Loop thread. */
+/* Change the subscribed mask (same rules as subscribe); RS_EINVAL for a NULL
+ * loop or handle, or a handle not subscribed to this loop. Loop thread. */
 RESEAU_API int rs_event_loop_update_subscription(rs_event_loop_t *loop, rs_io_handle_t *handle, int events);
 /* Stop reporting `handle`. Events for it still queued in the current dispatch
  * batch are skipped. The handle (and its fd) may be freed or closed as soon as
  * this returns; the loop releases its own record later, even at shutdown.
- * RS_EINVAL if the handle is not subscribed to this loop. Loop thread. */
+ * RS_EINVAL for a NULL loop or handle, or a handle not subscribed to this loop.
+ * Loop thread. */
 RESEAU_API int rs_event_loop_unsubscribe(rs_event_loop_t *loop, rs_io_handle_t *handle);
 
 /* A coalescing cross-thread signal (like libuv's uv_async_t): any number of
@@ -789,29 +803,34 @@ struct rs_event_loop_signal {
     void *user_data;           /* private */
     int pending;               /* private, atomic: 1 from a send until fn starts */
 };
+/* A signal initialised with a NULL loop never fires: sends do nothing and
+ * cleanup returns RS_EINVAL. */
 RESEAU_API void rs_event_loop_signal_init(rs_event_loop_signal_t *signal, rs_event_loop_t *loop,
                                           rs_event_loop_signal_fn *fn, void *user_data);
 /* Any thread. Costs one atomic exchange when a send is already pending. */
 RESEAU_API void rs_event_loop_signal_send(rs_event_loop_signal_t *signal);
 /* Drop a pending send without calling fn. After this (on the loop thread) the
- * signal's memory may be freed, provided no thread sends to it any more. */
+ * signal's memory may be freed, provided no thread sends to it any more.
+ * RS_EINVAL for a NULL signal or one without a loop. */
 RESEAU_API int rs_event_loop_signal_cleanup(rs_event_loop_signal_t *signal);
 
 /* Loop-local objects: a small map from a caller-chosen key pointer to an object,
  * for per-loop singletons (message pools, caches). on_remove, if set, runs when
  * the entry is replaced, removed, or the loop is destroyed. Loop thread. */
 typedef void rs_local_object_fn(void *key, void *object, void *user_data);
+/* RS_EINVAL for a NULL loop or key; RS_ENOMEM. */
 RESEAU_API int rs_event_loop_put_local_object(rs_event_loop_t *loop, const void *key, void *object,
                                               rs_local_object_fn *on_remove, void *user_data);
-/* RS_ENOENT if absent. */
+/* RS_ENOENT if absent, RS_EINVAL for a NULL loop. object_out may be NULL. */
 RESEAU_API int rs_event_loop_get_local_object(rs_event_loop_t *loop, const void *key, void **object_out);
-/* Runs on_remove. RS_ENOENT if absent. */
+/* Runs on_remove. RS_ENOENT if absent, RS_EINVAL for a NULL loop. */
 RESEAU_API int rs_event_loop_remove_local_object(rs_event_loop_t *loop, const void *key);
 
 /* Busy nanoseconds (not waiting for I/O) during the last full second, published
  * once per second; used to balance work across a group. Any thread. */
 RESEAU_API uint64_t rs_event_loop_get_load_factor(const rs_event_loop_t *loop);
-/* Copy the counters. Any thread (the values may be a tick behind). */
+/* Copy the counters. Any thread (the values may be a tick behind). A NULL loop
+ * gives all zeros. */
 RESEAU_API void rs_event_loop_get_stats(const rs_event_loop_t *loop, rs_event_loop_stats_t *stats_out);
 /* <<event_loop -- End file: src/loop/event_loop.h */
 /* >>group -- Begin file: src/loop/group.h */
@@ -1013,41 +1032,53 @@ RESEAU_API int rs_socket_close(rs_socket_t *socket);
 RESEAU_API bool rs_socket_is_open(const rs_socket_t *socket);
 
 /* Bind to a local endpoint of the socket's domain; port 0 picks a free port
- * (see rs_socket_get_bound_address). RS_EADDRINUSE, RS_EADDRNOTAVAIL, RS_EACCES, ... */
+ * (see rs_socket_get_bound_address). RS_EINVAL for a NULL socket or local, or an
+ * endpoint of another domain; RS_ESTATE once bound or used; RS_EADDRINUSE,
+ * RS_EADDRNOTAVAIL, RS_EACCES, ... */
 RESEAU_API int rs_socket_bind(rs_socket_t *socket, const rs_endpoint_t *local);
+/* RS_EINVAL for a NULL socket or out, RS_EBADF once closed, or the OS error. */
 RESEAU_API int rs_socket_get_bound_address(const rs_socket_t *socket, rs_endpoint_t *out);
-/* The peer of a connected or accepted socket. RS_ENOTCONN otherwise. */
+/* The peer of a connected or accepted socket. RS_ENOTCONN otherwise; RS_EINVAL
+ * for a NULL socket or out. */
 RESEAU_API int rs_socket_get_remote_address(const rs_socket_t *socket, rs_endpoint_t *out);
 
-/* Stream sockets only; backlog <= 0 means SOMAXCONN. */
+/* Stream sockets only; backlog <= 0 means SOMAXCONN. RS_EINVAL for a NULL or
+ * DGRAM socket, RS_ESTATE unless new or bound, or the OS error (RS_EADDRINUSE, ...). */
 RESEAU_API int rs_socket_listen(rs_socket_t *socket, int backlog);
-/* Ties the listener to `loop` and accepts until stopped or closed. Loop thread. */
+/* Ties the listener to `loop` and accepts until stopped or closed. RS_EINVAL for
+ * a NULL listener, loop or on_accept; RS_EBUSY if tied to another loop;
+ * RS_ESTATE unless listening. Loop thread. */
 RESEAU_API int rs_socket_start_accept(rs_socket_t *listener, rs_event_loop_t *loop, rs_socket_on_accept_fn *on_accept,
                                       void *user_data);
+/* RS_EINVAL for a NULL listener, RS_ESTATE unless listening. */
 RESEAU_API int rs_socket_stop_accept(rs_socket_t *listener);
 
 /* Start connecting to `remote`, tied to `loop`; on_connect fires exactly once
  * (RS_ETIMEDOUT after connect_timeout_ms). A DGRAM socket "connects" at once
- * (the callback still comes later). RS_EINVAL for a port of 0 or an endpoint
- * of another domain. Loop thread. */
+ * (the callback still comes later). RS_EINVAL for a NULL socket, remote, loop or
+ * on_connect, a port of 0 or an endpoint of another domain. Loop thread. */
 RESEAU_API int rs_socket_connect(rs_socket_t *socket, const rs_endpoint_t *remote, rs_event_loop_t *loop,
                                  rs_socket_on_connect_fn *on_connect, void *user_data);
 /* Tie an accepted (or any unassigned) socket to `loop`. RS_EBUSY if already
- * tied to a loop. Call it on `loop`'s thread. */
+ * tied to a loop, RS_EINVAL for a NULL socket or loop. Call it on `loop`'s thread. */
 RESEAU_API int rs_socket_assign_to_loop(rs_socket_t *socket, rs_event_loop_t *loop);
 /* NULL while unassigned. Any thread. */
 RESEAU_API rs_event_loop_t *rs_socket_get_loop(const rs_socket_t *socket);
 
 /* Call on_readable whenever data (or EOF, or an error) is waiting. Replaces an
- * earlier subscription. Loop thread. */
+ * earlier subscription. RS_EINVAL for a NULL socket or on_readable; RS_ESTATE
+ * while unassigned; RS_ENOTCONN for a stream socket not connected, RS_EBADF once
+ * closed. Loop thread. */
 RESEAU_API int rs_socket_subscribe_to_readable_events(rs_socket_t *socket, rs_socket_on_readable_fn *on_readable,
                                                      void *user_data);
-/* Stop and restart readable callbacks (back-pressure) without unsubscribing. */
+/* Stop and restart readable callbacks (back-pressure) without unsubscribing.
+ * RS_EINVAL for a NULL socket. */
 RESEAU_API int rs_socket_pause_reading(rs_socket_t *socket);
 RESEAU_API int rs_socket_resume_reading(rs_socket_t *socket);
 /* Read into buf's free space [len, capacity); adds the bytes to buf->len.
  * RS_EAGAIN when nothing is waiting, RS_EEOF at end of stream (after all data),
- * RS_EINVAL when buf has no free space, else the error (RS_ECONNRESET, ...). */
+ * RS_EINVAL for a NULL socket or buf or when buf has no free space, RS_EBADF
+ * once closed, else the error (RS_ECONNRESET, ...). amount_read may be NULL. */
 RESEAU_API int rs_socket_read(rs_socket_t *socket, rs_byte_buf_t *buf, size_t *amount_read);
 /* Scatter read: fill the free space of bufs[0], then bufs[1], ... in one system
  * call (at most RS_SOCKET_READV_MAX buffers). Same results as rs_socket_read;
@@ -1072,11 +1103,13 @@ RESEAU_API int rs_socket_write(rs_socket_t *socket, rs_byte_cursor_t data, rs_so
 /* Bytes queued by rs_socket_write and not yet handed to the kernel. */
 RESEAU_API size_t rs_socket_get_pending_write_bytes(const rs_socket_t *socket);
 /* Shut down one or both directions. Shutting the write side waits for queued
- * writes to reach the kernel first, then sends FIN. Loop thread. */
+ * writes to reach the kernel first, then sends FIN. RS_EINVAL for a NULL socket
+ * or a bad dir, RS_ENOTCONN unless connected, RS_EBADF once closed, or the OS
+ * error. Loop thread. */
 RESEAU_API int rs_socket_shutdown_dir(rs_socket_t *socket, rs_socket_dir_t dir);
 
 /* The OS file descriptor, for diagnostics and socket options reseau lacks;
- * -1 when closed. Do not close it or change its blocking mode. */
+ * -1 when closed (or for a NULL socket). Do not close it or change its blocking mode. */
 RESEAU_API int rs_socket_get_fd(const rs_socket_t *socket);
 
 /* ---- Datagrams (DGRAM sockets) ---- */
@@ -1094,17 +1127,23 @@ typedef struct rs_datagram {
 
 /* Send one datagram now, without queueing: RS_OK once the kernel has it,
  * RS_EAGAIN when its buffer is full (retry on a later tick), RS_EMSGSIZE, ...
- * `destination` may be NULL on a connected socket. Loop thread once assigned. */
+ * RS_EINVAL for a NULL or STREAM socket or a destination of another domain;
+ * RS_EBADF once closed. `destination` may be NULL on a connected socket (else
+ * RS_ENOTCONN). Loop thread once assigned. */
 RESEAU_API int rs_socket_send_to(rs_socket_t *socket, const rs_endpoint_t *destination, rs_byte_cursor_t data);
 /* Send up to `count` datagrams with as few system calls as possible
  * (sendmmsg on Linux). *sent_out says how many left; on an error after some
- * were sent, RS_OK is returned with the partial count. */
+ * were sent, RS_OK is returned with the partial count. Errors as for
+ * rs_socket_send_to, and RS_EINVAL for NULL datagrams or sent_out. */
 RESEAU_API int rs_socket_send_batch(rs_socket_t *socket, const rs_datagram_t *datagrams, size_t count,
                                     size_t *sent_out);
 /* Receive one datagram into datagram->data (capacity bytes), with its source.
- * RS_EAGAIN when none is waiting. */
+ * RS_EAGAIN when none is waiting. RS_EINVAL for a NULL or STREAM socket, a NULL
+ * datagram or one without a buffer; RS_EBADF once closed. */
 RESEAU_API int rs_socket_recv_from(rs_socket_t *socket, rs_datagram_t *datagram);
-/* Receive up to `count` datagrams (recvmmsg on Linux); *received_out counts them. */
+/* Receive up to `count` datagrams (recvmmsg on Linux); *received_out counts
+ * them. Errors as for rs_socket_recv_from, and RS_EINVAL for NULL datagrams or
+ * received_out, or a count of 0. */
 RESEAU_API int rs_socket_recv_batch(rs_socket_t *socket, rs_datagram_t *datagrams, size_t count,
                                     size_t *received_out);
 /* <<socket -- End file: src/net/socket.h */
@@ -1336,19 +1375,26 @@ RESEAU_API int rs_channel_schedule_task_future(rs_channel_t *channel, rs_channel
  * NULL on out-of-memory. Loop thread. */
 RESEAU_API rs_io_message_t *rs_channel_acquire_message_from_pool(rs_channel_t *channel, rs_io_message_type_t type,
                                                                 size_t size_hint);
+/* The message goes back to its own pool: `channel` is not used and may be NULL.
+ * A NULL message is ignored. */
 RESEAU_API void rs_channel_release_message_to_pool(rs_channel_t *channel, rs_io_message_t *message);
 
 /* ---- slots ---- */
 
+/* NULL with *err_out set: RS_EINVAL for a NULL channel, RS_EWRONGTHREAD, RS_ENOMEM. */
 RESEAU_API rs_channel_slot_t *rs_channel_slot_new(rs_channel_t *channel, int *err_out);
+/* RS_EINVAL for a NULL channel or to_add. */
 RESEAU_API int rs_channel_slot_insert_end(rs_channel_t *channel, rs_channel_slot_t *to_add);
+/* RS_EINVAL for a NULL slot or to_add, or a to_add of another channel (or slot itself). */
 RESEAU_API int rs_channel_slot_insert_right(rs_channel_slot_t *slot, rs_channel_slot_t *to_add);
 RESEAU_API int rs_channel_slot_insert_left(rs_channel_slot_t *slot, rs_channel_slot_t *to_add);
-/* Unlink and free the slot and destroy its handler. */
+/* Unlink and free the slot and destroy its handler. RS_EINVAL for a NULL slot. */
 RESEAU_API int rs_channel_slot_remove(rs_channel_slot_t *slot);
-/* Put `new_handler` in place of the slot's handler, which is destroyed (ALPN-style). */
+/* Put `new_handler` in place of the slot's handler, which is destroyed (ALPN-style).
+ * Errors as for rs_channel_slot_set_handler; the old handler is then kept. */
 RESEAU_API int rs_channel_slot_replace_handler(rs_channel_slot_t *slot, rs_channel_handler_t *new_handler);
-/* Attach the handler; the slot's window becomes its initial_window_size. */
+/* Attach the handler; the slot's window becomes its initial_window_size.
+ * RS_EINVAL for a NULL slot or handler, or a handler without a vtable. */
 RESEAU_API int rs_channel_slot_set_handler(rs_channel_slot_t *slot, rs_channel_handler_t *handler);
 RESEAU_API rs_channel_handler_t *rs_channel_slot_get_handler(const rs_channel_slot_t *slot);
 RESEAU_API rs_channel_slot_t *rs_channel_slot_get_left(const rs_channel_slot_t *slot);
@@ -1357,10 +1403,13 @@ RESEAU_API rs_channel_t *rs_channel_slot_get_channel(const rs_channel_slot_t *sl
 
 /* Pass a message on: READ goes to the right neighbour, WRITE to the left.
  * RS_EWINDOW if a READ message is larger than the right slot's window,
- * RS_ENOTCONN if there is no neighbour that way; the caller keeps the message. */
+ * RS_ENOTCONN if there is no neighbour that way, RS_ENOTSUP if its handler
+ * takes no messages that way, RS_EINVAL for a NULL slot or message; the caller
+ * then keeps the message. Otherwise what the neighbour's handler returned. */
 RESEAU_API int rs_channel_slot_send_message(rs_channel_slot_t *slot, rs_io_message_t *message,
                                            rs_channel_direction_t dir);
-/* The slot's handler can take `size` more bytes; batched, propagated leftwards. */
+/* The slot's handler can take `size` more bytes; batched, propagated leftwards.
+ * RS_EINVAL for a NULL slot. */
 RESEAU_API int rs_channel_slot_increment_read_window(rs_channel_slot_t *slot, size_t size);
 /* How much may be sent to the right neighbour now (SIZE_MAX without back-pressure). */
 RESEAU_API size_t rs_channel_slot_downstream_read_window(const rs_channel_slot_t *slot);
@@ -1368,7 +1417,8 @@ RESEAU_API size_t rs_channel_slot_downstream_read_window(const rs_channel_slot_t
 RESEAU_API size_t rs_channel_slot_upstream_message_overhead(const rs_channel_slot_t *slot);
 /* Handlers that buffer writes report their queued bytes (delta may be negative). */
 RESEAU_API void rs_channel_slot_add_pending_write_bytes(rs_channel_slot_t *slot, int64_t delta);
-/* A handler's part of shutdown is done; the channel moves to the next one. */
+/* A handler's part of shutdown is done; the channel moves to the next one.
+ * RS_EINVAL for a NULL slot. */
 RESEAU_API int rs_channel_slot_on_handler_shutdown_complete(rs_channel_slot_t *slot, rs_channel_direction_t dir,
                                                            int error_code, bool abort_immediately);
 
@@ -1377,7 +1427,8 @@ RESEAU_API int rs_channel_slot_on_handler_shutdown_complete(rs_channel_slot_t *s
 /* Called every interval with one record per handler, left to right. */
 typedef void rs_channel_statistics_fn(rs_channel_t *channel, const rs_channel_handler_stats_t *records, size_t count,
                                       void *user_data);
-/* interval_ms 0 or fn NULL turns reporting off. Loop thread. */
+/* interval_ms 0 or fn NULL turns reporting off. RS_EINVAL for a NULL channel.
+ * Loop thread. */
 RESEAU_API int rs_channel_set_statistics_handler(rs_channel_t *channel, uint32_t interval_ms,
                                                  rs_channel_statistics_fn *fn, void *user_data);
 /* <<channel -- End file: src/channel/channel.h */
@@ -1438,18 +1489,25 @@ RESEAU_API void rs_testing_channel_destroy(rs_testing_channel_t *testing);
 
 RESEAU_API rs_channel_t *rs_testing_channel_get_channel(const rs_testing_channel_t *testing);
 RESEAU_API rs_event_loop_t *rs_testing_channel_get_loop(const rs_testing_channel_t *testing);
-/* Append a slot holding `handler` at the right end. */
+/* Append a slot holding `handler` at the right end. RS_EINVAL for a NULL
+ * testing channel or handler, or a handler without a vtable; RS_ENOMEM. */
 RESEAU_API int rs_testing_channel_add_handler(rs_testing_channel_t *testing, rs_channel_handler_t *handler);
-/* Run loop ticks until nothing is ready now (timers in the future are left). */
+/* Run loop ticks until nothing is ready now (timers in the future are left).
+ * RS_EBUSY if work is still ready after many ticks, an error of
+ * rs_event_loop_run_once, or RS_EINVAL for a NULL testing channel. */
 RESEAU_API int rs_testing_channel_run(rs_testing_channel_t *testing);
 
 /* Queue bytes as if the peer sent them (copied). They are delivered on the
  * next run, in messages of at most RS_MAX_FRAGMENT_SIZE, as far as the window
- * to the right allows; the rest waits for a window update. */
+ * to the right allows; the rest waits for a window update. RS_ENOTCONN after
+ * an injected end of stream or reset, RS_ENOMEM, RS_EINVAL for a NULL testing
+ * channel. */
 RESEAU_API int rs_testing_channel_push_read(rs_testing_channel_t *testing, rs_byte_cursor_t data);
 /* Bytes pushed but not yet delivered (held back by the window). */
 RESEAU_API size_t rs_testing_channel_pending_read_bytes(const rs_testing_channel_t *testing);
-/* Move everything the pipeline has written so far into `out` (appended). */
+/* Move everything the pipeline has written so far into `out` (appended).
+ * RS_EINVAL for a NULL testing channel or out; RS_ENOMEM or RS_EOVERFLOW when
+ * `out` cannot grow (the written bytes are kept). */
 RESEAU_API int rs_testing_channel_drain_written(rs_testing_channel_t *testing, rs_byte_buf_t *out);
 /* Writes accepted by the fake socket but not yet completed (see the write limit). */
 RESEAU_API size_t rs_testing_channel_pending_write_bytes(const rs_testing_channel_t *testing);
@@ -1468,7 +1526,8 @@ RESEAU_API void rs_testing_channel_inject_reset(rs_testing_channel_t *testing);
  * pushed bytes are delivered. */
 RESEAU_API void rs_testing_channel_push_eof(rs_testing_channel_t *testing);
 
-/* Whether on_shutdown_completed has fired, and its error. */
+/* Whether on_shutdown_completed has fired, and its error (RS_OK until then).
+ * error_out may be NULL. */
 RESEAU_API bool rs_testing_channel_is_shut_down(const rs_testing_channel_t *testing, int *error_out);
 /* <<testing_channel -- End file: src/channel/testing_channel.h */
 
@@ -2497,6 +2556,9 @@ typedef struct rs__scheduler {
 } rs__scheduler_t;
 
 RESEAU_API void rs_task_init(rs_task_t *task, rs_task_fn *fn, void *arg, const char *type_tag) {
+    if (!task) {
+        return;
+    }
     memset(task, 0, sizeof(*task));
     task->fn = fn;
     task->arg = arg;
@@ -2506,7 +2568,7 @@ RESEAU_API void rs_task_init(rs_task_t *task, rs_task_fn *fn, void *arg, const c
 }
 
 RESEAU_API bool rs_task_is_scheduled(const rs_task_t *task) {
-    return task->state != RS__TASK_IDLE;
+    return task && task->state != RS__TASK_IDLE;
 }
 
 RESEAU_API const char *rs_task_status_name(rs_task_status_t status) {
@@ -3331,14 +3393,19 @@ fail_scheduler:
 }
 
 RESEAU_API rs_event_loop_backend_t rs_event_loop_get_backend(const rs_event_loop_t *loop) {
-    return loop->backend->kind;
+    return loop ? loop->backend->kind : RS_EVENT_LOOP_BACKEND_DEFAULT;
 }
 
 RESEAU_API bool rs_event_loop_is_on_loop_thread(const rs_event_loop_t *loop) {
-    return rs__atomic_load_uptr(&loop->owner) == rs_thread_current_id();
+    return loop && rs__atomic_load_uptr(&loop->owner) == rs_thread_current_id();
 }
 
+/* RS_EINVAL for a NULL loop (it has no thread to check); RS_EWRONGTHREAD, logged,
+ * off the loop thread. */
 static int rs__check_loop_thread(const rs_event_loop_t *loop, const char *function) {
+    if (!loop) {
+        return RS_EINVAL;
+    }
     if (rs_event_loop_is_on_loop_thread(loop)) {
         return RS_OK;
     }
@@ -3346,8 +3413,13 @@ static int rs__check_loop_thread(const rs_event_loop_t *loop, const char *functi
     return RS_EWRONGTHREAD;
 }
 
+/* The same, after RS_EINVAL for a NULL `required` argument of the call. */
+static int rs__check_loop_call(const rs_event_loop_t *loop, const void *required, const char *function) {
+    return required ? rs__check_loop_thread(loop, function) : RS_EINVAL;
+}
+
 RESEAU_API uint64_t rs_event_loop_now_ns(const rs_event_loop_t *loop) {
-    return loop->clock_fn(loop->clock_user_data);
+    return loop ? loop->clock_fn(loop->clock_user_data) : 0;
 }
 
 /* ---- cross-thread queue ---- */
@@ -3486,7 +3558,7 @@ RESEAU_API int rs_event_loop_schedule_task_future(rs_event_loop_t *loop, rs_task
 }
 
 RESEAU_API int rs_event_loop_cancel_task(rs_event_loop_t *loop, rs_task_t *task) {
-    int err = rs__check_loop_thread(loop, "rs_event_loop_cancel_task");
+    int err = rs__check_loop_call(loop, task, "rs_event_loop_cancel_task");
     if (err) {
         return err;
     }
@@ -3514,6 +3586,9 @@ static void rs__signal_task(rs_task_t *task, void *arg, rs_task_status_t status)
 
 RESEAU_API void rs_event_loop_signal_init(rs_event_loop_signal_t *signal, rs_event_loop_t *loop,
                                           rs_event_loop_signal_fn *fn, void *user_data) {
+    if (!signal) {
+        return;
+    }
     memset(signal, 0, sizeof(*signal));
     rs_task_init(&signal->task, rs__signal_task, signal, "signal");
     signal->loop = loop;
@@ -3522,6 +3597,9 @@ RESEAU_API void rs_event_loop_signal_init(rs_event_loop_signal_t *signal, rs_eve
 }
 
 RESEAU_API void rs_event_loop_signal_send(rs_event_loop_signal_t *signal) {
+    if (!signal || !signal->loop) {
+        return;
+    }
     if (rs__atomic_load_int(&signal->pending) || rs__atomic_exchange_int(&signal->pending, 1)) {
         return; /* already on its way */
     }
@@ -3532,7 +3610,11 @@ RESEAU_API void rs_event_loop_signal_send(rs_event_loop_signal_t *signal) {
 }
 
 RESEAU_API int rs_event_loop_signal_cleanup(rs_event_loop_signal_t *signal) {
-    int err = rs__check_loop_thread(signal->loop, "rs_event_loop_signal_cleanup");
+    int err;
+    if (!signal) {
+        return RS_EINVAL;
+    }
+    err = rs__check_loop_thread(signal->loop, "rs_event_loop_signal_cleanup");
     if (err) {
         return err;
     }
@@ -3602,6 +3684,9 @@ static void rs__event_loop_tick(rs_event_loop_t *loop, int timeout_ms) {
 }
 
 RESEAU_API int rs_event_loop_run_once(rs_event_loop_t *loop, int timeout_ms) {
+    if (!loop) {
+        return RS_EINVAL;
+    }
     if (rs__atomic_load_int(&loop->thread_running)) {
         return RS_EBUSY;
     }
@@ -3614,12 +3699,9 @@ RESEAU_API int rs_event_loop_run_once(rs_event_loop_t *loop, int timeout_ms) {
 }
 
 RESEAU_API int rs_event_loop_next_deadline(rs_event_loop_t *loop, uint64_t *deadline_ns) {
-    int err = rs__check_loop_thread(loop, "rs_event_loop_next_deadline");
+    int err = rs__check_loop_call(loop, deadline_ns, "rs_event_loop_next_deadline");
     if (err) {
         return err;
-    }
-    if (!deadline_ns) {
-        return RS_EINVAL;
     }
     rs__scheduler_has_tasks(&loop->scheduler, deadline_ns);
     if (!rs__event_loop_xq_empty(loop)) {
@@ -3629,7 +3711,7 @@ RESEAU_API int rs_event_loop_next_deadline(rs_event_loop_t *loop, uint64_t *dead
 }
 
 RESEAU_API int rs_event_loop_get_fd(const rs_event_loop_t *loop, int *fd_out) {
-    if (!fd_out) {
+    if (!loop || !fd_out) {
         return RS_EINVAL;
     }
     return loop->backend->get_fd(loop, fd_out);
@@ -3649,6 +3731,9 @@ static void rs__event_loop_thread_main(void *arg) {
 RESEAU_API int rs_event_loop_start(rs_event_loop_t *loop) {
     rs_thread_options_t options;
     int err;
+    if (!loop) {
+        return RS_EINVAL;
+    }
     if (rs__atomic_load_int(&loop->thread_running)) {
         return RS_EBUSY;
     }
@@ -3666,6 +3751,9 @@ RESEAU_API int rs_event_loop_start(rs_event_loop_t *loop) {
 }
 
 RESEAU_API int rs_event_loop_stop(rs_event_loop_t *loop) {
+    if (!loop) {
+        return RS_EINVAL;
+    }
     rs__atomic_store_int(&loop->stop_requested, 1);
     /* Only a thread of our own needs waking; run_once callers decide for themselves. */
     if (rs__atomic_load_int(&loop->thread_running)) {
@@ -3676,6 +3764,9 @@ RESEAU_API int rs_event_loop_stop(rs_event_loop_t *loop) {
 
 RESEAU_API int rs_event_loop_wait(rs_event_loop_t *loop) {
     int err;
+    if (!loop) {
+        return RS_EINVAL;
+    }
     if (!rs__atomic_load_int(&loop->thread_running)) {
         return RS_OK;
     }
@@ -3700,11 +3791,11 @@ static bool rs__valid_event_mask(int events) {
 RESEAU_API int rs_event_loop_subscribe(rs_event_loop_t *loop, rs_io_handle_t *handle, int events,
                                        rs_io_event_fn *on_event, void *user_data) {
     rs__io_registration_t *reg;
-    int err = rs__check_loop_thread(loop, "rs_event_loop_subscribe");
+    int err = rs__check_loop_call(loop, handle, "rs_event_loop_subscribe");
     if (err) {
         return err;
     }
-    if (!handle || handle->fd < 0 || !on_event || !rs__valid_event_mask(events)) {
+    if (handle->fd < 0 || !on_event || !rs__valid_event_mask(events)) {
         return RS_EINVAL;
     }
     if (handle->impl) {
@@ -3736,7 +3827,7 @@ static rs__io_registration_t *rs__registration_of(rs_event_loop_t *loop, rs_io_h
 
 RESEAU_API int rs_event_loop_update_subscription(rs_event_loop_t *loop, rs_io_handle_t *handle, int events) {
     rs__io_registration_t *reg;
-    int err = rs__check_loop_thread(loop, "rs_event_loop_update_subscription");
+    int err = rs__check_loop_call(loop, handle, "rs_event_loop_update_subscription");
     if (err) {
         return err;
     }
@@ -3756,7 +3847,7 @@ RESEAU_API int rs_event_loop_update_subscription(rs_event_loop_t *loop, rs_io_ha
 
 RESEAU_API int rs_event_loop_unsubscribe(rs_event_loop_t *loop, rs_io_handle_t *handle) {
     rs__io_registration_t *reg;
-    int err = rs__check_loop_thread(loop, "rs_event_loop_unsubscribe");
+    int err = rs__check_loop_call(loop, handle, "rs_event_loop_unsubscribe");
     if (err) {
         return err;
     }
@@ -3791,12 +3882,9 @@ RESEAU_API int rs_event_loop_put_local_object(rs_event_loop_t *loop, const void 
                                               rs_local_object_fn *on_remove, void *user_data) {
     rs__local_object_t *slot;
     rs__local_object_t old;
-    int err = rs__check_loop_thread(loop, "rs_event_loop_put_local_object");
+    int err = rs__check_loop_call(loop, key, "rs_event_loop_put_local_object");
     if (err) {
         return err;
-    }
-    if (!key) {
-        return RS_EINVAL;
     }
     slot = rs__local_find(loop, key);
     if (!slot) {
@@ -3860,10 +3948,17 @@ RESEAU_API int rs_event_loop_remove_local_object(rs_event_loop_t *loop, const vo
 /* ---- stats, load, destroy ---- */
 
 RESEAU_API uint64_t rs_event_loop_get_load_factor(const rs_event_loop_t *loop) {
-    return rs__atomic_load_u64(&loop->load_factor);
+    return loop ? rs__atomic_load_u64(&loop->load_factor) : 0;
 }
 
 RESEAU_API void rs_event_loop_get_stats(const rs_event_loop_t *loop, rs_event_loop_stats_t *stats_out) {
+    if (!stats_out) {
+        return;
+    }
+    if (!loop) {
+        memset(stats_out, 0, sizeof(*stats_out));
+        return;
+    }
     stats_out->ticks = rs__atomic_load_u64(&loop->stats.ticks);
     stats_out->io_events = rs__atomic_load_u64(&loop->stats.io_events);
     stats_out->tasks_run = rs__atomic_load_u64(&loop->stats.tasks_run);
@@ -4139,11 +4234,11 @@ RESEAU_API int rs_event_loop_group_destroy(rs_event_loop_group_t *group) {
 }
 
 RESEAU_API size_t rs_event_loop_group_get_loop_count(const rs_event_loop_group_t *group) {
-    return group->loop_count;
+    return group ? group->loop_count : 0;
 }
 
 RESEAU_API rs_event_loop_t *rs_event_loop_group_get_loop_at(const rs_event_loop_group_t *group, size_t index) {
-    return index < group->loop_count ? group->loops[index] : NULL;
+    return group && index < group->loop_count ? group->loops[index] : NULL;
 }
 
 /* splitmix64: a well-mixed value from a counter, without shared PRNG state. */
@@ -4158,6 +4253,9 @@ RESEAU_API rs_event_loop_t *rs_event_loop_group_get_next_loop(rs_event_loop_grou
     uint64_t r;
     size_t a;
     size_t b;
+    if (!group) {
+        return NULL;
+    }
     if (group->loop_count == 1) {
         return group->loops[0];
     }
@@ -4973,12 +5071,22 @@ struct rs_socket {
 
 static void rs__socket_on_event(rs_event_loop_t *loop, rs_io_handle_t *handle, int events, void *user_data);
 
+/* RS_EINVAL for a NULL socket (it has no thread to check); RS_EWRONGTHREAD, logged,
+ * off the thread of the loop it is tied to. */
 static int rs__socket_check_thread(const rs_socket_t *s, const char *function) {
+    if (!s) {
+        return RS_EINVAL;
+    }
     if (!s->loop || rs_event_loop_is_on_loop_thread(s->loop)) {
         return RS_OK;
     }
     RS__LOG_ERROR(RS_LS_SOCKET, "%s: socket %p used off its loop's thread", function, (const void *)s);
     return RS_EWRONGTHREAD;
+}
+
+/* The same, after RS_EINVAL for a NULL `required` argument of the call. */
+static int rs__socket_check_call(const rs_socket_t *s, const void *required, const char *function) {
+    return required ? rs__socket_check_thread(s, function) : RS_EINVAL;
 }
 
 static int rs__errno_result(void) {
@@ -5185,19 +5293,19 @@ RESEAU_API rs_socket_t *rs_socket_new(const rs_socket_options_t *options, int *e
 }
 
 RESEAU_API int rs_socket_get_fd(const rs_socket_t *socket) {
-    return socket->io.fd;
+    return socket ? socket->io.fd : -1;
 }
 
 RESEAU_API bool rs_socket_is_open(const rs_socket_t *socket) {
-    return socket->state != RS__SOCK_CLOSED;
+    return socket && socket->state != RS__SOCK_CLOSED;
 }
 
 RESEAU_API rs_event_loop_t *rs_socket_get_loop(const rs_socket_t *socket) {
-    return socket->loop;
+    return socket ? socket->loop : NULL;
 }
 
 RESEAU_API size_t rs_socket_get_pending_write_bytes(const rs_socket_t *socket) {
-    return socket->pending_write_bytes;
+    return socket ? socket->pending_write_bytes : 0;
 }
 
 /* ---- readiness interest ---- */
@@ -5420,7 +5528,7 @@ static int rs__socket_check_endpoint(const rs_socket_t *s, const rs_endpoint_t *
 RESEAU_API int rs_socket_bind(rs_socket_t *socket, const rs_endpoint_t *local) {
     rs__sockaddr_t sa;
     socklen_t len;
-    int err = rs__socket_check_thread(socket, "rs_socket_bind");
+    int err = rs__socket_check_call(socket, local, "rs_socket_bind");
     if (!err) {
         err = rs__socket_check_endpoint(socket, local);
     }
@@ -5455,7 +5563,7 @@ static int rs__socket_name(int fd, bool peer, rs_endpoint_t *out) {
 }
 
 RESEAU_API int rs_socket_get_bound_address(const rs_socket_t *socket, rs_endpoint_t *out) {
-    if (!out) {
+    if (!socket || !out) {
         return RS_EINVAL;
     }
     if (socket->io.fd < 0) {
@@ -5465,7 +5573,7 @@ RESEAU_API int rs_socket_get_bound_address(const rs_socket_t *socket, rs_endpoin
 }
 
 RESEAU_API int rs_socket_get_remote_address(const rs_socket_t *socket, rs_endpoint_t *out) {
-    if (!out) {
+    if (!socket || !out) {
         return RS_EINVAL;
     }
     if (!socket->has_remote) {
@@ -5734,7 +5842,7 @@ RESEAU_API int rs_socket_connect(rs_socket_t *socket, const rs_endpoint_t *remot
     rs__sockaddr_t sa;
     socklen_t len;
     int err;
-    if (!socket || !loop || !on_connect) {
+    if (!socket || !remote || !loop || !on_connect) {
         return RS_EINVAL;
     }
     if (socket->loop && socket->loop != loop) {
@@ -5877,14 +5985,14 @@ RESEAU_API int rs_socket_readv(rs_socket_t *socket, rs_byte_buf_t *bufs, size_t 
     size_t i;
     size_t iov_count = 0;
     ssize_t n;
-    int err = rs__socket_check_thread(socket, "rs_socket_read");
+    int err = rs__socket_check_call(socket, bufs, "rs_socket_read");
     if (amount_read) {
         *amount_read = 0;
     }
     if (err) {
         return err;
     }
-    if (!bufs || count == 0 || count > RS_SOCKET_READV_MAX) {
+    if (count == 0 || count > RS_SOCKET_READV_MAX) {
         return RS_EINVAL;
     }
     for (i = 0; i < count; ++i) {
@@ -6242,13 +6350,14 @@ RESEAU_API int rs_socket_send_to(rs_socket_t *socket, const rs_endpoint_t *desti
 RESEAU_API int rs_socket_send_batch(rs_socket_t *socket, const rs_datagram_t *datagrams, size_t count,
                                     size_t *sent_out) {
     size_t sent = 0;
-    int err = rs__socket_check_dgram(socket, "rs_socket_send_batch");
+    int err;
     if (sent_out) {
         *sent_out = 0;
     }
-    if (!err && (!datagrams || !sent_out)) {
-        err = RS_EINVAL;
+    if (!socket || !datagrams || !sent_out) {
+        return RS_EINVAL;
     }
+    err = rs__socket_check_dgram(socket, "rs_socket_send_batch");
     while (!err && sent < count) {
 #if RESEAU_OS_LINUX
         struct mmsghdr msgs[RS_DATAGRAM_BATCH_MAX];
@@ -6318,8 +6427,12 @@ RESEAU_API int rs_socket_recv_from(rs_socket_t *socket, rs_datagram_t *datagram)
     struct msghdr msg;
     rs__sockaddr_t name;
     ssize_t n;
-    int err = rs__socket_check_dgram(socket, "rs_socket_recv_from");
-    if (!err && (!datagram || !datagram->data || !datagram->capacity)) {
+    int err;
+    if (!socket || !datagram) {
+        return RS_EINVAL;
+    }
+    err = rs__socket_check_dgram(socket, "rs_socket_recv_from");
+    if (!err && (!datagram->data || !datagram->capacity)) {
         err = RS_EINVAL;
     }
     if (err) {
@@ -6338,12 +6451,16 @@ RESEAU_API int rs_socket_recv_from(rs_socket_t *socket, rs_datagram_t *datagram)
 
 RESEAU_API int rs_socket_recv_batch(rs_socket_t *socket, rs_datagram_t *datagrams, size_t count,
                                     size_t *received_out) {
-    int err = rs__socket_check_dgram(socket, "rs_socket_recv_batch");
+    int err;
     size_t received = 0;
     if (received_out) {
         *received_out = 0;
     }
-    if (!err && (!datagrams || !received_out || count == 0)) {
+    if (!socket || !datagrams || !received_out) {
+        return RS_EINVAL;
+    }
+    err = rs__socket_check_dgram(socket, "rs_socket_recv_batch");
+    if (!err && count == 0) {
         err = RS_EINVAL;
     }
     if (err) {
@@ -6684,12 +6801,27 @@ struct rs_channel {
     rs_channel_task_t stats_task;
 };
 
+/* RS_EINVAL for a NULL channel (it has no thread to check); RS_EWRONGTHREAD, logged,
+ * off the loop thread. */
 static int rs__channel_check_thread(const rs_channel_t *channel, const char *function) {
+    if (!channel) {
+        return RS_EINVAL;
+    }
     if (rs_event_loop_is_on_loop_thread(channel->loop)) {
         return RS_OK;
     }
     RS__LOG_ERROR(RS_LS_CHANNEL, "%s: channel %p used off its loop's thread", function, (const void *)channel);
     return RS_EWRONGTHREAD;
+}
+
+/* The same for a slot's channel: RS_EINVAL for a NULL slot. */
+static int rs__slot_check_thread(const rs_channel_slot_t *slot, const char *function) {
+    return slot ? rs__channel_check_thread(slot->channel, function) : RS_EINVAL;
+}
+
+/* The same, after RS_EINVAL for a NULL `required` argument of the call. */
+static int rs__slot_check_call(const rs_channel_slot_t *slot, const void *required, const char *function) {
+    return required ? rs__slot_check_thread(slot, function) : RS_EINVAL;
 }
 
 /* ---- creation ---- */
@@ -6769,24 +6901,27 @@ RESEAU_API rs_channel_t *rs_channel_new(const rs_channel_options_t *options, int
 }
 
 RESEAU_API rs_event_loop_t *rs_channel_get_loop(const rs_channel_t *channel) {
-    return channel->loop;
+    return channel ? channel->loop : NULL;
 }
 
 RESEAU_API bool rs_channel_is_on_loop_thread(const rs_channel_t *channel) {
-    return rs_event_loop_is_on_loop_thread(channel->loop);
+    return channel && rs_event_loop_is_on_loop_thread(channel->loop);
 }
 
 RESEAU_API rs_channel_slot_t *rs_channel_get_first_slot(const rs_channel_t *channel) {
-    return channel->first;
+    return channel ? channel->first : NULL;
 }
 
 RESEAU_API bool rs_channel_is_writable(const rs_channel_t *channel) {
-    return channel->writable;
+    return channel && channel->writable;
 }
 
 /* ---- channel tasks ---- */
 
 RESEAU_API void rs_channel_task_init(rs_channel_task_t *task, rs_channel_task_fn *fn, void *arg, const char *type_tag) {
+    if (!task) {
+        return;
+    }
     memset(task, 0, sizeof(*task));
     task->fn = fn;
     task->arg = arg;
@@ -6944,7 +7079,7 @@ static void rs__channel_update_overheads(rs_channel_t *channel) {
 }
 
 RESEAU_API int rs_channel_slot_insert_right(rs_channel_slot_t *slot, rs_channel_slot_t *to_add) {
-    int err = rs__channel_check_thread(slot->channel, "rs_channel_slot_insert_right");
+    int err = rs__slot_check_call(slot, to_add, "rs_channel_slot_insert_right");
     if (err) {
         return err;
     }
@@ -6962,7 +7097,7 @@ RESEAU_API int rs_channel_slot_insert_right(rs_channel_slot_t *slot, rs_channel_
 }
 
 RESEAU_API int rs_channel_slot_insert_left(rs_channel_slot_t *slot, rs_channel_slot_t *to_add) {
-    int err = rs__channel_check_thread(slot->channel, "rs_channel_slot_insert_left");
+    int err = rs__slot_check_call(slot, to_add, "rs_channel_slot_insert_left");
     if (err) {
         return err;
     }
@@ -6982,7 +7117,11 @@ RESEAU_API int rs_channel_slot_insert_left(rs_channel_slot_t *slot, rs_channel_s
 }
 
 RESEAU_API int rs_channel_slot_insert_end(rs_channel_t *channel, rs_channel_slot_t *to_add) {
-    rs_channel_slot_t *last = channel->first;
+    rs_channel_slot_t *last;
+    if (!channel || !to_add) {
+        return RS_EINVAL;
+    }
+    last = channel->first;
     if (!last || last == to_add) {
         channel->first = to_add;
         return RS_OK;
@@ -7000,11 +7139,12 @@ static void rs__channel_handler_destroy(rs_channel_handler_t *handler) {
 }
 
 RESEAU_API int rs_channel_slot_remove(rs_channel_slot_t *slot) {
-    rs_channel_t *channel = slot->channel;
-    int err = rs__channel_check_thread(channel, "rs_channel_slot_remove");
+    rs_channel_t *channel;
+    int err = rs__slot_check_thread(slot, "rs_channel_slot_remove");
     if (err) {
         return err;
     }
+    channel = slot->channel;
     if (slot->adj_left) {
         slot->adj_left->adj_right = slot->adj_right;
     }
@@ -7029,11 +7169,11 @@ static void rs__channel_schedule_window_update(rs_channel_t *channel) {
 }
 
 RESEAU_API int rs_channel_slot_set_handler(rs_channel_slot_t *slot, rs_channel_handler_t *handler) {
-    int err = rs__channel_check_thread(slot->channel, "rs_channel_slot_set_handler");
+    int err = rs__slot_check_call(slot, handler, "rs_channel_slot_set_handler");
     if (err) {
         return err;
     }
-    if (!handler || !handler->vtable) {
+    if (!handler->vtable) {
         return RS_EINVAL;
     }
     slot->handler = handler;
@@ -7051,8 +7191,13 @@ RESEAU_API int rs_channel_slot_set_handler(rs_channel_slot_t *slot, rs_channel_h
 }
 
 RESEAU_API int rs_channel_slot_replace_handler(rs_channel_slot_t *slot, rs_channel_handler_t *new_handler) {
-    rs_channel_handler_t *old = slot->handler;
-    int err = rs_channel_slot_set_handler(slot, new_handler);
+    rs_channel_handler_t *old;
+    int err;
+    if (!slot) {
+        return RS_EINVAL;
+    }
+    old = slot->handler;
+    err = rs_channel_slot_set_handler(slot, new_handler);
     if (err) {
         return err;
     }
@@ -7061,27 +7206,27 @@ RESEAU_API int rs_channel_slot_replace_handler(rs_channel_slot_t *slot, rs_chann
 }
 
 RESEAU_API rs_channel_handler_t *rs_channel_slot_get_handler(const rs_channel_slot_t *slot) {
-    return slot->handler;
+    return slot ? slot->handler : NULL;
 }
 
 RESEAU_API rs_channel_slot_t *rs_channel_slot_get_left(const rs_channel_slot_t *slot) {
-    return slot->adj_left;
+    return slot ? slot->adj_left : NULL;
 }
 
 RESEAU_API rs_channel_slot_t *rs_channel_slot_get_right(const rs_channel_slot_t *slot) {
-    return slot->adj_right;
+    return slot ? slot->adj_right : NULL;
 }
 
 RESEAU_API rs_channel_t *rs_channel_slot_get_channel(const rs_channel_slot_t *slot) {
-    return slot->channel;
+    return slot ? slot->channel : NULL;
 }
 
 RESEAU_API size_t rs_channel_slot_upstream_message_overhead(const rs_channel_slot_t *slot) {
-    return slot->upstream_message_overhead;
+    return slot ? slot->upstream_message_overhead : 0;
 }
 
 RESEAU_API size_t rs_channel_slot_downstream_read_window(const rs_channel_slot_t *slot) {
-    if (!slot->adj_right || !slot->adj_right->handler) {
+    if (!slot || !slot->adj_right || !slot->adj_right->handler) {
         return 0;
     }
     return slot->channel->back_pressure ? slot->adj_right->window_size : SIZE_MAX;
@@ -7089,14 +7234,12 @@ RESEAU_API size_t rs_channel_slot_downstream_read_window(const rs_channel_slot_t
 
 RESEAU_API int rs_channel_slot_send_message(rs_channel_slot_t *slot, rs_io_message_t *message,
                                            rs_channel_direction_t dir) {
-    rs_channel_slot_t *next = dir == RS_CHANNEL_DIR_READ ? slot->adj_right : slot->adj_left;
-    int err = rs__channel_check_thread(slot->channel, "rs_channel_slot_send_message");
+    rs_channel_slot_t *next;
+    int err = rs__slot_check_call(slot, message, "rs_channel_slot_send_message");
     if (err) {
         return err;
     }
-    if (!message) {
-        return RS_EINVAL;
-    }
+    next = dir == RS_CHANNEL_DIR_READ ? slot->adj_right : slot->adj_left;
     if (!next || !next->handler) {
         return RS_ENOTCONN;
     }
@@ -7125,10 +7268,14 @@ static size_t rs__size_add_saturating(size_t a, size_t b) {
 }
 
 RESEAU_API int rs_channel_slot_increment_read_window(rs_channel_slot_t *slot, size_t size) {
-    rs_channel_t *channel = slot->channel;
-    int err = rs__channel_check_thread(channel, "rs_channel_slot_increment_read_window");
-    if (err || !channel->back_pressure || channel->state >= RS__CHANNEL_SHUTTING_DOWN) {
+    rs_channel_t *channel;
+    int err = rs__slot_check_thread(slot, "rs_channel_slot_increment_read_window");
+    if (err) {
         return err;
+    }
+    channel = slot->channel;
+    if (!channel->back_pressure || channel->state >= RS__CHANNEL_SHUTTING_DOWN) {
+        return RS_OK;
     }
     slot->window_update_batch = rs__size_add_saturating(slot->window_update_batch, size);
     if (slot->window_size <= RS__WINDOW_UPDATE_THRESHOLD) {
@@ -7172,7 +7319,11 @@ static void rs__channel_window_update_task(rs_channel_task_t *task, void *arg, r
 /* ---- writability ---- */
 
 RESEAU_API void rs_channel_slot_add_pending_write_bytes(rs_channel_slot_t *slot, int64_t delta) {
-    rs_channel_t *channel = slot->channel;
+    rs_channel_t *channel;
+    if (!slot) {
+        return;
+    }
+    channel = slot->channel;
     channel->pending_write_bytes += delta;
     if (channel->pending_write_bytes < 0) {
         channel->pending_write_bytes = 0;
@@ -7326,12 +7477,13 @@ static void rs__channel_shutdown_task(rs_task_t *task, void *arg, rs_task_status
 
 RESEAU_API int rs_channel_slot_on_handler_shutdown_complete(rs_channel_slot_t *slot, rs_channel_direction_t dir,
                                                            int error_code, bool abort_immediately) {
-    rs_channel_t *channel = slot->channel;
+    rs_channel_t *channel;
     rs_channel_slot_t *next;
-    int err = rs__channel_check_thread(channel, "rs_channel_slot_on_handler_shutdown_complete");
+    int err = rs__slot_check_thread(slot, "rs_channel_slot_on_handler_shutdown_complete");
     if (err) {
         return err;
     }
+    channel = slot->channel;
     if (channel->state == RS__CHANNEL_SHUT_DOWN) {
         return RS_OK;
     }
@@ -7429,10 +7581,16 @@ RESEAU_API void rs_channel_destroy(rs_channel_t *channel) {
 }
 
 RESEAU_API void rs_channel_acquire_hold(rs_channel_t *channel) {
+    if (!channel) {
+        return;
+    }
     rs__atomic_add_u64(&channel->refcount, 1);
 }
 
 RESEAU_API void rs_channel_release_hold(rs_channel_t *channel) {
+    if (!channel) {
+        return;
+    }
     if (rs__atomic_sub_u64(&channel->refcount, 1) == 0) {
         rs__channel_free(channel);
     }
@@ -7817,7 +7975,7 @@ RESEAU_API rs_channel_handler_t *rs_socket_handler_new(const rs_allocator_t *all
 }
 
 RESEAU_API rs_socket_t *rs_socket_handler_get_socket(const rs_channel_handler_t *handler) {
-    return ((const rs__socket_handler_t *)handler->impl)->socket;
+    return handler ? ((const rs__socket_handler_t *)handler->impl)->socket : NULL;
 }
 /* <<socket_handler.c -- End file: src/channel/socket_handler.c */
 /* >>testing_channel.c -- Begin file: src/channel/testing_channel.c */
@@ -8185,6 +8343,9 @@ static int rs__testing_run_loop(rs_testing_channel_t *t, const bool *done) {
 
 RESEAU_API int rs_testing_channel_run(rs_testing_channel_t *testing) {
     int i;
+    if (!testing) {
+        return RS_EINVAL;
+    }
     testing->write_budget = testing->write_limit ? testing->write_limit : SIZE_MAX;
     for (i = 0; i < RS__TESTING_MAX_TICKS; ++i) {
         int err;
@@ -8329,16 +8490,20 @@ RESEAU_API rs_testing_channel_t *rs_testing_channel_new(const rs_testing_channel
 /* ---- accessors and faults ---- */
 
 RESEAU_API rs_channel_t *rs_testing_channel_get_channel(const rs_testing_channel_t *testing) {
-    return testing->channel;
+    return testing ? testing->channel : NULL;
 }
 
 RESEAU_API rs_event_loop_t *rs_testing_channel_get_loop(const rs_testing_channel_t *testing) {
-    return testing->loop;
+    return testing ? testing->loop : NULL;
 }
 
 RESEAU_API int rs_testing_channel_add_handler(rs_testing_channel_t *testing, rs_channel_handler_t *handler) {
     int err = RS_OK;
-    rs_channel_slot_t *slot = rs_channel_slot_new(testing->channel, &err);
+    rs_channel_slot_t *slot;
+    if (!testing || !handler) {
+        return RS_EINVAL;
+    }
+    slot = rs_channel_slot_new(testing->channel, &err);
     if (!slot) {
         return err;
     }
@@ -8353,6 +8518,9 @@ RESEAU_API int rs_testing_channel_add_handler(rs_testing_channel_t *testing, rs_
 }
 
 RESEAU_API int rs_testing_channel_push_read(rs_testing_channel_t *testing, rs_byte_cursor_t data) {
+    if (!testing) {
+        return RS_EINVAL;
+    }
     if (testing->fake.eof || testing->fake.reset) {
         return RS_ENOTCONN;
     }
@@ -8367,11 +8535,15 @@ RESEAU_API int rs_testing_channel_push_read(rs_testing_channel_t *testing, rs_by
 }
 
 RESEAU_API size_t rs_testing_channel_pending_read_bytes(const rs_testing_channel_t *testing) {
-    return rs__testing_pending_reads(testing);
+    return testing ? rs__testing_pending_reads(testing) : 0;
 }
 
 RESEAU_API int rs_testing_channel_drain_written(rs_testing_channel_t *testing, rs_byte_buf_t *out) {
-    int err = rs_byte_buf_append(out, testing->written.buffer, testing->written.len);
+    int err;
+    if (!testing || !out) {
+        return RS_EINVAL;
+    }
+    err = rs_byte_buf_append(out, testing->written.buffer, testing->written.len);
     if (!err) {
         rs_byte_buf_reset(&testing->written);
     }
@@ -8379,15 +8551,22 @@ RESEAU_API int rs_testing_channel_drain_written(rs_testing_channel_t *testing, r
 }
 
 RESEAU_API size_t rs_testing_channel_pending_write_bytes(const rs_testing_channel_t *testing) {
-    return testing->fake.write_queued;
+    return testing ? testing->fake.write_queued : 0;
 }
 
 RESEAU_API void rs_testing_channel_set_write_limit(rs_testing_channel_t *testing, size_t bytes_per_run) {
+    if (!testing) {
+        return;
+    }
     testing->write_limit = bytes_per_run;
 }
 
 RESEAU_API void rs_testing_channel_withhold_window(rs_testing_channel_t *testing, bool withhold) {
-    rs__fake_socket_t *fake = &testing->fake;
+    rs__fake_socket_t *fake;
+    if (!testing) {
+        return;
+    }
+    fake = &testing->fake;
     fake->withhold = withhold;
     if (!withhold) {
         /* Applied by the next run, like any window update. */
@@ -8397,18 +8576,25 @@ RESEAU_API void rs_testing_channel_withhold_window(rs_testing_channel_t *testing
 }
 
 RESEAU_API void rs_testing_channel_inject_reset(rs_testing_channel_t *testing) {
+    if (!testing) {
+        return;
+    }
     testing->fake.reset = true; /* acted on by the next run */
 }
 
 RESEAU_API void rs_testing_channel_push_eof(rs_testing_channel_t *testing) {
+    if (!testing) {
+        return;
+    }
     testing->fake.eof = true; /* acted on by a run, after the pushed bytes */
 }
 
 RESEAU_API bool rs_testing_channel_is_shut_down(const rs_testing_channel_t *testing, int *error_out) {
+    bool shut_down = testing && testing->shut_down;
     if (error_out) {
-        *error_out = testing->shut_down ? testing->shutdown_error : RS_OK;
+        *error_out = shut_down ? testing->shutdown_error : RS_OK;
     }
-    return testing->shut_down;
+    return shut_down;
 }
 /* <<testing_channel.c -- End file: src/channel/testing_channel.c */
 

@@ -44,6 +44,12 @@
  *   (NULL: libc); out-of-memory is RS_ENOMEM, never an abort. Logging is
  *   silent until rs_log_set() installs a hook (rs_log_stderr is provided).
  *
+ *   A NULL handle (loop, group, task, signal, socket, pipe end, channel, slot,
+ *   handler, message, testing channel), or a NULL required pointer beside one,
+ *   never crashes: an int result is RS_EINVAL, checked before the thread check;
+ *   a void call does nothing; a pointer result is NULL (*err_out RS_EINVAL);
+ *   bool is false, a count 0, a backend DEFAULT, rs_socket_get_fd -1.
+ *
  * CONTENTS (search for the >> markers)
  *   >>config      platform flags, RESEAU_API, RESEAU_ASSERT
  *   >>result      result codes

@@ -76,12 +76,27 @@ struct rs_channel {
     rs_channel_task_t stats_task;
 };
 
+/* RS_EINVAL for a NULL channel (it has no thread to check); RS_EWRONGTHREAD, logged,
+ * off the loop thread. */
 static int rs__channel_check_thread(const rs_channel_t *channel, const char *function) {
+    if (!channel) {
+        return RS_EINVAL;
+    }
     if (rs_event_loop_is_on_loop_thread(channel->loop)) {
         return RS_OK;
     }
     RS__LOG_ERROR(RS_LS_CHANNEL, "%s: channel %p used off its loop's thread", function, (const void *)channel);
     return RS_EWRONGTHREAD;
+}
+
+/* The same for a slot's channel: RS_EINVAL for a NULL slot. */
+static int rs__slot_check_thread(const rs_channel_slot_t *slot, const char *function) {
+    return slot ? rs__channel_check_thread(slot->channel, function) : RS_EINVAL;
+}
+
+/* The same, after RS_EINVAL for a NULL `required` argument of the call. */
+static int rs__slot_check_call(const rs_channel_slot_t *slot, const void *required, const char *function) {
+    return required ? rs__slot_check_thread(slot, function) : RS_EINVAL;
 }
 
 /* ---- creation ---- */
@@ -161,24 +176,27 @@ RESEAU_API rs_channel_t *rs_channel_new(const rs_channel_options_t *options, int
 }
 
 RESEAU_API rs_event_loop_t *rs_channel_get_loop(const rs_channel_t *channel) {
-    return channel->loop;
+    return channel ? channel->loop : NULL;
 }
 
 RESEAU_API bool rs_channel_is_on_loop_thread(const rs_channel_t *channel) {
-    return rs_event_loop_is_on_loop_thread(channel->loop);
+    return channel && rs_event_loop_is_on_loop_thread(channel->loop);
 }
 
 RESEAU_API rs_channel_slot_t *rs_channel_get_first_slot(const rs_channel_t *channel) {
-    return channel->first;
+    return channel ? channel->first : NULL;
 }
 
 RESEAU_API bool rs_channel_is_writable(const rs_channel_t *channel) {
-    return channel->writable;
+    return channel && channel->writable;
 }
 
 /* ---- channel tasks ---- */
 
 RESEAU_API void rs_channel_task_init(rs_channel_task_t *task, rs_channel_task_fn *fn, void *arg, const char *type_tag) {
+    if (!task) {
+        return;
+    }
     memset(task, 0, sizeof(*task));
     task->fn = fn;
     task->arg = arg;
@@ -336,7 +354,7 @@ static void rs__channel_update_overheads(rs_channel_t *channel) {
 }
 
 RESEAU_API int rs_channel_slot_insert_right(rs_channel_slot_t *slot, rs_channel_slot_t *to_add) {
-    int err = rs__channel_check_thread(slot->channel, "rs_channel_slot_insert_right");
+    int err = rs__slot_check_call(slot, to_add, "rs_channel_slot_insert_right");
     if (err) {
         return err;
     }
@@ -354,7 +372,7 @@ RESEAU_API int rs_channel_slot_insert_right(rs_channel_slot_t *slot, rs_channel_
 }
 
 RESEAU_API int rs_channel_slot_insert_left(rs_channel_slot_t *slot, rs_channel_slot_t *to_add) {
-    int err = rs__channel_check_thread(slot->channel, "rs_channel_slot_insert_left");
+    int err = rs__slot_check_call(slot, to_add, "rs_channel_slot_insert_left");
     if (err) {
         return err;
     }
@@ -374,7 +392,11 @@ RESEAU_API int rs_channel_slot_insert_left(rs_channel_slot_t *slot, rs_channel_s
 }
 
 RESEAU_API int rs_channel_slot_insert_end(rs_channel_t *channel, rs_channel_slot_t *to_add) {
-    rs_channel_slot_t *last = channel->first;
+    rs_channel_slot_t *last;
+    if (!channel || !to_add) {
+        return RS_EINVAL;
+    }
+    last = channel->first;
     if (!last || last == to_add) {
         channel->first = to_add;
         return RS_OK;
@@ -392,11 +414,12 @@ static void rs__channel_handler_destroy(rs_channel_handler_t *handler) {
 }
 
 RESEAU_API int rs_channel_slot_remove(rs_channel_slot_t *slot) {
-    rs_channel_t *channel = slot->channel;
-    int err = rs__channel_check_thread(channel, "rs_channel_slot_remove");
+    rs_channel_t *channel;
+    int err = rs__slot_check_thread(slot, "rs_channel_slot_remove");
     if (err) {
         return err;
     }
+    channel = slot->channel;
     if (slot->adj_left) {
         slot->adj_left->adj_right = slot->adj_right;
     }
@@ -421,11 +444,11 @@ static void rs__channel_schedule_window_update(rs_channel_t *channel) {
 }
 
 RESEAU_API int rs_channel_slot_set_handler(rs_channel_slot_t *slot, rs_channel_handler_t *handler) {
-    int err = rs__channel_check_thread(slot->channel, "rs_channel_slot_set_handler");
+    int err = rs__slot_check_call(slot, handler, "rs_channel_slot_set_handler");
     if (err) {
         return err;
     }
-    if (!handler || !handler->vtable) {
+    if (!handler->vtable) {
         return RS_EINVAL;
     }
     slot->handler = handler;
@@ -443,8 +466,13 @@ RESEAU_API int rs_channel_slot_set_handler(rs_channel_slot_t *slot, rs_channel_h
 }
 
 RESEAU_API int rs_channel_slot_replace_handler(rs_channel_slot_t *slot, rs_channel_handler_t *new_handler) {
-    rs_channel_handler_t *old = slot->handler;
-    int err = rs_channel_slot_set_handler(slot, new_handler);
+    rs_channel_handler_t *old;
+    int err;
+    if (!slot) {
+        return RS_EINVAL;
+    }
+    old = slot->handler;
+    err = rs_channel_slot_set_handler(slot, new_handler);
     if (err) {
         return err;
     }
@@ -453,27 +481,27 @@ RESEAU_API int rs_channel_slot_replace_handler(rs_channel_slot_t *slot, rs_chann
 }
 
 RESEAU_API rs_channel_handler_t *rs_channel_slot_get_handler(const rs_channel_slot_t *slot) {
-    return slot->handler;
+    return slot ? slot->handler : NULL;
 }
 
 RESEAU_API rs_channel_slot_t *rs_channel_slot_get_left(const rs_channel_slot_t *slot) {
-    return slot->adj_left;
+    return slot ? slot->adj_left : NULL;
 }
 
 RESEAU_API rs_channel_slot_t *rs_channel_slot_get_right(const rs_channel_slot_t *slot) {
-    return slot->adj_right;
+    return slot ? slot->adj_right : NULL;
 }
 
 RESEAU_API rs_channel_t *rs_channel_slot_get_channel(const rs_channel_slot_t *slot) {
-    return slot->channel;
+    return slot ? slot->channel : NULL;
 }
 
 RESEAU_API size_t rs_channel_slot_upstream_message_overhead(const rs_channel_slot_t *slot) {
-    return slot->upstream_message_overhead;
+    return slot ? slot->upstream_message_overhead : 0;
 }
 
 RESEAU_API size_t rs_channel_slot_downstream_read_window(const rs_channel_slot_t *slot) {
-    if (!slot->adj_right || !slot->adj_right->handler) {
+    if (!slot || !slot->adj_right || !slot->adj_right->handler) {
         return 0;
     }
     return slot->channel->back_pressure ? slot->adj_right->window_size : SIZE_MAX;
@@ -481,14 +509,12 @@ RESEAU_API size_t rs_channel_slot_downstream_read_window(const rs_channel_slot_t
 
 RESEAU_API int rs_channel_slot_send_message(rs_channel_slot_t *slot, rs_io_message_t *message,
                                            rs_channel_direction_t dir) {
-    rs_channel_slot_t *next = dir == RS_CHANNEL_DIR_READ ? slot->adj_right : slot->adj_left;
-    int err = rs__channel_check_thread(slot->channel, "rs_channel_slot_send_message");
+    rs_channel_slot_t *next;
+    int err = rs__slot_check_call(slot, message, "rs_channel_slot_send_message");
     if (err) {
         return err;
     }
-    if (!message) {
-        return RS_EINVAL;
-    }
+    next = dir == RS_CHANNEL_DIR_READ ? slot->adj_right : slot->adj_left;
     if (!next || !next->handler) {
         return RS_ENOTCONN;
     }
@@ -517,10 +543,14 @@ static size_t rs__size_add_saturating(size_t a, size_t b) {
 }
 
 RESEAU_API int rs_channel_slot_increment_read_window(rs_channel_slot_t *slot, size_t size) {
-    rs_channel_t *channel = slot->channel;
-    int err = rs__channel_check_thread(channel, "rs_channel_slot_increment_read_window");
-    if (err || !channel->back_pressure || channel->state >= RS__CHANNEL_SHUTTING_DOWN) {
+    rs_channel_t *channel;
+    int err = rs__slot_check_thread(slot, "rs_channel_slot_increment_read_window");
+    if (err) {
         return err;
+    }
+    channel = slot->channel;
+    if (!channel->back_pressure || channel->state >= RS__CHANNEL_SHUTTING_DOWN) {
+        return RS_OK;
     }
     slot->window_update_batch = rs__size_add_saturating(slot->window_update_batch, size);
     if (slot->window_size <= RS__WINDOW_UPDATE_THRESHOLD) {
@@ -564,7 +594,11 @@ static void rs__channel_window_update_task(rs_channel_task_t *task, void *arg, r
 /* ---- writability ---- */
 
 RESEAU_API void rs_channel_slot_add_pending_write_bytes(rs_channel_slot_t *slot, int64_t delta) {
-    rs_channel_t *channel = slot->channel;
+    rs_channel_t *channel;
+    if (!slot) {
+        return;
+    }
+    channel = slot->channel;
     channel->pending_write_bytes += delta;
     if (channel->pending_write_bytes < 0) {
         channel->pending_write_bytes = 0;
@@ -718,12 +752,13 @@ static void rs__channel_shutdown_task(rs_task_t *task, void *arg, rs_task_status
 
 RESEAU_API int rs_channel_slot_on_handler_shutdown_complete(rs_channel_slot_t *slot, rs_channel_direction_t dir,
                                                            int error_code, bool abort_immediately) {
-    rs_channel_t *channel = slot->channel;
+    rs_channel_t *channel;
     rs_channel_slot_t *next;
-    int err = rs__channel_check_thread(channel, "rs_channel_slot_on_handler_shutdown_complete");
+    int err = rs__slot_check_thread(slot, "rs_channel_slot_on_handler_shutdown_complete");
     if (err) {
         return err;
     }
+    channel = slot->channel;
     if (channel->state == RS__CHANNEL_SHUT_DOWN) {
         return RS_OK;
     }
@@ -821,10 +856,16 @@ RESEAU_API void rs_channel_destroy(rs_channel_t *channel) {
 }
 
 RESEAU_API void rs_channel_acquire_hold(rs_channel_t *channel) {
+    if (!channel) {
+        return;
+    }
     rs__atomic_add_u64(&channel->refcount, 1);
 }
 
 RESEAU_API void rs_channel_release_hold(rs_channel_t *channel) {
+    if (!channel) {
+        return;
+    }
     if (rs__atomic_sub_u64(&channel->refcount, 1) == 0) {
         rs__channel_free(channel);
     }

@@ -190,19 +190,26 @@ RESEAU_API int rs_channel_schedule_task_future(rs_channel_t *channel, rs_channel
  * NULL on out-of-memory. Loop thread. */
 RESEAU_API rs_io_message_t *rs_channel_acquire_message_from_pool(rs_channel_t *channel, rs_io_message_type_t type,
                                                                 size_t size_hint);
+/* The message goes back to its own pool: `channel` is not used and may be NULL.
+ * A NULL message is ignored. */
 RESEAU_API void rs_channel_release_message_to_pool(rs_channel_t *channel, rs_io_message_t *message);
 
 /* ---- slots ---- */
 
+/* NULL with *err_out set: RS_EINVAL for a NULL channel, RS_EWRONGTHREAD, RS_ENOMEM. */
 RESEAU_API rs_channel_slot_t *rs_channel_slot_new(rs_channel_t *channel, int *err_out);
+/* RS_EINVAL for a NULL channel or to_add. */
 RESEAU_API int rs_channel_slot_insert_end(rs_channel_t *channel, rs_channel_slot_t *to_add);
+/* RS_EINVAL for a NULL slot or to_add, or a to_add of another channel (or slot itself). */
 RESEAU_API int rs_channel_slot_insert_right(rs_channel_slot_t *slot, rs_channel_slot_t *to_add);
 RESEAU_API int rs_channel_slot_insert_left(rs_channel_slot_t *slot, rs_channel_slot_t *to_add);
-/* Unlink and free the slot and destroy its handler. */
+/* Unlink and free the slot and destroy its handler. RS_EINVAL for a NULL slot. */
 RESEAU_API int rs_channel_slot_remove(rs_channel_slot_t *slot);
-/* Put `new_handler` in place of the slot's handler, which is destroyed (ALPN-style). */
+/* Put `new_handler` in place of the slot's handler, which is destroyed (ALPN-style).
+ * Errors as for rs_channel_slot_set_handler; the old handler is then kept. */
 RESEAU_API int rs_channel_slot_replace_handler(rs_channel_slot_t *slot, rs_channel_handler_t *new_handler);
-/* Attach the handler; the slot's window becomes its initial_window_size. */
+/* Attach the handler; the slot's window becomes its initial_window_size.
+ * RS_EINVAL for a NULL slot or handler, or a handler without a vtable. */
 RESEAU_API int rs_channel_slot_set_handler(rs_channel_slot_t *slot, rs_channel_handler_t *handler);
 RESEAU_API rs_channel_handler_t *rs_channel_slot_get_handler(const rs_channel_slot_t *slot);
 RESEAU_API rs_channel_slot_t *rs_channel_slot_get_left(const rs_channel_slot_t *slot);
@@ -211,10 +218,13 @@ RESEAU_API rs_channel_t *rs_channel_slot_get_channel(const rs_channel_slot_t *sl
 
 /* Pass a message on: READ goes to the right neighbour, WRITE to the left.
  * RS_EWINDOW if a READ message is larger than the right slot's window,
- * RS_ENOTCONN if there is no neighbour that way; the caller keeps the message. */
+ * RS_ENOTCONN if there is no neighbour that way, RS_ENOTSUP if its handler
+ * takes no messages that way, RS_EINVAL for a NULL slot or message; the caller
+ * then keeps the message. Otherwise what the neighbour's handler returned. */
 RESEAU_API int rs_channel_slot_send_message(rs_channel_slot_t *slot, rs_io_message_t *message,
                                            rs_channel_direction_t dir);
-/* The slot's handler can take `size` more bytes; batched, propagated leftwards. */
+/* The slot's handler can take `size` more bytes; batched, propagated leftwards.
+ * RS_EINVAL for a NULL slot. */
 RESEAU_API int rs_channel_slot_increment_read_window(rs_channel_slot_t *slot, size_t size);
 /* How much may be sent to the right neighbour now (SIZE_MAX without back-pressure). */
 RESEAU_API size_t rs_channel_slot_downstream_read_window(const rs_channel_slot_t *slot);
@@ -222,7 +232,8 @@ RESEAU_API size_t rs_channel_slot_downstream_read_window(const rs_channel_slot_t
 RESEAU_API size_t rs_channel_slot_upstream_message_overhead(const rs_channel_slot_t *slot);
 /* Handlers that buffer writes report their queued bytes (delta may be negative). */
 RESEAU_API void rs_channel_slot_add_pending_write_bytes(rs_channel_slot_t *slot, int64_t delta);
-/* A handler's part of shutdown is done; the channel moves to the next one. */
+/* A handler's part of shutdown is done; the channel moves to the next one.
+ * RS_EINVAL for a NULL slot. */
 RESEAU_API int rs_channel_slot_on_handler_shutdown_complete(rs_channel_slot_t *slot, rs_channel_direction_t dir,
                                                            int error_code, bool abort_immediately);
 
@@ -231,6 +242,7 @@ RESEAU_API int rs_channel_slot_on_handler_shutdown_complete(rs_channel_slot_t *s
 /* Called every interval with one record per handler, left to right. */
 typedef void rs_channel_statistics_fn(rs_channel_t *channel, const rs_channel_handler_stats_t *records, size_t count,
                                       void *user_data);
-/* interval_ms 0 or fn NULL turns reporting off. Loop thread. */
+/* interval_ms 0 or fn NULL turns reporting off. RS_EINVAL for a NULL channel.
+ * Loop thread. */
 RESEAU_API int rs_channel_set_statistics_handler(rs_channel_t *channel, uint32_t interval_ms,
                                                  rs_channel_statistics_fn *fn, void *user_data);

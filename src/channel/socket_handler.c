@@ -329,5 +329,5 @@ RESEAU_API rs_channel_handler_t *rs_socket_handler_new(const rs_allocator_t *all
 }
 
 RESEAU_API rs_socket_t *rs_socket_handler_get_socket(const rs_channel_handler_t *handler) {
-    return ((const rs__socket_handler_t *)handler->impl)->socket;
+    return handler ? ((const rs__socket_handler_t *)handler->impl)->socket : NULL;
 }

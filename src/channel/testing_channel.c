@@ -362,6 +362,9 @@ static int rs__testing_run_loop(rs_testing_channel_t *t, const bool *done) {
 
 RESEAU_API int rs_testing_channel_run(rs_testing_channel_t *testing) {
     int i;
+    if (!testing) {
+        return RS_EINVAL;
+    }
     testing->write_budget = testing->write_limit ? testing->write_limit : SIZE_MAX;
     for (i = 0; i < RS__TESTING_MAX_TICKS; ++i) {
         int err;
@@ -506,16 +509,20 @@ RESEAU_API rs_testing_channel_t *rs_testing_channel_new(const rs_testing_channel
 /* ---- accessors and faults ---- */
 
 RESEAU_API rs_channel_t *rs_testing_channel_get_channel(const rs_testing_channel_t *testing) {
-    return testing->channel;
+    return testing ? testing->channel : NULL;
 }
 
 RESEAU_API rs_event_loop_t *rs_testing_channel_get_loop(const rs_testing_channel_t *testing) {
-    return testing->loop;
+    return testing ? testing->loop : NULL;
 }
 
 RESEAU_API int rs_testing_channel_add_handler(rs_testing_channel_t *testing, rs_channel_handler_t *handler) {
     int err = RS_OK;
-    rs_channel_slot_t *slot = rs_channel_slot_new(testing->channel, &err);
+    rs_channel_slot_t *slot;
+    if (!testing || !handler) {
+        return RS_EINVAL;
+    }
+    slot = rs_channel_slot_new(testing->channel, &err);
     if (!slot) {
         return err;
     }
@@ -530,6 +537,9 @@ RESEAU_API int rs_testing_channel_add_handler(rs_testing_channel_t *testing, rs_
 }
 
 RESEAU_API int rs_testing_channel_push_read(rs_testing_channel_t *testing, rs_byte_cursor_t data) {
+    if (!testing) {
+        return RS_EINVAL;
+    }
     if (testing->fake.eof || testing->fake.reset) {
         return RS_ENOTCONN;
     }
@@ -544,11 +554,15 @@ RESEAU_API int rs_testing_channel_push_read(rs_testing_channel_t *testing, rs_by
 }
 
 RESEAU_API size_t rs_testing_channel_pending_read_bytes(const rs_testing_channel_t *testing) {
-    return rs__testing_pending_reads(testing);
+    return testing ? rs__testing_pending_reads(testing) : 0;
 }
 
 RESEAU_API int rs_testing_channel_drain_written(rs_testing_channel_t *testing, rs_byte_buf_t *out) {
-    int err = rs_byte_buf_append(out, testing->written.buffer, testing->written.len);
+    int err;
+    if (!testing || !out) {
+        return RS_EINVAL;
+    }
+    err = rs_byte_buf_append(out, testing->written.buffer, testing->written.len);
     if (!err) {
         rs_byte_buf_reset(&testing->written);
     }
@@ -556,15 +570,22 @@ RESEAU_API int rs_testing_channel_drain_written(rs_testing_channel_t *testing, r
 }
 
 RESEAU_API size_t rs_testing_channel_pending_write_bytes(const rs_testing_channel_t *testing) {
-    return testing->fake.write_queued;
+    return testing ? testing->fake.write_queued : 0;
 }
 
 RESEAU_API void rs_testing_channel_set_write_limit(rs_testing_channel_t *testing, size_t bytes_per_run) {
+    if (!testing) {
+        return;
+    }
     testing->write_limit = bytes_per_run;
 }
 
 RESEAU_API void rs_testing_channel_withhold_window(rs_testing_channel_t *testing, bool withhold) {
-    rs__fake_socket_t *fake = &testing->fake;
+    rs__fake_socket_t *fake;
+    if (!testing) {
+        return;
+    }
+    fake = &testing->fake;
     fake->withhold = withhold;
     if (!withhold) {
         /* Applied by the next run, like any window update. */
@@ -574,16 +595,23 @@ RESEAU_API void rs_testing_channel_withhold_window(rs_testing_channel_t *testing
 }
 
 RESEAU_API void rs_testing_channel_inject_reset(rs_testing_channel_t *testing) {
+    if (!testing) {
+        return;
+    }
     testing->fake.reset = true; /* acted on by the next run */
 }
 
 RESEAU_API void rs_testing_channel_push_eof(rs_testing_channel_t *testing) {
+    if (!testing) {
+        return;
+    }
     testing->fake.eof = true; /* acted on by a run, after the pushed bytes */
 }
 
 RESEAU_API bool rs_testing_channel_is_shut_down(const rs_testing_channel_t *testing, int *error_out) {
+    bool shut_down = testing && testing->shut_down;
     if (error_out) {
-        *error_out = testing->shut_down ? testing->shutdown_error : RS_OK;
+        *error_out = shut_down ? testing->shutdown_error : RS_OK;
     }
-    return testing->shut_down;
+    return shut_down;
 }

@@ -25,18 +25,25 @@ RESEAU_API void rs_testing_channel_destroy(rs_testing_channel_t *testing);
 
 RESEAU_API rs_channel_t *rs_testing_channel_get_channel(const rs_testing_channel_t *testing);
 RESEAU_API rs_event_loop_t *rs_testing_channel_get_loop(const rs_testing_channel_t *testing);
-/* Append a slot holding `handler` at the right end. */
+/* Append a slot holding `handler` at the right end. RS_EINVAL for a NULL
+ * testing channel or handler, or a handler without a vtable; RS_ENOMEM. */
 RESEAU_API int rs_testing_channel_add_handler(rs_testing_channel_t *testing, rs_channel_handler_t *handler);
-/* Run loop ticks until nothing is ready now (timers in the future are left). */
+/* Run loop ticks until nothing is ready now (timers in the future are left).
+ * RS_EBUSY if work is still ready after many ticks, an error of
+ * rs_event_loop_run_once, or RS_EINVAL for a NULL testing channel. */
 RESEAU_API int rs_testing_channel_run(rs_testing_channel_t *testing);
 
 /* Queue bytes as if the peer sent them (copied). They are delivered on the
  * next run, in messages of at most RS_MAX_FRAGMENT_SIZE, as far as the window
- * to the right allows; the rest waits for a window update. */
+ * to the right allows; the rest waits for a window update. RS_ENOTCONN after
+ * an injected end of stream or reset, RS_ENOMEM, RS_EINVAL for a NULL testing
+ * channel. */
 RESEAU_API int rs_testing_channel_push_read(rs_testing_channel_t *testing, rs_byte_cursor_t data);
 /* Bytes pushed but not yet delivered (held back by the window). */
 RESEAU_API size_t rs_testing_channel_pending_read_bytes(const rs_testing_channel_t *testing);
-/* Move everything the pipeline has written so far into `out` (appended). */
+/* Move everything the pipeline has written so far into `out` (appended).
+ * RS_EINVAL for a NULL testing channel or out; RS_ENOMEM or RS_EOVERFLOW when
+ * `out` cannot grow (the written bytes are kept). */
 RESEAU_API int rs_testing_channel_drain_written(rs_testing_channel_t *testing, rs_byte_buf_t *out);
 /* Writes accepted by the fake socket but not yet completed (see the write limit). */
 RESEAU_API size_t rs_testing_channel_pending_write_bytes(const rs_testing_channel_t *testing);
@@ -55,5 +62,6 @@ RESEAU_API void rs_testing_channel_inject_reset(rs_testing_channel_t *testing);
  * pushed bytes are delivered. */
 RESEAU_API void rs_testing_channel_push_eof(rs_testing_channel_t *testing);
 
-/* Whether on_shutdown_completed has fired, and its error. */
+/* Whether on_shutdown_completed has fired, and its error (RS_OK until then).
+ * error_out may be NULL. */
 RESEAU_API bool rs_testing_channel_is_shut_down(const rs_testing_channel_t *testing, int *error_out);

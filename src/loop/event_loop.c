@@ -110,14 +110,19 @@ fail_scheduler:
 }
 
 RESEAU_API rs_event_loop_backend_t rs_event_loop_get_backend(const rs_event_loop_t *loop) {
-    return loop->backend->kind;
+    return loop ? loop->backend->kind : RS_EVENT_LOOP_BACKEND_DEFAULT;
 }
 
 RESEAU_API bool rs_event_loop_is_on_loop_thread(const rs_event_loop_t *loop) {
-    return rs__atomic_load_uptr(&loop->owner) == rs_thread_current_id();
+    return loop && rs__atomic_load_uptr(&loop->owner) == rs_thread_current_id();
 }
 
+/* RS_EINVAL for a NULL loop (it has no thread to check); RS_EWRONGTHREAD, logged,
+ * off the loop thread. */
 static int rs__check_loop_thread(const rs_event_loop_t *loop, const char *function) {
+    if (!loop) {
+        return RS_EINVAL;
+    }
     if (rs_event_loop_is_on_loop_thread(loop)) {
         return RS_OK;
     }
@@ -125,8 +130,13 @@ static int rs__check_loop_thread(const rs_event_loop_t *loop, const char *functi
     return RS_EWRONGTHREAD;
 }
 
+/* The same, after RS_EINVAL for a NULL `required` argument of the call. */
+static int rs__check_loop_call(const rs_event_loop_t *loop, const void *required, const char *function) {
+    return required ? rs__check_loop_thread(loop, function) : RS_EINVAL;
+}
+
 RESEAU_API uint64_t rs_event_loop_now_ns(const rs_event_loop_t *loop) {
-    return loop->clock_fn(loop->clock_user_data);
+    return loop ? loop->clock_fn(loop->clock_user_data) : 0;
 }
 
 /* ---- cross-thread queue ---- */
@@ -265,7 +275,7 @@ RESEAU_API int rs_event_loop_schedule_task_future(rs_event_loop_t *loop, rs_task
 }
 
 RESEAU_API int rs_event_loop_cancel_task(rs_event_loop_t *loop, rs_task_t *task) {
-    int err = rs__check_loop_thread(loop, "rs_event_loop_cancel_task");
+    int err = rs__check_loop_call(loop, task, "rs_event_loop_cancel_task");
     if (err) {
         return err;
     }
@@ -293,6 +303,9 @@ static void rs__signal_task(rs_task_t *task, void *arg, rs_task_status_t status)
 
 RESEAU_API void rs_event_loop_signal_init(rs_event_loop_signal_t *signal, rs_event_loop_t *loop,
                                           rs_event_loop_signal_fn *fn, void *user_data) {
+    if (!signal) {
+        return;
+    }
     memset(signal, 0, sizeof(*signal));
     rs_task_init(&signal->task, rs__signal_task, signal, "signal");
     signal->loop = loop;
@@ -301,6 +314,9 @@ RESEAU_API void rs_event_loop_signal_init(rs_event_loop_signal_t *signal, rs_eve
 }
 
 RESEAU_API void rs_event_loop_signal_send(rs_event_loop_signal_t *signal) {
+    if (!signal || !signal->loop) {
+        return;
+    }
     if (rs__atomic_load_int(&signal->pending) || rs__atomic_exchange_int(&signal->pending, 1)) {
         return; /* already on its way */
     }
@@ -311,7 +327,11 @@ RESEAU_API void rs_event_loop_signal_send(rs_event_loop_signal_t *signal) {
 }
 
 RESEAU_API int rs_event_loop_signal_cleanup(rs_event_loop_signal_t *signal) {
-    int err = rs__check_loop_thread(signal->loop, "rs_event_loop_signal_cleanup");
+    int err;
+    if (!signal) {
+        return RS_EINVAL;
+    }
+    err = rs__check_loop_thread(signal->loop, "rs_event_loop_signal_cleanup");
     if (err) {
         return err;
     }
@@ -381,6 +401,9 @@ static void rs__event_loop_tick(rs_event_loop_t *loop, int timeout_ms) {
 }
 
 RESEAU_API int rs_event_loop_run_once(rs_event_loop_t *loop, int timeout_ms) {
+    if (!loop) {
+        return RS_EINVAL;
+    }
     if (rs__atomic_load_int(&loop->thread_running)) {
         return RS_EBUSY;
     }
@@ -393,12 +416,9 @@ RESEAU_API int rs_event_loop_run_once(rs_event_loop_t *loop, int timeout_ms) {
 }
 
 RESEAU_API int rs_event_loop_next_deadline(rs_event_loop_t *loop, uint64_t *deadline_ns) {
-    int err = rs__check_loop_thread(loop, "rs_event_loop_next_deadline");
+    int err = rs__check_loop_call(loop, deadline_ns, "rs_event_loop_next_deadline");
     if (err) {
         return err;
-    }
-    if (!deadline_ns) {
-        return RS_EINVAL;
     }
     rs__scheduler_has_tasks(&loop->scheduler, deadline_ns);
     if (!rs__event_loop_xq_empty(loop)) {
@@ -408,7 +428,7 @@ RESEAU_API int rs_event_loop_next_deadline(rs_event_loop_t *loop, uint64_t *dead
 }
 
 RESEAU_API int rs_event_loop_get_fd(const rs_event_loop_t *loop, int *fd_out) {
-    if (!fd_out) {
+    if (!loop || !fd_out) {
         return RS_EINVAL;
     }
     return loop->backend->get_fd(loop, fd_out);
@@ -428,6 +448,9 @@ static void rs__event_loop_thread_main(void *arg) {
 RESEAU_API int rs_event_loop_start(rs_event_loop_t *loop) {
     rs_thread_options_t options;
     int err;
+    if (!loop) {
+        return RS_EINVAL;
+    }
     if (rs__atomic_load_int(&loop->thread_running)) {
         return RS_EBUSY;
     }
@@ -445,6 +468,9 @@ RESEAU_API int rs_event_loop_start(rs_event_loop_t *loop) {
 }
 
 RESEAU_API int rs_event_loop_stop(rs_event_loop_t *loop) {
+    if (!loop) {
+        return RS_EINVAL;
+    }
     rs__atomic_store_int(&loop->stop_requested, 1);
     /* Only a thread of our own needs waking; run_once callers decide for themselves. */
     if (rs__atomic_load_int(&loop->thread_running)) {
@@ -455,6 +481,9 @@ RESEAU_API int rs_event_loop_stop(rs_event_loop_t *loop) {
 
 RESEAU_API int rs_event_loop_wait(rs_event_loop_t *loop) {
     int err;
+    if (!loop) {
+        return RS_EINVAL;
+    }
     if (!rs__atomic_load_int(&loop->thread_running)) {
         return RS_OK;
     }
@@ -479,11 +508,11 @@ static bool rs__valid_event_mask(int events) {
 RESEAU_API int rs_event_loop_subscribe(rs_event_loop_t *loop, rs_io_handle_t *handle, int events,
                                        rs_io_event_fn *on_event, void *user_data) {
     rs__io_registration_t *reg;
-    int err = rs__check_loop_thread(loop, "rs_event_loop_subscribe");
+    int err = rs__check_loop_call(loop, handle, "rs_event_loop_subscribe");
     if (err) {
         return err;
     }
-    if (!handle || handle->fd < 0 || !on_event || !rs__valid_event_mask(events)) {
+    if (handle->fd < 0 || !on_event || !rs__valid_event_mask(events)) {
         return RS_EINVAL;
     }
     if (handle->impl) {
@@ -515,7 +544,7 @@ static rs__io_registration_t *rs__registration_of(rs_event_loop_t *loop, rs_io_h
 
 RESEAU_API int rs_event_loop_update_subscription(rs_event_loop_t *loop, rs_io_handle_t *handle, int events) {
     rs__io_registration_t *reg;
-    int err = rs__check_loop_thread(loop, "rs_event_loop_update_subscription");
+    int err = rs__check_loop_call(loop, handle, "rs_event_loop_update_subscription");
     if (err) {
         return err;
     }
@@ -535,7 +564,7 @@ RESEAU_API int rs_event_loop_update_subscription(rs_event_loop_t *loop, rs_io_ha
 
 RESEAU_API int rs_event_loop_unsubscribe(rs_event_loop_t *loop, rs_io_handle_t *handle) {
     rs__io_registration_t *reg;
-    int err = rs__check_loop_thread(loop, "rs_event_loop_unsubscribe");
+    int err = rs__check_loop_call(loop, handle, "rs_event_loop_unsubscribe");
     if (err) {
         return err;
     }
@@ -570,12 +599,9 @@ RESEAU_API int rs_event_loop_put_local_object(rs_event_loop_t *loop, const void 
                                               rs_local_object_fn *on_remove, void *user_data) {
     rs__local_object_t *slot;
     rs__local_object_t old;
-    int err = rs__check_loop_thread(loop, "rs_event_loop_put_local_object");
+    int err = rs__check_loop_call(loop, key, "rs_event_loop_put_local_object");
     if (err) {
         return err;
-    }
-    if (!key) {
-        return RS_EINVAL;
     }
     slot = rs__local_find(loop, key);
     if (!slot) {
@@ -639,10 +665,17 @@ RESEAU_API int rs_event_loop_remove_local_object(rs_event_loop_t *loop, const vo
 /* ---- stats, load, destroy ---- */
 
 RESEAU_API uint64_t rs_event_loop_get_load_factor(const rs_event_loop_t *loop) {
-    return rs__atomic_load_u64(&loop->load_factor);
+    return loop ? rs__atomic_load_u64(&loop->load_factor) : 0;
 }
 
 RESEAU_API void rs_event_loop_get_stats(const rs_event_loop_t *loop, rs_event_loop_stats_t *stats_out) {
+    if (!stats_out) {
+        return;
+    }
+    if (!loop) {
+        memset(stats_out, 0, sizeof(*stats_out));
+        return;
+    }
     stats_out->ticks = rs__atomic_load_u64(&loop->stats.ticks);
     stats_out->io_events = rs__atomic_load_u64(&loop->stats.io_events);
     stats_out->tasks_run = rs__atomic_load_u64(&loop->stats.tasks_run);

@@ -84,31 +84,36 @@ RESEAU_API const char *rs_event_loop_backend_name(rs_event_loop_backend_t backen
 RESEAU_API bool rs_event_loop_backend_is_available(rs_event_loop_backend_t backend);
 
 /* Run the loop on a new thread. RS_EBUSY if it already runs, RS_ETHREAD if the
- * thread cannot start. Any thread. */
+ * thread cannot start, RS_EINVAL for a NULL loop. Any thread. */
 RESEAU_API int rs_event_loop_start(rs_event_loop_t *loop);
 /* Ask the loop's own thread to exit after its current tick; returns at once.
- * Harmless when repeated or when the loop is not running. Any thread. */
+ * Harmless when repeated or when the loop is not running (RS_OK); RS_EINVAL for
+ * a NULL loop. Any thread. */
 RESEAU_API int rs_event_loop_stop(rs_event_loop_t *loop);
 /* Join the loop's thread after rs_event_loop_stop. RS_OK if none runs;
- * RS_EDEADLK from the loop thread itself. The loop may be started again. */
+ * RS_EDEADLK from the loop thread itself; RS_EINVAL for a NULL loop. The loop
+ * may be started again. */
 RESEAU_API int rs_event_loop_wait(rs_event_loop_t *loop);
 
 /* Run one tick on the calling thread, which becomes the loop thread. Waits for
  * I/O at most timeout_ms (0: never block; negative: until I/O, a wakeup or the
- * next task is due). RS_EBUSY if the loop runs on its own thread. */
+ * next task is due). RS_EBUSY if the loop runs on its own thread or this thread
+ * is already inside a tick, RS_EWRONGTHREAD while another thread is inside one,
+ * RS_EINVAL for a NULL loop. */
 RESEAU_API int rs_event_loop_run_once(rs_event_loop_t *loop, int timeout_ms);
 
 /* When the next task is due, for embedding: *deadline_ns is 0 when work is ready
  * now (including tasks queued from other threads), UINT64_MAX when no task is
  * pending, else a time on the loop's clock.
- * I/O readiness is not included: poll rs_event_loop_get_fd for it. Loop thread. */
+ * I/O readiness is not included: poll rs_event_loop_get_fd for it. RS_EINVAL for
+ * a NULL loop or deadline_ns. Loop thread. */
 RESEAU_API int rs_event_loop_next_deadline(rs_event_loop_t *loop, uint64_t *deadline_ns);
 
 /* A file descriptor that becomes readable when the loop has I/O or a
  * cross-thread wakeup to process; poll it from a host loop, then call
  * rs_event_loop_run_once(loop, 0). Never read from it or close it.
  * *fd_out is set on RS_OK; RS_ENOTSUP for the poll backend, which has no single
- * waitable handle. Any thread. */
+ * waitable handle; RS_EINVAL for a NULL loop or fd_out. Any thread. */
 RESEAU_API int rs_event_loop_get_fd(const rs_event_loop_t *loop, int *fd_out);
 
 /* Schedule `task` to run on the next tick. Any thread. From the loop thread it
@@ -127,7 +132,8 @@ RESEAU_API int rs_event_loop_schedule_task_now_serialized(rs_event_loop_t *loop,
  * results as _now. */
 RESEAU_API int rs_event_loop_schedule_task_future(rs_event_loop_t *loop, rs_task_t *task, uint64_t run_at_ns);
 /* Run a scheduled task now with RS_TASK_STATUS_CANCELED (O(log n)). A task that
- * is not scheduled is left alone (RS_OK). Loop thread. */
+ * is not scheduled is left alone (RS_OK). RS_EINVAL for a NULL loop or task.
+ * Loop thread. */
 RESEAU_API int rs_event_loop_cancel_task(rs_event_loop_t *loop, rs_task_t *task);
 
 /* The loop's clock (its override, if set). Any thread. */
@@ -135,18 +141,20 @@ RESEAU_API uint64_t rs_event_loop_now_ns(const rs_event_loop_t *loop);
 RESEAU_API bool rs_event_loop_is_on_loop_thread(const rs_event_loop_t *loop);
 
 /* Report readiness of `handle` to on_event. `events` must be a non-zero mask of
- * READABLE|WRITABLE only (else RS_EINVAL); handle->fd must be valid. RS_EBUSY if
- * the handle is already subscribed, RS_EEXIST if another handle already
- * subscribed the same fd. Loop thread. */
+ * READABLE|WRITABLE only; handle->fd must be valid. RS_EINVAL for a NULL loop,
+ * handle or on_event, a negative fd or a bad mask; RS_EBUSY if the handle is
+ * already subscribed, RS_EEXIST if another handle already subscribed the same
+ * fd; RS_ENOMEM, or the backend's mapped OS error. Loop thread. */
 RESEAU_API int rs_event_loop_subscribe(rs_event_loop_t *loop, rs_io_handle_t *handle, int events,
                                        rs_io_event_fn *on_event, void *user_data);
-/* Change the subscribed mask (same rules as subscribe); RS_EINVAL if the handle
- * is not subscribed to this loop. Loop thread. */
+/* Change the subscribed mask (same rules as subscribe); RS_EINVAL for a NULL
+ * loop or handle, or a handle not subscribed to this loop. Loop thread. */
 RESEAU_API int rs_event_loop_update_subscription(rs_event_loop_t *loop, rs_io_handle_t *handle, int events);
 /* Stop reporting `handle`. Events for it still queued in the current dispatch
  * batch are skipped. The handle (and its fd) may be freed or closed as soon as
  * this returns; the loop releases its own record later, even at shutdown.
- * RS_EINVAL if the handle is not subscribed to this loop. Loop thread. */
+ * RS_EINVAL for a NULL loop or handle, or a handle not subscribed to this loop.
+ * Loop thread. */
 RESEAU_API int rs_event_loop_unsubscribe(rs_event_loop_t *loop, rs_io_handle_t *handle);
 
 /* A coalescing cross-thread signal (like libuv's uv_async_t): any number of
@@ -162,27 +170,32 @@ struct rs_event_loop_signal {
     void *user_data;           /* private */
     int pending;               /* private, atomic: 1 from a send until fn starts */
 };
+/* A signal initialised with a NULL loop never fires: sends do nothing and
+ * cleanup returns RS_EINVAL. */
 RESEAU_API void rs_event_loop_signal_init(rs_event_loop_signal_t *signal, rs_event_loop_t *loop,
                                           rs_event_loop_signal_fn *fn, void *user_data);
 /* Any thread. Costs one atomic exchange when a send is already pending. */
 RESEAU_API void rs_event_loop_signal_send(rs_event_loop_signal_t *signal);
 /* Drop a pending send without calling fn. After this (on the loop thread) the
- * signal's memory may be freed, provided no thread sends to it any more. */
+ * signal's memory may be freed, provided no thread sends to it any more.
+ * RS_EINVAL for a NULL signal or one without a loop. */
 RESEAU_API int rs_event_loop_signal_cleanup(rs_event_loop_signal_t *signal);
 
 /* Loop-local objects: a small map from a caller-chosen key pointer to an object,
  * for per-loop singletons (message pools, caches). on_remove, if set, runs when
  * the entry is replaced, removed, or the loop is destroyed. Loop thread. */
 typedef void rs_local_object_fn(void *key, void *object, void *user_data);
+/* RS_EINVAL for a NULL loop or key; RS_ENOMEM. */
 RESEAU_API int rs_event_loop_put_local_object(rs_event_loop_t *loop, const void *key, void *object,
                                               rs_local_object_fn *on_remove, void *user_data);
-/* RS_ENOENT if absent. */
+/* RS_ENOENT if absent, RS_EINVAL for a NULL loop. object_out may be NULL. */
 RESEAU_API int rs_event_loop_get_local_object(rs_event_loop_t *loop, const void *key, void **object_out);
-/* Runs on_remove. RS_ENOENT if absent. */
+/* Runs on_remove. RS_ENOENT if absent, RS_EINVAL for a NULL loop. */
 RESEAU_API int rs_event_loop_remove_local_object(rs_event_loop_t *loop, const void *key);
 
 /* Busy nanoseconds (not waiting for I/O) during the last full second, published
  * once per second; used to balance work across a group. Any thread. */
 RESEAU_API uint64_t rs_event_loop_get_load_factor(const rs_event_loop_t *loop);
-/* Copy the counters. Any thread (the values may be a tick behind). */
+/* Copy the counters. Any thread (the values may be a tick behind). A NULL loop
+ * gives all zeros. */
 RESEAU_API void rs_event_loop_get_stats(const rs_event_loop_t *loop, rs_event_loop_stats_t *stats_out);

@@ -183,11 +183,11 @@ RESEAU_API int rs_event_loop_group_destroy(rs_event_loop_group_t *group) {
 }
 
 RESEAU_API size_t rs_event_loop_group_get_loop_count(const rs_event_loop_group_t *group) {
-    return group->loop_count;
+    return group ? group->loop_count : 0;
 }
 
 RESEAU_API rs_event_loop_t *rs_event_loop_group_get_loop_at(const rs_event_loop_group_t *group, size_t index) {
-    return index < group->loop_count ? group->loops[index] : NULL;
+    return group && index < group->loop_count ? group->loops[index] : NULL;
 }
 
 /* splitmix64: a well-mixed value from a counter, without shared PRNG state. */
@@ -202,6 +202,9 @@ RESEAU_API rs_event_loop_t *rs_event_loop_group_get_next_loop(rs_event_loop_grou
     uint64_t r;
     size_t a;
     size_t b;
+    if (!group) {
+        return NULL;
+    }
     if (group->loop_count == 1) {
         return group->loops[0];
     }

@@ -31,6 +31,9 @@ typedef struct rs__scheduler {
 } rs__scheduler_t;
 
 RESEAU_API void rs_task_init(rs_task_t *task, rs_task_fn *fn, void *arg, const char *type_tag) {
+    if (!task) {
+        return;
+    }
     memset(task, 0, sizeof(*task));
     task->fn = fn;
     task->arg = arg;
@@ -40,7 +43,7 @@ RESEAU_API void rs_task_init(rs_task_t *task, rs_task_fn *fn, void *arg, const c
 }
 
 RESEAU_API bool rs_task_is_scheduled(const rs_task_t *task) {
-    return task->state != RS__TASK_IDLE;
+    return task && task->state != RS__TASK_IDLE;
 }
 
 RESEAU_API const char *rs_task_status_name(rs_task_status_t status) {

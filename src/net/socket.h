@@ -89,41 +89,53 @@ RESEAU_API int rs_socket_close(rs_socket_t *socket);
 RESEAU_API bool rs_socket_is_open(const rs_socket_t *socket);
 
 /* Bind to a local endpoint of the socket's domain; port 0 picks a free port
- * (see rs_socket_get_bound_address). RS_EADDRINUSE, RS_EADDRNOTAVAIL, RS_EACCES, ... */
+ * (see rs_socket_get_bound_address). RS_EINVAL for a NULL socket or local, or an
+ * endpoint of another domain; RS_ESTATE once bound or used; RS_EADDRINUSE,
+ * RS_EADDRNOTAVAIL, RS_EACCES, ... */
 RESEAU_API int rs_socket_bind(rs_socket_t *socket, const rs_endpoint_t *local);
+/* RS_EINVAL for a NULL socket or out, RS_EBADF once closed, or the OS error. */
 RESEAU_API int rs_socket_get_bound_address(const rs_socket_t *socket, rs_endpoint_t *out);
-/* The peer of a connected or accepted socket. RS_ENOTCONN otherwise. */
+/* The peer of a connected or accepted socket. RS_ENOTCONN otherwise; RS_EINVAL
+ * for a NULL socket or out. */
 RESEAU_API int rs_socket_get_remote_address(const rs_socket_t *socket, rs_endpoint_t *out);
 
-/* Stream sockets only; backlog <= 0 means SOMAXCONN. */
+/* Stream sockets only; backlog <= 0 means SOMAXCONN. RS_EINVAL for a NULL or
+ * DGRAM socket, RS_ESTATE unless new or bound, or the OS error (RS_EADDRINUSE, ...). */
 RESEAU_API int rs_socket_listen(rs_socket_t *socket, int backlog);
-/* Ties the listener to `loop` and accepts until stopped or closed. Loop thread. */
+/* Ties the listener to `loop` and accepts until stopped or closed. RS_EINVAL for
+ * a NULL listener, loop or on_accept; RS_EBUSY if tied to another loop;
+ * RS_ESTATE unless listening. Loop thread. */
 RESEAU_API int rs_socket_start_accept(rs_socket_t *listener, rs_event_loop_t *loop, rs_socket_on_accept_fn *on_accept,
                                       void *user_data);
+/* RS_EINVAL for a NULL listener, RS_ESTATE unless listening. */
 RESEAU_API int rs_socket_stop_accept(rs_socket_t *listener);
 
 /* Start connecting to `remote`, tied to `loop`; on_connect fires exactly once
  * (RS_ETIMEDOUT after connect_timeout_ms). A DGRAM socket "connects" at once
- * (the callback still comes later). RS_EINVAL for a port of 0 or an endpoint
- * of another domain. Loop thread. */
+ * (the callback still comes later). RS_EINVAL for a NULL socket, remote, loop or
+ * on_connect, a port of 0 or an endpoint of another domain. Loop thread. */
 RESEAU_API int rs_socket_connect(rs_socket_t *socket, const rs_endpoint_t *remote, rs_event_loop_t *loop,
                                  rs_socket_on_connect_fn *on_connect, void *user_data);
 /* Tie an accepted (or any unassigned) socket to `loop`. RS_EBUSY if already
- * tied to a loop. Call it on `loop`'s thread. */
+ * tied to a loop, RS_EINVAL for a NULL socket or loop. Call it on `loop`'s thread. */
 RESEAU_API int rs_socket_assign_to_loop(rs_socket_t *socket, rs_event_loop_t *loop);
 /* NULL while unassigned. Any thread. */
 RESEAU_API rs_event_loop_t *rs_socket_get_loop(const rs_socket_t *socket);
 
 /* Call on_readable whenever data (or EOF, or an error) is waiting. Replaces an
- * earlier subscription. Loop thread. */
+ * earlier subscription. RS_EINVAL for a NULL socket or on_readable; RS_ESTATE
+ * while unassigned; RS_ENOTCONN for a stream socket not connected, RS_EBADF once
+ * closed. Loop thread. */
 RESEAU_API int rs_socket_subscribe_to_readable_events(rs_socket_t *socket, rs_socket_on_readable_fn *on_readable,
                                                      void *user_data);
-/* Stop and restart readable callbacks (back-pressure) without unsubscribing. */
+/* Stop and restart readable callbacks (back-pressure) without unsubscribing.
+ * RS_EINVAL for a NULL socket. */
 RESEAU_API int rs_socket_pause_reading(rs_socket_t *socket);
 RESEAU_API int rs_socket_resume_reading(rs_socket_t *socket);
 /* Read into buf's free space [len, capacity); adds the bytes to buf->len.
  * RS_EAGAIN when nothing is waiting, RS_EEOF at end of stream (after all data),
- * RS_EINVAL when buf has no free space, else the error (RS_ECONNRESET, ...). */
+ * RS_EINVAL for a NULL socket or buf or when buf has no free space, RS_EBADF
+ * once closed, else the error (RS_ECONNRESET, ...). amount_read may be NULL. */
 RESEAU_API int rs_socket_read(rs_socket_t *socket, rs_byte_buf_t *buf, size_t *amount_read);
 /* Scatter read: fill the free space of bufs[0], then bufs[1], ... in one system
  * call (at most RS_SOCKET_READV_MAX buffers). Same results as rs_socket_read;
@@ -148,11 +160,13 @@ RESEAU_API int rs_socket_write(rs_socket_t *socket, rs_byte_cursor_t data, rs_so
 /* Bytes queued by rs_socket_write and not yet handed to the kernel. */
 RESEAU_API size_t rs_socket_get_pending_write_bytes(const rs_socket_t *socket);
 /* Shut down one or both directions. Shutting the write side waits for queued
- * writes to reach the kernel first, then sends FIN. Loop thread. */
+ * writes to reach the kernel first, then sends FIN. RS_EINVAL for a NULL socket
+ * or a bad dir, RS_ENOTCONN unless connected, RS_EBADF once closed, or the OS
+ * error. Loop thread. */
 RESEAU_API int rs_socket_shutdown_dir(rs_socket_t *socket, rs_socket_dir_t dir);
 
 /* The OS file descriptor, for diagnostics and socket options reseau lacks;
- * -1 when closed. Do not close it or change its blocking mode. */
+ * -1 when closed (or for a NULL socket). Do not close it or change its blocking mode. */
 RESEAU_API int rs_socket_get_fd(const rs_socket_t *socket);
 
 /* ---- Datagrams (DGRAM sockets) ---- */
@@ -170,16 +184,22 @@ typedef struct rs_datagram {
 
 /* Send one datagram now, without queueing: RS_OK once the kernel has it,
  * RS_EAGAIN when its buffer is full (retry on a later tick), RS_EMSGSIZE, ...
- * `destination` may be NULL on a connected socket. Loop thread once assigned. */
+ * RS_EINVAL for a NULL or STREAM socket or a destination of another domain;
+ * RS_EBADF once closed. `destination` may be NULL on a connected socket (else
+ * RS_ENOTCONN). Loop thread once assigned. */
 RESEAU_API int rs_socket_send_to(rs_socket_t *socket, const rs_endpoint_t *destination, rs_byte_cursor_t data);
 /* Send up to `count` datagrams with as few system calls as possible
  * (sendmmsg on Linux). *sent_out says how many left; on an error after some
- * were sent, RS_OK is returned with the partial count. */
+ * were sent, RS_OK is returned with the partial count. Errors as for
+ * rs_socket_send_to, and RS_EINVAL for NULL datagrams or sent_out. */
 RESEAU_API int rs_socket_send_batch(rs_socket_t *socket, const rs_datagram_t *datagrams, size_t count,
                                     size_t *sent_out);
 /* Receive one datagram into datagram->data (capacity bytes), with its source.
- * RS_EAGAIN when none is waiting. */
+ * RS_EAGAIN when none is waiting. RS_EINVAL for a NULL or STREAM socket, a NULL
+ * datagram or one without a buffer; RS_EBADF once closed. */
 RESEAU_API int rs_socket_recv_from(rs_socket_t *socket, rs_datagram_t *datagram);
-/* Receive up to `count` datagrams (recvmmsg on Linux); *received_out counts them. */
+/* Receive up to `count` datagrams (recvmmsg on Linux); *received_out counts
+ * them. Errors as for rs_socket_recv_from, and RS_EINVAL for NULL datagrams or
+ * received_out, or a count of 0. */
 RESEAU_API int rs_socket_recv_batch(rs_socket_t *socket, rs_datagram_t *datagrams, size_t count,
                                     size_t *received_out);

@@ -98,12 +98,22 @@ struct rs_socket {
 
 static void rs__socket_on_event(rs_event_loop_t *loop, rs_io_handle_t *handle, int events, void *user_data);
 
+/* RS_EINVAL for a NULL socket (it has no thread to check); RS_EWRONGTHREAD, logged,
+ * off the thread of the loop it is tied to. */
 static int rs__socket_check_thread(const rs_socket_t *s, const char *function) {
+    if (!s) {
+        return RS_EINVAL;
+    }
     if (!s->loop || rs_event_loop_is_on_loop_thread(s->loop)) {
         return RS_OK;
     }
     RS__LOG_ERROR(RS_LS_SOCKET, "%s: socket %p used off its loop's thread", function, (const void *)s);
     return RS_EWRONGTHREAD;
+}
+
+/* The same, after RS_EINVAL for a NULL `required` argument of the call. */
+static int rs__socket_check_call(const rs_socket_t *s, const void *required, const char *function) {
+    return required ? rs__socket_check_thread(s, function) : RS_EINVAL;
 }
 
 static int rs__errno_result(void) {
@@ -310,19 +320,19 @@ RESEAU_API rs_socket_t *rs_socket_new(const rs_socket_options_t *options, int *e
 }
 
 RESEAU_API int rs_socket_get_fd(const rs_socket_t *socket) {
-    return socket->io.fd;
+    return socket ? socket->io.fd : -1;
 }
 
 RESEAU_API bool rs_socket_is_open(const rs_socket_t *socket) {
-    return socket->state != RS__SOCK_CLOSED;
+    return socket && socket->state != RS__SOCK_CLOSED;
 }
 
 RESEAU_API rs_event_loop_t *rs_socket_get_loop(const rs_socket_t *socket) {
-    return socket->loop;
+    return socket ? socket->loop : NULL;
 }
 
 RESEAU_API size_t rs_socket_get_pending_write_bytes(const rs_socket_t *socket) {
-    return socket->pending_write_bytes;
+    return socket ? socket->pending_write_bytes : 0;
 }
 
 /* ---- readiness interest ---- */
@@ -545,7 +555,7 @@ static int rs__socket_check_endpoint(const rs_socket_t *s, const rs_endpoint_t *
 RESEAU_API int rs_socket_bind(rs_socket_t *socket, const rs_endpoint_t *local) {
     rs__sockaddr_t sa;
     socklen_t len;
-    int err = rs__socket_check_thread(socket, "rs_socket_bind");
+    int err = rs__socket_check_call(socket, local, "rs_socket_bind");
     if (!err) {
         err = rs__socket_check_endpoint(socket, local);
     }
@@ -580,7 +590,7 @@ static int rs__socket_name(int fd, bool peer, rs_endpoint_t *out) {
 }
 
 RESEAU_API int rs_socket_get_bound_address(const rs_socket_t *socket, rs_endpoint_t *out) {
-    if (!out) {
+    if (!socket || !out) {
         return RS_EINVAL;
     }
     if (socket->io.fd < 0) {
@@ -590,7 +600,7 @@ RESEAU_API int rs_socket_get_bound_address(const rs_socket_t *socket, rs_endpoin
 }
 
 RESEAU_API int rs_socket_get_remote_address(const rs_socket_t *socket, rs_endpoint_t *out) {
-    if (!out) {
+    if (!socket || !out) {
         return RS_EINVAL;
     }
     if (!socket->has_remote) {
@@ -859,7 +869,7 @@ RESEAU_API int rs_socket_connect(rs_socket_t *socket, const rs_endpoint_t *remot
     rs__sockaddr_t sa;
     socklen_t len;
     int err;
-    if (!socket || !loop || !on_connect) {
+    if (!socket || !remote || !loop || !on_connect) {
         return RS_EINVAL;
     }
     if (socket->loop && socket->loop != loop) {
@@ -1002,14 +1012,14 @@ RESEAU_API int rs_socket_readv(rs_socket_t *socket, rs_byte_buf_t *bufs, size_t 
     size_t i;
     size_t iov_count = 0;
     ssize_t n;
-    int err = rs__socket_check_thread(socket, "rs_socket_read");
+    int err = rs__socket_check_call(socket, bufs, "rs_socket_read");
     if (amount_read) {
         *amount_read = 0;
     }
     if (err) {
         return err;
     }
-    if (!bufs || count == 0 || count > RS_SOCKET_READV_MAX) {
+    if (count == 0 || count > RS_SOCKET_READV_MAX) {
         return RS_EINVAL;
     }
     for (i = 0; i < count; ++i) {

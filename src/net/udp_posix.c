@@ -63,13 +63,14 @@ RESEAU_API int rs_socket_send_to(rs_socket_t *socket, const rs_endpoint_t *desti
 RESEAU_API int rs_socket_send_batch(rs_socket_t *socket, const rs_datagram_t *datagrams, size_t count,
                                     size_t *sent_out) {
     size_t sent = 0;
-    int err = rs__socket_check_dgram(socket, "rs_socket_send_batch");
+    int err;
     if (sent_out) {
         *sent_out = 0;
     }
-    if (!err && (!datagrams || !sent_out)) {
-        err = RS_EINVAL;
+    if (!socket || !datagrams || !sent_out) {
+        return RS_EINVAL;
     }
+    err = rs__socket_check_dgram(socket, "rs_socket_send_batch");
     while (!err && sent < count) {
 #if RESEAU_OS_LINUX
         struct mmsghdr msgs[RS_DATAGRAM_BATCH_MAX];
@@ -139,8 +140,12 @@ RESEAU_API int rs_socket_recv_from(rs_socket_t *socket, rs_datagram_t *datagram)
     struct msghdr msg;
     rs__sockaddr_t name;
     ssize_t n;
-    int err = rs__socket_check_dgram(socket, "rs_socket_recv_from");
-    if (!err && (!datagram || !datagram->data || !datagram->capacity)) {
+    int err;
+    if (!socket || !datagram) {
+        return RS_EINVAL;
+    }
+    err = rs__socket_check_dgram(socket, "rs_socket_recv_from");
+    if (!err && (!datagram->data || !datagram->capacity)) {
         err = RS_EINVAL;
     }
     if (err) {
@@ -159,12 +164,16 @@ RESEAU_API int rs_socket_recv_from(rs_socket_t *socket, rs_datagram_t *datagram)
 
 RESEAU_API int rs_socket_recv_batch(rs_socket_t *socket, rs_datagram_t *datagrams, size_t count,
                                     size_t *received_out) {
-    int err = rs__socket_check_dgram(socket, "rs_socket_recv_batch");
+    int err;
     size_t received = 0;
     if (received_out) {
         *received_out = 0;
     }
-    if (!err && (!datagrams || !received_out || count == 0)) {
+    if (!socket || !datagrams || !received_out) {
+        return RS_EINVAL;
+    }
+    err = rs__socket_check_dgram(socket, "rs_socket_recv_batch");
+    if (!err && count == 0) {
         err = RS_EINVAL;
     }
     if (err) {
