@@ -3413,9 +3413,11 @@ static int rs__check_loop_thread(const rs_event_loop_t *loop, const char *functi
     return RS_EWRONGTHREAD;
 }
 
-/* The same, after RS_EINVAL for a NULL `required` argument of the call. */
+/* The same, then RS_EINVAL for a NULL `required` argument: the thread is
+ * checked first, so a call off the loop thread always says so. */
 static int rs__check_loop_call(const rs_event_loop_t *loop, const void *required, const char *function) {
-    return required ? rs__check_loop_thread(loop, function) : RS_EINVAL;
+    int err = rs__check_loop_thread(loop, function);
+    return err ? err : (required ? RS_OK : RS_EINVAL);
 }
 
 RESEAU_API uint64_t rs_event_loop_now_ns(const rs_event_loop_t *loop) {
@@ -5084,9 +5086,11 @@ static int rs__socket_check_thread(const rs_socket_t *s, const char *function) {
     return RS_EWRONGTHREAD;
 }
 
-/* The same, after RS_EINVAL for a NULL `required` argument of the call. */
+/* The same, then RS_EINVAL for a NULL `required` argument: the thread is
+ * checked first, so a call off the loop thread always says so. */
 static int rs__socket_check_call(const rs_socket_t *s, const void *required, const char *function) {
-    return required ? rs__socket_check_thread(s, function) : RS_EINVAL;
+    int err = rs__socket_check_thread(s, function);
+    return err ? err : (required ? RS_OK : RS_EINVAL);
 }
 
 static int rs__errno_result(void) {
@@ -5918,6 +5922,9 @@ static int rs__socket_set_reader(rs_socket_t *s, rs_socket_on_readable_fn *fn, r
     if (err) {
         return err;
     }
+    if (!fn && !pipe_fn) {
+        return RS_EINVAL;
+    }
     if (!s->loop) {
         return RS_ESTATE; /* assign it to a loop first */
     }
@@ -5938,9 +5945,6 @@ static int rs__socket_set_reader(rs_socket_t *s, rs_socket_on_readable_fn *fn, r
 
 RESEAU_API int rs_socket_subscribe_to_readable_events(rs_socket_t *socket, rs_socket_on_readable_fn *on_readable,
                                                      void *user_data) {
-    if (!socket || !on_readable) {
-        return RS_EINVAL;
-    }
     return rs__socket_set_reader(socket, on_readable, NULL, user_data);
 }
 
@@ -6354,10 +6358,10 @@ RESEAU_API int rs_socket_send_batch(rs_socket_t *socket, const rs_datagram_t *da
     if (sent_out) {
         *sent_out = 0;
     }
-    if (!socket || !datagrams || !sent_out) {
-        return RS_EINVAL;
+    err = rs__socket_check_dgram(socket, "rs_socket_send_batch"); /* NULL socket, then the thread, first */
+    if (!err && (!datagrams || !sent_out)) {
+        err = RS_EINVAL;
     }
-    err = rs__socket_check_dgram(socket, "rs_socket_send_batch");
     while (!err && sent < count) {
 #if RESEAU_OS_LINUX
         struct mmsghdr msgs[RS_DATAGRAM_BATCH_MAX];
@@ -6428,11 +6432,8 @@ RESEAU_API int rs_socket_recv_from(rs_socket_t *socket, rs_datagram_t *datagram)
     rs__sockaddr_t name;
     ssize_t n;
     int err;
-    if (!socket || !datagram) {
-        return RS_EINVAL;
-    }
-    err = rs__socket_check_dgram(socket, "rs_socket_recv_from");
-    if (!err && (!datagram->data || !datagram->capacity)) {
+    err = rs__socket_check_dgram(socket, "rs_socket_recv_from"); /* NULL socket, then the thread, first */
+    if (!err && (!datagram || !datagram->data || !datagram->capacity)) {
         err = RS_EINVAL;
     }
     if (err) {
@@ -6456,10 +6457,10 @@ RESEAU_API int rs_socket_recv_batch(rs_socket_t *socket, rs_datagram_t *datagram
     if (received_out) {
         *received_out = 0;
     }
-    if (!socket || !datagrams || !received_out) {
-        return RS_EINVAL;
+    err = rs__socket_check_dgram(socket, "rs_socket_recv_batch"); /* NULL socket, then the thread, first */
+    if (!err && (!datagrams || !received_out)) {
+        err = RS_EINVAL;
     }
-    err = rs__socket_check_dgram(socket, "rs_socket_recv_batch");
     if (!err && count == 0) {
         err = RS_EINVAL;
     }
@@ -6595,7 +6596,7 @@ RESEAU_API int rs_pipe_new(rs_event_loop_t *read_loop, rs_event_loop_t *write_lo
 
 RESEAU_API int rs_pipe_subscribe_to_readable_events(rs_pipe_read_end_t *read_end, rs_pipe_on_readable_fn *on_readable,
                                                    void *user_data) {
-    if (!read_end || !on_readable) {
+    if (!read_end) {
         return RS_EINVAL;
     }
     return rs__socket_set_reader(rs__pipe_socket(read_end), NULL, on_readable, user_data);
@@ -6819,9 +6820,11 @@ static int rs__slot_check_thread(const rs_channel_slot_t *slot, const char *func
     return slot ? rs__channel_check_thread(slot->channel, function) : RS_EINVAL;
 }
 
-/* The same, after RS_EINVAL for a NULL `required` argument of the call. */
+/* The same, then RS_EINVAL for a NULL `required` argument: the thread is
+ * checked first, so a call off the loop thread always says so. */
 static int rs__slot_check_call(const rs_channel_slot_t *slot, const void *required, const char *function) {
-    return required ? rs__slot_check_thread(slot, function) : RS_EINVAL;
+    int err = rs__slot_check_thread(slot, function);
+    return err ? err : (required ? RS_OK : RS_EINVAL);
 }
 
 /* ---- creation ---- */

@@ -94,9 +94,11 @@ static int rs__slot_check_thread(const rs_channel_slot_t *slot, const char *func
     return slot ? rs__channel_check_thread(slot->channel, function) : RS_EINVAL;
 }
 
-/* The same, after RS_EINVAL for a NULL `required` argument of the call. */
+/* The same, then RS_EINVAL for a NULL `required` argument: the thread is
+ * checked first, so a call off the loop thread always says so. */
 static int rs__slot_check_call(const rs_channel_slot_t *slot, const void *required, const char *function) {
-    return required ? rs__slot_check_thread(slot, function) : RS_EINVAL;
+    int err = rs__slot_check_thread(slot, function);
+    return err ? err : (required ? RS_OK : RS_EINVAL);
 }
 
 /* ---- creation ---- */

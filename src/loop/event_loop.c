@@ -130,9 +130,11 @@ static int rs__check_loop_thread(const rs_event_loop_t *loop, const char *functi
     return RS_EWRONGTHREAD;
 }
 
-/* The same, after RS_EINVAL for a NULL `required` argument of the call. */
+/* The same, then RS_EINVAL for a NULL `required` argument: the thread is
+ * checked first, so a call off the loop thread always says so. */
 static int rs__check_loop_call(const rs_event_loop_t *loop, const void *required, const char *function) {
-    return required ? rs__check_loop_thread(loop, function) : RS_EINVAL;
+    int err = rs__check_loop_thread(loop, function);
+    return err ? err : (required ? RS_OK : RS_EINVAL);
 }
 
 RESEAU_API uint64_t rs_event_loop_now_ns(const rs_event_loop_t *loop) {

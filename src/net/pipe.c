@@ -84,7 +84,7 @@ RESEAU_API int rs_pipe_new(rs_event_loop_t *read_loop, rs_event_loop_t *write_lo
 
 RESEAU_API int rs_pipe_subscribe_to_readable_events(rs_pipe_read_end_t *read_end, rs_pipe_on_readable_fn *on_readable,
                                                    void *user_data) {
-    if (!read_end || !on_readable) {
+    if (!read_end) {
         return RS_EINVAL;
     }
     return rs__socket_set_reader(rs__pipe_socket(read_end), NULL, on_readable, user_data);

@@ -111,9 +111,11 @@ static int rs__socket_check_thread(const rs_socket_t *s, const char *function) {
     return RS_EWRONGTHREAD;
 }
 
-/* The same, after RS_EINVAL for a NULL `required` argument of the call. */
+/* The same, then RS_EINVAL for a NULL `required` argument: the thread is
+ * checked first, so a call off the loop thread always says so. */
 static int rs__socket_check_call(const rs_socket_t *s, const void *required, const char *function) {
-    return required ? rs__socket_check_thread(s, function) : RS_EINVAL;
+    int err = rs__socket_check_thread(s, function);
+    return err ? err : (required ? RS_OK : RS_EINVAL);
 }
 
 static int rs__errno_result(void) {
@@ -945,6 +947,9 @@ static int rs__socket_set_reader(rs_socket_t *s, rs_socket_on_readable_fn *fn, r
     if (err) {
         return err;
     }
+    if (!fn && !pipe_fn) {
+        return RS_EINVAL;
+    }
     if (!s->loop) {
         return RS_ESTATE; /* assign it to a loop first */
     }
@@ -965,9 +970,6 @@ static int rs__socket_set_reader(rs_socket_t *s, rs_socket_on_readable_fn *fn, r
 
 RESEAU_API int rs_socket_subscribe_to_readable_events(rs_socket_t *socket, rs_socket_on_readable_fn *on_readable,
                                                      void *user_data) {
-    if (!socket || !on_readable) {
-        return RS_EINVAL;
-    }
     return rs__socket_set_reader(socket, on_readable, NULL, user_data);
 }
 

@@ -67,10 +67,10 @@ RESEAU_API int rs_socket_send_batch(rs_socket_t *socket, const rs_datagram_t *da
     if (sent_out) {
         *sent_out = 0;
     }
-    if (!socket || !datagrams || !sent_out) {
-        return RS_EINVAL;
+    err = rs__socket_check_dgram(socket, "rs_socket_send_batch"); /* NULL socket, then the thread, first */
+    if (!err && (!datagrams || !sent_out)) {
+        err = RS_EINVAL;
     }
-    err = rs__socket_check_dgram(socket, "rs_socket_send_batch");
     while (!err && sent < count) {
 #if RESEAU_OS_LINUX
         struct mmsghdr msgs[RS_DATAGRAM_BATCH_MAX];
@@ -141,11 +141,8 @@ RESEAU_API int rs_socket_recv_from(rs_socket_t *socket, rs_datagram_t *datagram)
     rs__sockaddr_t name;
     ssize_t n;
     int err;
-    if (!socket || !datagram) {
-        return RS_EINVAL;
-    }
-    err = rs__socket_check_dgram(socket, "rs_socket_recv_from");
-    if (!err && (!datagram->data || !datagram->capacity)) {
+    err = rs__socket_check_dgram(socket, "rs_socket_recv_from"); /* NULL socket, then the thread, first */
+    if (!err && (!datagram || !datagram->data || !datagram->capacity)) {
         err = RS_EINVAL;
     }
     if (err) {
@@ -169,10 +166,10 @@ RESEAU_API int rs_socket_recv_batch(rs_socket_t *socket, rs_datagram_t *datagram
     if (received_out) {
         *received_out = 0;
     }
-    if (!socket || !datagrams || !received_out) {
-        return RS_EINVAL;
+    err = rs__socket_check_dgram(socket, "rs_socket_recv_batch"); /* NULL socket, then the thread, first */
+    if (!err && (!datagrams || !received_out)) {
+        err = RS_EINVAL;
     }
-    err = rs__socket_check_dgram(socket, "rs_socket_recv_batch");
     if (!err && count == 0) {
         err = RS_EINVAL;
     }

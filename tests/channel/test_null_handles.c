@@ -14,12 +14,6 @@
  * function that returns what the call returned, as one int. A mismatch names
  * the call; so does a crash (see name_crashing_call).
  *
- * Left out on purpose, because they are being rewritten to return int (and
- * RS_EINVAL for a NULL loop or task): rs_event_loop_schedule_task_now,
- * _now_serialized and _future, rs_channel_schedule_task_now and _future,
- * rs_channel_shutdown and _abortively, rs_socket_write, rs_channel_destroy and
- * rs_event_loop_group_destroy.
- *
  * The valid handles come from the leak-checking allocator, so a call that
  * allocates and forgets on a NULL path fails the test.
  */
@@ -76,6 +70,7 @@ static struct {
 
 /* Pointees for arguments that must be valid: never touched by a correct call. */
 static rs_task_t task;
+static rs_channel_task_t channel_task;
 static rs_io_handle_t io_handle = {.fd = -1};
 static rs_endpoint_t endpoint;
 static uint8_t bytes[16];
@@ -110,6 +105,9 @@ static void on_connect(rs_socket_t *socket, int error, void *user_data) {
 }
 static void on_readable(rs_socket_t *socket, int error, void *user_data) {
     (void)socket, (void)error, (void)user_data;
+}
+static void on_written(rs_socket_t *socket, int error, size_t bytes_written, void *user_data) {
+    (void)socket, (void)error, (void)bytes_written, (void)user_data;
 }
 static void on_pipe_readable(rs_pipe_read_end_t *read_end, int error, void *user_data) {
     (void)read_end, (void)error, (void)user_data;
@@ -155,6 +153,16 @@ static void fixture_teardown(void) {
 
 /* event loop */
 static int loop_destroy(void) { rs_event_loop_destroy(NULL); return DID_NOTHING; }
+static int loop_schedule_now(void) { return rs_event_loop_schedule_task_now(NULL, &task); }
+static int loop_schedule_serialized(void) { return rs_event_loop_schedule_task_now_serialized(NULL, &task); }
+static int loop_schedule_future(void) { return rs_event_loop_schedule_task_future(NULL, &task, 1); }
+static int group_destroy(void) { return rs_event_loop_group_destroy(NULL); }
+static int chan_destroy(void) { rs_channel_destroy(NULL); return DID_NOTHING; }
+static int chan_shutdown(void) { return rs_channel_shutdown(NULL, RS_OK); }
+static int chan_shutdown_abortively(void) { return rs_channel_shutdown_abortively(NULL, RS_OK); }
+static int chan_schedule_now(void) { return rs_channel_schedule_task_now(NULL, &channel_task); }
+static int chan_schedule_future(void) { return rs_channel_schedule_task_future(NULL, &channel_task, 1); }
+static int sock_write(void) { return rs_socket_write(NULL, rs_byte_cursor_from_array("x", 1), on_written, NULL); }
 static int loop_get_backend(void) { return (int)rs_event_loop_get_backend(NULL); }
 static int loop_start(void) { return rs_event_loop_start(NULL); }
 static int loop_stop(void) { return rs_event_loop_stop(NULL); }
@@ -334,6 +342,12 @@ static int sock_connect_no_endpoint(void) { return rs_socket_connect(fx.tcp, NUL
 static int sock_connect_no_loop(void) { return rs_socket_connect(fx.tcp, &endpoint, NULL, on_connect, NULL); }
 static int sock_assign_no_loop(void) { return rs_socket_assign_to_loop(fx.tcp, NULL); }
 static int sock_read_no_buf(void) { size_t n; return rs_socket_read(fx.tcp, NULL, &n); }
+static int loop_schedule_now_no_task(void) { return rs_event_loop_schedule_task_now(fx.loop, NULL); }
+static int loop_schedule_serialized_no_task(void) { return rs_event_loop_schedule_task_now_serialized(fx.loop, NULL); }
+static int loop_schedule_future_no_task(void) { return rs_event_loop_schedule_task_future(fx.loop, NULL, 1); }
+static int chan_schedule_now_no_task(void) { return rs_channel_schedule_task_now(fx.channel, NULL); }
+static int chan_schedule_future_no_task(void) { return rs_channel_schedule_task_future(fx.channel, NULL, 1); }
+static int sock_write_no_callback(void) { return rs_socket_write(fx.tcp, rs_byte_cursor_from_array("x", 1), NULL, NULL); }
 static int sock_readv_no_bufs(void) { size_t n; return rs_socket_readv(fx.tcp, NULL, 1, &n); }
 static int sock_send_batch_no_datagrams(void) { size_t n; return rs_socket_send_batch(fx.udp, NULL, 1, &n); }
 static int sock_send_batch_no_out(void) { return rs_socket_send_batch(fx.udp, &datagram, 1, NULL); }
@@ -372,6 +386,16 @@ typedef struct row {
 
 static const row_t null_handle_rows[] = {
     {"rs_event_loop_destroy(NULL)", loop_destroy, DID_NOTHING},
+    {"rs_event_loop_schedule_task_now(NULL, &task)", loop_schedule_now, RS_EINVAL},
+    {"rs_event_loop_schedule_task_now_serialized(NULL, &task)", loop_schedule_serialized, RS_EINVAL},
+    {"rs_event_loop_schedule_task_future(NULL, &task, 1)", loop_schedule_future, RS_EINVAL},
+    {"rs_event_loop_group_destroy(NULL)", group_destroy, RS_EINVAL},
+    {"rs_channel_destroy(NULL)", chan_destroy, DID_NOTHING},
+    {"rs_channel_shutdown(NULL, RS_OK)", chan_shutdown, RS_EINVAL},
+    {"rs_channel_shutdown_abortively(NULL, RS_OK)", chan_shutdown_abortively, RS_EINVAL},
+    {"rs_channel_schedule_task_now(NULL, &task)", chan_schedule_now, RS_EINVAL},
+    {"rs_channel_schedule_task_future(NULL, &task, 1)", chan_schedule_future, RS_EINVAL},
+    {"rs_socket_write(NULL, data, on_written, NULL)", sock_write, RS_EINVAL},
     {"rs_event_loop_get_backend(NULL)", loop_get_backend, RS_EVENT_LOOP_BACKEND_DEFAULT},
     {"rs_event_loop_start(NULL)", loop_start, RS_EINVAL},
     {"rs_event_loop_stop(NULL)", loop_stop, RS_EINVAL},
@@ -493,6 +517,12 @@ static const row_t null_argument_rows[] = {
     {"rs_socket_connect(socket, endpoint, NULL, ...)", sock_connect_no_loop, RS_EINVAL},
     {"rs_socket_assign_to_loop(socket, NULL)", sock_assign_no_loop, RS_EINVAL},
     {"rs_socket_read(socket, NULL, &n)", sock_read_no_buf, RS_EINVAL},
+    {"rs_event_loop_schedule_task_now(loop, NULL)", loop_schedule_now_no_task, RS_EINVAL},
+    {"rs_event_loop_schedule_task_now_serialized(loop, NULL)", loop_schedule_serialized_no_task, RS_EINVAL},
+    {"rs_event_loop_schedule_task_future(loop, NULL, 1)", loop_schedule_future_no_task, RS_EINVAL},
+    {"rs_channel_schedule_task_now(channel, NULL)", chan_schedule_now_no_task, RS_EINVAL},
+    {"rs_channel_schedule_task_future(channel, NULL, 1)", chan_schedule_future_no_task, RS_EINVAL},
+    {"rs_socket_write(socket, data, NULL, NULL)", sock_write_no_callback, RS_EINVAL},
     {"rs_socket_readv(socket, NULL, 1, &n)", sock_readv_no_bufs, RS_EINVAL},
     {"rs_socket_send_batch(socket, NULL, 1, &n)", sock_send_batch_no_datagrams, RS_EINVAL},
     {"rs_socket_send_batch(socket, datagrams, 1, NULL)", sock_send_batch_no_out, RS_EINVAL},
