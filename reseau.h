@@ -3864,7 +3864,10 @@ static void rs__group_stop_and_free(rs_event_loop_group_t *group) {
 static int rs__group_start_loop(rs_event_loop_group_t *group, size_t index,
                                 const rs_event_loop_group_options_t *o) {
     rs_event_loop_options_t loop_options;
-    char name[RS_THREAD_NAME_MAX + 1];
+    /* Room for every digit of a 32-bit unsigned index, so snprintf never truncates
+     * (gcc -Wformat-truncation on i686 cannot bound the index); the loop then cuts
+     * the name to RS_THREAD_NAME_MAX, as before. */
+    char name[RS__GROUP_NAME_PREFIX_MAX + sizeof("-4294967295")];
     const char *prefix = o->thread_name_prefix ? o->thread_name_prefix : "rs-el";
     int err;
     snprintf(name, sizeof(name), "%.*s-%u", RS__GROUP_NAME_PREFIX_MAX, prefix, (unsigned)index);
