@@ -4,7 +4,7 @@ struct rs_event_loop_group {
     rs_allocator_t allocator;
     rs_event_loop_t **loops;
     size_t loop_count;
-    uint64_t pick_counter; /* atomic; seeds the best-of-two choice */
+    RS__ALIGN8 uint64_t pick_counter; /* atomic; seeds the best-of-two choice */
     rs_event_loop_group_shutdown_fn *on_shutdown;
     void *shutdown_user_data;
     /* Asynchronous destroy: the helper thread waits for `launched` before it
@@ -14,6 +14,7 @@ struct rs_event_loop_group {
     rs_condvar_t launch_cond;
     bool launched;
 };
+RS__ASSERT_ALIGN8(struct rs_event_loop_group, pick_counter, group_pick_counter);
 
 /* Longest thread name prefix kept, leaving room for "-<index>". */
 #define RS__GROUP_NAME_PREFIX_MAX 9
