@@ -134,6 +134,27 @@
 #define RS__PRINTF(fmt_index, args_index)
 #endif
 
+/* 64-bit atomics need 8-byte alignment, which i386 does not give uint64_t (4,
+ * in structs too): the __atomic builtins assume it, and an access split across
+ * cache lines is not atomic. So every field handed to rs__atomic_*_u64 is
+ * declared RS__ALIGN8 and checked next to its struct with RS__ASSERT_ALIGN8. */
+#if defined(_MSC_VER)
+#define RS__ALIGN8 __declspec(align(8))
+#define RS__ALIGNOF(type) __alignof(type)
+#else
+#define RS__ALIGN8 __attribute__((aligned(8)))
+#define RS__ALIGNOF(type) __alignof__(type)
+#endif
+
+/* Compile-time check for C99, C11 and C++ alike: a negative array size fails.
+ * `name` must be unique in the translation unit. */
+#define RS__STATIC_ASSERT(cond, name) typedef char rs__static_assert_##name[(cond) ? 1 : -1]
+
+/* `field` (a member designator, such as stats.ticks) is 8-byte aligned in every
+ * object of struct type `type` that is itself allocated as alignof(type) asks. */
+#define RS__ASSERT_ALIGN8(type, field, name) \
+    RS__STATIC_ASSERT(RS__ALIGNOF(type) >= 8 && offsetof(type, field) % 8 == 0, align8_##name)
+
 #ifndef RESEAU_API
 #if defined(RESEAU_STATIC)
 /* Unused is intentional: a single-file tool uses a fraction of the API. */
@@ -235,7 +256,9 @@ RESEAU_API int rs_result_from_errno(int os_error);
  * NULL means libc. The object copies the struct, so the caller's storage may go
  * away after the call; user_data must outlive every object that uses it.
  * Allocation failure is RS_ENOMEM at the API boundary, never an abort.
- * The functions must be callable from any thread at the same time.
+ * The functions must be callable from any thread at the same time. Memory they
+ * return must be aligned as malloc's is, and to at least 8 bytes even on 32-bit
+ * targets, because reseau objects hold 64-bit atomics.
  */
 typedef struct rs_allocator {
     /* Return NULL on failure. size is never 0. */
@@ -1613,17 +1636,32 @@ static inline bool rs__atomic_cas_int(int *p, int expected, int desired) {
     return __atomic_compare_exchange_n(p, &expected, desired, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
 }
 
+/* uint64_t as the 64-bit atomics see it. i386 aligns uint64_t to 4 only, and on
+ * a pointer to that clang emits libatomic calls (and warns), while gcc's inline
+ * code assumes 8 anyway. The fields are declared RS__ALIGN8; this says so. */
+typedef uint64_t rs__u64_aligned8_t __attribute__((aligned(8)));
+
+/* Catches, in debug builds, a 64-bit atomic on storage that an allocator or an
+ * unmarked field left 4-byte aligned. */
+static inline void rs__atomic_check_u64(const uint64_t *p) {
+    RESEAU_ASSERT(((uintptr_t)(const void *)p & 7u) == 0);
+    (void)p;
+}
+
 static inline uint64_t rs__atomic_load_u64(const uint64_t *p) {
-    return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+    rs__atomic_check_u64(p);
+    return __atomic_load_n((const rs__u64_aligned8_t *)p, __ATOMIC_ACQUIRE);
 }
 
 static inline void rs__atomic_store_u64(uint64_t *p, uint64_t value) {
-    __atomic_store_n(p, value, __ATOMIC_RELEASE);
+    rs__atomic_check_u64(p);
+    __atomic_store_n((rs__u64_aligned8_t *)p, value, __ATOMIC_RELEASE);
 }
 
 /* Counters need atomicity, not ordering. */
 static inline uint64_t rs__atomic_add_u64(uint64_t *p, uint64_t delta) {
-    return __atomic_fetch_add(p, delta, __ATOMIC_RELAXED);
+    rs__atomic_check_u64(p);
+    return __atomic_fetch_add((rs__u64_aligned8_t *)p, delta, __ATOMIC_RELAXED);
 }
 
 static inline void *rs__atomic_load_ptr(void *const *p) {
@@ -1641,7 +1679,8 @@ static inline bool rs__atomic_cas_ptr_weak(void **p, void **expected, void *desi
 
 /* Returns the new value; acquire-release so the last owner sees every write. */
 static inline uint64_t rs__atomic_sub_u64(uint64_t *p, uint64_t delta) {
-    return __atomic_sub_fetch(p, delta, __ATOMIC_ACQ_REL);
+    rs__atomic_check_u64(p);
+    return __atomic_sub_fetch((rs__u64_aligned8_t *)p, delta, __ATOMIC_ACQ_REL);
 }
 
 static inline uintptr_t rs__atomic_load_uptr(const uintptr_t *p) {
@@ -2797,12 +2836,18 @@ struct rs_event_loop {
     size_t local_capacity;
 
     /* Counters; written by the loop thread (wakeups_sent by any), read by any. */
-    rs_event_loop_stats_t stats;
+    RS__ALIGN8 rs_event_loop_stats_t stats;
 
-    uint64_t load_factor; /* atomic: busy ns in the last full window */
+    RS__ALIGN8 uint64_t load_factor; /* atomic: busy ns in the last full window */
     uint64_t load_window_start_ns;
     uint64_t load_window_busy_ns;
 };
+RS__ASSERT_ALIGN8(struct rs_event_loop, stats.ticks, loop_stats_ticks);
+RS__ASSERT_ALIGN8(struct rs_event_loop, stats.io_events, loop_stats_io_events);
+RS__ASSERT_ALIGN8(struct rs_event_loop, stats.tasks_run, loop_stats_tasks_run);
+RS__ASSERT_ALIGN8(struct rs_event_loop, stats.wakeups_sent, loop_stats_wakeups_sent);
+RS__ASSERT_ALIGN8(struct rs_event_loop, stats.xthread_tasks, loop_stats_xthread_tasks);
+RS__ASSERT_ALIGN8(struct rs_event_loop, load_factor, loop_load_factor);
 
 static void rs__registration_release_task(rs_task_t *task, void *arg, rs_task_status_t status) {
     rs__io_registration_t *reg = (rs__io_registration_t *)arg;
@@ -4057,7 +4102,7 @@ struct rs_event_loop_group {
     rs_allocator_t allocator;
     rs_event_loop_t **loops;
     size_t loop_count;
-    uint64_t pick_counter; /* atomic; seeds the best-of-two choice */
+    RS__ALIGN8 uint64_t pick_counter; /* atomic; seeds the best-of-two choice */
     rs_event_loop_group_shutdown_fn *on_shutdown;
     void *shutdown_user_data;
     /* Asynchronous destroy: the helper thread waits for `launched` before it
@@ -4067,6 +4112,7 @@ struct rs_event_loop_group {
     rs_condvar_t launch_cond;
     bool launched;
 };
+RS__ASSERT_ALIGN8(struct rs_event_loop_group, pick_counter, group_pick_counter);
 
 /* Longest thread name prefix kept, leaving room for "-<index>". */
 #define RS__GROUP_NAME_PREFIX_MAX 9
@@ -4111,7 +4157,10 @@ static void rs__group_stop_and_free(rs_event_loop_group_t *group) {
 static int rs__group_start_loop(rs_event_loop_group_t *group, size_t index,
                                 const rs_event_loop_group_options_t *o) {
     rs_event_loop_options_t loop_options;
-    char name[RS_THREAD_NAME_MAX + 1];
+    /* Room for every digit of a 32-bit unsigned index, so snprintf never truncates
+     * (gcc -Wformat-truncation on i686 cannot bound the index); the loop then cuts
+     * the name to RS_THREAD_NAME_MAX, as before. */
+    char name[RS__GROUP_NAME_PREFIX_MAX + sizeof("-4294967295")];
     const char *prefix = o->thread_name_prefix ? o->thread_name_prefix : "rs-el";
     int err;
     snprintf(name, sizeof(name), "%.*s-%u", RS__GROUP_NAME_PREFIX_MAX, prefix, (unsigned)index);
@@ -6786,7 +6835,7 @@ struct rs_channel {
     rs_channel_task_t window_update_task;
     bool window_update_scheduled;
 
-    uint64_t refcount; /* atomic: the owner's reference plus holds */
+    RS__ALIGN8 uint64_t refcount; /* atomic: the owner's reference plus holds */
     int destroy_requested; /* atomic */
     bool handlers_destroyed;
     rs_task_t destroy_task;
@@ -6801,6 +6850,7 @@ struct rs_channel {
     uint64_t stats_interval_ns;
     rs_channel_task_t stats_task;
 };
+RS__ASSERT_ALIGN8(struct rs_channel, refcount, channel_refcount);
 
 /* RS_EINVAL for a NULL channel (it has no thread to check); RS_EWRONGTHREAD, logged,
  * off the loop thread. */

@@ -5,7 +5,9 @@
  * NULL means libc. The object copies the struct, so the caller's storage may go
  * away after the call; user_data must outlive every object that uses it.
  * Allocation failure is RS_ENOMEM at the API boundary, never an abort.
- * The functions must be callable from any thread at the same time.
+ * The functions must be callable from any thread at the same time. Memory they
+ * return must be aligned as malloc's is, and to at least 8 bytes even on 32-bit
+ * targets, because reseau objects hold 64-bit atomics.
  */
 typedef struct rs_allocator {
     /* Return NULL on failure. size is never 0. */

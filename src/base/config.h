@@ -51,6 +51,27 @@
 #define RS__PRINTF(fmt_index, args_index)
 #endif
 
+/* 64-bit atomics need 8-byte alignment, which i386 does not give uint64_t (4,
+ * in structs too): the __atomic builtins assume it, and an access split across
+ * cache lines is not atomic. So every field handed to rs__atomic_*_u64 is
+ * declared RS__ALIGN8 and checked next to its struct with RS__ASSERT_ALIGN8. */
+#if defined(_MSC_VER)
+#define RS__ALIGN8 __declspec(align(8))
+#define RS__ALIGNOF(type) __alignof(type)
+#else
+#define RS__ALIGN8 __attribute__((aligned(8)))
+#define RS__ALIGNOF(type) __alignof__(type)
+#endif
+
+/* Compile-time check for C99, C11 and C++ alike: a negative array size fails.
+ * `name` must be unique in the translation unit. */
+#define RS__STATIC_ASSERT(cond, name) typedef char rs__static_assert_##name[(cond) ? 1 : -1]
+
+/* `field` (a member designator, such as stats.ticks) is 8-byte aligned in every
+ * object of struct type `type` that is itself allocated as alignof(type) asks. */
+#define RS__ASSERT_ALIGN8(type, field, name) \
+    RS__STATIC_ASSERT(RS__ALIGNOF(type) >= 8 && offsetof(type, field) % 8 == 0, align8_##name)
+
 #ifndef RESEAU_API
 #if defined(RESEAU_STATIC)
 /* Unused is intentional: a single-file tool uses a fraction of the API. */

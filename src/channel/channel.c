@@ -60,7 +60,7 @@ struct rs_channel {
     rs_channel_task_t window_update_task;
     bool window_update_scheduled;
 
-    uint64_t refcount; /* atomic: the owner's reference plus holds */
+    RS__ALIGN8 uint64_t refcount; /* atomic: the owner's reference plus holds */
     int destroy_requested; /* atomic */
     bool handlers_destroyed;
     rs_task_t destroy_task;
@@ -75,6 +75,7 @@ struct rs_channel {
     uint64_t stats_interval_ns;
     rs_channel_task_t stats_task;
 };
+RS__ASSERT_ALIGN8(struct rs_channel, refcount, channel_refcount);
 
 /* RS_EINVAL for a NULL channel (it has no thread to check); RS_EWRONGTHREAD, logged,
  * off the loop thread. */

@@ -80,12 +80,18 @@ struct rs_event_loop {
     size_t local_capacity;
 
     /* Counters; written by the loop thread (wakeups_sent by any), read by any. */
-    rs_event_loop_stats_t stats;
+    RS__ALIGN8 rs_event_loop_stats_t stats;
 
-    uint64_t load_factor; /* atomic: busy ns in the last full window */
+    RS__ALIGN8 uint64_t load_factor; /* atomic: busy ns in the last full window */
     uint64_t load_window_start_ns;
     uint64_t load_window_busy_ns;
 };
+RS__ASSERT_ALIGN8(struct rs_event_loop, stats.ticks, loop_stats_ticks);
+RS__ASSERT_ALIGN8(struct rs_event_loop, stats.io_events, loop_stats_io_events);
+RS__ASSERT_ALIGN8(struct rs_event_loop, stats.tasks_run, loop_stats_tasks_run);
+RS__ASSERT_ALIGN8(struct rs_event_loop, stats.wakeups_sent, loop_stats_wakeups_sent);
+RS__ASSERT_ALIGN8(struct rs_event_loop, stats.xthread_tasks, loop_stats_xthread_tasks);
+RS__ASSERT_ALIGN8(struct rs_event_loop, load_factor, loop_load_factor);
 
 static void rs__registration_release_task(rs_task_t *task, void *arg, rs_task_status_t status) {
     rs__io_registration_t *reg = (rs__io_registration_t *)arg;

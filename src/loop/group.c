@@ -4,7 +4,7 @@ struct rs_event_loop_group {
     rs_allocator_t allocator;
     rs_event_loop_t **loops;
     size_t loop_count;
-    uint64_t pick_counter; /* atomic; seeds the best-of-two choice */
+    RS__ALIGN8 uint64_t pick_counter; /* atomic; seeds the best-of-two choice */
     rs_event_loop_group_shutdown_fn *on_shutdown;
     void *shutdown_user_data;
     /* Asynchronous destroy: the helper thread waits for `launched` before it
@@ -14,6 +14,7 @@ struct rs_event_loop_group {
     rs_condvar_t launch_cond;
     bool launched;
 };
+RS__ASSERT_ALIGN8(struct rs_event_loop_group, pick_counter, group_pick_counter);
 
 /* Longest thread name prefix kept, leaving room for "-<index>". */
 #define RS__GROUP_NAME_PREFIX_MAX 9
@@ -58,7 +59,10 @@ static void rs__group_stop_and_free(rs_event_loop_group_t *group) {
 static int rs__group_start_loop(rs_event_loop_group_t *group, size_t index,
                                 const rs_event_loop_group_options_t *o) {
     rs_event_loop_options_t loop_options;
-    char name[RS_THREAD_NAME_MAX + 1];
+    /* Room for every digit of a 32-bit unsigned index, so snprintf never truncates
+     * (gcc -Wformat-truncation on i686 cannot bound the index); the loop then cuts
+     * the name to RS_THREAD_NAME_MAX, as before. */
+    char name[RS__GROUP_NAME_PREFIX_MAX + sizeof("-4294967295")];
     const char *prefix = o->thread_name_prefix ? o->thread_name_prefix : "rs-el";
     int err;
     snprintf(name, sizeof(name), "%.*s-%u", RS__GROUP_NAME_PREFIX_MAX, prefix, (unsigned)index);
