@@ -1283,8 +1283,11 @@ RESEAU_API int rs_host_resolver_record_connection_failure(rs_host_resolver_t *re
 RESEAU_API int rs_host_resolver_record_connection_success(rs_host_resolver_t *resolver, const rs_endpoint_t *address);
 
 /* Drop one host's records (RS_ENOENT if not cached) or every host's. on_purged
- * (may be NULL) fires once on `loop` when done. Lookups already running are
- * not canceled; their answers are discarded for the purged host. */
+ * (may be NULL, and then loop may be too) fires once on `loop` when done; it
+ * fires even if the loop is destroyed first. Lookups already running are not
+ * canceled: requests waiting for them still get their answers, which are not
+ * cached. RS_EINVAL for a NULL resolver or name, a bad name, or on_purged
+ * without a loop; RS_ENOMEM. */
 typedef void rs_host_resolver_purged_fn(rs_host_resolver_t *resolver, void *user_data);
 RESEAU_API int rs_host_resolver_purge_host(rs_host_resolver_t *resolver, const char *host_name, rs_event_loop_t *loop,
                                            rs_host_resolver_purged_fn *on_purged, void *user_data);
