@@ -4,8 +4,8 @@
  *
  * One mutex guards everything mutable. A reference count keeps the resolver
  * alive while the user's handle, a worker thread, an undelivered request or a
- * purge notice still needs it; whoever drops the last one frees it all and
- * calls on_shutdown_complete. A (host, family) has at most one job queued or
+ * purge notice still needs it; whoever drops the last one joins the workers,
+ * frees it all and calls on_shutdown_complete. A (host, family) has at most one job queued or
  * running; requests that need it wait on the host's entry and are answered
  * together when it ends. */
 
@@ -617,10 +617,7 @@ static int rs__resolver_launch_workers_locked(rs_host_resolver_t *r) {
         if (rs_thread_launch(&r->workers[i], rs__resolver_worker_main, r, &options) != RS_OK) {
             continue;
         }
-        /* Nobody joins a worker: the last one out may free the resolver. */
-        pthread_detach(r->workers[i].handle);
-        r->workers[i].joinable = false;
-        ++r->refs;
+        ++r->refs; /* joined by whoever frees the resolver (rs__resolver_reap_workers) */
         ++started;
     }
     if (started == 0) {
@@ -711,11 +708,24 @@ static void rs__resolver_free_entries(rs_host_resolver_t *r, rs_list_t *list) {
     }
 }
 
+/* Every worker has dropped its reference and is returning: join them, so that
+ * none runs on after on_shutdown_complete. The last worker, if it is the one
+ * freeing, cannot join itself and detaches instead; it returns right after. */
+static void rs__resolver_reap_workers(rs_host_resolver_t *r) {
+    size_t i;
+    for (i = 0; i < r->worker_count; ++i) {
+        if (r->workers[i].joinable && rs_thread_join(&r->workers[i]) == RS_EDEADLK) {
+            pthread_detach(r->workers[i].handle);
+        }
+    }
+}
+
 static void rs__resolver_free(rs_host_resolver_t *r) {
     rs_allocator_t allocator = r->allocator;
     rs_host_resolver_shutdown_fn *on_shutdown = r->on_shutdown_complete;
     void *shutdown_user_data = r->shutdown_user_data;
     rs_list_node_t *node;
+    rs__resolver_reap_workers(r);
     rs__resolver_free_entries(r, &r->lru);
     rs__resolver_free_entries(r, &r->detached);
     while ((node = rs_list_pop_front(&r->free_records)) != NULL) {

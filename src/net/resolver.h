@@ -17,7 +17,9 @@
  * Ownership: the resolver is reference-counted internally; rs_host_resolver_destroy
  * returns at once, completes every request still pending with RS_ECANCELED on
  * its loop, and the memory is released once the workers have returned from the
- * lookups they were in (options.on_shutdown_complete says when).
+ * lookups they were in (options.on_shutdown_complete says when). By then every
+ * worker thread has been joined, except the one calling on_shutdown_complete,
+ * if it is a worker, which only returns afterwards.
  */
 typedef struct rs_host_resolver rs_host_resolver_t;
 
