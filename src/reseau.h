@@ -65,6 +65,7 @@
  *   >>address     endpoints, strict IPv4/IPv6 parsing and formatting
  *   >>socket      TCP, UDP, Unix and VSOCK sockets
  *   >>pipe        pipes
+ *   >>resolver    host resolver: cache, background lookups, failure tracking
  *   >>channel     channels, slots, handlers, messages, windows, shutdown
  *   >>socket_handler  the socket channel handler
  *   >>testing_channel a socket-less pipeline for testing handlers
@@ -98,6 +99,7 @@ extern "C" {
 #include "net/address.h"
 #include "net/socket.h"
 #include "net/pipe.h"
+#include "net/resolver.h"
 #include "channel/channel.h"
 #include "channel/socket_handler.h"
 #include "channel/testing_channel.h"
@@ -136,6 +138,7 @@ extern "C" {
 #include "net/socket_posix.c"
 #include "net/udp_posix.c"
 #include "net/pipe.c"
+#include "net/resolver.c"
 #include "channel/message_pool.c"
 #include "channel/channel.c"
 #include "channel/socket_handler.c"

@@ -13,6 +13,7 @@
 #if RESEAU_OS_POSIX
 #include <fcntl.h>
 #include <net/if.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>

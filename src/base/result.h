@@ -49,6 +49,9 @@
     X(RS_ENOSPC, -45, "no space left on device")                                                  \
     X(RS_EBADF, -46, "bad file descriptor")                                                       \
     X(RS_ENODEV, -47, "no such device or network interface")                                      \
+    X(RS_EDNS_NOT_FOUND, -50, "host name not found (no such host, or no address records)")       \
+    X(RS_EDNS_TRY_AGAIN, -51, "temporary name resolution failure; try again")                    \
+    X(RS_EDNS_FAILED, -52, "name resolution failed (see the log for the resolver's error)")      \
     X(RS_EUNKNOWN, -99, "unknown error (see the log for the system error)")
 
 #define RS__RESULT_ENUM_ITEM(name, value, message) name = value,
