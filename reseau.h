@@ -32,6 +32,13 @@
  *   registered them. A loop runs on its own thread (start/stop/wait) or on
  *   yours (run_once, with next_deadline and get_fd for host loops).
  *
+ * CONNECTING
+ *   rs_client_bootstrap_connect resolves a name (rs_host_resolver_t: a cache
+ *   and worker threads), connects with Happy Eyeballs (RFC 8305) and hands you
+ *   a channel whose pipeline its installers built (socket handler first, then
+ *   TLS, then your handler). rs_server_bootstrap_new_listener does the same
+ *   for every accepted connection. See examples/echo_pipeline.c.
+ *
  * LIFETIMES
  *   rs_x_new / rs_x_destroy for objects reseau allocates; rs_x_init /
  *   rs_x_cleanup for caller-owned storage. Tasks are intrusive: embed rs_task_t
@@ -70,9 +77,13 @@
  *   >>channel     channels, slots, handlers, messages, windows, shutdown
  *   >>socket_handler  the socket channel handler
  *   >>testing_channel a socket-less pipeline for testing handlers
+ *   >>installer   channel installers: how bootstraps build pipelines
+ *   >>client      client bootstrap: resolve, Happy Eyeballs, pipeline
+ *   >>server      server bootstrap: listener, accepted pipelines
  *   Implementation: the same names with .c (>>event_loop.c), plus
  *   >>platform.c, >>atomic.c, >>heap.c, >>scheduler.c, >>epoll.c, >>poll.c,
- *   >>sockaddr.c, >>socket_posix.c, >>udp_posix.c, >>message_pool.c.
+ *   >>sockaddr.c, >>socket_posix.c, >>udp_posix.c, >>message_pool.c,
+ *   >>pipeline.c.
  */
 #if defined(RESEAU_IMPLEMENTATION) && defined(__linux__) && !defined(_GNU_SOURCE)
 #define _GNU_SOURCE
@@ -1674,6 +1685,220 @@ RESEAU_API void rs_testing_channel_push_eof(rs_testing_channel_t *testing);
  * error_out may be NULL. */
 RESEAU_API bool rs_testing_channel_is_shut_down(const rs_testing_channel_t *testing, int *error_out);
 /* <<testing_channel -- End file: src/channel/testing_channel.h */
+/* >>installer -- Begin file: src/bootstrap/installer.h */
+/*
+ * Channel installers: how a bootstrap builds a pipeline.
+ *
+ * A bootstrap makes a channel for each connection, puts the socket handler in
+ * its first slot, then runs its installers in order. Each installer adds one or
+ * more handlers to the right of the slot it is given and reports, now or
+ * later, through `done`. The bootstrap reports the connection as set up only
+ * after the last installer is done: a TLS installer reports after the
+ * handshake, so on_setup means "ready for application data". A user's
+ * application handler is simply the last installer.
+ *
+ * Threads: install runs on the channel's loop thread, and done must be called
+ * on it too, exactly once (RS_OK, or an error, which shuts the channel down
+ * and reaches the bootstrap's on_setup). If the channel shuts down before an
+ * installer is done (the peer hangs up during a handshake), the installer must
+ * still call done, with that error; its handlers see the shutdown as usual.
+ *
+ * Ownership: installers are the caller's. They must stay valid until the
+ * bootstrap no longer uses them: a client connection's until its on_setup has
+ * fired, a listener's until on_listener_destroyed. destroy (may be NULL) is
+ * then called once, if the call that took the installers returned RS_OK.
+ */
+typedef struct rs_channel_installer rs_channel_installer_t;
+
+/* Report an installer's result. `slot` is the rightmost slot it added (the
+ * next installer adds to its right), or NULL on error. Loop thread, once. */
+typedef void rs_channel_installer_done_fn(rs_channel_t *channel, rs_channel_slot_t *slot, int error, void *done_ctx);
+
+typedef struct rs_channel_installer_vtable {
+    /* Add handlers to the right of `slot`, then call done(channel, rightmost
+     * slot, RS_OK, done_ctx) now or later. A non-zero return means nothing
+     * was added and done will not be called; the bootstrap treats it as the
+     * installer's error. */
+    int (*install)(rs_channel_installer_t *installer, rs_channel_t *channel, rs_channel_slot_t *slot,
+                   rs_channel_installer_done_fn *done, void *done_ctx);
+    /* The bootstrap is done with this installer (may be NULL). */
+    void (*destroy)(rs_channel_installer_t *installer);
+} rs_channel_installer_vtable_t;
+
+/* Embed in your own struct, or point impl at it. */
+struct rs_channel_installer {
+    const rs_channel_installer_vtable_t *vtable;
+    void *impl;
+};
+
+/* Add `handler` in a new slot to the right of `slot` (insert_right +
+ * set_handler). The slot is returned through *slot_out. For installers.
+ * RS_EINVAL for NULLs, RS_ENOMEM, RS_EWRONGTHREAD off the loop thread. */
+RESEAU_API int rs_channel_slot_add_handler_right(rs_channel_slot_t *slot, rs_channel_handler_t *handler,
+                                                 rs_channel_slot_t **slot_out);
+/* <<installer -- End file: src/bootstrap/installer.h */
+/* >>client -- Begin file: src/bootstrap/client.h */
+/*
+ * Client bootstrap: "connect to host:port and give me a pipeline".
+ *
+ * rs_client_bootstrap_connect resolves the name, connects with Happy Eyeballs
+ * (RFC 8305, with the figures of draft-ietf-happy-happyeyeballs-v3), builds a
+ * channel with the socket handler in its first slot, runs the installers
+ * (rs_channel_installer_t) and then calls on_setup with the ready channel.
+ *
+ * Happy Eyeballs: connecting starts on the first DNS answer; if the IPv4 answer
+ * comes first, the IPv6 one is awaited for up to resolution_delay_ms. Attempts
+ * alternate the families, IPv6 first, addresses that failed before (as the
+ * resolver recorded them) last. The next attempt starts after
+ * connection_attempt_delay_ms, or at once when the current one fails. The first
+ * connection wins; the other attempts are closed. Answers that arrive late join
+ * the list. Every failure is recorded with the resolver.
+ *
+ * Callbacks: on_setup fires exactly once, on the connection's loop thread,
+ * never inside rs_client_bootstrap_connect: with the channel and RS_OK, or with
+ * NULL and the error (the last attempt's error when every address failed,
+ * RS_ETIMEDOUT after connect_timeout_ms, a DNS error, an installer's error).
+ * on_shutdown fires exactly once if and only if setup succeeded, on the same
+ * thread, when the channel has shut down; the bootstrap destroys the channel
+ * after it returns. To close a connection, rs_channel_shutdown(channel, ...).
+ *
+ * Threads: every function here may be called from any thread. The bootstrap is
+ * reference-counted: rs_client_bootstrap_destroy returns at once, and the
+ * memory goes when the last connection made through it has shut down.
+ */
+typedef struct rs_client_bootstrap rs_client_bootstrap_t;
+
+/* Connection Attempt Delay of RFC 8305 (§5), and its clamps. */
+#define RS_HAPPY_EYEBALLS_ATTEMPT_DELAY_MS 250
+#define RS_HAPPY_EYEBALLS_ATTEMPT_DELAY_MIN_MS 10
+#define RS_HAPPY_EYEBALLS_ATTEMPT_DELAY_MAX_MS 2000
+/* Resolution Delay: how long an IPv4 answer waits for the IPv6 one (§3). */
+#define RS_HAPPY_EYEBALLS_RESOLUTION_DELAY_MS 50
+#define RS_CLIENT_DEFAULT_CONNECT_TIMEOUT_MS 10000
+
+typedef struct rs_client_bootstrap_options {
+    const rs_allocator_t *allocator;     /* copied (default: NULL, libc) */
+    rs_event_loop_group_t *group;        /* connections go on its loops (required) */
+    rs_host_resolver_t *resolver;        /* borrowed; must outlive the bootstrap (default: NULL, the
+                                            bootstrap makes its own with default options) */
+    uint32_t connection_attempt_delay_ms; /* clamped to 10..2000 (default: 0, meaning 250) */
+    uint32_t resolution_delay_ms;        /* (default: 0, meaning 50) */
+} rs_client_bootstrap_options_t;
+
+typedef void rs_client_on_setup_fn(rs_client_bootstrap_t *bootstrap, rs_channel_t *channel, int error,
+                                   void *user_data);
+typedef void rs_client_on_shutdown_fn(rs_client_bootstrap_t *bootstrap, rs_channel_t *channel, int error,
+                                      void *user_data);
+
+typedef struct rs_client_connect_options {
+    const char *host;      /* a name, an IPv4/IPv6 literal, or for LOCAL a path; copied (required) */
+    uint32_t port;         /* 1..65535 for IPv4/IPv6; ignored for LOCAL (required) */
+    /* Options of each socket (default: NULL, defaults). For a name, the domain
+     * is ignored: each address uses its own family; LOCAL means a Unix path;
+     * connect_timeout_ms bounds the whole connection, all attempts included
+     * (default: 0, meaning RS_CLIENT_DEFAULT_CONNECT_TIMEOUT_MS). */
+    const rs_socket_options_t *socket_options;
+    rs_event_loop_t *loop; /* pinned loop (default: NULL, the group's best-of-two) */
+    rs_channel_installer_t *const *installers; /* run in order after the socket handler (default: none) */
+    size_t installer_count;
+    bool enable_read_back_pressure;  /* for the channel (default: false) */
+    uint32_t graceful_shutdown_timeout_ms; /* for the channel (default: 0, none) */
+    rs_client_on_setup_fn *on_setup;       /* required */
+    rs_client_on_shutdown_fn *on_shutdown; /* (default: NULL) */
+    void *user_data;                       /* for both (default: NULL) */
+} rs_client_connect_options_t;
+
+/* NULL with *err_out set on failure: RS_EINVAL (no group), RS_ENOMEM, or the
+ * resolver's error. Any thread. */
+RESEAU_API rs_client_bootstrap_t *rs_client_bootstrap_new(const rs_client_bootstrap_options_t *options,
+                                                          int *err_out);
+/* Release the caller's reference; connections in flight keep it alive. Any thread. NULL does nothing. */
+RESEAU_API void rs_client_bootstrap_destroy(rs_client_bootstrap_t *bootstrap);
+
+/* Start a connection; its callbacks fire later, as described above. Any thread.
+ * Errors (no callback fires, installers not taken): RS_EINVAL for a NULL
+ * bootstrap, options, host or on_setup, a port of 0 or above 65535 (not LOCAL),
+ * a loop not of the bootstrap's group, or a NULL installer; RS_ENOMEM. */
+RESEAU_API int rs_client_bootstrap_connect(rs_client_bootstrap_t *bootstrap, const rs_client_connect_options_t *options);
+/* <<client -- End file: src/bootstrap/client.h */
+/* >>server -- Begin file: src/bootstrap/server.h */
+/*
+ * Server bootstrap: a listener whose accepted connections arrive as pipelines.
+ *
+ * The listener accepts on one loop of the group; each accepted connection gets
+ * a channel on a loop picked by best-of-two, with the socket handler in its
+ * first slot, then the installers (rs_channel_installer_t), then
+ * on_incoming_setup. Accepting survives running out of file descriptors
+ * (EMFILE/ENFILE): it logs, backs off and keeps serving.
+ *
+ * Callbacks: on_incoming_setup fires once per accepted connection, on that
+ * connection's loop thread: with the channel and RS_OK, or with NULL and the
+ * error when its pipeline could not be built (then no shutdown follows).
+ * on_incoming_shutdown fires once for each connection whose setup succeeded,
+ * when its channel has shut down; the bootstrap destroys the channel after it
+ * returns. on_listener_destroyed fires once, on the listener's loop thread,
+ * after rs_server_bootstrap_destroy_listener, once the listener is closed and
+ * every connection accepted through it has shut down.
+ *
+ * Threads: every function here may be called from any thread.
+ * rs_server_bootstrap_new_listener and _destroy_listener block until the
+ * listener's loop has started or stopped accepting (immediately when called on
+ * that loop's thread), so that loop must be running. The bootstrap is
+ * reference-counted: rs_server_bootstrap_destroy returns at once, and the
+ * memory goes when its last listener is destroyed.
+ */
+typedef struct rs_server_bootstrap rs_server_bootstrap_t;
+typedef struct rs_server_listener rs_server_listener_t;
+
+typedef struct rs_server_bootstrap_options {
+    const rs_allocator_t *allocator; /* copied (default: NULL, libc) */
+    rs_event_loop_group_t *group;    /* listeners and connections go on its loops (required) */
+} rs_server_bootstrap_options_t;
+
+typedef void rs_server_on_incoming_setup_fn(rs_server_listener_t *listener, rs_channel_t *channel, int error,
+                                            void *user_data);
+typedef void rs_server_on_incoming_shutdown_fn(rs_server_listener_t *listener, rs_channel_t *channel, int error,
+                                               void *user_data);
+typedef void rs_server_on_listener_destroyed_fn(rs_server_listener_t *listener, void *user_data);
+
+typedef struct rs_server_listener_options {
+    /* A literal IPv4/IPv6 address, "localhost" (the loopback address of the
+     * socket's domain), a path for LOCAL, or NULL for every address of the
+     * domain (0.0.0.0 or ::). Copied. (default: NULL) */
+    const char *host;
+    uint32_t port;                             /* 0 picks a free port (default: 0) */
+    const rs_socket_options_t *socket_options; /* listener and accepted sockets (default: NULL, IPv4 TCP) */
+    int backlog;                               /* (default: 0, SOMAXCONN) */
+    rs_channel_installer_t *const *installers; /* run in order after the socket handler (default: none) */
+    size_t installer_count;
+    bool enable_read_back_pressure;            /* for each channel (default: false) */
+    uint32_t graceful_shutdown_timeout_ms;     /* for each channel (default: 0, none) */
+    rs_server_on_incoming_setup_fn *on_incoming_setup;         /* required */
+    rs_server_on_incoming_shutdown_fn *on_incoming_shutdown;   /* (default: NULL) */
+    rs_server_on_listener_destroyed_fn *on_listener_destroyed; /* (default: NULL) */
+    void *user_data;                                           /* for the three (default: NULL) */
+} rs_server_listener_options_t;
+
+/* NULL with *err_out set: RS_EINVAL (no group), RS_ENOMEM. Any thread. */
+RESEAU_API rs_server_bootstrap_t *rs_server_bootstrap_new(const rs_server_bootstrap_options_t *options, int *err_out);
+/* Release the caller's reference; listeners keep it alive. Any thread. NULL does nothing. */
+RESEAU_API void rs_server_bootstrap_destroy(rs_server_bootstrap_t *bootstrap);
+
+/* Bind, listen and start accepting. NULL with *err_out set: RS_EINVAL (NULL
+ * bootstrap, options or on_incoming_setup, a host that is not a literal,
+ * "localhost" or a path, a NULL installer), RS_EADDRINUSE, RS_EACCES,
+ * RS_ENOMEM, RS_EMFILE, ... (nothing is left behind, installers not taken). */
+RESEAU_API rs_server_listener_t *rs_server_bootstrap_new_listener(rs_server_bootstrap_t *bootstrap,
+                                                                  const rs_server_listener_options_t *options,
+                                                                  int *err_out);
+/* The bound address (with the port picked for port 0). RS_EINVAL for NULLs. */
+RESEAU_API int rs_server_listener_get_address(const rs_server_listener_t *listener, rs_endpoint_t *out);
+/* Stop accepting and close the listener; connections in flight finish on
+ * their own, or, with abort_connections, are shut down abortively
+ * (RS_ECANCELED). on_listener_destroyed follows, once. RS_EINVAL for NULL,
+ * RS_EALREADY if already called. */
+RESEAU_API int rs_server_bootstrap_destroy_listener(rs_server_listener_t *listener, bool abort_connections);
+/* <<server -- End file: src/bootstrap/server.h */
 
 #ifdef __cplusplus
 }
@@ -9855,6 +10080,1369 @@ RESEAU_API bool rs_testing_channel_is_shut_down(const rs_testing_channel_t *test
     return shut_down;
 }
 /* <<testing_channel.c -- End file: src/channel/testing_channel.c */
+/* >>pipeline.c -- Begin file: src/bootstrap/pipeline.c */
+/*
+ * The pipeline of one bootstrapped connection, shared by the client and the
+ * server: a connected socket becomes a channel with the socket handler in its
+ * first slot, then the installers run in order, then the owner hears "set up"
+ * (once, with the channel or an error) and, only after a successful setup,
+ * "shut down" (once). The channel is destroyed after the last report.
+ * Everything here runs on the connection's loop thread.
+ */
+
+typedef struct rs__pipeline rs__pipeline_t;
+
+/* channel is NULL when error is set. */
+typedef void rs__pipeline_setup_fn(rs__pipeline_t *pipeline, rs_channel_t *channel, int error);
+typedef void rs__pipeline_shutdown_fn(rs__pipeline_t *pipeline, rs_channel_t *channel, int error);
+/* Called once, last: the owner may free the pipeline's memory. */
+typedef void rs__pipeline_release_fn(rs__pipeline_t *pipeline);
+
+typedef struct rs__pipeline_options {
+    rs_channel_installer_t *const *installers;
+    size_t installer_count;
+    bool enable_read_back_pressure;
+    uint32_t graceful_shutdown_timeout_ms;
+} rs__pipeline_options_t;
+
+struct rs__pipeline {
+    rs_allocator_t allocator;
+    rs_event_loop_t *loop;
+    rs_socket_t *socket; /* ours until the socket handler takes it */
+    rs_channel_t *channel;
+    rs__pipeline_options_t options;
+    size_t next_installer;
+    bool installer_busy;   /* an installer has not called done yet */
+    bool setup_reported;
+    bool shut_down;        /* the channel's shutdown has completed */
+    int setup_error;
+    rs__pipeline_setup_fn *on_setup;
+    rs__pipeline_shutdown_fn *on_shutdown;
+    rs__pipeline_release_fn *on_release;
+};
+
+static void rs__pipeline_report_setup(rs__pipeline_t *p, int error) {
+    p->setup_reported = true;
+    p->on_setup(p, error ? NULL : p->channel, error);
+}
+
+/* The end: every report made, the channel shut down, no installer pending. */
+static void rs__pipeline_maybe_release(rs__pipeline_t *p) {
+    if (!p->shut_down || p->installer_busy) {
+        return;
+    }
+    rs_channel_destroy(p->channel);
+    p->channel = NULL;
+    p->on_release(p);
+}
+
+/* Setup failed: the channel goes down, and its shutdown completion reports. */
+static void rs__pipeline_fail(rs__pipeline_t *p, int error) {
+    if (!p->setup_error) {
+        p->setup_error = error;
+    }
+    rs_channel_shutdown(p->channel, error);
+}
+
+static void rs__pipeline_run_installers(rs__pipeline_t *p, rs_channel_slot_t *slot);
+
+static void rs__pipeline_installer_done(rs_channel_t *channel, rs_channel_slot_t *slot, int error, void *ctx) {
+    rs__pipeline_t *p = (rs__pipeline_t *)ctx;
+    (void)channel;
+    if (!p->installer_busy) {
+        RS__LOG_ERROR(RS_LS_BOOTSTRAP, "an installer reported done twice; ignored");
+        return;
+    }
+    p->installer_busy = false;
+    if (p->shut_down) {
+        rs__pipeline_maybe_release(p); /* the channel went down while it worked */
+        return;
+    }
+    if (!error && !slot) {
+        error = RS_EINVAL; /* nowhere for the next installer to add to */
+    }
+    if (error) {
+        rs__pipeline_fail(p, error);
+        return;
+    }
+    rs__pipeline_run_installers(p, slot);
+}
+
+/* Each installer adds to the right of the previous one's rightmost slot. done
+ * may come inside install; the recursion is bounded by the installer count. */
+static void rs__pipeline_run_installers(rs__pipeline_t *p, rs_channel_slot_t *slot) {
+    rs_channel_installer_t *installer;
+    int err;
+    if (p->next_installer == p->options.installer_count) {
+        rs__pipeline_report_setup(p, RS_OK);
+        return;
+    }
+    installer = p->options.installers[p->next_installer++];
+    p->installer_busy = true;
+    err = installer->vtable->install(installer, p->channel, slot, rs__pipeline_installer_done, p);
+    if (err) {
+        p->installer_busy = false;
+        rs__pipeline_fail(p, err);
+    }
+}
+
+static void rs__pipeline_on_channel_setup(rs_channel_t *channel, int error, void *user_data) {
+    rs__pipeline_t *p = (rs__pipeline_t *)user_data;
+    rs_channel_slot_t *slot = NULL;
+    rs_channel_handler_t *handler = NULL;
+    if (!error) {
+        slot = rs_channel_slot_new(channel, &error);
+    }
+    if (!error) {
+        handler = rs_socket_handler_new(&p->allocator, p->socket, NULL, &error);
+    }
+    if (!error) {
+        p->socket = NULL; /* the handler owns it now, and the channel owns the handler */
+        error = rs_channel_slot_set_handler(slot, handler);
+        RESEAU_ASSERT(error == RS_OK); /* a fresh slot on its own thread cannot refuse */
+    }
+    if (error) {
+        rs__pipeline_fail(p, error);
+        return;
+    }
+    rs__pipeline_run_installers(p, slot);
+}
+
+static void rs__pipeline_on_channel_shutdown(rs_channel_t *channel, int error, void *user_data) {
+    rs__pipeline_t *p = (rs__pipeline_t *)user_data;
+    (void)channel;
+    p->shut_down = true;
+    if (p->socket) {
+        rs_socket_destroy(p->socket); /* setup failed before the handler took it */
+        p->socket = NULL;
+    }
+    if (!p->setup_reported) {
+        rs__pipeline_report_setup(p, p->setup_error ? p->setup_error : (error ? error : RS_ECONNABORTED));
+    } else if (p->on_shutdown) {
+        p->on_shutdown(p, channel, error);
+    }
+    rs__pipeline_maybe_release(p);
+}
+
+/* Build the pipeline over `socket`, connected and tied to `loop`, whose
+ * thread this is. The pipeline takes the socket. RS_ENOMEM (nothing taken,
+ * nothing reported) if the channel cannot be made. */
+static int rs__pipeline_start(rs__pipeline_t *p, const rs_allocator_t *allocator, rs_event_loop_t *loop,
+                              rs_socket_t *socket, const rs__pipeline_options_t *options) {
+    rs_channel_options_t co;
+    int err = RS_OK;
+    p->allocator = *allocator;
+    p->loop = loop;
+    p->socket = socket;
+    p->options = *options;
+    memset(&co, 0, sizeof(co));
+    co.loop = loop;
+    co.allocator = allocator;
+    co.on_setup_completed = rs__pipeline_on_channel_setup;
+    co.on_shutdown_completed = rs__pipeline_on_channel_shutdown;
+    co.user_data = p;
+    co.enable_read_back_pressure = options->enable_read_back_pressure;
+    co.graceful_shutdown_timeout_ms = options->graceful_shutdown_timeout_ms;
+    p->channel = rs_channel_new(&co, &err);
+    if (!p->channel) {
+        p->socket = NULL;
+        return err;
+    }
+    return RS_OK;
+}
+
+/* ---- installers ---- */
+
+/* The bootstrap is done with them: each one's destroy, once. */
+static void rs__installers_destroy(rs_channel_installer_t **installers, size_t count) {
+    size_t i;
+    for (i = 0; i < count; ++i) {
+        if (installers[i]->vtable->destroy) {
+            installers[i]->vtable->destroy(installers[i]);
+        }
+    }
+}
+
+RESEAU_API int rs_channel_slot_add_handler_right(rs_channel_slot_t *slot, rs_channel_handler_t *handler,
+                                                 rs_channel_slot_t **slot_out) {
+    rs_channel_slot_t *added;
+    int err = RS_OK;
+    if (slot_out) {
+        *slot_out = NULL;
+    }
+    if (!slot || !handler) {
+        return RS_EINVAL;
+    }
+    added = rs_channel_slot_new(rs_channel_slot_get_channel(slot), &err);
+    if (!added) {
+        return err;
+    }
+    err = rs_channel_slot_insert_right(slot, added);
+    if (!err) {
+        err = rs_channel_slot_set_handler(added, handler);
+    }
+    if (err) {
+        rs_channel_slot_remove(added); /* unlinks it if linked, frees it; the handler stays the caller's */
+        return err;
+    }
+    if (slot_out) {
+        *slot_out = added;
+    }
+    return RS_OK;
+}
+/* <<pipeline.c -- End file: src/bootstrap/pipeline.c */
+/* >>client.c -- Begin file: src/bootstrap/client.c */
+/*
+ * Client bootstrap: resolve, Happy Eyeballs, then the shared pipeline setup.
+ *
+ * One rs__connect_t per rs_client_bootstrap_connect, living on the chosen
+ * loop's thread from its start task on. It keeps two queues of addresses, one
+ * per family, fed by the resolver's per-family answers, and alternates between
+ * them, IPv6 first. Its memory goes once setup has been reported, the resolver
+ * has answered (it holds our pointer until then) and every attempt's socket
+ * has called back.
+ */
+
+typedef struct rs__connect rs__connect_t;
+
+struct rs_client_bootstrap {
+    rs_allocator_t allocator;
+    rs_event_loop_group_t *group;
+    rs_host_resolver_t *resolver;
+    bool owns_resolver;
+    uint32_t attempt_delay_ms;
+    uint32_t resolution_delay_ms;
+    rs_mutex_t lock;
+    size_t refcount; /* under lock: the caller's reference plus one per connection */
+};
+
+/* One connection attempt: a socket connecting to one address. */
+typedef struct rs__attempt {
+    rs__connect_t *connect;
+    rs_socket_t *socket;
+    rs_endpoint_t address;
+    rs_list_node_t node; /* in connect->attempts until its callback has fired */
+} rs__attempt_t;
+
+/* Addresses of one family, in the resolver's order; `next` is the first untried. */
+typedef struct rs__address_queue {
+    rs_endpoint_t *items;
+    size_t count;
+    size_t next;
+} rs__address_queue_t;
+
+struct rs__connect {
+    rs__pipeline_t pipeline; /* first: the pipeline callbacks find us from it */
+    rs_client_bootstrap_t *bootstrap;
+    rs_allocator_t allocator;
+    rs_event_loop_t *loop;
+    char *host;
+    uint32_t port;
+    rs_socket_options_t socket_options;
+    char *interface_name; /* our copy of socket_options.network_interface_name */
+    uint32_t timeout_ms;
+    rs_channel_installer_t **installers;
+    rs__pipeline_options_t pipeline_options;
+    rs_client_on_setup_fn *on_setup;
+    rs_client_on_shutdown_fn *on_shutdown;
+    void *user_data;
+
+    rs__address_queue_t queues[2]; /* [0] IPv6, [1] IPv4 */
+    int next_family;               /* the queue the next attempt prefers */
+    int family_answers;            /* on_family_resolved calls so far (one per family) */
+    rs_list_t attempts;
+    bool resolving;                /* the resolver still owes us on_resolved */
+    bool attempt_delay_pending;    /* the attempt timer runs: wait before the next attempt */
+    bool finished;                 /* a winner, or a final error */
+    bool setup_reported;
+    bool pipeline_running;
+    int depth;                     /* callbacks of ours on the stack: free only at depth 0 */
+    int last_error;
+    int dns_error;
+
+    rs_task_t start_task;
+    rs_task_t attempt_timer;
+    rs_task_t resolution_delay_timer;
+    rs_task_t timeout_timer;
+};
+
+/* ---- bootstrap ---- */
+
+static void rs__client_bootstrap_release(rs_client_bootstrap_t *b) {
+    rs_allocator_t allocator = b->allocator;
+    size_t left;
+    rs_mutex_lock(&b->lock);
+    left = --b->refcount;
+    rs_mutex_unlock(&b->lock);
+    if (left) {
+        return;
+    }
+    if (b->owns_resolver) {
+        rs_host_resolver_destroy(b->resolver);
+    }
+    rs_mutex_cleanup(&b->lock);
+    rs_mem_free(&allocator, b);
+}
+
+static void rs__client_bootstrap_acquire(rs_client_bootstrap_t *b) {
+    rs_mutex_lock(&b->lock);
+    ++b->refcount;
+    rs_mutex_unlock(&b->lock);
+}
+
+static uint32_t rs__clamp_u32(uint32_t v, uint32_t lo, uint32_t hi) {
+    return v < lo ? lo : (v > hi ? hi : v);
+}
+
+RESEAU_API rs_client_bootstrap_t *rs_client_bootstrap_new(const rs_client_bootstrap_options_t *options,
+                                                          int *err_out) {
+    rs_allocator_t allocator;
+    rs_client_bootstrap_t *b;
+    int err;
+    if (!options || !options->group) {
+        rs__set_err(err_out, RS_EINVAL);
+        return NULL;
+    }
+    allocator = rs__allocator_copy(options->allocator);
+    b = (rs_client_bootstrap_t *)rs_mem_calloc(&allocator, 1, sizeof(rs_client_bootstrap_t));
+    if (!b) {
+        rs__set_err(err_out, RS_ENOMEM);
+        return NULL;
+    }
+    b->allocator = allocator;
+    b->group = options->group;
+    b->refcount = 1;
+    b->attempt_delay_ms = rs__clamp_u32(options->connection_attempt_delay_ms ? options->connection_attempt_delay_ms
+                                                                             : RS_HAPPY_EYEBALLS_ATTEMPT_DELAY_MS,
+                                        RS_HAPPY_EYEBALLS_ATTEMPT_DELAY_MIN_MS, RS_HAPPY_EYEBALLS_ATTEMPT_DELAY_MAX_MS);
+    b->resolution_delay_ms =
+        options->resolution_delay_ms ? options->resolution_delay_ms : RS_HAPPY_EYEBALLS_RESOLUTION_DELAY_MS;
+    err = rs_mutex_init(&b->lock);
+    if (err) {
+        goto fail;
+    }
+    b->resolver = options->resolver;
+    if (!b->resolver) {
+        rs_host_resolver_options_t ro;
+        memset(&ro, 0, sizeof(ro));
+        ro.allocator = &b->allocator;
+        b->resolver = rs_host_resolver_new(&ro, &err);
+        if (!b->resolver) {
+            rs_mutex_cleanup(&b->lock);
+            goto fail;
+        }
+        b->owns_resolver = true;
+    }
+    rs__set_err(err_out, RS_OK);
+    return b;
+
+fail:
+    rs_mem_free(&allocator, b);
+    rs__set_err(err_out, err);
+    return NULL;
+}
+
+RESEAU_API void rs_client_bootstrap_destroy(rs_client_bootstrap_t *bootstrap) {
+    if (bootstrap) {
+        rs__client_bootstrap_release(bootstrap);
+    }
+}
+
+/* ---- the connection's end ---- */
+
+/* Free once nothing refers to us any more: see the file comment. Only from
+ * rs__connect_leave, so that no caller up the stack still holds `c`. */
+static void rs__connect_maybe_free(rs__connect_t *c) {
+    rs_client_bootstrap_t *b = c->bootstrap;
+    if (c->depth || !c->setup_reported || c->resolving || !rs_list_empty(&c->attempts) || c->pipeline_running) {
+        return;
+    }
+    rs_mem_free(&c->allocator, c->queues[0].items);
+    rs_mem_free(&c->allocator, c->queues[1].items);
+    rs_mem_free(&c->allocator, c->installers);
+    rs_mem_free(&c->allocator, c->interface_name);
+    rs_mem_free(&c->allocator, c->host);
+    rs_mem_free(&c->allocator, c);
+    rs__client_bootstrap_release(b);
+}
+
+/* Every entry point (task, socket, resolver or pipeline callback) brackets its
+ * work with these: cancelling a timer runs it inline, inside another entry. */
+static void rs__connect_enter(rs__connect_t *c) {
+    ++c->depth;
+}
+
+static void rs__connect_leave(rs__connect_t *c) {
+    --c->depth;
+    rs__connect_maybe_free(c);
+}
+
+static void rs__connect_report_setup(rs__connect_t *c, rs_channel_t *channel, int error) {
+    c->setup_reported = true;
+    c->on_setup(c->bootstrap, channel, error, c->user_data);
+    rs__installers_destroy(c->installers, c->pipeline_options.installer_count);
+}
+
+static void rs__connect_cancel_timers(rs__connect_t *c) {
+    rs_event_loop_cancel_task(c->loop, &c->attempt_timer);
+    rs_event_loop_cancel_task(c->loop, &c->resolution_delay_timer);
+    rs_event_loop_cancel_task(c->loop, &c->timeout_timer);
+}
+
+/* Close every attempt still connecting: each calls back with RS_ECANCELED,
+ * and is freed then. */
+static void rs__connect_close_attempts(rs__connect_t *c) {
+    rs_list_node_t *node;
+    for (node = rs_list_begin(&c->attempts); node != rs_list_end(&c->attempts); node = node->next) {
+        rs__attempt_t *a = RS_CONTAINER_OF(node, rs__attempt_t, node);
+        if (a->socket) {
+            rs_socket_close(a->socket);
+        }
+    }
+}
+
+static void rs__connect_fail(rs__connect_t *c, int error) {
+    if (c->finished) {
+        return;
+    }
+    c->finished = true;
+    RS__LOG_DEBUG(RS_LS_BOOTSTRAP, "connect to %s:%u failed: %s", c->host, (unsigned)c->port, rs_err_name(error));
+    rs__connect_cancel_timers(c);
+    rs__connect_close_attempts(c);
+    rs__connect_report_setup(c, NULL, error);
+}
+
+/* ---- the pipeline over the winning socket ---- */
+
+static rs__connect_t *rs__connect_of(rs__pipeline_t *p) {
+    return RS_CONTAINER_OF(p, rs__connect_t, pipeline);
+}
+
+static void rs__connect_pipeline_setup(rs__pipeline_t *p, rs_channel_t *channel, int error) {
+    rs__connect_t *c = rs__connect_of(p);
+    rs__connect_enter(c);
+    rs__connect_report_setup(c, channel, error);
+    rs__connect_leave(c);
+}
+
+static void rs__connect_pipeline_shutdown(rs__pipeline_t *p, rs_channel_t *channel, int error) {
+    rs__connect_t *c = rs__connect_of(p);
+    if (c->on_shutdown) {
+        c->on_shutdown(c->bootstrap, channel, error, c->user_data);
+    }
+}
+
+static void rs__connect_pipeline_release(rs__pipeline_t *p) {
+    rs__connect_t *c = rs__connect_of(p);
+    rs__connect_enter(c);
+    c->pipeline_running = false;
+    rs__connect_leave(c);
+}
+
+static void rs__connect_won(rs__connect_t *c, rs__attempt_t *winner) {
+    rs_socket_t *socket = winner->socket;
+    int err;
+    c->finished = true;
+    winner->socket = NULL;
+    rs__connect_cancel_timers(c);
+    rs__connect_close_attempts(c);
+    rs_host_resolver_record_connection_success(c->bootstrap->resolver, &winner->address);
+    c->pipeline.on_setup = rs__connect_pipeline_setup;
+    c->pipeline.on_shutdown = rs__connect_pipeline_shutdown;
+    c->pipeline.on_release = rs__connect_pipeline_release;
+    err = rs__pipeline_start(&c->pipeline, &c->allocator, c->loop, socket, &c->pipeline_options);
+    if (err) {
+        rs_socket_destroy(socket);
+        rs__connect_report_setup(c, NULL, err);
+        return;
+    }
+    c->pipeline_running = true;
+}
+
+/* ---- attempts ---- */
+
+static void rs__connect_try_next(rs__connect_t *c);
+
+/* Nothing left to try and nothing running: the connection has failed. */
+static void rs__connect_check_exhausted(rs__connect_t *c) {
+    if (c->finished || c->resolving || !rs_list_empty(&c->attempts)) {
+        return;
+    }
+    if (c->queues[0].next < c->queues[0].count || c->queues[1].next < c->queues[1].count) {
+        return;
+    }
+    rs__connect_fail(c, c->last_error ? c->last_error : (c->dns_error ? c->dns_error : RS_EDNS_NOT_FOUND));
+}
+
+static void rs__attempt_on_connect(rs_socket_t *socket, int error, void *user_data) {
+    rs__attempt_t *a = (rs__attempt_t *)user_data;
+    rs__connect_t *c = a->connect;
+    rs__connect_enter(c);
+    rs_list_remove(&a->node);
+    if (!error && !c->finished) {
+        rs__connect_won(c, a); /* takes a->socket */
+    } else {
+        if (error != RS_ECANCELED) {
+            c->last_error = error;
+            rs_host_resolver_record_connection_failure(c->bootstrap->resolver, &a->address);
+        }
+        if (socket) {
+            rs_socket_destroy(socket); /* safe inside its own callback */
+        }
+    }
+    rs_mem_free(&c->allocator, a);
+    if (!c->finished) {
+        /* A failed attempt does not wait for the delay: try the next one now. */
+        if (c->attempt_delay_pending) {
+            rs_event_loop_cancel_task(c->loop, &c->attempt_timer);
+        }
+        rs__connect_try_next(c);
+        rs__connect_check_exhausted(c);
+    }
+    rs__connect_leave(c);
+}
+
+/* The next address: alternate the families, IPv6 first; a family with nothing
+ * left gives its turn to the other. NULL when both are exhausted. */
+static const rs_endpoint_t *rs__connect_next_address(rs__connect_t *c) {
+    int i;
+    for (i = 0; i < 2; ++i) {
+        rs__address_queue_t *q = &c->queues[(c->next_family + i) & 1];
+        if (q->next < q->count) {
+            c->next_family = ((c->next_family + i) & 1) ^ 1;
+            return &q->items[q->next++];
+        }
+    }
+    return NULL;
+}
+
+static int rs__connect_start_attempt(rs__connect_t *c, const rs_endpoint_t *address) {
+    rs_socket_options_t o = c->socket_options;
+    rs__attempt_t *a;
+    int err = RS_OK;
+    a = (rs__attempt_t *)rs_mem_calloc(&c->allocator, 1, sizeof(rs__attempt_t));
+    if (!a) {
+        return RS_ENOMEM;
+    }
+    a->connect = c;
+    a->address = *address;
+    a->address.port = c->port;
+    o.domain = address->domain;
+    o.connect_timeout_ms = c->timeout_ms; /* the overall timer ends it first */
+    a->socket = rs_socket_new(&o, &err);
+    if (!a->socket) {
+        rs_mem_free(&c->allocator, a);
+        return err;
+    }
+    err = rs_socket_connect(a->socket, &a->address, c->loop, rs__attempt_on_connect, a);
+    if (err) {
+        rs_socket_destroy(a->socket);
+        rs_mem_free(&c->allocator, a);
+        return err;
+    }
+    rs_list_push_back(&c->attempts, &a->node);
+    return RS_OK;
+}
+
+static void rs__connect_arm_attempt_timer(rs__connect_t *c) {
+    c->attempt_delay_pending = true;
+    rs_event_loop_schedule_task_future(c->loop, &c->attempt_timer,
+                                       rs_event_loop_now_ns(c->loop) +
+                                           (uint64_t)c->bootstrap->attempt_delay_ms * RS_NS_PER_MS);
+}
+
+/* Start the next attempt unless the attempt delay is still running or the
+ * resolution delay holds IPv4 back. An attempt that cannot even start (no
+ * memory, no such family here) counts as failed at once. */
+static void rs__connect_try_next(rs__connect_t *c) {
+    const rs_endpoint_t *address;
+    if (c->finished || c->attempt_delay_pending || rs_task_is_scheduled(&c->resolution_delay_timer)) {
+        return;
+    }
+    while ((address = rs__connect_next_address(c)) != NULL) {
+        int err = rs__connect_start_attempt(c, address);
+        if (!err) {
+            rs__connect_arm_attempt_timer(c);
+            return;
+        }
+        c->last_error = err;
+    }
+}
+
+static void rs__connect_attempt_timer_fn(rs_task_t *task, void *arg, rs_task_status_t status) {
+    rs__connect_t *c = (rs__connect_t *)arg;
+    (void)task;
+    rs__connect_enter(c);
+    c->attempt_delay_pending = false;
+    if (status == RS_TASK_STATUS_RUN) {
+        rs__connect_try_next(c);
+        rs__connect_check_exhausted(c);
+    }
+    rs__connect_leave(c);
+}
+
+static void rs__connect_resolution_delay_fn(rs_task_t *task, void *arg, rs_task_status_t status) {
+    rs__connect_t *c = (rs__connect_t *)arg;
+    (void)task;
+    rs__connect_enter(c);
+    if (status == RS_TASK_STATUS_RUN) {
+        rs__connect_try_next(c); /* IPv6 did not answer in time: go with IPv4 */
+    }
+    rs__connect_leave(c);
+}
+
+static void rs__connect_timeout_fn(rs_task_t *task, void *arg, rs_task_status_t status) {
+    rs__connect_t *c = (rs__connect_t *)arg;
+    (void)task;
+    /* Canceled: by us once finished (then this does nothing), or by the loop's destruction. */
+    rs__connect_enter(c);
+    rs__connect_fail(c, status == RS_TASK_STATUS_RUN ? RS_ETIMEDOUT : RS_ECANCELED);
+    rs__connect_leave(c);
+}
+
+/* ---- resolution ---- */
+
+static int rs__address_queue_append(rs__connect_t *c, rs__address_queue_t *q, const rs_endpoint_t *addresses,
+                                    size_t count) {
+    rs_endpoint_t *grown;
+    if (count == 0) {
+        return RS_OK;
+    }
+    grown = (rs_endpoint_t *)rs_mem_realloc(&c->allocator, q->items, q->count * sizeof(rs_endpoint_t),
+                                            (q->count + count) * sizeof(rs_endpoint_t));
+    if (!grown) {
+        return RS_ENOMEM;
+    }
+    memcpy(grown + q->count, addresses, count * sizeof(rs_endpoint_t));
+    q->items = grown;
+    q->count += count;
+    return RS_OK;
+}
+
+/* Once per family. The callback does not name the family, but its addresses
+ * do; an empty or failed answer is known to be "the other family" once both
+ * have answered, which is all the Resolution Delay needs. */
+static void rs__connect_on_family(rs_host_resolver_t *resolver, const char *host_name, int error,
+                                  const rs_endpoint_t *addresses, size_t count, void *user_data) {
+    rs__connect_t *c = (rs__connect_t *)user_data;
+    (void)resolver;
+    (void)host_name;
+    ++c->family_answers;
+    if (c->finished) {
+        return; /* the resolver still owes on_resolved: nothing to free yet */
+    }
+    if (error) {
+        c->dns_error = error;
+    } else if (count) {
+        int family = addresses[0].domain == RS_SOCKET_DOMAIN_IPV4 ? 1 : 0;
+        if (rs__address_queue_append(c, &c->queues[family], addresses, count)) {
+            c->dns_error = RS_ENOMEM;
+        }
+    }
+    if (c->family_answers < 2 && c->queues[0].count == 0) {
+        /* IPv4 first (or nothing yet): give IPv6 the Resolution Delay before starting. */
+        if (c->queues[1].count && !rs_task_is_scheduled(&c->resolution_delay_timer)) {
+            rs_event_loop_schedule_task_future(c->loop, &c->resolution_delay_timer,
+                                               rs_event_loop_now_ns(c->loop) +
+                                                   (uint64_t)c->bootstrap->resolution_delay_ms * RS_NS_PER_MS);
+        }
+        return;
+    }
+    rs_event_loop_cancel_task(c->loop, &c->resolution_delay_timer);
+    rs__connect_try_next(c);
+}
+
+static void rs__connect_on_resolved(rs_host_resolver_t *resolver, const char *host_name, int error,
+                                    const rs_endpoint_t *addresses, size_t count, void *user_data) {
+    rs__connect_t *c = (rs__connect_t *)user_data;
+    (void)resolver;
+    (void)host_name;
+    (void)addresses;
+    (void)count;
+    rs__connect_enter(c);
+    c->resolving = false;
+    if (error) {
+        c->dns_error = error;
+    }
+    if (!c->finished) {
+        /* Every answer is in: nothing more to wait for. */
+        rs_event_loop_cancel_task(c->loop, &c->resolution_delay_timer);
+        rs__connect_try_next(c);
+        rs__connect_check_exhausted(c);
+    }
+    rs__connect_leave(c);
+}
+
+static int rs__connect_resolve(rs__connect_t *c) {
+    rs_host_resolve_request_t request;
+    int err;
+    memset(&request, 0, sizeof(request));
+    request.host_name = c->host;
+    request.loop = c->loop;
+    request.on_resolved = rs__connect_on_resolved;
+    request.on_family_resolved = rs__connect_on_family;
+    request.user_data = c;
+    c->resolving = true;
+    err = rs_host_resolver_resolve(c->bootstrap->resolver, &request);
+    if (err) {
+        c->resolving = false;
+    }
+    return err;
+}
+
+static int rs__connect_start(rs__connect_t *c) {
+    rs_endpoint_t path;
+    int err;
+    rs_event_loop_schedule_task_future(c->loop, &c->timeout_timer,
+                                       rs_event_loop_now_ns(c->loop) + (uint64_t)c->timeout_ms * RS_NS_PER_MS);
+    if (c->socket_options.domain != RS_SOCKET_DOMAIN_LOCAL) {
+        return rs__connect_resolve(c);
+    }
+    err = rs_endpoint_from_local(&path, c->host);
+    if (!err) {
+        err = rs__address_queue_append(c, &c->queues[0], &path, 1);
+    }
+    if (!err) {
+        rs__connect_try_next(c);
+        rs__connect_check_exhausted(c);
+    }
+    return err;
+}
+
+/* On the connection's loop: resolve (or, for a Unix path, connect at once). */
+static void rs__connect_start_task(rs_task_t *task, void *arg, rs_task_status_t status) {
+    rs__connect_t *c = (rs__connect_t *)arg;
+    int err = status == RS_TASK_STATUS_RUN ? RS_OK : RS_ECANCELED; /* canceled: the loop is being destroyed */
+    (void)task;
+    rs__connect_enter(c);
+    if (!err) {
+        err = rs__connect_start(c);
+    }
+    if (err) {
+        rs__connect_fail(c, err);
+    }
+    rs__connect_leave(c);
+}
+
+/* ---- connect ---- */
+
+static char *rs__strdup(const rs_allocator_t *allocator, const char *s) {
+    size_t n = strlen(s) + 1;
+    char *copy = (char *)rs_mem_alloc(allocator, n);
+    if (copy) {
+        memcpy(copy, s, n);
+    }
+    return copy;
+}
+
+static bool rs__group_has_loop(rs_event_loop_group_t *group, rs_event_loop_t *loop) {
+    size_t i;
+    for (i = 0; i < rs_event_loop_group_get_loop_count(group); ++i) {
+        if (rs_event_loop_group_get_loop_at(group, i) == loop) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static int rs__connect_check_options(const rs_client_bootstrap_t *b, const rs_client_connect_options_t *o) {
+    size_t i;
+    bool local = o->socket_options && o->socket_options->domain == RS_SOCKET_DOMAIN_LOCAL;
+    if (!o->host || !o->on_setup || (!local && (o->port == 0 || o->port > 65535))) {
+        return RS_EINVAL;
+    }
+    if (o->loop && !rs__group_has_loop(b->group, o->loop)) {
+        return RS_EINVAL;
+    }
+    if (o->installer_count && !o->installers) {
+        return RS_EINVAL;
+    }
+    for (i = 0; i < o->installer_count; ++i) {
+        if (!o->installers[i] || !o->installers[i]->vtable || !o->installers[i]->vtable->install) {
+            return RS_EINVAL;
+        }
+    }
+    return RS_OK;
+}
+
+/* The copies a connection keeps of the caller's options. */
+static int rs__connect_copy_options(rs__connect_t *c, const rs_client_connect_options_t *o) {
+    size_t n = o->installer_count;
+    c->host = rs__strdup(&c->allocator, o->host);
+    if (!c->host) {
+        return RS_ENOMEM;
+    }
+    if (o->socket_options) {
+        c->socket_options = *o->socket_options;
+    }
+    c->socket_options.allocator = &c->allocator;
+    if (c->socket_options.network_interface_name) {
+        c->interface_name = rs__strdup(&c->allocator, c->socket_options.network_interface_name);
+        if (!c->interface_name) {
+            return RS_ENOMEM;
+        }
+        c->socket_options.network_interface_name = c->interface_name;
+    }
+    if (n) {
+        c->installers = (rs_channel_installer_t **)rs_mem_alloc(&c->allocator, n * sizeof(*c->installers));
+        if (!c->installers) {
+            return RS_ENOMEM;
+        }
+        memcpy(c->installers, o->installers, n * sizeof(*c->installers));
+    }
+    c->pipeline_options.installers = c->installers;
+    c->pipeline_options.installer_count = n;
+    c->pipeline_options.enable_read_back_pressure = o->enable_read_back_pressure;
+    c->pipeline_options.graceful_shutdown_timeout_ms = o->graceful_shutdown_timeout_ms;
+    return RS_OK;
+}
+
+static void rs__connect_free_copies(rs__connect_t *c) {
+    rs_mem_free(&c->allocator, c->installers);
+    rs_mem_free(&c->allocator, c->interface_name);
+    rs_mem_free(&c->allocator, c->host);
+    rs_mem_free(&c->allocator, c);
+}
+
+RESEAU_API int rs_client_bootstrap_connect(rs_client_bootstrap_t *bootstrap, const rs_client_connect_options_t *options) {
+    rs__connect_t *c;
+    int err;
+    if (!bootstrap || !options) {
+        return RS_EINVAL;
+    }
+    err = rs__connect_check_options(bootstrap, options);
+    if (err) {
+        return err;
+    }
+    c = (rs__connect_t *)rs_mem_calloc(&bootstrap->allocator, 1, sizeof(rs__connect_t));
+    if (!c) {
+        return RS_ENOMEM;
+    }
+    c->allocator = bootstrap->allocator;
+    err = rs__connect_copy_options(c, options);
+    if (err) {
+        rs__connect_free_copies(c);
+        return err;
+    }
+    c->bootstrap = bootstrap;
+    c->port = options->port;
+    c->timeout_ms = c->socket_options.connect_timeout_ms ? c->socket_options.connect_timeout_ms
+                                                         : RS_CLIENT_DEFAULT_CONNECT_TIMEOUT_MS;
+    c->loop = options->loop ? options->loop : rs_event_loop_group_get_next_loop(bootstrap->group);
+    c->on_setup = options->on_setup;
+    c->on_shutdown = options->on_shutdown;
+    c->user_data = options->user_data;
+    rs_list_init(&c->attempts);
+    rs_task_init(&c->start_task, rs__connect_start_task, c, "client_connect_start");
+    rs_task_init(&c->attempt_timer, rs__connect_attempt_timer_fn, c, "happy_eyeballs_attempt_delay");
+    rs_task_init(&c->resolution_delay_timer, rs__connect_resolution_delay_fn, c, "happy_eyeballs_resolution_delay");
+    rs_task_init(&c->timeout_timer, rs__connect_timeout_fn, c, "client_connect_timeout");
+    rs__client_bootstrap_acquire(bootstrap);
+    rs_event_loop_schedule_task_now(c->loop, &c->start_task);
+    return RS_OK;
+}
+/* <<client.c -- End file: src/bootstrap/client.c */
+/* >>server.c -- Begin file: src/bootstrap/server.c */
+/*
+ * Server bootstrap: a listener on one loop hands each accepted socket to a
+ * loop picked by best-of-two, where the shared pipeline setup builds its
+ * channel. The listener keeps its live connections in a list under a mutex,
+ * because rs_server_bootstrap_destroy_listener may come from any thread and
+ * must reach them to shut them down abortively.
+ */
+
+struct rs_server_bootstrap {
+    rs_allocator_t allocator;
+    rs_event_loop_group_t *group;
+    rs_mutex_t lock;
+    size_t refcount; /* under lock: the caller's reference plus one per listener */
+};
+
+struct rs_server_listener {
+    rs_server_bootstrap_t *bootstrap;
+    rs_allocator_t allocator;
+    rs_event_loop_t *loop;
+    rs_socket_t *socket;
+    rs_endpoint_t address;
+    rs_channel_installer_t **installers;
+    rs__pipeline_options_t pipeline_options;
+    rs_server_on_incoming_setup_fn *on_incoming_setup;
+    rs_server_on_incoming_shutdown_fn *on_incoming_shutdown;
+    rs_server_on_listener_destroyed_fn *on_listener_destroyed;
+    void *user_data;
+    rs_task_t destroyed_task;
+
+    rs_mutex_t lock; /* guards what follows */
+    rs_list_t connections; /* rs__server_conn_t with a channel that has not shut down */
+    size_t live;           /* connections accepted and not yet released */
+    bool destroying;
+    bool closed;           /* the listening socket is closed */
+    bool abort_connections;
+    bool destroyed_scheduled;
+};
+
+typedef struct rs__server_conn {
+    rs__pipeline_t pipeline; /* first: the pipeline callbacks find us from it */
+    rs_server_listener_t *listener;
+    rs_event_loop_t *loop;
+    rs_socket_t *socket;   /* until the pipeline takes it */
+    rs_channel_t *channel; /* under listener->lock, while linked */
+    rs_list_node_t node;
+    bool linked;
+    rs_task_t setup_task;
+} rs__server_conn_t;
+
+/* ---- running a call on a loop's thread and waiting for it ---- */
+
+typedef int rs__loop_call_fn(void *arg);
+
+typedef struct rs__loop_call {
+    rs_task_t task;
+    rs__loop_call_fn *fn;
+    void *arg;
+    int result;
+    bool done;
+    rs_mutex_t lock;
+    rs_condvar_t cond;
+} rs__loop_call_t;
+
+static void rs__loop_call_task(rs_task_t *task, void *arg, rs_task_status_t status) {
+    rs__loop_call_t *call = (rs__loop_call_t *)arg;
+    (void)task;
+    (void)status; /* canceled: the loop is being destroyed on this thread, which owns it now */
+    call->result = call->fn(call->arg);
+    rs_mutex_lock(&call->lock);
+    call->done = true;
+    rs_condvar_signal(&call->cond);
+    rs_mutex_unlock(&call->lock);
+}
+
+/* fn(arg) on `loop`'s thread: at once if this is it, else through a task, waiting. */
+static int rs__run_on_loop(rs_event_loop_t *loop, rs__loop_call_fn *fn, void *arg) {
+    rs__loop_call_t call;
+    int err;
+    if (rs_event_loop_is_on_loop_thread(loop)) {
+        return fn(arg);
+    }
+    memset(&call, 0, sizeof(call));
+    call.fn = fn;
+    call.arg = arg;
+    err = rs_mutex_init(&call.lock);
+    if (err) {
+        return err;
+    }
+    err = rs_condvar_init(&call.cond);
+    if (err) {
+        rs_mutex_cleanup(&call.lock);
+        return err;
+    }
+    rs_task_init(&call.task, rs__loop_call_task, &call, "server_loop_call");
+    rs_event_loop_schedule_task_now(loop, &call.task);
+    rs_mutex_lock(&call.lock);
+    while (!call.done) {
+        rs_condvar_wait(&call.cond, &call.lock);
+    }
+    rs_mutex_unlock(&call.lock);
+    rs_condvar_cleanup(&call.cond);
+    rs_mutex_cleanup(&call.lock);
+    return call.result;
+}
+
+/* ---- bootstrap ---- */
+
+RESEAU_API rs_server_bootstrap_t *rs_server_bootstrap_new(const rs_server_bootstrap_options_t *options, int *err_out) {
+    rs_allocator_t allocator;
+    rs_server_bootstrap_t *b;
+    int err;
+    if (!options || !options->group) {
+        rs__set_err(err_out, RS_EINVAL);
+        return NULL;
+    }
+    allocator = rs__allocator_copy(options->allocator);
+    b = (rs_server_bootstrap_t *)rs_mem_calloc(&allocator, 1, sizeof(rs_server_bootstrap_t));
+    if (!b) {
+        rs__set_err(err_out, RS_ENOMEM);
+        return NULL;
+    }
+    err = rs_mutex_init(&b->lock);
+    if (err) {
+        rs_mem_free(&allocator, b);
+        rs__set_err(err_out, err);
+        return NULL;
+    }
+    b->allocator = allocator;
+    b->group = options->group;
+    b->refcount = 1;
+    rs__set_err(err_out, RS_OK);
+    return b;
+}
+
+static void rs__server_bootstrap_release(rs_server_bootstrap_t *b) {
+    rs_allocator_t allocator = b->allocator;
+    size_t left;
+    rs_mutex_lock(&b->lock);
+    left = --b->refcount;
+    rs_mutex_unlock(&b->lock);
+    if (!left) {
+        rs_mutex_cleanup(&b->lock);
+        rs_mem_free(&allocator, b);
+    }
+}
+
+RESEAU_API void rs_server_bootstrap_destroy(rs_server_bootstrap_t *bootstrap) {
+    if (bootstrap) {
+        rs__server_bootstrap_release(bootstrap);
+    }
+}
+
+/* ---- the listener's end ---- */
+
+static void rs__listener_free(rs_server_listener_t *l) {
+    rs_server_bootstrap_t *b = l->bootstrap;
+    if (l->socket) {
+        rs_socket_destroy(l->socket);
+    }
+    rs_mutex_cleanup(&l->lock);
+    rs_mem_free(&l->allocator, l->installers);
+    rs_mem_free(&l->allocator, l);
+    rs__server_bootstrap_release(b);
+}
+
+static void rs__listener_destroyed_task(rs_task_t *task, void *arg, rs_task_status_t status) {
+    rs_server_listener_t *l = (rs_server_listener_t *)arg;
+    (void)task;
+    (void)status; /* canceled: the loop is going away; the listener must go all the same */
+    if (l->on_listener_destroyed) {
+        l->on_listener_destroyed(l, l->user_data);
+    }
+    rs__installers_destroy(l->installers, l->pipeline_options.installer_count);
+    rs__listener_free(l);
+}
+
+/* Under l->lock: once closed and empty, on_listener_destroyed follows, once. */
+static bool rs__listener_finished_locked(rs_server_listener_t *l) {
+    if (!l->closed || l->live || l->destroyed_scheduled) {
+        return false;
+    }
+    l->destroyed_scheduled = true;
+    return true;
+}
+
+/* ---- connections ---- */
+
+static rs__server_conn_t *rs__server_conn_of(rs__pipeline_t *p) {
+    return RS_CONTAINER_OF(p, rs__server_conn_t, pipeline);
+}
+
+/* Its channel is shutting down or gone: destroy_listener must not reach it. */
+static void rs__server_conn_unlink(rs__server_conn_t *conn) {
+    rs_server_listener_t *l = conn->listener;
+    rs_mutex_lock(&l->lock);
+    if (conn->linked) {
+        rs_list_remove(&conn->node);
+        conn->linked = false;
+        conn->channel = NULL;
+    }
+    rs_mutex_unlock(&l->lock);
+}
+
+static void rs__server_conn_release(rs__server_conn_t *conn) {
+    rs_server_listener_t *l = conn->listener;
+    bool finished;
+    rs__server_conn_unlink(conn);
+    if (conn->socket) {
+        rs_socket_destroy(conn->socket);
+    }
+    rs_mem_free(&l->allocator, conn);
+    rs_mutex_lock(&l->lock);
+    --l->live;
+    finished = rs__listener_finished_locked(l);
+    rs_mutex_unlock(&l->lock);
+    if (finished) {
+        rs_event_loop_schedule_task_now(l->loop, &l->destroyed_task);
+    }
+}
+
+static void rs__server_pipeline_setup(rs__pipeline_t *p, rs_channel_t *channel, int error) {
+    rs__server_conn_t *conn = rs__server_conn_of(p);
+    rs_server_listener_t *l = conn->listener;
+    if (error) {
+        rs__server_conn_unlink(conn);
+    }
+    l->on_incoming_setup(l, channel, error, l->user_data);
+}
+
+static void rs__server_pipeline_shutdown(rs__pipeline_t *p, rs_channel_t *channel, int error) {
+    rs__server_conn_t *conn = rs__server_conn_of(p);
+    rs_server_listener_t *l = conn->listener;
+    rs__server_conn_unlink(conn);
+    if (l->on_incoming_shutdown) {
+        l->on_incoming_shutdown(l, channel, error, l->user_data);
+    }
+}
+
+static void rs__server_pipeline_release(rs__pipeline_t *p) {
+    rs__server_conn_release(rs__server_conn_of(p));
+}
+
+/* On the connection's loop: tie the socket to it and build the pipeline. */
+static void rs__server_conn_setup_task(rs_task_t *task, void *arg, rs_task_status_t status) {
+    rs__server_conn_t *conn = (rs__server_conn_t *)arg;
+    rs_server_listener_t *l = conn->listener;
+    bool abort_now;
+    int err = status == RS_TASK_STATUS_RUN ? RS_OK : RS_ECANCELED;
+    (void)task;
+    if (!err) {
+        err = rs_socket_assign_to_loop(conn->socket, conn->loop);
+    }
+    if (!err) {
+        conn->pipeline.on_setup = rs__server_pipeline_setup;
+        conn->pipeline.on_shutdown = rs__server_pipeline_shutdown;
+        conn->pipeline.on_release = rs__server_pipeline_release;
+        err = rs__pipeline_start(&conn->pipeline, &l->allocator, conn->loop, conn->socket, &l->pipeline_options);
+    }
+    if (err) {
+        RS__LOG_WARN(RS_LS_BOOTSTRAP, "accepted connection dropped before its pipeline: %s", rs_err_name(err));
+        rs__server_conn_unlink(conn);
+        l->on_incoming_setup(l, NULL, err, l->user_data);
+        rs__server_conn_release(conn);
+        return;
+    }
+    conn->socket = NULL; /* the pipeline's now */
+    rs_mutex_lock(&l->lock);
+    conn->channel = conn->pipeline.channel;
+    abort_now = l->abort_connections;
+    rs_mutex_unlock(&l->lock);
+    if (abort_now) {
+        rs_channel_shutdown_abortively(conn->pipeline.channel, RS_ECANCELED);
+    }
+}
+
+static void rs__server_on_accept(rs_socket_t *listener_socket, int error, rs_socket_t *socket, void *user_data) {
+    rs_server_listener_t *l = (rs_server_listener_t *)user_data;
+    rs__server_conn_t *conn;
+    bool refused;
+    (void)listener_socket;
+    if (error) {
+        RS__LOG_WARN(RS_LS_BOOTSTRAP, "accept failed (%s); the listener keeps serving", rs_err_name(error));
+        return;
+    }
+    conn = (rs__server_conn_t *)rs_mem_calloc(&l->allocator, 1, sizeof(rs__server_conn_t));
+    if (!conn) {
+        RS__LOG_WARN(RS_LS_BOOTSTRAP, "no memory for an accepted connection; closed");
+        rs_socket_destroy(socket);
+        return;
+    }
+    conn->listener = l;
+    conn->socket = socket;
+    conn->loop = rs_event_loop_group_get_next_loop(l->bootstrap->group);
+    rs_task_init(&conn->setup_task, rs__server_conn_setup_task, conn, "server_connection_setup");
+    rs_mutex_lock(&l->lock);
+    refused = l->destroying;
+    if (!refused) {
+        rs_list_push_back(&l->connections, &conn->node);
+        conn->linked = true;
+        ++l->live;
+    }
+    rs_mutex_unlock(&l->lock);
+    if (refused) {
+        rs_socket_destroy(socket);
+        rs_mem_free(&l->allocator, conn);
+        return;
+    }
+    rs_event_loop_schedule_task_now(conn->loop, &conn->setup_task);
+}
+
+/* ---- listener ---- */
+
+/* The endpoint to bind: a literal, "localhost", a path, or any address. */
+static int rs__listener_endpoint(const rs_server_listener_options_t *o, rs_socket_domain_t *domain,
+                                 rs_endpoint_t *out) {
+    const char *host = o->host;
+    if (*domain == RS_SOCKET_DOMAIN_LOCAL) {
+        return host ? rs_endpoint_from_local(out, host) : RS_EINVAL;
+    }
+    if (*domain != RS_SOCKET_DOMAIN_IPV4 && *domain != RS_SOCKET_DOMAIN_IPV6) {
+        return RS_EINVAL;
+    }
+    if (!host) {
+        host = *domain == RS_SOCKET_DOMAIN_IPV6 ? "::" : "0.0.0.0";
+    } else if (strcmp(host, "localhost") == 0) {
+        host = *domain == RS_SOCKET_DOMAIN_IPV6 ? "::1" : "127.0.0.1";
+    }
+    if (rs_endpoint_from_ip(out, host, o->port) != RS_OK) {
+        return RS_EINVAL; /* names other than localhost would need a lookup: not here */
+    }
+    *domain = out->domain; /* a literal decides the family */
+    return RS_OK;
+}
+
+static int rs__listener_start_accept(void *arg) {
+    rs_server_listener_t *l = (rs_server_listener_t *)arg;
+    return rs_socket_start_accept(l->socket, l->loop, rs__server_on_accept, l);
+}
+
+static int rs__listener_close(void *arg) {
+    rs_server_listener_t *l = (rs_server_listener_t *)arg;
+    return rs_socket_close(l->socket);
+}
+
+static int rs__listener_open(rs_server_listener_t *l, const rs_server_listener_options_t *o) {
+    rs_socket_options_t so;
+    int err = RS_OK;
+    memset(&so, 0, sizeof(so));
+    if (o->socket_options) {
+        so = *o->socket_options;
+    }
+    so.allocator = &l->allocator;
+    so.type = RS_SOCKET_STREAM;
+    err = rs__listener_endpoint(o, &so.domain, &l->address);
+    if (err) {
+        return err;
+    }
+    l->socket = rs_socket_new(&so, &err);
+    if (!l->socket) {
+        return err;
+    }
+    err = rs_socket_bind(l->socket, &l->address);
+    if (!err) {
+        err = rs_socket_listen(l->socket, o->backlog);
+    }
+    if (!err) {
+        err = rs_socket_get_bound_address(l->socket, &l->address);
+    }
+    if (!err) {
+        err = rs__run_on_loop(l->loop, rs__listener_start_accept, l);
+    }
+    return err;
+}
+
+static int rs__listener_check_options(const rs_server_listener_options_t *o) {
+    size_t i;
+    if (!o->on_incoming_setup || (o->installer_count && !o->installers)) {
+        return RS_EINVAL;
+    }
+    for (i = 0; i < o->installer_count; ++i) {
+        if (!o->installers[i] || !o->installers[i]->vtable || !o->installers[i]->vtable->install) {
+            return RS_EINVAL;
+        }
+    }
+    return RS_OK;
+}
+
+RESEAU_API rs_server_listener_t *rs_server_bootstrap_new_listener(rs_server_bootstrap_t *bootstrap,
+                                                                  const rs_server_listener_options_t *options,
+                                                                  int *err_out) {
+    rs_server_listener_t *l;
+    size_t n;
+    int err;
+    if (!bootstrap || !options) {
+        rs__set_err(err_out, RS_EINVAL);
+        return NULL;
+    }
+    err = rs__listener_check_options(options);
+    if (err) {
+        rs__set_err(err_out, err);
+        return NULL;
+    }
+    l = (rs_server_listener_t *)rs_mem_calloc(&bootstrap->allocator, 1, sizeof(rs_server_listener_t));
+    if (!l) {
+        rs__set_err(err_out, RS_ENOMEM);
+        return NULL;
+    }
+    l->allocator = bootstrap->allocator;
+    l->bootstrap = bootstrap;
+    n = options->installer_count;
+    err = rs_mutex_init(&l->lock);
+    if (err) {
+        rs_mem_free(&l->allocator, l);
+        rs__set_err(err_out, err);
+        return NULL;
+    }
+    rs_list_init(&l->connections);
+    if (n) {
+        l->installers = (rs_channel_installer_t **)rs_mem_alloc(&l->allocator, n * sizeof(*l->installers));
+        if (!l->installers) {
+            err = RS_ENOMEM;
+            goto fail;
+        }
+        memcpy(l->installers, options->installers, n * sizeof(*l->installers));
+    }
+    l->pipeline_options.installers = l->installers;
+    l->pipeline_options.installer_count = n;
+    l->pipeline_options.enable_read_back_pressure = options->enable_read_back_pressure;
+    l->pipeline_options.graceful_shutdown_timeout_ms = options->graceful_shutdown_timeout_ms;
+    l->on_incoming_setup = options->on_incoming_setup;
+    l->on_incoming_shutdown = options->on_incoming_shutdown;
+    l->on_listener_destroyed = options->on_listener_destroyed;
+    l->user_data = options->user_data;
+    l->loop = rs_event_loop_group_get_next_loop(bootstrap->group);
+    rs_task_init(&l->destroyed_task, rs__listener_destroyed_task, l, "server_listener_destroyed");
+    rs_mutex_lock(&bootstrap->lock);
+    ++bootstrap->refcount;
+    rs_mutex_unlock(&bootstrap->lock);
+    err = rs__listener_open(l, options);
+    if (err) {
+        if (l->socket) {
+            rs__run_on_loop(l->loop, rs__listener_close, l); /* tied to the loop if accepting started */
+        }
+        rs__listener_free(l); /* releases the bootstrap reference */
+        rs__set_err(err_out, err);
+        return NULL;
+    }
+    rs__set_err(err_out, RS_OK);
+    return l;
+
+fail:
+    rs_mutex_cleanup(&l->lock);
+    rs_mem_free(&l->allocator, l->installers);
+    rs_mem_free(&l->allocator, l);
+    rs__set_err(err_out, err);
+    return NULL;
+}
+
+RESEAU_API int rs_server_listener_get_address(const rs_server_listener_t *listener, rs_endpoint_t *out) {
+    if (!listener || !out) {
+        return RS_EINVAL;
+    }
+    *out = listener->address;
+    return RS_OK;
+}
+
+RESEAU_API int rs_server_bootstrap_destroy_listener(rs_server_listener_t *listener, bool abort_connections) {
+    rs_server_listener_t *l = listener;
+    rs_list_node_t *node;
+    bool finished;
+    if (!l) {
+        return RS_EINVAL;
+    }
+    rs_mutex_lock(&l->lock);
+    if (l->destroying) {
+        rs_mutex_unlock(&l->lock);
+        return RS_EALREADY;
+    }
+    l->destroying = true; /* accepts from now on are closed at once */
+    l->abort_connections = abort_connections;
+    rs_mutex_unlock(&l->lock);
+    rs__run_on_loop(l->loop, rs__listener_close, l);
+    rs_mutex_lock(&l->lock);
+    l->closed = true;
+    if (abort_connections) {
+        for (node = rs_list_begin(&l->connections); node != rs_list_end(&l->connections); node = node->next) {
+            rs__server_conn_t *conn = RS_CONTAINER_OF(node, rs__server_conn_t, node);
+            if (conn->channel) {
+                rs_channel_shutdown_abortively(conn->channel, RS_ECANCELED); /* any thread */
+            }
+        }
+    }
+    finished = rs__listener_finished_locked(l);
+    rs_mutex_unlock(&l->lock);
+    if (finished) {
+        rs_event_loop_schedule_task_now(l->loop, &l->destroyed_task);
+    }
+    return RS_OK;
+}
+/* <<server.c -- End file: src/bootstrap/server.c */
 
 #ifdef __cplusplus
 }

@@ -31,6 +31,13 @@
  *   registered them. A loop runs on its own thread (start/stop/wait) or on
  *   yours (run_once, with next_deadline and get_fd for host loops).
  *
+ * CONNECTING
+ *   rs_client_bootstrap_connect resolves a name (rs_host_resolver_t: a cache
+ *   and worker threads), connects with Happy Eyeballs (RFC 8305) and hands you
+ *   a channel whose pipeline its installers built (socket handler first, then
+ *   TLS, then your handler). rs_server_bootstrap_new_listener does the same
+ *   for every accepted connection. See examples/echo_pipeline.c.
+ *
  * LIFETIMES
  *   rs_x_new / rs_x_destroy for objects reseau allocates; rs_x_init /
  *   rs_x_cleanup for caller-owned storage. Tasks are intrusive: embed rs_task_t
@@ -69,9 +76,13 @@
  *   >>channel     channels, slots, handlers, messages, windows, shutdown
  *   >>socket_handler  the socket channel handler
  *   >>testing_channel a socket-less pipeline for testing handlers
+ *   >>installer   channel installers: how bootstraps build pipelines
+ *   >>client      client bootstrap: resolve, Happy Eyeballs, pipeline
+ *   >>server      server bootstrap: listener, accepted pipelines
  *   Implementation: the same names with .c (>>event_loop.c), plus
  *   >>platform.c, >>atomic.c, >>heap.c, >>scheduler.c, >>epoll.c, >>poll.c,
- *   >>sockaddr.c, >>socket_posix.c, >>udp_posix.c, >>message_pool.c.
+ *   >>sockaddr.c, >>socket_posix.c, >>udp_posix.c, >>message_pool.c,
+ *   >>pipeline.c.
  */
 #if defined(RESEAU_IMPLEMENTATION) && defined(__linux__) && !defined(_GNU_SOURCE)
 #define _GNU_SOURCE
@@ -103,6 +114,9 @@ extern "C" {
 #include "channel/channel.h"
 #include "channel/socket_handler.h"
 #include "channel/testing_channel.h"
+#include "bootstrap/installer.h"
+#include "bootstrap/client.h"
+#include "bootstrap/server.h"
 
 #ifdef __cplusplus
 }
@@ -143,6 +157,9 @@ extern "C" {
 #include "channel/channel.c"
 #include "channel/socket_handler.c"
 #include "channel/testing_channel.c"
+#include "bootstrap/pipeline.c"
+#include "bootstrap/client.c"
+#include "bootstrap/server.c"
 
 #ifdef __cplusplus
 }
