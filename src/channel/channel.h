@@ -70,6 +70,7 @@ struct rs_io_message {
     rs_list_node_t queueing_handle;  /* free for the handler that currently owns the message */
     /* private: */
     void *pool;
+    unsigned size_class;
 };
 
 typedef struct rs_channel_handler_stats {
@@ -186,8 +187,11 @@ RESEAU_API int rs_channel_schedule_task_now(rs_channel_t *channel, rs_channel_ta
 RESEAU_API int rs_channel_schedule_task_future(rs_channel_t *channel, rs_channel_task_t *task, uint64_t run_at_ns);
 
 /* Messages from the loop's pool: capacity min(size_hint, RS_MAX_FRAGMENT_SIZE +
- * the overhead of the handlers below `slot`... callers usually pass the fragment size).
- * NULL on out-of-memory. Loop thread. */
+ * 1 KiB of framing room). Memory follows the hint: a message comes from the
+ * smallest size class that fits (128 B, 1 KiB, a fragment with framing room),
+ * and reused blocks make steady-state I/O allocation-free. NULL on
+ * out-of-memory, for a NULL channel, off the loop thread, or before setup
+ * completed. Loop thread. */
 RESEAU_API rs_io_message_t *rs_channel_acquire_message_from_pool(rs_channel_t *channel, rs_io_message_type_t type,
                                                                 size_t size_hint);
 /* The message goes back to its own pool: `channel` is not used and may be NULL.
