@@ -1353,8 +1353,9 @@ RESEAU_API size_t rs_host_resolver_get_address_count(rs_host_resolver_t *resolve
  * only what the scarcest slot can take. With back-pressure off, windows are
  * unlimited.
  *
- * Writability: handlers that buffer writes report their pending bytes; when
- * the total passes the high-water mark the channel reports "not writable", and
+ * Writability: handlers that buffer writes report their pending bytes (the
+ * socket handler: what its socket has not handed to the kernel yet); when the
+ * total passes the high-water mark the channel reports "not writable", and
  * "writable" again below the low-water mark, so a fast writer can pause.
  *
  * Shutdown: rs_channel_shutdown (any thread) shuts the read direction left to
@@ -1503,6 +1504,9 @@ RESEAU_API rs_event_loop_t *rs_channel_get_loop(const rs_channel_t *channel);
 RESEAU_API bool rs_channel_is_on_loop_thread(const rs_channel_t *channel);
 RESEAU_API rs_channel_slot_t *rs_channel_get_first_slot(const rs_channel_t *channel);
 RESEAU_API bool rs_channel_is_writable(const rs_channel_t *channel);
+/* Bytes the handlers hold that have not reached the kernel yet (for the socket
+ * handler: its socket's queue), as writability counts them. 0 for NULL. Loop thread. */
+RESEAU_API size_t rs_channel_get_pending_write_bytes(const rs_channel_t *channel);
 
 /* Channel tasks: canceled (run with CANCELED) at shutdown; scheduled after
  * shutdown, they run as CANCELED at once (still asynchronously), and the
@@ -8839,6 +8843,10 @@ static void rs__channel_window_update_task(rs_channel_task_t *task, void *arg, r
 
 /* ---- writability ---- */
 
+RESEAU_API size_t rs_channel_get_pending_write_bytes(const rs_channel_t *channel) {
+    return channel ? (size_t)channel->pending_write_bytes : 0;
+}
+
 RESEAU_API void rs_channel_slot_add_pending_write_bytes(rs_channel_slot_t *slot, int64_t delta) {
     rs_channel_t *channel;
     if (!slot) {
@@ -9186,6 +9194,7 @@ typedef struct rs__socket_handler {
     bool destroyed;              /* freed once the last in-flight write completes */
     int shutdown_error;
     int write_error;             /* the first write that failed or was canceled: accepted data not delivered */
+    size_t reported_pending;     /* bytes counted toward the channel's writability */
     uint64_t bytes_read;
     uint64_t bytes_written;
 } rs__socket_handler_t;
@@ -9213,6 +9222,19 @@ static void rs__socket_handler_finish_write_shutdown(rs__socket_handler_t *sh) {
                                                  false);
 }
 
+/* Writability counts the bytes the kernel does not have yet: the socket's
+ * queue. Resynced after each write (most go to the kernel at once) and at
+ * each completion (which follows any flush on a writable event), never from
+ * completions alone, which come a tick after the bytes left. */
+static void rs__socket_handler_sync_pending(rs__socket_handler_t *sh) {
+    size_t now = rs_socket_get_pending_write_bytes(sh->socket);
+    if (now != sh->reported_pending) {
+        int64_t delta = (int64_t)now - (int64_t)sh->reported_pending;
+        sh->reported_pending = now;
+        rs_channel_slot_add_pending_write_bytes(sh->handler.slot, delta);
+    }
+}
+
 static void rs__socket_handler_on_written(rs_socket_t *socket, int error, size_t bytes_written, void *user_data) {
     rs__socket_handler_t *sh = (rs__socket_handler_t *)user_data;
     rs_list_node_t *node = rs_list_pop_front(&sh->in_flight);
@@ -9225,7 +9247,7 @@ static void rs__socket_handler_on_written(rs_socket_t *socket, int error, size_t
         channel = NULL;
         message->owning_channel = NULL;
     } else {
-        rs_channel_slot_add_pending_write_bytes(sh->handler.slot, -(int64_t)message->message_data.len);
+        rs__socket_handler_sync_pending(sh);
         if (error && !sh->write_error) {
             sh->write_error = error;
         }
@@ -9257,7 +9279,8 @@ static int rs__socket_handler_process_write(rs_channel_handler_t *handler, rs_ch
         return err; /* not taken: the caller still owns the message */
     }
     rs_list_push_back(&sh->in_flight, &message->queueing_handle);
-    rs_channel_slot_add_pending_write_bytes(slot, (int64_t)message->message_data.len);
+    (void)slot;
+    rs__socket_handler_sync_pending(sh);
     return RS_OK;
 }
 

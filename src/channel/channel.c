@@ -596,6 +596,10 @@ static void rs__channel_window_update_task(rs_channel_task_t *task, void *arg, r
 
 /* ---- writability ---- */
 
+RESEAU_API size_t rs_channel_get_pending_write_bytes(const rs_channel_t *channel) {
+    return channel ? (size_t)channel->pending_write_bytes : 0;
+}
+
 RESEAU_API void rs_channel_slot_add_pending_write_bytes(rs_channel_slot_t *slot, int64_t delta) {
     rs_channel_t *channel;
     if (!slot) {

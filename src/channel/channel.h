@@ -13,8 +13,9 @@
  * only what the scarcest slot can take. With back-pressure off, windows are
  * unlimited.
  *
- * Writability: handlers that buffer writes report their pending bytes; when
- * the total passes the high-water mark the channel reports "not writable", and
+ * Writability: handlers that buffer writes report their pending bytes (the
+ * socket handler: what its socket has not handed to the kernel yet); when the
+ * total passes the high-water mark the channel reports "not writable", and
  * "writable" again below the low-water mark, so a fast writer can pause.
  *
  * Shutdown: rs_channel_shutdown (any thread) shuts the read direction left to
@@ -163,6 +164,9 @@ RESEAU_API rs_event_loop_t *rs_channel_get_loop(const rs_channel_t *channel);
 RESEAU_API bool rs_channel_is_on_loop_thread(const rs_channel_t *channel);
 RESEAU_API rs_channel_slot_t *rs_channel_get_first_slot(const rs_channel_t *channel);
 RESEAU_API bool rs_channel_is_writable(const rs_channel_t *channel);
+/* Bytes the handlers hold that have not reached the kernel yet (for the socket
+ * handler: its socket's queue), as writability counts them. 0 for NULL. Loop thread. */
+RESEAU_API size_t rs_channel_get_pending_write_bytes(const rs_channel_t *channel);
 
 /* Channel tasks: canceled (run with CANCELED) at shutdown; scheduled after
  * shutdown, they run as CANCELED at once (still asynchronously), and the

@@ -19,6 +19,7 @@ typedef struct rs__socket_handler {
     bool destroyed;              /* freed once the last in-flight write completes */
     int shutdown_error;
     int write_error;             /* the first write that failed or was canceled: accepted data not delivered */
+    size_t reported_pending;     /* bytes counted toward the channel's writability */
     uint64_t bytes_read;
     uint64_t bytes_written;
 } rs__socket_handler_t;
@@ -46,6 +47,19 @@ static void rs__socket_handler_finish_write_shutdown(rs__socket_handler_t *sh) {
                                                  false);
 }
 
+/* Writability counts the bytes the kernel does not have yet: the socket's
+ * queue. Resynced after each write (most go to the kernel at once) and at
+ * each completion (which follows any flush on a writable event), never from
+ * completions alone, which come a tick after the bytes left. */
+static void rs__socket_handler_sync_pending(rs__socket_handler_t *sh) {
+    size_t now = rs_socket_get_pending_write_bytes(sh->socket);
+    if (now != sh->reported_pending) {
+        int64_t delta = (int64_t)now - (int64_t)sh->reported_pending;
+        sh->reported_pending = now;
+        rs_channel_slot_add_pending_write_bytes(sh->handler.slot, delta);
+    }
+}
+
 static void rs__socket_handler_on_written(rs_socket_t *socket, int error, size_t bytes_written, void *user_data) {
     rs__socket_handler_t *sh = (rs__socket_handler_t *)user_data;
     rs_list_node_t *node = rs_list_pop_front(&sh->in_flight);
@@ -58,7 +72,7 @@ static void rs__socket_handler_on_written(rs_socket_t *socket, int error, size_t
         channel = NULL;
         message->owning_channel = NULL;
     } else {
-        rs_channel_slot_add_pending_write_bytes(sh->handler.slot, -(int64_t)message->message_data.len);
+        rs__socket_handler_sync_pending(sh);
         if (error && !sh->write_error) {
             sh->write_error = error;
         }
@@ -90,7 +104,8 @@ static int rs__socket_handler_process_write(rs_channel_handler_t *handler, rs_ch
         return err; /* not taken: the caller still owns the message */
     }
     rs_list_push_back(&sh->in_flight, &message->queueing_handle);
-    rs_channel_slot_add_pending_write_bytes(slot, (int64_t)message->message_data.len);
+    (void)slot;
+    rs__socket_handler_sync_pending(sh);
     return RS_OK;
 }
 

@@ -247,6 +247,7 @@ typedef struct conn {
     tx_start_t tx_start;
     size_t tx_chunk;           /* bytes written per writability check (default 16 KiB) */
     bool tx_ignore_writability; /* write everything at once */
+    size_t max_pending_after_pump; /* rs_channel_get_pending_write_bytes right after a pump (max) */
     int tx_then_shutdown;      /* after queueing everything: 1 graceful, 2 abortive */
     bool pump_in_callback;     /* resume writing inside on_writability_changed itself */
     uint64_t rx_expect;
@@ -480,6 +481,9 @@ static void pump(conn_t *c) {
                 return;
             }
         }
+    }
+    if (rs_channel_get_pending_write_bytes(c->channel) > c->max_pending_after_pump) {
+        c->max_pending_after_pump = rs_channel_get_pending_write_bytes(c->channel);
     }
     if (c->tx_sent >= c->tx_total && c->tx_then_shutdown) {
         int mode = c->tx_then_shutdown;
@@ -1586,6 +1590,45 @@ static void writability_pauses_and_resumes_writer(rs_event_loop_backend_t b) {
 }
 BOTH_BACKENDS(writability_pauses_and_resumes_writer)
 
+/* A burst of 2,600 small writes to a peer that keeps up: each goes to the
+ * kernel at once, so the channel stays writable with nothing pending. Before,
+ * bytes counted until their completions ran a tick later, so the burst turned
+ * writability off (260 KB "pending" against a 64 KiB mark) while the socket
+ * had nothing queued. */
+static void small_write_burst_keeps_a_channel_writable(rs_event_loop_backend_t b) {
+    rs_event_loop_t *loop = loop_new(b);
+    rs_socket_options_t lo = sock_opts(RS_SOCKET_DOMAIN_IPV4);
+    server_t srv;
+    conn_t sc;
+    raw_client_t rc;
+    const uint64_t total = 2600 * 100;
+    conn_init(&sc);
+    sc.app = APP_PEER;
+    sc.tx_seed = 22;
+    sc.tx_total = total;
+    sc.tx_chunk = 100;
+    sc.tx_ignore_writability = true;
+    sc.tx_start = TX_ON_SETUP;
+    sc.tx_then_shutdown = 1;
+    sc.high_water = 64 * KIB;
+    sc.low_water = 16 * KIB;
+    lo.send_buffer_size = 1024 * 1024; /* room for the whole burst: the peer keeps up */
+    memset(&rc, 0, sizeof(rc));
+    rx_init(&rc.rx, 22, total);
+    server_listen(&srv, loop, &lo, &sc);
+    raw_connect(&rc, loop, &srv.ep, 1024 * 1024);
+    RUN_UNTIL_NS(loop, (rc.eof || rc.read_error) && sc.shutdown_calls > 0, BIG_WAIT_NS);
+    assert_int_equal(rc.read_error, RS_OK);
+    assert_int_equal(rc.rx.pos, total);
+    assert_int_equal(ck_final(&rc.rx.ck), ck_final(&sc.tx_ck));
+    assert_int_equal(sc.tx_msgs, 2600);
+    assert_int_equal(sc.wr_false, 0); /* never "not writable" */
+    assert_int_equal(sc.max_pending_after_pump, 0);
+    assert_conn_ok(&sc);
+    finish_loop(loop, &srv, rc.sock);
+}
+BOTH_BACKENDS(small_write_burst_keeps_a_channel_writable)
+
 /* 1 GiB (plain build; see test_scale) echoed through socket -> pass-through
  * (copies each message both ways) -> echo, with back-pressure on the server
  * and 64-bit checksums on both sides: nothing lost, nothing duplicated. */
@@ -2014,6 +2057,7 @@ int main(void) {
         BOTH_TESTS(channel_runs_on_its_socket_loop),
         BOTH_TESTS(statistics_are_reported),
         BOTH_TESTS(writability_pauses_and_resumes_writer),
+        BOTH_TESTS(small_write_burst_keeps_a_channel_writable),
         BOTH_TESTS(graceful_shutdown_flushes_queued_writes),
         BOTH_TESTS(abortive_shutdown_cancels_queued_writes),
         BOTH_TESTS(echo_1gib_through_three_handlers),
