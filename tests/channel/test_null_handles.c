@@ -253,6 +253,7 @@ static int chan_get_loop(void) { return ptr_result(rs_channel_get_loop(NULL)); }
 static int chan_is_on_thread(void) { return bool_result(rs_channel_is_on_loop_thread(NULL)); }
 static int chan_first_slot(void) { return ptr_result(rs_channel_get_first_slot(NULL)); }
 static int chan_is_writable(void) { return bool_result(rs_channel_is_writable(NULL)); }
+static int chan_pending_write_bytes(void) { return count_result(rs_channel_get_pending_write_bytes(NULL)); }
 static int chan_task_init(void) { rs_channel_task_init(NULL, on_channel_task, NULL, NULL); return DID_NOTHING; }
 static int chan_acquire_message(void) {
     return ptr_result(rs_channel_acquire_message_from_pool(NULL, RS_IO_MESSAGE_APPLICATION_DATA, 64));
@@ -460,6 +461,7 @@ static const row_t null_handle_rows[] = {
     {"rs_channel_is_on_loop_thread(NULL)", chan_is_on_thread, GOT_FALSE},
     {"rs_channel_get_first_slot(NULL)", chan_first_slot, GOT_NULL},
     {"rs_channel_is_writable(NULL)", chan_is_writable, GOT_FALSE},
+    {"rs_channel_get_pending_write_bytes(NULL)", chan_pending_write_bytes, GOT_ZERO},
     {"rs_channel_task_init(NULL, ...)", chan_task_init, DID_NOTHING},
     {"rs_channel_acquire_message_from_pool(NULL, ...)", chan_acquire_message, GOT_NULL},
     {"rs_channel_release_message_to_pool(NULL, NULL)", chan_release_message, DID_NOTHING},
