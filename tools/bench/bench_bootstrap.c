@@ -62,6 +62,37 @@
 /* How often the calling thread checks whether a pound_bootstrap run is done. */
 #define WAIT_POLL_NS (1 * RS_NS_PER_MS)
 
+/* >>counting allocator: with -v, the reseau side of pound_bootstrap allocates
+ * through it, and the detail shows allocations per connection. */
+
+static atomic_size_t g_allocs;
+
+static void *counting_alloc(size_t size, void *user_data) {
+    (void)user_data;
+    atomic_fetch_add_explicit(&g_allocs, 1, memory_order_relaxed);
+    return malloc(size);
+}
+
+static void *counting_realloc(void *ptr, size_t old_size, size_t new_size, void *user_data) {
+    (void)old_size;
+    (void)user_data;
+    atomic_fetch_add_explicit(&g_allocs, 1, memory_order_relaxed);
+    return realloc(ptr, new_size);
+}
+
+static void counting_free(void *ptr, void *user_data) {
+    (void)user_data;
+    free(ptr);
+}
+
+static const rs_allocator_t g_counting_allocator = {
+    .alloc_fn = counting_alloc, .realloc_fn = counting_realloc, .free_fn = counting_free};
+
+/* The counting allocator with -v, else NULL (libc). */
+static const rs_allocator_t *bench_allocator(void) {
+    return g_verbose ? &g_counting_allocator : NULL;
+}
+
 /* >>pound_bootstrap */
 
 typedef struct rs_bpound {
@@ -174,12 +205,16 @@ static void bpound_connect(rs_bpound_t *pound) {
 
 static void bpound_start_bootstraps(rs_bpound_t *pound) {
     int err = RS_OK;
-    pound->group = rs_event_loop_group_new(&(rs_event_loop_group_options_t){.loop_count = 1}, &err);
+    const rs_allocator_t *allocator = bench_allocator();
+    pound->group =
+        rs_event_loop_group_new(&(rs_event_loop_group_options_t){.allocator = allocator, .loop_count = 1}, &err);
     check_rs(pound->group ? RS_OK : err, "rs_event_loop_group_new");
     pound->loop = rs_event_loop_group_get_loop_at(pound->group, 0);
-    pound->client = rs_client_bootstrap_new(&(rs_client_bootstrap_options_t){.group = pound->group}, &err);
+    pound->client = rs_client_bootstrap_new(
+        &(rs_client_bootstrap_options_t){.allocator = allocator, .group = pound->group}, &err);
     check_rs(pound->client ? RS_OK : err, "rs_client_bootstrap_new");
-    pound->server = rs_server_bootstrap_new(&(rs_server_bootstrap_options_t){.group = pound->group}, &err);
+    pound->server = rs_server_bootstrap_new(
+        &(rs_server_bootstrap_options_t){.allocator = allocator, .group = pound->group}, &err);
     check_rs(pound->server ? RS_OK : err, "rs_server_bootstrap_new");
     rs_server_listener_options_t listen = {
         .host = "127.0.0.1",
@@ -225,6 +260,7 @@ static double reseau_pound_bootstrap(int concurrency) {
     rs_task_t start_task;
     rs_task_init(&start_task, on_bpound_start_task, pound, "pound_start");
 
+    size_t allocs_before = atomic_load(&g_allocs);
     uint64_t start = bench_now_ns();
     check_rs(rs_event_loop_schedule_task_now(pound->loop, &start_task), "rs_event_loop_schedule_task_now");
     while (!atomic_load(&pound->done)) {
@@ -232,9 +268,12 @@ static double reseau_pound_bootstrap(int concurrency) {
     }
 
     double rate = pound_verify(&pound->run, "reseau", start);
-    snprintf(g_detail, sizeof g_detail, "%zu connections in %.1f ms, %zu never accepted, %zu server setups failed",
+    double allocs = (double)(atomic_load(&g_allocs) - allocs_before) / (double)POUND_COUNT;
+    snprintf(g_detail, sizeof g_detail,
+             "%zu connections in %.1f ms, %zu never accepted, %zu server setups failed, %.1f allocations per "
+             "connection (client and server)",
              pound->run.connected, (double)(pound->run.end_ns - start) / 1e6, POUND_COUNT - pound->run.accepted,
-             pound->setup_errors);
+             pound->setup_errors, allocs);
     bpound_stop_bootstraps(pound);
     free(pound);
     return rate;
@@ -264,6 +303,7 @@ static double resolve_run_finish(resolve_run_t *run, uint64_t elapsed_ns, const 
     rs_event_loop_get_stats(run->loop, &stats);
     snprintf(g_detail, sizeof g_detail, "%zu resolves in %.1f ms, %llu ticks", run->resolved,
              (double)elapsed_ns / 1e6, (unsigned long long)stats.ticks);
+    g_work = (double)RESOLVE_COUNT;
     return per_second(RESOLVE_COUNT, elapsed_ns);
 }
 
@@ -459,8 +499,10 @@ static double floor_resolve_cached(int unused) {
 /* >>runner */
 
 static const scenario_t g_scenarios[] = {
-    {.name = "pound_bootstrap", .reseau_fn = reseau_pound_bootstrap, .peer_fn = libuv_pound, .arg = POUND_CONCURRENCY},
-    {.name = "resolve_cached", .reseau_fn = reseau_resolve_cached, .peer_fn = floor_resolve_cached, .peer = "floor"},
+    {.name = "pound_bootstrap", .reseau_fn = reseau_pound_bootstrap, .peer_fn = libuv_pound, .arg = POUND_CONCURRENCY,
+     .work_unit = "connection"},
+    {.name = "resolve_cached", .reseau_fn = reseau_resolve_cached, .peer_fn = floor_resolve_cached, .peer = "floor",
+     .work_unit = "resolve"},
 };
 
 int main(int argc, char **argv) {

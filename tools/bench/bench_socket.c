@@ -458,7 +458,8 @@ static double libuv_udp_pummel(int unused) {
 /* >>runner */
 
 static const scenario_t g_scenarios[] = {
-    {.name = "pound_100", .reseau_fn = reseau_pound, .peer_fn = libuv_pound, .arg = POUND_CONCURRENCY},
+    {.name = "pound_100", .reseau_fn = reseau_pound, .peer_fn = libuv_pound, .arg = POUND_CONCURRENCY,
+     .work_unit = "connection"},
     {.name = "udp_pummel", .reseau_fn = reseau_udp_pummel, .peer_fn = libuv_udp_pummel, .arg = 0},
 };
 
