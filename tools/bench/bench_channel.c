@@ -44,15 +44,14 @@
 
 #include <uv.h>
 
+#define BENCH_PROGRAM "reseau-bench-channel"
+/* Seconds one run may take before the program gives up. */
+#define BENCH_RUN_LIMIT_S 10
+#define BENCH_DEFAULT_ROUNDS 5
+#include "bench_common.h"
+
 #include <netinet/in.h>
-#include <signal.h>
 #include <stdatomic.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/resource.h>
-#include <time.h>
-#include <unistd.h>
 
 /* ping_pongs: the message, and the bounds of one run. */
 #define PING_MESSAGE "PING"
@@ -72,73 +71,11 @@
 /* iperf3: seconds of the reference run, and the limit for the whole of it. */
 #define IPERF_SECONDS 3
 #define IPERF_LIMIT_S 20
-/* Seconds one run may take before the program gives up. */
-#define BENCH_RUN_LIMIT_S 10
-#define BENCH_DEFAULT_ROUNDS 5
-#define BENCH_MAX_ROUNDS 50
 
-static bool g_verbose;
-/* NULL: both sides; else "reseau" or "libuv" (-only). */
-static const char *g_only;
-/* Extra facts about the last run, printed with -v. */
-static char g_detail[200];
-/* Work done by the last run, for the CPU cost that -v prints: round trips, or
- * MB the server consumed (drain after the measurement included). */
-static double g_work;
 /* What the pump clients write: one pattern-filled buffer shared by every write. */
 static uint8_t g_chunk[PUMP_CHUNK];
 
 /* >>helpers */
-
-static uint64_t bench_now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * RS_NS_PER_SEC + (uint64_t)ts.tv_nsec;
-}
-
-/* User plus system CPU time of the whole process (server and client threads). */
-static uint64_t process_cpu_ns(void) {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return ((uint64_t)ru.ru_utime.tv_sec + (uint64_t)ru.ru_stime.tv_sec) * RS_NS_PER_SEC +
-           ((uint64_t)ru.ru_utime.tv_usec + (uint64_t)ru.ru_stime.tv_usec) * 1000;
-}
-
-static double per_second(double count, uint64_t elapsed_ns) {
-    return count * 1e9 / (double)(elapsed_ns ? elapsed_ns : 1);
-}
-
-static void fail(const char *what, const char *why) {
-    fprintf(stderr, "reseau-bench-channel: %s: %s\n", what, why);
-    exit(1);
-}
-
-static void check_rs(int err, const char *what) {
-    if (err != RS_OK) {
-        fail(what, rs_strerror(err));
-    }
-}
-
-static void check_uv(int err, const char *what) {
-    if (err != 0) {
-        fail(what, uv_strerror(err));
-    }
-}
-
-static void *xcalloc(size_t count, size_t size) {
-    void *p = calloc(count, size);
-    if (!p) {
-        fail("calloc", "out of memory");
-    }
-    return p;
-}
-
-static rs_event_loop_t *new_rs_loop(void) {
-    int err = RS_OK;
-    rs_event_loop_t *loop = rs_event_loop_new(NULL, &err);
-    check_rs(loop ? RS_OK : err, "rs_event_loop_new");
-    return loop;
-}
 
 static rs_socket_t *new_rs_tcp_socket(void) {
     rs_socket_options_t options;
@@ -148,23 +85,6 @@ static rs_socket_t *new_rs_tcp_socket(void) {
     rs_socket_t *socket = rs_socket_new(&options, &err);
     check_rs(socket ? RS_OK : err, "rs_socket_new");
     return socket;
-}
-
-/* >>watchdog: a run that exceeds its time limit ends the program. */
-
-static const char *volatile g_current_run = "";
-
-static void write_stderr(const char *s) {
-    ssize_t n = write(STDERR_FILENO, s, strlen(s));
-    (void)n;
-}
-
-static void on_alarm(int sig) {
-    (void)sig;
-    write_stderr("reseau-bench-channel: run exceeded the time limit, giving up: ");
-    write_stderr(g_current_run);
-    write_stderr("\n");
-    _exit(2);
 }
 
 /* >>server: echo (ping_pongs) or sink (pump), on a loop thread of its own. */
@@ -905,77 +825,9 @@ static double iperf3_ceiling(void) {
 
 /* >>runner */
 
-typedef double bench_fn(int arg);
-
-typedef struct scenario {
-    const char *name;
-    const char *unit;
-    const char *work_unit; /* for the CPU cost printed with -v */
-    bench_fn *reseau_fn;
-    bench_fn *libuv_fn;
-    int arg;
-} scenario_t;
-
-static const scenario_t g_scenarios[] = {
-    {"ping_pongs", "/s", "round trip", reseau_ping_pongs, libuv_ping_pongs, 0},
-    {"pump_1", " MB/s", "MB", reseau_pump, libuv_pump, 1},
-    {"pump_100", " MB/s", "MB", reseau_pump, libuv_pump, 100},
-};
-#define SCENARIO_COUNT (sizeof g_scenarios / sizeof g_scenarios[0])
-
-static double run_one(const scenario_t *s, const char *peer, bench_fn *fn) {
-    static char label[64];
-    snprintf(label, sizeof label, "%s/%s", s->name, peer);
-    g_current_run = label;
-    g_detail[0] = '\0';
-    g_work = 0;
-    alarm(BENCH_RUN_LIMIT_S);
-    uint64_t cpu_start = process_cpu_ns();
-    double rate = fn(s->arg);
-    double cpu_us = (double)(process_cpu_ns() - cpu_start) / 1e3;
-    alarm(0);
-    if (g_verbose) {
-        printf("  %-22s %12.1f%s  %s; CPU %.2f us per %s\n", label, rate, s->unit, g_detail,
-               cpu_us / (g_work > 0 ? g_work : 1), s->work_unit);
-        fflush(stdout);
-    }
-    return rate;
-}
-
-static int compare_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *values, int count) {
-    qsort(values, (size_t)count, sizeof(double), compare_double);
-    return count % 2 ? values[count / 2] : (values[count / 2 - 1] + values[count / 2]) / 2;
-}
-
-/* Runs the scenario; *reseau_out and *libuv_out get the medians (0 with -only). */
-static void run_scenario(const scenario_t *s, int rounds, double *reseau_out, double *libuv_out) {
-    double reseau[BENCH_MAX_ROUNDS], libuv[BENCH_MAX_ROUNDS];
-    *reseau_out = *libuv_out = 0;
-    if (g_only) {
-        bool is_reseau = strcmp(g_only, "reseau") == 0;
-        for (int i = 0; i < rounds; i++) {
-            double rate = run_one(s, g_only, is_reseau ? s->reseau_fn : s->libuv_fn);
-            printf("%-16s  %s=%11.1f%s\n", s->name, g_only, rate, s->unit);
-        }
-        return;
-    }
-    for (int i = 0; i < rounds; i++) {
-        reseau[i] = run_one(s, "reseau", s->reseau_fn);
-        libuv[i] = run_one(s, "libuv", s->libuv_fn);
-    }
-    double r = median(reseau, rounds), u = median(libuv, rounds);
-    printf("%-16s  reseau=%11.1f%s  libuv=%11.1f%s  ratio=%.2f\n", s->name, r, s->unit, u, s->unit, r / u);
-    fflush(stdout);
-    *reseau_out = r;
-    *libuv_out = u;
-}
-
-static void print_iperf3_ceiling(double reseau_pump_1, double libuv_pump_1) {
+/* After pump_1: the loopback ceiling and each side's share of it. */
+static void print_iperf3_ceiling(const scenario_t *s, double reseau_pump_1, double libuv_pump_1) {
+    (void)s;
     g_current_run = "iperf3";
     alarm(IPERF_LIMIT_S + 5);
     double ceiling = iperf3_ceiling();
@@ -988,69 +840,16 @@ static void print_iperf3_ceiling(double reseau_pump_1, double libuv_pump_1) {
            reseau_pump_1 / ceiling, libuv_pump_1 / ceiling);
 }
 
-static int usage(void) {
-    fprintf(stderr, "usage: reseau-bench-channel [-r ROUNDS] [-v] [-only reseau|libuv] [SCENARIO...]\nscenarios:");
-    for (size_t i = 0; i < SCENARIO_COUNT; i++) {
-        fprintf(stderr, " %s", g_scenarios[i].name);
-    }
-    fprintf(stderr, "\n");
-    return 2;
-}
-
-static bool is_selected(const char *name, char **names, int count) {
-    for (int i = 0; i < count; i++) {
-        if (strcmp(names[i], name) == 0) {
-            return true;
-        }
-    }
-    return count == 0;
-}
+static const scenario_t g_scenarios[] = {
+    {.name = "ping_pongs", .reseau_fn = reseau_ping_pongs, .peer_fn = libuv_ping_pongs, .work_unit = "round trip"},
+    {.name = "pump_1", .reseau_fn = reseau_pump, .peer_fn = libuv_pump, .arg = 1, .unit = " MB/s", .work_unit = "MB",
+     .after = print_iperf3_ceiling},
+    {.name = "pump_100", .reseau_fn = reseau_pump, .peer_fn = libuv_pump, .arg = 100, .unit = " MB/s", .work_unit = "MB"},
+};
 
 int main(int argc, char **argv) {
-    int rounds = BENCH_DEFAULT_ROUNDS;
-    int arg = 1;
-    for (; arg < argc && argv[arg][0] == '-'; arg++) {
-        if (strcmp(argv[arg], "-v") == 0) {
-            g_verbose = true;
-        } else if (strcmp(argv[arg], "-only") == 0 && arg + 1 < argc) {
-            g_only = argv[++arg];
-            if (strcmp(g_only, "reseau") != 0 && strcmp(g_only, "libuv") != 0) {
-                return usage();
-            }
-        } else if (strcmp(argv[arg], "-r") == 0 && arg + 1 < argc) {
-            rounds = atoi(argv[++arg]);
-            if (rounds < 1 || rounds > BENCH_MAX_ROUNDS) {
-                return usage();
-            }
-        } else {
-            return usage();
-        }
-    }
-    for (int i = arg; i < argc; i++) {
-        bool known = false;
-        for (size_t j = 0; j < SCENARIO_COUNT; j++) {
-            known = known || strcmp(argv[i], g_scenarios[j].name) == 0;
-        }
-        if (!known) {
-            return usage();
-        }
-    }
-    signal(SIGALRM, on_alarm);
-    signal(SIGPIPE, SIG_IGN); /* libuv writes without MSG_NOSIGNAL */
-    setvbuf(stdout, NULL, _IOLBF, 0);
     for (size_t i = 0; i < sizeof g_chunk; i++) {
         g_chunk[i] = (uint8_t)(i * 31 + (i >> 8));
     }
-    printf("# reseau-bench-channel: median of %d runs per side, alternating reseau/libuv; %zu CPUs, libuv %s\n",
-           rounds, rs_usable_cpu_count(), uv_version_string());
-    for (size_t i = 0; i < SCENARIO_COUNT; i++) {
-        if (is_selected(g_scenarios[i].name, argv + arg, argc - arg)) {
-            double r, u;
-            run_scenario(&g_scenarios[i], rounds, &r, &u);
-            if (strcmp(g_scenarios[i].name, "pump_1") == 0 && !g_only) {
-                print_iperf3_ceiling(r, u);
-            }
-        }
-    }
-    return 0;
+    return bench_main(argc, argv, g_scenarios, sizeof g_scenarios / sizeof g_scenarios[0]);
 }

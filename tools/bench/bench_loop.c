@@ -27,14 +27,14 @@
 
 #include <uv.h>
 
+#define BENCH_PROGRAM "reseau-bench-loop"
+/* Seconds one run may take before the program gives up. */
+#define BENCH_RUN_LIMIT_S 5
+#define BENCH_DEFAULT_ROUNDS 7
+#include "bench_common.h"
+
 #include <sched.h>
-#include <signal.h>
 #include <stdatomic.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 /* Timers or wakeups per run: NUM_PINGS of libuv's benchmark-async-pummel.c. */
 #define BENCH_COUNT ((size_t)1000000)
@@ -45,53 +45,6 @@
 /* Tasks a producer may have in flight; a task is reused only after it ran. */
 #define BENCH_RING_SIZE 1024
 #define BENCH_CACHE_LINE 64
-/* Seconds one run may take before the program gives up. */
-#define BENCH_RUN_LIMIT_S 5
-#define BENCH_DEFAULT_ROUNDS 7
-#define BENCH_MAX_ROUNDS 50
-
-static bool g_verbose;
-/* NULL: both sides; else "reseau" or "libuv" (-only). */
-static const char *g_only;
-/* Extra facts about the last run, printed with -v. */
-static char g_detail[200];
-
-/* >>helpers */
-
-static uint64_t bench_now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * RS_NS_PER_SEC + (uint64_t)ts.tv_nsec;
-}
-
-static double per_second(size_t count, uint64_t elapsed_ns) {
-    return (double)count * 1e9 / (double)(elapsed_ns ? elapsed_ns : 1);
-}
-
-static void fail(const char *what, const char *why) {
-    fprintf(stderr, "reseau-bench-loop: %s: %s\n", what, why);
-    exit(1);
-}
-
-static void check_rs(int err, const char *what) {
-    if (err != RS_OK) {
-        fail(what, rs_strerror(err));
-    }
-}
-
-static void check_uv(int err, const char *what) {
-    if (err != 0) {
-        fail(what, uv_strerror(err));
-    }
-}
-
-static void *xcalloc(size_t count, size_t size) {
-    void *p = calloc(count, size);
-    if (!p) {
-        fail("calloc", "out of memory");
-    }
-    return p;
-}
 
 /* Zeroed, and aligned to a cache line (calloc only guarantees 16 bytes). */
 static void *xcalloc_aligned(size_t count, size_t size) {
@@ -101,23 +54,6 @@ static void *xcalloc_aligned(size_t count, size_t size) {
         fail("aligned_alloc", "out of memory");
     }
     return memset(p, 0, bytes);
-}
-
-/* >>watchdog: a run that exceeds BENCH_RUN_LIMIT_S ends the program. */
-
-static const char *volatile g_current_run = "";
-
-static void write_stderr(const char *s) {
-    ssize_t n = write(STDERR_FILENO, s, strlen(s));
-    (void)n;
-}
-
-static void on_alarm(int sig) {
-    (void)sig;
-    write_stderr("reseau-bench-loop: run exceeded the time limit, giving up: ");
-    write_stderr(g_current_run);
-    write_stderr("\n");
-    _exit(2);
 }
 
 /* >>million_timers */
@@ -576,123 +512,14 @@ static double libuv_async_queue(int producer_count) {
 
 /* >>runner */
 
-typedef double bench_fn(int arg);
-
-typedef struct scenario {
-    const char *name;
-    bench_fn *reseau_fn;
-    bench_fn *libuv_fn;
-    int arg;
-} scenario_t;
-
 static const scenario_t g_scenarios[] = {
-    {"million_timers", reseau_million_timers, libuv_million_timers, 0},
-    {"async_pummel_1", reseau_async_pummel, libuv_async_pummel, 1},
-    {"async_pummel_4", reseau_async_pummel, libuv_async_pummel, 4},
-    {"async_queue_1", reseau_async_queue, libuv_async_queue, 1},
-    {"async_queue_4", reseau_async_queue, libuv_async_queue, 4},
+    {.name = "million_timers", .reseau_fn = reseau_million_timers, .peer_fn = libuv_million_timers, .arg = 0},
+    {.name = "async_pummel_1", .reseau_fn = reseau_async_pummel, .peer_fn = libuv_async_pummel, .arg = 1},
+    {.name = "async_pummel_4", .reseau_fn = reseau_async_pummel, .peer_fn = libuv_async_pummel, .arg = 4},
+    {.name = "async_queue_1", .reseau_fn = reseau_async_queue, .peer_fn = libuv_async_queue, .arg = 1},
+    {.name = "async_queue_4", .reseau_fn = reseau_async_queue, .peer_fn = libuv_async_queue, .arg = 4},
 };
-#define SCENARIO_COUNT (sizeof g_scenarios / sizeof g_scenarios[0])
-
-static double run_one(const scenario_t *s, const char *peer, bench_fn *fn) {
-    static char label[64];
-    snprintf(label, sizeof label, "%s/%s", s->name, peer);
-    g_current_run = label;
-    g_detail[0] = '\0';
-    alarm(BENCH_RUN_LIMIT_S);
-    double rate = fn(s->arg);
-    alarm(0);
-    if (g_verbose) {
-        printf("  %-22s %12.0f/s  %s\n", label, rate, g_detail);
-        fflush(stdout);
-    }
-    return rate;
-}
-
-static int compare_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *values, int count) {
-    qsort(values, (size_t)count, sizeof(double), compare_double);
-    return count % 2 ? values[count / 2] : (values[count / 2 - 1] + values[count / 2]) / 2;
-}
-
-static void run_scenario(const scenario_t *s, int rounds) {
-    double reseau[BENCH_MAX_ROUNDS], libuv[BENCH_MAX_ROUNDS];
-    if (g_only) {
-        bool is_reseau = strcmp(g_only, "reseau") == 0;
-        for (int i = 0; i < rounds; i++) {
-            double rate = run_one(s, g_only, is_reseau ? s->reseau_fn : s->libuv_fn);
-            printf("%-16s  %s=%11.0f/s\n", s->name, g_only, rate);
-        }
-        return;
-    }
-    for (int i = 0; i < rounds; i++) {
-        reseau[i] = run_one(s, "reseau", s->reseau_fn);
-        libuv[i] = run_one(s, "libuv", s->libuv_fn);
-    }
-    double r = median(reseau, rounds), u = median(libuv, rounds);
-    printf("%-16s  reseau=%11.0f/s  libuv=%11.0f/s  ratio=%.2f\n", s->name, r, u, r / u);
-    fflush(stdout);
-}
-
-static int usage(void) {
-    fprintf(stderr, "usage: reseau-bench-loop [-r ROUNDS] [-v] [-only reseau|libuv] [SCENARIO...]\nscenarios:");
-    for (size_t i = 0; i < SCENARIO_COUNT; i++) {
-        fprintf(stderr, " %s", g_scenarios[i].name);
-    }
-    fprintf(stderr, "\n");
-    return 2;
-}
-
-static bool is_selected(const char *name, char **names, int count) {
-    for (int i = 0; i < count; i++) {
-        if (strcmp(names[i], name) == 0) {
-            return true;
-        }
-    }
-    return count == 0;
-}
 
 int main(int argc, char **argv) {
-    int rounds = BENCH_DEFAULT_ROUNDS;
-    int arg = 1;
-    for (; arg < argc && argv[arg][0] == '-'; arg++) {
-        if (strcmp(argv[arg], "-v") == 0) {
-            g_verbose = true;
-        } else if (strcmp(argv[arg], "-only") == 0 && arg + 1 < argc) {
-            g_only = argv[++arg];
-            if (strcmp(g_only, "reseau") != 0 && strcmp(g_only, "libuv") != 0) {
-                return usage();
-            }
-        } else if (strcmp(argv[arg], "-r") == 0 && arg + 1 < argc) {
-            rounds = atoi(argv[++arg]);
-            if (rounds < 1 || rounds > BENCH_MAX_ROUNDS) {
-                return usage();
-            }
-        } else {
-            return usage();
-        }
-    }
-    for (int i = arg; i < argc; i++) {
-        bool known = false;
-        for (size_t j = 0; j < SCENARIO_COUNT; j++) {
-            known = known || strcmp(argv[i], g_scenarios[j].name) == 0;
-        }
-        if (!known) {
-            return usage();
-        }
-    }
-    signal(SIGALRM, on_alarm);
-    setvbuf(stdout, NULL, _IOLBF, 0);
-    printf("# reseau-bench-loop: median of %d runs per side, alternating reseau/libuv; %zu CPUs, libuv %s\n",
-           rounds, rs_usable_cpu_count(), uv_version_string());
-    for (size_t i = 0; i < SCENARIO_COUNT; i++) {
-        if (is_selected(g_scenarios[i].name, argv + arg, argc - arg)) {
-            run_scenario(&g_scenarios[i], rounds);
-        }
-    }
-    return 0;
+    return bench_main(argc, argv, g_scenarios, sizeof g_scenarios / sizeof g_scenarios[0]);
 }

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Build the benchmarks in release mode and run every one of them, each bounded
 # in time, printing one line per scenario:
-#   scenario  reseau=<n>/s  libuv=<n>/s  ratio=<reseau/libuv>
+#   scenario  reseau=<n>/s  <peer>=<n>/s  ratio=<reseau/peer>
+# (the peer is libuv, or for resolve_cached a hand-written floor).
 # Extra arguments go to every benchmark (e.g. -v, -r 3, a scenario name).
 # Needs meson, ninja and libuv (libuv1-dev).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 build="$root/build-bench"
-benchmarks=(reseau-bench-loop reseau-bench-socket reseau-bench-channel)
+benchmarks=(reseau-bench-loop reseau-bench-socket reseau-bench-channel reseau-bench-bootstrap)
 time_limit=120 # seconds per benchmark program
 
 if [[ ! -f "$build/build.ninja" ]]; then
