@@ -79,6 +79,7 @@
  *   >>installer   channel installers: how bootstraps build pipelines
  *   >>client      client bootstrap: resolve, Happy Eyeballs, pipeline
  *   >>server      server bootstrap: listener, accepted pipelines
+ *   >>pem         PEM: parse text or files into {label, DER}, DER to PEM
  *   Implementation: the same names with .c (>>event_loop.c), plus
  *   >>platform.c, >>atomic.c, >>heap.c, >>scheduler.c, >>epoll.c, >>poll.c,
  *   >>sockaddr.c, >>socket_posix.c, >>udp_posix.c, >>message_pool.c,
@@ -117,6 +118,7 @@ extern "C" {
 #include "bootstrap/installer.h"
 #include "bootstrap/client.h"
 #include "bootstrap/server.h"
+#include "util/pem.h"
 
 #ifdef __cplusplus
 }
@@ -160,6 +162,7 @@ extern "C" {
 #include "bootstrap/pipeline.c"
 #include "bootstrap/client.c"
 #include "bootstrap/server.c"
+#include "util/pem.c"
 
 #ifdef __cplusplus
 }

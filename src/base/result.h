@@ -52,6 +52,15 @@
     X(RS_EDNS_NOT_FOUND, -50, "host name not found (no such host, or no address records)")       \
     X(RS_EDNS_TRY_AGAIN, -51, "temporary name resolution failure; try again")                    \
     X(RS_EDNS_FAILED, -52, "name resolution failed (see the log for the resolver's error)")      \
+    X(RS_EPEM_BAD_BASE64, -60, "malformed base64 in a PEM body (bad character, padding or length)") \
+    X(RS_EPEM_NO_END, -61, "PEM BEGIN line without its END line")                                 \
+    X(RS_EPEM_LABEL_MISMATCH, -62, "PEM END label differs from its BEGIN label")                  \
+    X(RS_EPEM_TRUNCATED, -63, "PEM input ends in the middle of a line of an object")              \
+    X(RS_EPEM_NO_OBJECT, -64, "no PEM object (no BEGIN line) in the input")                       \
+    X(RS_EPEM_BAD_BOUNDARY, -65, "malformed PEM BEGIN or END line")                               \
+    X(RS_EPEM_NO_BEGIN, -66, "PEM END line without a BEGIN line")                                 \
+    X(RS_EPEM_HEADERS, -67, "PEM headers (RFC 1421, e.g. a legacy encrypted key) are not supported") \
+    X(RS_EPEM_TOO_LARGE, -68, "PEM file larger than RS_PEM_FILE_MAX")                             \
     X(RS_EUNKNOWN, -99, "unknown error (see the log for the system error)")
 
 #define RS__RESULT_ENUM_ITEM(name, value, message) name = value,
