@@ -1,8 +1,7 @@
-/* echo_pipeline: a TCP echo server and its clients, both made of channels.
- * A server bootstrap listens on localhost; each accepted connection gets a
- * channel (socket handler, then an echo handler) on a loop of a group of two.
- * Four clients connect by name through a client bootstrap (DNS, Happy
- * Eyeballs), each with a handler that sends a line and checks the echo. */
+/* echo_pipeline: a TCP echo server on localhost and four clients that connect
+ * by name, all made of channels built by the bootstraps on a group of two
+ * loops. With read back-pressure on, each handler reopens its window as it
+ * consumes (the default window is RS_CHANNEL_DEFAULT_READ_WINDOW bytes). */
 #define RESEAU_IMPLEMENTATION
 #include "reseau.h"
 #include <stdatomic.h>
@@ -120,7 +119,8 @@ int main(void) {
     rs_channel_installer_t *server_installers[] = {&echo_installer}, *client_installers[] = {&check_installer};
     rs_server_listener_t *listener = rs_server_bootstrap_new_listener(server, &(rs_server_listener_options_t){
         .host = "localhost", .port = 0, /* any free port */ .installers = server_installers, .installer_count = 1,
-        .on_incoming_setup = on_incoming_setup, .on_incoming_shutdown = on_incoming_shutdown}, &err);
+        .on_incoming_setup = on_incoming_setup, .on_incoming_shutdown = on_incoming_shutdown,
+        .enable_read_back_pressure = true /* each handler reopens its window as it consumes */}, &err);
     check(listener ? RS_OK : err, "rs_server_bootstrap_new_listener");
     rs_endpoint_t address;
     check(rs_server_listener_get_address(listener, &address), "rs_server_listener_get_address");
@@ -130,7 +130,8 @@ int main(void) {
     for (int i = 0; i < CLIENTS; i++) {
         check(rs_client_bootstrap_connect(client, &(rs_client_connect_options_t){
                   .host = "localhost", .port = address.port, .installers = client_installers, .installer_count = 1,
-                  .on_setup = on_client_setup, .on_shutdown = on_client_shutdown}), "rs_client_bootstrap_connect");
+                  .on_setup = on_client_setup, .on_shutdown = on_client_shutdown, .enable_read_back_pressure = true}),
+              "rs_client_bootstrap_connect");
     }
     uint64_t deadline = rs_clock_now_ns() + 5 * RS_NS_PER_SEC; /* bounded, whatever happens */
     while (atomic_load(&open_connections) > 0 && rs_clock_now_ns() < deadline) rs_thread_sleep_ns(RS_NS_PER_MS);

@@ -458,10 +458,9 @@ RESEAU_API int rs_channel_slot_set_handler(rs_channel_slot_t *slot, rs_channel_h
     handler->slot = slot;
     rs__channel_update_overheads(slot->channel);
     if (slot->channel->back_pressure) {
-        /* NULL initial_window_size: an unlimited window. */
         slot->window_update_batch += handler->vtable->initial_window_size
                                          ? handler->vtable->initial_window_size(handler)
-                                         : SIZE_MAX;
+                                         : RS_CHANNEL_DEFAULT_READ_WINDOW;
     }
     /* Tell the upstream handler there is a new reader, with or without windows. */
     rs__channel_schedule_window_update(slot->channel);

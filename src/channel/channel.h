@@ -42,6 +42,10 @@ typedef struct rs_io_message rs_io_message_t;
 
 /* Largest payload of one message: the TLS record size, so a message maps to one record. */
 #define RS_MAX_FRAGMENT_SIZE ((size_t)16 * 1024)
+/* The read window of a handler without initial_window_size, with back-pressure
+ * on: four fragments keep a socket reading at full speed, and bound what a
+ * handler that stops reading has to hold. */
+#define RS_CHANNEL_DEFAULT_READ_WINDOW (4 * RS_MAX_FRAGMENT_SIZE)
 
 typedef enum rs_channel_direction {
     RS_CHANNEL_DIR_READ = 0,
@@ -88,7 +92,9 @@ typedef struct rs_channel_handler_stats {
  * it took it. A non-zero return means the message was not taken.
  * Every entry may be NULL, with these defaults: process_*_message refuse
  * messages (RS_ENOTSUP); increment_read_window ignores the update; shutdown
- * completes at once; initial_window_size is unlimited (SIZE_MAX);
+ * completes at once; initial_window_size is RS_CHANNEL_DEFAULT_READ_WINDOW
+ * with read back-pressure on (so a handler that never reopens its window
+ * stalls its reader, as back-pressure means) and unlimited without it;
  * message_overhead is 0; destroy does nothing; the statistics entries and
  * trigger_read are skipped. So an application handler at the right end often
  * needs only process_read_message and destroy. */

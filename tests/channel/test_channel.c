@@ -1077,7 +1077,12 @@ static void channel_handler_with_null_entries_gets_defaults(void **state) {
     right = tc_add(tc, rec_new(2, REC_SINK, 0, NULL));
     push_bytes(tc, 'm', 10 * RS_MAX_FRAGMENT_SIZE);
     assert_int_equal(rs_testing_channel_run(tc), RS_OK);
-    assert_int_equal(m->bytes, 10 * RS_MAX_FRAGMENT_SIZE); /* no initial_window_size: unlimited */
+    /* No initial_window_size, back-pressure on: the default window, and no
+     * more while the handler does not reopen it (before: unlimited). */
+    assert_int_equal(m->bytes, RS_CHANNEL_DEFAULT_READ_WINDOW);
+    assert_int_equal(rs_testing_channel_run(tc), RS_OK);
+    assert_int_equal(m->bytes, RS_CHANNEL_DEFAULT_READ_WINDOW);
+    assert_int_equal(rs_testing_channel_pending_read_bytes(tc), 10 * RS_MAX_FRAGMENT_SIZE - RS_CHANNEL_DEFAULT_READ_WINDOW);
     assert_int_equal(rs_channel_slot_upstream_message_overhead(right->base.slot), 0);
     msg = rs_channel_acquire_message_from_pool(channel, RS_IO_MESSAGE_APPLICATION_DATA, 8);
     assert_non_null(msg);
