@@ -39,6 +39,58 @@
  *   TLS, then your handler). rs_server_bootstrap_new_listener does the same
  *   for every accepted connection. See examples/echo_pipeline.c.
  *
+ * RECIPES (sketches; error checks left out; callbacks run on the loop thread)
+ *   TCP server: a group, a server bootstrap, your handler as the last installer.
+ *       rs_event_loop_group_t *g = rs_event_loop_group_new(NULL, &err);
+ *       rs_server_bootstrap_options_t bo = {0}; bo.group = g;
+ *       rs_server_bootstrap_t *sb = rs_server_bootstrap_new(&bo, &err);
+ *       // my_installer.vtable->install(..., slot, done, ctx):
+ *       //   rs_channel_slot_add_handler_right(slot, &h, &mine);
+ *       //   done(channel, mine, RS_OK, ctx);
+ *       rs_channel_installer_t *inst[] = { &my_installer };
+ *       rs_server_listener_options_t lo = {0};
+ *       lo.port = 8080; lo.installers = inst; lo.installer_count = 1;
+ *       lo.on_incoming_setup = on_setup;    // (channel, RS_OK) or (NULL, err)
+ *       rs_server_listener_t *l = rs_server_bootstrap_new_listener(sb, &lo, &err);
+ *       ... rs_server_bootstrap_destroy_listener(l, false);
+ *       rs_server_bootstrap_destroy(sb); rs_event_loop_group_destroy(g);
+ *
+ *   UDP echo: one DGRAM socket on one loop.
+ *       rs_socket_options_t so = {0}; so.type = RS_SOCKET_DGRAM;
+ *       rs_socket_t *s = rs_socket_new(&so, &err);
+ *       rs_endpoint_from_ip(&ep, "0.0.0.0", 9000); rs_socket_bind(s, &ep);
+ *       rs_socket_assign_to_loop(s, loop);  // before rs_event_loop_start
+ *       rs_socket_subscribe_to_readable_events(s, on_readable, NULL);
+ *     on_readable(s, error, user_data):
+ *       char b[2048]; rs_datagram_t d = {0}; d.data = b; d.capacity = sizeof b;
+ *       while (rs_socket_recv_from(s, &d) == RS_OK)  // RS_EAGAIN: drained
+ *           rs_socket_send_to(s, &d.endpoint, rs_byte_cursor_from_array(b, d.len));
+ *
+ *   Client by name: resolve, Happy Eyeballs, then your pipeline.
+ *       rs_client_bootstrap_options_t co = {0}; co.group = g;
+ *       rs_client_bootstrap_t *cb = rs_client_bootstrap_new(&co, &err);
+ *       rs_client_connect_options_t c = {0};
+ *       c.host = "example.com"; c.port = 80;
+ *       c.installers = inst; c.installer_count = 1;
+ *       c.on_setup = on_setup;        // once: (channel, RS_OK) or (NULL, err)
+ *       c.on_shutdown = on_shutdown;  // once, only after a successful setup
+ *       rs_client_bootstrap_connect(cb, &c);
+ *       ... rs_channel_shutdown(channel, RS_OK); rs_client_bootstrap_destroy(cb);
+ *
+ *   Clean stop on SIGINT: rs_event_loop_stop is not async-signal-safe (it may
+ *   log on failure), so the handler only writes to a self-pipe.
+ *       static int sp[2];  // pipe(sp), both ends O_NONBLOCK
+ *       static void on_sigint(int n) { int e = errno; (void)!write(sp[1], "", 1); errno = e; }
+ *       static void on_stop(rs_event_loop_t *l, rs_io_handle_t *h, int ev, void *u)
+ *           { rs_event_loop_stop(l); }
+ *       rs_io_handle_t h = { sp[0], NULL };
+ *       rs_event_loop_subscribe(loop, &h, RS_IO_READABLE, on_stop, NULL);
+ *       sigaction(SIGINT, &sa, NULL);       // sa.sa_handler = on_sigint
+ *       rs_event_loop_start(loop); rs_event_loop_wait(loop);  // back after ^C
+ *       rs_event_loop_unsubscribe(loop, &h); rs_event_loop_destroy(loop);
+ *     With a group, the main thread can instead block in read(sp[0], ...) and
+ *     then destroy the listener and the group.
+ *
  * LIFETIMES
  *   rs_x_new / rs_x_destroy for objects reseau allocates; rs_x_init /
  *   rs_x_cleanup for caller-owned storage. Tasks are intrusive: embed rs_task_t
@@ -984,7 +1036,9 @@ RESEAU_API int rs_endpoint_from_ip(rs_endpoint_t *out, const char *text, uint32_
 RESEAU_API int rs_endpoint_from_local(rs_endpoint_t *out, const char *path);
 /* A VSOCK endpoint (RS_ENOTSUP off Linux). */
 RESEAU_API int rs_endpoint_from_vsock(rs_endpoint_t *out, uint32_t cid, uint32_t port);
-/* "127.0.0.1:80", "[::1]:80", "[fe80::1%2]:80", "/run/x.sock", "@name", "vsock:3:1024". */
+/* "127.0.0.1:80", "[::1]:80", "[fe80::1%2]:80", "/run/x.sock", "@name", "vsock:3:1024".
+ * RS_EINVAL for a NULL endpoint, an unknown domain, or a NULL buf with buf_len > 0;
+ * RS_EOVERFLOW if buf is too small. On error a non-empty buf holds "". */
 RESEAU_API int rs_endpoint_format(const rs_endpoint_t *endpoint, char *buf, size_t buf_len);
 RESEAU_API bool rs_endpoint_equal(const rs_endpoint_t *a, const rs_endpoint_t *b);
 /* <<address -- End file: src/net/address.h */
@@ -1074,8 +1128,11 @@ RESEAU_API rs_socket_t *rs_socket_new(const rs_socket_options_t *options, int *e
  * thread (any thread while unassigned or once closed with nothing in flight). */
 RESEAU_API void rs_socket_destroy(rs_socket_t *socket);
 /* Close the OS socket; in-flight operations complete with RS_ECANCELED.
- * Idempotent. A listener may be closed from any thread: the call then blocks
- * until its loop has closed it, so that loop must be running. */
+ * Idempotent. Loop thread (any thread while unassigned). A listener may be
+ * closed from any thread: the call then blocks until its loop has closed it,
+ * so that loop must be running. RS_OK; RS_EINVAL for a NULL socket;
+ * RS_EWRONGTHREAD for a non-listener off its loop's thread; off-thread on a
+ * listener, the error creating the mutex or condvar to wait on. */
 RESEAU_API int rs_socket_close(rs_socket_t *socket);
 RESEAU_API bool rs_socket_is_open(const rs_socket_t *socket);
 
@@ -1093,9 +1150,11 @@ RESEAU_API int rs_socket_get_remote_address(const rs_socket_t *socket, rs_endpoi
 /* Stream sockets only; backlog <= 0 means SOMAXCONN. RS_EINVAL for a NULL or
  * DGRAM socket, RS_ESTATE unless new or bound, or the OS error (RS_EADDRINUSE, ...). */
 RESEAU_API int rs_socket_listen(rs_socket_t *socket, int backlog);
-/* Ties the listener to `loop` and accepts until stopped or closed. RS_EINVAL for
- * a NULL listener, loop or on_accept; RS_EBUSY if tied to another loop;
- * RS_ESTATE unless listening. Loop thread. */
+/* Ties the listener to `loop` and accepts until stopped or closed; on_accept
+ * runs on that loop's thread. Call on `loop`'s thread. RS_EINVAL for a NULL
+ * listener, loop or on_accept; RS_EBUSY if tied to another loop;
+ * RS_EWRONGTHREAD off `loop`'s thread; RS_ESTATE unless listening; or the
+ * OS error registering with the loop (RS_ENOMEM, ...). */
 RESEAU_API int rs_socket_start_accept(rs_socket_t *listener, rs_event_loop_t *loop, rs_socket_on_accept_fn *on_accept,
                                       void *user_data);
 /* RS_EINVAL for a NULL listener, RS_ESTATE unless listening. */
@@ -1213,7 +1272,8 @@ typedef void rs_pipe_on_readable_fn(rs_pipe_read_end_t *read_end, int error, voi
 typedef void rs_pipe_on_write_fn(rs_pipe_write_end_t *write_end, int error, size_t bytes_written, void *user_data);
 
 /* Create both ends. allocator NULL means libc. On error nothing is created and
- * both outputs are NULL. Any thread. */
+ * both outputs are NULL. Any thread. RS_EINVAL for a NULL loop or output;
+ * RS_ENOMEM; or the OS error from socketpair/shutdown (RS_EMFILE, ...). */
 RESEAU_API int rs_pipe_new(rs_event_loop_t *read_loop, rs_event_loop_t *write_loop, const rs_allocator_t *allocator,
                            rs_pipe_read_end_t **read_end_out, rs_pipe_write_end_t **write_end_out);
 
@@ -1494,12 +1554,15 @@ typedef struct rs_channel_options {
 } rs_channel_options_t;
 
 /* Create a channel on options->loop. on_setup_completed fires later on the
- * loop thread; add slots then. NULL with *err_out set on failure. Any thread. */
+ * loop thread (its error RS_ENOMEM or RS_ECANCELED if setup failed); add slots
+ * then. NULL with *err_out RS_EINVAL for NULL options (not accepted) or a NULL
+ * loop, RS_ENOMEM. Any thread. */
 RESEAU_API rs_channel_t *rs_channel_new(const rs_channel_options_t *options, int *err_out);
 /* Destroy handlers and free the channel once shutdown has completed and every
  * hold is released; before that, the destroy is deferred. Any thread. */
 RESEAU_API void rs_channel_destroy(rs_channel_t *channel);
 /* Start shutting down with `error_code` (RS_OK for a normal close). Any thread;
+ * the handlers' shutdown and on_shutdown_completed run later on the loop thread;
  * repeats are ignored. RS_OK, or RS_EINVAL for a NULL channel. */
 RESEAU_API int rs_channel_shutdown(rs_channel_t *channel, int error_code);
 /* Like rs_channel_shutdown, but handlers drop queued writes instead of flushing.
@@ -1567,7 +1630,8 @@ RESEAU_API int rs_channel_slot_remove(rs_channel_slot_t *slot);
  * Errors as for rs_channel_slot_set_handler; the old handler is then kept. */
 RESEAU_API int rs_channel_slot_replace_handler(rs_channel_slot_t *slot, rs_channel_handler_t *new_handler);
 /* Attach the handler; the slot's window becomes its initial_window_size.
- * RS_EINVAL for a NULL slot or handler, or a handler without a vtable. */
+ * Loop thread. RS_EINVAL for a NULL slot; RS_EWRONGTHREAD off the loop thread
+ * (checked before the rest); RS_EINVAL for a NULL handler or one without a vtable. */
 RESEAU_API int rs_channel_slot_set_handler(rs_channel_slot_t *slot, rs_channel_handler_t *handler);
 RESEAU_API rs_channel_handler_t *rs_channel_slot_get_handler(const rs_channel_slot_t *slot);
 RESEAU_API rs_channel_slot_t *rs_channel_slot_get_left(const rs_channel_slot_t *slot);
@@ -1575,10 +1639,13 @@ RESEAU_API rs_channel_slot_t *rs_channel_slot_get_right(const rs_channel_slot_t 
 RESEAU_API rs_channel_t *rs_channel_slot_get_channel(const rs_channel_slot_t *slot);
 
 /* Pass a message on: READ goes to the right neighbour, WRITE to the left.
- * RS_EWINDOW if a READ message is larger than the right slot's window,
- * RS_ENOTCONN if there is no neighbour that way, RS_ENOTSUP if its handler
- * takes no messages that way, RS_EINVAL for a NULL slot or message; the caller
- * then keeps the message. Otherwise what the neighbour's handler returned. */
+ * Loop thread. The neighbour's process_*_message runs inside this call
+ * (synchronously, re-entrantly), not from a task. RS_EINVAL for a NULL slot
+ * or message, RS_EWRONGTHREAD off the loop thread, RS_EWINDOW if a READ
+ * message is larger than the right slot's window, RS_ENOTCONN if there is no
+ * neighbour that way, RS_ENOTSUP if its handler takes no messages that way;
+ * the caller then keeps the message. Otherwise what the neighbour's handler
+ * returned (on success it owns the message). */
 RESEAU_API int rs_channel_slot_send_message(rs_channel_slot_t *slot, rs_io_message_t *message,
                                            rs_channel_direction_t dir);
 /* The slot's handler can take `size` more bytes; batched, propagated leftwards.

@@ -144,12 +144,15 @@ typedef struct rs_channel_options {
 } rs_channel_options_t;
 
 /* Create a channel on options->loop. on_setup_completed fires later on the
- * loop thread; add slots then. NULL with *err_out set on failure. Any thread. */
+ * loop thread (its error RS_ENOMEM or RS_ECANCELED if setup failed); add slots
+ * then. NULL with *err_out RS_EINVAL for NULL options (not accepted) or a NULL
+ * loop, RS_ENOMEM. Any thread. */
 RESEAU_API rs_channel_t *rs_channel_new(const rs_channel_options_t *options, int *err_out);
 /* Destroy handlers and free the channel once shutdown has completed and every
  * hold is released; before that, the destroy is deferred. Any thread. */
 RESEAU_API void rs_channel_destroy(rs_channel_t *channel);
 /* Start shutting down with `error_code` (RS_OK for a normal close). Any thread;
+ * the handlers' shutdown and on_shutdown_completed run later on the loop thread;
  * repeats are ignored. RS_OK, or RS_EINVAL for a NULL channel. */
 RESEAU_API int rs_channel_shutdown(rs_channel_t *channel, int error_code);
 /* Like rs_channel_shutdown, but handlers drop queued writes instead of flushing.
@@ -217,7 +220,8 @@ RESEAU_API int rs_channel_slot_remove(rs_channel_slot_t *slot);
  * Errors as for rs_channel_slot_set_handler; the old handler is then kept. */
 RESEAU_API int rs_channel_slot_replace_handler(rs_channel_slot_t *slot, rs_channel_handler_t *new_handler);
 /* Attach the handler; the slot's window becomes its initial_window_size.
- * RS_EINVAL for a NULL slot or handler, or a handler without a vtable. */
+ * Loop thread. RS_EINVAL for a NULL slot; RS_EWRONGTHREAD off the loop thread
+ * (checked before the rest); RS_EINVAL for a NULL handler or one without a vtable. */
 RESEAU_API int rs_channel_slot_set_handler(rs_channel_slot_t *slot, rs_channel_handler_t *handler);
 RESEAU_API rs_channel_handler_t *rs_channel_slot_get_handler(const rs_channel_slot_t *slot);
 RESEAU_API rs_channel_slot_t *rs_channel_slot_get_left(const rs_channel_slot_t *slot);
@@ -225,10 +229,13 @@ RESEAU_API rs_channel_slot_t *rs_channel_slot_get_right(const rs_channel_slot_t 
 RESEAU_API rs_channel_t *rs_channel_slot_get_channel(const rs_channel_slot_t *slot);
 
 /* Pass a message on: READ goes to the right neighbour, WRITE to the left.
- * RS_EWINDOW if a READ message is larger than the right slot's window,
- * RS_ENOTCONN if there is no neighbour that way, RS_ENOTSUP if its handler
- * takes no messages that way, RS_EINVAL for a NULL slot or message; the caller
- * then keeps the message. Otherwise what the neighbour's handler returned. */
+ * Loop thread. The neighbour's process_*_message runs inside this call
+ * (synchronously, re-entrantly), not from a task. RS_EINVAL for a NULL slot
+ * or message, RS_EWRONGTHREAD off the loop thread, RS_EWINDOW if a READ
+ * message is larger than the right slot's window, RS_ENOTCONN if there is no
+ * neighbour that way, RS_ENOTSUP if its handler takes no messages that way;
+ * the caller then keeps the message. Otherwise what the neighbour's handler
+ * returned (on success it owns the message). */
 RESEAU_API int rs_channel_slot_send_message(rs_channel_slot_t *slot, rs_io_message_t *message,
                                            rs_channel_direction_t dir);
 /* The slot's handler can take `size` more bytes; batched, propagated leftwards.

@@ -52,6 +52,8 @@ RESEAU_API int rs_endpoint_from_ip(rs_endpoint_t *out, const char *text, uint32_
 RESEAU_API int rs_endpoint_from_local(rs_endpoint_t *out, const char *path);
 /* A VSOCK endpoint (RS_ENOTSUP off Linux). */
 RESEAU_API int rs_endpoint_from_vsock(rs_endpoint_t *out, uint32_t cid, uint32_t port);
-/* "127.0.0.1:80", "[::1]:80", "[fe80::1%2]:80", "/run/x.sock", "@name", "vsock:3:1024". */
+/* "127.0.0.1:80", "[::1]:80", "[fe80::1%2]:80", "/run/x.sock", "@name", "vsock:3:1024".
+ * RS_EINVAL for a NULL endpoint, an unknown domain, or a NULL buf with buf_len > 0;
+ * RS_EOVERFLOW if buf is too small. On error a non-empty buf holds "". */
 RESEAU_API int rs_endpoint_format(const rs_endpoint_t *endpoint, char *buf, size_t buf_len);
 RESEAU_API bool rs_endpoint_equal(const rs_endpoint_t *a, const rs_endpoint_t *b);

@@ -15,7 +15,8 @@ typedef void rs_pipe_on_readable_fn(rs_pipe_read_end_t *read_end, int error, voi
 typedef void rs_pipe_on_write_fn(rs_pipe_write_end_t *write_end, int error, size_t bytes_written, void *user_data);
 
 /* Create both ends. allocator NULL means libc. On error nothing is created and
- * both outputs are NULL. Any thread. */
+ * both outputs are NULL. Any thread. RS_EINVAL for a NULL loop or output;
+ * RS_ENOMEM; or the OS error from socketpair/shutdown (RS_EMFILE, ...). */
 RESEAU_API int rs_pipe_new(rs_event_loop_t *read_loop, rs_event_loop_t *write_loop, const rs_allocator_t *allocator,
                            rs_pipe_read_end_t **read_end_out, rs_pipe_write_end_t **write_end_out);
 

@@ -83,8 +83,11 @@ RESEAU_API rs_socket_t *rs_socket_new(const rs_socket_options_t *options, int *e
  * thread (any thread while unassigned or once closed with nothing in flight). */
 RESEAU_API void rs_socket_destroy(rs_socket_t *socket);
 /* Close the OS socket; in-flight operations complete with RS_ECANCELED.
- * Idempotent. A listener may be closed from any thread: the call then blocks
- * until its loop has closed it, so that loop must be running. */
+ * Idempotent. Loop thread (any thread while unassigned). A listener may be
+ * closed from any thread: the call then blocks until its loop has closed it,
+ * so that loop must be running. RS_OK; RS_EINVAL for a NULL socket;
+ * RS_EWRONGTHREAD for a non-listener off its loop's thread; off-thread on a
+ * listener, the error creating the mutex or condvar to wait on. */
 RESEAU_API int rs_socket_close(rs_socket_t *socket);
 RESEAU_API bool rs_socket_is_open(const rs_socket_t *socket);
 
@@ -102,9 +105,11 @@ RESEAU_API int rs_socket_get_remote_address(const rs_socket_t *socket, rs_endpoi
 /* Stream sockets only; backlog <= 0 means SOMAXCONN. RS_EINVAL for a NULL or
  * DGRAM socket, RS_ESTATE unless new or bound, or the OS error (RS_EADDRINUSE, ...). */
 RESEAU_API int rs_socket_listen(rs_socket_t *socket, int backlog);
-/* Ties the listener to `loop` and accepts until stopped or closed. RS_EINVAL for
- * a NULL listener, loop or on_accept; RS_EBUSY if tied to another loop;
- * RS_ESTATE unless listening. Loop thread. */
+/* Ties the listener to `loop` and accepts until stopped or closed; on_accept
+ * runs on that loop's thread. Call on `loop`'s thread. RS_EINVAL for a NULL
+ * listener, loop or on_accept; RS_EBUSY if tied to another loop;
+ * RS_EWRONGTHREAD off `loop`'s thread; RS_ESTATE unless listening; or the
+ * OS error registering with the loop (RS_ENOMEM, ...). */
 RESEAU_API int rs_socket_start_accept(rs_socket_t *listener, rs_event_loop_t *loop, rs_socket_on_accept_fn *on_accept,
                                       void *user_data);
 /* RS_EINVAL for a NULL listener, RS_ESTATE unless listening. */
