@@ -21,6 +21,9 @@ RESEAU_API int rs_pipe_new(rs_event_loop_t *read_loop, rs_event_loop_t *write_lo
                            rs_pipe_read_end_t **read_end_out, rs_pipe_write_end_t **write_end_out);
 
 /* Read-loop thread: */
+/* on_readable runs on the read loop's thread. RS_EINVAL for a NULL read end or
+ * on_readable, RS_EWRONGTHREAD off the read loop's thread, or the loop's
+ * subscription error (RS_ENOMEM, ...). */
 RESEAU_API int rs_pipe_subscribe_to_readable_events(rs_pipe_read_end_t *read_end, rs_pipe_on_readable_fn *on_readable,
                                                    void *user_data);
 /* Same results as rs_socket_read: RS_EAGAIN, RS_EEOF once the write end is gone. */
