@@ -105,7 +105,9 @@
  *
  *   A NULL handle (loop, group, task, signal, socket, pipe end, channel, slot,
  *   handler, message, testing channel), or a NULL required pointer beside one,
- *   never crashes: an int result is RS_EINVAL, checked before the thread check;
+ *   never crashes: an int result is RS_EINVAL (a NULL handle is checked before
+ *   the thread check; on loop-bound sockets and slots a NULL argument beside it
+ *   is checked after, so an off-thread call always says RS_EWRONGTHREAD);
  *   a void call does nothing; a pointer result is NULL (*err_out RS_EINVAL);
  *   bool is false, a count 0, a backend DEFAULT, rs_socket_get_fd -1.
  *
