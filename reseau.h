@@ -39,6 +39,58 @@
  *   TLS, then your handler). rs_server_bootstrap_new_listener does the same
  *   for every accepted connection. See examples/echo_pipeline.c.
  *
+ * RECIPES (sketches; error checks left out; callbacks run on the loop thread)
+ *   TCP server: a group, a server bootstrap, your handler as the last installer.
+ *       rs_event_loop_group_t *g = rs_event_loop_group_new(NULL, &err);
+ *       rs_server_bootstrap_options_t bo = {0}; bo.group = g;
+ *       rs_server_bootstrap_t *sb = rs_server_bootstrap_new(&bo, &err);
+ *       // my_installer.vtable->install(..., slot, done, ctx):
+ *       //   rs_channel_slot_add_handler_right(slot, &h, &mine);
+ *       //   done(channel, mine, RS_OK, ctx);
+ *       rs_channel_installer_t *inst[] = { &my_installer };
+ *       rs_server_listener_options_t lo = {0};
+ *       lo.port = 8080; lo.installers = inst; lo.installer_count = 1;
+ *       lo.on_incoming_setup = on_setup;    // (channel, RS_OK) or (NULL, err)
+ *       rs_server_listener_t *l = rs_server_bootstrap_new_listener(sb, &lo, &err);
+ *       ... rs_server_bootstrap_destroy_listener(l, false);
+ *       rs_server_bootstrap_destroy(sb); rs_event_loop_group_destroy(g);
+ *
+ *   UDP echo: one DGRAM socket on one loop.
+ *       rs_socket_options_t so = {0}; so.type = RS_SOCKET_DGRAM;
+ *       rs_socket_t *s = rs_socket_new(&so, &err);
+ *       rs_endpoint_from_ip(&ep, "0.0.0.0", 9000); rs_socket_bind(s, &ep);
+ *       rs_socket_assign_to_loop(s, loop);  // before rs_event_loop_start
+ *       rs_socket_subscribe_to_readable_events(s, on_readable, NULL);
+ *     on_readable(s, error, user_data):
+ *       char b[2048]; rs_datagram_t d = {0}; d.data = b; d.capacity = sizeof b;
+ *       while (rs_socket_recv_from(s, &d) == RS_OK)  // RS_EAGAIN: drained
+ *           rs_socket_send_to(s, &d.endpoint, rs_byte_cursor_from_array(b, d.len));
+ *
+ *   Client by name: resolve, Happy Eyeballs, then your pipeline.
+ *       rs_client_bootstrap_options_t co = {0}; co.group = g;
+ *       rs_client_bootstrap_t *cb = rs_client_bootstrap_new(&co, &err);
+ *       rs_client_connect_options_t c = {0};
+ *       c.host = "example.com"; c.port = 80;
+ *       c.installers = inst; c.installer_count = 1;
+ *       c.on_setup = on_setup;        // once: (channel, RS_OK) or (NULL, err)
+ *       c.on_shutdown = on_shutdown;  // once, only after a successful setup
+ *       rs_client_bootstrap_connect(cb, &c);
+ *       ... rs_channel_shutdown(channel, RS_OK); rs_client_bootstrap_destroy(cb);
+ *
+ *   Clean stop on SIGINT: rs_event_loop_stop is not async-signal-safe (it may
+ *   log on failure), so the handler only writes to a self-pipe.
+ *       static int sp[2];  // pipe(sp), both ends O_NONBLOCK
+ *       static void on_sigint(int n) { int e = errno; (void)!write(sp[1], "", 1); errno = e; }
+ *       static void on_stop(rs_event_loop_t *l, rs_io_handle_t *h, int ev, void *u)
+ *           { rs_event_loop_stop(l); }
+ *       rs_io_handle_t h = { sp[0], NULL };
+ *       rs_event_loop_subscribe(loop, &h, RS_IO_READABLE, on_stop, NULL);
+ *       sigaction(SIGINT, &sa, NULL);       // sa.sa_handler = on_sigint
+ *       rs_event_loop_start(loop); rs_event_loop_wait(loop);  // back after ^C
+ *       rs_event_loop_unsubscribe(loop, &h); rs_event_loop_destroy(loop);
+ *     With a group, the main thread can instead block in read(sp[0], ...) and
+ *     then destroy the listener and the group.
+ *
  * LIFETIMES
  *   rs_x_new / rs_x_destroy for objects reseau allocates; rs_x_init /
  *   rs_x_cleanup for caller-owned storage. Tasks are intrusive: embed rs_task_t
@@ -54,7 +106,9 @@
  *
  *   A NULL handle (loop, group, task, signal, socket, pipe end, channel, slot,
  *   handler, message, testing channel), or a NULL required pointer beside one,
- *   never crashes: an int result is RS_EINVAL, checked before the thread check;
+ *   never crashes: an int result is RS_EINVAL (a NULL handle is checked before
+ *   the thread check; on loop-bound sockets and slots a NULL argument beside it
+ *   is checked after, so an off-thread call always says RS_EWRONGTHREAD);
  *   a void call does nothing; a pointer result is NULL (*err_out RS_EINVAL);
  *   bool is false, a count 0, a backend DEFAULT, rs_socket_get_fd -1.
  *
@@ -270,7 +324,8 @@ RESEAU_API const char *rs_strerror(int result);
 /* The code's name, e.g. "RS_ECONNRESET"; "RS_E(unknown)" for codes not in the table. Any thread. */
 RESEAU_API const char *rs_err_name(int result);
 
-/* Map an errno value (or a Winsock error) to the most specific RS_Exxx code. 0 maps to RS_OK. */
+/* Map an errno value (or a Winsock error) to the most specific RS_Exxx code. 0 maps to RS_OK;
+ * a value with no counterpart maps to RS_EUNKNOWN. Any thread. */
 RESEAU_API int rs_result_from_errno(int os_error);
 /* <<result -- End file: src/base/result.h */
 /* >>alloc -- Begin file: src/base/alloc.h */
@@ -436,10 +491,13 @@ typedef struct rs_thread {
 #endif
 } rs_thread_t;
 
-/* Start fn(user_data) on a new thread. RS_ETHREAD (logged) if the OS refuses; no allocation. */
+/* Start fn(user_data) on a new thread. RS_EINVAL for a NULL thread or fn,
+ * RS_ENOMEM if thread attributes cannot be made, RS_ETHREAD (logged) if the OS
+ * refuses (a bad stack_size included); no allocation. */
 RESEAU_API int rs_thread_launch(rs_thread_t *thread, rs_thread_fn *fn, void *user_data,
                                 const rs_thread_options_t *options);
-/* Wait for the thread to finish. RS_EDEADLK from the thread itself, RS_ESTATE if not joinable. */
+/* Wait for the thread to finish. RS_EINVAL for NULL, RS_EDEADLK from the thread
+ * itself, RS_ESTATE if not joinable, or the OS error from pthread_join. */
 RESEAU_API int rs_thread_join(rs_thread_t *thread);
 RESEAU_API rs_thread_id_t rs_thread_current_id(void);
 RESEAU_API void rs_thread_sleep_ns(uint64_t ns);
@@ -448,12 +506,14 @@ RESEAU_API void rs_thread_sleep_ns(uint64_t ns);
  * cgroup v2 `cpu.max` quota anywhere up the process's cgroup path. At least 1. */
 RESEAU_API size_t rs_usable_cpu_count(void);
 
+/* RS_OK, or the OS error mapped by rs_result_from_errno (RS_ENOMEM, RS_EAGAIN, ...). */
 RESEAU_API int rs_mutex_init(rs_mutex_t *mutex);
 RESEAU_API void rs_mutex_cleanup(rs_mutex_t *mutex);
 RESEAU_API void rs_mutex_lock(rs_mutex_t *mutex);
 RESEAU_API void rs_mutex_unlock(rs_mutex_t *mutex);
 
 /* Waits use the monotonic clock, so wall-clock jumps do not shorten or stretch them. */
+/* RS_OK, or the OS error mapped by rs_result_from_errno (RS_ENOMEM, RS_EAGAIN, ...). */
 RESEAU_API int rs_condvar_init(rs_condvar_t *condvar);
 RESEAU_API void rs_condvar_cleanup(rs_condvar_t *condvar);
 RESEAU_API void rs_condvar_signal(rs_condvar_t *condvar);
@@ -628,7 +688,8 @@ RESEAU_API rs_byte_buf_t rs_byte_buf_from_array(void *bytes, size_t len, size_t 
 RESEAU_API void rs_byte_buf_cleanup(rs_byte_buf_t *buf);
 /* Ensure capacity >= `capacity`. RS_ENOMEM, or RS_EOVERFLOW for a wrapped buffer; contents kept. */
 RESEAU_API int rs_byte_buf_reserve(rs_byte_buf_t *buf, size_t capacity);
-/* Append bytes, growing (doubling) as needed. On error nothing is appended. */
+/* Append bytes, growing (doubling) as needed. On error nothing is appended:
+ * RS_ENOMEM, or RS_EOVERFLOW (a wrapped buffer that is full, or a size overflow). */
 RESEAU_API int rs_byte_buf_append(rs_byte_buf_t *buf, const void *bytes, size_t len);
 RESEAU_API int rs_byte_buf_append_cursor(rs_byte_buf_t *buf, rs_byte_cursor_t cursor);
 RESEAU_API int rs_byte_buf_append_u8(rs_byte_buf_t *buf, uint8_t value);
@@ -749,8 +810,9 @@ typedef struct rs_event_loop_stats {
     uint64_t xthread_tasks;  /* tasks that came through the cross-thread queue */
 } rs_event_loop_stats_t;
 
-/* Create a loop. NULL on failure with *err_out (may be NULL) set: RS_ENOMEM,
- * RS_ENOTSUP for a backend this build or OS lacks, or a mapped OS error. Any thread. */
+/* Create a loop (NULL options mean defaults). NULL on failure with *err_out
+ * (may be NULL) set: RS_ENOMEM, RS_ENOTSUP for a backend this build or OS
+ * lacks, or a mapped OS error. Any thread. */
 RESEAU_API rs_event_loop_t *rs_event_loop_new(const rs_event_loop_options_t *options, int *err_out);
 
 /* Stop and join the loop's own thread if it runs one, run every pending task
@@ -908,7 +970,7 @@ typedef struct rs_event_loop_group_options {
     void *shutdown_user_data;               /* passed to on_shutdown (default: NULL) */
 } rs_event_loop_group_options_t;
 
-/* Create the loops and start their threads. On any failure everything already
+/* Create the loops and start their threads (NULL options mean defaults). On any failure everything already
  * made is stopped and freed, and NULL is returned with *err_out set (RS_ENOMEM,
  * RS_ETHREAD, RS_ENOTSUP, ...). Any thread. */
 RESEAU_API rs_event_loop_group_t *rs_event_loop_group_new(const rs_event_loop_group_options_t *options,
@@ -920,7 +982,7 @@ RESEAU_API rs_event_loop_group_t *rs_event_loop_group_new(const rs_event_loop_gr
  * it blocks, and returns RS_EDEADLK (doing nothing) when called from one of the
  * group's own loop threads. With on_shutdown it returns at once and on_shutdown
  * fires exactly once, on a helper thread; RS_ETHREAD if that thread cannot start
- * (then nothing was done). Any thread. */
+ * (then nothing was done). RS_EINVAL for a NULL group. Any thread. */
 RESEAU_API int rs_event_loop_group_destroy(rs_event_loop_group_t *group);
 
 RESEAU_API size_t rs_event_loop_group_get_loop_count(const rs_event_loop_group_t *group);
@@ -964,16 +1026,21 @@ typedef struct rs_endpoint {
     char path[RS_LOCAL_PATH_MAX + 1];
 } rs_endpoint_t;
 
-/* Parse dotted-quad IPv4 text into 4 bytes. */
+/* Parse dotted-quad IPv4 text into 4 bytes. RS_EINVAL for NULL or malformed
+ * text (out is then zeroed) or a NULL out. */
 RESEAU_API int rs_ipv4_parse(const char *text, uint8_t out[4]);
 /* Parse IPv6 text (RFC 4291, including "::" and a trailing dotted quad) into 16
  * bytes. A "%zone" suffix is accepted only when scope_id_out is not NULL: a
- * number, or an interface name that exists on this host. */
+ * number, or an interface name that exists on this host. RS_EINVAL for NULL
+ * or malformed text, a NULL out, or a bad or unexpected zone; RS_ENOTSUP for a
+ * zone name where interface names cannot be looked up. */
 RESEAU_API int rs_ipv6_parse(const char *text, uint8_t out[16], uint32_t *scope_id_out);
-/* Format 4 bytes as dotted quad. RS_EOVERFLOW if buf is too small (16 suffices). */
+/* Format 4 bytes as dotted quad. RS_EOVERFLOW if buf is too small (16 suffices);
+ * RS_EINVAL for a NULL addr, or a NULL buf with buf_len > 0. */
 RESEAU_API int rs_ipv4_format(const uint8_t addr[4], char *buf, size_t buf_len);
 /* Format 16 bytes in RFC 5952 canonical form (lowercase, longest zero run as
- * "::", IPv4-mapped as ::ffff:a.b.c.d). RS_EOVERFLOW if buf is too small (46 suffices). */
+ * "::", IPv4-mapped as ::ffff:a.b.c.d). RS_EOVERFLOW if buf is too small (46 suffices);
+ * RS_EINVAL as for rs_ipv4_format. */
 RESEAU_API int rs_ipv6_format(const uint8_t addr[16], char *buf, size_t buf_len);
 
 /* Build an endpoint from IP text and a port (0..65535, else RS_EINVAL). The
@@ -982,9 +1049,11 @@ RESEAU_API int rs_endpoint_from_ip(rs_endpoint_t *out, const char *text, uint32_
 /* A Unix-domain endpoint; "@name" is a Linux abstract name (RS_ENOTSUP elsewhere).
  * RS_EINVAL if empty or longer than RS_LOCAL_PATH_MAX. */
 RESEAU_API int rs_endpoint_from_local(rs_endpoint_t *out, const char *path);
-/* A VSOCK endpoint (RS_ENOTSUP off Linux). */
+/* A VSOCK endpoint (RS_ENOTSUP off Linux). RS_EINVAL for a NULL out. */
 RESEAU_API int rs_endpoint_from_vsock(rs_endpoint_t *out, uint32_t cid, uint32_t port);
-/* "127.0.0.1:80", "[::1]:80", "[fe80::1%2]:80", "/run/x.sock", "@name", "vsock:3:1024". */
+/* "127.0.0.1:80", "[::1]:80", "[fe80::1%2]:80", "/run/x.sock", "@name", "vsock:3:1024".
+ * RS_EINVAL for a NULL endpoint, an unknown domain, or a NULL buf with buf_len > 0;
+ * RS_EOVERFLOW if buf is too small. On error a non-empty buf holds "". */
 RESEAU_API int rs_endpoint_format(const rs_endpoint_t *endpoint, char *buf, size_t buf_len);
 RESEAU_API bool rs_endpoint_equal(const rs_endpoint_t *a, const rs_endpoint_t *b);
 /* <<address -- End file: src/net/address.h */
@@ -1066,16 +1135,20 @@ typedef void rs_socket_on_readable_fn(rs_socket_t *socket, int error, void *user
  * bytes that did reach the kernel. */
 typedef void rs_socket_on_write_fn(rs_socket_t *socket, int error, size_t bytes_written, void *user_data);
 
-/* Create an unassigned socket with the options applied. NULL with *err_out set
- * on failure (RS_EINVAL, RS_ENOMEM, RS_EAFNOSUPPORT, RS_ENOTSUP, RS_EMFILE, ...). Any thread. */
+/* Create an unassigned socket with the options applied (NULL options: IPv4 TCP
+ * defaults). NULL with *err_out set on failure (RS_EINVAL, RS_ENOMEM,
+ * RS_EAFNOSUPPORT, RS_ENOTSUP, RS_EMFILE, ...). Any thread. */
 RESEAU_API rs_socket_t *rs_socket_new(const rs_socket_options_t *options, int *err_out);
 /* Close (if open) and free. In-flight operations complete with RS_ECANCELED
  * first, after this returns; the memory is released once they have. Loop
  * thread (any thread while unassigned or once closed with nothing in flight). */
 RESEAU_API void rs_socket_destroy(rs_socket_t *socket);
 /* Close the OS socket; in-flight operations complete with RS_ECANCELED.
- * Idempotent. A listener may be closed from any thread: the call then blocks
- * until its loop has closed it, so that loop must be running. */
+ * Idempotent. Loop thread (any thread while unassigned). A listener may be
+ * closed from any thread: the call then blocks until its loop has closed it,
+ * so that loop must be running. RS_OK; RS_EINVAL for a NULL socket;
+ * RS_EWRONGTHREAD for a non-listener off its loop's thread; off-thread on a
+ * listener, the error creating the mutex or condvar to wait on. */
 RESEAU_API int rs_socket_close(rs_socket_t *socket);
 RESEAU_API bool rs_socket_is_open(const rs_socket_t *socket);
 
@@ -1093,22 +1166,29 @@ RESEAU_API int rs_socket_get_remote_address(const rs_socket_t *socket, rs_endpoi
 /* Stream sockets only; backlog <= 0 means SOMAXCONN. RS_EINVAL for a NULL or
  * DGRAM socket, RS_ESTATE unless new or bound, or the OS error (RS_EADDRINUSE, ...). */
 RESEAU_API int rs_socket_listen(rs_socket_t *socket, int backlog);
-/* Ties the listener to `loop` and accepts until stopped or closed. RS_EINVAL for
- * a NULL listener, loop or on_accept; RS_EBUSY if tied to another loop;
- * RS_ESTATE unless listening. Loop thread. */
+/* Ties the listener to `loop` and accepts until stopped or closed; on_accept
+ * runs on that loop's thread. Call on `loop`'s thread. RS_EINVAL for a NULL
+ * listener, loop or on_accept; RS_EBUSY if tied to another loop;
+ * RS_EWRONGTHREAD off `loop`'s thread; RS_ESTATE unless listening; or the
+ * OS error registering with the loop (RS_ENOMEM, ...). */
 RESEAU_API int rs_socket_start_accept(rs_socket_t *listener, rs_event_loop_t *loop, rs_socket_on_accept_fn *on_accept,
                                       void *user_data);
-/* RS_EINVAL for a NULL listener, RS_ESTATE unless listening. */
+/* RS_EINVAL for a NULL listener, RS_EWRONGTHREAD off its loop's thread,
+ * RS_ESTATE unless listening, or the loop's subscription error. */
 RESEAU_API int rs_socket_stop_accept(rs_socket_t *listener);
 
 /* Start connecting to `remote`, tied to `loop`; on_connect fires exactly once
  * (RS_ETIMEDOUT after connect_timeout_ms). A DGRAM socket "connects" at once
  * (the callback still comes later). RS_EINVAL for a NULL socket, remote, loop or
- * on_connect, a port of 0 or an endpoint of another domain. Loop thread. */
+ * on_connect, a port of 0 or an endpoint of another domain; RS_EBUSY if tied to
+ * another loop; RS_EWRONGTHREAD off `loop`'s thread; RS_ESTATE unless new or
+ * bound; or the loop's subscription error (RS_ENOMEM, ...; the socket is then
+ * closed). An OS refusal (RS_ECONNREFUSED, ...) comes through on_connect. Loop thread. */
 RESEAU_API int rs_socket_connect(rs_socket_t *socket, const rs_endpoint_t *remote, rs_event_loop_t *loop,
                                  rs_socket_on_connect_fn *on_connect, void *user_data);
 /* Tie an accepted (or any unassigned) socket to `loop`. RS_EBUSY if already
- * tied to a loop, RS_EINVAL for a NULL socket or loop. Call it on `loop`'s thread. */
+ * tied to a loop, RS_EINVAL for a NULL socket or loop, RS_EWRONGTHREAD off
+ * `loop`'s thread, or the loop's subscription error. Call it on `loop`'s thread. */
 RESEAU_API int rs_socket_assign_to_loop(rs_socket_t *socket, rs_event_loop_t *loop);
 /* NULL while unassigned. Any thread. */
 RESEAU_API rs_event_loop_t *rs_socket_get_loop(const rs_socket_t *socket);
@@ -1116,7 +1196,7 @@ RESEAU_API rs_event_loop_t *rs_socket_get_loop(const rs_socket_t *socket);
 /* Call on_readable whenever data (or EOF, or an error) is waiting. Replaces an
  * earlier subscription. RS_EINVAL for a NULL socket or on_readable; RS_ESTATE
  * while unassigned; RS_ENOTCONN for a stream socket not connected, RS_EBADF once
- * closed. Loop thread. */
+ * closed; RS_EWRONGTHREAD, or the loop's subscription error (RS_ENOMEM, ...). Loop thread. */
 RESEAU_API int rs_socket_subscribe_to_readable_events(rs_socket_t *socket, rs_socket_on_readable_fn *on_readable,
                                                      void *user_data);
 /* Stop and restart readable callbacks (back-pressure) without unsubscribing.
@@ -1129,8 +1209,9 @@ RESEAU_API int rs_socket_resume_reading(rs_socket_t *socket);
  * once closed, else the error (RS_ECONNRESET, ...). amount_read may be NULL. */
 RESEAU_API int rs_socket_read(rs_socket_t *socket, rs_byte_buf_t *buf, size_t *amount_read);
 /* Scatter read: fill the free space of bufs[0], then bufs[1], ... in one system
- * call (at most RS_SOCKET_READV_MAX buffers). Same results as rs_socket_read;
- * *amount_read is the total added across the buffers. */
+ * call (at most RS_SOCKET_READV_MAX buffers). Same results as rs_socket_read,
+ * and RS_EINVAL for a count of 0 or above the maximum; *amount_read is the
+ * total added across the buffers. */
 #define RS_SOCKET_READV_MAX 16
 RESEAU_API int rs_socket_readv(rs_socket_t *socket, rs_byte_buf_t *bufs, size_t count, size_t *amount_read);
 
@@ -1213,11 +1294,15 @@ typedef void rs_pipe_on_readable_fn(rs_pipe_read_end_t *read_end, int error, voi
 typedef void rs_pipe_on_write_fn(rs_pipe_write_end_t *write_end, int error, size_t bytes_written, void *user_data);
 
 /* Create both ends. allocator NULL means libc. On error nothing is created and
- * both outputs are NULL. Any thread. */
+ * both outputs are NULL. Any thread. RS_EINVAL for a NULL loop or output;
+ * RS_ENOMEM; or the OS error from socketpair/shutdown (RS_EMFILE, ...). */
 RESEAU_API int rs_pipe_new(rs_event_loop_t *read_loop, rs_event_loop_t *write_loop, const rs_allocator_t *allocator,
                            rs_pipe_read_end_t **read_end_out, rs_pipe_write_end_t **write_end_out);
 
 /* Read-loop thread: */
+/* on_readable runs on the read loop's thread. RS_EINVAL for a NULL read end or
+ * on_readable, RS_EWRONGTHREAD off the read loop's thread, or the loop's
+ * subscription error (RS_ENOMEM, ...). */
 RESEAU_API int rs_pipe_subscribe_to_readable_events(rs_pipe_read_end_t *read_end, rs_pipe_on_readable_fn *on_readable,
                                                    void *user_data);
 /* Same results as rs_socket_read: RS_EAGAIN, RS_EEOF once the write end is gone. */
@@ -1304,7 +1389,8 @@ typedef struct rs_host_resolve_request {
     void *user_data;                  /* for both callbacks */
 } rs_host_resolve_request_t;
 
-/* NULL with *err_out set (RS_EINVAL, RS_ENOMEM) on failure. Any thread. */
+/* NULL options mean defaults. NULL with *err_out set on failure: RS_ENOMEM, or
+ * the error creating its mutex or condvar. Any thread. */
 RESEAU_API rs_host_resolver_t *rs_host_resolver_new(const rs_host_resolver_options_t *options, int *err_out);
 /* Any thread; see "Ownership" above. NULL does nothing. */
 RESEAU_API void rs_host_resolver_destroy(rs_host_resolver_t *resolver);
@@ -1324,7 +1410,8 @@ RESEAU_API int rs_host_resolver_resolve(rs_host_resolver_t *resolver, const rs_h
 
 /* A connection to `address` (port ignored) failed: put it after the healthy
  * addresses of its host until it connects again (record_connection_success)
- * or its record expires. RS_ENOENT if no cached host has it. */
+ * or its record expires. RS_ENOENT if no cached host has it; RS_EINVAL for a
+ * NULL resolver or address, or one not IPv4/IPv6. Any thread. */
 RESEAU_API int rs_host_resolver_record_connection_failure(rs_host_resolver_t *resolver, const rs_endpoint_t *address);
 RESEAU_API int rs_host_resolver_record_connection_success(rs_host_resolver_t *resolver, const rs_endpoint_t *address);
 
@@ -1500,12 +1587,15 @@ typedef struct rs_channel_options {
 } rs_channel_options_t;
 
 /* Create a channel on options->loop. on_setup_completed fires later on the
- * loop thread; add slots then. NULL with *err_out set on failure. Any thread. */
+ * loop thread (its error RS_ENOMEM or RS_ECANCELED if setup failed); add slots
+ * then. NULL with *err_out RS_EINVAL for NULL options (not accepted) or a NULL
+ * loop, RS_ENOMEM. Any thread. */
 RESEAU_API rs_channel_t *rs_channel_new(const rs_channel_options_t *options, int *err_out);
 /* Destroy handlers and free the channel once shutdown has completed and every
  * hold is released; before that, the destroy is deferred. Any thread. */
 RESEAU_API void rs_channel_destroy(rs_channel_t *channel);
 /* Start shutting down with `error_code` (RS_OK for a normal close). Any thread;
+ * the handlers' shutdown and on_shutdown_completed run later on the loop thread;
  * repeats are ignored. RS_OK, or RS_EINVAL for a NULL channel. */
 RESEAU_API int rs_channel_shutdown(rs_channel_t *channel, int error_code);
 /* Like rs_channel_shutdown, but handlers drop queued writes instead of flushing.
@@ -1562,18 +1652,22 @@ RESEAU_API void rs_channel_release_message_to_pool(rs_channel_t *channel, rs_io_
 
 /* NULL with *err_out set: RS_EINVAL for a NULL channel, RS_EWRONGTHREAD, RS_ENOMEM. */
 RESEAU_API rs_channel_slot_t *rs_channel_slot_new(rs_channel_t *channel, int *err_out);
-/* RS_EINVAL for a NULL channel or to_add. */
+/* Loop thread. RS_EINVAL for a NULL channel or to_add; otherwise as for
+ * rs_channel_slot_insert_right on the last slot (RS_EWRONGTHREAD, ...). */
 RESEAU_API int rs_channel_slot_insert_end(rs_channel_t *channel, rs_channel_slot_t *to_add);
-/* RS_EINVAL for a NULL slot or to_add, or a to_add of another channel (or slot itself). */
+/* RS_EINVAL for a NULL slot; RS_EWRONGTHREAD off the loop thread; RS_EINVAL for
+ * a NULL to_add, or a to_add of another channel (or slot itself). */
 RESEAU_API int rs_channel_slot_insert_right(rs_channel_slot_t *slot, rs_channel_slot_t *to_add);
 RESEAU_API int rs_channel_slot_insert_left(rs_channel_slot_t *slot, rs_channel_slot_t *to_add);
-/* Unlink and free the slot and destroy its handler. RS_EINVAL for a NULL slot. */
+/* Unlink and free the slot and destroy its handler. RS_EINVAL for a NULL slot,
+ * RS_EWRONGTHREAD off the loop thread. */
 RESEAU_API int rs_channel_slot_remove(rs_channel_slot_t *slot);
 /* Put `new_handler` in place of the slot's handler, which is destroyed (ALPN-style).
  * Errors as for rs_channel_slot_set_handler; the old handler is then kept. */
 RESEAU_API int rs_channel_slot_replace_handler(rs_channel_slot_t *slot, rs_channel_handler_t *new_handler);
 /* Attach the handler; the slot's window becomes its initial_window_size.
- * RS_EINVAL for a NULL slot or handler, or a handler without a vtable. */
+ * Loop thread. RS_EINVAL for a NULL slot; RS_EWRONGTHREAD off the loop thread
+ * (checked before the rest); RS_EINVAL for a NULL handler or one without a vtable. */
 RESEAU_API int rs_channel_slot_set_handler(rs_channel_slot_t *slot, rs_channel_handler_t *handler);
 RESEAU_API rs_channel_handler_t *rs_channel_slot_get_handler(const rs_channel_slot_t *slot);
 RESEAU_API rs_channel_slot_t *rs_channel_slot_get_left(const rs_channel_slot_t *slot);
@@ -1581,14 +1675,17 @@ RESEAU_API rs_channel_slot_t *rs_channel_slot_get_right(const rs_channel_slot_t 
 RESEAU_API rs_channel_t *rs_channel_slot_get_channel(const rs_channel_slot_t *slot);
 
 /* Pass a message on: READ goes to the right neighbour, WRITE to the left.
- * RS_EWINDOW if a READ message is larger than the right slot's window,
- * RS_ENOTCONN if there is no neighbour that way, RS_ENOTSUP if its handler
- * takes no messages that way, RS_EINVAL for a NULL slot or message; the caller
- * then keeps the message. Otherwise what the neighbour's handler returned. */
+ * Loop thread. The neighbour's process_*_message runs inside this call
+ * (synchronously, re-entrantly), not from a task. RS_EINVAL for a NULL slot
+ * or message, RS_EWRONGTHREAD off the loop thread, RS_EWINDOW if a READ
+ * message is larger than the right slot's window, RS_ENOTCONN if there is no
+ * neighbour that way, RS_ENOTSUP if its handler takes no messages that way;
+ * the caller then keeps the message. Otherwise what the neighbour's handler
+ * returned (on success it owns the message). */
 RESEAU_API int rs_channel_slot_send_message(rs_channel_slot_t *slot, rs_io_message_t *message,
                                            rs_channel_direction_t dir);
 /* The slot's handler can take `size` more bytes; batched, propagated leftwards.
- * RS_EINVAL for a NULL slot. */
+ * RS_EINVAL for a NULL slot, RS_EWRONGTHREAD off the loop thread. */
 RESEAU_API int rs_channel_slot_increment_read_window(rs_channel_slot_t *slot, size_t size);
 /* How much may be sent to the right neighbour now (SIZE_MAX without back-pressure). */
 RESEAU_API size_t rs_channel_slot_downstream_read_window(const rs_channel_slot_t *slot);
@@ -1596,8 +1693,9 @@ RESEAU_API size_t rs_channel_slot_downstream_read_window(const rs_channel_slot_t
 RESEAU_API size_t rs_channel_slot_upstream_message_overhead(const rs_channel_slot_t *slot);
 /* Handlers that buffer writes report their queued bytes (delta may be negative). */
 RESEAU_API void rs_channel_slot_add_pending_write_bytes(rs_channel_slot_t *slot, int64_t delta);
-/* A handler's part of shutdown is done; the channel moves to the next one.
- * RS_EINVAL for a NULL slot. */
+/* A handler's part of shutdown is done; the channel moves to the next one (its
+ * handler's shutdown runs inside this call). RS_OK (also once already shut
+ * down); RS_EINVAL for a NULL slot, RS_EWRONGTHREAD off the loop thread. */
 RESEAU_API int rs_channel_slot_on_handler_shutdown_complete(rs_channel_slot_t *slot, rs_channel_direction_t dir,
                                                            int error_code, bool abort_immediately);
 
@@ -1606,8 +1704,8 @@ RESEAU_API int rs_channel_slot_on_handler_shutdown_complete(rs_channel_slot_t *s
 /* Called every interval with one record per handler, left to right. */
 typedef void rs_channel_statistics_fn(rs_channel_t *channel, const rs_channel_handler_stats_t *records, size_t count,
                                       void *user_data);
-/* interval_ms 0 or fn NULL turns reporting off. RS_EINVAL for a NULL channel.
- * Loop thread. */
+/* interval_ms 0 or fn NULL turns reporting off. RS_EINVAL for a NULL channel,
+ * RS_EWRONGTHREAD off the loop thread. Loop thread. */
 RESEAU_API int rs_channel_set_statistics_handler(rs_channel_t *channel, uint32_t interval_ms,
                                                  rs_channel_statistics_fn *fn, void *user_data);
 /* <<channel -- End file: src/channel/channel.h */
@@ -1633,8 +1731,9 @@ typedef struct rs_socket_handler_options {
     uint32_t reads_per_tick; /* read system calls per readiness event (default: 0, 4) */
 } rs_socket_handler_options_t;
 
-/* NULL with *err_out set on failure (RS_EINVAL, RS_ENOMEM, RS_EWRONGTHREAD). On
- * success the socket belongs to the handler (destroyed with it). */
+/* NULL options mean defaults. NULL with *err_out set on failure: RS_EINVAL for
+ * a NULL, unassigned or closed socket; RS_EWRONGTHREAD off the socket's loop
+ * thread; RS_ENOMEM. On success the socket belongs to the handler (destroyed with it). */
 RESEAU_API rs_channel_handler_t *rs_socket_handler_new(const rs_allocator_t *allocator, rs_socket_t *socket,
                                                        const rs_socket_handler_options_t *options, int *err_out);
 /* The handler's socket, e.g. for its addresses. */
@@ -1661,7 +1760,9 @@ typedef struct rs_testing_channel_options {
     rs_event_loop_backend_t backend;  /* of the loop it owns (default: DEFAULT) */
 } rs_testing_channel_options_t;
 
-/* Create the loop and channel, run setup, and insert the fake socket. */
+/* Create the loop and channel, run setup, and insert the fake socket. NULL
+ * options mean defaults. NULL with *err_out set: RS_ENOMEM, or the error of
+ * rs_event_loop_new, rs_channel_new or the channel's setup. */
 RESEAU_API rs_testing_channel_t *rs_testing_channel_new(const rs_testing_channel_options_t *options, int *err_out);
 /* Shut down (if needed), run until done, and free everything. */
 RESEAU_API void rs_testing_channel_destroy(rs_testing_channel_t *testing);
@@ -1832,8 +1933,8 @@ typedef struct rs_client_connect_options {
     void *user_data;                       /* for both (default: NULL) */
 } rs_client_connect_options_t;
 
-/* NULL with *err_out set on failure: RS_EINVAL (no group), RS_ENOMEM, or the
- * resolver's error. Any thread. */
+/* NULL with *err_out set on failure: RS_EINVAL (NULL options or no group),
+ * RS_ENOMEM, or the resolver's error. Any thread. */
 RESEAU_API rs_client_bootstrap_t *rs_client_bootstrap_new(const rs_client_bootstrap_options_t *options,
                                                           int *err_out);
 /* Release the caller's reference; connections in flight keep it alive. Any thread. NULL does nothing. */
@@ -1903,7 +2004,7 @@ typedef struct rs_server_listener_options {
     void *user_data;                                           /* for the three (default: NULL) */
 } rs_server_listener_options_t;
 
-/* NULL with *err_out set: RS_EINVAL (no group), RS_ENOMEM. Any thread. */
+/* NULL with *err_out set: RS_EINVAL (NULL options or no group), RS_ENOMEM. Any thread. */
 RESEAU_API rs_server_bootstrap_t *rs_server_bootstrap_new(const rs_server_bootstrap_options_t *options, int *err_out);
 /* Release the caller's reference; listeners keep it alive. Any thread. NULL does nothing. */
 RESEAU_API void rs_server_bootstrap_destroy(rs_server_bootstrap_t *bootstrap);

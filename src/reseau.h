@@ -38,6 +38,58 @@
  *   TLS, then your handler). rs_server_bootstrap_new_listener does the same
  *   for every accepted connection. See examples/echo_pipeline.c.
  *
+ * RECIPES (sketches; error checks left out; callbacks run on the loop thread)
+ *   TCP server: a group, a server bootstrap, your handler as the last installer.
+ *       rs_event_loop_group_t *g = rs_event_loop_group_new(NULL, &err);
+ *       rs_server_bootstrap_options_t bo = {0}; bo.group = g;
+ *       rs_server_bootstrap_t *sb = rs_server_bootstrap_new(&bo, &err);
+ *       // my_installer.vtable->install(..., slot, done, ctx):
+ *       //   rs_channel_slot_add_handler_right(slot, &h, &mine);
+ *       //   done(channel, mine, RS_OK, ctx);
+ *       rs_channel_installer_t *inst[] = { &my_installer };
+ *       rs_server_listener_options_t lo = {0};
+ *       lo.port = 8080; lo.installers = inst; lo.installer_count = 1;
+ *       lo.on_incoming_setup = on_setup;    // (channel, RS_OK) or (NULL, err)
+ *       rs_server_listener_t *l = rs_server_bootstrap_new_listener(sb, &lo, &err);
+ *       ... rs_server_bootstrap_destroy_listener(l, false);
+ *       rs_server_bootstrap_destroy(sb); rs_event_loop_group_destroy(g);
+ *
+ *   UDP echo: one DGRAM socket on one loop.
+ *       rs_socket_options_t so = {0}; so.type = RS_SOCKET_DGRAM;
+ *       rs_socket_t *s = rs_socket_new(&so, &err);
+ *       rs_endpoint_from_ip(&ep, "0.0.0.0", 9000); rs_socket_bind(s, &ep);
+ *       rs_socket_assign_to_loop(s, loop);  // before rs_event_loop_start
+ *       rs_socket_subscribe_to_readable_events(s, on_readable, NULL);
+ *     on_readable(s, error, user_data):
+ *       char b[2048]; rs_datagram_t d = {0}; d.data = b; d.capacity = sizeof b;
+ *       while (rs_socket_recv_from(s, &d) == RS_OK)  // RS_EAGAIN: drained
+ *           rs_socket_send_to(s, &d.endpoint, rs_byte_cursor_from_array(b, d.len));
+ *
+ *   Client by name: resolve, Happy Eyeballs, then your pipeline.
+ *       rs_client_bootstrap_options_t co = {0}; co.group = g;
+ *       rs_client_bootstrap_t *cb = rs_client_bootstrap_new(&co, &err);
+ *       rs_client_connect_options_t c = {0};
+ *       c.host = "example.com"; c.port = 80;
+ *       c.installers = inst; c.installer_count = 1;
+ *       c.on_setup = on_setup;        // once: (channel, RS_OK) or (NULL, err)
+ *       c.on_shutdown = on_shutdown;  // once, only after a successful setup
+ *       rs_client_bootstrap_connect(cb, &c);
+ *       ... rs_channel_shutdown(channel, RS_OK); rs_client_bootstrap_destroy(cb);
+ *
+ *   Clean stop on SIGINT: rs_event_loop_stop is not async-signal-safe (it may
+ *   log on failure), so the handler only writes to a self-pipe.
+ *       static int sp[2];  // pipe(sp), both ends O_NONBLOCK
+ *       static void on_sigint(int n) { int e = errno; (void)!write(sp[1], "", 1); errno = e; }
+ *       static void on_stop(rs_event_loop_t *l, rs_io_handle_t *h, int ev, void *u)
+ *           { rs_event_loop_stop(l); }
+ *       rs_io_handle_t h = { sp[0], NULL };
+ *       rs_event_loop_subscribe(loop, &h, RS_IO_READABLE, on_stop, NULL);
+ *       sigaction(SIGINT, &sa, NULL);       // sa.sa_handler = on_sigint
+ *       rs_event_loop_start(loop); rs_event_loop_wait(loop);  // back after ^C
+ *       rs_event_loop_unsubscribe(loop, &h); rs_event_loop_destroy(loop);
+ *     With a group, the main thread can instead block in read(sp[0], ...) and
+ *     then destroy the listener and the group.
+ *
  * LIFETIMES
  *   rs_x_new / rs_x_destroy for objects reseau allocates; rs_x_init /
  *   rs_x_cleanup for caller-owned storage. Tasks are intrusive: embed rs_task_t
@@ -53,7 +105,9 @@
  *
  *   A NULL handle (loop, group, task, signal, socket, pipe end, channel, slot,
  *   handler, message, testing channel), or a NULL required pointer beside one,
- *   never crashes: an int result is RS_EINVAL, checked before the thread check;
+ *   never crashes: an int result is RS_EINVAL (a NULL handle is checked before
+ *   the thread check; on loop-bound sockets and slots a NULL argument beside it
+ *   is checked after, so an off-thread call always says RS_EWRONGTHREAD);
  *   a void call does nothing; a pointer result is NULL (*err_out RS_EINVAL);
  *   bool is false, a count 0, a backend DEFAULT, rs_socket_get_fd -1.
  *

@@ -45,7 +45,8 @@ RESEAU_API rs_byte_buf_t rs_byte_buf_from_array(void *bytes, size_t len, size_t 
 RESEAU_API void rs_byte_buf_cleanup(rs_byte_buf_t *buf);
 /* Ensure capacity >= `capacity`. RS_ENOMEM, or RS_EOVERFLOW for a wrapped buffer; contents kept. */
 RESEAU_API int rs_byte_buf_reserve(rs_byte_buf_t *buf, size_t capacity);
-/* Append bytes, growing (doubling) as needed. On error nothing is appended. */
+/* Append bytes, growing (doubling) as needed. On error nothing is appended:
+ * RS_ENOMEM, or RS_EOVERFLOW (a wrapped buffer that is full, or a size overflow). */
 RESEAU_API int rs_byte_buf_append(rs_byte_buf_t *buf, const void *bytes, size_t len);
 RESEAU_API int rs_byte_buf_append_cursor(rs_byte_buf_t *buf, rs_byte_cursor_t cursor);
 RESEAU_API int rs_byte_buf_append_u8(rs_byte_buf_t *buf, uint8_t value);

@@ -73,5 +73,6 @@ RESEAU_API const char *rs_strerror(int result);
 /* The code's name, e.g. "RS_ECONNRESET"; "RS_E(unknown)" for codes not in the table. Any thread. */
 RESEAU_API const char *rs_err_name(int result);
 
-/* Map an errno value (or a Winsock error) to the most specific RS_Exxx code. 0 maps to RS_OK. */
+/* Map an errno value (or a Winsock error) to the most specific RS_Exxx code. 0 maps to RS_OK;
+ * a value with no counterpart maps to RS_EUNKNOWN. Any thread. */
 RESEAU_API int rs_result_from_errno(int os_error);

@@ -50,10 +50,13 @@ typedef struct rs_thread {
 #endif
 } rs_thread_t;
 
-/* Start fn(user_data) on a new thread. RS_ETHREAD (logged) if the OS refuses; no allocation. */
+/* Start fn(user_data) on a new thread. RS_EINVAL for a NULL thread or fn,
+ * RS_ENOMEM if thread attributes cannot be made, RS_ETHREAD (logged) if the OS
+ * refuses (a bad stack_size included); no allocation. */
 RESEAU_API int rs_thread_launch(rs_thread_t *thread, rs_thread_fn *fn, void *user_data,
                                 const rs_thread_options_t *options);
-/* Wait for the thread to finish. RS_EDEADLK from the thread itself, RS_ESTATE if not joinable. */
+/* Wait for the thread to finish. RS_EINVAL for NULL, RS_EDEADLK from the thread
+ * itself, RS_ESTATE if not joinable, or the OS error from pthread_join. */
 RESEAU_API int rs_thread_join(rs_thread_t *thread);
 RESEAU_API rs_thread_id_t rs_thread_current_id(void);
 RESEAU_API void rs_thread_sleep_ns(uint64_t ns);
@@ -62,12 +65,14 @@ RESEAU_API void rs_thread_sleep_ns(uint64_t ns);
  * cgroup v2 `cpu.max` quota anywhere up the process's cgroup path. At least 1. */
 RESEAU_API size_t rs_usable_cpu_count(void);
 
+/* RS_OK, or the OS error mapped by rs_result_from_errno (RS_ENOMEM, RS_EAGAIN, ...). */
 RESEAU_API int rs_mutex_init(rs_mutex_t *mutex);
 RESEAU_API void rs_mutex_cleanup(rs_mutex_t *mutex);
 RESEAU_API void rs_mutex_lock(rs_mutex_t *mutex);
 RESEAU_API void rs_mutex_unlock(rs_mutex_t *mutex);
 
 /* Waits use the monotonic clock, so wall-clock jumps do not shorten or stretch them. */
+/* RS_OK, or the OS error mapped by rs_result_from_errno (RS_ENOMEM, RS_EAGAIN, ...). */
 RESEAU_API int rs_condvar_init(rs_condvar_t *condvar);
 RESEAU_API void rs_condvar_cleanup(rs_condvar_t *condvar);
 RESEAU_API void rs_condvar_signal(rs_condvar_t *condvar);

@@ -68,8 +68,8 @@ typedef struct rs_client_connect_options {
     void *user_data;                       /* for both (default: NULL) */
 } rs_client_connect_options_t;
 
-/* NULL with *err_out set on failure: RS_EINVAL (no group), RS_ENOMEM, or the
- * resolver's error. Any thread. */
+/* NULL with *err_out set on failure: RS_EINVAL (NULL options or no group),
+ * RS_ENOMEM, or the resolver's error. Any thread. */
 RESEAU_API rs_client_bootstrap_t *rs_client_bootstrap_new(const rs_client_bootstrap_options_t *options,
                                                           int *err_out);
 /* Release the caller's reference; connections in flight keep it alive. Any thread. NULL does nothing. */

@@ -55,7 +55,7 @@ typedef struct rs_server_listener_options {
     void *user_data;                                           /* for the three (default: NULL) */
 } rs_server_listener_options_t;
 
-/* NULL with *err_out set: RS_EINVAL (no group), RS_ENOMEM. Any thread. */
+/* NULL with *err_out set: RS_EINVAL (NULL options or no group), RS_ENOMEM. Any thread. */
 RESEAU_API rs_server_bootstrap_t *rs_server_bootstrap_new(const rs_server_bootstrap_options_t *options, int *err_out);
 /* Release the caller's reference; listeners keep it alive. Any thread. NULL does nothing. */
 RESEAU_API void rs_server_bootstrap_destroy(rs_server_bootstrap_t *bootstrap);

@@ -150,12 +150,15 @@ typedef struct rs_channel_options {
 } rs_channel_options_t;
 
 /* Create a channel on options->loop. on_setup_completed fires later on the
- * loop thread; add slots then. NULL with *err_out set on failure. Any thread. */
+ * loop thread (its error RS_ENOMEM or RS_ECANCELED if setup failed); add slots
+ * then. NULL with *err_out RS_EINVAL for NULL options (not accepted) or a NULL
+ * loop, RS_ENOMEM. Any thread. */
 RESEAU_API rs_channel_t *rs_channel_new(const rs_channel_options_t *options, int *err_out);
 /* Destroy handlers and free the channel once shutdown has completed and every
  * hold is released; before that, the destroy is deferred. Any thread. */
 RESEAU_API void rs_channel_destroy(rs_channel_t *channel);
 /* Start shutting down with `error_code` (RS_OK for a normal close). Any thread;
+ * the handlers' shutdown and on_shutdown_completed run later on the loop thread;
  * repeats are ignored. RS_OK, or RS_EINVAL for a NULL channel. */
 RESEAU_API int rs_channel_shutdown(rs_channel_t *channel, int error_code);
 /* Like rs_channel_shutdown, but handlers drop queued writes instead of flushing.
@@ -212,18 +215,22 @@ RESEAU_API void rs_channel_release_message_to_pool(rs_channel_t *channel, rs_io_
 
 /* NULL with *err_out set: RS_EINVAL for a NULL channel, RS_EWRONGTHREAD, RS_ENOMEM. */
 RESEAU_API rs_channel_slot_t *rs_channel_slot_new(rs_channel_t *channel, int *err_out);
-/* RS_EINVAL for a NULL channel or to_add. */
+/* Loop thread. RS_EINVAL for a NULL channel or to_add; otherwise as for
+ * rs_channel_slot_insert_right on the last slot (RS_EWRONGTHREAD, ...). */
 RESEAU_API int rs_channel_slot_insert_end(rs_channel_t *channel, rs_channel_slot_t *to_add);
-/* RS_EINVAL for a NULL slot or to_add, or a to_add of another channel (or slot itself). */
+/* RS_EINVAL for a NULL slot; RS_EWRONGTHREAD off the loop thread; RS_EINVAL for
+ * a NULL to_add, or a to_add of another channel (or slot itself). */
 RESEAU_API int rs_channel_slot_insert_right(rs_channel_slot_t *slot, rs_channel_slot_t *to_add);
 RESEAU_API int rs_channel_slot_insert_left(rs_channel_slot_t *slot, rs_channel_slot_t *to_add);
-/* Unlink and free the slot and destroy its handler. RS_EINVAL for a NULL slot. */
+/* Unlink and free the slot and destroy its handler. RS_EINVAL for a NULL slot,
+ * RS_EWRONGTHREAD off the loop thread. */
 RESEAU_API int rs_channel_slot_remove(rs_channel_slot_t *slot);
 /* Put `new_handler` in place of the slot's handler, which is destroyed (ALPN-style).
  * Errors as for rs_channel_slot_set_handler; the old handler is then kept. */
 RESEAU_API int rs_channel_slot_replace_handler(rs_channel_slot_t *slot, rs_channel_handler_t *new_handler);
 /* Attach the handler; the slot's window becomes its initial_window_size.
- * RS_EINVAL for a NULL slot or handler, or a handler without a vtable. */
+ * Loop thread. RS_EINVAL for a NULL slot; RS_EWRONGTHREAD off the loop thread
+ * (checked before the rest); RS_EINVAL for a NULL handler or one without a vtable. */
 RESEAU_API int rs_channel_slot_set_handler(rs_channel_slot_t *slot, rs_channel_handler_t *handler);
 RESEAU_API rs_channel_handler_t *rs_channel_slot_get_handler(const rs_channel_slot_t *slot);
 RESEAU_API rs_channel_slot_t *rs_channel_slot_get_left(const rs_channel_slot_t *slot);
@@ -231,14 +238,17 @@ RESEAU_API rs_channel_slot_t *rs_channel_slot_get_right(const rs_channel_slot_t 
 RESEAU_API rs_channel_t *rs_channel_slot_get_channel(const rs_channel_slot_t *slot);
 
 /* Pass a message on: READ goes to the right neighbour, WRITE to the left.
- * RS_EWINDOW if a READ message is larger than the right slot's window,
- * RS_ENOTCONN if there is no neighbour that way, RS_ENOTSUP if its handler
- * takes no messages that way, RS_EINVAL for a NULL slot or message; the caller
- * then keeps the message. Otherwise what the neighbour's handler returned. */
+ * Loop thread. The neighbour's process_*_message runs inside this call
+ * (synchronously, re-entrantly), not from a task. RS_EINVAL for a NULL slot
+ * or message, RS_EWRONGTHREAD off the loop thread, RS_EWINDOW if a READ
+ * message is larger than the right slot's window, RS_ENOTCONN if there is no
+ * neighbour that way, RS_ENOTSUP if its handler takes no messages that way;
+ * the caller then keeps the message. Otherwise what the neighbour's handler
+ * returned (on success it owns the message). */
 RESEAU_API int rs_channel_slot_send_message(rs_channel_slot_t *slot, rs_io_message_t *message,
                                            rs_channel_direction_t dir);
 /* The slot's handler can take `size` more bytes; batched, propagated leftwards.
- * RS_EINVAL for a NULL slot. */
+ * RS_EINVAL for a NULL slot, RS_EWRONGTHREAD off the loop thread. */
 RESEAU_API int rs_channel_slot_increment_read_window(rs_channel_slot_t *slot, size_t size);
 /* How much may be sent to the right neighbour now (SIZE_MAX without back-pressure). */
 RESEAU_API size_t rs_channel_slot_downstream_read_window(const rs_channel_slot_t *slot);
@@ -246,8 +256,9 @@ RESEAU_API size_t rs_channel_slot_downstream_read_window(const rs_channel_slot_t
 RESEAU_API size_t rs_channel_slot_upstream_message_overhead(const rs_channel_slot_t *slot);
 /* Handlers that buffer writes report their queued bytes (delta may be negative). */
 RESEAU_API void rs_channel_slot_add_pending_write_bytes(rs_channel_slot_t *slot, int64_t delta);
-/* A handler's part of shutdown is done; the channel moves to the next one.
- * RS_EINVAL for a NULL slot. */
+/* A handler's part of shutdown is done; the channel moves to the next one (its
+ * handler's shutdown runs inside this call). RS_OK (also once already shut
+ * down); RS_EINVAL for a NULL slot, RS_EWRONGTHREAD off the loop thread. */
 RESEAU_API int rs_channel_slot_on_handler_shutdown_complete(rs_channel_slot_t *slot, rs_channel_direction_t dir,
                                                            int error_code, bool abort_immediately);
 
@@ -256,7 +267,7 @@ RESEAU_API int rs_channel_slot_on_handler_shutdown_complete(rs_channel_slot_t *s
 /* Called every interval with one record per handler, left to right. */
 typedef void rs_channel_statistics_fn(rs_channel_t *channel, const rs_channel_handler_stats_t *records, size_t count,
                                       void *user_data);
-/* interval_ms 0 or fn NULL turns reporting off. RS_EINVAL for a NULL channel.
- * Loop thread. */
+/* interval_ms 0 or fn NULL turns reporting off. RS_EINVAL for a NULL channel,
+ * RS_EWRONGTHREAD off the loop thread. Loop thread. */
 RESEAU_API int rs_channel_set_statistics_handler(rs_channel_t *channel, uint32_t interval_ms,
                                                  rs_channel_statistics_fn *fn, void *user_data);

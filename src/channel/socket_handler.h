@@ -19,8 +19,9 @@ typedef struct rs_socket_handler_options {
     uint32_t reads_per_tick; /* read system calls per readiness event (default: 0, 4) */
 } rs_socket_handler_options_t;
 
-/* NULL with *err_out set on failure (RS_EINVAL, RS_ENOMEM, RS_EWRONGTHREAD). On
- * success the socket belongs to the handler (destroyed with it). */
+/* NULL options mean defaults. NULL with *err_out set on failure: RS_EINVAL for
+ * a NULL, unassigned or closed socket; RS_EWRONGTHREAD off the socket's loop
+ * thread; RS_ENOMEM. On success the socket belongs to the handler (destroyed with it). */
 RESEAU_API rs_channel_handler_t *rs_socket_handler_new(const rs_allocator_t *allocator, rs_socket_t *socket,
                                                        const rs_socket_handler_options_t *options, int *err_out);
 /* The handler's socket, e.g. for its addresses. */

@@ -18,7 +18,9 @@ typedef struct rs_testing_channel_options {
     rs_event_loop_backend_t backend;  /* of the loop it owns (default: DEFAULT) */
 } rs_testing_channel_options_t;
 
-/* Create the loop and channel, run setup, and insert the fake socket. */
+/* Create the loop and channel, run setup, and insert the fake socket. NULL
+ * options mean defaults. NULL with *err_out set: RS_ENOMEM, or the error of
+ * rs_event_loop_new, rs_channel_new or the channel's setup. */
 RESEAU_API rs_testing_channel_t *rs_testing_channel_new(const rs_testing_channel_options_t *options, int *err_out);
 /* Shut down (if needed), run until done, and free everything. */
 RESEAU_API void rs_testing_channel_destroy(rs_testing_channel_t *testing);

@@ -68,8 +68,9 @@ typedef struct rs_event_loop_stats {
     uint64_t xthread_tasks;  /* tasks that came through the cross-thread queue */
 } rs_event_loop_stats_t;
 
-/* Create a loop. NULL on failure with *err_out (may be NULL) set: RS_ENOMEM,
- * RS_ENOTSUP for a backend this build or OS lacks, or a mapped OS error. Any thread. */
+/* Create a loop (NULL options mean defaults). NULL on failure with *err_out
+ * (may be NULL) set: RS_ENOMEM, RS_ENOTSUP for a backend this build or OS
+ * lacks, or a mapped OS error. Any thread. */
 RESEAU_API rs_event_loop_t *rs_event_loop_new(const rs_event_loop_options_t *options, int *err_out);
 
 /* Stop and join the loop's own thread if it runs one, run every pending task

@@ -24,7 +24,7 @@ typedef struct rs_event_loop_group_options {
     void *shutdown_user_data;               /* passed to on_shutdown (default: NULL) */
 } rs_event_loop_group_options_t;
 
-/* Create the loops and start their threads. On any failure everything already
+/* Create the loops and start their threads (NULL options mean defaults). On any failure everything already
  * made is stopped and freed, and NULL is returned with *err_out set (RS_ENOMEM,
  * RS_ETHREAD, RS_ENOTSUP, ...). Any thread. */
 RESEAU_API rs_event_loop_group_t *rs_event_loop_group_new(const rs_event_loop_group_options_t *options,
@@ -36,7 +36,7 @@ RESEAU_API rs_event_loop_group_t *rs_event_loop_group_new(const rs_event_loop_gr
  * it blocks, and returns RS_EDEADLK (doing nothing) when called from one of the
  * group's own loop threads. With on_shutdown it returns at once and on_shutdown
  * fires exactly once, on a helper thread; RS_ETHREAD if that thread cannot start
- * (then nothing was done). Any thread. */
+ * (then nothing was done). RS_EINVAL for a NULL group. Any thread. */
 RESEAU_API int rs_event_loop_group_destroy(rs_event_loop_group_t *group);
 
 RESEAU_API size_t rs_event_loop_group_get_loop_count(const rs_event_loop_group_t *group);

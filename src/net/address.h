@@ -32,16 +32,21 @@ typedef struct rs_endpoint {
     char path[RS_LOCAL_PATH_MAX + 1];
 } rs_endpoint_t;
 
-/* Parse dotted-quad IPv4 text into 4 bytes. */
+/* Parse dotted-quad IPv4 text into 4 bytes. RS_EINVAL for NULL or malformed
+ * text (out is then zeroed) or a NULL out. */
 RESEAU_API int rs_ipv4_parse(const char *text, uint8_t out[4]);
 /* Parse IPv6 text (RFC 4291, including "::" and a trailing dotted quad) into 16
  * bytes. A "%zone" suffix is accepted only when scope_id_out is not NULL: a
- * number, or an interface name that exists on this host. */
+ * number, or an interface name that exists on this host. RS_EINVAL for NULL
+ * or malformed text, a NULL out, or a bad or unexpected zone; RS_ENOTSUP for a
+ * zone name where interface names cannot be looked up. */
 RESEAU_API int rs_ipv6_parse(const char *text, uint8_t out[16], uint32_t *scope_id_out);
-/* Format 4 bytes as dotted quad. RS_EOVERFLOW if buf is too small (16 suffices). */
+/* Format 4 bytes as dotted quad. RS_EOVERFLOW if buf is too small (16 suffices);
+ * RS_EINVAL for a NULL addr, or a NULL buf with buf_len > 0. */
 RESEAU_API int rs_ipv4_format(const uint8_t addr[4], char *buf, size_t buf_len);
 /* Format 16 bytes in RFC 5952 canonical form (lowercase, longest zero run as
- * "::", IPv4-mapped as ::ffff:a.b.c.d). RS_EOVERFLOW if buf is too small (46 suffices). */
+ * "::", IPv4-mapped as ::ffff:a.b.c.d). RS_EOVERFLOW if buf is too small (46 suffices);
+ * RS_EINVAL as for rs_ipv4_format. */
 RESEAU_API int rs_ipv6_format(const uint8_t addr[16], char *buf, size_t buf_len);
 
 /* Build an endpoint from IP text and a port (0..65535, else RS_EINVAL). The
@@ -50,8 +55,10 @@ RESEAU_API int rs_endpoint_from_ip(rs_endpoint_t *out, const char *text, uint32_
 /* A Unix-domain endpoint; "@name" is a Linux abstract name (RS_ENOTSUP elsewhere).
  * RS_EINVAL if empty or longer than RS_LOCAL_PATH_MAX. */
 RESEAU_API int rs_endpoint_from_local(rs_endpoint_t *out, const char *path);
-/* A VSOCK endpoint (RS_ENOTSUP off Linux). */
+/* A VSOCK endpoint (RS_ENOTSUP off Linux). RS_EINVAL for a NULL out. */
 RESEAU_API int rs_endpoint_from_vsock(rs_endpoint_t *out, uint32_t cid, uint32_t port);
-/* "127.0.0.1:80", "[::1]:80", "[fe80::1%2]:80", "/run/x.sock", "@name", "vsock:3:1024". */
+/* "127.0.0.1:80", "[::1]:80", "[fe80::1%2]:80", "/run/x.sock", "@name", "vsock:3:1024".
+ * RS_EINVAL for a NULL endpoint, an unknown domain, or a NULL buf with buf_len > 0;
+ * RS_EOVERFLOW if buf is too small. On error a non-empty buf holds "". */
 RESEAU_API int rs_endpoint_format(const rs_endpoint_t *endpoint, char *buf, size_t buf_len);
 RESEAU_API bool rs_endpoint_equal(const rs_endpoint_t *a, const rs_endpoint_t *b);

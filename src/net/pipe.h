@@ -15,11 +15,15 @@ typedef void rs_pipe_on_readable_fn(rs_pipe_read_end_t *read_end, int error, voi
 typedef void rs_pipe_on_write_fn(rs_pipe_write_end_t *write_end, int error, size_t bytes_written, void *user_data);
 
 /* Create both ends. allocator NULL means libc. On error nothing is created and
- * both outputs are NULL. Any thread. */
+ * both outputs are NULL. Any thread. RS_EINVAL for a NULL loop or output;
+ * RS_ENOMEM; or the OS error from socketpair/shutdown (RS_EMFILE, ...). */
 RESEAU_API int rs_pipe_new(rs_event_loop_t *read_loop, rs_event_loop_t *write_loop, const rs_allocator_t *allocator,
                            rs_pipe_read_end_t **read_end_out, rs_pipe_write_end_t **write_end_out);
 
 /* Read-loop thread: */
+/* on_readable runs on the read loop's thread. RS_EINVAL for a NULL read end or
+ * on_readable, RS_EWRONGTHREAD off the read loop's thread, or the loop's
+ * subscription error (RS_ENOMEM, ...). */
 RESEAU_API int rs_pipe_subscribe_to_readable_events(rs_pipe_read_end_t *read_end, rs_pipe_on_readable_fn *on_readable,
                                                    void *user_data);
 /* Same results as rs_socket_read: RS_EAGAIN, RS_EEOF once the write end is gone. */

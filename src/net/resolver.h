@@ -71,7 +71,8 @@ typedef struct rs_host_resolve_request {
     void *user_data;                  /* for both callbacks */
 } rs_host_resolve_request_t;
 
-/* NULL with *err_out set (RS_EINVAL, RS_ENOMEM) on failure. Any thread. */
+/* NULL options mean defaults. NULL with *err_out set on failure: RS_ENOMEM, or
+ * the error creating its mutex or condvar. Any thread. */
 RESEAU_API rs_host_resolver_t *rs_host_resolver_new(const rs_host_resolver_options_t *options, int *err_out);
 /* Any thread; see "Ownership" above. NULL does nothing. */
 RESEAU_API void rs_host_resolver_destroy(rs_host_resolver_t *resolver);
@@ -91,7 +92,8 @@ RESEAU_API int rs_host_resolver_resolve(rs_host_resolver_t *resolver, const rs_h
 
 /* A connection to `address` (port ignored) failed: put it after the healthy
  * addresses of its host until it connects again (record_connection_success)
- * or its record expires. RS_ENOENT if no cached host has it. */
+ * or its record expires. RS_ENOENT if no cached host has it; RS_EINVAL for a
+ * NULL resolver or address, or one not IPv4/IPv6. Any thread. */
 RESEAU_API int rs_host_resolver_record_connection_failure(rs_host_resolver_t *resolver, const rs_endpoint_t *address);
 RESEAU_API int rs_host_resolver_record_connection_success(rs_host_resolver_t *resolver, const rs_endpoint_t *address);
 

@@ -75,16 +75,20 @@ typedef void rs_socket_on_readable_fn(rs_socket_t *socket, int error, void *user
  * bytes that did reach the kernel. */
 typedef void rs_socket_on_write_fn(rs_socket_t *socket, int error, size_t bytes_written, void *user_data);
 
-/* Create an unassigned socket with the options applied. NULL with *err_out set
- * on failure (RS_EINVAL, RS_ENOMEM, RS_EAFNOSUPPORT, RS_ENOTSUP, RS_EMFILE, ...). Any thread. */
+/* Create an unassigned socket with the options applied (NULL options: IPv4 TCP
+ * defaults). NULL with *err_out set on failure (RS_EINVAL, RS_ENOMEM,
+ * RS_EAFNOSUPPORT, RS_ENOTSUP, RS_EMFILE, ...). Any thread. */
 RESEAU_API rs_socket_t *rs_socket_new(const rs_socket_options_t *options, int *err_out);
 /* Close (if open) and free. In-flight operations complete with RS_ECANCELED
  * first, after this returns; the memory is released once they have. Loop
  * thread (any thread while unassigned or once closed with nothing in flight). */
 RESEAU_API void rs_socket_destroy(rs_socket_t *socket);
 /* Close the OS socket; in-flight operations complete with RS_ECANCELED.
- * Idempotent. A listener may be closed from any thread: the call then blocks
- * until its loop has closed it, so that loop must be running. */
+ * Idempotent. Loop thread (any thread while unassigned). A listener may be
+ * closed from any thread: the call then blocks until its loop has closed it,
+ * so that loop must be running. RS_OK; RS_EINVAL for a NULL socket;
+ * RS_EWRONGTHREAD for a non-listener off its loop's thread; off-thread on a
+ * listener, the error creating the mutex or condvar to wait on. */
 RESEAU_API int rs_socket_close(rs_socket_t *socket);
 RESEAU_API bool rs_socket_is_open(const rs_socket_t *socket);
 
@@ -102,22 +106,29 @@ RESEAU_API int rs_socket_get_remote_address(const rs_socket_t *socket, rs_endpoi
 /* Stream sockets only; backlog <= 0 means SOMAXCONN. RS_EINVAL for a NULL or
  * DGRAM socket, RS_ESTATE unless new or bound, or the OS error (RS_EADDRINUSE, ...). */
 RESEAU_API int rs_socket_listen(rs_socket_t *socket, int backlog);
-/* Ties the listener to `loop` and accepts until stopped or closed. RS_EINVAL for
- * a NULL listener, loop or on_accept; RS_EBUSY if tied to another loop;
- * RS_ESTATE unless listening. Loop thread. */
+/* Ties the listener to `loop` and accepts until stopped or closed; on_accept
+ * runs on that loop's thread. Call on `loop`'s thread. RS_EINVAL for a NULL
+ * listener, loop or on_accept; RS_EBUSY if tied to another loop;
+ * RS_EWRONGTHREAD off `loop`'s thread; RS_ESTATE unless listening; or the
+ * OS error registering with the loop (RS_ENOMEM, ...). */
 RESEAU_API int rs_socket_start_accept(rs_socket_t *listener, rs_event_loop_t *loop, rs_socket_on_accept_fn *on_accept,
                                       void *user_data);
-/* RS_EINVAL for a NULL listener, RS_ESTATE unless listening. */
+/* RS_EINVAL for a NULL listener, RS_EWRONGTHREAD off its loop's thread,
+ * RS_ESTATE unless listening, or the loop's subscription error. */
 RESEAU_API int rs_socket_stop_accept(rs_socket_t *listener);
 
 /* Start connecting to `remote`, tied to `loop`; on_connect fires exactly once
  * (RS_ETIMEDOUT after connect_timeout_ms). A DGRAM socket "connects" at once
  * (the callback still comes later). RS_EINVAL for a NULL socket, remote, loop or
- * on_connect, a port of 0 or an endpoint of another domain. Loop thread. */
+ * on_connect, a port of 0 or an endpoint of another domain; RS_EBUSY if tied to
+ * another loop; RS_EWRONGTHREAD off `loop`'s thread; RS_ESTATE unless new or
+ * bound; or the loop's subscription error (RS_ENOMEM, ...; the socket is then
+ * closed). An OS refusal (RS_ECONNREFUSED, ...) comes through on_connect. Loop thread. */
 RESEAU_API int rs_socket_connect(rs_socket_t *socket, const rs_endpoint_t *remote, rs_event_loop_t *loop,
                                  rs_socket_on_connect_fn *on_connect, void *user_data);
 /* Tie an accepted (or any unassigned) socket to `loop`. RS_EBUSY if already
- * tied to a loop, RS_EINVAL for a NULL socket or loop. Call it on `loop`'s thread. */
+ * tied to a loop, RS_EINVAL for a NULL socket or loop, RS_EWRONGTHREAD off
+ * `loop`'s thread, or the loop's subscription error. Call it on `loop`'s thread. */
 RESEAU_API int rs_socket_assign_to_loop(rs_socket_t *socket, rs_event_loop_t *loop);
 /* NULL while unassigned. Any thread. */
 RESEAU_API rs_event_loop_t *rs_socket_get_loop(const rs_socket_t *socket);
@@ -125,7 +136,7 @@ RESEAU_API rs_event_loop_t *rs_socket_get_loop(const rs_socket_t *socket);
 /* Call on_readable whenever data (or EOF, or an error) is waiting. Replaces an
  * earlier subscription. RS_EINVAL for a NULL socket or on_readable; RS_ESTATE
  * while unassigned; RS_ENOTCONN for a stream socket not connected, RS_EBADF once
- * closed. Loop thread. */
+ * closed; RS_EWRONGTHREAD, or the loop's subscription error (RS_ENOMEM, ...). Loop thread. */
 RESEAU_API int rs_socket_subscribe_to_readable_events(rs_socket_t *socket, rs_socket_on_readable_fn *on_readable,
                                                      void *user_data);
 /* Stop and restart readable callbacks (back-pressure) without unsubscribing.
@@ -138,8 +149,9 @@ RESEAU_API int rs_socket_resume_reading(rs_socket_t *socket);
  * once closed, else the error (RS_ECONNRESET, ...). amount_read may be NULL. */
 RESEAU_API int rs_socket_read(rs_socket_t *socket, rs_byte_buf_t *buf, size_t *amount_read);
 /* Scatter read: fill the free space of bufs[0], then bufs[1], ... in one system
- * call (at most RS_SOCKET_READV_MAX buffers). Same results as rs_socket_read;
- * *amount_read is the total added across the buffers. */
+ * call (at most RS_SOCKET_READV_MAX buffers). Same results as rs_socket_read,
+ * and RS_EINVAL for a count of 0 or above the maximum; *amount_read is the
+ * total added across the buffers. */
 #define RS_SOCKET_READV_MAX 16
 RESEAU_API int rs_socket_readv(rs_socket_t *socket, rs_byte_buf_t *bufs, size_t count, size_t *amount_read);
 
