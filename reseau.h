@@ -1652,8 +1652,9 @@ RESEAU_API void rs_channel_release_message_to_pool(rs_channel_t *channel, rs_io_
 
 /* NULL with *err_out set: RS_EINVAL for a NULL channel, RS_EWRONGTHREAD, RS_ENOMEM. */
 RESEAU_API rs_channel_slot_t *rs_channel_slot_new(rs_channel_t *channel, int *err_out);
-/* Loop thread. RS_EINVAL for a NULL channel or to_add; otherwise as for
- * rs_channel_slot_insert_right on the last slot (RS_EWRONGTHREAD, ...). */
+/* Append to_add (a slot of this channel, not linked yet) at the right end.
+ * Loop thread. RS_EINVAL for a NULL channel or to_add, a slot of another
+ * channel or one already linked; RS_EWRONGTHREAD off the loop thread. */
 RESEAU_API int rs_channel_slot_insert_end(rs_channel_t *channel, rs_channel_slot_t *to_add);
 /* RS_EINVAL for a NULL slot; RS_EWRONGTHREAD off the loop thread; RS_EINVAL for
  * a NULL to_add, or a to_add of another channel (or slot itself). */
@@ -1677,10 +1678,11 @@ RESEAU_API rs_channel_t *rs_channel_slot_get_channel(const rs_channel_slot_t *sl
 /* Pass a message on: READ goes to the right neighbour, WRITE to the left.
  * Loop thread. The neighbour's process_*_message runs inside this call
  * (synchronously, re-entrantly), not from a task. RS_EINVAL for a NULL slot
- * or message, RS_EWRONGTHREAD off the loop thread, RS_EWINDOW if a READ
+ * or message or another `dir`, RS_EWRONGTHREAD off the loop thread (checked
+ * before the message), RS_EWINDOW if a READ
  * message is larger than the right slot's window, RS_ENOTCONN if there is no
- * neighbour that way, RS_ENOTSUP if its handler takes no messages that way;
- * the caller then keeps the message. Otherwise what the neighbour's handler
+ * neighbour that way, RS_ENOTSUP if its handler takes no messages that way
+ * (no window is used then); the caller then keeps the message. Otherwise what the neighbour's handler
  * returned (on success it owns the message). */
 RESEAU_API int rs_channel_slot_send_message(rs_channel_slot_t *slot, rs_io_message_t *message,
                                            rs_channel_direction_t dir);
@@ -1695,7 +1697,8 @@ RESEAU_API size_t rs_channel_slot_upstream_message_overhead(const rs_channel_slo
 RESEAU_API void rs_channel_slot_add_pending_write_bytes(rs_channel_slot_t *slot, int64_t delta);
 /* A handler's part of shutdown is done; the channel moves to the next one (its
  * handler's shutdown runs inside this call). RS_OK (also once already shut
- * down); RS_EINVAL for a NULL slot, RS_EWRONGTHREAD off the loop thread. */
+ * down); RS_EINVAL for a NULL slot or another `dir`, RS_EWRONGTHREAD off
+ * the loop thread. */
 RESEAU_API int rs_channel_slot_on_handler_shutdown_complete(rs_channel_slot_t *slot, rs_channel_direction_t dir,
                                                            int error_code, bool abort_immediately);
 
@@ -8880,8 +8883,16 @@ RESEAU_API int rs_channel_slot_insert_left(rs_channel_slot_t *slot, rs_channel_s
 
 RESEAU_API int rs_channel_slot_insert_end(rs_channel_t *channel, rs_channel_slot_t *to_add) {
     rs_channel_slot_t *last;
+    int err;
     if (!channel || !to_add) {
         return RS_EINVAL;
+    }
+    err = rs__channel_check_thread(channel, "rs_channel_slot_insert_end");
+    if (err) {
+        return err;
+    }
+    if (to_add->channel != channel || to_add->adj_left || to_add->adj_right) {
+        return RS_EINVAL; /* another channel's slot, or one already linked */
     }
     last = channel->first;
     if (!last || last == to_add) {
@@ -9000,6 +9011,9 @@ RESEAU_API int rs_channel_slot_send_message(rs_channel_slot_t *slot, rs_io_messa
     if (err) {
         return err;
     }
+    if (dir != RS_CHANNEL_DIR_READ && dir != RS_CHANNEL_DIR_WRITE) {
+        return RS_EINVAL;
+    }
     next = dir == RS_CHANNEL_DIR_READ ? slot->adj_right : slot->adj_left;
     if (!next || !next->handler) {
         return RS_ENOTCONN;
@@ -9010,6 +9024,9 @@ RESEAU_API int rs_channel_slot_send_message(rs_channel_slot_t *slot, rs_io_messa
         }
         return next->handler->vtable->process_write_message(next->handler, next, message);
     }
+    if (!next->handler->vtable->process_read_message) {
+        return RS_ENOTSUP; /* refused before it costs any window */
+    }
     if (slot->channel->back_pressure) {
         if (message->message_data.len > next->window_size) {
             RS__LOG_ERROR(RS_LS_CHANNEL, "channel %p: a handler sent %u bytes past a window of %u",
@@ -9017,9 +9034,6 @@ RESEAU_API int rs_channel_slot_send_message(rs_channel_slot_t *slot, rs_io_messa
             return RS_EWINDOW;
         }
         next->window_size -= message->message_data.len;
-    }
-    if (!next->handler->vtable->process_read_message) {
-        return RS_ENOTSUP;
     }
     return next->handler->vtable->process_read_message(next->handler, next, message);
 }
@@ -9247,6 +9261,9 @@ RESEAU_API int rs_channel_slot_on_handler_shutdown_complete(rs_channel_slot_t *s
     int err = rs__slot_check_thread(slot, "rs_channel_slot_on_handler_shutdown_complete");
     if (err) {
         return err;
+    }
+    if (dir != RS_CHANNEL_DIR_READ && dir != RS_CHANNEL_DIR_WRITE) {
+        return RS_EINVAL;
     }
     channel = slot->channel;
     if (channel->state == RS__CHANNEL_SHUT_DOWN) {

@@ -396,8 +396,16 @@ RESEAU_API int rs_channel_slot_insert_left(rs_channel_slot_t *slot, rs_channel_s
 
 RESEAU_API int rs_channel_slot_insert_end(rs_channel_t *channel, rs_channel_slot_t *to_add) {
     rs_channel_slot_t *last;
+    int err;
     if (!channel || !to_add) {
         return RS_EINVAL;
+    }
+    err = rs__channel_check_thread(channel, "rs_channel_slot_insert_end");
+    if (err) {
+        return err;
+    }
+    if (to_add->channel != channel || to_add->adj_left || to_add->adj_right) {
+        return RS_EINVAL; /* another channel's slot, or one already linked */
     }
     last = channel->first;
     if (!last || last == to_add) {
@@ -516,6 +524,9 @@ RESEAU_API int rs_channel_slot_send_message(rs_channel_slot_t *slot, rs_io_messa
     if (err) {
         return err;
     }
+    if (dir != RS_CHANNEL_DIR_READ && dir != RS_CHANNEL_DIR_WRITE) {
+        return RS_EINVAL;
+    }
     next = dir == RS_CHANNEL_DIR_READ ? slot->adj_right : slot->adj_left;
     if (!next || !next->handler) {
         return RS_ENOTCONN;
@@ -526,6 +537,9 @@ RESEAU_API int rs_channel_slot_send_message(rs_channel_slot_t *slot, rs_io_messa
         }
         return next->handler->vtable->process_write_message(next->handler, next, message);
     }
+    if (!next->handler->vtable->process_read_message) {
+        return RS_ENOTSUP; /* refused before it costs any window */
+    }
     if (slot->channel->back_pressure) {
         if (message->message_data.len > next->window_size) {
             RS__LOG_ERROR(RS_LS_CHANNEL, "channel %p: a handler sent %u bytes past a window of %u",
@@ -533,9 +547,6 @@ RESEAU_API int rs_channel_slot_send_message(rs_channel_slot_t *slot, rs_io_messa
             return RS_EWINDOW;
         }
         next->window_size -= message->message_data.len;
-    }
-    if (!next->handler->vtable->process_read_message) {
-        return RS_ENOTSUP;
     }
     return next->handler->vtable->process_read_message(next->handler, next, message);
 }
@@ -763,6 +774,9 @@ RESEAU_API int rs_channel_slot_on_handler_shutdown_complete(rs_channel_slot_t *s
     int err = rs__slot_check_thread(slot, "rs_channel_slot_on_handler_shutdown_complete");
     if (err) {
         return err;
+    }
+    if (dir != RS_CHANNEL_DIR_READ && dir != RS_CHANNEL_DIR_WRITE) {
+        return RS_EINVAL;
     }
     channel = slot->channel;
     if (channel->state == RS__CHANNEL_SHUT_DOWN) {

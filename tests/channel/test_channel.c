@@ -1060,6 +1060,11 @@ static const rs_channel_handler_vtable_t minimal_vtable = {
     minimal_read, NULL, NULL, NULL, NULL, NULL, minimal_destroy, NULL, NULL, NULL,
 };
 
+/* Takes no reads at all (process_read_message NULL). */
+static const rs_channel_handler_vtable_t write_only_vtable = {
+    NULL, NULL, NULL, NULL, NULL, NULL, minimal_destroy, NULL, NULL, NULL,
+};
+
 static void channel_handler_with_null_entries_gets_defaults(void **state) {
     rs_testing_channel_t *tc = tc_new(&rs_test_allocator, true);
     rs_channel_t *channel = rs_testing_channel_get_channel(tc);
@@ -1096,6 +1101,49 @@ static void channel_handler_with_null_entries_gets_defaults(void **state) {
     assert_int_equal(right->shutdowns[RS_CHANNEL_DIR_WRITE], 1);
     rs_testing_channel_destroy(tc);
     assert_int_equal(destroyed, 1);
+}
+
+/* Misuse of the slot calls gets a clear code and changes nothing: a slot of
+ * another channel or one already linked cannot be appended, a direction that
+ * is neither READ nor WRITE is RS_EINVAL, and a READ refused by a handler
+ * without process_read_message costs no window. */
+static void channel_slot_misuse_is_refused(void **state) {
+    rs_testing_channel_t *tc = tc_new(&rs_test_allocator, true);
+    rs_testing_channel_t *other = tc_new(&rs_test_allocator, true);
+    rs_channel_t *channel = rs_testing_channel_get_channel(tc);
+    rs_channel_slot_t *first = rs_channel_get_first_slot(channel);
+    rs_channel_slot_t *foreign;
+    rs_channel_slot_t *right = NULL;
+    rs_io_message_t *msg;
+    minimal_t *m = (minimal_t *)rs_mem_calloc(&rs_test_allocator, 1, sizeof(*m));
+    int destroyed = 0;
+    size_t window;
+    (void)state;
+    assert_non_null(m);
+    foreign = rs_channel_slot_new(rs_testing_channel_get_channel(other), NULL);
+    assert_non_null(foreign);
+    assert_int_equal(rs_channel_slot_insert_end(channel, foreign), RS_EINVAL);
+    assert_int_equal(rs_channel_slot_insert_end(channel, first), RS_OK); /* already first: nothing to do */
+    m->base.vtable = &write_only_vtable;
+    m->base.impl = m;
+    m->destroyed = &destroyed;
+    assert_int_equal(rs_channel_slot_add_handler_right(first, &m->base, &right), RS_OK);
+    assert_int_equal(rs_channel_slot_insert_end(channel, right), RS_EINVAL); /* already linked */
+    assert_int_equal(rs_testing_channel_run(tc), RS_OK);
+    window = rs_channel_slot_downstream_read_window(first);
+    msg = rs_channel_acquire_message_from_pool(channel, RS_IO_MESSAGE_APPLICATION_DATA, 8);
+    assert_non_null(msg);
+    msg->message_data.len = 8;
+    assert_int_equal(rs_channel_slot_send_message(first, msg, RS_CHANNEL_DIR_READ), RS_ENOTSUP);
+    assert_int_equal(rs_channel_slot_downstream_read_window(first), window); /* no window used */
+    assert_int_equal(rs_channel_slot_send_message(first, msg, (rs_channel_direction_t)7), RS_EINVAL);
+    assert_int_equal(rs_channel_slot_on_handler_shutdown_complete(right, (rs_channel_direction_t)7, RS_OK, false),
+                     RS_EINVAL);
+    rs_channel_release_message_to_pool(channel, msg);
+    rs_testing_channel_destroy(tc);
+    assert_int_equal(destroyed, 1);
+    assert_int_equal(rs_channel_slot_remove(foreign), RS_OK);
+    rs_testing_channel_destroy(other);
 }
 
 /* ------------------------------------------------- counting allocator */
@@ -1564,6 +1612,7 @@ int main(void) {
         cmocka_unit_test(channel_destroy_from_shutdown_callback),
         cmocka_unit_test(channel_message_pool_reuses_messages),
         cmocka_unit_test(channel_handler_with_null_entries_gets_defaults),
+        cmocka_unit_test(channel_slot_misuse_is_refused),
         cmocka_unit_test(channel_zero_allocations_per_message_after_warm_up),
         cmocka_unit_test(channel_small_messages_take_small_blocks),
         cmocka_unit_test(channel_cross_thread_shutdown_tasks_and_destroy),
