@@ -1324,7 +1324,9 @@ RESEAU_API void rs_pipe_write_end_destroy(rs_pipe_write_end_t *write_end);
  * run on a small pool of worker threads (created on first use, never one per
  * host), through getaddrinfo or a user-supplied resolve function, with the
  * AAAA and A queries as separate jobs so that a caller can start on the first
- * answer. Literal IPv4/IPv6 addresses and cached names never reach a worker.
+ * answer. Literal IPv4/IPv6 addresses and cached names never reach a worker,
+ * and neither do "localhost" and names under it, which are answered with ::1
+ * and 127.0.0.1 (RFC 6761 §6.3: no DNS query, no dependence on /etc/hosts).
  * Records past their TTL are still served while a background refresh runs; a
  * refresh that fails keeps serving them until they are max_stale_ms old.
  * Addresses whose connections failed (rs_host_resolver_record_connection_failure)
@@ -8121,7 +8123,32 @@ RESEAU_API void rs_host_resolver_destroy(rs_host_resolver_t *resolver) {
 
 /* ---- resolve ------------------------------------------------------------- */
 
-/* A literal address: that family answers with it, the other with nothing. */
+/* "localhost" and names under it (any case, optional trailing dot). RFC 6761
+ * §6.3 lets resolvers answer these with loopback themselves: no lookup, so no
+ * DNS query leaves the host, and no dependence on /etc/hosts (a fresh root
+ * has none). */
+static bool rs__is_localhost_name(const char *name) {
+    static const char suffix[] = "localhost";
+    size_t n = strlen(name);
+    size_t k = sizeof(suffix) - 1;
+    size_t i;
+    if (n && name[n - 1] == '.') {
+        --n;
+    }
+    if (n < k || (n > k && name[n - k - 1] != '.')) {
+        return false;
+    }
+    for (i = 0; i < k; ++i) {
+        char c = name[n - k + i];
+        if ((c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c) != suffix[i]) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* A literal address: that family answers with it, the other with nothing; a
+ * localhost name: ::1 and 127.0.0.1. */
 static bool rs__resolve_literal(const char *name, rs__resolve_record_t *rec) {
     rs__host_addr_t addr;
     int family;
@@ -8130,12 +8157,23 @@ static bool rs__resolve_literal(const char *name, rs__resolve_record_t *rec) {
         family = RS__FAM_V4;
     } else if (strchr(name, ':') && rs_ipv6_parse(name, addr.addr, &addr.scope_id) == RS_OK) {
         family = RS__FAM_V6;
+    } else if (rs__is_localhost_name(name)) {
+        memset(&rec->fam[RS__FAM_V6].addrs[0], 0, sizeof(addr));
+        rec->fam[RS__FAM_V6].addrs[0].addr[15] = 1;
+        rec->fam[RS__FAM_V4].addrs[0] = addr;
+        rec->fam[RS__FAM_V4].addrs[0].addr[0] = 127;
+        rec->fam[RS__FAM_V4].addrs[0].addr[3] = 1;
+        rec->fam[RS__FAM_V6].count = 1;
+        rec->fam[RS__FAM_V4].count = 1;
+        family = -1;
     } else {
         return false;
     }
-    rec->fam[family].addrs[0] = addr;
-    rec->fam[family].count = 1;
-    rec->fam[!family].count = 0;
+    if (family >= 0) {
+        rec->fam[family].addrs[0] = addr;
+        rec->fam[family].count = 1;
+        rec->fam[!family].count = 0;
+    }
     rec->fam[RS__FAM_V6].error = RS_OK;
     rec->fam[RS__FAM_V4].error = RS_OK;
     rec->fam[RS__FAM_V6].done = true;

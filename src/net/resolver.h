@@ -6,7 +6,9 @@
  * run on a small pool of worker threads (created on first use, never one per
  * host), through getaddrinfo or a user-supplied resolve function, with the
  * AAAA and A queries as separate jobs so that a caller can start on the first
- * answer. Literal IPv4/IPv6 addresses and cached names never reach a worker.
+ * answer. Literal IPv4/IPv6 addresses and cached names never reach a worker,
+ * and neither do "localhost" and names under it, which are answered with ::1
+ * and 127.0.0.1 (RFC 6761 §6.3: no DNS query, no dependence on /etc/hosts).
  * Records past their TTL are still served while a background refresh runs; a
  * refresh that fails keeps serving them until they are max_stale_ms old.
  * Addresses whose connections failed (rs_host_resolver_record_connection_failure)
