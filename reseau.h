@@ -10450,8 +10450,10 @@ typedef void rs__pipeline_shutdown_fn(rs__pipeline_t *pipeline, rs_channel_t *ch
 /* Called once, last: the owner may free the pipeline's memory. */
 typedef void rs__pipeline_release_fn(rs__pipeline_t *pipeline);
 
+/* What every connection of a client connect or a listener shares: the
+ * bootstrap's own copy of the caller's installer list, and channel options. */
 typedef struct rs__pipeline_options {
-    rs_channel_installer_t *const *installers;
+    rs_channel_installer_t **installers; /* owned array; the installers are the caller's */
     size_t installer_count;
     bool enable_read_back_pressure;
     uint32_t graceful_shutdown_timeout_ms;
@@ -10605,6 +10607,43 @@ static int rs__pipeline_start(rs__pipeline_t *p, const rs_allocator_t *allocator
 
 /* ---- installers ---- */
 
+/* RS_EINVAL unless every installer has an install entry. */
+static int rs__installers_check(rs_channel_installer_t *const *installers, size_t count) {
+    size_t i;
+    if (count && !installers) {
+        return RS_EINVAL;
+    }
+    for (i = 0; i < count; ++i) {
+        if (!installers[i] || !installers[i]->vtable || !installers[i]->vtable->install) {
+            return RS_EINVAL;
+        }
+    }
+    return RS_OK;
+}
+
+/* Fill `out`, copying the list (not the installers). RS_ENOMEM. */
+static int rs__pipeline_options_init(rs__pipeline_options_t *out, const rs_allocator_t *allocator,
+                                     rs_channel_installer_t *const *installers, size_t count,
+                                     bool enable_read_back_pressure, uint32_t graceful_shutdown_timeout_ms) {
+    memset(out, 0, sizeof(*out));
+    if (count) {
+        out->installers = (rs_channel_installer_t **)rs_mem_alloc(allocator, count * sizeof(*out->installers));
+        if (!out->installers) {
+            return RS_ENOMEM;
+        }
+        memcpy(out->installers, installers, count * sizeof(*out->installers));
+    }
+    out->installer_count = count;
+    out->enable_read_back_pressure = enable_read_back_pressure;
+    out->graceful_shutdown_timeout_ms = graceful_shutdown_timeout_ms;
+    return RS_OK;
+}
+
+static void rs__pipeline_options_cleanup(rs__pipeline_options_t *o, const rs_allocator_t *allocator) {
+    rs_mem_free(allocator, o->installers);
+    o->installers = NULL;
+}
+
 /* The bootstrap is done with them: each one's destroy, once. */
 static void rs__installers_destroy(rs_channel_installer_t **installers, size_t count) {
     size_t i;
@@ -10693,7 +10732,6 @@ struct rs__connect {
     rs_socket_options_t socket_options;
     char *interface_name; /* our copy of socket_options.network_interface_name */
     uint32_t timeout_ms;
-    rs_channel_installer_t **installers;
     rs__pipeline_options_t pipeline_options;
     rs_client_on_setup_fn *on_setup;
     rs_client_on_shutdown_fn *on_shutdown;
@@ -10802,6 +10840,8 @@ RESEAU_API void rs_client_bootstrap_destroy(rs_client_bootstrap_t *bootstrap) {
 
 /* ---- the connection's end ---- */
 
+static void rs__connect_free_copies(rs__connect_t *c);
+
 /* Free once nothing refers to us any more: see the file comment. Only from
  * rs__connect_leave, so that no caller up the stack still holds `c`. */
 static void rs__connect_maybe_free(rs__connect_t *c) {
@@ -10811,10 +10851,7 @@ static void rs__connect_maybe_free(rs__connect_t *c) {
     }
     rs_mem_free(&c->allocator, c->queues[0].items);
     rs_mem_free(&c->allocator, c->queues[1].items);
-    rs_mem_free(&c->allocator, c->installers);
-    rs_mem_free(&c->allocator, c->interface_name);
-    rs_mem_free(&c->allocator, c->host);
-    rs_mem_free(&c->allocator, c);
+    rs__connect_free_copies(c);
     rs__client_bootstrap_release(b);
 }
 
@@ -10832,7 +10869,7 @@ static void rs__connect_leave(rs__connect_t *c) {
 static void rs__connect_report_setup(rs__connect_t *c, rs_channel_t *channel, int error) {
     c->setup_reported = true;
     c->on_setup(c->bootstrap, channel, error, c->user_data);
-    rs__installers_destroy(c->installers, c->pipeline_options.installer_count);
+    rs__installers_destroy(c->pipeline_options.installers, c->pipeline_options.installer_count);
 }
 
 static void rs__connect_cancel_timers(rs__connect_t *c) {
@@ -11198,7 +11235,6 @@ static bool rs__group_has_loop(rs_event_loop_group_t *group, rs_event_loop_t *lo
 }
 
 static int rs__connect_check_options(const rs_client_bootstrap_t *b, const rs_client_connect_options_t *o) {
-    size_t i;
     bool local = o->socket_options && o->socket_options->domain == RS_SOCKET_DOMAIN_LOCAL;
     if (!o->host || !o->on_setup || (!local && (o->port == 0 || o->port > 65535))) {
         return RS_EINVAL;
@@ -11206,20 +11242,11 @@ static int rs__connect_check_options(const rs_client_bootstrap_t *b, const rs_cl
     if (o->loop && !rs__group_has_loop(b->group, o->loop)) {
         return RS_EINVAL;
     }
-    if (o->installer_count && !o->installers) {
-        return RS_EINVAL;
-    }
-    for (i = 0; i < o->installer_count; ++i) {
-        if (!o->installers[i] || !o->installers[i]->vtable || !o->installers[i]->vtable->install) {
-            return RS_EINVAL;
-        }
-    }
-    return RS_OK;
+    return rs__installers_check(o->installers, o->installer_count);
 }
 
 /* The copies a connection keeps of the caller's options. */
 static int rs__connect_copy_options(rs__connect_t *c, const rs_client_connect_options_t *o) {
-    size_t n = o->installer_count;
     c->host = rs__strdup(&c->allocator, o->host);
     if (!c->host) {
         return RS_ENOMEM;
@@ -11235,22 +11262,12 @@ static int rs__connect_copy_options(rs__connect_t *c, const rs_client_connect_op
         }
         c->socket_options.network_interface_name = c->interface_name;
     }
-    if (n) {
-        c->installers = (rs_channel_installer_t **)rs_mem_alloc(&c->allocator, n * sizeof(*c->installers));
-        if (!c->installers) {
-            return RS_ENOMEM;
-        }
-        memcpy(c->installers, o->installers, n * sizeof(*c->installers));
-    }
-    c->pipeline_options.installers = c->installers;
-    c->pipeline_options.installer_count = n;
-    c->pipeline_options.enable_read_back_pressure = o->enable_read_back_pressure;
-    c->pipeline_options.graceful_shutdown_timeout_ms = o->graceful_shutdown_timeout_ms;
-    return RS_OK;
+    return rs__pipeline_options_init(&c->pipeline_options, &c->allocator, o->installers, o->installer_count,
+                                     o->enable_read_back_pressure, o->graceful_shutdown_timeout_ms);
 }
 
 static void rs__connect_free_copies(rs__connect_t *c) {
-    rs_mem_free(&c->allocator, c->installers);
+    rs__pipeline_options_cleanup(&c->pipeline_options, &c->allocator);
     rs_mem_free(&c->allocator, c->interface_name);
     rs_mem_free(&c->allocator, c->host);
     rs_mem_free(&c->allocator, c);
@@ -11316,7 +11333,6 @@ struct rs_server_listener {
     rs_event_loop_t *loop;
     rs_socket_t *socket;
     rs_endpoint_t address;
-    rs_channel_installer_t **installers;
     rs__pipeline_options_t pipeline_options;
     rs_server_on_incoming_setup_fn *on_incoming_setup;
     rs_server_on_incoming_shutdown_fn *on_incoming_shutdown;
@@ -11455,7 +11471,7 @@ static void rs__listener_free(rs_server_listener_t *l) {
         rs_socket_destroy(l->socket);
     }
     rs_mutex_cleanup(&l->lock);
-    rs_mem_free(&l->allocator, l->installers);
+    rs__pipeline_options_cleanup(&l->pipeline_options, &l->allocator);
     rs_mem_free(&l->allocator, l);
     rs__server_bootstrap_release(b);
 }
@@ -11467,7 +11483,7 @@ static void rs__listener_destroyed_task(rs_task_t *task, void *arg, rs_task_stat
     if (l->on_listener_destroyed) {
         l->on_listener_destroyed(l, l->user_data);
     }
-    rs__installers_destroy(l->installers, l->pipeline_options.installer_count);
+    rs__installers_destroy(l->pipeline_options.installers, l->pipeline_options.installer_count);
     rs__listener_free(l);
 }
 
@@ -11670,23 +11686,13 @@ static int rs__listener_open(rs_server_listener_t *l, const rs_server_listener_o
 }
 
 static int rs__listener_check_options(const rs_server_listener_options_t *o) {
-    size_t i;
-    if (!o->on_incoming_setup || (o->installer_count && !o->installers)) {
-        return RS_EINVAL;
-    }
-    for (i = 0; i < o->installer_count; ++i) {
-        if (!o->installers[i] || !o->installers[i]->vtable || !o->installers[i]->vtable->install) {
-            return RS_EINVAL;
-        }
-    }
-    return RS_OK;
+    return o->on_incoming_setup ? rs__installers_check(o->installers, o->installer_count) : RS_EINVAL;
 }
 
 RESEAU_API rs_server_listener_t *rs_server_bootstrap_new_listener(rs_server_bootstrap_t *bootstrap,
                                                                   const rs_server_listener_options_t *options,
                                                                   int *err_out) {
     rs_server_listener_t *l;
-    size_t n;
     int err;
     if (!bootstrap || !options) {
         rs__set_err(err_out, RS_EINVAL);
@@ -11704,7 +11710,6 @@ RESEAU_API rs_server_listener_t *rs_server_bootstrap_new_listener(rs_server_boot
     }
     l->allocator = bootstrap->allocator;
     l->bootstrap = bootstrap;
-    n = options->installer_count;
     err = rs_mutex_init(&l->lock);
     if (err) {
         rs_mem_free(&l->allocator, l);
@@ -11712,18 +11717,12 @@ RESEAU_API rs_server_listener_t *rs_server_bootstrap_new_listener(rs_server_boot
         return NULL;
     }
     rs_list_init(&l->connections);
-    if (n) {
-        l->installers = (rs_channel_installer_t **)rs_mem_alloc(&l->allocator, n * sizeof(*l->installers));
-        if (!l->installers) {
-            err = RS_ENOMEM;
-            goto fail;
-        }
-        memcpy(l->installers, options->installers, n * sizeof(*l->installers));
+    err = rs__pipeline_options_init(&l->pipeline_options, &l->allocator, options->installers,
+                                    options->installer_count, options->enable_read_back_pressure,
+                                    options->graceful_shutdown_timeout_ms);
+    if (err) {
+        goto fail;
     }
-    l->pipeline_options.installers = l->installers;
-    l->pipeline_options.installer_count = n;
-    l->pipeline_options.enable_read_back_pressure = options->enable_read_back_pressure;
-    l->pipeline_options.graceful_shutdown_timeout_ms = options->graceful_shutdown_timeout_ms;
     l->on_incoming_setup = options->on_incoming_setup;
     l->on_incoming_shutdown = options->on_incoming_shutdown;
     l->on_listener_destroyed = options->on_listener_destroyed;
@@ -11747,7 +11746,6 @@ RESEAU_API rs_server_listener_t *rs_server_bootstrap_new_listener(rs_server_boot
 
 fail:
     rs_mutex_cleanup(&l->lock);
-    rs_mem_free(&l->allocator, l->installers);
     rs_mem_free(&l->allocator, l);
     rs__set_err(err_out, err);
     return NULL;

@@ -47,7 +47,6 @@ struct rs__connect {
     rs_socket_options_t socket_options;
     char *interface_name; /* our copy of socket_options.network_interface_name */
     uint32_t timeout_ms;
-    rs_channel_installer_t **installers;
     rs__pipeline_options_t pipeline_options;
     rs_client_on_setup_fn *on_setup;
     rs_client_on_shutdown_fn *on_shutdown;
@@ -156,6 +155,8 @@ RESEAU_API void rs_client_bootstrap_destroy(rs_client_bootstrap_t *bootstrap) {
 
 /* ---- the connection's end ---- */
 
+static void rs__connect_free_copies(rs__connect_t *c);
+
 /* Free once nothing refers to us any more: see the file comment. Only from
  * rs__connect_leave, so that no caller up the stack still holds `c`. */
 static void rs__connect_maybe_free(rs__connect_t *c) {
@@ -165,10 +166,7 @@ static void rs__connect_maybe_free(rs__connect_t *c) {
     }
     rs_mem_free(&c->allocator, c->queues[0].items);
     rs_mem_free(&c->allocator, c->queues[1].items);
-    rs_mem_free(&c->allocator, c->installers);
-    rs_mem_free(&c->allocator, c->interface_name);
-    rs_mem_free(&c->allocator, c->host);
-    rs_mem_free(&c->allocator, c);
+    rs__connect_free_copies(c);
     rs__client_bootstrap_release(b);
 }
 
@@ -186,7 +184,7 @@ static void rs__connect_leave(rs__connect_t *c) {
 static void rs__connect_report_setup(rs__connect_t *c, rs_channel_t *channel, int error) {
     c->setup_reported = true;
     c->on_setup(c->bootstrap, channel, error, c->user_data);
-    rs__installers_destroy(c->installers, c->pipeline_options.installer_count);
+    rs__installers_destroy(c->pipeline_options.installers, c->pipeline_options.installer_count);
 }
 
 static void rs__connect_cancel_timers(rs__connect_t *c) {
@@ -552,7 +550,6 @@ static bool rs__group_has_loop(rs_event_loop_group_t *group, rs_event_loop_t *lo
 }
 
 static int rs__connect_check_options(const rs_client_bootstrap_t *b, const rs_client_connect_options_t *o) {
-    size_t i;
     bool local = o->socket_options && o->socket_options->domain == RS_SOCKET_DOMAIN_LOCAL;
     if (!o->host || !o->on_setup || (!local && (o->port == 0 || o->port > 65535))) {
         return RS_EINVAL;
@@ -560,20 +557,11 @@ static int rs__connect_check_options(const rs_client_bootstrap_t *b, const rs_cl
     if (o->loop && !rs__group_has_loop(b->group, o->loop)) {
         return RS_EINVAL;
     }
-    if (o->installer_count && !o->installers) {
-        return RS_EINVAL;
-    }
-    for (i = 0; i < o->installer_count; ++i) {
-        if (!o->installers[i] || !o->installers[i]->vtable || !o->installers[i]->vtable->install) {
-            return RS_EINVAL;
-        }
-    }
-    return RS_OK;
+    return rs__installers_check(o->installers, o->installer_count);
 }
 
 /* The copies a connection keeps of the caller's options. */
 static int rs__connect_copy_options(rs__connect_t *c, const rs_client_connect_options_t *o) {
-    size_t n = o->installer_count;
     c->host = rs__strdup(&c->allocator, o->host);
     if (!c->host) {
         return RS_ENOMEM;
@@ -589,22 +577,12 @@ static int rs__connect_copy_options(rs__connect_t *c, const rs_client_connect_op
         }
         c->socket_options.network_interface_name = c->interface_name;
     }
-    if (n) {
-        c->installers = (rs_channel_installer_t **)rs_mem_alloc(&c->allocator, n * sizeof(*c->installers));
-        if (!c->installers) {
-            return RS_ENOMEM;
-        }
-        memcpy(c->installers, o->installers, n * sizeof(*c->installers));
-    }
-    c->pipeline_options.installers = c->installers;
-    c->pipeline_options.installer_count = n;
-    c->pipeline_options.enable_read_back_pressure = o->enable_read_back_pressure;
-    c->pipeline_options.graceful_shutdown_timeout_ms = o->graceful_shutdown_timeout_ms;
-    return RS_OK;
+    return rs__pipeline_options_init(&c->pipeline_options, &c->allocator, o->installers, o->installer_count,
+                                     o->enable_read_back_pressure, o->graceful_shutdown_timeout_ms);
 }
 
 static void rs__connect_free_copies(rs__connect_t *c) {
-    rs_mem_free(&c->allocator, c->installers);
+    rs__pipeline_options_cleanup(&c->pipeline_options, &c->allocator);
     rs_mem_free(&c->allocator, c->interface_name);
     rs_mem_free(&c->allocator, c->host);
     rs_mem_free(&c->allocator, c);

@@ -15,8 +15,10 @@ typedef void rs__pipeline_shutdown_fn(rs__pipeline_t *pipeline, rs_channel_t *ch
 /* Called once, last: the owner may free the pipeline's memory. */
 typedef void rs__pipeline_release_fn(rs__pipeline_t *pipeline);
 
+/* What every connection of a client connect or a listener shares: the
+ * bootstrap's own copy of the caller's installer list, and channel options. */
 typedef struct rs__pipeline_options {
-    rs_channel_installer_t *const *installers;
+    rs_channel_installer_t **installers; /* owned array; the installers are the caller's */
     size_t installer_count;
     bool enable_read_back_pressure;
     uint32_t graceful_shutdown_timeout_ms;
@@ -169,6 +171,43 @@ static int rs__pipeline_start(rs__pipeline_t *p, const rs_allocator_t *allocator
 }
 
 /* ---- installers ---- */
+
+/* RS_EINVAL unless every installer has an install entry. */
+static int rs__installers_check(rs_channel_installer_t *const *installers, size_t count) {
+    size_t i;
+    if (count && !installers) {
+        return RS_EINVAL;
+    }
+    for (i = 0; i < count; ++i) {
+        if (!installers[i] || !installers[i]->vtable || !installers[i]->vtable->install) {
+            return RS_EINVAL;
+        }
+    }
+    return RS_OK;
+}
+
+/* Fill `out`, copying the list (not the installers). RS_ENOMEM. */
+static int rs__pipeline_options_init(rs__pipeline_options_t *out, const rs_allocator_t *allocator,
+                                     rs_channel_installer_t *const *installers, size_t count,
+                                     bool enable_read_back_pressure, uint32_t graceful_shutdown_timeout_ms) {
+    memset(out, 0, sizeof(*out));
+    if (count) {
+        out->installers = (rs_channel_installer_t **)rs_mem_alloc(allocator, count * sizeof(*out->installers));
+        if (!out->installers) {
+            return RS_ENOMEM;
+        }
+        memcpy(out->installers, installers, count * sizeof(*out->installers));
+    }
+    out->installer_count = count;
+    out->enable_read_back_pressure = enable_read_back_pressure;
+    out->graceful_shutdown_timeout_ms = graceful_shutdown_timeout_ms;
+    return RS_OK;
+}
+
+static void rs__pipeline_options_cleanup(rs__pipeline_options_t *o, const rs_allocator_t *allocator) {
+    rs_mem_free(allocator, o->installers);
+    o->installers = NULL;
+}
 
 /* The bootstrap is done with them: each one's destroy, once. */
 static void rs__installers_destroy(rs_channel_installer_t **installers, size_t count) {

@@ -19,7 +19,6 @@ struct rs_server_listener {
     rs_event_loop_t *loop;
     rs_socket_t *socket;
     rs_endpoint_t address;
-    rs_channel_installer_t **installers;
     rs__pipeline_options_t pipeline_options;
     rs_server_on_incoming_setup_fn *on_incoming_setup;
     rs_server_on_incoming_shutdown_fn *on_incoming_shutdown;
@@ -158,7 +157,7 @@ static void rs__listener_free(rs_server_listener_t *l) {
         rs_socket_destroy(l->socket);
     }
     rs_mutex_cleanup(&l->lock);
-    rs_mem_free(&l->allocator, l->installers);
+    rs__pipeline_options_cleanup(&l->pipeline_options, &l->allocator);
     rs_mem_free(&l->allocator, l);
     rs__server_bootstrap_release(b);
 }
@@ -170,7 +169,7 @@ static void rs__listener_destroyed_task(rs_task_t *task, void *arg, rs_task_stat
     if (l->on_listener_destroyed) {
         l->on_listener_destroyed(l, l->user_data);
     }
-    rs__installers_destroy(l->installers, l->pipeline_options.installer_count);
+    rs__installers_destroy(l->pipeline_options.installers, l->pipeline_options.installer_count);
     rs__listener_free(l);
 }
 
@@ -373,23 +372,13 @@ static int rs__listener_open(rs_server_listener_t *l, const rs_server_listener_o
 }
 
 static int rs__listener_check_options(const rs_server_listener_options_t *o) {
-    size_t i;
-    if (!o->on_incoming_setup || (o->installer_count && !o->installers)) {
-        return RS_EINVAL;
-    }
-    for (i = 0; i < o->installer_count; ++i) {
-        if (!o->installers[i] || !o->installers[i]->vtable || !o->installers[i]->vtable->install) {
-            return RS_EINVAL;
-        }
-    }
-    return RS_OK;
+    return o->on_incoming_setup ? rs__installers_check(o->installers, o->installer_count) : RS_EINVAL;
 }
 
 RESEAU_API rs_server_listener_t *rs_server_bootstrap_new_listener(rs_server_bootstrap_t *bootstrap,
                                                                   const rs_server_listener_options_t *options,
                                                                   int *err_out) {
     rs_server_listener_t *l;
-    size_t n;
     int err;
     if (!bootstrap || !options) {
         rs__set_err(err_out, RS_EINVAL);
@@ -407,7 +396,6 @@ RESEAU_API rs_server_listener_t *rs_server_bootstrap_new_listener(rs_server_boot
     }
     l->allocator = bootstrap->allocator;
     l->bootstrap = bootstrap;
-    n = options->installer_count;
     err = rs_mutex_init(&l->lock);
     if (err) {
         rs_mem_free(&l->allocator, l);
@@ -415,18 +403,12 @@ RESEAU_API rs_server_listener_t *rs_server_bootstrap_new_listener(rs_server_boot
         return NULL;
     }
     rs_list_init(&l->connections);
-    if (n) {
-        l->installers = (rs_channel_installer_t **)rs_mem_alloc(&l->allocator, n * sizeof(*l->installers));
-        if (!l->installers) {
-            err = RS_ENOMEM;
-            goto fail;
-        }
-        memcpy(l->installers, options->installers, n * sizeof(*l->installers));
+    err = rs__pipeline_options_init(&l->pipeline_options, &l->allocator, options->installers,
+                                    options->installer_count, options->enable_read_back_pressure,
+                                    options->graceful_shutdown_timeout_ms);
+    if (err) {
+        goto fail;
     }
-    l->pipeline_options.installers = l->installers;
-    l->pipeline_options.installer_count = n;
-    l->pipeline_options.enable_read_back_pressure = options->enable_read_back_pressure;
-    l->pipeline_options.graceful_shutdown_timeout_ms = options->graceful_shutdown_timeout_ms;
     l->on_incoming_setup = options->on_incoming_setup;
     l->on_incoming_shutdown = options->on_incoming_shutdown;
     l->on_listener_destroyed = options->on_listener_destroyed;
@@ -450,7 +432,6 @@ RESEAU_API rs_server_listener_t *rs_server_bootstrap_new_listener(rs_server_boot
 
 fail:
     rs_mutex_cleanup(&l->lock);
-    rs_mem_free(&l->allocator, l->installers);
     rs_mem_free(&l->allocator, l);
     rs__set_err(err_out, err);
     return NULL;
