@@ -140,7 +140,8 @@
  *   >>sockaddr.c, >>socket_posix.c, >>udp_posix.c, >>message_pool.c,
  *   >>pipeline.c.
  */
-#if defined(RESEAU_IMPLEMENTATION) && defined(__linux__) && !defined(_GNU_SOURCE)
+#if (defined(RESEAU_IMPLEMENTATION) || defined(RESEAU_TLS_IMPLEMENTATION)) && defined(__linux__) && \
+    !defined(_GNU_SOURCE)
 #define _GNU_SOURCE
 #endif
 
@@ -312,7 +313,25 @@ extern "C" {
     X(RS_EPEM_NO_BEGIN, -66, "PEM END line without a BEGIN line")                                 \
     X(RS_EPEM_HEADERS, -67, "PEM headers (RFC 1421, e.g. a legacy encrypted key) are not supported") \
     X(RS_EPEM_TOO_LARGE, -68, "PEM file larger than RS_PEM_FILE_MAX")                             \
-    X(RS_EUNKNOWN, -99, "unknown error (see the log for the system error)")
+    X(RS_EUNKNOWN, -99, "unknown error (see the log for the system error)")                        \
+    X(RS_ETLS_CERT_EXPIRED, -100, "TLS: the peer's certificate has expired (or this host's clock is wrong)") \
+    X(RS_ETLS_CERT_NOT_YET_VALID, -101, "TLS: the peer's certificate is not valid yet (or this host's clock is wrong)") \
+    X(RS_ETLS_HOSTNAME_MISMATCH, -102, "TLS: the peer's certificate is not for the name or address connected to") \
+    X(RS_ETLS_UNTRUSTED, -103, "TLS: the peer's certificate chain does not lead to a trusted CA (add its CA to the trust store)") \
+    X(RS_ETLS_BAD_CERT, -104, "TLS: a certificate is malformed or uses an unsupported algorithm") \
+    X(RS_ETLS_PROTOCOL_VERSION, -105, "TLS: no protocol version in common (the peer may require TLS 1.3)") \
+    X(RS_ETLS_HANDSHAKE_TIMEOUT, -106, "TLS: the handshake did not finish within the negotiation timeout") \
+    X(RS_ETLS_ALERT_RECEIVED, -107, "TLS: the peer sent a fatal alert (the log names it)")         \
+    X(RS_ETLS_NO_SHARED_CIPHER, -108, "TLS: no cipher suite in common with the peer")              \
+    X(RS_ETLS_CLIENT_CERT_REQUIRED, -109, "TLS: the server requires a client certificate and none was given") \
+    X(RS_ETLS_TRUNCATED, -110, "TLS: the peer closed the connection without close_notify (data may be truncated)") \
+    X(RS_ETLS_ALPN_MISMATCH, -111, "TLS: no application protocol (ALPN) in common with the peer")   \
+    X(RS_ETLS_PROTOCOL, -112, "TLS: malformed or unexpected message from the peer")                \
+    X(RS_ETLS_NO_TRUST_ANCHORS, -113, "TLS: no CA certificate found in the trust store given")     \
+    X(RS_ETLS_BAD_KEY, -114, "TLS: the private key is malformed, unsupported, or does not match the certificate") \
+    X(RS_ETLS_ALERT_SENT, -115, "TLS: this side ended the handshake with a fatal alert (the log names it)") \
+    X(RS_ETLS_RENEGOTIATION, -116, "TLS: the peer asked to renegotiate, which is refused")        \
+    X(RS_ETLS_FAILED, -117, "TLS: failure inside the TLS library (the log has its error number)")
 
 #define RS__RESULT_ENUM_ITEM(name, value, message) name = value,
 typedef enum rs_result { RS__RESULT_TABLE(RS__RESULT_ENUM_ITEM) RS__RESULT_END = 1 } rs_result_t;
@@ -420,6 +439,11 @@ RESEAU_API rs_log_level_t rs_log_get_level(void);
 RESEAU_API void rs_log_stderr(rs_log_level_t level, rs_log_subject_t subject, const char *message, void *user_data);
 
 RESEAU_API const char *rs_log_level_name(rs_log_level_t level);
+/* Log one printf-style message through the installed hook, if `level` is
+ * enabled (for add-ons such as reseau_tls.h, and for applications that want
+ * their lines in the same stream). Any thread; the hook rules above apply. */
+RESEAU_API void rs_log_printf(rs_log_level_t level, rs_log_subject_t subject, const char *format, ...)
+    RS__PRINTF(3, 4);
 RESEAU_API const char *rs_log_subject_name(rs_log_subject_t subject);
 /* <<log -- End file: src/base/log.h */
 /* >>clock -- Begin file: src/base/clock.h */
@@ -1467,7 +1491,9 @@ RESEAU_API size_t rs_host_resolver_get_address_count(rs_host_resolver_t *resolve
  * one gets it too. Other repeats are ignored. The error reported to
  * on_shutdown_completed is the first non-OK one: the shutdown's own, or a
  * handler's (the socket handler reports RS_ECANCELED, or the socket's error,
- * when writes it had accepted were not delivered).
+ * when writes it had accepted were not delivered). RS_EEOF, a plain end of
+ * stream, gives way to the first handler error reported after it (a TLS
+ * handler reports RS_ETLS_TRUNCATED for an end of stream without close_notify).
  *
  * Threads: every function here runs on the channel's loop thread, except
  * rs_channel_shutdown, rs_channel_schedule_task_now/future (any thread),
@@ -1741,7 +1767,8 @@ typedef struct rs_socket_handler_options {
  * thread; RS_ENOMEM. On success the socket belongs to the handler (destroyed with it). */
 RESEAU_API rs_channel_handler_t *rs_socket_handler_new(const rs_allocator_t *allocator, rs_socket_t *socket,
                                                        const rs_socket_handler_options_t *options, int *err_out);
-/* The handler's socket, e.g. for its addresses. */
+/* The handler's socket, e.g. for its addresses; NULL for NULL or for a handler
+ * that is not a socket handler. Loop thread. */
 RESEAU_API rs_socket_t *rs_socket_handler_get_socket(const rs_channel_handler_t *handler);
 /* <<socket_handler -- End file: src/channel/socket_handler.h */
 /* >>testing_channel -- Begin file: src/channel/testing_channel.h */
@@ -2509,6 +2536,18 @@ static void rs__log_write(rs_log_level_t level, rs_log_subject_t subject, const 
         rs__logger.log_fn(level, subject, message, rs__logger.user_data);
     }
     pthread_mutex_unlock(&rs__log_lock);
+}
+
+RESEAU_API void rs_log_printf(rs_log_level_t level, rs_log_subject_t subject, const char *format, ...) {
+    char message[RS__LOG_MESSAGE_MAX];
+    va_list args;
+    if (!format || !rs__log_enabled(level)) {
+        return;
+    }
+    va_start(args, format);
+    vsnprintf(message, sizeof(message), format, args);
+    va_end(args);
+    rs__log_write(level, subject, "%s", message);
 }
 
 #define RS__LOG(level, subject, ...)                       \
@@ -9308,7 +9347,9 @@ RESEAU_API int rs_channel_slot_on_handler_shutdown_complete(rs_channel_slot_t *s
         return RS_OK;
     }
     channel->shutdown_slot = NULL;
-    if (!channel->shutdown_error && error_code) {
+    /* A plain end of stream gives way to what a handler found out about it
+     * (TLS: the peer hung up without close_notify). */
+    if ((!channel->shutdown_error || channel->shutdown_error == RS_EEOF) && error_code && error_code != RS_EEOF) {
         channel->shutdown_error = error_code;
     }
     if (abort_immediately) {
@@ -9810,7 +9851,11 @@ RESEAU_API rs_channel_handler_t *rs_socket_handler_new(const rs_allocator_t *all
 }
 
 RESEAU_API rs_socket_t *rs_socket_handler_get_socket(const rs_channel_handler_t *handler) {
-    return handler ? ((const rs__socket_handler_t *)handler->impl)->socket : NULL;
+    /* Any handler may be asked (e.g. TLS looks at the first slot's for the peer's port). */
+    if (!handler || handler->vtable != &rs__socket_handler_vtable) {
+        return NULL;
+    }
+    return ((const rs__socket_handler_t *)handler->impl)->socket;
 }
 /* <<socket_handler.c -- End file: src/channel/socket_handler.c */
 /* >>testing_channel.c -- Begin file: src/channel/testing_channel.c */

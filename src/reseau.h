@@ -139,7 +139,8 @@
  *   >>sockaddr.c, >>socket_posix.c, >>udp_posix.c, >>message_pool.c,
  *   >>pipeline.c.
  */
-#if defined(RESEAU_IMPLEMENTATION) && defined(__linux__) && !defined(_GNU_SOURCE)
+#if (defined(RESEAU_IMPLEMENTATION) || defined(RESEAU_TLS_IMPLEMENTATION)) && defined(__linux__) && \
+    !defined(_GNU_SOURCE)
 #define _GNU_SOURCE
 #endif
 

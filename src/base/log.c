@@ -47,6 +47,18 @@ static void rs__log_write(rs_log_level_t level, rs_log_subject_t subject, const 
     pthread_mutex_unlock(&rs__log_lock);
 }
 
+RESEAU_API void rs_log_printf(rs_log_level_t level, rs_log_subject_t subject, const char *format, ...) {
+    char message[RS__LOG_MESSAGE_MAX];
+    va_list args;
+    if (!format || !rs__log_enabled(level)) {
+        return;
+    }
+    va_start(args, format);
+    vsnprintf(message, sizeof(message), format, args);
+    va_end(args);
+    rs__log_write(level, subject, "%s", message);
+}
+
 #define RS__LOG(level, subject, ...)                       \
     do {                                                   \
         if (rs__log_enabled(level)) {                      \

@@ -53,4 +53,9 @@ RESEAU_API rs_log_level_t rs_log_get_level(void);
 RESEAU_API void rs_log_stderr(rs_log_level_t level, rs_log_subject_t subject, const char *message, void *user_data);
 
 RESEAU_API const char *rs_log_level_name(rs_log_level_t level);
+/* Log one printf-style message through the installed hook, if `level` is
+ * enabled (for add-ons such as reseau_tls.h, and for applications that want
+ * their lines in the same stream). Any thread; the hook rules above apply. */
+RESEAU_API void rs_log_printf(rs_log_level_t level, rs_log_subject_t subject, const char *format, ...)
+    RS__PRINTF(3, 4);
 RESEAU_API const char *rs_log_subject_name(rs_log_subject_t subject);

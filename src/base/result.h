@@ -61,7 +61,25 @@
     X(RS_EPEM_NO_BEGIN, -66, "PEM END line without a BEGIN line")                                 \
     X(RS_EPEM_HEADERS, -67, "PEM headers (RFC 1421, e.g. a legacy encrypted key) are not supported") \
     X(RS_EPEM_TOO_LARGE, -68, "PEM file larger than RS_PEM_FILE_MAX")                             \
-    X(RS_EUNKNOWN, -99, "unknown error (see the log for the system error)")
+    X(RS_EUNKNOWN, -99, "unknown error (see the log for the system error)")                        \
+    X(RS_ETLS_CERT_EXPIRED, -100, "TLS: the peer's certificate has expired (or this host's clock is wrong)") \
+    X(RS_ETLS_CERT_NOT_YET_VALID, -101, "TLS: the peer's certificate is not valid yet (or this host's clock is wrong)") \
+    X(RS_ETLS_HOSTNAME_MISMATCH, -102, "TLS: the peer's certificate is not for the name or address connected to") \
+    X(RS_ETLS_UNTRUSTED, -103, "TLS: the peer's certificate chain does not lead to a trusted CA (add its CA to the trust store)") \
+    X(RS_ETLS_BAD_CERT, -104, "TLS: a certificate is malformed or uses an unsupported algorithm") \
+    X(RS_ETLS_PROTOCOL_VERSION, -105, "TLS: no protocol version in common (the peer may require TLS 1.3)") \
+    X(RS_ETLS_HANDSHAKE_TIMEOUT, -106, "TLS: the handshake did not finish within the negotiation timeout") \
+    X(RS_ETLS_ALERT_RECEIVED, -107, "TLS: the peer sent a fatal alert (the log names it)")         \
+    X(RS_ETLS_NO_SHARED_CIPHER, -108, "TLS: no cipher suite in common with the peer")              \
+    X(RS_ETLS_CLIENT_CERT_REQUIRED, -109, "TLS: the server requires a client certificate and none was given") \
+    X(RS_ETLS_TRUNCATED, -110, "TLS: the peer closed the connection without close_notify (data may be truncated)") \
+    X(RS_ETLS_ALPN_MISMATCH, -111, "TLS: no application protocol (ALPN) in common with the peer")   \
+    X(RS_ETLS_PROTOCOL, -112, "TLS: malformed or unexpected message from the peer")                \
+    X(RS_ETLS_NO_TRUST_ANCHORS, -113, "TLS: no CA certificate found in the trust store given")     \
+    X(RS_ETLS_BAD_KEY, -114, "TLS: the private key is malformed, unsupported, or does not match the certificate") \
+    X(RS_ETLS_ALERT_SENT, -115, "TLS: this side ended the handshake with a fatal alert (the log names it)") \
+    X(RS_ETLS_RENEGOTIATION, -116, "TLS: the peer asked to renegotiate, which is refused")        \
+    X(RS_ETLS_FAILED, -117, "TLS: failure inside the TLS library (the log has its error number)")
 
 #define RS__RESULT_ENUM_ITEM(name, value, message) name = value,
 typedef enum rs_result { RS__RESULT_TABLE(RS__RESULT_ENUM_ITEM) RS__RESULT_END = 1 } rs_result_t;

@@ -783,7 +783,9 @@ RESEAU_API int rs_channel_slot_on_handler_shutdown_complete(rs_channel_slot_t *s
         return RS_OK;
     }
     channel->shutdown_slot = NULL;
-    if (!channel->shutdown_error && error_code) {
+    /* A plain end of stream gives way to what a handler found out about it
+     * (TLS: the peer hung up without close_notify). */
+    if ((!channel->shutdown_error || channel->shutdown_error == RS_EEOF) && error_code && error_code != RS_EEOF) {
         channel->shutdown_error = error_code;
     }
     if (abort_immediately) {

@@ -28,7 +28,9 @@
  * one gets it too. Other repeats are ignored. The error reported to
  * on_shutdown_completed is the first non-OK one: the shutdown's own, or a
  * handler's (the socket handler reports RS_ECANCELED, or the socket's error,
- * when writes it had accepted were not delivered).
+ * when writes it had accepted were not delivered). RS_EEOF, a plain end of
+ * stream, gives way to the first handler error reported after it (a TLS
+ * handler reports RS_ETLS_TRUNCATED for an end of stream without close_notify).
  *
  * Threads: every function here runs on the channel's loop thread, except
  * rs_channel_shutdown, rs_channel_schedule_task_now/future (any thread),

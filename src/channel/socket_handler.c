@@ -344,5 +344,9 @@ RESEAU_API rs_channel_handler_t *rs_socket_handler_new(const rs_allocator_t *all
 }
 
 RESEAU_API rs_socket_t *rs_socket_handler_get_socket(const rs_channel_handler_t *handler) {
-    return handler ? ((const rs__socket_handler_t *)handler->impl)->socket : NULL;
+    /* Any handler may be asked (e.g. TLS looks at the first slot's for the peer's port). */
+    if (!handler || handler->vtable != &rs__socket_handler_vtable) {
+        return NULL;
+    }
+    return ((const rs__socket_handler_t *)handler->impl)->socket;
 }

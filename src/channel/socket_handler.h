@@ -24,5 +24,6 @@ typedef struct rs_socket_handler_options {
  * thread; RS_ENOMEM. On success the socket belongs to the handler (destroyed with it). */
 RESEAU_API rs_channel_handler_t *rs_socket_handler_new(const rs_allocator_t *allocator, rs_socket_t *socket,
                                                        const rs_socket_handler_options_t *options, int *err_out);
-/* The handler's socket, e.g. for its addresses. */
+/* The handler's socket, e.g. for its addresses; NULL for NULL or for a handler
+ * that is not a socket handler. Loop thread. */
 RESEAU_API rs_socket_t *rs_socket_handler_get_socket(const rs_channel_handler_t *handler);

@@ -1,12 +1,88 @@
 /*
- * reseau_tls.h -- TLS 1.2 for reseau on BearSSL.
+ * reseau_tls.h -- TLS 1.0-1.2 for reseau, on BearSSL, as a channel handler.
+ * MIT licensed, as reseau.h.
  *
- * PLACEHOLDER: the TLS channel handler is not implemented yet. This header
- * exists so the layout is final; including it stops the build with a clear
- * message rather than linking against something that does not work.
+ * QUICK START
+ *   Include reseau.h first, then this header. In exactly one C or C++ file
+ *   (the one with RESEAU_IMPLEMENTATION, or any other that includes reseau.h
+ *   before any system header):
+ *       #define RESEAU_IMPLEMENTATION
+ *       #define RESEAU_TLS_IMPLEMENTATION
+ *       #include "reseau.h"
+ *       #include "reseau_tls.h"
+ *   Link with -lbearssl (Debian: libbearssl-dev; it has no pkg-config file).
+ *
+ *       rs_tls_ctx_options_t o = {0};            // a client, verifying peers
+ *       rs_tls_ctx_t *ctx = rs_tls_ctx_new(&o, &err);   // the system CAs
+ *       rs_tls_connection_options_t c = {0};
+ *       c.ctx = ctx;
+ *       c.server_name = "example.org";
+ *       rs_channel_installer_t *tls = rs_tls_installer_new(&c, &err);
+ *       // pass tls to the client bootstrap before your own installer:
+ *       // on_setup then fires after the handshake.
+ *
+ * LIMITS
+ *   No TLS 1.3 (BearSSL has none): a peer that insists on it fails with
+ *   RS_ETLS_PROTOCOL_VERSION. No session tickets (session IDs only), no OCSP
+ *   or CRL checks. Debian's BearSSL is 0.6, the 2018 release; to build
+ *   against a newer one, put its include directory and library first on the
+ *   compiler's paths (-I, -L), as nothing here depends on 0.6's layout beyond
+ *   its public API.
+ *
+ * CONFIGURATION MACROS
+ *   RESEAU_TLS_IMPLEMENTATION  emit the implementation in this translation
+ *                              unit (needs reseau.h's declarations only; it
+ *                              uses reseau's public API).
  */
 #ifndef RESEAU_H
 #error "reseau_tls.h: include reseau.h before reseau_tls.h"
 #endif
 
-#error "reseau_tls.h: TLS support is not implemented yet (see the README feature table)"
+#ifndef RESEAU_TLS_H
+#define RESEAU_TLS_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#include "tls/tls.h"
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RESEAU_TLS_H */
+
+#if defined(RESEAU_TLS_IMPLEMENTATION) && !defined(RESEAU_TLS_IMPLEMENTATION_DONE)
+#define RESEAU_TLS_IMPLEMENTATION_DONE
+
+#include <bearssl.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#include "tls/errors.c"
+#include "tls/credentials.c"
+#include "tls/context.c"
+#include "tls/verify.c"
+#include "tls/handler.c"
+#include "tls/installer.c"
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RESEAU_TLS_IMPLEMENTATION */

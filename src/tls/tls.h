@@ -1,0 +1,229 @@
+/*
+ * TLS 1.0-1.2 on BearSSL, as a channel handler.
+ *
+ * A TLS context (rs_tls_ctx_t) holds what connections share: the role
+ * (client or server), the trust store, our certificate chain and key, the
+ * ALPN list, the version range, the session cache. It is immutable after
+ * creation, reference counted, and may be shared by any number of
+ * connections on any loops.
+ *
+ * A TLS handler sits in a channel slot to the right of the socket handler:
+ * ciphertext flows through its left side, plaintext through its right side.
+ * It honours read windows both ways (it holds at most its window of
+ * ciphertext, and decrypts only what the right can take), reports the
+ * plaintext it holds as pending write bytes (so writability covers it),
+ * seals each write message into records at once, and completes a write
+ * message only when the ciphertext that carries it has reached the kernel.
+ * Writes made before the handshake is done wait for it.
+ *
+ * Shutdown: a graceful write shutdown seals what is queued, sends
+ * close_notify, and lets the socket flush it; an abortive one drops what is
+ * queued (each write completes RS_ECANCELED). A peer's close_notify shuts the
+ * channel down with RS_EEOF, as a plain socket's end of stream does; an end
+ * of stream without close_notify is RS_ETLS_TRUNCATED, once every record
+ * that arrived before it is delivered. Renegotiation is refused.
+ *
+ * Errors: every failure has its own code (result.h, RS_ETLS_...), and the log
+ * (subject "tls") says what BearSSL reported, by name.
+ *
+ * Threads: contexts may be created, acquired and released on any thread.
+ * Handlers, installers' install and every callback run on the channel's loop
+ * thread.
+ */
+typedef struct rs_tls_ctx rs_tls_ctx_t;
+
+typedef enum rs_tls_version {
+    RS_TLS_VERSION_DEFAULT = 0, /* TLS 1.2 */
+    RS_TLS_VERSION_1_0 = 0x0301,
+    RS_TLS_VERSION_1_1 = 0x0302,
+    RS_TLS_VERSION_1_2 = 0x0303
+} rs_tls_version_t;
+
+typedef enum rs_tls_client_auth {
+    RS_TLS_CLIENT_AUTH_NONE = 0,     /* no certificate asked for */
+    RS_TLS_CLIENT_AUTH_OPTIONAL = 1, /* asked for; verified when given */
+    RS_TLS_CLIENT_AUTH_REQUIRED = 2  /* asked for and required: RS_ETLS_CLIENT_CERT_REQUIRED without one */
+} rs_tls_client_auth_t;
+
+/* Largest ALPN list, and longest name in it (RFC 7301 allows 255). */
+#define RS_TLS_ALPN_MAX 16
+#define RS_TLS_ALPN_NAME_MAX 255
+
+/* Default negotiation timeout, and default session cache sizes. */
+#define RS_TLS_DEFAULT_NEGOTIATION_TIMEOUT_MS 10000u
+#define RS_TLS_DEFAULT_SESSION_CACHE 256u
+
+typedef struct rs_tls_ctx_options {
+    bool is_server;                  /* (default: false, a client context) */
+    const rs_allocator_t *allocator; /* copied (default: NULL, libc) */
+
+    /* Trust store: the CAs that verify the peer. Any combination of these is
+     * loaded; when none is given and verification is on, the system store is
+     * discovered: $SSL_CERT_FILE, $SSL_CERT_DIR, then the Debian, RHEL and
+     * Alpine bundles and directories. (defaults: NULL / empty) */
+    const char *ca_file;    /* a PEM bundle */
+    const char *ca_dir;     /* every regular file in it that holds PEM certificates */
+    rs_byte_cursor_t ca_pem; /* PEM text in memory (copied) */
+    bool use_system_trust;  /* load the system store as well as the above (default: false) */
+
+    /* Verification of the peer is on unless this is set (a client then takes
+     * any certificate; a server asks for none). (default: false, verify) */
+    bool insecure_skip_verify;
+
+    /* Our certificate chain (leaf first) and private key, PEM: RSA or EC, the
+     * key as PKCS #8, RSA or EC PRIVATE KEY. Required on a server; on a client
+     * they are offered when the server asks (mTLS). A file or memory, not
+     * both. (default: none) */
+    const char *cert_file;
+    const char *key_file;
+    rs_byte_cursor_t cert_pem; /* copied */
+    rs_byte_cursor_t key_pem;  /* copied, and wiped when freed */
+
+    rs_tls_client_auth_t client_auth; /* server only (default: NONE) */
+
+    /* Protocols offered (client) or accepted (server), in order of preference,
+     * separated by ';' as in "h2;http/1.1". (default: NULL, no ALPN) */
+    const char *alpn_list;
+    /* A server fails the handshake with RS_ETLS_ALPN_MISMATCH (and the
+     * no_application_protocol alert) when the client's protocols and ours
+     * share none, instead of going on without a protocol. (default: false) */
+    bool alpn_required;
+
+    rs_tls_version_t min_version; /* (default: TLS 1.2) */
+    rs_tls_version_t max_version; /* (default: TLS 1.2) */
+
+    uint32_t negotiation_timeout_ms; /* (default: 0, RS_TLS_DEFAULT_NEGOTIATION_TIMEOUT_MS) */
+
+    /* Session resumption (session IDs): a client remembers a session per
+     * host:port:server name; a server keeps an LRU cache per loop. Entries,
+     * (default: 0, RS_TLS_DEFAULT_SESSION_CACHE). */
+    size_t session_cache_size;
+    bool disable_session_cache; /* (default: false) */
+
+    /* Time used to check certificate validity, in seconds since the epoch.
+     * For tests. (default: 0, the system's clock) */
+    int64_t verify_time_s;
+} rs_tls_ctx_options_t;
+
+/* Create a context. The caller holds one reference (release it with
+ * rs_tls_ctx_release). Files are read here, on the calling thread. NULL with
+ * *err_out (err_out may be NULL):
+ *   RS_EINVAL             options NULL; a file and memory both given for the
+ *                         chain or the key; a server without chain and key; a
+ *                         client with a chain but no key or the reverse; an
+ *                         ALPN list with an empty, overlong or too many names;
+ *                         min_version above max_version or an unknown version;
+ *                         client_auth on a client;
+ *   RS_ENOENT, RS_EACCES, RS_EIO  a file or directory that cannot be read;
+ *   RS_EPEM_...           malformed PEM;
+ *   RS_ETLS_NO_TRUST_ANCHORS  verification on and no CA found (none given and
+ *                         no system store, or files with no certificate);
+ *   RS_ETLS_BAD_CERT      a certificate BearSSL cannot decode;
+ *   RS_ETLS_BAD_KEY       no private key, an unsupported one, or one that does
+ *                         not match the leaf certificate;
+ *   RS_ENOMEM.
+ * Any thread. */
+RESEAU_API rs_tls_ctx_t *rs_tls_ctx_new(const rs_tls_ctx_options_t *options, int *err_out);
+/* Take and drop references. The last release frees the context (handlers
+ * hold their own reference). NULL: no-op. Any thread. */
+RESEAU_API void rs_tls_ctx_acquire(rs_tls_ctx_t *ctx);
+RESEAU_API void rs_tls_ctx_release(rs_tls_ctx_t *ctx);
+/* Number of trust anchors loaded (0 for NULL). Any thread. */
+RESEAU_API size_t rs_tls_ctx_trust_anchor_count(const rs_tls_ctx_t *ctx);
+/* Forget every cached session (client and server). Any thread. */
+RESEAU_API void rs_tls_ctx_flush_sessions(rs_tls_ctx_t *ctx);
+
+/* What a handler negotiated. `handler` is the TLS handler. Called once per
+ * handler, on the loop thread, when the handshake succeeded (error RS_OK) or
+ * failed; the channel is shut down after a failure. */
+typedef void rs_tls_on_negotiation_result_fn(rs_channel_handler_t *handler, rs_channel_slot_t *slot, int error,
+                                             void *user_data);
+
+typedef struct rs_tls_connection_options {
+    rs_tls_ctx_t *ctx; /* required; the handler takes its own reference */
+    /* Client: the name sent as SNI and checked against the certificate. An IP
+     * literal is not sent (RFC 6066) and is checked against the certificate's
+     * iPAddress names. NULL: no SNI, and with verification on the handshake
+     * fails with RS_ETLS_HOSTNAME_MISMATCH (nothing to check against).
+     * Copied. Ignored by a server. (default: NULL) */
+    const char *server_name;
+    const char *alpn_list;           /* overrides the context's (default: NULL) */
+    uint32_t negotiation_timeout_ms; /* overrides the context's (default: 0) */
+    rs_tls_on_negotiation_result_fn *on_negotiation_result; /* (default: NULL) */
+    void *user_data;
+} rs_tls_connection_options_t;
+
+/* Create a TLS handler (client or server, as the context is). Put it in a
+ * slot (rs_channel_slot_set_handler or rs_channel_slot_add_handler_right),
+ * then call rs_tls_handler_start_negotiation. The channel owns it from the
+ * moment it is in a slot (it is freed with the channel); before that, free it
+ * with rs_tls_handler_destroy. NULL with *err_out: RS_EINVAL (options or ctx
+ * NULL, a bad ALPN list), RS_ENOMEM. Any thread. */
+RESEAU_API rs_channel_handler_t *rs_tls_handler_new(const rs_tls_connection_options_t *options, int *err_out);
+/* Free a handler that was never put in a slot. NULL: no-op. */
+RESEAU_API void rs_tls_handler_destroy(rs_channel_handler_t *handler);
+/* Start the handshake (a client sends its hello) and the negotiation timer.
+ * RS_EINVAL for NULL or a handler that is not a TLS handler, RS_ESTATE when it
+ * is not in a slot or has started already, RS_EWRONGTHREAD off the loop
+ * thread. Loop thread. */
+RESEAU_API int rs_tls_handler_start_negotiation(rs_channel_handler_t *handler);
+
+/* One call for a hand-built channel: create a handler, add it in a new slot to
+ * the right of `slot`, and start negotiating. The slot is returned through
+ * *slot_out (may be NULL). Errors: those of rs_tls_handler_new, of
+ * rs_channel_slot_add_handler_right and of start_negotiation. Loop thread. */
+RESEAU_API int rs_tls_channel_add(rs_channel_slot_t *slot, const rs_tls_connection_options_t *options,
+                                  rs_channel_slot_t **slot_out);
+
+typedef struct rs_tls_info {
+    bool negotiated;          /* the handshake succeeded */
+    bool resumed;             /* the session was resumed (abbreviated handshake) */
+    bool peer_verified;       /* the peer's certificate chain was verified */
+    uint16_t version;         /* 0x0303 for TLS 1.2; 0 before the handshake */
+    uint16_t cipher_suite;    /* IANA number; 0 before the handshake */
+    const char *cipher_suite_name; /* e.g. "ECDHE-RSA-AES128-GCM-SHA256"; never NULL */
+    const char *alpn;         /* the negotiated protocol, or NULL; valid while the handler lives */
+    const char *server_name;  /* client: the name asked for; server: the client's SNI, or NULL */
+    uint64_t handshake_start_ns; /* loop clock; 0 before start */
+    uint64_t handshake_end_ns;   /* 0 until done */
+    int result;               /* RS_OK, or the handshake's error */
+} rs_tls_info_t;
+
+/* Fill *out for a TLS handler. RS_EINVAL for NULLs or a handler that is not a
+ * TLS handler. Loop thread. */
+RESEAU_API int rs_tls_handler_get_info(const rs_channel_handler_t *handler, rs_tls_info_t *out);
+/* The negotiated protocol, or NULL (none, or not a TLS handler). Loop thread. */
+RESEAU_API const char *rs_tls_handler_get_alpn(const rs_channel_handler_t *handler);
+/* The TLS handler in a channel (the leftmost one), or NULL. Loop thread. */
+RESEAU_API rs_channel_handler_t *rs_tls_channel_get_handler(const rs_channel_t *channel);
+/* The OpenSSL-style name of a suite ("ECDHE-ECDSA-AES128-GCM-SHA256"), or "unknown". */
+RESEAU_API const char *rs_tls_cipher_suite_name(uint16_t suite);
+
+/* An installer for either bootstrap: it adds a TLS handler and reports done
+ * when the handshake has finished, so on_setup means "ready for application
+ * data". The options are copied (the context is referenced) by new; the
+ * installer is the caller's, as any installer (see installer.h); free it with
+ * rs_tls_installer_destroy once the bootstrap is done with it (or leave that
+ * to the bootstrap, which calls the destroy entry). NULL with *err_out:
+ * RS_EINVAL (options or ctx NULL, a bad ALPN list), RS_ENOMEM. Any thread. */
+RESEAU_API rs_channel_installer_t *rs_tls_installer_new(const rs_tls_connection_options_t *options, int *err_out);
+/* Free an installer the bootstrap did not take. NULL: no-op. Any thread. */
+RESEAU_API void rs_tls_installer_destroy(rs_channel_installer_t *installer);
+
+/* ALPN: a handler that waits, to the right of a TLS handler, for the
+ * negotiation, then asks `on_protocol` for the handler of the negotiated
+ * protocol (protocol is NULL when none was agreed) and replaces itself with
+ * it in its slot. on_protocol runs on the loop thread; returning NULL shuts
+ * the channel down with RS_ETLS_ALPN_MISMATCH. */
+typedef rs_channel_handler_t *rs_tls_alpn_on_protocol_fn(rs_channel_slot_t *slot, const char *protocol,
+                                                         void *user_data);
+/* NULL with *err_out: RS_EINVAL (NULL callback), RS_ENOMEM. Any thread. The
+ * handler is the channel's once in a slot, as any handler. */
+RESEAU_API rs_channel_handler_t *rs_tls_alpn_handler_new(const rs_allocator_t *allocator,
+                                                         rs_tls_alpn_on_protocol_fn *on_protocol, void *user_data,
+                                                         int *err_out);
+/* An installer that adds an ALPN handler (put it after the TLS installer).
+ * Same errors. */
+RESEAU_API rs_channel_installer_t *rs_tls_alpn_installer_new(const rs_allocator_t *allocator,
+                                                             rs_tls_alpn_on_protocol_fn *on_protocol,
+                                                             void *user_data, int *err_out);
