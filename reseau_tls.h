@@ -144,7 +144,8 @@ typedef struct rs_tls_ctx_options {
     uint32_t negotiation_timeout_ms; /* (default: 0, RS_TLS_DEFAULT_NEGOTIATION_TIMEOUT_MS) */
 
     /* Session resumption (session IDs): a client remembers a session per
-     * host:port:server name; a server keeps an LRU cache per loop. Entries,
+     * host:port:server name; a server keeps one LRU cache shared by all its
+     * loops, under a lock. Entries (100 bytes each on a server)
      * (default: 0, RS_TLS_DEFAULT_SESSION_CACHE). */
     size_t session_cache_size;
     bool disable_session_cache; /* (default: false) */
@@ -179,7 +180,8 @@ RESEAU_API void rs_tls_ctx_acquire(rs_tls_ctx_t *ctx);
 RESEAU_API void rs_tls_ctx_release(rs_tls_ctx_t *ctx);
 /* Number of trust anchors loaded (0 for NULL). Any thread. */
 RESEAU_API size_t rs_tls_ctx_trust_anchor_count(const rs_tls_ctx_t *ctx);
-/* Forget every cached session (client and server). Any thread. */
+/* Forget every session a client context remembers (a server's cache keeps
+ * its entries until they age out). Any thread. */
 RESEAU_API void rs_tls_ctx_flush_sessions(rs_tls_ctx_t *ctx);
 
 /* What a handler negotiated. `handler` is the TLS handler. Called once per
@@ -1020,16 +1022,6 @@ typedef struct rs__tls_client_session {
     bool used;
 } rs__tls_client_session_t;
 
-/* BearSSL's LRU cache is not thread-safe: each loop gets its own, used only
- * on that loop's thread. The list itself is guarded by the context's lock. */
-typedef struct rs__tls_server_cache {
-    struct rs__tls_server_cache *next;
-    const rs_event_loop_t *loop;
-    br_ssl_session_cache_lru lru;
-    unsigned char *store;
-    size_t store_len;
-} rs__tls_server_cache_t;
-
 typedef struct rs__tls_alpn {
     const char *names[RS_TLS_ALPN_MAX];
     size_t count;
@@ -1055,11 +1047,17 @@ struct rs_tls_ctx {
     const uint16_t *suites;
     size_t suite_count;
 
-    rs_mutex_t lock; /* the caches below */
+    rs_mutex_t lock; /* refs and the caches below */
     size_t cache_size; /* 0: caching off */
     rs__tls_client_session_t *client_sessions;
     uint64_t session_clock;
-    rs__tls_server_cache_t *server_caches;
+    /* One server cache for every loop: BearSSL's LRU is not thread-safe, so
+     * it is used under the lock (one lookup or save per handshake). A cache
+     * per loop would resume only the connections that land on the loop of
+     * their first one. */
+    br_ssl_session_cache_lru server_lru;
+    unsigned char *server_store;
+    size_t server_store_len;
 };
 
 /* ECDHE only (forward secrecy); AES-GCM first when the CPU has AES-NI,
@@ -1215,13 +1213,9 @@ static int rs__tls_ctx_load_identity(rs_tls_ctx_t *ctx, const rs_tls_ctx_options
 
 static void rs__tls_ctx_free(rs_tls_ctx_t *ctx) {
     rs_allocator_t alloc = ctx->allocator;
-    rs__tls_server_cache_t *cache = ctx->server_caches;
-    while (cache) {
-        rs__tls_server_cache_t *next = cache->next;
-        rs_pem_wipe(cache->store, cache->store_len);
-        rs_mem_free(&alloc, cache->store);
-        rs_mem_free(&alloc, cache);
-        cache = next;
+    if (ctx->server_store) {
+        rs_pem_wipe(ctx->server_store, ctx->server_store_len);
+        rs_mem_free(&alloc, ctx->server_store);
     }
     if (ctx->client_sessions) {
         rs_pem_wipe(ctx->client_sessions, ctx->cache_size * sizeof(*ctx->client_sessions));
@@ -1256,6 +1250,14 @@ static int rs__tls_ctx_init(rs_tls_ctx_t *ctx, const rs_tls_ctx_options_t *o) {
         ctx->client_sessions = (rs__tls_client_session_t *)rs_mem_calloc(&ctx->allocator, ctx->cache_size,
                                                                          sizeof(*ctx->client_sessions));
         err = ctx->client_sessions ? RS_OK : RS_ENOMEM;
+    }
+    if (!err && ctx->cache_size && ctx->is_server) {
+        ctx->server_store_len = ctx->cache_size * 100; /* BearSSL's entry size */
+        ctx->server_store = (unsigned char *)rs_mem_alloc(&ctx->allocator, ctx->server_store_len);
+        err = ctx->server_store ? RS_OK : RS_ENOMEM;
+        if (!err) {
+            br_ssl_session_cache_lru_init(&ctx->server_lru, ctx->server_store, ctx->server_store_len);
+        }
     }
     return err;
 }
@@ -1390,39 +1392,6 @@ static void rs__tls_client_session_put(rs_tls_ctx_t *ctx, const char *key, const
     slot->params = *params;
     slot->last_used = ++ctx->session_clock;
     rs_mutex_unlock(&ctx->lock);
-}
-
-/* The server cache of `loop`, made on first use. NULL when caching is off or
- * memory ran out (the handshake then simply cannot be resumed). */
-static br_ssl_session_cache_lru *rs__tls_server_cache_for(rs_tls_ctx_t *ctx, const rs_event_loop_t *loop) {
-    rs__tls_server_cache_t *cache;
-    if (!ctx->cache_size) {
-        return NULL;
-    }
-    rs_mutex_lock(&ctx->lock);
-    for (cache = ctx->server_caches; cache; cache = cache->next) {
-        if (cache->loop == loop) {
-            break;
-        }
-    }
-    if (!cache) {
-        cache = (rs__tls_server_cache_t *)rs_mem_calloc(&ctx->allocator, 1, sizeof(*cache));
-        if (cache) {
-            cache->store_len = ctx->cache_size * 100; /* BearSSL's entry size */
-            cache->store = (unsigned char *)rs_mem_alloc(&ctx->allocator, cache->store_len);
-            if (!cache->store) {
-                rs_mem_free(&ctx->allocator, cache);
-                cache = NULL;
-            } else {
-                cache->loop = loop;
-                br_ssl_session_cache_lru_init(&cache->lru, cache->store, cache->store_len);
-                cache->next = ctx->server_caches;
-                ctx->server_caches = cache;
-            }
-        }
-    }
-    rs_mutex_unlock(&ctx->lock);
-    return cache ? &cache->lru : NULL;
 }
 /* <<context.c -- End file: src/tls/context.c */
 /* >>verify.c -- Begin file: src/tls/verify.c */
@@ -1721,11 +1690,11 @@ static void rs__tls_verify_free(rs__tls_verify_t *v) {
 
 typedef struct rs__tls_handler rs__tls_handler_t;
 
-/* Server side: BearSSL's per-loop LRU, seen through a class of our own that
- * notes whether this handshake resumed a session. */
+/* Server side: the context's LRU, seen through a class of our own that takes
+ * the context's lock and notes whether this handshake resumed a session. */
 typedef struct rs__tls_cache_view {
     const br_ssl_session_cache_class *vtable;
-    br_ssl_session_cache_lru *lru;
+    rs_tls_ctx_t *ctx;
     bool resumed;
 } rs__tls_cache_view_t;
 
@@ -2417,13 +2386,20 @@ static rs__tls_cache_view_t *rs__tls_cache_view_of(const br_ssl_session_cache_cl
 static void rs__tls_cache_save(const br_ssl_session_cache_class **pctx, br_ssl_server_context *sc,
                                const br_ssl_session_parameters *params) {
     rs__tls_cache_view_t *view = rs__tls_cache_view_of(pctx);
-    view->lru->vtable->save(&view->lru->vtable, sc, params);
+    br_ssl_session_cache_lru *lru = &view->ctx->server_lru;
+    rs_mutex_lock(&view->ctx->lock);
+    lru->vtable->save(&lru->vtable, sc, params);
+    rs_mutex_unlock(&view->ctx->lock);
 }
 
 static int rs__tls_cache_load(const br_ssl_session_cache_class **pctx, br_ssl_server_context *sc,
                               br_ssl_session_parameters *params) {
     rs__tls_cache_view_t *view = rs__tls_cache_view_of(pctx);
-    int found = view->lru->vtable->load(&view->lru->vtable, sc, params);
+    br_ssl_session_cache_lru *lru = &view->ctx->server_lru;
+    int found;
+    rs_mutex_lock(&view->ctx->lock);
+    found = lru->vtable->load(&lru->vtable, sc, params);
+    rs_mutex_unlock(&view->ctx->lock);
     view->resumed = found != 0;
     return found;
 }
@@ -2517,7 +2493,6 @@ static int rs__tls_setup_client(rs__tls_handler_t *h) {
 static int rs__tls_setup_server(rs__tls_handler_t *h) {
     rs_tls_ctx_t *ctx = h->ctx;
     br_ssl_server_context *sc = &h->u.server;
-    br_ssl_session_cache_lru *lru;
     int err;
     if (ctx->key.type == BR_KEYTYPE_RSA) {
         br_ssl_server_init_full_rsa(sc, ctx->chain.certs, ctx->chain.count, &ctx->key.rsa);
@@ -2547,10 +2522,9 @@ static int rs__tls_setup_server(rs__tls_handler_t *h) {
             br_ssl_engine_add_flags(&sc->eng, BR_OPT_TOLERATE_NO_CLIENT_AUTH);
         }
     }
-    lru = rs__tls_server_cache_for(ctx, rs_channel_get_loop(rs__tls_channel(h)));
-    if (lru) {
+    if (ctx->server_store) {
         h->cache_view.vtable = &rs__tls_cache_view_class;
-        h->cache_view.lru = lru;
+        h->cache_view.ctx = ctx;
         br_ssl_server_set_cache(sc, &h->cache_view.vtable);
     }
     err = rs__tls_entropy(&sc->eng);

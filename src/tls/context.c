@@ -9,16 +9,6 @@ typedef struct rs__tls_client_session {
     bool used;
 } rs__tls_client_session_t;
 
-/* BearSSL's LRU cache is not thread-safe: each loop gets its own, used only
- * on that loop's thread. The list itself is guarded by the context's lock. */
-typedef struct rs__tls_server_cache {
-    struct rs__tls_server_cache *next;
-    const rs_event_loop_t *loop;
-    br_ssl_session_cache_lru lru;
-    unsigned char *store;
-    size_t store_len;
-} rs__tls_server_cache_t;
-
 typedef struct rs__tls_alpn {
     const char *names[RS_TLS_ALPN_MAX];
     size_t count;
@@ -44,11 +34,17 @@ struct rs_tls_ctx {
     const uint16_t *suites;
     size_t suite_count;
 
-    rs_mutex_t lock; /* the caches below */
+    rs_mutex_t lock; /* refs and the caches below */
     size_t cache_size; /* 0: caching off */
     rs__tls_client_session_t *client_sessions;
     uint64_t session_clock;
-    rs__tls_server_cache_t *server_caches;
+    /* One server cache for every loop: BearSSL's LRU is not thread-safe, so
+     * it is used under the lock (one lookup or save per handshake). A cache
+     * per loop would resume only the connections that land on the loop of
+     * their first one. */
+    br_ssl_session_cache_lru server_lru;
+    unsigned char *server_store;
+    size_t server_store_len;
 };
 
 /* ECDHE only (forward secrecy); AES-GCM first when the CPU has AES-NI,
@@ -204,13 +200,9 @@ static int rs__tls_ctx_load_identity(rs_tls_ctx_t *ctx, const rs_tls_ctx_options
 
 static void rs__tls_ctx_free(rs_tls_ctx_t *ctx) {
     rs_allocator_t alloc = ctx->allocator;
-    rs__tls_server_cache_t *cache = ctx->server_caches;
-    while (cache) {
-        rs__tls_server_cache_t *next = cache->next;
-        rs_pem_wipe(cache->store, cache->store_len);
-        rs_mem_free(&alloc, cache->store);
-        rs_mem_free(&alloc, cache);
-        cache = next;
+    if (ctx->server_store) {
+        rs_pem_wipe(ctx->server_store, ctx->server_store_len);
+        rs_mem_free(&alloc, ctx->server_store);
     }
     if (ctx->client_sessions) {
         rs_pem_wipe(ctx->client_sessions, ctx->cache_size * sizeof(*ctx->client_sessions));
@@ -245,6 +237,14 @@ static int rs__tls_ctx_init(rs_tls_ctx_t *ctx, const rs_tls_ctx_options_t *o) {
         ctx->client_sessions = (rs__tls_client_session_t *)rs_mem_calloc(&ctx->allocator, ctx->cache_size,
                                                                          sizeof(*ctx->client_sessions));
         err = ctx->client_sessions ? RS_OK : RS_ENOMEM;
+    }
+    if (!err && ctx->cache_size && ctx->is_server) {
+        ctx->server_store_len = ctx->cache_size * 100; /* BearSSL's entry size */
+        ctx->server_store = (unsigned char *)rs_mem_alloc(&ctx->allocator, ctx->server_store_len);
+        err = ctx->server_store ? RS_OK : RS_ENOMEM;
+        if (!err) {
+            br_ssl_session_cache_lru_init(&ctx->server_lru, ctx->server_store, ctx->server_store_len);
+        }
     }
     return err;
 }
@@ -379,37 +379,4 @@ static void rs__tls_client_session_put(rs_tls_ctx_t *ctx, const char *key, const
     slot->params = *params;
     slot->last_used = ++ctx->session_clock;
     rs_mutex_unlock(&ctx->lock);
-}
-
-/* The server cache of `loop`, made on first use. NULL when caching is off or
- * memory ran out (the handshake then simply cannot be resumed). */
-static br_ssl_session_cache_lru *rs__tls_server_cache_for(rs_tls_ctx_t *ctx, const rs_event_loop_t *loop) {
-    rs__tls_server_cache_t *cache;
-    if (!ctx->cache_size) {
-        return NULL;
-    }
-    rs_mutex_lock(&ctx->lock);
-    for (cache = ctx->server_caches; cache; cache = cache->next) {
-        if (cache->loop == loop) {
-            break;
-        }
-    }
-    if (!cache) {
-        cache = (rs__tls_server_cache_t *)rs_mem_calloc(&ctx->allocator, 1, sizeof(*cache));
-        if (cache) {
-            cache->store_len = ctx->cache_size * 100; /* BearSSL's entry size */
-            cache->store = (unsigned char *)rs_mem_alloc(&ctx->allocator, cache->store_len);
-            if (!cache->store) {
-                rs_mem_free(&ctx->allocator, cache);
-                cache = NULL;
-            } else {
-                cache->loop = loop;
-                br_ssl_session_cache_lru_init(&cache->lru, cache->store, cache->store_len);
-                cache->next = ctx->server_caches;
-                ctx->server_caches = cache;
-            }
-        }
-    }
-    rs_mutex_unlock(&ctx->lock);
-    return cache ? &cache->lru : NULL;
 }

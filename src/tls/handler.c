@@ -10,11 +10,11 @@
 
 typedef struct rs__tls_handler rs__tls_handler_t;
 
-/* Server side: BearSSL's per-loop LRU, seen through a class of our own that
- * notes whether this handshake resumed a session. */
+/* Server side: the context's LRU, seen through a class of our own that takes
+ * the context's lock and notes whether this handshake resumed a session. */
 typedef struct rs__tls_cache_view {
     const br_ssl_session_cache_class *vtable;
-    br_ssl_session_cache_lru *lru;
+    rs_tls_ctx_t *ctx;
     bool resumed;
 } rs__tls_cache_view_t;
 
@@ -706,13 +706,20 @@ static rs__tls_cache_view_t *rs__tls_cache_view_of(const br_ssl_session_cache_cl
 static void rs__tls_cache_save(const br_ssl_session_cache_class **pctx, br_ssl_server_context *sc,
                                const br_ssl_session_parameters *params) {
     rs__tls_cache_view_t *view = rs__tls_cache_view_of(pctx);
-    view->lru->vtable->save(&view->lru->vtable, sc, params);
+    br_ssl_session_cache_lru *lru = &view->ctx->server_lru;
+    rs_mutex_lock(&view->ctx->lock);
+    lru->vtable->save(&lru->vtable, sc, params);
+    rs_mutex_unlock(&view->ctx->lock);
 }
 
 static int rs__tls_cache_load(const br_ssl_session_cache_class **pctx, br_ssl_server_context *sc,
                               br_ssl_session_parameters *params) {
     rs__tls_cache_view_t *view = rs__tls_cache_view_of(pctx);
-    int found = view->lru->vtable->load(&view->lru->vtable, sc, params);
+    br_ssl_session_cache_lru *lru = &view->ctx->server_lru;
+    int found;
+    rs_mutex_lock(&view->ctx->lock);
+    found = lru->vtable->load(&lru->vtable, sc, params);
+    rs_mutex_unlock(&view->ctx->lock);
     view->resumed = found != 0;
     return found;
 }
@@ -806,7 +813,6 @@ static int rs__tls_setup_client(rs__tls_handler_t *h) {
 static int rs__tls_setup_server(rs__tls_handler_t *h) {
     rs_tls_ctx_t *ctx = h->ctx;
     br_ssl_server_context *sc = &h->u.server;
-    br_ssl_session_cache_lru *lru;
     int err;
     if (ctx->key.type == BR_KEYTYPE_RSA) {
         br_ssl_server_init_full_rsa(sc, ctx->chain.certs, ctx->chain.count, &ctx->key.rsa);
@@ -836,10 +842,9 @@ static int rs__tls_setup_server(rs__tls_handler_t *h) {
             br_ssl_engine_add_flags(&sc->eng, BR_OPT_TOLERATE_NO_CLIENT_AUTH);
         }
     }
-    lru = rs__tls_server_cache_for(ctx, rs_channel_get_loop(rs__tls_channel(h)));
-    if (lru) {
+    if (ctx->server_store) {
         h->cache_view.vtable = &rs__tls_cache_view_class;
-        h->cache_view.lru = lru;
+        h->cache_view.ctx = ctx;
         br_ssl_server_set_cache(sc, &h->cache_view.vtable);
     }
     err = rs__tls_entropy(&sc->eng);

@@ -7,7 +7,7 @@
  * mismatch and a required protocol; each verification failure's own code
  * (host name, IP address, expired, not yet valid, untrusted, self-signed);
  * verification off; IP-literal names; mTLS required, optional and missing;
- * clean close (RS_EEOF) and truncation; negotiation
+ * session resumption; clean close (RS_EEOF) and truncation; negotiation
  * timeout; hang-up during the handshake; no common version; write
  * completions; context errors; and allocation-failure sweeps over context
  * creation and handshake setup.
@@ -320,6 +320,38 @@ static void test_mtls(void **state) {
     mtls_case(RS_TLS_CLIENT_AUTH_OPTIONAL, true, RS_OK, RS_OK, true);
     mtls_case(RS_TLS_CLIENT_AUTH_OPTIONAL, false, RS_OK, RS_OK, false);
     mtls_case(RS_TLS_CLIENT_AUTH_REQUIRED, false, RS_ETLS_CLIENT_CERT_REQUIRED, RS_ETLS_CLIENT_CERT_REQUIRED, false);
+}
+
+/* ------------------------------------------------------------ resumption */
+
+static void test_resumption(void **state) {
+    rs_tls_ctx_options_t co = tls_test_client_options();
+    rs_tls_ctx_options_t so = tls_test_server_options("server");
+    rs_tls_ctx_t *cctx, *sctx;
+    tls_test_pair_t p;
+    rs_tls_info_t ci, si;
+    int round;
+    (void)state;
+    cctx = tls_test_ctx(&co);
+    sctx = tls_test_ctx(&so);
+    /* Each pair has loops of its own: the server's cache is the context's. */
+    for (round = 0; round < 3; ++round) {
+        if (round == 2) {
+            rs_tls_ctx_flush_sessions(cctx);
+        }
+        run_handshake(cctx, NULL, sctx, &p);
+        assert_int_equal(p.client.negotiation_error, RS_OK);
+        assert_int_equal(rs_tls_handler_get_info(p.client.tls, &ci), RS_OK);
+        assert_int_equal(rs_tls_handler_get_info(p.server.tls, &si), RS_OK);
+        /* The first and the one after the flush are full; the second is resumed, on both sides. */
+        assert_int_equal(ci.resumed, round == 1);
+        assert_int_equal(si.resumed, round == 1);
+        assert_true(ci.peer_verified);
+        assert_echo(&p, "again");
+        tls_test_pair_destroy(&p);
+    }
+    rs_tls_ctx_release(cctx);
+    rs_tls_ctx_release(sctx);
 }
 
 /* --------------------------------------------------------- close, errors */
@@ -907,6 +939,7 @@ int main(void) {
         cmocka_unit_test(test_alpn),
         cmocka_unit_test(test_alpn_handler_replaces_itself),
         cmocka_unit_test(test_mtls),
+        cmocka_unit_test(test_resumption),
         cmocka_unit_test(test_clean_close_is_eof),
         cmocka_unit_test(test_truncation_detected),
         cmocka_unit_test(test_hangup_during_handshake),
