@@ -251,14 +251,17 @@ RESEAU_API rs_channel_handler_t *rs_tls_channel_get_handler(const rs_channel_t *
 RESEAU_API const char *rs_tls_cipher_suite_name(uint16_t suite);
 
 /* An installer for either bootstrap: it adds a TLS handler and reports done
- * when the handshake has finished, so on_setup means "ready for application
- * data". The options are copied (the context is referenced) by new; the
- * installer is the caller's, as any installer (see installer.h); free it with
- * rs_tls_installer_destroy once the bootstrap is done with it (or leave that
- * to the bootstrap, which calls the destroy entry). NULL with *err_out:
- * RS_EINVAL (options or ctx NULL, a bad ALPN list), RS_ENOMEM. Any thread. */
+ * when the handshake has finished (or failed: its RS_ETLS_... code reaches
+ * on_setup), so on_setup means "ready for application data". The options are
+ * copied (the context is referenced). One installer serves any number of
+ * connections and listeners; it is the caller's (its vtable has no destroy
+ * entry, so a bootstrap never frees it): free it with
+ * rs_tls_installer_destroy once the bootstraps no longer use it (see
+ * installer.h for when). NULL with *err_out: RS_EINVAL (options or ctx NULL,
+ * a bad ALPN list), RS_ENOMEM. Any thread. */
 RESEAU_API rs_channel_installer_t *rs_tls_installer_new(const rs_tls_connection_options_t *options, int *err_out);
-/* Free an installer the bootstrap did not take. NULL: no-op. Any thread. */
+/* Free a TLS or ALPN installer. NULL, or another kind of installer: no-op.
+ * Any thread. */
 RESEAU_API void rs_tls_installer_destroy(rs_channel_installer_t *installer);
 
 /* ALPN: a handler that waits, to the right of a TLS handler, for the
@@ -273,8 +276,11 @@ typedef rs_channel_handler_t *rs_tls_alpn_on_protocol_fn(rs_channel_slot_t *slot
 RESEAU_API rs_channel_handler_t *rs_tls_alpn_handler_new(const rs_allocator_t *allocator,
                                                          rs_tls_alpn_on_protocol_fn *on_protocol, void *user_data,
                                                          int *err_out);
-/* An installer that adds an ALPN handler (put it after the TLS installer).
- * Same errors. */
+/* An installer that adds, after the TLS installer, the handler on_protocol
+ * returns for the agreed protocol (an ALPN handler if the handshake is not
+ * done yet); on_protocol returning NULL fails the setup with
+ * RS_ETLS_ALPN_MISMATCH. Owned and freed as the TLS installer
+ * (rs_tls_installer_destroy). Same errors as rs_tls_alpn_handler_new. */
 RESEAU_API rs_channel_installer_t *rs_tls_alpn_installer_new(const rs_allocator_t *allocator,
                                                              rs_tls_alpn_on_protocol_fn *on_protocol,
                                                              void *user_data, int *err_out);
@@ -2749,13 +2755,11 @@ static void rs__tls_installer_free(rs__tls_installer_t *ti) {
     rs_tls_ctx_release(ctx);
 }
 
-static void rs__tls_installer_vdestroy(rs_channel_installer_t *installer) {
-    rs__tls_installer_free((rs__tls_installer_t *)installer->impl);
-}
-
+/* No destroy entry: one installer serves any number of connections, and its
+ * owner frees it (rs_tls_installer_destroy) when the bootstraps are done. */
 static const rs_channel_installer_vtable_t rs__tls_installer_vtable = {
     rs__tls_installer_install,
-    rs__tls_installer_vdestroy,
+    NULL,
 };
 
 static char *rs__tls_strdup(const rs_allocator_t *alloc, const char *text, int *err) {
@@ -2816,11 +2820,7 @@ fail:
     return NULL;
 }
 
-RESEAU_API void rs_tls_installer_destroy(rs_channel_installer_t *installer) {
-    if (installer && installer->vtable == &rs__tls_installer_vtable) {
-        rs__tls_installer_free((rs__tls_installer_t *)installer->impl);
-    }
-}
+
 
 /* ---- ALPN ---- */
 
@@ -2945,15 +2945,9 @@ static int rs__tls_alpn_install(rs_channel_installer_t *installer, rs_channel_t 
     return RS_OK;
 }
 
-static void rs__tls_alpn_installer_destroy(rs_channel_installer_t *installer) {
-    rs__tls_alpn_installer_t *ai = (rs__tls_alpn_installer_t *)installer->impl;
-    rs_allocator_t alloc = ai->allocator;
-    rs_mem_free(&alloc, ai);
-}
-
 static const rs_channel_installer_vtable_t rs__tls_alpn_installer_vtable = {
     rs__tls_alpn_install,
-    rs__tls_alpn_installer_destroy,
+    NULL, /* as the TLS installer: freed by its owner */
 };
 
 RESEAU_API rs_channel_installer_t *rs_tls_alpn_installer_new(const rs_allocator_t *allocator,
@@ -2981,6 +2975,19 @@ RESEAU_API rs_channel_installer_t *rs_tls_alpn_installer_new(const rs_allocator_
         *err_out = err;
     }
     return NULL;
+}
+
+RESEAU_API void rs_tls_installer_destroy(rs_channel_installer_t *installer) {
+    if (!installer) {
+        return;
+    }
+    if (installer->vtable == &rs__tls_installer_vtable) {
+        rs__tls_installer_free((rs__tls_installer_t *)installer->impl);
+    } else if (installer->vtable == &rs__tls_alpn_installer_vtable) {
+        rs__tls_alpn_installer_t *ai = (rs__tls_alpn_installer_t *)installer->impl;
+        rs_allocator_t alloc = ai->allocator;
+        rs_mem_free(&alloc, ai);
+    }
 }
 /* <<installer.c -- End file: src/tls/installer.c */
 

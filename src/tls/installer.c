@@ -22,13 +22,11 @@ static void rs__tls_installer_free(rs__tls_installer_t *ti) {
     rs_tls_ctx_release(ctx);
 }
 
-static void rs__tls_installer_vdestroy(rs_channel_installer_t *installer) {
-    rs__tls_installer_free((rs__tls_installer_t *)installer->impl);
-}
-
+/* No destroy entry: one installer serves any number of connections, and its
+ * owner frees it (rs_tls_installer_destroy) when the bootstraps are done. */
 static const rs_channel_installer_vtable_t rs__tls_installer_vtable = {
     rs__tls_installer_install,
-    rs__tls_installer_vdestroy,
+    NULL,
 };
 
 static char *rs__tls_strdup(const rs_allocator_t *alloc, const char *text, int *err) {
@@ -89,11 +87,7 @@ fail:
     return NULL;
 }
 
-RESEAU_API void rs_tls_installer_destroy(rs_channel_installer_t *installer) {
-    if (installer && installer->vtable == &rs__tls_installer_vtable) {
-        rs__tls_installer_free((rs__tls_installer_t *)installer->impl);
-    }
-}
+
 
 /* ---- ALPN ---- */
 
@@ -218,15 +212,9 @@ static int rs__tls_alpn_install(rs_channel_installer_t *installer, rs_channel_t 
     return RS_OK;
 }
 
-static void rs__tls_alpn_installer_destroy(rs_channel_installer_t *installer) {
-    rs__tls_alpn_installer_t *ai = (rs__tls_alpn_installer_t *)installer->impl;
-    rs_allocator_t alloc = ai->allocator;
-    rs_mem_free(&alloc, ai);
-}
-
 static const rs_channel_installer_vtable_t rs__tls_alpn_installer_vtable = {
     rs__tls_alpn_install,
-    rs__tls_alpn_installer_destroy,
+    NULL, /* as the TLS installer: freed by its owner */
 };
 
 RESEAU_API rs_channel_installer_t *rs_tls_alpn_installer_new(const rs_allocator_t *allocator,
@@ -254,4 +242,17 @@ RESEAU_API rs_channel_installer_t *rs_tls_alpn_installer_new(const rs_allocator_
         *err_out = err;
     }
     return NULL;
+}
+
+RESEAU_API void rs_tls_installer_destroy(rs_channel_installer_t *installer) {
+    if (!installer) {
+        return;
+    }
+    if (installer->vtable == &rs__tls_installer_vtable) {
+        rs__tls_installer_free((rs__tls_installer_t *)installer->impl);
+    } else if (installer->vtable == &rs__tls_alpn_installer_vtable) {
+        rs__tls_alpn_installer_t *ai = (rs__tls_alpn_installer_t *)installer->impl;
+        rs_allocator_t alloc = ai->allocator;
+        rs_mem_free(&alloc, ai);
+    }
 }
