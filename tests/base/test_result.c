@@ -56,7 +56,7 @@ static void result_codes_and_names_are_distinct(void **state) {
 }
 
 static void result_unknown_codes_get_placeholder_name_and_message(void **state) {
-    static const int unknown[] = {1, 42, -14, -98, -100, -1000, INT_MIN, INT_MAX};
+    static const int unknown[] = {1, 42, -14, -98, -199, -1000, INT_MIN, INT_MAX};
     size_t i;
     (void)state;
     for (i = 0; i < sizeof(unknown) / sizeof(unknown[0]); ++i) {
