@@ -321,6 +321,11 @@ static void rs__tls_feed(rs__tls_handler_t *h, bool *progress) {
             rs_list_remove(&m->queueing_handle);
             rs_channel_release_message_to_pool(rs__tls_channel(h), m);
         }
+        if (!h->negotiated && (br_ssl_engine_current_state(h->eng) & (BR_SSL_SENDAPP | BR_SSL_RECVAPP))) {
+            /* The handshake just finished: note it before feeding more, for
+             * a close_notify right behind the Finished would hide it. */
+            break;
+        }
     }
 }
 

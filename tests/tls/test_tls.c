@@ -354,6 +354,33 @@ static void test_resumption(void **state) {
     rs_tls_ctx_release(sctx);
 }
 
+/* A client that closes as soon as its resumed handshake is done sends its
+ * Finished and close_notify together: the server must still see the
+ * handshake finish (once a regression: it reported truncation). */
+static void test_resumed_then_closed_at_once(void **state) {
+    rs_tls_ctx_options_t co = tls_test_client_options();
+    rs_tls_ctx_options_t so = tls_test_server_options("server");
+    rs_tls_ctx_t *cctx, *sctx;
+    tls_test_pair_t p;
+    int round, err = RS_EUNKNOWN;
+    (void)state;
+    cctx = tls_test_ctx(&co);
+    sctx = tls_test_ctx(&so);
+    for (round = 0; round < 2; ++round) {
+        tls_test_pair_init(&p, cctx, NULL, sctx, false);
+        p.client.close_on_negotiation = true;
+        tls_test_shuttle(&p);
+        assert_int_equal(p.client.negotiation_error, RS_OK);
+        assert_int_equal(p.server.negotiation_calls, 1);
+        assert_int_equal(p.server.negotiation_error, RS_OK);
+        assert_true(rs_testing_channel_is_shut_down(p.server.tc, &err));
+        assert_int_equal(err, RS_EEOF);
+        tls_test_pair_destroy(&p);
+    }
+    rs_tls_ctx_release(cctx);
+    rs_tls_ctx_release(sctx);
+}
+
 /* --------------------------------------------------------- close, errors */
 
 static void make_pair(tls_test_pair_t *p, rs_tls_ctx_t **cctx, rs_tls_ctx_t **sctx, bool back_pressure) {
@@ -940,6 +967,7 @@ int main(void) {
         cmocka_unit_test(test_alpn_handler_replaces_itself),
         cmocka_unit_test(test_mtls),
         cmocka_unit_test(test_resumption),
+        cmocka_unit_test(test_resumed_then_closed_at_once),
         cmocka_unit_test(test_clean_close_is_eof),
         cmocka_unit_test(test_truncation_detected),
         cmocka_unit_test(test_hangup_during_handshake),

@@ -192,6 +192,7 @@ typedef struct tls_test_side {
     tls_test_app_t *app;
     int negotiation_calls;
     int negotiation_error;
+    bool close_on_negotiation; /* shut the channel down from the negotiation callback */
 } tls_test_side_t;
 
 typedef struct tls_test_pair {
@@ -203,10 +204,12 @@ typedef struct tls_test_pair {
 
 static void tls_test_on_negotiation(rs_channel_handler_t *handler, rs_channel_slot_t *slot, int error, void *ud) {
     tls_test_side_t *side = (tls_test_side_t *)ud;
-    (void)slot;
     assert_ptr_equal(handler, side->tls);
     side->negotiation_calls++;
     side->negotiation_error = error;
+    if (side->close_on_negotiation && !error) {
+        rs_channel_shutdown(rs_channel_slot_get_channel(slot), RS_OK);
+    }
 }
 
 /* One side: a testing channel, a TLS handler, an app handler; negotiation
