@@ -10,6 +10,10 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 build="$root/build-bench"
 benchmarks=(reseau-bench-loop reseau-bench-socket reseau-bench-channel reseau-bench-bootstrap)
+# TLS against OpenSSL: needs BearSSL (libbearssl-dev) and libssl-dev.
+if [[ -e /usr/include/bearssl.h ]] && pkg-config --exists openssl; then
+    benchmarks+=(reseau-bench-tls)
+fi
 time_limit=120 # seconds per benchmark program
 
 if [[ ! -f "$build/build.ninja" ]]; then
