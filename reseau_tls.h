@@ -2282,7 +2282,8 @@ static size_t rs__tls_initial_window(rs_channel_handler_t *handler) {
 
 static size_t rs__tls_message_overhead(rs_channel_handler_t *handler) {
     (void)handler;
-    return RS__TLS_RECORD_OVERHEAD;
+    /* A full message becomes two records of at most 8 KiB. */
+    return 2 * RS__TLS_RECORD_OVERHEAD;
 }
 
 static void rs__tls_free(rs__tls_handler_t *h) {

@@ -397,6 +397,36 @@ static void free_pair(tls_test_pair_t *p, rs_tls_ctx_t *cctx, rs_tls_ctx_t *sctx
     rs_tls_ctx_release(sctx);
 }
 
+/* The client is made to ask for renegotiation (our handlers never do): the
+ * server refuses it and never makes a second handshake. */
+static void test_renegotiation_refused(void **state) {
+    tls_test_pair_t p;
+    rs_tls_ctx_t *cctx, *sctx;
+    rs__tls_handler_t *client;
+    rs_tls_info_t before, after;
+    int err = RS_OK;
+    (void)state;
+    make_pair(&p, &cctx, &sctx, false);
+    tls_test_shuttle(&p);
+    assert_int_equal(rs_tls_handler_get_info(p.server.tls, &before), RS_OK);
+    client = (rs__tls_handler_t *)p.client.tls->impl;
+    br_ssl_engine_remove_flags(client->eng, BR_OPT_NO_RENEGOTIATION);
+    assert_int_not_equal(br_ssl_engine_renegotiate(client->eng), 0);
+    rs__tls_pump(client);
+    tls_test_shuttle(&p);
+    assert_int_equal(p.server.negotiation_calls, 1);
+    assert_int_equal(rs_tls_handler_get_info(p.server.tls, &after), RS_OK);
+    assert_int_equal(after.handshake_end_ns, before.handshake_end_ns);
+    /* BearSSL's client gives up when refused: its side ends in an error,
+     * the server's without one (no second handshake was ever made). */
+    assert_true(rs_testing_channel_is_shut_down(p.client.tc, &err));
+    assert_int_not_equal(err, RS_OK);
+    if (rs_testing_channel_is_shut_down(p.server.tc, &err)) {
+        assert_true(err == RS_OK || err == RS_EEOF);
+    }
+    free_pair(&p, cctx, sctx);
+}
+
 static void test_clean_close_is_eof(void **state) {
     tls_test_pair_t p;
     rs_tls_ctx_t *cctx, *sctx;
@@ -968,6 +998,7 @@ int main(void) {
         cmocka_unit_test(test_mtls),
         cmocka_unit_test(test_resumption),
         cmocka_unit_test(test_resumed_then_closed_at_once),
+        cmocka_unit_test(test_renegotiation_refused),
         cmocka_unit_test(test_clean_close_is_eof),
         cmocka_unit_test(test_truncation_detected),
         cmocka_unit_test(test_hangup_during_handshake),
