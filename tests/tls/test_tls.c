@@ -7,7 +7,9 @@
  * mismatch and a required protocol; each verification failure's own code
  * (host name, IP address, expired, not yet valid, untrusted, self-signed);
  * verification off; IP-literal names; mTLS required, optional and missing;
- * session resumption; clean close (RS_EEOF) and truncation; negotiation
+ * session resumption; clean close (RS_EEOF) and truncation; a peer that
+ * trickles one byte at a time; a reset during the handshake; renegotiation
+ * refused; negotiation
  * timeout; hang-up during the handshake; no common version; write
  * completions; context errors; and allocation-failure sweeps over context
  * creation and handshake setup.
@@ -477,6 +479,70 @@ static void test_hangup_during_handshake(void **state) {
     assert_int_equal(p.client.negotiation_error, RS_ETLS_TRUNCATED);
     assert_true(rs_testing_channel_is_shut_down(p.client.tc, &err));
     assert_int_equal(err, RS_ETLS_TRUNCATED);
+    free_pair(&p, cctx, sctx);
+}
+
+/* Every byte of the handshake and of the data arrives on its own, both ways. */
+static void test_trickle_one_byte_at_a_time(void **state) {
+    tls_test_pair_t p;
+    rs_tls_ctx_t *cctx, *sctx;
+    rs_byte_buf_t buf;
+    int rounds = 0;
+    bool moved = true;
+    (void)state;
+    make_pair(&p, &cctx, &sctx, true);
+    p.server.app->echo = true;
+    tls_test_app_send(p.client.app, "trickled", 8); /* waits for the handshake */
+    assert_int_equal(rs_byte_buf_init(&buf, &rs_test_allocator, 4096), RS_OK);
+    while (moved && rounds++ < 100000) {
+        tls_test_side_t *from[2] = {&p.client, &p.server}, *to[2] = {&p.server, &p.client};
+        int k;
+        moved = false;
+        for (k = 0; k < 2; ++k) {
+            size_t i;
+            rs_testing_channel_run(from[k]->tc);
+            rs_byte_buf_reset(&buf);
+            assert_int_equal(rs_testing_channel_drain_written(from[k]->tc, &buf), RS_OK);
+            for (i = 0; i < buf.len; ++i) {
+                rs_testing_channel_push_read(to[k]->tc, rs_byte_cursor_from_array(buf.buffer + i, 1));
+                rs_testing_channel_run(to[k]->tc);
+            }
+            moved = moved || buf.len > 0;
+        }
+    }
+    rs_byte_buf_cleanup(&buf);
+    assert_int_equal(p.client.negotiation_error, RS_OK);
+    assert_int_equal(p.server.negotiation_error, RS_OK);
+    assert_int_equal(p.client.app->received.len, 8);
+    assert_memory_equal(p.client.app->received.buffer, "trickled", 8);
+    free_pair(&p, cctx, sctx);
+}
+
+/* A reset in the middle of the handshake is the handshake's result. */
+static void test_reset_during_handshake(void **state) {
+    tls_test_pair_t p;
+    rs_tls_ctx_t *cctx, *sctx;
+    rs_byte_buf_t buf;
+    int err = RS_OK;
+    (void)state;
+    make_pair(&p, &cctx, &sctx, false);
+    /* ClientHello to the server, its answer back to the client, then a reset. */
+    assert_int_equal(rs_byte_buf_init(&buf, &rs_test_allocator, 4096), RS_OK);
+    rs_testing_channel_run(p.client.tc);
+    assert_int_equal(rs_testing_channel_drain_written(p.client.tc, &buf), RS_OK);
+    rs_testing_channel_push_read(p.server.tc, rs_byte_cursor_from_buf(&buf));
+    rs_testing_channel_run(p.server.tc);
+    rs_byte_buf_reset(&buf);
+    assert_int_equal(rs_testing_channel_drain_written(p.server.tc, &buf), RS_OK);
+    rs_testing_channel_push_read(p.client.tc, rs_byte_cursor_from_buf(&buf));
+    rs_testing_channel_inject_reset(p.client.tc);
+    rs_testing_channel_run(p.client.tc);
+    rs_testing_channel_run(p.client.tc);
+    rs_byte_buf_cleanup(&buf);
+    assert_int_equal(p.client.negotiation_calls, 1);
+    assert_int_equal(p.client.negotiation_error, RS_ECONNRESET);
+    assert_true(rs_testing_channel_is_shut_down(p.client.tc, &err));
+    assert_int_equal(err, RS_ECONNRESET);
     free_pair(&p, cctx, sctx);
 }
 
@@ -1001,6 +1067,8 @@ int main(void) {
         cmocka_unit_test(test_clean_close_is_eof),
         cmocka_unit_test(test_truncation_detected),
         cmocka_unit_test(test_hangup_during_handshake),
+        cmocka_unit_test(test_trickle_one_byte_at_a_time),
+        cmocka_unit_test(test_reset_during_handshake),
         cmocka_unit_test(test_negotiation_timeout),
         cmocka_unit_test(test_no_common_version),
         cmocka_unit_test(test_tls11_when_both_allow_it),
