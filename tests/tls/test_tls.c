@@ -9,10 +9,9 @@
  * verification off; IP-literal names; mTLS required, optional and missing;
  * session resumption; clean close (RS_EEOF) and truncation; a peer that
  * trickles one byte at a time; a reset during the handshake; renegotiation
- * refused; negotiation
- * timeout; hang-up during the handshake; no common version; write
- * completions; context errors; and allocation-failure sweeps over context
- * creation and handshake setup.
+ * refused; negotiation timeout; hang-up during the handshake; no common
+ * version; write completions; context errors; and allocation-failure sweeps
+ * over context creation and handshake setup.
  */
 #include "tls_test_util.h"
 
