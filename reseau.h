@@ -1080,6 +1080,18 @@ RESEAU_API int rs_endpoint_from_vsock(rs_endpoint_t *out, uint32_t cid, uint32_t
  * RS_EOVERFLOW if buf is too small. On error a non-empty buf holds "". */
 RESEAU_API int rs_endpoint_format(const rs_endpoint_t *endpoint, char *buf, size_t buf_len);
 RESEAU_API bool rs_endpoint_equal(const rs_endpoint_t *a, const rs_endpoint_t *b);
+/* Parse what rs_endpoint_format writes: "127.0.0.1:80", "[::1]:80",
+ * "[fe80::1%eth0]:80" (a zone as rs_ipv6_parse takes it), "/run/x.sock",
+ * "@name", "vsock:3:1024". The port is decimal, 0..65535. An IPv6 address
+ * needs its brackets ("::1:80" is ambiguous). RS_EINVAL for NULLs or
+ * malformed text (*out is then zeroed), RS_ENOTSUP as rs_ipv6_parse and
+ * rs_endpoint_from_local/vsock say. Any thread. */
+RESEAU_API int rs_endpoint_parse(rs_endpoint_t *out, const char *text);
+/* Fill *out from a struct sockaddr of `len` bytes (sockaddr_in, sockaddr_in6,
+ * sockaddr_un, sockaddr_vm), as accept, getsockname or recvfrom return it.
+ * RS_EINVAL for NULLs or a length too short for the family; RS_EAFNOSUPPORT
+ * for another family. *out is zeroed on error. Any thread. */
+RESEAU_API int rs_endpoint_from_sockaddr(rs_endpoint_t *out, const void *sockaddr, size_t len);
 /* <<address -- End file: src/net/address.h */
 /* >>socket -- Begin file: src/net/socket.h */
 /*
@@ -5513,6 +5525,97 @@ RESEAU_API bool rs_endpoint_equal(const rs_endpoint_t *a, const rs_endpoint_t *b
         return false;
     }
 }
+
+/* Decimal digits only, no sign, at most `max`. */
+static bool rs__parse_decimal(const char *text, uint32_t max, uint32_t *out) {
+    uint64_t value = 0;
+    if (!*text) {
+        return false;
+    }
+    for (; *text; ++text) {
+        if (*text < '0' || *text > '9') {
+            return false;
+        }
+        value = value * 10 + (uint64_t)(*text - '0');
+        if (value > max) {
+            return false;
+        }
+    }
+    *out = (uint32_t)value;
+    return true;
+}
+
+/* "[v6]:port" or "v4:port": split at the port's colon into host and port. */
+static int rs__endpoint_parse_ip(rs_endpoint_t *out, const char *text) {
+    char host[RS_ENDPOINT_TEXT_MAX];
+    const char *colon;
+    size_t host_len;
+    uint32_t port;
+    bool bracketed = text[0] == '[';
+    if (bracketed) {
+        const char *close = strchr(text, ']');
+        if (!close || close[1] != ':') {
+            return RS_EINVAL;
+        }
+        colon = close + 1;
+        ++text;
+        host_len = (size_t)(close - text);
+    } else {
+        colon = strchr(text, ':');
+        if (!colon || strchr(colon + 1, ':')) {
+            return RS_EINVAL; /* no port, or an IPv6 address without brackets */
+        }
+        host_len = (size_t)(colon - text);
+    }
+    if (host_len == 0 || host_len >= sizeof(host) || !rs__parse_decimal(colon + 1, RS__IP_PORT_MAX, &port)) {
+        return RS_EINVAL;
+    }
+    memcpy(host, text, host_len);
+    host[host_len] = '\0';
+    if (bracketed != (strchr(host, ':') != NULL)) {
+        return RS_EINVAL; /* brackets around IPv4, or IPv6 without them */
+    }
+    return rs_endpoint_from_ip(out, host, port);
+}
+
+static int rs__endpoint_parse_vsock(rs_endpoint_t *out, const char *text) {
+    char cid_text[16];
+    const char *colon = strchr(text, ':');
+    uint32_t cid, port;
+    size_t n = colon ? (size_t)(colon - text) : 0;
+    if (!colon || n == 0 || n >= sizeof(cid_text)) {
+        return RS_EINVAL;
+    }
+    memcpy(cid_text, text, n);
+    cid_text[n] = '\0';
+    if (!rs__parse_decimal(cid_text, UINT32_MAX, &cid) || !rs__parse_decimal(colon + 1, UINT32_MAX, &port)) {
+        return RS_EINVAL;
+    }
+    return rs_endpoint_from_vsock(out, cid, port);
+}
+
+RESEAU_API int rs_endpoint_parse(rs_endpoint_t *out, const char *text) {
+    int err;
+    if (!out) {
+        return RS_EINVAL;
+    }
+    memset(out, 0, sizeof(*out));
+    if (!text || !*text) {
+        return RS_EINVAL;
+    }
+    if (text[0] == '/' || text[0] == '@') {
+        return rs_endpoint_from_local(out, text);
+    }
+    if (strncmp(text, "vsock:", 6) == 0) {
+        err = rs__endpoint_parse_vsock(out, text + 6);
+    } else {
+        err = rs__endpoint_parse_ip(out, text);
+    }
+    if (err) {
+        memset(out, 0, sizeof(*out));
+    }
+    return err;
+}
 /* <<address.c -- End file: src/net/address.c */
 /* >>sockaddr.c -- Begin file: src/net/sockaddr.c */
 /* Conversion between rs_endpoint_t and the OS's sockaddr structures. */
@@ -5655,6 +5758,50 @@ static int rs__endpoint_from_sockaddr(rs_endpoint_t *endpoint, const rs__sockadd
     default:
         return RS_EAFNOSUPPORT;
     }
+}
+
+/* The smallest length that holds an address of the family; 0 for a family
+ * we do not know. */
+static size_t rs__sockaddr_min_len(int family) {
+    switch (family) {
+    case AF_INET:
+        return sizeof(struct sockaddr_in);
+    case AF_INET6:
+        return sizeof(struct sockaddr_in6);
+    case AF_UNIX:
+        return offsetof(struct sockaddr_un, sun_path);
+#if RESEAU_OS_LINUX
+    case AF_VSOCK:
+        return sizeof(struct sockaddr_vm);
+#endif
+    default:
+        return 0;
+    }
+}
+
+RESEAU_API int rs_endpoint_from_sockaddr(rs_endpoint_t *out, const void *sockaddr, size_t len) {
+    rs__sockaddr_t in;
+    int err;
+    if (!out) {
+        return RS_EINVAL;
+    }
+    memset(out, 0, sizeof(*out));
+    if (!sockaddr || len < sizeof(sa_family_t)) {
+        return RS_EINVAL;
+    }
+    memset(&in, 0, sizeof(in));
+    memcpy(&in, sockaddr, len < sizeof(in) ? len : sizeof(in)); /* aligned, and never read past len */
+    if (rs__sockaddr_min_len(in.sa.sa_family) == 0) {
+        return RS_EAFNOSUPPORT;
+    }
+    if (len < rs__sockaddr_min_len(in.sa.sa_family)) {
+        return RS_EINVAL;
+    }
+    err = rs__endpoint_from_sockaddr(out, &in, (socklen_t)(len < sizeof(in) ? len : sizeof(in)));
+    if (err) {
+        memset(out, 0, sizeof(*out));
+    }
+    return err;
 }
 /* <<sockaddr.c -- End file: src/net/sockaddr.c */
 /* >>socket_posix.c -- Begin file: src/net/socket_posix.c */

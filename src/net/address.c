@@ -553,3 +553,94 @@ RESEAU_API bool rs_endpoint_equal(const rs_endpoint_t *a, const rs_endpoint_t *b
         return false;
     }
 }
+
+/* Decimal digits only, no sign, at most `max`. */
+static bool rs__parse_decimal(const char *text, uint32_t max, uint32_t *out) {
+    uint64_t value = 0;
+    if (!*text) {
+        return false;
+    }
+    for (; *text; ++text) {
+        if (*text < '0' || *text > '9') {
+            return false;
+        }
+        value = value * 10 + (uint64_t)(*text - '0');
+        if (value > max) {
+            return false;
+        }
+    }
+    *out = (uint32_t)value;
+    return true;
+}
+
+/* "[v6]:port" or "v4:port": split at the port's colon into host and port. */
+static int rs__endpoint_parse_ip(rs_endpoint_t *out, const char *text) {
+    char host[RS_ENDPOINT_TEXT_MAX];
+    const char *colon;
+    size_t host_len;
+    uint32_t port;
+    bool bracketed = text[0] == '[';
+    if (bracketed) {
+        const char *close = strchr(text, ']');
+        if (!close || close[1] != ':') {
+            return RS_EINVAL;
+        }
+        colon = close + 1;
+        ++text;
+        host_len = (size_t)(close - text);
+    } else {
+        colon = strchr(text, ':');
+        if (!colon || strchr(colon + 1, ':')) {
+            return RS_EINVAL; /* no port, or an IPv6 address without brackets */
+        }
+        host_len = (size_t)(colon - text);
+    }
+    if (host_len == 0 || host_len >= sizeof(host) || !rs__parse_decimal(colon + 1, RS__IP_PORT_MAX, &port)) {
+        return RS_EINVAL;
+    }
+    memcpy(host, text, host_len);
+    host[host_len] = '\0';
+    if (bracketed != (strchr(host, ':') != NULL)) {
+        return RS_EINVAL; /* brackets around IPv4, or IPv6 without them */
+    }
+    return rs_endpoint_from_ip(out, host, port);
+}
+
+static int rs__endpoint_parse_vsock(rs_endpoint_t *out, const char *text) {
+    char cid_text[16];
+    const char *colon = strchr(text, ':');
+    uint32_t cid, port;
+    size_t n = colon ? (size_t)(colon - text) : 0;
+    if (!colon || n == 0 || n >= sizeof(cid_text)) {
+        return RS_EINVAL;
+    }
+    memcpy(cid_text, text, n);
+    cid_text[n] = '\0';
+    if (!rs__parse_decimal(cid_text, UINT32_MAX, &cid) || !rs__parse_decimal(colon + 1, UINT32_MAX, &port)) {
+        return RS_EINVAL;
+    }
+    return rs_endpoint_from_vsock(out, cid, port);
+}
+
+RESEAU_API int rs_endpoint_parse(rs_endpoint_t *out, const char *text) {
+    int err;
+    if (!out) {
+        return RS_EINVAL;
+    }
+    memset(out, 0, sizeof(*out));
+    if (!text || !*text) {
+        return RS_EINVAL;
+    }
+    if (text[0] == '/' || text[0] == '@') {
+        return rs_endpoint_from_local(out, text);
+    }
+    if (strncmp(text, "vsock:", 6) == 0) {
+        err = rs__endpoint_parse_vsock(out, text + 6);
+    } else {
+        err = rs__endpoint_parse_ip(out, text);
+    }
+    if (err) {
+        memset(out, 0, sizeof(*out));
+    }
+    return err;
+}

@@ -62,3 +62,15 @@ RESEAU_API int rs_endpoint_from_vsock(rs_endpoint_t *out, uint32_t cid, uint32_t
  * RS_EOVERFLOW if buf is too small. On error a non-empty buf holds "". */
 RESEAU_API int rs_endpoint_format(const rs_endpoint_t *endpoint, char *buf, size_t buf_len);
 RESEAU_API bool rs_endpoint_equal(const rs_endpoint_t *a, const rs_endpoint_t *b);
+/* Parse what rs_endpoint_format writes: "127.0.0.1:80", "[::1]:80",
+ * "[fe80::1%eth0]:80" (a zone as rs_ipv6_parse takes it), "/run/x.sock",
+ * "@name", "vsock:3:1024". The port is decimal, 0..65535. An IPv6 address
+ * needs its brackets ("::1:80" is ambiguous). RS_EINVAL for NULLs or
+ * malformed text (*out is then zeroed), RS_ENOTSUP as rs_ipv6_parse and
+ * rs_endpoint_from_local/vsock say. Any thread. */
+RESEAU_API int rs_endpoint_parse(rs_endpoint_t *out, const char *text);
+/* Fill *out from a struct sockaddr of `len` bytes (sockaddr_in, sockaddr_in6,
+ * sockaddr_un, sockaddr_vm), as accept, getsockname or recvfrom return it.
+ * RS_EINVAL for NULLs or a length too short for the family; RS_EAFNOSUPPORT
+ * for another family. *out is zeroed on error. Any thread. */
+RESEAU_API int rs_endpoint_from_sockaddr(rs_endpoint_t *out, const void *sockaddr, size_t len);

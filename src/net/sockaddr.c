@@ -139,3 +139,47 @@ static int rs__endpoint_from_sockaddr(rs_endpoint_t *endpoint, const rs__sockadd
         return RS_EAFNOSUPPORT;
     }
 }
+
+/* The smallest length that holds an address of the family; 0 for a family
+ * we do not know. */
+static size_t rs__sockaddr_min_len(int family) {
+    switch (family) {
+    case AF_INET:
+        return sizeof(struct sockaddr_in);
+    case AF_INET6:
+        return sizeof(struct sockaddr_in6);
+    case AF_UNIX:
+        return offsetof(struct sockaddr_un, sun_path);
+#if RESEAU_OS_LINUX
+    case AF_VSOCK:
+        return sizeof(struct sockaddr_vm);
+#endif
+    default:
+        return 0;
+    }
+}
+
+RESEAU_API int rs_endpoint_from_sockaddr(rs_endpoint_t *out, const void *sockaddr, size_t len) {
+    rs__sockaddr_t in;
+    int err;
+    if (!out) {
+        return RS_EINVAL;
+    }
+    memset(out, 0, sizeof(*out));
+    if (!sockaddr || len < sizeof(sa_family_t)) {
+        return RS_EINVAL;
+    }
+    memset(&in, 0, sizeof(in));
+    memcpy(&in, sockaddr, len < sizeof(in) ? len : sizeof(in)); /* aligned, and never read past len */
+    if (rs__sockaddr_min_len(in.sa.sa_family) == 0) {
+        return RS_EAFNOSUPPORT;
+    }
+    if (len < rs__sockaddr_min_len(in.sa.sa_family)) {
+        return RS_EINVAL;
+    }
+    err = rs__endpoint_from_sockaddr(out, &in, (socklen_t)(len < sizeof(in) ? len : sizeof(in)));
+    if (err) {
+        memset(out, 0, sizeof(*out));
+    }
+    return err;
+}

@@ -1,6 +1,11 @@
 /* Addresses: strict IPv4/IPv6 parsing, RFC 5952 formatting, endpoints. */
 #include "test_util.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
 static bool is_zeroed(const void *p, size_t len) {
     const uint8_t *bytes = (const uint8_t *)p;
     size_t i;
@@ -517,6 +522,87 @@ static void endpoint_equal_vsock(void **state) {
 #endif
 }
 
+/* ------------------------------------------ parse what format writes */
+
+static void endpoint_parse_reads_what_format_writes(void **state) {
+    static const char *const texts[] = {"127.0.0.1:80", "0.0.0.0:0", "255.255.255.255:65535", "[::1]:80",
+                                        "[::]:0", "[2001:db8::1]:443", "[fe80::1%7]:8080", "[::ffff:1.2.3.4]:1",
+                                        "/run/x.sock", "@abstract", "vsock:3:1024", "vsock:4294967295:0"};
+    size_t i;
+    (void)state;
+    for (i = 0; i < sizeof(texts) / sizeof(texts[0]); ++i) {
+        rs_endpoint_t ep, again;
+        char buf[RS_ENDPOINT_TEXT_MAX];
+        assert_int_equal(rs_endpoint_parse(&ep, texts[i]), RS_OK);
+        assert_int_equal(rs_endpoint_format(&ep, buf, sizeof(buf)), RS_OK);
+        assert_string_equal(buf, texts[i]);
+        assert_int_equal(rs_endpoint_parse(&again, buf), RS_OK);
+        assert_true(rs_endpoint_equal(&ep, &again));
+    }
+}
+
+static void endpoint_parse_refuses_malformed_text(void **state) {
+    static const char *const bad[] = {"", "127.0.0.1", "127.0.0.1:", "127.0.0.1:65536", "127.0.0.1:-1",
+                                      "127.0.0.1:+80", "127.0.0.1:8a", "::1:80", "[::1]", "[::1]80", "[::1:80",
+                                      "[127.0.0.1]:80", "[]:80", ":80", "1.2.3:80", "host:80", "vsock:", "vsock:3",
+                                      "vsock::3", "vsock:3:", "vsock:x:1", "vsock:3:99999999999",
+                                      "[::1]:80x", "127.0.0.1:080000"};
+    size_t i;
+    (void)state;
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); ++i) {
+        rs_endpoint_t ep;
+        memset(&ep, 0xab, sizeof(ep));
+        if (rs_endpoint_parse(&ep, bad[i]) != RS_EINVAL) {
+            fail_msg("\"%s\" was not refused", bad[i]);
+        }
+        assert_int_equal(ep.port, 0); /* zeroed on error */
+    }
+    assert_int_equal(rs_endpoint_parse(NULL, "127.0.0.1:1"), RS_EINVAL);
+    {
+        rs_endpoint_t ep;
+        assert_int_equal(rs_endpoint_parse(&ep, NULL), RS_EINVAL);
+    }
+}
+
+static void endpoint_from_sockaddr_each_family(void **state) {
+    struct sockaddr_in in4;
+    struct sockaddr_in6 in6;
+    struct sockaddr_un un;
+    rs_endpoint_t ep;
+    char buf[RS_ENDPOINT_TEXT_MAX];
+    (void)state;
+    memset(&in4, 0, sizeof(in4));
+    in4.sin_family = AF_INET;
+    in4.sin_port = htons(8080);
+    in4.sin_addr.s_addr = htonl(0x7f000001);
+    assert_int_equal(rs_endpoint_from_sockaddr(&ep, &in4, sizeof(in4)), RS_OK);
+    assert_int_equal(rs_endpoint_format(&ep, buf, sizeof(buf)), RS_OK);
+    assert_string_equal(buf, "127.0.0.1:8080");
+    memset(&in6, 0, sizeof(in6));
+    in6.sin6_family = AF_INET6;
+    in6.sin6_port = htons(443);
+    in6.sin6_addr.s6_addr[15] = 1;
+    in6.sin6_scope_id = 3;
+    assert_int_equal(rs_endpoint_from_sockaddr(&ep, &in6, sizeof(in6)), RS_OK);
+    assert_int_equal(rs_endpoint_format(&ep, buf, sizeof(buf)), RS_OK);
+    assert_string_equal(buf, "[::1%3]:443");
+    memset(&un, 0, sizeof(un));
+    un.sun_family = AF_UNIX;
+    strcpy(un.sun_path, "/tmp/s");
+    assert_int_equal(rs_endpoint_from_sockaddr(&ep, &un, offsetof(struct sockaddr_un, sun_path) + 7), RS_OK);
+    assert_int_equal(ep.domain, RS_SOCKET_DOMAIN_LOCAL);
+    assert_string_equal(ep.path, "/tmp/s");
+    /* Too short for its family, unknown family, NULLs. */
+    assert_int_equal(rs_endpoint_from_sockaddr(&ep, &in4, sizeof(in4) - 1), RS_EINVAL);
+    assert_int_equal(rs_endpoint_from_sockaddr(&ep, &in6, sizeof(struct sockaddr_in)), RS_EINVAL);
+    assert_int_equal(rs_endpoint_from_sockaddr(&ep, &in4, 1), RS_EINVAL);
+    in4.sin_family = AF_APPLETALK;
+    assert_int_equal(rs_endpoint_from_sockaddr(&ep, &in4, sizeof(in4)), RS_EAFNOSUPPORT);
+    assert_int_equal(ep.port, 0);
+    assert_int_equal(rs_endpoint_from_sockaddr(NULL, &in4, sizeof(in4)), RS_EINVAL);
+    assert_int_equal(rs_endpoint_from_sockaddr(&ep, NULL, sizeof(in4)), RS_EINVAL);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(ipv4_parse_accepts_and_rejects_the_table),
@@ -540,6 +626,9 @@ int main(void) {
         cmocka_unit_test(endpoint_format_overflow_and_bad_input),
         cmocka_unit_test(endpoint_equal_compares_what_matters),
         cmocka_unit_test(endpoint_equal_vsock),
+        cmocka_unit_test(endpoint_parse_reads_what_format_writes),
+        cmocka_unit_test(endpoint_parse_refuses_malformed_text),
+        cmocka_unit_test(endpoint_from_sockaddr_each_family),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
