@@ -173,6 +173,9 @@ extern "C" {
 #include "bootstrap/client.h"
 #include "bootstrap/server.h"
 #include "util/pem.h"
+#include "util/future.h"
+#include "util/retry.h"
+#include "util/stream.h"
 
 #ifdef __cplusplus
 }
@@ -217,6 +220,9 @@ extern "C" {
 #include "bootstrap/client.c"
 #include "bootstrap/server.c"
 #include "util/pem.c"
+#include "util/future.c"
+#include "util/retry.c"
+#include "util/stream.c"
 
 #ifdef __cplusplus
 }
