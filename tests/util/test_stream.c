@@ -653,6 +653,145 @@ static void async_racing_reads_give_one_read_and_ebusy(void **state) {
     rs_async_input_stream_destroy(&p.base);
 }
 
+/* ---- async: destroying the adapter --------------------------------------- */
+
+/* A source whose reads block until the test lets each one go. */
+typedef struct gated {
+    rs_input_stream_t base;
+    rs_mutex_t lock;
+    rs_condvar_t cond;
+    int started;  /* reads entered */
+    int released; /* reads allowed to return */
+    bool destroyed;
+} gated_t;
+
+static int gated_read(rs_input_stream_t *stream, rs_byte_buf_t *dest) {
+    gated_t *g = (gated_t *)stream->impl;
+    int me;
+    rs_mutex_lock(&g->lock);
+    me = ++g->started;
+    rs_condvar_broadcast(&g->cond);
+    while (g->released < me) {
+        rs_condvar_wait(&g->cond, &g->lock);
+    }
+    rs_mutex_unlock(&g->lock);
+    dest->buffer[dest->len++] = 'g'; /* one byte: never full, never the end */
+    return RS_OK;
+}
+static int gated_status(rs_input_stream_t *stream, rs_stream_status_t *out) {
+    (void)stream;
+    out->is_end_of_stream = false;
+    out->is_valid = true;
+    return RS_OK;
+}
+static void gated_destroy(rs_input_stream_t *stream) {
+    ((gated_t *)stream->impl)->destroyed = true;
+}
+static const rs_input_stream_vtable_t gated_vtable = {gated_read, fake_seek, gated_status, fake_length, gated_destroy};
+
+static void destroy_adapter(void *arg) {
+    rs_async_input_stream_destroy((rs_async_input_stream_t *)arg);
+}
+
+/* The adapter is private to the implementation, which tests compile in: peek
+ * at its stop flag to know destroy has begun. */
+static bool adapter_stopping(rs_async_input_stream_t *stream) {
+    rs__sync_adapter_t *a = (rs__sync_adapter_t *)stream->impl;
+    bool stop;
+    rs_mutex_lock(&a->lock);
+    stop = a->stop;
+    rs_mutex_unlock(&a->lock);
+    return stop;
+}
+
+/* Destroy while a read_to_fill runs: the running source read finishes, the
+ * next one is never started, and the future completes once, RS_ECANCELED. */
+static void async_adapter_destroy_cancels_the_read_not_started(void **state) {
+    gated_t g;
+    rs_async_input_stream_t *a;
+    rs_thread_t destroyer;
+    uint8_t storage[8];
+    rs_byte_buf_t buf = rs_byte_buf_from_array(storage, 0, sizeof(storage));
+    rs_future_t *f = bool_future();
+    bool eof;
+    (void)state;
+    memset(&g, 0, sizeof(g));
+    g.base.vtable = &gated_vtable;
+    g.base.impl = &g;
+    assert_int_equal(rs_mutex_init(&g.lock), RS_OK);
+    assert_int_equal(rs_condvar_init(&g.cond), RS_OK);
+    a = rs_async_input_stream_new_from_sync(&rs_test_allocator, &g.base, NULL);
+    assert_non_null(a);
+    assert_int_equal(rs_async_input_stream_read_to_fill(a, &buf, f), RS_OK);
+    rs_mutex_lock(&g.lock);
+    while (g.started == 0) {
+        rs_condvar_wait(&g.cond, &g.lock);
+    }
+    rs_mutex_unlock(&g.lock);
+    assert_int_equal(rs_thread_launch(&destroyer, destroy_adapter, a, NULL), RS_OK);
+    while (!adapter_stopping(a)) {
+        rs_thread_sleep_ns(RS_NS_PER_MS);
+    }
+    rs_mutex_lock(&g.lock);
+    g.released = 1;
+    rs_condvar_broadcast(&g.cond);
+    rs_mutex_unlock(&g.lock);
+    assert_int_equal(rs_thread_join(&destroyer), RS_OK);
+    assert_int_equal(wait_read(f, &eof), RS_ECANCELED);
+    assert_int_equal(g.started, 1);
+    assert_int_equal(buf.len, 1);
+    assert_true(g.destroyed);
+    rs_future_release(f);
+    rs_condvar_cleanup(&g.cond);
+    rs_mutex_cleanup(&g.lock);
+}
+
+/* An allocator that counts live blocks, to see when a worker has freed. */
+static int live_blocks; /* atomic */
+static void *counting_alloc(size_t size, void *ud) {
+    (void)ud;
+    __atomic_add_fetch(&live_blocks, 1, __ATOMIC_SEQ_CST);
+    return rs_test_allocator.alloc_fn(size, NULL);
+}
+static void counting_free(void *ptr, void *ud) {
+    (void)ud;
+    rs_test_allocator.free_fn(ptr, NULL);
+    __atomic_sub_fetch(&live_blocks, 1, __ATOMIC_SEQ_CST);
+}
+static const rs_allocator_t counting_allocator = {counting_alloc, NULL, counting_free, NULL};
+
+static void destroy_from_callback(rs_future_t *future, void *user_data) {
+    (void)future;
+    rs_async_input_stream_destroy((rs_async_input_stream_t *)user_data);
+}
+
+/* A loop-less future's callback runs on the worker; destroying the stream
+ * there must not join the worker from itself: the worker cleans up. */
+static void async_adapter_destroyed_from_its_worker_cleans_up(void **state) {
+    rs_async_input_stream_t *a;
+    uint8_t storage[4];
+    rs_byte_buf_t buf = rs_byte_buf_from_array(storage, 0, sizeof(storage));
+    rs_future_t *f = bool_future();
+    int spins = 0;
+    (void)state;
+    live_blocks = 0;
+    a = rs_async_input_stream_new_from_sync(&counting_allocator,
+                                            rs_input_stream_new_from_memory(&counting_allocator,
+                                                                            rs_byte_cursor_from_array(digits, 3), NULL),
+                                            NULL);
+    assert_non_null(a);
+    assert_int_equal(__atomic_load_n(&live_blocks, __ATOMIC_SEQ_CST), 2);
+    assert_int_equal(rs_future_register_callback(f, destroy_from_callback, a), RS_OK);
+    assert_int_equal(rs_async_input_stream_read(a, &buf, f), RS_OK);
+    while (__atomic_load_n(&live_blocks, __ATOMIC_SEQ_CST) != 0 && spins++ < 10000) {
+        rs_thread_sleep_ns(RS_NS_PER_MS);
+    }
+    assert_int_equal(__atomic_load_n(&live_blocks, __ATOMIC_SEQ_CST), 0);
+    assert_true(rs_future_get_bool(f));
+    assert_int_equal(buf.len, 3);
+    rs_future_release(f);
+}
+
 /* ---- allocation failures ------------------------------------------------- */
 
 typedef rs_input_stream_t *new_stream_fn(const rs_allocator_t *allocator, const char *path, int *err);
@@ -727,6 +866,8 @@ int main(void) {
         cmocka_unit_test(async_read_rejects_bad_arguments),
         cmocka_unit_test(async_loop_callbacks_chain_reads),
         cmocka_unit_test(async_racing_reads_give_one_read_and_ebusy),
+        cmocka_unit_test(async_adapter_destroy_cancels_the_read_not_started),
+        cmocka_unit_test(async_adapter_destroyed_from_its_worker_cleans_up),
         cmocka_unit_test(stream_alloc_sweeps),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
