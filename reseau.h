@@ -2196,7 +2196,9 @@ RESEAU_API void rs_pem_wipe(void *ptr, size_t len);
  *                                           inside set_result_* / set_error,
  *                                           and registering on a complete
  *                                           loop-less future is RS_ESTATE.
- * Threads without a loop may block in rs_future_wait instead.
+ * Threads without a loop may block in rs_future_wait instead. A loop given
+ * for a callback must stay valid until the callback has run; a channel is
+ * held (rs_channel_acquire_hold) until then.
  *
  * Ownership: reference counted. rs_future_new returns one reference;
  * rs_future_acquire adds one, rs_future_release drops one. A pending callback
@@ -2417,7 +2419,9 @@ RESEAU_API rs_retry_strategy_t *rs_retry_strategy_new_no_retry(const rs_no_retry
 RESEAU_API void rs_retry_strategy_destroy(rs_retry_strategy_t *strategy);
 
 /* Ask for a token for `partition` (NULL or "": the default partition; only
- * the standard strategy keeps partitions apart). on_acquired runs once, later,
+ * the standard strategy keeps partitions apart, with one bucket per name it
+ * has seen, kept and searched linearly for the strategy's life: use a few
+ * names, such as hosts, not one per request). on_acquired runs once, later,
  * on the token's loop. timeout_ms is how long the standard strategy waits for
  * an empty bucket to be refilled before it gives up with
  * RS_ERETRY_QUOTA_EXHAUSTED (0: do not wait); the others never wait.

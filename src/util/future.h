@@ -23,7 +23,9 @@
  *                                           inside set_result_* / set_error,
  *                                           and registering on a complete
  *                                           loop-less future is RS_ESTATE.
- * Threads without a loop may block in rs_future_wait instead.
+ * Threads without a loop may block in rs_future_wait instead. A loop given
+ * for a callback must stay valid until the callback has run; a channel is
+ * held (rs_channel_acquire_hold) until then.
  *
  * Ownership: reference counted. rs_future_new returns one reference;
  * rs_future_acquire adds one, rs_future_release drops one. A pending callback

@@ -138,7 +138,9 @@ RESEAU_API rs_retry_strategy_t *rs_retry_strategy_new_no_retry(const rs_no_retry
 RESEAU_API void rs_retry_strategy_destroy(rs_retry_strategy_t *strategy);
 
 /* Ask for a token for `partition` (NULL or "": the default partition; only
- * the standard strategy keeps partitions apart). on_acquired runs once, later,
+ * the standard strategy keeps partitions apart, with one bucket per name it
+ * has seen, kept and searched linearly for the strategy's life: use a few
+ * names, such as hosts, not one per request). on_acquired runs once, later,
  * on the token's loop. timeout_ms is how long the standard strategy waits for
  * an empty bucket to be refilled before it gives up with
  * RS_ERETRY_QUOTA_EXHAUSTED (0: do not wait); the others never wait.
