@@ -91,6 +91,20 @@
  *     With a group, the main thread can instead block in read(sp[0], ...) and
  *     then destroy the listener and the group.
  *
+ * UTILITIES (for protocol clients built on the loop)
+ *   rs_future_t       a result that arrives later: set once from any thread;
+ *                     one callback, run on a loop (or a channel's loop), never
+ *                     inline; rs_future_wait for threads off the loop.
+ *   rs_retry_strategy_t  acquire a token per partition, schedule_retry after
+ *                     a failure (the wait is a loop task), record_success,
+ *                     release. Exponential backoff (500 ms x 2^n, cap 20 s,
+ *                     5 retries, FULL jitter), standard (plus a 500-token
+ *                     bucket per partition: a retry costs 10 or 5, a success
+ *                     refunds) and no-retry. See examples/retry_connect.c.
+ *   rs_input_stream_t / rs_async_input_stream_t  bytes from memory, a file or
+ *                     your vtable; the async form completes a future, one
+ *                     read in flight, and wraps a blocking stream on a worker.
+ *
  * LIFETIMES
  *   rs_x_new / rs_x_destroy for objects reseau allocates; rs_x_init /
  *   rs_x_cleanup for caller-owned storage. Tasks are intrusive: embed rs_task_t
@@ -135,6 +149,9 @@
  *   >>client      client bootstrap: resolve, Happy Eyeballs, pipeline
  *   >>server      server bootstrap: listener, accepted pipelines
  *   >>pem         PEM: parse text or files into {label, DER}, DER to PEM
+ *   >>future      futures: single-assignment results with loop callbacks
+ *   >>retry       retry strategies: exponential backoff, standard, no retry
+ *   >>stream      input streams (memory, file, yours) and async input streams
  *   Implementation: the same names with .c (>>event_loop.c), plus
  *   >>platform.c, >>atomic.c, >>heap.c, >>scheduler.c, >>epoll.c, >>poll.c,
  *   >>sockaddr.c, >>socket_posix.c, >>udp_posix.c, >>message_pool.c,
@@ -313,6 +330,10 @@ extern "C" {
     X(RS_EPEM_NO_BEGIN, -66, "PEM END line without a BEGIN line")                                 \
     X(RS_EPEM_HEADERS, -67, "PEM headers (RFC 1421, e.g. a legacy encrypted key) are not supported") \
     X(RS_EPEM_TOO_LARGE, -68, "PEM file larger than RS_PEM_FILE_MAX")                             \
+    X(RS_ERETRY_QUOTA_EXHAUSTED, -70, "retry quota exhausted (the partition's token bucket is empty)") \
+    X(RS_ERETRY_MAX_EXCEEDED, -71, "the retry strategy's maximum number of retries is reached")   \
+    X(RS_ERETRY_NOT_ALLOWED, -72, "this retry strategy never retries")                            \
+    X(RS_ESTREAM_SEEK, -75, "seek position outside the stream")                                   \
     X(RS_EUNKNOWN, -99, "unknown error (see the log for the system error)")                        \
     X(RS_ETLS_CERT_EXPIRED, -100, "TLS: the peer's certificate has expired (or this host's clock is wrong)") \
     X(RS_ETLS_CERT_NOT_YET_VALID, -101, "TLS: the peer's certificate is not valid yet (or this host's clock is wrong)") \
@@ -2188,6 +2209,439 @@ RESEAU_API int rs_pem_encode(const rs_allocator_t *allocator, const char *label,
  * as a dead store. ptr may be NULL when len is 0. Any thread. */
 RESEAU_API void rs_pem_wipe(void *ptr, size_t len);
 /* <<pem -- End file: src/util/pem.h */
+/* >>future -- Begin file: src/util/future.h */
+/*
+ * Futures.
+ *
+ * An rs_future_t is a single-assignment box for the result of an asynchronous
+ * operation: a value of one type chosen at creation (a pointer with an
+ * optional destructor, a size_t, a bool, or none: a plain result), or an
+ * error code. It is completed once, by set_result_* or set_error, from any
+ * thread; a second completion returns RS_EINVAL and the first value is kept.
+ *
+ * One callback may be registered (a second returns RS_EBUSY). It runs exactly
+ * once, after completion, and never inline in the register call, even when
+ * the future is already complete:
+ *   rs_future_register_event_loop_callback  as a task on the given loop;
+ *                                           if that loop is destroyed first,
+ *                                           the callback still runs (from
+ *                                           the loop's destroy);
+ *   rs_future_register_channel_callback     as a channel task on the
+ *                                           channel's loop (also when the
+ *                                           channel has shut down);
+ *   rs_future_register_callback             on the future's own loop (the
+ *                                           `loop` option) as above; with no
+ *                                           loop, on the completing thread,
+ *                                           inside set_result_* / set_error,
+ *                                           and registering on a complete
+ *                                           loop-less future is RS_ESTATE.
+ * Threads without a loop may block in rs_future_wait instead. A loop given
+ * for a callback must stay valid until the callback has run; a channel is
+ * held (rs_channel_acquire_hold) until then.
+ *
+ * Ownership: reference counted. rs_future_new returns one reference;
+ * rs_future_acquire adds one, rs_future_release drops one. A pending callback
+ * holds its own. When the last reference goes, the pointer value's destructor
+ * runs (once, on that thread) and the memory is freed. Every function here may
+ * be called from any thread.
+ */
+typedef struct rs_future rs_future_t;
+
+typedef enum rs_future_type {
+    RS_FUTURE_VOID = 0,    /* a plain result: done, or an error */
+    RS_FUTURE_POINTER = 1, /* a pointer, destroyed with value_destroy */
+    RS_FUTURE_SIZE = 2,    /* a size_t */
+    RS_FUTURE_BOOL = 3     /* a bool */
+} rs_future_type_t;
+
+/* Runs once per registration; read the outcome with rs_future_get_error and
+ * the getters. The future stays valid during the call. */
+typedef void rs_future_fn(rs_future_t *future, void *user_data);
+/* Frees a pointer value; runs when the future's last reference goes. */
+typedef void rs_future_value_destroy_fn(void *value, void *user_data);
+
+typedef struct rs_future_options {
+    const rs_allocator_t *allocator;           /* copied (default: NULL, libc) */
+    rs_future_type_t type;                     /* (default: VOID, a plain result) */
+    rs_future_value_destroy_fn *value_destroy; /* POINTER only: frees the value (default: NULL, never freed) */
+    void *value_destroy_user_data;             /* passed to value_destroy (default: NULL) */
+    rs_event_loop_t *loop;                     /* where rs_future_register_callback runs it
+                                                  (default: NULL, the completing thread); must outlive the future */
+} rs_future_options_t;
+
+/* NULL on failure with *err_out (may be NULL): RS_EINVAL (type out of range,
+ * value_destroy without POINTER), RS_ENOMEM, or the mutex/condvar init error. */
+RESEAU_API rs_future_t *rs_future_new(const rs_future_options_t *options, int *err_out);
+/* Adds a reference; returns `future` (NULL for NULL). */
+RESEAU_API rs_future_t *rs_future_acquire(rs_future_t *future);
+/* Drops a reference; the last one destroys the value and frees the future.
+ * NULL does nothing. */
+RESEAU_API void rs_future_release(rs_future_t *future);
+
+/* Complete the future. RS_OK; RS_EINVAL for NULL, a value of the wrong type,
+ * an error code that is not negative, or a future already complete (then
+ * nothing changes: the first value stays, and a rejected pointer is still the
+ * caller's to free). */
+RESEAU_API int rs_future_set_result(rs_future_t *future);
+RESEAU_API int rs_future_set_result_pointer(rs_future_t *future, void *value);
+RESEAU_API int rs_future_set_result_size(rs_future_t *future, size_t value);
+RESEAU_API int rs_future_set_result_bool(rs_future_t *future, bool value);
+RESEAU_API int rs_future_set_error(rs_future_t *future, int error);
+
+/* Register the one callback (see the top of this section for where it runs).
+ * RS_OK; RS_EINVAL for a NULL future, fn, loop or channel; RS_EBUSY if a
+ * callback is already registered; RS_ESTATE for a plain callback on a
+ * complete future without a loop; or the schedule error of the loop or
+ * channel when the future is already complete. */
+RESEAU_API int rs_future_register_callback(rs_future_t *future, rs_future_fn *fn, void *user_data);
+RESEAU_API int rs_future_register_event_loop_callback(rs_future_t *future, rs_event_loop_t *loop, rs_future_fn *fn,
+                                                      void *user_data);
+RESEAU_API int rs_future_register_channel_callback(rs_future_t *future, rs_channel_t *channel, rs_future_fn *fn,
+                                                   void *user_data);
+
+/* Block until the future completes or timeout_ns passes (UINT64_MAX: no
+ * limit). RS_OK when complete; RS_ETIMEDOUT; RS_EINVAL for NULL; RS_EDEADLK
+ * on the thread of the future's own loop (the `loop` option), which would
+ * never get to complete it. For threads off the loop. */
+RESEAU_API int rs_future_wait(rs_future_t *future, uint64_t timeout_ns);
+
+/* False for NULL. */
+RESEAU_API bool rs_future_is_done(const rs_future_t *future);
+/* The error it completed with, RS_OK for a value; RS_ESTATE while pending;
+ * RS_EINVAL for NULL. */
+RESEAU_API int rs_future_get_error(const rs_future_t *future);
+/* The value; NULL/0/false while pending, after an error, for another type, or
+ * for a NULL future. The pointer stays owned by the future. */
+RESEAU_API void *rs_future_get_pointer(const rs_future_t *future);
+RESEAU_API size_t rs_future_get_size(const rs_future_t *future);
+RESEAU_API bool rs_future_get_bool(const rs_future_t *future);
+RESEAU_API rs_future_type_t rs_future_get_type(const rs_future_t *future);
+/* <<future -- End file: src/util/future.h */
+/* >>retry -- Begin file: src/util/retry.h */
+/*
+ * Retry strategies.
+ *
+ * A strategy decides whether and when a failed operation is tried again. The
+ * flow for one operation: acquire a token for a partition (a name such as a
+ * host, so that one failing endpoint cannot use up another's quota); try;
+ * on a retryable failure schedule a retry and try again from on_ready; on
+ * success record it; in every case release the token.
+ *
+ * Built-in strategies:
+ *   exponential backoff  waits scale x 2^n (capped) with a choice of jitter;
+ *   standard             exponential backoff plus a token bucket per
+ *                        partition, so a failing service is not retried
+ *                        in a storm (the AWS SDKs' "standard" mode);
+ *   no retry             acquires tokens but never retries.
+ * The vtable is public: a custom strategy fills an rs_retry_strategy_t with
+ * its own vtable and impl.
+ *
+ * Threads: every function may be called from any thread. Callbacks run on the
+ * token's loop (the `loop` option, or one picked from `group` at acquire),
+ * never inline in the call that registered them; a wait is a timed task on
+ * that loop, never a sleep. The loop or group must outlive the strategy.
+ *
+ * Lifetimes: rs_retry_strategy_destroy drops the caller's reference; tokens
+ * keep the strategy alive until they are released. Destroying the strategy,
+ * or the loop, with retries (or acquires) pending completes each pending
+ * callback once, with RS_ECANCELED, on the loop thread, without waiting out
+ * the backoff.
+ */
+typedef enum rs_retry_error_type {
+    RS_RETRY_ERROR_TRANSIENT = 0,  /* a connection reset or timeout */
+    RS_RETRY_ERROR_THROTTLING = 1, /* the server asked to slow down */
+    RS_RETRY_ERROR_SERVER = 2,     /* the server failed (a 5xx) */
+    RS_RETRY_ERROR_CLIENT = 3      /* the request was at fault (a 4xx) */
+} rs_retry_error_type_t;
+
+typedef struct rs_retry_strategy rs_retry_strategy_t;
+typedef struct rs_retry_token rs_retry_token_t;
+
+/* error RS_OK: token is the caller's until rs_retry_token_release. Otherwise
+ * token is NULL and error is RS_ECANCELED (strategy or loop destroyed),
+ * RS_ERETRY_QUOTA_EXHAUSTED (standard: the bucket stayed empty until the
+ * timeout) or RS_ENOMEM. */
+typedef void rs_retry_token_acquired_fn(rs_retry_strategy_t *strategy, int error, rs_retry_token_t *token,
+                                        void *user_data);
+/* error RS_OK: try again now. RS_ECANCELED: the strategy or the loop was
+ * destroyed; do not try again. The token stays the caller's either way. */
+typedef void rs_retry_ready_fn(rs_retry_token_t *token, int error, void *user_data);
+
+typedef struct rs_retry_strategy_vtable {
+    int (*acquire_token)(rs_retry_strategy_t *strategy, const char *partition, uint64_t timeout_ms,
+                         rs_retry_token_acquired_fn *on_acquired, void *user_data);
+    int (*schedule_retry)(rs_retry_token_t *token, rs_retry_error_type_t error_type, rs_retry_ready_fn *on_ready,
+                          void *user_data);
+    int (*record_success)(rs_retry_token_t *token);
+    void (*release_token)(rs_retry_token_t *token);
+    void (*destroy)(rs_retry_strategy_t *strategy);
+} rs_retry_strategy_vtable_t;
+
+struct rs_retry_strategy {
+    const rs_retry_strategy_vtable_t *vtable;
+    void *impl;
+};
+
+struct rs_retry_token {
+    rs_retry_strategy_t *strategy;
+    void *impl;
+};
+
+/* Defaults, and the limits that options are checked against. */
+#define RS_RETRY_DEFAULT_SCALE_MS 500u
+#define RS_RETRY_DEFAULT_CAP_MS 20000u
+#define RS_RETRY_DEFAULT_MAX_RETRIES 5u
+/* 2^63 x scale is the largest doubling that a uint64_t can still count. */
+#define RS_RETRY_MAX_RETRIES_LIMIT 63u
+/* Largest cap: the delay is kept in nanoseconds on the loop's clock. */
+#define RS_RETRY_CAP_MS_LIMIT (UINT64_MAX / 1000000u / 4u)
+/* Standard strategy: the bucket per partition, what a retry costs, and what a
+ * success gives back. A success on the first try refunds 1, so a healthy
+ * partition slowly earns back what a bad spell spent. */
+#define RS_STANDARD_RETRY_BUCKET_CAPACITY 500u
+#define RS_STANDARD_RETRY_COST_TRANSIENT 10u
+#define RS_STANDARD_RETRY_COST 5u
+#define RS_STANDARD_RETRY_NO_RETRY_REFUND 1u
+/* How often an acquire with a timeout looks at an empty bucket again.
+ * Refunds come from any thread; looking again on the token's loop needs no
+ * cross-thread wakeup, and an empty bucket is rare and slow to refill. */
+#define RS_STANDARD_RETRY_ACQUIRE_POLL_MS 10u
+
+typedef enum rs_retry_jitter {
+    RS_RETRY_JITTER_DEFAULT = 0,     /* FULL */
+    RS_RETRY_JITTER_NONE = 1,        /* min(cap, scale x 2^n) */
+    RS_RETRY_JITTER_FULL = 2,        /* uniform in [0, min(cap, scale x 2^n)] */
+    RS_RETRY_JITTER_DECORRELATED = 3 /* uniform in [scale, min(cap, 3 x the last wait)] */
+} rs_retry_jitter_t;
+
+/* A source of uniformly distributed 64-bit numbers. Called with the
+ * strategy's lock held, so it needs no locking of its own; it must not call
+ * into the strategy. */
+typedef uint64_t rs_retry_random_fn(void *user_data);
+
+typedef struct rs_exponential_backoff_options {
+    const rs_allocator_t *allocator; /* copied (default: NULL, libc) */
+    rs_event_loop_t *loop;           /* where callbacks and waits run (default: NULL: a loop of `group`) */
+    rs_event_loop_group_t *group;    /* used when `loop` is NULL; one of the two is required (default: NULL) */
+    uint64_t scale_ms;               /* the first wait's scale (default: 0, RS_RETRY_DEFAULT_SCALE_MS, 500) */
+    uint64_t cap_ms;                 /* the longest wait, >= scale (default: 0, RS_RETRY_DEFAULT_CAP_MS, 20 s) */
+    unsigned max_retries;            /* retries per token (default: 0, RS_RETRY_DEFAULT_MAX_RETRIES, 5;
+                                        at most RS_RETRY_MAX_RETRIES_LIMIT, 63) */
+    rs_retry_jitter_t jitter;        /* (default: DEFAULT, FULL) */
+    rs_retry_random_fn *random_fn;   /* (default: NULL, an xorshift generator seeded from the clock) */
+    void *random_user_data;          /* passed to random_fn (default: NULL) */
+} rs_exponential_backoff_options_t;
+
+typedef struct rs_standard_retry_options {
+    rs_exponential_backoff_options_t backoff; /* the waits, as above */
+    size_t bucket_capacity; /* each partition's bucket, full at the start
+                               (default: 0, RS_STANDARD_RETRY_BUCKET_CAPACITY, 500; at most INT_MAX) */
+} rs_standard_retry_options_t;
+
+typedef struct rs_no_retry_options {
+    const rs_allocator_t *allocator; /* copied (default: NULL, libc) */
+    rs_event_loop_t *loop;           /* where callbacks run (default: NULL: a loop of `group`) */
+    rs_event_loop_group_t *group;    /* used when `loop` is NULL; one of the two is required (default: NULL) */
+} rs_no_retry_options_t;
+
+/* Constructors: NULL on failure with *err_out (may be NULL): RS_EINVAL
+ * (options NULL or without a loop or group, max_retries over 63, cap below
+ * scale or over RS_RETRY_CAP_MS_LIMIT, a jitter or capacity out of range),
+ * RS_ENOMEM, or the mutex init error. */
+RESEAU_API rs_retry_strategy_t *rs_retry_strategy_new_exponential_backoff(
+    const rs_exponential_backoff_options_t *options, int *err_out);
+RESEAU_API rs_retry_strategy_t *rs_retry_strategy_new_standard(const rs_standard_retry_options_t *options,
+                                                               int *err_out);
+RESEAU_API rs_retry_strategy_t *rs_retry_strategy_new_no_retry(const rs_no_retry_options_t *options, int *err_out);
+
+/* Drop the caller's reference (see Lifetimes above). NULL does nothing. */
+RESEAU_API void rs_retry_strategy_destroy(rs_retry_strategy_t *strategy);
+
+/* Ask for a token for `partition` (NULL or "": the default partition; only
+ * the standard strategy keeps partitions apart, with one bucket per name it
+ * has seen, kept and searched linearly for the strategy's life: use a few
+ * names, such as hosts, not one per request). on_acquired runs once, later,
+ * on the token's loop. timeout_ms is how long the standard strategy waits for
+ * an empty bucket to be refilled before it gives up with
+ * RS_ERETRY_QUOTA_EXHAUSTED (0: do not wait); the others never wait.
+ * RS_OK, or (and then on_acquired never runs): RS_EINVAL for a NULL strategy
+ * or on_acquired; RS_ERETRY_QUOTA_EXHAUSTED (standard, the partition's bucket
+ * is empty and timeout_ms is 0); RS_ECANCELED after rs_retry_strategy_destroy;
+ * RS_ENOMEM; the loop's schedule error. */
+RESEAU_API int rs_retry_strategy_acquire_token(rs_retry_strategy_t *strategy, const char *partition,
+                                               uint64_t timeout_ms, rs_retry_token_acquired_fn *on_acquired,
+                                               void *user_data);
+
+/* After a failure of `error_type`: wait, then call on_ready once on the
+ * token's loop. Exponential backoff and standard: the wait follows the jitter
+ * mode for retry number n = 0, 1, ...; the standard strategy first takes
+ * RS_STANDARD_RETRY_COST_TRANSIENT (10) for a transient error, or
+ * RS_STANDARD_RETRY_COST (5) for any other, from the partition's bucket.
+ * RS_OK, or (and then on_ready never runs): RS_EINVAL for a NULL token or
+ * on_ready or an error type out of range; RS_EBUSY if a retry is already
+ * scheduled on this token; RS_ERETRY_MAX_EXCEEDED after max_retries retries;
+ * RS_ERETRY_QUOTA_EXHAUSTED (standard) when the bucket holds less than the
+ * cost; RS_ERETRY_NOT_ALLOWED from the no-retry strategy; RS_ECANCELED after
+ * rs_retry_strategy_destroy; the loop's schedule error. */
+RESEAU_API int rs_retry_strategy_schedule_retry(rs_retry_token_t *token, rs_retry_error_type_t error_type,
+                                                rs_retry_ready_fn *on_ready, void *user_data);
+
+/* The operation succeeded. The standard strategy refunds its partition's
+ * bucket: RS_STANDARD_RETRY_NO_RETRY_REFUND (1) when no retry was taken, else
+ * the cost of the last retry; never above the capacity. RS_OK; RS_EINVAL for
+ * NULL; RS_ESTATE if success was already recorded on this token. */
+RESEAU_API int rs_retry_token_record_success(rs_retry_token_t *token);
+
+/* Give the token back. A retry still scheduled on it runs anyway (its on_ready
+ * must not use the token after that). NULL does nothing. */
+RESEAU_API void rs_retry_token_release(rs_retry_token_t *token);
+
+/* The number of retries scheduled on the token so far; 0 for NULL or a custom
+ * strategy's token. */
+RESEAU_API unsigned rs_retry_token_get_retry_count(const rs_retry_token_t *token);
+
+/* The standard strategy's current bucket level for `partition` (NULL or "":
+ * the default one); a partition not seen yet reports the full capacity. 0 for
+ * NULL or another kind of strategy. */
+RESEAU_API size_t rs_standard_retry_get_capacity(rs_retry_strategy_t *strategy, const char *partition);
+/* <<retry -- End file: src/util/retry.h */
+/* >>stream -- Begin file: src/util/stream.h */
+/*
+ * Input streams, synchronous and asynchronous.
+ *
+ * rs_input_stream_t is a readable, seekable source of bytes: memory, a file
+ * (64-bit offsets), or your own vtable. Its functions block (a file stream
+ * reads the file) and may be called from any thread, one thread at a time per
+ * stream; keep file streams off loop threads.
+ *
+ * rs_async_input_stream_t reads into a buffer and completes an rs_future_t of
+ * type RS_FUTURE_BOOL: true once the end of the stream is reached, or an
+ * error. One read may be in flight at a time: the gate is one atomic exchange,
+ * so of two racing reads exactly one starts and the other returns RS_EBUSY.
+ * rs_async_input_stream_new_from_sync reads a synchronous stream on a worker
+ * thread of its own, never on a loop. Where the future's callback runs is the
+ * future's business (see >>future).
+ *
+ * Ownership: the creator owns a stream and destroys it; a stream made from a
+ * synchronous one owns that one. Errors: RS_EINVAL for NULL handles and
+ * arguments; a read error of the OS mapped by rs_result_from_errno.
+ */
+typedef enum rs_stream_seek_basis {
+    RS_STREAM_SEEK_BEGIN = 0, /* offset from the start, 0 .. length */
+    RS_STREAM_SEEK_END = 1    /* offset from the end, -length .. 0 */
+} rs_stream_seek_basis_t;
+
+typedef struct rs_stream_status {
+    bool is_end_of_stream; /* a read reached the end (see rs_input_stream_read) */
+    bool is_valid;         /* false after a read error: the stream is unusable */
+} rs_stream_status_t;
+
+typedef struct rs_input_stream rs_input_stream_t;
+
+/* For your own streams: each function gets the stream and returns RS_OK or an
+ * RS_E... code; the public functions have checked every pointer. */
+typedef struct rs_input_stream_vtable {
+    int (*read)(rs_input_stream_t *stream, rs_byte_buf_t *dest);
+    int (*seek)(rs_input_stream_t *stream, int64_t offset, rs_stream_seek_basis_t basis);
+    int (*get_status)(rs_input_stream_t *stream, rs_stream_status_t *status_out);
+    int (*get_length)(rs_input_stream_t *stream, int64_t *length_out);
+    void (*destroy)(rs_input_stream_t *stream);
+} rs_input_stream_vtable_t;
+
+struct rs_input_stream {
+    const rs_input_stream_vtable_t *vtable;
+    void *impl;
+};
+
+/* A stream over `data`, which is not copied: it must outlive the stream.
+ * NULL on failure with *err_out (may be NULL): RS_EINVAL (data.ptr NULL with
+ * a length), RS_ENOMEM. */
+RESEAU_API rs_input_stream_t *rs_input_stream_new_from_memory(const rs_allocator_t *allocator, rs_byte_cursor_t data,
+                                                              int *err_out);
+/* A stream over the file at `path`, opened read-only. Offsets and lengths are
+ * 64-bit (on 32-bit Linux too, when the implementation is compiled with
+ * _GNU_SOURCE, which reseau.h defines when it comes first). NULL on failure
+ * with *err_out: RS_EINVAL (path NULL), the open error mapped by
+ * rs_result_from_errno (RS_ENOENT, RS_EACCES, ...), RS_ENOMEM. */
+RESEAU_API rs_input_stream_t *rs_input_stream_new_from_file(const rs_allocator_t *allocator, const char *path,
+                                                            int *err_out);
+/* Frees the stream (closes the file). NULL does nothing. */
+RESEAU_API void rs_input_stream_destroy(rs_input_stream_t *stream);
+
+/* Append up to dest->capacity - dest->len bytes at dest->len; dest never
+ * grows. RS_OK also when no byte was left: then the status says end of
+ * stream. A memory stream reports the end as soon as its last byte is read;
+ * a file stream when a read gets fewer bytes than there was room for (a file
+ * may grow). Errors: RS_EINVAL (NULL), the OS read error (the stream is then
+ * invalid). */
+RESEAU_API int rs_input_stream_read(rs_input_stream_t *stream, rs_byte_buf_t *dest);
+/* Move to an offset (see rs_stream_seek_basis_t) and clear end of stream.
+ * RS_ESTREAM_SEEK for a position before the start or past the end, RS_EINVAL
+ * (NULL, a basis out of range), or the OS error. */
+RESEAU_API int rs_input_stream_seek(rs_input_stream_t *stream, int64_t offset, rs_stream_seek_basis_t basis);
+/* RS_EINVAL for NULL arguments. */
+RESEAU_API int rs_input_stream_get_status(rs_input_stream_t *stream, rs_stream_status_t *status_out);
+/* The length in bytes: the memory's, or the file's now. RS_EINVAL for NULL
+ * arguments, or the OS error. */
+RESEAU_API int rs_input_stream_get_length(rs_input_stream_t *stream, int64_t *length_out);
+
+/* ---- asynchronous ------------------------------------------------------- */
+
+typedef struct rs_async_input_stream rs_async_input_stream_t;
+
+/* For your own streams. read starts one read into dest and completes it once,
+ * later or inline, from any thread, with rs_async_input_stream_complete_read.
+ * destroy frees the stream; no read is in flight when it is called by
+ * rs_async_input_stream_destroy unless the stream documents otherwise. */
+typedef struct rs_async_input_stream_vtable {
+    void (*read)(rs_async_input_stream_t *stream, rs_byte_buf_t *dest);
+    void (*destroy)(rs_async_input_stream_t *stream);
+} rs_async_input_stream_vtable_t;
+
+struct rs_async_input_stream {
+    const rs_async_input_stream_vtable_t *vtable;
+    void *impl;
+    int read_in_flight;    /* private, atomic: the gate */
+    rs_future_t *future;   /* private: the read's future, referenced */
+    rs_byte_buf_t *dest;   /* private */
+    bool fill;             /* private: keep reading until dest is full */
+};
+
+/* Set up a caller-allocated stream with your vtable. Any thread. */
+RESEAU_API void rs_async_input_stream_init(rs_async_input_stream_t *stream, const rs_async_input_stream_vtable_t *vtable,
+                                           void *impl);
+
+/* A stream that reads `source` on a worker thread of its own. It takes
+ * `source` on success (and destroys it with itself). NULL on failure with
+ * *err_out: RS_EINVAL (source NULL), RS_ENOMEM, RS_ETHREAD, or the
+ * mutex/condvar init error; `source` is then still the caller's. */
+RESEAU_API rs_async_input_stream_t *rs_async_input_stream_new_from_sync(const rs_allocator_t *allocator,
+                                                                       rs_input_stream_t *source, int *err_out);
+
+/* Destroy the stream. A stream made from a synchronous one lets a read that
+ * is running finish and completes a read that has not started with
+ * RS_ECANCELED, then joins its worker; called from inside that worker (a
+ * loop-less future callback), it leaves the cleanup to the worker. NULL does
+ * nothing. */
+RESEAU_API void rs_async_input_stream_destroy(rs_async_input_stream_t *stream);
+
+/* Start one read into the room left in dest (dest never grows). `future`
+ * (type RS_FUTURE_BOOL, referenced until the read completes) completes with
+ * true at the end of the stream, false if more may follow, or an error: the
+ * source's read error, RS_ECANCELED. RS_OK, or (and then the future is left
+ * alone): RS_EINVAL (NULL arguments, a future of another type, dest without
+ * room); RS_EBUSY while another read is in flight. Any thread. */
+RESEAU_API int rs_async_input_stream_read(rs_async_input_stream_t *stream, rs_byte_buf_t *dest, rs_future_t *future);
+/* Like rs_async_input_stream_read, but reads on until dest is full or the end
+ * of the stream (the future says which). */
+RESEAU_API int rs_async_input_stream_read_to_fill(rs_async_input_stream_t *stream, rs_byte_buf_t *dest,
+                                                  rs_future_t *future);
+
+/* For implementations: the read started by vtable->read is done. error
+ * RS_OK or negative; eof true at the end of the stream. Opens the gate before
+ * completing the future, so its callback may start the next read. Any thread. */
+RESEAU_API void rs_async_input_stream_complete_read(rs_async_input_stream_t *stream, int error, bool eof);
+/* <<stream -- End file: src/util/stream.h */
 
 #ifdef __cplusplus
 }
@@ -2325,6 +2779,12 @@ static inline uintptr_t rs__atomic_load_uptr(const uintptr_t *p) {
 
 static inline void rs__atomic_store_uptr(uintptr_t *p, uintptr_t value) {
     __atomic_store_n(p, value, __ATOMIC_RELEASE);
+}
+
+/* Returns the new value; acquire-release so that, for a reference count, the
+ * thread that drops the last reference sees every other owner's writes. */
+static inline int rs__atomic_add_int(int *p, int delta) {
+    return __atomic_add_fetch(p, delta, __ATOMIC_ACQ_REL);
 }
 /* <<atomic.c -- End file: src/base/atomic.c */
 /* >>result.c -- Begin file: src/base/result.c */
@@ -12579,6 +13039,1358 @@ RESEAU_API int rs_pem_encode(const rs_allocator_t *allocator, const char *label,
     return RS_OK;
 }
 /* <<pem.c -- End file: src/util/pem.c */
+/* >>future.c -- Begin file: src/util/future.c */
+/* Futures: one mutex guards the state; the callback is taken out under it and
+ * run or scheduled after it is dropped, so a callback may use the future. */
+
+typedef enum rs__future_cb_kind {
+    RS__FUTURE_CB_NONE = 0,
+    RS__FUTURE_CB_DIRECT = 1, /* loop-less plain callback: runs inside the completing call */
+    RS__FUTURE_CB_LOOP = 2,
+    RS__FUTURE_CB_CHANNEL = 3
+} rs__future_cb_kind_t;
+
+typedef struct rs__future_outcome {
+    bool done;
+    int error;
+    void *pointer;
+    size_t size;
+    bool boolean;
+} rs__future_outcome_t;
+
+struct rs_future {
+    rs_allocator_t allocator;
+    rs_mutex_t lock;
+    rs_condvar_t done_cond;
+    int refcount; /* atomic */
+    rs_future_type_t type;
+    rs_future_value_destroy_fn *value_destroy;
+    void *value_destroy_user_data;
+    rs_event_loop_t *home_loop;
+    /* Guarded by lock: */
+    rs__future_outcome_t out;
+    rs__future_cb_kind_t cb_kind;
+    bool cb_dispatched; /* taken out to be run or scheduled; never again */
+    rs_future_fn *cb_fn;
+    void *cb_user_data;
+    rs_event_loop_t *cb_loop;
+    rs_channel_t *cb_channel; /* holds a channel hold until the callback has run */
+    rs_task_t task;
+    rs_channel_task_t channel_task;
+};
+
+RESEAU_API rs_future_t *rs_future_new(const rs_future_options_t *options, int *err_out) {
+    rs_future_options_t o;
+    rs_future_t *f = NULL;
+    int err = RS_EINVAL;
+    memset(&o, 0, sizeof(o));
+    if (options) {
+        o = *options;
+    }
+    if ((int)o.type < (int)RS_FUTURE_VOID || (int)o.type > (int)RS_FUTURE_BOOL ||
+        (o.value_destroy && o.type != RS_FUTURE_POINTER)) {
+        goto fail;
+    }
+    err = RS_ENOMEM;
+    f = (rs_future_t *)rs_mem_calloc(o.allocator, 1, sizeof(*f));
+    if (!f) {
+        goto fail;
+    }
+    f->allocator = *(o.allocator ? o.allocator : rs_default_allocator());
+    if ((err = rs_mutex_init(&f->lock)) != RS_OK) {
+        goto fail;
+    }
+    if ((err = rs_condvar_init(&f->done_cond)) != RS_OK) {
+        rs_mutex_cleanup(&f->lock);
+        goto fail;
+    }
+    f->refcount = 1;
+    f->type = o.type;
+    f->value_destroy = o.value_destroy;
+    f->value_destroy_user_data = o.value_destroy_user_data;
+    f->home_loop = o.loop;
+    if (err_out) {
+        *err_out = RS_OK;
+    }
+    return f;
+fail:
+    if (f) {
+        rs_mem_free(&f->allocator, f);
+    }
+    if (err_out) {
+        *err_out = err;
+    }
+    return NULL;
+}
+
+RESEAU_API rs_future_t *rs_future_acquire(rs_future_t *future) {
+    if (future) {
+        rs__atomic_add_int(&future->refcount, 1);
+    }
+    return future;
+}
+
+static void rs__future_free(rs_future_t *f) {
+    rs_allocator_t allocator = f->allocator;
+    if (f->out.done && f->out.error == RS_OK && f->type == RS_FUTURE_POINTER && f->value_destroy) {
+        f->value_destroy(f->out.pointer, f->value_destroy_user_data);
+    }
+    if (f->cb_channel && !f->cb_dispatched) {
+        rs_channel_release_hold(f->cb_channel);
+    }
+    rs_condvar_cleanup(&f->done_cond);
+    rs_mutex_cleanup(&f->lock);
+    rs_mem_free(&allocator, f);
+}
+
+RESEAU_API void rs_future_release(rs_future_t *future) {
+    if (future && rs__atomic_add_int(&future->refcount, -1) == 0) {
+        rs__future_free(future);
+    }
+}
+
+static void rs__future_loop_task(rs_task_t *task, void *arg, rs_task_status_t status) {
+    rs_future_t *f = (rs_future_t *)arg;
+    (void)task;
+    (void)status; /* canceled by the loop's destroy: the outcome is known, so deliver it anyway */
+    f->cb_fn(f, f->cb_user_data);
+    rs_future_release(f);
+}
+
+static void rs__future_channel_task(rs_channel_task_t *task, void *arg, rs_task_status_t status) {
+    rs_future_t *f = (rs_future_t *)arg;
+    rs_channel_t *channel = f->cb_channel;
+    (void)task;
+    (void)status; /* canceled by the channel's shutdown: deliver anyway, as above */
+    f->cb_fn(f, f->cb_user_data);
+    rs_channel_release_hold(channel);
+    rs_future_release(f);
+}
+
+/* Run or schedule the callback taken out under the lock (cb_dispatched set). */
+static int rs__future_dispatch(rs_future_t *f) {
+    int err = RS_OK;
+    switch (f->cb_kind) {
+    case RS__FUTURE_CB_DIRECT:
+        f->cb_fn(f, f->cb_user_data);
+        break;
+    case RS__FUTURE_CB_LOOP:
+        rs_future_acquire(f);
+        rs_task_init(&f->task, rs__future_loop_task, f, "future_callback");
+        err = rs_event_loop_schedule_task_now(f->cb_loop, &f->task);
+        break;
+    case RS__FUTURE_CB_CHANNEL:
+        rs_future_acquire(f);
+        rs_channel_task_init(&f->channel_task, rs__future_channel_task, f, "future_callback");
+        err = rs_channel_schedule_task_now(f->cb_channel, &f->channel_task);
+        break;
+    default:
+        break;
+    }
+    if (err != RS_OK) {
+        rs_future_release(f);
+    }
+    return err;
+}
+
+static int rs__future_complete(rs_future_t *f, rs_future_type_t type, int error, void *pointer, size_t size,
+                               bool boolean) {
+    bool dispatch = false;
+    int err;
+    if (!f || (error == RS_OK && type != f->type) || error > 0) {
+        return RS_EINVAL;
+    }
+    rs_mutex_lock(&f->lock);
+    if (f->out.done) {
+        rs_mutex_unlock(&f->lock);
+        return RS_EINVAL;
+    }
+    f->out.done = true;
+    f->out.error = error;
+    f->out.pointer = pointer;
+    f->out.size = size;
+    f->out.boolean = boolean;
+    if (f->cb_kind != RS__FUTURE_CB_NONE) {
+        f->cb_dispatched = true;
+        dispatch = true;
+    }
+    rs_condvar_broadcast(&f->done_cond);
+    rs_mutex_unlock(&f->lock);
+    if (dispatch && (err = rs__future_dispatch(f)) != RS_OK) {
+        /* Only a loop or task misuse by the caller gets here; the value is set. */
+        RS__LOG_ERROR(RS_LS_UTIL, "future %p: callback not scheduled: %s", (void *)f, rs_err_name(err));
+    }
+    return RS_OK;
+}
+
+RESEAU_API int rs_future_set_result(rs_future_t *future) {
+    return rs__future_complete(future, RS_FUTURE_VOID, RS_OK, NULL, 0, false);
+}
+
+RESEAU_API int rs_future_set_result_pointer(rs_future_t *future, void *value) {
+    return rs__future_complete(future, RS_FUTURE_POINTER, RS_OK, value, 0, false);
+}
+
+RESEAU_API int rs_future_set_result_size(rs_future_t *future, size_t value) {
+    return rs__future_complete(future, RS_FUTURE_SIZE, RS_OK, NULL, value, false);
+}
+
+RESEAU_API int rs_future_set_result_bool(rs_future_t *future, bool value) {
+    return rs__future_complete(future, RS_FUTURE_BOOL, RS_OK, NULL, 0, value);
+}
+
+RESEAU_API int rs_future_set_error(rs_future_t *future, int error) {
+    if (error >= 0) {
+        return RS_EINVAL;
+    }
+    return rs__future_complete(future, future ? future->type : RS_FUTURE_VOID, error, NULL, 0, false);
+}
+
+static int rs__future_register(rs_future_t *f, rs__future_cb_kind_t kind, rs_event_loop_t *loop,
+                               rs_channel_t *channel, rs_future_fn *fn, void *user_data) {
+    int err = RS_OK;
+    bool done;
+    rs_mutex_lock(&f->lock);
+    if (f->cb_kind != RS__FUTURE_CB_NONE) {
+        rs_mutex_unlock(&f->lock);
+        return RS_EBUSY;
+    }
+    if (f->out.done && kind == RS__FUTURE_CB_DIRECT) {
+        rs_mutex_unlock(&f->lock);
+        return RS_ESTATE;
+    }
+    f->cb_kind = kind;
+    f->cb_fn = fn;
+    f->cb_user_data = user_data;
+    f->cb_loop = loop;
+    f->cb_channel = channel;
+    if (channel) {
+        rs_channel_acquire_hold(channel);
+    }
+    done = f->out.done;
+    f->cb_dispatched = done;
+    rs_mutex_unlock(&f->lock);
+    if (!done) {
+        return RS_OK;
+    }
+    /* Already complete: schedule it now; on failure the registration is undone. */
+    if ((err = rs__future_dispatch(f)) != RS_OK) {
+        rs_mutex_lock(&f->lock);
+        f->cb_kind = RS__FUTURE_CB_NONE;
+        f->cb_dispatched = false;
+        f->cb_channel = NULL;
+        rs_mutex_unlock(&f->lock);
+        if (channel) {
+            rs_channel_release_hold(channel);
+        }
+    }
+    return err;
+}
+
+RESEAU_API int rs_future_register_callback(rs_future_t *future, rs_future_fn *fn, void *user_data) {
+    if (!future || !fn) {
+        return RS_EINVAL;
+    }
+    if (future->home_loop) {
+        return rs__future_register(future, RS__FUTURE_CB_LOOP, future->home_loop, NULL, fn, user_data);
+    }
+    return rs__future_register(future, RS__FUTURE_CB_DIRECT, NULL, NULL, fn, user_data);
+}
+
+RESEAU_API int rs_future_register_event_loop_callback(rs_future_t *future, rs_event_loop_t *loop, rs_future_fn *fn,
+                                                      void *user_data) {
+    if (!future || !loop || !fn) {
+        return RS_EINVAL;
+    }
+    return rs__future_register(future, RS__FUTURE_CB_LOOP, loop, NULL, fn, user_data);
+}
+
+RESEAU_API int rs_future_register_channel_callback(rs_future_t *future, rs_channel_t *channel, rs_future_fn *fn,
+                                                   void *user_data) {
+    if (!future || !channel || !fn) {
+        return RS_EINVAL;
+    }
+    return rs__future_register(future, RS__FUTURE_CB_CHANNEL, NULL, channel, fn, user_data);
+}
+
+RESEAU_API int rs_future_wait(rs_future_t *future, uint64_t timeout_ns) {
+    uint64_t deadline;
+    int err = RS_OK;
+    if (!future) {
+        return RS_EINVAL;
+    }
+    if (future->home_loop && rs_event_loop_is_on_loop_thread(future->home_loop)) {
+        return RS_EDEADLK;
+    }
+    deadline = rs_clock_now_ns();
+    deadline = timeout_ns > UINT64_MAX - deadline ? UINT64_MAX : deadline + timeout_ns;
+    rs_mutex_lock(&future->lock);
+    while (!future->out.done && err == RS_OK) {
+        if (deadline == UINT64_MAX) {
+            rs_condvar_wait(&future->done_cond, &future->lock);
+        } else {
+            err = rs_condvar_wait_until(&future->done_cond, &future->lock, deadline);
+        }
+    }
+    err = future->out.done ? RS_OK : RS_ETIMEDOUT;
+    rs_mutex_unlock(&future->lock);
+    return err;
+}
+
+/* Getters lock because another thread may be completing the future; the cast
+ * drops const only to take the mutex. */
+static bool rs__future_snapshot(const rs_future_t *future, rs__future_outcome_t *copy) {
+    rs_future_t *f = (rs_future_t *)future;
+    if (!f) {
+        return false;
+    }
+    rs_mutex_lock(&f->lock);
+    *copy = f->out;
+    rs_mutex_unlock(&f->lock);
+    return copy->done;
+}
+
+RESEAU_API bool rs_future_is_done(const rs_future_t *future) {
+    rs__future_outcome_t s;
+    return rs__future_snapshot(future, &s);
+}
+
+RESEAU_API int rs_future_get_error(const rs_future_t *future) {
+    rs__future_outcome_t s;
+    if (!future) {
+        return RS_EINVAL;
+    }
+    return rs__future_snapshot(future, &s) ? s.error : RS_ESTATE;
+}
+
+RESEAU_API void *rs_future_get_pointer(const rs_future_t *future) {
+    rs__future_outcome_t s;
+    if (!rs__future_snapshot(future, &s) || s.error != RS_OK || future->type != RS_FUTURE_POINTER) {
+        return NULL;
+    }
+    return s.pointer;
+}
+
+RESEAU_API size_t rs_future_get_size(const rs_future_t *future) {
+    rs__future_outcome_t s;
+    if (!rs__future_snapshot(future, &s) || s.error != RS_OK || future->type != RS_FUTURE_SIZE) {
+        return 0;
+    }
+    return s.size;
+}
+
+RESEAU_API bool rs_future_get_bool(const rs_future_t *future) {
+    rs__future_outcome_t s;
+    if (!rs__future_snapshot(future, &s) || s.error != RS_OK || future->type != RS_FUTURE_BOOL) {
+        return false;
+    }
+    return s.boolean;
+}
+
+RESEAU_API rs_future_type_t rs_future_get_type(const rs_future_t *future) {
+    return future ? future->type : RS_FUTURE_VOID;
+}
+/* <<future.c -- End file: src/util/future.c */
+/* >>retry.c -- Begin file: src/util/retry.c */
+/* Retry strategies: one engine (rs__retry_t) behind three vtables. The
+ * strategy lock guards token states, the live-token list and the random
+ * state; bucket levels are atomics, so partitions never wait on each other. */
+
+typedef enum rs__retry_kind {
+    RS__RETRY_BACKOFF = 0,
+    RS__RETRY_STANDARD = 1,
+    RS__RETRY_NONE = 2
+} rs__retry_kind_t;
+
+typedef enum rs__retry_token_state {
+    RS__TOKEN_ACQUIRING = 0, /* acquire task pending; the caller has no pointer yet */
+    RS__TOKEN_IDLE = 1,
+    RS__TOKEN_SCHEDULED = 2  /* retry task pending */
+} rs__retry_token_state_t;
+
+typedef struct rs__retry_bucket {
+    struct rs__retry_bucket *next;
+    int capacity; /* atomic */
+    char name[1]; /* NUL-terminated, allocated to length */
+} rs__retry_bucket_t;
+
+typedef struct rs__retry {
+    rs_retry_strategy_t base;
+    rs_allocator_t allocator;
+    rs__retry_kind_t kind;
+    rs_event_loop_t *loop;
+    rs_event_loop_group_t *group;
+    uint64_t scale_ms;
+    uint64_t cap_ms;
+    unsigned max_retries;
+    rs_retry_jitter_t jitter;
+    rs_retry_random_fn *random_fn;
+    void *random_user_data;
+    int bucket_capacity;
+    int refcount; /* atomic: the caller's, plus one per live token */
+    rs_mutex_t lock;
+    /* Guarded by lock: */
+    uint64_t rng_state;
+    rs_list_t tokens; /* every live token */
+    rs__retry_bucket_t *buckets;
+    bool shutting_down;
+} rs__retry_t;
+
+typedef struct rs__retry_token {
+    rs_retry_token_t base;
+    rs__retry_t *owner;
+    rs_event_loop_t *loop;
+    rs__retry_bucket_t *bucket; /* standard only */
+    int refcount;               /* atomic: the caller's, plus one per pending task */
+    rs_list_node_t node;
+    rs_task_t acquire_task;
+    rs_task_t retry_task;
+    rs_task_t cancel_task;
+    uint64_t acquire_deadline_ns;
+    rs_retry_token_acquired_fn *on_acquired;
+    void *acquired_user_data;
+    rs_retry_ready_fn *on_ready;
+    void *ready_user_data;
+    /* Guarded by the owner's lock: */
+    rs__retry_token_state_t state;
+    unsigned retries;
+    uint64_t last_wait_ms;
+    unsigned last_cost;
+    bool succeeded;
+} rs__retry_token_t;
+
+/* The built-in strategies share one vtable and tell themselves apart by kind. */
+static int rs__retry_acquire(rs_retry_strategy_t *strategy, const char *partition, uint64_t timeout_ms,
+                             rs_retry_token_acquired_fn *on_acquired, void *user_data);
+static int rs__retry_schedule(rs_retry_token_t *token, rs_retry_error_type_t error_type, rs_retry_ready_fn *on_ready,
+                              void *user_data);
+static int rs__retry_record_success(rs_retry_token_t *token);
+static void rs__retry_release_token(rs_retry_token_t *token);
+static void rs__retry_destroy(rs_retry_strategy_t *strategy);
+static const rs_retry_strategy_vtable_t rs__retry_vtable = {rs__retry_acquire, rs__retry_schedule,
+                                                            rs__retry_record_success, rs__retry_release_token,
+                                                            rs__retry_destroy};
+
+static bool rs__retry_is_builtin(const rs_retry_strategy_t *s) {
+    return s && s->vtable == &rs__retry_vtable;
+}
+
+/* ---- lifetime ------------------------------------------------------------ */
+
+static void rs__retry_release(rs__retry_t *r) {
+    rs__retry_bucket_t *b;
+    rs_allocator_t allocator;
+    if (rs__atomic_add_int(&r->refcount, -1) != 0) {
+        return;
+    }
+    allocator = r->allocator;
+    while ((b = r->buckets) != NULL) {
+        r->buckets = b->next;
+        rs_mem_free(&allocator, b);
+    }
+    rs_mutex_cleanup(&r->lock);
+    rs_mem_free(&allocator, r);
+}
+
+static void rs__retry_token_release_ref(rs__retry_token_t *t) {
+    rs__retry_t *r = t->owner;
+    if (rs__atomic_add_int(&t->refcount, -1) != 0) {
+        return;
+    }
+    rs_mutex_lock(&r->lock);
+    rs_list_remove(&t->node);
+    rs_mutex_unlock(&r->lock);
+    rs_mem_free(&r->allocator, t);
+    rs__retry_release(r);
+}
+
+static int rs__retry_new(rs__retry_kind_t kind, const rs_exponential_backoff_options_t *o, size_t capacity,
+                         rs_retry_strategy_t **out) {
+    rs__retry_t *r;
+    int err;
+    if ((!o->loop && !o->group) || o->max_retries > RS_RETRY_MAX_RETRIES_LIMIT ||
+        (int)o->jitter < (int)RS_RETRY_JITTER_DEFAULT || (int)o->jitter > (int)RS_RETRY_JITTER_DECORRELATED ||
+        capacity > (size_t)INT_MAX) {
+        return RS_EINVAL;
+    }
+    r = (rs__retry_t *)rs_mem_calloc(o->allocator, 1, sizeof(*r));
+    if (!r) {
+        return RS_ENOMEM;
+    }
+    r->allocator = *(o->allocator ? o->allocator : rs_default_allocator());
+    r->kind = kind;
+    r->loop = o->loop;
+    r->group = o->group;
+    r->scale_ms = o->scale_ms ? o->scale_ms : RS_RETRY_DEFAULT_SCALE_MS;
+    r->cap_ms = o->cap_ms ? o->cap_ms : RS_RETRY_DEFAULT_CAP_MS;
+    r->max_retries = o->max_retries ? o->max_retries : RS_RETRY_DEFAULT_MAX_RETRIES;
+    r->jitter = o->jitter == RS_RETRY_JITTER_DEFAULT ? RS_RETRY_JITTER_FULL : o->jitter;
+    r->random_fn = o->random_fn;
+    r->random_user_data = o->random_user_data;
+    r->bucket_capacity = capacity ? (int)capacity : (int)RS_STANDARD_RETRY_BUCKET_CAPACITY;
+    if (r->cap_ms < r->scale_ms || r->cap_ms > RS_RETRY_CAP_MS_LIMIT) {
+        rs_mem_free(&r->allocator, r);
+        return RS_EINVAL;
+    }
+    if ((err = rs_mutex_init(&r->lock)) != RS_OK) {
+        rs_mem_free(&r->allocator, r);
+        return err;
+    }
+    /* Any non-zero seed will do; xorshift needs one that is not 0. */
+    r->rng_state = (rs_clock_now_ns() ^ (uint64_t)(uintptr_t)r) | 1u;
+    r->refcount = 1;
+    rs_list_init(&r->tokens);
+    r->base.vtable = &rs__retry_vtable;
+    r->base.impl = r;
+    *out = &r->base;
+    return RS_OK;
+}
+
+static rs_retry_strategy_t *rs__retry_new_result(int err, rs_retry_strategy_t *s, int *err_out) {
+    if (err_out) {
+        *err_out = err;
+    }
+    return err == RS_OK ? s : NULL;
+}
+
+RESEAU_API rs_retry_strategy_t *rs_retry_strategy_new_exponential_backoff(
+    const rs_exponential_backoff_options_t *options, int *err_out) {
+    rs_retry_strategy_t *s = NULL;
+    int err = options ? rs__retry_new(RS__RETRY_BACKOFF, options, 0, &s) : RS_EINVAL;
+    return rs__retry_new_result(err, s, err_out);
+}
+
+RESEAU_API rs_retry_strategy_t *rs_retry_strategy_new_standard(const rs_standard_retry_options_t *options,
+                                                               int *err_out) {
+    rs_retry_strategy_t *s = NULL;
+    int err = options ? rs__retry_new(RS__RETRY_STANDARD, &options->backoff, options->bucket_capacity, &s)
+                      : RS_EINVAL;
+    return rs__retry_new_result(err, s, err_out);
+}
+
+RESEAU_API rs_retry_strategy_t *rs_retry_strategy_new_no_retry(const rs_no_retry_options_t *options, int *err_out) {
+    rs_exponential_backoff_options_t o;
+    rs_retry_strategy_t *s = NULL;
+    int err = RS_EINVAL;
+    if (options) {
+        memset(&o, 0, sizeof(o));
+        o.allocator = options->allocator;
+        o.loop = options->loop;
+        o.group = options->group;
+        err = rs__retry_new(RS__RETRY_NONE, &o, 0, &s);
+    }
+    return rs__retry_new_result(err, s, err_out);
+}
+
+static void rs__retry_cancel_task(rs_task_t *task, void *arg, rs_task_status_t status) {
+    rs__retry_token_t *t = (rs__retry_token_t *)arg;
+    (void)task;
+    if (status == RS_TASK_STATUS_RUN) {
+        /* Each runs its function once with CANCELED; one not scheduled is left alone. */
+        rs_event_loop_cancel_task(t->loop, &t->retry_task);
+        rs_event_loop_cancel_task(t->loop, &t->acquire_task);
+    }
+    rs__retry_token_release_ref(t);
+}
+
+/* Pending tasks can only be canceled on their loop's thread, so each token
+ * with one gets a task there that cancels it. */
+static void rs__retry_destroy(rs_retry_strategy_t *strategy) {
+    rs__retry_t *r = (rs__retry_t *)strategy->impl;
+    rs_list_node_t *n;
+    rs_mutex_lock(&r->lock);
+    r->shutting_down = true;
+    for (n = rs_list_begin(&r->tokens); n != rs_list_end(&r->tokens); n = n->next) {
+        rs__retry_token_t *t = (rs__retry_token_t *)(void *)((char *)n - offsetof(rs__retry_token_t, node));
+        if (t->state == RS__TOKEN_IDLE) {
+            continue;
+        }
+        rs__atomic_add_int(&t->refcount, 1);
+        rs_task_init(&t->cancel_task, rs__retry_cancel_task, t, "retry_cancel");
+        if (rs_event_loop_schedule_task_now(t->loop, &t->cancel_task) != RS_OK) {
+            rs__atomic_add_int(&t->refcount, -1); /* not the last: the pending task holds one */
+        }
+    }
+    rs_mutex_unlock(&r->lock);
+    rs__retry_release(r);
+}
+
+/* ---- buckets (standard) -------------------------------------------------- */
+
+static const char *rs__retry_partition_name(const char *partition) {
+    return partition ? partition : "";
+}
+
+/* Called with the lock held. NULL if absent. */
+static rs__retry_bucket_t *rs__retry_find_bucket(rs__retry_t *r, const char *name) {
+    rs__retry_bucket_t *b;
+    for (b = r->buckets; b; b = b->next) {
+        if (strcmp(b->name, name) == 0) {
+            return b;
+        }
+    }
+    return NULL;
+}
+
+/* Buckets live as long as the strategy, so tokens may point at them. */
+static rs__retry_bucket_t *rs__retry_get_bucket(rs__retry_t *r, const char *partition) {
+    const char *name = rs__retry_partition_name(partition);
+    size_t len = strlen(name);
+    rs__retry_bucket_t *b;
+    rs_mutex_lock(&r->lock);
+    b = rs__retry_find_bucket(r, name);
+    if (!b && len < SIZE_MAX - sizeof(*b)) {
+        b = (rs__retry_bucket_t *)rs_mem_alloc(&r->allocator, sizeof(*b) + len);
+        if (b) {
+            memcpy(b->name, name, len + 1);
+            b->capacity = r->bucket_capacity;
+            b->next = r->buckets;
+            r->buckets = b;
+        }
+    }
+    rs_mutex_unlock(&r->lock);
+    return b;
+}
+
+static bool rs__retry_bucket_take(rs__retry_bucket_t *b, int cost) {
+    int level = rs__atomic_load_int(&b->capacity);
+    while (level >= cost) {
+        if (rs__atomic_cas_int(&b->capacity, level, level - cost)) {
+            return true;
+        }
+        level = rs__atomic_load_int(&b->capacity);
+    }
+    return false;
+}
+
+static void rs__retry_bucket_give(rs__retry_bucket_t *b, int amount, int max) {
+    int level = rs__atomic_load_int(&b->capacity);
+    while (!rs__atomic_cas_int(&b->capacity, level, level + amount > max ? max : level + amount)) {
+        level = rs__atomic_load_int(&b->capacity);
+    }
+}
+
+RESEAU_API size_t rs_standard_retry_get_capacity(rs_retry_strategy_t *strategy, const char *partition) {
+    rs__retry_t *r;
+    rs__retry_bucket_t *b;
+    int level;
+    if (!rs__retry_is_builtin(strategy) || ((rs__retry_t *)strategy->impl)->kind != RS__RETRY_STANDARD) {
+        return 0;
+    }
+    r = (rs__retry_t *)strategy->impl;
+    rs_mutex_lock(&r->lock);
+    b = rs__retry_find_bucket(r, rs__retry_partition_name(partition));
+    level = b ? rs__atomic_load_int(&b->capacity) : r->bucket_capacity;
+    rs_mutex_unlock(&r->lock);
+    return (size_t)level;
+}
+
+/* ---- acquire ------------------------------------------------------------- */
+
+static void rs__retry_deliver_acquired(rs__retry_token_t *t, int error) {
+    t->on_acquired(&t->owner->base, error, error == RS_OK ? &t->base : NULL, t->acquired_user_data);
+    if (error != RS_OK) {
+        rs__retry_token_release_ref(t); /* the reference the caller never got */
+    }
+}
+
+/* The token leaves ACQUIRING before any callback: a token whose last
+ * reference is going must not look pending to rs__retry_destroy. */
+static void rs__retry_acquire_task(rs_task_t *task, void *arg, rs_task_status_t status) {
+    rs__retry_token_t *t = (rs__retry_token_t *)arg;
+    rs__retry_t *r = t->owner;
+    int result = RS_OK;
+    uint64_t now;
+    (void)task;
+    rs_mutex_lock(&r->lock);
+    if (status == RS_TASK_STATUS_CANCELED || r->shutting_down) {
+        result = RS_ECANCELED;
+    } else if (t->bucket && rs__atomic_load_int(&t->bucket->capacity) == 0) {
+        now = rs_event_loop_now_ns(t->loop);
+        result = RS_ERETRY_QUOTA_EXHAUSTED;
+        if (now < t->acquire_deadline_ns &&
+            rs_event_loop_schedule_task_future(t->loop, &t->acquire_task,
+                                               now + RS_STANDARD_RETRY_ACQUIRE_POLL_MS * RS_NS_PER_MS) == RS_OK) {
+            rs_mutex_unlock(&r->lock);
+            return; /* look again later; still ACQUIRING */
+        }
+    }
+    t->state = RS__TOKEN_IDLE;
+    rs_mutex_unlock(&r->lock);
+    rs__retry_deliver_acquired(t, result);
+}
+
+static int rs__retry_acquire(rs_retry_strategy_t *strategy, const char *partition, uint64_t timeout_ms,
+                             rs_retry_token_acquired_fn *on_acquired, void *user_data) {
+    rs__retry_t *r = (rs__retry_t *)strategy->impl;
+    rs__retry_bucket_t *bucket = NULL;
+    rs__retry_token_t *t;
+    rs_event_loop_t *loop = r->loop ? r->loop : rs_event_loop_group_get_next_loop(r->group);
+    int err;
+    if (r->kind == RS__RETRY_STANDARD) {
+        if (!(bucket = rs__retry_get_bucket(r, partition))) {
+            return RS_ENOMEM;
+        }
+        if (timeout_ms == 0 && rs__atomic_load_int(&bucket->capacity) == 0) {
+            return RS_ERETRY_QUOTA_EXHAUSTED;
+        }
+    }
+    if (!loop) {
+        return RS_EINVAL;
+    }
+    t = (rs__retry_token_t *)rs_mem_calloc(&r->allocator, 1, sizeof(*t));
+    if (!t) {
+        return RS_ENOMEM;
+    }
+    t->base.strategy = strategy;
+    t->base.impl = t;
+    t->owner = r;
+    t->loop = loop;
+    t->bucket = bucket;
+    t->refcount = 1;
+    t->on_acquired = on_acquired;
+    t->acquired_user_data = user_data;
+    timeout_ms = timeout_ms > RS_RETRY_CAP_MS_LIMIT ? RS_RETRY_CAP_MS_LIMIT : timeout_ms;
+    t->acquire_deadline_ns = rs_event_loop_now_ns(loop) + timeout_ms * RS_NS_PER_MS;
+    rs_task_init(&t->acquire_task, rs__retry_acquire_task, t, "retry_acquire");
+    rs_mutex_lock(&r->lock);
+    err = r->shutting_down ? RS_ECANCELED : rs_event_loop_schedule_task_now(loop, &t->acquire_task);
+    if (err == RS_OK) {
+        t->state = RS__TOKEN_ACQUIRING;
+        rs_list_push_back(&r->tokens, &t->node);
+        rs__atomic_add_int(&r->refcount, 1);
+    }
+    rs_mutex_unlock(&r->lock);
+    if (err != RS_OK) {
+        rs_mem_free(&r->allocator, t);
+    }
+    return err;
+}
+
+/* ---- schedule_retry ------------------------------------------------------ */
+
+/* Uniform in [lo, hi]. Called with the lock held. */
+static uint64_t rs__retry_uniform(rs__retry_t *r, uint64_t lo, uint64_t hi) {
+    uint64_t x;
+    uint64_t span = hi - lo + 1u;
+    if (r->random_fn) {
+        x = r->random_fn(r->random_user_data);
+    } else {
+        /* xorshift64*: good enough to spread clients apart; not for secrets. */
+        r->rng_state ^= r->rng_state >> 12;
+        r->rng_state ^= r->rng_state << 25;
+        r->rng_state ^= r->rng_state >> 27;
+        x = r->rng_state * UINT64_C(2685821657736338717);
+    }
+    return span == 0 ? x : lo + x % span;
+}
+
+/* The wait before retry number t->retries. Called with the lock held. */
+static uint64_t rs__retry_wait_ms(rs__retry_t *r, rs__retry_token_t *t) {
+    uint64_t exp = t->retries >= 63u || r->scale_ms > (r->cap_ms >> t->retries) ? r->cap_ms
+                                                                               : r->scale_ms << t->retries;
+    uint64_t last = t->retries == 0 ? r->scale_ms : t->last_wait_ms;
+    uint64_t hi;
+    switch (r->jitter) {
+    case RS_RETRY_JITTER_NONE:
+        return exp;
+    case RS_RETRY_JITTER_DECORRELATED:
+        hi = last > r->cap_ms / 3u ? r->cap_ms : 3u * last;
+        return rs__retry_uniform(r, r->scale_ms, hi < r->scale_ms ? r->scale_ms : hi);
+    default:
+        return rs__retry_uniform(r, 0, exp);
+    }
+}
+
+static void rs__retry_ready_task(rs_task_t *task, void *arg, rs_task_status_t status) {
+    rs__retry_token_t *t = (rs__retry_token_t *)arg;
+    rs__retry_t *r = t->owner;
+    bool canceled;
+    (void)task;
+    rs_mutex_lock(&r->lock);
+    t->state = RS__TOKEN_IDLE;
+    canceled = status == RS_TASK_STATUS_CANCELED || r->shutting_down;
+    rs_mutex_unlock(&r->lock);
+    t->on_ready(&t->base, canceled ? RS_ECANCELED : RS_OK, t->ready_user_data);
+    rs__retry_token_release_ref(t);
+}
+
+static int rs__retry_schedule(rs_retry_token_t *token, rs_retry_error_type_t error_type, rs_retry_ready_fn *on_ready,
+                              void *user_data) {
+    rs__retry_token_t *t = (rs__retry_token_t *)token->impl;
+    rs__retry_t *r = t->owner;
+    unsigned cost = error_type == RS_RETRY_ERROR_TRANSIENT ? RS_STANDARD_RETRY_COST_TRANSIENT : RS_STANDARD_RETRY_COST;
+    uint64_t wait_ms;
+    int err = RS_OK;
+    rs_mutex_lock(&r->lock);
+    if (r->shutting_down) {
+        err = RS_ECANCELED;
+    } else if (t->state != RS__TOKEN_IDLE) {
+        err = RS_EBUSY;
+    } else if (r->kind == RS__RETRY_NONE) {
+        err = RS_ERETRY_NOT_ALLOWED;
+    } else if (t->retries >= r->max_retries) {
+        err = RS_ERETRY_MAX_EXCEEDED;
+    } else if (t->bucket && !rs__retry_bucket_take(t->bucket, (int)cost)) {
+        err = RS_ERETRY_QUOTA_EXHAUSTED;
+    }
+    if (err != RS_OK) {
+        rs_mutex_unlock(&r->lock);
+        return err;
+    }
+    wait_ms = rs__retry_wait_ms(r, t);
+    t->on_ready = on_ready;
+    t->ready_user_data = user_data;
+    rs__atomic_add_int(&t->refcount, 1);
+    rs_task_init(&t->retry_task, rs__retry_ready_task, t, "retry_wait");
+    err = rs_event_loop_schedule_task_future(t->loop, &t->retry_task,
+                                             rs_event_loop_now_ns(t->loop) + wait_ms * RS_NS_PER_MS);
+    if (err == RS_OK) {
+        t->state = RS__TOKEN_SCHEDULED;
+        t->retries++;
+        t->last_wait_ms = wait_ms;
+        t->last_cost = t->bucket ? cost : 0;
+    } else {
+        rs__atomic_add_int(&t->refcount, -1); /* not the last: the caller holds one */
+        if (t->bucket) {
+            rs__retry_bucket_give(t->bucket, (int)cost, r->bucket_capacity);
+        }
+    }
+    rs_mutex_unlock(&r->lock);
+    return err;
+}
+
+/* ---- success and release ------------------------------------------------- */
+
+static int rs__retry_record_success(rs_retry_token_t *token) {
+    rs__retry_token_t *t = (rs__retry_token_t *)token->impl;
+    rs__retry_t *r = t->owner;
+    int refund;
+    rs_mutex_lock(&r->lock);
+    if (t->succeeded) {
+        rs_mutex_unlock(&r->lock);
+        return RS_ESTATE;
+    }
+    t->succeeded = true;
+    refund = t->retries == 0 ? (int)RS_STANDARD_RETRY_NO_RETRY_REFUND : (int)t->last_cost;
+    rs_mutex_unlock(&r->lock);
+    if (t->bucket) {
+        rs__retry_bucket_give(t->bucket, refund, r->bucket_capacity);
+    }
+    return RS_OK;
+}
+
+static void rs__retry_release_token(rs_retry_token_t *token) {
+    rs__retry_token_release_ref((rs__retry_token_t *)token->impl);
+}
+
+/* ---- the generic API ----------------------------------------------------- */
+
+RESEAU_API void rs_retry_strategy_destroy(rs_retry_strategy_t *strategy) {
+    if (strategy && strategy->vtable && strategy->vtable->destroy) {
+        strategy->vtable->destroy(strategy);
+    }
+}
+
+RESEAU_API int rs_retry_strategy_acquire_token(rs_retry_strategy_t *strategy, const char *partition,
+                                               uint64_t timeout_ms, rs_retry_token_acquired_fn *on_acquired,
+                                               void *user_data) {
+    if (!strategy || !strategy->vtable || !strategy->vtable->acquire_token || !on_acquired) {
+        return RS_EINVAL;
+    }
+    return strategy->vtable->acquire_token(strategy, partition, timeout_ms, on_acquired, user_data);
+}
+
+RESEAU_API int rs_retry_strategy_schedule_retry(rs_retry_token_t *token, rs_retry_error_type_t error_type,
+                                                rs_retry_ready_fn *on_ready, void *user_data) {
+    if (!token || !token->strategy || !token->strategy->vtable || !token->strategy->vtable->schedule_retry ||
+        !on_ready || (int)error_type < (int)RS_RETRY_ERROR_TRANSIENT || (int)error_type > (int)RS_RETRY_ERROR_CLIENT) {
+        return RS_EINVAL;
+    }
+    return token->strategy->vtable->schedule_retry(token, error_type, on_ready, user_data);
+}
+
+RESEAU_API int rs_retry_token_record_success(rs_retry_token_t *token) {
+    if (!token || !token->strategy || !token->strategy->vtable || !token->strategy->vtable->record_success) {
+        return RS_EINVAL;
+    }
+    return token->strategy->vtable->record_success(token);
+}
+
+RESEAU_API void rs_retry_token_release(rs_retry_token_t *token) {
+    if (token && token->strategy && token->strategy->vtable && token->strategy->vtable->release_token) {
+        token->strategy->vtable->release_token(token);
+    }
+}
+
+RESEAU_API unsigned rs_retry_token_get_retry_count(const rs_retry_token_t *token) {
+    rs__retry_token_t *t;
+    unsigned n;
+    if (!token || !rs__retry_is_builtin(token->strategy)) {
+        return 0;
+    }
+    t = (rs__retry_token_t *)token->impl;
+    rs_mutex_lock(&t->owner->lock);
+    n = t->retries;
+    rs_mutex_unlock(&t->owner->lock);
+    return n;
+}
+/* <<retry.c -- End file: src/util/retry.c */
+/* >>stream.c -- Begin file: src/util/stream.c */
+/* Input streams: memory and file streams behind the public vtable, the
+ * asynchronous read gate, and the worker that adapts a synchronous stream. */
+
+/* ---- the generic synchronous API ----------------------------------------- */
+
+RESEAU_API void rs_input_stream_destroy(rs_input_stream_t *stream) {
+    if (stream && stream->vtable && stream->vtable->destroy) {
+        stream->vtable->destroy(stream);
+    }
+}
+
+RESEAU_API int rs_input_stream_read(rs_input_stream_t *stream, rs_byte_buf_t *dest) {
+    if (!stream || !stream->vtable || !stream->vtable->read || !dest || dest->len > dest->capacity) {
+        return RS_EINVAL;
+    }
+    return stream->vtable->read(stream, dest);
+}
+
+RESEAU_API int rs_input_stream_seek(rs_input_stream_t *stream, int64_t offset, rs_stream_seek_basis_t basis) {
+    if (!stream || !stream->vtable || !stream->vtable->seek ||
+        (basis != RS_STREAM_SEEK_BEGIN && basis != RS_STREAM_SEEK_END)) {
+        return RS_EINVAL;
+    }
+    return stream->vtable->seek(stream, offset, basis);
+}
+
+RESEAU_API int rs_input_stream_get_status(rs_input_stream_t *stream, rs_stream_status_t *status_out) {
+    if (!stream || !stream->vtable || !stream->vtable->get_status || !status_out) {
+        return RS_EINVAL;
+    }
+    return stream->vtable->get_status(stream, status_out);
+}
+
+RESEAU_API int rs_input_stream_get_length(rs_input_stream_t *stream, int64_t *length_out) {
+    if (!stream || !stream->vtable || !stream->vtable->get_length || !length_out) {
+        return RS_EINVAL;
+    }
+    return stream->vtable->get_length(stream, length_out);
+}
+
+/* The absolute position for (offset, basis) in a stream of `length` bytes;
+ * RS_ESTREAM_SEEK outside [0, length]. */
+static int rs__stream_seek_target(int64_t offset, rs_stream_seek_basis_t basis, int64_t length, int64_t *target) {
+    if (basis == RS_STREAM_SEEK_BEGIN ? (offset < 0 || offset > length) : (offset > 0 || offset < -length)) {
+        return RS_ESTREAM_SEEK;
+    }
+    *target = basis == RS_STREAM_SEEK_BEGIN ? offset : length + offset;
+    return RS_OK;
+}
+
+/* ---- memory -------------------------------------------------------------- */
+
+typedef struct rs__mem_stream {
+    rs_input_stream_t base;
+    rs_allocator_t allocator;
+    rs_byte_cursor_t data;
+    size_t pos;
+    bool eof;
+} rs__mem_stream_t;
+
+static int rs__mem_read(rs_input_stream_t *stream, rs_byte_buf_t *dest) {
+    rs__mem_stream_t *m = (rs__mem_stream_t *)stream->impl;
+    size_t room = dest->capacity - dest->len;
+    size_t n = m->data.len - m->pos < room ? m->data.len - m->pos : room;
+    if (n) {
+        memcpy(dest->buffer + dest->len, m->data.ptr + m->pos, n);
+    }
+    dest->len += n;
+    m->pos += n;
+    m->eof = m->pos == m->data.len;
+    return RS_OK;
+}
+
+static int rs__mem_seek(rs_input_stream_t *stream, int64_t offset, rs_stream_seek_basis_t basis) {
+    rs__mem_stream_t *m = (rs__mem_stream_t *)stream->impl;
+    int64_t target;
+    int err = rs__stream_seek_target(offset, basis, (int64_t)m->data.len, &target);
+    if (err == RS_OK) {
+        m->pos = (size_t)target;
+        m->eof = false;
+    }
+    return err;
+}
+
+static int rs__mem_get_status(rs_input_stream_t *stream, rs_stream_status_t *status_out) {
+    rs__mem_stream_t *m = (rs__mem_stream_t *)stream->impl;
+    status_out->is_end_of_stream = m->eof;
+    status_out->is_valid = true;
+    return RS_OK;
+}
+
+static int rs__mem_get_length(rs_input_stream_t *stream, int64_t *length_out) {
+    *length_out = (int64_t)((rs__mem_stream_t *)stream->impl)->data.len;
+    return RS_OK;
+}
+
+static void rs__mem_destroy(rs_input_stream_t *stream) {
+    rs__mem_stream_t *m = (rs__mem_stream_t *)stream->impl;
+    rs_mem_free(&m->allocator, m);
+}
+
+static const rs_input_stream_vtable_t rs__mem_stream_vtable = {rs__mem_read, rs__mem_seek, rs__mem_get_status,
+                                                               rs__mem_get_length, rs__mem_destroy};
+
+static rs_input_stream_t *rs__stream_fail(int err, int *err_out) {
+    if (err_out) {
+        *err_out = err;
+    }
+    return NULL;
+}
+
+RESEAU_API rs_input_stream_t *rs_input_stream_new_from_memory(const rs_allocator_t *allocator, rs_byte_cursor_t data,
+                                                              int *err_out) {
+    rs__mem_stream_t *m;
+    if ((!data.ptr && data.len) || data.len > (size_t)INT64_MAX) {
+        return rs__stream_fail(RS_EINVAL, err_out);
+    }
+    m = (rs__mem_stream_t *)rs_mem_calloc(allocator, 1, sizeof(*m));
+    if (!m) {
+        return rs__stream_fail(RS_ENOMEM, err_out);
+    }
+    m->allocator = *(allocator ? allocator : rs_default_allocator());
+    m->data = data;
+    m->base.vtable = &rs__mem_stream_vtable;
+    m->base.impl = m;
+    if (err_out) {
+        *err_out = RS_OK;
+    }
+    return &m->base;
+}
+
+/* ---- file ---------------------------------------------------------------- */
+
+/* 64-bit offsets on 32-bit Linux need the *64 calls that _GNU_SOURCE (through
+ * _LARGEFILE64_SOURCE) declares; elsewhere off_t is what the system has. */
+static int rs__file_open(const char *path) {
+#if defined(_LARGEFILE64_SOURCE) && defined(__GLIBC__)
+    return open64(path, O_RDONLY | O_CLOEXEC);
+#else
+    return open(path, O_RDONLY | O_CLOEXEC);
+#endif
+}
+
+static int64_t rs__file_lseek(int fd, int64_t offset, int whence) {
+#if defined(_LARGEFILE64_SOURCE) && defined(__GLIBC__)
+    return (int64_t)lseek64(fd, (off64_t)offset, whence);
+#else
+    if ((int64_t)(off_t)offset != offset) {
+        errno = EOVERFLOW;
+        return -1;
+    }
+    return (int64_t)lseek(fd, (off_t)offset, whence);
+#endif
+}
+
+typedef struct rs__file_stream {
+    rs_input_stream_t base;
+    rs_allocator_t allocator;
+    int fd;
+    bool eof;
+    bool valid;
+} rs__file_stream_t;
+
+/* Reads until dest is full or the file ends, so a short read() never looks
+ * like the end. */
+static int rs__file_read(rs_input_stream_t *stream, rs_byte_buf_t *dest) {
+    rs__file_stream_t *f = (rs__file_stream_t *)stream->impl;
+    while (dest->len < dest->capacity) {
+        ssize_t n = read(f->fd, dest->buffer + dest->len, dest->capacity - dest->len);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            f->valid = false;
+            return rs_result_from_errno(errno);
+        }
+        if (n == 0) {
+            f->eof = true;
+            break;
+        }
+        dest->len += (size_t)n;
+    }
+    return RS_OK;
+}
+
+/* The length without moving: remember the position, go to the end, go back. */
+static int rs__file_get_length(rs_input_stream_t *stream, int64_t *length_out) {
+    rs__file_stream_t *f = (rs__file_stream_t *)stream->impl;
+    int64_t pos = rs__file_lseek(f->fd, 0, SEEK_CUR);
+    int64_t end = pos < 0 ? -1 : rs__file_lseek(f->fd, 0, SEEK_END);
+    if (end < 0 || rs__file_lseek(f->fd, pos, SEEK_SET) < 0) {
+        return rs_result_from_errno(errno);
+    }
+    *length_out = end;
+    return RS_OK;
+}
+
+static int rs__file_seek(rs_input_stream_t *stream, int64_t offset, rs_stream_seek_basis_t basis) {
+    rs__file_stream_t *f = (rs__file_stream_t *)stream->impl;
+    int64_t length;
+    int64_t target;
+    int err = rs__file_get_length(stream, &length);
+    if (err == RS_OK && (err = rs__stream_seek_target(offset, basis, length, &target)) == RS_OK) {
+        if (rs__file_lseek(f->fd, target, SEEK_SET) < 0) {
+            return rs_result_from_errno(errno);
+        }
+        f->eof = false;
+    }
+    return err;
+}
+
+static int rs__file_get_status(rs_input_stream_t *stream, rs_stream_status_t *status_out) {
+    rs__file_stream_t *f = (rs__file_stream_t *)stream->impl;
+    status_out->is_end_of_stream = f->eof;
+    status_out->is_valid = f->valid;
+    return RS_OK;
+}
+
+static void rs__file_destroy(rs_input_stream_t *stream) {
+    rs__file_stream_t *f = (rs__file_stream_t *)stream->impl;
+    close(f->fd);
+    rs_mem_free(&f->allocator, f);
+}
+
+static const rs_input_stream_vtable_t rs__file_stream_vtable = {rs__file_read, rs__file_seek, rs__file_get_status,
+                                                                rs__file_get_length, rs__file_destroy};
+
+RESEAU_API rs_input_stream_t *rs_input_stream_new_from_file(const rs_allocator_t *allocator, const char *path,
+                                                            int *err_out) {
+    rs__file_stream_t *f;
+    int fd;
+    if (!path) {
+        return rs__stream_fail(RS_EINVAL, err_out);
+    }
+    f = (rs__file_stream_t *)rs_mem_calloc(allocator, 1, sizeof(*f));
+    if (!f) {
+        return rs__stream_fail(RS_ENOMEM, err_out);
+    }
+    if ((fd = rs__file_open(path)) < 0) {
+        int err = rs_result_from_errno(errno);
+        rs_mem_free(allocator, f);
+        return rs__stream_fail(err, err_out);
+    }
+    f->allocator = *(allocator ? allocator : rs_default_allocator());
+    f->fd = fd;
+    f->valid = true;
+    f->base.vtable = &rs__file_stream_vtable;
+    f->base.impl = f;
+    if (err_out) {
+        *err_out = RS_OK;
+    }
+    return &f->base;
+}
+
+/* ---- the asynchronous gate ----------------------------------------------- */
+
+RESEAU_API void rs_async_input_stream_init(rs_async_input_stream_t *stream, const rs_async_input_stream_vtable_t *vtable,
+                                           void *impl) {
+    if (stream) {
+        memset(stream, 0, sizeof(*stream));
+        stream->vtable = vtable;
+        stream->impl = impl;
+    }
+}
+
+RESEAU_API void rs_async_input_stream_destroy(rs_async_input_stream_t *stream) {
+    if (stream && stream->vtable && stream->vtable->destroy) {
+        stream->vtable->destroy(stream);
+    }
+}
+
+/* The check and the claim are one exchange: two racing reads cannot both see
+ * the gate open (checking first and claiming after was another port's bug). */
+static int rs__async_stream_start(rs_async_input_stream_t *stream, rs_byte_buf_t *dest, rs_future_t *future,
+                                  bool fill) {
+    if (!stream || !stream->vtable || !stream->vtable->read || !dest || !future ||
+        rs_future_get_type(future) != RS_FUTURE_BOOL || dest->len >= dest->capacity) {
+        return RS_EINVAL;
+    }
+    if (rs__atomic_exchange_int(&stream->read_in_flight, 1) != 0) {
+        return RS_EBUSY;
+    }
+    stream->future = rs_future_acquire(future);
+    stream->dest = dest;
+    stream->fill = fill;
+    stream->vtable->read(stream, dest);
+    return RS_OK;
+}
+
+RESEAU_API int rs_async_input_stream_read(rs_async_input_stream_t *stream, rs_byte_buf_t *dest, rs_future_t *future) {
+    return rs__async_stream_start(stream, dest, future, false);
+}
+
+RESEAU_API int rs_async_input_stream_read_to_fill(rs_async_input_stream_t *stream, rs_byte_buf_t *dest,
+                                                  rs_future_t *future) {
+    return rs__async_stream_start(stream, dest, future, true);
+}
+
+RESEAU_API void rs_async_input_stream_complete_read(rs_async_input_stream_t *stream, int error, bool eof) {
+    rs_future_t *future;
+    if (!stream || !stream->future) {
+        return;
+    }
+    if (stream->fill && error == RS_OK && !eof && stream->dest->len < stream->dest->capacity) {
+        stream->vtable->read(stream, stream->dest);
+        return;
+    }
+    future = stream->future;
+    stream->future = NULL;
+    stream->dest = NULL;
+    stream->fill = false;
+    rs__atomic_store_int(&stream->read_in_flight, 0);
+    if (error < 0) {
+        rs_future_set_error(future, error);
+    } else {
+        rs_future_set_result_bool(future, eof);
+    }
+    rs_future_release(future);
+}
+
+/* ---- the adapter from a synchronous stream ------------------------------- */
+
+typedef struct rs__sync_adapter {
+    rs_async_input_stream_t base;
+    rs_allocator_t allocator;
+    rs_input_stream_t *source;
+    rs_thread_t thread;
+    rs_mutex_t lock;
+    rs_condvar_t wake;
+    /* Guarded by lock: */
+    rs_byte_buf_t *job;
+    bool stop;
+    bool worker_frees; /* destroyed from inside the worker: it cleans up */
+    rs_thread_id_t worker_id;
+} rs__sync_adapter_t;
+
+static void rs__sync_adapter_free(rs__sync_adapter_t *a) {
+    rs_input_stream_destroy(a->source);
+    rs_condvar_cleanup(&a->wake);
+    rs_mutex_cleanup(&a->lock);
+    rs_mem_free(&a->allocator, a);
+}
+
+static void rs__sync_adapter_read_once(rs__sync_adapter_t *a, rs_byte_buf_t *dest) {
+    rs_stream_status_t status = {false, false};
+    int err = rs_input_stream_read(a->source, dest);
+    if (err == RS_OK) {
+        err = rs_input_stream_get_status(a->source, &status);
+    }
+    rs_async_input_stream_complete_read(&a->base, err, err == RS_OK && status.is_end_of_stream);
+}
+
+static void rs__sync_adapter_worker(void *arg) {
+    rs__sync_adapter_t *a = (rs__sync_adapter_t *)arg;
+    rs_byte_buf_t *canceled;
+    bool worker_frees;
+    rs_mutex_lock(&a->lock);
+    a->worker_id = rs_thread_current_id();
+    for (;;) {
+        rs_byte_buf_t *dest;
+        while (!a->job && !a->stop) {
+            rs_condvar_wait(&a->wake, &a->lock);
+        }
+        if (a->stop) {
+            break;
+        }
+        dest = a->job;
+        a->job = NULL;
+        rs_mutex_unlock(&a->lock);
+        rs__sync_adapter_read_once(a, dest);
+        rs_mutex_lock(&a->lock);
+    }
+    canceled = a->job;
+    a->job = NULL;
+    worker_frees = a->worker_frees;
+    rs_mutex_unlock(&a->lock);
+    if (canceled) {
+        rs_async_input_stream_complete_read(&a->base, RS_ECANCELED, false);
+    }
+    if (worker_frees) {
+        pthread_detach(pthread_self()); /* nobody will join this thread */
+        rs__sync_adapter_free(a);
+    }
+}
+
+static void rs__sync_adapter_read(rs_async_input_stream_t *stream, rs_byte_buf_t *dest) {
+    rs__sync_adapter_t *a = (rs__sync_adapter_t *)stream->impl;
+    rs_mutex_lock(&a->lock);
+    a->job = dest;
+    rs_condvar_signal(&a->wake);
+    rs_mutex_unlock(&a->lock);
+}
+
+static void rs__sync_adapter_destroy(rs_async_input_stream_t *stream) {
+    rs__sync_adapter_t *a = (rs__sync_adapter_t *)stream->impl;
+    bool on_worker;
+    rs_mutex_lock(&a->lock);
+    a->stop = true;
+    on_worker = a->worker_id == rs_thread_current_id();
+    a->worker_frees = on_worker;
+    rs_condvar_signal(&a->wake);
+    rs_mutex_unlock(&a->lock);
+    if (!on_worker) {
+        rs_thread_join(&a->thread);
+        rs__sync_adapter_free(a);
+    }
+}
+
+static const rs_async_input_stream_vtable_t rs__sync_adapter_vtable = {rs__sync_adapter_read,
+                                                                       rs__sync_adapter_destroy};
+
+RESEAU_API rs_async_input_stream_t *rs_async_input_stream_new_from_sync(const rs_allocator_t *allocator,
+                                                                       rs_input_stream_t *source, int *err_out) {
+    rs__sync_adapter_t *a;
+    rs_thread_options_t topts;
+    int err = RS_EINVAL;
+    if (!source) {
+        goto fail;
+    }
+    err = RS_ENOMEM;
+    if (!(a = (rs__sync_adapter_t *)rs_mem_calloc(allocator, 1, sizeof(*a)))) {
+        goto fail;
+    }
+    a->allocator = *(allocator ? allocator : rs_default_allocator());
+    a->source = source;
+    rs_async_input_stream_init(&a->base, &rs__sync_adapter_vtable, a);
+    if ((err = rs_mutex_init(&a->lock)) != RS_OK) {
+        goto fail_alloc;
+    }
+    if ((err = rs_condvar_init(&a->wake)) != RS_OK) {
+        goto fail_lock;
+    }
+    memset(&topts, 0, sizeof(topts));
+    topts.name = "rs-stream";
+    if ((err = rs_thread_launch(&a->thread, rs__sync_adapter_worker, a, &topts)) != RS_OK) {
+        goto fail_cond;
+    }
+    if (err_out) {
+        *err_out = RS_OK;
+    }
+    return &a->base;
+fail_cond:
+    rs_condvar_cleanup(&a->wake);
+fail_lock:
+    rs_mutex_cleanup(&a->lock);
+fail_alloc:
+    rs_mem_free(&a->allocator, a);
+fail:
+    if (err_out) {
+        *err_out = err;
+    }
+    return NULL;
+}
+/* <<stream.c -- End file: src/util/stream.c */
 
 #ifdef __cplusplus
 }

@@ -90,6 +90,20 @@
  *     With a group, the main thread can instead block in read(sp[0], ...) and
  *     then destroy the listener and the group.
  *
+ * UTILITIES (for protocol clients built on the loop)
+ *   rs_future_t       a result that arrives later: set once from any thread;
+ *                     one callback, run on a loop (or a channel's loop), never
+ *                     inline; rs_future_wait for threads off the loop.
+ *   rs_retry_strategy_t  acquire a token per partition, schedule_retry after
+ *                     a failure (the wait is a loop task), record_success,
+ *                     release. Exponential backoff (500 ms x 2^n, cap 20 s,
+ *                     5 retries, FULL jitter), standard (plus a 500-token
+ *                     bucket per partition: a retry costs 10 or 5, a success
+ *                     refunds) and no-retry. See examples/retry_connect.c.
+ *   rs_input_stream_t / rs_async_input_stream_t  bytes from memory, a file or
+ *                     your vtable; the async form completes a future, one
+ *                     read in flight, and wraps a blocking stream on a worker.
+ *
  * LIFETIMES
  *   rs_x_new / rs_x_destroy for objects reseau allocates; rs_x_init /
  *   rs_x_cleanup for caller-owned storage. Tasks are intrusive: embed rs_task_t
@@ -134,6 +148,9 @@
  *   >>client      client bootstrap: resolve, Happy Eyeballs, pipeline
  *   >>server      server bootstrap: listener, accepted pipelines
  *   >>pem         PEM: parse text or files into {label, DER}, DER to PEM
+ *   >>future      futures: single-assignment results with loop callbacks
+ *   >>retry       retry strategies: exponential backoff, standard, no retry
+ *   >>stream      input streams (memory, file, yours) and async input streams
  *   Implementation: the same names with .c (>>event_loop.c), plus
  *   >>platform.c, >>atomic.c, >>heap.c, >>scheduler.c, >>epoll.c, >>poll.c,
  *   >>sockaddr.c, >>socket_posix.c, >>udp_posix.c, >>message_pool.c,
@@ -174,6 +191,9 @@ extern "C" {
 #include "bootstrap/client.h"
 #include "bootstrap/server.h"
 #include "util/pem.h"
+#include "util/future.h"
+#include "util/retry.h"
+#include "util/stream.h"
 
 #ifdef __cplusplus
 }
@@ -218,6 +238,9 @@ extern "C" {
 #include "bootstrap/client.c"
 #include "bootstrap/server.c"
 #include "util/pem.c"
+#include "util/future.c"
+#include "util/retry.c"
+#include "util/stream.c"
 
 #ifdef __cplusplus
 }

@@ -81,3 +81,9 @@ static inline uintptr_t rs__atomic_load_uptr(const uintptr_t *p) {
 static inline void rs__atomic_store_uptr(uintptr_t *p, uintptr_t value) {
     __atomic_store_n(p, value, __ATOMIC_RELEASE);
 }
+
+/* Returns the new value; acquire-release so that, for a reference count, the
+ * thread that drops the last reference sees every other owner's writes. */
+static inline int rs__atomic_add_int(int *p, int delta) {
+    return __atomic_add_fetch(p, delta, __ATOMIC_ACQ_REL);
+}

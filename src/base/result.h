@@ -61,6 +61,10 @@
     X(RS_EPEM_NO_BEGIN, -66, "PEM END line without a BEGIN line")                                 \
     X(RS_EPEM_HEADERS, -67, "PEM headers (RFC 1421, e.g. a legacy encrypted key) are not supported") \
     X(RS_EPEM_TOO_LARGE, -68, "PEM file larger than RS_PEM_FILE_MAX")                             \
+    X(RS_ERETRY_QUOTA_EXHAUSTED, -70, "retry quota exhausted (the partition's token bucket is empty)") \
+    X(RS_ERETRY_MAX_EXCEEDED, -71, "the retry strategy's maximum number of retries is reached")   \
+    X(RS_ERETRY_NOT_ALLOWED, -72, "this retry strategy never retries")                            \
+    X(RS_ESTREAM_SEEK, -75, "seek position outside the stream")                                   \
     X(RS_EUNKNOWN, -99, "unknown error (see the log for the system error)")                        \
     X(RS_ETLS_CERT_EXPIRED, -100, "TLS: the peer's certificate has expired (or this host's clock is wrong)") \
     X(RS_ETLS_CERT_NOT_YET_VALID, -101, "TLS: the peer's certificate is not valid yet (or this host's clock is wrong)") \

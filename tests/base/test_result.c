@@ -143,6 +143,17 @@ static void result_from_errno_never_returns_a_code_outside_the_table(void **stat
     }
 }
 
+/* The utility codes keep their numbers: programs may have logged or stored them. */
+static void result_util_codes_have_fixed_values(void **state) {
+    (void)state;
+    assert_int_equal(RS_ERETRY_QUOTA_EXHAUSTED, -70);
+    assert_int_equal(RS_ERETRY_MAX_EXCEEDED, -71);
+    assert_int_equal(RS_ERETRY_NOT_ALLOWED, -72);
+    assert_int_equal(RS_ESTREAM_SEEK, -75);
+    assert_string_equal(rs_err_name(RS_ERETRY_QUOTA_EXHAUSTED), "RS_ERETRY_QUOTA_EXHAUSTED");
+    assert_string_equal(rs_err_name(RS_ESTREAM_SEEK), "RS_ESTREAM_SEEK");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(result_ok_is_zero_and_errors_are_negative),
@@ -153,6 +164,7 @@ int main(void) {
         cmocka_unit_test(result_from_errno_maps_os_errors_to_matching_codes),
         cmocka_unit_test(result_from_errno_maps_unusual_errors_to_unknown),
         cmocka_unit_test(result_from_errno_never_returns_a_code_outside_the_table),
+        cmocka_unit_test(result_util_codes_have_fixed_values),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
