@@ -74,8 +74,19 @@ struct rs_channel {
     void *stats_user_data;
     uint64_t stats_interval_ns;
     rs_channel_task_t stats_task;
+
+    /* Writes from any thread (rs_channel_write_threadsafe). */
+    rs_mutex_t xwrite_lock;
+    rs_list_t xwrite_queue;        /* under xwrite_lock */
+    bool xwrite_scheduled;         /* under xwrite_lock: xwrite_task is scheduled */
+    bool xwrite_closed;            /* under xwrite_lock: shutdown began, writes refused */
+    RS__ALIGN8 uint64_t xwrite_bytes; /* atomic: bytes queued here, not yet in the pipeline */
+    RS__ALIGN8 uint64_t pending_mirror; /* atomic: pending_write_bytes, for other threads */
+    rs_channel_task_t xwrite_task;
 };
 RS__ASSERT_ALIGN8(struct rs_channel, refcount, channel_refcount);
+RS__ASSERT_ALIGN8(struct rs_channel, xwrite_bytes, channel_xwrite_bytes);
+RS__ASSERT_ALIGN8(struct rs_channel, pending_mirror, channel_pending_mirror);
 
 /* RS_EINVAL for a NULL channel (it has no thread to check); RS_EWRONGTHREAD, logged,
  * off the loop thread. */
@@ -128,6 +139,9 @@ static void rs__channel_destroy_task(rs_task_t *task, void *arg, rs_task_status_
 static void rs__channel_abort_task(rs_task_t *task, void *arg, rs_task_status_t status);
 static void rs__channel_graceful_timeout_task(rs_task_t *task, void *arg, rs_task_status_t status);
 static void rs__channel_window_update_task(rs_channel_task_t *task, void *arg, rs_task_status_t status);
+static void rs__channel_xwrite_task(rs_channel_task_t *task, void *arg, rs_task_status_t status);
+static void rs__channel_xwrite_close(rs_channel_t *channel);
+static void rs__channel_update_writability(rs_channel_t *channel);
 
 /* The one place rs_channel_options_t defaults are applied. */
 static void rs__channel_apply_options(rs_channel_t *channel, const rs_channel_options_t *o) {
@@ -159,6 +173,13 @@ RESEAU_API rs_channel_t *rs_channel_new(const rs_channel_options_t *options, int
         return NULL;
     }
     channel->allocator = allocator;
+    if (rs_mutex_init(&channel->xwrite_lock) != RS_OK) {
+        rs_mem_free(&allocator, channel);
+        rs__set_err(err_out, RS_ENOMEM);
+        return NULL;
+    }
+    rs_list_init(&channel->xwrite_queue);
+    rs_channel_task_init(&channel->xwrite_task, rs__channel_xwrite_task, channel, "channel_threadsafe_write");
     rs__channel_apply_options(channel, options);
     channel->writable = true;
     channel->refcount = 1;
@@ -620,9 +641,18 @@ RESEAU_API void rs_channel_slot_add_pending_write_bytes(rs_channel_slot_t *slot,
     if (channel->pending_write_bytes < 0) {
         channel->pending_write_bytes = 0;
     }
-    if (channel->writable && (uint64_t)channel->pending_write_bytes > channel->write_high_water) {
+    rs__channel_update_writability(channel);
+}
+
+/* Writable unless the bytes written and not yet in the kernel, here or queued
+ * by other threads, pass the high-water mark; again below the low one. Loop
+ * thread. */
+static void rs__channel_update_writability(rs_channel_t *channel) {
+    uint64_t pending = (uint64_t)channel->pending_write_bytes + rs__atomic_load_u64(&channel->xwrite_bytes);
+    rs__atomic_store_u64(&channel->pending_mirror, (uint64_t)channel->pending_write_bytes);
+    if (channel->writable && pending > channel->write_high_water) {
         channel->writable = false;
-    } else if (!channel->writable && (uint64_t)channel->pending_write_bytes <= channel->write_low_water) {
+    } else if (!channel->writable && pending <= channel->write_low_water) {
         channel->writable = true;
     } else {
         return;
@@ -749,6 +779,7 @@ static void rs__channel_shutdown_task(rs_task_t *task, void *arg, rs_task_status
         return;
     }
     channel->state = RS__CHANNEL_SHUTTING_DOWN;
+    rs__channel_xwrite_close(channel);
     if (!channel->shutdown_error && rs__atomic_load_int(&channel->abort_requested)) {
         channel->shutdown_error = rs__atomic_load_int(&channel->abort_error); /* upgraded before we started */
     }
@@ -820,6 +851,8 @@ static void rs__channel_destroy_handlers(rs_channel_t *channel) {
 
 static void rs__channel_free(rs_channel_t *channel) {
     rs_allocator_t allocator = channel->allocator;
+    RESEAU_ASSERT(rs_list_empty(&channel->xwrite_queue)); /* drained, CANCELED at worst, before shutdown completed */
+    rs_mutex_cleanup(&channel->xwrite_lock);
     rs_mem_free(&allocator, channel);
 }
 
@@ -937,5 +970,169 @@ RESEAU_API int rs_channel_set_statistics_handler(rs_channel_t *channel, uint32_t
         rs_channel_schedule_task_future(channel, &channel->stats_task,
                                         rs_event_loop_now_ns(channel->loop) + channel->stats_interval_ns);
     }
+    return RS_OK;
+}
+
+/* ---- writes from any thread ---- */
+
+/* One rs_channel_write_threadsafe call: its bytes follow the struct. It lives
+ * until the last message carrying its bytes has completed. */
+typedef struct rs__xwrite {
+    rs_list_node_t node;
+    rs_channel_t *channel;
+    rs_channel_write_done_fn *on_done;
+    void *user_data;
+    size_t len;
+    size_t parts_left; /* messages sent and not completed, +1 while still sending */
+    int error;         /* the first error among them */
+} rs__xwrite_t;
+
+static uint8_t *rs__xwrite_data(rs__xwrite_t *w) {
+    return (uint8_t *)(w + 1);
+}
+
+static void rs__xwrite_finish(rs__xwrite_t *w) {
+    rs_channel_t *channel = w->channel;
+    rs_allocator_t allocator = channel->allocator;
+    if (w->on_done) {
+        w->on_done(channel, w->error, w->user_data);
+    }
+    rs_mem_free(&allocator, w);
+}
+
+static void rs__xwrite_part_done(rs_channel_t *channel, rs_io_message_t *message, int error, void *user_data) {
+    rs__xwrite_t *w = (rs__xwrite_t *)user_data;
+    (void)channel;
+    (void)message;
+    if (error && !w->error) {
+        w->error = error;
+    }
+    if (--w->parts_left == 0) {
+        rs__xwrite_finish(w);
+    }
+}
+
+/* The rightmost handler that takes writes: where a write from outside the
+ * pipeline enters it, as if the handlers right of it had passed it on. */
+static rs_channel_slot_t *rs__channel_write_entry(rs_channel_t *channel) {
+    rs_channel_slot_t *slot = channel->first, *entry = NULL;
+    for (; slot; slot = slot->adj_right) {
+        if (slot->handler && slot->handler->vtable->process_write_message) {
+            entry = slot;
+        }
+    }
+    return entry;
+}
+
+/* Hand one queued write to the pipeline, in messages of at most a fragment. */
+static void rs__channel_xwrite_deliver(rs_channel_t *channel, rs__xwrite_t *w) {
+    rs_channel_slot_t *entry = rs__channel_write_entry(channel);
+    size_t offset = 0;
+    w->parts_left = 1; /* held while sending */
+    while (offset < w->len && !w->error) {
+        size_t n = w->len - offset < RS_MAX_FRAGMENT_SIZE ? w->len - offset : RS_MAX_FRAGMENT_SIZE;
+        rs_io_message_t *m;
+        int err;
+        if (!entry) {
+            w->error = RS_ENOTCONN;
+            break;
+        }
+        m = rs_channel_acquire_message_from_pool(channel, RS_IO_MESSAGE_APPLICATION_DATA, n);
+        if (!m) {
+            w->error = RS_ENOMEM;
+            break;
+        }
+        n = n < m->message_data.capacity ? n : m->message_data.capacity;
+        memcpy(m->message_data.buffer, rs__xwrite_data(w) + offset, n);
+        m->message_data.len = n;
+        m->on_completion = rs__xwrite_part_done;
+        m->user_data = w;
+        w->parts_left++;
+        err = entry->handler->vtable->process_write_message(entry->handler, entry, m);
+        if (err) {
+            w->parts_left--;
+            w->error = err;
+            rs_channel_release_message_to_pool(channel, m);
+            break;
+        }
+        offset += n;
+    }
+    if (--w->parts_left == 0) {
+        rs__xwrite_finish(w);
+    }
+}
+
+static void rs__channel_xwrite_task(rs_channel_task_t *task, void *arg, rs_task_status_t status) {
+    rs_channel_t *channel = (rs_channel_t *)arg;
+    rs_list_t batch;
+    (void)task;
+    rs_list_init(&batch);
+    rs_mutex_lock(&channel->xwrite_lock);
+    rs_list_splice_back(&batch, &channel->xwrite_queue);
+    channel->xwrite_scheduled = false;
+    rs_mutex_unlock(&channel->xwrite_lock);
+    while (!rs_list_empty(&batch)) {
+        rs__xwrite_t *w = RS_CONTAINER_OF(rs_list_pop_front(&batch), rs__xwrite_t, node);
+        /* Out of the queue's count and into the handlers' in one step, so
+         * writability never sees the bytes twice or not at all. */
+        rs__atomic_sub_u64(&channel->xwrite_bytes, w->len);
+        if (status != RS_TASK_STATUS_RUN || channel->state >= RS__CHANNEL_SHUTTING_DOWN) {
+            w->error = RS_ECANCELED;
+            rs__xwrite_finish(w);
+        } else {
+            rs__channel_xwrite_deliver(channel, w);
+        }
+    }
+    rs__channel_update_writability(channel);
+}
+
+/* Shutdown began: refuse new writes; those queued run CANCELED by the task. */
+static void rs__channel_xwrite_close(rs_channel_t *channel) {
+    rs_mutex_lock(&channel->xwrite_lock);
+    channel->xwrite_closed = true;
+    rs_mutex_unlock(&channel->xwrite_lock);
+}
+
+RESEAU_API int rs_channel_write_threadsafe(rs_channel_t *channel, rs_byte_cursor_t data,
+                                          rs_channel_write_done_fn *on_done, void *user_data) {
+    rs__xwrite_t *w;
+    bool schedule;
+    if (!channel || data.len == 0 || !data.ptr || data.len > SIZE_MAX - sizeof(rs__xwrite_t)) {
+        return RS_EINVAL;
+    }
+    if (rs__atomic_load_int(&channel->shutdown_requested)) {
+        return RS_ESHUTDOWN;
+    }
+    /* Bounded: over the high-water mark, the writer is told to wait for
+     * on_writability_changed, instead of queueing without end. */
+    if (rs__atomic_load_u64(&channel->pending_mirror) + rs__atomic_load_u64(&channel->xwrite_bytes) >
+        channel->write_high_water) {
+        return RS_EAGAIN;
+    }
+    w = (rs__xwrite_t *)rs_mem_alloc(&channel->allocator, sizeof(*w) + data.len);
+    if (!w) {
+        return RS_ENOMEM;
+    }
+    memset(w, 0, sizeof(*w));
+    w->channel = channel;
+    w->on_done = on_done;
+    w->user_data = user_data;
+    w->len = data.len;
+    memcpy(rs__xwrite_data(w), data.ptr, data.len);
+    rs_mutex_lock(&channel->xwrite_lock);
+    if (channel->xwrite_closed) {
+        rs_mutex_unlock(&channel->xwrite_lock);
+        rs_mem_free(&channel->allocator, w);
+        return RS_ESHUTDOWN;
+    }
+    rs_list_push_back(&channel->xwrite_queue, &w->node);
+    rs__atomic_add_u64(&channel->xwrite_bytes, data.len);
+    schedule = !channel->xwrite_scheduled;
+    channel->xwrite_scheduled = true;
+    if (schedule) {
+        /* Under the lock: the task cannot run (and clear the flag) before it is scheduled. */
+        rs_channel_schedule_task_now(channel, &channel->xwrite_task);
+    }
+    rs_mutex_unlock(&channel->xwrite_lock);
     return RS_OK;
 }

@@ -33,7 +33,8 @@
  * handler reports RS_ETLS_TRUNCATED for an end of stream without close_notify).
  *
  * Threads: every function here runs on the channel's loop thread, except
- * rs_channel_shutdown, rs_channel_schedule_task_now/future (any thread),
+ * rs_channel_shutdown, rs_channel_schedule_task_now/future,
+ * rs_channel_write_threadsafe (any thread),
  * rs_channel_acquire_hold/release_hold and rs_channel_destroy (any thread).
  * Callbacks and handler functions run on the loop thread.
  */
@@ -132,6 +133,10 @@ struct rs_channel_handler {
 };
 
 typedef void rs_channel_on_setup_completed_fn(rs_channel_t *channel, int error, void *user_data);
+/* A write made with rs_channel_write_threadsafe is done: RS_OK once all its
+ * bytes reached the kernel; RS_ECANCELED if the channel shut down before they
+ * entered the pipeline; else the first error of the handlers. Loop thread, once. */
+typedef void rs_channel_write_done_fn(rs_channel_t *channel, int error, void *user_data);
 typedef void rs_channel_on_shutdown_completed_fn(rs_channel_t *channel, int error, void *user_data);
 typedef void rs_channel_on_writability_changed_fn(rs_channel_t *channel, bool writable, void *user_data);
 
@@ -178,6 +183,22 @@ RESEAU_API bool rs_channel_is_writable(const rs_channel_t *channel);
 /* Bytes the handlers hold that have not reached the kernel yet (for the socket
  * handler: its socket's queue), as writability counts them. 0 for NULL. Loop thread. */
 RESEAU_API size_t rs_channel_get_pending_write_bytes(const rs_channel_t *channel);
+
+/* Write `data` from ANY thread: the bytes are copied, and enter the pipeline
+ * on the loop thread, in order, at the rightmost handler that takes writes
+ * (as if the handlers right of it had passed them on), in messages of at most
+ * RS_MAX_FRAGMENT_SIZE. From this call on they count toward the channel's
+ * pending write bytes and writability, so the writer feels the pressure at
+ * once: while the bytes written and not yet in the kernel pass the high-water
+ * mark, the call returns RS_EAGAIN, and on_writability_changed(true) says when
+ * to go on. So memory stays bounded by the high-water mark plus one write.
+ * on_done (may be NULL) runs once, on the loop thread (see
+ * rs_channel_write_done_fn). The channel must not be destroyed during the
+ * call (hold it: rs_channel_acquire_hold). Errors: RS_EINVAL (NULL channel,
+ * empty or NULL data), RS_EAGAIN (over the high-water mark), RS_ESHUTDOWN
+ * (shutdown began), RS_ENOMEM. On error on_done is not called. */
+RESEAU_API int rs_channel_write_threadsafe(rs_channel_t *channel, rs_byte_cursor_t data,
+                                          rs_channel_write_done_fn *on_done, void *user_data);
 
 /* Channel tasks: canceled (run with CANCELED) at shutdown; scheduled after
  * shutdown, they run as CANCELED at once (still asynchronously), and the

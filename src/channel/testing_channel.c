@@ -416,6 +416,7 @@ static int rs__testing_new_channel(rs_testing_channel_t *t, const rs_testing_cha
     co.on_shutdown_completed = rs__testing_on_shutdown;
     co.user_data = t;
     co.enable_read_back_pressure = options->enable_read_back_pressure;
+    co.write_high_water_mark = options->write_high_water_mark;
     t->channel = rs_channel_new(&co, &err);
     if (!t->channel) {
         return err;

@@ -16,6 +16,7 @@ typedef struct rs_testing_channel_options {
     const rs_allocator_t *allocator;  /* copied (default: NULL, libc) */
     bool enable_read_back_pressure;   /* (default: false) */
     rs_event_loop_backend_t backend;  /* of the loop it owns (default: DEFAULT) */
+    size_t write_high_water_mark;     /* of the channel (default: 0, the channel's default) */
 } rs_testing_channel_options_t;
 
 /* Create the loop and channel, run setup, and insert the fake socket. NULL
