@@ -3366,11 +3366,13 @@ typedef struct rs__io_registration {
     rs_io_event_fn *on_event;
     void *user_data;
     int fd;
-    int events;          /* subscribed mask: READABLE|WRITABLE */
+    int events;          /* wanted mask: READABLE|WRITABLE, or 0 while parked (nothing reported) */
+    int backend_events;  /* the mask the backend holds; 0 when the backend does not have the fd */
+    int error;           /* a deferred change the backend refused (RS_Exxx), reported as RS_IO_ERROR */
     bool subscribed;     /* false once unsubscribed: queued events are skipped */
     size_t slot;         /* backend-private index (the poll backend's array slot) */
-    rs_list_node_t node; /* in loop->registrations while subscribed */
-    rs_task_t release_task;
+    rs_list_node_t node; /* in loop->registrations while subscribed, then retired or free */
+    rs_list_node_t pending_node; /* in loop->interest_dirty or loop->interest_failed */
 } rs__io_registration_t;
 
 typedef struct rs__backend_vtable {
@@ -3388,6 +3390,10 @@ typedef struct rs__backend_vtable {
     /* Make a blocked wait return. Any thread. Returns false if the OS refused. */
     bool (*wake)(rs_event_loop_t *loop);
     int (*get_fd)(const rs_event_loop_t *loop, int *fd_out);
+    /* Interest changes made inside a tick may wait for the tick's end
+     * (rs__event_loop_set_interest): worth it where each change is a system
+     * call (epoll_ctl), not where it is an array write (poll). */
+    bool defers_interest;
 } rs__backend_vtable_t;
 
 typedef struct rs__local_object {
@@ -3399,6 +3405,11 @@ typedef struct rs__local_object {
 
 /* While a wake is lost, the loop blocks at most this long between checks of its queue. */
 #define RS__LOST_WAKE_POLL_MS 10
+
+/* Unsubscribed registrations kept for reuse, so a connection's subscribe does
+ * not allocate: enough for a burst of a few hundred connections closing in
+ * one tick; beyond that they are freed. */
+#define RS__REGISTRATION_CACHE 256
 
 /* Length of the window over which busy time is summed into the load factor. */
 #define RS__LOAD_FACTOR_WINDOW_NS RS_NS_PER_SEC
@@ -3427,6 +3438,12 @@ struct rs_event_loop {
     size_t thread_stack_size;
 
     rs_list_t registrations; /* live subscriptions, swept at destroy */
+    rs_list_t reg_retired;   /* unsubscribed during dispatch: reusable once the batch ends */
+    rs_list_t reg_free;      /* reusable registrations, at most RS__REGISTRATION_CACHE */
+    size_t reg_free_count;
+    bool dispatching;        /* inside backend->dispatch: retired registrations may still be reported */
+    rs_list_t interest_dirty;  /* wanted mask differs from the backend's: applied at the tick's end */
+    rs_list_t interest_failed; /* the backend refused a deferred change: RS_IO_ERROR next dispatch */
 
     rs__local_object_t *locals;
     size_t local_count;
@@ -3446,20 +3463,20 @@ RS__ASSERT_ALIGN8(struct rs_event_loop, stats.wakeups_sent, loop_stats_wakeups_s
 RS__ASSERT_ALIGN8(struct rs_event_loop, stats.xthread_tasks, loop_stats_xthread_tasks);
 RS__ASSERT_ALIGN8(struct rs_event_loop, load_factor, loop_load_factor);
 
-static void rs__registration_release_task(rs_task_t *task, void *arg, rs_task_status_t status) {
-    rs__io_registration_t *reg = (rs__io_registration_t *)arg;
-    /* Runs on RUN and on CANCELED alike: the memory must go either way. */
-    (void)task;
-    (void)status;
-    rs_mem_free(&reg->loop->allocator, reg);
-}
-
+/* A registration from the free list, else a new one; NULL when out of memory. */
 static rs__io_registration_t *rs__registration_new(rs_event_loop_t *loop, rs_io_handle_t *handle, int events,
                                                    rs_io_event_fn *on_event, void *user_data) {
-    rs__io_registration_t *reg =
-        (rs__io_registration_t *)rs_mem_calloc(&loop->allocator, 1, sizeof(rs__io_registration_t));
-    if (!reg) {
-        return NULL;
+    rs_list_node_t *node = rs_list_pop_front(&loop->reg_free);
+    rs__io_registration_t *reg;
+    if (node) {
+        --loop->reg_free_count;
+        reg = RS_CONTAINER_OF(node, rs__io_registration_t, node);
+        memset(reg, 0, sizeof(*reg));
+    } else {
+        reg = (rs__io_registration_t *)rs_mem_calloc(&loop->allocator, 1, sizeof(rs__io_registration_t));
+        if (!reg) {
+            return NULL;
+        }
     }
     reg->loop = loop;
     reg->handle = handle;
@@ -3468,23 +3485,68 @@ static rs__io_registration_t *rs__registration_new(rs_event_loop_t *loop, rs_io_
     reg->fd = handle->fd;
     reg->events = events;
     reg->subscribed = true;
-    rs_task_init(&reg->release_task, rs__registration_release_task, reg, "io_registration_release");
+    rs_list_node_reset(&reg->node);
+    rs_list_node_reset(&reg->pending_node);
     return reg;
 }
 
-/* Unsubscribed: stop reporting now, free after the current dispatch batch. */
+/* Keep a registration nobody can report any more for reuse, or free it. */
+static void rs__registration_recycle(rs_event_loop_t *loop, rs__io_registration_t *reg) {
+    if (loop->reg_free_count < RS__REGISTRATION_CACHE) {
+        rs_list_push_back(&loop->reg_free, &reg->node);
+        ++loop->reg_free_count;
+        return;
+    }
+    rs_mem_free(&loop->allocator, reg);
+}
+
+/* Unsubscribed: stop reporting now. Inside a dispatch batch the backend may
+ * still hold reports naming it, so it is reused only once the batch ends. */
 static void rs__registration_retire(rs_event_loop_t *loop, rs__io_registration_t *reg) {
     reg->subscribed = false;
     reg->handle->impl = NULL;
     rs_list_remove(&reg->node);
-    rs__scheduler_schedule_now(&loop->scheduler, &reg->release_task);
+    rs_list_remove(&reg->pending_node);
+    if (loop->dispatching) {
+        rs_list_push_back(&loop->reg_retired, &reg->node);
+        return;
+    }
+    rs__registration_recycle(loop, reg);
+}
+
+/* After a dispatch batch: nothing names the retired registrations any more. */
+static void rs__registration_recycle_retired(rs_event_loop_t *loop) {
+    rs_list_node_t *node;
+    while ((node = rs_list_pop_front(&loop->reg_retired)) != NULL) {
+        rs__registration_recycle(loop, RS_CONTAINER_OF(node, rs__io_registration_t, node));
+    }
+}
+
+/* Make the backend hold what the registration wants: add, modify, or (parked)
+ * remove. */
+static int rs__registration_apply(rs_event_loop_t *loop, rs__io_registration_t *reg) {
+    int err = RS_OK;
+    if (reg->events == reg->backend_events) {
+        return RS_OK;
+    }
+    if (reg->events == 0) {
+        loop->backend->remove(loop, reg);
+    } else if (reg->backend_events == 0) {
+        err = loop->backend->add(loop, reg);
+    } else {
+        err = loop->backend->modify(loop, reg, reg->events);
+    }
+    if (!err) {
+        reg->backend_events = reg->events;
+    }
+    return err;
 }
 
 /* Deliver one readiness report, filtered by the mask subscribed right now. */
 static void rs__registration_dispatch(rs_event_loop_t *loop, rs__io_registration_t *reg, int ready) {
     int events;
-    if (!reg->subscribed) {
-        return;
+    if (!reg->subscribed || reg->events == 0) {
+        return; /* unsubscribed, or parked: nothing is wanted */
     }
     events = ready & (reg->events | RS_IO_HANGUP | RS_IO_ERROR);
     if (!events) {
@@ -3676,7 +3738,7 @@ static int rs__epoll_get_fd(const rs_event_loop_t *loop, int *fd_out) {
 static const rs__backend_vtable_t rs__epoll_vtable = {
     RS_EVENT_LOOP_BACKEND_EPOLL, rs__epoll_init,   rs__epoll_cleanup, rs__epoll_wait,
     rs__epoll_dispatch,          rs__epoll_add,    rs__epoll_modify,  rs__epoll_remove,
-    rs__epoll_wake,              rs__epoll_get_fd,
+    rs__epoll_wake,              rs__epoll_get_fd,  true,
 };
 
 #endif /* RESEAU_OS_LINUX */
@@ -3920,6 +3982,7 @@ static int rs__poll_get_fd(const rs_event_loop_t *loop, int *fd_out) {
 static const rs__backend_vtable_t rs__poll_vtable = {
     RS_EVENT_LOOP_BACKEND_POLL, rs__poll_init, rs__poll_cleanup, rs__poll_wait,  rs__poll_dispatch,
     rs__poll_add,               rs__poll_modify, rs__poll_remove, rs__poll_wake, rs__poll_get_fd,
+    false, /* a change is an array write: nothing to save by deferring it */
 };
 /* <<poll.c -- End file: src/loop/poll.c */
 /* >>event_loop.c -- Begin file: src/loop/event_loop.c */
@@ -4013,6 +4076,10 @@ RESEAU_API rs_event_loop_t *rs_event_loop_new(const rs_event_loop_options_t *opt
     rs__event_loop_apply_options(loop, options);
     loop->backend = backend;
     rs_list_init(&loop->registrations);
+    rs_list_init(&loop->reg_retired);
+    rs_list_init(&loop->reg_free);
+    rs_list_init(&loop->interest_dirty);
+    rs_list_init(&loop->interest_failed);
     loop->owner = rs_thread_current_id();
     err = rs__scheduler_init(&loop->scheduler, &loop->allocator);
     if (err) {
@@ -4268,6 +4335,76 @@ RESEAU_API int rs_event_loop_signal_cleanup(rs_event_loop_signal_t *signal) {
     return RS_OK;
 }
 
+/* ---- deferred interest ---- */
+
+/* End of a tick: tell the backend what each changed registration wants now.
+ * A change the backend refuses is reported to its owner as RS_IO_ERROR in the
+ * next dispatch (rs__io_handle_error says which error). */
+static void rs__event_loop_flush_interest(rs_event_loop_t *loop) {
+    rs_list_node_t *node;
+    while ((node = rs_list_pop_front(&loop->interest_dirty)) != NULL) {
+        rs__io_registration_t *reg = RS_CONTAINER_OF(node, rs__io_registration_t, pending_node);
+        int err = rs__registration_apply(loop, reg);
+        if (err) {
+            reg->error = err;
+            rs_list_push_back(&loop->interest_failed, &reg->pending_node);
+        }
+    }
+}
+
+/* Inside dispatch: each registration whose deferred change failed hears of it once. */
+static void rs__event_loop_report_failed_interest(rs_event_loop_t *loop) {
+    rs_list_node_t *node;
+    while ((node = rs_list_pop_front(&loop->interest_failed)) != NULL) {
+        rs__io_registration_t *reg = RS_CONTAINER_OF(node, rs__io_registration_t, pending_node);
+        rs__registration_dispatch(loop, reg, RS_IO_ERROR);
+    }
+}
+
+/* Watch `handle` for `events`, subscribing it first if it is not; 0 parks it:
+ * it stays subscribed, nothing is reported, and the backend drops the fd at the
+ * tick's end if it is still parked then. For the socket layer, whose fds are
+ * its own: inside a tick on a backend where each change is a system call, the
+ * backend is told once, at the tick's end, so interest that changes and
+ * changes back within a tick (connected then reading; accepted then closed)
+ * costs no system call. Errors: RS_ENOMEM; outside a tick, the backend's. */
+static int rs__event_loop_set_interest(rs_event_loop_t *loop, rs_io_handle_t *handle, int events,
+                                       rs_io_event_fn *on_event, void *user_data) {
+    rs__io_registration_t *reg = (rs__io_registration_t *)handle->impl;
+    int previous;
+    int err;
+    if (!reg) {
+        reg = rs__registration_new(loop, handle, 0, on_event, user_data);
+        if (!reg) {
+            return RS_ENOMEM;
+        }
+        rs_list_push_back(&loop->registrations, &reg->node);
+        handle->impl = reg;
+    }
+    previous = reg->events;
+    reg->events = events;
+    reg->error = RS_OK;
+    if (loop->in_tick && loop->backend->defers_interest) {
+        if (!rs_list_node_is_linked(&reg->pending_node)) {
+            rs_list_push_back(&loop->interest_dirty, &reg->pending_node);
+        }
+        return RS_OK;
+    }
+    err = rs__registration_apply(loop, reg);
+    if (err && previous == 0 && reg->backend_events == 0) {
+        rs__registration_retire(loop, reg); /* never reached the backend: as if never subscribed */
+    } else if (err) {
+        reg->events = previous;
+    }
+    return err;
+}
+
+/* The error of a deferred interest change the backend refused, else RS_OK. */
+static int rs__io_handle_error(const rs_io_handle_t *handle) {
+    const rs__io_registration_t *reg = (const rs__io_registration_t *)handle->impl;
+    return reg ? reg->error : RS_OK;
+}
+
 /* ---- ticks ---- */
 
 /* Milliseconds to wait for I/O: until the next task is due, capped by the caller. */
@@ -4314,13 +4451,18 @@ static void rs__event_loop_tick(rs_event_loop_t *loop, int timeout_ms) {
     loop->in_tick = true;
     loop->backend->wait(loop, rs__event_loop_wait_timeout(loop, timeout_ms));
     busy_start_ns = rs_clock_now_ns();
+    loop->dispatching = true;
     loop->backend->dispatch(loop);
+    rs__event_loop_report_failed_interest(loop);
+    loop->dispatching = false;
+    rs__registration_recycle_retired(loop);
     if (rs__atomic_load_int(&loop->wake_lost)) {
         /* Cleared before draining: a wake lost after this point sets it again. */
         rs__atomic_store_int(&loop->wake_lost, 0);
     }
     rs__event_loop_xq_drain(loop);
     rs__scheduler_run_due(&loop->scheduler, rs_event_loop_now_ns(loop));
+    rs__event_loop_flush_interest(loop);
     rs__atomic_store_u64(&loop->stats.tasks_run, loop->scheduler.tasks_run);
     rs__atomic_add_u64(&loop->stats.ticks, 1);
     rs__event_loop_account_load(loop, busy_start_ns);
@@ -4449,9 +4591,9 @@ RESEAU_API int rs_event_loop_subscribe(rs_event_loop_t *loop, rs_io_handle_t *ha
     if (!reg) {
         return RS_ENOMEM;
     }
-    err = loop->backend->add(loop, reg);
+    err = rs__registration_apply(loop, reg);
     if (err) {
-        rs_mem_free(&loop->allocator, reg);
+        rs__registration_recycle(loop, reg);
         return err;
     }
     rs_list_push_back(&loop->registrations, &reg->node);
@@ -4482,9 +4624,11 @@ RESEAU_API int rs_event_loop_update_subscription(rs_event_loop_t *loop, rs_io_ha
     if (events == reg->events) {
         return RS_OK;
     }
-    err = loop->backend->modify(loop, reg, events);
-    if (!err) {
-        reg->events = events;
+    reg->events = events;
+    rs_list_remove(&reg->pending_node); /* applied now: nothing left for the tick's end */
+    err = rs__registration_apply(loop, reg);
+    if (err) {
+        reg->events = reg->backend_events;
     }
     return err;
 }
@@ -4499,7 +4643,9 @@ RESEAU_API int rs_event_loop_unsubscribe(rs_event_loop_t *loop, rs_io_handle_t *
     if (!reg) {
         return RS_EINVAL;
     }
-    loop->backend->remove(loop, reg);
+    if (reg->backend_events) {
+        loop->backend->remove(loop, reg);
+    }
     rs__registration_retire(loop, reg);
     return RS_OK;
 }
@@ -4637,10 +4783,18 @@ static void rs__event_loop_sweep_registrations(rs_event_loop_t *loop) {
     while ((node = rs_list_pop_front(&loop->registrations)) != NULL) {
         rs__io_registration_t *reg = RS_CONTAINER_OF(node, rs__io_registration_t, node);
         RS__LOG_DEBUG(RS_LS_EVENT_LOOP, "releasing fd %d, still subscribed at loop destroy", reg->fd);
-        loop->backend->remove(loop, reg);
+        if (reg->backend_events) {
+            loop->backend->remove(loop, reg);
+        }
+        rs_list_remove(&reg->pending_node);
         reg->handle->impl = NULL;
         rs_mem_free(&loop->allocator, reg);
     }
+    rs__registration_recycle_retired(loop);
+    while ((node = rs_list_pop_front(&loop->reg_free)) != NULL) {
+        rs_mem_free(&loop->allocator, RS_CONTAINER_OF(node, rs__io_registration_t, node));
+    }
+    loop->reg_free_count = 0;
 }
 
 /* Destroy, step 1: stop and join the loop's own thread; the calling thread
@@ -4677,7 +4831,6 @@ static void rs__event_loop_free(rs_event_loop_t *loop) {
     rs_allocator_t allocator = loop->allocator;
     rs__event_loop_release_locals(loop); /* frees the (now empty) array */
     rs__event_loop_sweep_registrations(loop);
-    /* Sweeping retires nothing into the scheduler, so only the heap is left to free. */
     rs__scheduler_cleanup(&loop->scheduler);
     loop->backend->cleanup(loop);
     rs_mem_free(&allocator, loop);
@@ -5679,7 +5832,7 @@ struct rs_socket {
     rs_event_loop_t *loop;
     rs_io_handle_t io;
     rs__socket_state_t state;
-    int interest; /* the mask subscribed on the loop; 0 when not subscribed */
+    int interest; /* the mask wanted from the loop; 0 when parked or not subscribed */
     int callback_depth;
     bool destroy_requested;
     bool is_listener;
@@ -5989,10 +6142,13 @@ static int rs__socket_wanted_events(const rs_socket_t *s) {
     return want;
 }
 
-/* Make the loop subscription match what the socket needs now. */
+/* Make the loop subscription match what the socket needs now. Needing
+ * nothing parks the subscription rather than ending it (only close ends it):
+ * a connected socket needs nothing until its reader arrives, usually in the
+ * same tick, and the loop then tells the kernel nothing at all. */
 static int rs__socket_update_interest(rs_socket_t *s) {
     int want;
-    int err = RS_OK;
+    int err;
     if (!s->loop || s->io.fd < 0) {
         return RS_OK;
     }
@@ -6000,13 +6156,7 @@ static int rs__socket_update_interest(rs_socket_t *s) {
     if (want == s->interest) {
         return RS_OK;
     }
-    if (want == 0) {
-        err = rs_event_loop_unsubscribe(s->loop, &s->io);
-    } else if (s->interest == 0) {
-        err = rs_event_loop_subscribe(s->loop, &s->io, want, rs__socket_on_event, s);
-    } else {
-        err = rs_event_loop_update_subscription(s->loop, &s->io, want);
-    }
+    err = rs__event_loop_set_interest(s->loop, &s->io, want, rs__socket_on_event, s);
     if (err) {
         RS__LOG_ERROR(RS_LS_SOCKET, "socket %p: cannot update readiness interest: %s", (void *)s, rs_strerror(err));
         return err;
@@ -6052,10 +6202,10 @@ static void rs__socket_close_internal(rs_socket_t *s, bool keep_connect) {
     if (s->state == RS__SOCK_CLOSED) {
         return;
     }
-    if (s->interest) {
+    if (s->io.impl) {
         rs_event_loop_unsubscribe(s->loop, &s->io);
-        s->interest = 0;
     }
+    s->interest = 0;
     if (s->io.fd >= 0) {
         close(s->io.fd);
         s->io.fd = -1;
@@ -6912,12 +7062,41 @@ RESEAU_API int rs_socket_shutdown_dir(rs_socket_t *socket, rs_socket_dir_t dir) 
 
 /* ---- readiness ---- */
 
+/* The loop could not watch the fd (the kernel refused a deferred interest
+ * change, e.g. out of memory): nothing would ever be reported, so end what
+ * is waiting with that error. A listener backs off and tries again. */
+static void rs__socket_on_io_error(rs_socket_t *s, int error) {
+    RS__LOG_ERROR(RS_LS_SOCKET, "socket %p: the loop cannot watch it: %s", (void *)s, rs_strerror(error));
+    if (s->state == RS__SOCK_CONNECTING) {
+        rs_event_loop_cancel_task(s->loop, &s->connect_timeout_task);
+        rs__socket_close_internal(s, true);
+        rs__socket_deliver_connect(s, error);
+        return;
+    }
+    if (s->state == RS__SOCK_LISTENING) {
+        s->interest = 0;
+        rs__socket_accept_backoff(s, error);
+        return;
+    }
+    s->write_error = error;
+    rs__socket_fail_writes(s, error);
+    if (s->interest & RS_IO_READABLE) {
+        if (s->on_readable) {
+            s->on_readable(s, error, s->readable_user_data);
+        } else if (s->on_pipe_readable) {
+            s->on_pipe_readable((rs_pipe_read_end_t *)(void *)s, error, s->readable_user_data);
+        }
+    }
+}
+
 static void rs__socket_on_event(rs_event_loop_t *loop, rs_io_handle_t *handle, int events, void *user_data) {
     rs_socket_t *s = (rs_socket_t *)user_data;
+    int io_error = (events & RS_IO_ERROR) ? rs__io_handle_error(handle) : RS_OK;
     (void)loop;
-    (void)handle;
     s->callback_depth++;
-    if (s->state == RS__SOCK_CONNECTING) {
+    if (io_error) {
+        rs__socket_on_io_error(s, io_error);
+    } else if (s->state == RS__SOCK_CONNECTING) {
         rs__socket_finish_connect(s, events);
     } else if (s->state == RS__SOCK_LISTENING) {
         rs__socket_accept_some(s);
