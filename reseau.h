@@ -5840,6 +5840,7 @@ struct rs_socket {
     rs_socket_on_connect_fn *on_connect;
     void *connect_user_data;
     int connect_result;
+    bool no_connect_timer; /* a caller with a timer of its own (the client bootstrap) */
     rs_task_t connect_timeout_task;
     rs_task_t connect_done_task;
 
@@ -6690,9 +6691,19 @@ RESEAU_API int rs_socket_connect(rs_socket_t *socket, const rs_endpoint_t *remot
         rs__socket_close_now(socket);
         return err;
     }
-    rs_event_loop_schedule_task_future(loop, &socket->connect_timeout_task,
-                                       rs_event_loop_now_ns(loop) + socket->options.connect_timeout_ms * RS_NS_PER_MS);
+    if (!socket->no_connect_timer) {
+        rs_event_loop_schedule_task_future(loop, &socket->connect_timeout_task,
+                                           rs_event_loop_now_ns(loop) +
+                                               socket->options.connect_timeout_ms * RS_NS_PER_MS);
+    }
     return RS_OK;
+}
+
+/* For the client bootstrap, whose overall timer bounds every attempt: one
+ * timer per connection instead of two. The socket then never times out by
+ * itself, so the caller must close it. */
+static void rs__socket_skip_connect_timer(rs_socket_t *socket) {
+    socket->no_connect_timer = true;
 }
 
 RESEAU_API int rs_socket_assign_to_loop(rs_socket_t *socket, rs_event_loop_t *loop) {
@@ -10894,11 +10905,20 @@ typedef struct rs__attempt {
     rs_list_node_t node; /* in connect->attempts until its callback has fired */
 } rs__attempt_t;
 
-/* Addresses of one family, in the resolver's order; `next` is the first untried. */
+/* Addresses a family queue holds without allocating: a literal or localhost
+ * answers with one, and most names with one or two per family. */
+#define RS__QUEUE_INLINE 2
+/* Host names (and Unix paths) shorter than this are kept without allocating;
+ * a DNS name is at most 253 bytes. */
+#define RS__HOST_INLINE 256
+
+/* Addresses of one family, in the resolver's order; `next` is the first
+ * untried. `items` is `inline_items` until more arrive than it holds. */
 typedef struct rs__address_queue {
     rs_endpoint_t *items;
     size_t count;
     size_t next;
+    rs_endpoint_t inline_items[RS__QUEUE_INLINE];
 } rs__address_queue_t;
 
 struct rs__connect {
@@ -10906,7 +10926,8 @@ struct rs__connect {
     rs_client_bootstrap_t *bootstrap;
     rs_allocator_t allocator;
     rs_event_loop_t *loop;
-    char *host;
+    char *host; /* host_inline, or an allocated copy of a longer name */
+    char host_inline[RS__HOST_INLINE];
     uint32_t port;
     rs_socket_options_t socket_options;
     char *interface_name; /* our copy of socket_options.network_interface_name */
@@ -10920,6 +10941,8 @@ struct rs__connect {
     int next_family;               /* the queue the next attempt prefers */
     int family_answers;            /* on_family_resolved calls so far (one per family) */
     rs_list_t attempts;
+    rs__attempt_t first_attempt;   /* the attempt most connections need, without allocating */
+    bool first_attempt_busy;
     bool resolving;                /* the resolver still owes us on_resolved */
     bool attempt_delay_pending;    /* the attempt timer runs: wait before the next attempt */
     bool finished;                 /* a winner, or a final error */
@@ -11021,6 +11044,12 @@ RESEAU_API void rs_client_bootstrap_destroy(rs_client_bootstrap_t *bootstrap) {
 
 static void rs__connect_free_copies(rs__connect_t *c);
 
+static void rs__address_queue_cleanup(rs__connect_t *c, rs__address_queue_t *q) {
+    if (q->items != q->inline_items) {
+        rs_mem_free(&c->allocator, q->items);
+    }
+}
+
 /* Free once nothing refers to us any more: see the file comment. Only from
  * rs__connect_leave, so that no caller up the stack still holds `c`. */
 static void rs__connect_maybe_free(rs__connect_t *c) {
@@ -11028,8 +11057,8 @@ static void rs__connect_maybe_free(rs__connect_t *c) {
     if (c->depth || !c->setup_reported || c->resolving || !rs_list_empty(&c->attempts) || c->pipeline_running) {
         return;
     }
-    rs_mem_free(&c->allocator, c->queues[0].items);
-    rs_mem_free(&c->allocator, c->queues[1].items);
+    rs__address_queue_cleanup(c, &c->queues[0]);
+    rs__address_queue_cleanup(c, &c->queues[1]);
     rs__connect_free_copies(c);
     rs__client_bootstrap_release(b);
 }
@@ -11142,6 +11171,23 @@ static void rs__connect_check_exhausted(rs__connect_t *c) {
     rs__connect_fail(c, c->last_error ? c->last_error : (c->dns_error ? c->dns_error : RS_EDNS_NOT_FOUND));
 }
 
+static rs__attempt_t *rs__attempt_alloc(rs__connect_t *c) {
+    if (!c->first_attempt_busy) {
+        c->first_attempt_busy = true;
+        memset(&c->first_attempt, 0, sizeof(c->first_attempt));
+        return &c->first_attempt;
+    }
+    return (rs__attempt_t *)rs_mem_calloc(&c->allocator, 1, sizeof(rs__attempt_t));
+}
+
+static void rs__attempt_free(rs__connect_t *c, rs__attempt_t *a) {
+    if (a == &c->first_attempt) {
+        c->first_attempt_busy = false;
+        return;
+    }
+    rs_mem_free(&c->allocator, a);
+}
+
 static void rs__attempt_on_connect(rs_socket_t *socket, int error, void *user_data) {
     rs__attempt_t *a = (rs__attempt_t *)user_data;
     rs__connect_t *c = a->connect;
@@ -11158,7 +11204,7 @@ static void rs__attempt_on_connect(rs_socket_t *socket, int error, void *user_da
             rs_socket_destroy(socket); /* safe inside its own callback */
         }
     }
-    rs_mem_free(&c->allocator, a);
+    rs__attempt_free(c, a);
     if (!c->finished) {
         /* A failed attempt does not wait for the delay: try the next one now. */
         if (c->attempt_delay_pending) {
@@ -11188,7 +11234,7 @@ static int rs__connect_start_attempt(rs__connect_t *c, const rs_endpoint_t *addr
     rs_socket_options_t o = c->socket_options;
     rs__attempt_t *a;
     int err = RS_OK;
-    a = (rs__attempt_t *)rs_mem_calloc(&c->allocator, 1, sizeof(rs__attempt_t));
+    a = rs__attempt_alloc(c);
     if (!a) {
         return RS_ENOMEM;
     }
@@ -11196,23 +11242,35 @@ static int rs__connect_start_attempt(rs__connect_t *c, const rs_endpoint_t *addr
     a->address = *address;
     a->address.port = c->port;
     o.domain = address->domain;
-    o.connect_timeout_ms = c->timeout_ms; /* the overall timer ends it first */
     a->socket = rs_socket_new(&o, &err);
     if (!a->socket) {
-        rs_mem_free(&c->allocator, a);
+        rs__attempt_free(c, a);
         return err;
     }
+    rs__socket_skip_connect_timer(a->socket); /* the overall timer ends it first */
     err = rs_socket_connect(a->socket, &a->address, c->loop, rs__attempt_on_connect, a);
     if (err) {
         rs_socket_destroy(a->socket);
-        rs_mem_free(&c->allocator, a);
+        rs__attempt_free(c, a);
         return err;
     }
     rs_list_push_back(&c->attempts, &a->node);
     return RS_OK;
 }
 
+/* Whether another attempt may still come: an address is queued, or a family
+ * has not answered yet (a late answer joins the queue). */
+static bool rs__connect_may_try_more(const rs__connect_t *c) {
+    return c->queues[0].next < c->queues[0].count || c->queues[1].next < c->queues[1].count ||
+           (c->resolving && c->family_answers < 2);
+}
+
+/* The Connection Attempt Delay, armed only when there is something it could
+ * hold back: a literal or a single address needs no timer. */
 static void rs__connect_arm_attempt_timer(rs__connect_t *c) {
+    if (!rs__connect_may_try_more(c)) {
+        return;
+    }
     c->attempt_delay_pending = true;
     rs_event_loop_schedule_task_future(c->loop, &c->attempt_timer,
                                        rs_event_loop_now_ns(c->loop) +
@@ -11276,8 +11334,20 @@ static int rs__address_queue_append(rs__connect_t *c, rs__address_queue_t *q, co
     if (count == 0) {
         return RS_OK;
     }
-    grown = (rs_endpoint_t *)rs_mem_realloc(&c->allocator, q->items, q->count * sizeof(rs_endpoint_t),
-                                            (q->count + count) * sizeof(rs_endpoint_t));
+    if (!q->items) {
+        q->items = q->inline_items;
+    }
+    if (q->items == q->inline_items && q->count + count <= RS__QUEUE_INLINE) {
+        grown = q->items;
+    } else if (q->items == q->inline_items) {
+        grown = (rs_endpoint_t *)rs_mem_alloc(&c->allocator, (q->count + count) * sizeof(rs_endpoint_t));
+        if (grown) {
+            memcpy(grown, q->items, q->count * sizeof(rs_endpoint_t));
+        }
+    } else {
+        grown = (rs_endpoint_t *)rs_mem_realloc(&c->allocator, q->items, q->count * sizeof(rs_endpoint_t),
+                                                (q->count + count) * sizeof(rs_endpoint_t));
+    }
     if (!grown) {
         return RS_ENOMEM;
     }
@@ -11426,7 +11496,13 @@ static int rs__connect_check_options(const rs_client_bootstrap_t *b, const rs_cl
 
 /* The copies a connection keeps of the caller's options. */
 static int rs__connect_copy_options(rs__connect_t *c, const rs_client_connect_options_t *o) {
-    c->host = rs__strdup(&c->allocator, o->host);
+    size_t host_len = strlen(o->host);
+    if (host_len < sizeof(c->host_inline)) {
+        memcpy(c->host_inline, o->host, host_len + 1);
+        c->host = c->host_inline;
+    } else {
+        c->host = rs__strdup(&c->allocator, o->host);
+    }
     if (!c->host) {
         return RS_ENOMEM;
     }
@@ -11448,7 +11524,9 @@ static int rs__connect_copy_options(rs__connect_t *c, const rs_client_connect_op
 static void rs__connect_free_copies(rs__connect_t *c) {
     rs__pipeline_options_cleanup(&c->pipeline_options, &c->allocator);
     rs_mem_free(&c->allocator, c->interface_name);
-    rs_mem_free(&c->allocator, c->host);
+    if (c->host != c->host_inline) {
+        rs_mem_free(&c->allocator, c->host);
+    }
     rs_mem_free(&c->allocator, c);
 }
 

@@ -66,6 +66,7 @@ struct rs_socket {
     rs_socket_on_connect_fn *on_connect;
     void *connect_user_data;
     int connect_result;
+    bool no_connect_timer; /* a caller with a timer of its own (the client bootstrap) */
     rs_task_t connect_timeout_task;
     rs_task_t connect_done_task;
 
@@ -916,9 +917,19 @@ RESEAU_API int rs_socket_connect(rs_socket_t *socket, const rs_endpoint_t *remot
         rs__socket_close_now(socket);
         return err;
     }
-    rs_event_loop_schedule_task_future(loop, &socket->connect_timeout_task,
-                                       rs_event_loop_now_ns(loop) + socket->options.connect_timeout_ms * RS_NS_PER_MS);
+    if (!socket->no_connect_timer) {
+        rs_event_loop_schedule_task_future(loop, &socket->connect_timeout_task,
+                                           rs_event_loop_now_ns(loop) +
+                                               socket->options.connect_timeout_ms * RS_NS_PER_MS);
+    }
     return RS_OK;
+}
+
+/* For the client bootstrap, whose overall timer bounds every attempt: one
+ * timer per connection instead of two. The socket then never times out by
+ * itself, so the caller must close it. */
+static void rs__socket_skip_connect_timer(rs_socket_t *socket) {
+    socket->no_connect_timer = true;
 }
 
 RESEAU_API int rs_socket_assign_to_loop(rs_socket_t *socket, rs_event_loop_t *loop) {
