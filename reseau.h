@@ -10905,20 +10905,17 @@ typedef struct rs__attempt {
     rs_list_node_t node; /* in connect->attempts until its callback has fired */
 } rs__attempt_t;
 
-/* Addresses a family queue holds without allocating: a literal or localhost
- * answers with one, and most names with one or two per family. */
-#define RS__QUEUE_INLINE 2
-/* Host names (and Unix paths) shorter than this are kept without allocating;
- * a DNS name is at most 253 bytes. */
-#define RS__HOST_INLINE 256
+/* Host names shorter than this are kept in the connect record without
+ * allocating. Small on purpose: the record must stay a size that malloc
+ * serves from its per-thread cache (glibc: up to 1032 bytes), or each
+ * connection pays more in malloc than the copy saves. */
+#define RS__HOST_INLINE 64
 
-/* Addresses of one family, in the resolver's order; `next` is the first
- * untried. `items` is `inline_items` until more arrive than it holds. */
+/* Addresses of one family, in the resolver's order; `next` is the first untried. */
 typedef struct rs__address_queue {
     rs_endpoint_t *items;
     size_t count;
     size_t next;
-    rs_endpoint_t inline_items[RS__QUEUE_INLINE];
 } rs__address_queue_t;
 
 struct rs__connect {
@@ -11044,12 +11041,6 @@ RESEAU_API void rs_client_bootstrap_destroy(rs_client_bootstrap_t *bootstrap) {
 
 static void rs__connect_free_copies(rs__connect_t *c);
 
-static void rs__address_queue_cleanup(rs__connect_t *c, rs__address_queue_t *q) {
-    if (q->items != q->inline_items) {
-        rs_mem_free(&c->allocator, q->items);
-    }
-}
-
 /* Free once nothing refers to us any more: see the file comment. Only from
  * rs__connect_leave, so that no caller up the stack still holds `c`. */
 static void rs__connect_maybe_free(rs__connect_t *c) {
@@ -11057,8 +11048,8 @@ static void rs__connect_maybe_free(rs__connect_t *c) {
     if (c->depth || !c->setup_reported || c->resolving || !rs_list_empty(&c->attempts) || c->pipeline_running) {
         return;
     }
-    rs__address_queue_cleanup(c, &c->queues[0]);
-    rs__address_queue_cleanup(c, &c->queues[1]);
+    rs_mem_free(&c->allocator, c->queues[0].items);
+    rs_mem_free(&c->allocator, c->queues[1].items);
     rs__connect_free_copies(c);
     rs__client_bootstrap_release(b);
 }
@@ -11334,20 +11325,8 @@ static int rs__address_queue_append(rs__connect_t *c, rs__address_queue_t *q, co
     if (count == 0) {
         return RS_OK;
     }
-    if (!q->items) {
-        q->items = q->inline_items;
-    }
-    if (q->items == q->inline_items && q->count + count <= RS__QUEUE_INLINE) {
-        grown = q->items;
-    } else if (q->items == q->inline_items) {
-        grown = (rs_endpoint_t *)rs_mem_alloc(&c->allocator, (q->count + count) * sizeof(rs_endpoint_t));
-        if (grown) {
-            memcpy(grown, q->items, q->count * sizeof(rs_endpoint_t));
-        }
-    } else {
-        grown = (rs_endpoint_t *)rs_mem_realloc(&c->allocator, q->items, q->count * sizeof(rs_endpoint_t),
-                                                (q->count + count) * sizeof(rs_endpoint_t));
-    }
+    grown = (rs_endpoint_t *)rs_mem_realloc(&c->allocator, q->items, q->count * sizeof(rs_endpoint_t),
+                                            (q->count + count) * sizeof(rs_endpoint_t));
     if (!grown) {
         return RS_ENOMEM;
     }
