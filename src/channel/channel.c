@@ -74,6 +74,11 @@ struct rs_channel {
     void *stats_user_data;
     uint64_t stats_interval_ns;
     rs_channel_task_t stats_task;
+
+    /* Most channels have one or two slots: the first one made lives here, so
+     * a connection's channel costs one allocation less. */
+    rs_channel_slot_t embedded_slot;
+    bool embedded_slot_used;
 };
 RS__ASSERT_ALIGN8(struct rs_channel, refcount, channel_refcount);
 
@@ -324,6 +329,24 @@ RESEAU_API void rs_channel_release_message_to_pool(rs_channel_t *channel, rs_io_
 
 /* ---- slots ---- */
 
+/* A zeroed slot: the embedded one if it is free, else a new one. */
+static rs_channel_slot_t *rs__slot_alloc(rs_channel_t *channel) {
+    if (!channel->embedded_slot_used) {
+        channel->embedded_slot_used = true;
+        memset(&channel->embedded_slot, 0, sizeof(channel->embedded_slot));
+        return &channel->embedded_slot;
+    }
+    return (rs_channel_slot_t *)rs_mem_calloc(&channel->allocator, 1, sizeof(rs_channel_slot_t));
+}
+
+static void rs__slot_free(rs_channel_t *channel, rs_channel_slot_t *slot) {
+    if (slot == &channel->embedded_slot) {
+        channel->embedded_slot_used = false;
+        return;
+    }
+    rs_mem_free(&channel->allocator, slot);
+}
+
 RESEAU_API rs_channel_slot_t *rs_channel_slot_new(rs_channel_t *channel, int *err_out) {
     rs_channel_slot_t *slot;
     int err = rs__channel_check_thread(channel, "rs_channel_slot_new");
@@ -331,7 +354,7 @@ RESEAU_API rs_channel_slot_t *rs_channel_slot_new(rs_channel_t *channel, int *er
         rs__set_err(err_out, err);
         return NULL;
     }
-    slot = (rs_channel_slot_t *)rs_mem_calloc(&channel->allocator, 1, sizeof(rs_channel_slot_t));
+    slot = rs__slot_alloc(channel);
     if (!slot) {
         rs__set_err(err_out, RS_ENOMEM);
         return NULL;
@@ -441,7 +464,7 @@ RESEAU_API int rs_channel_slot_remove(rs_channel_slot_t *slot) {
         channel->first = slot->adj_right;
     }
     rs__channel_handler_destroy(slot->handler);
-    rs_mem_free(&channel->allocator, slot);
+    rs__slot_free(channel, slot);
     rs__channel_update_overheads(channel);
     return RS_OK;
 }
@@ -810,7 +833,7 @@ static void rs__channel_destroy_handlers(rs_channel_t *channel) {
     while (slot) {
         rs_channel_slot_t *next = slot->adj_right;
         rs__channel_handler_destroy(slot->handler);
-        rs_mem_free(&channel->allocator, slot);
+        rs__slot_free(channel, slot);
         slot = next;
     }
     channel->handlers_destroyed = true;
