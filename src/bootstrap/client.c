@@ -532,17 +532,27 @@ static int rs__connect_resolve(rs__connect_t *c) {
     return err;
 }
 
+/* A Unix path, or an IP literal: the one address, with nothing to resolve.
+ * The resolver would answer a literal the same way, but through a record, its
+ * lock and a task of its own. RS_ENOENT when the host is a name. */
+static int rs__connect_direct_address(rs__connect_t *c, rs_endpoint_t *out) {
+    if (c->socket_options.domain == RS_SOCKET_DOMAIN_LOCAL) {
+        return rs_endpoint_from_local(out, c->host);
+    }
+    return rs_endpoint_from_ip(out, c->host, c->port) == RS_OK ? RS_OK : RS_ENOENT;
+}
+
 static int rs__connect_start(rs__connect_t *c) {
-    rs_endpoint_t path;
+    rs_endpoint_t direct;
     int err;
     rs_event_loop_schedule_task_future(c->loop, &c->timeout_timer,
                                        rs_event_loop_now_ns(c->loop) + (uint64_t)c->timeout_ms * RS_NS_PER_MS);
-    if (c->socket_options.domain != RS_SOCKET_DOMAIN_LOCAL) {
+    err = rs__connect_direct_address(c, &direct);
+    if (err == RS_ENOENT) {
         return rs__connect_resolve(c);
     }
-    err = rs_endpoint_from_local(&path, c->host);
     if (!err) {
-        err = rs__address_queue_append(c, &c->queues[0], &path, 1);
+        err = rs__address_queue_append(c, &c->queues[direct.domain == RS_SOCKET_DOMAIN_IPV4 ? 1 : 0], &direct, 1);
     }
     if (!err) {
         rs__connect_try_next(c);
