@@ -17,12 +17,13 @@
 #ifndef RESEAU_TLS_INTEROP_UTIL_H
 #define RESEAU_TLS_INTEROP_UTIL_H
 
+/* Each test uses some of the shared helpers: no unused-function warnings for
+ * these headers (popped at the end of this one). */
 #pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-function" /* each test uses some of the shared helpers */
+#pragma GCC diagnostic ignored "-Wunused-function"
 #include "tls/tls_test_util.h"
 
 #include "interop_util.h"
-#pragma GCC diagnostic pop
 
 #include <pthread.h>
 
@@ -736,5 +737,7 @@ static int tix_teardown(void **state) {
     }
     return ix_teardown(state);
 }
+
+#pragma GCC diagnostic pop
 
 #endif /* RESEAU_TLS_INTEROP_UTIL_H */
