@@ -591,15 +591,23 @@ static bool tix_received_is(const tix_conn_t *c, const void *want, size_t len) {
     return c->received >= len && c->received <= TIX_RECV_CAP && memcmp(c->recv, want, len) == 0;
 }
 
-#define TIX_WAIT_RECEIVED(c, want, len)                                                            \
-    TIX_WAIT((c)->received >= (len) || (c)->shutdown_calls > 0,                                    \
-             "expected %zu bytes from the peer, got %zu", (size_t)(len), (c)->received);           \
-    do {                                                                                            \
-        if (!tix_received_is((c), (want), (len))) {                                                \
-            TIX_FAIL("the peer sent %zu bytes, expected %zu: %s", (c)->received, (size_t)(len),   \
-                     (c)->received < (len) ? "too few (the connection ended)" : "different bytes"); \
-        }                                                                                           \
-    } while (0)
+/* Wait until `len` bytes arrived (or the connection ended), then check them. */
+static void tix_wait_received(tix_conn_t *c, const void *want, size_t len) {
+    size_t got;
+    bool same;
+    TIX_WAIT(c->received >= len || c->shutdown_calls > 0, "expected %zu bytes from the peer, got %zu", len,
+             c->received);
+    pthread_mutex_lock(&tix_lock);
+    got = c->received;
+    same = tix_received_is(c, want, len);
+    pthread_mutex_unlock(&tix_lock);
+    if (!same) {
+        TIX_FAIL("the peer sent %zu bytes, expected %zu: %s", got, len,
+                 got < len ? "too few (the connection ended)" : "different bytes");
+    }
+}
+
+#define TIX_WAIT_RECEIVED(c, want, len) tix_wait_received((c), (want), (len))
 
 /* ---------------------------------------------------------------- server */
 
