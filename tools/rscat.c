@@ -749,6 +749,7 @@ static int run(rs_event_loop_group_t *group, rs_tls_ctx_t *ctx) {
         rs_server_bootstrap_destroy(server);
     }
     rs_client_bootstrap_destroy(client);
+    rs_tls_installer_destroy(tls_installer); /* the bootstraps are done with it (on_setup or the listener's end) */
     (void)reader_started; /* the reader may be blocked in read(): the process exits under it */
     return code;
 }

@@ -528,6 +528,7 @@ static int tix_connect(tix_env_t *env, tix_client_t *cl, tix_conn_t *conn, const
     assert_int_equal(rs_client_bootstrap_connect(env->client, &cc), RS_OK);
     TIX_WAIT(conn->setup_calls > 0, "no on_setup from the client bootstrap (connect to %s port %u)", host,
              (unsigned)port);
+    rs_tls_installer_destroy(installers[0]); /* the bootstrap is done with it after on_setup */
     pthread_mutex_lock(&tix_lock);
     err = conn->setup_error;
     pthread_mutex_unlock(&tix_lock);
@@ -708,12 +709,13 @@ static void tix_server_start(tix_env_t *env, tix_server_t *s, rs_tls_ctx_t *ctx,
     s->port = (uint16_t)ep.port;
 }
 
-/* Destroy the listener (connections aborted) and wait for it; the bootstrap
- * then destroys the TLS installer (its destroy entry). */
+/* Destroy the listener (connections aborted), wait for it, then free the TLS
+ * installer, which the bootstrap no longer uses. */
 static void tix_server_stop(tix_server_t *s) {
     int i;
     assert_int_equal(rs_server_bootstrap_destroy_listener(s->listener, true), RS_OK);
     TIX_WAIT(s->destroyed, "on_listener_destroyed did not fire");
+    rs_tls_installer_destroy(s->tls);
     for (i = 0; i < TIX_MAX_CONNS; ++i) {
         tix_conn_cleanup(&s->conns[i]);
     }
