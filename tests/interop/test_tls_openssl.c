@@ -299,6 +299,165 @@ static void s_client_echo_with_reseau_server(void **state) {
     tix_env_cleanup(&env);
 }
 
+/* Regression: a caller may free its TLS installer as soon as the bootstrap's
+ * callback fires, in the callback itself. The bootstraps used to call the
+ * installers' destroy entries after on_setup and on_listener_destroyed,
+ * reading the freed installer. */
+/* An allocator that overwrites every block it frees, so a read after free
+ * fails at once, without ASan too (the freed vtable pointer is garbage). It
+ * passes through the leak-checking allocator, with the size in a header. */
+#define SCRIBBLE_HEADER 16
+
+static void *scribble_alloc(size_t size, void *user_data) {
+    uint8_t *p = (uint8_t *)rs_test_allocator.alloc_fn(size + SCRIBBLE_HEADER, user_data);
+    if (!p) {
+        return NULL;
+    }
+    memcpy(p, &size, sizeof(size));
+    return p + SCRIBBLE_HEADER;
+}
+
+static void scribble_free(void *ptr, void *user_data) {
+    uint8_t *p = (uint8_t *)ptr - SCRIBBLE_HEADER;
+    size_t size;
+    if (!ptr) {
+        return;
+    }
+    memcpy(&size, p, sizeof(size));
+    memset(ptr, 0xdb, size);
+    rs_test_allocator.free_fn(p, user_data);
+}
+
+static void *scribble_realloc(void *ptr, size_t old_size, size_t new_size, void *user_data) {
+    void *q = scribble_alloc(new_size, user_data);
+    if (!q) {
+        return NULL;
+    }
+    if (ptr) {
+        size_t size;
+        memcpy(&size, (uint8_t *)ptr - SCRIBBLE_HEADER, sizeof(size));
+        memcpy(q, ptr, size < new_size ? size : new_size);
+        scribble_free(ptr, user_data);
+    }
+    (void)old_size;
+    return q;
+}
+
+static const rs_allocator_t scribble_allocator = {scribble_alloc, scribble_realloc, scribble_free, NULL};
+
+typedef struct freeing_client {
+    tix_conn_t conn; /* first: tix_client_on_setup takes the same pointer */
+    rs_channel_installer_t *tls;
+} freeing_client_t;
+
+static void freeing_on_setup(rs_client_bootstrap_t *b, rs_channel_t *channel, int error, void *user_data) {
+    freeing_client_t *fc = (freeing_client_t *)user_data;
+    rs_tls_installer_destroy(fc->tls); /* the bootstrap no longer uses it */
+    fc->tls = NULL;
+    tix_client_on_setup(b, channel, error, &fc->conn);
+}
+
+typedef struct freeing_listener {
+    rs_channel_installer_t *tls;
+    bool destroyed;
+} freeing_listener_t;
+
+static void freeing_on_incoming_setup(rs_server_listener_t *l, rs_channel_t *channel, int error, void *user_data) {
+    (void)l, (void)channel, (void)error, (void)user_data;
+}
+
+static void freeing_on_listener_destroyed(rs_server_listener_t *l, void *user_data) {
+    freeing_listener_t *fl = (freeing_listener_t *)user_data;
+    (void)l;
+    rs_tls_installer_destroy(fl->tls);
+    pthread_mutex_lock(&tix_lock);
+    fl->tls = NULL;
+    fl->destroyed = true;
+    pthread_mutex_unlock(&tix_lock);
+}
+
+static void tls_installer_may_be_freed_in_bootstrap_callbacks(void **state) {
+    const char *extra[] = {"-rev", NULL};
+    static tix_env_t env;
+    static tix_installer_t app;
+    static freeing_client_t fc;
+    static freeing_listener_t fl;
+    rs_tls_connection_options_t to;
+    rs_client_connect_options_t cc;
+    rs_server_listener_options_t lo;
+    rs_channel_installer_t *installers[2];
+    rs_server_listener_t *listener;
+    rs_tls_ctx_t *ctx, *server_ctx;
+    uint16_t port;
+    int err = RS_EUNKNOWN;
+    (void)state;
+    tix_env_init(&env);
+    port = ix_free_port(SOCK_STREAM);
+    start_s_server(port, "s_server.log", extra);
+
+    /* Client: on_setup frees the installer; the connection then works. */
+    {
+        rs_tls_ctx_options_t o = tls_test_client_options();
+        o.allocator = &scribble_allocator; /* the installer's memory is the context's */
+        ctx = tls_test_ctx(&o);
+    }
+    tix_conn_init(&fc.conn, TIX_RECORD);
+    memset(&to, 0, sizeof(to));
+    to.ctx = ctx;
+    to.server_name = "localhost";
+    fc.tls = rs_tls_installer_new(&to, &err);
+    assert_non_null(fc.tls);
+    tix_installer_init(&app, &fc.conn, 1);
+    installers[0] = fc.tls;
+    installers[1] = &app.base;
+    memset(&cc, 0, sizeof(cc));
+    cc.host = "localhost";
+    cc.port = port;
+    cc.installers = installers;
+    cc.installer_count = 2;
+    cc.on_setup = freeing_on_setup;
+    cc.on_shutdown = tix_client_on_shutdown;
+    cc.user_data = &fc;
+    assert_int_equal(rs_client_bootstrap_connect(env.client, &cc), RS_OK);
+    TIX_WAIT(fc.conn.setup_calls > 0, "no on_setup");
+    if (fc.conn.setup_error) {
+        TIX_FAIL("handshake failed: %s", rs_err_name(fc.conn.setup_error));
+    }
+    tix_send_text(&fc.conn, "abc\n");
+    TIX_WAIT_RECEIVED(&fc.conn, "cba\n", 4);
+    tix_close(&fc.conn);
+
+    /* Listener: on_listener_destroyed frees the installer. */
+    {
+        rs_tls_ctx_options_t o = tls_test_server_options("server");
+        o.allocator = &scribble_allocator;
+        server_ctx = tls_test_ctx(&o);
+    }
+    memset(&to, 0, sizeof(to));
+    to.ctx = server_ctx;
+    fl.tls = rs_tls_installer_new(&to, &err);
+    fl.destroyed = false;
+    assert_non_null(fl.tls);
+    memset(&lo, 0, sizeof(lo));
+    lo.host = "127.0.0.1";
+    lo.installers = &fl.tls;
+    lo.installer_count = 1;
+    lo.on_incoming_setup = freeing_on_incoming_setup;
+    lo.on_listener_destroyed = freeing_on_listener_destroyed;
+    lo.user_data = &fl;
+    listener = rs_server_bootstrap_new_listener(env.server, &lo, &err);
+    if (!listener) {
+        fail_msg("rs_server_bootstrap_new_listener: %s", rs_err_name(err));
+    }
+    assert_int_equal(rs_server_bootstrap_destroy_listener(listener, true), RS_OK);
+    TIX_WAIT(fl.destroyed, "on_listener_destroyed did not fire");
+
+    tix_env_cleanup(&env);
+    rs_tls_ctx_release(ctx);
+    rs_tls_ctx_release(server_ctx);
+    tix_conn_cleanup(&fc.conn);
+}
+
 /* rscat with stdin from a file, stdout and stderr to files; its exit status. */
 static int run_rscat(const char *const *args, const char *input, const char *out_name, const char *err_name) {
     char in_path[160];
@@ -414,6 +573,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(tls13_only_s_server_gives_protocol_version_error, ix_setup, tix_teardown),
         cmocka_unit_test_setup_teardown(s_client_echo_with_reseau_server, ix_setup, tix_teardown),
         cmocka_unit_test_setup_teardown(rscat_against_s_server, ix_setup, tix_teardown),
+        cmocka_unit_test_setup_teardown(tls_installer_may_be_freed_in_bootstrap_callbacks, ix_setup, tix_teardown),
     };
     int failed;
     if (!ix_find_tool("openssl", openssl_path, sizeof(openssl_path))) {
