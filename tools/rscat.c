@@ -13,7 +13,8 @@
  * hands them to the loop as tasks, and reads the next only when one of its
  * writes has completed (reached the kernel); stdout is written in full,
  * blocking, before the read window is reopened, so nothing is lost and a slow
- * stdout slows the peer down. At end of stdin the connection stays open until
+ * stdout slows the peer down. The reader waits in poll() on stdin and on a
+ * wake-up pipe, so it can be told to stop and joined when the connection ends. At end of stdin the connection stays open until
  * the peer closes it, unless -q says otherwise (TLS has no half-close).
  *
  * Exit status (one per failure class; also in --help):
@@ -122,6 +123,8 @@ typedef struct rscat {
 } rscat_t;
 
 static rscat_t cat;
+/* Written once when the connection is over, to wake the stdin thread. */
+static int wake_pipe[2] = {-1, -1};
 
 static int exit_code_for(int error, bool after_setup) {
     switch (error) {
@@ -340,14 +343,29 @@ static void stdin_thread(void *user_data) {
         rs_mutex_unlock(&cat.lock);
 
         do {
-            n = read(STDIN_FILENO, chunk->data, sizeof(chunk->data));
-            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-                struct pollfd pfd;
-                pfd.fd = STDIN_FILENO;
-                pfd.events = POLLIN;
-                pfd.revents = 0;
-                (void)poll(&pfd, 1, -1);
+            /* Wait for stdin or for the wake-up pipe (the connection is over:
+             * return, to be joined, rather than block in read). */
+            struct pollfd pfd[2];
+            pfd[0].fd = STDIN_FILENO;
+            pfd[0].events = POLLIN;
+            pfd[0].revents = 0;
+            pfd[1].fd = wake_pipe[0];
+            pfd[1].events = POLLIN;
+            pfd[1].revents = 0;
+            if (poll(pfd, 2, -1) < 0 && errno != EINTR) {
+                n = -1;
+                break;
             }
+            if (pfd[1].revents) {
+                chunk_release(chunk);
+                return;
+            }
+            if (!pfd[0].revents) {
+                n = -1;
+                errno = EINTR;
+                continue;
+            }
+            n = read(STDIN_FILENO, chunk->data, sizeof(chunk->data));
         } while (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK));
         if (n <= 0) {
             chunk_release(chunk);
@@ -750,7 +768,16 @@ static int run(rs_event_loop_group_t *group, rs_tls_ctx_t *ctx) {
     }
     rs_client_bootstrap_destroy(client);
     rs_tls_installer_destroy(tls_installer); /* the bootstraps are done with it (on_setup or the listener's end) */
-    (void)reader_started; /* the reader may be blocked in read(): the process exits under it */
+    if (reader_started) {
+        ssize_t w;
+        do {
+            w = write(wake_pipe[1], "x", 1); /* closing is set: the stdin thread returns */
+        } while (w < 0 && errno == EINTR);
+        rs_mutex_lock(&cat.lock);
+        rs_condvar_broadcast(&cat.cond);
+        rs_mutex_unlock(&cat.lock);
+        rs_thread_join(&reader);
+    }
     return code;
 }
 
@@ -771,7 +798,7 @@ int main(int argc, char **argv) {
         logger.log_fn = rs_log_stderr;
         rs_log_set(&logger);
     }
-    if (rs_mutex_init(&cat.lock) != RS_OK || rs_condvar_init(&cat.cond) != RS_OK) {
+    if (rs_mutex_init(&cat.lock) != RS_OK || rs_condvar_init(&cat.cond) != RS_OK || pipe(wake_pipe) != 0) {
         return RSCAT_EXIT_INTERNAL;
     }
     if (cat.tls) {
@@ -793,7 +820,9 @@ int main(int argc, char **argv) {
     rs_event_loop_group_destroy(group);
     rs_tls_ctx_release(ctx);
     fflush(stdout);
-    /* No rs_condvar_cleanup/rs_mutex_cleanup: the stdin thread may still be in
-     * read(); the process exits under it. */
-    exit(code);
+    rs_condvar_cleanup(&cat.cond);
+    rs_mutex_cleanup(&cat.lock);
+    close(wake_pipe[0]);
+    close(wake_pipe[1]);
+    return code;
 }
