@@ -1916,9 +1916,12 @@ RESEAU_API bool rs_testing_channel_is_shut_down(const rs_testing_channel_t *test
  * still call done, with that error; its handlers see the shutdown as usual.
  *
  * Ownership: installers are the caller's. They must stay valid until the
- * bootstrap no longer uses them: a client connection's until its on_setup has
- * fired, a listener's until on_listener_destroyed. destroy (may be NULL) is
- * then called once, if the call that took the installers returned RS_OK.
+ * bootstrap no longer uses them: a client connection's until its on_setup
+ * fires, a listener's until on_listener_destroyed fires. The bootstrap does
+ * not touch them after that, so the callback (or a thread it signals) may
+ * free them; except that an installer with a destroy entry gets it called
+ * once, just after that callback, if the call that took the installers
+ * returned RS_OK.
  */
 typedef struct rs_channel_installer rs_channel_installer_t;
 
@@ -11772,6 +11775,22 @@ static void rs__pipeline_options_cleanup(rs__pipeline_options_t *o, const rs_all
     o->installers = NULL;
 }
 
+/* Just before the callback that ends the bootstrap's use of the installers
+ * (on_setup, on_listener_destroyed): keep, in the bootstrap's own copy of the
+ * list, only those with a destroy entry, and return how many. Those without
+ * are the caller's, who may free them as soon as the callback fires (in it, or
+ * on a thread it signals): after it, the bootstrap must not read them. */
+static size_t rs__installers_keep_destroyable(rs_channel_installer_t **installers, size_t count) {
+    size_t i;
+    size_t kept = 0;
+    for (i = 0; i < count; ++i) {
+        if (installers[i]->vtable->destroy) {
+            installers[kept++] = installers[i];
+        }
+    }
+    return kept;
+}
+
 /* The bootstrap is done with them: each one's destroy, once. */
 static void rs__installers_destroy(rs_channel_installer_t **installers, size_t count) {
     size_t i;
@@ -12005,6 +12024,8 @@ static void rs__connect_leave(rs__connect_t *c) {
 
 static void rs__connect_report_setup(rs__connect_t *c, rs_channel_t *channel, int error) {
     c->setup_reported = true;
+    c->pipeline_options.installer_count =
+        rs__installers_keep_destroyable(c->pipeline_options.installers, c->pipeline_options.installer_count);
     c->on_setup(c->bootstrap, channel, error, c->user_data);
     rs__installers_destroy(c->pipeline_options.installers, c->pipeline_options.installer_count);
 }
@@ -12664,6 +12685,8 @@ static void rs__listener_destroyed_task(rs_task_t *task, void *arg, rs_task_stat
     rs_server_listener_t *l = (rs_server_listener_t *)arg;
     (void)task;
     (void)status; /* canceled: the loop is going away; the listener must go all the same */
+    l->pipeline_options.installer_count =
+        rs__installers_keep_destroyable(l->pipeline_options.installers, l->pipeline_options.installer_count);
     if (l->on_listener_destroyed) {
         l->on_listener_destroyed(l, l->user_data);
     }

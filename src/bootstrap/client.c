@@ -192,6 +192,8 @@ static void rs__connect_leave(rs__connect_t *c) {
 
 static void rs__connect_report_setup(rs__connect_t *c, rs_channel_t *channel, int error) {
     c->setup_reported = true;
+    c->pipeline_options.installer_count =
+        rs__installers_keep_destroyable(c->pipeline_options.installers, c->pipeline_options.installer_count);
     c->on_setup(c->bootstrap, channel, error, c->user_data);
     rs__installers_destroy(c->pipeline_options.installers, c->pipeline_options.installer_count);
 }

@@ -16,9 +16,12 @@
  * still call done, with that error; its handlers see the shutdown as usual.
  *
  * Ownership: installers are the caller's. They must stay valid until the
- * bootstrap no longer uses them: a client connection's until its on_setup has
- * fired, a listener's until on_listener_destroyed. destroy (may be NULL) is
- * then called once, if the call that took the installers returned RS_OK.
+ * bootstrap no longer uses them: a client connection's until its on_setup
+ * fires, a listener's until on_listener_destroyed fires. The bootstrap does
+ * not touch them after that, so the callback (or a thread it signals) may
+ * free them; except that an installer with a destroy entry gets it called
+ * once, just after that callback, if the call that took the installers
+ * returned RS_OK.
  */
 typedef struct rs_channel_installer rs_channel_installer_t;
 

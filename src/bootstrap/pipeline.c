@@ -209,6 +209,22 @@ static void rs__pipeline_options_cleanup(rs__pipeline_options_t *o, const rs_all
     o->installers = NULL;
 }
 
+/* Just before the callback that ends the bootstrap's use of the installers
+ * (on_setup, on_listener_destroyed): keep, in the bootstrap's own copy of the
+ * list, only those with a destroy entry, and return how many. Those without
+ * are the caller's, who may free them as soon as the callback fires (in it, or
+ * on a thread it signals): after it, the bootstrap must not read them. */
+static size_t rs__installers_keep_destroyable(rs_channel_installer_t **installers, size_t count) {
+    size_t i;
+    size_t kept = 0;
+    for (i = 0; i < count; ++i) {
+        if (installers[i]->vtable->destroy) {
+            installers[kept++] = installers[i];
+        }
+    }
+    return kept;
+}
+
 /* The bootstrap is done with them: each one's destroy, once. */
 static void rs__installers_destroy(rs_channel_installer_t **installers, size_t count) {
     size_t i;

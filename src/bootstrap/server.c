@@ -166,6 +166,8 @@ static void rs__listener_destroyed_task(rs_task_t *task, void *arg, rs_task_stat
     rs_server_listener_t *l = (rs_server_listener_t *)arg;
     (void)task;
     (void)status; /* canceled: the loop is going away; the listener must go all the same */
+    l->pipeline_options.installer_count =
+        rs__installers_keep_destroyable(l->pipeline_options.installers, l->pipeline_options.installer_count);
     if (l->on_listener_destroyed) {
         l->on_listener_destroyed(l, l->user_data);
     }
