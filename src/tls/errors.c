@@ -119,11 +119,11 @@ static int rs__tls_map_alert(int alert, bool received, const rs__tls_error_conte
     switch (alert) {
     case 70: /* protocol_version */
         return RS_ETLS_PROTOCOL_VERSION;
-    case 40: /* handshake_failure: no suite in common, or a missing client certificate */
+    case 40: /* handshake_failure: no suite (or curve) in common, or a missing client certificate */
         if (received && !ec->is_server && ec->client_cert_requested && !ec->have_client_cert) {
             return RS_ETLS_CLIENT_CERT_REQUIRED;
         }
-        return received ? RS_ETLS_NO_SHARED_CIPHER : RS_ETLS_ALERT_SENT;
+        return RS_ETLS_NO_SHARED_CIPHER; /* BearSSL sends it only when the hellos share no suite */
     case 116: /* certificate_required (TLS 1.3 peers) */
         return RS_ETLS_CLIENT_CERT_REQUIRED;
     case 120:

@@ -299,6 +299,46 @@ static void s_client_echo_with_reseau_server(void **state) {
     tix_env_cleanup(&env);
 }
 
+/* s_client offering only static-RSA suites, which a reseau server never
+ * accepts (no forward secrecy): the server's handshake fails with
+ * RS_ETLS_NO_SHARED_CIPHER, and s_client fails too. */
+static void s_client_without_shared_cipher_is_refused(void **state) {
+    static tix_env_t env;
+    static tix_server_t server;
+    rs_tls_ctx_t *ctx;
+    char connect_arg[64];
+    const char *log;
+    int in[2];
+    pid_t child;
+    int status;
+    (void)state;
+    tix_env_init(&env);
+    ctx = tix_server_ctx("server", NULL);
+    tix_server_start(&env, &server, ctx, TIX_ECHO);
+    snprintf(connect_arg, sizeof(connect_arg), "127.0.0.1:%u", (unsigned)server.port);
+    tix_stdin_pair(in);
+    log = tix_log_path("s_client_cipher.log");
+    {
+        char *argv[] = {openssl_path, (char *)"s_client", (char *)"-connect", connect_arg, (char *)"-tls1_2",
+                        (char *)"-cipher", (char *)"AES128-SHA:AES256-GCM-SHA384", (char *)"-CAfile",
+                        (char *)tls_test_path("ca.pem"), NULL};
+        child = tix_spawn(argv, in[0], log);
+    }
+    close(in[0]);
+    TIX_WAIT(server.setup_errors > 0, "the reseau server did not refuse s_client's static-RSA suites");
+    close(in[1]);
+    status = tix_wait_exit(child, "s_client");
+    if (status == 0) {
+        TIX_FAIL("s_client succeeded with static-RSA suites only");
+    }
+    if (server.last_setup_error != RS_ETLS_NO_SHARED_CIPHER) {
+        TIX_FAIL("expected RS_ETLS_NO_SHARED_CIPHER, got %s", rs_err_name(server.last_setup_error));
+    }
+    tix_server_stop(&server);
+    rs_tls_ctx_release(ctx);
+    tix_env_cleanup(&env);
+}
+
 /* Regression: a caller may free its TLS installer as soon as the bootstrap's
  * callback fires, in the callback itself. The bootstraps used to call the
  * installers' destroy entries after on_setup and on_listener_destroyed,
@@ -572,6 +612,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(second_connection_to_s_server_is_resumed, ix_setup, tix_teardown),
         cmocka_unit_test_setup_teardown(tls13_only_s_server_gives_protocol_version_error, ix_setup, tix_teardown),
         cmocka_unit_test_setup_teardown(s_client_echo_with_reseau_server, ix_setup, tix_teardown),
+        cmocka_unit_test_setup_teardown(s_client_without_shared_cipher_is_refused, ix_setup, tix_teardown),
         cmocka_unit_test_setup_teardown(rscat_against_s_server, ix_setup, tix_teardown),
         cmocka_unit_test_setup_teardown(tls_installer_may_be_freed_in_bootstrap_callbacks, ix_setup, tix_teardown),
     };
