@@ -21,6 +21,7 @@ typedef struct rs__tls_verify {
     size_t ip_len;
     int64_t now_s;      /* for the not-yet-valid check */
     unsigned cert_index;
+    bool in_cert;       /* between start_cert and end_cert: the decoder is initialised */
     bool not_yet_valid;
     bool ip_mismatch;
     bool verified;
@@ -50,6 +51,7 @@ static void rs__tls_verify_start_chain(const br_x509_class **ctx, const char *se
 static void rs__tls_verify_start_cert(const br_x509_class **ctx, uint32_t length) {
     rs__tls_verify_t *v = rs__tls_verify_of(ctx);
     br_x509_decoder_init(&v->decoder, rs__tls_dn_ignore, NULL);
+    v->in_cert = true;
     if (v->verify) {
         v->minimal.vtable->start_cert(&v->minimal.vtable, length);
     }
@@ -57,7 +59,13 @@ static void rs__tls_verify_start_cert(const br_x509_class **ctx, uint32_t length
 
 static void rs__tls_verify_append(const br_x509_class **ctx, const unsigned char *buf, size_t len) {
     rs__tls_verify_t *v = rs__tls_verify_of(ctx);
-    br_x509_decoder_push(&v->decoder, buf, len);
+    /* A malformed Certificate message can bring bytes with no start_cert
+     * before them: the decoder is not set up then (found by fuzz_tls). */
+    /* Nor may it be pushed more once it has failed or finished: BearSSL's
+     * decoder stops its interpreter then, and another push crashes. */
+    if (v->in_cert && br_x509_decoder_last_error(&v->decoder) == BR_ERR_X509_TRUNCATED) {
+        br_x509_decoder_push(&v->decoder, buf, len);
+    }
     if (v->cert_index == 0 && v->check_ip && !v->leaf_overflow) {
         if (v->leaf_len + len > RS__TLS_LEAF_MAX) {
             v->leaf_overflow = true;
@@ -80,7 +88,7 @@ static void rs__tls_days_secs(int64_t t, uint32_t *days, uint32_t *secs) {
 static void rs__tls_verify_end_cert(const br_x509_class **ctx) {
     rs__tls_verify_t *v = rs__tls_verify_of(ctx);
     uint32_t days, secs;
-    if (br_x509_decoder_last_error(&v->decoder) == 0) {
+    if (v->in_cert && br_x509_decoder_last_error(&v->decoder) == 0) {
         rs__tls_days_secs(v->now_s, &days, &secs);
         if (days < v->decoder.notbefore_days || (days == v->decoder.notbefore_days && secs < v->decoder.notbefore_seconds)) {
             v->not_yet_valid = true;
@@ -102,6 +110,7 @@ static void rs__tls_verify_end_cert(const br_x509_class **ctx) {
             }
         }
     }
+    v->in_cert = false;
     v->cert_index++;
     if (v->verify) {
         v->minimal.vtable->end_cert(&v->minimal.vtable);
