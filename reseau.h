@@ -1956,8 +1956,9 @@ RESEAU_API int rs_channel_slot_add_handler_right(rs_channel_slot_t *slot, rs_cha
 /*
  * Client bootstrap: "connect to host:port and give me a pipeline".
  *
- * rs_client_bootstrap_connect resolves the name, connects with Happy Eyeballs
- * (RFC 8305, with the figures of draft-ietf-happy-happyeyeballs-v3), builds a
+ * rs_client_bootstrap_connect resolves the name (an IP literal or a Unix path
+ * is connected to as it is, without asking the resolver), connects with Happy
+ * Eyeballs (RFC 8305, with the figures of draft-ietf-happy-happyeyeballs-v3), builds a
  * channel with the socket handler in its first slot, runs the installers
  * (rs_channel_installer_t) and then calls on_setup with the ready channel.
  *
@@ -3902,11 +3903,13 @@ typedef struct rs__io_registration {
     rs_io_event_fn *on_event;
     void *user_data;
     int fd;
-    int events;          /* subscribed mask: READABLE|WRITABLE */
+    int events;          /* wanted mask: READABLE|WRITABLE, or 0 while parked (nothing reported) */
+    int backend_events;  /* the mask the backend holds; 0 when the backend does not have the fd */
+    int error;           /* a deferred change the backend refused (RS_Exxx), reported as RS_IO_ERROR */
     bool subscribed;     /* false once unsubscribed: queued events are skipped */
     size_t slot;         /* backend-private index (the poll backend's array slot) */
-    rs_list_node_t node; /* in loop->registrations while subscribed */
-    rs_task_t release_task;
+    rs_list_node_t node; /* in loop->registrations while subscribed, then retired or free */
+    rs_list_node_t pending_node; /* in loop->interest_dirty or loop->interest_failed */
 } rs__io_registration_t;
 
 typedef struct rs__backend_vtable {
@@ -3924,6 +3927,10 @@ typedef struct rs__backend_vtable {
     /* Make a blocked wait return. Any thread. Returns false if the OS refused. */
     bool (*wake)(rs_event_loop_t *loop);
     int (*get_fd)(const rs_event_loop_t *loop, int *fd_out);
+    /* Interest changes made inside a tick may wait for the tick's end
+     * (rs__event_loop_set_interest): worth it where each change is a system
+     * call (epoll_ctl), not where it is an array write (poll). */
+    bool defers_interest;
 } rs__backend_vtable_t;
 
 typedef struct rs__local_object {
@@ -3935,6 +3942,11 @@ typedef struct rs__local_object {
 
 /* While a wake is lost, the loop blocks at most this long between checks of its queue. */
 #define RS__LOST_WAKE_POLL_MS 10
+
+/* Unsubscribed registrations kept for reuse, so a connection's subscribe does
+ * not allocate: enough for a burst of a few hundred connections closing in
+ * one tick; beyond that they are freed. */
+#define RS__REGISTRATION_CACHE 256
 
 /* Length of the window over which busy time is summed into the load factor. */
 #define RS__LOAD_FACTOR_WINDOW_NS RS_NS_PER_SEC
@@ -3963,6 +3975,12 @@ struct rs_event_loop {
     size_t thread_stack_size;
 
     rs_list_t registrations; /* live subscriptions, swept at destroy */
+    rs_list_t reg_retired;   /* unsubscribed during dispatch: reusable once the batch ends */
+    rs_list_t reg_free;      /* reusable registrations, at most RS__REGISTRATION_CACHE */
+    size_t reg_free_count;
+    bool dispatching;        /* inside backend->dispatch: retired registrations may still be reported */
+    rs_list_t interest_dirty;  /* wanted mask differs from the backend's: applied at the tick's end */
+    rs_list_t interest_failed; /* the backend refused a deferred change: RS_IO_ERROR next dispatch */
 
     rs__local_object_t *locals;
     size_t local_count;
@@ -3982,20 +4000,20 @@ RS__ASSERT_ALIGN8(struct rs_event_loop, stats.wakeups_sent, loop_stats_wakeups_s
 RS__ASSERT_ALIGN8(struct rs_event_loop, stats.xthread_tasks, loop_stats_xthread_tasks);
 RS__ASSERT_ALIGN8(struct rs_event_loop, load_factor, loop_load_factor);
 
-static void rs__registration_release_task(rs_task_t *task, void *arg, rs_task_status_t status) {
-    rs__io_registration_t *reg = (rs__io_registration_t *)arg;
-    /* Runs on RUN and on CANCELED alike: the memory must go either way. */
-    (void)task;
-    (void)status;
-    rs_mem_free(&reg->loop->allocator, reg);
-}
-
+/* A registration from the free list, else a new one; NULL when out of memory. */
 static rs__io_registration_t *rs__registration_new(rs_event_loop_t *loop, rs_io_handle_t *handle, int events,
                                                    rs_io_event_fn *on_event, void *user_data) {
-    rs__io_registration_t *reg =
-        (rs__io_registration_t *)rs_mem_calloc(&loop->allocator, 1, sizeof(rs__io_registration_t));
-    if (!reg) {
-        return NULL;
+    rs_list_node_t *node = rs_list_pop_front(&loop->reg_free);
+    rs__io_registration_t *reg;
+    if (node) {
+        --loop->reg_free_count;
+        reg = RS_CONTAINER_OF(node, rs__io_registration_t, node);
+        memset(reg, 0, sizeof(*reg));
+    } else {
+        reg = (rs__io_registration_t *)rs_mem_calloc(&loop->allocator, 1, sizeof(rs__io_registration_t));
+        if (!reg) {
+            return NULL;
+        }
     }
     reg->loop = loop;
     reg->handle = handle;
@@ -4004,23 +4022,68 @@ static rs__io_registration_t *rs__registration_new(rs_event_loop_t *loop, rs_io_
     reg->fd = handle->fd;
     reg->events = events;
     reg->subscribed = true;
-    rs_task_init(&reg->release_task, rs__registration_release_task, reg, "io_registration_release");
+    rs_list_node_reset(&reg->node);
+    rs_list_node_reset(&reg->pending_node);
     return reg;
 }
 
-/* Unsubscribed: stop reporting now, free after the current dispatch batch. */
+/* Keep a registration nobody can report any more for reuse, or free it. */
+static void rs__registration_recycle(rs_event_loop_t *loop, rs__io_registration_t *reg) {
+    if (loop->reg_free_count < RS__REGISTRATION_CACHE) {
+        rs_list_push_back(&loop->reg_free, &reg->node);
+        ++loop->reg_free_count;
+        return;
+    }
+    rs_mem_free(&loop->allocator, reg);
+}
+
+/* Unsubscribed: stop reporting now. Inside a dispatch batch the backend may
+ * still hold reports naming it, so it is reused only once the batch ends. */
 static void rs__registration_retire(rs_event_loop_t *loop, rs__io_registration_t *reg) {
     reg->subscribed = false;
     reg->handle->impl = NULL;
     rs_list_remove(&reg->node);
-    rs__scheduler_schedule_now(&loop->scheduler, &reg->release_task);
+    rs_list_remove(&reg->pending_node);
+    if (loop->dispatching) {
+        rs_list_push_back(&loop->reg_retired, &reg->node);
+        return;
+    }
+    rs__registration_recycle(loop, reg);
+}
+
+/* After a dispatch batch: nothing names the retired registrations any more. */
+static void rs__registration_recycle_retired(rs_event_loop_t *loop) {
+    rs_list_node_t *node;
+    while ((node = rs_list_pop_front(&loop->reg_retired)) != NULL) {
+        rs__registration_recycle(loop, RS_CONTAINER_OF(node, rs__io_registration_t, node));
+    }
+}
+
+/* Make the backend hold what the registration wants: add, modify, or (parked)
+ * remove. */
+static int rs__registration_apply(rs_event_loop_t *loop, rs__io_registration_t *reg) {
+    int err = RS_OK;
+    if (reg->events == reg->backend_events) {
+        return RS_OK;
+    }
+    if (reg->events == 0) {
+        loop->backend->remove(loop, reg);
+    } else if (reg->backend_events == 0) {
+        err = loop->backend->add(loop, reg);
+    } else {
+        err = loop->backend->modify(loop, reg, reg->events);
+    }
+    if (!err) {
+        reg->backend_events = reg->events;
+    }
+    return err;
 }
 
 /* Deliver one readiness report, filtered by the mask subscribed right now. */
 static void rs__registration_dispatch(rs_event_loop_t *loop, rs__io_registration_t *reg, int ready) {
     int events;
-    if (!reg->subscribed) {
-        return;
+    if (!reg->subscribed || reg->events == 0) {
+        return; /* unsubscribed, or parked: nothing is wanted */
     }
     events = ready & (reg->events | RS_IO_HANGUP | RS_IO_ERROR);
     if (!events) {
@@ -4212,7 +4275,7 @@ static int rs__epoll_get_fd(const rs_event_loop_t *loop, int *fd_out) {
 static const rs__backend_vtable_t rs__epoll_vtable = {
     RS_EVENT_LOOP_BACKEND_EPOLL, rs__epoll_init,   rs__epoll_cleanup, rs__epoll_wait,
     rs__epoll_dispatch,          rs__epoll_add,    rs__epoll_modify,  rs__epoll_remove,
-    rs__epoll_wake,              rs__epoll_get_fd,
+    rs__epoll_wake,              rs__epoll_get_fd,  true,
 };
 
 #endif /* RESEAU_OS_LINUX */
@@ -4456,6 +4519,7 @@ static int rs__poll_get_fd(const rs_event_loop_t *loop, int *fd_out) {
 static const rs__backend_vtable_t rs__poll_vtable = {
     RS_EVENT_LOOP_BACKEND_POLL, rs__poll_init, rs__poll_cleanup, rs__poll_wait,  rs__poll_dispatch,
     rs__poll_add,               rs__poll_modify, rs__poll_remove, rs__poll_wake, rs__poll_get_fd,
+    false, /* a change is an array write: nothing to save by deferring it */
 };
 /* <<poll.c -- End file: src/loop/poll.c */
 /* >>event_loop.c -- Begin file: src/loop/event_loop.c */
@@ -4549,6 +4613,10 @@ RESEAU_API rs_event_loop_t *rs_event_loop_new(const rs_event_loop_options_t *opt
     rs__event_loop_apply_options(loop, options);
     loop->backend = backend;
     rs_list_init(&loop->registrations);
+    rs_list_init(&loop->reg_retired);
+    rs_list_init(&loop->reg_free);
+    rs_list_init(&loop->interest_dirty);
+    rs_list_init(&loop->interest_failed);
     loop->owner = rs_thread_current_id();
     err = rs__scheduler_init(&loop->scheduler, &loop->allocator);
     if (err) {
@@ -4804,6 +4872,76 @@ RESEAU_API int rs_event_loop_signal_cleanup(rs_event_loop_signal_t *signal) {
     return RS_OK;
 }
 
+/* ---- deferred interest ---- */
+
+/* End of a tick: tell the backend what each changed registration wants now.
+ * A change the backend refuses is reported to its owner as RS_IO_ERROR in the
+ * next dispatch (rs__io_handle_error says which error). */
+static void rs__event_loop_flush_interest(rs_event_loop_t *loop) {
+    rs_list_node_t *node;
+    while ((node = rs_list_pop_front(&loop->interest_dirty)) != NULL) {
+        rs__io_registration_t *reg = RS_CONTAINER_OF(node, rs__io_registration_t, pending_node);
+        int err = rs__registration_apply(loop, reg);
+        if (err) {
+            reg->error = err;
+            rs_list_push_back(&loop->interest_failed, &reg->pending_node);
+        }
+    }
+}
+
+/* Inside dispatch: each registration whose deferred change failed hears of it once. */
+static void rs__event_loop_report_failed_interest(rs_event_loop_t *loop) {
+    rs_list_node_t *node;
+    while ((node = rs_list_pop_front(&loop->interest_failed)) != NULL) {
+        rs__io_registration_t *reg = RS_CONTAINER_OF(node, rs__io_registration_t, pending_node);
+        rs__registration_dispatch(loop, reg, RS_IO_ERROR);
+    }
+}
+
+/* Watch `handle` for `events`, subscribing it first if it is not; 0 parks it:
+ * it stays subscribed, nothing is reported, and the backend drops the fd at the
+ * tick's end if it is still parked then. For the socket layer, whose fds are
+ * its own: inside a tick on a backend where each change is a system call, the
+ * backend is told once, at the tick's end, so interest that changes and
+ * changes back within a tick (connected then reading; accepted then closed)
+ * costs no system call. Errors: RS_ENOMEM; outside a tick, the backend's. */
+static int rs__event_loop_set_interest(rs_event_loop_t *loop, rs_io_handle_t *handle, int events,
+                                       rs_io_event_fn *on_event, void *user_data) {
+    rs__io_registration_t *reg = (rs__io_registration_t *)handle->impl;
+    int previous;
+    int err;
+    if (!reg) {
+        reg = rs__registration_new(loop, handle, 0, on_event, user_data);
+        if (!reg) {
+            return RS_ENOMEM;
+        }
+        rs_list_push_back(&loop->registrations, &reg->node);
+        handle->impl = reg;
+    }
+    previous = reg->events;
+    reg->events = events;
+    reg->error = RS_OK;
+    if (loop->in_tick && loop->backend->defers_interest) {
+        if (!rs_list_node_is_linked(&reg->pending_node)) {
+            rs_list_push_back(&loop->interest_dirty, &reg->pending_node);
+        }
+        return RS_OK;
+    }
+    err = rs__registration_apply(loop, reg);
+    if (err && previous == 0 && reg->backend_events == 0) {
+        rs__registration_retire(loop, reg); /* never reached the backend: as if never subscribed */
+    } else if (err) {
+        reg->events = previous;
+    }
+    return err;
+}
+
+/* The error of a deferred interest change the backend refused, else RS_OK. */
+static int rs__io_handle_error(const rs_io_handle_t *handle) {
+    const rs__io_registration_t *reg = (const rs__io_registration_t *)handle->impl;
+    return reg ? reg->error : RS_OK;
+}
+
 /* ---- ticks ---- */
 
 /* Milliseconds to wait for I/O: until the next task is due, capped by the caller. */
@@ -4850,13 +4988,18 @@ static void rs__event_loop_tick(rs_event_loop_t *loop, int timeout_ms) {
     loop->in_tick = true;
     loop->backend->wait(loop, rs__event_loop_wait_timeout(loop, timeout_ms));
     busy_start_ns = rs_clock_now_ns();
+    loop->dispatching = true;
     loop->backend->dispatch(loop);
+    rs__event_loop_report_failed_interest(loop);
+    loop->dispatching = false;
+    rs__registration_recycle_retired(loop);
     if (rs__atomic_load_int(&loop->wake_lost)) {
         /* Cleared before draining: a wake lost after this point sets it again. */
         rs__atomic_store_int(&loop->wake_lost, 0);
     }
     rs__event_loop_xq_drain(loop);
     rs__scheduler_run_due(&loop->scheduler, rs_event_loop_now_ns(loop));
+    rs__event_loop_flush_interest(loop);
     rs__atomic_store_u64(&loop->stats.tasks_run, loop->scheduler.tasks_run);
     rs__atomic_add_u64(&loop->stats.ticks, 1);
     rs__event_loop_account_load(loop, busy_start_ns);
@@ -4985,9 +5128,9 @@ RESEAU_API int rs_event_loop_subscribe(rs_event_loop_t *loop, rs_io_handle_t *ha
     if (!reg) {
         return RS_ENOMEM;
     }
-    err = loop->backend->add(loop, reg);
+    err = rs__registration_apply(loop, reg);
     if (err) {
-        rs_mem_free(&loop->allocator, reg);
+        rs__registration_recycle(loop, reg);
         return err;
     }
     rs_list_push_back(&loop->registrations, &reg->node);
@@ -5018,9 +5161,11 @@ RESEAU_API int rs_event_loop_update_subscription(rs_event_loop_t *loop, rs_io_ha
     if (events == reg->events) {
         return RS_OK;
     }
-    err = loop->backend->modify(loop, reg, events);
-    if (!err) {
-        reg->events = events;
+    reg->events = events;
+    rs_list_remove(&reg->pending_node); /* applied now: nothing left for the tick's end */
+    err = rs__registration_apply(loop, reg);
+    if (err) {
+        reg->events = reg->backend_events;
     }
     return err;
 }
@@ -5035,7 +5180,9 @@ RESEAU_API int rs_event_loop_unsubscribe(rs_event_loop_t *loop, rs_io_handle_t *
     if (!reg) {
         return RS_EINVAL;
     }
-    loop->backend->remove(loop, reg);
+    if (reg->backend_events) {
+        loop->backend->remove(loop, reg);
+    }
     rs__registration_retire(loop, reg);
     return RS_OK;
 }
@@ -5173,10 +5320,18 @@ static void rs__event_loop_sweep_registrations(rs_event_loop_t *loop) {
     while ((node = rs_list_pop_front(&loop->registrations)) != NULL) {
         rs__io_registration_t *reg = RS_CONTAINER_OF(node, rs__io_registration_t, node);
         RS__LOG_DEBUG(RS_LS_EVENT_LOOP, "releasing fd %d, still subscribed at loop destroy", reg->fd);
-        loop->backend->remove(loop, reg);
+        if (reg->backend_events) {
+            loop->backend->remove(loop, reg);
+        }
+        rs_list_remove(&reg->pending_node);
         reg->handle->impl = NULL;
         rs_mem_free(&loop->allocator, reg);
     }
+    rs__registration_recycle_retired(loop);
+    while ((node = rs_list_pop_front(&loop->reg_free)) != NULL) {
+        rs_mem_free(&loop->allocator, RS_CONTAINER_OF(node, rs__io_registration_t, node));
+    }
+    loop->reg_free_count = 0;
 }
 
 /* Destroy, step 1: stop and join the loop's own thread; the calling thread
@@ -5213,7 +5368,6 @@ static void rs__event_loop_free(rs_event_loop_t *loop) {
     rs_allocator_t allocator = loop->allocator;
     rs__event_loop_release_locals(loop); /* frees the (now empty) array */
     rs__event_loop_sweep_registrations(loop);
-    /* Sweeping retires nothing into the scheduler, so only the heap is left to free. */
     rs__scheduler_cleanup(&loop->scheduler);
     loop->backend->cleanup(loop);
     rs_mem_free(&allocator, loop);
@@ -6350,7 +6504,7 @@ struct rs_socket {
     rs_event_loop_t *loop;
     rs_io_handle_t io;
     rs__socket_state_t state;
-    int interest; /* the mask subscribed on the loop; 0 when not subscribed */
+    int interest; /* the mask wanted from the loop; 0 when parked or not subscribed */
     int callback_depth;
     bool destroy_requested;
     bool is_listener;
@@ -6358,6 +6512,7 @@ struct rs_socket {
     rs_socket_on_connect_fn *on_connect;
     void *connect_user_data;
     int connect_result;
+    bool no_connect_timer; /* a caller with a timer of its own (the client bootstrap) */
     rs_task_t connect_timeout_task;
     rs_task_t connect_done_task;
 
@@ -6660,10 +6815,13 @@ static int rs__socket_wanted_events(const rs_socket_t *s) {
     return want;
 }
 
-/* Make the loop subscription match what the socket needs now. */
+/* Make the loop subscription match what the socket needs now. Needing
+ * nothing parks the subscription rather than ending it (only close ends it):
+ * a connected socket needs nothing until its reader arrives, usually in the
+ * same tick, and the loop then tells the kernel nothing at all. */
 static int rs__socket_update_interest(rs_socket_t *s) {
     int want;
-    int err = RS_OK;
+    int err;
     if (!s->loop || s->io.fd < 0) {
         return RS_OK;
     }
@@ -6671,13 +6829,7 @@ static int rs__socket_update_interest(rs_socket_t *s) {
     if (want == s->interest) {
         return RS_OK;
     }
-    if (want == 0) {
-        err = rs_event_loop_unsubscribe(s->loop, &s->io);
-    } else if (s->interest == 0) {
-        err = rs_event_loop_subscribe(s->loop, &s->io, want, rs__socket_on_event, s);
-    } else {
-        err = rs_event_loop_update_subscription(s->loop, &s->io, want);
-    }
+    err = rs__event_loop_set_interest(s->loop, &s->io, want, rs__socket_on_event, s);
     if (err) {
         RS__LOG_ERROR(RS_LS_SOCKET, "socket %p: cannot update readiness interest: %s", (void *)s, rs_strerror(err));
         return err;
@@ -6723,10 +6875,10 @@ static void rs__socket_close_internal(rs_socket_t *s, bool keep_connect) {
     if (s->state == RS__SOCK_CLOSED) {
         return;
     }
-    if (s->interest) {
+    if (s->io.impl) {
         rs_event_loop_unsubscribe(s->loop, &s->io);
-        s->interest = 0;
     }
+    s->interest = 0;
     if (s->io.fd >= 0) {
         close(s->io.fd);
         s->io.fd = -1;
@@ -7211,9 +7363,19 @@ RESEAU_API int rs_socket_connect(rs_socket_t *socket, const rs_endpoint_t *remot
         rs__socket_close_now(socket);
         return err;
     }
-    rs_event_loop_schedule_task_future(loop, &socket->connect_timeout_task,
-                                       rs_event_loop_now_ns(loop) + socket->options.connect_timeout_ms * RS_NS_PER_MS);
+    if (!socket->no_connect_timer) {
+        rs_event_loop_schedule_task_future(loop, &socket->connect_timeout_task,
+                                           rs_event_loop_now_ns(loop) +
+                                               socket->options.connect_timeout_ms * RS_NS_PER_MS);
+    }
     return RS_OK;
+}
+
+/* For the client bootstrap, whose overall timer bounds every attempt: one
+ * timer per connection instead of two. The socket then never times out by
+ * itself, so the caller must close it. */
+static void rs__socket_skip_connect_timer(rs_socket_t *socket) {
+    socket->no_connect_timer = true;
 }
 
 RESEAU_API int rs_socket_assign_to_loop(rs_socket_t *socket, rs_event_loop_t *loop) {
@@ -7583,12 +7745,41 @@ RESEAU_API int rs_socket_shutdown_dir(rs_socket_t *socket, rs_socket_dir_t dir) 
 
 /* ---- readiness ---- */
 
+/* The loop could not watch the fd (the kernel refused a deferred interest
+ * change, e.g. out of memory): nothing would ever be reported, so end what
+ * is waiting with that error. A listener backs off and tries again. */
+static void rs__socket_on_io_error(rs_socket_t *s, int error) {
+    RS__LOG_ERROR(RS_LS_SOCKET, "socket %p: the loop cannot watch it: %s", (void *)s, rs_strerror(error));
+    if (s->state == RS__SOCK_CONNECTING) {
+        rs_event_loop_cancel_task(s->loop, &s->connect_timeout_task);
+        rs__socket_close_internal(s, true);
+        rs__socket_deliver_connect(s, error);
+        return;
+    }
+    if (s->state == RS__SOCK_LISTENING) {
+        s->interest = 0;
+        rs__socket_accept_backoff(s, error);
+        return;
+    }
+    s->write_error = error;
+    rs__socket_fail_writes(s, error);
+    if (s->interest & RS_IO_READABLE) {
+        if (s->on_readable) {
+            s->on_readable(s, error, s->readable_user_data);
+        } else if (s->on_pipe_readable) {
+            s->on_pipe_readable((rs_pipe_read_end_t *)(void *)s, error, s->readable_user_data);
+        }
+    }
+}
+
 static void rs__socket_on_event(rs_event_loop_t *loop, rs_io_handle_t *handle, int events, void *user_data) {
     rs_socket_t *s = (rs_socket_t *)user_data;
+    int io_error = (events & RS_IO_ERROR) ? rs__io_handle_error(handle) : RS_OK;
     (void)loop;
-    (void)handle;
     s->callback_depth++;
-    if (s->state == RS__SOCK_CONNECTING) {
+    if (io_error) {
+        rs__socket_on_io_error(s, io_error);
+    } else if (s->state == RS__SOCK_CONNECTING) {
         rs__socket_finish_connect(s, events);
     } else if (s->state == RS__SOCK_LISTENING) {
         rs__socket_accept_some(s);
@@ -9271,14 +9462,16 @@ struct rs_channel {
     uint64_t stats_interval_ns;
     rs_channel_task_t stats_task;
 
-    /* Writes from any thread (rs_channel_write_threadsafe). */
-    rs_mutex_t xwrite_lock;
-    rs_list_t xwrite_queue;        /* under xwrite_lock */
-    bool xwrite_scheduled;         /* under xwrite_lock: xwrite_task is scheduled */
-    bool xwrite_closed;            /* under xwrite_lock: shutdown began, writes refused */
-    RS__ALIGN8 uint64_t xwrite_bytes; /* atomic: bytes queued here, not yet in the pipeline */
+    /* Most channels have one or two slots: the first one made lives here, so
+     * a connection's channel costs one allocation less. */
+    rs_channel_slot_t embedded_slot;
+    bool embedded_slot_used;
+    /* Writes from any thread (rs_channel_write_threadsafe): the queue is made
+     * on first use, so a channel that never sees one stays small (the struct
+     * fits glibc's per-thread cache, which pound_bootstrap feels). */
+    void *xwrite; /* atomic: a struct rs__xwrite_state, set once */
+    RS__ALIGN8 uint64_t xwrite_bytes;   /* atomic: bytes queued there, not yet in the pipeline */
     RS__ALIGN8 uint64_t pending_mirror; /* atomic: pending_write_bytes, for other threads */
-    rs_channel_task_t xwrite_task;
 };
 RS__ASSERT_ALIGN8(struct rs_channel, refcount, channel_refcount);
 RS__ASSERT_ALIGN8(struct rs_channel, xwrite_bytes, channel_xwrite_bytes);
@@ -9337,6 +9530,7 @@ static void rs__channel_graceful_timeout_task(rs_task_t *task, void *arg, rs_tas
 static void rs__channel_window_update_task(rs_channel_task_t *task, void *arg, rs_task_status_t status);
 static void rs__channel_xwrite_task(rs_channel_task_t *task, void *arg, rs_task_status_t status);
 static void rs__channel_xwrite_close(rs_channel_t *channel);
+static void rs__channel_xwrite_free(rs_channel_t *channel);
 static void rs__channel_update_writability(rs_channel_t *channel);
 
 /* The one place rs_channel_options_t defaults are applied. */
@@ -9369,13 +9563,6 @@ RESEAU_API rs_channel_t *rs_channel_new(const rs_channel_options_t *options, int
         return NULL;
     }
     channel->allocator = allocator;
-    if (rs_mutex_init(&channel->xwrite_lock) != RS_OK) {
-        rs_mem_free(&allocator, channel);
-        rs__set_err(err_out, RS_ENOMEM);
-        return NULL;
-    }
-    rs_list_init(&channel->xwrite_queue);
-    rs_channel_task_init(&channel->xwrite_task, rs__channel_xwrite_task, channel, "channel_threadsafe_write");
     rs__channel_apply_options(channel, options);
     channel->writable = true;
     channel->refcount = 1;
@@ -9541,6 +9728,24 @@ RESEAU_API void rs_channel_release_message_to_pool(rs_channel_t *channel, rs_io_
 
 /* ---- slots ---- */
 
+/* A zeroed slot: the embedded one if it is free, else a new one. */
+static rs_channel_slot_t *rs__slot_alloc(rs_channel_t *channel) {
+    if (!channel->embedded_slot_used) {
+        channel->embedded_slot_used = true;
+        memset(&channel->embedded_slot, 0, sizeof(channel->embedded_slot));
+        return &channel->embedded_slot;
+    }
+    return (rs_channel_slot_t *)rs_mem_calloc(&channel->allocator, 1, sizeof(rs_channel_slot_t));
+}
+
+static void rs__slot_free(rs_channel_t *channel, rs_channel_slot_t *slot) {
+    if (slot == &channel->embedded_slot) {
+        channel->embedded_slot_used = false;
+        return;
+    }
+    rs_mem_free(&channel->allocator, slot);
+}
+
 RESEAU_API rs_channel_slot_t *rs_channel_slot_new(rs_channel_t *channel, int *err_out) {
     rs_channel_slot_t *slot;
     int err = rs__channel_check_thread(channel, "rs_channel_slot_new");
@@ -9548,7 +9753,7 @@ RESEAU_API rs_channel_slot_t *rs_channel_slot_new(rs_channel_t *channel, int *er
         rs__set_err(err_out, err);
         return NULL;
     }
-    slot = (rs_channel_slot_t *)rs_mem_calloc(&channel->allocator, 1, sizeof(rs_channel_slot_t));
+    slot = rs__slot_alloc(channel);
     if (!slot) {
         rs__set_err(err_out, RS_ENOMEM);
         return NULL;
@@ -9658,7 +9863,7 @@ RESEAU_API int rs_channel_slot_remove(rs_channel_slot_t *slot) {
         channel->first = slot->adj_right;
     }
     rs__channel_handler_destroy(slot->handler);
-    rs_mem_free(&channel->allocator, slot);
+    rs__slot_free(channel, slot);
     rs__channel_update_overheads(channel);
     return RS_OK;
 }
@@ -10039,7 +10244,7 @@ static void rs__channel_destroy_handlers(rs_channel_t *channel) {
     while (slot) {
         rs_channel_slot_t *next = slot->adj_right;
         rs__channel_handler_destroy(slot->handler);
-        rs_mem_free(&channel->allocator, slot);
+        rs__slot_free(channel, slot);
         slot = next;
     }
     channel->handlers_destroyed = true;
@@ -10047,8 +10252,7 @@ static void rs__channel_destroy_handlers(rs_channel_t *channel) {
 
 static void rs__channel_free(rs_channel_t *channel) {
     rs_allocator_t allocator = channel->allocator;
-    RESEAU_ASSERT(rs_list_empty(&channel->xwrite_queue)); /* drained, CANCELED at worst, before shutdown completed */
-    rs_mutex_cleanup(&channel->xwrite_lock);
+    rs__channel_xwrite_free(channel);
     rs_mem_free(&allocator, channel);
 }
 
@@ -10171,6 +10375,15 @@ RESEAU_API int rs_channel_set_statistics_handler(rs_channel_t *channel, uint32_t
 
 /* ---- writes from any thread ---- */
 
+/* The queue of writes from other threads, made on first use. */
+struct rs__xwrite_state {
+    rs_mutex_t lock;
+    rs_list_t queue;     /* under lock */
+    bool scheduled;      /* under lock: task is scheduled */
+    bool closed;         /* under lock: shutdown began, writes refused */
+    rs_channel_task_t task;
+};
+
 /* One rs_channel_write_threadsafe call: its bytes follow the struct. It lives
  * until the last message carrying its bytes has completed. */
 typedef struct rs__xwrite {
@@ -10260,13 +10473,14 @@ static void rs__channel_xwrite_deliver(rs_channel_t *channel, rs__xwrite_t *w) {
 
 static void rs__channel_xwrite_task(rs_channel_task_t *task, void *arg, rs_task_status_t status) {
     rs_channel_t *channel = (rs_channel_t *)arg;
+    struct rs__xwrite_state *xw = (struct rs__xwrite_state *)rs__atomic_load_ptr(&channel->xwrite);
     rs_list_t batch;
     (void)task;
     rs_list_init(&batch);
-    rs_mutex_lock(&channel->xwrite_lock);
-    rs_list_splice_back(&batch, &channel->xwrite_queue);
-    channel->xwrite_scheduled = false;
-    rs_mutex_unlock(&channel->xwrite_lock);
+    rs_mutex_lock(&xw->lock);
+    rs_list_splice_back(&batch, &xw->queue);
+    xw->scheduled = false;
+    rs_mutex_unlock(&xw->lock);
     while (!rs_list_empty(&batch)) {
         rs__xwrite_t *w = RS_CONTAINER_OF(rs_list_pop_front(&batch), rs__xwrite_t, node);
         /* Out of the queue's count and into the handlers' in one step, so
@@ -10284,13 +10498,54 @@ static void rs__channel_xwrite_task(rs_channel_task_t *task, void *arg, rs_task_
 
 /* Shutdown began: refuse new writes; those queued run CANCELED by the task. */
 static void rs__channel_xwrite_close(rs_channel_t *channel) {
-    rs_mutex_lock(&channel->xwrite_lock);
-    channel->xwrite_closed = true;
-    rs_mutex_unlock(&channel->xwrite_lock);
+    struct rs__xwrite_state *xw = (struct rs__xwrite_state *)rs__atomic_load_ptr(&channel->xwrite);
+    if (xw) {
+        rs_mutex_lock(&xw->lock);
+        xw->closed = true;
+        rs_mutex_unlock(&xw->lock);
+    }
+}
+
+static void rs__channel_xwrite_free(rs_channel_t *channel) {
+    struct rs__xwrite_state *xw = (struct rs__xwrite_state *)channel->xwrite;
+    if (xw) {
+        RESEAU_ASSERT(rs_list_empty(&xw->queue)); /* drained (CANCELED at worst) by the task */
+        rs_mutex_cleanup(&xw->lock);
+        rs_mem_free(&channel->allocator, xw);
+    }
+}
+
+/* The queue, made by the first writer (a racing second one frees its own). */
+static struct rs__xwrite_state *rs__channel_xwrite_state(rs_channel_t *channel) {
+    struct rs__xwrite_state *xw = (struct rs__xwrite_state *)rs__atomic_load_ptr(&channel->xwrite);
+    void *expected = NULL;
+    if (xw) {
+        return xw;
+    }
+    xw = (struct rs__xwrite_state *)rs_mem_calloc(&channel->allocator, 1, sizeof(*xw));
+    if (!xw) {
+        return NULL;
+    }
+    if (rs_mutex_init(&xw->lock) != RS_OK) {
+        rs_mem_free(&channel->allocator, xw);
+        return NULL;
+    }
+    rs_list_init(&xw->queue);
+    rs_channel_task_init(&xw->task, rs__channel_xwrite_task, channel, "channel_threadsafe_write");
+    while (!rs__atomic_cas_ptr_weak(&channel->xwrite, &expected, xw)) {
+        if (expected) {
+            rs_mutex_cleanup(&xw->lock);
+            rs_mem_free(&channel->allocator, xw);
+            /* Again with acquire: the winner's initialisation must be seen. */
+            return (struct rs__xwrite_state *)rs__atomic_load_ptr(&channel->xwrite);
+        }
+    }
+    return xw;
 }
 
 RESEAU_API int rs_channel_write_threadsafe(rs_channel_t *channel, rs_byte_cursor_t data,
                                           rs_channel_write_done_fn *on_done, void *user_data) {
+    struct rs__xwrite_state *xw;
     rs__xwrite_t *w;
     bool schedule;
     if (!channel || data.len == 0 || !data.ptr || data.len > SIZE_MAX - sizeof(rs__xwrite_t)) {
@@ -10305,7 +10560,8 @@ RESEAU_API int rs_channel_write_threadsafe(rs_channel_t *channel, rs_byte_cursor
         channel->write_high_water) {
         return RS_EAGAIN;
     }
-    w = (rs__xwrite_t *)rs_mem_alloc(&channel->allocator, sizeof(*w) + data.len);
+    xw = rs__channel_xwrite_state(channel);
+    w = xw ? (rs__xwrite_t *)rs_mem_alloc(&channel->allocator, sizeof(*w) + data.len) : NULL;
     if (!w) {
         return RS_ENOMEM;
     }
@@ -10315,21 +10571,21 @@ RESEAU_API int rs_channel_write_threadsafe(rs_channel_t *channel, rs_byte_cursor
     w->user_data = user_data;
     w->len = data.len;
     memcpy(rs__xwrite_data(w), data.ptr, data.len);
-    rs_mutex_lock(&channel->xwrite_lock);
-    if (channel->xwrite_closed) {
-        rs_mutex_unlock(&channel->xwrite_lock);
+    rs_mutex_lock(&xw->lock);
+    if (xw->closed) {
+        rs_mutex_unlock(&xw->lock);
         rs_mem_free(&channel->allocator, w);
         return RS_ESHUTDOWN;
     }
-    rs_list_push_back(&channel->xwrite_queue, &w->node);
+    rs_list_push_back(&xw->queue, &w->node);
     rs__atomic_add_u64(&channel->xwrite_bytes, data.len);
-    schedule = !channel->xwrite_scheduled;
-    channel->xwrite_scheduled = true;
+    schedule = !xw->scheduled;
+    xw->scheduled = true;
     if (schedule) {
         /* Under the lock: the task cannot run (and clear the flag) before it is scheduled. */
-        rs_channel_schedule_task_now(channel, &channel->xwrite_task);
+        rs_channel_schedule_task_now(channel, &xw->task);
     }
-    rs_mutex_unlock(&channel->xwrite_lock);
+    rs_mutex_unlock(&xw->lock);
     return RS_OK;
 }
 /* <<channel.c -- End file: src/channel/channel.c */
@@ -11606,6 +11862,12 @@ typedef struct rs__attempt {
     rs_list_node_t node; /* in connect->attempts until its callback has fired */
 } rs__attempt_t;
 
+/* Host names shorter than this are kept in the connect record without
+ * allocating. Small on purpose: the record must stay a size that malloc
+ * serves from its per-thread cache (glibc: up to 1032 bytes), or each
+ * connection pays more in malloc than the copy saves. */
+#define RS__HOST_INLINE 64
+
 /* Addresses of one family, in the resolver's order; `next` is the first untried. */
 typedef struct rs__address_queue {
     rs_endpoint_t *items;
@@ -11618,7 +11880,8 @@ struct rs__connect {
     rs_client_bootstrap_t *bootstrap;
     rs_allocator_t allocator;
     rs_event_loop_t *loop;
-    char *host;
+    char *host; /* host_inline, or an allocated copy of a longer name */
+    char host_inline[RS__HOST_INLINE];
     uint32_t port;
     rs_socket_options_t socket_options;
     char *interface_name; /* our copy of socket_options.network_interface_name */
@@ -11632,6 +11895,8 @@ struct rs__connect {
     int next_family;               /* the queue the next attempt prefers */
     int family_answers;            /* on_family_resolved calls so far (one per family) */
     rs_list_t attempts;
+    rs__attempt_t first_attempt;   /* the attempt most connections need, without allocating */
+    bool first_attempt_busy;
     bool resolving;                /* the resolver still owes us on_resolved */
     bool attempt_delay_pending;    /* the attempt timer runs: wait before the next attempt */
     bool finished;                 /* a winner, or a final error */
@@ -11856,6 +12121,23 @@ static void rs__connect_check_exhausted(rs__connect_t *c) {
     rs__connect_fail(c, c->last_error ? c->last_error : (c->dns_error ? c->dns_error : RS_EDNS_NOT_FOUND));
 }
 
+static rs__attempt_t *rs__attempt_alloc(rs__connect_t *c) {
+    if (!c->first_attempt_busy) {
+        c->first_attempt_busy = true;
+        memset(&c->first_attempt, 0, sizeof(c->first_attempt));
+        return &c->first_attempt;
+    }
+    return (rs__attempt_t *)rs_mem_calloc(&c->allocator, 1, sizeof(rs__attempt_t));
+}
+
+static void rs__attempt_free(rs__connect_t *c, rs__attempt_t *a) {
+    if (a == &c->first_attempt) {
+        c->first_attempt_busy = false;
+        return;
+    }
+    rs_mem_free(&c->allocator, a);
+}
+
 static void rs__attempt_on_connect(rs_socket_t *socket, int error, void *user_data) {
     rs__attempt_t *a = (rs__attempt_t *)user_data;
     rs__connect_t *c = a->connect;
@@ -11872,7 +12154,7 @@ static void rs__attempt_on_connect(rs_socket_t *socket, int error, void *user_da
             rs_socket_destroy(socket); /* safe inside its own callback */
         }
     }
-    rs_mem_free(&c->allocator, a);
+    rs__attempt_free(c, a);
     if (!c->finished) {
         /* A failed attempt does not wait for the delay: try the next one now. */
         if (c->attempt_delay_pending) {
@@ -11902,7 +12184,7 @@ static int rs__connect_start_attempt(rs__connect_t *c, const rs_endpoint_t *addr
     rs_socket_options_t o = c->socket_options;
     rs__attempt_t *a;
     int err = RS_OK;
-    a = (rs__attempt_t *)rs_mem_calloc(&c->allocator, 1, sizeof(rs__attempt_t));
+    a = rs__attempt_alloc(c);
     if (!a) {
         return RS_ENOMEM;
     }
@@ -11910,23 +12192,35 @@ static int rs__connect_start_attempt(rs__connect_t *c, const rs_endpoint_t *addr
     a->address = *address;
     a->address.port = c->port;
     o.domain = address->domain;
-    o.connect_timeout_ms = c->timeout_ms; /* the overall timer ends it first */
     a->socket = rs_socket_new(&o, &err);
     if (!a->socket) {
-        rs_mem_free(&c->allocator, a);
+        rs__attempt_free(c, a);
         return err;
     }
+    rs__socket_skip_connect_timer(a->socket); /* the overall timer ends it first */
     err = rs_socket_connect(a->socket, &a->address, c->loop, rs__attempt_on_connect, a);
     if (err) {
         rs_socket_destroy(a->socket);
-        rs_mem_free(&c->allocator, a);
+        rs__attempt_free(c, a);
         return err;
     }
     rs_list_push_back(&c->attempts, &a->node);
     return RS_OK;
 }
 
+/* Whether another attempt may still come: an address is queued, or a family
+ * has not answered yet (a late answer joins the queue). */
+static bool rs__connect_may_try_more(const rs__connect_t *c) {
+    return c->queues[0].next < c->queues[0].count || c->queues[1].next < c->queues[1].count ||
+           (c->resolving && c->family_answers < 2);
+}
+
+/* The Connection Attempt Delay, armed only when there is something it could
+ * hold back: a literal or a single address needs no timer. */
 static void rs__connect_arm_attempt_timer(rs__connect_t *c) {
+    if (!rs__connect_may_try_more(c)) {
+        return;
+    }
     c->attempt_delay_pending = true;
     rs_event_loop_schedule_task_future(c->loop, &c->attempt_timer,
                                        rs_event_loop_now_ns(c->loop) +
@@ -12072,17 +12366,27 @@ static int rs__connect_resolve(rs__connect_t *c) {
     return err;
 }
 
+/* A Unix path, or an IP literal: the one address, with nothing to resolve.
+ * The resolver would answer a literal the same way, but through a record, its
+ * lock and a task of its own. RS_ENOENT when the host is a name. */
+static int rs__connect_direct_address(rs__connect_t *c, rs_endpoint_t *out) {
+    if (c->socket_options.domain == RS_SOCKET_DOMAIN_LOCAL) {
+        return rs_endpoint_from_local(out, c->host);
+    }
+    return rs_endpoint_from_ip(out, c->host, c->port) == RS_OK ? RS_OK : RS_ENOENT;
+}
+
 static int rs__connect_start(rs__connect_t *c) {
-    rs_endpoint_t path;
+    rs_endpoint_t direct;
     int err;
     rs_event_loop_schedule_task_future(c->loop, &c->timeout_timer,
                                        rs_event_loop_now_ns(c->loop) + (uint64_t)c->timeout_ms * RS_NS_PER_MS);
-    if (c->socket_options.domain != RS_SOCKET_DOMAIN_LOCAL) {
+    err = rs__connect_direct_address(c, &direct);
+    if (err == RS_ENOENT) {
         return rs__connect_resolve(c);
     }
-    err = rs_endpoint_from_local(&path, c->host);
     if (!err) {
-        err = rs__address_queue_append(c, &c->queues[0], &path, 1);
+        err = rs__address_queue_append(c, &c->queues[direct.domain == RS_SOCKET_DOMAIN_IPV4 ? 1 : 0], &direct, 1);
     }
     if (!err) {
         rs__connect_try_next(c);
@@ -12140,7 +12444,13 @@ static int rs__connect_check_options(const rs_client_bootstrap_t *b, const rs_cl
 
 /* The copies a connection keeps of the caller's options. */
 static int rs__connect_copy_options(rs__connect_t *c, const rs_client_connect_options_t *o) {
-    c->host = rs__strdup(&c->allocator, o->host);
+    size_t host_len = strlen(o->host);
+    if (host_len < sizeof(c->host_inline)) {
+        memcpy(c->host_inline, o->host, host_len + 1);
+        c->host = c->host_inline;
+    } else {
+        c->host = rs__strdup(&c->allocator, o->host);
+    }
     if (!c->host) {
         return RS_ENOMEM;
     }
@@ -12162,7 +12472,9 @@ static int rs__connect_copy_options(rs__connect_t *c, const rs_client_connect_op
 static void rs__connect_free_copies(rs__connect_t *c) {
     rs__pipeline_options_cleanup(&c->pipeline_options, &c->allocator);
     rs_mem_free(&c->allocator, c->interface_name);
-    rs_mem_free(&c->allocator, c->host);
+    if (c->host != c->host_inline) {
+        rs_mem_free(&c->allocator, c->host);
+    }
     rs_mem_free(&c->allocator, c);
 }
 

@@ -30,6 +30,12 @@ typedef struct rs__attempt {
     rs_list_node_t node; /* in connect->attempts until its callback has fired */
 } rs__attempt_t;
 
+/* Host names shorter than this are kept in the connect record without
+ * allocating. Small on purpose: the record must stay a size that malloc
+ * serves from its per-thread cache (glibc: up to 1032 bytes), or each
+ * connection pays more in malloc than the copy saves. */
+#define RS__HOST_INLINE 64
+
 /* Addresses of one family, in the resolver's order; `next` is the first untried. */
 typedef struct rs__address_queue {
     rs_endpoint_t *items;
@@ -42,7 +48,8 @@ struct rs__connect {
     rs_client_bootstrap_t *bootstrap;
     rs_allocator_t allocator;
     rs_event_loop_t *loop;
-    char *host;
+    char *host; /* host_inline, or an allocated copy of a longer name */
+    char host_inline[RS__HOST_INLINE];
     uint32_t port;
     rs_socket_options_t socket_options;
     char *interface_name; /* our copy of socket_options.network_interface_name */
@@ -56,6 +63,8 @@ struct rs__connect {
     int next_family;               /* the queue the next attempt prefers */
     int family_answers;            /* on_family_resolved calls so far (one per family) */
     rs_list_t attempts;
+    rs__attempt_t first_attempt;   /* the attempt most connections need, without allocating */
+    bool first_attempt_busy;
     bool resolving;                /* the resolver still owes us on_resolved */
     bool attempt_delay_pending;    /* the attempt timer runs: wait before the next attempt */
     bool finished;                 /* a winner, or a final error */
@@ -280,6 +289,23 @@ static void rs__connect_check_exhausted(rs__connect_t *c) {
     rs__connect_fail(c, c->last_error ? c->last_error : (c->dns_error ? c->dns_error : RS_EDNS_NOT_FOUND));
 }
 
+static rs__attempt_t *rs__attempt_alloc(rs__connect_t *c) {
+    if (!c->first_attempt_busy) {
+        c->first_attempt_busy = true;
+        memset(&c->first_attempt, 0, sizeof(c->first_attempt));
+        return &c->first_attempt;
+    }
+    return (rs__attempt_t *)rs_mem_calloc(&c->allocator, 1, sizeof(rs__attempt_t));
+}
+
+static void rs__attempt_free(rs__connect_t *c, rs__attempt_t *a) {
+    if (a == &c->first_attempt) {
+        c->first_attempt_busy = false;
+        return;
+    }
+    rs_mem_free(&c->allocator, a);
+}
+
 static void rs__attempt_on_connect(rs_socket_t *socket, int error, void *user_data) {
     rs__attempt_t *a = (rs__attempt_t *)user_data;
     rs__connect_t *c = a->connect;
@@ -296,7 +322,7 @@ static void rs__attempt_on_connect(rs_socket_t *socket, int error, void *user_da
             rs_socket_destroy(socket); /* safe inside its own callback */
         }
     }
-    rs_mem_free(&c->allocator, a);
+    rs__attempt_free(c, a);
     if (!c->finished) {
         /* A failed attempt does not wait for the delay: try the next one now. */
         if (c->attempt_delay_pending) {
@@ -326,7 +352,7 @@ static int rs__connect_start_attempt(rs__connect_t *c, const rs_endpoint_t *addr
     rs_socket_options_t o = c->socket_options;
     rs__attempt_t *a;
     int err = RS_OK;
-    a = (rs__attempt_t *)rs_mem_calloc(&c->allocator, 1, sizeof(rs__attempt_t));
+    a = rs__attempt_alloc(c);
     if (!a) {
         return RS_ENOMEM;
     }
@@ -334,23 +360,35 @@ static int rs__connect_start_attempt(rs__connect_t *c, const rs_endpoint_t *addr
     a->address = *address;
     a->address.port = c->port;
     o.domain = address->domain;
-    o.connect_timeout_ms = c->timeout_ms; /* the overall timer ends it first */
     a->socket = rs_socket_new(&o, &err);
     if (!a->socket) {
-        rs_mem_free(&c->allocator, a);
+        rs__attempt_free(c, a);
         return err;
     }
+    rs__socket_skip_connect_timer(a->socket); /* the overall timer ends it first */
     err = rs_socket_connect(a->socket, &a->address, c->loop, rs__attempt_on_connect, a);
     if (err) {
         rs_socket_destroy(a->socket);
-        rs_mem_free(&c->allocator, a);
+        rs__attempt_free(c, a);
         return err;
     }
     rs_list_push_back(&c->attempts, &a->node);
     return RS_OK;
 }
 
+/* Whether another attempt may still come: an address is queued, or a family
+ * has not answered yet (a late answer joins the queue). */
+static bool rs__connect_may_try_more(const rs__connect_t *c) {
+    return c->queues[0].next < c->queues[0].count || c->queues[1].next < c->queues[1].count ||
+           (c->resolving && c->family_answers < 2);
+}
+
+/* The Connection Attempt Delay, armed only when there is something it could
+ * hold back: a literal or a single address needs no timer. */
 static void rs__connect_arm_attempt_timer(rs__connect_t *c) {
+    if (!rs__connect_may_try_more(c)) {
+        return;
+    }
     c->attempt_delay_pending = true;
     rs_event_loop_schedule_task_future(c->loop, &c->attempt_timer,
                                        rs_event_loop_now_ns(c->loop) +
@@ -496,17 +534,27 @@ static int rs__connect_resolve(rs__connect_t *c) {
     return err;
 }
 
+/* A Unix path, or an IP literal: the one address, with nothing to resolve.
+ * The resolver would answer a literal the same way, but through a record, its
+ * lock and a task of its own. RS_ENOENT when the host is a name. */
+static int rs__connect_direct_address(rs__connect_t *c, rs_endpoint_t *out) {
+    if (c->socket_options.domain == RS_SOCKET_DOMAIN_LOCAL) {
+        return rs_endpoint_from_local(out, c->host);
+    }
+    return rs_endpoint_from_ip(out, c->host, c->port) == RS_OK ? RS_OK : RS_ENOENT;
+}
+
 static int rs__connect_start(rs__connect_t *c) {
-    rs_endpoint_t path;
+    rs_endpoint_t direct;
     int err;
     rs_event_loop_schedule_task_future(c->loop, &c->timeout_timer,
                                        rs_event_loop_now_ns(c->loop) + (uint64_t)c->timeout_ms * RS_NS_PER_MS);
-    if (c->socket_options.domain != RS_SOCKET_DOMAIN_LOCAL) {
+    err = rs__connect_direct_address(c, &direct);
+    if (err == RS_ENOENT) {
         return rs__connect_resolve(c);
     }
-    err = rs_endpoint_from_local(&path, c->host);
     if (!err) {
-        err = rs__address_queue_append(c, &c->queues[0], &path, 1);
+        err = rs__address_queue_append(c, &c->queues[direct.domain == RS_SOCKET_DOMAIN_IPV4 ? 1 : 0], &direct, 1);
     }
     if (!err) {
         rs__connect_try_next(c);
@@ -564,7 +612,13 @@ static int rs__connect_check_options(const rs_client_bootstrap_t *b, const rs_cl
 
 /* The copies a connection keeps of the caller's options. */
 static int rs__connect_copy_options(rs__connect_t *c, const rs_client_connect_options_t *o) {
-    c->host = rs__strdup(&c->allocator, o->host);
+    size_t host_len = strlen(o->host);
+    if (host_len < sizeof(c->host_inline)) {
+        memcpy(c->host_inline, o->host, host_len + 1);
+        c->host = c->host_inline;
+    } else {
+        c->host = rs__strdup(&c->allocator, o->host);
+    }
     if (!c->host) {
         return RS_ENOMEM;
     }
@@ -586,7 +640,9 @@ static int rs__connect_copy_options(rs__connect_t *c, const rs_client_connect_op
 static void rs__connect_free_copies(rs__connect_t *c) {
     rs__pipeline_options_cleanup(&c->pipeline_options, &c->allocator);
     rs_mem_free(&c->allocator, c->interface_name);
-    rs_mem_free(&c->allocator, c->host);
+    if (c->host != c->host_inline) {
+        rs_mem_free(&c->allocator, c->host);
+    }
     rs_mem_free(&c->allocator, c);
 }
 

@@ -1,8 +1,9 @@
 /*
  * Client bootstrap: "connect to host:port and give me a pipeline".
  *
- * rs_client_bootstrap_connect resolves the name, connects with Happy Eyeballs
- * (RFC 8305, with the figures of draft-ietf-happy-happyeyeballs-v3), builds a
+ * rs_client_bootstrap_connect resolves the name (an IP literal or a Unix path
+ * is connected to as it is, without asking the resolver), connects with Happy
+ * Eyeballs (RFC 8305, with the figures of draft-ietf-happy-happyeyeballs-v3), builds a
  * channel with the socket handler in its first slot, runs the installers
  * (rs_channel_installer_t) and then calls on_setup with the ready channel.
  *

@@ -75,14 +75,16 @@ struct rs_channel {
     uint64_t stats_interval_ns;
     rs_channel_task_t stats_task;
 
-    /* Writes from any thread (rs_channel_write_threadsafe). */
-    rs_mutex_t xwrite_lock;
-    rs_list_t xwrite_queue;        /* under xwrite_lock */
-    bool xwrite_scheduled;         /* under xwrite_lock: xwrite_task is scheduled */
-    bool xwrite_closed;            /* under xwrite_lock: shutdown began, writes refused */
-    RS__ALIGN8 uint64_t xwrite_bytes; /* atomic: bytes queued here, not yet in the pipeline */
+    /* Most channels have one or two slots: the first one made lives here, so
+     * a connection's channel costs one allocation less. */
+    rs_channel_slot_t embedded_slot;
+    bool embedded_slot_used;
+    /* Writes from any thread (rs_channel_write_threadsafe): the queue is made
+     * on first use, so a channel that never sees one stays small (the struct
+     * fits glibc's per-thread cache, which pound_bootstrap feels). */
+    void *xwrite; /* atomic: a struct rs__xwrite_state, set once */
+    RS__ALIGN8 uint64_t xwrite_bytes;   /* atomic: bytes queued there, not yet in the pipeline */
     RS__ALIGN8 uint64_t pending_mirror; /* atomic: pending_write_bytes, for other threads */
-    rs_channel_task_t xwrite_task;
 };
 RS__ASSERT_ALIGN8(struct rs_channel, refcount, channel_refcount);
 RS__ASSERT_ALIGN8(struct rs_channel, xwrite_bytes, channel_xwrite_bytes);
@@ -141,6 +143,7 @@ static void rs__channel_graceful_timeout_task(rs_task_t *task, void *arg, rs_tas
 static void rs__channel_window_update_task(rs_channel_task_t *task, void *arg, rs_task_status_t status);
 static void rs__channel_xwrite_task(rs_channel_task_t *task, void *arg, rs_task_status_t status);
 static void rs__channel_xwrite_close(rs_channel_t *channel);
+static void rs__channel_xwrite_free(rs_channel_t *channel);
 static void rs__channel_update_writability(rs_channel_t *channel);
 
 /* The one place rs_channel_options_t defaults are applied. */
@@ -173,13 +176,6 @@ RESEAU_API rs_channel_t *rs_channel_new(const rs_channel_options_t *options, int
         return NULL;
     }
     channel->allocator = allocator;
-    if (rs_mutex_init(&channel->xwrite_lock) != RS_OK) {
-        rs_mem_free(&allocator, channel);
-        rs__set_err(err_out, RS_ENOMEM);
-        return NULL;
-    }
-    rs_list_init(&channel->xwrite_queue);
-    rs_channel_task_init(&channel->xwrite_task, rs__channel_xwrite_task, channel, "channel_threadsafe_write");
     rs__channel_apply_options(channel, options);
     channel->writable = true;
     channel->refcount = 1;
@@ -345,6 +341,24 @@ RESEAU_API void rs_channel_release_message_to_pool(rs_channel_t *channel, rs_io_
 
 /* ---- slots ---- */
 
+/* A zeroed slot: the embedded one if it is free, else a new one. */
+static rs_channel_slot_t *rs__slot_alloc(rs_channel_t *channel) {
+    if (!channel->embedded_slot_used) {
+        channel->embedded_slot_used = true;
+        memset(&channel->embedded_slot, 0, sizeof(channel->embedded_slot));
+        return &channel->embedded_slot;
+    }
+    return (rs_channel_slot_t *)rs_mem_calloc(&channel->allocator, 1, sizeof(rs_channel_slot_t));
+}
+
+static void rs__slot_free(rs_channel_t *channel, rs_channel_slot_t *slot) {
+    if (slot == &channel->embedded_slot) {
+        channel->embedded_slot_used = false;
+        return;
+    }
+    rs_mem_free(&channel->allocator, slot);
+}
+
 RESEAU_API rs_channel_slot_t *rs_channel_slot_new(rs_channel_t *channel, int *err_out) {
     rs_channel_slot_t *slot;
     int err = rs__channel_check_thread(channel, "rs_channel_slot_new");
@@ -352,7 +366,7 @@ RESEAU_API rs_channel_slot_t *rs_channel_slot_new(rs_channel_t *channel, int *er
         rs__set_err(err_out, err);
         return NULL;
     }
-    slot = (rs_channel_slot_t *)rs_mem_calloc(&channel->allocator, 1, sizeof(rs_channel_slot_t));
+    slot = rs__slot_alloc(channel);
     if (!slot) {
         rs__set_err(err_out, RS_ENOMEM);
         return NULL;
@@ -462,7 +476,7 @@ RESEAU_API int rs_channel_slot_remove(rs_channel_slot_t *slot) {
         channel->first = slot->adj_right;
     }
     rs__channel_handler_destroy(slot->handler);
-    rs_mem_free(&channel->allocator, slot);
+    rs__slot_free(channel, slot);
     rs__channel_update_overheads(channel);
     return RS_OK;
 }
@@ -843,7 +857,7 @@ static void rs__channel_destroy_handlers(rs_channel_t *channel) {
     while (slot) {
         rs_channel_slot_t *next = slot->adj_right;
         rs__channel_handler_destroy(slot->handler);
-        rs_mem_free(&channel->allocator, slot);
+        rs__slot_free(channel, slot);
         slot = next;
     }
     channel->handlers_destroyed = true;
@@ -851,8 +865,7 @@ static void rs__channel_destroy_handlers(rs_channel_t *channel) {
 
 static void rs__channel_free(rs_channel_t *channel) {
     rs_allocator_t allocator = channel->allocator;
-    RESEAU_ASSERT(rs_list_empty(&channel->xwrite_queue)); /* drained, CANCELED at worst, before shutdown completed */
-    rs_mutex_cleanup(&channel->xwrite_lock);
+    rs__channel_xwrite_free(channel);
     rs_mem_free(&allocator, channel);
 }
 
@@ -975,6 +988,15 @@ RESEAU_API int rs_channel_set_statistics_handler(rs_channel_t *channel, uint32_t
 
 /* ---- writes from any thread ---- */
 
+/* The queue of writes from other threads, made on first use. */
+struct rs__xwrite_state {
+    rs_mutex_t lock;
+    rs_list_t queue;     /* under lock */
+    bool scheduled;      /* under lock: task is scheduled */
+    bool closed;         /* under lock: shutdown began, writes refused */
+    rs_channel_task_t task;
+};
+
 /* One rs_channel_write_threadsafe call: its bytes follow the struct. It lives
  * until the last message carrying its bytes has completed. */
 typedef struct rs__xwrite {
@@ -1064,13 +1086,14 @@ static void rs__channel_xwrite_deliver(rs_channel_t *channel, rs__xwrite_t *w) {
 
 static void rs__channel_xwrite_task(rs_channel_task_t *task, void *arg, rs_task_status_t status) {
     rs_channel_t *channel = (rs_channel_t *)arg;
+    struct rs__xwrite_state *xw = (struct rs__xwrite_state *)rs__atomic_load_ptr(&channel->xwrite);
     rs_list_t batch;
     (void)task;
     rs_list_init(&batch);
-    rs_mutex_lock(&channel->xwrite_lock);
-    rs_list_splice_back(&batch, &channel->xwrite_queue);
-    channel->xwrite_scheduled = false;
-    rs_mutex_unlock(&channel->xwrite_lock);
+    rs_mutex_lock(&xw->lock);
+    rs_list_splice_back(&batch, &xw->queue);
+    xw->scheduled = false;
+    rs_mutex_unlock(&xw->lock);
     while (!rs_list_empty(&batch)) {
         rs__xwrite_t *w = RS_CONTAINER_OF(rs_list_pop_front(&batch), rs__xwrite_t, node);
         /* Out of the queue's count and into the handlers' in one step, so
@@ -1088,13 +1111,54 @@ static void rs__channel_xwrite_task(rs_channel_task_t *task, void *arg, rs_task_
 
 /* Shutdown began: refuse new writes; those queued run CANCELED by the task. */
 static void rs__channel_xwrite_close(rs_channel_t *channel) {
-    rs_mutex_lock(&channel->xwrite_lock);
-    channel->xwrite_closed = true;
-    rs_mutex_unlock(&channel->xwrite_lock);
+    struct rs__xwrite_state *xw = (struct rs__xwrite_state *)rs__atomic_load_ptr(&channel->xwrite);
+    if (xw) {
+        rs_mutex_lock(&xw->lock);
+        xw->closed = true;
+        rs_mutex_unlock(&xw->lock);
+    }
+}
+
+static void rs__channel_xwrite_free(rs_channel_t *channel) {
+    struct rs__xwrite_state *xw = (struct rs__xwrite_state *)channel->xwrite;
+    if (xw) {
+        RESEAU_ASSERT(rs_list_empty(&xw->queue)); /* drained (CANCELED at worst) by the task */
+        rs_mutex_cleanup(&xw->lock);
+        rs_mem_free(&channel->allocator, xw);
+    }
+}
+
+/* The queue, made by the first writer (a racing second one frees its own). */
+static struct rs__xwrite_state *rs__channel_xwrite_state(rs_channel_t *channel) {
+    struct rs__xwrite_state *xw = (struct rs__xwrite_state *)rs__atomic_load_ptr(&channel->xwrite);
+    void *expected = NULL;
+    if (xw) {
+        return xw;
+    }
+    xw = (struct rs__xwrite_state *)rs_mem_calloc(&channel->allocator, 1, sizeof(*xw));
+    if (!xw) {
+        return NULL;
+    }
+    if (rs_mutex_init(&xw->lock) != RS_OK) {
+        rs_mem_free(&channel->allocator, xw);
+        return NULL;
+    }
+    rs_list_init(&xw->queue);
+    rs_channel_task_init(&xw->task, rs__channel_xwrite_task, channel, "channel_threadsafe_write");
+    while (!rs__atomic_cas_ptr_weak(&channel->xwrite, &expected, xw)) {
+        if (expected) {
+            rs_mutex_cleanup(&xw->lock);
+            rs_mem_free(&channel->allocator, xw);
+            /* Again with acquire: the winner's initialisation must be seen. */
+            return (struct rs__xwrite_state *)rs__atomic_load_ptr(&channel->xwrite);
+        }
+    }
+    return xw;
 }
 
 RESEAU_API int rs_channel_write_threadsafe(rs_channel_t *channel, rs_byte_cursor_t data,
                                           rs_channel_write_done_fn *on_done, void *user_data) {
+    struct rs__xwrite_state *xw;
     rs__xwrite_t *w;
     bool schedule;
     if (!channel || data.len == 0 || !data.ptr || data.len > SIZE_MAX - sizeof(rs__xwrite_t)) {
@@ -1109,7 +1173,8 @@ RESEAU_API int rs_channel_write_threadsafe(rs_channel_t *channel, rs_byte_cursor
         channel->write_high_water) {
         return RS_EAGAIN;
     }
-    w = (rs__xwrite_t *)rs_mem_alloc(&channel->allocator, sizeof(*w) + data.len);
+    xw = rs__channel_xwrite_state(channel);
+    w = xw ? (rs__xwrite_t *)rs_mem_alloc(&channel->allocator, sizeof(*w) + data.len) : NULL;
     if (!w) {
         return RS_ENOMEM;
     }
@@ -1119,20 +1184,20 @@ RESEAU_API int rs_channel_write_threadsafe(rs_channel_t *channel, rs_byte_cursor
     w->user_data = user_data;
     w->len = data.len;
     memcpy(rs__xwrite_data(w), data.ptr, data.len);
-    rs_mutex_lock(&channel->xwrite_lock);
-    if (channel->xwrite_closed) {
-        rs_mutex_unlock(&channel->xwrite_lock);
+    rs_mutex_lock(&xw->lock);
+    if (xw->closed) {
+        rs_mutex_unlock(&xw->lock);
         rs_mem_free(&channel->allocator, w);
         return RS_ESHUTDOWN;
     }
-    rs_list_push_back(&channel->xwrite_queue, &w->node);
+    rs_list_push_back(&xw->queue, &w->node);
     rs__atomic_add_u64(&channel->xwrite_bytes, data.len);
-    schedule = !channel->xwrite_scheduled;
-    channel->xwrite_scheduled = true;
+    schedule = !xw->scheduled;
+    xw->scheduled = true;
     if (schedule) {
         /* Under the lock: the task cannot run (and clear the flag) before it is scheduled. */
-        rs_channel_schedule_task_now(channel, &channel->xwrite_task);
+        rs_channel_schedule_task_now(channel, &xw->task);
     }
-    rs_mutex_unlock(&channel->xwrite_lock);
+    rs_mutex_unlock(&xw->lock);
     return RS_OK;
 }

@@ -88,6 +88,10 @@ RESEAU_API rs_event_loop_t *rs_event_loop_new(const rs_event_loop_options_t *opt
     rs__event_loop_apply_options(loop, options);
     loop->backend = backend;
     rs_list_init(&loop->registrations);
+    rs_list_init(&loop->reg_retired);
+    rs_list_init(&loop->reg_free);
+    rs_list_init(&loop->interest_dirty);
+    rs_list_init(&loop->interest_failed);
     loop->owner = rs_thread_current_id();
     err = rs__scheduler_init(&loop->scheduler, &loop->allocator);
     if (err) {
@@ -343,6 +347,76 @@ RESEAU_API int rs_event_loop_signal_cleanup(rs_event_loop_signal_t *signal) {
     return RS_OK;
 }
 
+/* ---- deferred interest ---- */
+
+/* End of a tick: tell the backend what each changed registration wants now.
+ * A change the backend refuses is reported to its owner as RS_IO_ERROR in the
+ * next dispatch (rs__io_handle_error says which error). */
+static void rs__event_loop_flush_interest(rs_event_loop_t *loop) {
+    rs_list_node_t *node;
+    while ((node = rs_list_pop_front(&loop->interest_dirty)) != NULL) {
+        rs__io_registration_t *reg = RS_CONTAINER_OF(node, rs__io_registration_t, pending_node);
+        int err = rs__registration_apply(loop, reg);
+        if (err) {
+            reg->error = err;
+            rs_list_push_back(&loop->interest_failed, &reg->pending_node);
+        }
+    }
+}
+
+/* Inside dispatch: each registration whose deferred change failed hears of it once. */
+static void rs__event_loop_report_failed_interest(rs_event_loop_t *loop) {
+    rs_list_node_t *node;
+    while ((node = rs_list_pop_front(&loop->interest_failed)) != NULL) {
+        rs__io_registration_t *reg = RS_CONTAINER_OF(node, rs__io_registration_t, pending_node);
+        rs__registration_dispatch(loop, reg, RS_IO_ERROR);
+    }
+}
+
+/* Watch `handle` for `events`, subscribing it first if it is not; 0 parks it:
+ * it stays subscribed, nothing is reported, and the backend drops the fd at the
+ * tick's end if it is still parked then. For the socket layer, whose fds are
+ * its own: inside a tick on a backend where each change is a system call, the
+ * backend is told once, at the tick's end, so interest that changes and
+ * changes back within a tick (connected then reading; accepted then closed)
+ * costs no system call. Errors: RS_ENOMEM; outside a tick, the backend's. */
+static int rs__event_loop_set_interest(rs_event_loop_t *loop, rs_io_handle_t *handle, int events,
+                                       rs_io_event_fn *on_event, void *user_data) {
+    rs__io_registration_t *reg = (rs__io_registration_t *)handle->impl;
+    int previous;
+    int err;
+    if (!reg) {
+        reg = rs__registration_new(loop, handle, 0, on_event, user_data);
+        if (!reg) {
+            return RS_ENOMEM;
+        }
+        rs_list_push_back(&loop->registrations, &reg->node);
+        handle->impl = reg;
+    }
+    previous = reg->events;
+    reg->events = events;
+    reg->error = RS_OK;
+    if (loop->in_tick && loop->backend->defers_interest) {
+        if (!rs_list_node_is_linked(&reg->pending_node)) {
+            rs_list_push_back(&loop->interest_dirty, &reg->pending_node);
+        }
+        return RS_OK;
+    }
+    err = rs__registration_apply(loop, reg);
+    if (err && previous == 0 && reg->backend_events == 0) {
+        rs__registration_retire(loop, reg); /* never reached the backend: as if never subscribed */
+    } else if (err) {
+        reg->events = previous;
+    }
+    return err;
+}
+
+/* The error of a deferred interest change the backend refused, else RS_OK. */
+static int rs__io_handle_error(const rs_io_handle_t *handle) {
+    const rs__io_registration_t *reg = (const rs__io_registration_t *)handle->impl;
+    return reg ? reg->error : RS_OK;
+}
+
 /* ---- ticks ---- */
 
 /* Milliseconds to wait for I/O: until the next task is due, capped by the caller. */
@@ -389,13 +463,18 @@ static void rs__event_loop_tick(rs_event_loop_t *loop, int timeout_ms) {
     loop->in_tick = true;
     loop->backend->wait(loop, rs__event_loop_wait_timeout(loop, timeout_ms));
     busy_start_ns = rs_clock_now_ns();
+    loop->dispatching = true;
     loop->backend->dispatch(loop);
+    rs__event_loop_report_failed_interest(loop);
+    loop->dispatching = false;
+    rs__registration_recycle_retired(loop);
     if (rs__atomic_load_int(&loop->wake_lost)) {
         /* Cleared before draining: a wake lost after this point sets it again. */
         rs__atomic_store_int(&loop->wake_lost, 0);
     }
     rs__event_loop_xq_drain(loop);
     rs__scheduler_run_due(&loop->scheduler, rs_event_loop_now_ns(loop));
+    rs__event_loop_flush_interest(loop);
     rs__atomic_store_u64(&loop->stats.tasks_run, loop->scheduler.tasks_run);
     rs__atomic_add_u64(&loop->stats.ticks, 1);
     rs__event_loop_account_load(loop, busy_start_ns);
@@ -524,9 +603,9 @@ RESEAU_API int rs_event_loop_subscribe(rs_event_loop_t *loop, rs_io_handle_t *ha
     if (!reg) {
         return RS_ENOMEM;
     }
-    err = loop->backend->add(loop, reg);
+    err = rs__registration_apply(loop, reg);
     if (err) {
-        rs_mem_free(&loop->allocator, reg);
+        rs__registration_recycle(loop, reg);
         return err;
     }
     rs_list_push_back(&loop->registrations, &reg->node);
@@ -557,9 +636,11 @@ RESEAU_API int rs_event_loop_update_subscription(rs_event_loop_t *loop, rs_io_ha
     if (events == reg->events) {
         return RS_OK;
     }
-    err = loop->backend->modify(loop, reg, events);
-    if (!err) {
-        reg->events = events;
+    reg->events = events;
+    rs_list_remove(&reg->pending_node); /* applied now: nothing left for the tick's end */
+    err = rs__registration_apply(loop, reg);
+    if (err) {
+        reg->events = reg->backend_events;
     }
     return err;
 }
@@ -574,7 +655,9 @@ RESEAU_API int rs_event_loop_unsubscribe(rs_event_loop_t *loop, rs_io_handle_t *
     if (!reg) {
         return RS_EINVAL;
     }
-    loop->backend->remove(loop, reg);
+    if (reg->backend_events) {
+        loop->backend->remove(loop, reg);
+    }
     rs__registration_retire(loop, reg);
     return RS_OK;
 }
@@ -712,10 +795,18 @@ static void rs__event_loop_sweep_registrations(rs_event_loop_t *loop) {
     while ((node = rs_list_pop_front(&loop->registrations)) != NULL) {
         rs__io_registration_t *reg = RS_CONTAINER_OF(node, rs__io_registration_t, node);
         RS__LOG_DEBUG(RS_LS_EVENT_LOOP, "releasing fd %d, still subscribed at loop destroy", reg->fd);
-        loop->backend->remove(loop, reg);
+        if (reg->backend_events) {
+            loop->backend->remove(loop, reg);
+        }
+        rs_list_remove(&reg->pending_node);
         reg->handle->impl = NULL;
         rs_mem_free(&loop->allocator, reg);
     }
+    rs__registration_recycle_retired(loop);
+    while ((node = rs_list_pop_front(&loop->reg_free)) != NULL) {
+        rs_mem_free(&loop->allocator, RS_CONTAINER_OF(node, rs__io_registration_t, node));
+    }
+    loop->reg_free_count = 0;
 }
 
 /* Destroy, step 1: stop and join the loop's own thread; the calling thread
@@ -752,7 +843,6 @@ static void rs__event_loop_free(rs_event_loop_t *loop) {
     rs_allocator_t allocator = loop->allocator;
     rs__event_loop_release_locals(loop); /* frees the (now empty) array */
     rs__event_loop_sweep_registrations(loop);
-    /* Sweeping retires nothing into the scheduler, so only the heap is left to free. */
     rs__scheduler_cleanup(&loop->scheduler);
     loop->backend->cleanup(loop);
     rs_mem_free(&allocator, loop);

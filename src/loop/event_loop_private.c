@@ -13,11 +13,13 @@ typedef struct rs__io_registration {
     rs_io_event_fn *on_event;
     void *user_data;
     int fd;
-    int events;          /* subscribed mask: READABLE|WRITABLE */
+    int events;          /* wanted mask: READABLE|WRITABLE, or 0 while parked (nothing reported) */
+    int backend_events;  /* the mask the backend holds; 0 when the backend does not have the fd */
+    int error;           /* a deferred change the backend refused (RS_Exxx), reported as RS_IO_ERROR */
     bool subscribed;     /* false once unsubscribed: queued events are skipped */
     size_t slot;         /* backend-private index (the poll backend's array slot) */
-    rs_list_node_t node; /* in loop->registrations while subscribed */
-    rs_task_t release_task;
+    rs_list_node_t node; /* in loop->registrations while subscribed, then retired or free */
+    rs_list_node_t pending_node; /* in loop->interest_dirty or loop->interest_failed */
 } rs__io_registration_t;
 
 typedef struct rs__backend_vtable {
@@ -35,6 +37,10 @@ typedef struct rs__backend_vtable {
     /* Make a blocked wait return. Any thread. Returns false if the OS refused. */
     bool (*wake)(rs_event_loop_t *loop);
     int (*get_fd)(const rs_event_loop_t *loop, int *fd_out);
+    /* Interest changes made inside a tick may wait for the tick's end
+     * (rs__event_loop_set_interest): worth it where each change is a system
+     * call (epoll_ctl), not where it is an array write (poll). */
+    bool defers_interest;
 } rs__backend_vtable_t;
 
 typedef struct rs__local_object {
@@ -46,6 +52,11 @@ typedef struct rs__local_object {
 
 /* While a wake is lost, the loop blocks at most this long between checks of its queue. */
 #define RS__LOST_WAKE_POLL_MS 10
+
+/* Unsubscribed registrations kept for reuse, so a connection's subscribe does
+ * not allocate: enough for a burst of a few hundred connections closing in
+ * one tick; beyond that they are freed. */
+#define RS__REGISTRATION_CACHE 256
 
 /* Length of the window over which busy time is summed into the load factor. */
 #define RS__LOAD_FACTOR_WINDOW_NS RS_NS_PER_SEC
@@ -74,6 +85,12 @@ struct rs_event_loop {
     size_t thread_stack_size;
 
     rs_list_t registrations; /* live subscriptions, swept at destroy */
+    rs_list_t reg_retired;   /* unsubscribed during dispatch: reusable once the batch ends */
+    rs_list_t reg_free;      /* reusable registrations, at most RS__REGISTRATION_CACHE */
+    size_t reg_free_count;
+    bool dispatching;        /* inside backend->dispatch: retired registrations may still be reported */
+    rs_list_t interest_dirty;  /* wanted mask differs from the backend's: applied at the tick's end */
+    rs_list_t interest_failed; /* the backend refused a deferred change: RS_IO_ERROR next dispatch */
 
     rs__local_object_t *locals;
     size_t local_count;
@@ -93,20 +110,20 @@ RS__ASSERT_ALIGN8(struct rs_event_loop, stats.wakeups_sent, loop_stats_wakeups_s
 RS__ASSERT_ALIGN8(struct rs_event_loop, stats.xthread_tasks, loop_stats_xthread_tasks);
 RS__ASSERT_ALIGN8(struct rs_event_loop, load_factor, loop_load_factor);
 
-static void rs__registration_release_task(rs_task_t *task, void *arg, rs_task_status_t status) {
-    rs__io_registration_t *reg = (rs__io_registration_t *)arg;
-    /* Runs on RUN and on CANCELED alike: the memory must go either way. */
-    (void)task;
-    (void)status;
-    rs_mem_free(&reg->loop->allocator, reg);
-}
-
+/* A registration from the free list, else a new one; NULL when out of memory. */
 static rs__io_registration_t *rs__registration_new(rs_event_loop_t *loop, rs_io_handle_t *handle, int events,
                                                    rs_io_event_fn *on_event, void *user_data) {
-    rs__io_registration_t *reg =
-        (rs__io_registration_t *)rs_mem_calloc(&loop->allocator, 1, sizeof(rs__io_registration_t));
-    if (!reg) {
-        return NULL;
+    rs_list_node_t *node = rs_list_pop_front(&loop->reg_free);
+    rs__io_registration_t *reg;
+    if (node) {
+        --loop->reg_free_count;
+        reg = RS_CONTAINER_OF(node, rs__io_registration_t, node);
+        memset(reg, 0, sizeof(*reg));
+    } else {
+        reg = (rs__io_registration_t *)rs_mem_calloc(&loop->allocator, 1, sizeof(rs__io_registration_t));
+        if (!reg) {
+            return NULL;
+        }
     }
     reg->loop = loop;
     reg->handle = handle;
@@ -115,23 +132,68 @@ static rs__io_registration_t *rs__registration_new(rs_event_loop_t *loop, rs_io_
     reg->fd = handle->fd;
     reg->events = events;
     reg->subscribed = true;
-    rs_task_init(&reg->release_task, rs__registration_release_task, reg, "io_registration_release");
+    rs_list_node_reset(&reg->node);
+    rs_list_node_reset(&reg->pending_node);
     return reg;
 }
 
-/* Unsubscribed: stop reporting now, free after the current dispatch batch. */
+/* Keep a registration nobody can report any more for reuse, or free it. */
+static void rs__registration_recycle(rs_event_loop_t *loop, rs__io_registration_t *reg) {
+    if (loop->reg_free_count < RS__REGISTRATION_CACHE) {
+        rs_list_push_back(&loop->reg_free, &reg->node);
+        ++loop->reg_free_count;
+        return;
+    }
+    rs_mem_free(&loop->allocator, reg);
+}
+
+/* Unsubscribed: stop reporting now. Inside a dispatch batch the backend may
+ * still hold reports naming it, so it is reused only once the batch ends. */
 static void rs__registration_retire(rs_event_loop_t *loop, rs__io_registration_t *reg) {
     reg->subscribed = false;
     reg->handle->impl = NULL;
     rs_list_remove(&reg->node);
-    rs__scheduler_schedule_now(&loop->scheduler, &reg->release_task);
+    rs_list_remove(&reg->pending_node);
+    if (loop->dispatching) {
+        rs_list_push_back(&loop->reg_retired, &reg->node);
+        return;
+    }
+    rs__registration_recycle(loop, reg);
+}
+
+/* After a dispatch batch: nothing names the retired registrations any more. */
+static void rs__registration_recycle_retired(rs_event_loop_t *loop) {
+    rs_list_node_t *node;
+    while ((node = rs_list_pop_front(&loop->reg_retired)) != NULL) {
+        rs__registration_recycle(loop, RS_CONTAINER_OF(node, rs__io_registration_t, node));
+    }
+}
+
+/* Make the backend hold what the registration wants: add, modify, or (parked)
+ * remove. */
+static int rs__registration_apply(rs_event_loop_t *loop, rs__io_registration_t *reg) {
+    int err = RS_OK;
+    if (reg->events == reg->backend_events) {
+        return RS_OK;
+    }
+    if (reg->events == 0) {
+        loop->backend->remove(loop, reg);
+    } else if (reg->backend_events == 0) {
+        err = loop->backend->add(loop, reg);
+    } else {
+        err = loop->backend->modify(loop, reg, reg->events);
+    }
+    if (!err) {
+        reg->backend_events = reg->events;
+    }
+    return err;
 }
 
 /* Deliver one readiness report, filtered by the mask subscribed right now. */
 static void rs__registration_dispatch(rs_event_loop_t *loop, rs__io_registration_t *reg, int ready) {
     int events;
-    if (!reg->subscribed) {
-        return;
+    if (!reg->subscribed || reg->events == 0) {
+        return; /* unsubscribed, or parked: nothing is wanted */
     }
     events = ready & (reg->events | RS_IO_HANGUP | RS_IO_ERROR);
     if (!events) {

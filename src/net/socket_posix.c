@@ -58,7 +58,7 @@ struct rs_socket {
     rs_event_loop_t *loop;
     rs_io_handle_t io;
     rs__socket_state_t state;
-    int interest; /* the mask subscribed on the loop; 0 when not subscribed */
+    int interest; /* the mask wanted from the loop; 0 when parked or not subscribed */
     int callback_depth;
     bool destroy_requested;
     bool is_listener;
@@ -66,6 +66,7 @@ struct rs_socket {
     rs_socket_on_connect_fn *on_connect;
     void *connect_user_data;
     int connect_result;
+    bool no_connect_timer; /* a caller with a timer of its own (the client bootstrap) */
     rs_task_t connect_timeout_task;
     rs_task_t connect_done_task;
 
@@ -368,10 +369,13 @@ static int rs__socket_wanted_events(const rs_socket_t *s) {
     return want;
 }
 
-/* Make the loop subscription match what the socket needs now. */
+/* Make the loop subscription match what the socket needs now. Needing
+ * nothing parks the subscription rather than ending it (only close ends it):
+ * a connected socket needs nothing until its reader arrives, usually in the
+ * same tick, and the loop then tells the kernel nothing at all. */
 static int rs__socket_update_interest(rs_socket_t *s) {
     int want;
-    int err = RS_OK;
+    int err;
     if (!s->loop || s->io.fd < 0) {
         return RS_OK;
     }
@@ -379,13 +383,7 @@ static int rs__socket_update_interest(rs_socket_t *s) {
     if (want == s->interest) {
         return RS_OK;
     }
-    if (want == 0) {
-        err = rs_event_loop_unsubscribe(s->loop, &s->io);
-    } else if (s->interest == 0) {
-        err = rs_event_loop_subscribe(s->loop, &s->io, want, rs__socket_on_event, s);
-    } else {
-        err = rs_event_loop_update_subscription(s->loop, &s->io, want);
-    }
+    err = rs__event_loop_set_interest(s->loop, &s->io, want, rs__socket_on_event, s);
     if (err) {
         RS__LOG_ERROR(RS_LS_SOCKET, "socket %p: cannot update readiness interest: %s", (void *)s, rs_strerror(err));
         return err;
@@ -431,10 +429,10 @@ static void rs__socket_close_internal(rs_socket_t *s, bool keep_connect) {
     if (s->state == RS__SOCK_CLOSED) {
         return;
     }
-    if (s->interest) {
+    if (s->io.impl) {
         rs_event_loop_unsubscribe(s->loop, &s->io);
-        s->interest = 0;
     }
+    s->interest = 0;
     if (s->io.fd >= 0) {
         close(s->io.fd);
         s->io.fd = -1;
@@ -919,9 +917,19 @@ RESEAU_API int rs_socket_connect(rs_socket_t *socket, const rs_endpoint_t *remot
         rs__socket_close_now(socket);
         return err;
     }
-    rs_event_loop_schedule_task_future(loop, &socket->connect_timeout_task,
-                                       rs_event_loop_now_ns(loop) + socket->options.connect_timeout_ms * RS_NS_PER_MS);
+    if (!socket->no_connect_timer) {
+        rs_event_loop_schedule_task_future(loop, &socket->connect_timeout_task,
+                                           rs_event_loop_now_ns(loop) +
+                                               socket->options.connect_timeout_ms * RS_NS_PER_MS);
+    }
     return RS_OK;
+}
+
+/* For the client bootstrap, whose overall timer bounds every attempt: one
+ * timer per connection instead of two. The socket then never times out by
+ * itself, so the caller must close it. */
+static void rs__socket_skip_connect_timer(rs_socket_t *socket) {
+    socket->no_connect_timer = true;
 }
 
 RESEAU_API int rs_socket_assign_to_loop(rs_socket_t *socket, rs_event_loop_t *loop) {
@@ -1291,12 +1299,41 @@ RESEAU_API int rs_socket_shutdown_dir(rs_socket_t *socket, rs_socket_dir_t dir) 
 
 /* ---- readiness ---- */
 
+/* The loop could not watch the fd (the kernel refused a deferred interest
+ * change, e.g. out of memory): nothing would ever be reported, so end what
+ * is waiting with that error. A listener backs off and tries again. */
+static void rs__socket_on_io_error(rs_socket_t *s, int error) {
+    RS__LOG_ERROR(RS_LS_SOCKET, "socket %p: the loop cannot watch it: %s", (void *)s, rs_strerror(error));
+    if (s->state == RS__SOCK_CONNECTING) {
+        rs_event_loop_cancel_task(s->loop, &s->connect_timeout_task);
+        rs__socket_close_internal(s, true);
+        rs__socket_deliver_connect(s, error);
+        return;
+    }
+    if (s->state == RS__SOCK_LISTENING) {
+        s->interest = 0;
+        rs__socket_accept_backoff(s, error);
+        return;
+    }
+    s->write_error = error;
+    rs__socket_fail_writes(s, error);
+    if (s->interest & RS_IO_READABLE) {
+        if (s->on_readable) {
+            s->on_readable(s, error, s->readable_user_data);
+        } else if (s->on_pipe_readable) {
+            s->on_pipe_readable((rs_pipe_read_end_t *)(void *)s, error, s->readable_user_data);
+        }
+    }
+}
+
 static void rs__socket_on_event(rs_event_loop_t *loop, rs_io_handle_t *handle, int events, void *user_data) {
     rs_socket_t *s = (rs_socket_t *)user_data;
+    int io_error = (events & RS_IO_ERROR) ? rs__io_handle_error(handle) : RS_OK;
     (void)loop;
-    (void)handle;
     s->callback_depth++;
-    if (s->state == RS__SOCK_CONNECTING) {
+    if (io_error) {
+        rs__socket_on_io_error(s, io_error);
+    } else if (s->state == RS__SOCK_CONNECTING) {
         rs__socket_finish_connect(s, events);
     } else if (s->state == RS__SOCK_LISTENING) {
         rs__socket_accept_some(s);
