@@ -71,6 +71,9 @@ RESEAU_API rs_server_listener_t *rs_server_bootstrap_new_listener(rs_server_boot
 RESEAU_API int rs_server_listener_get_address(const rs_server_listener_t *listener, rs_endpoint_t *out);
 /* Stop accepting and close the listener; connections in flight finish on
  * their own, or, with abort_connections, are shut down abortively
- * (RS_ECANCELED). on_listener_destroyed follows, once. RS_EINVAL for NULL,
- * RS_EALREADY if already called. */
+ * (RS_ECANCELED). on_listener_destroyed follows, once, on the listener's
+ * loop; the listener is freed when it returns, which may be before this call
+ * returns on another thread. RS_EINVAL for NULL; RS_EALREADY if already
+ * called, for as long as the listener still exists (a second call is only
+ * safe while something keeps it alive, such as a connection in flight). */
 RESEAU_API int rs_server_bootstrap_destroy_listener(rs_server_listener_t *listener, bool abort_connections);

@@ -888,8 +888,10 @@ static void destroy_listener_with_connections_in_flight(rs_event_loop_backend_t 
     assert_true(world_wait(&w, &w.server_setups, IN_FLIGHT));
     assert_true(world_wait(&w, &w.client_setups, IN_FLIGHT));
     assert_int_equal(rs_server_bootstrap_destroy_listener(w.listener, abortive), RS_OK);
-    assert_int_equal(rs_server_bootstrap_destroy_listener(w.listener, abortive), RS_EALREADY);
     if (!abortive) {
+        /* The passive clients keep the listener alive, so a second call is
+         * safe here; after an abortive destroy it may already be freed. */
+        assert_int_equal(rs_server_bootstrap_destroy_listener(w.listener, abortive), RS_EALREADY);
         rs_thread_sleep_ns(100 * RS_NS_PER_MS);
         assert_int_equal(world_get(&w, &w.listener_destroyed), 0); /* still waiting for them */
         assert_int_equal(world_get(&w, &w.server_shutdowns), 0);
