@@ -860,10 +860,21 @@ typedef struct rs_event_loop_stats {
  * lacks, or a mapped OS error. Any thread. */
 RESEAU_API rs_event_loop_t *rs_event_loop_new(const rs_event_loop_options_t *options, int *err_out);
 
-/* Stop and join the loop's own thread if it runs one, run every pending task
- * with RS_TASK_STATUS_CANCELED (on the calling thread, which acts as the loop
- * thread meanwhile), and release subscriptions left behind. Call from any
- * thread except the loop's own running thread, and never while run_once runs. */
+/* Stop and join the loop's own thread if it runs one; the calling thread acts
+ * as the loop thread from then on. Then, before anything is freed:
+ *   1. every live channel on the loop is shut down abortively with
+ *      RS_ECANCELED (its on_shutdown_completed fires once; bootstraps'
+ *      on_shutdown and installers' callbacks follow as usual);
+ *   2. every socket or pipe end still open is closed: a pending connect and
+ *      queued writes complete with RS_ECANCELED, an accepting listener's
+ *      on_accept and a reader's callback get RS_ECANCELED, each once;
+ *   3. every pending task runs with RS_TASK_STATUS_CANCELED, and user
+ *      subscriptions left behind are released.
+ * Channels and sockets that their owners still hold afterwards are detached:
+ * their only valid calls are rs_channel_destroy / rs_socket_destroy (and
+ * channel holds), which then free them on the calling thread, and
+ * rs_channel_get_loop returns NULL. Call from any thread except the loop's
+ * own running thread, and never while run_once or rs_event_loop_run runs. */
 RESEAU_API void rs_event_loop_destroy(rs_event_loop_t *loop);
 
 RESEAU_API rs_event_loop_backend_t rs_event_loop_get_backend(const rs_event_loop_t *loop);
@@ -871,13 +882,23 @@ RESEAU_API const char *rs_event_loop_backend_name(rs_event_loop_backend_t backen
 /* Whether `backend` can be created on this OS and build (DEFAULT: always). */
 RESEAU_API bool rs_event_loop_backend_is_available(rs_event_loop_backend_t backend);
 
-/* Run the loop on a new thread. RS_EBUSY if it already runs, RS_ETHREAD if the
+/* Run the loop on a new thread. RS_EBUSY if it already runs (here or in
+ * rs_event_loop_run), RS_ETHREAD if the
  * thread cannot start, RS_EINVAL for a NULL loop. Any thread. */
 RESEAU_API int rs_event_loop_start(rs_event_loop_t *loop);
-/* Ask the loop's own thread to exit after its current tick; returns at once.
- * Harmless when repeated or when the loop is not running (RS_OK); RS_EINVAL for
- * a NULL loop. Any thread. */
+/* Ask the loop's own thread, or rs_event_loop_run, to return after its current
+ * tick; returns at once. Harmless when repeated or when the loop is not
+ * running (RS_OK); RS_EINVAL for a NULL loop. Any thread, and async-signal-
+ * safe: it may be called from a signal handler (it uses int atomics and
+ * write(2) only, and keeps errno). */
 RESEAU_API int rs_event_loop_stop(rs_event_loop_t *loop);
+/* Run the loop on the calling thread, which becomes the loop thread, until
+ * rs_event_loop_stop (from a callback, another thread or a signal handler). A
+ * stop requested before the call still lets it run one tick that does not
+ * block; each stop ends one run. RS_OK when stopped; RS_EBUSY if the loop runs
+ * on its own thread, or this thread is already inside a tick or a run;
+ * RS_EWRONGTHREAD while another thread is; RS_EINVAL for a NULL loop. */
+RESEAU_API int rs_event_loop_run(rs_event_loop_t *loop);
 /* Join the loop's thread after rs_event_loop_stop. RS_OK if none runs;
  * RS_EDEADLK from the loop thread itself; RS_EINVAL for a NULL loop. The loop
  * may be started again. */
@@ -886,7 +907,8 @@ RESEAU_API int rs_event_loop_wait(rs_event_loop_t *loop);
 /* Run one tick on the calling thread, which becomes the loop thread. Waits for
  * I/O at most timeout_ms (0: never block; negative: until I/O, a wakeup or the
  * next task is due). RS_EBUSY if the loop runs on its own thread or this thread
- * is already inside a tick, RS_EWRONGTHREAD while another thread is inside one,
+ * is already inside a tick or rs_event_loop_run, RS_EWRONGTHREAD while another
+ * thread is,
  * RS_EINVAL for a NULL loop. */
 RESEAU_API int rs_event_loop_run_once(rs_event_loop_t *loop, int timeout_ms);
 
@@ -1021,9 +1043,11 @@ typedef struct rs_event_loop_group_options {
 RESEAU_API rs_event_loop_group_t *rs_event_loop_group_new(const rs_event_loop_group_options_t *options,
                                                           int *err_out);
 /* Stop and join every loop, then destroy them all, then free the group. No
- * loop is freed while another can still run: tasks that loops hand each other
- * meanwhile, like every task still pending, run CANCELED, once, on the
- * destroying thread. Without on_shutdown
+ * loop is freed while another can still run: live channels are shut down and
+ * open sockets closed as rs_event_loop_destroy does it (RS_ECANCELED, each
+ * callback once), and tasks that loops hand each other meanwhile, like every
+ * task still pending, run CANCELED, once, on the destroying thread. Without
+ * on_shutdown
  * it blocks, and returns RS_EDEADLK (doing nothing) when called from one of the
  * group's own loop threads. With on_shutdown it returns at once and on_shutdown
  * fires exactly once, on a helper thread; RS_ETHREAD if that thread cannot start
@@ -2115,7 +2139,10 @@ RESEAU_API int rs_server_listener_get_address(const rs_server_listener_t *listen
  * loop; the listener is freed when it returns, which may be before this call
  * returns on another thread. RS_EINVAL for NULL; RS_EALREADY if already
  * called, for as long as the listener still exists (a second call is only
- * safe while something keeps it alive, such as a connection in flight). */
+ * safe while something keeps it alive, such as a connection in flight).
+ * After the group was destroyed under a live listener (which closed its
+ * socket and ended its connections), this call frees it on the calling
+ * thread, firing on_listener_destroyed there, once. */
 RESEAU_API int rs_server_bootstrap_destroy_listener(rs_server_listener_t *listener, bool abort_connections);
 /* <<server -- End file: src/bootstrap/server.h */
 /* >>pem -- Begin file: src/util/pem.h */
@@ -3946,6 +3973,21 @@ typedef struct rs__local_object {
 /* While a wake is lost, the loop blocks at most this long between checks of its queue. */
 #define RS__LOST_WAKE_POLL_MS 10
 
+/* An object tied to a loop that the loop's destroy must end before it frees
+ * anything: a channel or a socket. Destroy ends the channels first (their
+ * socket handlers close their sockets), runs what that scheduled, then ends
+ * the sockets left, runs that, and finally detaches whatever the owners still
+ * hold, so that their later destroy calls never reach the freed loop. */
+typedef enum rs__member_kind { RS__MEMBER_CHANNEL, RS__MEMBER_SOCKET, RS__MEMBER_KINDS } rs__member_kind_t;
+
+/* What the loop does with a member, given its list node (the member itself is
+ * only that node, so that it costs a channel or a socket 16 bytes). */
+typedef struct rs__loop_member_ops {
+    rs__member_kind_t kind;
+    void (*end)(rs_list_node_t *member);    /* fire each pending callback once (RS_ECANCELED); loop thread */
+    void (*detach)(rs_list_node_t *member); /* the loop is going away: forget it (no callbacks) */
+} rs__loop_member_ops_t;
+
 /* Unsubscribed registrations kept for reuse, so a connection's subscribe does
  * not allocate: enough for a burst of a few hundred connections closing in
  * one tick; beyond that they are freed. */
@@ -3984,6 +4026,14 @@ struct rs_event_loop {
     bool dispatching;        /* inside backend->dispatch: retired registrations may still be reported */
     rs_list_t interest_dirty;  /* wanted mask differs from the backend's: applied at the tick's end */
     rs_list_t interest_failed; /* the backend refused a deferred change: RS_IO_ERROR next dispatch */
+
+    /* Channels and sockets on this loop (rs__loop_member_t), ended by destroy.
+     * Under the lock: channels come and go on any thread. */
+    rs_mutex_t members_lock;
+    rs_list_t members[RS__MEMBER_KINDS];
+    rs_list_t swept[RS__MEMBER_KINDS]; /* ended by destroy, still held by their owners */
+    const rs__loop_member_ops_t *member_ops[RS__MEMBER_KINDS];
+    int run_caller; /* atomic: rs_event_loop_run is running on a caller's thread */
 
     rs__local_object_t *locals;
     size_t local_count;
@@ -4620,7 +4670,15 @@ RESEAU_API rs_event_loop_t *rs_event_loop_new(const rs_event_loop_options_t *opt
     rs_list_init(&loop->reg_free);
     rs_list_init(&loop->interest_dirty);
     rs_list_init(&loop->interest_failed);
+    rs_list_init(&loop->members[RS__MEMBER_CHANNEL]);
+    rs_list_init(&loop->members[RS__MEMBER_SOCKET]);
+    rs_list_init(&loop->swept[RS__MEMBER_CHANNEL]);
+    rs_list_init(&loop->swept[RS__MEMBER_SOCKET]);
     loop->owner = rs_thread_current_id();
+    err = rs_mutex_init(&loop->members_lock);
+    if (err) {
+        goto fail_lock;
+    }
     err = rs__scheduler_init(&loop->scheduler, &loop->allocator);
     if (err) {
         goto fail_scheduler;
@@ -4636,6 +4694,8 @@ RESEAU_API rs_event_loop_t *rs_event_loop_new(const rs_event_loop_options_t *opt
 fail_backend:
     rs__scheduler_cleanup(&loop->scheduler);
 fail_scheduler:
+    rs_mutex_cleanup(&loop->members_lock);
+fail_lock:
     rs_mem_free(&allocator, loop);
     rs__set_err(err_out, err);
     return NULL;
@@ -5009,15 +5069,23 @@ static void rs__event_loop_tick(rs_event_loop_t *loop, int timeout_ms) {
     loop->in_tick = false;
 }
 
-RESEAU_API int rs_event_loop_run_once(rs_event_loop_t *loop, int timeout_ms) {
-    if (!loop) {
-        return RS_EINVAL;
-    }
+/* Whether the calling thread may run ticks itself: RS_EBUSY if the loop runs on
+ * its own thread or this thread is already inside a tick or rs_event_loop_run,
+ * RS_EWRONGTHREAD while another thread is. */
+static int rs__event_loop_check_idle(rs_event_loop_t *loop) {
     if (rs__atomic_load_int(&loop->thread_running)) {
         return RS_EBUSY;
     }
-    if (loop->in_tick) {
+    if (loop->in_tick || rs__atomic_load_int(&loop->run_caller)) {
         return rs_event_loop_is_on_loop_thread(loop) ? RS_EBUSY : RS_EWRONGTHREAD;
+    }
+    return RS_OK;
+}
+
+RESEAU_API int rs_event_loop_run_once(rs_event_loop_t *loop, int timeout_ms) {
+    int err = loop ? rs__event_loop_check_idle(loop) : RS_EINVAL;
+    if (err) {
+        return err;
     }
     rs__atomic_store_uptr(&loop->owner, rs_thread_current_id());
     rs__event_loop_tick(loop, timeout_ms);
@@ -5060,7 +5128,7 @@ RESEAU_API int rs_event_loop_start(rs_event_loop_t *loop) {
     if (!loop) {
         return RS_EINVAL;
     }
-    if (rs__atomic_load_int(&loop->thread_running)) {
+    if (rs__atomic_load_int(&loop->thread_running) || rs__atomic_load_int(&loop->run_caller)) {
         return RS_EBUSY;
     }
     rs__atomic_store_int(&loop->stop_requested, 0);
@@ -5077,14 +5145,43 @@ RESEAU_API int rs_event_loop_start(rs_event_loop_t *loop) {
 }
 
 RESEAU_API int rs_event_loop_stop(rs_event_loop_t *loop) {
+    int saved_errno = errno;
+    int attempt;
     if (!loop) {
         return RS_EINVAL;
     }
     rs__atomic_store_int(&loop->stop_requested, 1);
-    /* Only a thread of our own needs waking; run_once callers decide for themselves. */
-    if (rs__atomic_load_int(&loop->thread_running)) {
-        rs__event_loop_wake(loop);
+    /* Only a running loop needs waking; run_once callers decide for themselves.
+     * No log, no 64-bit counter, errno kept: this must stay async-signal-safe
+     * (int atomics and write(2) only). A wake that fails is retried by the
+     * loop itself within RS__LOST_WAKE_POLL_MS. */
+    if (rs__atomic_load_int(&loop->thread_running) || rs__atomic_load_int(&loop->run_caller)) {
+        for (attempt = 0; attempt < RS__WAKE_ATTEMPTS; ++attempt) {
+            if (loop->backend->wake(loop)) {
+                break;
+            }
+        }
+        if (attempt == RS__WAKE_ATTEMPTS) {
+            rs__atomic_store_int(&loop->wake_lost, 1);
+        }
     }
+    errno = saved_errno;
+    return RS_OK;
+}
+
+RESEAU_API int rs_event_loop_run(rs_event_loop_t *loop) {
+    int err = loop ? rs__event_loop_check_idle(loop) : RS_EINVAL;
+    if (err) {
+        return err;
+    }
+    rs__atomic_store_uptr(&loop->owner, rs_thread_current_id());
+    rs__atomic_store_int(&loop->run_caller, 1);
+    /* A stop asked for before we got here still gets one tick, without blocking. */
+    do {
+        rs__event_loop_tick(loop, rs__atomic_load_int(&loop->stop_requested) ? 0 : -1);
+    } while (!rs__atomic_load_int(&loop->stop_requested));
+    rs__atomic_store_int(&loop->stop_requested, 0);
+    rs__atomic_store_int(&loop->run_caller, 0);
     return RS_OK;
 }
 
@@ -5275,6 +5372,59 @@ RESEAU_API int rs_event_loop_remove_local_object(rs_event_loop_t *loop, const vo
     return RS_OK;
 }
 
+/* ---- members: what destroy must end first ---- */
+
+/* Tie `member` to `loop`. Any thread. */
+static void rs__event_loop_add_member(rs_event_loop_t *loop, rs_list_node_t *member, const rs__loop_member_ops_t *ops) {
+    rs_mutex_lock(&loop->members_lock);
+    loop->member_ops[ops->kind] = ops;
+    rs_list_push_back(&loop->members[ops->kind], member);
+    rs_mutex_unlock(&loop->members_lock);
+}
+
+/* Untie it (when it is freed). Harmless if it was never tied. Any thread. */
+static void rs__event_loop_remove_member(rs_event_loop_t *loop, rs_list_node_t *member) {
+    if (!loop) {
+        return; /* never tied, or detached by the loop's destroy */
+    }
+    rs_mutex_lock(&loop->members_lock);
+    rs_list_remove(member);
+    rs_mutex_unlock(&loop->members_lock);
+}
+
+/* End every member of one kind, one at a time and without the lock held, so
+ * that their callbacks may free members. */
+static void rs__event_loop_end_members(rs_event_loop_t *loop, rs__member_kind_t kind) {
+    for (;;) {
+        rs_list_node_t *member;
+        rs_mutex_lock(&loop->members_lock);
+        member = rs_list_pop_front(&loop->members[kind]);
+        if (member) {
+            rs_list_push_back(&loop->swept[kind], member);
+        }
+        rs_mutex_unlock(&loop->members_lock);
+        if (!member) {
+            return;
+        }
+        loop->member_ops[kind]->end(member);
+    }
+}
+
+/* The last step before the loop's memory goes: owners may still hold members,
+ * which must no longer point at it. */
+static void rs__event_loop_detach_members(rs_event_loop_t *loop) {
+    int kind;
+    rs_mutex_lock(&loop->members_lock);
+    for (kind = 0; kind < RS__MEMBER_KINDS; ++kind) {
+        rs_list_node_t *member;
+        rs_list_splice_back(&loop->swept[kind], &loop->members[kind]);
+        while ((member = rs_list_pop_front(&loop->swept[kind])) != NULL) {
+            loop->member_ops[kind]->detach(member);
+        }
+    }
+    rs_mutex_unlock(&loop->members_lock);
+}
+
 /* ---- stats, load, destroy ---- */
 
 RESEAU_API uint64_t rs_event_loop_get_load_factor(const rs_event_loop_t *loop) {
@@ -5366,13 +5516,40 @@ static bool rs__event_loop_drain_canceled(rs_event_loop_t *loop) {
     return ran;
 }
 
+/* Destroy, step 2 for halted loops (one, or a group's): end the live
+ * channels, run what that scheduled, end the sockets left, run that, then
+ * drain until every loop is quiet. Tasks may cross between the loops, so
+ * each pass covers all of them before the next starts. */
+static void rs__event_loops_wind_down(rs_event_loop_t **loops, size_t count) {
+    int kind;
+    size_t i;
+    bool ran;
+    for (kind = 0; kind <= RS__MEMBER_KINDS; ++kind) {
+        for (i = 0; i < count && kind < RS__MEMBER_KINDS; ++i) {
+            if (loops[i]) {
+                rs__event_loop_end_members(loops[i], (rs__member_kind_t)kind);
+            }
+        }
+        do {
+            ran = false;
+            for (i = 0; i < count; ++i) {
+                if (loops[i] && rs__event_loop_drain_canceled(loops[i])) {
+                    ran = true;
+                }
+            }
+        } while (ran);
+    }
+}
+
 /* Destroy, step 3: release the OS resources and the memory. */
 static void rs__event_loop_free(rs_event_loop_t *loop) {
     rs_allocator_t allocator = loop->allocator;
+    rs__event_loop_detach_members(loop);
     rs__event_loop_release_locals(loop); /* frees the (now empty) array */
     rs__event_loop_sweep_registrations(loop);
     rs__scheduler_cleanup(&loop->scheduler);
     loop->backend->cleanup(loop);
+    rs_mutex_cleanup(&loop->members_lock);
     rs_mem_free(&allocator, loop);
 }
 
@@ -5380,8 +5557,7 @@ RESEAU_API void rs_event_loop_destroy(rs_event_loop_t *loop) {
     if (!loop || !rs__event_loop_halt(loop)) {
         return;
     }
-    while (rs__event_loop_drain_canceled(loop)) {
-    }
+    rs__event_loops_wind_down(&loop, 1);
     rs__event_loop_free(loop);
 }
 /* <<event_loop.c -- End file: src/loop/event_loop.c */
@@ -5408,13 +5584,13 @@ RS__ASSERT_ALIGN8(struct rs_event_loop_group, pick_counter, group_pick_counter);
 #define RS__GROUP_NAME_PREFIX_MAX 9
 
 /* Every loop is stopped and joined before any is destroyed: until then a
- * running loop may still schedule onto another. Tasks left on a stopped loop,
- * or scheduled onto it by a neighbour's last tick or by canceled tasks, run
- * CANCELED, once, before any loop's memory goes. */
+ * running loop may still schedule onto another. Live channels and sockets are
+ * ended, and tasks left on a stopped loop, or scheduled onto it by a
+ * neighbour's last tick or by canceled tasks, run CANCELED, once, before any
+ * loop's memory goes. */
 static void rs__group_stop_and_free(rs_event_loop_group_t *group) {
     rs_allocator_t allocator = group->allocator;
     size_t i;
-    bool ran;
     for (i = 0; i < group->loop_count; ++i) {
         if (group->loops[i]) {
             rs_event_loop_stop(group->loops[i]);
@@ -5425,14 +5601,7 @@ static void rs__group_stop_and_free(rs_event_loop_group_t *group) {
             rs__event_loop_halt(group->loops[i]);
         }
     }
-    do {
-        ran = false;
-        for (i = 0; i < group->loop_count; ++i) {
-            if (group->loops[i] && rs__event_loop_drain_canceled(group->loops[i])) {
-                ran = true;
-            }
-        }
-    } while (ran);
+    rs__event_loops_wind_down(group->loops, group->loop_count);
     for (i = 0; i < group->loop_count; ++i) {
         if (group->loops[i]) {
             rs__event_loop_free(group->loops[i]);
@@ -6504,7 +6673,8 @@ struct rs_socket {
     rs_allocator_t allocator;
     rs_socket_options_t options; /* copied; network_interface_name points at interface_name */
     char interface_name[IF_NAMESIZE];
-    rs_event_loop_t *loop;
+    rs_event_loop_t *loop; /* NULL until tied to one, and once that loop was destroyed */
+    rs_list_node_t loop_member; /* the loop's destroy closes it */
     rs_io_handle_t io;
     rs__socket_state_t state;
     int interest; /* the mask wanted from the loop; 0 when parked or not subscribed */
@@ -6720,6 +6890,7 @@ static rs_socket_t *rs__socket_alloc(const rs_allocator_t *allocator, const rs_s
 static void rs__socket_free(rs_socket_t *s) {
     rs_allocator_t allocator = s->allocator;
     rs_list_node_t *node;
+    rs__event_loop_remove_member(s->loop, &s->loop_member);
     while ((node = rs_list_pop_front(&s->req_cache)) != NULL) {
         rs_mem_free(&allocator, RS_CONTAINER_OF(node, rs__write_req_t, node));
     }
@@ -6839,6 +7010,56 @@ static int rs__socket_update_interest(rs_socket_t *s) {
     }
     s->interest = want;
     return RS_OK;
+}
+
+/* ---- the loop's destroy ---- */
+
+static void rs__socket_close_now(rs_socket_t *s);
+static void rs__socket_maybe_free(rs_socket_t *s);
+
+/* Its loop is being destroyed with it open: close it. A pending connect and
+ * queued writes complete RS_ECANCELED through their tasks (the destroy runs
+ * them); an accepting listener's on_accept and a reader's callback hear
+ * RS_ECANCELED now, once, so that their owners learn the socket is done. */
+static void rs__socket_member_end(rs_list_node_t *member) {
+    rs_socket_t *s = RS_CONTAINER_OF(member, rs_socket_t, loop_member);
+    bool accepting = s->state == RS__SOCK_LISTENING && s->accepting && s->on_accept;
+    bool reading = !accepting && s->state == RS__SOCK_CONNECTED && !s->read_done &&
+                   (s->on_readable || s->on_pipe_readable);
+    if (s->state == RS__SOCK_CLOSED) {
+        return;
+    }
+    RS__LOG_DEBUG(RS_LS_SOCKET, "socket %p: its loop is being destroyed; closing it", (void *)s);
+    rs__socket_close_now(s);
+    s->callback_depth++;
+    if (accepting) {
+        s->on_accept(s, RS_ECANCELED, NULL, s->accept_user_data);
+    } else if (reading && s->on_readable) {
+        s->on_readable(s, RS_ECANCELED, s->readable_user_data);
+    } else if (reading) {
+        s->on_pipe_readable((rs_pipe_read_end_t *)(void *)s, RS_ECANCELED, s->readable_user_data);
+    }
+    s->callback_depth--;
+    rs__socket_maybe_free(s);
+}
+
+/* The loop is gone and the owner still holds the (closed) socket: its
+ * rs_socket_destroy frees it on the calling thread. */
+static void rs__socket_member_detach(rs_list_node_t *member) {
+    RS_CONTAINER_OF(member, rs_socket_t, loop_member)->loop = NULL;
+}
+
+static const rs__loop_member_ops_t rs__socket_member_ops = {
+    RS__MEMBER_SOCKET, rs__socket_member_end, rs__socket_member_detach,
+};
+
+/* From now on the socket lives on `loop`, whose destroy will close it. */
+static void rs__socket_tie_to_loop(rs_socket_t *s, rs_event_loop_t *loop) {
+    if (s->loop == loop) {
+        return; /* tied already (a listener accepting again) */
+    }
+    s->loop = loop;
+    rs__event_loop_add_member(loop, &s->loop_member, &rs__socket_member_ops);
 }
 
 /* ---- freeing and closing ---- */
@@ -7221,7 +7442,7 @@ RESEAU_API int rs_socket_start_accept(rs_socket_t *listener, rs_event_loop_t *lo
     if (listener->state != RS__SOCK_LISTENING) {
         return RS_ESTATE;
     }
-    listener->loop = loop;
+    rs__socket_tie_to_loop(listener, loop);
     listener->on_accept = on_accept;
     listener->accept_user_data = user_data;
     listener->accepting = true;
@@ -7342,7 +7563,7 @@ RESEAU_API int rs_socket_connect(rs_socket_t *socket, const rs_endpoint_t *remot
     if (err) {
         return err;
     }
-    socket->loop = loop;
+    rs__socket_tie_to_loop(socket, loop);
     socket->on_connect = on_connect;
     socket->connect_user_data = user_data;
     socket->remote = *remote;
@@ -7392,7 +7613,7 @@ RESEAU_API int rs_socket_assign_to_loop(rs_socket_t *socket, rs_event_loop_t *lo
         RS__LOG_ERROR(RS_LS_SOCKET, "rs_socket_assign_to_loop called off the target loop's thread");
         return RS_EWRONGTHREAD;
     }
-    socket->loop = loop;
+    rs__socket_tie_to_loop(socket, loop);
     return rs__socket_update_interest(socket);
 }
 
@@ -8060,7 +8281,7 @@ static rs_socket_t *rs__pipe_end_new(const rs_allocator_t *allocator, int fd, in
 
 /* Tie an end to its loop; the caller is on that loop's thread or the loop has not run yet. */
 static void rs__pipe_end_set_loop(rs_socket_t *s, rs_event_loop_t *loop) {
-    s->loop = loop;
+    rs__socket_tie_to_loop(s, loop);
 }
 
 RESEAU_API int rs_pipe_new(rs_event_loop_t *read_loop, rs_event_loop_t *write_loop, const rs_allocator_t *allocator,
@@ -9421,7 +9642,8 @@ struct rs_channel_slot {
 
 struct rs_channel {
     rs_allocator_t allocator;
-    rs_event_loop_t *loop;
+    rs_event_loop_t *loop; /* NULL once the loop was destroyed under it (detached) */
+    rs_list_node_t loop_member; /* the loop's destroy shuts it down */
     rs__message_pool_t *pool;
     rs_channel_slot_t *first;
     rs__channel_state_t state;
@@ -9536,6 +9758,24 @@ static void rs__channel_xwrite_close(rs_channel_t *channel);
 static void rs__channel_xwrite_free(rs_channel_t *channel);
 static void rs__channel_update_writability(rs_channel_t *channel);
 
+/* The loop is being destroyed with the channel alive: shut it down
+ * abortively; the destroy runs the shutdown to its end before going on. */
+static void rs__channel_member_end(rs_list_node_t *member) {
+    rs_channel_t *channel = RS_CONTAINER_OF(member, rs_channel_t, loop_member);
+    RS__LOG_DEBUG(RS_LS_CHANNEL, "channel %p: its loop is being destroyed; shutting it down", (void *)channel);
+    rs_channel_shutdown_abortively(channel, RS_ECANCELED);
+}
+
+/* The loop is gone and the owner still holds the (shut down) channel: its
+ * rs_channel_destroy frees it on the calling thread. */
+static void rs__channel_member_detach(rs_list_node_t *member) {
+    RS_CONTAINER_OF(member, rs_channel_t, loop_member)->loop = NULL;
+}
+
+static const rs__loop_member_ops_t rs__channel_member_ops = {
+    RS__MEMBER_CHANNEL, rs__channel_member_end, rs__channel_member_detach,
+};
+
 /* The one place rs_channel_options_t defaults are applied. */
 static void rs__channel_apply_options(rs_channel_t *channel, const rs_channel_options_t *o) {
     channel->loop = o->loop;
@@ -9580,6 +9820,7 @@ RESEAU_API rs_channel_t *rs_channel_new(const rs_channel_options_t *options, int
                  "channel_graceful_shutdown_timeout");
     rs_channel_task_init(&channel->window_update_task, rs__channel_window_update_task, channel,
                          "channel_window_update");
+    rs__event_loop_add_member(channel->loop, &channel->loop_member, &rs__channel_member_ops);
     rs_event_loop_schedule_task_now(channel->loop, &channel->setup_task);
     rs__set_err(err_out, RS_OK);
     return channel;
@@ -10079,6 +10320,9 @@ static int rs__channel_request_shutdown(rs_channel_t *channel, int error_code, b
     if (!channel) {
         return RS_EINVAL;
     }
+    if (!channel->loop) {
+        return RS_OK; /* detached: its loop's destroy shut it down */
+    }
     if (rs__atomic_cas_int(&channel->shutdown_requested, 0, 1)) {
         channel->shutdown_error = error_code;
         if (abort_immediately) {
@@ -10255,6 +10499,7 @@ static void rs__channel_destroy_handlers(rs_channel_t *channel) {
 
 static void rs__channel_free(rs_channel_t *channel) {
     rs_allocator_t allocator = channel->allocator;
+    rs__event_loop_remove_member(channel->loop, &channel->loop_member);
     rs__channel_xwrite_free(channel);
     rs_mem_free(&allocator, channel);
 }
@@ -10302,11 +10547,22 @@ static void rs__channel_destroy_task(rs_task_t *task, void *arg, rs_task_status_
     rs__channel_destroy_on_loop(channel);
 }
 
+/* Its loop was destroyed, which shut it down: nothing of it is in flight. */
+static void rs__channel_destroy_detached(rs_channel_t *channel) {
+    rs__atomic_store_int(&channel->destroy_requested, 1);
+    if (!channel->handlers_destroyed) {
+        rs__channel_destroy_handlers(channel);
+    }
+    rs_channel_release_hold(channel);
+}
+
 RESEAU_API void rs_channel_destroy(rs_channel_t *channel) {
     if (!channel) {
         return;
     }
-    if (rs_event_loop_is_on_loop_thread(channel->loop)) {
+    if (!channel->loop) {
+        rs__channel_destroy_detached(channel);
+    } else if (rs_event_loop_is_on_loop_thread(channel->loop)) {
         rs__channel_destroy_on_loop(channel);
     } else {
         rs_event_loop_schedule_task_now(channel->loop, &channel->destroy_task);
@@ -12555,6 +12811,7 @@ struct rs_server_listener {
     bool closed;           /* the listening socket is closed */
     bool abort_connections;
     bool destroyed_scheduled;
+    bool loop_gone; /* the loop was destroyed under the listener (its socket closed, connections ended) */
 };
 
 typedef struct rs__server_conn {
@@ -12697,6 +12954,15 @@ static void rs__listener_destroyed_task(rs_task_t *task, void *arg, rs_task_stat
     rs__listener_free(l);
 }
 
+/* Its loop was destroyed, which closed the socket and ended every
+ * connection: finish here, on the calling thread. */
+static void rs__listener_destroy_orphan(rs_server_listener_t *l) {
+    RESEAU_ASSERT(l->live == 0);
+    l->closed = true;
+    l->destroyed_scheduled = true;
+    rs__listener_destroyed_task(&l->destroyed_task, l, RS_TASK_STATUS_CANCELED);
+}
+
 /* Under l->lock: once closed and empty, on_listener_destroyed follows, once. */
 static bool rs__listener_finished_locked(rs_server_listener_t *l) {
     if (!l->closed || l->live || l->destroyed_scheduled) {
@@ -12801,6 +13067,15 @@ static void rs__server_on_accept(rs_socket_t *listener_socket, int error, rs_soc
     rs__server_conn_t *conn;
     bool refused;
     (void)listener_socket;
+    if (error == RS_ECANCELED) {
+        /* The loop is being destroyed: the listener waits, inert, for
+         * rs_server_bootstrap_destroy_listener, which then frees it on the
+         * calling thread. */
+        rs_mutex_lock(&l->lock);
+        l->loop_gone = true;
+        rs_mutex_unlock(&l->lock);
+        return;
+    }
     if (error) {
         RS__LOG_WARN(RS_LS_BOOTSTRAP, "accept failed (%s); the listener keeps serving", rs_err_name(error));
         return;
@@ -12983,6 +13258,11 @@ RESEAU_API int rs_server_bootstrap_destroy_listener(rs_server_listener_t *listen
     }
     l->destroying = true; /* accepts from now on are closed at once */
     l->abort_connections = abort_connections;
+    if (l->loop_gone) {
+        rs_mutex_unlock(&l->lock);
+        rs__listener_destroy_orphan(l);
+        return RS_OK;
+    }
     rs_mutex_unlock(&l->lock);
     rs__run_on_loop(l->loop, rs__listener_close, l);
     rs_mutex_lock(&l->lock);

@@ -33,6 +33,7 @@ struct rs_server_listener {
     bool closed;           /* the listening socket is closed */
     bool abort_connections;
     bool destroyed_scheduled;
+    bool loop_gone; /* the loop was destroyed under the listener (its socket closed, connections ended) */
 };
 
 typedef struct rs__server_conn {
@@ -175,6 +176,15 @@ static void rs__listener_destroyed_task(rs_task_t *task, void *arg, rs_task_stat
     rs__listener_free(l);
 }
 
+/* Its loop was destroyed, which closed the socket and ended every
+ * connection: finish here, on the calling thread. */
+static void rs__listener_destroy_orphan(rs_server_listener_t *l) {
+    RESEAU_ASSERT(l->live == 0);
+    l->closed = true;
+    l->destroyed_scheduled = true;
+    rs__listener_destroyed_task(&l->destroyed_task, l, RS_TASK_STATUS_CANCELED);
+}
+
 /* Under l->lock: once closed and empty, on_listener_destroyed follows, once. */
 static bool rs__listener_finished_locked(rs_server_listener_t *l) {
     if (!l->closed || l->live || l->destroyed_scheduled) {
@@ -279,6 +289,15 @@ static void rs__server_on_accept(rs_socket_t *listener_socket, int error, rs_soc
     rs__server_conn_t *conn;
     bool refused;
     (void)listener_socket;
+    if (error == RS_ECANCELED) {
+        /* The loop is being destroyed: the listener waits, inert, for
+         * rs_server_bootstrap_destroy_listener, which then frees it on the
+         * calling thread. */
+        rs_mutex_lock(&l->lock);
+        l->loop_gone = true;
+        rs_mutex_unlock(&l->lock);
+        return;
+    }
     if (error) {
         RS__LOG_WARN(RS_LS_BOOTSTRAP, "accept failed (%s); the listener keeps serving", rs_err_name(error));
         return;
@@ -461,6 +480,11 @@ RESEAU_API int rs_server_bootstrap_destroy_listener(rs_server_listener_t *listen
     }
     l->destroying = true; /* accepts from now on are closed at once */
     l->abort_connections = abort_connections;
+    if (l->loop_gone) {
+        rs_mutex_unlock(&l->lock);
+        rs__listener_destroy_orphan(l);
+        return RS_OK;
+    }
     rs_mutex_unlock(&l->lock);
     rs__run_on_loop(l->loop, rs__listener_close, l);
     rs_mutex_lock(&l->lock);

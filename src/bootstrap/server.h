@@ -75,5 +75,8 @@ RESEAU_API int rs_server_listener_get_address(const rs_server_listener_t *listen
  * loop; the listener is freed when it returns, which may be before this call
  * returns on another thread. RS_EINVAL for NULL; RS_EALREADY if already
  * called, for as long as the listener still exists (a second call is only
- * safe while something keeps it alive, such as a connection in flight). */
+ * safe while something keeps it alive, such as a connection in flight).
+ * After the group was destroyed under a live listener (which closed its
+ * socket and ended its connections), this call frees it on the calling
+ * thread, firing on_listener_destroyed there, once. */
 RESEAU_API int rs_server_bootstrap_destroy_listener(rs_server_listener_t *listener, bool abort_connections);

@@ -31,7 +31,8 @@ struct rs_channel_slot {
 
 struct rs_channel {
     rs_allocator_t allocator;
-    rs_event_loop_t *loop;
+    rs_event_loop_t *loop; /* NULL once the loop was destroyed under it (detached) */
+    rs_list_node_t loop_member; /* the loop's destroy shuts it down */
     rs__message_pool_t *pool;
     rs_channel_slot_t *first;
     rs__channel_state_t state;
@@ -146,6 +147,24 @@ static void rs__channel_xwrite_close(rs_channel_t *channel);
 static void rs__channel_xwrite_free(rs_channel_t *channel);
 static void rs__channel_update_writability(rs_channel_t *channel);
 
+/* The loop is being destroyed with the channel alive: shut it down
+ * abortively; the destroy runs the shutdown to its end before going on. */
+static void rs__channel_member_end(rs_list_node_t *member) {
+    rs_channel_t *channel = RS_CONTAINER_OF(member, rs_channel_t, loop_member);
+    RS__LOG_DEBUG(RS_LS_CHANNEL, "channel %p: its loop is being destroyed; shutting it down", (void *)channel);
+    rs_channel_shutdown_abortively(channel, RS_ECANCELED);
+}
+
+/* The loop is gone and the owner still holds the (shut down) channel: its
+ * rs_channel_destroy frees it on the calling thread. */
+static void rs__channel_member_detach(rs_list_node_t *member) {
+    RS_CONTAINER_OF(member, rs_channel_t, loop_member)->loop = NULL;
+}
+
+static const rs__loop_member_ops_t rs__channel_member_ops = {
+    RS__MEMBER_CHANNEL, rs__channel_member_end, rs__channel_member_detach,
+};
+
 /* The one place rs_channel_options_t defaults are applied. */
 static void rs__channel_apply_options(rs_channel_t *channel, const rs_channel_options_t *o) {
     channel->loop = o->loop;
@@ -190,6 +209,7 @@ RESEAU_API rs_channel_t *rs_channel_new(const rs_channel_options_t *options, int
                  "channel_graceful_shutdown_timeout");
     rs_channel_task_init(&channel->window_update_task, rs__channel_window_update_task, channel,
                          "channel_window_update");
+    rs__event_loop_add_member(channel->loop, &channel->loop_member, &rs__channel_member_ops);
     rs_event_loop_schedule_task_now(channel->loop, &channel->setup_task);
     rs__set_err(err_out, RS_OK);
     return channel;
@@ -689,6 +709,9 @@ static int rs__channel_request_shutdown(rs_channel_t *channel, int error_code, b
     if (!channel) {
         return RS_EINVAL;
     }
+    if (!channel->loop) {
+        return RS_OK; /* detached: its loop's destroy shut it down */
+    }
     if (rs__atomic_cas_int(&channel->shutdown_requested, 0, 1)) {
         channel->shutdown_error = error_code;
         if (abort_immediately) {
@@ -865,6 +888,7 @@ static void rs__channel_destroy_handlers(rs_channel_t *channel) {
 
 static void rs__channel_free(rs_channel_t *channel) {
     rs_allocator_t allocator = channel->allocator;
+    rs__event_loop_remove_member(channel->loop, &channel->loop_member);
     rs__channel_xwrite_free(channel);
     rs_mem_free(&allocator, channel);
 }
@@ -912,11 +936,22 @@ static void rs__channel_destroy_task(rs_task_t *task, void *arg, rs_task_status_
     rs__channel_destroy_on_loop(channel);
 }
 
+/* Its loop was destroyed, which shut it down: nothing of it is in flight. */
+static void rs__channel_destroy_detached(rs_channel_t *channel) {
+    rs__atomic_store_int(&channel->destroy_requested, 1);
+    if (!channel->handlers_destroyed) {
+        rs__channel_destroy_handlers(channel);
+    }
+    rs_channel_release_hold(channel);
+}
+
 RESEAU_API void rs_channel_destroy(rs_channel_t *channel) {
     if (!channel) {
         return;
     }
-    if (rs_event_loop_is_on_loop_thread(channel->loop)) {
+    if (!channel->loop) {
+        rs__channel_destroy_detached(channel);
+    } else if (rs_event_loop_is_on_loop_thread(channel->loop)) {
         rs__channel_destroy_on_loop(channel);
     } else {
         rs_event_loop_schedule_task_now(channel->loop, &channel->destroy_task);

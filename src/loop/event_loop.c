@@ -92,7 +92,15 @@ RESEAU_API rs_event_loop_t *rs_event_loop_new(const rs_event_loop_options_t *opt
     rs_list_init(&loop->reg_free);
     rs_list_init(&loop->interest_dirty);
     rs_list_init(&loop->interest_failed);
+    rs_list_init(&loop->members[RS__MEMBER_CHANNEL]);
+    rs_list_init(&loop->members[RS__MEMBER_SOCKET]);
+    rs_list_init(&loop->swept[RS__MEMBER_CHANNEL]);
+    rs_list_init(&loop->swept[RS__MEMBER_SOCKET]);
     loop->owner = rs_thread_current_id();
+    err = rs_mutex_init(&loop->members_lock);
+    if (err) {
+        goto fail_lock;
+    }
     err = rs__scheduler_init(&loop->scheduler, &loop->allocator);
     if (err) {
         goto fail_scheduler;
@@ -108,6 +116,8 @@ RESEAU_API rs_event_loop_t *rs_event_loop_new(const rs_event_loop_options_t *opt
 fail_backend:
     rs__scheduler_cleanup(&loop->scheduler);
 fail_scheduler:
+    rs_mutex_cleanup(&loop->members_lock);
+fail_lock:
     rs_mem_free(&allocator, loop);
     rs__set_err(err_out, err);
     return NULL;
@@ -481,15 +491,23 @@ static void rs__event_loop_tick(rs_event_loop_t *loop, int timeout_ms) {
     loop->in_tick = false;
 }
 
-RESEAU_API int rs_event_loop_run_once(rs_event_loop_t *loop, int timeout_ms) {
-    if (!loop) {
-        return RS_EINVAL;
-    }
+/* Whether the calling thread may run ticks itself: RS_EBUSY if the loop runs on
+ * its own thread or this thread is already inside a tick or rs_event_loop_run,
+ * RS_EWRONGTHREAD while another thread is. */
+static int rs__event_loop_check_idle(rs_event_loop_t *loop) {
     if (rs__atomic_load_int(&loop->thread_running)) {
         return RS_EBUSY;
     }
-    if (loop->in_tick) {
+    if (loop->in_tick || rs__atomic_load_int(&loop->run_caller)) {
         return rs_event_loop_is_on_loop_thread(loop) ? RS_EBUSY : RS_EWRONGTHREAD;
+    }
+    return RS_OK;
+}
+
+RESEAU_API int rs_event_loop_run_once(rs_event_loop_t *loop, int timeout_ms) {
+    int err = loop ? rs__event_loop_check_idle(loop) : RS_EINVAL;
+    if (err) {
+        return err;
     }
     rs__atomic_store_uptr(&loop->owner, rs_thread_current_id());
     rs__event_loop_tick(loop, timeout_ms);
@@ -532,7 +550,7 @@ RESEAU_API int rs_event_loop_start(rs_event_loop_t *loop) {
     if (!loop) {
         return RS_EINVAL;
     }
-    if (rs__atomic_load_int(&loop->thread_running)) {
+    if (rs__atomic_load_int(&loop->thread_running) || rs__atomic_load_int(&loop->run_caller)) {
         return RS_EBUSY;
     }
     rs__atomic_store_int(&loop->stop_requested, 0);
@@ -549,14 +567,43 @@ RESEAU_API int rs_event_loop_start(rs_event_loop_t *loop) {
 }
 
 RESEAU_API int rs_event_loop_stop(rs_event_loop_t *loop) {
+    int saved_errno = errno;
+    int attempt;
     if (!loop) {
         return RS_EINVAL;
     }
     rs__atomic_store_int(&loop->stop_requested, 1);
-    /* Only a thread of our own needs waking; run_once callers decide for themselves. */
-    if (rs__atomic_load_int(&loop->thread_running)) {
-        rs__event_loop_wake(loop);
+    /* Only a running loop needs waking; run_once callers decide for themselves.
+     * No log, no 64-bit counter, errno kept: this must stay async-signal-safe
+     * (int atomics and write(2) only). A wake that fails is retried by the
+     * loop itself within RS__LOST_WAKE_POLL_MS. */
+    if (rs__atomic_load_int(&loop->thread_running) || rs__atomic_load_int(&loop->run_caller)) {
+        for (attempt = 0; attempt < RS__WAKE_ATTEMPTS; ++attempt) {
+            if (loop->backend->wake(loop)) {
+                break;
+            }
+        }
+        if (attempt == RS__WAKE_ATTEMPTS) {
+            rs__atomic_store_int(&loop->wake_lost, 1);
+        }
     }
+    errno = saved_errno;
+    return RS_OK;
+}
+
+RESEAU_API int rs_event_loop_run(rs_event_loop_t *loop) {
+    int err = loop ? rs__event_loop_check_idle(loop) : RS_EINVAL;
+    if (err) {
+        return err;
+    }
+    rs__atomic_store_uptr(&loop->owner, rs_thread_current_id());
+    rs__atomic_store_int(&loop->run_caller, 1);
+    /* A stop asked for before we got here still gets one tick, without blocking. */
+    do {
+        rs__event_loop_tick(loop, rs__atomic_load_int(&loop->stop_requested) ? 0 : -1);
+    } while (!rs__atomic_load_int(&loop->stop_requested));
+    rs__atomic_store_int(&loop->stop_requested, 0);
+    rs__atomic_store_int(&loop->run_caller, 0);
     return RS_OK;
 }
 
@@ -747,6 +794,59 @@ RESEAU_API int rs_event_loop_remove_local_object(rs_event_loop_t *loop, const vo
     return RS_OK;
 }
 
+/* ---- members: what destroy must end first ---- */
+
+/* Tie `member` to `loop`. Any thread. */
+static void rs__event_loop_add_member(rs_event_loop_t *loop, rs_list_node_t *member, const rs__loop_member_ops_t *ops) {
+    rs_mutex_lock(&loop->members_lock);
+    loop->member_ops[ops->kind] = ops;
+    rs_list_push_back(&loop->members[ops->kind], member);
+    rs_mutex_unlock(&loop->members_lock);
+}
+
+/* Untie it (when it is freed). Harmless if it was never tied. Any thread. */
+static void rs__event_loop_remove_member(rs_event_loop_t *loop, rs_list_node_t *member) {
+    if (!loop) {
+        return; /* never tied, or detached by the loop's destroy */
+    }
+    rs_mutex_lock(&loop->members_lock);
+    rs_list_remove(member);
+    rs_mutex_unlock(&loop->members_lock);
+}
+
+/* End every member of one kind, one at a time and without the lock held, so
+ * that their callbacks may free members. */
+static void rs__event_loop_end_members(rs_event_loop_t *loop, rs__member_kind_t kind) {
+    for (;;) {
+        rs_list_node_t *member;
+        rs_mutex_lock(&loop->members_lock);
+        member = rs_list_pop_front(&loop->members[kind]);
+        if (member) {
+            rs_list_push_back(&loop->swept[kind], member);
+        }
+        rs_mutex_unlock(&loop->members_lock);
+        if (!member) {
+            return;
+        }
+        loop->member_ops[kind]->end(member);
+    }
+}
+
+/* The last step before the loop's memory goes: owners may still hold members,
+ * which must no longer point at it. */
+static void rs__event_loop_detach_members(rs_event_loop_t *loop) {
+    int kind;
+    rs_mutex_lock(&loop->members_lock);
+    for (kind = 0; kind < RS__MEMBER_KINDS; ++kind) {
+        rs_list_node_t *member;
+        rs_list_splice_back(&loop->swept[kind], &loop->members[kind]);
+        while ((member = rs_list_pop_front(&loop->swept[kind])) != NULL) {
+            loop->member_ops[kind]->detach(member);
+        }
+    }
+    rs_mutex_unlock(&loop->members_lock);
+}
+
 /* ---- stats, load, destroy ---- */
 
 RESEAU_API uint64_t rs_event_loop_get_load_factor(const rs_event_loop_t *loop) {
@@ -838,13 +938,40 @@ static bool rs__event_loop_drain_canceled(rs_event_loop_t *loop) {
     return ran;
 }
 
+/* Destroy, step 2 for halted loops (one, or a group's): end the live
+ * channels, run what that scheduled, end the sockets left, run that, then
+ * drain until every loop is quiet. Tasks may cross between the loops, so
+ * each pass covers all of them before the next starts. */
+static void rs__event_loops_wind_down(rs_event_loop_t **loops, size_t count) {
+    int kind;
+    size_t i;
+    bool ran;
+    for (kind = 0; kind <= RS__MEMBER_KINDS; ++kind) {
+        for (i = 0; i < count && kind < RS__MEMBER_KINDS; ++i) {
+            if (loops[i]) {
+                rs__event_loop_end_members(loops[i], (rs__member_kind_t)kind);
+            }
+        }
+        do {
+            ran = false;
+            for (i = 0; i < count; ++i) {
+                if (loops[i] && rs__event_loop_drain_canceled(loops[i])) {
+                    ran = true;
+                }
+            }
+        } while (ran);
+    }
+}
+
 /* Destroy, step 3: release the OS resources and the memory. */
 static void rs__event_loop_free(rs_event_loop_t *loop) {
     rs_allocator_t allocator = loop->allocator;
+    rs__event_loop_detach_members(loop);
     rs__event_loop_release_locals(loop); /* frees the (now empty) array */
     rs__event_loop_sweep_registrations(loop);
     rs__scheduler_cleanup(&loop->scheduler);
     loop->backend->cleanup(loop);
+    rs_mutex_cleanup(&loop->members_lock);
     rs_mem_free(&allocator, loop);
 }
 
@@ -852,7 +979,6 @@ RESEAU_API void rs_event_loop_destroy(rs_event_loop_t *loop) {
     if (!loop || !rs__event_loop_halt(loop)) {
         return;
     }
-    while (rs__event_loop_drain_canceled(loop)) {
-    }
+    rs__event_loops_wind_down(&loop, 1);
     rs__event_loop_free(loop);
 }

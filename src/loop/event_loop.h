@@ -73,10 +73,21 @@ typedef struct rs_event_loop_stats {
  * lacks, or a mapped OS error. Any thread. */
 RESEAU_API rs_event_loop_t *rs_event_loop_new(const rs_event_loop_options_t *options, int *err_out);
 
-/* Stop and join the loop's own thread if it runs one, run every pending task
- * with RS_TASK_STATUS_CANCELED (on the calling thread, which acts as the loop
- * thread meanwhile), and release subscriptions left behind. Call from any
- * thread except the loop's own running thread, and never while run_once runs. */
+/* Stop and join the loop's own thread if it runs one; the calling thread acts
+ * as the loop thread from then on. Then, before anything is freed:
+ *   1. every live channel on the loop is shut down abortively with
+ *      RS_ECANCELED (its on_shutdown_completed fires once; bootstraps'
+ *      on_shutdown and installers' callbacks follow as usual);
+ *   2. every socket or pipe end still open is closed: a pending connect and
+ *      queued writes complete with RS_ECANCELED, an accepting listener's
+ *      on_accept and a reader's callback get RS_ECANCELED, each once;
+ *   3. every pending task runs with RS_TASK_STATUS_CANCELED, and user
+ *      subscriptions left behind are released.
+ * Channels and sockets that their owners still hold afterwards are detached:
+ * their only valid calls are rs_channel_destroy / rs_socket_destroy (and
+ * channel holds), which then free them on the calling thread, and
+ * rs_channel_get_loop returns NULL. Call from any thread except the loop's
+ * own running thread, and never while run_once or rs_event_loop_run runs. */
 RESEAU_API void rs_event_loop_destroy(rs_event_loop_t *loop);
 
 RESEAU_API rs_event_loop_backend_t rs_event_loop_get_backend(const rs_event_loop_t *loop);
@@ -84,13 +95,23 @@ RESEAU_API const char *rs_event_loop_backend_name(rs_event_loop_backend_t backen
 /* Whether `backend` can be created on this OS and build (DEFAULT: always). */
 RESEAU_API bool rs_event_loop_backend_is_available(rs_event_loop_backend_t backend);
 
-/* Run the loop on a new thread. RS_EBUSY if it already runs, RS_ETHREAD if the
+/* Run the loop on a new thread. RS_EBUSY if it already runs (here or in
+ * rs_event_loop_run), RS_ETHREAD if the
  * thread cannot start, RS_EINVAL for a NULL loop. Any thread. */
 RESEAU_API int rs_event_loop_start(rs_event_loop_t *loop);
-/* Ask the loop's own thread to exit after its current tick; returns at once.
- * Harmless when repeated or when the loop is not running (RS_OK); RS_EINVAL for
- * a NULL loop. Any thread. */
+/* Ask the loop's own thread, or rs_event_loop_run, to return after its current
+ * tick; returns at once. Harmless when repeated or when the loop is not
+ * running (RS_OK); RS_EINVAL for a NULL loop. Any thread, and async-signal-
+ * safe: it may be called from a signal handler (it uses int atomics and
+ * write(2) only, and keeps errno). */
 RESEAU_API int rs_event_loop_stop(rs_event_loop_t *loop);
+/* Run the loop on the calling thread, which becomes the loop thread, until
+ * rs_event_loop_stop (from a callback, another thread or a signal handler). A
+ * stop requested before the call still lets it run one tick that does not
+ * block; each stop ends one run. RS_OK when stopped; RS_EBUSY if the loop runs
+ * on its own thread, or this thread is already inside a tick or a run;
+ * RS_EWRONGTHREAD while another thread is; RS_EINVAL for a NULL loop. */
+RESEAU_API int rs_event_loop_run(rs_event_loop_t *loop);
 /* Join the loop's thread after rs_event_loop_stop. RS_OK if none runs;
  * RS_EDEADLK from the loop thread itself; RS_EINVAL for a NULL loop. The loop
  * may be started again. */
@@ -99,7 +120,8 @@ RESEAU_API int rs_event_loop_wait(rs_event_loop_t *loop);
 /* Run one tick on the calling thread, which becomes the loop thread. Waits for
  * I/O at most timeout_ms (0: never block; negative: until I/O, a wakeup or the
  * next task is due). RS_EBUSY if the loop runs on its own thread or this thread
- * is already inside a tick, RS_EWRONGTHREAD while another thread is inside one,
+ * is already inside a tick or rs_event_loop_run, RS_EWRONGTHREAD while another
+ * thread is,
  * RS_EINVAL for a NULL loop. */
 RESEAU_API int rs_event_loop_run_once(rs_event_loop_t *loop, int timeout_ms);
 

@@ -53,6 +53,21 @@ typedef struct rs__local_object {
 /* While a wake is lost, the loop blocks at most this long between checks of its queue. */
 #define RS__LOST_WAKE_POLL_MS 10
 
+/* An object tied to a loop that the loop's destroy must end before it frees
+ * anything: a channel or a socket. Destroy ends the channels first (their
+ * socket handlers close their sockets), runs what that scheduled, then ends
+ * the sockets left, runs that, and finally detaches whatever the owners still
+ * hold, so that their later destroy calls never reach the freed loop. */
+typedef enum rs__member_kind { RS__MEMBER_CHANNEL, RS__MEMBER_SOCKET, RS__MEMBER_KINDS } rs__member_kind_t;
+
+/* What the loop does with a member, given its list node (the member itself is
+ * only that node, so that it costs a channel or a socket 16 bytes). */
+typedef struct rs__loop_member_ops {
+    rs__member_kind_t kind;
+    void (*end)(rs_list_node_t *member);    /* fire each pending callback once (RS_ECANCELED); loop thread */
+    void (*detach)(rs_list_node_t *member); /* the loop is going away: forget it (no callbacks) */
+} rs__loop_member_ops_t;
+
 /* Unsubscribed registrations kept for reuse, so a connection's subscribe does
  * not allocate: enough for a burst of a few hundred connections closing in
  * one tick; beyond that they are freed. */
@@ -91,6 +106,14 @@ struct rs_event_loop {
     bool dispatching;        /* inside backend->dispatch: retired registrations may still be reported */
     rs_list_t interest_dirty;  /* wanted mask differs from the backend's: applied at the tick's end */
     rs_list_t interest_failed; /* the backend refused a deferred change: RS_IO_ERROR next dispatch */
+
+    /* Channels and sockets on this loop (rs__loop_member_t), ended by destroy.
+     * Under the lock: channels come and go on any thread. */
+    rs_mutex_t members_lock;
+    rs_list_t members[RS__MEMBER_KINDS];
+    rs_list_t swept[RS__MEMBER_KINDS]; /* ended by destroy, still held by their owners */
+    const rs__loop_member_ops_t *member_ops[RS__MEMBER_KINDS];
+    int run_caller; /* atomic: rs_event_loop_run is running on a caller's thread */
 
     rs__local_object_t *locals;
     size_t local_count;

@@ -20,13 +20,13 @@ RS__ASSERT_ALIGN8(struct rs_event_loop_group, pick_counter, group_pick_counter);
 #define RS__GROUP_NAME_PREFIX_MAX 9
 
 /* Every loop is stopped and joined before any is destroyed: until then a
- * running loop may still schedule onto another. Tasks left on a stopped loop,
- * or scheduled onto it by a neighbour's last tick or by canceled tasks, run
- * CANCELED, once, before any loop's memory goes. */
+ * running loop may still schedule onto another. Live channels and sockets are
+ * ended, and tasks left on a stopped loop, or scheduled onto it by a
+ * neighbour's last tick or by canceled tasks, run CANCELED, once, before any
+ * loop's memory goes. */
 static void rs__group_stop_and_free(rs_event_loop_group_t *group) {
     rs_allocator_t allocator = group->allocator;
     size_t i;
-    bool ran;
     for (i = 0; i < group->loop_count; ++i) {
         if (group->loops[i]) {
             rs_event_loop_stop(group->loops[i]);
@@ -37,14 +37,7 @@ static void rs__group_stop_and_free(rs_event_loop_group_t *group) {
             rs__event_loop_halt(group->loops[i]);
         }
     }
-    do {
-        ran = false;
-        for (i = 0; i < group->loop_count; ++i) {
-            if (group->loops[i] && rs__event_loop_drain_canceled(group->loops[i])) {
-                ran = true;
-            }
-        }
-    } while (ran);
+    rs__event_loops_wind_down(group->loops, group->loop_count);
     for (i = 0; i < group->loop_count; ++i) {
         if (group->loops[i]) {
             rs__event_loop_free(group->loops[i]);

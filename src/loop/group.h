@@ -30,9 +30,11 @@ typedef struct rs_event_loop_group_options {
 RESEAU_API rs_event_loop_group_t *rs_event_loop_group_new(const rs_event_loop_group_options_t *options,
                                                           int *err_out);
 /* Stop and join every loop, then destroy them all, then free the group. No
- * loop is freed while another can still run: tasks that loops hand each other
- * meanwhile, like every task still pending, run CANCELED, once, on the
- * destroying thread. Without on_shutdown
+ * loop is freed while another can still run: live channels are shut down and
+ * open sockets closed as rs_event_loop_destroy does it (RS_ECANCELED, each
+ * callback once), and tasks that loops hand each other meanwhile, like every
+ * task still pending, run CANCELED, once, on the destroying thread. Without
+ * on_shutdown
  * it blocks, and returns RS_EDEADLK (doing nothing) when called from one of the
  * group's own loop threads. With on_shutdown it returns at once and on_shutdown
  * fires exactly once, on a helper thread; RS_ETHREAD if that thread cannot start

@@ -37,7 +37,7 @@ static rs_socket_t *rs__pipe_end_new(const rs_allocator_t *allocator, int fd, in
 
 /* Tie an end to its loop; the caller is on that loop's thread or the loop has not run yet. */
 static void rs__pipe_end_set_loop(rs_socket_t *s, rs_event_loop_t *loop) {
-    s->loop = loop;
+    rs__socket_tie_to_loop(s, loop);
 }
 
 RESEAU_API int rs_pipe_new(rs_event_loop_t *read_loop, rs_event_loop_t *write_loop, const rs_allocator_t *allocator,

@@ -55,7 +55,8 @@ struct rs_socket {
     rs_allocator_t allocator;
     rs_socket_options_t options; /* copied; network_interface_name points at interface_name */
     char interface_name[IF_NAMESIZE];
-    rs_event_loop_t *loop;
+    rs_event_loop_t *loop; /* NULL until tied to one, and once that loop was destroyed */
+    rs_list_node_t loop_member; /* the loop's destroy closes it */
     rs_io_handle_t io;
     rs__socket_state_t state;
     int interest; /* the mask wanted from the loop; 0 when parked or not subscribed */
@@ -271,6 +272,7 @@ static rs_socket_t *rs__socket_alloc(const rs_allocator_t *allocator, const rs_s
 static void rs__socket_free(rs_socket_t *s) {
     rs_allocator_t allocator = s->allocator;
     rs_list_node_t *node;
+    rs__event_loop_remove_member(s->loop, &s->loop_member);
     while ((node = rs_list_pop_front(&s->req_cache)) != NULL) {
         rs_mem_free(&allocator, RS_CONTAINER_OF(node, rs__write_req_t, node));
     }
@@ -390,6 +392,56 @@ static int rs__socket_update_interest(rs_socket_t *s) {
     }
     s->interest = want;
     return RS_OK;
+}
+
+/* ---- the loop's destroy ---- */
+
+static void rs__socket_close_now(rs_socket_t *s);
+static void rs__socket_maybe_free(rs_socket_t *s);
+
+/* Its loop is being destroyed with it open: close it. A pending connect and
+ * queued writes complete RS_ECANCELED through their tasks (the destroy runs
+ * them); an accepting listener's on_accept and a reader's callback hear
+ * RS_ECANCELED now, once, so that their owners learn the socket is done. */
+static void rs__socket_member_end(rs_list_node_t *member) {
+    rs_socket_t *s = RS_CONTAINER_OF(member, rs_socket_t, loop_member);
+    bool accepting = s->state == RS__SOCK_LISTENING && s->accepting && s->on_accept;
+    bool reading = !accepting && s->state == RS__SOCK_CONNECTED && !s->read_done &&
+                   (s->on_readable || s->on_pipe_readable);
+    if (s->state == RS__SOCK_CLOSED) {
+        return;
+    }
+    RS__LOG_DEBUG(RS_LS_SOCKET, "socket %p: its loop is being destroyed; closing it", (void *)s);
+    rs__socket_close_now(s);
+    s->callback_depth++;
+    if (accepting) {
+        s->on_accept(s, RS_ECANCELED, NULL, s->accept_user_data);
+    } else if (reading && s->on_readable) {
+        s->on_readable(s, RS_ECANCELED, s->readable_user_data);
+    } else if (reading) {
+        s->on_pipe_readable((rs_pipe_read_end_t *)(void *)s, RS_ECANCELED, s->readable_user_data);
+    }
+    s->callback_depth--;
+    rs__socket_maybe_free(s);
+}
+
+/* The loop is gone and the owner still holds the (closed) socket: its
+ * rs_socket_destroy frees it on the calling thread. */
+static void rs__socket_member_detach(rs_list_node_t *member) {
+    RS_CONTAINER_OF(member, rs_socket_t, loop_member)->loop = NULL;
+}
+
+static const rs__loop_member_ops_t rs__socket_member_ops = {
+    RS__MEMBER_SOCKET, rs__socket_member_end, rs__socket_member_detach,
+};
+
+/* From now on the socket lives on `loop`, whose destroy will close it. */
+static void rs__socket_tie_to_loop(rs_socket_t *s, rs_event_loop_t *loop) {
+    if (s->loop == loop) {
+        return; /* tied already (a listener accepting again) */
+    }
+    s->loop = loop;
+    rs__event_loop_add_member(loop, &s->loop_member, &rs__socket_member_ops);
 }
 
 /* ---- freeing and closing ---- */
@@ -772,7 +824,7 @@ RESEAU_API int rs_socket_start_accept(rs_socket_t *listener, rs_event_loop_t *lo
     if (listener->state != RS__SOCK_LISTENING) {
         return RS_ESTATE;
     }
-    listener->loop = loop;
+    rs__socket_tie_to_loop(listener, loop);
     listener->on_accept = on_accept;
     listener->accept_user_data = user_data;
     listener->accepting = true;
@@ -893,7 +945,7 @@ RESEAU_API int rs_socket_connect(rs_socket_t *socket, const rs_endpoint_t *remot
     if (err) {
         return err;
     }
-    socket->loop = loop;
+    rs__socket_tie_to_loop(socket, loop);
     socket->on_connect = on_connect;
     socket->connect_user_data = user_data;
     socket->remote = *remote;
@@ -943,7 +995,7 @@ RESEAU_API int rs_socket_assign_to_loop(rs_socket_t *socket, rs_event_loop_t *lo
         RS__LOG_ERROR(RS_LS_SOCKET, "rs_socket_assign_to_loop called off the target loop's thread");
         return RS_EWRONGTHREAD;
     }
-    socket->loop = loop;
+    rs__socket_tie_to_loop(socket, loop);
     return rs__socket_update_interest(socket);
 }
 
