@@ -118,7 +118,7 @@
  *   (NULL: libc); out-of-memory is RS_ENOMEM, never an abort. Logging is
  *   silent until rs_log_set() installs a hook (rs_log_stderr is provided).
  *
- *   A NULL handle (loop, group, task, signal, socket, pipe end, channel, slot,
+ *   A NULL handle (loop, group, task, async, socket, pipe end, channel, slot,
  *   handler, message, testing channel), or a NULL required pointer beside one,
  *   never crashes: an int result is RS_EINVAL (a NULL handle is checked before
  *   the thread check; on loop-bound sockets and slots a NULL argument beside it
@@ -945,29 +945,31 @@ RESEAU_API int rs_event_loop_update_subscription(rs_event_loop_t *loop, rs_io_ha
  * Loop thread. */
 RESEAU_API int rs_event_loop_unsubscribe(rs_event_loop_t *loop, rs_io_handle_t *handle);
 
-/* A coalescing cross-thread signal (like libuv's uv_async_t): any number of
- * rs_event_loop_signal_send calls, from any threads, before the loop gets to
- * it cause one call of fn on the loop thread; a send during or after that call
- * causes another. Embed it; init and cleanup on the loop thread. */
-typedef struct rs_event_loop_signal rs_event_loop_signal_t;
-typedef void rs_event_loop_signal_fn(rs_event_loop_signal_t *signal, void *user_data);
-struct rs_event_loop_signal {
-    rs_task_t task;            /* private */
-    rs_event_loop_t *loop;     /* private */
-    rs_event_loop_signal_fn *fn; /* private */
-    void *user_data;           /* private */
-    int pending;               /* private, atomic: 1 from a send until fn starts */
+/* A coalescing cross-thread wakeup (libuv's uv_async_t; not a POSIX signal,
+ * for those see rs_signal_watcher_new): any number of rs_event_loop_async_send
+ * calls, from any threads, before the loop gets to it cause one call of fn on
+ * the loop thread; a send during or after that call causes another. The caller
+ * owns the storage: embed it; init and cleanup on the loop thread. */
+typedef struct rs_event_loop_async rs_event_loop_async_t;
+typedef void rs_event_loop_async_fn(rs_event_loop_async_t *async, void *user_data);
+struct rs_event_loop_async {
+    rs_task_t task;             /* private */
+    rs_event_loop_t *loop;      /* private */
+    rs_event_loop_async_fn *fn; /* private */
+    void *user_data;            /* private */
+    int pending;                /* private, atomic: 1 from a send until fn starts */
 };
-/* A signal initialised with a NULL loop never fires: sends do nothing and
- * cleanup returns RS_EINVAL. */
-RESEAU_API void rs_event_loop_signal_init(rs_event_loop_signal_t *signal, rs_event_loop_t *loop,
-                                          rs_event_loop_signal_fn *fn, void *user_data);
+/* An async initialised with a NULL loop never fires: sends do nothing and
+ * cleanup returns RS_EINVAL. A NULL async is ignored. */
+RESEAU_API void rs_event_loop_async_init(rs_event_loop_async_t *async, rs_event_loop_t *loop,
+                                         rs_event_loop_async_fn *fn, void *user_data);
 /* Any thread. Costs one atomic exchange when a send is already pending. */
-RESEAU_API void rs_event_loop_signal_send(rs_event_loop_signal_t *signal);
+RESEAU_API void rs_event_loop_async_send(rs_event_loop_async_t *async);
 /* Drop a pending send without calling fn. After this (on the loop thread) the
- * signal's memory may be freed, provided no thread sends to it any more.
- * RS_EINVAL for a NULL signal or one without a loop. */
-RESEAU_API int rs_event_loop_signal_cleanup(rs_event_loop_signal_t *signal);
+ * async's memory may be freed, provided no thread sends to it any more.
+ * RS_EINVAL for a NULL async or one without a loop; RS_EWRONGTHREAD off the
+ * loop thread. */
+RESEAU_API int rs_event_loop_async_cleanup(rs_event_loop_async_t *async);
 
 /* Loop-local objects: a small map from a caller-chosen key pointer to an object,
  * for per-loop singletons (message pools, caches). on_remove, if set, runs when
@@ -4752,54 +4754,54 @@ RESEAU_API int rs_event_loop_cancel_task(rs_event_loop_t *loop, rs_task_t *task)
     return RS_OK;
 }
 
-/* ---- coalescing signals ---- */
+/* ---- coalescing cross-thread wakeups (rs_event_loop_async_t) ---- */
 
-static void rs__signal_task(rs_task_t *task, void *arg, rs_task_status_t status) {
-    rs_event_loop_signal_t *signal = (rs_event_loop_signal_t *)arg;
+static void rs__async_task(rs_task_t *task, void *arg, rs_task_status_t status) {
+    rs_event_loop_async_t *async = (rs_event_loop_async_t *)arg;
     (void)task;
     /* Clear before calling fn, so a send racing with fn is never lost. */
-    rs__atomic_store_int(&signal->pending, 0);
+    rs__atomic_store_int(&async->pending, 0);
     if (status == RS_TASK_STATUS_RUN) {
-        signal->fn(signal, signal->user_data);
+        async->fn(async, async->user_data);
     }
 }
 
-RESEAU_API void rs_event_loop_signal_init(rs_event_loop_signal_t *signal, rs_event_loop_t *loop,
-                                          rs_event_loop_signal_fn *fn, void *user_data) {
-    if (!signal) {
+RESEAU_API void rs_event_loop_async_init(rs_event_loop_async_t *async, rs_event_loop_t *loop,
+                                         rs_event_loop_async_fn *fn, void *user_data) {
+    if (!async) {
         return;
     }
-    memset(signal, 0, sizeof(*signal));
-    rs_task_init(&signal->task, rs__signal_task, signal, "signal");
-    signal->loop = loop;
-    signal->fn = fn;
-    signal->user_data = user_data;
+    memset(async, 0, sizeof(*async));
+    rs_task_init(&async->task, rs__async_task, async, "event_loop_async");
+    async->loop = loop;
+    async->fn = fn;
+    async->user_data = user_data;
 }
 
-RESEAU_API void rs_event_loop_signal_send(rs_event_loop_signal_t *signal) {
-    if (!signal || !signal->loop) {
+RESEAU_API void rs_event_loop_async_send(rs_event_loop_async_t *async) {
+    if (!async || !async->loop) {
         return;
     }
-    if (rs__atomic_load_int(&signal->pending) || rs__atomic_exchange_int(&signal->pending, 1)) {
+    if (rs__atomic_load_int(&async->pending) || rs__atomic_exchange_int(&async->pending, 1)) {
         return; /* already on its way */
     }
     /* `pending` makes this the only sender, and the task is idle once fn has started. */
-    rs__atomic_store_int(&signal->task.state, RS__TASK_XQUEUE);
-    signal->task.run_at_ns = 0;
-    rs__event_loop_xq_push(signal->loop, &signal->task);
+    rs__atomic_store_int(&async->task.state, RS__TASK_XQUEUE);
+    async->task.run_at_ns = 0;
+    rs__event_loop_xq_push(async->loop, &async->task);
 }
 
-RESEAU_API int rs_event_loop_signal_cleanup(rs_event_loop_signal_t *signal) {
+RESEAU_API int rs_event_loop_async_cleanup(rs_event_loop_async_t *async) {
     int err;
-    if (!signal) {
+    if (!async) {
         return RS_EINVAL;
     }
-    err = rs__check_loop_thread(signal->loop, "rs_event_loop_signal_cleanup");
+    err = rs__check_loop_thread(async->loop, "rs_event_loop_async_cleanup");
     if (err) {
         return err;
     }
-    if (rs__atomic_load_int(&signal->pending)) {
-        return rs_event_loop_cancel_task(signal->loop, &signal->task);
+    if (rs__atomic_load_int(&async->pending)) {
+        return rs_event_loop_cancel_task(async->loop, &async->task);
     }
     return RS_OK;
 }
