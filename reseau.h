@@ -77,19 +77,19 @@
  *       rs_client_bootstrap_connect(cb, &c);
  *       ... rs_channel_shutdown(channel, RS_OK); rs_client_bootstrap_destroy(cb);
  *
- *   Clean stop on SIGINT: rs_event_loop_stop is not async-signal-safe (it may
- *   log on failure), so the handler only writes to a self-pipe.
- *       static int sp[2];  // pipe(sp), both ends O_NONBLOCK
- *       static void on_sigint(int n) { int e = errno; (void)!write(sp[1], "", 1); errno = e; }
- *       static void on_stop(rs_event_loop_t *l, rs_io_handle_t *h, int ev, void *u)
- *           { rs_event_loop_stop(l); }
- *       rs_io_handle_t h = { sp[0], NULL };
- *       rs_event_loop_subscribe(loop, &h, RS_IO_READABLE, on_stop, NULL);
- *       sigaction(SIGINT, &sa, NULL);       // sa.sa_handler = on_sigint
+ *   Clean stop on SIGINT: a signal watcher, made in main() before any thread
+ *   starts, so every thread inherits the blocked signal (see >>signal).
+ *       static void on_sigint(rs_signal_watcher_t *w, int sig, uint32_t n, void *u)
+ *           { rs_event_loop_stop((rs_event_loop_t *)u); }
+ *       rs_event_loop_t *loop = rs_event_loop_new(NULL, &err);
+ *       rs_signal_watcher_t *w;
+ *       rs_signal_watcher_new(loop, SIGINT, on_sigint, loop, &w);
  *       rs_event_loop_start(loop); rs_event_loop_wait(loop);  // back after ^C
- *       rs_event_loop_unsubscribe(loop, &h); rs_event_loop_destroy(loop);
- *     With a group, the main thread can instead block in read(sp[0], ...) and
- *     then destroy the listener and the group.
+ *       rs_signal_watcher_destroy(w); rs_event_loop_destroy(loop);
+ *     With a group, block SIGINT in main (pthread_sigmask) before
+ *     rs_event_loop_group_new, make the watcher on one of its loops (from a
+ *     task), and have the callback wake main, which then destroys the
+ *     listener and the group.
  *
  * UTILITIES (for protocol clients built on the loop)
  *   rs_future_t       a result that arrives later: set once from any thread;
@@ -138,6 +138,7 @@
  *   >>task        tasks
  *   >>event_loop  event loop: tasks, I/O subscriptions, run modes
  *   >>group       event-loop group
+ *   >>signal      POSIX signal watchers (signalfd, or a self-pipe)
  *   >>address     endpoints, strict IPv4/IPv6 parsing and formatting
  *   >>socket      TCP, UDP, Unix and VSOCK sockets
  *   >>pipe        pipes
@@ -1038,6 +1039,75 @@ RESEAU_API rs_event_loop_t *rs_event_loop_group_get_loop_at(const rs_event_loop_
 /* Best of two random loops by load factor. Any thread. */
 RESEAU_API rs_event_loop_t *rs_event_loop_group_get_next_loop(rs_event_loop_group_t *group);
 /* <<group -- End file: src/loop/group.h */
+/* >>signal -- Begin file: src/loop/signal.h */
+/*
+ * POSIX signal watchers: a callback on a loop's thread when a signal arrives,
+ * so a server can stop cleanly on SIGINT or SIGTERM, or reload on SIGHUP,
+ * without writing a signal handler.
+ *
+ * Ownership: rs_signal_watcher_new allocates the watcher with the loop's
+ * allocator; rs_signal_watcher_destroy frees it. A watcher still alive when
+ * its loop is destroyed is destroyed with the loop: its pointer is then
+ * invalid.
+ *
+ * Threads: new and destroy run on the loop's thread (before the loop first
+ * runs, the thread that created it); elsewhere they return RS_EWRONGTHREAD.
+ * The callback runs on the loop's thread, never inside the signal handler and
+ * never inside rs_signal_watcher_new.
+ *
+ * Delivery: every watcher of a signal fires, whichever loop it is on. Signals
+ * that arrive before the loop gets to them are coalesced: the callback gets
+ * how many it saw (at least 1), and the OS itself merges repeats of a standard
+ * signal that is already pending, so count is a lower bound, never a tally.
+ *
+ * How (Linux): signalfd. A signalfd only receives a signal that no thread
+ * takes first, so the signal must be blocked in every thread of the process:
+ *   - rs_signal_watcher_new blocks it (pthread_sigmask) in the calling thread;
+ *   - threads started later inherit the mask of the thread starting them, and
+ *     threads reseau starts (loops, groups, resolver workers) are born with
+ *     every watched signal blocked;
+ *   - threads of yours that already run must block it themselves, or it may
+ *     be delivered to them with its old disposition (SIGINT: the process
+ *     ends). Simplest: create the watchers, or block the signals with
+ *     pthread_sigmask, in main() before starting any thread, group included.
+ *   - a signal sent to one thread (raise, pthread_kill) reaches the watchers
+ *     only if that thread runs a loop with a watcher; send to the process
+ *     (kill(getpid(), sig)) instead.
+ * When the last watcher of a signal goes, it is unblocked again in the calling
+ * thread if rs_signal_watcher_new had blocked it there (a pending one is then
+ * delivered with the old disposition), and new threads no longer block it.
+ *
+ * How (elsewhere, or Linux built with RESEAU_NO_SIGNALFD): a sigaction handler
+ * that writes to a self-pipe (async-signal-safe); the previous disposition is
+ * restored when the last watcher of the signal goes. The signal must be
+ * unblocked in at least one thread. The pipe stays open for the life of the
+ * process, because a handler may still be running on another thread then.
+ *
+ * Signals are process-wide: two parts of a program that both change a
+ * signal's disposition (or two copies of reseau built with RESEAU_STATIC)
+ * step on each other.
+ */
+typedef struct rs_signal_watcher rs_signal_watcher_t;
+
+/* `count`: arrivals seen since the last call, at least 1. Loop thread. */
+typedef void rs_signal_watcher_fn(rs_signal_watcher_t *watcher, int signum, uint32_t count, void *user_data);
+
+/* Watch `signum` on `loop`; *watcher_out is set on RS_OK and NULL otherwise.
+ * Errors: RS_EINVAL for a NULL loop, on_signal or watcher_out, or a signum
+ * that cannot be watched (0, negative, NSIG or above, SIGKILL, SIGSTOP, the
+ * fault signals SIGSEGV/SIGBUS/SIGFPE/SIGILL, and the real-time signals the C
+ * library keeps for itself); RS_EWRONGTHREAD off the loop's thread; RS_ENOMEM;
+ * or the OS error (RS_EMFILE, ...) from signalfd, pipe, sigaction or the
+ * loop's subscription. Loop thread. */
+RESEAU_API int rs_signal_watcher_new(rs_event_loop_t *loop, int signum, rs_signal_watcher_fn *on_signal,
+                                     void *user_data, rs_signal_watcher_t **watcher_out);
+/* Stop watching and free the watcher; arrivals not yet delivered are dropped.
+ * Safe inside the watcher's own callback. RS_OK; RS_EINVAL for a NULL
+ * watcher; RS_EWRONGTHREAD off its loop's thread (nothing is done). */
+RESEAU_API int rs_signal_watcher_destroy(rs_signal_watcher_t *watcher);
+/* The watched signal; 0 for a NULL watcher. Any thread. */
+RESEAU_API int rs_signal_watcher_get_signum(const rs_signal_watcher_t *watcher);
+/* <<signal -- End file: src/loop/signal.h */
 /* >>address -- Begin file: src/net/address.h */
 /*
  * Addresses.
@@ -2700,6 +2770,7 @@ RESEAU_API void rs_async_input_stream_complete_read(rs_async_input_stream_t *str
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -2711,6 +2782,7 @@ RESEAU_API void rs_async_input_stream_complete_read(rs_async_input_stream_t *str
 #if RESEAU_OS_LINUX
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/signalfd.h>
 #include <linux/vm_sockets.h>
 #endif
 
@@ -3110,6 +3182,43 @@ static void rs__thread_set_name(const char *name) {
 #endif
 }
 
+/* Signals that threads reseau starts are born with blocked. The signal
+ * watcher keeps the set: a signalfd only sees a signal that every thread
+ * blocks, and a loop thread must not take one meant for it. */
+static rs_mutex_t rs__thread_sigmask_lock = RS_MUTEX_INIT;
+static sigset_t rs__thread_sigmask;
+static int rs__thread_sigmask_count; /* signals in the set; sigset_t has no emptiness test */
+
+/* Unused where the watcher takes the self-pipe path, which needs no mask. */
+static RS__UNUSED void rs__thread_block_in_new_threads(int signum, bool block) {
+    rs_mutex_lock(&rs__thread_sigmask_lock);
+    if (rs__thread_sigmask_count == 0) {
+        sigemptyset(&rs__thread_sigmask);
+    }
+    if (block) {
+        sigaddset(&rs__thread_sigmask, signum);
+        rs__thread_sigmask_count++;
+    } else {
+        sigdelset(&rs__thread_sigmask, signum);
+        rs__thread_sigmask_count--;
+    }
+    rs_mutex_unlock(&rs__thread_sigmask_lock);
+}
+
+/* Block the set in this thread around pthread_create, so the new thread has
+ * it from its first instruction; false (nothing changed) when it is empty. */
+static bool rs__thread_mask_for_child(sigset_t *old) {
+    sigset_t set;
+    bool any;
+    rs_mutex_lock(&rs__thread_sigmask_lock);
+    any = rs__thread_sigmask_count > 0;
+    if (any) {
+        set = rs__thread_sigmask;
+    }
+    rs_mutex_unlock(&rs__thread_sigmask_lock);
+    return any && pthread_sigmask(SIG_BLOCK, &set, old) == 0;
+}
+
 static void *rs__thread_main(void *arg) {
     rs_thread_t *thread = (rs_thread_t *)arg;
     rs__thread_set_name(thread->name);
@@ -3141,7 +3250,12 @@ RESEAU_API int rs_thread_launch(rs_thread_t *thread, rs_thread_fn *fn, void *use
         err = pthread_attr_setstacksize(&attr, options->stack_size);
     }
     if (err == 0) {
+        sigset_t old;
+        bool masked = rs__thread_mask_for_child(&old);
         err = pthread_create(&thread->handle, &attr, rs__thread_main, thread);
+        if (masked) {
+            pthread_sigmask(SIG_SETMASK, &old, NULL);
+        }
     }
     pthread_attr_destroy(&attr);
     if (err != 0) {
@@ -5456,6 +5570,478 @@ RESEAU_API rs_event_loop_t *rs_event_loop_group_get_next_loop(rs_event_loop_grou
                : group->loops[b];
 }
 /* <<group.c -- End file: src/loop/group.c */
+/* >>signal.c -- Begin file: src/loop/signal.c */
+/*
+ * Signal watchers.
+ *
+ * Signals are process-wide and loops are not, so there are three parts:
+ *   - a registry (one mutex) of every watcher, whatever its loop;
+ *   - one OS source shared by all loops: a signalfd on Linux, a self-pipe fed
+ *     by a sigaction handler elsewhere. Only rs__signal_source_* differ
+ *     between the two;
+ *   - a port per loop with watchers (a loop-local object, so loop destroy
+ *     sweeps it) that subscribes the source's fd. Whichever loop reads an
+ *     arrival first fans it out to every watcher of that signal through the
+ *     watcher's rs_event_loop_async_t, so each fires on its own loop.
+ */
+
+#if RESEAU_OS_LINUX && !defined(RESEAU_NO_SIGNALFD)
+#define RS__SIGNAL_USE_SIGNALFD (1)
+#else
+#define RS__SIGNAL_USE_SIGNALFD (0)
+#endif
+
+/* One past the highest signal number; NSIG is not POSIX but every target has it. */
+#ifdef NSIG
+#define RS__SIGNAL_LIMIT NSIG
+#else
+#define RS__SIGNAL_LIMIT 65
+#endif
+
+typedef struct rs__signal_port rs__signal_port_t;
+
+struct rs_signal_watcher {
+    rs_event_loop_t *loop;
+    rs__signal_port_t *port;
+    int signum;
+    rs_signal_watcher_fn *fn;
+    void *user_data;
+    rs_event_loop_async_t async;
+    int pending;         /* atomic: arrivals not yet delivered */
+    rs_list_node_t node; /* in the registry, under its lock */
+};
+
+/* One per loop with watchers, stored as a loop-local object. */
+struct rs__signal_port {
+    rs_event_loop_t *loop;
+    rs_io_handle_t io; /* the shared source fd */
+    size_t watchers;   /* loop thread only */
+};
+
+typedef struct rs__signal_registry {
+    bool ready;                          /* `watchers` is initialised */
+    rs_list_t watchers;                  /* every live watcher */
+    int watch_count[RS__SIGNAL_LIMIT];   /* watchers per signal */
+    size_t ports;                        /* loops subscribed to fd */
+    int fd;                              /* the source, while ports > 0 */
+#if RS__SIGNAL_USE_SIGNALFD
+    sigset_t mask;                       /* what the signalfd takes */
+    bool unblock[RS__SIGNAL_LIMIT];      /* the first watcher blocked it in its thread */
+#else
+    struct sigaction previous[RS__SIGNAL_LIMIT];
+#endif
+} rs__signal_registry_t;
+
+static rs_mutex_t rs__signal_lock = RS_MUTEX_INIT; /* guards rs__signals */
+static rs__signal_registry_t rs__signals;
+
+static const char rs__signal_port_key = 0; /* its address keys the loop-local port */
+
+static void rs__signal_fan_out(int signum, int arrivals);
+
+/* ---- the OS source: signalfd ---- */
+#if RS__SIGNAL_USE_SIGNALFD
+
+static int rs__signal_source_open(int *fd_out) {
+    sigemptyset(&rs__signals.mask);
+    *fd_out = signalfd(-1, &rs__signals.mask, SFD_NONBLOCK | SFD_CLOEXEC);
+    return *fd_out < 0 ? rs_result_from_errno(errno) : RS_OK;
+}
+
+static void rs__signal_source_close(int fd) {
+    close(fd);
+}
+
+static int rs__signal_block_here(int signum, int how, sigset_t *old) {
+    sigset_t one;
+    sigemptyset(&one);
+    sigaddset(&one, signum);
+    return rs_result_from_errno(pthread_sigmask(how, &one, old));
+}
+
+/* Every watcher blocks the signal in its creator's thread; the first also
+ * adds it to the signalfd and to the mask of threads reseau starts. */
+static int rs__signal_source_watch(int signum, bool first) {
+    sigset_t old;
+    int err = rs__signal_block_here(signum, SIG_BLOCK, &old);
+    if (err || !first) {
+        return err;
+    }
+    rs__signals.unblock[signum] = !sigismember(&old, signum);
+    sigaddset(&rs__signals.mask, signum);
+    if (signalfd(rs__signals.fd, &rs__signals.mask, 0) < 0) {
+        err = rs_result_from_errno(errno);
+        sigdelset(&rs__signals.mask, signum);
+        if (rs__signals.unblock[signum]) {
+            rs__signal_block_here(signum, SIG_UNBLOCK, NULL);
+        }
+        return err;
+    }
+    rs__thread_block_in_new_threads(signum, true);
+    return RS_OK;
+}
+
+static void rs__signal_source_unwatch(int signum) {
+    sigdelset(&rs__signals.mask, signum);
+    signalfd(rs__signals.fd, &rs__signals.mask, 0);
+    rs__thread_block_in_new_threads(signum, false);
+    if (rs__signals.unblock[signum]) {
+        rs__signal_block_here(signum, SIG_UNBLOCK, NULL);
+    }
+}
+
+static void rs__signal_source_drain(int fd) {
+    struct signalfd_siginfo info[8];
+    ssize_t n;
+    while ((n = read(fd, info, sizeof(info))) > 0) {
+        size_t i;
+        for (i = 0; i < (size_t)n / sizeof(info[0]); ++i) {
+            rs__signal_fan_out((int)info[i].ssi_signo, 1);
+        }
+    }
+}
+
+/* ---- the OS source: self-pipe ---- */
+#else
+
+/* Never closed: a handler may still run on another thread after the last
+ * watcher restored the disposition, and must not write to a reused fd. */
+static int rs__signal_pipe[2] = {-1, -1};
+static int rs__signal_caught[RS__SIGNAL_LIMIT]; /* atomic: bumped by the handler */
+
+/* Async-signal-safe: an atomic add and a write, errno preserved. */
+static void rs__signal_handler(int signum) {
+    int saved = errno;
+    char byte = 0;
+    rs__atomic_add_int(&rs__signal_caught[signum], 1);
+    if (write(rs__atomic_load_int(&rs__signal_pipe[1]), &byte, 1) < 0) {
+        /* EAGAIN: the pipe is full, so the reader is already woken. */
+    }
+    errno = saved;
+}
+
+static int rs__signal_source_open(int *fd_out) {
+    int fds[2];
+    int err;
+    if (rs__signal_pipe[0] < 0) {
+        if (pipe(fds) != 0) {
+            return rs_result_from_errno(errno);
+        }
+        err = rs__set_nonblocking_cloexec(fds[0]);
+        err = err ? err : rs__set_nonblocking_cloexec(fds[1]);
+        if (err) {
+            close(fds[0]);
+            close(fds[1]);
+            return err;
+        }
+        rs__signal_pipe[0] = fds[0];
+        rs__atomic_store_int(&rs__signal_pipe[1], fds[1]);
+    }
+    *fd_out = rs__signal_pipe[0];
+    return RS_OK;
+}
+
+static void rs__signal_source_close(int fd) {
+    (void)fd; /* kept open: see rs__signal_pipe */
+}
+
+static int rs__signal_source_watch(int signum, bool first) {
+    struct sigaction sa;
+    if (!first) {
+        return RS_OK;
+    }
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = rs__signal_handler;
+    sa.sa_flags = SA_RESTART; /* other threads' blocking calls carry on */
+    sigemptyset(&sa.sa_mask);
+    rs__atomic_store_int(&rs__signal_caught[signum], 0);
+    return sigaction(signum, &sa, &rs__signals.previous[signum]) == 0 ? RS_OK : rs_result_from_errno(errno);
+}
+
+static void rs__signal_source_unwatch(int signum) {
+    sigaction(signum, &rs__signals.previous[signum], NULL);
+}
+
+static void rs__signal_source_drain(int fd) {
+    char bytes[64];
+    int signum;
+    while (read(fd, bytes, sizeof(bytes)) > 0) {
+    }
+    for (signum = 1; signum < RS__SIGNAL_LIMIT; ++signum) {
+        int arrivals = rs__atomic_exchange_int(&rs__signal_caught[signum], 0);
+        if (arrivals > 0) {
+            rs__signal_fan_out(signum, arrivals);
+        }
+    }
+}
+
+#endif
+
+/* ---- registry ---- */
+
+static bool rs__signal_is_watchable(int signum) {
+    if (signum <= 0 || signum >= RS__SIGNAL_LIMIT) {
+        return false;
+    }
+    switch (signum) {
+    case SIGKILL: /* cannot be caught or blocked */
+    case SIGSTOP:
+    case SIGSEGV: /* raised by faults: blocked, they end the process */
+    case SIGBUS:
+    case SIGFPE:
+    case SIGILL:
+        return false;
+    default:
+        break;
+    }
+#if RESEAU_OS_LINUX
+    if (signum > 31 && signum < SIGRTMIN) {
+        return false; /* glibc's own (thread cancellation, setxid) */
+    }
+#endif
+    return true;
+}
+
+/* Registry lock held. */
+static void rs__signal_fan_out(int signum, int arrivals) {
+    rs_list_node_t *node;
+    if (signum <= 0 || signum >= RS__SIGNAL_LIMIT) {
+        return;
+    }
+    for (node = rs_list_begin(&rs__signals.watchers); node != rs_list_end(&rs__signals.watchers);
+         node = node->next) {
+        rs_signal_watcher_t *w = RS_CONTAINER_OF(node, rs_signal_watcher_t, node);
+        if (w->signum == signum) {
+            rs__atomic_add_int(&w->pending, arrivals);
+            rs_event_loop_async_send(&w->async);
+        }
+    }
+}
+
+static int rs__signal_register(rs_signal_watcher_t *w) {
+    int err;
+    rs_mutex_lock(&rs__signal_lock);
+    err = rs__signal_source_watch(w->signum, rs__signals.watch_count[w->signum] == 0);
+    if (!err) {
+        rs__signals.watch_count[w->signum]++;
+        rs_list_push_back(&rs__signals.watchers, &w->node);
+    }
+    rs_mutex_unlock(&rs__signal_lock);
+    return err;
+}
+
+/* Registry lock held. No send reaches the watcher after this. */
+static void rs__signal_unregister_locked(rs_signal_watcher_t *w) {
+    rs_list_remove(&w->node);
+    if (--rs__signals.watch_count[w->signum] == 0) {
+        rs__signal_source_unwatch(w->signum);
+    }
+}
+
+/* Unregistered already: drop undelivered arrivals and free. Loop thread. */
+static void rs__signal_watcher_free(rs_signal_watcher_t *w) {
+    rs_allocator_t allocator = w->loop->allocator;
+    rs_event_loop_async_cleanup(&w->async);
+    rs_mem_free(&allocator, w);
+}
+
+/* ---- ports: one per loop with watchers ---- */
+
+static int rs__signal_source_acquire(int *fd_out) {
+    int err = RS_OK;
+    rs_mutex_lock(&rs__signal_lock);
+    if (!rs__signals.ready) {
+        rs_list_init(&rs__signals.watchers);
+        rs__signals.ready = true;
+    }
+    if (rs__signals.ports == 0) {
+        err = rs__signal_source_open(&rs__signals.fd);
+    }
+    if (!err) {
+        rs__signals.ports++;
+        *fd_out = rs__signals.fd;
+    }
+    rs_mutex_unlock(&rs__signal_lock);
+    return err;
+}
+
+static void rs__signal_source_release(void) {
+    rs_mutex_lock(&rs__signal_lock);
+    if (--rs__signals.ports == 0) {
+        rs__signal_source_close(rs__signals.fd);
+    }
+    rs_mutex_unlock(&rs__signal_lock);
+}
+
+static void rs__signal_port_on_readable(rs_event_loop_t *loop, rs_io_handle_t *handle, int events, void *user_data) {
+    (void)loop;
+    (void)events;
+    (void)user_data;
+    rs_mutex_lock(&rs__signal_lock);
+    rs__signal_source_drain(handle->fd);
+    rs_mutex_unlock(&rs__signal_lock);
+}
+
+/* Destroy the loop's watchers that are still alive (loop destroy). */
+static void rs__signal_port_sweep(rs__signal_port_t *port) {
+    rs_list_t doomed;
+    rs_list_node_t *node;
+    rs_list_init(&doomed);
+    rs_mutex_lock(&rs__signal_lock);
+    node = rs_list_begin(&rs__signals.watchers);
+    while (node != rs_list_end(&rs__signals.watchers)) {
+        rs_signal_watcher_t *w = RS_CONTAINER_OF(node, rs_signal_watcher_t, node);
+        node = node->next;
+        if (w->port == port) {
+            rs__signal_unregister_locked(w);
+            rs_list_push_back(&doomed, &w->node);
+        }
+    }
+    rs_mutex_unlock(&rs__signal_lock);
+    while ((node = rs_list_pop_front(&doomed)) != NULL) {
+        RS__LOG_DEBUG(RS_LS_EVENT_LOOP, "releasing a signal watcher still alive at loop destroy");
+        rs__signal_watcher_free(RS_CONTAINER_OF(node, rs_signal_watcher_t, node));
+    }
+}
+
+/* on_remove of the loop-local port: its last watcher went, or the loop is being destroyed. */
+static void rs__signal_port_release(void *key, void *object, void *user_data) {
+    rs__signal_port_t *port = (rs__signal_port_t *)object;
+    rs_allocator_t allocator = port->loop->allocator;
+    (void)key;
+    (void)user_data;
+    rs__signal_port_sweep(port);
+    rs_event_loop_unsubscribe(port->loop, &port->io);
+    rs__signal_source_release();
+    rs_mem_free(&allocator, port);
+}
+
+static int rs__signal_port_open(rs_event_loop_t *loop, rs__signal_port_t **port_out) {
+    rs__signal_port_t *port = (rs__signal_port_t *)rs_mem_calloc(&loop->allocator, 1, sizeof(*port));
+    int err;
+    if (!port) {
+        return RS_ENOMEM;
+    }
+    port->loop = loop;
+    err = rs__signal_source_acquire(&port->io.fd);
+    if (err) {
+        goto fail_source;
+    }
+    err = rs_event_loop_subscribe(loop, &port->io, RS_IO_READABLE, rs__signal_port_on_readable, port);
+    if (err) {
+        goto fail_subscribe;
+    }
+    err = rs_event_loop_put_local_object(loop, &rs__signal_port_key, port, rs__signal_port_release, NULL);
+    if (err) {
+        goto fail_local;
+    }
+    *port_out = port;
+    return RS_OK;
+
+fail_local:
+    rs_event_loop_unsubscribe(loop, &port->io);
+fail_subscribe:
+    rs__signal_source_release();
+fail_source:
+    RS__LOG_ERROR(RS_LS_EVENT_LOOP, "cannot watch signals on loop %p: %s", (void *)loop, rs_strerror(err));
+    rs_mem_free(&loop->allocator, port);
+    return err;
+}
+
+static int rs__signal_port_get(rs_event_loop_t *loop, rs__signal_port_t **port_out) {
+    void *existing = NULL;
+    if (rs_event_loop_get_local_object(loop, &rs__signal_port_key, &existing) == RS_OK) {
+        *port_out = (rs__signal_port_t *)existing;
+        return RS_OK;
+    }
+    return rs__signal_port_open(loop, port_out);
+}
+
+/* A port whose last watcher went is closed (the loop-local entry's on_remove). */
+static void rs__signal_port_put(rs__signal_port_t *port) {
+    if (port->watchers == 0) {
+        rs_event_loop_remove_local_object(port->loop, &rs__signal_port_key);
+    }
+}
+
+/* ---- public ---- */
+
+static void rs__signal_watcher_fire(rs_event_loop_async_t *async, void *user_data) {
+    rs_signal_watcher_t *w = (rs_signal_watcher_t *)user_data;
+    int arrivals = rs__atomic_exchange_int(&w->pending, 0);
+    (void)async;
+    if (arrivals > 0) {
+        w->fn(w, w->signum, (uint32_t)arrivals, w->user_data);
+    }
+}
+
+RESEAU_API int rs_signal_watcher_new(rs_event_loop_t *loop, int signum, rs_signal_watcher_fn *on_signal,
+                                     void *user_data, rs_signal_watcher_t **watcher_out) {
+    rs_signal_watcher_t *w;
+    int err;
+    if (watcher_out) {
+        *watcher_out = NULL;
+    }
+    err = rs__check_loop_thread(loop, "rs_signal_watcher_new");
+    if (err) {
+        return err;
+    }
+    if (!on_signal || !watcher_out || !rs__signal_is_watchable(signum)) {
+        return RS_EINVAL;
+    }
+    w = (rs_signal_watcher_t *)rs_mem_calloc(&loop->allocator, 1, sizeof(*w));
+    if (!w) {
+        return RS_ENOMEM;
+    }
+    w->loop = loop;
+    w->signum = signum;
+    w->fn = on_signal;
+    w->user_data = user_data;
+    rs_event_loop_async_init(&w->async, loop, rs__signal_watcher_fire, w);
+    err = rs__signal_port_get(loop, &w->port);
+    if (err) {
+        goto fail_port;
+    }
+    err = rs__signal_register(w);
+    if (err) {
+        goto fail_register;
+    }
+    w->port->watchers++;
+    *watcher_out = w;
+    return RS_OK;
+
+fail_register:
+    RS__LOG_ERROR(RS_LS_EVENT_LOOP, "cannot watch signal %d: %s", signum, rs_strerror(err));
+    rs__signal_port_put(w->port);
+fail_port:
+    rs_mem_free(&loop->allocator, w);
+    return err;
+}
+
+RESEAU_API int rs_signal_watcher_destroy(rs_signal_watcher_t *watcher) {
+    rs__signal_port_t *port;
+    int err;
+    if (!watcher) {
+        return RS_EINVAL;
+    }
+    err = rs__check_loop_thread(watcher->loop, "rs_signal_watcher_destroy");
+    if (err) {
+        return err;
+    }
+    port = watcher->port;
+    rs_mutex_lock(&rs__signal_lock);
+    rs__signal_unregister_locked(watcher);
+    rs_mutex_unlock(&rs__signal_lock);
+    rs__signal_watcher_free(watcher);
+    port->watchers--;
+    rs__signal_port_put(port);
+    return RS_OK;
+}
+
+RESEAU_API int rs_signal_watcher_get_signum(const rs_signal_watcher_t *watcher) {
+    return watcher ? watcher->signum : 0;
+}
+/* <<signal.c -- End file: src/loop/signal.c */
 /* >>address.c -- Begin file: src/net/address.c */
 /*
  * Addresses: strict IPv4/IPv6 text parsers, canonical (RFC 5952) formatters,

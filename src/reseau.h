@@ -76,19 +76,19 @@
  *       rs_client_bootstrap_connect(cb, &c);
  *       ... rs_channel_shutdown(channel, RS_OK); rs_client_bootstrap_destroy(cb);
  *
- *   Clean stop on SIGINT: rs_event_loop_stop is not async-signal-safe (it may
- *   log on failure), so the handler only writes to a self-pipe.
- *       static int sp[2];  // pipe(sp), both ends O_NONBLOCK
- *       static void on_sigint(int n) { int e = errno; (void)!write(sp[1], "", 1); errno = e; }
- *       static void on_stop(rs_event_loop_t *l, rs_io_handle_t *h, int ev, void *u)
- *           { rs_event_loop_stop(l); }
- *       rs_io_handle_t h = { sp[0], NULL };
- *       rs_event_loop_subscribe(loop, &h, RS_IO_READABLE, on_stop, NULL);
- *       sigaction(SIGINT, &sa, NULL);       // sa.sa_handler = on_sigint
+ *   Clean stop on SIGINT: a signal watcher, made in main() before any thread
+ *   starts, so every thread inherits the blocked signal (see >>signal).
+ *       static void on_sigint(rs_signal_watcher_t *w, int sig, uint32_t n, void *u)
+ *           { rs_event_loop_stop((rs_event_loop_t *)u); }
+ *       rs_event_loop_t *loop = rs_event_loop_new(NULL, &err);
+ *       rs_signal_watcher_t *w;
+ *       rs_signal_watcher_new(loop, SIGINT, on_sigint, loop, &w);
  *       rs_event_loop_start(loop); rs_event_loop_wait(loop);  // back after ^C
- *       rs_event_loop_unsubscribe(loop, &h); rs_event_loop_destroy(loop);
- *     With a group, the main thread can instead block in read(sp[0], ...) and
- *     then destroy the listener and the group.
+ *       rs_signal_watcher_destroy(w); rs_event_loop_destroy(loop);
+ *     With a group, block SIGINT in main (pthread_sigmask) before
+ *     rs_event_loop_group_new, make the watcher on one of its loops (from a
+ *     task), and have the callback wake main, which then destroys the
+ *     listener and the group.
  *
  * UTILITIES (for protocol clients built on the loop)
  *   rs_future_t       a result that arrives later: set once from any thread;
@@ -137,6 +137,7 @@
  *   >>task        tasks
  *   >>event_loop  event loop: tasks, I/O subscriptions, run modes
  *   >>group       event-loop group
+ *   >>signal      POSIX signal watchers (signalfd, or a self-pipe)
  *   >>address     endpoints, strict IPv4/IPv6 parsing and formatting
  *   >>socket      TCP, UDP, Unix and VSOCK sockets
  *   >>pipe        pipes
@@ -180,6 +181,7 @@ extern "C" {
 #include "loop/task.h"
 #include "loop/event_loop.h"
 #include "loop/group.h"
+#include "loop/signal.h"
 #include "net/address.h"
 #include "net/socket.h"
 #include "net/pipe.h"
@@ -224,6 +226,7 @@ extern "C" {
 #include "loop/poll.c"
 #include "loop/event_loop.c"
 #include "loop/group.c"
+#include "loop/signal.c"
 #include "net/address.c"
 #include "net/sockaddr.c"
 #include "net/socket_posix.c"
