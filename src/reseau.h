@@ -154,7 +154,7 @@
  *   >>stream      input streams (memory, file, yours) and async input streams
  *   Implementation: the same names with .c (>>event_loop.c), plus
  *   >>platform.c, >>atomic.c, >>heap.c, >>scheduler.c, >>epoll.c, >>poll.c,
- *   >>sockaddr.c, >>socket_posix.c, >>udp_posix.c, >>message_pool.c,
+ *   >>sockaddr.c, >>socket_posix.c, >>udp_posix.c, >>sockopt_posix.c, >>message_pool.c,
  *   >>pipeline.c.
  */
 #if (defined(RESEAU_IMPLEMENTATION) || defined(RESEAU_TLS_IMPLEMENTATION)) && defined(__linux__) && \
@@ -231,6 +231,7 @@ extern "C" {
 #include "net/sockaddr.c"
 #include "net/socket_posix.c"
 #include "net/udp_posix.c"
+#include "net/sockopt_posix.c"
 #include "net/pipe.c"
 #include "net/resolver.c"
 #include "channel/message_pool.c"

@@ -215,3 +215,49 @@ RESEAU_API int rs_socket_recv_from(rs_socket_t *socket, rs_datagram_t *datagram)
  * received_out, or a count of 0. */
 RESEAU_API int rs_socket_recv_batch(rs_socket_t *socket, rs_datagram_t *datagrams, size_t count,
                                     size_t *received_out);
+
+/* ---- Options on a live socket ----
+ * Each takes effect at once, on a socket that is open (bound, connected,
+ * listening or not). Common errors, checked in this order: RS_EINVAL for a
+ * NULL socket; RS_EWRONGTHREAD off the thread of the loop it is tied to;
+ * RS_EINVAL for the wrong socket type or domain, or a bad value; RS_ESTATE
+ * while a socket left at the default domain has no OS socket yet (before its
+ * first bind, connect or send_to); RS_EBADF once closed; else the OS error
+ * from setsockopt. */
+
+/* TCP_NODELAY on a TCP socket (a listener passes it to sockets it accepts). */
+RESEAU_API int rs_socket_set_tcp_nodelay(rs_socket_t *socket, bool enabled);
+/* SO_KEEPALIVE on a TCP socket, with TCP_KEEPIDLE, TCP_KEEPINTVL and
+ * TCP_KEEPCNT where non-zero (0 keeps the current value). The OS bounds them
+ * (Linux: idle and interval 1..32767 s, probes 1..127): RS_EINVAL outside.
+ * Only SO_KEEPALIVE is set off Linux. */
+RESEAU_API int rs_socket_set_keepalive(rs_socket_t *socket, bool enabled, uint32_t idle_s, uint32_t interval_s,
+                                       uint32_t probes);
+/* Unicast TTL (IPv4 IP_TTL) or hop limit (IPv6 IPV6_UNICAST_HOPS), 1..255,
+ * on any IPv4 or IPv6 socket. */
+RESEAU_API int rs_socket_set_ttl(rs_socket_t *socket, uint32_t ttl);
+
+/* UDP only (DGRAM, IPv4 or IPv6); the group's domain must match the socket's.
+ * Join or leave a multicast group (224.0.0.0/4, ff00::/8; the port is
+ * ignored) on one interface: IPv4 by its address (interface_address, IPv4,
+ * or NULL) or, on Linux, its index; IPv6 by index only (interface_address must
+ * be NULL). Neither (NULL and 0) lets the OS pick by its routes. Joining sends
+ * an IGMP/MLD report on that interface. Leaving a group not joined is the OS
+ * error (RS_EADDRNOTAVAIL). */
+RESEAU_API int rs_socket_join_multicast_group(rs_socket_t *socket, const rs_endpoint_t *group,
+                                              const rs_endpoint_t *interface_address, uint32_t interface_index);
+RESEAU_API int rs_socket_leave_multicast_group(rs_socket_t *socket, const rs_endpoint_t *group,
+                                               const rs_endpoint_t *interface_address, uint32_t interface_index);
+/* The interface multicast datagrams leave by (IP_MULTICAST_IF,
+ * IPV6_MULTICAST_IF), named as for join. */
+RESEAU_API int rs_socket_set_multicast_interface(rs_socket_t *socket, const rs_endpoint_t *interface_address,
+                                                 uint32_t interface_index);
+/* Whether this host's own group members get the datagrams this socket sends
+ * (IP_MULTICAST_LOOP, IPV6_MULTICAST_LOOP; the OS default is on). */
+RESEAU_API int rs_socket_set_multicast_loop(rs_socket_t *socket, bool enabled);
+/* TTL / hop limit of multicast datagrams, 0..255 (the OS default is 1: this
+ * link only). */
+RESEAU_API int rs_socket_set_multicast_ttl(rs_socket_t *socket, uint32_t ttl);
+/* SO_BROADCAST on an IPv4 UDP socket: without it, sending to a broadcast
+ * address fails with RS_EACCES. */
+RESEAU_API int rs_socket_set_broadcast(rs_socket_t *socket, bool enabled);

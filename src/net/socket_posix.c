@@ -122,6 +122,18 @@ static int rs__errno_result(void) {
     return rs_result_from_errno(errno);
 }
 
+/* The socket waits for its first endpoint to choose its family (and make its
+ * OS socket): see rs_socket_options_t.domain. */
+static bool rs__socket_domain_pending(const rs_socket_t *s) {
+    (void)s;
+    return false;
+}
+
+/* RS_OK while the OS socket is open; RS_EBADF once closed. */
+static int rs__socket_fd_state(const rs_socket_t *s) {
+    return s->io.fd < 0 ? RS_EBADF : RS_OK;
+}
+
 /* ---- creation and options ---- */
 
 static int rs__setsockopt_int(int fd, int level, int name, int value) {
