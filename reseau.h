@@ -1121,10 +1121,13 @@ RESEAU_API int rs_signal_watcher_get_signum(const rs_signal_watcher_t *watcher);
  * Every function here is pure and callable from any thread.
  */
 typedef enum rs_socket_domain {
-    RS_SOCKET_DOMAIN_IPV4 = 0, /* (the default) */
-    RS_SOCKET_DOMAIN_IPV6 = 1,
-    RS_SOCKET_DOMAIN_LOCAL = 2, /* Unix-domain socket (a path, or a Linux abstract name) */
-    RS_SOCKET_DOMAIN_VSOCK = 3  /* Linux VM sockets */
+    /* In socket options: take the family from the first endpoint the socket
+     * is given. Never valid in an endpoint (a zeroed one names nothing). */
+    RS_SOCKET_DOMAIN_DEFAULT = 0,
+    RS_SOCKET_DOMAIN_IPV4 = 1,
+    RS_SOCKET_DOMAIN_IPV6 = 2,
+    RS_SOCKET_DOMAIN_LOCAL = 3, /* Unix-domain socket (a path, or a Linux abstract name) */
+    RS_SOCKET_DOMAIN_VSOCK = 4  /* Linux VM sockets */
 } rs_socket_domain_t;
 
 /* Longest Unix-domain path, in bytes, without the NUL (sun_path is 108 on Linux). */
@@ -1196,6 +1199,15 @@ RESEAU_API int rs_endpoint_from_sockaddr(rs_endpoint_t *out, const void *sockadd
  *   rs_socket_new -> rs_socket_bind -> rs_socket_listen -> rs_socket_start_accept
  *   ... -> rs_socket_close -> rs_socket_destroy
  *
+ * Family: a socket whose options leave `domain` at RS_SOCKET_DOMAIN_DEFAULT
+ * takes it from the first endpoint it is given (rs_socket_bind,
+ * rs_socket_connect, rs_socket_send_to or _send_batch), and only then makes
+ * its OS socket, with the options applied. Until then rs_socket_get_fd is -1,
+ * and calls that need the OS socket (listen, get_bound_address, recv_from,
+ * the option setters) return RS_ESTATE. That first endpoint fixes the family
+ * even if its call fails. An explicit domain must match every endpoint
+ * (RS_EINVAL otherwise).
+ *
  * Threads: a new socket belongs to no loop, and one thread at a time may set it
  * up (options, bind, listen). rs_socket_connect, rs_socket_start_accept and
  * rs_socket_assign_to_loop tie it to a loop; from then on it must be used on
@@ -1234,7 +1246,7 @@ typedef enum rs_socket_dir {
 typedef struct rs_socket_options {
     const rs_allocator_t *allocator;    /* copied (default: NULL, libc) */
     rs_socket_type_t type;              /* (default: STREAM) */
-    rs_socket_domain_t domain;          /* (default: IPV4) */
+    rs_socket_domain_t domain;          /* (default: DEFAULT, the first endpoint's: see below) */
     uint32_t connect_timeout_ms;        /* (default: 0, meaning RS_SOCKET_DEFAULT_CONNECT_TIMEOUT_MS) */
     bool keepalive;                     /* SO_KEEPALIVE on TCP (default: false) */
     uint32_t keepalive_idle_s;          /* TCP_KEEPIDLE: idle seconds before the first probe (default: 0, OS) */
@@ -1264,9 +1276,11 @@ typedef void rs_socket_on_readable_fn(rs_socket_t *socket, int error, void *user
  * bytes that did reach the kernel. */
 typedef void rs_socket_on_write_fn(rs_socket_t *socket, int error, size_t bytes_written, void *user_data);
 
-/* Create an unassigned socket with the options applied (NULL options: IPv4 TCP
- * defaults). NULL with *err_out set on failure (RS_EINVAL, RS_ENOMEM,
- * RS_EAFNOSUPPORT, RS_ENOTSUP, RS_EMFILE, ...). Any thread. */
+/* Create an unassigned socket with the options applied (NULL options: TCP,
+ * family from the first endpoint). NULL with *err_out set on failure
+ * (RS_EINVAL, RS_ENOMEM, RS_EAFNOSUPPORT, RS_ENOTSUP, RS_EMFILE, ...; with
+ * the default domain the OS errors come from the first bind, connect or
+ * send_to instead). Any thread. */
 RESEAU_API rs_socket_t *rs_socket_new(const rs_socket_options_t *options, int *err_out);
 /* Close (if open) and free. In-flight operations complete with RS_ECANCELED
  * first, after this returns; the memory is released once they have. Loop
@@ -1281,19 +1295,24 @@ RESEAU_API void rs_socket_destroy(rs_socket_t *socket);
 RESEAU_API int rs_socket_close(rs_socket_t *socket);
 RESEAU_API bool rs_socket_is_open(const rs_socket_t *socket);
 
-/* Bind to a local endpoint of the socket's domain; port 0 picks a free port
- * (see rs_socket_get_bound_address). RS_EINVAL for a NULL socket or local, or an
- * endpoint of another domain; RS_ESTATE once bound or used; RS_EADDRINUSE,
- * RS_EADDRNOTAVAIL, RS_EACCES, ... */
+/* Bind to a local endpoint of the socket's domain (or, at the default domain,
+ * make the socket of the endpoint's); port 0 picks a free port (see
+ * rs_socket_get_bound_address). RS_EINVAL for a NULL socket or local, or an
+ * endpoint of another domain; RS_EWRONGTHREAD off its loop's thread;
+ * RS_ESTATE once bound or used; RS_EBADF once closed; RS_EADDRINUSE,
+ * RS_EADDRNOTAVAIL, RS_EACCES, RS_EMFILE, ... */
 RESEAU_API int rs_socket_bind(rs_socket_t *socket, const rs_endpoint_t *local);
-/* RS_EINVAL for a NULL socket or out, RS_EBADF once closed, or the OS error. */
+/* RS_EINVAL for a NULL socket or out, RS_ESTATE before a default-domain socket
+ * has its family, RS_EBADF once closed, or the OS error. */
 RESEAU_API int rs_socket_get_bound_address(const rs_socket_t *socket, rs_endpoint_t *out);
 /* The peer of a connected or accepted socket. RS_ENOTCONN otherwise; RS_EINVAL
  * for a NULL socket or out. */
 RESEAU_API int rs_socket_get_remote_address(const rs_socket_t *socket, rs_endpoint_t *out);
 
 /* Stream sockets only; backlog <= 0 means SOMAXCONN. RS_EINVAL for a NULL or
- * DGRAM socket, RS_ESTATE unless new or bound, or the OS error (RS_EADDRINUSE, ...). */
+ * DGRAM socket, RS_EWRONGTHREAD off its loop's thread, RS_ESTATE unless new or
+ * bound (or before a default-domain socket has its family: bind it first), or
+ * the OS error (RS_EADDRINUSE, ...). */
 RESEAU_API int rs_socket_listen(rs_socket_t *socket, int backlog);
 /* Ties the listener to `loop` and accepts until stopped or closed; on_accept
  * runs on that loop's thread. Call on `loop`'s thread. RS_EINVAL for a NULL
@@ -1386,8 +1405,9 @@ typedef struct rs_datagram {
 /* Send one datagram now, without queueing: RS_OK once the kernel has it,
  * RS_EAGAIN when its buffer is full (retry on a later tick), RS_EMSGSIZE, ...
  * RS_EINVAL for a NULL or STREAM socket or a destination of another domain;
- * RS_EBADF once closed. `destination` may be NULL on a connected socket (else
- * RS_ENOTCONN). Loop thread once assigned. */
+ * RS_EBADF once closed; RS_EWRONGTHREAD off its loop's thread. `destination`
+ * may be NULL on a connected socket (else RS_ENOTCONN). The first destination
+ * gives a default-domain socket its family. Loop thread once assigned. */
 RESEAU_API int rs_socket_send_to(rs_socket_t *socket, const rs_endpoint_t *destination, rs_byte_cursor_t data);
 /* Send up to `count` datagrams with as few system calls as possible
  * (sendmmsg on Linux). *sent_out says how many left; on an error after some
@@ -1397,7 +1417,9 @@ RESEAU_API int rs_socket_send_batch(rs_socket_t *socket, const rs_datagram_t *da
                                     size_t *sent_out);
 /* Receive one datagram into datagram->data (capacity bytes), with its source.
  * RS_EAGAIN when none is waiting. RS_EINVAL for a NULL or STREAM socket, a NULL
- * datagram or one without a buffer; RS_EBADF once closed. */
+ * datagram or one without a buffer; RS_EWRONGTHREAD off its loop's thread;
+ * RS_ESTATE before a default-domain socket has its family; RS_EBADF once
+ * closed. */
 RESEAU_API int rs_socket_recv_from(rs_socket_t *socket, rs_datagram_t *datagram);
 /* Receive up to `count` datagrams (recvmmsg on Linux); *received_out counts
  * them. Errors as for rs_socket_recv_from, and RS_EINVAL for NULL datagrams or
@@ -2195,12 +2217,13 @@ typedef void rs_server_on_incoming_shutdown_fn(rs_server_listener_t *listener, r
 typedef void rs_server_on_listener_destroyed_fn(rs_server_listener_t *listener, void *user_data);
 
 typedef struct rs_server_listener_options {
-    /* A literal IPv4/IPv6 address, "localhost" (the loopback address of the
-     * socket's domain), a path for LOCAL, or NULL for every address of the
-     * domain (0.0.0.0 or ::). Copied. (default: NULL) */
+    /* A literal IPv4/IPv6 address (it decides the family), "localhost" (the
+     * loopback address of the socket's domain; IPv4 at the default domain), a
+     * path for LOCAL, or NULL for every address of the domain (0.0.0.0 or ::;
+     * 0.0.0.0 at the default domain). Copied. (default: NULL) */
     const char *host;
     uint32_t port;                             /* 0 picks a free port (default: 0) */
-    const rs_socket_options_t *socket_options; /* listener and accepted sockets (default: NULL, IPv4 TCP) */
+    const rs_socket_options_t *socket_options; /* listener and accepted sockets (default: NULL, TCP) */
     int backlog;                               /* (default: 0, SOMAXCONN) */
     rs_channel_installer_t *const *installers; /* run in order after the socket handler (default: none) */
     size_t installer_count;
@@ -6769,6 +6792,8 @@ static int rs__domain_family(rs_socket_domain_t domain, int *family_out) {
 #else
         return RS_ENOTSUP;
 #endif
+    case RS_SOCKET_DOMAIN_DEFAULT:
+        break; /* names no family: the socket takes one from an endpoint first */
     }
     return RS_EINVAL;
 }
@@ -6828,6 +6853,8 @@ static int rs__endpoint_to_sockaddr(const rs_endpoint_t *endpoint, rs__sockaddr_
 #else
         return RS_ENOTSUP;
 #endif
+    case RS_SOCKET_DOMAIN_DEFAULT:
+        break; /* names no family: the socket takes one from an endpoint first */
     }
     return RS_EINVAL;
 }
@@ -7051,12 +7078,14 @@ static int rs__errno_result(void) {
 /* The socket waits for its first endpoint to choose its family (and make its
  * OS socket): see rs_socket_options_t.domain. */
 static bool rs__socket_domain_pending(const rs_socket_t *s) {
-    (void)s;
-    return false;
+    return s->options.domain == RS_SOCKET_DOMAIN_DEFAULT && s->state != RS__SOCK_CLOSED;
 }
 
-/* RS_OK while the OS socket is open; RS_EBADF once closed. */
+/* RS_OK while the OS socket is open; RS_ESTATE before it exists; RS_EBADF once closed. */
 static int rs__socket_fd_state(const rs_socket_t *s) {
+    if (rs__socket_domain_pending(s)) {
+        return RS_ESTATE;
+    }
     return s->io.fd < 0 ? RS_EBADF : RS_OK;
 }
 
@@ -7248,7 +7277,7 @@ static int rs__socket_open_fd(rs_socket_t *s) {
 RESEAU_API rs_socket_t *rs_socket_new(const rs_socket_options_t *options, int *err_out) {
     int err;
     rs_socket_t *s = rs__socket_alloc(options ? options->allocator : NULL, options, &err);
-    if (s) {
+    if (s && !rs__socket_domain_pending(s)) {
         err = rs__socket_open_fd(s);
         if (err) {
             rs__socket_free(s);
@@ -7492,12 +7521,32 @@ static int rs__socket_check_endpoint(const rs_socket_t *s, const rs_endpoint_t *
     return RS_OK;
 }
 
+/* The endpoint must be of the socket's domain; a socket at the default domain
+ * takes the endpoint's and makes its OS socket now. */
+static int rs__socket_take_family(rs_socket_t *s, const rs_endpoint_t *endpoint) {
+    int err;
+    if (!endpoint || !rs__socket_domain_pending(s)) {
+        return s->state == RS__SOCK_CLOSED && endpoint ? RS_EBADF : rs__socket_check_endpoint(s, endpoint);
+    }
+    if (endpoint->domain == RS_SOCKET_DOMAIN_DEFAULT) {
+        return RS_EINVAL;
+    }
+    s->options.domain = endpoint->domain;
+    err = rs__socket_open_fd(s);
+    if (err) {
+        s->options.domain = RS_SOCKET_DOMAIN_DEFAULT;
+        return err;
+    }
+    /* Assigned and subscribed before it had an fd: subscribe it now. */
+    return rs__socket_update_interest(s);
+}
+
 RESEAU_API int rs_socket_bind(rs_socket_t *socket, const rs_endpoint_t *local) {
     rs__sockaddr_t sa;
     socklen_t len;
     int err = rs__socket_check_call(socket, local, "rs_socket_bind");
     if (!err) {
-        err = rs__socket_check_endpoint(socket, local);
+        err = rs__socket_take_family(socket, local);
     }
     if (!err && socket->state != RS__SOCK_INIT) {
         err = RS_ESTATE;
@@ -7530,13 +7579,12 @@ static int rs__socket_name(int fd, bool peer, rs_endpoint_t *out) {
 }
 
 RESEAU_API int rs_socket_get_bound_address(const rs_socket_t *socket, rs_endpoint_t *out) {
+    int err;
     if (!socket || !out) {
         return RS_EINVAL;
     }
-    if (socket->io.fd < 0) {
-        return RS_EBADF;
-    }
-    return rs__socket_name(socket->io.fd, false, out);
+    err = rs__socket_fd_state(socket);
+    return err ? err : rs__socket_name(socket->io.fd, false, out);
 }
 
 RESEAU_API int rs_socket_get_remote_address(const rs_socket_t *socket, rs_endpoint_t *out) {
@@ -7558,7 +7606,7 @@ RESEAU_API int rs_socket_listen(rs_socket_t *socket, int backlog) {
     if (socket->options.type != RS_SOCKET_STREAM) {
         return RS_EINVAL;
     }
-    if (socket->state != RS__SOCK_INIT && socket->state != RS__SOCK_BOUND) {
+    if ((socket->state != RS__SOCK_INIT && socket->state != RS__SOCK_BOUND) || rs__socket_domain_pending(socket)) {
         return RS_ESTATE;
     }
     if (listen(socket->io.fd, backlog > 0 ? backlog : SOMAXCONN) != 0) {
@@ -7819,7 +7867,7 @@ RESEAU_API int rs_socket_connect(rs_socket_t *socket, const rs_endpoint_t *remot
         RS__LOG_ERROR(RS_LS_SOCKET, "rs_socket_connect called off the loop's thread");
         return RS_EWRONGTHREAD;
     }
-    err = rs__socket_check_endpoint(socket, remote);
+    err = rs__socket_take_family(socket, remote);
     if (!err && (remote->domain == RS_SOCKET_DOMAIN_IPV4 || remote->domain == RS_SOCKET_DOMAIN_IPV6) &&
         remote->port == 0) {
         err = RS_EINVAL;
@@ -8265,11 +8313,12 @@ static int rs__socket_check_dgram(const rs_socket_t *s, const char *function) {
     if (s->options.type != RS_SOCKET_DGRAM) {
         return RS_EINVAL;
     }
-    return s->io.fd < 0 ? RS_EBADF : RS_OK;
+    /* A default-domain socket has no fd yet: its first send_to makes one. */
+    return s->io.fd < 0 && !rs__socket_domain_pending(s) ? RS_EBADF : RS_OK;
 }
 
 /* Fill one msghdr for `dgram`; `name` receives the destination on send. */
-static int rs__dgram_prepare_send(const rs_socket_t *s, const rs_endpoint_t *destination, struct iovec *iov,
+static int rs__dgram_prepare_send(rs_socket_t *s, const rs_endpoint_t *destination, struct iovec *iov,
                                   const void *data, size_t len, struct msghdr *msg, rs__sockaddr_t *name) {
     socklen_t name_len = 0;
     memset(msg, 0, sizeof(*msg));
@@ -8278,7 +8327,7 @@ static int rs__dgram_prepare_send(const rs_socket_t *s, const rs_endpoint_t *des
     msg->msg_iov = iov;
     msg->msg_iovlen = 1;
     if (destination && !s->has_remote) {
-        int err = rs__socket_check_endpoint(s, destination);
+        int err = rs__socket_take_family(s, destination);
         if (!err) {
             err = rs__endpoint_to_sockaddr(destination, name, &name_len);
         }
@@ -8399,6 +8448,9 @@ RESEAU_API int rs_socket_recv_from(rs_socket_t *socket, rs_datagram_t *datagram)
     if (!err && (!datagram || !datagram->data || !datagram->capacity)) {
         err = RS_EINVAL;
     }
+    if (!err) {
+        err = rs__socket_fd_state(socket); /* nothing to receive on before the first send_to or bind */
+    }
     if (err) {
         return err;
     }
@@ -8423,6 +8475,9 @@ RESEAU_API int rs_socket_recv_batch(rs_socket_t *socket, rs_datagram_t *datagram
     err = rs__socket_check_dgram(socket, "rs_socket_recv_batch"); /* NULL socket, then the thread, first */
     if (!err && (!datagrams || !received_out)) {
         err = RS_EINVAL;
+    }
+    if (!err) {
+        err = rs__socket_fd_state(socket); /* nothing to receive on before the first send_to or bind */
     }
     if (!err && count == 0) {
         err = RS_EINVAL;
@@ -13438,7 +13493,8 @@ static int rs__listener_endpoint(const rs_server_listener_options_t *o, rs_socke
     if (*domain == RS_SOCKET_DOMAIN_LOCAL) {
         return host ? rs_endpoint_from_local(out, host) : RS_EINVAL;
     }
-    if (*domain != RS_SOCKET_DOMAIN_IPV4 && *domain != RS_SOCKET_DOMAIN_IPV6) {
+    if (*domain != RS_SOCKET_DOMAIN_DEFAULT && *domain != RS_SOCKET_DOMAIN_IPV4 &&
+        *domain != RS_SOCKET_DOMAIN_IPV6) {
         return RS_EINVAL;
     }
     if (!host) {

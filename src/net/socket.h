@@ -7,6 +7,15 @@
  *   rs_socket_new -> rs_socket_bind -> rs_socket_listen -> rs_socket_start_accept
  *   ... -> rs_socket_close -> rs_socket_destroy
  *
+ * Family: a socket whose options leave `domain` at RS_SOCKET_DOMAIN_DEFAULT
+ * takes it from the first endpoint it is given (rs_socket_bind,
+ * rs_socket_connect, rs_socket_send_to or _send_batch), and only then makes
+ * its OS socket, with the options applied. Until then rs_socket_get_fd is -1,
+ * and calls that need the OS socket (listen, get_bound_address, recv_from,
+ * the option setters) return RS_ESTATE. That first endpoint fixes the family
+ * even if its call fails. An explicit domain must match every endpoint
+ * (RS_EINVAL otherwise).
+ *
  * Threads: a new socket belongs to no loop, and one thread at a time may set it
  * up (options, bind, listen). rs_socket_connect, rs_socket_start_accept and
  * rs_socket_assign_to_loop tie it to a loop; from then on it must be used on
@@ -45,7 +54,7 @@ typedef enum rs_socket_dir {
 typedef struct rs_socket_options {
     const rs_allocator_t *allocator;    /* copied (default: NULL, libc) */
     rs_socket_type_t type;              /* (default: STREAM) */
-    rs_socket_domain_t domain;          /* (default: IPV4) */
+    rs_socket_domain_t domain;          /* (default: DEFAULT, the first endpoint's: see below) */
     uint32_t connect_timeout_ms;        /* (default: 0, meaning RS_SOCKET_DEFAULT_CONNECT_TIMEOUT_MS) */
     bool keepalive;                     /* SO_KEEPALIVE on TCP (default: false) */
     uint32_t keepalive_idle_s;          /* TCP_KEEPIDLE: idle seconds before the first probe (default: 0, OS) */
@@ -75,9 +84,11 @@ typedef void rs_socket_on_readable_fn(rs_socket_t *socket, int error, void *user
  * bytes that did reach the kernel. */
 typedef void rs_socket_on_write_fn(rs_socket_t *socket, int error, size_t bytes_written, void *user_data);
 
-/* Create an unassigned socket with the options applied (NULL options: IPv4 TCP
- * defaults). NULL with *err_out set on failure (RS_EINVAL, RS_ENOMEM,
- * RS_EAFNOSUPPORT, RS_ENOTSUP, RS_EMFILE, ...). Any thread. */
+/* Create an unassigned socket with the options applied (NULL options: TCP,
+ * family from the first endpoint). NULL with *err_out set on failure
+ * (RS_EINVAL, RS_ENOMEM, RS_EAFNOSUPPORT, RS_ENOTSUP, RS_EMFILE, ...; with
+ * the default domain the OS errors come from the first bind, connect or
+ * send_to instead). Any thread. */
 RESEAU_API rs_socket_t *rs_socket_new(const rs_socket_options_t *options, int *err_out);
 /* Close (if open) and free. In-flight operations complete with RS_ECANCELED
  * first, after this returns; the memory is released once they have. Loop
@@ -92,19 +103,24 @@ RESEAU_API void rs_socket_destroy(rs_socket_t *socket);
 RESEAU_API int rs_socket_close(rs_socket_t *socket);
 RESEAU_API bool rs_socket_is_open(const rs_socket_t *socket);
 
-/* Bind to a local endpoint of the socket's domain; port 0 picks a free port
- * (see rs_socket_get_bound_address). RS_EINVAL for a NULL socket or local, or an
- * endpoint of another domain; RS_ESTATE once bound or used; RS_EADDRINUSE,
- * RS_EADDRNOTAVAIL, RS_EACCES, ... */
+/* Bind to a local endpoint of the socket's domain (or, at the default domain,
+ * make the socket of the endpoint's); port 0 picks a free port (see
+ * rs_socket_get_bound_address). RS_EINVAL for a NULL socket or local, or an
+ * endpoint of another domain; RS_EWRONGTHREAD off its loop's thread;
+ * RS_ESTATE once bound or used; RS_EBADF once closed; RS_EADDRINUSE,
+ * RS_EADDRNOTAVAIL, RS_EACCES, RS_EMFILE, ... */
 RESEAU_API int rs_socket_bind(rs_socket_t *socket, const rs_endpoint_t *local);
-/* RS_EINVAL for a NULL socket or out, RS_EBADF once closed, or the OS error. */
+/* RS_EINVAL for a NULL socket or out, RS_ESTATE before a default-domain socket
+ * has its family, RS_EBADF once closed, or the OS error. */
 RESEAU_API int rs_socket_get_bound_address(const rs_socket_t *socket, rs_endpoint_t *out);
 /* The peer of a connected or accepted socket. RS_ENOTCONN otherwise; RS_EINVAL
  * for a NULL socket or out. */
 RESEAU_API int rs_socket_get_remote_address(const rs_socket_t *socket, rs_endpoint_t *out);
 
 /* Stream sockets only; backlog <= 0 means SOMAXCONN. RS_EINVAL for a NULL or
- * DGRAM socket, RS_ESTATE unless new or bound, or the OS error (RS_EADDRINUSE, ...). */
+ * DGRAM socket, RS_EWRONGTHREAD off its loop's thread, RS_ESTATE unless new or
+ * bound (or before a default-domain socket has its family: bind it first), or
+ * the OS error (RS_EADDRINUSE, ...). */
 RESEAU_API int rs_socket_listen(rs_socket_t *socket, int backlog);
 /* Ties the listener to `loop` and accepts until stopped or closed; on_accept
  * runs on that loop's thread. Call on `loop`'s thread. RS_EINVAL for a NULL
@@ -197,8 +213,9 @@ typedef struct rs_datagram {
 /* Send one datagram now, without queueing: RS_OK once the kernel has it,
  * RS_EAGAIN when its buffer is full (retry on a later tick), RS_EMSGSIZE, ...
  * RS_EINVAL for a NULL or STREAM socket or a destination of another domain;
- * RS_EBADF once closed. `destination` may be NULL on a connected socket (else
- * RS_ENOTCONN). Loop thread once assigned. */
+ * RS_EBADF once closed; RS_EWRONGTHREAD off its loop's thread. `destination`
+ * may be NULL on a connected socket (else RS_ENOTCONN). The first destination
+ * gives a default-domain socket its family. Loop thread once assigned. */
 RESEAU_API int rs_socket_send_to(rs_socket_t *socket, const rs_endpoint_t *destination, rs_byte_cursor_t data);
 /* Send up to `count` datagrams with as few system calls as possible
  * (sendmmsg on Linux). *sent_out says how many left; on an error after some
@@ -208,7 +225,9 @@ RESEAU_API int rs_socket_send_batch(rs_socket_t *socket, const rs_datagram_t *da
                                     size_t *sent_out);
 /* Receive one datagram into datagram->data (capacity bytes), with its source.
  * RS_EAGAIN when none is waiting. RS_EINVAL for a NULL or STREAM socket, a NULL
- * datagram or one without a buffer; RS_EBADF once closed. */
+ * datagram or one without a buffer; RS_EWRONGTHREAD off its loop's thread;
+ * RS_ESTATE before a default-domain socket has its family; RS_EBADF once
+ * closed. */
 RESEAU_API int rs_socket_recv_from(rs_socket_t *socket, rs_datagram_t *datagram);
 /* Receive up to `count` datagrams (recvmmsg on Linux); *received_out counts
  * them. Errors as for rs_socket_recv_from, and RS_EINVAL for NULL datagrams or
