@@ -85,13 +85,17 @@ static bool run_until_calls(rs_event_loop_t *loop, sig_ctx_t *c, int calls) {
     return calls_of(c) >= calls;
 }
 
-static rs_event_loop_t *new_loop(void) {
-    rs_event_loop_options_t o = {.allocator = &rs_test_allocator};
+static rs_event_loop_t *new_loop_with(rs_event_loop_backend_t backend) {
+    rs_event_loop_options_t o = {.allocator = &rs_test_allocator, .backend = backend};
     int err = RS_EUNKNOWN;
     rs_event_loop_t *loop = rs_event_loop_new(&o, &err);
     assert_non_null(loop);
     assert_int_equal(err, RS_OK);
     return loop;
+}
+
+static rs_event_loop_t *new_loop(void) {
+    return new_loop_with(RS_EVENT_LOOP_BACKEND_DEFAULT);
 }
 
 static bool signal_blocked_here(int signum) {
@@ -137,6 +141,26 @@ static void signal_watcher_fires_on_loop_thread_for_kill(void **state) {
     assert_int_equal(c.last_signum, SIGUSR1);
     assert_true(c.count >= 2);
     rs_mutex_unlock(&c.lock);
+    assert_int_equal(rs_signal_watcher_destroy(w), RS_OK);
+    assert_signal_restored(SIGUSR1);
+    rs_event_loop_destroy(loop);
+    ctx_cleanup(&c);
+}
+
+/* The watcher is a plain fd subscription: the poll backend serves it too. */
+static void signal_watcher_fires_on_the_poll_backend(void **state) {
+    rs_event_loop_t *loop = new_loop_with(RS_EVENT_LOOP_BACKEND_POLL);
+    rs_signal_watcher_t *w = NULL;
+    sig_ctx_t c;
+    (void)state;
+    ctx_init(&c, loop);
+    assert_int_equal(rs_signal_watcher_new(loop, SIGUSR1, on_signal, &c, &w), RS_OK);
+    assert_int_equal(rs_event_loop_start(loop), RS_OK);
+    assert_int_equal(kill(getpid(), SIGUSR1), 0);
+    assert_true(wait_calls(&c, 1));
+    rs_event_loop_stop(loop);
+    rs_event_loop_wait(loop);
+    assert_true(c.on_loop_thread);
     assert_int_equal(rs_signal_watcher_destroy(w), RS_OK);
     assert_signal_restored(SIGUSR1);
     rs_event_loop_destroy(loop);
@@ -439,6 +463,7 @@ static void signal_watcher_alloc_failure_sweep(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(signal_watcher_fires_on_loop_thread_for_kill),
+        cmocka_unit_test(signal_watcher_fires_on_the_poll_backend),
         cmocka_unit_test(signal_watcher_fires_for_raise_on_the_loop_thread),
         cmocka_unit_test(signal_watcher_sigint_stops_the_loop_cleanly),
         cmocka_unit_test(signal_watcher_every_watcher_of_a_signal_fires),
