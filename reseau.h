@@ -118,8 +118,9 @@
  *   (NULL: libc); out-of-memory is RS_ENOMEM, never an abort. Logging is
  *   silent until rs_log_set() installs a hook (rs_log_stderr is provided).
  *
- *   A NULL handle (loop, group, task, async, socket, pipe end, channel, slot,
- *   handler, message, testing channel), or a NULL required pointer beside one,
+ *   A NULL handle (loop, group, task, async, signal watcher, socket, pipe
+ *   end, channel, slot, handler, message, testing channel), or a NULL
+ *   required pointer beside one,
  *   never crashes: an int result is RS_EINVAL (a NULL handle is checked before
  *   the thread check; on loop-bound sockets and slots a NULL argument beside it
  *   is checked after, so an off-thread call always says RS_EWRONGTHREAD);
@@ -8544,8 +8545,9 @@ static bool rs__socket_is_ip(const rs_socket_t *s) {
     return s->options.domain == RS_SOCKET_DOMAIN_IPV4 || s->options.domain == RS_SOCKET_DOMAIN_IPV6;
 }
 
-/* The checks every setter shares, in the order socket.h lists them. */
-static int rs__sockopt_check(const rs_socket_t *s, rs__sockopt_kind_t kind, const char *function) {
+/* The checks every setter shares, in the order socket.h lists them; `valid`
+ * is the setter's own verdict on its values, which comes before the state. */
+static int rs__sockopt_check(const rs_socket_t *s, rs__sockopt_kind_t kind, bool valid, const char *function) {
     int err = rs__socket_check_thread(s, function);
     rs_socket_type_t type;
     if (err) {
@@ -8558,7 +8560,7 @@ static int rs__sockopt_check(const rs_socket_t *s, rs__sockopt_kind_t kind, cons
     if ((kind == RS__SOCKOPT_TCP && type != RS_SOCKET_STREAM) || (kind == RS__SOCKOPT_UDP && type != RS_SOCKET_DGRAM)) {
         return RS_EINVAL;
     }
-    return rs__socket_fd_state(s);
+    return valid ? rs__socket_fd_state(s) : RS_EINVAL;
 }
 
 static bool rs__socket_is_v6(const rs_socket_t *s) {
@@ -8580,7 +8582,7 @@ static int rs__setsockopt_v4_byte(int fd, int name, uint32_t value) {
 }
 
 RESEAU_API int rs_socket_set_tcp_nodelay(rs_socket_t *socket, bool enabled) {
-    int err = rs__sockopt_check(socket, RS__SOCKOPT_TCP, "rs_socket_set_tcp_nodelay");
+    int err = rs__sockopt_check(socket, RS__SOCKOPT_TCP, true, "rs_socket_set_tcp_nodelay");
     if (!err) {
         err = rs__setsockopt_bool(socket->io.fd, IPPROTO_TCP, TCP_NODELAY, enabled);
     }
@@ -8590,20 +8592,15 @@ RESEAU_API int rs_socket_set_tcp_nodelay(rs_socket_t *socket, bool enabled) {
     return err;
 }
 
-/* One keepalive timer, skipped when 0; values the int cannot hold are RS_EINVAL. */
-static int rs__set_keepalive_value(int fd, int name, uint32_t value) {
-    if (value == 0) {
-        return RS_OK;
-    }
-    if (value > (uint32_t)INT_MAX) {
-        return RS_EINVAL;
-    }
-    return rs__setsockopt_int(fd, IPPROTO_TCP, name, (int)value);
+/* One keepalive timer, skipped when 0 (the caller checked it fits an int). */
+static RS__UNUSED int rs__set_keepalive_value(int fd, int name, uint32_t value) {
+    return value == 0 ? RS_OK : rs__setsockopt_int(fd, IPPROTO_TCP, name, (int)value);
 }
 
 RESEAU_API int rs_socket_set_keepalive(rs_socket_t *socket, bool enabled, uint32_t idle_s, uint32_t interval_s,
                                        uint32_t probes) {
-    int err = rs__sockopt_check(socket, RS__SOCKOPT_TCP, "rs_socket_set_keepalive");
+    bool valid = idle_s <= (uint32_t)INT_MAX && interval_s <= (uint32_t)INT_MAX && probes <= (uint32_t)INT_MAX;
+    int err = rs__sockopt_check(socket, RS__SOCKOPT_TCP, valid, "rs_socket_set_keepalive");
     int fd;
     if (err) {
         return err;
@@ -8626,12 +8623,9 @@ RESEAU_API int rs_socket_set_keepalive(rs_socket_t *socket, bool enabled, uint32
 }
 
 RESEAU_API int rs_socket_set_ttl(rs_socket_t *socket, uint32_t ttl) {
-    int err = rs__sockopt_check(socket, RS__SOCKOPT_IP, "rs_socket_set_ttl");
+    int err = rs__sockopt_check(socket, RS__SOCKOPT_IP, ttl >= 1 && ttl <= 255, "rs_socket_set_ttl");
     if (err) {
         return err;
-    }
-    if (ttl < 1 || ttl > 255) {
-        return RS_EINVAL;
     }
     if (rs__socket_is_v6(socket)) {
         return rs__setsockopt_int(socket->io.fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, (int)ttl);
@@ -8689,13 +8683,11 @@ static int rs__multicast_membership_v6(int fd, int name, const rs_endpoint_t *gr
 static int rs__multicast_membership(rs_socket_t *s, bool join, const rs_endpoint_t *group,
                                     const rs_endpoint_t *interface_address, uint32_t interface_index,
                                     const char *function) {
-    int err = rs__sockopt_check(s, RS__SOCKOPT_UDP, function);
+    bool valid = s && group && rs__endpoint_is_multicast(group) && rs__check_interface(s, interface_address) == RS_OK &&
+                 (group->domain == s->options.domain || (s && rs__socket_domain_pending(s)));
+    int err = rs__sockopt_check(s, RS__SOCKOPT_UDP, valid, function);
     if (err) {
         return err;
-    }
-    if (!group || group->domain != s->options.domain || !rs__endpoint_is_multicast(group) ||
-        rs__check_interface(s, interface_address) != RS_OK) {
-        return RS_EINVAL;
     }
     if (rs__socket_is_v6(s)) {
         return rs__multicast_membership_v6(s->io.fd, join ? IPV6_JOIN_GROUP : IPV6_LEAVE_GROUP, group,
@@ -8719,10 +8711,8 @@ RESEAU_API int rs_socket_leave_multicast_group(rs_socket_t *socket, const rs_end
 
 RESEAU_API int rs_socket_set_multicast_interface(rs_socket_t *socket, const rs_endpoint_t *interface_address,
                                                  uint32_t interface_index) {
-    int err = rs__sockopt_check(socket, RS__SOCKOPT_UDP, "rs_socket_set_multicast_interface");
-    if (!err) {
-        err = rs__check_interface(socket, interface_address);
-    }
+    int err = rs__sockopt_check(socket, RS__SOCKOPT_UDP, socket && rs__check_interface(socket, interface_address) == RS_OK,
+                                "rs_socket_set_multicast_interface");
     if (err) {
         return err;
     }
@@ -8759,7 +8749,7 @@ RESEAU_API int rs_socket_set_multicast_interface(rs_socket_t *socket, const rs_e
 }
 
 RESEAU_API int rs_socket_set_multicast_loop(rs_socket_t *socket, bool enabled) {
-    int err = rs__sockopt_check(socket, RS__SOCKOPT_UDP, "rs_socket_set_multicast_loop");
+    int err = rs__sockopt_check(socket, RS__SOCKOPT_UDP, true, "rs_socket_set_multicast_loop");
     if (err) {
         return err;
     }
@@ -8770,12 +8760,9 @@ RESEAU_API int rs_socket_set_multicast_loop(rs_socket_t *socket, bool enabled) {
 }
 
 RESEAU_API int rs_socket_set_multicast_ttl(rs_socket_t *socket, uint32_t ttl) {
-    int err = rs__sockopt_check(socket, RS__SOCKOPT_UDP, "rs_socket_set_multicast_ttl");
+    int err = rs__sockopt_check(socket, RS__SOCKOPT_UDP, ttl <= 255, "rs_socket_set_multicast_ttl");
     if (err) {
         return err;
-    }
-    if (ttl > 255) {
-        return RS_EINVAL;
     }
     if (rs__socket_is_v6(socket)) {
         return rs__setsockopt_int(socket->io.fd, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, (int)ttl);
@@ -8784,12 +8771,10 @@ RESEAU_API int rs_socket_set_multicast_ttl(rs_socket_t *socket, uint32_t ttl) {
 }
 
 RESEAU_API int rs_socket_set_broadcast(rs_socket_t *socket, bool enabled) {
-    int err = rs__sockopt_check(socket, RS__SOCKOPT_UDP, "rs_socket_set_broadcast");
+    /* IPv6 has no broadcast. */
+    int err = rs__sockopt_check(socket, RS__SOCKOPT_UDP, socket && !rs__socket_is_v6(socket), "rs_socket_set_broadcast");
     if (err) {
         return err;
-    }
-    if (rs__socket_is_v6(socket)) {
-        return RS_EINVAL; /* IPv6 has no broadcast */
     }
     return rs__setsockopt_bool(socket->io.fd, SOL_SOCKET, SO_BROADCAST, enabled);
 }

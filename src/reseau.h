@@ -117,8 +117,9 @@
  *   (NULL: libc); out-of-memory is RS_ENOMEM, never an abort. Logging is
  *   silent until rs_log_set() installs a hook (rs_log_stderr is provided).
  *
- *   A NULL handle (loop, group, task, async, socket, pipe end, channel, slot,
- *   handler, message, testing channel), or a NULL required pointer beside one,
+ *   A NULL handle (loop, group, task, async, signal watcher, socket, pipe
+ *   end, channel, slot, handler, message, testing channel), or a NULL
+ *   required pointer beside one,
  *   never crashes: an int result is RS_EINVAL (a NULL handle is checked before
  *   the thread check; on loop-bound sockets and slots a NULL argument beside it
  *   is checked after, so an off-thread call always says RS_EWRONGTHREAD);

@@ -190,6 +190,13 @@ static int loop_get_stats(void) {
     return count_result(stats.ticks | stats.io_events | stats.tasks_run | stats.wakeups_sent | stats.xthread_tasks);
 }
 
+static void on_signal(rs_signal_watcher_t *w, int signum, uint32_t count, void *user_data) {
+    (void)w, (void)signum, (void)count, (void)user_data;
+}
+static int signal_new(void) { rs_signal_watcher_t *w; return rs_signal_watcher_new(NULL, SIGUSR1, on_signal, NULL, &w); }
+static int signal_destroy(void) { return rs_signal_watcher_destroy(NULL); }
+static int signal_get_signum(void) { return count_result((size_t)rs_signal_watcher_get_signum(NULL)); }
+
 /* group and task */
 static int group_loop_count(void) { return count_result(rs_event_loop_group_get_loop_count(NULL)); }
 static int group_loop_at(void) { return ptr_result(rs_event_loop_group_get_loop_at(NULL, 0)); }
@@ -198,6 +205,15 @@ static int task_init(void) { rs_task_init(NULL, on_task, NULL, "x"); return DID_
 static int task_is_scheduled(void) { return bool_result(rs_task_is_scheduled(NULL)); }
 
 /* socket */
+static int sock_set_nodelay(void) { return rs_socket_set_tcp_nodelay(NULL, true); }
+static int sock_set_keepalive(void) { return rs_socket_set_keepalive(NULL, true, 0, 0, 0); }
+static int sock_set_ttl(void) { return rs_socket_set_ttl(NULL, 64); }
+static int sock_join(void) { return rs_socket_join_multicast_group(NULL, &endpoint, NULL, 0); }
+static int sock_leave(void) { return rs_socket_leave_multicast_group(NULL, &endpoint, NULL, 0); }
+static int sock_mc_interface(void) { return rs_socket_set_multicast_interface(NULL, NULL, 0); }
+static int sock_mc_loop(void) { return rs_socket_set_multicast_loop(NULL, true); }
+static int sock_mc_ttl(void) { return rs_socket_set_multicast_ttl(NULL, 1); }
+static int sock_broadcast(void) { return rs_socket_set_broadcast(NULL, true); }
 static int sock_destroy(void) { rs_socket_destroy(NULL); return DID_NOTHING; }
 static int sock_close(void) { return rs_socket_close(NULL); }
 static int sock_is_open(void) { return bool_result(rs_socket_is_open(NULL)); }
@@ -327,6 +343,10 @@ static int loop_update_no_handle(void) { return rs_event_loop_update_subscriptio
 static int loop_unsubscribe_no_handle(void) { return rs_event_loop_unsubscribe(fx.loop, NULL); }
 static int local_put_no_key(void) { return rs_event_loop_put_local_object(fx.loop, NULL, &local_key, NULL, NULL); }
 static int loop_get_stats_no_out(void) { rs_event_loop_get_stats(fx.loop, NULL); return DID_NOTHING; }
+static int signal_new_no_fn(void) { rs_signal_watcher_t *w; return rs_signal_watcher_new(fx.loop, SIGUSR1, NULL, NULL, &w); }
+static int signal_new_no_out(void) { return rs_signal_watcher_new(fx.loop, SIGUSR1, on_signal, NULL, NULL); }
+static int sock_join_no_group(void) { return rs_socket_join_multicast_group(fx.udp, NULL, NULL, 0); }
+static int sock_leave_no_group(void) { return rs_socket_leave_multicast_group(fx.udp, NULL, NULL, 0); }
 /* An async tied to no loop: sending does nothing, cleaning it up is RS_EINVAL. */
 static int async_without_loop(void) {
     rs_event_loop_async_t async;
@@ -413,6 +433,18 @@ static const row_t null_handle_rows[] = {
     {"rs_event_loop_async_init(NULL, loop, ...)", async_init, DID_NOTHING},
     {"rs_event_loop_async_send(NULL)", async_send, DID_NOTHING},
     {"rs_event_loop_async_cleanup(NULL)", async_cleanup, RS_EINVAL},
+    {"rs_signal_watcher_new(NULL, SIGUSR1, ...)", signal_new, RS_EINVAL},
+    {"rs_signal_watcher_destroy(NULL)", signal_destroy, RS_EINVAL},
+    {"rs_signal_watcher_get_signum(NULL)", signal_get_signum, GOT_ZERO},
+    {"rs_socket_set_tcp_nodelay(NULL, true)", sock_set_nodelay, RS_EINVAL},
+    {"rs_socket_set_keepalive(NULL, ...)", sock_set_keepalive, RS_EINVAL},
+    {"rs_socket_set_ttl(NULL, 64)", sock_set_ttl, RS_EINVAL},
+    {"rs_socket_join_multicast_group(NULL, group, ...)", sock_join, RS_EINVAL},
+    {"rs_socket_leave_multicast_group(NULL, group, ...)", sock_leave, RS_EINVAL},
+    {"rs_socket_set_multicast_interface(NULL, ...)", sock_mc_interface, RS_EINVAL},
+    {"rs_socket_set_multicast_loop(NULL, true)", sock_mc_loop, RS_EINVAL},
+    {"rs_socket_set_multicast_ttl(NULL, 1)", sock_mc_ttl, RS_EINVAL},
+    {"rs_socket_set_broadcast(NULL, true)", sock_broadcast, RS_EINVAL},
     {"rs_event_loop_put_local_object(NULL, key, ...)", local_put, RS_EINVAL},
     {"rs_event_loop_get_local_object(NULL, key, &o)", local_get, RS_EINVAL},
     {"rs_event_loop_remove_local_object(NULL, key)", local_remove, RS_EINVAL},
@@ -511,6 +543,10 @@ static const row_t null_argument_rows[] = {
     {"rs_event_loop_put_local_object(loop, NULL, ...)", local_put_no_key, RS_EINVAL},
     {"rs_event_loop_get_stats(loop, NULL)", loop_get_stats_no_out, DID_NOTHING},
     {"rs_event_loop_async_cleanup(async initialised with a NULL loop)", async_without_loop, RS_EINVAL},
+    {"rs_signal_watcher_new(loop, SIGUSR1, NULL, ...)", signal_new_no_fn, RS_EINVAL},
+    {"rs_signal_watcher_new(loop, SIGUSR1, fn, ud, NULL)", signal_new_no_out, RS_EINVAL},
+    {"rs_socket_join_multicast_group(udp, NULL, ...)", sock_join_no_group, RS_EINVAL},
+    {"rs_socket_leave_multicast_group(udp, NULL, ...)", sock_leave_no_group, RS_EINVAL},
     {"rs_socket_bind(socket, NULL)", sock_bind_no_endpoint, RS_EINVAL},
     {"rs_socket_get_bound_address(socket, NULL)", sock_bound_address_no_out, RS_EINVAL},
     {"rs_socket_get_remote_address(socket, NULL)", sock_remote_address_no_out, RS_EINVAL},

@@ -189,6 +189,8 @@ static void family_unknown_until_the_first_endpoint(void **state) {
     assert_int_equal(rs_socket_get_bound_address(s, &out), RS_ESTATE);
     assert_int_equal(rs_socket_set_tcp_nodelay(s, true), RS_ESTATE);
     assert_int_equal(rs_socket_set_ttl(u, 9), RS_ESTATE);
+    assert_int_equal(rs_socket_set_ttl(u, 0), RS_EINVAL); /* a bad value says so first */
+    assert_int_equal(rs_socket_join_multicast_group(u, NULL, NULL, 0), RS_EINVAL);
     assert_int_equal(rs_socket_recv_from(u, &d), RS_ESTATE);
     assert_int_equal(rs_socket_bind(s, &zero), RS_EINVAL);
     assert_int_equal(rs_socket_get_fd(s), -1);
