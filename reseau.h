@@ -1330,8 +1330,8 @@ RESEAU_API int rs_socket_stop_accept(rs_socket_t *listener);
  * (RS_ETIMEDOUT after connect_timeout_ms). A DGRAM socket "connects" at once
  * (the callback still comes later). RS_EINVAL for a NULL socket, remote, loop or
  * on_connect, a port of 0 or an endpoint of another domain; RS_EBUSY if tied to
- * another loop; RS_EWRONGTHREAD off `loop`'s thread; RS_ESTATE unless new or
- * bound; or the loop's subscription error (RS_ENOMEM, ...; the socket is then
+ * another loop; RS_EWRONGTHREAD off `loop`'s thread; RS_EBADF once closed;
+ * RS_ESTATE unless new or bound; or the loop's subscription error (RS_ENOMEM, ...; the socket is then
  * closed). An OS refusal (RS_ECONNREFUSED, ...) comes through on_connect. Loop thread. */
 RESEAU_API int rs_socket_connect(rs_socket_t *socket, const rs_endpoint_t *remote, rs_event_loop_t *loop,
                                  rs_socket_on_connect_fn *on_connect, void *user_data);
@@ -7526,8 +7526,14 @@ static int rs__socket_check_endpoint(const rs_socket_t *s, const rs_endpoint_t *
  * takes the endpoint's and makes its OS socket now. */
 static int rs__socket_take_family(rs_socket_t *s, const rs_endpoint_t *endpoint) {
     int err;
-    if (!endpoint || !rs__socket_domain_pending(s)) {
-        return s->state == RS__SOCK_CLOSED && endpoint ? RS_EBADF : rs__socket_check_endpoint(s, endpoint);
+    if (!endpoint) {
+        return RS_EINVAL;
+    }
+    if (s->state == RS__SOCK_CLOSED) {
+        return RS_EBADF;
+    }
+    if (!rs__socket_domain_pending(s)) {
+        return rs__socket_check_endpoint(s, endpoint);
     }
     if (endpoint->domain == RS_SOCKET_DOMAIN_DEFAULT) {
         return RS_EINVAL;

@@ -572,8 +572,14 @@ static int rs__socket_check_endpoint(const rs_socket_t *s, const rs_endpoint_t *
  * takes the endpoint's and makes its OS socket now. */
 static int rs__socket_take_family(rs_socket_t *s, const rs_endpoint_t *endpoint) {
     int err;
-    if (!endpoint || !rs__socket_domain_pending(s)) {
-        return s->state == RS__SOCK_CLOSED && endpoint ? RS_EBADF : rs__socket_check_endpoint(s, endpoint);
+    if (!endpoint) {
+        return RS_EINVAL;
+    }
+    if (s->state == RS__SOCK_CLOSED) {
+        return RS_EBADF;
+    }
+    if (!rs__socket_domain_pending(s)) {
+        return rs__socket_check_endpoint(s, endpoint);
     }
     if (endpoint->domain == RS_SOCKET_DOMAIN_DEFAULT) {
         return RS_EINVAL;
