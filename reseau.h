@@ -77,19 +77,19 @@
  *       rs_client_bootstrap_connect(cb, &c);
  *       ... rs_channel_shutdown(channel, RS_OK); rs_client_bootstrap_destroy(cb);
  *
- *   Clean stop on SIGINT: rs_event_loop_stop is not async-signal-safe (it may
- *   log on failure), so the handler only writes to a self-pipe.
- *       static int sp[2];  // pipe(sp), both ends O_NONBLOCK
- *       static void on_sigint(int n) { int e = errno; (void)!write(sp[1], "", 1); errno = e; }
- *       static void on_stop(rs_event_loop_t *l, rs_io_handle_t *h, int ev, void *u)
- *           { rs_event_loop_stop(l); }
- *       rs_io_handle_t h = { sp[0], NULL };
- *       rs_event_loop_subscribe(loop, &h, RS_IO_READABLE, on_stop, NULL);
- *       sigaction(SIGINT, &sa, NULL);       // sa.sa_handler = on_sigint
+ *   Clean stop on SIGINT: a signal watcher, made in main() before any thread
+ *   starts, so every thread inherits the blocked signal (see >>signal).
+ *       static void on_sigint(rs_signal_watcher_t *w, int sig, uint32_t n, void *u)
+ *           { rs_event_loop_stop((rs_event_loop_t *)u); }
+ *       rs_event_loop_t *loop = rs_event_loop_new(NULL, &err);
+ *       rs_signal_watcher_t *w;
+ *       rs_signal_watcher_new(loop, SIGINT, on_sigint, loop, &w);
  *       rs_event_loop_start(loop); rs_event_loop_wait(loop);  // back after ^C
- *       rs_event_loop_unsubscribe(loop, &h); rs_event_loop_destroy(loop);
- *     With a group, the main thread can instead block in read(sp[0], ...) and
- *     then destroy the listener and the group.
+ *       rs_signal_watcher_destroy(w); rs_event_loop_destroy(loop);
+ *     With a group, block SIGINT in main (pthread_sigmask) before
+ *     rs_event_loop_group_new, make the watcher on one of its loops (from a
+ *     task), and have the callback wake main, which then destroys the
+ *     listener and the group.
  *
  * UTILITIES (for protocol clients built on the loop)
  *   rs_future_t       a result that arrives later: set once from any thread;
@@ -118,8 +118,9 @@
  *   (NULL: libc); out-of-memory is RS_ENOMEM, never an abort. Logging is
  *   silent until rs_log_set() installs a hook (rs_log_stderr is provided).
  *
- *   A NULL handle (loop, group, task, signal, socket, pipe end, channel, slot,
- *   handler, message, testing channel), or a NULL required pointer beside one,
+ *   A NULL handle (loop, group, task, async, signal watcher, socket, pipe
+ *   end, channel, slot, handler, message, testing channel), or a NULL
+ *   required pointer beside one,
  *   never crashes: an int result is RS_EINVAL (a NULL handle is checked before
  *   the thread check; on loop-bound sockets and slots a NULL argument beside it
  *   is checked after, so an off-thread call always says RS_EWRONGTHREAD);
@@ -138,6 +139,7 @@
  *   >>task        tasks
  *   >>event_loop  event loop: tasks, I/O subscriptions, run modes
  *   >>group       event-loop group
+ *   >>signal      POSIX signal watchers (signalfd, or a self-pipe)
  *   >>address     endpoints, strict IPv4/IPv6 parsing and formatting
  *   >>socket      TCP, UDP, Unix and VSOCK sockets
  *   >>pipe        pipes
@@ -154,7 +156,7 @@
  *   >>stream      input streams (memory, file, yours) and async input streams
  *   Implementation: the same names with .c (>>event_loop.c), plus
  *   >>platform.c, >>atomic.c, >>heap.c, >>scheduler.c, >>epoll.c, >>poll.c,
- *   >>sockaddr.c, >>socket_posix.c, >>udp_posix.c, >>message_pool.c,
+ *   >>sockaddr.c, >>socket_posix.c, >>udp_posix.c, >>sockopt_posix.c, >>message_pool.c,
  *   >>pipeline.c.
  */
 #if (defined(RESEAU_IMPLEMENTATION) || defined(RESEAU_TLS_IMPLEMENTATION)) && defined(__linux__) && \
@@ -967,29 +969,31 @@ RESEAU_API int rs_event_loop_update_subscription(rs_event_loop_t *loop, rs_io_ha
  * Loop thread. */
 RESEAU_API int rs_event_loop_unsubscribe(rs_event_loop_t *loop, rs_io_handle_t *handle);
 
-/* A coalescing cross-thread signal (like libuv's uv_async_t): any number of
- * rs_event_loop_signal_send calls, from any threads, before the loop gets to
- * it cause one call of fn on the loop thread; a send during or after that call
- * causes another. Embed it; init and cleanup on the loop thread. */
-typedef struct rs_event_loop_signal rs_event_loop_signal_t;
-typedef void rs_event_loop_signal_fn(rs_event_loop_signal_t *signal, void *user_data);
-struct rs_event_loop_signal {
-    rs_task_t task;            /* private */
-    rs_event_loop_t *loop;     /* private */
-    rs_event_loop_signal_fn *fn; /* private */
-    void *user_data;           /* private */
-    int pending;               /* private, atomic: 1 from a send until fn starts */
+/* A coalescing cross-thread wakeup (libuv's uv_async_t; not a POSIX signal,
+ * for those see rs_signal_watcher_new): any number of rs_event_loop_async_send
+ * calls, from any threads, before the loop gets to it cause one call of fn on
+ * the loop thread; a send during or after that call causes another. The caller
+ * owns the storage: embed it; init and cleanup on the loop thread. */
+typedef struct rs_event_loop_async rs_event_loop_async_t;
+typedef void rs_event_loop_async_fn(rs_event_loop_async_t *async, void *user_data);
+struct rs_event_loop_async {
+    rs_task_t task;             /* private */
+    rs_event_loop_t *loop;      /* private */
+    rs_event_loop_async_fn *fn; /* private */
+    void *user_data;            /* private */
+    int pending;                /* private, atomic: 1 from a send until fn starts */
 };
-/* A signal initialised with a NULL loop never fires: sends do nothing and
- * cleanup returns RS_EINVAL. */
-RESEAU_API void rs_event_loop_signal_init(rs_event_loop_signal_t *signal, rs_event_loop_t *loop,
-                                          rs_event_loop_signal_fn *fn, void *user_data);
+/* An async initialised with a NULL loop never fires: sends do nothing and
+ * cleanup returns RS_EINVAL. A NULL async is ignored. */
+RESEAU_API void rs_event_loop_async_init(rs_event_loop_async_t *async, rs_event_loop_t *loop,
+                                         rs_event_loop_async_fn *fn, void *user_data);
 /* Any thread. Costs one atomic exchange when a send is already pending. */
-RESEAU_API void rs_event_loop_signal_send(rs_event_loop_signal_t *signal);
+RESEAU_API void rs_event_loop_async_send(rs_event_loop_async_t *async);
 /* Drop a pending send without calling fn. After this (on the loop thread) the
- * signal's memory may be freed, provided no thread sends to it any more.
- * RS_EINVAL for a NULL signal or one without a loop. */
-RESEAU_API int rs_event_loop_signal_cleanup(rs_event_loop_signal_t *signal);
+ * async's memory may be freed, provided no thread sends to it any more.
+ * RS_EINVAL for a NULL async or one without a loop; RS_EWRONGTHREAD off the
+ * loop thread. */
+RESEAU_API int rs_event_loop_async_cleanup(rs_event_loop_async_t *async);
 
 /* Loop-local objects: a small map from a caller-chosen key pointer to an object,
  * for per-loop singletons (message pools, caches). on_remove, if set, runs when
@@ -1060,6 +1064,75 @@ RESEAU_API rs_event_loop_t *rs_event_loop_group_get_loop_at(const rs_event_loop_
 /* Best of two random loops by load factor. Any thread. */
 RESEAU_API rs_event_loop_t *rs_event_loop_group_get_next_loop(rs_event_loop_group_t *group);
 /* <<group -- End file: src/loop/group.h */
+/* >>signal -- Begin file: src/loop/signal.h */
+/*
+ * POSIX signal watchers: a callback on a loop's thread when a signal arrives,
+ * so a server can stop cleanly on SIGINT or SIGTERM, or reload on SIGHUP,
+ * without writing a signal handler.
+ *
+ * Ownership: rs_signal_watcher_new allocates the watcher with the loop's
+ * allocator; rs_signal_watcher_destroy frees it. A watcher still alive when
+ * its loop is destroyed is destroyed with the loop: its pointer is then
+ * invalid.
+ *
+ * Threads: new and destroy run on the loop's thread (before the loop first
+ * runs, the thread that created it); elsewhere they return RS_EWRONGTHREAD.
+ * The callback runs on the loop's thread, never inside the signal handler and
+ * never inside rs_signal_watcher_new.
+ *
+ * Delivery: every watcher of a signal fires, whichever loop it is on. Signals
+ * that arrive before the loop gets to them are coalesced: the callback gets
+ * how many it saw (at least 1), and the OS itself merges repeats of a standard
+ * signal that is already pending, so count is a lower bound, never a tally.
+ *
+ * How (Linux): signalfd. A signalfd only receives a signal that no thread
+ * takes first, so the signal must be blocked in every thread of the process:
+ *   - rs_signal_watcher_new blocks it (pthread_sigmask) in the calling thread;
+ *   - threads started later inherit the mask of the thread starting them, and
+ *     threads reseau starts (loops, groups, resolver workers) are born with
+ *     every watched signal blocked;
+ *   - threads of yours that already run must block it themselves, or it may
+ *     be delivered to them with its old disposition (SIGINT: the process
+ *     ends). Simplest: create the watchers, or block the signals with
+ *     pthread_sigmask, in main() before starting any thread, group included.
+ *   - a signal sent to one thread (raise, pthread_kill) reaches the watchers
+ *     only if that thread runs a loop with a watcher; send to the process
+ *     (kill(getpid(), sig)) instead.
+ * When the last watcher of a signal goes, it is unblocked again in the calling
+ * thread if rs_signal_watcher_new had blocked it there (a pending one is then
+ * delivered with the old disposition), and new threads no longer block it.
+ *
+ * How (elsewhere, or Linux built with RESEAU_NO_SIGNALFD): a sigaction handler
+ * that writes to a self-pipe (async-signal-safe); the previous disposition is
+ * restored when the last watcher of the signal goes. The signal must be
+ * unblocked in at least one thread. The pipe stays open for the life of the
+ * process, because a handler may still be running on another thread then.
+ *
+ * Signals are process-wide: two parts of a program that both change a
+ * signal's disposition (or two copies of reseau built with RESEAU_STATIC)
+ * step on each other.
+ */
+typedef struct rs_signal_watcher rs_signal_watcher_t;
+
+/* `count`: arrivals seen since the last call, at least 1. Loop thread. */
+typedef void rs_signal_watcher_fn(rs_signal_watcher_t *watcher, int signum, uint32_t count, void *user_data);
+
+/* Watch `signum` on `loop`; *watcher_out is set on RS_OK and NULL otherwise.
+ * Errors: RS_EINVAL for a NULL loop, on_signal or watcher_out, or a signum
+ * that cannot be watched (0, negative, NSIG or above, SIGKILL, SIGSTOP, the
+ * fault signals SIGSEGV/SIGBUS/SIGFPE/SIGILL, and the real-time signals the C
+ * library keeps for itself); RS_EWRONGTHREAD off the loop's thread; RS_ENOMEM;
+ * or the OS error (RS_EMFILE, ...) from signalfd, pipe, sigaction or the
+ * loop's subscription. Loop thread. */
+RESEAU_API int rs_signal_watcher_new(rs_event_loop_t *loop, int signum, rs_signal_watcher_fn *on_signal,
+                                     void *user_data, rs_signal_watcher_t **watcher_out);
+/* Stop watching and free the watcher; arrivals not yet delivered are dropped.
+ * Safe inside the watcher's own callback. RS_OK; RS_EINVAL for a NULL
+ * watcher; RS_EWRONGTHREAD off its loop's thread (nothing is done). */
+RESEAU_API int rs_signal_watcher_destroy(rs_signal_watcher_t *watcher);
+/* The watched signal; 0 for a NULL watcher. Any thread. */
+RESEAU_API int rs_signal_watcher_get_signum(const rs_signal_watcher_t *watcher);
+/* <<signal -- End file: src/loop/signal.h */
 /* >>address -- Begin file: src/net/address.h */
 /*
  * Addresses.
@@ -1073,10 +1146,13 @@ RESEAU_API rs_event_loop_t *rs_event_loop_group_get_next_loop(rs_event_loop_grou
  * Every function here is pure and callable from any thread.
  */
 typedef enum rs_socket_domain {
-    RS_SOCKET_DOMAIN_IPV4 = 0, /* (the default) */
-    RS_SOCKET_DOMAIN_IPV6 = 1,
-    RS_SOCKET_DOMAIN_LOCAL = 2, /* Unix-domain socket (a path, or a Linux abstract name) */
-    RS_SOCKET_DOMAIN_VSOCK = 3  /* Linux VM sockets */
+    /* In socket options: take the family from the first endpoint the socket
+     * is given. Never valid in an endpoint (a zeroed one names nothing). */
+    RS_SOCKET_DOMAIN_DEFAULT = 0,
+    RS_SOCKET_DOMAIN_IPV4 = 1,
+    RS_SOCKET_DOMAIN_IPV6 = 2,
+    RS_SOCKET_DOMAIN_LOCAL = 3, /* Unix-domain socket (a path, or a Linux abstract name) */
+    RS_SOCKET_DOMAIN_VSOCK = 4  /* Linux VM sockets */
 } rs_socket_domain_t;
 
 /* Longest Unix-domain path, in bytes, without the NUL (sun_path is 108 on Linux). */
@@ -1148,6 +1224,15 @@ RESEAU_API int rs_endpoint_from_sockaddr(rs_endpoint_t *out, const void *sockadd
  *   rs_socket_new -> rs_socket_bind -> rs_socket_listen -> rs_socket_start_accept
  *   ... -> rs_socket_close -> rs_socket_destroy
  *
+ * Family: a socket whose options leave `domain` at RS_SOCKET_DOMAIN_DEFAULT
+ * takes it from the first endpoint it is given (rs_socket_bind,
+ * rs_socket_connect, rs_socket_send_to or _send_batch), and only then makes
+ * its OS socket, with the options applied. Until then rs_socket_get_fd is -1,
+ * and calls that need the OS socket (listen, get_bound_address, recv_from,
+ * the option setters) return RS_ESTATE. That first endpoint fixes the family
+ * even if its call fails. An explicit domain must match every endpoint
+ * (RS_EINVAL otherwise).
+ *
  * Threads: a new socket belongs to no loop, and one thread at a time may set it
  * up (options, bind, listen). rs_socket_connect, rs_socket_start_accept and
  * rs_socket_assign_to_loop tie it to a loop; from then on it must be used on
@@ -1186,7 +1271,7 @@ typedef enum rs_socket_dir {
 typedef struct rs_socket_options {
     const rs_allocator_t *allocator;    /* copied (default: NULL, libc) */
     rs_socket_type_t type;              /* (default: STREAM) */
-    rs_socket_domain_t domain;          /* (default: IPV4) */
+    rs_socket_domain_t domain;          /* (default: DEFAULT, the first endpoint's: see below) */
     uint32_t connect_timeout_ms;        /* (default: 0, meaning RS_SOCKET_DEFAULT_CONNECT_TIMEOUT_MS) */
     bool keepalive;                     /* SO_KEEPALIVE on TCP (default: false) */
     uint32_t keepalive_idle_s;          /* TCP_KEEPIDLE: idle seconds before the first probe (default: 0, OS) */
@@ -1216,9 +1301,11 @@ typedef void rs_socket_on_readable_fn(rs_socket_t *socket, int error, void *user
  * bytes that did reach the kernel. */
 typedef void rs_socket_on_write_fn(rs_socket_t *socket, int error, size_t bytes_written, void *user_data);
 
-/* Create an unassigned socket with the options applied (NULL options: IPv4 TCP
- * defaults). NULL with *err_out set on failure (RS_EINVAL, RS_ENOMEM,
- * RS_EAFNOSUPPORT, RS_ENOTSUP, RS_EMFILE, ...). Any thread. */
+/* Create an unassigned socket with the options applied (NULL options: TCP,
+ * family from the first endpoint). NULL with *err_out set on failure
+ * (RS_EINVAL, RS_ENOMEM, RS_EAFNOSUPPORT, RS_ENOTSUP, RS_EMFILE, ...; with
+ * the default domain the OS errors come from the first bind, connect or
+ * send_to instead). Any thread. */
 RESEAU_API rs_socket_t *rs_socket_new(const rs_socket_options_t *options, int *err_out);
 /* Close (if open) and free. In-flight operations complete with RS_ECANCELED
  * first, after this returns; the memory is released once they have. Loop
@@ -1233,19 +1320,24 @@ RESEAU_API void rs_socket_destroy(rs_socket_t *socket);
 RESEAU_API int rs_socket_close(rs_socket_t *socket);
 RESEAU_API bool rs_socket_is_open(const rs_socket_t *socket);
 
-/* Bind to a local endpoint of the socket's domain; port 0 picks a free port
- * (see rs_socket_get_bound_address). RS_EINVAL for a NULL socket or local, or an
- * endpoint of another domain; RS_ESTATE once bound or used; RS_EADDRINUSE,
- * RS_EADDRNOTAVAIL, RS_EACCES, ... */
+/* Bind to a local endpoint of the socket's domain (or, at the default domain,
+ * make the socket of the endpoint's); port 0 picks a free port (see
+ * rs_socket_get_bound_address). RS_EINVAL for a NULL socket or local, or an
+ * endpoint of another domain; RS_EWRONGTHREAD off its loop's thread;
+ * RS_ESTATE once bound or used; RS_EBADF once closed; RS_EADDRINUSE,
+ * RS_EADDRNOTAVAIL, RS_EACCES, RS_EMFILE, ... */
 RESEAU_API int rs_socket_bind(rs_socket_t *socket, const rs_endpoint_t *local);
-/* RS_EINVAL for a NULL socket or out, RS_EBADF once closed, or the OS error. */
+/* RS_EINVAL for a NULL socket or out, RS_ESTATE before a default-domain socket
+ * has its family, RS_EBADF once closed, or the OS error. */
 RESEAU_API int rs_socket_get_bound_address(const rs_socket_t *socket, rs_endpoint_t *out);
 /* The peer of a connected or accepted socket. RS_ENOTCONN otherwise; RS_EINVAL
  * for a NULL socket or out. */
 RESEAU_API int rs_socket_get_remote_address(const rs_socket_t *socket, rs_endpoint_t *out);
 
 /* Stream sockets only; backlog <= 0 means SOMAXCONN. RS_EINVAL for a NULL or
- * DGRAM socket, RS_ESTATE unless new or bound, or the OS error (RS_EADDRINUSE, ...). */
+ * DGRAM socket, RS_EWRONGTHREAD off its loop's thread, RS_ESTATE unless new or
+ * bound (or before a default-domain socket has its family: bind it first), or
+ * the OS error (RS_EADDRINUSE, ...). */
 RESEAU_API int rs_socket_listen(rs_socket_t *socket, int backlog);
 /* Ties the listener to `loop` and accepts until stopped or closed; on_accept
  * runs on that loop's thread. Call on `loop`'s thread. RS_EINVAL for a NULL
@@ -1262,8 +1354,8 @@ RESEAU_API int rs_socket_stop_accept(rs_socket_t *listener);
  * (RS_ETIMEDOUT after connect_timeout_ms). A DGRAM socket "connects" at once
  * (the callback still comes later). RS_EINVAL for a NULL socket, remote, loop or
  * on_connect, a port of 0 or an endpoint of another domain; RS_EBUSY if tied to
- * another loop; RS_EWRONGTHREAD off `loop`'s thread; RS_ESTATE unless new or
- * bound; or the loop's subscription error (RS_ENOMEM, ...; the socket is then
+ * another loop; RS_EWRONGTHREAD off `loop`'s thread; RS_EBADF once closed;
+ * RS_ESTATE unless new or bound; or the loop's subscription error (RS_ENOMEM, ...; the socket is then
  * closed). An OS refusal (RS_ECONNREFUSED, ...) comes through on_connect. Loop thread. */
 RESEAU_API int rs_socket_connect(rs_socket_t *socket, const rs_endpoint_t *remote, rs_event_loop_t *loop,
                                  rs_socket_on_connect_fn *on_connect, void *user_data);
@@ -1338,8 +1430,9 @@ typedef struct rs_datagram {
 /* Send one datagram now, without queueing: RS_OK once the kernel has it,
  * RS_EAGAIN when its buffer is full (retry on a later tick), RS_EMSGSIZE, ...
  * RS_EINVAL for a NULL or STREAM socket or a destination of another domain;
- * RS_EBADF once closed. `destination` may be NULL on a connected socket (else
- * RS_ENOTCONN). Loop thread once assigned. */
+ * RS_EBADF once closed; RS_EWRONGTHREAD off its loop's thread. `destination`
+ * may be NULL on a connected socket (else RS_ENOTCONN). The first destination
+ * gives a default-domain socket its family. Loop thread once assigned. */
 RESEAU_API int rs_socket_send_to(rs_socket_t *socket, const rs_endpoint_t *destination, rs_byte_cursor_t data);
 /* Send up to `count` datagrams with as few system calls as possible
  * (sendmmsg on Linux). *sent_out says how many left; on an error after some
@@ -1349,13 +1442,61 @@ RESEAU_API int rs_socket_send_batch(rs_socket_t *socket, const rs_datagram_t *da
                                     size_t *sent_out);
 /* Receive one datagram into datagram->data (capacity bytes), with its source.
  * RS_EAGAIN when none is waiting. RS_EINVAL for a NULL or STREAM socket, a NULL
- * datagram or one without a buffer; RS_EBADF once closed. */
+ * datagram or one without a buffer; RS_EWRONGTHREAD off its loop's thread;
+ * RS_ESTATE before a default-domain socket has its family; RS_EBADF once
+ * closed. */
 RESEAU_API int rs_socket_recv_from(rs_socket_t *socket, rs_datagram_t *datagram);
 /* Receive up to `count` datagrams (recvmmsg on Linux); *received_out counts
  * them. Errors as for rs_socket_recv_from, and RS_EINVAL for NULL datagrams or
  * received_out, or a count of 0. */
 RESEAU_API int rs_socket_recv_batch(rs_socket_t *socket, rs_datagram_t *datagrams, size_t count,
                                     size_t *received_out);
+
+/* ---- Options on a live socket ----
+ * Each takes effect at once, on a socket that is open (bound, connected,
+ * listening or not). Common errors, checked in this order: RS_EINVAL for a
+ * NULL socket; RS_EWRONGTHREAD off the thread of the loop it is tied to;
+ * RS_EINVAL for the wrong socket type or domain, or a bad value; RS_ESTATE
+ * while a socket left at the default domain has no OS socket yet (before its
+ * first bind, connect or send_to); RS_EBADF once closed; else the OS error
+ * from setsockopt. */
+
+/* TCP_NODELAY on a TCP socket (a listener passes it to sockets it accepts). */
+RESEAU_API int rs_socket_set_tcp_nodelay(rs_socket_t *socket, bool enabled);
+/* SO_KEEPALIVE on a TCP socket, with TCP_KEEPIDLE, TCP_KEEPINTVL and
+ * TCP_KEEPCNT where non-zero (0 keeps the current value). The OS bounds them
+ * (Linux: idle and interval 1..32767 s, probes 1..127): RS_EINVAL outside.
+ * Only SO_KEEPALIVE is set off Linux. */
+RESEAU_API int rs_socket_set_keepalive(rs_socket_t *socket, bool enabled, uint32_t idle_s, uint32_t interval_s,
+                                       uint32_t probes);
+/* Unicast TTL (IPv4 IP_TTL) or hop limit (IPv6 IPV6_UNICAST_HOPS), 1..255,
+ * on any IPv4 or IPv6 socket. */
+RESEAU_API int rs_socket_set_ttl(rs_socket_t *socket, uint32_t ttl);
+
+/* UDP only (DGRAM, IPv4 or IPv6); the group's domain must match the socket's.
+ * Join or leave a multicast group (224.0.0.0/4, ff00::/8; the port is
+ * ignored) on one interface: IPv4 by its address (interface_address, IPv4,
+ * or NULL) or, on Linux, its index; IPv6 by index only (interface_address must
+ * be NULL). Neither (NULL and 0) lets the OS pick by its routes. Joining sends
+ * an IGMP/MLD report on that interface. Leaving a group not joined is the OS
+ * error (RS_EADDRNOTAVAIL). */
+RESEAU_API int rs_socket_join_multicast_group(rs_socket_t *socket, const rs_endpoint_t *group,
+                                              const rs_endpoint_t *interface_address, uint32_t interface_index);
+RESEAU_API int rs_socket_leave_multicast_group(rs_socket_t *socket, const rs_endpoint_t *group,
+                                               const rs_endpoint_t *interface_address, uint32_t interface_index);
+/* The interface multicast datagrams leave by (IP_MULTICAST_IF,
+ * IPV6_MULTICAST_IF), named as for join. */
+RESEAU_API int rs_socket_set_multicast_interface(rs_socket_t *socket, const rs_endpoint_t *interface_address,
+                                                 uint32_t interface_index);
+/* Whether this host's own group members get the datagrams this socket sends
+ * (IP_MULTICAST_LOOP, IPV6_MULTICAST_LOOP; the OS default is on). */
+RESEAU_API int rs_socket_set_multicast_loop(rs_socket_t *socket, bool enabled);
+/* TTL / hop limit of multicast datagrams, 0..255 (the OS default is 1: this
+ * link only). */
+RESEAU_API int rs_socket_set_multicast_ttl(rs_socket_t *socket, uint32_t ttl);
+/* SO_BROADCAST on an IPv4 UDP socket: without it, sending to a broadcast
+ * address fails with RS_EACCES. */
+RESEAU_API int rs_socket_set_broadcast(rs_socket_t *socket, bool enabled);
 /* <<socket -- End file: src/net/socket.h */
 /* >>pipe -- Begin file: src/net/pipe.h */
 /*
@@ -2102,12 +2243,13 @@ typedef void rs_server_on_incoming_shutdown_fn(rs_server_listener_t *listener, r
 typedef void rs_server_on_listener_destroyed_fn(rs_server_listener_t *listener, void *user_data);
 
 typedef struct rs_server_listener_options {
-    /* A literal IPv4/IPv6 address, "localhost" (the loopback address of the
-     * socket's domain), a path for LOCAL, or NULL for every address of the
-     * domain (0.0.0.0 or ::). Copied. (default: NULL) */
+    /* A literal IPv4/IPv6 address (it decides the family), "localhost" (the
+     * loopback address of the socket's domain; IPv4 at the default domain), a
+     * path for LOCAL, or NULL for every address of the domain (0.0.0.0 or ::;
+     * 0.0.0.0 at the default domain). Copied. (default: NULL) */
     const char *host;
     uint32_t port;                             /* 0 picks a free port (default: 0) */
-    const rs_socket_options_t *socket_options; /* listener and accepted sockets (default: NULL, IPv4 TCP) */
+    const rs_socket_options_t *socket_options; /* listener and accepted sockets (default: NULL, TCP) */
     int backlog;                               /* (default: 0, SOMAXCONN) */
     rs_channel_installer_t *const *installers; /* run in order after the socket handler (default: none) */
     size_t installer_count;
@@ -2729,6 +2871,7 @@ RESEAU_API void rs_async_input_stream_complete_read(rs_async_input_stream_t *str
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -2740,6 +2883,7 @@ RESEAU_API void rs_async_input_stream_complete_read(rs_async_input_stream_t *str
 #if RESEAU_OS_LINUX
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/signalfd.h>
 #include <linux/vm_sockets.h>
 #endif
 
@@ -3139,6 +3283,43 @@ static void rs__thread_set_name(const char *name) {
 #endif
 }
 
+/* Signals that threads reseau starts are born with blocked. The signal
+ * watcher keeps the set: a signalfd only sees a signal that every thread
+ * blocks, and a loop thread must not take one meant for it. */
+static rs_mutex_t rs__thread_sigmask_lock = RS_MUTEX_INIT;
+static sigset_t rs__thread_sigmask;
+static int rs__thread_sigmask_count; /* signals in the set; sigset_t has no emptiness test */
+
+/* Unused where the watcher takes the self-pipe path, which needs no mask. */
+static RS__UNUSED void rs__thread_block_in_new_threads(int signum, bool block) {
+    rs_mutex_lock(&rs__thread_sigmask_lock);
+    if (rs__thread_sigmask_count == 0) {
+        sigemptyset(&rs__thread_sigmask);
+    }
+    if (block) {
+        sigaddset(&rs__thread_sigmask, signum);
+        rs__thread_sigmask_count++;
+    } else {
+        sigdelset(&rs__thread_sigmask, signum);
+        rs__thread_sigmask_count--;
+    }
+    rs_mutex_unlock(&rs__thread_sigmask_lock);
+}
+
+/* Block the set in this thread around pthread_create, so the new thread has
+ * it from its first instruction; false (nothing changed) when it is empty. */
+static bool rs__thread_mask_for_child(sigset_t *old) {
+    sigset_t set;
+    bool any;
+    rs_mutex_lock(&rs__thread_sigmask_lock);
+    any = rs__thread_sigmask_count > 0;
+    if (any) {
+        set = rs__thread_sigmask;
+    }
+    rs_mutex_unlock(&rs__thread_sigmask_lock);
+    return any && pthread_sigmask(SIG_BLOCK, &set, old) == 0;
+}
+
 static void *rs__thread_main(void *arg) {
     rs_thread_t *thread = (rs_thread_t *)arg;
     rs__thread_set_name(thread->name);
@@ -3170,7 +3351,12 @@ RESEAU_API int rs_thread_launch(rs_thread_t *thread, rs_thread_fn *fn, void *use
         err = pthread_attr_setstacksize(&attr, options->stack_size);
     }
     if (err == 0) {
+        sigset_t old;
+        bool masked = rs__thread_mask_for_child(&old);
         err = pthread_create(&thread->handle, &attr, rs__thread_main, thread);
+        if (masked) {
+            pthread_sigmask(SIG_SETMASK, &old, NULL);
+        }
     }
     pthread_attr_destroy(&attr);
     if (err != 0) {
@@ -4883,54 +5069,54 @@ RESEAU_API int rs_event_loop_cancel_task(rs_event_loop_t *loop, rs_task_t *task)
     return RS_OK;
 }
 
-/* ---- coalescing signals ---- */
+/* ---- coalescing cross-thread wakeups (rs_event_loop_async_t) ---- */
 
-static void rs__signal_task(rs_task_t *task, void *arg, rs_task_status_t status) {
-    rs_event_loop_signal_t *signal = (rs_event_loop_signal_t *)arg;
+static void rs__async_task(rs_task_t *task, void *arg, rs_task_status_t status) {
+    rs_event_loop_async_t *async = (rs_event_loop_async_t *)arg;
     (void)task;
     /* Clear before calling fn, so a send racing with fn is never lost. */
-    rs__atomic_store_int(&signal->pending, 0);
+    rs__atomic_store_int(&async->pending, 0);
     if (status == RS_TASK_STATUS_RUN) {
-        signal->fn(signal, signal->user_data);
+        async->fn(async, async->user_data);
     }
 }
 
-RESEAU_API void rs_event_loop_signal_init(rs_event_loop_signal_t *signal, rs_event_loop_t *loop,
-                                          rs_event_loop_signal_fn *fn, void *user_data) {
-    if (!signal) {
+RESEAU_API void rs_event_loop_async_init(rs_event_loop_async_t *async, rs_event_loop_t *loop,
+                                         rs_event_loop_async_fn *fn, void *user_data) {
+    if (!async) {
         return;
     }
-    memset(signal, 0, sizeof(*signal));
-    rs_task_init(&signal->task, rs__signal_task, signal, "signal");
-    signal->loop = loop;
-    signal->fn = fn;
-    signal->user_data = user_data;
+    memset(async, 0, sizeof(*async));
+    rs_task_init(&async->task, rs__async_task, async, "event_loop_async");
+    async->loop = loop;
+    async->fn = fn;
+    async->user_data = user_data;
 }
 
-RESEAU_API void rs_event_loop_signal_send(rs_event_loop_signal_t *signal) {
-    if (!signal || !signal->loop) {
+RESEAU_API void rs_event_loop_async_send(rs_event_loop_async_t *async) {
+    if (!async || !async->loop) {
         return;
     }
-    if (rs__atomic_load_int(&signal->pending) || rs__atomic_exchange_int(&signal->pending, 1)) {
+    if (rs__atomic_load_int(&async->pending) || rs__atomic_exchange_int(&async->pending, 1)) {
         return; /* already on its way */
     }
     /* `pending` makes this the only sender, and the task is idle once fn has started. */
-    rs__atomic_store_int(&signal->task.state, RS__TASK_XQUEUE);
-    signal->task.run_at_ns = 0;
-    rs__event_loop_xq_push(signal->loop, &signal->task);
+    rs__atomic_store_int(&async->task.state, RS__TASK_XQUEUE);
+    async->task.run_at_ns = 0;
+    rs__event_loop_xq_push(async->loop, &async->task);
 }
 
-RESEAU_API int rs_event_loop_signal_cleanup(rs_event_loop_signal_t *signal) {
+RESEAU_API int rs_event_loop_async_cleanup(rs_event_loop_async_t *async) {
     int err;
-    if (!signal) {
+    if (!async) {
         return RS_EINVAL;
     }
-    err = rs__check_loop_thread(signal->loop, "rs_event_loop_signal_cleanup");
+    err = rs__check_loop_thread(async->loop, "rs_event_loop_async_cleanup");
     if (err) {
         return err;
     }
-    if (rs__atomic_load_int(&signal->pending)) {
-        return rs_event_loop_cancel_task(signal->loop, &signal->task);
+    if (rs__atomic_load_int(&async->pending)) {
+        return rs_event_loop_cancel_task(async->loop, &async->task);
     }
     return RS_OK;
 }
@@ -5780,6 +5966,478 @@ RESEAU_API rs_event_loop_t *rs_event_loop_group_get_next_loop(rs_event_loop_grou
                : group->loops[b];
 }
 /* <<group.c -- End file: src/loop/group.c */
+/* >>signal.c -- Begin file: src/loop/signal.c */
+/*
+ * Signal watchers.
+ *
+ * Signals are process-wide and loops are not, so there are three parts:
+ *   - a registry (one mutex) of every watcher, whatever its loop;
+ *   - one OS source shared by all loops: a signalfd on Linux, a self-pipe fed
+ *     by a sigaction handler elsewhere. Only rs__signal_source_* differ
+ *     between the two;
+ *   - a port per loop with watchers (a loop-local object, so loop destroy
+ *     sweeps it) that subscribes the source's fd. Whichever loop reads an
+ *     arrival first fans it out to every watcher of that signal through the
+ *     watcher's rs_event_loop_async_t, so each fires on its own loop.
+ */
+
+#if RESEAU_OS_LINUX && !defined(RESEAU_NO_SIGNALFD)
+#define RS__SIGNAL_USE_SIGNALFD (1)
+#else
+#define RS__SIGNAL_USE_SIGNALFD (0)
+#endif
+
+/* One past the highest signal number; NSIG is not POSIX but every target has it. */
+#ifdef NSIG
+#define RS__SIGNAL_LIMIT NSIG
+#else
+#define RS__SIGNAL_LIMIT 65
+#endif
+
+typedef struct rs__signal_port rs__signal_port_t;
+
+struct rs_signal_watcher {
+    rs_event_loop_t *loop;
+    rs__signal_port_t *port;
+    int signum;
+    rs_signal_watcher_fn *fn;
+    void *user_data;
+    rs_event_loop_async_t async;
+    int pending;         /* atomic: arrivals not yet delivered */
+    rs_list_node_t node; /* in the registry, under its lock */
+};
+
+/* One per loop with watchers, stored as a loop-local object. */
+struct rs__signal_port {
+    rs_event_loop_t *loop;
+    rs_io_handle_t io; /* the shared source fd */
+    size_t watchers;   /* loop thread only */
+};
+
+typedef struct rs__signal_registry {
+    bool ready;                          /* `watchers` is initialised */
+    rs_list_t watchers;                  /* every live watcher */
+    int watch_count[RS__SIGNAL_LIMIT];   /* watchers per signal */
+    size_t ports;                        /* loops subscribed to fd */
+    int fd;                              /* the source, while ports > 0 */
+#if RS__SIGNAL_USE_SIGNALFD
+    sigset_t mask;                       /* what the signalfd takes */
+    bool unblock[RS__SIGNAL_LIMIT];      /* the first watcher blocked it in its thread */
+#else
+    struct sigaction previous[RS__SIGNAL_LIMIT];
+#endif
+} rs__signal_registry_t;
+
+static rs_mutex_t rs__signal_lock = RS_MUTEX_INIT; /* guards rs__signals */
+static rs__signal_registry_t rs__signals;
+
+static const char rs__signal_port_key = 0; /* its address keys the loop-local port */
+
+static void rs__signal_fan_out(int signum, int arrivals);
+
+/* ---- the OS source: signalfd ---- */
+#if RS__SIGNAL_USE_SIGNALFD
+
+static int rs__signal_source_open(int *fd_out) {
+    sigemptyset(&rs__signals.mask);
+    *fd_out = signalfd(-1, &rs__signals.mask, SFD_NONBLOCK | SFD_CLOEXEC);
+    return *fd_out < 0 ? rs_result_from_errno(errno) : RS_OK;
+}
+
+static void rs__signal_source_close(int fd) {
+    close(fd);
+}
+
+static int rs__signal_block_here(int signum, int how, sigset_t *old) {
+    sigset_t one;
+    sigemptyset(&one);
+    sigaddset(&one, signum);
+    return rs_result_from_errno(pthread_sigmask(how, &one, old));
+}
+
+/* Every watcher blocks the signal in its creator's thread; the first also
+ * adds it to the signalfd and to the mask of threads reseau starts. */
+static int rs__signal_source_watch(int signum, bool first) {
+    sigset_t old;
+    int err = rs__signal_block_here(signum, SIG_BLOCK, &old);
+    if (err || !first) {
+        return err;
+    }
+    rs__signals.unblock[signum] = !sigismember(&old, signum);
+    sigaddset(&rs__signals.mask, signum);
+    if (signalfd(rs__signals.fd, &rs__signals.mask, 0) < 0) {
+        err = rs_result_from_errno(errno);
+        sigdelset(&rs__signals.mask, signum);
+        if (rs__signals.unblock[signum]) {
+            rs__signal_block_here(signum, SIG_UNBLOCK, NULL);
+        }
+        return err;
+    }
+    rs__thread_block_in_new_threads(signum, true);
+    return RS_OK;
+}
+
+static void rs__signal_source_unwatch(int signum) {
+    sigdelset(&rs__signals.mask, signum);
+    signalfd(rs__signals.fd, &rs__signals.mask, 0);
+    rs__thread_block_in_new_threads(signum, false);
+    if (rs__signals.unblock[signum]) {
+        rs__signal_block_here(signum, SIG_UNBLOCK, NULL);
+    }
+}
+
+static void rs__signal_source_drain(int fd) {
+    struct signalfd_siginfo info[8];
+    ssize_t n;
+    while ((n = read(fd, info, sizeof(info))) > 0) {
+        size_t i;
+        for (i = 0; i < (size_t)n / sizeof(info[0]); ++i) {
+            rs__signal_fan_out((int)info[i].ssi_signo, 1);
+        }
+    }
+}
+
+/* ---- the OS source: self-pipe ---- */
+#else
+
+/* Never closed: a handler may still run on another thread after the last
+ * watcher restored the disposition, and must not write to a reused fd. */
+static int rs__signal_pipe[2] = {-1, -1};
+static int rs__signal_caught[RS__SIGNAL_LIMIT]; /* atomic: bumped by the handler */
+
+/* Async-signal-safe: an atomic add and a write, errno preserved. */
+static void rs__signal_handler(int signum) {
+    int saved = errno;
+    char byte = 0;
+    rs__atomic_add_int(&rs__signal_caught[signum], 1);
+    if (write(rs__atomic_load_int(&rs__signal_pipe[1]), &byte, 1) < 0) {
+        /* EAGAIN: the pipe is full, so the reader is already woken. */
+    }
+    errno = saved;
+}
+
+static int rs__signal_source_open(int *fd_out) {
+    int fds[2];
+    int err;
+    if (rs__signal_pipe[0] < 0) {
+        if (pipe(fds) != 0) {
+            return rs_result_from_errno(errno);
+        }
+        err = rs__set_nonblocking_cloexec(fds[0]);
+        err = err ? err : rs__set_nonblocking_cloexec(fds[1]);
+        if (err) {
+            close(fds[0]);
+            close(fds[1]);
+            return err;
+        }
+        rs__signal_pipe[0] = fds[0];
+        rs__atomic_store_int(&rs__signal_pipe[1], fds[1]);
+    }
+    *fd_out = rs__signal_pipe[0];
+    return RS_OK;
+}
+
+static void rs__signal_source_close(int fd) {
+    (void)fd; /* kept open: see rs__signal_pipe */
+}
+
+static int rs__signal_source_watch(int signum, bool first) {
+    struct sigaction sa;
+    if (!first) {
+        return RS_OK;
+    }
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = rs__signal_handler;
+    sa.sa_flags = SA_RESTART; /* other threads' blocking calls carry on */
+    sigemptyset(&sa.sa_mask);
+    rs__atomic_store_int(&rs__signal_caught[signum], 0);
+    return sigaction(signum, &sa, &rs__signals.previous[signum]) == 0 ? RS_OK : rs_result_from_errno(errno);
+}
+
+static void rs__signal_source_unwatch(int signum) {
+    sigaction(signum, &rs__signals.previous[signum], NULL);
+}
+
+static void rs__signal_source_drain(int fd) {
+    char bytes[64];
+    int signum;
+    while (read(fd, bytes, sizeof(bytes)) > 0) {
+    }
+    for (signum = 1; signum < RS__SIGNAL_LIMIT; ++signum) {
+        int arrivals = rs__atomic_exchange_int(&rs__signal_caught[signum], 0);
+        if (arrivals > 0) {
+            rs__signal_fan_out(signum, arrivals);
+        }
+    }
+}
+
+#endif
+
+/* ---- registry ---- */
+
+static bool rs__signal_is_watchable(int signum) {
+    if (signum <= 0 || signum >= RS__SIGNAL_LIMIT) {
+        return false;
+    }
+    switch (signum) {
+    case SIGKILL: /* cannot be caught or blocked */
+    case SIGSTOP:
+    case SIGSEGV: /* raised by faults: blocked, they end the process */
+    case SIGBUS:
+    case SIGFPE:
+    case SIGILL:
+        return false;
+    default:
+        break;
+    }
+#if RESEAU_OS_LINUX
+    if (signum > 31 && signum < SIGRTMIN) {
+        return false; /* glibc's own (thread cancellation, setxid) */
+    }
+#endif
+    return true;
+}
+
+/* Registry lock held. */
+static void rs__signal_fan_out(int signum, int arrivals) {
+    rs_list_node_t *node;
+    if (signum <= 0 || signum >= RS__SIGNAL_LIMIT) {
+        return;
+    }
+    for (node = rs_list_begin(&rs__signals.watchers); node != rs_list_end(&rs__signals.watchers);
+         node = node->next) {
+        rs_signal_watcher_t *w = RS_CONTAINER_OF(node, rs_signal_watcher_t, node);
+        if (w->signum == signum) {
+            rs__atomic_add_int(&w->pending, arrivals);
+            rs_event_loop_async_send(&w->async);
+        }
+    }
+}
+
+static int rs__signal_register(rs_signal_watcher_t *w) {
+    int err;
+    rs_mutex_lock(&rs__signal_lock);
+    err = rs__signal_source_watch(w->signum, rs__signals.watch_count[w->signum] == 0);
+    if (!err) {
+        rs__signals.watch_count[w->signum]++;
+        rs_list_push_back(&rs__signals.watchers, &w->node);
+    }
+    rs_mutex_unlock(&rs__signal_lock);
+    return err;
+}
+
+/* Registry lock held. No send reaches the watcher after this. */
+static void rs__signal_unregister_locked(rs_signal_watcher_t *w) {
+    rs_list_remove(&w->node);
+    if (--rs__signals.watch_count[w->signum] == 0) {
+        rs__signal_source_unwatch(w->signum);
+    }
+}
+
+/* Unregistered already: drop undelivered arrivals and free. Loop thread. */
+static void rs__signal_watcher_free(rs_signal_watcher_t *w) {
+    rs_allocator_t allocator = w->loop->allocator;
+    rs_event_loop_async_cleanup(&w->async);
+    rs_mem_free(&allocator, w);
+}
+
+/* ---- ports: one per loop with watchers ---- */
+
+static int rs__signal_source_acquire(int *fd_out) {
+    int err = RS_OK;
+    rs_mutex_lock(&rs__signal_lock);
+    if (!rs__signals.ready) {
+        rs_list_init(&rs__signals.watchers);
+        rs__signals.ready = true;
+    }
+    if (rs__signals.ports == 0) {
+        err = rs__signal_source_open(&rs__signals.fd);
+    }
+    if (!err) {
+        rs__signals.ports++;
+        *fd_out = rs__signals.fd;
+    }
+    rs_mutex_unlock(&rs__signal_lock);
+    return err;
+}
+
+static void rs__signal_source_release(void) {
+    rs_mutex_lock(&rs__signal_lock);
+    if (--rs__signals.ports == 0) {
+        rs__signal_source_close(rs__signals.fd);
+    }
+    rs_mutex_unlock(&rs__signal_lock);
+}
+
+static void rs__signal_port_on_readable(rs_event_loop_t *loop, rs_io_handle_t *handle, int events, void *user_data) {
+    (void)loop;
+    (void)events;
+    (void)user_data;
+    rs_mutex_lock(&rs__signal_lock);
+    rs__signal_source_drain(handle->fd);
+    rs_mutex_unlock(&rs__signal_lock);
+}
+
+/* Destroy the loop's watchers that are still alive (loop destroy). */
+static void rs__signal_port_sweep(rs__signal_port_t *port) {
+    rs_list_t doomed;
+    rs_list_node_t *node;
+    rs_list_init(&doomed);
+    rs_mutex_lock(&rs__signal_lock);
+    node = rs_list_begin(&rs__signals.watchers);
+    while (node != rs_list_end(&rs__signals.watchers)) {
+        rs_signal_watcher_t *w = RS_CONTAINER_OF(node, rs_signal_watcher_t, node);
+        node = node->next;
+        if (w->port == port) {
+            rs__signal_unregister_locked(w);
+            rs_list_push_back(&doomed, &w->node);
+        }
+    }
+    rs_mutex_unlock(&rs__signal_lock);
+    while ((node = rs_list_pop_front(&doomed)) != NULL) {
+        RS__LOG_DEBUG(RS_LS_EVENT_LOOP, "releasing a signal watcher still alive at loop destroy");
+        rs__signal_watcher_free(RS_CONTAINER_OF(node, rs_signal_watcher_t, node));
+    }
+}
+
+/* on_remove of the loop-local port: its last watcher went, or the loop is being destroyed. */
+static void rs__signal_port_release(void *key, void *object, void *user_data) {
+    rs__signal_port_t *port = (rs__signal_port_t *)object;
+    rs_allocator_t allocator = port->loop->allocator;
+    (void)key;
+    (void)user_data;
+    rs__signal_port_sweep(port);
+    rs_event_loop_unsubscribe(port->loop, &port->io);
+    rs__signal_source_release();
+    rs_mem_free(&allocator, port);
+}
+
+static int rs__signal_port_open(rs_event_loop_t *loop, rs__signal_port_t **port_out) {
+    rs__signal_port_t *port = (rs__signal_port_t *)rs_mem_calloc(&loop->allocator, 1, sizeof(*port));
+    int err;
+    if (!port) {
+        return RS_ENOMEM;
+    }
+    port->loop = loop;
+    err = rs__signal_source_acquire(&port->io.fd);
+    if (err) {
+        goto fail_source;
+    }
+    err = rs_event_loop_subscribe(loop, &port->io, RS_IO_READABLE, rs__signal_port_on_readable, port);
+    if (err) {
+        goto fail_subscribe;
+    }
+    err = rs_event_loop_put_local_object(loop, &rs__signal_port_key, port, rs__signal_port_release, NULL);
+    if (err) {
+        goto fail_local;
+    }
+    *port_out = port;
+    return RS_OK;
+
+fail_local:
+    rs_event_loop_unsubscribe(loop, &port->io);
+fail_subscribe:
+    rs__signal_source_release();
+fail_source:
+    RS__LOG_ERROR(RS_LS_EVENT_LOOP, "cannot watch signals on loop %p: %s", (void *)loop, rs_strerror(err));
+    rs_mem_free(&loop->allocator, port);
+    return err;
+}
+
+static int rs__signal_port_get(rs_event_loop_t *loop, rs__signal_port_t **port_out) {
+    void *existing = NULL;
+    if (rs_event_loop_get_local_object(loop, &rs__signal_port_key, &existing) == RS_OK) {
+        *port_out = (rs__signal_port_t *)existing;
+        return RS_OK;
+    }
+    return rs__signal_port_open(loop, port_out);
+}
+
+/* A port whose last watcher went is closed (the loop-local entry's on_remove). */
+static void rs__signal_port_put(rs__signal_port_t *port) {
+    if (port->watchers == 0) {
+        rs_event_loop_remove_local_object(port->loop, &rs__signal_port_key);
+    }
+}
+
+/* ---- public ---- */
+
+static void rs__signal_watcher_fire(rs_event_loop_async_t *async, void *user_data) {
+    rs_signal_watcher_t *w = (rs_signal_watcher_t *)user_data;
+    int arrivals = rs__atomic_exchange_int(&w->pending, 0);
+    (void)async;
+    if (arrivals > 0) {
+        w->fn(w, w->signum, (uint32_t)arrivals, w->user_data);
+    }
+}
+
+RESEAU_API int rs_signal_watcher_new(rs_event_loop_t *loop, int signum, rs_signal_watcher_fn *on_signal,
+                                     void *user_data, rs_signal_watcher_t **watcher_out) {
+    rs_signal_watcher_t *w;
+    int err;
+    if (watcher_out) {
+        *watcher_out = NULL;
+    }
+    err = rs__check_loop_thread(loop, "rs_signal_watcher_new");
+    if (err) {
+        return err;
+    }
+    if (!on_signal || !watcher_out || !rs__signal_is_watchable(signum)) {
+        return RS_EINVAL;
+    }
+    w = (rs_signal_watcher_t *)rs_mem_calloc(&loop->allocator, 1, sizeof(*w));
+    if (!w) {
+        return RS_ENOMEM;
+    }
+    w->loop = loop;
+    w->signum = signum;
+    w->fn = on_signal;
+    w->user_data = user_data;
+    rs_event_loop_async_init(&w->async, loop, rs__signal_watcher_fire, w);
+    err = rs__signal_port_get(loop, &w->port);
+    if (err) {
+        goto fail_port;
+    }
+    err = rs__signal_register(w);
+    if (err) {
+        goto fail_register;
+    }
+    w->port->watchers++;
+    *watcher_out = w;
+    return RS_OK;
+
+fail_register:
+    RS__LOG_ERROR(RS_LS_EVENT_LOOP, "cannot watch signal %d: %s", signum, rs_strerror(err));
+    rs__signal_port_put(w->port);
+fail_port:
+    rs_mem_free(&loop->allocator, w);
+    return err;
+}
+
+RESEAU_API int rs_signal_watcher_destroy(rs_signal_watcher_t *watcher) {
+    rs__signal_port_t *port;
+    int err;
+    if (!watcher) {
+        return RS_EINVAL;
+    }
+    err = rs__check_loop_thread(watcher->loop, "rs_signal_watcher_destroy");
+    if (err) {
+        return err;
+    }
+    port = watcher->port;
+    rs_mutex_lock(&rs__signal_lock);
+    rs__signal_unregister_locked(watcher);
+    rs_mutex_unlock(&rs__signal_lock);
+    rs__signal_watcher_free(watcher);
+    port->watchers--;
+    rs__signal_port_put(port);
+    return RS_OK;
+}
+
+RESEAU_API int rs_signal_watcher_get_signum(const rs_signal_watcher_t *watcher) {
+    return watcher ? watcher->signum : 0;
+}
+/* <<signal.c -- End file: src/loop/signal.c */
 /* >>address.c -- Begin file: src/net/address.c */
 /*
  * Addresses: strict IPv4/IPv6 text parsers, canonical (RFC 5952) formatters,
@@ -6461,6 +7119,8 @@ static int rs__domain_family(rs_socket_domain_t domain, int *family_out) {
 #else
         return RS_ENOTSUP;
 #endif
+    case RS_SOCKET_DOMAIN_DEFAULT:
+        break; /* names no family: the socket takes one from an endpoint first */
     }
     return RS_EINVAL;
 }
@@ -6520,6 +7180,8 @@ static int rs__endpoint_to_sockaddr(const rs_endpoint_t *endpoint, rs__sockaddr_
 #else
         return RS_ENOTSUP;
 #endif
+    case RS_SOCKET_DOMAIN_DEFAULT:
+        break; /* names no family: the socket takes one from an endpoint first */
     }
     return RS_EINVAL;
 }
@@ -6742,6 +7404,20 @@ static int rs__errno_result(void) {
     return rs_result_from_errno(errno);
 }
 
+/* The socket waits for its first endpoint to choose its family (and make its
+ * OS socket): see rs_socket_options_t.domain. */
+static bool rs__socket_domain_pending(const rs_socket_t *s) {
+    return s->options.domain == RS_SOCKET_DOMAIN_DEFAULT && s->state != RS__SOCK_CLOSED;
+}
+
+/* RS_OK while the OS socket is open; RS_ESTATE before it exists; RS_EBADF once closed. */
+static int rs__socket_fd_state(const rs_socket_t *s) {
+    if (rs__socket_domain_pending(s)) {
+        return RS_ESTATE;
+    }
+    return s->io.fd < 0 ? RS_EBADF : RS_OK;
+}
+
 /* ---- creation and options ---- */
 
 static int rs__setsockopt_int(int fd, int level, int name, int value) {
@@ -6931,7 +7607,7 @@ static int rs__socket_open_fd(rs_socket_t *s) {
 RESEAU_API rs_socket_t *rs_socket_new(const rs_socket_options_t *options, int *err_out) {
     int err;
     rs_socket_t *s = rs__socket_alloc(options ? options->allocator : NULL, options, &err);
-    if (s) {
+    if (s && !rs__socket_domain_pending(s)) {
         err = rs__socket_open_fd(s);
         if (err) {
             rs__socket_free(s);
@@ -7222,12 +7898,38 @@ static int rs__socket_check_endpoint(const rs_socket_t *s, const rs_endpoint_t *
     return RS_OK;
 }
 
+/* The endpoint must be of the socket's domain; a socket at the default domain
+ * takes the endpoint's and makes its OS socket now. */
+static int rs__socket_take_family(rs_socket_t *s, const rs_endpoint_t *endpoint) {
+    int err;
+    if (!endpoint) {
+        return RS_EINVAL;
+    }
+    if (s->state == RS__SOCK_CLOSED) {
+        return RS_EBADF;
+    }
+    if (!rs__socket_domain_pending(s)) {
+        return rs__socket_check_endpoint(s, endpoint);
+    }
+    if (endpoint->domain == RS_SOCKET_DOMAIN_DEFAULT) {
+        return RS_EINVAL;
+    }
+    s->options.domain = endpoint->domain;
+    err = rs__socket_open_fd(s);
+    if (err) {
+        s->options.domain = RS_SOCKET_DOMAIN_DEFAULT;
+        return err;
+    }
+    /* Assigned and subscribed before it had an fd: subscribe it now. */
+    return rs__socket_update_interest(s);
+}
+
 RESEAU_API int rs_socket_bind(rs_socket_t *socket, const rs_endpoint_t *local) {
     rs__sockaddr_t sa;
     socklen_t len;
     int err = rs__socket_check_call(socket, local, "rs_socket_bind");
     if (!err) {
-        err = rs__socket_check_endpoint(socket, local);
+        err = rs__socket_take_family(socket, local);
     }
     if (!err && socket->state != RS__SOCK_INIT) {
         err = RS_ESTATE;
@@ -7260,13 +7962,12 @@ static int rs__socket_name(int fd, bool peer, rs_endpoint_t *out) {
 }
 
 RESEAU_API int rs_socket_get_bound_address(const rs_socket_t *socket, rs_endpoint_t *out) {
+    int err;
     if (!socket || !out) {
         return RS_EINVAL;
     }
-    if (socket->io.fd < 0) {
-        return RS_EBADF;
-    }
-    return rs__socket_name(socket->io.fd, false, out);
+    err = rs__socket_fd_state(socket);
+    return err ? err : rs__socket_name(socket->io.fd, false, out);
 }
 
 RESEAU_API int rs_socket_get_remote_address(const rs_socket_t *socket, rs_endpoint_t *out) {
@@ -7288,7 +7989,7 @@ RESEAU_API int rs_socket_listen(rs_socket_t *socket, int backlog) {
     if (socket->options.type != RS_SOCKET_STREAM) {
         return RS_EINVAL;
     }
-    if (socket->state != RS__SOCK_INIT && socket->state != RS__SOCK_BOUND) {
+    if ((socket->state != RS__SOCK_INIT && socket->state != RS__SOCK_BOUND) || rs__socket_domain_pending(socket)) {
         return RS_ESTATE;
     }
     if (listen(socket->io.fd, backlog > 0 ? backlog : SOMAXCONN) != 0) {
@@ -7549,7 +8250,7 @@ RESEAU_API int rs_socket_connect(rs_socket_t *socket, const rs_endpoint_t *remot
         RS__LOG_ERROR(RS_LS_SOCKET, "rs_socket_connect called off the loop's thread");
         return RS_EWRONGTHREAD;
     }
-    err = rs__socket_check_endpoint(socket, remote);
+    err = rs__socket_take_family(socket, remote);
     if (!err && (remote->domain == RS_SOCKET_DOMAIN_IPV4 || remote->domain == RS_SOCKET_DOMAIN_IPV6) &&
         remote->port == 0) {
         err = RS_EINVAL;
@@ -8034,11 +8735,12 @@ static int rs__socket_check_dgram(const rs_socket_t *s, const char *function) {
     if (s->options.type != RS_SOCKET_DGRAM) {
         return RS_EINVAL;
     }
-    return s->io.fd < 0 ? RS_EBADF : RS_OK;
+    /* A default-domain socket has no fd yet: its first send_to makes one. */
+    return s->io.fd < 0 && !rs__socket_domain_pending(s) ? RS_EBADF : RS_OK;
 }
 
 /* Fill one msghdr for `dgram`; `name` receives the destination on send. */
-static int rs__dgram_prepare_send(const rs_socket_t *s, const rs_endpoint_t *destination, struct iovec *iov,
+static int rs__dgram_prepare_send(rs_socket_t *s, const rs_endpoint_t *destination, struct iovec *iov,
                                   const void *data, size_t len, struct msghdr *msg, rs__sockaddr_t *name) {
     socklen_t name_len = 0;
     memset(msg, 0, sizeof(*msg));
@@ -8047,7 +8749,7 @@ static int rs__dgram_prepare_send(const rs_socket_t *s, const rs_endpoint_t *des
     msg->msg_iov = iov;
     msg->msg_iovlen = 1;
     if (destination && !s->has_remote) {
-        int err = rs__socket_check_endpoint(s, destination);
+        int err = rs__socket_take_family(s, destination);
         if (!err) {
             err = rs__endpoint_to_sockaddr(destination, name, &name_len);
         }
@@ -8168,6 +8870,9 @@ RESEAU_API int rs_socket_recv_from(rs_socket_t *socket, rs_datagram_t *datagram)
     if (!err && (!datagram || !datagram->data || !datagram->capacity)) {
         err = RS_EINVAL;
     }
+    if (!err) {
+        err = rs__socket_fd_state(socket); /* nothing to receive on before the first send_to or bind */
+    }
     if (err) {
         return err;
     }
@@ -8192,6 +8897,9 @@ RESEAU_API int rs_socket_recv_batch(rs_socket_t *socket, rs_datagram_t *datagram
     err = rs__socket_check_dgram(socket, "rs_socket_recv_batch"); /* NULL socket, then the thread, first */
     if (!err && (!datagrams || !received_out)) {
         err = RS_EINVAL;
+    }
+    if (!err) {
+        err = rs__socket_fd_state(socket); /* nothing to receive on before the first send_to or bind */
     }
     if (!err && count == 0) {
         err = RS_EINVAL;
@@ -8241,6 +8949,257 @@ RESEAU_API int rs_socket_recv_batch(rs_socket_t *socket, rs_datagram_t *datagram
     return RS_OK;
 }
 /* <<udp_posix.c -- End file: src/net/udp_posix.c */
+/* >>sockopt_posix.c -- Begin file: src/net/sockopt_posix.c */
+/*
+ * Options on a live socket: TCP no-delay and keepalive, TTL / hop limit,
+ * multicast and broadcast. Each setter checks the same things in the same
+ * order (rs__sockopt_check), then makes one or a few setsockopt calls.
+ */
+
+typedef enum rs__sockopt_kind {
+    RS__SOCKOPT_IP,  /* any IPv4/IPv6 socket */
+    RS__SOCKOPT_TCP, /* STREAM over IPv4/IPv6 */
+    RS__SOCKOPT_UDP  /* DGRAM over IPv4/IPv6 */
+} rs__sockopt_kind_t;
+
+static bool rs__socket_is_ip(const rs_socket_t *s) {
+    return s->options.domain == RS_SOCKET_DOMAIN_IPV4 || s->options.domain == RS_SOCKET_DOMAIN_IPV6;
+}
+
+/* The checks every setter shares, in the order socket.h lists them; `valid`
+ * is the setter's own verdict on its values, which comes before the state. */
+static int rs__sockopt_check(const rs_socket_t *s, rs__sockopt_kind_t kind, bool valid, const char *function) {
+    int err = rs__socket_check_thread(s, function);
+    rs_socket_type_t type;
+    if (err) {
+        return err;
+    }
+    type = s->options.type;
+    if (!rs__socket_is_ip(s) && !rs__socket_domain_pending(s)) {
+        return RS_EINVAL;
+    }
+    if ((kind == RS__SOCKOPT_TCP && type != RS_SOCKET_STREAM) || (kind == RS__SOCKOPT_UDP && type != RS_SOCKET_DGRAM)) {
+        return RS_EINVAL;
+    }
+    return valid ? rs__socket_fd_state(s) : RS_EINVAL;
+}
+
+static bool rs__socket_is_v6(const rs_socket_t *s) {
+    return s->options.domain == RS_SOCKET_DOMAIN_IPV6;
+}
+
+static int rs__setsockopt_bool(int fd, int level, int name, bool on) {
+    return rs__setsockopt_int(fd, level, name, on ? 1 : 0);
+}
+
+/* IP_MULTICAST_TTL and IP_MULTICAST_LOOP: Linux takes an int, the BSDs only an unsigned char. */
+static int rs__setsockopt_v4_byte(int fd, int name, uint32_t value) {
+#if RESEAU_OS_LINUX
+    return rs__setsockopt_int(fd, IPPROTO_IP, name, (int)value);
+#else
+    unsigned char byte = (unsigned char)value;
+    return setsockopt(fd, IPPROTO_IP, name, &byte, (socklen_t)sizeof(byte)) == 0 ? RS_OK : rs__errno_result();
+#endif
+}
+
+RESEAU_API int rs_socket_set_tcp_nodelay(rs_socket_t *socket, bool enabled) {
+    int err = rs__sockopt_check(socket, RS__SOCKOPT_TCP, true, "rs_socket_set_tcp_nodelay");
+    if (!err) {
+        err = rs__setsockopt_bool(socket->io.fd, IPPROTO_TCP, TCP_NODELAY, enabled);
+    }
+    if (!err) {
+        socket->options.tcp_nodelay = enabled; /* sockets a listener accepts inherit it */
+    }
+    return err;
+}
+
+/* One keepalive timer, skipped when 0 (the caller checked it fits an int). */
+static RS__UNUSED int rs__set_keepalive_value(int fd, int name, uint32_t value) {
+    return value == 0 ? RS_OK : rs__setsockopt_int(fd, IPPROTO_TCP, name, (int)value);
+}
+
+RESEAU_API int rs_socket_set_keepalive(rs_socket_t *socket, bool enabled, uint32_t idle_s, uint32_t interval_s,
+                                       uint32_t probes) {
+    bool valid = idle_s <= (uint32_t)INT_MAX && interval_s <= (uint32_t)INT_MAX && probes <= (uint32_t)INT_MAX;
+    int err = rs__sockopt_check(socket, RS__SOCKOPT_TCP, valid, "rs_socket_set_keepalive");
+    int fd;
+    if (err) {
+        return err;
+    }
+    fd = socket->io.fd;
+#if RESEAU_OS_LINUX
+    err = rs__set_keepalive_value(fd, TCP_KEEPIDLE, idle_s);
+    err = err ? err : rs__set_keepalive_value(fd, TCP_KEEPINTVL, interval_s);
+    err = err ? err : rs__set_keepalive_value(fd, TCP_KEEPCNT, probes);
+#else
+    (void)idle_s;
+    (void)interval_s;
+    (void)probes;
+#endif
+    err = err ? err : rs__setsockopt_bool(fd, SOL_SOCKET, SO_KEEPALIVE, enabled);
+    if (!err) {
+        socket->options.keepalive = enabled;
+    }
+    return err;
+}
+
+RESEAU_API int rs_socket_set_ttl(rs_socket_t *socket, uint32_t ttl) {
+    int err = rs__sockopt_check(socket, RS__SOCKOPT_IP, ttl >= 1 && ttl <= 255, "rs_socket_set_ttl");
+    if (err) {
+        return err;
+    }
+    if (rs__socket_is_v6(socket)) {
+        return rs__setsockopt_int(socket->io.fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, (int)ttl);
+    }
+    return rs__setsockopt_int(socket->io.fd, IPPROTO_IP, IP_TTL, (int)ttl);
+}
+
+/* ---- multicast ---- */
+
+static bool rs__endpoint_is_multicast(const rs_endpoint_t *e) {
+    return e->domain == RS_SOCKET_DOMAIN_IPV6 ? e->addr[0] == 0xff : (e->addr[0] & 0xf0) == 0xe0;
+}
+
+/* An interface named by an IPv4 address and/or an index: IPv6 takes an index only. */
+static int rs__check_interface(const rs_socket_t *s, const rs_endpoint_t *interface_address) {
+    if (!interface_address) {
+        return RS_OK;
+    }
+    return !rs__socket_is_v6(s) && interface_address->domain == RS_SOCKET_DOMAIN_IPV4 ? RS_OK : RS_EINVAL;
+}
+
+/* IPv4 membership: ip_mreqn where the OS has it (an index as well as an address). */
+static int rs__multicast_membership_v4(int fd, int name, const rs_endpoint_t *group,
+                                       const rs_endpoint_t *interface_address, uint32_t interface_index) {
+#if RESEAU_OS_LINUX
+    struct ip_mreqn mreq;
+    memset(&mreq, 0, sizeof(mreq));
+    memcpy(&mreq.imr_multiaddr, group->addr, 4);
+    if (interface_address) {
+        memcpy(&mreq.imr_address, interface_address->addr, 4);
+    }
+    mreq.imr_ifindex = (int)interface_index;
+#else
+    struct ip_mreq mreq;
+    if (interface_index) {
+        return RS_ENOTSUP; /* ip_mreq names the interface by address only */
+    }
+    memset(&mreq, 0, sizeof(mreq));
+    memcpy(&mreq.imr_multiaddr, group->addr, 4);
+    if (interface_address) {
+        memcpy(&mreq.imr_interface, interface_address->addr, 4);
+    }
+#endif
+    return setsockopt(fd, IPPROTO_IP, name, &mreq, (socklen_t)sizeof(mreq)) == 0 ? RS_OK : rs__errno_result();
+}
+
+static int rs__multicast_membership_v6(int fd, int name, const rs_endpoint_t *group, uint32_t interface_index) {
+    struct ipv6_mreq mreq;
+    memset(&mreq, 0, sizeof(mreq));
+    memcpy(&mreq.ipv6mr_multiaddr, group->addr, 16);
+    mreq.ipv6mr_interface = interface_index;
+    return setsockopt(fd, IPPROTO_IPV6, name, &mreq, (socklen_t)sizeof(mreq)) == 0 ? RS_OK : rs__errno_result();
+}
+
+static int rs__multicast_membership(rs_socket_t *s, bool join, const rs_endpoint_t *group,
+                                    const rs_endpoint_t *interface_address, uint32_t interface_index,
+                                    const char *function) {
+    bool valid = s && group && rs__endpoint_is_multicast(group) && rs__check_interface(s, interface_address) == RS_OK &&
+                 (group->domain == s->options.domain || (s && rs__socket_domain_pending(s)));
+    int err = rs__sockopt_check(s, RS__SOCKOPT_UDP, valid, function);
+    if (err) {
+        return err;
+    }
+    if (rs__socket_is_v6(s)) {
+        return rs__multicast_membership_v6(s->io.fd, join ? IPV6_JOIN_GROUP : IPV6_LEAVE_GROUP, group,
+                                           interface_index);
+    }
+    return rs__multicast_membership_v4(s->io.fd, join ? IP_ADD_MEMBERSHIP : IP_DROP_MEMBERSHIP, group,
+                                       interface_address, interface_index);
+}
+
+RESEAU_API int rs_socket_join_multicast_group(rs_socket_t *socket, const rs_endpoint_t *group,
+                                              const rs_endpoint_t *interface_address, uint32_t interface_index) {
+    return rs__multicast_membership(socket, true, group, interface_address, interface_index,
+                                    "rs_socket_join_multicast_group");
+}
+
+RESEAU_API int rs_socket_leave_multicast_group(rs_socket_t *socket, const rs_endpoint_t *group,
+                                               const rs_endpoint_t *interface_address, uint32_t interface_index) {
+    return rs__multicast_membership(socket, false, group, interface_address, interface_index,
+                                    "rs_socket_leave_multicast_group");
+}
+
+RESEAU_API int rs_socket_set_multicast_interface(rs_socket_t *socket, const rs_endpoint_t *interface_address,
+                                                 uint32_t interface_index) {
+    int err = rs__sockopt_check(socket, RS__SOCKOPT_UDP, socket && rs__check_interface(socket, interface_address) == RS_OK,
+                                "rs_socket_set_multicast_interface");
+    if (err) {
+        return err;
+    }
+    if (rs__socket_is_v6(socket)) {
+        return rs__setsockopt_int(socket->io.fd, IPPROTO_IPV6, IPV6_MULTICAST_IF, (int)interface_index);
+    }
+#if RESEAU_OS_LINUX
+    {
+        struct ip_mreqn mreq;
+        memset(&mreq, 0, sizeof(mreq));
+        if (interface_address) {
+            memcpy(&mreq.imr_address, interface_address->addr, 4);
+        }
+        mreq.imr_ifindex = (int)interface_index;
+        return setsockopt(socket->io.fd, IPPROTO_IP, IP_MULTICAST_IF, &mreq, (socklen_t)sizeof(mreq)) == 0
+                   ? RS_OK
+                   : rs__errno_result();
+    }
+#else
+    {
+        struct in_addr addr;
+        if (interface_index) {
+            return RS_ENOTSUP;
+        }
+        memset(&addr, 0, sizeof(addr));
+        if (interface_address) {
+            memcpy(&addr, interface_address->addr, 4);
+        }
+        return setsockopt(socket->io.fd, IPPROTO_IP, IP_MULTICAST_IF, &addr, (socklen_t)sizeof(addr)) == 0
+                   ? RS_OK
+                   : rs__errno_result();
+    }
+#endif
+}
+
+RESEAU_API int rs_socket_set_multicast_loop(rs_socket_t *socket, bool enabled) {
+    int err = rs__sockopt_check(socket, RS__SOCKOPT_UDP, true, "rs_socket_set_multicast_loop");
+    if (err) {
+        return err;
+    }
+    if (rs__socket_is_v6(socket)) {
+        return rs__setsockopt_bool(socket->io.fd, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, enabled);
+    }
+    return rs__setsockopt_v4_byte(socket->io.fd, IP_MULTICAST_LOOP, enabled ? 1 : 0);
+}
+
+RESEAU_API int rs_socket_set_multicast_ttl(rs_socket_t *socket, uint32_t ttl) {
+    int err = rs__sockopt_check(socket, RS__SOCKOPT_UDP, ttl <= 255, "rs_socket_set_multicast_ttl");
+    if (err) {
+        return err;
+    }
+    if (rs__socket_is_v6(socket)) {
+        return rs__setsockopt_int(socket->io.fd, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, (int)ttl);
+    }
+    return rs__setsockopt_v4_byte(socket->io.fd, IP_MULTICAST_TTL, ttl);
+}
+
+RESEAU_API int rs_socket_set_broadcast(rs_socket_t *socket, bool enabled) {
+    /* IPv6 has no broadcast. */
+    int err = rs__sockopt_check(socket, RS__SOCKOPT_UDP, socket && !rs__socket_is_v6(socket), "rs_socket_set_broadcast");
+    if (err) {
+        return err;
+    }
+    return rs__setsockopt_bool(socket->io.fd, SOL_SOCKET, SO_BROADCAST, enabled);
+}
+/* <<sockopt_posix.c -- End file: src/net/sockopt_posix.c */
 /* >>pipe.c -- Begin file: src/net/pipe.c */
 /*
  * Pipes, as a Unix socketpair shut down to one direction: the socket core gives
@@ -13115,7 +14074,8 @@ static int rs__listener_endpoint(const rs_server_listener_options_t *o, rs_socke
     if (*domain == RS_SOCKET_DOMAIN_LOCAL) {
         return host ? rs_endpoint_from_local(out, host) : RS_EINVAL;
     }
-    if (*domain != RS_SOCKET_DOMAIN_IPV4 && *domain != RS_SOCKET_DOMAIN_IPV6) {
+    if (*domain != RS_SOCKET_DOMAIN_DEFAULT && *domain != RS_SOCKET_DOMAIN_IPV4 &&
+        *domain != RS_SOCKET_DOMAIN_IPV6) {
         return RS_EINVAL;
     }
     if (!host) {

@@ -76,19 +76,19 @@
  *       rs_client_bootstrap_connect(cb, &c);
  *       ... rs_channel_shutdown(channel, RS_OK); rs_client_bootstrap_destroy(cb);
  *
- *   Clean stop on SIGINT: rs_event_loop_stop is not async-signal-safe (it may
- *   log on failure), so the handler only writes to a self-pipe.
- *       static int sp[2];  // pipe(sp), both ends O_NONBLOCK
- *       static void on_sigint(int n) { int e = errno; (void)!write(sp[1], "", 1); errno = e; }
- *       static void on_stop(rs_event_loop_t *l, rs_io_handle_t *h, int ev, void *u)
- *           { rs_event_loop_stop(l); }
- *       rs_io_handle_t h = { sp[0], NULL };
- *       rs_event_loop_subscribe(loop, &h, RS_IO_READABLE, on_stop, NULL);
- *       sigaction(SIGINT, &sa, NULL);       // sa.sa_handler = on_sigint
+ *   Clean stop on SIGINT: a signal watcher, made in main() before any thread
+ *   starts, so every thread inherits the blocked signal (see >>signal).
+ *       static void on_sigint(rs_signal_watcher_t *w, int sig, uint32_t n, void *u)
+ *           { rs_event_loop_stop((rs_event_loop_t *)u); }
+ *       rs_event_loop_t *loop = rs_event_loop_new(NULL, &err);
+ *       rs_signal_watcher_t *w;
+ *       rs_signal_watcher_new(loop, SIGINT, on_sigint, loop, &w);
  *       rs_event_loop_start(loop); rs_event_loop_wait(loop);  // back after ^C
- *       rs_event_loop_unsubscribe(loop, &h); rs_event_loop_destroy(loop);
- *     With a group, the main thread can instead block in read(sp[0], ...) and
- *     then destroy the listener and the group.
+ *       rs_signal_watcher_destroy(w); rs_event_loop_destroy(loop);
+ *     With a group, block SIGINT in main (pthread_sigmask) before
+ *     rs_event_loop_group_new, make the watcher on one of its loops (from a
+ *     task), and have the callback wake main, which then destroys the
+ *     listener and the group.
  *
  * UTILITIES (for protocol clients built on the loop)
  *   rs_future_t       a result that arrives later: set once from any thread;
@@ -117,8 +117,9 @@
  *   (NULL: libc); out-of-memory is RS_ENOMEM, never an abort. Logging is
  *   silent until rs_log_set() installs a hook (rs_log_stderr is provided).
  *
- *   A NULL handle (loop, group, task, signal, socket, pipe end, channel, slot,
- *   handler, message, testing channel), or a NULL required pointer beside one,
+ *   A NULL handle (loop, group, task, async, signal watcher, socket, pipe
+ *   end, channel, slot, handler, message, testing channel), or a NULL
+ *   required pointer beside one,
  *   never crashes: an int result is RS_EINVAL (a NULL handle is checked before
  *   the thread check; on loop-bound sockets and slots a NULL argument beside it
  *   is checked after, so an off-thread call always says RS_EWRONGTHREAD);
@@ -137,6 +138,7 @@
  *   >>task        tasks
  *   >>event_loop  event loop: tasks, I/O subscriptions, run modes
  *   >>group       event-loop group
+ *   >>signal      POSIX signal watchers (signalfd, or a self-pipe)
  *   >>address     endpoints, strict IPv4/IPv6 parsing and formatting
  *   >>socket      TCP, UDP, Unix and VSOCK sockets
  *   >>pipe        pipes
@@ -153,7 +155,7 @@
  *   >>stream      input streams (memory, file, yours) and async input streams
  *   Implementation: the same names with .c (>>event_loop.c), plus
  *   >>platform.c, >>atomic.c, >>heap.c, >>scheduler.c, >>epoll.c, >>poll.c,
- *   >>sockaddr.c, >>socket_posix.c, >>udp_posix.c, >>message_pool.c,
+ *   >>sockaddr.c, >>socket_posix.c, >>udp_posix.c, >>sockopt_posix.c, >>message_pool.c,
  *   >>pipeline.c.
  */
 #if (defined(RESEAU_IMPLEMENTATION) || defined(RESEAU_TLS_IMPLEMENTATION)) && defined(__linux__) && \
@@ -180,6 +182,7 @@ extern "C" {
 #include "loop/task.h"
 #include "loop/event_loop.h"
 #include "loop/group.h"
+#include "loop/signal.h"
 #include "net/address.h"
 #include "net/socket.h"
 #include "net/pipe.h"
@@ -224,10 +227,12 @@ extern "C" {
 #include "loop/poll.c"
 #include "loop/event_loop.c"
 #include "loop/group.c"
+#include "loop/signal.c"
 #include "net/address.c"
 #include "net/sockaddr.c"
 #include "net/socket_posix.c"
 #include "net/udp_posix.c"
+#include "net/sockopt_posix.c"
 #include "net/pipe.c"
 #include "net/resolver.c"
 #include "channel/message_pool.c"

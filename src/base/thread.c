@@ -13,6 +13,43 @@ static void rs__thread_set_name(const char *name) {
 #endif
 }
 
+/* Signals that threads reseau starts are born with blocked. The signal
+ * watcher keeps the set: a signalfd only sees a signal that every thread
+ * blocks, and a loop thread must not take one meant for it. */
+static rs_mutex_t rs__thread_sigmask_lock = RS_MUTEX_INIT;
+static sigset_t rs__thread_sigmask;
+static int rs__thread_sigmask_count; /* signals in the set; sigset_t has no emptiness test */
+
+/* Unused where the watcher takes the self-pipe path, which needs no mask. */
+static RS__UNUSED void rs__thread_block_in_new_threads(int signum, bool block) {
+    rs_mutex_lock(&rs__thread_sigmask_lock);
+    if (rs__thread_sigmask_count == 0) {
+        sigemptyset(&rs__thread_sigmask);
+    }
+    if (block) {
+        sigaddset(&rs__thread_sigmask, signum);
+        rs__thread_sigmask_count++;
+    } else {
+        sigdelset(&rs__thread_sigmask, signum);
+        rs__thread_sigmask_count--;
+    }
+    rs_mutex_unlock(&rs__thread_sigmask_lock);
+}
+
+/* Block the set in this thread around pthread_create, so the new thread has
+ * it from its first instruction; false (nothing changed) when it is empty. */
+static bool rs__thread_mask_for_child(sigset_t *old) {
+    sigset_t set;
+    bool any;
+    rs_mutex_lock(&rs__thread_sigmask_lock);
+    any = rs__thread_sigmask_count > 0;
+    if (any) {
+        set = rs__thread_sigmask;
+    }
+    rs_mutex_unlock(&rs__thread_sigmask_lock);
+    return any && pthread_sigmask(SIG_BLOCK, &set, old) == 0;
+}
+
 static void *rs__thread_main(void *arg) {
     rs_thread_t *thread = (rs_thread_t *)arg;
     rs__thread_set_name(thread->name);
@@ -44,7 +81,12 @@ RESEAU_API int rs_thread_launch(rs_thread_t *thread, rs_thread_fn *fn, void *use
         err = pthread_attr_setstacksize(&attr, options->stack_size);
     }
     if (err == 0) {
+        sigset_t old;
+        bool masked = rs__thread_mask_for_child(&old);
         err = pthread_create(&thread->handle, &attr, rs__thread_main, thread);
+        if (masked) {
+            pthread_sigmask(SIG_SETMASK, &old, NULL);
+        }
     }
     pthread_attr_destroy(&attr);
     if (err != 0) {

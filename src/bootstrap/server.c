@@ -337,7 +337,8 @@ static int rs__listener_endpoint(const rs_server_listener_options_t *o, rs_socke
     if (*domain == RS_SOCKET_DOMAIN_LOCAL) {
         return host ? rs_endpoint_from_local(out, host) : RS_EINVAL;
     }
-    if (*domain != RS_SOCKET_DOMAIN_IPV4 && *domain != RS_SOCKET_DOMAIN_IPV6) {
+    if (*domain != RS_SOCKET_DOMAIN_DEFAULT && *domain != RS_SOCKET_DOMAIN_IPV4 &&
+        *domain != RS_SOCKET_DOMAIN_IPV6) {
         return RS_EINVAL;
     }
     if (!host) {

@@ -38,12 +38,13 @@ typedef void rs_server_on_incoming_shutdown_fn(rs_server_listener_t *listener, r
 typedef void rs_server_on_listener_destroyed_fn(rs_server_listener_t *listener, void *user_data);
 
 typedef struct rs_server_listener_options {
-    /* A literal IPv4/IPv6 address, "localhost" (the loopback address of the
-     * socket's domain), a path for LOCAL, or NULL for every address of the
-     * domain (0.0.0.0 or ::). Copied. (default: NULL) */
+    /* A literal IPv4/IPv6 address (it decides the family), "localhost" (the
+     * loopback address of the socket's domain; IPv4 at the default domain), a
+     * path for LOCAL, or NULL for every address of the domain (0.0.0.0 or ::;
+     * 0.0.0.0 at the default domain). Copied. (default: NULL) */
     const char *host;
     uint32_t port;                             /* 0 picks a free port (default: 0) */
-    const rs_socket_options_t *socket_options; /* listener and accepted sockets (default: NULL, IPv4 TCP) */
+    const rs_socket_options_t *socket_options; /* listener and accepted sockets (default: NULL, TCP) */
     int backlog;                               /* (default: 0, SOMAXCONN) */
     rs_channel_installer_t *const *installers; /* run in order after the socket handler (default: none) */
     size_t installer_count;

@@ -305,54 +305,54 @@ RESEAU_API int rs_event_loop_cancel_task(rs_event_loop_t *loop, rs_task_t *task)
     return RS_OK;
 }
 
-/* ---- coalescing signals ---- */
+/* ---- coalescing cross-thread wakeups (rs_event_loop_async_t) ---- */
 
-static void rs__signal_task(rs_task_t *task, void *arg, rs_task_status_t status) {
-    rs_event_loop_signal_t *signal = (rs_event_loop_signal_t *)arg;
+static void rs__async_task(rs_task_t *task, void *arg, rs_task_status_t status) {
+    rs_event_loop_async_t *async = (rs_event_loop_async_t *)arg;
     (void)task;
     /* Clear before calling fn, so a send racing with fn is never lost. */
-    rs__atomic_store_int(&signal->pending, 0);
+    rs__atomic_store_int(&async->pending, 0);
     if (status == RS_TASK_STATUS_RUN) {
-        signal->fn(signal, signal->user_data);
+        async->fn(async, async->user_data);
     }
 }
 
-RESEAU_API void rs_event_loop_signal_init(rs_event_loop_signal_t *signal, rs_event_loop_t *loop,
-                                          rs_event_loop_signal_fn *fn, void *user_data) {
-    if (!signal) {
+RESEAU_API void rs_event_loop_async_init(rs_event_loop_async_t *async, rs_event_loop_t *loop,
+                                         rs_event_loop_async_fn *fn, void *user_data) {
+    if (!async) {
         return;
     }
-    memset(signal, 0, sizeof(*signal));
-    rs_task_init(&signal->task, rs__signal_task, signal, "signal");
-    signal->loop = loop;
-    signal->fn = fn;
-    signal->user_data = user_data;
+    memset(async, 0, sizeof(*async));
+    rs_task_init(&async->task, rs__async_task, async, "event_loop_async");
+    async->loop = loop;
+    async->fn = fn;
+    async->user_data = user_data;
 }
 
-RESEAU_API void rs_event_loop_signal_send(rs_event_loop_signal_t *signal) {
-    if (!signal || !signal->loop) {
+RESEAU_API void rs_event_loop_async_send(rs_event_loop_async_t *async) {
+    if (!async || !async->loop) {
         return;
     }
-    if (rs__atomic_load_int(&signal->pending) || rs__atomic_exchange_int(&signal->pending, 1)) {
+    if (rs__atomic_load_int(&async->pending) || rs__atomic_exchange_int(&async->pending, 1)) {
         return; /* already on its way */
     }
     /* `pending` makes this the only sender, and the task is idle once fn has started. */
-    rs__atomic_store_int(&signal->task.state, RS__TASK_XQUEUE);
-    signal->task.run_at_ns = 0;
-    rs__event_loop_xq_push(signal->loop, &signal->task);
+    rs__atomic_store_int(&async->task.state, RS__TASK_XQUEUE);
+    async->task.run_at_ns = 0;
+    rs__event_loop_xq_push(async->loop, &async->task);
 }
 
-RESEAU_API int rs_event_loop_signal_cleanup(rs_event_loop_signal_t *signal) {
+RESEAU_API int rs_event_loop_async_cleanup(rs_event_loop_async_t *async) {
     int err;
-    if (!signal) {
+    if (!async) {
         return RS_EINVAL;
     }
-    err = rs__check_loop_thread(signal->loop, "rs_event_loop_signal_cleanup");
+    err = rs__check_loop_thread(async->loop, "rs_event_loop_async_cleanup");
     if (err) {
         return err;
     }
-    if (rs__atomic_load_int(&signal->pending)) {
-        return rs_event_loop_cancel_task(signal->loop, &signal->task);
+    if (rs__atomic_load_int(&async->pending)) {
+        return rs_event_loop_cancel_task(async->loop, &async->task);
     }
     return RS_OK;
 }

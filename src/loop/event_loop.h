@@ -180,29 +180,31 @@ RESEAU_API int rs_event_loop_update_subscription(rs_event_loop_t *loop, rs_io_ha
  * Loop thread. */
 RESEAU_API int rs_event_loop_unsubscribe(rs_event_loop_t *loop, rs_io_handle_t *handle);
 
-/* A coalescing cross-thread signal (like libuv's uv_async_t): any number of
- * rs_event_loop_signal_send calls, from any threads, before the loop gets to
- * it cause one call of fn on the loop thread; a send during or after that call
- * causes another. Embed it; init and cleanup on the loop thread. */
-typedef struct rs_event_loop_signal rs_event_loop_signal_t;
-typedef void rs_event_loop_signal_fn(rs_event_loop_signal_t *signal, void *user_data);
-struct rs_event_loop_signal {
-    rs_task_t task;            /* private */
-    rs_event_loop_t *loop;     /* private */
-    rs_event_loop_signal_fn *fn; /* private */
-    void *user_data;           /* private */
-    int pending;               /* private, atomic: 1 from a send until fn starts */
+/* A coalescing cross-thread wakeup (libuv's uv_async_t; not a POSIX signal,
+ * for those see rs_signal_watcher_new): any number of rs_event_loop_async_send
+ * calls, from any threads, before the loop gets to it cause one call of fn on
+ * the loop thread; a send during or after that call causes another. The caller
+ * owns the storage: embed it; init and cleanup on the loop thread. */
+typedef struct rs_event_loop_async rs_event_loop_async_t;
+typedef void rs_event_loop_async_fn(rs_event_loop_async_t *async, void *user_data);
+struct rs_event_loop_async {
+    rs_task_t task;             /* private */
+    rs_event_loop_t *loop;      /* private */
+    rs_event_loop_async_fn *fn; /* private */
+    void *user_data;            /* private */
+    int pending;                /* private, atomic: 1 from a send until fn starts */
 };
-/* A signal initialised with a NULL loop never fires: sends do nothing and
- * cleanup returns RS_EINVAL. */
-RESEAU_API void rs_event_loop_signal_init(rs_event_loop_signal_t *signal, rs_event_loop_t *loop,
-                                          rs_event_loop_signal_fn *fn, void *user_data);
+/* An async initialised with a NULL loop never fires: sends do nothing and
+ * cleanup returns RS_EINVAL. A NULL async is ignored. */
+RESEAU_API void rs_event_loop_async_init(rs_event_loop_async_t *async, rs_event_loop_t *loop,
+                                         rs_event_loop_async_fn *fn, void *user_data);
 /* Any thread. Costs one atomic exchange when a send is already pending. */
-RESEAU_API void rs_event_loop_signal_send(rs_event_loop_signal_t *signal);
+RESEAU_API void rs_event_loop_async_send(rs_event_loop_async_t *async);
 /* Drop a pending send without calling fn. After this (on the loop thread) the
- * signal's memory may be freed, provided no thread sends to it any more.
- * RS_EINVAL for a NULL signal or one without a loop. */
-RESEAU_API int rs_event_loop_signal_cleanup(rs_event_loop_signal_t *signal);
+ * async's memory may be freed, provided no thread sends to it any more.
+ * RS_EINVAL for a NULL async or one without a loop; RS_EWRONGTHREAD off the
+ * loop thread. */
+RESEAU_API int rs_event_loop_async_cleanup(rs_event_loop_async_t *async);
 
 /* Loop-local objects: a small map from a caller-chosen key pointer to an object,
  * for per-loop singletons (message pools, caches). on_remove, if set, runs when

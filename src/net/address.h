@@ -10,10 +10,13 @@
  * Every function here is pure and callable from any thread.
  */
 typedef enum rs_socket_domain {
-    RS_SOCKET_DOMAIN_IPV4 = 0, /* (the default) */
-    RS_SOCKET_DOMAIN_IPV6 = 1,
-    RS_SOCKET_DOMAIN_LOCAL = 2, /* Unix-domain socket (a path, or a Linux abstract name) */
-    RS_SOCKET_DOMAIN_VSOCK = 3  /* Linux VM sockets */
+    /* In socket options: take the family from the first endpoint the socket
+     * is given. Never valid in an endpoint (a zeroed one names nothing). */
+    RS_SOCKET_DOMAIN_DEFAULT = 0,
+    RS_SOCKET_DOMAIN_IPV4 = 1,
+    RS_SOCKET_DOMAIN_IPV6 = 2,
+    RS_SOCKET_DOMAIN_LOCAL = 3, /* Unix-domain socket (a path, or a Linux abstract name) */
+    RS_SOCKET_DOMAIN_VSOCK = 4  /* Linux VM sockets */
 } rs_socket_domain_t;
 
 /* Longest Unix-domain path, in bytes, without the NUL (sun_path is 108 on Linux). */

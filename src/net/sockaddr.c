@@ -30,6 +30,8 @@ static int rs__domain_family(rs_socket_domain_t domain, int *family_out) {
 #else
         return RS_ENOTSUP;
 #endif
+    case RS_SOCKET_DOMAIN_DEFAULT:
+        break; /* names no family: the socket takes one from an endpoint first */
     }
     return RS_EINVAL;
 }
@@ -89,6 +91,8 @@ static int rs__endpoint_to_sockaddr(const rs_endpoint_t *endpoint, rs__sockaddr_
 #else
         return RS_ENOTSUP;
 #endif
+    case RS_SOCKET_DOMAIN_DEFAULT:
+        break; /* names no family: the socket takes one from an endpoint first */
     }
     return RS_EINVAL;
 }

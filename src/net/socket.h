@@ -7,6 +7,15 @@
  *   rs_socket_new -> rs_socket_bind -> rs_socket_listen -> rs_socket_start_accept
  *   ... -> rs_socket_close -> rs_socket_destroy
  *
+ * Family: a socket whose options leave `domain` at RS_SOCKET_DOMAIN_DEFAULT
+ * takes it from the first endpoint it is given (rs_socket_bind,
+ * rs_socket_connect, rs_socket_send_to or _send_batch), and only then makes
+ * its OS socket, with the options applied. Until then rs_socket_get_fd is -1,
+ * and calls that need the OS socket (listen, get_bound_address, recv_from,
+ * the option setters) return RS_ESTATE. That first endpoint fixes the family
+ * even if its call fails. An explicit domain must match every endpoint
+ * (RS_EINVAL otherwise).
+ *
  * Threads: a new socket belongs to no loop, and one thread at a time may set it
  * up (options, bind, listen). rs_socket_connect, rs_socket_start_accept and
  * rs_socket_assign_to_loop tie it to a loop; from then on it must be used on
@@ -45,7 +54,7 @@ typedef enum rs_socket_dir {
 typedef struct rs_socket_options {
     const rs_allocator_t *allocator;    /* copied (default: NULL, libc) */
     rs_socket_type_t type;              /* (default: STREAM) */
-    rs_socket_domain_t domain;          /* (default: IPV4) */
+    rs_socket_domain_t domain;          /* (default: DEFAULT, the first endpoint's: see below) */
     uint32_t connect_timeout_ms;        /* (default: 0, meaning RS_SOCKET_DEFAULT_CONNECT_TIMEOUT_MS) */
     bool keepalive;                     /* SO_KEEPALIVE on TCP (default: false) */
     uint32_t keepalive_idle_s;          /* TCP_KEEPIDLE: idle seconds before the first probe (default: 0, OS) */
@@ -75,9 +84,11 @@ typedef void rs_socket_on_readable_fn(rs_socket_t *socket, int error, void *user
  * bytes that did reach the kernel. */
 typedef void rs_socket_on_write_fn(rs_socket_t *socket, int error, size_t bytes_written, void *user_data);
 
-/* Create an unassigned socket with the options applied (NULL options: IPv4 TCP
- * defaults). NULL with *err_out set on failure (RS_EINVAL, RS_ENOMEM,
- * RS_EAFNOSUPPORT, RS_ENOTSUP, RS_EMFILE, ...). Any thread. */
+/* Create an unassigned socket with the options applied (NULL options: TCP,
+ * family from the first endpoint). NULL with *err_out set on failure
+ * (RS_EINVAL, RS_ENOMEM, RS_EAFNOSUPPORT, RS_ENOTSUP, RS_EMFILE, ...; with
+ * the default domain the OS errors come from the first bind, connect or
+ * send_to instead). Any thread. */
 RESEAU_API rs_socket_t *rs_socket_new(const rs_socket_options_t *options, int *err_out);
 /* Close (if open) and free. In-flight operations complete with RS_ECANCELED
  * first, after this returns; the memory is released once they have. Loop
@@ -92,19 +103,24 @@ RESEAU_API void rs_socket_destroy(rs_socket_t *socket);
 RESEAU_API int rs_socket_close(rs_socket_t *socket);
 RESEAU_API bool rs_socket_is_open(const rs_socket_t *socket);
 
-/* Bind to a local endpoint of the socket's domain; port 0 picks a free port
- * (see rs_socket_get_bound_address). RS_EINVAL for a NULL socket or local, or an
- * endpoint of another domain; RS_ESTATE once bound or used; RS_EADDRINUSE,
- * RS_EADDRNOTAVAIL, RS_EACCES, ... */
+/* Bind to a local endpoint of the socket's domain (or, at the default domain,
+ * make the socket of the endpoint's); port 0 picks a free port (see
+ * rs_socket_get_bound_address). RS_EINVAL for a NULL socket or local, or an
+ * endpoint of another domain; RS_EWRONGTHREAD off its loop's thread;
+ * RS_ESTATE once bound or used; RS_EBADF once closed; RS_EADDRINUSE,
+ * RS_EADDRNOTAVAIL, RS_EACCES, RS_EMFILE, ... */
 RESEAU_API int rs_socket_bind(rs_socket_t *socket, const rs_endpoint_t *local);
-/* RS_EINVAL for a NULL socket or out, RS_EBADF once closed, or the OS error. */
+/* RS_EINVAL for a NULL socket or out, RS_ESTATE before a default-domain socket
+ * has its family, RS_EBADF once closed, or the OS error. */
 RESEAU_API int rs_socket_get_bound_address(const rs_socket_t *socket, rs_endpoint_t *out);
 /* The peer of a connected or accepted socket. RS_ENOTCONN otherwise; RS_EINVAL
  * for a NULL socket or out. */
 RESEAU_API int rs_socket_get_remote_address(const rs_socket_t *socket, rs_endpoint_t *out);
 
 /* Stream sockets only; backlog <= 0 means SOMAXCONN. RS_EINVAL for a NULL or
- * DGRAM socket, RS_ESTATE unless new or bound, or the OS error (RS_EADDRINUSE, ...). */
+ * DGRAM socket, RS_EWRONGTHREAD off its loop's thread, RS_ESTATE unless new or
+ * bound (or before a default-domain socket has its family: bind it first), or
+ * the OS error (RS_EADDRINUSE, ...). */
 RESEAU_API int rs_socket_listen(rs_socket_t *socket, int backlog);
 /* Ties the listener to `loop` and accepts until stopped or closed; on_accept
  * runs on that loop's thread. Call on `loop`'s thread. RS_EINVAL for a NULL
@@ -121,8 +137,8 @@ RESEAU_API int rs_socket_stop_accept(rs_socket_t *listener);
  * (RS_ETIMEDOUT after connect_timeout_ms). A DGRAM socket "connects" at once
  * (the callback still comes later). RS_EINVAL for a NULL socket, remote, loop or
  * on_connect, a port of 0 or an endpoint of another domain; RS_EBUSY if tied to
- * another loop; RS_EWRONGTHREAD off `loop`'s thread; RS_ESTATE unless new or
- * bound; or the loop's subscription error (RS_ENOMEM, ...; the socket is then
+ * another loop; RS_EWRONGTHREAD off `loop`'s thread; RS_EBADF once closed;
+ * RS_ESTATE unless new or bound; or the loop's subscription error (RS_ENOMEM, ...; the socket is then
  * closed). An OS refusal (RS_ECONNREFUSED, ...) comes through on_connect. Loop thread. */
 RESEAU_API int rs_socket_connect(rs_socket_t *socket, const rs_endpoint_t *remote, rs_event_loop_t *loop,
                                  rs_socket_on_connect_fn *on_connect, void *user_data);
@@ -197,8 +213,9 @@ typedef struct rs_datagram {
 /* Send one datagram now, without queueing: RS_OK once the kernel has it,
  * RS_EAGAIN when its buffer is full (retry on a later tick), RS_EMSGSIZE, ...
  * RS_EINVAL for a NULL or STREAM socket or a destination of another domain;
- * RS_EBADF once closed. `destination` may be NULL on a connected socket (else
- * RS_ENOTCONN). Loop thread once assigned. */
+ * RS_EBADF once closed; RS_EWRONGTHREAD off its loop's thread. `destination`
+ * may be NULL on a connected socket (else RS_ENOTCONN). The first destination
+ * gives a default-domain socket its family. Loop thread once assigned. */
 RESEAU_API int rs_socket_send_to(rs_socket_t *socket, const rs_endpoint_t *destination, rs_byte_cursor_t data);
 /* Send up to `count` datagrams with as few system calls as possible
  * (sendmmsg on Linux). *sent_out says how many left; on an error after some
@@ -208,10 +225,58 @@ RESEAU_API int rs_socket_send_batch(rs_socket_t *socket, const rs_datagram_t *da
                                     size_t *sent_out);
 /* Receive one datagram into datagram->data (capacity bytes), with its source.
  * RS_EAGAIN when none is waiting. RS_EINVAL for a NULL or STREAM socket, a NULL
- * datagram or one without a buffer; RS_EBADF once closed. */
+ * datagram or one without a buffer; RS_EWRONGTHREAD off its loop's thread;
+ * RS_ESTATE before a default-domain socket has its family; RS_EBADF once
+ * closed. */
 RESEAU_API int rs_socket_recv_from(rs_socket_t *socket, rs_datagram_t *datagram);
 /* Receive up to `count` datagrams (recvmmsg on Linux); *received_out counts
  * them. Errors as for rs_socket_recv_from, and RS_EINVAL for NULL datagrams or
  * received_out, or a count of 0. */
 RESEAU_API int rs_socket_recv_batch(rs_socket_t *socket, rs_datagram_t *datagrams, size_t count,
                                     size_t *received_out);
+
+/* ---- Options on a live socket ----
+ * Each takes effect at once, on a socket that is open (bound, connected,
+ * listening or not). Common errors, checked in this order: RS_EINVAL for a
+ * NULL socket; RS_EWRONGTHREAD off the thread of the loop it is tied to;
+ * RS_EINVAL for the wrong socket type or domain, or a bad value; RS_ESTATE
+ * while a socket left at the default domain has no OS socket yet (before its
+ * first bind, connect or send_to); RS_EBADF once closed; else the OS error
+ * from setsockopt. */
+
+/* TCP_NODELAY on a TCP socket (a listener passes it to sockets it accepts). */
+RESEAU_API int rs_socket_set_tcp_nodelay(rs_socket_t *socket, bool enabled);
+/* SO_KEEPALIVE on a TCP socket, with TCP_KEEPIDLE, TCP_KEEPINTVL and
+ * TCP_KEEPCNT where non-zero (0 keeps the current value). The OS bounds them
+ * (Linux: idle and interval 1..32767 s, probes 1..127): RS_EINVAL outside.
+ * Only SO_KEEPALIVE is set off Linux. */
+RESEAU_API int rs_socket_set_keepalive(rs_socket_t *socket, bool enabled, uint32_t idle_s, uint32_t interval_s,
+                                       uint32_t probes);
+/* Unicast TTL (IPv4 IP_TTL) or hop limit (IPv6 IPV6_UNICAST_HOPS), 1..255,
+ * on any IPv4 or IPv6 socket. */
+RESEAU_API int rs_socket_set_ttl(rs_socket_t *socket, uint32_t ttl);
+
+/* UDP only (DGRAM, IPv4 or IPv6); the group's domain must match the socket's.
+ * Join or leave a multicast group (224.0.0.0/4, ff00::/8; the port is
+ * ignored) on one interface: IPv4 by its address (interface_address, IPv4,
+ * or NULL) or, on Linux, its index; IPv6 by index only (interface_address must
+ * be NULL). Neither (NULL and 0) lets the OS pick by its routes. Joining sends
+ * an IGMP/MLD report on that interface. Leaving a group not joined is the OS
+ * error (RS_EADDRNOTAVAIL). */
+RESEAU_API int rs_socket_join_multicast_group(rs_socket_t *socket, const rs_endpoint_t *group,
+                                              const rs_endpoint_t *interface_address, uint32_t interface_index);
+RESEAU_API int rs_socket_leave_multicast_group(rs_socket_t *socket, const rs_endpoint_t *group,
+                                               const rs_endpoint_t *interface_address, uint32_t interface_index);
+/* The interface multicast datagrams leave by (IP_MULTICAST_IF,
+ * IPV6_MULTICAST_IF), named as for join. */
+RESEAU_API int rs_socket_set_multicast_interface(rs_socket_t *socket, const rs_endpoint_t *interface_address,
+                                                 uint32_t interface_index);
+/* Whether this host's own group members get the datagrams this socket sends
+ * (IP_MULTICAST_LOOP, IPV6_MULTICAST_LOOP; the OS default is on). */
+RESEAU_API int rs_socket_set_multicast_loop(rs_socket_t *socket, bool enabled);
+/* TTL / hop limit of multicast datagrams, 0..255 (the OS default is 1: this
+ * link only). */
+RESEAU_API int rs_socket_set_multicast_ttl(rs_socket_t *socket, uint32_t ttl);
+/* SO_BROADCAST on an IPv4 UDP socket: without it, sending to a broadcast
+ * address fails with RS_EACCES. */
+RESEAU_API int rs_socket_set_broadcast(rs_socket_t *socket, bool enabled);

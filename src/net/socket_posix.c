@@ -124,6 +124,20 @@ static int rs__errno_result(void) {
     return rs_result_from_errno(errno);
 }
 
+/* The socket waits for its first endpoint to choose its family (and make its
+ * OS socket): see rs_socket_options_t.domain. */
+static bool rs__socket_domain_pending(const rs_socket_t *s) {
+    return s->options.domain == RS_SOCKET_DOMAIN_DEFAULT && s->state != RS__SOCK_CLOSED;
+}
+
+/* RS_OK while the OS socket is open; RS_ESTATE before it exists; RS_EBADF once closed. */
+static int rs__socket_fd_state(const rs_socket_t *s) {
+    if (rs__socket_domain_pending(s)) {
+        return RS_ESTATE;
+    }
+    return s->io.fd < 0 ? RS_EBADF : RS_OK;
+}
+
 /* ---- creation and options ---- */
 
 static int rs__setsockopt_int(int fd, int level, int name, int value) {
@@ -313,7 +327,7 @@ static int rs__socket_open_fd(rs_socket_t *s) {
 RESEAU_API rs_socket_t *rs_socket_new(const rs_socket_options_t *options, int *err_out) {
     int err;
     rs_socket_t *s = rs__socket_alloc(options ? options->allocator : NULL, options, &err);
-    if (s) {
+    if (s && !rs__socket_domain_pending(s)) {
         err = rs__socket_open_fd(s);
         if (err) {
             rs__socket_free(s);
@@ -604,12 +618,38 @@ static int rs__socket_check_endpoint(const rs_socket_t *s, const rs_endpoint_t *
     return RS_OK;
 }
 
+/* The endpoint must be of the socket's domain; a socket at the default domain
+ * takes the endpoint's and makes its OS socket now. */
+static int rs__socket_take_family(rs_socket_t *s, const rs_endpoint_t *endpoint) {
+    int err;
+    if (!endpoint) {
+        return RS_EINVAL;
+    }
+    if (s->state == RS__SOCK_CLOSED) {
+        return RS_EBADF;
+    }
+    if (!rs__socket_domain_pending(s)) {
+        return rs__socket_check_endpoint(s, endpoint);
+    }
+    if (endpoint->domain == RS_SOCKET_DOMAIN_DEFAULT) {
+        return RS_EINVAL;
+    }
+    s->options.domain = endpoint->domain;
+    err = rs__socket_open_fd(s);
+    if (err) {
+        s->options.domain = RS_SOCKET_DOMAIN_DEFAULT;
+        return err;
+    }
+    /* Assigned and subscribed before it had an fd: subscribe it now. */
+    return rs__socket_update_interest(s);
+}
+
 RESEAU_API int rs_socket_bind(rs_socket_t *socket, const rs_endpoint_t *local) {
     rs__sockaddr_t sa;
     socklen_t len;
     int err = rs__socket_check_call(socket, local, "rs_socket_bind");
     if (!err) {
-        err = rs__socket_check_endpoint(socket, local);
+        err = rs__socket_take_family(socket, local);
     }
     if (!err && socket->state != RS__SOCK_INIT) {
         err = RS_ESTATE;
@@ -642,13 +682,12 @@ static int rs__socket_name(int fd, bool peer, rs_endpoint_t *out) {
 }
 
 RESEAU_API int rs_socket_get_bound_address(const rs_socket_t *socket, rs_endpoint_t *out) {
+    int err;
     if (!socket || !out) {
         return RS_EINVAL;
     }
-    if (socket->io.fd < 0) {
-        return RS_EBADF;
-    }
-    return rs__socket_name(socket->io.fd, false, out);
+    err = rs__socket_fd_state(socket);
+    return err ? err : rs__socket_name(socket->io.fd, false, out);
 }
 
 RESEAU_API int rs_socket_get_remote_address(const rs_socket_t *socket, rs_endpoint_t *out) {
@@ -670,7 +709,7 @@ RESEAU_API int rs_socket_listen(rs_socket_t *socket, int backlog) {
     if (socket->options.type != RS_SOCKET_STREAM) {
         return RS_EINVAL;
     }
-    if (socket->state != RS__SOCK_INIT && socket->state != RS__SOCK_BOUND) {
+    if ((socket->state != RS__SOCK_INIT && socket->state != RS__SOCK_BOUND) || rs__socket_domain_pending(socket)) {
         return RS_ESTATE;
     }
     if (listen(socket->io.fd, backlog > 0 ? backlog : SOMAXCONN) != 0) {
@@ -931,7 +970,7 @@ RESEAU_API int rs_socket_connect(rs_socket_t *socket, const rs_endpoint_t *remot
         RS__LOG_ERROR(RS_LS_SOCKET, "rs_socket_connect called off the loop's thread");
         return RS_EWRONGTHREAD;
     }
-    err = rs__socket_check_endpoint(socket, remote);
+    err = rs__socket_take_family(socket, remote);
     if (!err && (remote->domain == RS_SOCKET_DOMAIN_IPV4 || remote->domain == RS_SOCKET_DOMAIN_IPV6) &&
         remote->port == 0) {
         err = RS_EINVAL;

@@ -11,11 +11,12 @@ static int rs__socket_check_dgram(const rs_socket_t *s, const char *function) {
     if (s->options.type != RS_SOCKET_DGRAM) {
         return RS_EINVAL;
     }
-    return s->io.fd < 0 ? RS_EBADF : RS_OK;
+    /* A default-domain socket has no fd yet: its first send_to makes one. */
+    return s->io.fd < 0 && !rs__socket_domain_pending(s) ? RS_EBADF : RS_OK;
 }
 
 /* Fill one msghdr for `dgram`; `name` receives the destination on send. */
-static int rs__dgram_prepare_send(const rs_socket_t *s, const rs_endpoint_t *destination, struct iovec *iov,
+static int rs__dgram_prepare_send(rs_socket_t *s, const rs_endpoint_t *destination, struct iovec *iov,
                                   const void *data, size_t len, struct msghdr *msg, rs__sockaddr_t *name) {
     socklen_t name_len = 0;
     memset(msg, 0, sizeof(*msg));
@@ -24,7 +25,7 @@ static int rs__dgram_prepare_send(const rs_socket_t *s, const rs_endpoint_t *des
     msg->msg_iov = iov;
     msg->msg_iovlen = 1;
     if (destination && !s->has_remote) {
-        int err = rs__socket_check_endpoint(s, destination);
+        int err = rs__socket_take_family(s, destination);
         if (!err) {
             err = rs__endpoint_to_sockaddr(destination, name, &name_len);
         }
@@ -145,6 +146,9 @@ RESEAU_API int rs_socket_recv_from(rs_socket_t *socket, rs_datagram_t *datagram)
     if (!err && (!datagram || !datagram->data || !datagram->capacity)) {
         err = RS_EINVAL;
     }
+    if (!err) {
+        err = rs__socket_fd_state(socket); /* nothing to receive on before the first send_to or bind */
+    }
     if (err) {
         return err;
     }
@@ -169,6 +173,9 @@ RESEAU_API int rs_socket_recv_batch(rs_socket_t *socket, rs_datagram_t *datagram
     err = rs__socket_check_dgram(socket, "rs_socket_recv_batch"); /* NULL socket, then the thread, first */
     if (!err && (!datagrams || !received_out)) {
         err = RS_EINVAL;
+    }
+    if (!err) {
+        err = rs__socket_fd_state(socket); /* nothing to receive on before the first send_to or bind */
     }
     if (!err && count == 0) {
         err = RS_EINVAL;

@@ -88,8 +88,8 @@ static rs_byte_cursor_t some_data(void) {
 static void on_io(rs_event_loop_t *loop, rs_io_handle_t *handle, int events, void *user_data) {
     (void)loop, (void)handle, (void)events, (void)user_data;
 }
-static void on_signal(rs_event_loop_signal_t *sig, void *user_data) {
-    (void)sig, (void)user_data;
+static void on_async(rs_event_loop_async_t *async, void *user_data) {
+    (void)async, (void)user_data;
 }
 static void on_task(rs_task_t *t, void *arg, rs_task_status_t status) {
     (void)t, (void)arg, (void)status;
@@ -176,9 +176,9 @@ static int loop_is_on_thread(void) { return bool_result(rs_event_loop_is_on_loop
 static int loop_subscribe(void) { return rs_event_loop_subscribe(NULL, &io_handle, RS_IO_READABLE, on_io, NULL); }
 static int loop_update(void) { return rs_event_loop_update_subscription(NULL, &io_handle, RS_IO_READABLE); }
 static int loop_unsubscribe(void) { return rs_event_loop_unsubscribe(NULL, &io_handle); }
-static int signal_init(void) { rs_event_loop_signal_init(NULL, fx.loop, on_signal, NULL); return DID_NOTHING; }
-static int signal_send(void) { rs_event_loop_signal_send(NULL); return DID_NOTHING; }
-static int signal_cleanup(void) { return rs_event_loop_signal_cleanup(NULL); }
+static int async_init(void) { rs_event_loop_async_init(NULL, fx.loop, on_async, NULL); return DID_NOTHING; }
+static int async_send(void) { rs_event_loop_async_send(NULL); return DID_NOTHING; }
+static int async_cleanup(void) { return rs_event_loop_async_cleanup(NULL); }
 static int local_put(void) { return rs_event_loop_put_local_object(NULL, &local_key, &local_key, NULL, NULL); }
 static int local_get(void) { void *o; return rs_event_loop_get_local_object(NULL, &local_key, &o); }
 static int local_remove(void) { return rs_event_loop_remove_local_object(NULL, &local_key); }
@@ -190,6 +190,13 @@ static int loop_get_stats(void) {
     return count_result(stats.ticks | stats.io_events | stats.tasks_run | stats.wakeups_sent | stats.xthread_tasks);
 }
 
+static void on_signal(rs_signal_watcher_t *w, int signum, uint32_t count, void *user_data) {
+    (void)w, (void)signum, (void)count, (void)user_data;
+}
+static int signal_new(void) { rs_signal_watcher_t *w; return rs_signal_watcher_new(NULL, SIGUSR1, on_signal, NULL, &w); }
+static int signal_destroy(void) { return rs_signal_watcher_destroy(NULL); }
+static int signal_get_signum(void) { return count_result((size_t)rs_signal_watcher_get_signum(NULL)); }
+
 /* group and task */
 static int group_loop_count(void) { return count_result(rs_event_loop_group_get_loop_count(NULL)); }
 static int group_loop_at(void) { return ptr_result(rs_event_loop_group_get_loop_at(NULL, 0)); }
@@ -198,6 +205,15 @@ static int task_init(void) { rs_task_init(NULL, on_task, NULL, "x"); return DID_
 static int task_is_scheduled(void) { return bool_result(rs_task_is_scheduled(NULL)); }
 
 /* socket */
+static int sock_set_nodelay(void) { return rs_socket_set_tcp_nodelay(NULL, true); }
+static int sock_set_keepalive(void) { return rs_socket_set_keepalive(NULL, true, 0, 0, 0); }
+static int sock_set_ttl(void) { return rs_socket_set_ttl(NULL, 64); }
+static int sock_join(void) { return rs_socket_join_multicast_group(NULL, &endpoint, NULL, 0); }
+static int sock_leave(void) { return rs_socket_leave_multicast_group(NULL, &endpoint, NULL, 0); }
+static int sock_mc_interface(void) { return rs_socket_set_multicast_interface(NULL, NULL, 0); }
+static int sock_mc_loop(void) { return rs_socket_set_multicast_loop(NULL, true); }
+static int sock_mc_ttl(void) { return rs_socket_set_multicast_ttl(NULL, 1); }
+static int sock_broadcast(void) { return rs_socket_set_broadcast(NULL, true); }
 static int sock_destroy(void) { rs_socket_destroy(NULL); return DID_NOTHING; }
 static int sock_close(void) { return rs_socket_close(NULL); }
 static int sock_is_open(void) { return bool_result(rs_socket_is_open(NULL)); }
@@ -327,12 +343,16 @@ static int loop_update_no_handle(void) { return rs_event_loop_update_subscriptio
 static int loop_unsubscribe_no_handle(void) { return rs_event_loop_unsubscribe(fx.loop, NULL); }
 static int local_put_no_key(void) { return rs_event_loop_put_local_object(fx.loop, NULL, &local_key, NULL, NULL); }
 static int loop_get_stats_no_out(void) { rs_event_loop_get_stats(fx.loop, NULL); return DID_NOTHING; }
-/* A signal tied to no loop: sending does nothing, cleaning it up is RS_EINVAL. */
-static int signal_without_loop(void) {
-    rs_event_loop_signal_t sig;
-    rs_event_loop_signal_init(&sig, NULL, on_signal, NULL);
-    rs_event_loop_signal_send(&sig);
-    return rs_event_loop_signal_cleanup(&sig);
+static int signal_new_no_fn(void) { rs_signal_watcher_t *w; return rs_signal_watcher_new(fx.loop, SIGUSR1, NULL, NULL, &w); }
+static int signal_new_no_out(void) { return rs_signal_watcher_new(fx.loop, SIGUSR1, on_signal, NULL, NULL); }
+static int sock_join_no_group(void) { return rs_socket_join_multicast_group(fx.udp, NULL, NULL, 0); }
+static int sock_leave_no_group(void) { return rs_socket_leave_multicast_group(fx.udp, NULL, NULL, 0); }
+/* An async tied to no loop: sending does nothing, cleaning it up is RS_EINVAL. */
+static int async_without_loop(void) {
+    rs_event_loop_async_t async;
+    rs_event_loop_async_init(&async, NULL, on_async, NULL);
+    rs_event_loop_async_send(&async);
+    return rs_event_loop_async_cleanup(&async);
 }
 
 static int sock_bind_no_endpoint(void) { return rs_socket_bind(fx.tcp, NULL); }
@@ -410,9 +430,21 @@ static const row_t null_handle_rows[] = {
     {"rs_event_loop_subscribe(NULL, handle, ...)", loop_subscribe, RS_EINVAL},
     {"rs_event_loop_update_subscription(NULL, handle, ...)", loop_update, RS_EINVAL},
     {"rs_event_loop_unsubscribe(NULL, handle)", loop_unsubscribe, RS_EINVAL},
-    {"rs_event_loop_signal_init(NULL, loop, ...)", signal_init, DID_NOTHING},
-    {"rs_event_loop_signal_send(NULL)", signal_send, DID_NOTHING},
-    {"rs_event_loop_signal_cleanup(NULL)", signal_cleanup, RS_EINVAL},
+    {"rs_event_loop_async_init(NULL, loop, ...)", async_init, DID_NOTHING},
+    {"rs_event_loop_async_send(NULL)", async_send, DID_NOTHING},
+    {"rs_event_loop_async_cleanup(NULL)", async_cleanup, RS_EINVAL},
+    {"rs_signal_watcher_new(NULL, SIGUSR1, ...)", signal_new, RS_EINVAL},
+    {"rs_signal_watcher_destroy(NULL)", signal_destroy, RS_EINVAL},
+    {"rs_signal_watcher_get_signum(NULL)", signal_get_signum, GOT_ZERO},
+    {"rs_socket_set_tcp_nodelay(NULL, true)", sock_set_nodelay, RS_EINVAL},
+    {"rs_socket_set_keepalive(NULL, ...)", sock_set_keepalive, RS_EINVAL},
+    {"rs_socket_set_ttl(NULL, 64)", sock_set_ttl, RS_EINVAL},
+    {"rs_socket_join_multicast_group(NULL, group, ...)", sock_join, RS_EINVAL},
+    {"rs_socket_leave_multicast_group(NULL, group, ...)", sock_leave, RS_EINVAL},
+    {"rs_socket_set_multicast_interface(NULL, ...)", sock_mc_interface, RS_EINVAL},
+    {"rs_socket_set_multicast_loop(NULL, true)", sock_mc_loop, RS_EINVAL},
+    {"rs_socket_set_multicast_ttl(NULL, 1)", sock_mc_ttl, RS_EINVAL},
+    {"rs_socket_set_broadcast(NULL, true)", sock_broadcast, RS_EINVAL},
     {"rs_event_loop_put_local_object(NULL, key, ...)", local_put, RS_EINVAL},
     {"rs_event_loop_get_local_object(NULL, key, &o)", local_get, RS_EINVAL},
     {"rs_event_loop_remove_local_object(NULL, key)", local_remove, RS_EINVAL},
@@ -510,7 +542,11 @@ static const row_t null_argument_rows[] = {
     {"rs_event_loop_unsubscribe(loop, NULL)", loop_unsubscribe_no_handle, RS_EINVAL},
     {"rs_event_loop_put_local_object(loop, NULL, ...)", local_put_no_key, RS_EINVAL},
     {"rs_event_loop_get_stats(loop, NULL)", loop_get_stats_no_out, DID_NOTHING},
-    {"rs_event_loop_signal_cleanup(signal initialised with a NULL loop)", signal_without_loop, RS_EINVAL},
+    {"rs_event_loop_async_cleanup(async initialised with a NULL loop)", async_without_loop, RS_EINVAL},
+    {"rs_signal_watcher_new(loop, SIGUSR1, NULL, ...)", signal_new_no_fn, RS_EINVAL},
+    {"rs_signal_watcher_new(loop, SIGUSR1, fn, ud, NULL)", signal_new_no_out, RS_EINVAL},
+    {"rs_socket_join_multicast_group(udp, NULL, ...)", sock_join_no_group, RS_EINVAL},
+    {"rs_socket_leave_multicast_group(udp, NULL, ...)", sock_leave_no_group, RS_EINVAL},
     {"rs_socket_bind(socket, NULL)", sock_bind_no_endpoint, RS_EINVAL},
     {"rs_socket_get_bound_address(socket, NULL)", sock_bound_address_no_out, RS_EINVAL},
     {"rs_socket_get_remote_address(socket, NULL)", sock_remote_address_no_out, RS_EINVAL},

@@ -5,7 +5,7 @@
  *   million_timers  1,000,000 timed tasks with staggered deadlines, created and
  *                   run on the caller's thread. Figure: timers created+run per s.
  *   async_pummel_N  N producer threads send coalescing cross-thread wakeups to
- *                   one loop: rs_event_loop_signal_send against uv_async_send.
+ *                   one loop: rs_event_loop_async_send against uv_async_send.
  *                   Figure: sends per second.
  *   async_queue_N   N producers deliver every item to the loop: reseau schedules
  *                   a task per item; libuv appends to a mutex-protected queue and
@@ -156,7 +156,7 @@ static double libuv_million_timers(int unused) {
 /* >>async pummel
  *
  * async_pummel_N compares the coalescing primitives: each producer calls
- * rs_event_loop_signal_send (reseau) or uv_async_send (libuv) in a tight loop,
+ * rs_event_loop_async_send (reseau) or uv_async_send (libuv) in a tight loop,
  * its share of BENCH_COUNT times. Both coalesce: a send made while one is
  * pending costs an atomic load, and the loop's callback runs once for all of
  * them. The figure is sends per second; -v shows the callback count.
@@ -208,7 +208,7 @@ struct pummel_run {
     uint64_t end_ns;
     /* reseau */
     rs_event_loop_t *loop;
-    rs_event_loop_signal_t signal;
+    rs_event_loop_async_t rs_async;
     rs_mutex_t lock;
     rs_condvar_t cond;
     bool finished;
@@ -338,11 +338,11 @@ static double reseau_async_queue(int producer_count) {
     return rate;
 }
 
-/* reseau async_pummel: rs_event_loop_signal_send, which coalesces like uv_async_send. */
+/* reseau async_pummel: rs_event_loop_async_send, which coalesces like uv_async_send. */
 
-static void on_reseau_signal(rs_event_loop_signal_t *signal, void *user_data) {
+static void on_reseau_async(rs_event_loop_async_t *async, void *user_data) {
     pummel_run_t *run = (pummel_run_t *)user_data;
-    (void)signal;
+    (void)async;
     run->callbacks++;
     if (atomic_load(&run->producers_done) == run->producer_count && !run->end_ns) {
         run->end_ns = bench_now_ns();
@@ -353,14 +353,14 @@ static void on_reseau_signal(rs_event_loop_signal_t *signal, void *user_data) {
     }
 }
 
-static void reseau_signal_producer_main(void *arg) {
+static void reseau_async_producer_main(void *arg) {
     pummel_producer_t *p = (pummel_producer_t *)arg;
     pummel_wait_for_go(p->run);
     for (size_t n = 0; n < p->quota; n++) {
-        rs_event_loop_signal_send(&p->run->signal);
+        rs_event_loop_async_send(&p->run->rs_async);
     }
     atomic_fetch_add(&p->run->producers_done, 1);
-    rs_event_loop_signal_send(&p->run->signal); /* a callback after this point sees producers_done */
+    rs_event_loop_async_send(&p->run->rs_async); /* a callback after this point sees producers_done */
 }
 
 static double reseau_async_pummel(int producer_count) {
@@ -370,12 +370,12 @@ static double reseau_async_pummel(int producer_count) {
     check_rs(run->loop ? RS_OK : err, "rs_event_loop_new");
     check_rs(rs_mutex_init(&run->lock), "rs_mutex_init");
     check_rs(rs_condvar_init(&run->cond), "rs_condvar_init");
-    rs_event_loop_signal_init(&run->signal, run->loop, on_reseau_signal, run);
+    rs_event_loop_async_init(&run->rs_async, run->loop, on_reseau_async, run);
     check_rs(rs_event_loop_start(run->loop), "rs_event_loop_start");
     rs_thread_options_t options = {.name = "bench-producer", .stack_size = 0};
     for (int i = 0; i < producer_count; i++) {
         pummel_producer_t *p = &run->producers[i];
-        check_rs(rs_thread_launch(&p->rs_thread, reseau_signal_producer_main, p, &options), "rs_thread_launch");
+        check_rs(rs_thread_launch(&p->rs_thread, reseau_async_producer_main, p, &options), "rs_thread_launch");
     }
 
     uint64_t start = bench_now_ns();
@@ -390,7 +390,7 @@ static double reseau_async_pummel(int producer_count) {
     }
     check_rs(rs_event_loop_stop(run->loop), "rs_event_loop_stop");
     check_rs(rs_event_loop_wait(run->loop), "rs_event_loop_wait");
-    check_rs(rs_event_loop_signal_cleanup(&run->signal), "rs_event_loop_signal_cleanup");
+    check_rs(rs_event_loop_async_cleanup(&run->rs_async), "rs_event_loop_async_cleanup");
     rs_event_loop_destroy(run->loop);
     size_t count = pummel_total(run);
     snprintf(g_detail, sizeof g_detail, "%zu sends in %.1f ms, %zu callbacks", count,

@@ -1,0 +1,67 @@
+/*
+ * POSIX signal watchers: a callback on a loop's thread when a signal arrives,
+ * so a server can stop cleanly on SIGINT or SIGTERM, or reload on SIGHUP,
+ * without writing a signal handler.
+ *
+ * Ownership: rs_signal_watcher_new allocates the watcher with the loop's
+ * allocator; rs_signal_watcher_destroy frees it. A watcher still alive when
+ * its loop is destroyed is destroyed with the loop: its pointer is then
+ * invalid.
+ *
+ * Threads: new and destroy run on the loop's thread (before the loop first
+ * runs, the thread that created it); elsewhere they return RS_EWRONGTHREAD.
+ * The callback runs on the loop's thread, never inside the signal handler and
+ * never inside rs_signal_watcher_new.
+ *
+ * Delivery: every watcher of a signal fires, whichever loop it is on. Signals
+ * that arrive before the loop gets to them are coalesced: the callback gets
+ * how many it saw (at least 1), and the OS itself merges repeats of a standard
+ * signal that is already pending, so count is a lower bound, never a tally.
+ *
+ * How (Linux): signalfd. A signalfd only receives a signal that no thread
+ * takes first, so the signal must be blocked in every thread of the process:
+ *   - rs_signal_watcher_new blocks it (pthread_sigmask) in the calling thread;
+ *   - threads started later inherit the mask of the thread starting them, and
+ *     threads reseau starts (loops, groups, resolver workers) are born with
+ *     every watched signal blocked;
+ *   - threads of yours that already run must block it themselves, or it may
+ *     be delivered to them with its old disposition (SIGINT: the process
+ *     ends). Simplest: create the watchers, or block the signals with
+ *     pthread_sigmask, in main() before starting any thread, group included.
+ *   - a signal sent to one thread (raise, pthread_kill) reaches the watchers
+ *     only if that thread runs a loop with a watcher; send to the process
+ *     (kill(getpid(), sig)) instead.
+ * When the last watcher of a signal goes, it is unblocked again in the calling
+ * thread if rs_signal_watcher_new had blocked it there (a pending one is then
+ * delivered with the old disposition), and new threads no longer block it.
+ *
+ * How (elsewhere, or Linux built with RESEAU_NO_SIGNALFD): a sigaction handler
+ * that writes to a self-pipe (async-signal-safe); the previous disposition is
+ * restored when the last watcher of the signal goes. The signal must be
+ * unblocked in at least one thread. The pipe stays open for the life of the
+ * process, because a handler may still be running on another thread then.
+ *
+ * Signals are process-wide: two parts of a program that both change a
+ * signal's disposition (or two copies of reseau built with RESEAU_STATIC)
+ * step on each other.
+ */
+typedef struct rs_signal_watcher rs_signal_watcher_t;
+
+/* `count`: arrivals seen since the last call, at least 1. Loop thread. */
+typedef void rs_signal_watcher_fn(rs_signal_watcher_t *watcher, int signum, uint32_t count, void *user_data);
+
+/* Watch `signum` on `loop`; *watcher_out is set on RS_OK and NULL otherwise.
+ * Errors: RS_EINVAL for a NULL loop, on_signal or watcher_out, or a signum
+ * that cannot be watched (0, negative, NSIG or above, SIGKILL, SIGSTOP, the
+ * fault signals SIGSEGV/SIGBUS/SIGFPE/SIGILL, and the real-time signals the C
+ * library keeps for itself); RS_EWRONGTHREAD off the loop's thread; RS_ENOMEM;
+ * or the OS error (RS_EMFILE, ...) from signalfd, pipe, sigaction or the
+ * loop's subscription. Loop thread. */
+RESEAU_API int rs_signal_watcher_new(rs_event_loop_t *loop, int signum, rs_signal_watcher_fn *on_signal,
+                                     void *user_data, rs_signal_watcher_t **watcher_out);
+/* Stop watching and free the watcher; arrivals not yet delivered are dropped.
+ * Safe inside the watcher's own callback. RS_OK; RS_EINVAL for a NULL
+ * watcher; RS_EWRONGTHREAD off its loop's thread (nothing is done). */
+RESEAU_API int rs_signal_watcher_destroy(rs_signal_watcher_t *watcher);
+/* The watched signal; 0 for a NULL watcher. Any thread. */
+RESEAU_API int rs_signal_watcher_get_signum(const rs_signal_watcher_t *watcher);
