@@ -23,6 +23,7 @@ LINE = re.compile(
     r"(?:(?P<peer>[\w-]+)=\s*(?P<p>[0-9.]+)\S*\s+ratio=(?P<ratio>[0-9.]+)|\(no peer[^)]*\))(?P<rest>.*)$"
 )
 P99 = re.compile(r"p99 reseau=(?P<r>[0-9.]+)ms \w+=(?P<p>[0-9.]+)ms")
+CPU = re.compile(r"cpu/req reseau=(?P<r>[0-9.]+)us \w+=(?P<p>[0-9.]+)us")
 
 # Lower is better for these (memory, size): the ratio must stay low.
 LOWER_IS_BETTER = re.compile(r"^(idle_|tls_idle_|code_size)")
@@ -58,6 +59,7 @@ def parse(path):
             if not m:
                 continue
             p99 = P99.search(m.group("rest") or "")
+            cpu = CPU.search(m.group("rest") or "")
             rows.append({
                 "name": m.group("name"),
                 "r": float(m.group("r")),
@@ -66,6 +68,7 @@ def parse(path):
                 "p": float(m.group("p")) if m.group("p") else None,
                 "ratio": float(m.group("ratio")) if m.group("ratio") else None,
                 "p99": (float(p99.group("r")), float(p99.group("p"))) if p99 else None,
+                "cpu": (float(cpu.group("r")), float(cpu.group("p"))) if cpu else None,
             })
     return rows, notes
 
@@ -97,6 +100,9 @@ def write_markdown(path, rows, notes, command):
         if row["p99"]:
             reseau += f", p99 {row['p99'][0]:.2f} ms"
             peer += f", p99 {row['p99'][1]:.2f} ms"
+        if row["cpu"]:
+            reseau += f", {row['cpu'][0]:.1f} us CPU/req"
+            peer += f", {row['cpu'][1]:.1f} us CPU/req"
         goal = goal_for(row["name"])
         met = ("yes" if goal[1](row) else "**no**") if goal else "—"
         out.append(f"| {row['name']} | {reseau} | {peer} | {ratio} | {goal[0] if goal else '—'} | {met} |")

@@ -4,8 +4,10 @@
 # (libuv), same wrk settings, alternating reseau/libuv, ROUNDS runs each, for
 # 1 and 2 server threads x 100 and 1,000 connections. Prints one line per
 # scenario, in the format of the other benchmarks (medians of the runs):
-#   wrk_t<threads>_c<connections>  reseau=<n>/s  libuv=<n>/s  ratio=<r>  p99 reseau=<ms>ms libuv=<ms>ms
-# Goal (issue 15): ratio >= 1.1 at an equal or lower p99.
+#   wrk_t<threads>_c<connections>  reseau=<n>/s  libuv=<n>/s  ratio=<r>  p99 reseau=<ms>ms libuv=<ms>ms  cpu/req reseau=<us>us libuv=<us>us
+# Goal (issue 15): ratio >= 1.1 at an equal or lower p99. cpu/req is the
+# server process's CPU time (user + system, /proc/PID/stat) per request
+# answered: on a shared machine it moves less than the rates do.
 #
 # Usage: tools/bench/wrk.sh [-d SECONDS] [-r ROUNDS] [-v]
 #   -d  length of each wrk run (default 5)
@@ -98,24 +100,32 @@ to_ms() {
         printf "%.3f", n }'
 }
 
-# run_wrk PORT CONNECTIONS: prints "<requests/s> <p99 ms>"; fails on socket
-# errors or non-2xx answers, which would make the figure meaningless.
+# cpu_ticks PID: the process's user + system CPU time, in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+ticks_per_s=$(getconf CLK_TCK)
+
+# run_wrk PORT CONNECTIONS SERVER_PID: prints "<requests/s> <p99 ms> <server
+# CPU us per request>"; reports socket errors and non-2xx answers.
 run_wrk() {
-    local port=$1 conns=$2 log="$tmp/wrk.log" rps p99
+    local port=$1 conns=$2 server=$3 log="$tmp/wrk.log" rps p99 requests cpu0 cpu1
+    cpu0=$(cpu_ticks "$server")
     timeout $((duration + 30)) wrk -t "$WRK_THREADS" -c "$conns" -d "${duration}s" --latency \
         "http://127.0.0.1:$port/" >"$log" 2>&1 || { echo "wrk.sh: wrk failed:" >&2; cat "$log" >&2; exit 1; }
     if grep -qE 'Socket errors|Non-2xx' "$log"; then
         echo "wrk.sh: wrk saw errors against port $port:" >&2
         grep -E 'Socket errors|Non-2xx' "$log" >&2
     fi
+    cpu1=$(cpu_ticks "$server")
     rps=$(awk '/^Requests\/sec:/ { print $2 }' "$log")
     p99=$(awk '$1 == "99%" { print $2 }' "$log")
-    if [[ -z $rps || -z $p99 ]]; then
+    requests=$(awk '/ requests in / { print $1 }' "$log")
+    if [[ -z $rps || -z $p99 || -z $requests ]]; then
         echo "wrk.sh: cannot read wrk's output:" >&2
         cat "$log" >&2
         exit 1
     fi
-    echo "$rps $(to_ms "$p99")"
+    echo "$rps $(to_ms "$p99") $(awk -v t=$((cpu1 - cpu0)) -v hz="$ticks_per_s" -v n="$requests" \
+        'BEGIN { printf "%.2f", n ? t * 1e6 / hz / n : 0 }')"
 }
 
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
@@ -129,21 +139,23 @@ for threads in "${SERVER_THREADS[@]}"; do
     uv_port=$port uv_pid=$pid
     for conns in "${CONNECTIONS[@]}"; do
         name="wrk_t${threads}_c${conns}"
-        : >"$tmp/reseau.rps"; : >"$tmp/reseau.p99"; : >"$tmp/libuv.rps"; : >"$tmp/libuv.p99"
+        for side in reseau libuv; do : >"$tmp/$side.rps"; : >"$tmp/$side.p99"; : >"$tmp/$side.cpu"; done
         for ((r = 0; r < rounds; r++)); do
             for side in reseau libuv; do
-                if [[ $side == reseau ]]; then p=$reseau_port; else p=$uv_port; fi
-                result=$(run_wrk "$p" "$conns")
-                read -r rps p99 <<<"$result"
+                if [[ $side == reseau ]]; then p=$reseau_port s=$reseau_pid; else p=$uv_port s=$uv_pid; fi
+                result=$(run_wrk "$p" "$conns" "$s")
+                read -r rps p99 cpu <<<"$result"
                 echo "$rps" >>"$tmp/$side.rps"
                 echo "$p99" >>"$tmp/$side.p99"
-                ((verbose)) && printf '  %-22s %12.0f/s  p99 %.3fms\n' "$name/$side" "$rps" "$p99"
+                echo "$cpu" >>"$tmp/$side.cpu"
+                ((verbose)) && printf '  %-22s %12.0f/s  p99 %.3fms  server CPU %.2fus per request\n' "$name/$side" "$rps" "$p99" "$cpu"
             done
         done
         r_rps=$(median <"$tmp/reseau.rps"); u_rps=$(median <"$tmp/libuv.rps")
         r_p99=$(median <"$tmp/reseau.p99"); u_p99=$(median <"$tmp/libuv.p99")
-        printf '%-16s  reseau=%11.0f/s  libuv=%11.0f/s  ratio=%.2f  p99 reseau=%.2fms libuv=%.2fms\n' \
-            "$name" "$r_rps" "$u_rps" "$(awk -v a="$r_rps" -v b="$u_rps" 'BEGIN { print a / b }')" "$r_p99" "$u_p99"
+        r_cpu=$(median <"$tmp/reseau.cpu"); u_cpu=$(median <"$tmp/libuv.cpu")
+        printf '%-16s  reseau=%11.0f/s  libuv=%11.0f/s  ratio=%.2f  p99 reseau=%.2fms libuv=%.2fms  cpu/req reseau=%.2fus libuv=%.2fus\n' \
+            "$name" "$r_rps" "$u_rps" "$(awk -v a="$r_rps" -v b="$u_rps" 'BEGIN { print a / b }')" "$r_p99" "$u_p99" "$r_cpu" "$u_cpu"
     done
     stop_server "$reseau_pid"
     stop_server "$uv_pid"
