@@ -56,6 +56,7 @@
 #include <errno.h>
 #include <malloc.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -162,6 +163,9 @@ static void on_rs_listener_destroyed(rs_server_listener_t *l, void *ud) {
     atomic_store(&g_listener_gone, true);
 }
 
+/* As the client: no Nagle delay between the TLS handshake's flights. */
+static const rs_socket_options_t g_server_socket_options = {.tcp_nodelay = true};
+
 typedef struct rs_server {
     rs_event_loop_group_t *group;
     rs_server_bootstrap_t *bootstrap;
@@ -199,6 +203,7 @@ static uint16_t rs_server_start(rs_server_t *s, bool tls) {
     s->listener = rs_server_bootstrap_new_listener(
         s->bootstrap,
         &(rs_server_listener_options_t){.host = "127.0.0.1", .backlog = BACKLOG, .installers = installers,
+                                        .socket_options = &g_server_socket_options,
                                         .installer_count = count, .enable_read_back_pressure = true,
                                         .on_incoming_setup = on_rs_setup, .on_incoming_shutdown = on_rs_shutdown,
                                         .on_listener_destroyed = on_rs_listener_destroyed},
@@ -288,6 +293,7 @@ static void uv_on_connection(uv_stream_t *server, int status) {
         uv_close((uv_handle_t *)tcp, uv_on_closed);
         return;
     }
+    uv_tcp_nodelay(tcp, 1); /* as the reseau server */
     check_uv(uv_read_start((uv_stream_t *)tcp, uv_on_alloc, uv_on_read), "uv_read_start");
 }
 
@@ -449,6 +455,8 @@ static int connect_to(uint16_t port) {
     }
     struct linger lg = {.l_onoff = 1, .l_linger = 0}; /* close with a reset: no TIME_WAIT */
     setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    int one = 1; /* no Nagle delay (40 ms with delayed ACKs) between handshake flights */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     return fd;
 }
 
