@@ -18,9 +18,10 @@ import argparse
 import re
 import sys
 
+# The unit follows the number with or without a space ("1393.3 MB/s", "2.4KB", "38031/s").
 LINE = re.compile(
-    r"^(?P<name>\S+)\s+reseau=\s*(?P<r>[0-9.]+)(?P<unit>\S*)\s+"
-    r"(?:(?P<peer>[\w-]+)=\s*(?P<p>[0-9.]+)\S*\s+ratio=(?P<ratio>[0-9.]+)|\(no peer[^)]*\))(?P<rest>.*)$"
+    r"^(?P<name>\S+)\s+reseau=\s*(?P<r>[0-9.]+) ?(?P<unit>[A-Za-z/]*)\s+"
+    r"(?:(?P<peer>[\w-]+)=\s*(?P<p>[0-9.]+) ?[A-Za-z/]*\s+ratio=(?P<ratio>[0-9.]+)|\(no peer[^)]*\))(?P<rest>.*)$"
 )
 P99 = re.compile(r"p99 reseau=(?P<r>[0-9.]+)ms \w+=(?P<p>[0-9.]+)ms")
 CPU = re.compile(r"cpu/req reseau=(?P<r>[0-9.]+)us \w+=(?P<p>[0-9.]+)us")
