@@ -20,6 +20,7 @@ here="$root/tools/bench/code_size"
 verbose=0
 [[ ${1:-} != -v ]] || verbose=1
 cc=${CC:-cc}
+# shellcheck disable=SC2054 # -Wl,--gc-sections is one argument
 flags=(-Os -DNDEBUG -ffunction-sections -fdata-sections -Wl,--gc-sections -pthread)
 libuv_a=$(pkg-config --variable=libdir libuv 2>/dev/null || echo /usr/lib/x86_64-linux-gnu)/libuv_a.a
 if [[ ! -f $libuv_a ]]; then
