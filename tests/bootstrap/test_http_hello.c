@@ -1,0 +1,344 @@
+/*
+ * examples/http_hello (the HTTP/1.1 keep-alive responder tools/bench/wrk.sh
+ * measures) against a raw socket client, and against curl when it is
+ * installed (skipped, saying so, otherwise).
+ *
+ * The example runs as a child process on 127.0.0.1, on a port it picks and
+ * prints, with two loops; the tests share it, and the last one stops it with
+ * SIGTERM and expects a clean exit. Every wait is bounded (IO_TIMEOUT_MS per
+ * read or write, STOP_TIMEOUT_MS for the exit); the child dies with the test
+ * (PR_SET_PDEATHSIG) and is killed by the group teardown if still running.
+ */
+#define _GNU_SOURCE /* usleep, mkstemp, pread under -std=c11 */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#ifndef HTTP_HELLO_PATH
+#error "HTTP_HELLO_PATH (the example's executable) must be defined by the build"
+#endif
+
+#define IO_TIMEOUT_MS 5000
+#define STOP_TIMEOUT_MS 10000
+#define RESPONSE "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello, World!"
+#define REQUEST "GET /hello HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: test\r\n\r\n"
+
+static pid_t g_server = -1;
+static uint16_t g_port;
+
+static int64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Wait for fd to be ready for `events`; false on timeout. */
+static bool wait_fd(int fd, short events, int timeout_ms) {
+    struct pollfd p = {.fd = fd, .events = events};
+    int n;
+    do {
+        n = poll(&p, 1, timeout_ms);
+    } while (n < 0 && errno == EINTR);
+    return n > 0;
+}
+
+/* ---------------------------------------------------------------- the server */
+
+static int start_server(void **state) {
+    int out[2];
+    char line[128];
+    size_t len = 0;
+    (void)state;
+    if (pipe(out) != 0) {
+        return -1;
+    }
+    fflush(stdout);
+    g_server = fork();
+    if (g_server < 0) {
+        return -1;
+    }
+    if (g_server == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        dup2(out[1], STDOUT_FILENO);
+        close(out[0]);
+        close(out[1]);
+        execl(HTTP_HELLO_PATH, HTTP_HELLO_PATH, "0", "2", (char *)NULL);
+        _exit(127);
+    }
+    close(out[1]);
+    /* "http_hello: listening on 127.0.0.1:PORT\n" */
+    while (len < sizeof line - 1 && (len == 0 || line[len - 1] != '\n')) {
+        ssize_t n;
+        if (!wait_fd(out[0], POLLIN, IO_TIMEOUT_MS) || (n = read(out[0], line + len, sizeof line - 1 - len)) <= 0) {
+            fprintf(stderr, "http_hello did not say where it listens\n");
+            close(out[0]);
+            return -1;
+        }
+        len += (size_t)n;
+    }
+    line[len] = '\0';
+    close(out[0]);
+    const char *colon = strrchr(line, ':');
+    g_port = colon ? (uint16_t)atoi(colon + 1) : 0;
+    if (!strstr(line, "listening on 127.0.0.1:") || g_port == 0) {
+        fprintf(stderr, "http_hello said: %s\n", line);
+        return -1;
+    }
+    return 0;
+}
+
+/* Returns the exit status, or -1 if it did not exit within timeout_ms. */
+static int wait_exit(pid_t pid, int timeout_ms) {
+    int64_t deadline = now_ms() + timeout_ms;
+    int status;
+    while (now_ms() < deadline) {
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid) {
+            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        }
+        usleep(10 * 1000);
+    }
+    return -1;
+}
+
+static int stop_server(void **state) {
+    (void)state;
+    if (g_server > 0) {
+        kill(g_server, SIGKILL);
+        wait_exit(g_server, STOP_TIMEOUT_MS);
+        g_server = -1;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- the client */
+
+static int connect_server(void) {
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(g_port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+    assert_true(fd >= 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    /* Each small write leaves at once: the byte-by-byte test relies on it. */
+    assert_int_equal(setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one), 0);
+    return fd;
+}
+
+static void send_all(int fd, const char *data, size_t len) {
+    while (len) {
+        assert_true(wait_fd(fd, POLLOUT, IO_TIMEOUT_MS));
+        ssize_t n = send(fd, data, len, MSG_NOSIGNAL);
+        assert_true(n > 0);
+        data += n;
+        len -= (size_t)n;
+    }
+}
+
+/* Read exactly len bytes and compare them with `expected`. */
+static void expect_bytes(int fd, const char *expected, size_t len) {
+    char *got = calloc(1, len + 1);
+    size_t have = 0;
+    assert_non_null(got);
+    while (have < len) {
+        if (!wait_fd(fd, POLLIN, IO_TIMEOUT_MS)) {
+            fail_msg("timed out after %zu of %zu bytes: \"%s\"", have, len, got);
+        }
+        ssize_t n = recv(fd, got + have, len - have, 0);
+        if (n <= 0) {
+            fail_msg("connection ended after %zu of %zu bytes: \"%s\"", have, len, got);
+        }
+        have += (size_t)n;
+    }
+    assert_memory_equal(got, expected, len);
+    free(got);
+}
+
+/* The server closes the connection, with nothing more before the end: EOF, or
+ * a reset when it closed with bytes of ours still unread. */
+static void expect_eof(int fd) {
+    char c;
+    assert_true(wait_fd(fd, POLLIN, IO_TIMEOUT_MS));
+    ssize_t n = recv(fd, &c, 1, 0);
+    if (n != 0 && !(n < 0 && errno == ECONNRESET)) {
+        fail_msg("expected the end of the connection, got %zd (%s)", n, n < 0 ? strerror(errno) : "a byte");
+    }
+}
+
+/* Nothing more arrives for a while, and the connection stays open. */
+static void expect_quiet(int fd) {
+    assert_false(wait_fd(fd, POLLIN, 100));
+}
+
+/* ---------------------------------------------------------------- tests */
+
+static void http_hello_answers_a_request(void **state) {
+    (void)state;
+    int fd = connect_server();
+    send_all(fd, REQUEST, strlen(REQUEST));
+    expect_bytes(fd, RESPONSE, strlen(RESPONSE));
+    expect_quiet(fd);
+    close(fd);
+}
+
+static void http_hello_answers_three_pipelined_requests_in_order(void **state) {
+    (void)state;
+    int fd = connect_server();
+    const char three[] = "GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\n\r\nHEAD /3 HTTP/1.1\r\nX: y\r\n\r\n";
+    send_all(fd, three, strlen(three));
+    expect_bytes(fd, RESPONSE RESPONSE RESPONSE, 3 * strlen(RESPONSE));
+    expect_quiet(fd);
+    close(fd);
+}
+
+static void http_hello_answers_a_request_sent_byte_by_byte(void **state) {
+    (void)state;
+    int fd = connect_server();
+    for (const char *p = REQUEST; *p; p++) {
+        send_all(fd, p, 1);
+        usleep(2000); /* let each byte arrive in a read of its own */
+        if (p[1]) {
+            assert_false(wait_fd(fd, POLLIN, 0)); /* no answer before the request is complete */
+        }
+    }
+    expect_bytes(fd, RESPONSE, strlen(RESPONSE));
+    close(fd);
+}
+
+static void http_hello_keeps_the_connection_alive(void **state) {
+    (void)state;
+    int fd = connect_server();
+    for (int i = 0; i < 5; i++) {
+        send_all(fd, REQUEST, strlen(REQUEST));
+        expect_bytes(fd, RESPONSE, strlen(RESPONSE));
+    }
+    /* Bare LF line ends work too, and an empty line before a request is skipped. */
+    const char lf[] = "\nGET / HTTP/1.1\nHost: a\n\n";
+    send_all(fd, lf, strlen(lf));
+    expect_bytes(fd, RESPONSE, strlen(RESPONSE));
+    expect_quiet(fd);
+    close(fd);
+}
+
+static void http_hello_closes_after_answering_http_1_0(void **state) {
+    (void)state;
+    int fd = connect_server();
+    const char req[] = "GET / HTTP/1.0\r\n\r\nGET /ignored HTTP/1.1\r\n\r\n";
+    const char resp[] = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n"
+                        "Connection: close\r\n\r\nHello, World!";
+    send_all(fd, req, strlen(req));
+    expect_bytes(fd, resp, strlen(resp));
+    expect_eof(fd);
+    close(fd);
+}
+
+static void http_hello_refuses_a_malformed_request_line(void **state) {
+    (void)state;
+    const char resp[] = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    const char *bad[] = {"HELLO\r\n\r\n", "GET / SPDY/3\r\n\r\n", "GET HTTP/1.1\r\n\r\n"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int fd = connect_server();
+        send_all(fd, bad[i], strlen(bad[i]));
+        expect_bytes(fd, resp, strlen(resp));
+        expect_eof(fd);
+        close(fd);
+    }
+    /* A request line longer than the responder keeps. */
+    int fd = connect_server();
+    char line[2000];
+    memset(line, 'a', sizeof line);
+    memcpy(line, "GET /", 5);
+    send_all(fd, line, sizeof line);
+    expect_bytes(fd, resp, strlen(resp));
+    expect_eof(fd);
+    close(fd);
+}
+
+/* curl, two URLs in one run: both answered, the second on the same connection. */
+static void curl_gets_two_pages_over_one_connection(void **state) {
+    (void)state;
+    if (system("command -v curl >/dev/null 2>&1") != 0) {
+        print_message("skipped: curl is not installed (Debian package curl)\n");
+        skip();
+    }
+    char out_path[] = "/tmp/reseau-http-hello-XXXXXX";
+    int out = mkstemp(out_path);
+    assert_true(out >= 0);
+    char url1[64], url2[64];
+    snprintf(url1, sizeof url1, "http://127.0.0.1:%u/", (unsigned)g_port);
+    snprintf(url2, sizeof url2, "http://127.0.0.1:%u/again", (unsigned)g_port);
+    fflush(stdout);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        dup2(out, STDOUT_FILENO);
+        dup2(out, STDERR_FILENO);
+        execlp("curl", "curl", "-sS", "-v", "--max-time", "10", url1, url2, (char *)NULL);
+        _exit(127);
+    }
+    int status = wait_exit(pid, 15000);
+    if (status < 0) {
+        kill(pid, SIGKILL);
+        wait_exit(pid, 1000);
+    }
+    char log[8192] = {0};
+    ssize_t n = pread(out, log, sizeof log - 1, 0);
+    close(out);
+    unlink(out_path);
+    if (status != 0) {
+        fail_msg("curl exited with %d:\n%s", status, n > 0 ? log : "");
+    }
+    const char *first = strstr(log, "Hello, World!");
+    assert_non_null(first);
+    assert_non_null(strstr(first + 1, "Hello, World!"));
+    if (!strstr(log, "Re-using existing connection")) {
+        fail_msg("curl did not reuse the connection:\n%s", log);
+    }
+}
+
+static void http_hello_exits_cleanly_on_sigterm(void **state) {
+    (void)state;
+    int fd = connect_server(); /* an open keep-alive connection is cut, not waited for */
+    send_all(fd, REQUEST, strlen(REQUEST));
+    expect_bytes(fd, RESPONSE, strlen(RESPONSE));
+    assert_int_equal(kill(g_server, SIGTERM), 0);
+    int status = wait_exit(g_server, STOP_TIMEOUT_MS);
+    if (status == 0) {
+        g_server = -1;
+    }
+    assert_int_equal(status, 0);
+    close(fd);
+}
+
+int main(void) {
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(http_hello_answers_a_request),
+        cmocka_unit_test(http_hello_answers_three_pipelined_requests_in_order),
+        cmocka_unit_test(http_hello_answers_a_request_sent_byte_by_byte),
+        cmocka_unit_test(http_hello_keeps_the_connection_alive),
+        cmocka_unit_test(http_hello_closes_after_answering_http_1_0),
+        cmocka_unit_test(http_hello_refuses_a_malformed_request_line),
+        cmocka_unit_test(curl_gets_two_pages_over_one_connection),
+        cmocka_unit_test(http_hello_exits_cleanly_on_sigterm),
+    };
+    return cmocka_run_group_tests(tests, start_server, stop_server);
+}
