@@ -1,6 +1,7 @@
 /*
  * Shared test helpers: a leak-checking allocator built on cmocka's test_malloc,
- * and a fault-injecting allocator that fails the Nth allocation.
+ * a fault-injecting allocator that fails the Nth allocation, and bounded
+ * waits for tests that run a child process.
  *
  * Each test file is its own executable and includes reseau.h with the
  * implementation exactly once, through this header:
@@ -21,6 +22,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#if !defined(_WIN32)
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
+#endif
 
 #include <cmocka.h>
 
@@ -113,5 +127,126 @@ static RS__UNUSED size_t rs_test_failing_alloc_failures(rs_test_failing_alloc_t 
 /* The backends a loop test must cover on this OS, for parametrised tests. */
 static const rs_event_loop_backend_t rs_test_backends[] = {RS_EVENT_LOOP_BACKEND_EPOLL, RS_EVENT_LOOP_BACKEND_POLL};
 #define RS_TEST_BACKEND_COUNT (sizeof(rs_test_backends) / sizeof(rs_test_backends[0]))
+
+#if !defined(_WIN32)
+/* ---- Child processes: for tests that run an example as a child and talk
+ * to it over sockets on the loopback. Every wait is bounded. */
+
+/* A monotonic clock in milliseconds. */
+static RS__UNUSED int64_t rs_test_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Wait for fd to be ready for `events` (POLLIN, POLLOUT); false on timeout. */
+static RS__UNUSED bool rs_test_wait_fd(int fd, short events, int timeout_ms) {
+    struct pollfd p = {.fd = fd, .events = events};
+    int n;
+    do {
+        n = poll(&p, 1, timeout_ms);
+    } while (n < 0 && errno == EINTR);
+    return n > 0;
+}
+
+/* The child's exit status (128 + the signal if one killed it), or -1 if it
+ * did not exit within timeout_ms. */
+static RS__UNUSED int rs_test_wait_exit(pid_t pid, int timeout_ms) {
+    int64_t deadline = rs_test_now_ms() + timeout_ms;
+    int status;
+    while (rs_test_now_ms() < deadline) {
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid) {
+            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        }
+        rs_thread_sleep_ns(10 * RS_NS_PER_MS);
+    }
+    return -1;
+}
+
+/* Run argv[0] as a child that dies with the test (PR_SET_PDEATHSIG on
+ * Linux), its stdout (and stderr too if `both`) into a pipe whose read end
+ * goes to *out_fd. The child's pid, or -1. */
+static RS__UNUSED pid_t rs_test_spawn(char *const argv[], bool both, int *out_fd) {
+    int out[2];
+    if (pipe(out) != 0) {
+        return -1;
+    }
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid == 0) {
+#ifdef __linux__
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+#endif
+        dup2(out[1], STDOUT_FILENO);
+        if (both) {
+            dup2(out[1], STDERR_FILENO);
+        }
+        close(out[0]);
+        close(out[1]);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    close(out[1]);
+    if (pid < 0) {
+        close(out[0]);
+        return -1;
+    }
+    *out_fd = out[0];
+    return pid;
+}
+
+/* Read from fd into buf (NUL-terminated) until it holds `until` or the end,
+ * for at most timeout_ms. The bytes read. */
+static RS__UNUSED size_t rs_test_read_until(int fd, char *buf, size_t size, const char *until, int timeout_ms) {
+    int64_t deadline = rs_test_now_ms() + timeout_ms;
+    size_t len = 0;
+    buf[0] = '\0';
+    while (len < size - 1 && !strstr(buf, until)) {
+        int64_t left = deadline - rs_test_now_ms();
+        ssize_t n;
+        if (left <= 0 || !rs_test_wait_fd(fd, POLLIN, (int)left) || (n = read(fd, buf + len, size - 1 - len)) <= 0) {
+            break;
+        }
+        len += (size_t)n;
+        buf[len] = '\0';
+    }
+    return len;
+}
+
+/* Send all of `data` on a blocking or non-blocking socket; a stall longer
+ * than timeout_ms fails the test. */
+static RS__UNUSED void rs_test_send_all(int fd, const void *data, size_t len, int timeout_ms) {
+    const char *p = data;
+    while (len) {
+        assert_true(rs_test_wait_fd(fd, POLLOUT, timeout_ms));
+        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+        assert_true(n > 0);
+        p += n;
+        len -= (size_t)n;
+    }
+}
+
+/* Read exactly len bytes, each within timeout_ms of the last, and compare
+ * them with `expected`. */
+static RS__UNUSED void rs_test_expect_bytes(int fd, const void *expected, size_t len, int timeout_ms) {
+    char *got = calloc(1, len + 1);
+    size_t have = 0;
+    assert_non_null(got);
+    while (have < len) {
+        if (!rs_test_wait_fd(fd, POLLIN, timeout_ms)) {
+            fail_msg("timed out after %zu of %zu bytes: \"%.200s\"", have, len, got);
+        }
+        ssize_t n = recv(fd, got + have, len - have, 0);
+        if (n <= 0) {
+            fail_msg("connection ended after %zu of %zu bytes: \"%.200s\"", have, len, got);
+        }
+        have += (size_t)n;
+    }
+    assert_memory_equal(got, expected, len);
+    free(got);
+}
+#endif /* !_WIN32 */
 
 #endif /* RESEAU_TEST_UTIL_H */

@@ -9,7 +9,7 @@
  * read or write, STOP_TIMEOUT_MS for the exit); the child dies with the test
  * (PR_SET_PDEATHSIG) and is killed by the group teardown if still running.
  */
-#define _GNU_SOURCE /* usleep, mkstemp, pread under -std=c11 */
+#include "test_util.h" /* first: reseau.h defines _GNU_SOURCE (usleep, mkstemp, pread) */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -45,22 +45,6 @@
 static pid_t g_server = -1;
 static uint16_t g_port;
 
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Wait for fd to be ready for `events`; false on timeout. */
-static bool wait_fd(int fd, short events, int timeout_ms) {
-    struct pollfd p = {.fd = fd, .events = events};
-    int n;
-    do {
-        n = poll(&p, 1, timeout_ms);
-    } while (n < 0 && errno == EINTR);
-    return n > 0;
-}
-
 /* ---------------------------------------------------------------- the server */
 
 static int start_server(void **state) {
@@ -88,7 +72,7 @@ static int start_server(void **state) {
     /* "http_hello: listening on 127.0.0.1:PORT\n" */
     while (len < sizeof line - 1 && (len == 0 || line[len - 1] != '\n')) {
         ssize_t n;
-        if (!wait_fd(out[0], POLLIN, IO_TIMEOUT_MS) || (n = read(out[0], line + len, sizeof line - 1 - len)) <= 0) {
+        if (!rs_test_wait_fd(out[0], POLLIN, IO_TIMEOUT_MS) || (n = read(out[0], line + len, sizeof line - 1 - len)) <= 0) {
             fprintf(stderr, "http_hello did not say where it listens\n");
             close(out[0]);
             return -1;
@@ -106,25 +90,11 @@ static int start_server(void **state) {
     return 0;
 }
 
-/* Returns the exit status, or -1 if it did not exit within timeout_ms. */
-static int wait_exit(pid_t pid, int timeout_ms) {
-    int64_t deadline = now_ms() + timeout_ms;
-    int status;
-    while (now_ms() < deadline) {
-        pid_t r = waitpid(pid, &status, WNOHANG);
-        if (r == pid) {
-            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-        }
-        usleep(10 * 1000);
-    }
-    return -1;
-}
-
 static int stop_server(void **state) {
     (void)state;
     if (g_server > 0) {
         kill(g_server, SIGKILL);
-        wait_exit(g_server, STOP_TIMEOUT_MS);
+        rs_test_wait_exit(g_server, STOP_TIMEOUT_MS);
         g_server = -1;
     }
     return 0;
@@ -142,40 +112,11 @@ static int connect_server(void) {
     return fd;
 }
 
-static void send_all(int fd, const char *data, size_t len) {
-    while (len) {
-        assert_true(wait_fd(fd, POLLOUT, IO_TIMEOUT_MS));
-        ssize_t n = send(fd, data, len, MSG_NOSIGNAL);
-        assert_true(n > 0);
-        data += n;
-        len -= (size_t)n;
-    }
-}
-
-/* Read exactly len bytes and compare them with `expected`. */
-static void expect_bytes(int fd, const char *expected, size_t len) {
-    char *got = calloc(1, len + 1);
-    size_t have = 0;
-    assert_non_null(got);
-    while (have < len) {
-        if (!wait_fd(fd, POLLIN, IO_TIMEOUT_MS)) {
-            fail_msg("timed out after %zu of %zu bytes: \"%s\"", have, len, got);
-        }
-        ssize_t n = recv(fd, got + have, len - have, 0);
-        if (n <= 0) {
-            fail_msg("connection ended after %zu of %zu bytes: \"%s\"", have, len, got);
-        }
-        have += (size_t)n;
-    }
-    assert_memory_equal(got, expected, len);
-    free(got);
-}
-
 /* The server closes the connection, with nothing more before the end: EOF, or
  * a reset when it closed with bytes of ours still unread. */
 static void expect_eof(int fd) {
     char c;
-    assert_true(wait_fd(fd, POLLIN, IO_TIMEOUT_MS));
+    assert_true(rs_test_wait_fd(fd, POLLIN, IO_TIMEOUT_MS));
     ssize_t n = recv(fd, &c, 1, 0);
     if (n != 0 && !(n < 0 && errno == ECONNRESET)) {
         fail_msg("expected the end of the connection, got %zd (%s)", n, n < 0 ? strerror(errno) : "a byte");
@@ -184,7 +125,7 @@ static void expect_eof(int fd) {
 
 /* Nothing more arrives for a while, and the connection stays open. */
 static void expect_quiet(int fd) {
-    assert_false(wait_fd(fd, POLLIN, 100));
+    assert_false(rs_test_wait_fd(fd, POLLIN, 100));
 }
 
 /* ---------------------------------------------------------------- tests */
@@ -192,8 +133,8 @@ static void expect_quiet(int fd) {
 static void http_hello_answers_a_request(void **state) {
     (void)state;
     int fd = connect_server();
-    send_all(fd, REQUEST, strlen(REQUEST));
-    expect_bytes(fd, RESPONSE, strlen(RESPONSE));
+    rs_test_send_all(fd, REQUEST, strlen(REQUEST), IO_TIMEOUT_MS);
+    rs_test_expect_bytes(fd, RESPONSE, strlen(RESPONSE), IO_TIMEOUT_MS);
     expect_quiet(fd);
     close(fd);
 }
@@ -202,8 +143,8 @@ static void http_hello_answers_three_pipelined_requests_in_order(void **state) {
     (void)state;
     int fd = connect_server();
     const char three[] = "GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\n\r\nHEAD /3 HTTP/1.1\r\nX: y\r\n\r\n";
-    send_all(fd, three, strlen(three));
-    expect_bytes(fd, RESPONSE RESPONSE RESPONSE, 3 * strlen(RESPONSE));
+    rs_test_send_all(fd, three, strlen(three), IO_TIMEOUT_MS);
+    rs_test_expect_bytes(fd, RESPONSE RESPONSE RESPONSE, 3 * strlen(RESPONSE), IO_TIMEOUT_MS);
     expect_quiet(fd);
     close(fd);
 }
@@ -212,13 +153,13 @@ static void http_hello_answers_a_request_sent_byte_by_byte(void **state) {
     (void)state;
     int fd = connect_server();
     for (const char *p = REQUEST; *p; p++) {
-        send_all(fd, p, 1);
+        rs_test_send_all(fd, p, 1, IO_TIMEOUT_MS);
         usleep(2000); /* let each byte arrive in a read of its own */
         if (p[1]) {
-            assert_false(wait_fd(fd, POLLIN, 0)); /* no answer before the request is complete */
+            assert_false(rs_test_wait_fd(fd, POLLIN, 0)); /* no answer before the request is complete */
         }
     }
-    expect_bytes(fd, RESPONSE, strlen(RESPONSE));
+    rs_test_expect_bytes(fd, RESPONSE, strlen(RESPONSE), IO_TIMEOUT_MS);
     close(fd);
 }
 
@@ -226,13 +167,13 @@ static void http_hello_keeps_the_connection_alive(void **state) {
     (void)state;
     int fd = connect_server();
     for (int i = 0; i < 5; i++) {
-        send_all(fd, REQUEST, strlen(REQUEST));
-        expect_bytes(fd, RESPONSE, strlen(RESPONSE));
+        rs_test_send_all(fd, REQUEST, strlen(REQUEST), IO_TIMEOUT_MS);
+        rs_test_expect_bytes(fd, RESPONSE, strlen(RESPONSE), IO_TIMEOUT_MS);
     }
     /* Bare LF line ends work too, and an empty line before a request is skipped. */
     const char lf[] = "\nGET / HTTP/1.1\nHost: a\n\n";
-    send_all(fd, lf, strlen(lf));
-    expect_bytes(fd, RESPONSE, strlen(RESPONSE));
+    rs_test_send_all(fd, lf, strlen(lf), IO_TIMEOUT_MS);
+    rs_test_expect_bytes(fd, RESPONSE, strlen(RESPONSE), IO_TIMEOUT_MS);
     expect_quiet(fd);
     close(fd);
 }
@@ -243,8 +184,8 @@ static void http_hello_closes_after_answering_http_1_0(void **state) {
     const char req[] = "GET / HTTP/1.0\r\n\r\nGET /ignored HTTP/1.1\r\n\r\n";
     const char resp[] = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n"
                         "Connection: close\r\n\r\nHello, World!";
-    send_all(fd, req, strlen(req));
-    expect_bytes(fd, resp, strlen(resp));
+    rs_test_send_all(fd, req, strlen(req), IO_TIMEOUT_MS);
+    rs_test_expect_bytes(fd, resp, strlen(resp), IO_TIMEOUT_MS);
     expect_eof(fd);
     close(fd);
 }
@@ -255,8 +196,8 @@ static void http_hello_refuses_a_malformed_request_line(void **state) {
     const char *bad[] = {"HELLO\r\n\r\n", "GET / SPDY/3\r\n\r\n", "GET HTTP/1.1\r\n\r\n"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int fd = connect_server();
-        send_all(fd, bad[i], strlen(bad[i]));
-        expect_bytes(fd, resp, strlen(resp));
+        rs_test_send_all(fd, bad[i], strlen(bad[i]), IO_TIMEOUT_MS);
+        rs_test_expect_bytes(fd, resp, strlen(resp), IO_TIMEOUT_MS);
         expect_eof(fd);
         close(fd);
     }
@@ -265,8 +206,8 @@ static void http_hello_refuses_a_malformed_request_line(void **state) {
     char line[2000];
     memset(line, 'a', sizeof line);
     memcpy(line, "GET /", 5);
-    send_all(fd, line, sizeof line);
-    expect_bytes(fd, resp, strlen(resp));
+    rs_test_send_all(fd, line, sizeof line, IO_TIMEOUT_MS);
+    rs_test_expect_bytes(fd, resp, strlen(resp), IO_TIMEOUT_MS);
     expect_eof(fd);
     close(fd);
 }
@@ -294,10 +235,10 @@ static void curl_gets_two_pages_over_one_connection(void **state) {
         execlp("curl", "curl", "-sS", "-v", "--max-time", "10", url1, url2, (char *)NULL);
         _exit(127);
     }
-    int status = wait_exit(pid, 15000);
+    int status = rs_test_wait_exit(pid, 15000);
     if (status < 0) {
         kill(pid, SIGKILL);
-        wait_exit(pid, 1000);
+        rs_test_wait_exit(pid, 1000);
     }
     char log[8192] = {0};
     ssize_t n = pread(out, log, sizeof log - 1, 0);
@@ -317,10 +258,10 @@ static void curl_gets_two_pages_over_one_connection(void **state) {
 static void http_hello_exits_cleanly_on_sigterm(void **state) {
     (void)state;
     int fd = connect_server(); /* an open keep-alive connection is cut, not waited for */
-    send_all(fd, REQUEST, strlen(REQUEST));
-    expect_bytes(fd, RESPONSE, strlen(RESPONSE));
+    rs_test_send_all(fd, REQUEST, strlen(REQUEST), IO_TIMEOUT_MS);
+    rs_test_expect_bytes(fd, RESPONSE, strlen(RESPONSE), IO_TIMEOUT_MS);
     assert_int_equal(kill(g_server, SIGTERM), 0);
-    int status = wait_exit(g_server, STOP_TIMEOUT_MS);
+    int status = rs_test_wait_exit(g_server, STOP_TIMEOUT_MS);
     if (status == 0) {
         g_server = -1;
     }
