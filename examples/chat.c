@@ -80,6 +80,7 @@ static void on_incoming_setup(rs_server_listener_t *l, rs_channel_t *channel, in
     if (i < MAX_CLIENTS) clients[i] = channel;
     pthread_mutex_unlock(&clients_lock);
     if (i == MAX_CLIENTS) rs_channel_shutdown(channel, RS_OK);
+    else rs_channel_write_threadsafe(channel, rs_byte_cursor_from_cstr("* welcome\n"), NULL, NULL);
 }
 
 static void on_incoming_shutdown(rs_server_listener_t *l, rs_channel_t *channel, int error, void *u) {

@@ -94,7 +94,10 @@ static void chat_broadcasts_lines_to_the_others(void **state) {
     uint16_t port;
     pid_t pid = start_server(CHAT_PATH, &port);
     int a = connect_tcp(port), b = connect_tcp(port), c = connect_tcp(port);
-    rs_thread_sleep_ns(300 * RS_NS_PER_MS); /* the server registers each client after its accept */
+    /* The welcome comes once the server has the client in its list. */
+    rs_test_expect_bytes(a, "* welcome\n", 10, IO_TIMEOUT_MS);
+    rs_test_expect_bytes(b, "* welcome\n", 10, IO_TIMEOUT_MS);
+    rs_test_expect_bytes(c, "* welcome\n", 10, IO_TIMEOUT_MS);
     rs_test_send_all(a, "hello from A\n", 13, IO_TIMEOUT_MS);
     rs_test_expect_bytes(b, "hello from A\n", 13, IO_TIMEOUT_MS);
     rs_test_expect_bytes(c, "hello from A\n", 13, IO_TIMEOUT_MS);
