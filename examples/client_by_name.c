@@ -77,7 +77,9 @@ int main(int argc, char **argv) {
     rs_client_bootstrap_t *client = group ? rs_client_bootstrap_new(&(rs_client_bootstrap_options_t){.group = group}, &err) : NULL;
     if (client) {
         static const rs_channel_installer_vtable_t installer_vtable = {.install = install};
-        rs_channel_installer_t installer = {&installer_vtable, NULL}, *installers[] = {&installer};
+        /* Static: the bootstrap uses the installer until the connection is set up. */
+        static rs_channel_installer_t installer = {&installer_vtable, NULL};
+        rs_channel_installer_t *installers[] = {&installer};
         err = rs_client_bootstrap_connect(client, &(rs_client_connect_options_t){
             .host = host, .port = (uint32_t)port, .installers = installers, .installer_count = 1,
             .on_setup = on_setup, .on_shutdown = on_shutdown, .user_data = (void *)host});
