@@ -4929,20 +4929,28 @@ RESEAU_API uint64_t rs_event_loop_now_ns(const rs_event_loop_t *loop) {
  * wakes again (not only the empty -> non-empty one) until a wake gets through,
  * and the loop checks its queue before each wait, so one lost wake delays its
  * task only until the loop's next wakeup and never stalls later tasks. */
-static void rs__event_loop_wake(rs_event_loop_t *loop) {
+static bool rs__event_loop_try_wake(rs_event_loop_t *loop) {
     int attempt;
-    rs__atomic_add_u64(&loop->stats.wakeups_sent, 1);
+    /* int atomics and the backend's write(2) only: rs_event_loop_stop calls
+     * this from signal handlers. */
     for (attempt = 0; attempt < RS__WAKE_ATTEMPTS; ++attempt) {
         if (loop->backend->wake(loop)) {
             if (rs__atomic_load_int(&loop->wake_lost)) {
                 rs__atomic_store_int(&loop->wake_lost, 0);
             }
-            return;
+            return true;
         }
     }
     rs__atomic_store_int(&loop->wake_lost, 1);
-    RS__LOG_ERROR(RS_LS_EVENT_LOOP, "cannot wake the loop: %s (errno %d); the next schedule retries",
-                  strerror(errno), errno);
+    return false;
+}
+
+static void rs__event_loop_wake(rs_event_loop_t *loop) {
+    rs__atomic_add_u64(&loop->stats.wakeups_sent, 1);
+    if (!rs__event_loop_try_wake(loop)) {
+        RS__LOG_ERROR(RS_LS_EVENT_LOOP, "cannot wake the loop: %s (errno %d); the next schedule retries",
+                      strerror(errno), errno);
+    }
 }
 
 static rs_task_t *rs__xq_next(const rs_task_t *task) {
@@ -5332,7 +5340,6 @@ RESEAU_API int rs_event_loop_start(rs_event_loop_t *loop) {
 
 RESEAU_API int rs_event_loop_stop(rs_event_loop_t *loop) {
     int saved_errno = errno;
-    int attempt;
     if (!loop) {
         return RS_EINVAL;
     }
@@ -5342,14 +5349,7 @@ RESEAU_API int rs_event_loop_stop(rs_event_loop_t *loop) {
      * (int atomics and write(2) only). A wake that fails is retried by the
      * loop itself within RS__LOST_WAKE_POLL_MS. */
     if (rs__atomic_load_int(&loop->thread_running) || rs__atomic_load_int(&loop->run_caller)) {
-        for (attempt = 0; attempt < RS__WAKE_ATTEMPTS; ++attempt) {
-            if (loop->backend->wake(loop)) {
-                break;
-            }
-        }
-        if (attempt == RS__WAKE_ATTEMPTS) {
-            rs__atomic_store_int(&loop->wake_lost, 1);
-        }
+        rs__event_loop_try_wake(loop);
     }
     errno = saved_errno;
     return RS_OK;
@@ -5706,24 +5706,29 @@ static bool rs__event_loop_drain_canceled(rs_event_loop_t *loop) {
  * channels, run what that scheduled, end the sockets left, run that, then
  * drain until every loop is quiet. Tasks may cross between the loops, so
  * each pass covers all of them before the next starts. */
+static void rs__event_loops_drain(rs_event_loop_t **loops, size_t count) {
+    bool ran;
+    size_t i;
+    do {
+        ran = false;
+        for (i = 0; i < count; ++i) {
+            if (loops[i] && rs__event_loop_drain_canceled(loops[i])) {
+                ran = true;
+            }
+        }
+    } while (ran);
+}
+
 static void rs__event_loops_wind_down(rs_event_loop_t **loops, size_t count) {
     int kind;
     size_t i;
-    bool ran;
-    for (kind = 0; kind <= RS__MEMBER_KINDS; ++kind) {
-        for (i = 0; i < count && kind < RS__MEMBER_KINDS; ++i) {
+    for (kind = 0; kind < RS__MEMBER_KINDS; ++kind) {
+        for (i = 0; i < count; ++i) {
             if (loops[i]) {
                 rs__event_loop_end_members(loops[i], (rs__member_kind_t)kind);
             }
         }
-        do {
-            ran = false;
-            for (i = 0; i < count; ++i) {
-                if (loops[i] && rs__event_loop_drain_canceled(loops[i])) {
-                    ran = true;
-                }
-            }
-        } while (ran);
+        rs__event_loops_drain(loops, count);
     }
 }
 
