@@ -37,6 +37,17 @@
 #define RESEAU_OS_BSD (0)
 #endif
 
+/* The kqueue backend: built on macOS and the BSDs. Elsewhere, define
+ * RESEAU_HAVE_KQUEUE to 1 and put a kqueue emulation's <sys/event.h> on the
+ * include path (libkqueue on Linux, which is how it is tested here). */
+#ifndef RESEAU_HAVE_KQUEUE
+#if RESEAU_OS_APPLE || RESEAU_OS_BSD
+#define RESEAU_HAVE_KQUEUE (1)
+#else
+#define RESEAU_HAVE_KQUEUE (0)
+#endif
+#endif
+
 #if !RESEAU_OS_WINDOWS
 #define RESEAU_OS_POSIX (1)
 #else

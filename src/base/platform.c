@@ -34,6 +34,11 @@
 #include <linux/vm_sockets.h>
 #endif
 
+#if RESEAU_HAVE_KQUEUE
+#include <sys/event.h>
+#include <sys/time.h>
+#endif
+
 #if defined(__FreeBSD__) || defined(__OpenBSD__)
 #include <pthread_np.h>
 #endif

@@ -5,12 +5,18 @@ static const rs__backend_vtable_t *rs__backend_lookup(rs_event_loop_backend_t ba
     case RS_EVENT_LOOP_BACKEND_DEFAULT:
 #if RESEAU_OS_LINUX
         return &rs__epoll_vtable;
+#elif RESEAU_HAVE_KQUEUE
+        return &rs__kqueue_vtable;
 #else
         return &rs__poll_vtable;
 #endif
 #if RESEAU_OS_LINUX
     case RS_EVENT_LOOP_BACKEND_EPOLL:
         return &rs__epoll_vtable;
+#endif
+#if RESEAU_HAVE_KQUEUE
+    case RS_EVENT_LOOP_BACKEND_KQUEUE:
+        return &rs__kqueue_vtable;
 #endif
     case RS_EVENT_LOOP_BACKEND_POLL:
         return &rs__poll_vtable;
@@ -372,6 +378,7 @@ RESEAU_API int rs_event_loop_async_cleanup(rs_event_loop_async_t *async) {
  * next dispatch (rs__io_handle_error says which error). */
 static void rs__event_loop_flush_interest(rs_event_loop_t *loop) {
     rs_list_node_t *node;
+    loop->applying_deferred_interest = true;
     while ((node = rs_list_pop_front(&loop->interest_dirty)) != NULL) {
         rs__io_registration_t *reg = RS_CONTAINER_OF(node, rs__io_registration_t, pending_node);
         int err = rs__registration_apply(loop, reg);
@@ -380,6 +387,7 @@ static void rs__event_loop_flush_interest(rs_event_loop_t *loop) {
             rs_list_push_back(&loop->interest_failed, &reg->pending_node);
         }
     }
+    loop->applying_deferred_interest = false;
 }
 
 /* Inside dispatch: each registration whose deferred change failed hears of it once. */
@@ -433,6 +441,13 @@ static int rs__event_loop_set_interest(rs_event_loop_t *loop, rs_io_handle_t *ha
 static int rs__io_handle_error(const rs_io_handle_t *handle) {
     const rs__io_registration_t *reg = (const rs__io_registration_t *)handle->impl;
     return reg ? reg->error : RS_OK;
+}
+
+/* The socket error (errno) the backend saw with the event being delivered, or
+ * 0: for the socket layer when SO_ERROR reads 0 because the backend read it. */
+static int rs__io_handle_os_error(const rs_io_handle_t *handle) {
+    const rs__io_registration_t *reg = (const rs__io_registration_t *)handle->impl;
+    return reg ? reg->os_error : 0;
 }
 
 /* ---- ticks ---- */

@@ -23,11 +23,11 @@
 typedef struct rs_event_loop rs_event_loop_t;
 
 typedef enum rs_event_loop_backend {
-    RS_EVENT_LOOP_BACKEND_DEFAULT = 0, /* the best for this OS: epoll on Linux, poll elsewhere */
+    RS_EVENT_LOOP_BACKEND_DEFAULT = 0, /* the best for this OS: epoll on Linux, kqueue on macOS and the BSDs, poll elsewhere */
     RS_EVENT_LOOP_BACKEND_EPOLL = 1,   /* Linux */
     RS_EVENT_LOOP_BACKEND_POLL = 2,    /* any POSIX system; the portable fallback */
     RS_EVENT_LOOP_BACKEND_IO_URING = 3, /* not implemented yet: RS_ENOTSUP */
-    RS_EVENT_LOOP_BACKEND_KQUEUE = 4,  /* not implemented yet: RS_ENOTSUP */
+    RS_EVENT_LOOP_BACKEND_KQUEUE = 4,  /* macOS, the BSDs; elsewhere only with RESEAU_HAVE_KQUEUE (libkqueue) */
     RS_EVENT_LOOP_BACKEND_IOCP = 5     /* not implemented yet: RS_ENOTSUP */
 } rs_event_loop_backend_t;
 
@@ -136,7 +136,9 @@ RESEAU_API int rs_event_loop_next_deadline(rs_event_loop_t *loop, uint64_t *dead
  * cross-thread wakeup to process; poll it from a host loop, then call
  * rs_event_loop_run_once(loop, 0). Never read from it or close it.
  * *fd_out is set on RS_OK; RS_ENOTSUP for the poll backend, which has no single
- * waitable handle; RS_EINVAL for a NULL loop or fd_out. Any thread. */
+ * waitable handle; RS_EINVAL for a NULL loop or fd_out. Any thread. On kqueue
+ * it is the kqueue fd, which the BSDs and macOS make pollable; libkqueue's is
+ * not. */
 RESEAU_API int rs_event_loop_get_fd(const rs_event_loop_t *loop, int *fd_out);
 
 /* Schedule `task` to run on the next tick. Any thread. From the loop thread it

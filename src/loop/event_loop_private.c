@@ -16,6 +16,8 @@ typedef struct rs__io_registration {
     int events;          /* wanted mask: READABLE|WRITABLE, or 0 while parked (nothing reported) */
     int backend_events;  /* the mask the backend holds; 0 when the backend does not have the fd */
     int error;           /* a deferred change the backend refused (RS_Exxx), reported as RS_IO_ERROR */
+    int os_error;        /* the socket error (errno) the backend read with this event, where reading it
+                          * cleared it (libkqueue reads SO_ERROR); 0 if none */
     bool subscribed;     /* false once unsubscribed: queued events are skipped */
     size_t slot;         /* backend-private index (the poll backend's array slot) */
     rs_list_node_t node; /* in loop->registrations while subscribed, then retired or free */
@@ -106,6 +108,7 @@ struct rs_event_loop {
     bool dispatching;        /* inside backend->dispatch: retired registrations may still be reported */
     rs_list_t interest_dirty;  /* wanted mask differs from the backend's: applied at the tick's end */
     rs_list_t interest_failed; /* the backend refused a deferred change: RS_IO_ERROR next dispatch */
+    bool applying_deferred_interest; /* inside the tick's-end flush: the backend may queue the change */
 
     /* Channels and sockets on this loop (rs__loop_member_t), ended by destroy.
      * Under the lock: channels come and go on any thread. */

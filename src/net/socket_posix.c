@@ -923,13 +923,20 @@ static void rs__socket_connect_timeout_task(rs_task_t *task, void *arg, rs_task_
     rs__socket_maybe_free(s);
 }
 
-static void rs__socket_finish_connect(rs_socket_t *s, int events) {
+/* The socket's pending error (errno), taken once: SO_ERROR, or the error the
+ * loop's backend read with this event if it cleared SO_ERROR doing so. */
+static int rs__socket_take_error(rs_socket_t *s) {
     int so_error = 0;
     socklen_t len = (socklen_t)sizeof(so_error);
-    int err;
     if (getsockopt(s->io.fd, SOL_SOCKET, SO_ERROR, &so_error, &len) != 0) {
-        so_error = errno;
+        return errno;
     }
+    return so_error ? so_error : rs__io_handle_os_error(&s->io);
+}
+
+static void rs__socket_finish_connect(rs_socket_t *s, int events) {
+    int so_error = rs__socket_take_error(s);
+    int err;
     if (!so_error && !(events & RS_IO_WRITABLE)) {
         if (!(events & (RS_IO_HANGUP | RS_IO_ERROR))) {
             return; /* not done yet */
@@ -1174,9 +1181,8 @@ RESEAU_API int rs_socket_read(rs_socket_t *socket, rs_byte_buf_t *buf, size_t *a
 static void rs__socket_notify_readable(rs_socket_t *s, int events) {
     int error = RS_OK;
     if (events & RS_IO_ERROR) {
-        int so_error = 0;
-        socklen_t len = (socklen_t)sizeof(so_error);
-        if (getsockopt(s->io.fd, SOL_SOCKET, SO_ERROR, &so_error, &len) == 0 && so_error) {
+        int so_error = rs__socket_take_error(s);
+        if (so_error) {
             error = rs_result_from_errno(so_error);
         }
     }
