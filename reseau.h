@@ -155,7 +155,7 @@
  *   >>retry       retry strategies: exponential backoff, standard, no retry
  *   >>stream      input streams (memory, file, yours) and async input streams
  *   Implementation: the same names with .c (>>event_loop.c), plus
- *   >>platform.c, >>atomic.c, >>heap.c, >>scheduler.c, >>epoll.c, >>poll.c, >>kqueue.c,
+ *   >>platform.c, >>atomic.c, >>heap.c, >>scheduler.c, >>epoll.c, >>poll.c, >>kqueue.c, >>io_uring.c,
  *   >>sockaddr.c, >>socket_posix.c, >>udp_posix.c, >>sockopt_posix.c, >>message_pool.c,
  *   >>pipeline.c.
  */
@@ -826,7 +826,7 @@ typedef enum rs_event_loop_backend {
     RS_EVENT_LOOP_BACKEND_DEFAULT = 0, /* the best for this OS: epoll on Linux, kqueue on macOS and the BSDs, poll elsewhere */
     RS_EVENT_LOOP_BACKEND_EPOLL = 1,   /* Linux */
     RS_EVENT_LOOP_BACKEND_POLL = 2,    /* any POSIX system; the portable fallback */
-    RS_EVENT_LOOP_BACKEND_IO_URING = 3, /* not implemented yet: RS_ENOTSUP */
+    RS_EVENT_LOOP_BACKEND_IO_URING = 3, /* Linux 5.19+, where io_uring is allowed; readiness only so far (see README) */
     RS_EVENT_LOOP_BACKEND_KQUEUE = 4,  /* macOS, the BSDs; elsewhere only with RESEAU_HAVE_KQUEUE (libkqueue) */
     RS_EVENT_LOOP_BACKEND_IOCP = 5     /* not implemented yet: RS_ENOTSUP */
 } rs_event_loop_backend_t;
@@ -892,7 +892,9 @@ RESEAU_API void rs_event_loop_destroy(rs_event_loop_t *loop);
 
 RESEAU_API rs_event_loop_backend_t rs_event_loop_get_backend(const rs_event_loop_t *loop);
 RESEAU_API const char *rs_event_loop_backend_name(rs_event_loop_backend_t backend);
-/* Whether `backend` can be created on this OS and build (DEFAULT: always). */
+/* Whether `backend` can be created on this OS and build (DEFAULT: always).
+ * For io_uring the kernel is asked once (a throwaway ring): it may be too old,
+ * or refused by the io_uring_disabled sysctl or a seccomp filter. */
 RESEAU_API bool rs_event_loop_backend_is_available(rs_event_loop_backend_t backend);
 
 /* Run the loop on a new thread. RS_EBUSY if it already runs (here or in
@@ -2896,6 +2898,8 @@ RESEAU_API void rs_async_input_stream_complete_read(rs_async_input_stream_t *str
 #if RESEAU_OS_LINUX
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/signalfd.h>
 #include <linux/vm_sockets.h>
 #endif
@@ -5262,6 +5266,783 @@ static const rs__backend_vtable_t rs__kqueue_vtable = {
 
 #endif /* RESEAU_HAVE_KQUEUE */
 /* <<kqueue.c -- End file: src/loop/kqueue.c */
+/* >>io_uring.c -- Begin file: src/loop/io_uring.c */
+/*
+ * io_uring backend (Linux 5.19+), on raw system calls: no liburing, and no
+ * <linux/io_uring.h> either, since reseau.h must compile where that header is
+ * old or missing. The part of the kernel ABI used here is defined below (it
+ * is fixed: the kernel only ever extends it), and what the running kernel
+ * offers is probed when a loop is created.
+ *
+ * Readiness, for users' fds and (until completion-based sockets land) for the
+ * socket layer, is a one-shot IORING_OP_POLL_ADD per registration, armed again
+ * after each report: that keeps the loop's level-triggered contract, which a
+ * multishot poll (edge-like: it fires on new wakeups, not on data left
+ * unread) would break. Cross-thread wakeups are an eventfd that the ring
+ * reads (one IORING_OP_READ, re-armed after each completion), so a wake costs
+ * the waker one write(2) and the loop no extra system call.
+ *
+ * One io_uring_enter per tick submits what was queued and waits for the next
+ * completion, up to the next task's deadline (IORING_ENTER_EXT_ARG).
+ *
+ * A ring made with IORING_SETUP_SINGLE_ISSUER | DEFER_TASKRUN (6.1+) only
+ * accepts io_uring_enter from the thread that created it, while a loop moves
+ * between threads (created on one, started on its own, run again by the
+ * caller): when the owner changes, the ring is rebuilt on the new thread and
+ * every armed poll is armed again there.
+ */
+#if RESEAU_OS_LINUX
+
+/* ---- the kernel ABI (include/uapi/linux/io_uring.h) ---- */
+
+#ifndef __NR_io_uring_setup
+#define __NR_io_uring_setup 425 /* the same on every architecture since 5.1 (asm-generic) */
+#endif
+#ifndef __NR_io_uring_enter
+#define __NR_io_uring_enter 426
+#endif
+#ifndef __NR_io_uring_register
+#define __NR_io_uring_register 427
+#endif
+
+typedef struct rs__uring_sqe {
+    uint8_t opcode;
+    uint8_t flags;
+    uint16_t ioprio;
+    int32_t fd;
+    uint64_t off;
+    uint64_t addr;
+    uint32_t len;
+    uint32_t op_flags; /* poll32_events, msg_flags, rw_flags, ... */
+    uint64_t user_data;
+    uint16_t buf_index;
+    uint16_t personality;
+    int32_t splice_fd_in;
+    uint64_t addr3;
+    uint64_t pad2;
+} rs__uring_sqe_t;
+RS__STATIC_ASSERT(sizeof(rs__uring_sqe_t) == 64, uring_sqe_size);
+
+typedef struct rs__uring_cqe {
+    uint64_t user_data;
+    int32_t res;
+    uint32_t flags;
+} rs__uring_cqe_t;
+RS__STATIC_ASSERT(sizeof(rs__uring_cqe_t) == 16, uring_cqe_size);
+
+typedef struct rs__uring_sq_offsets {
+    uint32_t head, tail, ring_mask, ring_entries, flags, dropped, array, resv1;
+    uint64_t user_addr;
+} rs__uring_sq_offsets_t;
+
+typedef struct rs__uring_cq_offsets {
+    uint32_t head, tail, ring_mask, ring_entries, overflow, cqes, flags, resv1;
+    uint64_t user_addr;
+} rs__uring_cq_offsets_t;
+
+typedef struct rs__uring_params {
+    uint32_t sq_entries, cq_entries, flags, sq_thread_cpu, sq_thread_idle, features, wq_fd, resv[3];
+    rs__uring_sq_offsets_t sq_off;
+    rs__uring_cq_offsets_t cq_off;
+} rs__uring_params_t;
+RS__STATIC_ASSERT(sizeof(rs__uring_params_t) == 120, uring_params_size);
+
+typedef struct rs__uring_getevents_arg {
+    uint64_t sigmask;
+    uint32_t sigmask_sz;
+    uint32_t min_wait_usec;
+    uint64_t ts;
+} rs__uring_getevents_arg_t;
+
+typedef struct rs__uring_timespec {
+    int64_t tv_sec;
+    long long tv_nsec;
+} rs__uring_timespec_t;
+
+typedef struct rs__uring_probe_op {
+    uint8_t op, resv;
+    uint16_t flags;
+    uint32_t resv2;
+} rs__uring_probe_op_t;
+
+typedef struct rs__uring_probe {
+    uint8_t last_op, ops_len;
+    uint16_t resv;
+    uint32_t resv2[3];
+    rs__uring_probe_op_t ops[64];
+} rs__uring_probe_t;
+
+#define RS__IORING_OFF_SQ_RING 0ULL
+#define RS__IORING_OFF_CQ_RING 0x8000000ULL
+#define RS__IORING_OFF_SQES 0x10000000ULL
+
+#define RS__IORING_SETUP_CQSIZE (1u << 3)
+#define RS__IORING_SETUP_CLAMP (1u << 4)
+#define RS__IORING_SETUP_SUBMIT_ALL (1u << 7)
+#define RS__IORING_SETUP_COOP_TASKRUN (1u << 8)
+#define RS__IORING_SETUP_SINGLE_ISSUER (1u << 12)
+#define RS__IORING_SETUP_DEFER_TASKRUN (1u << 13)
+
+#define RS__IORING_FEAT_SINGLE_MMAP (1u << 0)
+#define RS__IORING_FEAT_NODROP (1u << 1)
+#define RS__IORING_FEAT_EXT_ARG (1u << 8)
+
+#define RS__IORING_SQ_CQ_OVERFLOW (1u << 1)
+
+#define RS__IORING_ENTER_GETEVENTS (1u << 0)
+#define RS__IORING_ENTER_EXT_ARG (1u << 3)
+
+#define RS__IORING_REGISTER_PROBE 8u
+#define RS__IO_URING_OP_SUPPORTED (1u << 0)
+
+#define RS__IORING_OP_POLL_ADD 6
+#define RS__IORING_OP_POLL_REMOVE 7
+#define RS__IORING_OP_READ 22
+
+/* ---- the backend ---- */
+
+/* Submission queue size; the completion queue is RS__URING_CQ_FACTOR times
+ * larger, so that one tick's completions fit without overflowing. */
+#define RS__URING_SQ_ENTRIES 256u
+#define RS__URING_CQ_FACTOR 16u
+
+/* user_data: the kind in the top byte, then for a poll its slot's generation
+ * (24 bits) and index (32 bits). A completion whose generation is not its
+ * slot's any more is stale (canceled, or for a registration since removed). */
+#define RS__URING_KIND_WAKE 1u
+#define RS__URING_KIND_POLL 2u
+#define RS__URING_KIND_IGNORE 3u
+#define RS__URING_GEN_MASK 0xffffffu
+
+typedef struct rs__uring_slot {
+    rs__io_registration_t *reg; /* NULL while free */
+    uint32_t generation;
+    uint32_t next_free;
+    bool armed; /* a poll is queued or in the kernel */
+} rs__uring_slot_t;
+
+typedef struct rs__uring_ready {
+    uint32_t slot;
+    uint32_t generation;
+    int events;
+    int error; /* RS_Exxx when the poll itself failed */
+} rs__uring_ready_t;
+
+typedef struct rs__uring {
+    int ring_fd;
+    unsigned setup_flags;
+    unsigned features;
+    rs_thread_id_t submitter; /* SINGLE_ISSUER: the only thread that may enter the ring */
+    void *sq_map;
+    size_t sq_map_size;
+    void *cq_map; /* == sq_map with IORING_FEAT_SINGLE_MMAP */
+    size_t cq_map_size;
+    rs__uring_sqe_t *sqes;
+    size_t sqes_size;
+    uint32_t *sq_head, *sq_tail, *sq_flags;
+    uint32_t sq_mask, sq_entries;
+    uint32_t *cq_head, *cq_tail;
+    uint32_t cq_mask, cq_entries;
+    rs__uring_cqe_t *cqes;
+    uint32_t sq_local_tail; /* the next SQE to fill; published to *sq_tail as filled */
+
+    int wake_fd;
+    uint64_t wake_value; /* the eventfd read's buffer */
+
+    rs__uring_slot_t *slots;
+    uint32_t slot_capacity;
+    uint32_t free_head; /* index + 1 of the first free slot; 0: none */
+
+    rs__uring_ready_t *ready;
+    size_t ready_count;
+    size_t ready_capacity;
+    bool lost_completions; /* -EBADR: the kernel dropped completions; re-arm everything */
+} rs__uring_t;
+
+/* For tests: make io_uring_setup fail with this errno (0: do not). */
+static int rs__uring_test_setup_errno;
+/* For tests: the queue sizes (0: the defaults), to provoke a full submission
+ * queue and an overflowing completion queue. */
+static unsigned rs__uring_test_sq_entries;
+static unsigned rs__uring_test_cq_entries;
+
+static int rs__uring_sys_setup(unsigned entries, rs__uring_params_t *p) {
+    if (rs__uring_test_setup_errno) {
+        errno = rs__uring_test_setup_errno;
+        return -1;
+    }
+    return (int)syscall(__NR_io_uring_setup, entries, p);
+}
+
+static int rs__uring_sys_enter(int fd, unsigned to_submit, unsigned min_complete, unsigned flags, const void *arg,
+                               size_t argsz) {
+    return (int)syscall(__NR_io_uring_enter, fd, to_submit, min_complete, flags, arg, argsz);
+}
+
+static int rs__uring_sys_register(int fd, unsigned opcode, void *arg, unsigned nr_args) {
+    return (int)syscall(__NR_io_uring_register, fd, opcode, arg, nr_args);
+}
+
+static uint32_t rs__uring_load_acquire(const uint32_t *p) {
+    return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+}
+
+static void rs__uring_store_release(uint32_t *p, uint32_t v) {
+    __atomic_store_n(p, v, __ATOMIC_RELEASE);
+}
+
+static uint64_t rs__uring_token(unsigned kind, uint32_t generation, uint32_t slot) {
+    return ((uint64_t)kind << 56) | ((uint64_t)(generation & RS__URING_GEN_MASK) << 32) | slot;
+}
+
+static void rs__uring_unmap(rs__uring_t *u) {
+    if (u->sqes) {
+        munmap(u->sqes, u->sqes_size);
+    }
+    if (u->cq_map && u->cq_map != u->sq_map) {
+        munmap(u->cq_map, u->cq_map_size);
+    }
+    if (u->sq_map) {
+        munmap(u->sq_map, u->sq_map_size);
+    }
+    u->sqes = NULL;
+    u->cq_map = NULL;
+    u->sq_map = NULL;
+}
+
+static void rs__uring_close_ring(rs__uring_t *u) {
+    rs__uring_unmap(u);
+    if (u->ring_fd >= 0) {
+        close(u->ring_fd);
+        u->ring_fd = -1;
+    }
+}
+
+static int rs__uring_map(rs__uring_t *u, const rs__uring_params_t *p) {
+    uint32_t *array;
+    uint32_t i;
+    u->sq_map_size = p->sq_off.array + p->sq_entries * sizeof(uint32_t);
+    u->cq_map_size = p->cq_off.cqes + p->cq_entries * sizeof(rs__uring_cqe_t);
+    if (p->features & RS__IORING_FEAT_SINGLE_MMAP) {
+        if (u->cq_map_size > u->sq_map_size) {
+            u->sq_map_size = u->cq_map_size;
+        }
+        u->cq_map_size = u->sq_map_size;
+    }
+    u->sq_map = mmap(NULL, u->sq_map_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, u->ring_fd,
+                     RS__IORING_OFF_SQ_RING);
+    if (u->sq_map == MAP_FAILED) {
+        u->sq_map = NULL;
+        return rs_result_from_errno(errno);
+    }
+    if (p->features & RS__IORING_FEAT_SINGLE_MMAP) {
+        u->cq_map = u->sq_map;
+    } else {
+        u->cq_map = mmap(NULL, u->cq_map_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, u->ring_fd,
+                         RS__IORING_OFF_CQ_RING);
+        if (u->cq_map == MAP_FAILED) {
+            u->cq_map = NULL;
+            return rs_result_from_errno(errno);
+        }
+    }
+    u->sqes_size = p->sq_entries * sizeof(rs__uring_sqe_t);
+    u->sqes = (rs__uring_sqe_t *)mmap(NULL, u->sqes_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
+                                      u->ring_fd, RS__IORING_OFF_SQES);
+    if (u->sqes == MAP_FAILED) {
+        u->sqes = NULL;
+        return rs_result_from_errno(errno);
+    }
+    u->sq_head = (uint32_t *)(void *)((char *)u->sq_map + p->sq_off.head);
+    u->sq_tail = (uint32_t *)(void *)((char *)u->sq_map + p->sq_off.tail);
+    u->sq_flags = (uint32_t *)(void *)((char *)u->sq_map + p->sq_off.flags);
+    u->sq_mask = *(uint32_t *)(void *)((char *)u->sq_map + p->sq_off.ring_mask);
+    u->sq_entries = p->sq_entries;
+    array = (uint32_t *)(void *)((char *)u->sq_map + p->sq_off.array);
+    for (i = 0; i < p->sq_entries; ++i) {
+        array[i] = i; /* SQEs are used in ring order, so the index array is the identity */
+    }
+    u->cq_head = (uint32_t *)(void *)((char *)u->cq_map + p->cq_off.head);
+    u->cq_tail = (uint32_t *)(void *)((char *)u->cq_map + p->cq_off.tail);
+    u->cq_mask = *(uint32_t *)(void *)((char *)u->cq_map + p->cq_off.ring_mask);
+    u->cq_entries = p->cq_entries;
+    u->cqes = (rs__uring_cqe_t *)(void *)((char *)u->cq_map + p->cq_off.cqes);
+    u->sq_local_tail = *u->sq_tail;
+    return RS_OK;
+}
+
+/* Whether the kernel has every operation this backend issues. */
+static bool rs__uring_probe_ops(int ring_fd) {
+    static const uint8_t needed[] = {RS__IORING_OP_POLL_ADD, RS__IORING_OP_POLL_REMOVE, RS__IORING_OP_READ};
+    rs__uring_probe_t probe;
+    size_t i;
+    memset(&probe, 0, sizeof(probe));
+    if (rs__uring_sys_register(ring_fd, RS__IORING_REGISTER_PROBE, &probe, 64) != 0) {
+        return false;
+    }
+    for (i = 0; i < sizeof(needed); ++i) {
+        if (needed[i] > probe.last_op || !(probe.ops[needed[i]].flags & RS__IO_URING_OP_SUPPORTED)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Make the ring on this thread: the best setup flags the kernel takes, then
+ * the features this backend needs. RS_ENOTSUP when io_uring is missing,
+ * refused (the io_uring_disabled sysctl, seccomp) or too old. */
+static int rs__uring_open(rs__uring_t *u) {
+    static const unsigned flag_sets[] = {
+        RS__IORING_SETUP_SINGLE_ISSUER | RS__IORING_SETUP_DEFER_TASKRUN, /* 6.1+ */
+        RS__IORING_SETUP_COOP_TASKRUN,                                   /* 5.19+ */
+        0,
+    };
+    rs__uring_params_t p;
+    size_t i;
+    int err;
+    for (i = 0; i < sizeof(flag_sets) / sizeof(flag_sets[0]); ++i) {
+        memset(&p, 0, sizeof(p));
+        p.flags = flag_sets[i] | RS__IORING_SETUP_CQSIZE | RS__IORING_SETUP_CLAMP | RS__IORING_SETUP_SUBMIT_ALL;
+        p.cq_entries = rs__uring_test_cq_entries ? rs__uring_test_cq_entries
+                                                 : RS__URING_SQ_ENTRIES * RS__URING_CQ_FACTOR;
+        u->ring_fd = rs__uring_sys_setup(rs__uring_test_sq_entries ? rs__uring_test_sq_entries : RS__URING_SQ_ENTRIES,
+                                         &p);
+        if (u->ring_fd >= 0) {
+            break;
+        }
+        if (errno != EINVAL) {
+            break; /* ENOSYS, EPERM, ENOMEM: no other flags will help */
+        }
+    }
+    if (u->ring_fd < 0) {
+        int e = errno;
+        RS__LOG_INFO(RS_LS_EVENT_LOOP, "io_uring unavailable: io_uring_setup: %s (errno %d)", strerror(e), e);
+        /* ENOMEM here is the kernel's locked-memory limit, not the heap:
+         * io_uring is as unusable as with ENOSYS or EPERM. */
+        return RS_ENOTSUP;
+    }
+    u->setup_flags = p.flags;
+    u->features = p.features;
+    if (!(p.features & RS__IORING_FEAT_EXT_ARG) || !(p.features & RS__IORING_FEAT_NODROP) ||
+        !rs__uring_probe_ops(u->ring_fd)) {
+        RS__LOG_INFO(RS_LS_EVENT_LOOP, "io_uring too old for this backend (features %#x)", p.features);
+        rs__uring_close_ring(u);
+        return RS_ENOTSUP;
+    }
+    err = rs__uring_map(u, &p);
+    if (err) {
+        rs__uring_close_ring(u);
+        return err;
+    }
+    u->submitter = rs_thread_current_id();
+    return RS_OK;
+}
+
+/* Submit what is queued, without waiting. */
+static int rs__uring_submit(rs__uring_t *u) {
+    unsigned to_submit = u->sq_local_tail - rs__uring_load_acquire(u->sq_head);
+    int n;
+    if (!to_submit) {
+        return RS_OK;
+    }
+    do {
+        n = rs__uring_sys_enter(u->ring_fd, to_submit, 0, 0, NULL, 0);
+    } while (n < 0 && errno == EINTR);
+    return n < 0 ? rs_result_from_errno(errno) : RS_OK;
+}
+
+/* The next free SQE, zeroed; when the queue is full, what is in it is
+ * submitted first. NULL only if the kernel takes none of it. */
+static rs__uring_sqe_t *rs__uring_get_sqe(rs__uring_t *u) {
+    rs__uring_sqe_t *sqe;
+    if (u->sq_local_tail - rs__uring_load_acquire(u->sq_head) >= u->sq_entries) {
+        if (rs__uring_submit(u) != RS_OK ||
+            u->sq_local_tail - rs__uring_load_acquire(u->sq_head) >= u->sq_entries) {
+            return NULL;
+        }
+    }
+    sqe = &u->sqes[u->sq_local_tail & u->sq_mask];
+    memset(sqe, 0, sizeof(*sqe));
+    return sqe;
+}
+
+static void rs__uring_publish(rs__uring_t *u) {
+    ++u->sq_local_tail;
+    rs__uring_store_release(u->sq_tail, u->sq_local_tail);
+}
+
+static uint32_t rs__uring_poll_mask(int events) {
+    uint32_t mask = 0;
+    if (events & RS_IO_READABLE) {
+        mask |= POLLIN;
+    }
+    if (events & RS_IO_WRITABLE) {
+        mask |= POLLOUT;
+    }
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    mask = (mask << 16) | (mask >> 16); /* poll32_events holds the halves swapped on big-endian */
+#endif
+    return mask;
+}
+
+static int rs__uring_ready_events(int res) {
+    int events = 0;
+    unsigned mask = (unsigned)res;
+    if (mask & POLLIN) {
+        events |= RS_IO_READABLE;
+    }
+    if (mask & POLLOUT) {
+        events |= RS_IO_WRITABLE;
+    }
+    if (mask & POLLHUP) {
+        events |= RS_IO_HANGUP;
+    }
+    if (mask & (POLLERR | POLLNVAL)) {
+        events |= RS_IO_ERROR;
+    }
+    return events;
+}
+
+static int rs__uring_arm_wake(rs__uring_t *u) {
+    rs__uring_sqe_t *sqe = rs__uring_get_sqe(u);
+    if (!sqe) {
+        return RS_EAGAIN;
+    }
+    sqe->opcode = RS__IORING_OP_READ;
+    sqe->fd = u->wake_fd;
+    sqe->addr = (uint64_t)(uintptr_t)&u->wake_value;
+    sqe->len = sizeof(u->wake_value);
+    sqe->user_data = rs__uring_token(RS__URING_KIND_WAKE, 0, 0);
+    rs__uring_publish(u);
+    return RS_OK;
+}
+
+/* Arm a one-shot poll of the slot's registration for what it wants now. */
+static int rs__uring_arm_poll(rs__uring_t *u, uint32_t index, int events) {
+    rs__uring_slot_t *slot = &u->slots[index];
+    rs__uring_sqe_t *sqe = rs__uring_get_sqe(u);
+    if (!sqe) {
+        return RS_EAGAIN;
+    }
+    sqe->opcode = RS__IORING_OP_POLL_ADD;
+    sqe->fd = slot->reg->fd;
+    sqe->op_flags = rs__uring_poll_mask(events);
+    sqe->user_data = rs__uring_token(RS__URING_KIND_POLL, slot->generation, index);
+    rs__uring_publish(u);
+    slot->armed = true;
+    return RS_OK;
+}
+
+/* Cancel the slot's armed poll; its completion (-ECANCELED, or a late report)
+ * then carries an old generation and is ignored. */
+static void rs__uring_disarm(rs__uring_t *u, uint32_t index) {
+    rs__uring_slot_t *slot = &u->slots[index];
+    if (slot->armed) {
+        rs__uring_sqe_t *sqe = rs__uring_get_sqe(u);
+        if (sqe) {
+            sqe->opcode = RS__IORING_OP_POLL_REMOVE;
+            sqe->fd = -1;
+            sqe->addr = rs__uring_token(RS__URING_KIND_POLL, slot->generation, index);
+            sqe->user_data = rs__uring_token(RS__URING_KIND_IGNORE, 0, 0);
+            rs__uring_publish(u);
+        }
+        slot->armed = false;
+    }
+    slot->generation = (slot->generation + 1) & RS__URING_GEN_MASK;
+}
+
+static int rs__uring_slot_new(rs_event_loop_t *loop, rs__uring_t *u, rs__io_registration_t *reg, uint32_t *index) {
+    if (!u->free_head) {
+        uint32_t capacity = u->slot_capacity ? u->slot_capacity * 2 : 64;
+        uint32_t i;
+        rs__uring_slot_t *slots = (rs__uring_slot_t *)rs_mem_realloc(
+            &loop->allocator, u->slots, u->slot_capacity * sizeof(*slots), capacity * sizeof(*slots));
+        if (!slots) {
+            return RS_ENOMEM;
+        }
+        for (i = u->slot_capacity; i < capacity; ++i) {
+            memset(&slots[i], 0, sizeof(slots[i]));
+            slots[i].next_free = i + 1 < capacity ? i + 2 : 0;
+        }
+        u->free_head = u->slot_capacity + 1;
+        u->slots = slots;
+        u->slot_capacity = capacity;
+    }
+    *index = u->free_head - 1;
+    u->free_head = u->slots[*index].next_free;
+    u->slots[*index].reg = reg;
+    u->slots[*index].armed = false;
+    reg->slot = *index;
+    return RS_OK;
+}
+
+static void rs__uring_slot_free(rs__uring_t *u, uint32_t index) {
+    rs__uring_disarm(u, index);
+    u->slots[index].reg = NULL;
+    u->slots[index].next_free = u->free_head;
+    u->free_head = index + 1;
+}
+
+static void rs__uring_cleanup(rs_event_loop_t *loop) {
+    rs__uring_t *u = (rs__uring_t *)rs__backend_data(loop);
+    rs__uring_close_ring(u); /* the kernel cancels whatever is still in flight */
+    close(u->wake_fd);
+    rs_mem_free(&loop->allocator, u->slots);
+    rs_mem_free(&loop->allocator, u->ready);
+    rs_mem_free(&loop->allocator, u);
+    loop->backend_data = NULL;
+}
+
+static int rs__uring_init(rs_event_loop_t *loop) {
+    int err;
+    rs__uring_t *u = (rs__uring_t *)rs_mem_calloc(&loop->allocator, 1, sizeof(rs__uring_t));
+    if (!u) {
+        return RS_ENOMEM;
+    }
+    u->ring_fd = -1;
+    /* Blocking: the ring's read of an O_NONBLOCK eventfd would complete at
+     * once with -EAGAIN instead of waiting for a wake. */
+    u->wake_fd = eventfd(0, EFD_CLOEXEC);
+    if (u->wake_fd < 0) {
+        err = rs_result_from_errno(errno);
+        rs_mem_free(&loop->allocator, u);
+        return err;
+    }
+    err = rs__uring_open(u);
+    if (!err) {
+        u->ready_capacity = u->cq_entries;
+        u->ready = (rs__uring_ready_t *)rs_mem_calloc(&loop->allocator, u->ready_capacity, sizeof(*u->ready));
+        err = u->ready ? rs__uring_arm_wake(u) : RS_ENOMEM;
+    }
+    loop->backend_data = u;
+    if (err) {
+        rs__uring_cleanup(loop);
+    }
+    return err;
+}
+
+/* SINGLE_ISSUER: the loop now runs on another thread than the ring's. Make a
+ * new ring here and arm every armed poll and the wakeup read again on it;
+ * closing the old one cancels what it had in flight. */
+static int rs__uring_move_to_this_thread(rs__uring_t *u) {
+    uint32_t i;
+    int err;
+    rs__uring_close_ring(u);
+    err = rs__uring_open(u);
+    if (err) {
+        RS__LOG_ERROR(RS_LS_EVENT_LOOP, "io_uring: cannot remake the ring on this thread: %s", rs_strerror(err));
+        return err;
+    }
+    u->ready_count = 0;
+    err = rs__uring_arm_wake(u);
+    for (i = 0; i < u->slot_capacity && !err; ++i) {
+        rs__uring_slot_t *slot = &u->slots[i];
+        if (slot->reg && slot->armed) {
+            slot->generation = (slot->generation + 1) & RS__URING_GEN_MASK;
+            err = rs__uring_arm_poll(u, i, slot->reg->backend_events ? slot->reg->backend_events : slot->reg->events);
+        }
+    }
+    return err;
+}
+
+static bool rs__uring_is_submitter(const rs__uring_t *u) {
+    return u->ring_fd >= 0 &&
+           (!(u->setup_flags & RS__IORING_SETUP_SINGLE_ISSUER) || u->submitter == rs_thread_current_id());
+}
+
+/* Before entering the ring: on the thread the ring accepts. */
+static bool rs__uring_on_submitter(rs__uring_t *u) {
+    return rs__uring_is_submitter(u) || rs__uring_move_to_this_thread(u) == RS_OK;
+}
+
+/* Every armed poll again, with new generations: after the kernel dropped
+ * completions (-EBADR), any of them may have been a poll's only report. */
+static void rs__uring_rearm_all(rs__uring_t *u) {
+    uint32_t i;
+    for (i = 0; i < u->slot_capacity; ++i) {
+        rs__uring_slot_t *slot = &u->slots[i];
+        if (slot->reg && slot->armed) {
+            rs__uring_disarm(u, i);
+            rs__uring_arm_poll(u, i, slot->reg->backend_events ? slot->reg->backend_events : slot->reg->events);
+        }
+    }
+    rs__uring_arm_wake(u);
+}
+
+/* Take completions off the ring into the ready list (as many as it holds). */
+static void rs__uring_reap(rs__uring_t *u) {
+    uint32_t head = *u->cq_head;
+    uint32_t tail = rs__uring_load_acquire(u->cq_tail);
+    while (head != tail && u->ready_count < u->ready_capacity) {
+        const rs__uring_cqe_t *cqe = &u->cqes[head & u->cq_mask];
+        unsigned kind = (unsigned)(cqe->user_data >> 56);
+        ++head;
+        if (kind == RS__URING_KIND_WAKE) {
+            rs__uring_arm_wake(u); /* the eventfd is reset by the read: take the next wake */
+        } else if (kind == RS__URING_KIND_POLL) {
+            uint32_t index = (uint32_t)cqe->user_data;
+            uint32_t generation = (uint32_t)(cqe->user_data >> 32) & RS__URING_GEN_MASK;
+            rs__uring_ready_t *r;
+            if (index >= u->slot_capacity || !u->slots[index].reg || u->slots[index].generation != generation) {
+                continue; /* canceled, or its registration is gone */
+            }
+            u->slots[index].armed = false;
+            r = &u->ready[u->ready_count++];
+            r->slot = index;
+            r->generation = generation;
+            r->events = cqe->res >= 0 ? rs__uring_ready_events(cqe->res) : RS_IO_ERROR;
+            r->error = cqe->res >= 0 ? RS_OK : rs_result_from_errno(-cqe->res);
+        }
+    }
+    rs__uring_store_release(u->cq_head, head);
+}
+
+static void rs__uring_wait(rs_event_loop_t *loop, int timeout_ms) {
+    rs__uring_t *u = (rs__uring_t *)rs__backend_data(loop);
+    rs__uring_getevents_arg_t arg;
+    rs__uring_timespec_t ts;
+    unsigned to_submit;
+    unsigned min_complete = timeout_ms == 0 ? 0 : 1;
+    int n;
+    u->ready_count = 0;
+    if (!rs__uring_on_submitter(u)) {
+        /* No ring on this thread (logged): the loop runs its tasks and tries
+         * again, without spinning. */
+        poll(NULL, 0, timeout_ms < 0 || timeout_ms > RS__LOST_WAKE_POLL_MS ? RS__LOST_WAKE_POLL_MS : timeout_ms);
+        return;
+    }
+    if (u->lost_completions) {
+        u->lost_completions = false;
+        rs__uring_rearm_all(u);
+    }
+    /* Completions already posted (or overflowed) are taken without waiting. */
+    if (*u->cq_head != rs__uring_load_acquire(u->cq_tail) ||
+        (rs__uring_load_acquire(u->sq_flags) & RS__IORING_SQ_CQ_OVERFLOW)) {
+        min_complete = 0;
+    }
+    memset(&arg, 0, sizeof(arg));
+    arg.sigmask_sz = _NSIG / 8;
+    if (timeout_ms > 0) {
+        ts.tv_sec = timeout_ms / 1000;
+        ts.tv_nsec = (long long)(timeout_ms % 1000) * 1000000LL;
+        arg.ts = (uint64_t)(uintptr_t)&ts;
+    }
+    to_submit = u->sq_local_tail - rs__uring_load_acquire(u->sq_head);
+    n = rs__uring_sys_enter(u->ring_fd, to_submit, min_complete,
+                            RS__IORING_ENTER_GETEVENTS | RS__IORING_ENTER_EXT_ARG, &arg, sizeof(arg));
+    if (n < 0 && errno != EINTR && errno != ETIME && errno != EAGAIN && errno != EBUSY) {
+        if (errno == EBADR) {
+            RS__LOG_ERROR(RS_LS_EVENT_LOOP, "io_uring dropped completions (CQ overflow): re-arming every poll");
+            u->lost_completions = true;
+        } else {
+            RS__LOG_ERROR(RS_LS_EVENT_LOOP, "io_uring_enter failed: %s (errno %d)", strerror(errno), errno);
+        }
+    }
+    /* EBUSY (older kernels, overflowed CQ) and EINTR: what is posted is taken
+     * now, the rest on the next tick. */
+    rs__uring_reap(u);
+}
+
+static void rs__uring_dispatch(rs_event_loop_t *loop) {
+    rs__uring_t *u = (rs__uring_t *)rs__backend_data(loop);
+    size_t i;
+    for (i = 0; i < u->ready_count; ++i) {
+        const rs__uring_ready_t *r = &u->ready[i];
+        rs__uring_slot_t *slot = &u->slots[r->slot];
+        rs__io_registration_t *reg;
+        if (!slot->reg || slot->generation != r->generation) {
+            continue; /* removed by an earlier callback of this batch */
+        }
+        reg = slot->reg;
+        if (r->error) {
+            reg->error = r->error;
+        }
+        rs__registration_dispatch(loop, reg, r->events);
+        /* Level-triggered: poll again for what is wanted now; still ready,
+         * it is reported on the next tick. */
+        if (slot->reg == reg && slot->generation == r->generation && !slot->armed && reg->subscribed &&
+            reg->backend_events) {
+            rs__uring_arm_poll(u, r->slot, reg->backend_events);
+        }
+    }
+    u->ready_count = 0;
+}
+
+static int rs__uring_add(rs_event_loop_t *loop, rs__io_registration_t *reg) {
+    rs__uring_t *u = (rs__uring_t *)rs__backend_data(loop);
+    uint32_t index;
+    int err = rs__uring_slot_new(loop, u, reg, &index);
+    if (err) {
+        return err;
+    }
+    err = rs__uring_arm_poll(u, index, reg->events);
+    if (err) {
+        rs__uring_slot_free(u, index);
+    }
+    return err;
+}
+
+static int rs__uring_modify(rs_event_loop_t *loop, rs__io_registration_t *reg, int events) {
+    rs__uring_t *u = (rs__uring_t *)rs__backend_data(loop);
+    uint32_t index = (uint32_t)reg->slot;
+    rs__uring_disarm(u, index);
+    return rs__uring_arm_poll(u, index, events);
+}
+
+static void rs__uring_remove(rs_event_loop_t *loop, rs__io_registration_t *reg) {
+    rs__uring_t *u = (rs__uring_t *)rs__backend_data(loop);
+    uint32_t index = (uint32_t)reg->slot;
+    bool armed = u->slots[index].armed;
+    rs__uring_slot_free(u, index);
+    /* An armed poll holds the file open: a socket closed right after would
+     * not be closed (no FIN) until the cancel reaches the kernel. Inside a
+     * tick the next wait submits it at once; outside one, submit it now. On
+     * another thread than the ring's (a destroy after the loop thread ended)
+     * the ring is remade, or closed, before anything else: that drops it. */
+    if (armed && !loop->in_tick && rs__uring_is_submitter(u)) {
+        rs__uring_submit(u);
+    }
+}
+
+static bool rs__uring_wake(rs_event_loop_t *loop) {
+    rs__uring_t *u = (rs__uring_t *)rs__backend_data(loop);
+    uint64_t one = 1;
+    /* EAGAIN means the counter is already non-zero: the loop will wake anyway. */
+    return write(u->wake_fd, &one, sizeof(one)) == (ssize_t)sizeof(one) || errno == EAGAIN;
+}
+
+static int rs__uring_get_fd(const rs_event_loop_t *loop, int *fd_out) {
+    const rs__uring_t *u = (const rs__uring_t *)rs__backend_data(loop);
+    *fd_out = u->ring_fd;
+    return RS_OK;
+}
+
+/* Whether this kernel and process can run the backend, probed once with a
+ * throwaway ring (0: not probed yet, 1: yes, 2: no). */
+static int rs__uring_availability;
+
+static bool rs__uring_available(void) {
+    int known = rs__atomic_load_int(&rs__uring_availability);
+    if (!known || rs__uring_test_setup_errno) {
+        rs__uring_t probe;
+        memset(&probe, 0, sizeof(probe));
+        probe.ring_fd = -1;
+        known = rs__uring_open(&probe) == RS_OK ? 1 : 2;
+        rs__uring_close_ring(&probe);
+        if (!rs__uring_test_setup_errno) {
+            rs__atomic_store_int(&rs__uring_availability, known);
+        }
+    }
+    return known == 1;
+}
+
+static const rs__backend_vtable_t rs__uring_vtable = {
+    RS_EVENT_LOOP_BACKEND_IO_URING, rs__uring_init,   rs__uring_cleanup, rs__uring_wait,
+    rs__uring_dispatch,             rs__uring_add,    rs__uring_modify,  rs__uring_remove,
+    rs__uring_wake,                 rs__uring_get_fd, true, /* changes ride on the next wait's io_uring_enter */
+};
+
+#endif /* RESEAU_OS_LINUX */
+/* <<io_uring.c -- End file: src/loop/io_uring.c */
 /* >>event_loop.c -- Begin file: src/loop/event_loop.c */
 /* Event loop core: options, thread ownership, ticks, cross-thread tasks, subscriptions. */
 
@@ -5279,6 +6060,10 @@ static const rs__backend_vtable_t *rs__backend_lookup(rs_event_loop_backend_t ba
     case RS_EVENT_LOOP_BACKEND_EPOLL:
         return &rs__epoll_vtable;
 #endif
+#if RESEAU_OS_LINUX
+    case RS_EVENT_LOOP_BACKEND_IO_URING:
+        return &rs__uring_vtable;
+#endif
 #if RESEAU_HAVE_KQUEUE
     case RS_EVENT_LOOP_BACKEND_KQUEUE:
         return &rs__kqueue_vtable;
@@ -5291,6 +6076,11 @@ static const rs__backend_vtable_t *rs__backend_lookup(rs_event_loop_backend_t ba
 }
 
 RESEAU_API bool rs_event_loop_backend_is_available(rs_event_loop_backend_t backend) {
+#if RESEAU_OS_LINUX
+    if (backend == RS_EVENT_LOOP_BACKEND_IO_URING) {
+        return rs__uring_available(); /* the kernel, a sysctl or seccomp may refuse it */
+    }
+#endif
     return rs__backend_lookup(backend) != NULL;
 }
 

@@ -154,7 +154,7 @@
  *   >>retry       retry strategies: exponential backoff, standard, no retry
  *   >>stream      input streams (memory, file, yours) and async input streams
  *   Implementation: the same names with .c (>>event_loop.c), plus
- *   >>platform.c, >>atomic.c, >>heap.c, >>scheduler.c, >>epoll.c, >>poll.c, >>kqueue.c,
+ *   >>platform.c, >>atomic.c, >>heap.c, >>scheduler.c, >>epoll.c, >>poll.c, >>kqueue.c, >>io_uring.c,
  *   >>sockaddr.c, >>socket_posix.c, >>udp_posix.c, >>sockopt_posix.c, >>message_pool.c,
  *   >>pipeline.c.
  */
@@ -226,6 +226,7 @@ extern "C" {
 #include "loop/epoll.c"
 #include "loop/poll.c"
 #include "loop/kqueue.c"
+#include "loop/io_uring.c"
 #include "loop/event_loop.c"
 #include "loop/group.c"
 #include "loop/signal.c"

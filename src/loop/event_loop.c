@@ -14,6 +14,10 @@ static const rs__backend_vtable_t *rs__backend_lookup(rs_event_loop_backend_t ba
     case RS_EVENT_LOOP_BACKEND_EPOLL:
         return &rs__epoll_vtable;
 #endif
+#if RESEAU_OS_LINUX
+    case RS_EVENT_LOOP_BACKEND_IO_URING:
+        return &rs__uring_vtable;
+#endif
 #if RESEAU_HAVE_KQUEUE
     case RS_EVENT_LOOP_BACKEND_KQUEUE:
         return &rs__kqueue_vtable;
@@ -26,6 +30,11 @@ static const rs__backend_vtable_t *rs__backend_lookup(rs_event_loop_backend_t ba
 }
 
 RESEAU_API bool rs_event_loop_backend_is_available(rs_event_loop_backend_t backend) {
+#if RESEAU_OS_LINUX
+    if (backend == RS_EVENT_LOOP_BACKEND_IO_URING) {
+        return rs__uring_available(); /* the kernel, a sysctl or seccomp may refuse it */
+    }
+#endif
     return rs__backend_lookup(backend) != NULL;
 }
 

@@ -26,7 +26,7 @@ typedef enum rs_event_loop_backend {
     RS_EVENT_LOOP_BACKEND_DEFAULT = 0, /* the best for this OS: epoll on Linux, kqueue on macOS and the BSDs, poll elsewhere */
     RS_EVENT_LOOP_BACKEND_EPOLL = 1,   /* Linux */
     RS_EVENT_LOOP_BACKEND_POLL = 2,    /* any POSIX system; the portable fallback */
-    RS_EVENT_LOOP_BACKEND_IO_URING = 3, /* not implemented yet: RS_ENOTSUP */
+    RS_EVENT_LOOP_BACKEND_IO_URING = 3, /* Linux 5.19+, where io_uring is allowed; readiness only so far (see README) */
     RS_EVENT_LOOP_BACKEND_KQUEUE = 4,  /* macOS, the BSDs; elsewhere only with RESEAU_HAVE_KQUEUE (libkqueue) */
     RS_EVENT_LOOP_BACKEND_IOCP = 5     /* not implemented yet: RS_ENOTSUP */
 } rs_event_loop_backend_t;
@@ -92,7 +92,9 @@ RESEAU_API void rs_event_loop_destroy(rs_event_loop_t *loop);
 
 RESEAU_API rs_event_loop_backend_t rs_event_loop_get_backend(const rs_event_loop_t *loop);
 RESEAU_API const char *rs_event_loop_backend_name(rs_event_loop_backend_t backend);
-/* Whether `backend` can be created on this OS and build (DEFAULT: always). */
+/* Whether `backend` can be created on this OS and build (DEFAULT: always).
+ * For io_uring the kernel is asked once (a throwaway ring): it may be too old,
+ * or refused by the io_uring_disabled sysctl or a seccomp filter. */
 RESEAU_API bool rs_event_loop_backend_is_available(rs_event_loop_backend_t backend);
 
 /* Run the loop on a new thread. RS_EBUSY if it already runs (here or in

@@ -840,12 +840,42 @@ static void print_iperf3_ceiling(const scenario_t *s, double reseau_pump_1, doub
            reseau_pump_1 / ceiling, libuv_pump_1 / ceiling);
 }
 
+#if RESEAU_HAVE_KQUEUE
+/* The kqueue build (-Dkqueue_prefix): the same scenarios, kqueue against epoll. */
+static double kqueue_ping_pongs(int arg) {
+    g_backend = RS_EVENT_LOOP_BACKEND_KQUEUE;
+    return reseau_ping_pongs(arg);
+}
+
+static double epoll_ping_pongs(int arg) {
+    g_backend = RS_EVENT_LOOP_BACKEND_EPOLL;
+    return reseau_ping_pongs(arg);
+}
+
+static double kqueue_pump(int arg) {
+    g_backend = RS_EVENT_LOOP_BACKEND_KQUEUE;
+    return reseau_pump(arg);
+}
+
+static double epoll_pump(int arg) {
+    g_backend = RS_EVENT_LOOP_BACKEND_EPOLL;
+    return reseau_pump(arg);
+}
+
+static const scenario_t g_scenarios[] = {
+    {.name = "ping_pongs", .reseau_fn = kqueue_ping_pongs, .peer_fn = epoll_ping_pongs, .peer = "epoll",
+     .work_unit = "round trip"},
+    {.name = "pump_100", .reseau_fn = kqueue_pump, .peer_fn = epoll_pump, .arg = 100, .peer = "epoll",
+     .unit = " MB/s", .work_unit = "MB"},
+};
+#else
 static const scenario_t g_scenarios[] = {
     {.name = "ping_pongs", .reseau_fn = reseau_ping_pongs, .peer_fn = libuv_ping_pongs, .work_unit = "round trip"},
     {.name = "pump_1", .reseau_fn = reseau_pump, .peer_fn = libuv_pump, .arg = 1, .unit = " MB/s", .work_unit = "MB",
      .after = print_iperf3_ceiling},
     {.name = "pump_100", .reseau_fn = reseau_pump, .peer_fn = libuv_pump, .arg = 100, .unit = " MB/s", .work_unit = "MB"},
 };
+#endif
 
 int main(int argc, char **argv) {
     for (size_t i = 0; i < sizeof g_chunk; i++) {

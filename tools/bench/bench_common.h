@@ -100,9 +100,17 @@ static inline bool idle_watch_expired(idle_watch_t *watch, size_t count) {
     return now - watch->since_ns >= (uint64_t)IDLE_MS * RS_NS_PER_MS;
 }
 
+/* The backend of the loops new_rs_loop makes: a scenario comparing two
+ * backends sets it before each side runs. */
+static rs_event_loop_backend_t g_backend = RS_EVENT_LOOP_BACKEND_DEFAULT;
+
 static inline rs_event_loop_t *new_rs_loop(void) {
     int err = RS_OK;
-    rs_event_loop_t *loop = rs_event_loop_new(NULL, &err);
+    rs_event_loop_options_t options;
+    rs_event_loop_t *loop;
+    memset(&options, 0, sizeof(options));
+    options.backend = g_backend;
+    loop = rs_event_loop_new(&options, &err);
     check_rs(loop ? RS_OK : err, "rs_event_loop_new");
     return loop;
 }
