@@ -124,9 +124,89 @@ static RS__UNUSED size_t rs_test_failing_alloc_failures(rs_test_failing_alloc_t 
     return n;
 }
 
-/* The backends a loop test must cover on this OS, for parametrised tests. */
+/* ---- Per-backend tests. A behaviour written once as
+ *     static void foo(rs_event_loop_backend_t b) { ... }
+ *     RS_TEST_PER_BACKEND(event_loop_, foo)
+ * becomes the cmocka tests event_loop_foo_epoll, event_loop_foo_poll and
+ * event_loop_foo_kqueue, listed in main() with
+ *     RS_TEST_PER_BACKEND_TESTS(event_loop_, foo),
+ * The prefix may be empty: RS_TEST_PER_BACKEND(, foo) gives foo_epoll.
+ * RS_TEST_PER_BACKEND_CALL(prefix, name, call) is the same with any
+ * expression as the body, in which `b` is the backend:
+ *     RS_TEST_PER_BACKEND_CALL(, cut_by_timeout, cut_short(b, CUT_BY_TIMEOUT))
+ *
+ * Each variant first calls rs_test_backend_or_skip(b), so a backend that is
+ * not in this build (kqueue on Linux without libkqueue) shows as SKIPPED, and
+ * a build with -DRS_TEST_ONLY_BACKEND=RS_EVENT_LOOP_BACKEND_KQUEUE runs only
+ * the kqueue variants (tests that are not per-backend still run). */
+
+/* Skips the calling test (cmocka's skip()) unless backend b is to be tested
+ * here. Call it before the test allocates anything: with cmocka 1.1.5, a
+ * skipped test that leaves test_malloc blocks behind makes the executable
+ * exit 255 while its report lists no failure. */
+static RS__UNUSED void rs_test_backend_or_skip(rs_event_loop_backend_t b) {
+#ifdef RS_TEST_ONLY_BACKEND
+    if (b != (RS_TEST_ONLY_BACKEND)) {
+        print_message("skipped: this build tests only the %s backend\n",
+                      rs_event_loop_backend_name(RS_TEST_ONLY_BACKEND));
+        skip();
+    }
+#endif
+    if (!rs_event_loop_backend_is_available(b)) {
+        print_message("skipped: the %s backend is not in this build\n", rs_event_loop_backend_name(b));
+        skip();
+    }
+}
+
+#define RS_TEST__ONE_BACKEND(fn, backend, call)                                                     \
+    static void fn(void **state) {                                                                  \
+        rs_event_loop_backend_t b = (backend);                                                      \
+        (void)state;                                                                                \
+        rs_test_backend_or_skip(b);                                                                 \
+        call;                                                                                       \
+    }
+
+#define RS_TEST_PER_BACKEND_CALL(prefix, name, call)                                                \
+    RS_TEST__ONE_BACKEND(prefix##name##_epoll, RS_EVENT_LOOP_BACKEND_EPOLL, call)                   \
+    RS_TEST__ONE_BACKEND(prefix##name##_poll, RS_EVENT_LOOP_BACKEND_POLL, call)                     \
+    RS_TEST__ONE_BACKEND(prefix##name##_kqueue, RS_EVENT_LOOP_BACKEND_KQUEUE, call)
+
+#define RS_TEST_PER_BACKEND(prefix, name) RS_TEST_PER_BACKEND_CALL(prefix, name, name(b))
+
+/* The entries for main()'s CMUnitTest array; the _SETUP_TEARDOWN form gives
+ * each variant cmocka setup and teardown functions. */
+#define RS_TEST_PER_BACKEND_TESTS_SETUP_TEARDOWN(prefix, name, setup, teardown)                     \
+    cmocka_unit_test_setup_teardown(prefix##name##_epoll, setup, teardown),                         \
+        cmocka_unit_test_setup_teardown(prefix##name##_poll, setup, teardown),                      \
+        cmocka_unit_test_setup_teardown(prefix##name##_kqueue, setup, teardown)
+
+#define RS_TEST_PER_BACKEND_TESTS(prefix, name) RS_TEST_PER_BACKEND_TESTS_SETUP_TEARDOWN(prefix, name, NULL, NULL)
+
+/* The backends this OS must provide (Linux: epoll and poll). kqueue is not
+ * here: on Linux it exists only in a build against libkqueue. */
 static const rs_event_loop_backend_t rs_test_backends[] = {RS_EVENT_LOOP_BACKEND_EPOLL, RS_EVENT_LOOP_BACKEND_POLL};
 #define RS_TEST_BACKEND_COUNT (sizeof(rs_test_backends) / sizeof(rs_test_backends[0]))
+
+/* ---- Driving a loop on the test thread. */
+
+/* The bound of RS_TEST_RUN_UNTIL. */
+#define RS_TEST_WAIT_NS (20 * RS_NS_PER_SEC)
+
+/* Run the loop on this thread (rs_event_loop_run_once, 10 ms at most per
+ * tick) until `cond` holds; fail the test after `ns`. `cond` is evaluated
+ * again after every tick, so it must have no side effects. */
+#define RS_TEST_RUN_UNTIL_NS(loop, cond, ns)                                                        \
+    do {                                                                                            \
+        uint64_t rs_test_run_deadline_ = rs_clock_now_ns() + (ns);                                  \
+        while (!(cond)) {                                                                           \
+            if (rs_clock_now_ns() > rs_test_run_deadline_) {                                        \
+                fail_msg("timed out waiting for: %s", #cond);                                       \
+            }                                                                                       \
+            assert_int_equal(rs_event_loop_run_once((loop), 10), RS_OK);                            \
+        }                                                                                           \
+    } while (0)
+
+#define RS_TEST_RUN_UNTIL(loop, cond) RS_TEST_RUN_UNTIL_NS(loop, cond, RS_TEST_WAIT_NS)
 
 #if !defined(_WIN32)
 /* ---- Child processes: for tests that run an example as a child and talk

@@ -24,18 +24,6 @@
 #define INSTALLER_ERROR RS_EACCES /* what a failing installer reports: stands out in the results */
 #define PAYLOAD "hello through the bootstraps"
 
-#define BOTH_BACKENDS(name)                                                                         \
-    static void bootstrap_##name##_epoll(void **state) {                                            \
-        (void)state;                                                                                \
-        name(RS_EVENT_LOOP_BACKEND_EPOLL);                                                          \
-    }                                                                                               \
-    static void bootstrap_##name##_poll(void **state) {                                             \
-        (void)state;                                                                                \
-        name(RS_EVENT_LOOP_BACKEND_POLL);                                                           \
-    }
-
-#define BOTH_TESTS(name) cmocka_unit_test(bootstrap_##name##_epoll), cmocka_unit_test(bootstrap_##name##_poll)
-
 /* ------------------------------------------------------------------ world */
 
 typedef struct world {
@@ -623,7 +611,7 @@ static void connect_by_literal_echoes_and_shuts_down_once(rs_event_loop_backend_
     assert_int_equal(client_side.destroyed, 1);
     assert_int_equal(w.listener_destroyed, 1);
 }
-BOTH_BACKENDS(connect_by_literal_echoes_and_shuts_down_once)
+RS_TEST_PER_BACKEND(bootstrap_, connect_by_literal_echoes_and_shuts_down_once)
 
 /* "localhost" through getaddrinfo, to a listener on 127.0.0.1 only: if ::1 is
  * among the answers it is tried first and refused; the IPv4 address wins. */
@@ -646,7 +634,7 @@ static void connect_by_name_to_a_one_family_listener(rs_event_loop_backend_t b) 
     pthread_mutex_unlock(&w.lock);
     world_cleanup(&w);
 }
-BOTH_BACKENDS(connect_by_name_to_a_one_family_listener)
+RS_TEST_PER_BACKEND(bootstrap_, connect_by_name_to_a_one_family_listener)
 
 /* Happy Eyeballs: the first address is a black hole, the second is good. The
  * good one wins once the attempt delay has passed (checked loosely: not
@@ -681,7 +669,7 @@ static void black_hole_first_loses_after_the_attempt_delay(rs_event_loop_backend
     world_cleanup(&w);
     black_hole_close(&bh);
 }
-BOTH_BACKENDS(black_hole_first_loses_after_the_attempt_delay)
+RS_TEST_PER_BACKEND(bootstrap_, black_hole_first_loses_after_the_attempt_delay)
 
 /* Both families interleave, IPv6 first: a refused ::1 and a refused
  * 127.0.0.3, then the good 127.0.0.1: each failure starts the next attempt at
@@ -711,7 +699,7 @@ static void refused_attempts_move_on_at_once(rs_event_loop_backend_t b) {
     pthread_mutex_unlock(&w.lock);
     world_cleanup(&w);
 }
-BOTH_BACKENDS(refused_attempts_move_on_at_once)
+RS_TEST_PER_BACKEND(bootstrap_, refused_attempts_move_on_at_once)
 
 /* Every address refused: one setup error, the last attempt's, and no shutdown. */
 static void all_addresses_refused_is_one_error(rs_event_loop_backend_t b) {
@@ -736,7 +724,7 @@ static void all_addresses_refused_is_one_error(rs_event_loop_backend_t b) {
     pthread_mutex_unlock(&w.lock);
     world_cleanup(&w);
 }
-BOTH_BACKENDS(all_addresses_refused_is_one_error)
+RS_TEST_PER_BACKEND(bootstrap_, all_addresses_refused_is_one_error)
 
 /* Only a black hole: the overall timeout ends it with RS_ETIMEDOUT. An empty
  * answer is RS_EDNS_NOT_FOUND-like: no address, no attempt. */
@@ -767,7 +755,7 @@ static void overall_timeout_and_no_address(rs_event_loop_backend_t b) {
     world_cleanup(&w);
     black_hole_close(&bh);
 }
-BOTH_BACKENDS(overall_timeout_and_no_address)
+RS_TEST_PER_BACKEND(bootstrap_, overall_timeout_and_no_address)
 
 /* An installer that fails (at once or later) reaches on_setup with its error;
  * the channel is shut down and no on_shutdown follows. One that completes
@@ -805,7 +793,7 @@ static void installers_that_fail_or_finish_late(rs_event_loop_backend_t b) {
     assert_int_equal(world_get(&w, &w.client_shutdowns), 1);
     world_cleanup(&w);
 }
-BOTH_BACKENDS(installers_that_fail_or_finish_late)
+RS_TEST_PER_BACKEND(bootstrap_, installers_that_fail_or_finish_late)
 
 /* A Unix-domain path: no resolution, one attempt, the same pipeline. */
 static void connect_to_a_unix_path(rs_event_loop_backend_t b) {
@@ -829,7 +817,7 @@ static void connect_to_a_unix_path(rs_event_loop_backend_t b) {
     world_cleanup(&w);
     unlink(path);
 }
-BOTH_BACKENDS(connect_to_a_unix_path)
+RS_TEST_PER_BACKEND(bootstrap_, connect_to_a_unix_path)
 
 /* Many connections over a 4-loop group: every one set up and shut down once,
  * and best-of-two spreads them (each loop gets a fair share, loosely). */
@@ -865,7 +853,7 @@ static void many_connections_spread_over_the_group(rs_event_loop_backend_t b) {
     pthread_mutex_unlock(&w.lock);
     world_cleanup(&w);
 }
-BOTH_BACKENDS(many_connections_spread_over_the_group)
+RS_TEST_PER_BACKEND(bootstrap_, many_connections_spread_over_the_group)
 
 /* Destroying the listener with connections in flight: gracefully, it waits
  * for them (new connects are refused meanwhile); abortively, it shuts them
@@ -917,12 +905,12 @@ static void destroy_listener_with_connections_in_flight(rs_event_loop_backend_t 
 static void destroy_listener_gracefully_waits_for_connections(rs_event_loop_backend_t b) {
     destroy_listener_with_connections_in_flight(b, false);
 }
-BOTH_BACKENDS(destroy_listener_gracefully_waits_for_connections)
+RS_TEST_PER_BACKEND(bootstrap_, destroy_listener_gracefully_waits_for_connections)
 
 static void destroy_listener_abortively_shuts_connections_down(rs_event_loop_backend_t b) {
     destroy_listener_with_connections_in_flight(b, true);
 }
-BOTH_BACKENDS(destroy_listener_abortively_shuts_connections_down)
+RS_TEST_PER_BACKEND(bootstrap_, destroy_listener_abortively_shuts_connections_down)
 
 /* Argument checks: nothing is taken, no callback fires. */
 static void bad_arguments_are_einval(void **state) {
@@ -1018,17 +1006,17 @@ static void allocation_failure_sweep_over_connect_and_accept(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        BOTH_TESTS(connect_by_literal_echoes_and_shuts_down_once),
-        BOTH_TESTS(connect_by_name_to_a_one_family_listener),
-        BOTH_TESTS(black_hole_first_loses_after_the_attempt_delay),
-        BOTH_TESTS(refused_attempts_move_on_at_once),
-        BOTH_TESTS(all_addresses_refused_is_one_error),
-        BOTH_TESTS(overall_timeout_and_no_address),
-        BOTH_TESTS(installers_that_fail_or_finish_late),
-        BOTH_TESTS(connect_to_a_unix_path),
-        BOTH_TESTS(many_connections_spread_over_the_group),
-        BOTH_TESTS(destroy_listener_gracefully_waits_for_connections),
-        BOTH_TESTS(destroy_listener_abortively_shuts_connections_down),
+        RS_TEST_PER_BACKEND_TESTS(bootstrap_, connect_by_literal_echoes_and_shuts_down_once),
+        RS_TEST_PER_BACKEND_TESTS(bootstrap_, connect_by_name_to_a_one_family_listener),
+        RS_TEST_PER_BACKEND_TESTS(bootstrap_, black_hole_first_loses_after_the_attempt_delay),
+        RS_TEST_PER_BACKEND_TESTS(bootstrap_, refused_attempts_move_on_at_once),
+        RS_TEST_PER_BACKEND_TESTS(bootstrap_, all_addresses_refused_is_one_error),
+        RS_TEST_PER_BACKEND_TESTS(bootstrap_, overall_timeout_and_no_address),
+        RS_TEST_PER_BACKEND_TESTS(bootstrap_, installers_that_fail_or_finish_late),
+        RS_TEST_PER_BACKEND_TESTS(bootstrap_, connect_to_a_unix_path),
+        RS_TEST_PER_BACKEND_TESTS(bootstrap_, many_connections_spread_over_the_group),
+        RS_TEST_PER_BACKEND_TESTS(bootstrap_, destroy_listener_gracefully_waits_for_connections),
+        RS_TEST_PER_BACKEND_TESTS(bootstrap_, destroy_listener_abortively_shuts_connections_down),
         cmocka_unit_test(bad_arguments_are_einval),
         cmocka_unit_test(allocation_failure_sweep_over_connect_and_accept),
     };

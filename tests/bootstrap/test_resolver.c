@@ -17,18 +17,6 @@
 #define TTL_MS 1000
 #define MAX_ADDRS (2 * RS_HOST_RESOLVER_MAX_ADDRESSES)
 
-#define BOTH_BACKENDS(name)                                                                         \
-    static void resolver_##name##_epoll(void **state) {                                             \
-        (void)state;                                                                                \
-        name(RS_EVENT_LOOP_BACKEND_EPOLL);                                                          \
-    }                                                                                               \
-    static void resolver_##name##_poll(void **state) {                                              \
-        (void)state;                                                                                \
-        name(RS_EVENT_LOOP_BACKEND_POLL);                                                           \
-    }
-
-#define BOTH_TESTS(name) cmocka_unit_test(resolver_##name##_epoll), cmocka_unit_test(resolver_##name##_poll)
-
 /* ---------------------------------------------------------------- fake DNS */
 
 #define FAKE_HOSTS_MAX 8
@@ -459,7 +447,7 @@ static void literals_never_reach_a_worker(rs_event_loop_backend_t backend) {
     assert_int_equal(rs_host_resolver_get_address_count(c.resolver, "127.0.0.1", 3), 0);
     ctx_finish(&c);
 }
-BOTH_BACKENDS(literals_never_reach_a_worker)
+RS_TEST_PER_BACKEND(resolver_, literals_never_reach_a_worker)
 
 /* First resolve: one lookup per family; then cache hits reach no worker; past
  * the TTL the stale records are served at once while one refresh runs, and the
@@ -504,7 +492,7 @@ static void cache_hits_and_ttl_refresh(rs_event_loop_backend_t backend) {
     assert_int_equal(ctx_calls(&c), 4);
     ctx_finish(&c);
 }
-BOTH_BACKENDS(cache_hits_and_ttl_refresh)
+RS_TEST_PER_BACKEND(resolver_, cache_hits_and_ttl_refresh)
 
 /* A refresh that fails keeps the last good records until they are max_stale
  * old; then they are dropped and the failure is reported. (A failed refresh
@@ -541,7 +529,7 @@ static void stale_records_served_while_refresh_fails(rs_event_loop_backend_t bac
     assert_int_equal(p.family_errors[1], RS_EDNS_TRY_AGAIN);
     ctx_finish(&c);
 }
-BOTH_BACKENDS(stale_records_served_while_refresh_fails)
+RS_TEST_PER_BACKEND(resolver_, stale_records_served_while_refresh_fails)
 
 /* Errors from the resolve function: not found in both families is
  * RS_EDNS_NOT_FOUND; one family answering is success; a hard failure wins
@@ -584,7 +572,7 @@ static void lookup_errors_are_reported(rs_event_loop_backend_t backend) {
     assert_int_equal(ctx_calls(&c), 11); /* the cached AAAA "not found" stays; A is asked again */
     ctx_finish(&c);
 }
-BOTH_BACKENDS(lookup_errors_are_reported)
+RS_TEST_PER_BACKEND(resolver_, lookup_errors_are_reported)
 
 /* A failed address goes after the healthy ones (families still interleaved,
  * IPv6 first) until it connects again or its record expires. */
@@ -633,7 +621,7 @@ static void failure_recording_reorders_and_expires(rs_event_loop_backend_t backe
     assert_int_equal(ctx_calls(&c), 4);
     ctx_finish(&c);
 }
-BOTH_BACKENDS(failure_recording_reorders_and_expires)
+RS_TEST_PER_BACKEND(resolver_, failure_recording_reorders_and_expires)
 
 /* At max_entries the least recently used host is evicted whole. */
 static void lru_eviction_at_max_entries(rs_event_loop_backend_t backend) {
@@ -666,7 +654,7 @@ static void lru_eviction_at_max_entries(rs_event_loop_backend_t backend) {
     assert_int_equal(rs_host_resolver_get_address_count(c.resolver, "h1.test", 3), 0);
     ctx_finish(&c);
 }
-BOTH_BACKENDS(lru_eviction_at_max_entries)
+RS_TEST_PER_BACKEND(resolver_, lru_eviction_at_max_entries)
 
 /* Requests for one host while its lookup runs wait for it: one job per family. */
 static void concurrent_resolves_share_one_lookup(rs_event_loop_backend_t backend) {
@@ -701,7 +689,7 @@ static void concurrent_resolves_share_one_lookup(rs_event_loop_backend_t backend
     ctx_finish(&c);
     test_free(probes);
 }
-BOTH_BACKENDS(concurrent_resolves_share_one_lookup)
+RS_TEST_PER_BACKEND(resolver_, concurrent_resolves_share_one_lookup)
 
 static void on_purged(rs_host_resolver_t *resolver, void *user_data) {
     ctx_t *c = (ctx_t *)user_data;
@@ -754,7 +742,7 @@ static void purge_host_and_purge_all(rs_event_loop_backend_t backend) {
     assert_int_equal(rs_host_resolver_get_address_count(c.resolver, "h3.test", 3), 0);
     ctx_finish(&c);
 }
-BOTH_BACKENDS(purge_host_and_purge_all)
+RS_TEST_PER_BACKEND(resolver_, purge_host_and_purge_all)
 
 /* Destroy with 100 hosts' lookups queued or blocked in the resolve function:
  * every request completes once with RS_ECANCELED on its loop; the memory goes
@@ -801,7 +789,7 @@ static void destroy_with_lookups_in_flight(rs_event_loop_backend_t backend) {
     ctx_finish(&c);
     test_free(probes);
 }
-BOTH_BACKENDS(destroy_with_lookups_in_flight)
+RS_TEST_PER_BACKEND(resolver_, destroy_with_lookups_in_flight)
 
 /* Callbacks never run inside the resolve call, even on the loop's own thread;
  * a loop destroyed before delivery completes the request with RS_ECANCELED
@@ -846,7 +834,7 @@ static void delivery_is_never_inline_and_loop_destroy_cancels(rs_event_loop_back
     c.loop = shared_loop;
     ctx_finish(&c);
 }
-BOTH_BACKENDS(delivery_is_never_inline_and_loop_destroy_cancels)
+RS_TEST_PER_BACKEND(resolver_, delivery_is_never_inline_and_loop_destroy_cancels)
 
 /* Destroy without any lookup completes at once. */
 static void destroy_without_lookups_completes(void **state) {
@@ -916,7 +904,7 @@ static void alloc_failure_sweep_over_resolve(rs_event_loop_backend_t backend) {
     }
     fail_msg("the sweep never passed");
 }
-BOTH_BACKENDS(alloc_failure_sweep_over_resolve)
+RS_TEST_PER_BACKEND(resolver_, alloc_failure_sweep_over_resolve)
 
 /* The real getaddrinfo, on a name /etc/hosts gives both an IPv4 and an IPv6
  * address (not a localhost name: those never reach getaddrinfo). A name
@@ -989,7 +977,7 @@ static void hosts_file_name_resolves_with_getaddrinfo(rs_event_loop_backend_t ba
     assert_int_equal(p.addrs[1].domain, RS_SOCKET_DOMAIN_IPV4);
     ctx_finish(&c);
 }
-BOTH_BACKENDS(hosts_file_name_resolves_with_getaddrinfo)
+RS_TEST_PER_BACKEND(resolver_, hosts_file_name_resolves_with_getaddrinfo)
 
 int main(void) {
     /* The real-getaddrinfo test runs first: glibc frees a thread's DNS state
@@ -997,21 +985,21 @@ int main(void) {
      * on_shutdown_complete, and LeakSanitizer runs at process exit; the
      * other tests give that thread time to finish. */
     const struct CMUnitTest tests[] = {
-        BOTH_TESTS(hosts_file_name_resolves_with_getaddrinfo),
+        RS_TEST_PER_BACKEND_TESTS(resolver_, hosts_file_name_resolves_with_getaddrinfo),
         cmocka_unit_test(resolve_rejects_null_arguments),
         cmocka_unit_test(resolve_rejects_bad_names_without_a_lookup),
         cmocka_unit_test(destroy_without_lookups_completes),
-        BOTH_TESTS(literals_never_reach_a_worker),
-        BOTH_TESTS(cache_hits_and_ttl_refresh),
-        BOTH_TESTS(stale_records_served_while_refresh_fails),
-        BOTH_TESTS(lookup_errors_are_reported),
-        BOTH_TESTS(failure_recording_reorders_and_expires),
-        BOTH_TESTS(lru_eviction_at_max_entries),
-        BOTH_TESTS(concurrent_resolves_share_one_lookup),
-        BOTH_TESTS(purge_host_and_purge_all),
-        BOTH_TESTS(destroy_with_lookups_in_flight),
-        BOTH_TESTS(delivery_is_never_inline_and_loop_destroy_cancels),
-        BOTH_TESTS(alloc_failure_sweep_over_resolve),
+        RS_TEST_PER_BACKEND_TESTS(resolver_, literals_never_reach_a_worker),
+        RS_TEST_PER_BACKEND_TESTS(resolver_, cache_hits_and_ttl_refresh),
+        RS_TEST_PER_BACKEND_TESTS(resolver_, stale_records_served_while_refresh_fails),
+        RS_TEST_PER_BACKEND_TESTS(resolver_, lookup_errors_are_reported),
+        RS_TEST_PER_BACKEND_TESTS(resolver_, failure_recording_reorders_and_expires),
+        RS_TEST_PER_BACKEND_TESTS(resolver_, lru_eviction_at_max_entries),
+        RS_TEST_PER_BACKEND_TESTS(resolver_, concurrent_resolves_share_one_lookup),
+        RS_TEST_PER_BACKEND_TESTS(resolver_, purge_host_and_purge_all),
+        RS_TEST_PER_BACKEND_TESTS(resolver_, destroy_with_lookups_in_flight),
+        RS_TEST_PER_BACKEND_TESTS(resolver_, delivery_is_never_inline_and_loop_destroy_cancels),
+        RS_TEST_PER_BACKEND_TESTS(resolver_, alloc_failure_sweep_over_resolve),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

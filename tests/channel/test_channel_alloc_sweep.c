@@ -312,15 +312,7 @@ static void sweep_channel(rs_event_loop_backend_t backend) {
     sweep(channel_scenario, &c);
 }
 
-static void channel_alloc_sweep_setup_slots_shutdown_epoll(void **state) {
-    (void)state;
-    sweep_channel(RS_EVENT_LOOP_BACKEND_EPOLL);
-}
-
-static void channel_alloc_sweep_setup_slots_shutdown_poll(void **state) {
-    (void)state;
-    sweep_channel(RS_EVENT_LOOP_BACKEND_POLL);
-}
+RS_TEST_PER_BACKEND_CALL(channel_alloc_sweep_, setup_slots_shutdown, sweep_channel(b))
 
 /* ------------------------------------------------------ testing channel */
 
@@ -394,8 +386,7 @@ static void channel_alloc_sweep_testing_channel(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(channel_alloc_sweep_setup_slots_shutdown_epoll),
-        cmocka_unit_test(channel_alloc_sweep_setup_slots_shutdown_poll),
+        RS_TEST_PER_BACKEND_TESTS(channel_alloc_sweep_, setup_slots_shutdown),
         cmocka_unit_test(channel_alloc_sweep_testing_channel),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -235,35 +235,21 @@ static void write_completions_after_handler_destroy_carry_no_channel(rs_event_lo
     teardown(&c);
 }
 
-#define BOTH_BACKENDS(name, call)                                                                   \
-    static void name##_epoll(void **state) {                                                        \
-        rs_event_loop_backend_t b = RS_EVENT_LOOP_BACKEND_EPOLL;                                    \
-        (void)state;                                                                                \
-        call;                                                                                       \
-    }                                                                                               \
-    static void name##_poll(void **state) {                                                         \
-        rs_event_loop_backend_t b = RS_EVENT_LOOP_BACKEND_POLL;                                     \
-        (void)state;                                                                                \
-        call;                                                                                       \
-    }
-
-BOTH_BACKENDS(stalled_shutdown_cut_by_closing_the_socket,
-              stalled_graceful_shutdown_is_cut_short(b, CUT_BY_CLOSING_THE_SOCKET))
-BOTH_BACKENDS(stalled_shutdown_upgraded_by_an_abortive_request,
-              stalled_graceful_shutdown_is_cut_short(b, CUT_BY_ABORTIVE_SHUTDOWN))
-BOTH_BACKENDS(stalled_shutdown_turns_abortive_after_its_timeout,
-              stalled_graceful_shutdown_is_cut_short(b, CUT_BY_TIMEOUT))
-BOTH_BACKENDS(write_completions_after_handler_destroy_carry_no_channel_test,
-              write_completions_after_handler_destroy_carry_no_channel(b))
-
-#define BOTH_TESTS(name) cmocka_unit_test(name##_epoll), cmocka_unit_test(name##_poll)
+RS_TEST_PER_BACKEND_CALL(, stalled_shutdown_cut_by_closing_the_socket,
+                         stalled_graceful_shutdown_is_cut_short(b, CUT_BY_CLOSING_THE_SOCKET))
+RS_TEST_PER_BACKEND_CALL(, stalled_shutdown_upgraded_by_an_abortive_request,
+                         stalled_graceful_shutdown_is_cut_short(b, CUT_BY_ABORTIVE_SHUTDOWN))
+RS_TEST_PER_BACKEND_CALL(, stalled_shutdown_turns_abortive_after_its_timeout,
+                         stalled_graceful_shutdown_is_cut_short(b, CUT_BY_TIMEOUT))
+RS_TEST_PER_BACKEND_CALL(, write_completions_after_handler_destroy_carry_no_channel_test,
+                         write_completions_after_handler_destroy_carry_no_channel(b))
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        BOTH_TESTS(stalled_shutdown_cut_by_closing_the_socket),
-        BOTH_TESTS(stalled_shutdown_upgraded_by_an_abortive_request),
-        BOTH_TESTS(stalled_shutdown_turns_abortive_after_its_timeout),
-        BOTH_TESTS(write_completions_after_handler_destroy_carry_no_channel_test),
+        RS_TEST_PER_BACKEND_TESTS(, stalled_shutdown_cut_by_closing_the_socket),
+        RS_TEST_PER_BACKEND_TESTS(, stalled_shutdown_upgraded_by_an_abortive_request),
+        RS_TEST_PER_BACKEND_TESTS(, stalled_shutdown_turns_abortive_after_its_timeout),
+        RS_TEST_PER_BACKEND_TESTS(, write_completions_after_handler_destroy_carry_no_channel_test),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

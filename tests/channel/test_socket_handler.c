@@ -5,7 +5,7 @@
  * echoes with checksums through a 3-handler pipeline, many connections on an
  * event-loop group, and graceful versus abortive shutdown.
  *
- * Tests with a single loop run on both backends (names end in _epoll/_poll)
+ * Tests with a single loop run on every backend (names end in _epoll/_poll/_kqueue)
  * and drive it on the test thread with rs_event_loop_run_once, so every
  * callback runs here. Callbacks never assert: they record what they see in a
  * conn_t (CHECK), and the test asserts afterwards. Group tests run loops on
@@ -28,32 +28,6 @@
 #define KIB ((uint64_t)1024)
 #define MIB (KIB * 1024)
 #define GIB (MIB * 1024)
-
-#define BOTH_BACKENDS(name)                                                                         \
-    static void name##_epoll(void **state) {                                                        \
-        (void)state;                                                                                \
-        name(RS_EVENT_LOOP_BACKEND_EPOLL);                                                          \
-    }                                                                                               \
-    static void name##_poll(void **state) {                                                         \
-        (void)state;                                                                                \
-        name(RS_EVENT_LOOP_BACKEND_POLL);                                                           \
-    }
-
-#define BOTH_TESTS(name) cmocka_unit_test(name##_epoll), cmocka_unit_test(name##_poll)
-
-/* Run the loop on this thread until `cond` holds; fail after `ns`. */
-#define RUN_UNTIL_NS(loop, cond, ns)                                                                \
-    do {                                                                                            \
-        uint64_t run_deadline_ = rs_clock_now_ns() + (ns);                                          \
-        while (!(cond)) {                                                                           \
-            if (rs_clock_now_ns() > run_deadline_) {                                                \
-                fail_msg("timed out waiting for: %s", #cond);                                       \
-            }                                                                                       \
-            assert_int_equal(rs_event_loop_run_once((loop), 10), RS_OK);                            \
-        }                                                                                           \
-    } while (0)
-
-#define RUN_UNTIL(loop, cond) RUN_UNTIL_NS(loop, cond, WAIT_NS)
 
 /* ---------------------------------------------------------------- scale */
 
@@ -1230,12 +1204,12 @@ static void server_shuts_down_with_eof_when_client_closes(rs_event_loop_backend_
     server_listen(&srv, loop, &lo, &sc);
     raw_connect(&rc, loop, &srv.ep, 0);
     /* Exchange a little first, so the channel is fully up. */
-    RUN_UNTIL(loop, rx_complete(&rc.rx) || rc.read_error || rc.eof);
+    RS_TEST_RUN_UNTIL(loop, rx_complete(&rc.rx) || rc.read_error || rc.eof);
     assert_int_equal(rc.rx.pos, 4 * KIB);
     assert_int_equal(rc.rx.first_bad, UINT64_MAX);
     assert_int_equal(sc.shutdown_calls, 0);
     assert_int_equal(rs_socket_close(rc.sock), RS_OK);
-    RUN_UNTIL(loop, sc.shutdown_calls > 0);
+    RS_TEST_RUN_UNTIL(loop, sc.shutdown_calls > 0);
     run_ticks(loop, 20);
     assert_int_equal(sc.setup_calls, 1);
     assert_int_equal(sc.shutdown_calls, 1);
@@ -1252,7 +1226,7 @@ static void server_shuts_down_with_eof_when_client_closes(rs_event_loop_backend_
     finish_loop(loop, &srv, rc.sock);
     test_free(rc.tx_buf);
 }
-BOTH_BACKENDS(server_shuts_down_with_eof_when_client_closes)
+RS_TEST_PER_BACKEND(, server_shuts_down_with_eof_when_client_closes)
 
 /* The peer writes 1 MiB and closes at once. The app takes its data slowly (a
  * 32 KiB window given back a tick later), so the FIN waits behind most of the
@@ -1278,7 +1252,7 @@ static void read_to_eof_after_hangup(rs_event_loop_backend_t b, rs_socket_domain
     rc.close_after_write = true;
     server_listen(&srv, loop, &lo, &sc);
     raw_connect(&rc, loop, &srv.ep, 0);
-    RUN_UNTIL(loop, sc.shutdown_calls > 0);
+    RS_TEST_RUN_UNTIL(loop, sc.shutdown_calls > 0);
     run_ticks(loop, 5);
     assert_int_equal(rc.written, 1);
     assert_int_equal(rc.write_error, RS_OK);
@@ -1301,8 +1275,8 @@ static void read_to_eof_delivers_all_data_first_ipv4(rs_event_loop_backend_t b) 
 static void read_to_eof_delivers_all_data_first_ipv6(rs_event_loop_backend_t b) {
     read_to_eof_after_hangup(b, RS_SOCKET_DOMAIN_IPV6);
 }
-BOTH_BACKENDS(read_to_eof_delivers_all_data_first_ipv4)
-BOTH_BACKENDS(read_to_eof_delivers_all_data_first_ipv6)
+RS_TEST_PER_BACKEND(, read_to_eof_delivers_all_data_first_ipv4)
+RS_TEST_PER_BACKEND(, read_to_eof_delivers_all_data_first_ipv6)
 
 /* Back-pressure: the server app has a 4 KiB window and gives bytes back only
  * after "processing" them a tick later. 8 MiB echoes intact, and the app never
@@ -1332,7 +1306,7 @@ static void echo_with_read_back_pressure(rs_event_loop_backend_t b) {
     cc.shutdown_when_done = true;
     server_listen(&srv, loop, &lo, &sc);
     client_connect(&cc, loop, &srv.ep);
-    RUN_UNTIL_NS(loop, cc.shutdown_calls > 0 && sc.shutdown_calls > 0, BIG_WAIT_NS);
+    RS_TEST_RUN_UNTIL_NS(loop, cc.shutdown_calls > 0 && sc.shutdown_calls > 0, BIG_WAIT_NS);
     assert_int_equal(cc.shutdown_error, RS_OK);
     assert_int_equal(sc.shutdown_error, RS_EEOF);
     assert_int_equal(cc.rx.pos, total);
@@ -1350,7 +1324,7 @@ static void echo_with_read_back_pressure(rs_event_loop_backend_t b) {
     assert_conn_ok(&cc);
     finish_loop(loop, &srv, NULL);
 }
-BOTH_BACKENDS(echo_with_read_back_pressure)
+RS_TEST_PER_BACKEND(, echo_with_read_back_pressure)
 
 /* Loop pinning: the listener runs on loop A, the accepted socket is moved to
  * loop B, and the channel built on it lives on B: every handler function and
@@ -1475,7 +1449,7 @@ static void channel_runs_on_its_socket_loop(rs_event_loop_backend_t backend) {
     assert_conn_ok(&sc); /* includes every "on B's thread" check */
     assert_conn_ok(&cc);
 }
-BOTH_BACKENDS(channel_runs_on_its_socket_loop)
+RS_TEST_PER_BACKEND(, channel_runs_on_its_socket_loop)
 
 /* Statistics every 20 ms: the socket handler's record comes first and its
  * byte counts (reset each interval) add up to the traffic; reports stop at
@@ -1503,9 +1477,9 @@ static void statistics_are_reported(rs_event_loop_backend_t b) {
     cc.rx_expect = total;
     server_listen(&srv, loop, &lo, &sc);
     client_connect(&cc, loop, &srv.ep);
-    RUN_UNTIL(loop, rx_complete(&cc.rx));
+    RS_TEST_RUN_UNTIL(loop, rx_complete(&cc.rx));
     /* The reports catch up with the traffic within a few intervals. */
-    RUN_UNTIL(loop, sc.stats_sock_read >= total && sc.stats_sock_written >= total && sc.stats_calls >= 3);
+    RS_TEST_RUN_UNTIL(loop, sc.stats_sock_read >= total && sc.stats_sock_written >= total && sc.stats_calls >= 3);
     assert_int_equal(sc.stats_sock_read, total);
     assert_int_equal(sc.stats_sock_written, total);
     assert_int_equal(sc.stats_app_read, total);
@@ -1513,7 +1487,7 @@ static void statistics_are_reported(rs_event_loop_backend_t b) {
     assert_int_equal(sc.stats_max_count, 2);
     assert_true(sc.stats_min_gap_ns >= 19 * RS_NS_PER_MS); /* never more often than asked */
     assert_int_equal(rs_channel_shutdown(cc.channel, RS_OK), RS_OK);
-    RUN_UNTIL(loop, sc.shutdown_calls > 0 && cc.shutdown_calls > 0);
+    RS_TEST_RUN_UNTIL(loop, sc.shutdown_calls > 0 && cc.shutdown_calls > 0);
     t0 = rs_clock_now_ns();
     while (rs_clock_now_ns() - t0 < 60 * RS_NS_PER_MS) {
         assert_int_equal(rs_event_loop_run_once(loop, 5), RS_OK);
@@ -1524,7 +1498,7 @@ static void statistics_are_reported(rs_event_loop_backend_t b) {
     assert_conn_ok(&cc);
     finish_loop(loop, &srv, NULL);
 }
-BOTH_BACKENDS(statistics_are_reported)
+RS_TEST_PER_BACKEND(, statistics_are_reported)
 
 /* Writability: the server writes 64 KiB chunks (four fragments each) while
  * the channel is writable, to a client that first does not read and then
@@ -1555,7 +1529,7 @@ static void writability_pauses_and_resumes_writer(rs_event_loop_backend_t b) {
     rc.read_budget = 16 * KIB;
     server_listen(&srv, loop, &lo, &sc);
     raw_connect(&rc, loop, &srv.ep, 64 * 1024);
-    RUN_UNTIL(loop, sc.wr_false > 0 || sc.check_failures > 0);
+    RS_TEST_RUN_UNTIL(loop, sc.wr_false > 0 || sc.check_failures > 0);
     assert_conn_ok(&sc);
     /* Completions of bytes the kernel took may bring a few more cycles; once
      * the kernel buffers are full the writer stays paused at the high-water mark. */
@@ -1573,7 +1547,7 @@ static void writability_pauses_and_resumes_writer(rs_event_loop_backend_t b) {
     sc.chunks_after_true = 0; /* from here: chunks written after a "writable" */
     rc.hold_reading = false;
     assert_int_equal(rs_socket_resume_reading(rc.sock), RS_OK);
-    RUN_UNTIL_NS(loop, (rc.eof || rc.read_error) && sc.shutdown_calls > 0, BIG_WAIT_NS);
+    RS_TEST_RUN_UNTIL_NS(loop, (rc.eof || rc.read_error) && sc.shutdown_calls > 0, BIG_WAIT_NS);
     assert_int_equal(rc.read_error, RS_OK);
     assert_int_equal(rc.rx.pos, total);
     assert_int_equal(rc.rx.first_bad, UINT64_MAX);
@@ -1588,7 +1562,7 @@ static void writability_pauses_and_resumes_writer(rs_event_loop_backend_t b) {
     assert_conn_ok(&sc);
     finish_loop(loop, &srv, rc.sock);
 }
-BOTH_BACKENDS(writability_pauses_and_resumes_writer)
+RS_TEST_PER_BACKEND(, writability_pauses_and_resumes_writer)
 
 /* A burst of 2,600 small writes to a peer that keeps up: each goes to the
  * kernel at once, so the channel stays writable with nothing pending. Before,
@@ -1617,7 +1591,7 @@ static void small_write_burst_keeps_a_channel_writable(rs_event_loop_backend_t b
     rx_init(&rc.rx, 22, total);
     server_listen(&srv, loop, &lo, &sc);
     raw_connect(&rc, loop, &srv.ep, 1024 * 1024);
-    RUN_UNTIL_NS(loop, (rc.eof || rc.read_error) && sc.shutdown_calls > 0, BIG_WAIT_NS);
+    RS_TEST_RUN_UNTIL_NS(loop, (rc.eof || rc.read_error) && sc.shutdown_calls > 0, BIG_WAIT_NS);
     assert_int_equal(rc.read_error, RS_OK);
     assert_int_equal(rc.rx.pos, total);
     assert_int_equal(ck_final(&rc.rx.ck), ck_final(&sc.tx_ck));
@@ -1627,7 +1601,7 @@ static void small_write_burst_keeps_a_channel_writable(rs_event_loop_backend_t b
     assert_conn_ok(&sc);
     finish_loop(loop, &srv, rc.sock);
 }
-BOTH_BACKENDS(small_write_burst_keeps_a_channel_writable)
+RS_TEST_PER_BACKEND(, small_write_burst_keeps_a_channel_writable)
 
 /* 1 GiB (plain build; see test_scale) echoed through socket -> pass-through
  * (copies each message both ways) -> echo, with back-pressure on the server
@@ -1659,11 +1633,12 @@ static void echo_1gib_through_three_handlers(rs_event_loop_backend_t b) {
     cc.shutdown_when_done = true;
     server_listen(&srv, loop, &lo, &sc);
     client_connect(&cc, loop, &srv.ep);
-    RUN_UNTIL_NS(loop, (cc.shutdown_calls > 0 && sc.shutdown_calls > 0) || cc.check_failures || sc.check_failures,
-                 BIG_WAIT_NS);
+    RS_TEST_RUN_UNTIL_NS(loop,
+                         (cc.shutdown_calls > 0 && sc.shutdown_calls > 0) || cc.check_failures || sc.check_failures,
+                         BIG_WAIT_NS);
     assert_conn_ok(&sc);
     assert_conn_ok(&cc);
-    RUN_UNTIL(loop, cc.shutdown_calls > 0 && sc.shutdown_calls > 0);
+    RS_TEST_RUN_UNTIL(loop, cc.shutdown_calls > 0 && sc.shutdown_calls > 0);
     expect_ck = ck_of_stream(1, total);
     assert_int_equal(cc.tx_sent, total);
     assert_int_equal(ck_final(&cc.tx_ck), expect_ck);
@@ -1686,7 +1661,7 @@ static void echo_1gib_through_three_handlers(rs_event_loop_backend_t b) {
     assert_int_equal(sc.shutdown_error, RS_EEOF);
     finish_loop(loop, &srv, NULL);
 }
-BOTH_BACKENDS(echo_1gib_through_three_handlers)
+RS_TEST_PER_BACKEND(, echo_1gib_through_three_handlers)
 
 /* Graceful shutdown right after queueing 4 MiB: every byte still reaches the
  * client, then EOF; every write completes with RS_OK. */
@@ -1711,7 +1686,7 @@ static void shutdown_after_burst(rs_event_loop_backend_t b, bool abortive) {
     rx_init(&rc.rx, 31, total);
     server_listen(&srv, loop, &lo, &sc);
     raw_connect(&rc, loop, &srv.ep, abortive ? 32 * 1024 : 0);
-    RUN_UNTIL_NS(loop, (rc.eof || rc.read_error) && sc.shutdown_calls > 0, BIG_WAIT_NS);
+    RS_TEST_RUN_UNTIL_NS(loop, (rc.eof || rc.read_error) && sc.shutdown_calls > 0, BIG_WAIT_NS);
     run_ticks(loop, 5);
     assert_int_equal(sc.shutdown_calls, 1);
     assert_int_equal(sc.tx_sent, total);
@@ -1743,8 +1718,8 @@ static void graceful_shutdown_flushes_queued_writes(rs_event_loop_backend_t b) {
 static void abortive_shutdown_cancels_queued_writes(rs_event_loop_backend_t b) {
     shutdown_after_burst(b, true);
 }
-BOTH_BACKENDS(graceful_shutdown_flushes_queued_writes)
-BOTH_BACKENDS(abortive_shutdown_cancels_queued_writes)
+RS_TEST_PER_BACKEND(, graceful_shutdown_flushes_queued_writes)
+RS_TEST_PER_BACKEND(, abortive_shutdown_cancels_queued_writes)
 
 /* ---------------------------------------------------------------- many connections */
 
@@ -2050,17 +2025,17 @@ static void echo_1mib_on_1000_connections_group(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        BOTH_TESTS(server_shuts_down_with_eof_when_client_closes),
-        BOTH_TESTS(read_to_eof_delivers_all_data_first_ipv4),
-        BOTH_TESTS(read_to_eof_delivers_all_data_first_ipv6),
-        BOTH_TESTS(echo_with_read_back_pressure),
-        BOTH_TESTS(channel_runs_on_its_socket_loop),
-        BOTH_TESTS(statistics_are_reported),
-        BOTH_TESTS(writability_pauses_and_resumes_writer),
-        BOTH_TESTS(small_write_burst_keeps_a_channel_writable),
-        BOTH_TESTS(graceful_shutdown_flushes_queued_writes),
-        BOTH_TESTS(abortive_shutdown_cancels_queued_writes),
-        BOTH_TESTS(echo_1gib_through_three_handlers),
+        RS_TEST_PER_BACKEND_TESTS(, server_shuts_down_with_eof_when_client_closes),
+        RS_TEST_PER_BACKEND_TESTS(, read_to_eof_delivers_all_data_first_ipv4),
+        RS_TEST_PER_BACKEND_TESTS(, read_to_eof_delivers_all_data_first_ipv6),
+        RS_TEST_PER_BACKEND_TESTS(, echo_with_read_back_pressure),
+        RS_TEST_PER_BACKEND_TESTS(, channel_runs_on_its_socket_loop),
+        RS_TEST_PER_BACKEND_TESTS(, statistics_are_reported),
+        RS_TEST_PER_BACKEND_TESTS(, writability_pauses_and_resumes_writer),
+        RS_TEST_PER_BACKEND_TESTS(, small_write_burst_keeps_a_channel_writable),
+        RS_TEST_PER_BACKEND_TESTS(, graceful_shutdown_flushes_queued_writes),
+        RS_TEST_PER_BACKEND_TESTS(, abortive_shutdown_cancels_queued_writes),
+        RS_TEST_PER_BACKEND_TESTS(, echo_1gib_through_three_handlers),
         cmocka_unit_test(echo_1mib_on_1000_connections_group),
     };
     pat_init();

@@ -2,7 +2,7 @@
  * The testing channel itself: a pipeline on a loop stepped by hand, whose
  * leftmost handler is a fake socket.
  *
- * Covers a push/drain round trip through an echo handler (both backends, with
+ * Covers a push/drain round trip through an echo handler (every backend, with
  * and without back-pressure), fragmenting of large pushes, asynchronous write
  * completions, the write limit (messages complete in order, only once all
  * their bytes are taken, across runs), read windows and the withheld-window
@@ -204,17 +204,11 @@ static void round_trip(rs_event_loop_backend_t backend, bool back_pressure) {
     rs_byte_buf_cleanup(&out);
 }
 
-static void testing_channel_round_trip_epoll(void **state) {
-    (void)state;
-    round_trip(RS_EVENT_LOOP_BACKEND_EPOLL, false);
-    round_trip(RS_EVENT_LOOP_BACKEND_EPOLL, true);
+static void round_trip_without_and_with_back_pressure(rs_event_loop_backend_t b) {
+    round_trip(b, false);
+    round_trip(b, true);
 }
-
-static void testing_channel_round_trip_poll(void **state) {
-    (void)state;
-    round_trip(RS_EVENT_LOOP_BACKEND_POLL, false);
-    round_trip(RS_EVENT_LOOP_BACKEND_POLL, true);
-}
+RS_TEST_PER_BACKEND_CALL(testing_channel_, round_trip, round_trip_without_and_with_back_pressure(b))
 
 static void testing_channel_large_push_arrives_in_fragments(void **state) {
     const size_t total = 5 * RS_MAX_FRAGMENT_SIZE + 123;
@@ -495,8 +489,7 @@ static void testing_channel_accessors(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(testing_channel_round_trip_epoll),
-        cmocka_unit_test(testing_channel_round_trip_poll),
+        RS_TEST_PER_BACKEND_TESTS(testing_channel_, round_trip),
         cmocka_unit_test(testing_channel_large_push_arrives_in_fragments),
         cmocka_unit_test(testing_channel_write_completion_is_async),
         cmocka_unit_test(testing_channel_write_limit_completes_in_order),

@@ -31,19 +31,9 @@
 #define IX_MAX_CHILDREN 8
 #define IX_MIB ((size_t)1024 * 1024)
 
-#define IX_BOTH_BACKENDS(prefix, name)                                                              \
-    static void prefix##_##name##_epoll(void **state) {                                             \
-        (void)state;                                                                                \
-        name(RS_EVENT_LOOP_BACKEND_EPOLL);                                                          \
-    }                                                                                               \
-    static void prefix##_##name##_poll(void **state) {                                              \
-        (void)state;                                                                                \
-        name(RS_EVENT_LOOP_BACKEND_POLL);                                                           \
-    }
-
-#define IX_BOTH_TESTS(prefix, name)                                                                 \
-    cmocka_unit_test_setup_teardown(prefix##_##name##_epoll, ix_setup, ix_teardown),                \
-        cmocka_unit_test_setup_teardown(prefix##_##name##_poll, ix_setup, ix_teardown)
+/* The main() entries of a test made with RS_TEST_PER_BACKEND (test_util.h),
+ * each variant with this file's setup and teardown. */
+#define IX_PER_BACKEND_TESTS(prefix, name) RS_TEST_PER_BACKEND_TESTS_SETUP_TEARDOWN(prefix, name, ix_setup, ix_teardown)
 
 /* ------------------------------------------------------------- children */
 

@@ -14,8 +14,9 @@
  * - TCP the other way: reseau listens, `ncat --send-only 127.0.0.1 <port>`
  *   with stdin from a 1 MiB file connects and sends it; reseau reads to EOF.
  *
- * Each test runs on both loop backends. Skipped, with a message, when ncat is
- * not installed. Every child is killed and reaped in the teardown.
+ * Each test runs on every loop backend (RS_TEST_PER_BACKEND). Skipped, with a
+ * message, when ncat is not installed. Every child is killed and reaped in
+ * the teardown.
  */
 #include "test_util.h"
 
@@ -51,7 +52,7 @@ static void tcp_echo_through_exec_cat_1mib(rs_event_loop_backend_t b) {
     ix_echo_round_trip(loop, s, IX_MIB, NCAT_WINDOW, false);
     rs_event_loop_destroy(loop);
 }
-IX_BOTH_BACKENDS(ncat, tcp_echo_through_exec_cat_1mib)
+RS_TEST_PER_BACKEND(ncat_, tcp_echo_through_exec_cat_1mib)
 
 static void unix_echo_through_exec_cat_1mib(rs_event_loop_backend_t b) {
     rs_event_loop_t *loop;
@@ -74,7 +75,7 @@ static void unix_echo_through_exec_cat_1mib(rs_event_loop_backend_t b) {
     ix_echo_round_trip(loop, s, IX_MIB, NCAT_WINDOW, false);
     rs_event_loop_destroy(loop);
 }
-IX_BOTH_BACKENDS(ncat, unix_echo_through_exec_cat_1mib)
+RS_TEST_PER_BACKEND(ncat_, unix_echo_through_exec_cat_1mib)
 
 static void send_only_peer_sends_file_to_reseau_listener(rs_event_loop_backend_t b) {
     rs_event_loop_t *loop;
@@ -110,7 +111,7 @@ static void send_only_peer_sends_file_to_reseau_listener(rs_event_loop_backend_t
     ix_xfer_cleanup(&x);
     free(data);
 }
-IX_BOTH_BACKENDS(ncat, send_only_peer_sends_file_to_reseau_listener)
+RS_TEST_PER_BACKEND(ncat_, send_only_peer_sends_file_to_reseau_listener)
 
 static void unix_send_only_peer_sends_file_to_reseau_listener(rs_event_loop_backend_t b) {
     rs_event_loop_t *loop;
@@ -146,14 +147,14 @@ static void unix_send_only_peer_sends_file_to_reseau_listener(rs_event_loop_back
     ix_xfer_cleanup(&x);
     free(data);
 }
-IX_BOTH_BACKENDS(ncat, unix_send_only_peer_sends_file_to_reseau_listener)
+RS_TEST_PER_BACKEND(ncat_, unix_send_only_peer_sends_file_to_reseau_listener)
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        IX_BOTH_TESTS(ncat, tcp_echo_through_exec_cat_1mib),
-        IX_BOTH_TESTS(ncat, unix_echo_through_exec_cat_1mib),
-        IX_BOTH_TESTS(ncat, send_only_peer_sends_file_to_reseau_listener),
-        IX_BOTH_TESTS(ncat, unix_send_only_peer_sends_file_to_reseau_listener),
+        IX_PER_BACKEND_TESTS(ncat_, tcp_echo_through_exec_cat_1mib),
+        IX_PER_BACKEND_TESTS(ncat_, unix_echo_through_exec_cat_1mib),
+        IX_PER_BACKEND_TESTS(ncat_, send_only_peer_sends_file_to_reseau_listener),
+        IX_PER_BACKEND_TESTS(ncat_, unix_send_only_peer_sends_file_to_reseau_listener),
     };
     /* SIGPIPE stays at its default: reseau must never raise it. */
     signal(SIGPIPE, SIG_DFL);

@@ -10,8 +10,9 @@
  * - The same two over Unix-domain sockets (UNIX-LISTEN / UNIX-CONNECT).
  * - UDP: socat UDP-LISTEN with PIPE echoes datagrams back, one at a time.
  *
- * Each test runs on both loop backends. Skipped, with a message, when socat
- * is not installed. Every child is killed and reaped in the teardown.
+ * Each test runs on every loop backend (RS_TEST_PER_BACKEND). Skipped, with a
+ * message, when socat is not installed. Every child is killed and reaped in
+ * the teardown.
  */
 #include "test_util.h"
 
@@ -47,12 +48,12 @@ static void tcp_echo(rs_event_loop_backend_t b, const char *right) {
 static void tcp_echo_through_cat_1mib(rs_event_loop_backend_t b) {
     tcp_echo(b, "EXEC:cat");
 }
-IX_BOTH_BACKENDS(socat, tcp_echo_through_cat_1mib)
+RS_TEST_PER_BACKEND(socat_, tcp_echo_through_cat_1mib)
 
 static void tcp_echo_through_pipe_1mib(rs_event_loop_backend_t b) {
     tcp_echo(b, "PIPE");
 }
-IX_BOTH_BACKENDS(socat, tcp_echo_through_pipe_1mib)
+RS_TEST_PER_BACKEND(socat_, tcp_echo_through_pipe_1mib)
 
 /* ------------------------------------------------ socat sends, reseau reads */
 
@@ -105,12 +106,12 @@ static void peer_sends_file(rs_event_loop_backend_t b, bool unix_domain) {
 static void tcp_peer_sends_file_to_reseau_listener(rs_event_loop_backend_t b) {
     peer_sends_file(b, false);
 }
-IX_BOTH_BACKENDS(socat, tcp_peer_sends_file_to_reseau_listener)
+RS_TEST_PER_BACKEND(socat_, tcp_peer_sends_file_to_reseau_listener)
 
 static void unix_peer_sends_file_to_reseau_listener(rs_event_loop_backend_t b) {
     peer_sends_file(b, true);
 }
-IX_BOTH_BACKENDS(socat, unix_peer_sends_file_to_reseau_listener)
+RS_TEST_PER_BACKEND(socat_, unix_peer_sends_file_to_reseau_listener)
 
 /* ------------------------------------------------------------- Unix echo */
 
@@ -141,7 +142,7 @@ static void unix_echo_through_cat_1mib(rs_event_loop_backend_t b) {
     ix_echo_round_trip(loop, s, IX_MIB, 0, true);
     rs_event_loop_destroy(loop);
 }
-IX_BOTH_BACKENDS(socat, unix_echo_through_cat_1mib)
+RS_TEST_PER_BACKEND(socat_, unix_echo_through_cat_1mib)
 
 /* ------------------------------------------------------------- UDP echo */
 
@@ -279,16 +280,16 @@ static void udp_echo_through_pipe(rs_event_loop_backend_t b) {
     ix_run_ticks(loop, 2);
     rs_event_loop_destroy(loop);
 }
-IX_BOTH_BACKENDS(socat, udp_echo_through_pipe)
+RS_TEST_PER_BACKEND(socat_, udp_echo_through_pipe)
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        IX_BOTH_TESTS(socat, tcp_echo_through_cat_1mib),
-        IX_BOTH_TESTS(socat, tcp_echo_through_pipe_1mib),
-        IX_BOTH_TESTS(socat, tcp_peer_sends_file_to_reseau_listener),
-        IX_BOTH_TESTS(socat, unix_echo_through_cat_1mib),
-        IX_BOTH_TESTS(socat, unix_peer_sends_file_to_reseau_listener),
-        IX_BOTH_TESTS(socat, udp_echo_through_pipe),
+        IX_PER_BACKEND_TESTS(socat_, tcp_echo_through_cat_1mib),
+        IX_PER_BACKEND_TESTS(socat_, tcp_echo_through_pipe_1mib),
+        IX_PER_BACKEND_TESTS(socat_, tcp_peer_sends_file_to_reseau_listener),
+        IX_PER_BACKEND_TESTS(socat_, unix_echo_through_cat_1mib),
+        IX_PER_BACKEND_TESTS(socat_, unix_peer_sends_file_to_reseau_listener),
+        IX_PER_BACKEND_TESTS(socat_, udp_echo_through_pipe),
     };
     /* SIGPIPE stays at its default: reseau must never raise it. */
     signal(SIGPIPE, SIG_DFL);

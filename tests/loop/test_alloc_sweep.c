@@ -17,18 +17,6 @@
 #define WAIT_NS (10 * RS_NS_PER_SEC)
 #define SWEEP_MAX_N 10000
 
-#define BOTH_BACKENDS(name)                                                                         \
-    static void alloc_sweep_##name##_epoll(void **state) {                                          \
-        (void)state;                                                                                \
-        name(RS_EVENT_LOOP_BACKEND_EPOLL);                                                          \
-    }                                                                                               \
-    static void alloc_sweep_##name##_poll(void **state) {                                           \
-        (void)state;                                                                                \
-        name(RS_EVENT_LOOP_BACKEND_POLL);                                                           \
-    }
-
-#define BOTH_TESTS(name) cmocka_unit_test(alloc_sweep_##name##_epoll), cmocka_unit_test(alloc_sweep_##name##_poll)
-
 /* ------------------------------------------------------------- allocator */
 
 /* The failing allocator, plus a count of live blocks so a leak is pinned to
@@ -240,7 +228,7 @@ static void loop_with_subscription_and_xthread_task(rs_event_loop_backend_t b) {
     ctx.backend = b;
     assert_true(sweep(loop_scenario, &ctx) > 1);
 }
-BOTH_BACKENDS(loop_with_subscription_and_xthread_task)
+RS_TEST_PER_BACKEND(alloc_sweep_, loop_with_subscription_and_xthread_task)
 
 /* --------------------------------------------- many subscriptions (growth) */
 
@@ -340,7 +328,7 @@ static void many_subscriptions(rs_event_loop_backend_t b) {
     ctx.backend = b;
     assert_true(sweep(many_scenario, &ctx) > 1);
 }
-BOTH_BACKENDS(many_subscriptions)
+RS_TEST_PER_BACKEND(alloc_sweep_, many_subscriptions)
 
 /* ----------------------------------------------------- group of 2 loops */
 
@@ -479,7 +467,7 @@ static void many_future_tasks_all_run_in_order(rs_event_loop_backend_t b) {
     ctx.backend = b;
     assert_true(sweep(future_scenario, &ctx) > 1);
 }
-BOTH_BACKENDS(many_future_tasks_all_run_in_order)
+RS_TEST_PER_BACKEND(alloc_sweep_, many_future_tasks_all_run_in_order)
 
 /* ---------------------------------------------------- loop-local objects */
 
@@ -541,10 +529,10 @@ static void alloc_sweep_loop_local_objects(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        BOTH_TESTS(loop_with_subscription_and_xthread_task),
-        BOTH_TESTS(many_subscriptions),
+        RS_TEST_PER_BACKEND_TESTS(alloc_sweep_, loop_with_subscription_and_xthread_task),
+        RS_TEST_PER_BACKEND_TESTS(alloc_sweep_, many_subscriptions),
         cmocka_unit_test(alloc_sweep_group_of_two_loops),
-        BOTH_TESTS(many_future_tasks_all_run_in_order),
+        RS_TEST_PER_BACKEND_TESTS(alloc_sweep_, many_future_tasks_all_run_in_order),
         cmocka_unit_test(alloc_sweep_loop_local_objects),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

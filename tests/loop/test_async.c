@@ -169,29 +169,19 @@ static void cleanup_off_the_loop_thread_is_refused(rs_event_loop_backend_t backe
     ctx_cleanup(&c);
 }
 
-#define BOTH(name)                                                                                                     \
-    static void async_##name##_epoll(void **state) {                                                                  \
-        (void)state;                                                                                                   \
-        name(RS_EVENT_LOOP_BACKEND_EPOLL);                                                                             \
-    }                                                                                                                  \
-    static void async_##name##_poll(void **state) {                                                                   \
-        (void)state;                                                                                                   \
-        name(RS_EVENT_LOOP_BACKEND_POLL);                                                                              \
-    }
-BOTH(sends_from_many_threads_coalesce_and_none_is_lost)
-BOTH(repeated_sends_before_a_tick_run_fn_once)
-BOTH(send_inside_fn_runs_fn_again_next_tick)
-BOTH(cleanup_drops_a_pending_send_without_calling_fn)
-BOTH(cleanup_off_the_loop_thread_is_refused)
-#define BOTH_TESTS(name) cmocka_unit_test(async_##name##_epoll), cmocka_unit_test(async_##name##_poll)
+RS_TEST_PER_BACKEND(async_, sends_from_many_threads_coalesce_and_none_is_lost)
+RS_TEST_PER_BACKEND(async_, repeated_sends_before_a_tick_run_fn_once)
+RS_TEST_PER_BACKEND(async_, send_inside_fn_runs_fn_again_next_tick)
+RS_TEST_PER_BACKEND(async_, cleanup_drops_a_pending_send_without_calling_fn)
+RS_TEST_PER_BACKEND(async_, cleanup_off_the_loop_thread_is_refused)
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        BOTH_TESTS(sends_from_many_threads_coalesce_and_none_is_lost),
-        BOTH_TESTS(repeated_sends_before_a_tick_run_fn_once),
-        BOTH_TESTS(send_inside_fn_runs_fn_again_next_tick),
-        BOTH_TESTS(cleanup_drops_a_pending_send_without_calling_fn),
-        BOTH_TESTS(cleanup_off_the_loop_thread_is_refused),
+        RS_TEST_PER_BACKEND_TESTS(async_, sends_from_many_threads_coalesce_and_none_is_lost),
+        RS_TEST_PER_BACKEND_TESTS(async_, repeated_sends_before_a_tick_run_fn_once),
+        RS_TEST_PER_BACKEND_TESTS(async_, send_inside_fn_runs_fn_again_next_tick),
+        RS_TEST_PER_BACKEND_TESTS(async_, cleanup_drops_a_pending_send_without_calling_fn),
+        RS_TEST_PER_BACKEND_TESTS(async_, cleanup_off_the_loop_thread_is_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

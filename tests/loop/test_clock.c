@@ -3,18 +3,6 @@
  */
 #include "test_util.h"
 
-#define BOTH_BACKENDS(name)                                                                         \
-    static void clock_##name##_epoll(void **state) {                                                \
-        (void)state;                                                                                \
-        name(RS_EVENT_LOOP_BACKEND_EPOLL);                                                          \
-    }                                                                                               \
-    static void clock_##name##_poll(void **state) {                                                 \
-        (void)state;                                                                                \
-        name(RS_EVENT_LOOP_BACKEND_POLL);                                                           \
-    }
-
-#define BOTH_TESTS(name) cmocka_unit_test(clock_##name##_epoll), cmocka_unit_test(clock_##name##_poll)
-
 static void clock_now_is_monotonic(void **state) {
     uint64_t prev = rs_clock_now_ns();
     int i;
@@ -121,7 +109,7 @@ static void loop_now_uses_the_override(rs_event_loop_backend_t b) {
     assert_int_equal(rs_event_loop_now_ns(loop), 9 * RS_NS_PER_SEC + 5);
     rs_event_loop_destroy(loop);
 }
-BOTH_BACKENDS(loop_now_uses_the_override)
+RS_TEST_PER_BACKEND(clock_, loop_now_uses_the_override)
 
 static void loop_now_defaults_to_the_monotonic_clock(rs_event_loop_backend_t b) {
     rs_event_loop_t *loop = loop_with_clock(b, NULL);
@@ -132,15 +120,15 @@ static void loop_now_defaults_to_the_monotonic_clock(rs_event_loop_backend_t b) 
     assert_true(mid <= after);
     rs_event_loop_destroy(loop);
 }
-BOTH_BACKENDS(loop_now_defaults_to_the_monotonic_clock)
+RS_TEST_PER_BACKEND(clock_, loop_now_defaults_to_the_monotonic_clock)
 
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(clock_now_is_monotonic),
         cmocka_unit_test(clock_advances_across_a_sleep),
         cmocka_unit_test(clock_is_monotonic_across_threads),
-        BOTH_TESTS(loop_now_uses_the_override),
-        BOTH_TESTS(loop_now_defaults_to_the_monotonic_clock),
+        RS_TEST_PER_BACKEND_TESTS(clock_, loop_now_uses_the_override),
+        RS_TEST_PER_BACKEND_TESTS(clock_, loop_now_defaults_to_the_monotonic_clock),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,18 +12,6 @@
 
 #define WAIT_NS (10 * RS_NS_PER_SEC)
 
-#define BOTH_BACKENDS(name)                                                                         \
-    static void group_##name##_epoll(void **state) {                                                \
-        (void)state;                                                                                \
-        name(RS_EVENT_LOOP_BACKEND_EPOLL);                                                          \
-    }                                                                                               \
-    static void group_##name##_poll(void **state) {                                                 \
-        (void)state;                                                                                \
-        name(RS_EVENT_LOOP_BACKEND_POLL);                                                           \
-    }
-
-#define BOTH_TESTS(name) cmocka_unit_test(group_##name##_epoll), cmocka_unit_test(group_##name##_poll)
-
 typedef struct latch {
     rs_mutex_t mutex;
     rs_condvar_t cond;
@@ -139,7 +127,7 @@ static void setup_and_shutdown_sync(rs_event_loop_backend_t b) {
     assert_int_equal(rs_event_loop_group_destroy(g), RS_OK);
     latch_cleanup(&latch);
 }
-BOTH_BACKENDS(setup_and_shutdown_sync)
+RS_TEST_PER_BACKEND(group_, setup_and_shutdown_sync)
 
 /* Sync destroy with tasks still pending: each runs once, CANCELED. */
 static void sync_shutdown_cancels_pending_tasks(rs_event_loop_backend_t b) {
@@ -164,7 +152,7 @@ static void sync_shutdown_cancels_pending_tasks(rs_event_loop_backend_t b) {
     }
     latch_cleanup(&latch);
 }
-BOTH_BACKENDS(sync_shutdown_cancels_pending_tasks)
+RS_TEST_PER_BACKEND(group_, sync_shutdown_cancels_pending_tasks)
 
 typedef struct shutdown_ctx {
     latch_t latch;
@@ -222,7 +210,7 @@ static void shutdown_async(rs_event_loop_backend_t b) {
     latch_cleanup(&task_latch);
     latch_cleanup(&c.latch);
 }
-BOTH_BACKENDS(shutdown_async)
+RS_TEST_PER_BACKEND(group_, shutdown_async)
 
 /* Asynchronous destroy may be called from one of the group's own loops. */
 typedef struct self_destroy {
@@ -271,7 +259,7 @@ static void shutdown_async_from_own_loop_thread(rs_event_loop_backend_t b) {
     rs_mutex_unlock(&c.latch.mutex);
     latch_cleanup(&c.latch);
 }
-BOTH_BACKENDS(shutdown_async_from_own_loop_thread)
+RS_TEST_PER_BACKEND(group_, shutdown_async_from_own_loop_thread)
 
 static void group_loop_count_0_uses_usable_cpus(void **state) {
     rs_event_loop_group_t *g = group_new(RS_EVENT_LOOP_BACKEND_DEFAULT, 0);
@@ -320,7 +308,7 @@ static void get_next_loop_spreads_over_the_group(rs_event_loop_backend_t b) {
     }
     assert_int_equal(rs_event_loop_group_destroy(g), RS_OK);
 }
-BOTH_BACKENDS(get_next_loop_spreads_over_the_group)
+RS_TEST_PER_BACKEND(group_, get_next_loop_spreads_over_the_group)
 
 static void group_get_next_loop_of_one_loop_group(void **state) {
     rs_event_loop_group_t *g = group_new(RS_EVENT_LOOP_BACKEND_DEFAULT, 1);
@@ -415,7 +403,7 @@ static void destroy_from_own_loop_thread_is_deadlk(rs_event_loop_backend_t b) {
     assert_int_equal(rs_event_loop_group_destroy(d.group), RS_OK);
     latch_cleanup(&d.latch);
 }
-BOTH_BACKENDS(destroy_from_own_loop_thread_is_deadlk)
+RS_TEST_PER_BACKEND(group_, destroy_from_own_loop_thread_is_deadlk)
 
 static void group_thread_start_failure_is_an_error(void **state) {
     rs_event_loop_group_options_t opts;
@@ -557,26 +545,26 @@ static void destroy_while_loops_hand_tasks_to_each_other(rs_event_loop_backend_t
         }
     }
 }
-BOTH_BACKENDS(destroy_while_loops_hand_tasks_to_each_other)
+RS_TEST_PER_BACKEND(group_, destroy_while_loops_hand_tasks_to_each_other)
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        BOTH_TESTS(setup_and_shutdown_sync),
-        BOTH_TESTS(sync_shutdown_cancels_pending_tasks),
-        BOTH_TESTS(shutdown_async),
-        BOTH_TESTS(shutdown_async_from_own_loop_thread),
+        RS_TEST_PER_BACKEND_TESTS(group_, setup_and_shutdown_sync),
+        RS_TEST_PER_BACKEND_TESTS(group_, sync_shutdown_cancels_pending_tasks),
+        RS_TEST_PER_BACKEND_TESTS(group_, shutdown_async),
+        RS_TEST_PER_BACKEND_TESTS(group_, shutdown_async_from_own_loop_thread),
         cmocka_unit_test(group_loop_count_0_uses_usable_cpus),
         cmocka_unit_test(group_null_options_use_defaults),
-        BOTH_TESTS(get_next_loop_spreads_over_the_group),
+        RS_TEST_PER_BACKEND_TESTS(group_, get_next_loop_spreads_over_the_group),
         cmocka_unit_test(group_get_next_loop_of_one_loop_group),
         cmocka_unit_test(group_get_next_loop_from_many_threads),
         cmocka_unit_test(group_get_loop_at_out_of_range_is_null),
-        BOTH_TESTS(destroy_from_own_loop_thread_is_deadlk),
+        RS_TEST_PER_BACKEND_TESTS(group_, destroy_from_own_loop_thread_is_deadlk),
         cmocka_unit_test(group_thread_start_failure_is_an_error),
         cmocka_unit_test(group_unavailable_backend_is_not_supported),
         cmocka_unit_test(group_threads_are_named_by_prefix_and_index),
         cmocka_unit_test(group_clock_override_applies_to_every_loop),
-        BOTH_TESTS(destroy_while_loops_hand_tasks_to_each_other),
+        RS_TEST_PER_BACKEND_TESTS(group_, destroy_while_loops_hand_tasks_to_each_other),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

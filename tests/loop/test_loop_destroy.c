@@ -20,26 +20,6 @@
 #define WAIT_NS (20 * RS_NS_PER_SEC)
 #define BIG_WRITE ((size_t)32 * 1024 * 1024)
 
-#define RUN_UNTIL(loop, cond)                                                                       \
-    do {                                                                                            \
-        uint64_t deadline_ = rs_clock_now_ns() + WAIT_NS;                                           \
-        while (!(cond) && rs_clock_now_ns() < deadline_) {                                          \
-            assert_int_equal(rs_event_loop_run_once((loop), 10), RS_OK);                           \
-        }                                                                                           \
-        assert_true(cond);                                                                          \
-    } while (0)
-
-#define BOTH_BACKENDS(name)                                                                         \
-    static void name##_epoll(void **state) {                                                        \
-        (void)state;                                                                                \
-        name(RS_EVENT_LOOP_BACKEND_EPOLL);                                                          \
-    }                                                                                               \
-    static void name##_poll(void **state) {                                                         \
-        (void)state;                                                                                \
-        name(RS_EVENT_LOOP_BACKEND_POLL);                                                           \
-    }
-#define BOTH_TESTS(name) cmocka_unit_test(name##_epoll), cmocka_unit_test(name##_poll)
-
 static bool fd_is_closed(int fd) {
     return fcntl(fd, F_GETFD) == -1 && errno == EBADF;
 }
@@ -142,7 +122,7 @@ static void open_sockets(sockets_world_t *w, rs_event_loop_t *loop) {
     assert_int_equal(rs_socket_start_accept(w->listener, loop, on_accept, w), RS_OK);
     w->client = new_tcp_socket();
     assert_int_equal(rs_socket_connect(w->client, &bound, loop, on_connect, w), RS_OK);
-    RUN_UNTIL(loop, w->connect.count == 1 && w->accept_ok.count == 1);
+    RS_TEST_RUN_UNTIL(loop, w->connect.count == 1 && w->accept_ok.count == 1);
     assert_int_equal(w->connect.last_error, RS_OK);
     assert_int_equal(rs_socket_assign_to_loop(w->accepted, loop), RS_OK);
     assert_int_equal(rs_socket_subscribe_to_readable_events(w->accepted, on_readable, w), RS_OK);
@@ -200,7 +180,7 @@ static void loop_destroy_closes_open_sockets(rs_event_loop_backend_t b) {
     rs_pipe_read_end_destroy(w.pipe_in);
     rs_pipe_write_end_destroy(w.pipe_out);
 }
-BOTH_BACKENDS(loop_destroy_closes_open_sockets)
+RS_TEST_PER_BACKEND(, loop_destroy_closes_open_sockets)
 
 /* A socket its owner destroys inside the RS_ECANCELED callback is freed there. */
 static void on_readable_destroy(rs_socket_t *socket, int error, void *user_data) {
@@ -236,7 +216,7 @@ static void socket_destroyed_in_its_canceled_callback(rs_event_loop_backend_t b)
     assert_int_equal(rs_socket_get_bound_address(listener, &bound), RS_OK);
     assert_int_equal(rs_socket_start_accept(listener, loop, on_accept_keep, &accepted), RS_OK);
     assert_int_equal(rs_socket_connect(client, &bound, loop, on_connect_count, &connected), RS_OK);
-    RUN_UNTIL(loop, connected == 1 && accepted != NULL);
+    RS_TEST_RUN_UNTIL(loop, connected == 1 && accepted != NULL);
     assert_int_equal(rs_socket_assign_to_loop(accepted, loop), RS_OK);
     assert_int_equal(rs_socket_subscribe_to_readable_events(accepted, on_readable_destroy, &canceled), RS_OK);
     rs_event_loop_destroy(loop);
@@ -244,7 +224,7 @@ static void socket_destroyed_in_its_canceled_callback(rs_event_loop_backend_t b)
     rs_socket_destroy(listener);
     rs_socket_destroy(client);
 }
-BOTH_BACKENDS(socket_destroyed_in_its_canceled_callback)
+RS_TEST_PER_BACKEND(, socket_destroyed_in_its_canceled_callback)
 
 /* ---- channels left live ---- */
 
@@ -281,7 +261,7 @@ static void loop_destroy_shuts_live_channel_down(rs_event_loop_backend_t b) {
     co.user_data = &calls;
     channel = rs_channel_new(&co, NULL);
     assert_non_null(channel);
-    RUN_UNTIL(loop, calls.setups == 1);
+    RS_TEST_RUN_UNTIL(loop, calls.setups == 1);
     rs_event_loop_destroy(loop);
     assert_int_equal(calls.shutdowns, 1);
     assert_int_equal(calls.shutdown_error, RS_ECANCELED);
@@ -289,7 +269,7 @@ static void loop_destroy_shuts_live_channel_down(rs_event_loop_backend_t b) {
     assert_int_equal(rs_channel_shutdown(channel, RS_OK), RS_OK); /* harmless: already shut down */
     rs_channel_destroy(channel);
 }
-BOTH_BACKENDS(loop_destroy_shuts_live_channel_down)
+RS_TEST_PER_BACKEND(, loop_destroy_shuts_live_channel_down)
 
 /* A group destroyed under live bootstrapped connections and a live listener:
  * every channel shuts down once with RS_ECANCELED, every socket is closed,
@@ -429,7 +409,7 @@ static void group_destroy_ends_live_connections(rs_event_loop_backend_t b) {
     assert_int_equal(w.listener_destroyed, 1);
     pthread_mutex_destroy(&w.lock);
 }
-BOTH_BACKENDS(group_destroy_ends_live_connections)
+RS_TEST_PER_BACKEND(, group_destroy_ends_live_connections)
 
 /* ---- rs_event_loop_run ---- */
 
@@ -476,7 +456,7 @@ static void run_until_stopped_from_a_callback(rs_event_loop_backend_t b) {
     assert_int_equal(c.runs, 7);
     rs_event_loop_destroy(c.loop);
 }
-BOTH_BACKENDS(run_until_stopped_from_a_callback)
+RS_TEST_PER_BACKEND(, run_until_stopped_from_a_callback)
 
 static void count_task(rs_task_t *task, void *arg, rs_task_status_t status) {
     (void)task;
@@ -514,7 +494,7 @@ static void run_stopped_from_another_thread_and_before(rs_event_loop_backend_t b
     assert_int_equal(rs_event_loop_run(NULL), RS_EINVAL);
     rs_event_loop_destroy(loop);
 }
-BOTH_BACKENDS(run_stopped_from_another_thread_and_before)
+RS_TEST_PER_BACKEND(, run_stopped_from_another_thread_and_before)
 
 /* rs_event_loop_stop is async-signal-safe: a SIGALRM handler stops the run. */
 static rs_event_loop_t *g_signal_loop;
@@ -548,17 +528,17 @@ static void run_stopped_by_a_signal_handler(rs_event_loop_backend_t b) {
     rs_event_loop_destroy(g_signal_loop);
     g_signal_loop = NULL;
 }
-BOTH_BACKENDS(run_stopped_by_a_signal_handler)
+RS_TEST_PER_BACKEND(, run_stopped_by_a_signal_handler)
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        BOTH_TESTS(loop_destroy_closes_open_sockets),
-        BOTH_TESTS(socket_destroyed_in_its_canceled_callback),
-        BOTH_TESTS(loop_destroy_shuts_live_channel_down),
-        BOTH_TESTS(group_destroy_ends_live_connections),
-        BOTH_TESTS(run_until_stopped_from_a_callback),
-        BOTH_TESTS(run_stopped_from_another_thread_and_before),
-        BOTH_TESTS(run_stopped_by_a_signal_handler),
+        RS_TEST_PER_BACKEND_TESTS(, loop_destroy_closes_open_sockets),
+        RS_TEST_PER_BACKEND_TESTS(, socket_destroyed_in_its_canceled_callback),
+        RS_TEST_PER_BACKEND_TESTS(, loop_destroy_shuts_live_channel_down),
+        RS_TEST_PER_BACKEND_TESTS(, group_destroy_ends_live_connections),
+        RS_TEST_PER_BACKEND_TESTS(, run_until_stopped_from_a_callback),
+        RS_TEST_PER_BACKEND_TESTS(, run_stopped_from_another_thread_and_before),
+        RS_TEST_PER_BACKEND_TESTS(, run_stopped_by_a_signal_handler),
     };
     signal(SIGPIPE, SIG_IGN);
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -22,18 +22,6 @@
 #define WAIT_NS (20 * RS_NS_PER_SEC)
 #define MIB ((size_t)1024 * 1024)
 
-#define BOTH_BACKENDS(name)                                                                         \
-    static void pipe_##name##_epoll(void **state) {                                                 \
-        (void)state;                                                                                \
-        name(RS_EVENT_LOOP_BACKEND_EPOLL);                                                          \
-    }                                                                                               \
-    static void pipe_##name##_poll(void **state) {                                                  \
-        (void)state;                                                                                \
-        name(RS_EVENT_LOOP_BACKEND_POLL);                                                           \
-    }
-
-#define BOTH_TESTS(name) cmocka_unit_test(pipe_##name##_epoll), cmocka_unit_test(pipe_##name##_poll)
-
 /* ---------------------------------------------------------------- helpers */
 
 static rs_event_loop_t *loop_new(rs_event_loop_backend_t b) {
@@ -492,7 +480,7 @@ static void one_loop_writes_complete_async_in_order(rs_event_loop_backend_t b) {
     pwriter_cleanup(&w);
     free(data);
 }
-BOTH_BACKENDS(one_loop_writes_complete_async_in_order)
+RS_TEST_PER_BACKEND(pipe_, one_loop_writes_complete_async_in_order)
 
 /* A write issued from a write-completion callback completes later, in order. */
 typedef struct chain_writer {
@@ -561,7 +549,7 @@ static void write_from_completion_callback(rs_event_loop_backend_t b) {
     run_ticks(loop, 2);
     rs_event_loop_destroy(loop);
 }
-BOTH_BACKENDS(write_from_completion_callback)
+RS_TEST_PER_BACKEND(pipe_, write_from_completion_callback)
 
 /* A zero-length write completes like any other: once, in order, RS_OK, 0 bytes. */
 typedef struct zl_rec {
@@ -637,7 +625,7 @@ static void zero_length_write_completes_in_order(rs_event_loop_backend_t b) {
     run_ticks(loop, 2);
     rs_event_loop_destroy(loop);
 }
-BOTH_BACKENDS(zero_length_write_completes_in_order)
+RS_TEST_PER_BACKEND(pipe_, zero_length_write_completes_in_order)
 
 static void one_loop_8mib_transfer_with_checksum(rs_event_loop_backend_t b) {
     const size_t len = 8 * MIB;
@@ -679,7 +667,7 @@ static void one_loop_8mib_transfer_with_checksum(rs_event_loop_backend_t b) {
     pwriter_cleanup(&w);
     free(data);
 }
-BOTH_BACKENDS(one_loop_8mib_transfer_with_checksum)
+RS_TEST_PER_BACKEND(pipe_, one_loop_8mib_transfer_with_checksum)
 
 /* ---------------------------------------------------------- two-loop tests */
 
@@ -763,12 +751,12 @@ static void two_loops_transfer(rs_event_loop_backend_t b, size_t len, size_t chu
 static void two_loops_small_writes_in_order(rs_event_loop_backend_t b) {
     two_loops_transfer(b, 5000 * 7, 7);
 }
-BOTH_BACKENDS(two_loops_small_writes_in_order)
+RS_TEST_PER_BACKEND(pipe_, two_loops_small_writes_in_order)
 
 static void two_loops_8mib_transfer_with_checksum(rs_event_loop_backend_t b) {
     two_loops_transfer(b, 8 * MIB, 256 * 1024 - 5);
 }
-BOTH_BACKENDS(two_loops_8mib_transfer_with_checksum)
+RS_TEST_PER_BACKEND(pipe_, two_loops_8mib_transfer_with_checksum)
 
 /* Using an end from the other loop's thread is refused. */
 typedef struct wrong_thread_ctx {
@@ -842,7 +830,7 @@ static void ends_used_on_the_wrong_thread_are_refused(rs_event_loop_backend_t b)
     preader_cleanup(&r);
     pwriter_cleanup(&w);
 }
-BOTH_BACKENDS(ends_used_on_the_wrong_thread_are_refused)
+RS_TEST_PER_BACKEND(pipe_, ends_used_on_the_wrong_thread_are_refused)
 
 /* ------------------------------------------------------ destroying the ends */
 
@@ -883,7 +871,7 @@ static void destroying_write_end_gives_reader_data_then_eof(rs_event_loop_backen
     pwriter_cleanup(&w);
     free(data);
 }
-BOTH_BACKENDS(destroying_write_end_gives_reader_data_then_eof)
+RS_TEST_PER_BACKEND(pipe_, destroying_write_end_gives_reader_data_then_eof)
 
 /* The read end goes away: the next write completes with (or returns) RS_EPIPE,
  * and no SIGPIPE kills the process. `drain` says whether the reader had read
@@ -949,12 +937,12 @@ static void read_end_gone(rs_event_loop_backend_t b, bool drain) {
 static void destroying_read_end_gives_epipe_not_sigpipe(rs_event_loop_backend_t b) {
     read_end_gone(b, true);
 }
-BOTH_BACKENDS(destroying_read_end_gives_epipe_not_sigpipe)
+RS_TEST_PER_BACKEND(pipe_, destroying_read_end_gives_epipe_not_sigpipe)
 
 static void destroying_read_end_with_unread_data_gives_epipe(rs_event_loop_backend_t b) {
     read_end_gone(b, false);
 }
-BOTH_BACKENDS(destroying_read_end_with_unread_data_gives_epipe)
+RS_TEST_PER_BACKEND(pipe_, destroying_read_end_with_unread_data_gives_epipe)
 
 /* Writes stuck in the queue (nobody reads) when the write end is destroyed:
  * each completes once, in order, with RS_ECANCELED; the bytes it reports are
@@ -1000,7 +988,7 @@ static void destroying_write_end_cancels_writes_in_flight(rs_event_loop_backend_
     pwriter_cleanup(&w);
     free(data);
 }
-BOTH_BACKENDS(destroying_write_end_cancels_writes_in_flight)
+RS_TEST_PER_BACKEND(pipe_, destroying_write_end_cancels_writes_in_flight)
 
 /* Destroy order with writes in flight, one loop. read_first: the read end goes
  * first; run_between: the loop runs ticks between the two destroys. */
@@ -1067,13 +1055,13 @@ static void destroy_write_end_then_read_end_with_writes_in_flight(rs_event_loop_
     destroy_order_one_loop(b, false, false);
     destroy_order_one_loop(b, false, true);
 }
-BOTH_BACKENDS(destroy_write_end_then_read_end_with_writes_in_flight)
+RS_TEST_PER_BACKEND(pipe_, destroy_write_end_then_read_end_with_writes_in_flight)
 
 static void destroy_read_end_then_write_end_with_writes_in_flight(rs_event_loop_backend_t b) {
     destroy_order_one_loop(b, true, false);
     destroy_order_one_loop(b, true, true);
 }
-BOTH_BACKENDS(destroy_read_end_then_write_end_with_writes_in_flight)
+RS_TEST_PER_BACKEND(pipe_, destroy_read_end_then_write_end_with_writes_in_flight)
 
 /* The same across two loops on their own threads: each end destroyed on its
  * own loop, in either order, with writes in flight. */
@@ -1141,12 +1129,12 @@ static void destroy_order_two_loops(rs_event_loop_backend_t b, bool read_first) 
 static void two_loops_destroy_write_end_first_with_writes_in_flight(rs_event_loop_backend_t b) {
     destroy_order_two_loops(b, false);
 }
-BOTH_BACKENDS(two_loops_destroy_write_end_first_with_writes_in_flight)
+RS_TEST_PER_BACKEND(pipe_, two_loops_destroy_write_end_first_with_writes_in_flight)
 
 static void two_loops_destroy_read_end_first_with_writes_in_flight(rs_event_loop_backend_t b) {
     destroy_order_two_loops(b, true);
 }
-BOTH_BACKENDS(two_loops_destroy_read_end_first_with_writes_in_flight)
+RS_TEST_PER_BACKEND(pipe_, two_loops_destroy_read_end_first_with_writes_in_flight)
 
 /* Ends never used, destroyed while their loops have never run, either order. */
 static void unused_ends_destroyed_in_either_order(rs_event_loop_backend_t b) {
@@ -1162,7 +1150,7 @@ static void unused_ends_destroyed_in_either_order(rs_event_loop_backend_t b) {
     run_ticks(loop, 2);
     rs_event_loop_destroy(loop);
 }
-BOTH_BACKENDS(unused_ends_destroyed_in_either_order)
+RS_TEST_PER_BACKEND(pipe_, unused_ends_destroyed_in_either_order)
 
 /* ------------------------------------------------------------- arguments */
 
@@ -1260,22 +1248,22 @@ static void pipe_with_libc_allocator_works(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        BOTH_TESTS(one_loop_writes_complete_async_in_order),
-        BOTH_TESTS(write_from_completion_callback),
-        BOTH_TESTS(zero_length_write_completes_in_order),
-        BOTH_TESTS(one_loop_8mib_transfer_with_checksum),
-        BOTH_TESTS(two_loops_small_writes_in_order),
-        BOTH_TESTS(two_loops_8mib_transfer_with_checksum),
-        BOTH_TESTS(ends_used_on_the_wrong_thread_are_refused),
-        BOTH_TESTS(destroying_write_end_gives_reader_data_then_eof),
-        BOTH_TESTS(destroying_read_end_gives_epipe_not_sigpipe),
-        BOTH_TESTS(destroying_read_end_with_unread_data_gives_epipe),
-        BOTH_TESTS(destroying_write_end_cancels_writes_in_flight),
-        BOTH_TESTS(destroy_write_end_then_read_end_with_writes_in_flight),
-        BOTH_TESTS(destroy_read_end_then_write_end_with_writes_in_flight),
-        BOTH_TESTS(two_loops_destroy_write_end_first_with_writes_in_flight),
-        BOTH_TESTS(two_loops_destroy_read_end_first_with_writes_in_flight),
-        BOTH_TESTS(unused_ends_destroyed_in_either_order),
+        RS_TEST_PER_BACKEND_TESTS(pipe_, one_loop_writes_complete_async_in_order),
+        RS_TEST_PER_BACKEND_TESTS(pipe_, write_from_completion_callback),
+        RS_TEST_PER_BACKEND_TESTS(pipe_, zero_length_write_completes_in_order),
+        RS_TEST_PER_BACKEND_TESTS(pipe_, one_loop_8mib_transfer_with_checksum),
+        RS_TEST_PER_BACKEND_TESTS(pipe_, two_loops_small_writes_in_order),
+        RS_TEST_PER_BACKEND_TESTS(pipe_, two_loops_8mib_transfer_with_checksum),
+        RS_TEST_PER_BACKEND_TESTS(pipe_, ends_used_on_the_wrong_thread_are_refused),
+        RS_TEST_PER_BACKEND_TESTS(pipe_, destroying_write_end_gives_reader_data_then_eof),
+        RS_TEST_PER_BACKEND_TESTS(pipe_, destroying_read_end_gives_epipe_not_sigpipe),
+        RS_TEST_PER_BACKEND_TESTS(pipe_, destroying_read_end_with_unread_data_gives_epipe),
+        RS_TEST_PER_BACKEND_TESTS(pipe_, destroying_write_end_cancels_writes_in_flight),
+        RS_TEST_PER_BACKEND_TESTS(pipe_, destroy_write_end_then_read_end_with_writes_in_flight),
+        RS_TEST_PER_BACKEND_TESTS(pipe_, destroy_read_end_then_write_end_with_writes_in_flight),
+        RS_TEST_PER_BACKEND_TESTS(pipe_, two_loops_destroy_write_end_first_with_writes_in_flight),
+        RS_TEST_PER_BACKEND_TESTS(pipe_, two_loops_destroy_read_end_first_with_writes_in_flight),
+        RS_TEST_PER_BACKEND_TESTS(pipe_, unused_ends_destroyed_in_either_order),
         cmocka_unit_test(pipe_new_with_null_args_is_einval),
         cmocka_unit_test(pipe_calls_with_null_args_are_einval),
         cmocka_unit_test(pipe_with_libc_allocator_works),

@@ -35,18 +35,6 @@
  * distinct code so the sweep reports it as unclean. */
 #define SCENARIO_BROKEN RS_EUNKNOWN
 
-#define BOTH_BACKENDS(name)                                                                         \
-    static void name##_epoll(void **state) {                                                       \
-        (void)state;                                                                                \
-        name(RS_EVENT_LOOP_BACKEND_EPOLL);                                                          \
-    }                                                                                               \
-    static void name##_poll(void **state) {                                                        \
-        (void)state;                                                                                \
-        name(RS_EVENT_LOOP_BACKEND_POLL);                                                           \
-    }
-
-#define BOTH_TESTS(name) cmocka_unit_test(name##_epoll), cmocka_unit_test(name##_poll)
-
 /* ------------------------------------------------------------- allocator */
 
 /* The failing allocator plus a live-block count, so a leak is pinned to the N
@@ -427,8 +415,8 @@ static void socket_alloc_sweep_client_connect_echo_double_fault(rs_event_loop_ba
     sweep(client_scenario, backend, 2);
 }
 
-BOTH_BACKENDS(socket_alloc_sweep_client_connect_echo)
-BOTH_BACKENDS(socket_alloc_sweep_client_connect_echo_double_fault)
+RS_TEST_PER_BACKEND(, socket_alloc_sweep_client_connect_echo)
+RS_TEST_PER_BACKEND(, socket_alloc_sweep_client_connect_echo_double_fault)
 
 /* ============================= (a') client bulk write, no reader subscribed */
 
@@ -590,7 +578,7 @@ static void socket_alloc_sweep_client_bulk_write(rs_event_loop_backend_t backend
     sweep(bulk_scenario, backend, 1);
 }
 
-BOTH_BACKENDS(socket_alloc_sweep_client_bulk_write)
+RS_TEST_PER_BACKEND(, socket_alloc_sweep_client_bulk_write)
 
 /* ============================================= (b) server listen/accept */
 
@@ -851,16 +839,16 @@ static void socket_alloc_sweep_server_accept_echo_double_fault(rs_event_loop_bac
     sweep(server_scenario, backend, 2);
 }
 
-BOTH_BACKENDS(socket_alloc_sweep_server_accept_echo)
-BOTH_BACKENDS(socket_alloc_sweep_server_accept_echo_double_fault)
+RS_TEST_PER_BACKEND(, socket_alloc_sweep_server_accept_echo)
+RS_TEST_PER_BACKEND(, socket_alloc_sweep_server_accept_echo_double_fault)
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        BOTH_TESTS(socket_alloc_sweep_client_connect_echo),
-        BOTH_TESTS(socket_alloc_sweep_server_accept_echo),
-        BOTH_TESTS(socket_alloc_sweep_client_bulk_write),
-        BOTH_TESTS(socket_alloc_sweep_client_connect_echo_double_fault),
-        BOTH_TESTS(socket_alloc_sweep_server_accept_echo_double_fault),
+        RS_TEST_PER_BACKEND_TESTS(, socket_alloc_sweep_client_connect_echo),
+        RS_TEST_PER_BACKEND_TESTS(, socket_alloc_sweep_server_accept_echo),
+        RS_TEST_PER_BACKEND_TESTS(, socket_alloc_sweep_client_bulk_write),
+        RS_TEST_PER_BACKEND_TESTS(, socket_alloc_sweep_client_connect_echo_double_fault),
+        RS_TEST_PER_BACKEND_TESTS(, socket_alloc_sweep_server_accept_echo_double_fault),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

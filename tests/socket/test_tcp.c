@@ -5,7 +5,7 @@
  * with checksums, EOF and half-close, read back-pressure, argument errors,
  * socket options, cross-thread listener close and many connections at once.
  *
- * Every behaviour runs on both loop backends; test names end in _epoll/_poll.
+ * Every behaviour runs on every loop backend; names end in _epoll/_poll/_kqueue.
  * Most tests drive the loop on the test thread with rs_event_loop_run_once,
  * so callbacks run here and record what they see; the assertions come after.
  * Tests that need a loop thread of its own use rs_event_loop_start and
@@ -28,31 +28,8 @@
 #define WAIT_NS (10 * RS_NS_PER_SEC)
 #define BIG_WAIT_NS (90 * RS_NS_PER_SEC)
 
-#define BOTH_BACKENDS(name)                                                                         \
-    static void name##_epoll(void **state) {                                                        \
-        (void)state;                                                                                \
-        name(RS_EVENT_LOOP_BACKEND_EPOLL);                                                          \
-    }                                                                                               \
-    static void name##_poll(void **state) {                                                         \
-        (void)state;                                                                                \
-        name(RS_EVENT_LOOP_BACKEND_POLL);                                                           \
-    }
-
-#define BOTH_TESTS(name) cmocka_unit_test(name##_epoll), cmocka_unit_test(name##_poll)
-
-/* Run the loop on this thread until `cond` holds; fail after `ns`. */
-#define RUN_UNTIL_NS(loop, cond, ns)                                                                \
-    do {                                                                                            \
-        uint64_t run_deadline_ = rs_clock_now_ns() + (ns);                                          \
-        while (!(cond)) {                                                                           \
-            if (rs_clock_now_ns() > run_deadline_) {                                                \
-                fail_msg("timed out waiting for: %s", #cond);                                       \
-            }                                                                                       \
-            assert_int_equal(rs_event_loop_run_once((loop), 10), RS_OK);                            \
-        }                                                                                           \
-    } while (0)
-
-#define RUN_UNTIL(loop, cond) RUN_UNTIL_NS(loop, cond, WAIT_NS)
+/* This file waits 10 s, not RS_TEST_RUN_UNTIL's 20 s. */
+#define RUN_UNTIL(loop, cond) RS_TEST_RUN_UNTIL_NS(loop, cond, WAIT_NS)
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -612,10 +589,10 @@ static void tcp_echo_unix_path(rs_event_loop_backend_t b) {
 static void tcp_echo_unix_abstract(rs_event_loop_backend_t b) {
     echo_over(b, EP_UNIX_ABSTRACT);
 }
-BOTH_BACKENDS(tcp_echo_ipv4)
-BOTH_BACKENDS(tcp_echo_ipv6)
-BOTH_BACKENDS(tcp_echo_unix_path)
-BOTH_BACKENDS(tcp_echo_unix_abstract)
+RS_TEST_PER_BACKEND(, tcp_echo_ipv4)
+RS_TEST_PER_BACKEND(, tcp_echo_ipv6)
+RS_TEST_PER_BACKEND(, tcp_echo_unix_path)
+RS_TEST_PER_BACKEND(, tcp_echo_unix_abstract)
 
 /* ================================================================ 2. bind */
 
@@ -652,8 +629,8 @@ static void bind_port_zero_gives_a_real_port_ipv4(rs_event_loop_backend_t b) {
 static void bind_port_zero_gives_a_real_port_ipv6(rs_event_loop_backend_t b) {
     bind_port_zero_over(b, EP_IPV6);
 }
-BOTH_BACKENDS(bind_port_zero_gives_a_real_port_ipv4)
-BOTH_BACKENDS(bind_port_zero_gives_a_real_port_ipv6)
+RS_TEST_PER_BACKEND(, bind_port_zero_gives_a_real_port_ipv4)
+RS_TEST_PER_BACKEND(, bind_port_zero_gives_a_real_port_ipv6)
 
 static void bind_same_unix_path_twice_is_addrinuse(rs_event_loop_backend_t b) {
     rs_event_loop_t *loop = loop_new(b);
@@ -671,7 +648,7 @@ static void bind_same_unix_path_twice_is_addrinuse(rs_event_loop_backend_t b) {
     cleanup_endpoint(&ep);
     rs_event_loop_destroy(loop);
 }
-BOTH_BACKENDS(bind_same_unix_path_twice_is_addrinuse)
+RS_TEST_PER_BACKEND(, bind_same_unix_path_twice_is_addrinuse)
 
 /* ================================================================ 3. connect refused */
 
@@ -741,9 +718,9 @@ static void connect_refused_is_reported_async_ipv6(rs_event_loop_backend_t b) {
 static void connect_refused_is_reported_async_unix_path(rs_event_loop_backend_t b) {
     connect_refused_over(b, EP_UNIX_PATH);
 }
-BOTH_BACKENDS(connect_refused_is_reported_async_ipv4)
-BOTH_BACKENDS(connect_refused_is_reported_async_ipv6)
-BOTH_BACKENDS(connect_refused_is_reported_async_unix_path)
+RS_TEST_PER_BACKEND(, connect_refused_is_reported_async_ipv4)
+RS_TEST_PER_BACKEND(, connect_refused_is_reported_async_ipv6)
+RS_TEST_PER_BACKEND(, connect_refused_is_reported_async_unix_path)
 
 /* ================================================================ 4. wrong thread */
 
@@ -811,7 +788,7 @@ static void socket_calls_off_the_loop_thread_are_refused(rs_event_loop_backend_t
     sink_free(sink);
     free(log);
 }
-BOTH_BACKENDS(socket_calls_off_the_loop_thread_are_refused)
+RS_TEST_PER_BACKEND(, socket_calls_off_the_loop_thread_are_refused)
 
 /* ================================================================ 5. destroy before connect completes */
 
@@ -849,8 +826,8 @@ static void destroy_before_connect_completes_cancels_once_ipv4(rs_event_loop_bac
 static void destroy_before_connect_completes_cancels_once_unix_path(rs_event_loop_backend_t b) {
     destroy_before_connect_over(b, EP_UNIX_PATH);
 }
-BOTH_BACKENDS(destroy_before_connect_completes_cancels_once_ipv4)
-BOTH_BACKENDS(destroy_before_connect_completes_cancels_once_unix_path)
+RS_TEST_PER_BACKEND(, destroy_before_connect_completes_cancels_once_ipv4)
+RS_TEST_PER_BACKEND(, destroy_before_connect_completes_cancels_once_unix_path)
 
 /* A Unix connect to a path with no listener fails inside connect(2); the
  * failure is still reported later, exactly once, even if the socket is
@@ -878,7 +855,7 @@ static void destroy_after_immediate_refusal_completes_once(rs_event_loop_backend
     cleanup_endpoint(&ep);
     rs_event_loop_destroy(loop);
 }
-BOTH_BACKENDS(destroy_after_immediate_refusal_completes_once)
+RS_TEST_PER_BACKEND(, destroy_after_immediate_refusal_completes_once)
 
 /* ================================================================ 6. destroy inside the accept callback */
 
@@ -946,7 +923,7 @@ static void destroy_listener_inside_accept_callback(rs_event_loop_backend_t b) {
         sink_free(sinks[i]);
     }
 }
-BOTH_BACKENDS(destroy_listener_inside_accept_callback)
+RS_TEST_PER_BACKEND(, destroy_listener_inside_accept_callback)
 
 /* ================================================================ 7. destroy inside a write callback */
 
@@ -991,7 +968,7 @@ static void destroy_inside_write_callback_cancels_queued_writes_in_order(rs_even
     free(log);
     free(data);
 }
-BOTH_BACKENDS(destroy_inside_write_callback_cancels_queued_writes_in_order)
+RS_TEST_PER_BACKEND(, destroy_inside_write_callback_cancels_queued_writes_in_order)
 
 /* ================================================================ more destroy-in-callback cases */
 
@@ -1036,7 +1013,7 @@ static void destroy_inside_connect_callback(rs_event_loop_backend_t b) {
     pair_close(&p);
     sink_free(sink);
 }
-BOTH_BACKENDS(destroy_inside_connect_callback)
+RS_TEST_PER_BACKEND(, destroy_inside_connect_callback)
 
 typedef struct readable_destroyer {
     rs_socket_t **slot;
@@ -1104,7 +1081,7 @@ static void destroy_inside_readable_callback_cancels_queued_writes(rs_event_loop
     free(slog);
     free(data);
 }
-BOTH_BACKENDS(destroy_inside_readable_callback_cancels_queued_writes)
+RS_TEST_PER_BACKEND(, destroy_inside_readable_callback_cancels_queued_writes)
 
 /* ================================================================ assorted contract edges */
 
@@ -1137,7 +1114,7 @@ static void zero_length_write_completes_in_order(rs_event_loop_backend_t b) {
     sink_free(sink);
     free(log);
 }
-BOTH_BACKENDS(zero_length_write_completes_in_order)
+RS_TEST_PER_BACKEND(, zero_length_write_completes_in_order)
 
 static void client_bound_before_connect_keeps_its_address(rs_event_loop_backend_t b) {
     conn_pair_t p;
@@ -1161,7 +1138,7 @@ static void client_bound_before_connect_keeps_its_address(rs_event_loop_backend_
     assert_true(rs_endpoint_equal(&seen, &bound));
     pair_close(&p);
 }
-BOTH_BACKENDS(client_bound_before_connect_keeps_its_address)
+RS_TEST_PER_BACKEND(, client_bound_before_connect_keeps_its_address)
 
 /* An accepted socket is handed, unassigned, to a second loop on its own thread. */
 typedef struct handoff {
@@ -1289,7 +1266,7 @@ static void accepted_socket_can_move_to_another_loop(rs_event_loop_backend_t b) 
     sink_free(sink);
     free(log);
 }
-BOTH_BACKENDS(accepted_socket_can_move_to_another_loop)
+RS_TEST_PER_BACKEND(, accepted_socket_can_move_to_another_loop)
 
 /* socket.h: rs_socket_destroy may be called from any thread "once closed with
  * nothing in flight". Run in a child process: the failure mode is an abort. */
@@ -1373,7 +1350,7 @@ static void closed_socket_can_be_destroyed_from_any_thread(rs_event_loop_backend
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
 }
-BOTH_BACKENDS(closed_socket_can_be_destroyed_from_any_thread)
+RS_TEST_PER_BACKEND(, closed_socket_can_be_destroyed_from_any_thread)
 
 /* Both ends readable in one tick; whichever callback runs first destroys the
  * other socket, whose queued event must then be skipped (ASan sees a use
@@ -1439,7 +1416,7 @@ static void destroy_peer_from_a_callback_in_the_same_tick(rs_event_loop_backend_
     pair_close(&p);
     free(log);
 }
-BOTH_BACKENDS(destroy_peer_from_a_callback_in_the_same_tick)
+RS_TEST_PER_BACKEND(, destroy_peer_from_a_callback_in_the_same_tick)
 
 static void stop_accept_pauses_accepting(rs_event_loop_backend_t b) {
     conn_pair_t p;
@@ -1461,7 +1438,7 @@ static void stop_accept_pauses_accepting(rs_event_loop_backend_t b) {
     assert_non_null(p.server);
     pair_close(&p);
 }
-BOTH_BACKENDS(stop_accept_pauses_accepting)
+RS_TEST_PER_BACKEND(, stop_accept_pauses_accepting)
 
 /* ================================================================ 8. write completion */
 
@@ -1515,7 +1492,7 @@ static void write_completion_is_async_and_in_order(rs_event_loop_backend_t b) {
     free(log);
     free(data);
 }
-BOTH_BACKENDS(write_completion_is_async_and_in_order)
+RS_TEST_PER_BACKEND(, write_completion_is_async_and_in_order)
 
 /* ================================================================ 9. large writes */
 
@@ -1552,7 +1529,7 @@ static void large_write_over(rs_event_loop_backend_t b, ep_kind_t kind, int chun
     }
     assert_int_equal(off, LARGE_SIZE);
     assert_int_equal(log->submitted, chunks);
-    RUN_UNTIL_NS(p.loop, log->count == chunks && sink->total >= LARGE_SIZE, BIG_WAIT_NS);
+    RS_TEST_RUN_UNTIL_NS(p.loop, log->count == chunks && sink->total >= LARGE_SIZE, BIG_WAIT_NS);
     assert_int_equal(sink->total, LARGE_SIZE);
     assert_int_equal(sink->error, RS_OK);
     assert_false(sink->bad_amount);
@@ -1586,9 +1563,9 @@ static void large_write_64mib_in_1000_writes(rs_event_loop_backend_t b) {
 static void large_write_64mib_in_one_write_unix_path(rs_event_loop_backend_t b) {
     large_write_over(b, EP_UNIX_PATH, 1);
 }
-BOTH_BACKENDS(large_write_64mib_in_one_write)
-BOTH_BACKENDS(large_write_64mib_in_1000_writes)
-BOTH_BACKENDS(large_write_64mib_in_one_write_unix_path)
+RS_TEST_PER_BACKEND(, large_write_64mib_in_one_write)
+RS_TEST_PER_BACKEND(, large_write_64mib_in_1000_writes)
+RS_TEST_PER_BACKEND(, large_write_64mib_in_one_write_unix_path)
 
 /* ================================================================ 10. EOF after hang-up */
 
@@ -1628,7 +1605,7 @@ static void read_delivers_all_data_before_eof_then_stops(rs_event_loop_backend_t
     free(log);
     free(data);
 }
-BOTH_BACKENDS(read_delivers_all_data_before_eof_then_stops)
+RS_TEST_PER_BACKEND(, read_delivers_all_data_before_eof_then_stops)
 
 /* ================================================================ 11. half-close */
 
@@ -1680,7 +1657,7 @@ static void half_close_both_directions(rs_event_loop_backend_t b) {
     free(clog);
     free(slog);
 }
-BOTH_BACKENDS(half_close_both_directions)
+RS_TEST_PER_BACKEND(, half_close_both_directions)
 
 static void shutdown_write_sends_queued_writes_before_fin(rs_event_loop_backend_t b) {
     conn_pair_t p;
@@ -1704,7 +1681,7 @@ static void shutdown_write_sends_queued_writes_before_fin(rs_event_loop_backend_
     assert_true(rs_socket_get_pending_write_bytes(p.client) > 0); /* still queued */
     assert_int_equal(rs_socket_shutdown_dir(p.client, RS_SOCKET_DIR_WRITE), RS_OK);
     assert_int_equal(wlog_write(log, p.client, data, 1), RS_ESHUTDOWN);
-    RUN_UNTIL_NS(p.loop, ss->eof || ss->error, BIG_WAIT_NS);
+    RS_TEST_RUN_UNTIL_NS(p.loop, ss->eof || ss->error, BIG_WAIT_NS);
     assert_true(ss->eof);
     assert_int_equal(ss->error, RS_OK);
     assert_int_equal(ss->total, total);
@@ -1720,7 +1697,7 @@ static void shutdown_write_sends_queued_writes_before_fin(rs_event_loop_backend_
     free(log);
     free(data);
 }
-BOTH_BACKENDS(shutdown_write_sends_queued_writes_before_fin)
+RS_TEST_PER_BACKEND(, shutdown_write_sends_queued_writes_before_fin)
 
 /* ================================================================ 12. pause / resume, level-triggered */
 
@@ -1758,7 +1735,7 @@ static void pause_reading_stops_readable_callbacks(rs_event_loop_backend_t b) {
     sink_free(sink);
     free(log);
 }
-BOTH_BACKENDS(pause_reading_stops_readable_callbacks)
+RS_TEST_PER_BACKEND(, pause_reading_stops_readable_callbacks)
 
 static void readable_is_level_triggered(rs_event_loop_backend_t b) {
     conn_pair_t p;
@@ -1779,7 +1756,7 @@ static void readable_is_level_triggered(rs_event_loop_backend_t b) {
     sink_free(sink);
     free(log);
 }
-BOTH_BACKENDS(readable_is_level_triggered)
+RS_TEST_PER_BACKEND(, readable_is_level_triggered)
 
 /* ================================================================ 13. errors */
 
@@ -1802,7 +1779,7 @@ static void write_on_unconnected_socket_is_enotconn(rs_event_loop_backend_t b) {
     rs_event_loop_destroy(loop);
     free(log);
 }
-BOTH_BACKENDS(write_on_unconnected_socket_is_enotconn)
+RS_TEST_PER_BACKEND(, write_on_unconnected_socket_is_enotconn)
 
 static void write_after_shutdown_is_eshutdown(rs_event_loop_backend_t b) {
     conn_pair_t p;
@@ -1821,7 +1798,7 @@ static void write_after_shutdown_is_eshutdown(rs_event_loop_backend_t b) {
     pair_close(&p);
     free(log);
 }
-BOTH_BACKENDS(write_after_shutdown_is_eshutdown)
+RS_TEST_PER_BACKEND(, write_after_shutdown_is_eshutdown)
 
 static void invalid_arguments_are_einval(rs_event_loop_backend_t b) {
     conn_pair_t p;
@@ -1891,7 +1868,7 @@ static void invalid_arguments_are_einval(rs_event_loop_backend_t b) {
     pair_close(&p);
     free(log);
 }
-BOTH_BACKENDS(invalid_arguments_are_einval)
+RS_TEST_PER_BACKEND(, invalid_arguments_are_einval)
 
 /* ================================================================ 14. options */
 
@@ -1931,7 +1908,7 @@ static void socket_options_reach_the_fd(rs_event_loop_backend_t b) {
     rs_socket_destroy(plain);
     pair_close(&p);
 }
-BOTH_BACKENDS(socket_options_reach_the_fd)
+RS_TEST_PER_BACKEND(, socket_options_reach_the_fd)
 
 static void ipv6_only_on_and_off(rs_event_loop_backend_t b) {
     conn_pair_t p;
@@ -1972,7 +1949,7 @@ static void ipv6_only_on_and_off(rs_event_loop_backend_t b) {
     sink_free(sink);
     free(log);
 }
-BOTH_BACKENDS(ipv6_only_on_and_off)
+RS_TEST_PER_BACKEND(, ipv6_only_on_and_off)
 
 static void bind_to_interface_lo_works(rs_event_loop_backend_t b) {
     conn_pair_t p;
@@ -1986,7 +1963,7 @@ static void bind_to_interface_lo_works(rs_event_loop_backend_t b) {
     assert_string_equal(name, "lo");
     pair_close(&p);
 }
-BOTH_BACKENDS(bind_to_interface_lo_works)
+RS_TEST_PER_BACKEND(, bind_to_interface_lo_works)
 
 static void bind_to_missing_interface_is_enodev(rs_event_loop_backend_t b) {
     rs_event_loop_t *loop = loop_new(b);
@@ -1997,7 +1974,7 @@ static void bind_to_missing_interface_is_enodev(rs_event_loop_backend_t b) {
     assert_int_equal(err, RS_ENODEV);
     rs_event_loop_destroy(loop);
 }
-BOTH_BACKENDS(bind_to_missing_interface_is_enodev)
+RS_TEST_PER_BACKEND(, bind_to_missing_interface_is_enodev)
 
 typedef struct accept_count {
     int calls[2];
@@ -2074,7 +2051,7 @@ static void reuseport_allows_two_listeners(rs_event_loop_backend_t b) {
     rs_socket_destroy(l1);
     rs_event_loop_destroy(loop);
 }
-BOTH_BACKENDS(reuseport_allows_two_listeners)
+RS_TEST_PER_BACKEND(, reuseport_allows_two_listeners)
 
 /* ================================================================ 15. listener closed from another thread */
 
@@ -2179,7 +2156,7 @@ static void listener_closed_from_another_thread(rs_event_loop_backend_t b) {
     rs_condvar_cleanup(&x.cond);
     rs_mutex_cleanup(&x.mutex);
 }
-BOTH_BACKENDS(listener_closed_from_another_thread)
+RS_TEST_PER_BACKEND(, listener_closed_from_another_thread)
 
 /* ================================================================ 16. many connections */
 
@@ -2303,7 +2280,7 @@ static void many_connections_over(rs_event_loop_backend_t b, ep_kind_t kind) {
         c->sock = sock_new(&o);
         assert_int_equal(rs_socket_connect(c->sock, &bound, m->loop, many_on_connect, c), RS_OK);
     }
-    RUN_UNTIL_NS(m->loop, many_done(clients) == MANY, BIG_WAIT_NS);
+    RS_TEST_RUN_UNTIL_NS(m->loop, many_done(clients) == MANY, BIG_WAIT_NS);
     RUN_UNTIL(m->loop, many_write_calls(clients) == MANY);
     assert_int_equal(m->n, MANY);
     assert_int_equal(m->accept_errors, 0);
@@ -2349,8 +2326,8 @@ static void many_connections_echo_concurrently(rs_event_loop_backend_t b) {
 static void many_connections_echo_concurrently_unix_path(rs_event_loop_backend_t b) {
     many_connections_over(b, EP_UNIX_PATH);
 }
-BOTH_BACKENDS(many_connections_echo_concurrently)
-BOTH_BACKENDS(many_connections_echo_concurrently_unix_path)
+RS_TEST_PER_BACKEND(, many_connections_echo_concurrently)
+RS_TEST_PER_BACKEND(, many_connections_echo_concurrently_unix_path)
 
 /* ---------------------------------------------------------------- main */
 
@@ -2380,55 +2357,55 @@ static void socket_write_results_are_documented(rs_event_loop_backend_t b) {
     pair_close(&p);
     free(log);
 }
-BOTH_BACKENDS(socket_write_results_are_documented)
+RS_TEST_PER_BACKEND(, socket_write_results_are_documented)
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        BOTH_TESTS(tcp_echo_ipv4),
-        BOTH_TESTS(tcp_echo_ipv6),
-        BOTH_TESTS(tcp_echo_unix_path),
-        BOTH_TESTS(tcp_echo_unix_abstract),
-        BOTH_TESTS(bind_port_zero_gives_a_real_port_ipv4),
-        BOTH_TESTS(bind_port_zero_gives_a_real_port_ipv6),
-        BOTH_TESTS(bind_same_unix_path_twice_is_addrinuse),
-        BOTH_TESTS(connect_refused_is_reported_async_ipv4),
-        BOTH_TESTS(connect_refused_is_reported_async_ipv6),
-        BOTH_TESTS(connect_refused_is_reported_async_unix_path),
-        BOTH_TESTS(socket_calls_off_the_loop_thread_are_refused),
-        BOTH_TESTS(socket_write_results_are_documented),
-        BOTH_TESTS(destroy_before_connect_completes_cancels_once_ipv4),
-        BOTH_TESTS(destroy_before_connect_completes_cancels_once_unix_path),
-        BOTH_TESTS(destroy_after_immediate_refusal_completes_once),
-        BOTH_TESTS(destroy_listener_inside_accept_callback),
-        BOTH_TESTS(destroy_inside_write_callback_cancels_queued_writes_in_order),
-        BOTH_TESTS(destroy_inside_connect_callback),
-        BOTH_TESTS(destroy_inside_readable_callback_cancels_queued_writes),
-        BOTH_TESTS(zero_length_write_completes_in_order),
-        BOTH_TESTS(client_bound_before_connect_keeps_its_address),
-        BOTH_TESTS(accepted_socket_can_move_to_another_loop),
-        BOTH_TESTS(closed_socket_can_be_destroyed_from_any_thread),
-        BOTH_TESTS(destroy_peer_from_a_callback_in_the_same_tick),
-        BOTH_TESTS(stop_accept_pauses_accepting),
-        BOTH_TESTS(write_completion_is_async_and_in_order),
-        BOTH_TESTS(large_write_64mib_in_one_write),
-        BOTH_TESTS(large_write_64mib_in_1000_writes),
-        BOTH_TESTS(large_write_64mib_in_one_write_unix_path),
-        BOTH_TESTS(read_delivers_all_data_before_eof_then_stops),
-        BOTH_TESTS(half_close_both_directions),
-        BOTH_TESTS(shutdown_write_sends_queued_writes_before_fin),
-        BOTH_TESTS(pause_reading_stops_readable_callbacks),
-        BOTH_TESTS(readable_is_level_triggered),
-        BOTH_TESTS(write_on_unconnected_socket_is_enotconn),
-        BOTH_TESTS(write_after_shutdown_is_eshutdown),
-        BOTH_TESTS(invalid_arguments_are_einval),
-        BOTH_TESTS(socket_options_reach_the_fd),
-        BOTH_TESTS(ipv6_only_on_and_off),
-        BOTH_TESTS(bind_to_interface_lo_works),
-        BOTH_TESTS(bind_to_missing_interface_is_enodev),
-        BOTH_TESTS(reuseport_allows_two_listeners),
-        BOTH_TESTS(listener_closed_from_another_thread),
-        BOTH_TESTS(many_connections_echo_concurrently),
-        BOTH_TESTS(many_connections_echo_concurrently_unix_path),
+        RS_TEST_PER_BACKEND_TESTS(, tcp_echo_ipv4),
+        RS_TEST_PER_BACKEND_TESTS(, tcp_echo_ipv6),
+        RS_TEST_PER_BACKEND_TESTS(, tcp_echo_unix_path),
+        RS_TEST_PER_BACKEND_TESTS(, tcp_echo_unix_abstract),
+        RS_TEST_PER_BACKEND_TESTS(, bind_port_zero_gives_a_real_port_ipv4),
+        RS_TEST_PER_BACKEND_TESTS(, bind_port_zero_gives_a_real_port_ipv6),
+        RS_TEST_PER_BACKEND_TESTS(, bind_same_unix_path_twice_is_addrinuse),
+        RS_TEST_PER_BACKEND_TESTS(, connect_refused_is_reported_async_ipv4),
+        RS_TEST_PER_BACKEND_TESTS(, connect_refused_is_reported_async_ipv6),
+        RS_TEST_PER_BACKEND_TESTS(, connect_refused_is_reported_async_unix_path),
+        RS_TEST_PER_BACKEND_TESTS(, socket_calls_off_the_loop_thread_are_refused),
+        RS_TEST_PER_BACKEND_TESTS(, socket_write_results_are_documented),
+        RS_TEST_PER_BACKEND_TESTS(, destroy_before_connect_completes_cancels_once_ipv4),
+        RS_TEST_PER_BACKEND_TESTS(, destroy_before_connect_completes_cancels_once_unix_path),
+        RS_TEST_PER_BACKEND_TESTS(, destroy_after_immediate_refusal_completes_once),
+        RS_TEST_PER_BACKEND_TESTS(, destroy_listener_inside_accept_callback),
+        RS_TEST_PER_BACKEND_TESTS(, destroy_inside_write_callback_cancels_queued_writes_in_order),
+        RS_TEST_PER_BACKEND_TESTS(, destroy_inside_connect_callback),
+        RS_TEST_PER_BACKEND_TESTS(, destroy_inside_readable_callback_cancels_queued_writes),
+        RS_TEST_PER_BACKEND_TESTS(, zero_length_write_completes_in_order),
+        RS_TEST_PER_BACKEND_TESTS(, client_bound_before_connect_keeps_its_address),
+        RS_TEST_PER_BACKEND_TESTS(, accepted_socket_can_move_to_another_loop),
+        RS_TEST_PER_BACKEND_TESTS(, closed_socket_can_be_destroyed_from_any_thread),
+        RS_TEST_PER_BACKEND_TESTS(, destroy_peer_from_a_callback_in_the_same_tick),
+        RS_TEST_PER_BACKEND_TESTS(, stop_accept_pauses_accepting),
+        RS_TEST_PER_BACKEND_TESTS(, write_completion_is_async_and_in_order),
+        RS_TEST_PER_BACKEND_TESTS(, large_write_64mib_in_one_write),
+        RS_TEST_PER_BACKEND_TESTS(, large_write_64mib_in_1000_writes),
+        RS_TEST_PER_BACKEND_TESTS(, large_write_64mib_in_one_write_unix_path),
+        RS_TEST_PER_BACKEND_TESTS(, read_delivers_all_data_before_eof_then_stops),
+        RS_TEST_PER_BACKEND_TESTS(, half_close_both_directions),
+        RS_TEST_PER_BACKEND_TESTS(, shutdown_write_sends_queued_writes_before_fin),
+        RS_TEST_PER_BACKEND_TESTS(, pause_reading_stops_readable_callbacks),
+        RS_TEST_PER_BACKEND_TESTS(, readable_is_level_triggered),
+        RS_TEST_PER_BACKEND_TESTS(, write_on_unconnected_socket_is_enotconn),
+        RS_TEST_PER_BACKEND_TESTS(, write_after_shutdown_is_eshutdown),
+        RS_TEST_PER_BACKEND_TESTS(, invalid_arguments_are_einval),
+        RS_TEST_PER_BACKEND_TESTS(, socket_options_reach_the_fd),
+        RS_TEST_PER_BACKEND_TESTS(, ipv6_only_on_and_off),
+        RS_TEST_PER_BACKEND_TESTS(, bind_to_interface_lo_works),
+        RS_TEST_PER_BACKEND_TESTS(, bind_to_missing_interface_is_enodev),
+        RS_TEST_PER_BACKEND_TESTS(, reuseport_allows_two_listeners),
+        RS_TEST_PER_BACKEND_TESTS(, listener_closed_from_another_thread),
+        RS_TEST_PER_BACKEND_TESTS(, many_connections_echo_concurrently),
+        RS_TEST_PER_BACKEND_TESTS(, many_connections_echo_concurrently_unix_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -40,18 +40,6 @@
 #define SC_ANSWERED 2 /* the black hole answered: no timeout can be provoked this way */
 #define CHILD_NO_NETNS 77
 
-#define BOTH_BACKENDS(name)                                                                         \
-    static void name##_epoll(void **state) {                                                       \
-        (void)state;                                                                                \
-        name(RS_EVENT_LOOP_BACKEND_EPOLL);                                                          \
-    }                                                                                               \
-    static void name##_poll(void **state) {                                                        \
-        (void)state;                                                                                \
-        name(RS_EVENT_LOOP_BACKEND_POLL);                                                           \
-    }
-
-#define BOTH_TESTS(name) cmocka_unit_test(name##_epoll), cmocka_unit_test(name##_poll)
-
 /* Checks usable in a forked child: report, set rc, jump to the scenario's cleanup. */
 #define SCHECK(cond, msg)                                                                           \
     do {                                                                                            \
@@ -706,10 +694,10 @@ static void connect_timeout_canceled_by_destroy(rs_event_loop_backend_t backend)
     run_blackhole(scenario_timeout_canceled_by_destroy, backend);
 }
 
-BOTH_BACKENDS(connect_timeout)
-BOTH_BACKENDS(connect_timeout_canceled_by_close)
-BOTH_BACKENDS(connect_timeout_canceled_by_destroy)
-BOTH_BACKENDS(connect_timeout_destroy_in_callback)
+RS_TEST_PER_BACKEND(, connect_timeout)
+RS_TEST_PER_BACKEND(, connect_timeout_canceled_by_close)
+RS_TEST_PER_BACKEND(, connect_timeout_canceled_by_destroy)
+RS_TEST_PER_BACKEND(, connect_timeout_destroy_in_callback)
 
 /* ============================================== peer reset mid-write */
 
@@ -807,7 +795,7 @@ static void peer_reset_mid_write(rs_event_loop_backend_t backend) {
     free(data);
 }
 
-BOTH_BACKENDS(peer_reset_mid_write)
+RS_TEST_PER_BACKEND(, peer_reset_mid_write)
 
 /* ============================================ back-pressure (no reads) */
 
@@ -951,7 +939,7 @@ static void peer_stops_reading(rs_event_loop_backend_t backend) {
     free(st.data);
 }
 
-BOTH_BACKENDS(peer_stops_reading)
+RS_TEST_PER_BACKEND(, peer_stops_reading)
 
 /* ================================================================ trickle */
 
@@ -1048,7 +1036,7 @@ static void peer_trickles_one_byte_per_tick(rs_event_loop_backend_t backend) {
     tcp_pair_close(&p);
 }
 
-BOTH_BACKENDS(peer_trickles_one_byte_per_tick)
+RS_TEST_PER_BACKEND(, peer_trickles_one_byte_per_tick)
 
 /* The other direction: reseau writes one byte per tick, each its own write;
  * the peer gets every byte in order, and completions come in order. */
@@ -1108,7 +1096,7 @@ static void socket_trickles_one_byte_per_tick(rs_event_loop_backend_t backend) {
     tcp_pair_close(&p);
 }
 
-BOTH_BACKENDS(socket_trickles_one_byte_per_tick)
+RS_TEST_PER_BACKEND(, socket_trickles_one_byte_per_tick)
 
 /* ============================================ hang-up right after accept */
 
@@ -1287,7 +1275,7 @@ static void hangup_during_connect_accept(rs_event_loop_backend_t backend) {
     rs_event_loop_destroy(loop);
 }
 
-BOTH_BACKENDS(hangup_during_connect_accept)
+RS_TEST_PER_BACKEND(, hangup_during_connect_accept)
 
 /* ============================================================== EMFILE */
 
@@ -1482,20 +1470,20 @@ static void listener_emfile_keeps_serving(rs_event_loop_backend_t backend) {
     assert_int_equal(st.extra_accepts, 0);
 }
 
-BOTH_BACKENDS(listener_emfile_keeps_serving)
+RS_TEST_PER_BACKEND(, listener_emfile_keeps_serving)
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        BOTH_TESTS(connect_timeout),
-        BOTH_TESTS(connect_timeout_canceled_by_close),
-        BOTH_TESTS(connect_timeout_canceled_by_destroy),
-        BOTH_TESTS(connect_timeout_destroy_in_callback),
-        BOTH_TESTS(peer_reset_mid_write),
-        BOTH_TESTS(peer_stops_reading),
-        BOTH_TESTS(peer_trickles_one_byte_per_tick),
-        BOTH_TESTS(socket_trickles_one_byte_per_tick),
-        BOTH_TESTS(hangup_during_connect_accept),
-        BOTH_TESTS(listener_emfile_keeps_serving),
+        RS_TEST_PER_BACKEND_TESTS(, connect_timeout),
+        RS_TEST_PER_BACKEND_TESTS(, connect_timeout_canceled_by_close),
+        RS_TEST_PER_BACKEND_TESTS(, connect_timeout_canceled_by_destroy),
+        RS_TEST_PER_BACKEND_TESTS(, connect_timeout_destroy_in_callback),
+        RS_TEST_PER_BACKEND_TESTS(, peer_reset_mid_write),
+        RS_TEST_PER_BACKEND_TESTS(, peer_stops_reading),
+        RS_TEST_PER_BACKEND_TESTS(, peer_trickles_one_byte_per_tick),
+        RS_TEST_PER_BACKEND_TESTS(, socket_trickles_one_byte_per_tick),
+        RS_TEST_PER_BACKEND_TESTS(, hangup_during_connect_accept),
+        RS_TEST_PER_BACKEND_TESTS(, listener_emfile_keeps_serving),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

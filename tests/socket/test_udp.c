@@ -22,18 +22,6 @@
 
 #define WAIT_NS (10 * RS_NS_PER_SEC)
 
-#define BOTH_BACKENDS(name)                                                                         \
-    static void udp_##name##_epoll(void **state) {                                                  \
-        (void)state;                                                                                \
-        name(RS_EVENT_LOOP_BACKEND_EPOLL);                                                          \
-    }                                                                                               \
-    static void udp_##name##_poll(void **state) {                                                   \
-        (void)state;                                                                                \
-        name(RS_EVENT_LOOP_BACKEND_POLL);                                                           \
-    }
-
-#define BOTH_TESTS(name) cmocka_unit_test(udp_##name##_epoll), cmocka_unit_test(udp_##name##_poll)
-
 /* ---------------------------------------------------------------- helpers */
 
 static rs_event_loop_t *loop_new(rs_event_loop_backend_t b) {
@@ -319,7 +307,7 @@ static void round_trip_ip(rs_event_loop_backend_t b, rs_socket_domain_t domain, 
 static void send_to_recv_from_ipv4_round_trip(rs_event_loop_backend_t b) {
     round_trip_ip(b, RS_SOCKET_DOMAIN_IPV4, "127.0.0.1");
 }
-BOTH_BACKENDS(send_to_recv_from_ipv4_round_trip)
+RS_TEST_PER_BACKEND(udp_, send_to_recv_from_ipv4_round_trip)
 
 static void send_to_recv_from_ipv6_round_trip(rs_event_loop_backend_t b) {
     if (!ipv6_loopback_available()) {
@@ -328,7 +316,7 @@ static void send_to_recv_from_ipv6_round_trip(rs_event_loop_backend_t b) {
     }
     round_trip_ip(b, RS_SOCKET_DOMAIN_IPV6, "::1");
 }
-BOTH_BACKENDS(send_to_recv_from_ipv6_round_trip)
+RS_TEST_PER_BACKEND(udp_, send_to_recv_from_ipv6_round_trip)
 
 /* Without any loop: an unassigned socket can send and receive directly. */
 static void udp_unassigned_sockets_send_and_receive(void **state) {
@@ -468,7 +456,7 @@ static void connected_socket_sends_without_destination(rs_event_loop_backend_t b
     rx_cleanup(&ra);
     rx_cleanup(&rb);
 }
-BOTH_BACKENDS(connected_socket_sends_without_destination)
+RS_TEST_PER_BACKEND(udp_, connected_socket_sends_without_destination)
 
 static void unconnected_send_without_destination_is_enotconn(rs_event_loop_backend_t b) {
     rs_event_loop_t *loop = loop_new(b);
@@ -495,7 +483,7 @@ static void unconnected_send_without_destination_is_enotconn(rs_event_loop_backe
     run_ticks(loop, 1);
     rs_event_loop_destroy(loop);
 }
-BOTH_BACKENDS(unconnected_send_without_destination_is_enotconn)
+RS_TEST_PER_BACKEND(udp_, unconnected_send_without_destination_is_enotconn)
 
 /* ------------------------------------------------------------ readable events */
 
@@ -558,7 +546,7 @@ static void readable_events_are_level_triggered(rs_event_loop_backend_t b) {
     rs_event_loop_destroy(loop);
     rx_cleanup(&rb);
 }
-BOTH_BACKENDS(readable_events_are_level_triggered)
+RS_TEST_PER_BACKEND(udp_, readable_events_are_level_triggered)
 
 /* Destroying a subscribed socket inside its own readable callback is safe. */
 typedef struct destroy_in_cb {
@@ -595,7 +583,7 @@ static void destroy_inside_readable_callback(rs_event_loop_backend_t b) {
     rs_socket_destroy(a);
     rs_event_loop_destroy(loop);
 }
-BOTH_BACKENDS(destroy_inside_readable_callback)
+RS_TEST_PER_BACKEND(udp_, destroy_inside_readable_callback)
 
 /* ------------------------------------------------------------------ batches */
 
@@ -693,7 +681,7 @@ static void send_batch_200_and_recv_batch(rs_event_loop_backend_t b) {
     free(out);
     free(payload);
 }
-BOTH_BACKENDS(send_batch_200_and_recv_batch)
+RS_TEST_PER_BACKEND(udp_, send_batch_200_and_recv_batch)
 
 /* Many datagrams in one readable callback: one recv_batch call returns up to
  * RS_DATAGRAM_BATCH_MAX, the second call the rest. */
@@ -814,7 +802,7 @@ static void recv_from_truncates_long_datagram(rs_event_loop_backend_t b) {
     run_ticks(loop, 1);
     rs_event_loop_destroy(loop);
 }
-BOTH_BACKENDS(recv_from_truncates_long_datagram)
+RS_TEST_PER_BACKEND(udp_, recv_from_truncates_long_datagram)
 
 static void recv_batch_truncates_long_datagram(rs_event_loop_backend_t b) {
     rs_event_loop_t *loop = loop_new(b);
@@ -871,7 +859,7 @@ static void recv_batch_truncates_long_datagram(rs_event_loop_backend_t b) {
     run_ticks(loop, 1);
     rs_event_loop_destroy(loop);
 }
-BOTH_BACKENDS(recv_batch_truncates_long_datagram)
+RS_TEST_PER_BACKEND(udp_, recv_batch_truncates_long_datagram)
 
 /* ------------------------------------------------------------ error results */
 
@@ -913,7 +901,7 @@ static void recv_on_empty_socket_is_eagain(rs_event_loop_backend_t b) {
     run_ticks(loop, 1);
     rs_event_loop_destroy(loop);
 }
-BOTH_BACKENDS(recv_on_empty_socket_is_eagain)
+RS_TEST_PER_BACKEND(udp_, recv_on_empty_socket_is_eagain)
 
 static void send_to_wrong_domain_is_einval(rs_event_loop_backend_t b) {
     rs_event_loop_t *loop = loop_new(b);
@@ -965,7 +953,7 @@ static void send_to_wrong_domain_is_einval(rs_event_loop_backend_t b) {
     run_ticks(loop, 1);
     rs_event_loop_destroy(loop);
 }
-BOTH_BACKENDS(send_to_wrong_domain_is_einval)
+RS_TEST_PER_BACKEND(udp_, send_to_wrong_domain_is_einval)
 
 typedef struct write_rec {
     int calls;
@@ -1026,7 +1014,7 @@ static void write_on_dgram_socket_is_einval(rs_event_loop_backend_t b) {
     assert_int_equal(cr.calls, 1);
     rs_event_loop_destroy(loop);
 }
-BOTH_BACKENDS(write_on_dgram_socket_is_einval)
+RS_TEST_PER_BACKEND(udp_, write_on_dgram_socket_is_einval)
 
 /* Operations on a closed DGRAM socket fail cleanly. */
 static void udp_closed_socket_rejects_datagram_calls(void **state) {
@@ -1217,7 +1205,7 @@ static void wrong_thread_send_is_rejected(rs_event_loop_backend_t b) {
     rs_condvar_cleanup(&c.latch.cond);
     rs_mutex_cleanup(&c.latch.mutex);
 }
-BOTH_BACKENDS(wrong_thread_send_is_rejected)
+RS_TEST_PER_BACKEND(udp_, wrong_thread_send_is_rejected)
 
 /* -------------------------------------------------------- Unix DGRAM sockets */
 
@@ -1323,7 +1311,7 @@ static void local_dgram_round_trip_path(rs_event_loop_backend_t b) {
     unlink(b_path);
     rmdir(dir);
 }
-BOTH_BACKENDS(local_dgram_round_trip_path)
+RS_TEST_PER_BACKEND(udp_, local_dgram_round_trip_path)
 
 static void local_dgram_round_trip_abstract(rs_event_loop_backend_t b) {
     char a_name[64];
@@ -1332,7 +1320,7 @@ static void local_dgram_round_trip_abstract(rs_event_loop_backend_t b) {
     snprintf(b_name, sizeof(b_name), "@rs-test-udp-%ld-%d-b", (long)getpid(), (int)b);
     local_round_trip(b, a_name, b_name);
 }
-BOTH_BACKENDS(local_dgram_round_trip_abstract)
+RS_TEST_PER_BACKEND(udp_, local_dgram_round_trip_abstract)
 
 /* ------------------------------------------------------- more edge cases */
 
@@ -1422,7 +1410,7 @@ static void connected_to_closed_port_reports_econnrefused(rs_event_loop_backend_
     run_ticks(loop, 2);
     rs_event_loop_destroy(loop);
 }
-BOTH_BACKENDS(connected_to_closed_port_reports_econnrefused)
+RS_TEST_PER_BACKEND(udp_, connected_to_closed_port_reports_econnrefused)
 
 static void oversized_datagram_is_emsgsize(rs_event_loop_backend_t b) {
     rs_event_loop_t *loop = loop_new(b);
@@ -1450,7 +1438,7 @@ static void oversized_datagram_is_emsgsize(rs_event_loop_backend_t b) {
     rs_event_loop_destroy(loop);
     free(big);
 }
-BOTH_BACKENDS(oversized_datagram_is_emsgsize)
+RS_TEST_PER_BACKEND(udp_, oversized_datagram_is_emsgsize)
 
 /* Unix datagrams are not dropped: with the receiver's queue full the sender
  * gets RS_EAGAIN, and send_batch reports a partial count with RS_OK. */
@@ -1535,7 +1523,7 @@ static void local_dgram_full_queue_is_eagain_and_partial_batch(rs_event_loop_bac
     run_ticks(loop, 1);
     rs_event_loop_destroy(loop);
 }
-BOTH_BACKENDS(local_dgram_full_queue_is_eagain_and_partial_batch)
+RS_TEST_PER_BACKEND(udp_, local_dgram_full_queue_is_eagain_and_partial_batch)
 
 /* A batch whose third datagram is invalid: the two before it are sent and
  * counted (RS_OK, partial count), as the one-by-one fallback does; the
@@ -1586,7 +1574,7 @@ static void send_batch_stops_at_invalid_datagram(rs_event_loop_backend_t b) {
     run_ticks(loop, 1);
     rs_event_loop_destroy(loop);
 }
-BOTH_BACKENDS(send_batch_stops_at_invalid_datagram)
+RS_TEST_PER_BACKEND(udp_, send_batch_stops_at_invalid_datagram)
 
 /* Closing or destroying a DGRAM socket before its on_connect was delivered:
  * on_connect still fires exactly once, with RS_ECANCELED. */
@@ -1620,7 +1608,7 @@ static void connect_then_close_delivers_ecanceled(rs_event_loop_backend_t b) {
         rs_event_loop_destroy(loop);
     }
 }
-BOTH_BACKENDS(connect_then_close_delivers_ecanceled)
+RS_TEST_PER_BACKEND(udp_, connect_then_close_delivers_ecanceled)
 
 static void connect_to_port_zero_is_einval(rs_event_loop_backend_t b) {
     rs_event_loop_t *loop = loop_new(b);
@@ -1638,7 +1626,7 @@ static void connect_to_port_zero_is_einval(rs_event_loop_backend_t b) {
     run_ticks(loop, 1);
     rs_event_loop_destroy(loop);
 }
-BOTH_BACKENDS(connect_to_port_zero_is_einval)
+RS_TEST_PER_BACKEND(udp_, connect_to_port_zero_is_einval)
 
 /* Dual stack: an IPv6 socket with IPV6_V6ONLY off, bound to the IPv4-mapped
  * loopback, hears an IPv4 sender as ::ffff:127.0.0.1 and can answer it. */
@@ -1700,7 +1688,7 @@ static void dual_stack_socket_sees_ipv4_mapped_source(rs_event_loop_backend_t b)
     rx_cleanup(&r6);
     rx_cleanup(&r4);
 }
-BOTH_BACKENDS(dual_stack_socket_sees_ipv4_mapped_source)
+RS_TEST_PER_BACKEND(udp_, dual_stack_socket_sees_ipv4_mapped_source)
 
 /* A Unix DGRAM connect to a path nobody bound fails, reported later (never
  * inline), and leaves the socket closed. */
@@ -1728,36 +1716,36 @@ static void local_dgram_connect_to_missing_path_fails_async(rs_event_loop_backen
     run_ticks(loop, 1);
     rs_event_loop_destroy(loop);
 }
-BOTH_BACKENDS(local_dgram_connect_to_missing_path_fails_async)
+RS_TEST_PER_BACKEND(udp_, local_dgram_connect_to_missing_path_fails_async)
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        BOTH_TESTS(send_to_recv_from_ipv4_round_trip),
-        BOTH_TESTS(send_to_recv_from_ipv6_round_trip),
+        RS_TEST_PER_BACKEND_TESTS(udp_, send_to_recv_from_ipv4_round_trip),
+        RS_TEST_PER_BACKEND_TESTS(udp_, send_to_recv_from_ipv6_round_trip),
         cmocka_unit_test(udp_unassigned_sockets_send_and_receive),
-        BOTH_TESTS(connected_socket_sends_without_destination),
-        BOTH_TESTS(unconnected_send_without_destination_is_enotconn),
-        BOTH_TESTS(readable_events_are_level_triggered),
-        BOTH_TESTS(destroy_inside_readable_callback),
-        BOTH_TESTS(send_batch_200_and_recv_batch),
+        RS_TEST_PER_BACKEND_TESTS(udp_, connected_socket_sends_without_destination),
+        RS_TEST_PER_BACKEND_TESTS(udp_, unconnected_send_without_destination_is_enotconn),
+        RS_TEST_PER_BACKEND_TESTS(udp_, readable_events_are_level_triggered),
+        RS_TEST_PER_BACKEND_TESTS(udp_, destroy_inside_readable_callback),
+        RS_TEST_PER_BACKEND_TESTS(udp_, send_batch_200_and_recv_batch),
         cmocka_unit_test(udp_recv_batch_caps_at_batch_max),
-        BOTH_TESTS(recv_from_truncates_long_datagram),
-        BOTH_TESTS(recv_batch_truncates_long_datagram),
-        BOTH_TESTS(recv_on_empty_socket_is_eagain),
-        BOTH_TESTS(send_to_wrong_domain_is_einval),
-        BOTH_TESTS(write_on_dgram_socket_is_einval),
+        RS_TEST_PER_BACKEND_TESTS(udp_, recv_from_truncates_long_datagram),
+        RS_TEST_PER_BACKEND_TESTS(udp_, recv_batch_truncates_long_datagram),
+        RS_TEST_PER_BACKEND_TESTS(udp_, recv_on_empty_socket_is_eagain),
+        RS_TEST_PER_BACKEND_TESTS(udp_, send_to_wrong_domain_is_einval),
+        RS_TEST_PER_BACKEND_TESTS(udp_, write_on_dgram_socket_is_einval),
         cmocka_unit_test(udp_closed_socket_rejects_datagram_calls),
-        BOTH_TESTS(wrong_thread_send_is_rejected),
-        BOTH_TESTS(local_dgram_round_trip_path),
-        BOTH_TESTS(local_dgram_round_trip_abstract),
-        BOTH_TESTS(connected_to_closed_port_reports_econnrefused),
-        BOTH_TESTS(oversized_datagram_is_emsgsize),
-        BOTH_TESTS(local_dgram_full_queue_is_eagain_and_partial_batch),
-        BOTH_TESTS(send_batch_stops_at_invalid_datagram),
-        BOTH_TESTS(connect_then_close_delivers_ecanceled),
-        BOTH_TESTS(connect_to_port_zero_is_einval),
-        BOTH_TESTS(dual_stack_socket_sees_ipv4_mapped_source),
-        BOTH_TESTS(local_dgram_connect_to_missing_path_fails_async),
+        RS_TEST_PER_BACKEND_TESTS(udp_, wrong_thread_send_is_rejected),
+        RS_TEST_PER_BACKEND_TESTS(udp_, local_dgram_round_trip_path),
+        RS_TEST_PER_BACKEND_TESTS(udp_, local_dgram_round_trip_abstract),
+        RS_TEST_PER_BACKEND_TESTS(udp_, connected_to_closed_port_reports_econnrefused),
+        RS_TEST_PER_BACKEND_TESTS(udp_, oversized_datagram_is_emsgsize),
+        RS_TEST_PER_BACKEND_TESTS(udp_, local_dgram_full_queue_is_eagain_and_partial_batch),
+        RS_TEST_PER_BACKEND_TESTS(udp_, send_batch_stops_at_invalid_datagram),
+        RS_TEST_PER_BACKEND_TESTS(udp_, connect_then_close_delivers_ecanceled),
+        RS_TEST_PER_BACKEND_TESTS(udp_, connect_to_port_zero_is_einval),
+        RS_TEST_PER_BACKEND_TESTS(udp_, dual_stack_socket_sees_ipv4_mapped_source),
+        RS_TEST_PER_BACKEND_TESTS(udp_, local_dgram_connect_to_missing_path_fails_async),
     };
     return cmocka_run_group_tests_name("udp", tests, NULL, NULL);
 }
