@@ -4367,6 +4367,67 @@ static int rs__set_nonblocking_cloexec(int fd) {
     return RS_OK;
 }
 
+/* Which registration holds each fd number: for backends whose kernel would
+ * not refuse a second subscriber of one fd as epoll does (kqueue merges it
+ * into the first knote, io_uring polls it twice), so that it gets RS_EEXIST
+ * on every backend. Indexed by fd, grown to the highest fd subscribed. */
+typedef struct rs__fd_owners {
+    rs__io_registration_t **by_fd;
+    size_t capacity;
+} rs__fd_owners_t;
+
+/* Record that `reg` holds its fd; RS_EEXIST if another one does; RS_ENOMEM. */
+static int rs__fd_owners_claim(rs_allocator_t *allocator, rs__fd_owners_t *owners, rs__io_registration_t *reg) {
+    size_t fd = (size_t)reg->fd;
+    if (fd >= owners->capacity) {
+        size_t capacity = owners->capacity ? owners->capacity : 64;
+        rs__io_registration_t **by_fd;
+        while (capacity <= fd) {
+            capacity *= 2;
+        }
+        by_fd = (rs__io_registration_t **)rs_mem_realloc(allocator, owners->by_fd, owners->capacity * sizeof(*by_fd),
+                                                         capacity * sizeof(*by_fd));
+        if (!by_fd) {
+            return RS_ENOMEM;
+        }
+        memset(by_fd + owners->capacity, 0, (capacity - owners->capacity) * sizeof(*by_fd));
+        owners->by_fd = by_fd;
+        owners->capacity = capacity;
+    }
+    if (owners->by_fd[fd] && owners->by_fd[fd] != reg) {
+        return RS_EEXIST;
+    }
+    owners->by_fd[fd] = reg;
+    return RS_OK;
+}
+
+static void rs__fd_owners_release(rs__fd_owners_t *owners, const rs__io_registration_t *reg) {
+    size_t fd = (size_t)reg->fd;
+    if (fd < owners->capacity && owners->by_fd[fd] == reg) {
+        owners->by_fd[fd] = NULL;
+    }
+}
+
+static void rs__fd_owners_cleanup(rs_allocator_t *allocator, rs__fd_owners_t *owners) {
+    rs_mem_free(allocator, owners->by_fd);
+    owners->by_fd = NULL;
+    owners->capacity = 0;
+}
+
+/* A wait interrupted by a signal (EINTR) is resumed for the time left: the
+ * loop's own wakeups never rely on EINTR (rs_event_loop_stop writes the wake
+ * fd, which ends the resumed wait at once), and io_uring's task work
+ * interrupts blocking calls of any thread that ever had a ring. Returns the
+ * timeout for the next attempt: -1 (none), or the milliseconds left. */
+static int rs__wait_deadline_ms(uint64_t start_ns, int timeout_ms) {
+    uint64_t elapsed_ms;
+    if (timeout_ms < 0) {
+        return -1;
+    }
+    elapsed_ms = (rs_clock_now_ns() - start_ns) / RS_NS_PER_MS;
+    return elapsed_ms >= (uint64_t)timeout_ms ? 0 : timeout_ms - (int)elapsed_ms;
+}
+
 /* Backends reach the loop's data through these, never through globals. */
 static inline void *rs__backend_data(const rs_event_loop_t *loop) {
     return loop->backend_data;
@@ -4448,11 +4509,13 @@ static void rs__epoll_cleanup(rs_event_loop_t *loop) {
 
 static void rs__epoll_wait(rs_event_loop_t *loop, int timeout_ms) {
     rs__epoll_t *ep = (rs__epoll_t *)rs__backend_data(loop);
-    int n = epoll_wait(ep->epoll_fd, ep->ready, RS__EPOLL_MAX_EVENTS, timeout_ms);
+    uint64_t start_ns = timeout_ms > 0 ? rs_clock_now_ns() : 0;
+    int n;
+    while ((n = epoll_wait(ep->epoll_fd, ep->ready, RS__EPOLL_MAX_EVENTS, timeout_ms)) < 0 && errno == EINTR) {
+        timeout_ms = rs__wait_deadline_ms(start_ns, timeout_ms);
+    }
     if (n < 0) {
-        if (errno != EINTR) {
-            RS__LOG_ERROR(RS_LS_EVENT_LOOP, "epoll_wait failed: %s (errno %d)", strerror(errno), errno);
-        }
+        RS__LOG_ERROR(RS_LS_EVENT_LOOP, "epoll_wait failed: %s (errno %d)", strerror(errno), errno);
         n = 0;
     }
     ep->ready_count = n;
@@ -4694,13 +4757,17 @@ static void rs__poll_reserve_ready(rs_event_loop_t *loop, rs__poll_t *p) {
 
 static void rs__poll_wait(rs_event_loop_t *loop, int timeout_ms) {
     rs__poll_t *p = (rs__poll_t *)rs__backend_data(loop);
+    uint64_t start_ns;
     size_t i;
     int n;
     rs__poll_reserve_ready(loop, p);
     p->ready_count = 0;
-    n = poll(p->fds, (nfds_t)p->count, timeout_ms);
+    start_ns = timeout_ms > 0 ? rs_clock_now_ns() : 0;
+    while ((n = poll(p->fds, (nfds_t)p->count, timeout_ms)) < 0 && errno == EINTR) {
+        timeout_ms = rs__wait_deadline_ms(start_ns, timeout_ms);
+    }
     if (n <= 0) {
-        if (n < 0 && errno != EINTR) {
+        if (n < 0) {
             RS__LOG_ERROR(RS_LS_EVENT_LOOP, "poll failed: %s (errno %d)", strerror(errno), errno);
         }
         return;
@@ -4836,8 +4903,7 @@ typedef struct rs__kqueue {
     struct kevent *ready; /* never smaller than `changes`: each change may come back as an error */
     size_t ready_capacity;
     int ready_count;
-    rs__io_registration_t **by_fd; /* who holds each fd, so a second subscriber gets RS_EEXIST */
-    size_t by_fd_capacity;
+    rs__fd_owners_t owners; /* kqueue would merge a second subscriber's knote into the first */
 } rs__kqueue_t;
 
 /* udata is void * on most systems and intptr_t on older NetBSD: both are
@@ -4949,7 +5015,7 @@ static void rs__kq_cleanup(rs_event_loop_t *loop) {
     rs__kq_close_fds(k);
     rs_mem_free(&loop->allocator, k->changes);
     rs_mem_free(&loop->allocator, k->ready);
-    rs_mem_free(&loop->allocator, k->by_fd);
+    rs__fd_owners_cleanup(&loop->allocator, &k->owners);
     rs_mem_free(&loop->allocator, k);
     loop->backend_data = NULL;
 }
@@ -4989,39 +5055,6 @@ static int rs__kq_reserve_changes(rs_event_loop_t *loop, rs__kqueue_t *k, size_t
         k->ready_capacity = capacity;
     }
     return RS_OK;
-}
-
-/* Record that `reg` holds its fd; RS_EEXIST if another registration does. */
-static int rs__kq_claim_fd(rs_event_loop_t *loop, rs__kqueue_t *k, rs__io_registration_t *reg) {
-    size_t fd = (size_t)reg->fd;
-    if (fd >= k->by_fd_capacity) {
-        size_t capacity = k->by_fd_capacity ? k->by_fd_capacity : 64;
-        rs__io_registration_t **by_fd;
-        while (capacity <= fd) {
-            capacity *= 2;
-        }
-        by_fd = (rs__io_registration_t **)rs_mem_realloc(&loop->allocator, k->by_fd,
-                                                         k->by_fd_capacity * sizeof(*by_fd),
-                                                         capacity * sizeof(*by_fd));
-        if (!by_fd) {
-            return RS_ENOMEM;
-        }
-        memset(by_fd + k->by_fd_capacity, 0, (capacity - k->by_fd_capacity) * sizeof(*by_fd));
-        k->by_fd = by_fd;
-        k->by_fd_capacity = capacity;
-    }
-    if (k->by_fd[fd] && k->by_fd[fd] != reg) {
-        return RS_EEXIST;
-    }
-    k->by_fd[fd] = reg;
-    return RS_OK;
-}
-
-static void rs__kq_release_fd(rs__kqueue_t *k, rs__io_registration_t *reg) {
-    size_t fd = (size_t)reg->fd;
-    if (fd < k->by_fd_capacity && k->by_fd[fd] == reg) {
-        k->by_fd[fd] = NULL;
-    }
 }
 
 /* Queue the changes that take `reg` from the filters it wants now to `wanted`. */
@@ -5101,13 +5134,13 @@ static int rs__kq_change(rs_event_loop_t *loop, rs__io_registration_t *reg, int 
 
 static int rs__kq_add(rs_event_loop_t *loop, rs__io_registration_t *reg) {
     rs__kqueue_t *k = (rs__kqueue_t *)rs__backend_data(loop);
-    int err = rs__kq_claim_fd(loop, k, reg);
+    int err = rs__fd_owners_claim(&loop->allocator, &k->owners, reg);
     if (err) {
         return err;
     }
     err = rs__kq_change(loop, reg, reg->events);
     if (err) {
-        rs__kq_release_fd(k, reg);
+        rs__fd_owners_release(&k->owners, reg);
     }
     return err;
 }
@@ -5142,7 +5175,7 @@ static void rs__kq_remove(rs_event_loop_t *loop, rs__io_registration_t *reg) {
             rs__kq_change_now(k, reg, bit, EV_DELETE);
         }
     }
-    rs__kq_release_fd(k, reg);
+    rs__fd_owners_release(&k->owners, reg);
     reg->slot = 0;
 }
 
@@ -5175,23 +5208,26 @@ static bool rs__kq_note_refused(struct kevent *kev) {
 
 static void rs__kq_wait(rs_event_loop_t *loop, int timeout_ms) {
     rs__kqueue_t *k = (rs__kqueue_t *)rs__backend_data(loop);
-    struct timespec ts;
-    struct timespec *tsp = NULL;
+    uint64_t start_ns = timeout_ms > 0 ? rs_clock_now_ns() : 0;
+    size_t change_count = k->change_count;
     int n;
     int i;
-    if (timeout_ms >= 0) {
+    rs__kq_mark_submitted(k);
+    for (;;) {
+        struct timespec ts;
         ts.tv_sec = timeout_ms / 1000;
         ts.tv_nsec = (long)(timeout_ms % 1000) * 1000000L;
-        tsp = &ts;
+        n = kevent(k->kq, k->changes, (int)change_count, k->ready, (int)k->ready_capacity, timeout_ms < 0 ? NULL : &ts);
+        if (n >= 0 || errno != EINTR) {
+            break;
+        }
+        /* The changes were applied before the wait began: not again. */
+        change_count = 0;
+        timeout_ms = rs__wait_deadline_ms(start_ns, timeout_ms);
     }
-    rs__kq_mark_submitted(k);
-    /* The changes are applied before the wait starts, so EINTR loses none of them. */
-    n = kevent(k->kq, k->changes, (int)k->change_count, k->ready, (int)k->ready_capacity, tsp);
     k->change_count = 0;
     if (n < 0) {
-        if (errno != EINTR) {
-            RS__LOG_ERROR(RS_LS_EVENT_LOOP, "kevent failed: %s (errno %d)", strerror(errno), errno);
-        }
+        RS__LOG_ERROR(RS_LS_EVENT_LOOP, "kevent failed: %s (errno %d)", strerror(errno), errno);
         n = 0;
     }
     for (i = 0; i < n; ++i) {
@@ -5449,6 +5485,7 @@ typedef struct rs__uring {
     int wake_fd;
     uint64_t wake_value; /* the eventfd read's buffer */
 
+    rs__fd_owners_t owners; /* a second poll of one fd would report twice: RS_EEXIST */
     rs__uring_slot_t *slots;
     uint32_t slot_capacity;
     uint32_t free_head; /* index + 1 of the first free slot; 0: none */
@@ -5786,6 +5823,7 @@ static void rs__uring_cleanup(rs_event_loop_t *loop) {
     rs__uring_t *u = (rs__uring_t *)rs__backend_data(loop);
     rs__uring_close_ring(u); /* the kernel cancels whatever is still in flight */
     close(u->wake_fd);
+    rs__fd_owners_cleanup(&loop->allocator, &u->owners);
     rs_mem_free(&loop->allocator, u->slots);
     rs_mem_free(&loop->allocator, u->ready);
     rs_mem_free(&loop->allocator, u);
@@ -5900,6 +5938,7 @@ static void rs__uring_wait(rs_event_loop_t *loop, int timeout_ms) {
     rs__uring_t *u = (rs__uring_t *)rs__backend_data(loop);
     rs__uring_getevents_arg_t arg;
     rs__uring_timespec_t ts;
+    uint64_t start_ns;
     unsigned to_submit;
     unsigned min_complete = timeout_ms == 0 ? 0 : 1;
     int n;
@@ -5919,17 +5958,24 @@ static void rs__uring_wait(rs_event_loop_t *loop, int timeout_ms) {
         (rs__uring_load_acquire(u->sq_flags) & RS__IORING_SQ_CQ_OVERFLOW)) {
         min_complete = 0;
     }
-    memset(&arg, 0, sizeof(arg));
-    arg.sigmask_sz = _NSIG / 8;
-    if (timeout_ms > 0) {
-        ts.tv_sec = timeout_ms / 1000;
-        ts.tv_nsec = (long long)(timeout_ms % 1000) * 1000000LL;
-        arg.ts = (uint64_t)(uintptr_t)&ts;
+    start_ns = timeout_ms > 0 ? rs_clock_now_ns() : 0;
+    for (;;) {
+        memset(&arg, 0, sizeof(arg));
+        arg.sigmask_sz = _NSIG / 8;
+        if (timeout_ms >= 0) {
+            ts.tv_sec = timeout_ms / 1000;
+            ts.tv_nsec = (long long)(timeout_ms % 1000) * 1000000LL;
+            arg.ts = (uint64_t)(uintptr_t)&ts;
+        }
+        to_submit = u->sq_local_tail - rs__uring_load_acquire(u->sq_head);
+        n = rs__uring_sys_enter(u->ring_fd, to_submit, min_complete,
+                                RS__IORING_ENTER_GETEVENTS | RS__IORING_ENTER_EXT_ARG, &arg, sizeof(arg));
+        if (n >= 0 || errno != EINTR) {
+            break;
+        }
+        timeout_ms = rs__wait_deadline_ms(start_ns, timeout_ms);
     }
-    to_submit = u->sq_local_tail - rs__uring_load_acquire(u->sq_head);
-    n = rs__uring_sys_enter(u->ring_fd, to_submit, min_complete,
-                            RS__IORING_ENTER_GETEVENTS | RS__IORING_ENTER_EXT_ARG, &arg, sizeof(arg));
-    if (n < 0 && errno != EINTR && errno != ETIME && errno != EAGAIN && errno != EBUSY) {
+    if (n < 0 && errno != ETIME && errno != EAGAIN && errno != EBUSY) {
         if (errno == EBADR) {
             RS__LOG_ERROR(RS_LS_EVENT_LOOP, "io_uring dropped completions (CQ overflow): re-arming every poll");
             u->lost_completions = true;
@@ -5937,8 +5983,8 @@ static void rs__uring_wait(rs_event_loop_t *loop, int timeout_ms) {
             RS__LOG_ERROR(RS_LS_EVENT_LOOP, "io_uring_enter failed: %s (errno %d)", strerror(errno), errno);
         }
     }
-    /* EBUSY (older kernels, overflowed CQ) and EINTR: what is posted is taken
-     * now, the rest on the next tick. */
+    /* EBUSY (older kernels, overflowed CQ): what is posted is taken now, the
+     * rest on the next tick. */
     rs__uring_reap(u);
 }
 
@@ -5970,13 +6016,26 @@ static void rs__uring_dispatch(rs_event_loop_t *loop) {
 static int rs__uring_add(rs_event_loop_t *loop, rs__io_registration_t *reg) {
     rs__uring_t *u = (rs__uring_t *)rs__backend_data(loop);
     uint32_t index;
-    int err = rs__uring_slot_new(loop, u, reg, &index);
+    int err;
+    /* A poll of a bad fd fails only once submitted: a direct subscribe, which
+     * has a caller to tell, checks the fd first (deferred ones hear of it as
+     * RS_IO_ERROR, as on the other backends). */
+    if (!loop->applying_deferred_interest && fcntl(reg->fd, F_GETFD) < 0) {
+        return rs_result_from_errno(errno);
+    }
+    err = rs__fd_owners_claim(&loop->allocator, &u->owners, reg);
     if (err) {
         return err;
     }
-    err = rs__uring_arm_poll(u, index, reg->events);
+    err = rs__uring_slot_new(loop, u, reg, &index);
+    if (!err) {
+        err = rs__uring_arm_poll(u, index, reg->events);
+        if (err) {
+            rs__uring_slot_free(u, index);
+        }
+    }
     if (err) {
-        rs__uring_slot_free(u, index);
+        rs__fd_owners_release(&u->owners, reg);
     }
     return err;
 }
@@ -5993,6 +6052,7 @@ static void rs__uring_remove(rs_event_loop_t *loop, rs__io_registration_t *reg) 
     uint32_t index = (uint32_t)reg->slot;
     bool armed = u->slots[index].armed;
     rs__uring_slot_free(u, index);
+    rs__fd_owners_release(&u->owners, reg);
     /* An armed poll holds the file open: a socket closed right after would
      * not be closed (no FIN) until the cancel reaches the kernel. Inside a
      * tick the next wait submits it at once; outside one, submit it now. On

@@ -127,8 +127,8 @@ static RS__UNUSED size_t rs_test_failing_alloc_failures(rs_test_failing_alloc_t 
 /* ---- Per-backend tests. A behaviour written once as
  *     static void foo(rs_event_loop_backend_t b) { ... }
  *     RS_TEST_PER_BACKEND(event_loop_, foo)
- * becomes the cmocka tests event_loop_foo_epoll, event_loop_foo_poll and
- * event_loop_foo_kqueue, listed in main() with
+ * becomes the cmocka tests event_loop_foo_epoll, event_loop_foo_poll,
+ * event_loop_foo_kqueue and event_loop_foo_io_uring, listed in main() with
  *     RS_TEST_PER_BACKEND_TESTS(event_loop_, foo),
  * The prefix may be empty: RS_TEST_PER_BACKEND(, foo) gives foo_epoll.
  * RS_TEST_PER_BACKEND_CALL(prefix, name, call) is the same with any
@@ -136,7 +136,9 @@ static RS__UNUSED size_t rs_test_failing_alloc_failures(rs_test_failing_alloc_t 
  *     RS_TEST_PER_BACKEND_CALL(, cut_by_timeout, cut_short(b, CUT_BY_TIMEOUT))
  *
  * Each variant first calls rs_test_backend_or_skip(b), so a backend that is
- * not in this build (kqueue on Linux without libkqueue) shows as SKIPPED, and
+ * not in this build (kqueue on Linux without libkqueue) or not allowed here
+ * (io_uring under a seccomp filter or the io_uring_disabled sysctl) shows as
+ * SKIPPED, and
  * a build with -DRS_TEST_ONLY_BACKEND=RS_EVENT_LOOP_BACKEND_KQUEUE runs only
  * the kqueue variants (tests that are not per-backend still run). */
 
@@ -153,7 +155,8 @@ static RS__UNUSED void rs_test_backend_or_skip(rs_event_loop_backend_t b) {
     }
 #endif
     if (!rs_event_loop_backend_is_available(b)) {
-        print_message("skipped: the %s backend is not in this build\n", rs_event_loop_backend_name(b));
+        print_message("skipped: the %s backend is not in this build or not allowed here\n",
+                      rs_event_loop_backend_name(b));
         skip();
     }
 }
@@ -169,7 +172,8 @@ static RS__UNUSED void rs_test_backend_or_skip(rs_event_loop_backend_t b) {
 #define RS_TEST_PER_BACKEND_CALL(prefix, name, call)                                                \
     RS_TEST__ONE_BACKEND(prefix##name##_epoll, RS_EVENT_LOOP_BACKEND_EPOLL, call)                   \
     RS_TEST__ONE_BACKEND(prefix##name##_poll, RS_EVENT_LOOP_BACKEND_POLL, call)                     \
-    RS_TEST__ONE_BACKEND(prefix##name##_kqueue, RS_EVENT_LOOP_BACKEND_KQUEUE, call)
+    RS_TEST__ONE_BACKEND(prefix##name##_kqueue, RS_EVENT_LOOP_BACKEND_KQUEUE, call)                 \
+    RS_TEST__ONE_BACKEND(prefix##name##_io_uring, RS_EVENT_LOOP_BACKEND_IO_URING, call)
 
 #define RS_TEST_PER_BACKEND(prefix, name) RS_TEST_PER_BACKEND_CALL(prefix, name, name(b))
 
@@ -178,7 +182,8 @@ static RS__UNUSED void rs_test_backend_or_skip(rs_event_loop_backend_t b) {
 #define RS_TEST_PER_BACKEND_TESTS_SETUP_TEARDOWN(prefix, name, setup, teardown)                     \
     cmocka_unit_test_setup_teardown(prefix##name##_epoll, setup, teardown),                         \
         cmocka_unit_test_setup_teardown(prefix##name##_poll, setup, teardown),                      \
-        cmocka_unit_test_setup_teardown(prefix##name##_kqueue, setup, teardown)
+        cmocka_unit_test_setup_teardown(prefix##name##_kqueue, setup, teardown),                    \
+        cmocka_unit_test_setup_teardown(prefix##name##_io_uring, setup, teardown)
 
 #define RS_TEST_PER_BACKEND_TESTS(prefix, name) RS_TEST_PER_BACKEND_TESTS_SETUP_TEARDOWN(prefix, name, NULL, NULL)
 

@@ -73,11 +73,13 @@ static void rs__epoll_cleanup(rs_event_loop_t *loop) {
 
 static void rs__epoll_wait(rs_event_loop_t *loop, int timeout_ms) {
     rs__epoll_t *ep = (rs__epoll_t *)rs__backend_data(loop);
-    int n = epoll_wait(ep->epoll_fd, ep->ready, RS__EPOLL_MAX_EVENTS, timeout_ms);
+    uint64_t start_ns = timeout_ms > 0 ? rs_clock_now_ns() : 0;
+    int n;
+    while ((n = epoll_wait(ep->epoll_fd, ep->ready, RS__EPOLL_MAX_EVENTS, timeout_ms)) < 0 && errno == EINTR) {
+        timeout_ms = rs__wait_deadline_ms(start_ns, timeout_ms);
+    }
     if (n < 0) {
-        if (errno != EINTR) {
-            RS__LOG_ERROR(RS_LS_EVENT_LOOP, "epoll_wait failed: %s (errno %d)", strerror(errno), errno);
-        }
+        RS__LOG_ERROR(RS_LS_EVENT_LOOP, "epoll_wait failed: %s (errno %d)", strerror(errno), errno);
         n = 0;
     }
     ep->ready_count = n;

@@ -239,6 +239,67 @@ static int rs__set_nonblocking_cloexec(int fd) {
     return RS_OK;
 }
 
+/* Which registration holds each fd number: for backends whose kernel would
+ * not refuse a second subscriber of one fd as epoll does (kqueue merges it
+ * into the first knote, io_uring polls it twice), so that it gets RS_EEXIST
+ * on every backend. Indexed by fd, grown to the highest fd subscribed. */
+typedef struct rs__fd_owners {
+    rs__io_registration_t **by_fd;
+    size_t capacity;
+} rs__fd_owners_t;
+
+/* Record that `reg` holds its fd; RS_EEXIST if another one does; RS_ENOMEM. */
+static int rs__fd_owners_claim(rs_allocator_t *allocator, rs__fd_owners_t *owners, rs__io_registration_t *reg) {
+    size_t fd = (size_t)reg->fd;
+    if (fd >= owners->capacity) {
+        size_t capacity = owners->capacity ? owners->capacity : 64;
+        rs__io_registration_t **by_fd;
+        while (capacity <= fd) {
+            capacity *= 2;
+        }
+        by_fd = (rs__io_registration_t **)rs_mem_realloc(allocator, owners->by_fd, owners->capacity * sizeof(*by_fd),
+                                                         capacity * sizeof(*by_fd));
+        if (!by_fd) {
+            return RS_ENOMEM;
+        }
+        memset(by_fd + owners->capacity, 0, (capacity - owners->capacity) * sizeof(*by_fd));
+        owners->by_fd = by_fd;
+        owners->capacity = capacity;
+    }
+    if (owners->by_fd[fd] && owners->by_fd[fd] != reg) {
+        return RS_EEXIST;
+    }
+    owners->by_fd[fd] = reg;
+    return RS_OK;
+}
+
+static void rs__fd_owners_release(rs__fd_owners_t *owners, const rs__io_registration_t *reg) {
+    size_t fd = (size_t)reg->fd;
+    if (fd < owners->capacity && owners->by_fd[fd] == reg) {
+        owners->by_fd[fd] = NULL;
+    }
+}
+
+static void rs__fd_owners_cleanup(rs_allocator_t *allocator, rs__fd_owners_t *owners) {
+    rs_mem_free(allocator, owners->by_fd);
+    owners->by_fd = NULL;
+    owners->capacity = 0;
+}
+
+/* A wait interrupted by a signal (EINTR) is resumed for the time left: the
+ * loop's own wakeups never rely on EINTR (rs_event_loop_stop writes the wake
+ * fd, which ends the resumed wait at once), and io_uring's task work
+ * interrupts blocking calls of any thread that ever had a ring. Returns the
+ * timeout for the next attempt: -1 (none), or the milliseconds left. */
+static int rs__wait_deadline_ms(uint64_t start_ns, int timeout_ms) {
+    uint64_t elapsed_ms;
+    if (timeout_ms < 0) {
+        return -1;
+    }
+    elapsed_ms = (rs_clock_now_ns() - start_ns) / RS_NS_PER_MS;
+    return elapsed_ms >= (uint64_t)timeout_ms ? 0 : timeout_ms - (int)elapsed_ms;
+}
+
 /* Backends reach the loop's data through these, never through globals. */
 static inline void *rs__backend_data(const rs_event_loop_t *loop) {
     return loop->backend_data;

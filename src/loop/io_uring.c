@@ -180,6 +180,7 @@ typedef struct rs__uring {
     int wake_fd;
     uint64_t wake_value; /* the eventfd read's buffer */
 
+    rs__fd_owners_t owners; /* a second poll of one fd would report twice: RS_EEXIST */
     rs__uring_slot_t *slots;
     uint32_t slot_capacity;
     uint32_t free_head; /* index + 1 of the first free slot; 0: none */
@@ -517,6 +518,7 @@ static void rs__uring_cleanup(rs_event_loop_t *loop) {
     rs__uring_t *u = (rs__uring_t *)rs__backend_data(loop);
     rs__uring_close_ring(u); /* the kernel cancels whatever is still in flight */
     close(u->wake_fd);
+    rs__fd_owners_cleanup(&loop->allocator, &u->owners);
     rs_mem_free(&loop->allocator, u->slots);
     rs_mem_free(&loop->allocator, u->ready);
     rs_mem_free(&loop->allocator, u);
@@ -631,6 +633,7 @@ static void rs__uring_wait(rs_event_loop_t *loop, int timeout_ms) {
     rs__uring_t *u = (rs__uring_t *)rs__backend_data(loop);
     rs__uring_getevents_arg_t arg;
     rs__uring_timespec_t ts;
+    uint64_t start_ns;
     unsigned to_submit;
     unsigned min_complete = timeout_ms == 0 ? 0 : 1;
     int n;
@@ -650,17 +653,24 @@ static void rs__uring_wait(rs_event_loop_t *loop, int timeout_ms) {
         (rs__uring_load_acquire(u->sq_flags) & RS__IORING_SQ_CQ_OVERFLOW)) {
         min_complete = 0;
     }
-    memset(&arg, 0, sizeof(arg));
-    arg.sigmask_sz = _NSIG / 8;
-    if (timeout_ms > 0) {
-        ts.tv_sec = timeout_ms / 1000;
-        ts.tv_nsec = (long long)(timeout_ms % 1000) * 1000000LL;
-        arg.ts = (uint64_t)(uintptr_t)&ts;
+    start_ns = timeout_ms > 0 ? rs_clock_now_ns() : 0;
+    for (;;) {
+        memset(&arg, 0, sizeof(arg));
+        arg.sigmask_sz = _NSIG / 8;
+        if (timeout_ms >= 0) {
+            ts.tv_sec = timeout_ms / 1000;
+            ts.tv_nsec = (long long)(timeout_ms % 1000) * 1000000LL;
+            arg.ts = (uint64_t)(uintptr_t)&ts;
+        }
+        to_submit = u->sq_local_tail - rs__uring_load_acquire(u->sq_head);
+        n = rs__uring_sys_enter(u->ring_fd, to_submit, min_complete,
+                                RS__IORING_ENTER_GETEVENTS | RS__IORING_ENTER_EXT_ARG, &arg, sizeof(arg));
+        if (n >= 0 || errno != EINTR) {
+            break;
+        }
+        timeout_ms = rs__wait_deadline_ms(start_ns, timeout_ms);
     }
-    to_submit = u->sq_local_tail - rs__uring_load_acquire(u->sq_head);
-    n = rs__uring_sys_enter(u->ring_fd, to_submit, min_complete,
-                            RS__IORING_ENTER_GETEVENTS | RS__IORING_ENTER_EXT_ARG, &arg, sizeof(arg));
-    if (n < 0 && errno != EINTR && errno != ETIME && errno != EAGAIN && errno != EBUSY) {
+    if (n < 0 && errno != ETIME && errno != EAGAIN && errno != EBUSY) {
         if (errno == EBADR) {
             RS__LOG_ERROR(RS_LS_EVENT_LOOP, "io_uring dropped completions (CQ overflow): re-arming every poll");
             u->lost_completions = true;
@@ -668,8 +678,8 @@ static void rs__uring_wait(rs_event_loop_t *loop, int timeout_ms) {
             RS__LOG_ERROR(RS_LS_EVENT_LOOP, "io_uring_enter failed: %s (errno %d)", strerror(errno), errno);
         }
     }
-    /* EBUSY (older kernels, overflowed CQ) and EINTR: what is posted is taken
-     * now, the rest on the next tick. */
+    /* EBUSY (older kernels, overflowed CQ): what is posted is taken now, the
+     * rest on the next tick. */
     rs__uring_reap(u);
 }
 
@@ -701,13 +711,26 @@ static void rs__uring_dispatch(rs_event_loop_t *loop) {
 static int rs__uring_add(rs_event_loop_t *loop, rs__io_registration_t *reg) {
     rs__uring_t *u = (rs__uring_t *)rs__backend_data(loop);
     uint32_t index;
-    int err = rs__uring_slot_new(loop, u, reg, &index);
+    int err;
+    /* A poll of a bad fd fails only once submitted: a direct subscribe, which
+     * has a caller to tell, checks the fd first (deferred ones hear of it as
+     * RS_IO_ERROR, as on the other backends). */
+    if (!loop->applying_deferred_interest && fcntl(reg->fd, F_GETFD) < 0) {
+        return rs_result_from_errno(errno);
+    }
+    err = rs__fd_owners_claim(&loop->allocator, &u->owners, reg);
     if (err) {
         return err;
     }
-    err = rs__uring_arm_poll(u, index, reg->events);
+    err = rs__uring_slot_new(loop, u, reg, &index);
+    if (!err) {
+        err = rs__uring_arm_poll(u, index, reg->events);
+        if (err) {
+            rs__uring_slot_free(u, index);
+        }
+    }
     if (err) {
-        rs__uring_slot_free(u, index);
+        rs__fd_owners_release(&u->owners, reg);
     }
     return err;
 }
@@ -724,6 +747,7 @@ static void rs__uring_remove(rs_event_loop_t *loop, rs__io_registration_t *reg) 
     uint32_t index = (uint32_t)reg->slot;
     bool armed = u->slots[index].armed;
     rs__uring_slot_free(u, index);
+    rs__fd_owners_release(&u->owners, reg);
     /* An armed poll holds the file open: a socket closed right after would
      * not be closed (no FIN) until the cancel reaches the kernel. Inside a
      * tick the next wait submits it at once; outside one, submit it now. On

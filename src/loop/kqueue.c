@@ -47,8 +47,7 @@ typedef struct rs__kqueue {
     struct kevent *ready; /* never smaller than `changes`: each change may come back as an error */
     size_t ready_capacity;
     int ready_count;
-    rs__io_registration_t **by_fd; /* who holds each fd, so a second subscriber gets RS_EEXIST */
-    size_t by_fd_capacity;
+    rs__fd_owners_t owners; /* kqueue would merge a second subscriber's knote into the first */
 } rs__kqueue_t;
 
 /* udata is void * on most systems and intptr_t on older NetBSD: both are
@@ -160,7 +159,7 @@ static void rs__kq_cleanup(rs_event_loop_t *loop) {
     rs__kq_close_fds(k);
     rs_mem_free(&loop->allocator, k->changes);
     rs_mem_free(&loop->allocator, k->ready);
-    rs_mem_free(&loop->allocator, k->by_fd);
+    rs__fd_owners_cleanup(&loop->allocator, &k->owners);
     rs_mem_free(&loop->allocator, k);
     loop->backend_data = NULL;
 }
@@ -200,39 +199,6 @@ static int rs__kq_reserve_changes(rs_event_loop_t *loop, rs__kqueue_t *k, size_t
         k->ready_capacity = capacity;
     }
     return RS_OK;
-}
-
-/* Record that `reg` holds its fd; RS_EEXIST if another registration does. */
-static int rs__kq_claim_fd(rs_event_loop_t *loop, rs__kqueue_t *k, rs__io_registration_t *reg) {
-    size_t fd = (size_t)reg->fd;
-    if (fd >= k->by_fd_capacity) {
-        size_t capacity = k->by_fd_capacity ? k->by_fd_capacity : 64;
-        rs__io_registration_t **by_fd;
-        while (capacity <= fd) {
-            capacity *= 2;
-        }
-        by_fd = (rs__io_registration_t **)rs_mem_realloc(&loop->allocator, k->by_fd,
-                                                         k->by_fd_capacity * sizeof(*by_fd),
-                                                         capacity * sizeof(*by_fd));
-        if (!by_fd) {
-            return RS_ENOMEM;
-        }
-        memset(by_fd + k->by_fd_capacity, 0, (capacity - k->by_fd_capacity) * sizeof(*by_fd));
-        k->by_fd = by_fd;
-        k->by_fd_capacity = capacity;
-    }
-    if (k->by_fd[fd] && k->by_fd[fd] != reg) {
-        return RS_EEXIST;
-    }
-    k->by_fd[fd] = reg;
-    return RS_OK;
-}
-
-static void rs__kq_release_fd(rs__kqueue_t *k, rs__io_registration_t *reg) {
-    size_t fd = (size_t)reg->fd;
-    if (fd < k->by_fd_capacity && k->by_fd[fd] == reg) {
-        k->by_fd[fd] = NULL;
-    }
 }
 
 /* Queue the changes that take `reg` from the filters it wants now to `wanted`. */
@@ -312,13 +278,13 @@ static int rs__kq_change(rs_event_loop_t *loop, rs__io_registration_t *reg, int 
 
 static int rs__kq_add(rs_event_loop_t *loop, rs__io_registration_t *reg) {
     rs__kqueue_t *k = (rs__kqueue_t *)rs__backend_data(loop);
-    int err = rs__kq_claim_fd(loop, k, reg);
+    int err = rs__fd_owners_claim(&loop->allocator, &k->owners, reg);
     if (err) {
         return err;
     }
     err = rs__kq_change(loop, reg, reg->events);
     if (err) {
-        rs__kq_release_fd(k, reg);
+        rs__fd_owners_release(&k->owners, reg);
     }
     return err;
 }
@@ -353,7 +319,7 @@ static void rs__kq_remove(rs_event_loop_t *loop, rs__io_registration_t *reg) {
             rs__kq_change_now(k, reg, bit, EV_DELETE);
         }
     }
-    rs__kq_release_fd(k, reg);
+    rs__fd_owners_release(&k->owners, reg);
     reg->slot = 0;
 }
 
@@ -386,23 +352,26 @@ static bool rs__kq_note_refused(struct kevent *kev) {
 
 static void rs__kq_wait(rs_event_loop_t *loop, int timeout_ms) {
     rs__kqueue_t *k = (rs__kqueue_t *)rs__backend_data(loop);
-    struct timespec ts;
-    struct timespec *tsp = NULL;
+    uint64_t start_ns = timeout_ms > 0 ? rs_clock_now_ns() : 0;
+    size_t change_count = k->change_count;
     int n;
     int i;
-    if (timeout_ms >= 0) {
+    rs__kq_mark_submitted(k);
+    for (;;) {
+        struct timespec ts;
         ts.tv_sec = timeout_ms / 1000;
         ts.tv_nsec = (long)(timeout_ms % 1000) * 1000000L;
-        tsp = &ts;
+        n = kevent(k->kq, k->changes, (int)change_count, k->ready, (int)k->ready_capacity, timeout_ms < 0 ? NULL : &ts);
+        if (n >= 0 || errno != EINTR) {
+            break;
+        }
+        /* The changes were applied before the wait began: not again. */
+        change_count = 0;
+        timeout_ms = rs__wait_deadline_ms(start_ns, timeout_ms);
     }
-    rs__kq_mark_submitted(k);
-    /* The changes are applied before the wait starts, so EINTR loses none of them. */
-    n = kevent(k->kq, k->changes, (int)k->change_count, k->ready, (int)k->ready_capacity, tsp);
     k->change_count = 0;
     if (n < 0) {
-        if (errno != EINTR) {
-            RS__LOG_ERROR(RS_LS_EVENT_LOOP, "kevent failed: %s (errno %d)", strerror(errno), errno);
-        }
+        RS__LOG_ERROR(RS_LS_EVENT_LOOP, "kevent failed: %s (errno %d)", strerror(errno), errno);
         n = 0;
     }
     for (i = 0; i < n; ++i) {

@@ -428,7 +428,7 @@ static void group_unavailable_backend_is_not_supported(void **state) {
     memset(&opts, 0, sizeof(opts));
     opts.allocator = &rs_test_allocator;
     opts.loop_count = 2;
-    opts.backend = RS_EVENT_LOOP_BACKEND_IO_URING;
+    opts.backend = RS_EVENT_LOOP_BACKEND_IOCP; /* Windows only */
     assert_null(rs_event_loop_group_new(&opts, &err));
     assert_int_equal(err, RS_ENOTSUP);
 }
