@@ -1280,12 +1280,9 @@ int main(void) {
         cmocka_unit_test(pipe_calls_with_null_args_are_einval),
         cmocka_unit_test(pipe_with_libc_allocator_works),
     };
-    sigset_t set;
     /* SIGPIPE at its default action, unblocked: a write that raised it would
-     * kill this test (loop threads inherit the mask). */
-    signal(SIGPIPE, SIG_DFL);
-    sigemptyset(&set);
-    sigaddset(&set, SIGPIPE);
-    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+     * kill this test (loop threads inherit the mask). Ignored in the portable
+     * build, see rs_test_sigpipe_setup. */
+    rs_test_sigpipe_setup();
     return cmocka_run_group_tests_name("pipe", tests, NULL, NULL);
 }

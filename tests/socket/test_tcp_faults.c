@@ -361,17 +361,10 @@ static void tcp_pair_close(tcp_pair_t *p) {
     }
 }
 
-/* Make sure a SIGPIPE would kill the test: default action, not blocked. */
+/* Make sure a SIGPIPE would kill the test: default action, not blocked
+ * (ignored in the portable build, see rs_test_sigpipe_setup). */
 static void sigpipe_default(void) {
-    struct sigaction sa;
-    sigset_t set;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = SIG_DFL;
-    sigemptyset(&sa.sa_mask);
-    assert_int_equal(sigaction(SIGPIPE, &sa, NULL), 0);
-    sigemptyset(&set);
-    sigaddset(&set, SIGPIPE);
-    assert_int_equal(pthread_sigmask(SIG_UNBLOCK, &set, NULL), 0);
+    rs_test_sigpipe_setup();
 }
 
 /* ===================================================== connect timeouts */
