@@ -160,6 +160,18 @@ static RS__UNUSED void rs_test_sigpipe_setup(void) {
     pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 }
 
+/* Every fd reseau makes or accepts is non-blocking and close-on-exec, whether
+ * the flags came with the call (SOCK_NONBLOCK, accept4) or from fcntl after
+ * it (macOS, and the RESEAU_TEST_PORTABLE_POSIX build). */
+static RS__UNUSED void rs_test_assert_fd_nonblocking_cloexec(int fd) {
+    int fl = fcntl(fd, F_GETFL);
+    int fd_flags = fcntl(fd, F_GETFD);
+    assert_true(fd >= 0);
+    assert_true(fl >= 0 && fd_flags >= 0);
+    assert_true((fl & O_NONBLOCK) != 0);
+    assert_true((fd_flags & FD_CLOEXEC) != 0);
+}
+
 /* A monotonic clock in milliseconds. */
 static RS__UNUSED int64_t rs_test_now_ms(void) {
     struct timespec ts;

@@ -1933,6 +1933,22 @@ static void socket_options_reach_the_fd(rs_event_loop_backend_t b) {
 }
 BOTH_BACKENDS(socket_options_reach_the_fd)
 
+/* Listener, connecting and accepted sockets alike, in both builds (accept4 and
+ * SOCK_NONBLOCK | SOCK_CLOEXEC, or accept/socket then fcntl). */
+static void created_and_accepted_sockets_are_nonblocking_and_cloexec(rs_event_loop_backend_t b) {
+    static const ep_kind_t kinds[] = {EP_IPV4, EP_UNIX_PATH};
+    size_t i;
+    for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); ++i) {
+        conn_pair_t p;
+        pair_connect(&p, b, kinds[i], NULL);
+        rs_test_assert_fd_nonblocking_cloexec(rs_socket_get_fd(p.listener));
+        rs_test_assert_fd_nonblocking_cloexec(rs_socket_get_fd(p.client));
+        rs_test_assert_fd_nonblocking_cloexec(rs_socket_get_fd(p.server));
+        pair_close(&p);
+    }
+}
+BOTH_BACKENDS(created_and_accepted_sockets_are_nonblocking_and_cloexec)
+
 static void ipv6_only_on_and_off(rs_event_loop_backend_t b) {
     conn_pair_t p;
     rs_socket_options_t o = sock_opts(RS_SOCKET_DOMAIN_IPV6);
@@ -2422,6 +2438,7 @@ int main(void) {
         BOTH_TESTS(write_after_shutdown_is_eshutdown),
         BOTH_TESTS(invalid_arguments_are_einval),
         BOTH_TESTS(socket_options_reach_the_fd),
+        BOTH_TESTS(created_and_accepted_sockets_are_nonblocking_and_cloexec),
         BOTH_TESTS(ipv6_only_on_and_off),
         BOTH_TESTS(bind_to_interface_lo_works),
         BOTH_TESTS(bind_to_missing_interface_is_enodev),
