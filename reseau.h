@@ -7657,9 +7657,8 @@ static int rs__socket_apply_connection_options(rs_socket_t *s) {
  * IP_BOUND_IF / IPV6_BOUND_IF (macOS, IP sockets only); RS_ENOTSUP elsewhere. */
 static int rs__socket_bind_to_device(rs_socket_t *s) {
 #if RS__HAVE_SO_BINDTODEVICE
-    return setsockopt(s->io.fd, SOL_SOCKET, SO_BINDTODEVICE, s->interface_name, (socklen_t)strlen(s->interface_name)) == 0
-               ? RS_OK
-               : rs__errno_result();
+    socklen_t len = (socklen_t)strlen(s->interface_name);
+    return setsockopt(s->io.fd, SOL_SOCKET, SO_BINDTODEVICE, s->interface_name, len) == 0 ? RS_OK : rs__errno_result();
 #elif RS__HAVE_IP_BOUND_IF
     int index = (int)if_nametoindex(s->interface_name);
     if (index == 0) {
