@@ -177,6 +177,14 @@
  *                  or static when RESEAU_STATIC is defined).
  *   RESEAU_ASSERT  internal invariant check (default: assert()). Never used to
  *                  validate caller input: bad input gets an RS_Exxx result.
+ * Test-only (reseau's own tests; never define it in a program):
+ *   RESEAU_TEST_PORTABLE_POSIX  take the portable POSIX paths that macOS and
+ *                  the BSDs take even where Linux has a faster one (no accept4
+ *                  or SOCK_NONBLOCK/SOCK_CLOEXEC, no MSG_NOSIGNAL, no
+ *                  sendmmsg/recvmmsg, no signalfd, ...), so that Linux CI runs
+ *                  them. Linux has no SO_NOSIGPIPE either, so a write to a
+ *                  closed peer raises SIGPIPE: the test program ignores it.
+ *                  The RS__HAVE_xxx feature tests are at the end of >>platform.c.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -1289,7 +1297,9 @@ typedef struct rs_socket_options {
     rs_socket_domain_t domain;          /* (default: DEFAULT, the first endpoint's: see below) */
     uint32_t connect_timeout_ms;        /* (default: 0, meaning RS_SOCKET_DEFAULT_CONNECT_TIMEOUT_MS) */
     bool keepalive;                     /* SO_KEEPALIVE on TCP (default: false) */
-    uint32_t keepalive_idle_s;          /* TCP_KEEPIDLE: idle seconds before the first probe (default: 0, OS) */
+    uint32_t keepalive_idle_s;          /* TCP_KEEPIDLE (macOS: TCP_KEEPALIVE): idle seconds before the first
+                                         * probe (default: 0, OS). The three timers are as for
+                                         * rs_socket_set_keepalive, RS_ENOTSUP included */
     uint32_t keepalive_interval_s;      /* TCP_KEEPINTVL: seconds between probes (default: 0, OS) */
     uint32_t keepalive_probes;          /* TCP_KEEPCNT: unanswered probes before reset (default: 0, OS) */
     bool tcp_nodelay;                   /* TCP_NODELAY, no Nagle delay (default: false) */
@@ -1297,7 +1307,9 @@ typedef struct rs_socket_options {
     bool reuseport;                     /* SO_REUSEPORT before bind (default: false) */
     uint32_t send_buffer_size;          /* SO_SNDBUF in bytes (default: 0, OS) */
     uint32_t recv_buffer_size;          /* SO_RCVBUF in bytes (default: 0, OS) */
-    const char *network_interface_name; /* SO_BINDTODEVICE, copied (default: NULL); RS_ENOTSUP off Linux */
+    const char *network_interface_name; /* SO_BINDTODEVICE (macOS: IP_BOUND_IF or IPV6_BOUND_IF), copied
+                                         * (default: NULL); RS_ENOTSUP elsewhere, and on macOS for
+                                         * non-IP sockets; RS_ENODEV for an unknown name */
     rs_socket_ipv6_only_t ipv6_only;    /* IPV6_V6ONLY for IPv6 sockets (default: DEFAULT, the OS's) */
 } rs_socket_options_t;
 
@@ -1450,9 +1462,10 @@ typedef struct rs_datagram {
  * gives a default-domain socket its family. Loop thread once assigned. */
 RESEAU_API int rs_socket_send_to(rs_socket_t *socket, const rs_endpoint_t *destination, rs_byte_cursor_t data);
 /* Send up to `count` datagrams with as few system calls as possible
- * (sendmmsg on Linux). *sent_out says how many left; on an error after some
- * were sent, RS_OK is returned with the partial count. Errors as for
- * rs_socket_send_to, and RS_EINVAL for NULL datagrams or sent_out. */
+ * (sendmmsg on Linux, one sendmsg each elsewhere, with the same results).
+ * *sent_out says how many left; on an error after some were sent, RS_OK is
+ * returned with the partial count. Errors as for rs_socket_send_to, and
+ * RS_EINVAL for NULL datagrams or sent_out. */
 RESEAU_API int rs_socket_send_batch(rs_socket_t *socket, const rs_datagram_t *datagrams, size_t count,
                                     size_t *sent_out);
 /* Receive one datagram into datagram->data (capacity bytes), with its source.
@@ -1461,9 +1474,12 @@ RESEAU_API int rs_socket_send_batch(rs_socket_t *socket, const rs_datagram_t *da
  * RS_ESTATE before a default-domain socket has its family; RS_EBADF once
  * closed. */
 RESEAU_API int rs_socket_recv_from(rs_socket_t *socket, rs_datagram_t *datagram);
-/* Receive up to `count` datagrams (recvmmsg on Linux); *received_out counts
- * them. Errors as for rs_socket_recv_from, and RS_EINVAL for NULL datagrams or
- * received_out, or a count of 0. */
+/* Receive up to `count` datagrams, at most RS_DATAGRAM_BATCH_MAX (recvmmsg on
+ * Linux, one recvmsg each elsewhere, with the same results); *received_out
+ * counts them. Errors as for rs_socket_recv_from (after some were received,
+ * RS_OK with the partial count), and RS_EINVAL for NULL datagrams or
+ * received_out, a count of 0, or a datagram among the first
+ * RS_DATAGRAM_BATCH_MAX without a buffer (then none is received). */
 RESEAU_API int rs_socket_recv_batch(rs_socket_t *socket, rs_datagram_t *datagrams, size_t count,
                                     size_t *received_out);
 
@@ -1478,10 +1494,11 @@ RESEAU_API int rs_socket_recv_batch(rs_socket_t *socket, rs_datagram_t *datagram
 
 /* TCP_NODELAY on a TCP socket (a listener passes it to sockets it accepts). */
 RESEAU_API int rs_socket_set_tcp_nodelay(rs_socket_t *socket, bool enabled);
-/* SO_KEEPALIVE on a TCP socket, with TCP_KEEPIDLE, TCP_KEEPINTVL and
- * TCP_KEEPCNT where non-zero (0 keeps the current value). The OS bounds them
- * (Linux: idle and interval 1..32767 s, probes 1..127): RS_EINVAL outside.
- * Only SO_KEEPALIVE is set off Linux. */
+/* SO_KEEPALIVE on a TCP socket, with TCP_KEEPIDLE (macOS: TCP_KEEPALIVE),
+ * TCP_KEEPINTVL and TCP_KEEPCNT where non-zero (0 keeps the current value).
+ * The OS bounds them (Linux: idle and interval 1..32767 s, probes 1..127):
+ * RS_EINVAL outside. RS_ENOTSUP for a non-zero value where the OS has no such
+ * per-socket option (OpenBSD: none of the three); nothing is changed then. */
 RESEAU_API int rs_socket_set_keepalive(rs_socket_t *socket, bool enabled, uint32_t idle_s, uint32_t interval_s,
                                        uint32_t probes);
 /* Unicast TTL (IPv4 IP_TTL) or hop limit (IPv6 IPV6_UNICAST_HOPS), 1..255,
@@ -1491,10 +1508,10 @@ RESEAU_API int rs_socket_set_ttl(rs_socket_t *socket, uint32_t ttl);
 /* UDP only (DGRAM, IPv4 or IPv6); the group's domain must match the socket's.
  * Join or leave a multicast group (224.0.0.0/4, ff00::/8; the port is
  * ignored) on one interface: IPv4 by its address (interface_address, IPv4,
- * or NULL) or, on Linux, its index; IPv6 by index only (interface_address must
- * be NULL). Neither (NULL and 0) lets the OS pick by its routes. Joining sends
- * an IGMP/MLD report on that interface. Leaving a group not joined is the OS
- * error (RS_EADDRNOTAVAIL). */
+ * or NULL) or, on Linux, its index (RS_ENOTSUP elsewhere); IPv6 by index only
+ * (interface_address must be NULL). Neither (NULL and 0) lets the OS pick by
+ * its routes. Joining sends an IGMP/MLD report on that interface. Leaving a
+ * group not joined is the OS error (RS_EADDRNOTAVAIL). */
 RESEAU_API int rs_socket_join_multicast_group(rs_socket_t *socket, const rs_endpoint_t *group,
                                               const rs_endpoint_t *interface_address, uint32_t interface_index);
 RESEAU_API int rs_socket_leave_multicast_group(rs_socket_t *socket, const rs_endpoint_t *group,
@@ -2867,9 +2884,10 @@ RESEAU_API void rs_async_input_stream_complete_read(rs_async_input_stream_t *str
 
 /* >>platform.c -- Begin file: src/base/platform.c */
 /*
- * System headers for the implementation. Kept in one place so that platform
- * code does not scatter includes; everything OS-specific below is guarded by
- * the RESEAU_OS_xxx flags from config.h.
+ * System headers for the implementation, and the RS__HAVE_xxx feature tests
+ * (at the end). Kept in one place so that platform code does not scatter
+ * includes or #ifdefs; the includes are guarded by the RESEAU_OS_xxx flags
+ * from config.h.
  */
 #include <errno.h>
 #include <limits.h>
@@ -2912,6 +2930,145 @@ RESEAU_API void rs_async_input_stream_complete_read(rs_async_input_stream_t *str
 #if defined(__FreeBSD__) || defined(__OpenBSD__)
 #include <pthread_np.h>
 #endif
+
+/*
+ * Feature tests. Each difference between the POSIX systems reseau runs on is
+ * one RS__HAVE_xxx macro, (1) or (0), decided here and nowhere else. The code
+ * tests the macro, and where a difference needs another code path, that path
+ * lives in one small function (rs__accept_fd, rs__dgram_send_some, ...).
+ *
+ * RESEAU_TEST_PORTABLE_POSIX (test-only, see config.h) turns off every Linux
+ * mechanism that has a portable replacement, so that the replacement runs in
+ * Linux CI: the macros marked [portable] below. Linux-only capabilities with
+ * no replacement (VSOCK, abstract Unix names, SO_BINDTODEVICE) and option
+ * names (keepalive) stay as the system has them: turned off they would only
+ * return RS_ENOTSUP, which is all the BSDs do with them.
+ */
+#if defined(RESEAU_TEST_PORTABLE_POSIX)
+#define RS__PORTABLE_TEST (1)
+#else
+#define RS__PORTABLE_TEST (0)
+#endif
+#define RS__LINUX_PATHS (RESEAU_OS_LINUX && !RS__PORTABLE_TEST)
+
+/* [portable] socket() and socketpair() take SOCK_NONBLOCK | SOCK_CLOEXEC
+ * (Linux, the BSDs); otherwise fcntl after creation (macOS). */
+#if defined(SOCK_NONBLOCK) && defined(SOCK_CLOEXEC) && !RS__PORTABLE_TEST
+#define RS__HAVE_SOCK_FLAGS (1)
+#define RS__SOCK_FLAGS (SOCK_NONBLOCK | SOCK_CLOEXEC)
+#else
+#define RS__HAVE_SOCK_FLAGS (0)
+#define RS__SOCK_FLAGS (0)
+#endif
+
+/* [portable] accept4 with the same flags (Linux, FreeBSD 10, OpenBSD 5.7,
+ * NetBSD 8, DragonFly 4.4); otherwise accept, then fcntl. */
+#define RS__HAVE_ACCEPT4 (RS__HAVE_SOCK_FLAGS && (RESEAU_OS_LINUX || RESEAU_OS_BSD))
+
+/* [portable] MSG_NOSIGNAL on each send keeps a write to a closed peer from
+ * raising SIGPIPE (Linux, the BSDs). Without it (macOS) every socket gets
+ * SO_NOSIGPIPE instead. With neither, which only the portable test build on
+ * Linux has, SIGPIPE is raised and the program must ignore it (the tests do,
+ * see tests/test_util.h); the write still fails with RS_EPIPE. */
+#if defined(MSG_NOSIGNAL) && !RS__PORTABLE_TEST
+#define RS__HAVE_MSG_NOSIGNAL (1)
+#define RS__MSG_NOSIGNAL MSG_NOSIGNAL
+#else
+#define RS__HAVE_MSG_NOSIGNAL (0)
+#define RS__MSG_NOSIGNAL (0)
+#endif
+#if defined(SO_NOSIGPIPE)
+#define RS__HAVE_SO_NOSIGPIPE (1)
+#define RS__SO_NOSIGPIPE SO_NOSIGPIPE
+#else
+#define RS__HAVE_SO_NOSIGPIPE (0)
+#define RS__SO_NOSIGPIPE (0)
+#endif
+
+/* [portable] sendmmsg/recvmmsg (Linux); otherwise the batch calls loop over
+ * sendmsg/recvmsg, with the same counts and errors. FreeBSD's are such a loop
+ * in libc, so only Linux gains from them. */
+#define RS__HAVE_MMSG RS__LINUX_PATHS
+
+/* [portable] struct ip_mreqn (an interface index as well as an address) for
+ * IPv4 multicast membership and IP_MULTICAST_IF (Linux); otherwise ip_mreq
+ * and in_addr, which name the interface by address only. */
+#define RS__HAVE_IP_MREQN RS__LINUX_PATHS
+
+/* [portable] IP_MULTICAST_TTL and IP_MULTICAST_LOOP take an int (Linux); the
+ * BSDs take only an unsigned char, which Linux accepts too. */
+#define RS__HAVE_IP_MULTICAST_INT RS__LINUX_PATHS
+
+/* [portable] Signal watchers read a signalfd (Linux); otherwise a self-pipe
+ * fed by a sigaction handler. RESEAU_NO_SIGNALFD also picks the self-pipe. */
+#if RS__LINUX_PATHS && !defined(RESEAU_NO_SIGNALFD)
+#define RS__HAVE_SIGNALFD (1)
+#else
+#define RS__HAVE_SIGNALFD (0)
+#endif
+
+/* [portable] The usable CPU count narrows the online count by the thread's
+ * affinity mask (sched_getaffinity) and a cgroup v2 cpu.max quota (Linux).
+ * Elsewhere it is sysconf(_SC_NPROCESSORS_ONLN), which is hw.activecpu on
+ * macOS and hw.ncpuonline on OpenBSD and NetBSD. */
+#define RS__HAVE_SCHED_GETAFFINITY RS__LINUX_PATHS
+#define RS__HAVE_CGROUP_CPU_MAX RS__LINUX_PATHS
+
+/* TCP keepalive timers per socket. The idle time is TCP_KEEPIDLE, or
+ * TCP_KEEPALIVE on macOS; TCP_KEEPINTVL and TCP_KEEPCNT exist on Linux, the
+ * BSDs but OpenBSD, and macOS 10.8 and later. A missing one makes a non-zero
+ * value RS_ENOTSUP (OpenBSD sets all three system-wide only). */
+#if defined(TCP_KEEPIDLE)
+#define RS__HAVE_TCP_KEEPIDLE (1)
+#define RS__TCP_KEEPIDLE TCP_KEEPIDLE
+#elif defined(TCP_KEEPALIVE)
+#define RS__HAVE_TCP_KEEPIDLE (1)
+#define RS__TCP_KEEPIDLE TCP_KEEPALIVE
+#else
+#define RS__HAVE_TCP_KEEPIDLE (0)
+#define RS__TCP_KEEPIDLE (0)
+#endif
+#if defined(TCP_KEEPINTVL)
+#define RS__HAVE_TCP_KEEPINTVL (1)
+#define RS__TCP_KEEPINTVL TCP_KEEPINTVL
+#else
+#define RS__HAVE_TCP_KEEPINTVL (0)
+#define RS__TCP_KEEPINTVL (0)
+#endif
+#if defined(TCP_KEEPCNT)
+#define RS__HAVE_TCP_KEEPCNT (1)
+#define RS__TCP_KEEPCNT TCP_KEEPCNT
+#else
+#define RS__HAVE_TCP_KEEPCNT (0)
+#define RS__TCP_KEEPCNT (0)
+#endif
+
+/* Binding a socket to a network interface: SO_BINDTODEVICE by name (Linux),
+ * or IP_BOUND_IF / IPV6_BOUND_IF by index (macOS); RS_ENOTSUP elsewhere. */
+#if defined(SO_BINDTODEVICE)
+#define RS__HAVE_SO_BINDTODEVICE (1)
+#else
+#define RS__HAVE_SO_BINDTODEVICE (0)
+#endif
+#if defined(IP_BOUND_IF) && defined(IPV6_BOUND_IF)
+#define RS__HAVE_IP_BOUND_IF (1)
+#else
+#define RS__HAVE_IP_BOUND_IF (0)
+#endif
+
+/* SO_REUSEPORT. Only Linux spreads connections over the sockets sharing a
+ * port; the BSDs and macOS let them share it and give each new one to the last. */
+#if defined(SO_REUSEPORT)
+#define RS__HAVE_SO_REUSEPORT (1)
+#define RS__SO_REUSEPORT SO_REUSEPORT
+#else
+#define RS__HAVE_SO_REUSEPORT (0)
+#define RS__SO_REUSEPORT (0)
+#endif
+
+/* Linux-only address families: AF_VSOCK and abstract Unix names ("@name"). */
+#define RS__HAVE_VSOCK RESEAU_OS_LINUX
+#define RS__HAVE_ABSTRACT_UNIX RESEAU_OS_LINUX
 /* <<platform.c -- End file: src/base/platform.c */
 
 #ifdef __cplusplus
@@ -3420,7 +3577,7 @@ RESEAU_API void rs_thread_sleep_ns(uint64_t ns) {
     }
 }
 
-#if RESEAU_OS_LINUX
+#if RS__HAVE_CGROUP_CPU_MAX
 /* CPUs allowed by a cgroup v2 "cpu.max" file ("max 100000" or "<quota> <period>"),
  * rounded up; 0 when unlimited or unreadable. */
 static size_t rs__cgroup_cpu_max(const char *path) {
@@ -3477,23 +3634,35 @@ static size_t rs__cgroup_cpu_limit(void) {
     }
     return limit;
 }
+#else
+static size_t rs__cgroup_cpu_limit(void) {
+    return 0;
+}
 #endif
 
-RESEAU_API size_t rs_usable_cpu_count(void) {
-    long online = sysconf(_SC_NPROCESSORS_ONLN);
-    size_t count = online > 0 ? (size_t)online : 1;
-#if RESEAU_OS_LINUX
+/* The CPUs this thread may run on: its affinity mask (Linux), else the online
+ * count (sysconf: hw.activecpu on macOS, hw.ncpuonline on OpenBSD and NetBSD);
+ * 0 when unknown. */
+static size_t rs__cpus_allowed(void) {
+#if RS__HAVE_SCHED_GETAFFINITY
     cpu_set_t set;
-    size_t limit;
     CPU_ZERO(&set);
     if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0) {
-        count = (size_t)CPU_COUNT(&set);
-    }
-    limit = rs__cgroup_cpu_limit();
-    if (limit && limit < count) {
-        count = limit;
+        return (size_t)CPU_COUNT(&set);
     }
 #endif
+    {
+        long online = sysconf(_SC_NPROCESSORS_ONLN);
+        return online > 0 ? (size_t)online : 0;
+    }
+}
+
+RESEAU_API size_t rs_usable_cpu_count(void) {
+    size_t count = rs__cpus_allowed();
+    size_t limit = rs__cgroup_cpu_limit();
+    if (limit && (!count || limit < count)) {
+        count = limit;
+    }
     return count ? count : 1;
 }
 
@@ -7344,19 +7513,13 @@ RESEAU_API rs_event_loop_t *rs_event_loop_group_get_next_loop(rs_event_loop_grou
  * Signals are process-wide and loops are not, so there are three parts:
  *   - a registry (one mutex) of every watcher, whatever its loop;
  *   - one OS source shared by all loops: a signalfd on Linux, a self-pipe fed
- *     by a sigaction handler elsewhere. Only rs__signal_source_* differ
- *     between the two;
+ *     by a sigaction handler elsewhere (RS__HAVE_SIGNALFD, in platform.c).
+ *     Only rs__signal_source_* differ between the two;
  *   - a port per loop with watchers (a loop-local object, so loop destroy
  *     sweeps it) that subscribes the source's fd. Whichever loop reads an
  *     arrival first fans it out to every watcher of that signal through the
  *     watcher's rs_event_loop_async_t, so each fires on its own loop.
  */
-
-#if RESEAU_OS_LINUX && !defined(RESEAU_NO_SIGNALFD)
-#define RS__SIGNAL_USE_SIGNALFD (1)
-#else
-#define RS__SIGNAL_USE_SIGNALFD (0)
-#endif
 
 /* One past the highest signal number; NSIG is not POSIX but every target has it. */
 #ifdef NSIG
@@ -7391,7 +7554,7 @@ typedef struct rs__signal_registry {
     int watch_count[RS__SIGNAL_LIMIT];   /* watchers per signal */
     size_t ports;                        /* loops subscribed to fd */
     int fd;                              /* the source, while ports > 0 */
-#if RS__SIGNAL_USE_SIGNALFD
+#if RS__HAVE_SIGNALFD
     sigset_t mask;                       /* what the signalfd takes */
     bool unblock[RS__SIGNAL_LIMIT];      /* the first watcher blocked it in its thread */
 #else
@@ -7407,7 +7570,7 @@ static const char rs__signal_port_key = 0; /* its address keys the loop-local po
 static void rs__signal_fan_out(int signum, int arrivals);
 
 /* ---- the OS source: signalfd ---- */
-#if RS__SIGNAL_USE_SIGNALFD
+#if RS__HAVE_SIGNALFD
 
 static int rs__signal_source_open(int *fd_out) {
     sigemptyset(&rs__signals.mask);
@@ -8270,7 +8433,7 @@ RESEAU_API int rs_endpoint_from_local(rs_endpoint_t *out, const char *path) {
     if (len == 0 || len > RS_LOCAL_PATH_MAX || (path[0] == '@' && len == 1)) {
         return RS_EINVAL;
     }
-    if (path[0] == '@' && !RESEAU_OS_LINUX) {
+    if (path[0] == '@' && !RS__HAVE_ABSTRACT_UNIX) {
         return RS_ENOTSUP;
     }
     out->domain = RS_SOCKET_DOMAIN_LOCAL;
@@ -8283,7 +8446,7 @@ RESEAU_API int rs_endpoint_from_vsock(rs_endpoint_t *out, uint32_t cid, uint32_t
         return RS_EINVAL;
     }
     memset(out, 0, sizeof(*out));
-    if (!RESEAU_OS_LINUX) {
+    if (!RS__HAVE_VSOCK) {
         return RS_ENOTSUP;
     }
     out->domain = RS_SOCKET_DOMAIN_VSOCK;
@@ -8465,7 +8628,7 @@ typedef union rs__sockaddr {
     struct sockaddr_in in4;
     struct sockaddr_in6 in6;
     struct sockaddr_un un;
-#if RESEAU_OS_LINUX
+#if RS__HAVE_VSOCK
     struct sockaddr_vm vm;
 #endif
     struct sockaddr_storage storage;
@@ -8484,7 +8647,7 @@ static int rs__domain_family(rs_socket_domain_t domain, int *family_out) {
         *family_out = AF_UNIX;
         return RS_OK;
     case RS_SOCKET_DOMAIN_VSOCK:
-#if RESEAU_OS_LINUX
+#if RS__HAVE_VSOCK
         *family_out = AF_VSOCK;
         return RS_OK;
 #else
@@ -8503,7 +8666,7 @@ static int rs__local_to_sockaddr(const rs_endpoint_t *endpoint, rs__sockaddr_t *
     }
     out->un.sun_family = AF_UNIX;
     if (endpoint->path[0] == '@') {
-#if RESEAU_OS_LINUX
+#if RS__HAVE_ABSTRACT_UNIX
         /* Abstract name: a leading NUL, the name, and no terminator. */
         memcpy(out->un.sun_path + 1, endpoint->path + 1, len - 1);
         *len_out = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len);
@@ -8542,7 +8705,7 @@ static int rs__endpoint_to_sockaddr(const rs_endpoint_t *endpoint, rs__sockaddr_
     case RS_SOCKET_DOMAIN_LOCAL:
         return rs__local_to_sockaddr(endpoint, out, len_out);
     case RS_SOCKET_DOMAIN_VSOCK:
-#if RESEAU_OS_LINUX
+#if RS__HAVE_VSOCK
         out->vm.svm_family = AF_VSOCK;
         out->vm.svm_cid = endpoint->vsock_cid;
         out->vm.svm_port = endpoint->port;
@@ -8592,7 +8755,7 @@ static int rs__endpoint_from_sockaddr(rs_endpoint_t *endpoint, const rs__sockadd
         endpoint->domain = RS_SOCKET_DOMAIN_LOCAL;
         rs__local_from_sockaddr(endpoint, in, len);
         return RS_OK;
-#if RESEAU_OS_LINUX
+#if RS__HAVE_VSOCK
     case AF_VSOCK:
         endpoint->domain = RS_SOCKET_DOMAIN_VSOCK;
         endpoint->vsock_cid = in->vm.svm_cid;
@@ -8614,7 +8777,7 @@ static size_t rs__sockaddr_min_len(int family) {
         return sizeof(struct sockaddr_in6);
     case AF_UNIX:
         return offsetof(struct sockaddr_un, sun_path);
-#if RESEAU_OS_LINUX
+#if RS__HAVE_VSOCK
     case AF_VSOCK:
         return sizeof(struct sockaddr_vm);
 #endif
@@ -8659,12 +8822,6 @@ RESEAU_API int rs_endpoint_from_sockaddr(rs_endpoint_t *out, const void *sockadd
  * that started them, and a depth counter defers freeing while any of the
  * socket's own callbacks is on the stack.
  */
-
-#if !RESEAU_OS_LINUX
-#ifndef MSG_NOSIGNAL
-#define MSG_NOSIGNAL 0 /* SO_NOSIGPIPE is set on every socket instead */
-#endif
-#endif
 
 /* Writes gathered into one sendmsg; IOV_MAX is far larger, this keeps the stack small. */
 #define RS__WRITE_IOV_MAX 64
@@ -8747,6 +8904,7 @@ struct rs_socket {
 
     rs_endpoint_t remote;
     bool has_remote;
+    int deferred_recv_error; /* DGRAM without recvmmsg: see rs__dgram_recv_some */
 };
 
 static void rs__socket_on_event(rs_event_loop_t *loop, rs_io_handle_t *handle, int events, void *user_data);
@@ -8795,18 +8953,42 @@ static int rs__setsockopt_int(int fd, int level, int name, int value) {
     return setsockopt(fd, level, name, &value, (socklen_t)sizeof(value)) == 0 ? RS_OK : rs__errno_result();
 }
 
-static int rs__set_fd_flags(int fd) {
-#if RESEAU_OS_APPLE
-    if (rs__setsockopt_int(fd, SOL_SOCKET, SO_NOSIGPIPE, 1) != RS_OK) {
-        return rs__errno_result();
+/* SO_NOSIGPIPE where sends cannot say MSG_NOSIGNAL (macOS); see platform.c. */
+static int rs__set_nosigpipe(int fd) {
+    if (RS__HAVE_MSG_NOSIGNAL || !RS__HAVE_SO_NOSIGPIPE) {
+        return RS_OK;
     }
-#endif
-#if RESEAU_OS_LINUX
-    (void)fd;
-    return RS_OK; /* SOCK_NONBLOCK | SOCK_CLOEXEC at creation */
-#else
-    return rs__set_nonblocking_cloexec(fd);
-#endif
+    return rs__setsockopt_int(fd, SOL_SOCKET, RS__SO_NOSIGPIPE, 1);
+}
+
+/* Every fd the socket layer makes or accepts goes through here: non-blocking
+ * and close-on-exec (unless the call that made it said so already, as
+ * `flags_given`), and no SIGPIPE on writes. */
+static int rs__prepare_fd(int fd, bool flags_given) {
+    int err = flags_given ? RS_OK : rs__set_nonblocking_cloexec(fd);
+    return err ? err : rs__set_nosigpipe(fd);
+}
+
+/* One keepalive timer, skipped when 0; RS_ENOTSUP for a non-zero value the
+ * OS cannot set per socket (`have` is its RS__HAVE_TCP_KEEPxxx). */
+static int rs__set_keepalive_timer(int fd, bool have, int name, uint32_t value) {
+    if (value == 0) {
+        return RS_OK;
+    }
+    if (!have) {
+        return RS_ENOTSUP;
+    }
+    if (value > (uint32_t)INT_MAX) {
+        return RS_EINVAL;
+    }
+    return rs__setsockopt_int(fd, IPPROTO_TCP, name, (int)value);
+}
+
+/* The three keepalive timers, by their names on this OS (see platform.c). */
+static int rs__set_keepalive_timers(int fd, uint32_t idle_s, uint32_t interval_s, uint32_t probes) {
+    int err = rs__set_keepalive_timer(fd, RS__HAVE_TCP_KEEPIDLE, RS__TCP_KEEPIDLE, idle_s);
+    err = err ? err : rs__set_keepalive_timer(fd, RS__HAVE_TCP_KEEPINTVL, RS__TCP_KEEPINTVL, interval_s);
+    return err ? err : rs__set_keepalive_timer(fd, RS__HAVE_TCP_KEEPCNT, RS__TCP_KEEPCNT, probes);
 }
 
 static bool rs__socket_is_tcp(const rs_socket_t *s) {
@@ -8830,19 +9012,33 @@ static int rs__socket_apply_connection_options(rs_socket_t *s) {
     }
     if (!err && rs__socket_is_tcp(s) && o->keepalive) {
         err = rs__setsockopt_int(fd, SOL_SOCKET, SO_KEEPALIVE, 1);
-#if RESEAU_OS_LINUX
-        if (!err && o->keepalive_idle_s) {
-            err = rs__setsockopt_int(fd, IPPROTO_TCP, TCP_KEEPIDLE, (int)o->keepalive_idle_s);
+        if (!err) {
+            err = rs__set_keepalive_timers(fd, o->keepalive_idle_s, o->keepalive_interval_s, o->keepalive_probes);
         }
-        if (!err && o->keepalive_interval_s) {
-            err = rs__setsockopt_int(fd, IPPROTO_TCP, TCP_KEEPINTVL, (int)o->keepalive_interval_s);
-        }
-        if (!err && o->keepalive_probes) {
-            err = rs__setsockopt_int(fd, IPPROTO_TCP, TCP_KEEPCNT, (int)o->keepalive_probes);
-        }
-#endif
     }
     return err;
+}
+
+/* network_interface_name: by name with SO_BINDTODEVICE (Linux), by index with
+ * IP_BOUND_IF / IPV6_BOUND_IF (macOS, IP sockets only); RS_ENOTSUP elsewhere. */
+static int rs__socket_bind_to_device(rs_socket_t *s) {
+#if RS__HAVE_SO_BINDTODEVICE
+    socklen_t len = (socklen_t)strlen(s->interface_name);
+    return setsockopt(s->io.fd, SOL_SOCKET, SO_BINDTODEVICE, s->interface_name, len) == 0 ? RS_OK : rs__errno_result();
+#elif RS__HAVE_IP_BOUND_IF
+    int index = (int)if_nametoindex(s->interface_name);
+    if (index == 0) {
+        return RS_ENODEV;
+    }
+    if (s->options.domain == RS_SOCKET_DOMAIN_IPV6) {
+        return rs__setsockopt_int(s->io.fd, IPPROTO_IPV6, IPV6_BOUND_IF, index);
+    }
+    return s->options.domain == RS_SOCKET_DOMAIN_IPV4 ? rs__setsockopt_int(s->io.fd, IPPROTO_IP, IP_BOUND_IF, index)
+                                                       : RS_ENOTSUP;
+#else
+    (void)s;
+    return RS_ENOTSUP;
+#endif
 }
 
 /* Options that must be set before bind. */
@@ -8854,24 +9050,13 @@ static int rs__socket_apply_bind_options(rs_socket_t *s) {
         err = rs__setsockopt_int(fd, SOL_SOCKET, SO_REUSEADDR, 1);
     }
     if (!err && o->reuseport) {
-#ifdef SO_REUSEPORT
-        err = rs__setsockopt_int(fd, SOL_SOCKET, SO_REUSEPORT, 1);
-#else
-        err = RS_ENOTSUP;
-#endif
+        err = RS__HAVE_SO_REUSEPORT ? rs__setsockopt_int(fd, SOL_SOCKET, RS__SO_REUSEPORT, 1) : RS_ENOTSUP;
     }
     if (!err && o->domain == RS_SOCKET_DOMAIN_IPV6 && o->ipv6_only != RS_SOCKET_IPV6_ONLY_DEFAULT) {
         err = rs__setsockopt_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, o->ipv6_only == RS_SOCKET_IPV6_ONLY_ON);
     }
     if (!err && o->network_interface_name) {
-#if RESEAU_OS_LINUX
-        if (setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, s->interface_name,
-                       (socklen_t)strlen(s->interface_name)) != 0) {
-            err = rs__errno_result();
-        }
-#else
-        err = RS_ENOTSUP;
-#endif
+        err = rs__socket_bind_to_device(s);
     }
     return err;
 }
@@ -8951,16 +9136,13 @@ static int rs__socket_open_fd(rs_socket_t *s) {
     if (err) {
         return err;
     }
-#if RESEAU_OS_LINUX
-    type |= SOCK_NONBLOCK | SOCK_CLOEXEC;
-#endif
-    s->io.fd = socket(family, type, 0);
+    s->io.fd = socket(family, type | RS__SOCK_FLAGS, 0);
     if (s->io.fd < 0) {
         err = rs__errno_result();
         RS__LOG_ERROR(RS_LS_SOCKET, "socket() failed: %s (errno %d)", strerror(errno), errno);
         return err;
     }
-    err = rs__set_fd_flags(s->io.fd);
+    err = rs__prepare_fd(s->io.fd, RS__HAVE_SOCK_FLAGS);
     if (!err) {
         err = rs__socket_apply_bind_options(s);
     }
@@ -9381,7 +9563,7 @@ static rs_socket_t *rs__socket_from_accepted(rs_socket_t *listener, int fd, cons
         return NULL;
     }
     s->io.fd = fd;
-    *err_out = rs__set_fd_flags(fd);
+    *err_out = rs__prepare_fd(fd, RS__HAVE_ACCEPT4);
     if (!*err_out) {
         *err_out = rs__socket_apply_connection_options(s);
     }
@@ -9395,10 +9577,12 @@ static rs_socket_t *rs__socket_from_accepted(rs_socket_t *listener, int fd, cons
     return s;
 }
 
+/* accept4 with the flags where there is one; otherwise rs__socket_from_accepted
+ * sets them (rs__prepare_fd). */
 static int rs__accept_fd(int listen_fd, rs__sockaddr_t *sa, socklen_t *len) {
     *len = (socklen_t)sizeof(*sa);
-#if RESEAU_OS_LINUX
-    return accept4(listen_fd, &sa->sa, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+#if RS__HAVE_ACCEPT4
+    return accept4(listen_fd, &sa->sa, len, RS__SOCK_FLAGS);
 #else
     return accept(listen_fd, &sa->sa, len);
 #endif
@@ -9917,7 +10101,7 @@ static ssize_t rs__socket_send_queued(rs_socket_t *s) {
     msg.msg_iov = iov;
     msg.msg_iovlen = (size_t)count;
     do {
-        n = sendmsg(s->io.fd, &msg, MSG_NOSIGNAL);
+        n = sendmsg(s->io.fd, &msg, RS__MSG_NOSIGNAL);
     } while (n < 0 && errno == EINTR);
     return n;
 }
@@ -10101,7 +10285,9 @@ static void rs__socket_on_event(rs_event_loop_t *loop, rs_io_handle_t *handle, i
 /* >>udp_posix.c -- Begin file: src/net/udp_posix.c */
 /*
  * Datagrams: immediate, non-queueing send and receive on DGRAM sockets, with
- * sendmmsg/recvmmsg batching on Linux and a one-by-one fallback elsewhere.
+ * sendmmsg/recvmmsg batching on Linux and one sendmsg/recvmsg per datagram
+ * elsewhere (RS__HAVE_MMSG). Only rs__dgram_send_some and rs__dgram_recv_some
+ * differ between the two, and they give the same counts and errors.
  */
 
 static int rs__socket_check_dgram(const rs_socket_t *s, const char *function) {
@@ -10141,25 +10327,68 @@ static int rs__dgram_prepare_send(rs_socket_t *s, const rs_endpoint_t *destinati
     return RS_OK;
 }
 
-RESEAU_API int rs_socket_send_to(rs_socket_t *socket, const rs_endpoint_t *destination, rs_byte_cursor_t data) {
+/* Send one datagram; the socket was checked. */
+static int rs__dgram_send_one(rs_socket_t *s, const rs_endpoint_t *destination, const void *data, size_t len) {
     struct iovec iov;
     struct msghdr msg;
     rs__sockaddr_t name;
     ssize_t n;
-    int err = rs__socket_check_dgram(socket, "rs_socket_send_to");
-    if (!err) {
-        err = rs__dgram_prepare_send(socket, destination, &iov, data.ptr, data.len, &msg, &name);
-    }
+    int err = rs__dgram_prepare_send(s, destination, &iov, data, len, &msg, &name);
     if (err) {
         return err;
     }
     do {
-        n = sendmsg(socket->io.fd, &msg, MSG_NOSIGNAL);
+        n = sendmsg(s->io.fd, &msg, RS__MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    return n < 0 ? rs__errno_result() : RS_OK; /* EAGAIN maps to RS_EAGAIN */
+}
+
+RESEAU_API int rs_socket_send_to(rs_socket_t *socket, const rs_endpoint_t *destination, rs_byte_cursor_t data) {
+    int err = rs__socket_check_dgram(socket, "rs_socket_send_to");
+    return err ? err : rs__dgram_send_one(socket, destination, data.ptr, data.len);
+}
+
+/* Send up to `count` (at most RS_DATAGRAM_BATCH_MAX) datagrams in order;
+ * *sent_out counts those sent. Returns the error that stopped it at
+ * d[*sent_out], or RS_OK (sendmmsg may stop early and not say why). */
+static int rs__dgram_send_some(rs_socket_t *s, const rs_datagram_t *d, size_t count, size_t *sent_out) {
+#if RS__HAVE_MMSG
+    struct mmsghdr msgs[RS_DATAGRAM_BATCH_MAX];
+    struct iovec iovs[RS_DATAGRAM_BATCH_MAX];
+    rs__sockaddr_t names[RS_DATAGRAM_BATCH_MAX];
+    size_t valid;
+    int err = RS_OK;
+    int n;
+    *sent_out = 0;
+    memset(msgs, 0, sizeof(msgs[0]) * count);
+    for (valid = 0; valid < count; ++valid) {
+        err = rs__dgram_prepare_send(s, &d[valid].endpoint, &iovs[valid], d[valid].data, d[valid].len,
+                                     &msgs[valid].msg_hdr, &names[valid]);
+        if (err) {
+            break; /* send the valid ones before it, then report it */
+        }
+    }
+    if (valid == 0) {
+        return err;
+    }
+    do {
+        n = sendmmsg(s->io.fd, msgs, (unsigned)valid, RS__MSG_NOSIGNAL);
     } while (n < 0 && errno == EINTR);
     if (n < 0) {
-        return rs__errno_result(); /* EAGAIN maps to RS_EAGAIN */
+        return rs__errno_result();
     }
-    return RS_OK;
+    *sent_out = (size_t)n;
+    return (size_t)n < valid ? RS_OK : err;
+#else
+    int err = RS_OK;
+    for (*sent_out = 0; *sent_out < count; ++*sent_out) {
+        err = rs__dgram_send_one(s, &d[*sent_out].endpoint, d[*sent_out].data, d[*sent_out].len);
+        if (err) {
+            break;
+        }
+    }
+    return err;
+#endif
 }
 
 RESEAU_API int rs_socket_send_batch(rs_socket_t *socket, const rs_datagram_t *datagrams, size_t count,
@@ -10174,43 +10403,13 @@ RESEAU_API int rs_socket_send_batch(rs_socket_t *socket, const rs_datagram_t *da
         err = RS_EINVAL;
     }
     while (!err && sent < count) {
-#if RESEAU_OS_LINUX
-        struct mmsghdr msgs[RS_DATAGRAM_BATCH_MAX];
-        struct iovec iovs[RS_DATAGRAM_BATCH_MAX];
-        rs__sockaddr_t names[RS_DATAGRAM_BATCH_MAX];
-        size_t i;
         size_t chunk = count - sent < RS_DATAGRAM_BATCH_MAX ? count - sent : RS_DATAGRAM_BATCH_MAX;
-        int n;
-        memset(msgs, 0, sizeof(msgs[0]) * chunk);
-        for (i = 0; i < chunk; ++i) {
-            const rs_datagram_t *d = &datagrams[sent + i];
-            err = rs__dgram_prepare_send(socket, &d->endpoint, &iovs[i], d->data, d->len, &msgs[i].msg_hdr, &names[i]);
-            if (err) {
-                chunk = i; /* send the valid ones before it, then report it */
-                break;
-            }
-        }
-        if (chunk == 0) {
-            break;
-        }
-        do {
-            n = sendmmsg(socket->io.fd, msgs, (unsigned)chunk, MSG_NOSIGNAL);
-        } while (n < 0 && errno == EINTR);
-        if (n < 0) {
-            err = rs__errno_result();
-            break;
-        }
-        sent += (size_t)n;
-        if ((size_t)n < chunk || err) {
+        size_t n = 0;
+        err = rs__dgram_send_some(socket, datagrams + sent, chunk, &n);
+        sent += n;
+        if (n < chunk) {
             break; /* the kernel's buffer is full, or an invalid datagram follows */
         }
-#else
-        const rs_datagram_t *d = &datagrams[sent];
-        err = rs_socket_send_to(socket, &d->endpoint, rs_byte_cursor_from_array(d->data, d->len));
-        if (!err) {
-            ++sent;
-        }
-#endif
     }
     if (sent_out) {
         *sent_out = sent;
@@ -10237,91 +10436,115 @@ static void rs__dgram_finish_recv(rs_datagram_t *d, const struct msghdr *msg, co
     }
 }
 
-RESEAU_API int rs_socket_recv_from(rs_socket_t *socket, rs_datagram_t *datagram) {
+/* Receive one datagram; the socket and the datagram were checked. */
+static int rs__dgram_recv_one(rs_socket_t *s, rs_datagram_t *d) {
     struct iovec iov;
     struct msghdr msg;
     rs__sockaddr_t name;
     ssize_t n;
-    int err;
-    err = rs__socket_check_dgram(socket, "rs_socket_recv_from"); /* NULL socket, then the thread, first */
-    if (!err && (!datagram || !datagram->data || !datagram->capacity)) {
-        err = RS_EINVAL;
-    }
-    if (!err) {
-        err = rs__socket_fd_state(socket); /* nothing to receive on before the first send_to or bind */
-    }
-    if (err) {
-        return err;
-    }
-    rs__dgram_prepare_recv(datagram, &iov, &msg, &name);
+    rs__dgram_prepare_recv(d, &iov, &msg, &name);
     do {
-        n = recvmsg(socket->io.fd, &msg, 0);
+        n = recvmsg(s->io.fd, &msg, 0);
     } while (n < 0 && errno == EINTR);
     if (n < 0) {
         return rs__errno_result();
     }
-    rs__dgram_finish_recv(datagram, &msg, &name, (size_t)n);
+    rs__dgram_finish_recv(d, &msg, &name, (size_t)n);
     return RS_OK;
+}
+
+/* The checks both receive calls share; `valid` is the caller's verdict on
+ * its arguments, which comes after the socket's own checks. */
+static int rs__dgram_check_recv(const rs_socket_t *s, bool valid, const char *function) {
+    int err = rs__socket_check_dgram(s, function); /* NULL socket, then the thread, first */
+    if (!err && !valid) {
+        err = RS_EINVAL;
+    }
+    return err ? err : rs__socket_fd_state(s); /* nothing to receive on before the first send_to or bind */
+}
+
+/* An error that a batch receive met after some datagrams, kept for the next
+ * receive call (see rs__dgram_recv_some); RS_OK if none. */
+static int rs__dgram_take_deferred_error(rs_socket_t *s) {
+    int err = s->deferred_recv_error;
+    s->deferred_recv_error = RS_OK;
+    return err;
+}
+
+RESEAU_API int rs_socket_recv_from(rs_socket_t *socket, rs_datagram_t *datagram) {
+    bool valid = datagram && datagram->data && datagram->capacity;
+    int err = rs__dgram_check_recv(socket, valid, "rs_socket_recv_from");
+    err = err ? err : rs__dgram_take_deferred_error(socket);
+    return err ? err : rs__dgram_recv_one(socket, datagram);
+}
+
+/* Receive up to `count` (at most RS_DATAGRAM_BATCH_MAX, each with a buffer)
+ * datagrams; *received_out counts them. An error after some were received is
+ * kept for the next receive call, as recvmmsg keeps it (in the socket's
+ * SO_ERROR); EAGAIN just ends the batch. */
+static int rs__dgram_recv_some(rs_socket_t *s, rs_datagram_t *d, size_t count, size_t *received_out) {
+#if RS__HAVE_MMSG
+    struct mmsghdr msgs[RS_DATAGRAM_BATCH_MAX];
+    struct iovec iovs[RS_DATAGRAM_BATCH_MAX];
+    rs__sockaddr_t names[RS_DATAGRAM_BATCH_MAX];
+    size_t i;
+    int n;
+    *received_out = 0;
+    memset(msgs, 0, sizeof(msgs[0]) * count);
+    for (i = 0; i < count; ++i) {
+        rs__dgram_prepare_recv(&d[i], &iovs[i], &msgs[i].msg_hdr, &names[i]);
+    }
+    do {
+        n = recvmmsg(s->io.fd, msgs, (unsigned)count, 0, NULL);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        return rs__errno_result();
+    }
+    for (i = 0; i < (size_t)n; ++i) {
+        rs__dgram_finish_recv(&d[i], &msgs[i].msg_hdr, &names[i], msgs[i].msg_len);
+    }
+    *received_out = (size_t)n;
+    return RS_OK;
+#else
+    int err = RS_OK;
+    for (*received_out = 0; *received_out < count; ++*received_out) {
+        err = rs__dgram_recv_one(s, &d[*received_out]);
+        if (err) {
+            break;
+        }
+    }
+    if (err && err != RS_EAGAIN && *received_out > 0) {
+        s->deferred_recv_error = err;
+    }
+    return *received_out > 0 ? RS_OK : err;
+#endif
 }
 
 RESEAU_API int rs_socket_recv_batch(rs_socket_t *socket, rs_datagram_t *datagrams, size_t count,
                                     size_t *received_out) {
-    int err;
+    size_t chunk = count < RS_DATAGRAM_BATCH_MAX ? count : RS_DATAGRAM_BATCH_MAX;
     size_t received = 0;
+    size_t i;
+    int err;
     if (received_out) {
         *received_out = 0;
     }
-    err = rs__socket_check_dgram(socket, "rs_socket_recv_batch"); /* NULL socket, then the thread, first */
-    if (!err && (!datagrams || !received_out)) {
-        err = RS_EINVAL;
-    }
-    if (!err) {
-        err = rs__socket_fd_state(socket); /* nothing to receive on before the first send_to or bind */
-    }
+    err = rs__dgram_check_recv(socket, datagrams && received_out, "rs_socket_recv_batch");
     if (!err && count == 0) {
         err = RS_EINVAL;
+    }
+    for (i = 0; !err && i < chunk; ++i) {
+        if (!datagrams[i].data || !datagrams[i].capacity) {
+            err = RS_EINVAL; /* before anything is received, whichever it is */
+        }
+    }
+    err = err ? err : rs__dgram_take_deferred_error(socket);
+    if (!err) {
+        err = rs__dgram_recv_some(socket, datagrams, chunk, &received);
     }
     if (err) {
         return err;
     }
-#if RESEAU_OS_LINUX
-    {
-        struct mmsghdr msgs[RS_DATAGRAM_BATCH_MAX];
-        struct iovec iovs[RS_DATAGRAM_BATCH_MAX];
-        rs__sockaddr_t names[RS_DATAGRAM_BATCH_MAX];
-        size_t chunk = count < RS_DATAGRAM_BATCH_MAX ? count : RS_DATAGRAM_BATCH_MAX;
-        size_t i;
-        int n;
-        memset(msgs, 0, sizeof(msgs[0]) * chunk);
-        for (i = 0; i < chunk; ++i) {
-            if (!datagrams[i].data || !datagrams[i].capacity) {
-                return RS_EINVAL;
-            }
-            rs__dgram_prepare_recv(&datagrams[i], &iovs[i], &msgs[i].msg_hdr, &names[i]);
-        }
-        do {
-            n = recvmmsg(socket->io.fd, msgs, (unsigned)chunk, 0, NULL);
-        } while (n < 0 && errno == EINTR);
-        if (n < 0) {
-            return rs__errno_result();
-        }
-        for (i = 0; i < (size_t)n; ++i) {
-            rs__dgram_finish_recv(&datagrams[i], &msgs[i].msg_hdr, &names[i], msgs[i].msg_len);
-        }
-        received = (size_t)n;
-    }
-#else
-    while (received < count) {
-        err = rs_socket_recv_from(socket, &datagrams[received]);
-        if (err) {
-            break;
-        }
-        ++received;
-    }
-    if (received == 0) {
-        return err;
-    }
-#endif
     *received_out = received;
     return RS_OK;
 }
@@ -10369,14 +10592,14 @@ static int rs__setsockopt_bool(int fd, int level, int name, bool on) {
     return rs__setsockopt_int(fd, level, name, on ? 1 : 0);
 }
 
-/* IP_MULTICAST_TTL and IP_MULTICAST_LOOP: Linux takes an int, the BSDs only an unsigned char. */
+/* IP_MULTICAST_TTL and IP_MULTICAST_LOOP: Linux takes an int, the BSDs only an
+ * unsigned char (see RS__HAVE_IP_MULTICAST_INT). */
 static int rs__setsockopt_v4_byte(int fd, int name, uint32_t value) {
-#if RESEAU_OS_LINUX
-    return rs__setsockopt_int(fd, IPPROTO_IP, name, (int)value);
-#else
     unsigned char byte = (unsigned char)value;
+    if (RS__HAVE_IP_MULTICAST_INT) {
+        return rs__setsockopt_int(fd, IPPROTO_IP, name, (int)value);
+    }
     return setsockopt(fd, IPPROTO_IP, name, &byte, (socklen_t)sizeof(byte)) == 0 ? RS_OK : rs__errno_result();
-#endif
 }
 
 RESEAU_API int rs_socket_set_tcp_nodelay(rs_socket_t *socket, bool enabled) {
@@ -10390,11 +10613,6 @@ RESEAU_API int rs_socket_set_tcp_nodelay(rs_socket_t *socket, bool enabled) {
     return err;
 }
 
-/* One keepalive timer, skipped when 0 (the caller checked it fits an int). */
-static RS__UNUSED int rs__set_keepalive_value(int fd, int name, uint32_t value) {
-    return value == 0 ? RS_OK : rs__setsockopt_int(fd, IPPROTO_TCP, name, (int)value);
-}
-
 RESEAU_API int rs_socket_set_keepalive(rs_socket_t *socket, bool enabled, uint32_t idle_s, uint32_t interval_s,
                                        uint32_t probes) {
     bool valid = idle_s <= (uint32_t)INT_MAX && interval_s <= (uint32_t)INT_MAX && probes <= (uint32_t)INT_MAX;
@@ -10404,15 +10622,7 @@ RESEAU_API int rs_socket_set_keepalive(rs_socket_t *socket, bool enabled, uint32
         return err;
     }
     fd = socket->io.fd;
-#if RESEAU_OS_LINUX
-    err = rs__set_keepalive_value(fd, TCP_KEEPIDLE, idle_s);
-    err = err ? err : rs__set_keepalive_value(fd, TCP_KEEPINTVL, interval_s);
-    err = err ? err : rs__set_keepalive_value(fd, TCP_KEEPCNT, probes);
-#else
-    (void)idle_s;
-    (void)interval_s;
-    (void)probes;
-#endif
+    err = rs__set_keepalive_timers(fd, idle_s, interval_s, probes);
     err = err ? err : rs__setsockopt_bool(fd, SOL_SOCKET, SO_KEEPALIVE, enabled);
     if (!err) {
         socket->options.keepalive = enabled;
@@ -10448,7 +10658,7 @@ static int rs__check_interface(const rs_socket_t *s, const rs_endpoint_t *interf
 /* IPv4 membership: ip_mreqn where the OS has it (an index as well as an address). */
 static int rs__multicast_membership_v4(int fd, int name, const rs_endpoint_t *group,
                                        const rs_endpoint_t *interface_address, uint32_t interface_index) {
-#if RESEAU_OS_LINUX
+#if RS__HAVE_IP_MREQN
     struct ip_mreqn mreq;
     memset(&mreq, 0, sizeof(mreq));
     memcpy(&mreq.imr_multiaddr, group->addr, 4);
@@ -10507,6 +10717,29 @@ RESEAU_API int rs_socket_leave_multicast_group(rs_socket_t *socket, const rs_end
                                     "rs_socket_leave_multicast_group");
 }
 
+/* IPv4 IP_MULTICAST_IF: ip_mreqn where the OS has it, else an in_addr (by address only). */
+static int rs__multicast_interface_v4(int fd, const rs_endpoint_t *interface_address, uint32_t interface_index) {
+#if RS__HAVE_IP_MREQN
+    struct ip_mreqn mreq;
+    memset(&mreq, 0, sizeof(mreq));
+    if (interface_address) {
+        memcpy(&mreq.imr_address, interface_address->addr, 4);
+    }
+    mreq.imr_ifindex = (int)interface_index;
+#else
+    struct in_addr mreq;
+    if (interface_index) {
+        return RS_ENOTSUP; /* an in_addr names the interface by address only */
+    }
+    memset(&mreq, 0, sizeof(mreq));
+    if (interface_address) {
+        memcpy(&mreq, interface_address->addr, 4);
+    }
+#endif
+    return setsockopt(fd, IPPROTO_IP, IP_MULTICAST_IF, &mreq, (socklen_t)sizeof(mreq)) == 0 ? RS_OK
+                                                                                           : rs__errno_result();
+}
+
 RESEAU_API int rs_socket_set_multicast_interface(rs_socket_t *socket, const rs_endpoint_t *interface_address,
                                                  uint32_t interface_index) {
     int err = rs__sockopt_check(socket, RS__SOCKOPT_UDP, socket && rs__check_interface(socket, interface_address) == RS_OK,
@@ -10517,33 +10750,7 @@ RESEAU_API int rs_socket_set_multicast_interface(rs_socket_t *socket, const rs_e
     if (rs__socket_is_v6(socket)) {
         return rs__setsockopt_int(socket->io.fd, IPPROTO_IPV6, IPV6_MULTICAST_IF, (int)interface_index);
     }
-#if RESEAU_OS_LINUX
-    {
-        struct ip_mreqn mreq;
-        memset(&mreq, 0, sizeof(mreq));
-        if (interface_address) {
-            memcpy(&mreq.imr_address, interface_address->addr, 4);
-        }
-        mreq.imr_ifindex = (int)interface_index;
-        return setsockopt(socket->io.fd, IPPROTO_IP, IP_MULTICAST_IF, &mreq, (socklen_t)sizeof(mreq)) == 0
-                   ? RS_OK
-                   : rs__errno_result();
-    }
-#else
-    {
-        struct in_addr addr;
-        if (interface_index) {
-            return RS_ENOTSUP;
-        }
-        memset(&addr, 0, sizeof(addr));
-        if (interface_address) {
-            memcpy(&addr, interface_address->addr, 4);
-        }
-        return setsockopt(socket->io.fd, IPPROTO_IP, IP_MULTICAST_IF, &addr, (socklen_t)sizeof(addr)) == 0
-                   ? RS_OK
-                   : rs__errno_result();
-    }
-#endif
+    return rs__multicast_interface_v4(socket->io.fd, interface_address, interface_index);
 }
 
 RESEAU_API int rs_socket_set_multicast_loop(rs_socket_t *socket, bool enabled) {
@@ -10580,9 +10787,10 @@ RESEAU_API int rs_socket_set_broadcast(rs_socket_t *socket, bool enabled) {
 /* >>pipe.c -- Begin file: src/net/pipe.c */
 /*
  * Pipes, as a Unix socketpair shut down to one direction: the socket core gives
- * them asynchronous, ordered writes, and MSG_NOSIGNAL keeps a write to a pipe
- * whose reader is gone from raising SIGPIPE (a plain pipe() cannot promise that
- * without process-wide signal handling). Each end is an rs_socket_t underneath.
+ * them asynchronous, ordered writes, and MSG_NOSIGNAL (SO_NOSIGPIPE on macOS)
+ * keeps a write to a pipe whose reader is gone from raising SIGPIPE (a plain
+ * pipe() cannot promise that without process-wide signal handling). Each end
+ * is an rs_socket_t underneath.
  */
 
 static rs_socket_t *rs__pipe_socket(const void *end) {
@@ -10601,7 +10809,7 @@ static rs_socket_t *rs__pipe_end_new(const rs_allocator_t *allocator, int fd, in
         return NULL;
     }
     s->io.fd = fd;
-    *err_out = rs__set_fd_flags(fd);
+    *err_out = rs__prepare_fd(fd, RS__HAVE_SOCK_FLAGS);
     if (!*err_out && shutdown(fd, shut_how) != 0) {
         *err_out = rs__errno_result();
     }
@@ -10623,7 +10831,6 @@ static void rs__pipe_end_set_loop(rs_socket_t *s, rs_event_loop_t *loop) {
 RESEAU_API int rs_pipe_new(rs_event_loop_t *read_loop, rs_event_loop_t *write_loop, const rs_allocator_t *allocator,
                            rs_pipe_read_end_t **read_end_out, rs_pipe_write_end_t **write_end_out) {
     int fds[2];
-    int type = SOCK_STREAM;
     int err;
     rs_socket_t *reader;
     rs_socket_t *writer;
@@ -10636,10 +10843,7 @@ RESEAU_API int rs_pipe_new(rs_event_loop_t *read_loop, rs_event_loop_t *write_lo
     if (!read_loop || !write_loop || !read_end_out || !write_end_out) {
         return RS_EINVAL;
     }
-#if RESEAU_OS_LINUX
-    type |= SOCK_NONBLOCK | SOCK_CLOEXEC;
-#endif
-    if (socketpair(AF_UNIX, type, 0, fds) != 0) {
+    if (socketpair(AF_UNIX, SOCK_STREAM | RS__SOCK_FLAGS, 0, fds) != 0) {
         err = rs__errno_result();
         RS__LOG_ERROR(RS_LS_SOCKET, "socketpair failed: %s (errno %d)", strerror(errno), errno);
         return err;

@@ -217,6 +217,46 @@ static const rs_event_loop_backend_t rs_test_backends[] = {RS_EVENT_LOOP_BACKEND
 /* ---- Child processes: for tests that run an example as a child and talk
  * to it over sockets on the loopback. Every wait is bounded. */
 
+/* ---- SIGPIPE. reseau keeps a write to a closed peer from raising it
+ * (MSG_NOSIGNAL, or SO_NOSIGPIPE on macOS), except where the system has
+ * neither: only the RESEAU_TEST_PORTABLE_POSIX build on Linux, which takes the
+ * macOS path without macOS's SO_NOSIGPIPE. A program on such a system must
+ * ignore SIGPIPE, so those test programs do, from their start; the write then
+ * fails with RS_EPIPE all the same, which the tests check. */
+#define RS_TEST_SIGPIPE_IGNORED (!RS__HAVE_MSG_NOSIGNAL && !RS__HAVE_SO_NOSIGPIPE)
+#if RS_TEST_SIGPIPE_IGNORED
+__attribute__((constructor)) static void rs_test__ignore_sigpipe(void) {
+    signal(SIGPIPE, SIG_IGN);
+}
+#endif
+
+/* For a test of writes to closed peers: SIGPIPE at its default action and
+ * unblocked (loop threads inherit the mask), so a write that raised it would
+ * kill the test; ignored instead where reseau cannot prevent it (above). */
+static RS__UNUSED void rs_test_sigpipe_setup(void) {
+    struct sigaction sa;
+    sigset_t set;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = RS_TEST_SIGPIPE_IGNORED ? SIG_IGN : SIG_DFL;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGPIPE, &sa, NULL);
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+}
+
+/* Every fd reseau makes or accepts is non-blocking and close-on-exec, whether
+ * the flags came with the call (SOCK_NONBLOCK, accept4) or from fcntl after
+ * it (macOS, and the RESEAU_TEST_PORTABLE_POSIX build). */
+static RS__UNUSED void rs_test_assert_fd_nonblocking_cloexec(int fd) {
+    int fl = fcntl(fd, F_GETFL);
+    int fd_flags = fcntl(fd, F_GETFD);
+    assert_true(fd >= 0);
+    assert_true(fl >= 0 && fd_flags >= 0);
+    assert_true((fl & O_NONBLOCK) != 0);
+    assert_true((fd_flags & FD_CLOEXEC) != 0);
+}
+
 /* A monotonic clock in milliseconds. */
 static RS__UNUSED int64_t rs_test_now_ms(void) {
     struct timespec ts;

@@ -7,6 +7,14 @@
  *                  or static when RESEAU_STATIC is defined).
  *   RESEAU_ASSERT  internal invariant check (default: assert()). Never used to
  *                  validate caller input: bad input gets an RS_Exxx result.
+ * Test-only (reseau's own tests; never define it in a program):
+ *   RESEAU_TEST_PORTABLE_POSIX  take the portable POSIX paths that macOS and
+ *                  the BSDs take even where Linux has a faster one (no accept4
+ *                  or SOCK_NONBLOCK/SOCK_CLOEXEC, no MSG_NOSIGNAL, no
+ *                  sendmmsg/recvmmsg, no signalfd, ...), so that Linux CI runs
+ *                  them. Linux has no SO_NOSIGPIPE either, so a write to a
+ *                  closed peer raises SIGPIPE: the test program ignores it.
+ *                  The RS__HAVE_xxx feature tests are at the end of >>platform.c.
  */
 #include <stddef.h>
 #include <stdint.h>

@@ -128,7 +128,7 @@ RESEAU_API void rs_thread_sleep_ns(uint64_t ns) {
     }
 }
 
-#if RESEAU_OS_LINUX
+#if RS__HAVE_CGROUP_CPU_MAX
 /* CPUs allowed by a cgroup v2 "cpu.max" file ("max 100000" or "<quota> <period>"),
  * rounded up; 0 when unlimited or unreadable. */
 static size_t rs__cgroup_cpu_max(const char *path) {
@@ -185,23 +185,35 @@ static size_t rs__cgroup_cpu_limit(void) {
     }
     return limit;
 }
+#else
+static size_t rs__cgroup_cpu_limit(void) {
+    return 0;
+}
 #endif
 
-RESEAU_API size_t rs_usable_cpu_count(void) {
-    long online = sysconf(_SC_NPROCESSORS_ONLN);
-    size_t count = online > 0 ? (size_t)online : 1;
-#if RESEAU_OS_LINUX
+/* The CPUs this thread may run on: its affinity mask (Linux), else the online
+ * count (sysconf: hw.activecpu on macOS, hw.ncpuonline on OpenBSD and NetBSD);
+ * 0 when unknown. */
+static size_t rs__cpus_allowed(void) {
+#if RS__HAVE_SCHED_GETAFFINITY
     cpu_set_t set;
-    size_t limit;
     CPU_ZERO(&set);
     if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0) {
-        count = (size_t)CPU_COUNT(&set);
-    }
-    limit = rs__cgroup_cpu_limit();
-    if (limit && limit < count) {
-        count = limit;
+        return (size_t)CPU_COUNT(&set);
     }
 #endif
+    {
+        long online = sysconf(_SC_NPROCESSORS_ONLN);
+        return online > 0 ? (size_t)online : 0;
+    }
+}
+
+RESEAU_API size_t rs_usable_cpu_count(void) {
+    size_t count = rs__cpus_allowed();
+    size_t limit = rs__cgroup_cpu_limit();
+    if (limit && (!count || limit < count)) {
+        count = limit;
+    }
     return count ? count : 1;
 }
 

@@ -4,19 +4,13 @@
  * Signals are process-wide and loops are not, so there are three parts:
  *   - a registry (one mutex) of every watcher, whatever its loop;
  *   - one OS source shared by all loops: a signalfd on Linux, a self-pipe fed
- *     by a sigaction handler elsewhere. Only rs__signal_source_* differ
- *     between the two;
+ *     by a sigaction handler elsewhere (RS__HAVE_SIGNALFD, in platform.c).
+ *     Only rs__signal_source_* differ between the two;
  *   - a port per loop with watchers (a loop-local object, so loop destroy
  *     sweeps it) that subscribes the source's fd. Whichever loop reads an
  *     arrival first fans it out to every watcher of that signal through the
  *     watcher's rs_event_loop_async_t, so each fires on its own loop.
  */
-
-#if RESEAU_OS_LINUX && !defined(RESEAU_NO_SIGNALFD)
-#define RS__SIGNAL_USE_SIGNALFD (1)
-#else
-#define RS__SIGNAL_USE_SIGNALFD (0)
-#endif
 
 /* One past the highest signal number; NSIG is not POSIX but every target has it. */
 #ifdef NSIG
@@ -51,7 +45,7 @@ typedef struct rs__signal_registry {
     int watch_count[RS__SIGNAL_LIMIT];   /* watchers per signal */
     size_t ports;                        /* loops subscribed to fd */
     int fd;                              /* the source, while ports > 0 */
-#if RS__SIGNAL_USE_SIGNALFD
+#if RS__HAVE_SIGNALFD
     sigset_t mask;                       /* what the signalfd takes */
     bool unblock[RS__SIGNAL_LIMIT];      /* the first watcher blocked it in its thread */
 #else
@@ -67,7 +61,7 @@ static const char rs__signal_port_key = 0; /* its address keys the loop-local po
 static void rs__signal_fan_out(int signum, int arrivals);
 
 /* ---- the OS source: signalfd ---- */
-#if RS__SIGNAL_USE_SIGNALFD
+#if RS__HAVE_SIGNALFD
 
 static int rs__signal_source_open(int *fd_out) {
     sigemptyset(&rs__signals.mask);

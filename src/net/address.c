@@ -458,7 +458,7 @@ RESEAU_API int rs_endpoint_from_local(rs_endpoint_t *out, const char *path) {
     if (len == 0 || len > RS_LOCAL_PATH_MAX || (path[0] == '@' && len == 1)) {
         return RS_EINVAL;
     }
-    if (path[0] == '@' && !RESEAU_OS_LINUX) {
+    if (path[0] == '@' && !RS__HAVE_ABSTRACT_UNIX) {
         return RS_ENOTSUP;
     }
     out->domain = RS_SOCKET_DOMAIN_LOCAL;
@@ -471,7 +471,7 @@ RESEAU_API int rs_endpoint_from_vsock(rs_endpoint_t *out, uint32_t cid, uint32_t
         return RS_EINVAL;
     }
     memset(out, 0, sizeof(*out));
-    if (!RESEAU_OS_LINUX) {
+    if (!RS__HAVE_VSOCK) {
         return RS_ENOTSUP;
     }
     out->domain = RS_SOCKET_DOMAIN_VSOCK;

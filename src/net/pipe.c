@@ -1,8 +1,9 @@
 /*
  * Pipes, as a Unix socketpair shut down to one direction: the socket core gives
- * them asynchronous, ordered writes, and MSG_NOSIGNAL keeps a write to a pipe
- * whose reader is gone from raising SIGPIPE (a plain pipe() cannot promise that
- * without process-wide signal handling). Each end is an rs_socket_t underneath.
+ * them asynchronous, ordered writes, and MSG_NOSIGNAL (SO_NOSIGPIPE on macOS)
+ * keeps a write to a pipe whose reader is gone from raising SIGPIPE (a plain
+ * pipe() cannot promise that without process-wide signal handling). Each end
+ * is an rs_socket_t underneath.
  */
 
 static rs_socket_t *rs__pipe_socket(const void *end) {
@@ -21,7 +22,7 @@ static rs_socket_t *rs__pipe_end_new(const rs_allocator_t *allocator, int fd, in
         return NULL;
     }
     s->io.fd = fd;
-    *err_out = rs__set_fd_flags(fd);
+    *err_out = rs__prepare_fd(fd, RS__HAVE_SOCK_FLAGS);
     if (!*err_out && shutdown(fd, shut_how) != 0) {
         *err_out = rs__errno_result();
     }
@@ -43,7 +44,6 @@ static void rs__pipe_end_set_loop(rs_socket_t *s, rs_event_loop_t *loop) {
 RESEAU_API int rs_pipe_new(rs_event_loop_t *read_loop, rs_event_loop_t *write_loop, const rs_allocator_t *allocator,
                            rs_pipe_read_end_t **read_end_out, rs_pipe_write_end_t **write_end_out) {
     int fds[2];
-    int type = SOCK_STREAM;
     int err;
     rs_socket_t *reader;
     rs_socket_t *writer;
@@ -56,10 +56,7 @@ RESEAU_API int rs_pipe_new(rs_event_loop_t *read_loop, rs_event_loop_t *write_lo
     if (!read_loop || !write_loop || !read_end_out || !write_end_out) {
         return RS_EINVAL;
     }
-#if RESEAU_OS_LINUX
-    type |= SOCK_NONBLOCK | SOCK_CLOEXEC;
-#endif
-    if (socketpair(AF_UNIX, type, 0, fds) != 0) {
+    if (socketpair(AF_UNIX, SOCK_STREAM | RS__SOCK_FLAGS, 0, fds) != 0) {
         err = rs__errno_result();
         RS__LOG_ERROR(RS_LS_SOCKET, "socketpair failed: %s (errno %d)", strerror(errno), errno);
         return err;

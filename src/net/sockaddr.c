@@ -5,7 +5,7 @@ typedef union rs__sockaddr {
     struct sockaddr_in in4;
     struct sockaddr_in6 in6;
     struct sockaddr_un un;
-#if RESEAU_OS_LINUX
+#if RS__HAVE_VSOCK
     struct sockaddr_vm vm;
 #endif
     struct sockaddr_storage storage;
@@ -24,7 +24,7 @@ static int rs__domain_family(rs_socket_domain_t domain, int *family_out) {
         *family_out = AF_UNIX;
         return RS_OK;
     case RS_SOCKET_DOMAIN_VSOCK:
-#if RESEAU_OS_LINUX
+#if RS__HAVE_VSOCK
         *family_out = AF_VSOCK;
         return RS_OK;
 #else
@@ -43,7 +43,7 @@ static int rs__local_to_sockaddr(const rs_endpoint_t *endpoint, rs__sockaddr_t *
     }
     out->un.sun_family = AF_UNIX;
     if (endpoint->path[0] == '@') {
-#if RESEAU_OS_LINUX
+#if RS__HAVE_ABSTRACT_UNIX
         /* Abstract name: a leading NUL, the name, and no terminator. */
         memcpy(out->un.sun_path + 1, endpoint->path + 1, len - 1);
         *len_out = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len);
@@ -82,7 +82,7 @@ static int rs__endpoint_to_sockaddr(const rs_endpoint_t *endpoint, rs__sockaddr_
     case RS_SOCKET_DOMAIN_LOCAL:
         return rs__local_to_sockaddr(endpoint, out, len_out);
     case RS_SOCKET_DOMAIN_VSOCK:
-#if RESEAU_OS_LINUX
+#if RS__HAVE_VSOCK
         out->vm.svm_family = AF_VSOCK;
         out->vm.svm_cid = endpoint->vsock_cid;
         out->vm.svm_port = endpoint->port;
@@ -132,7 +132,7 @@ static int rs__endpoint_from_sockaddr(rs_endpoint_t *endpoint, const rs__sockadd
         endpoint->domain = RS_SOCKET_DOMAIN_LOCAL;
         rs__local_from_sockaddr(endpoint, in, len);
         return RS_OK;
-#if RESEAU_OS_LINUX
+#if RS__HAVE_VSOCK
     case AF_VSOCK:
         endpoint->domain = RS_SOCKET_DOMAIN_VSOCK;
         endpoint->vsock_cid = in->vm.svm_cid;
@@ -154,7 +154,7 @@ static size_t rs__sockaddr_min_len(int family) {
         return sizeof(struct sockaddr_in6);
     case AF_UNIX:
         return offsetof(struct sockaddr_un, sun_path);
-#if RESEAU_OS_LINUX
+#if RS__HAVE_VSOCK
     case AF_VSOCK:
         return sizeof(struct sockaddr_vm);
 #endif

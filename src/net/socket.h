@@ -57,7 +57,9 @@ typedef struct rs_socket_options {
     rs_socket_domain_t domain;          /* (default: DEFAULT, the first endpoint's: see below) */
     uint32_t connect_timeout_ms;        /* (default: 0, meaning RS_SOCKET_DEFAULT_CONNECT_TIMEOUT_MS) */
     bool keepalive;                     /* SO_KEEPALIVE on TCP (default: false) */
-    uint32_t keepalive_idle_s;          /* TCP_KEEPIDLE: idle seconds before the first probe (default: 0, OS) */
+    uint32_t keepalive_idle_s;          /* TCP_KEEPIDLE (macOS: TCP_KEEPALIVE): idle seconds before the first
+                                         * probe (default: 0, OS). The three timers are as for
+                                         * rs_socket_set_keepalive, RS_ENOTSUP included */
     uint32_t keepalive_interval_s;      /* TCP_KEEPINTVL: seconds between probes (default: 0, OS) */
     uint32_t keepalive_probes;          /* TCP_KEEPCNT: unanswered probes before reset (default: 0, OS) */
     bool tcp_nodelay;                   /* TCP_NODELAY, no Nagle delay (default: false) */
@@ -65,7 +67,9 @@ typedef struct rs_socket_options {
     bool reuseport;                     /* SO_REUSEPORT before bind (default: false) */
     uint32_t send_buffer_size;          /* SO_SNDBUF in bytes (default: 0, OS) */
     uint32_t recv_buffer_size;          /* SO_RCVBUF in bytes (default: 0, OS) */
-    const char *network_interface_name; /* SO_BINDTODEVICE, copied (default: NULL); RS_ENOTSUP off Linux */
+    const char *network_interface_name; /* SO_BINDTODEVICE (macOS: IP_BOUND_IF or IPV6_BOUND_IF), copied
+                                         * (default: NULL); RS_ENOTSUP elsewhere, and on macOS for
+                                         * non-IP sockets; RS_ENODEV for an unknown name */
     rs_socket_ipv6_only_t ipv6_only;    /* IPV6_V6ONLY for IPv6 sockets (default: DEFAULT, the OS's) */
 } rs_socket_options_t;
 
@@ -218,9 +222,10 @@ typedef struct rs_datagram {
  * gives a default-domain socket its family. Loop thread once assigned. */
 RESEAU_API int rs_socket_send_to(rs_socket_t *socket, const rs_endpoint_t *destination, rs_byte_cursor_t data);
 /* Send up to `count` datagrams with as few system calls as possible
- * (sendmmsg on Linux). *sent_out says how many left; on an error after some
- * were sent, RS_OK is returned with the partial count. Errors as for
- * rs_socket_send_to, and RS_EINVAL for NULL datagrams or sent_out. */
+ * (sendmmsg on Linux, one sendmsg each elsewhere, with the same results).
+ * *sent_out says how many left; on an error after some were sent, RS_OK is
+ * returned with the partial count. Errors as for rs_socket_send_to, and
+ * RS_EINVAL for NULL datagrams or sent_out. */
 RESEAU_API int rs_socket_send_batch(rs_socket_t *socket, const rs_datagram_t *datagrams, size_t count,
                                     size_t *sent_out);
 /* Receive one datagram into datagram->data (capacity bytes), with its source.
@@ -229,9 +234,12 @@ RESEAU_API int rs_socket_send_batch(rs_socket_t *socket, const rs_datagram_t *da
  * RS_ESTATE before a default-domain socket has its family; RS_EBADF once
  * closed. */
 RESEAU_API int rs_socket_recv_from(rs_socket_t *socket, rs_datagram_t *datagram);
-/* Receive up to `count` datagrams (recvmmsg on Linux); *received_out counts
- * them. Errors as for rs_socket_recv_from, and RS_EINVAL for NULL datagrams or
- * received_out, or a count of 0. */
+/* Receive up to `count` datagrams, at most RS_DATAGRAM_BATCH_MAX (recvmmsg on
+ * Linux, one recvmsg each elsewhere, with the same results); *received_out
+ * counts them. Errors as for rs_socket_recv_from (after some were received,
+ * RS_OK with the partial count), and RS_EINVAL for NULL datagrams or
+ * received_out, a count of 0, or a datagram among the first
+ * RS_DATAGRAM_BATCH_MAX without a buffer (then none is received). */
 RESEAU_API int rs_socket_recv_batch(rs_socket_t *socket, rs_datagram_t *datagrams, size_t count,
                                     size_t *received_out);
 
@@ -246,10 +254,11 @@ RESEAU_API int rs_socket_recv_batch(rs_socket_t *socket, rs_datagram_t *datagram
 
 /* TCP_NODELAY on a TCP socket (a listener passes it to sockets it accepts). */
 RESEAU_API int rs_socket_set_tcp_nodelay(rs_socket_t *socket, bool enabled);
-/* SO_KEEPALIVE on a TCP socket, with TCP_KEEPIDLE, TCP_KEEPINTVL and
- * TCP_KEEPCNT where non-zero (0 keeps the current value). The OS bounds them
- * (Linux: idle and interval 1..32767 s, probes 1..127): RS_EINVAL outside.
- * Only SO_KEEPALIVE is set off Linux. */
+/* SO_KEEPALIVE on a TCP socket, with TCP_KEEPIDLE (macOS: TCP_KEEPALIVE),
+ * TCP_KEEPINTVL and TCP_KEEPCNT where non-zero (0 keeps the current value).
+ * The OS bounds them (Linux: idle and interval 1..32767 s, probes 1..127):
+ * RS_EINVAL outside. RS_ENOTSUP for a non-zero value where the OS has no such
+ * per-socket option (OpenBSD: none of the three); nothing is changed then. */
 RESEAU_API int rs_socket_set_keepalive(rs_socket_t *socket, bool enabled, uint32_t idle_s, uint32_t interval_s,
                                        uint32_t probes);
 /* Unicast TTL (IPv4 IP_TTL) or hop limit (IPv6 IPV6_UNICAST_HOPS), 1..255,
@@ -259,10 +268,10 @@ RESEAU_API int rs_socket_set_ttl(rs_socket_t *socket, uint32_t ttl);
 /* UDP only (DGRAM, IPv4 or IPv6); the group's domain must match the socket's.
  * Join or leave a multicast group (224.0.0.0/4, ff00::/8; the port is
  * ignored) on one interface: IPv4 by its address (interface_address, IPv4,
- * or NULL) or, on Linux, its index; IPv6 by index only (interface_address must
- * be NULL). Neither (NULL and 0) lets the OS pick by its routes. Joining sends
- * an IGMP/MLD report on that interface. Leaving a group not joined is the OS
- * error (RS_EADDRNOTAVAIL). */
+ * or NULL) or, on Linux, its index (RS_ENOTSUP elsewhere); IPv6 by index only
+ * (interface_address must be NULL). Neither (NULL and 0) lets the OS pick by
+ * its routes. Joining sends an IGMP/MLD report on that interface. Leaving a
+ * group not joined is the OS error (RS_EADDRNOTAVAIL). */
 RESEAU_API int rs_socket_join_multicast_group(rs_socket_t *socket, const rs_endpoint_t *group,
                                               const rs_endpoint_t *interface_address, uint32_t interface_index);
 RESEAU_API int rs_socket_leave_multicast_group(rs_socket_t *socket, const rs_endpoint_t *group,

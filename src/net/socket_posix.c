@@ -9,12 +9,6 @@
  * socket's own callbacks is on the stack.
  */
 
-#if !RESEAU_OS_LINUX
-#ifndef MSG_NOSIGNAL
-#define MSG_NOSIGNAL 0 /* SO_NOSIGPIPE is set on every socket instead */
-#endif
-#endif
-
 /* Writes gathered into one sendmsg; IOV_MAX is far larger, this keeps the stack small. */
 #define RS__WRITE_IOV_MAX 64
 /* Finished write requests kept for reuse, so steady-state writing does not allocate. */
@@ -96,6 +90,7 @@ struct rs_socket {
 
     rs_endpoint_t remote;
     bool has_remote;
+    int deferred_recv_error; /* DGRAM without recvmmsg: see rs__dgram_recv_some */
 };
 
 static void rs__socket_on_event(rs_event_loop_t *loop, rs_io_handle_t *handle, int events, void *user_data);
@@ -144,18 +139,42 @@ static int rs__setsockopt_int(int fd, int level, int name, int value) {
     return setsockopt(fd, level, name, &value, (socklen_t)sizeof(value)) == 0 ? RS_OK : rs__errno_result();
 }
 
-static int rs__set_fd_flags(int fd) {
-#if RESEAU_OS_APPLE
-    if (rs__setsockopt_int(fd, SOL_SOCKET, SO_NOSIGPIPE, 1) != RS_OK) {
-        return rs__errno_result();
+/* SO_NOSIGPIPE where sends cannot say MSG_NOSIGNAL (macOS); see platform.c. */
+static int rs__set_nosigpipe(int fd) {
+    if (RS__HAVE_MSG_NOSIGNAL || !RS__HAVE_SO_NOSIGPIPE) {
+        return RS_OK;
     }
-#endif
-#if RESEAU_OS_LINUX
-    (void)fd;
-    return RS_OK; /* SOCK_NONBLOCK | SOCK_CLOEXEC at creation */
-#else
-    return rs__set_nonblocking_cloexec(fd);
-#endif
+    return rs__setsockopt_int(fd, SOL_SOCKET, RS__SO_NOSIGPIPE, 1);
+}
+
+/* Every fd the socket layer makes or accepts goes through here: non-blocking
+ * and close-on-exec (unless the call that made it said so already, as
+ * `flags_given`), and no SIGPIPE on writes. */
+static int rs__prepare_fd(int fd, bool flags_given) {
+    int err = flags_given ? RS_OK : rs__set_nonblocking_cloexec(fd);
+    return err ? err : rs__set_nosigpipe(fd);
+}
+
+/* One keepalive timer, skipped when 0; RS_ENOTSUP for a non-zero value the
+ * OS cannot set per socket (`have` is its RS__HAVE_TCP_KEEPxxx). */
+static int rs__set_keepalive_timer(int fd, bool have, int name, uint32_t value) {
+    if (value == 0) {
+        return RS_OK;
+    }
+    if (!have) {
+        return RS_ENOTSUP;
+    }
+    if (value > (uint32_t)INT_MAX) {
+        return RS_EINVAL;
+    }
+    return rs__setsockopt_int(fd, IPPROTO_TCP, name, (int)value);
+}
+
+/* The three keepalive timers, by their names on this OS (see platform.c). */
+static int rs__set_keepalive_timers(int fd, uint32_t idle_s, uint32_t interval_s, uint32_t probes) {
+    int err = rs__set_keepalive_timer(fd, RS__HAVE_TCP_KEEPIDLE, RS__TCP_KEEPIDLE, idle_s);
+    err = err ? err : rs__set_keepalive_timer(fd, RS__HAVE_TCP_KEEPINTVL, RS__TCP_KEEPINTVL, interval_s);
+    return err ? err : rs__set_keepalive_timer(fd, RS__HAVE_TCP_KEEPCNT, RS__TCP_KEEPCNT, probes);
 }
 
 static bool rs__socket_is_tcp(const rs_socket_t *s) {
@@ -179,19 +198,33 @@ static int rs__socket_apply_connection_options(rs_socket_t *s) {
     }
     if (!err && rs__socket_is_tcp(s) && o->keepalive) {
         err = rs__setsockopt_int(fd, SOL_SOCKET, SO_KEEPALIVE, 1);
-#if RESEAU_OS_LINUX
-        if (!err && o->keepalive_idle_s) {
-            err = rs__setsockopt_int(fd, IPPROTO_TCP, TCP_KEEPIDLE, (int)o->keepalive_idle_s);
+        if (!err) {
+            err = rs__set_keepalive_timers(fd, o->keepalive_idle_s, o->keepalive_interval_s, o->keepalive_probes);
         }
-        if (!err && o->keepalive_interval_s) {
-            err = rs__setsockopt_int(fd, IPPROTO_TCP, TCP_KEEPINTVL, (int)o->keepalive_interval_s);
-        }
-        if (!err && o->keepalive_probes) {
-            err = rs__setsockopt_int(fd, IPPROTO_TCP, TCP_KEEPCNT, (int)o->keepalive_probes);
-        }
-#endif
     }
     return err;
+}
+
+/* network_interface_name: by name with SO_BINDTODEVICE (Linux), by index with
+ * IP_BOUND_IF / IPV6_BOUND_IF (macOS, IP sockets only); RS_ENOTSUP elsewhere. */
+static int rs__socket_bind_to_device(rs_socket_t *s) {
+#if RS__HAVE_SO_BINDTODEVICE
+    socklen_t len = (socklen_t)strlen(s->interface_name);
+    return setsockopt(s->io.fd, SOL_SOCKET, SO_BINDTODEVICE, s->interface_name, len) == 0 ? RS_OK : rs__errno_result();
+#elif RS__HAVE_IP_BOUND_IF
+    int index = (int)if_nametoindex(s->interface_name);
+    if (index == 0) {
+        return RS_ENODEV;
+    }
+    if (s->options.domain == RS_SOCKET_DOMAIN_IPV6) {
+        return rs__setsockopt_int(s->io.fd, IPPROTO_IPV6, IPV6_BOUND_IF, index);
+    }
+    return s->options.domain == RS_SOCKET_DOMAIN_IPV4 ? rs__setsockopt_int(s->io.fd, IPPROTO_IP, IP_BOUND_IF, index)
+                                                       : RS_ENOTSUP;
+#else
+    (void)s;
+    return RS_ENOTSUP;
+#endif
 }
 
 /* Options that must be set before bind. */
@@ -203,24 +236,13 @@ static int rs__socket_apply_bind_options(rs_socket_t *s) {
         err = rs__setsockopt_int(fd, SOL_SOCKET, SO_REUSEADDR, 1);
     }
     if (!err && o->reuseport) {
-#ifdef SO_REUSEPORT
-        err = rs__setsockopt_int(fd, SOL_SOCKET, SO_REUSEPORT, 1);
-#else
-        err = RS_ENOTSUP;
-#endif
+        err = RS__HAVE_SO_REUSEPORT ? rs__setsockopt_int(fd, SOL_SOCKET, RS__SO_REUSEPORT, 1) : RS_ENOTSUP;
     }
     if (!err && o->domain == RS_SOCKET_DOMAIN_IPV6 && o->ipv6_only != RS_SOCKET_IPV6_ONLY_DEFAULT) {
         err = rs__setsockopt_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, o->ipv6_only == RS_SOCKET_IPV6_ONLY_ON);
     }
     if (!err && o->network_interface_name) {
-#if RESEAU_OS_LINUX
-        if (setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, s->interface_name,
-                       (socklen_t)strlen(s->interface_name)) != 0) {
-            err = rs__errno_result();
-        }
-#else
-        err = RS_ENOTSUP;
-#endif
+        err = rs__socket_bind_to_device(s);
     }
     return err;
 }
@@ -300,16 +322,13 @@ static int rs__socket_open_fd(rs_socket_t *s) {
     if (err) {
         return err;
     }
-#if RESEAU_OS_LINUX
-    type |= SOCK_NONBLOCK | SOCK_CLOEXEC;
-#endif
-    s->io.fd = socket(family, type, 0);
+    s->io.fd = socket(family, type | RS__SOCK_FLAGS, 0);
     if (s->io.fd < 0) {
         err = rs__errno_result();
         RS__LOG_ERROR(RS_LS_SOCKET, "socket() failed: %s (errno %d)", strerror(errno), errno);
         return err;
     }
-    err = rs__set_fd_flags(s->io.fd);
+    err = rs__prepare_fd(s->io.fd, RS__HAVE_SOCK_FLAGS);
     if (!err) {
         err = rs__socket_apply_bind_options(s);
     }
@@ -730,7 +749,7 @@ static rs_socket_t *rs__socket_from_accepted(rs_socket_t *listener, int fd, cons
         return NULL;
     }
     s->io.fd = fd;
-    *err_out = rs__set_fd_flags(fd);
+    *err_out = rs__prepare_fd(fd, RS__HAVE_ACCEPT4);
     if (!*err_out) {
         *err_out = rs__socket_apply_connection_options(s);
     }
@@ -744,10 +763,12 @@ static rs_socket_t *rs__socket_from_accepted(rs_socket_t *listener, int fd, cons
     return s;
 }
 
+/* accept4 with the flags where there is one; otherwise rs__socket_from_accepted
+ * sets them (rs__prepare_fd). */
 static int rs__accept_fd(int listen_fd, rs__sockaddr_t *sa, socklen_t *len) {
     *len = (socklen_t)sizeof(*sa);
-#if RESEAU_OS_LINUX
-    return accept4(listen_fd, &sa->sa, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+#if RS__HAVE_ACCEPT4
+    return accept4(listen_fd, &sa->sa, len, RS__SOCK_FLAGS);
 #else
     return accept(listen_fd, &sa->sa, len);
 #endif
@@ -1266,7 +1287,7 @@ static ssize_t rs__socket_send_queued(rs_socket_t *s) {
     msg.msg_iov = iov;
     msg.msg_iovlen = (size_t)count;
     do {
-        n = sendmsg(s->io.fd, &msg, MSG_NOSIGNAL);
+        n = sendmsg(s->io.fd, &msg, RS__MSG_NOSIGNAL);
     } while (n < 0 && errno == EINTR);
     return n;
 }

@@ -40,14 +40,14 @@ static int rs__setsockopt_bool(int fd, int level, int name, bool on) {
     return rs__setsockopt_int(fd, level, name, on ? 1 : 0);
 }
 
-/* IP_MULTICAST_TTL and IP_MULTICAST_LOOP: Linux takes an int, the BSDs only an unsigned char. */
+/* IP_MULTICAST_TTL and IP_MULTICAST_LOOP: Linux takes an int, the BSDs only an
+ * unsigned char (see RS__HAVE_IP_MULTICAST_INT). */
 static int rs__setsockopt_v4_byte(int fd, int name, uint32_t value) {
-#if RESEAU_OS_LINUX
-    return rs__setsockopt_int(fd, IPPROTO_IP, name, (int)value);
-#else
     unsigned char byte = (unsigned char)value;
+    if (RS__HAVE_IP_MULTICAST_INT) {
+        return rs__setsockopt_int(fd, IPPROTO_IP, name, (int)value);
+    }
     return setsockopt(fd, IPPROTO_IP, name, &byte, (socklen_t)sizeof(byte)) == 0 ? RS_OK : rs__errno_result();
-#endif
 }
 
 RESEAU_API int rs_socket_set_tcp_nodelay(rs_socket_t *socket, bool enabled) {
@@ -61,11 +61,6 @@ RESEAU_API int rs_socket_set_tcp_nodelay(rs_socket_t *socket, bool enabled) {
     return err;
 }
 
-/* One keepalive timer, skipped when 0 (the caller checked it fits an int). */
-static RS__UNUSED int rs__set_keepalive_value(int fd, int name, uint32_t value) {
-    return value == 0 ? RS_OK : rs__setsockopt_int(fd, IPPROTO_TCP, name, (int)value);
-}
-
 RESEAU_API int rs_socket_set_keepalive(rs_socket_t *socket, bool enabled, uint32_t idle_s, uint32_t interval_s,
                                        uint32_t probes) {
     bool valid = idle_s <= (uint32_t)INT_MAX && interval_s <= (uint32_t)INT_MAX && probes <= (uint32_t)INT_MAX;
@@ -75,15 +70,7 @@ RESEAU_API int rs_socket_set_keepalive(rs_socket_t *socket, bool enabled, uint32
         return err;
     }
     fd = socket->io.fd;
-#if RESEAU_OS_LINUX
-    err = rs__set_keepalive_value(fd, TCP_KEEPIDLE, idle_s);
-    err = err ? err : rs__set_keepalive_value(fd, TCP_KEEPINTVL, interval_s);
-    err = err ? err : rs__set_keepalive_value(fd, TCP_KEEPCNT, probes);
-#else
-    (void)idle_s;
-    (void)interval_s;
-    (void)probes;
-#endif
+    err = rs__set_keepalive_timers(fd, idle_s, interval_s, probes);
     err = err ? err : rs__setsockopt_bool(fd, SOL_SOCKET, SO_KEEPALIVE, enabled);
     if (!err) {
         socket->options.keepalive = enabled;
@@ -119,7 +106,7 @@ static int rs__check_interface(const rs_socket_t *s, const rs_endpoint_t *interf
 /* IPv4 membership: ip_mreqn where the OS has it (an index as well as an address). */
 static int rs__multicast_membership_v4(int fd, int name, const rs_endpoint_t *group,
                                        const rs_endpoint_t *interface_address, uint32_t interface_index) {
-#if RESEAU_OS_LINUX
+#if RS__HAVE_IP_MREQN
     struct ip_mreqn mreq;
     memset(&mreq, 0, sizeof(mreq));
     memcpy(&mreq.imr_multiaddr, group->addr, 4);
@@ -178,6 +165,29 @@ RESEAU_API int rs_socket_leave_multicast_group(rs_socket_t *socket, const rs_end
                                     "rs_socket_leave_multicast_group");
 }
 
+/* IPv4 IP_MULTICAST_IF: ip_mreqn where the OS has it, else an in_addr (by address only). */
+static int rs__multicast_interface_v4(int fd, const rs_endpoint_t *interface_address, uint32_t interface_index) {
+#if RS__HAVE_IP_MREQN
+    struct ip_mreqn mreq;
+    memset(&mreq, 0, sizeof(mreq));
+    if (interface_address) {
+        memcpy(&mreq.imr_address, interface_address->addr, 4);
+    }
+    mreq.imr_ifindex = (int)interface_index;
+#else
+    struct in_addr mreq;
+    if (interface_index) {
+        return RS_ENOTSUP; /* an in_addr names the interface by address only */
+    }
+    memset(&mreq, 0, sizeof(mreq));
+    if (interface_address) {
+        memcpy(&mreq, interface_address->addr, 4);
+    }
+#endif
+    return setsockopt(fd, IPPROTO_IP, IP_MULTICAST_IF, &mreq, (socklen_t)sizeof(mreq)) == 0 ? RS_OK
+                                                                                           : rs__errno_result();
+}
+
 RESEAU_API int rs_socket_set_multicast_interface(rs_socket_t *socket, const rs_endpoint_t *interface_address,
                                                  uint32_t interface_index) {
     int err = rs__sockopt_check(socket, RS__SOCKOPT_UDP, socket && rs__check_interface(socket, interface_address) == RS_OK,
@@ -188,33 +198,7 @@ RESEAU_API int rs_socket_set_multicast_interface(rs_socket_t *socket, const rs_e
     if (rs__socket_is_v6(socket)) {
         return rs__setsockopt_int(socket->io.fd, IPPROTO_IPV6, IPV6_MULTICAST_IF, (int)interface_index);
     }
-#if RESEAU_OS_LINUX
-    {
-        struct ip_mreqn mreq;
-        memset(&mreq, 0, sizeof(mreq));
-        if (interface_address) {
-            memcpy(&mreq.imr_address, interface_address->addr, 4);
-        }
-        mreq.imr_ifindex = (int)interface_index;
-        return setsockopt(socket->io.fd, IPPROTO_IP, IP_MULTICAST_IF, &mreq, (socklen_t)sizeof(mreq)) == 0
-                   ? RS_OK
-                   : rs__errno_result();
-    }
-#else
-    {
-        struct in_addr addr;
-        if (interface_index) {
-            return RS_ENOTSUP;
-        }
-        memset(&addr, 0, sizeof(addr));
-        if (interface_address) {
-            memcpy(&addr, interface_address->addr, 4);
-        }
-        return setsockopt(socket->io.fd, IPPROTO_IP, IP_MULTICAST_IF, &addr, (socklen_t)sizeof(addr)) == 0
-                   ? RS_OK
-                   : rs__errno_result();
-    }
-#endif
+    return rs__multicast_interface_v4(socket->io.fd, interface_address, interface_index);
 }
 
 RESEAU_API int rs_socket_set_multicast_loop(rs_socket_t *socket, bool enabled) {

@@ -1,6 +1,8 @@
 /*
  * Datagrams: immediate, non-queueing send and receive on DGRAM sockets, with
- * sendmmsg/recvmmsg batching on Linux and a one-by-one fallback elsewhere.
+ * sendmmsg/recvmmsg batching on Linux and one sendmsg/recvmsg per datagram
+ * elsewhere (RS__HAVE_MMSG). Only rs__dgram_send_some and rs__dgram_recv_some
+ * differ between the two, and they give the same counts and errors.
  */
 
 static int rs__socket_check_dgram(const rs_socket_t *s, const char *function) {
@@ -40,25 +42,68 @@ static int rs__dgram_prepare_send(rs_socket_t *s, const rs_endpoint_t *destinati
     return RS_OK;
 }
 
-RESEAU_API int rs_socket_send_to(rs_socket_t *socket, const rs_endpoint_t *destination, rs_byte_cursor_t data) {
+/* Send one datagram; the socket was checked. */
+static int rs__dgram_send_one(rs_socket_t *s, const rs_endpoint_t *destination, const void *data, size_t len) {
     struct iovec iov;
     struct msghdr msg;
     rs__sockaddr_t name;
     ssize_t n;
-    int err = rs__socket_check_dgram(socket, "rs_socket_send_to");
-    if (!err) {
-        err = rs__dgram_prepare_send(socket, destination, &iov, data.ptr, data.len, &msg, &name);
-    }
+    int err = rs__dgram_prepare_send(s, destination, &iov, data, len, &msg, &name);
     if (err) {
         return err;
     }
     do {
-        n = sendmsg(socket->io.fd, &msg, MSG_NOSIGNAL);
+        n = sendmsg(s->io.fd, &msg, RS__MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    return n < 0 ? rs__errno_result() : RS_OK; /* EAGAIN maps to RS_EAGAIN */
+}
+
+RESEAU_API int rs_socket_send_to(rs_socket_t *socket, const rs_endpoint_t *destination, rs_byte_cursor_t data) {
+    int err = rs__socket_check_dgram(socket, "rs_socket_send_to");
+    return err ? err : rs__dgram_send_one(socket, destination, data.ptr, data.len);
+}
+
+/* Send up to `count` (at most RS_DATAGRAM_BATCH_MAX) datagrams in order;
+ * *sent_out counts those sent. Returns the error that stopped it at
+ * d[*sent_out], or RS_OK (sendmmsg may stop early and not say why). */
+static int rs__dgram_send_some(rs_socket_t *s, const rs_datagram_t *d, size_t count, size_t *sent_out) {
+#if RS__HAVE_MMSG
+    struct mmsghdr msgs[RS_DATAGRAM_BATCH_MAX];
+    struct iovec iovs[RS_DATAGRAM_BATCH_MAX];
+    rs__sockaddr_t names[RS_DATAGRAM_BATCH_MAX];
+    size_t valid;
+    int err = RS_OK;
+    int n;
+    *sent_out = 0;
+    memset(msgs, 0, sizeof(msgs[0]) * count);
+    for (valid = 0; valid < count; ++valid) {
+        err = rs__dgram_prepare_send(s, &d[valid].endpoint, &iovs[valid], d[valid].data, d[valid].len,
+                                     &msgs[valid].msg_hdr, &names[valid]);
+        if (err) {
+            break; /* send the valid ones before it, then report it */
+        }
+    }
+    if (valid == 0) {
+        return err;
+    }
+    do {
+        n = sendmmsg(s->io.fd, msgs, (unsigned)valid, RS__MSG_NOSIGNAL);
     } while (n < 0 && errno == EINTR);
     if (n < 0) {
-        return rs__errno_result(); /* EAGAIN maps to RS_EAGAIN */
+        return rs__errno_result();
     }
-    return RS_OK;
+    *sent_out = (size_t)n;
+    return (size_t)n < valid ? RS_OK : err;
+#else
+    int err = RS_OK;
+    for (*sent_out = 0; *sent_out < count; ++*sent_out) {
+        err = rs__dgram_send_one(s, &d[*sent_out].endpoint, d[*sent_out].data, d[*sent_out].len);
+        if (err) {
+            break;
+        }
+    }
+    return err;
+#endif
 }
 
 RESEAU_API int rs_socket_send_batch(rs_socket_t *socket, const rs_datagram_t *datagrams, size_t count,
@@ -73,43 +118,13 @@ RESEAU_API int rs_socket_send_batch(rs_socket_t *socket, const rs_datagram_t *da
         err = RS_EINVAL;
     }
     while (!err && sent < count) {
-#if RESEAU_OS_LINUX
-        struct mmsghdr msgs[RS_DATAGRAM_BATCH_MAX];
-        struct iovec iovs[RS_DATAGRAM_BATCH_MAX];
-        rs__sockaddr_t names[RS_DATAGRAM_BATCH_MAX];
-        size_t i;
         size_t chunk = count - sent < RS_DATAGRAM_BATCH_MAX ? count - sent : RS_DATAGRAM_BATCH_MAX;
-        int n;
-        memset(msgs, 0, sizeof(msgs[0]) * chunk);
-        for (i = 0; i < chunk; ++i) {
-            const rs_datagram_t *d = &datagrams[sent + i];
-            err = rs__dgram_prepare_send(socket, &d->endpoint, &iovs[i], d->data, d->len, &msgs[i].msg_hdr, &names[i]);
-            if (err) {
-                chunk = i; /* send the valid ones before it, then report it */
-                break;
-            }
-        }
-        if (chunk == 0) {
-            break;
-        }
-        do {
-            n = sendmmsg(socket->io.fd, msgs, (unsigned)chunk, MSG_NOSIGNAL);
-        } while (n < 0 && errno == EINTR);
-        if (n < 0) {
-            err = rs__errno_result();
-            break;
-        }
-        sent += (size_t)n;
-        if ((size_t)n < chunk || err) {
+        size_t n = 0;
+        err = rs__dgram_send_some(socket, datagrams + sent, chunk, &n);
+        sent += n;
+        if (n < chunk) {
             break; /* the kernel's buffer is full, or an invalid datagram follows */
         }
-#else
-        const rs_datagram_t *d = &datagrams[sent];
-        err = rs_socket_send_to(socket, &d->endpoint, rs_byte_cursor_from_array(d->data, d->len));
-        if (!err) {
-            ++sent;
-        }
-#endif
     }
     if (sent_out) {
         *sent_out = sent;
@@ -136,91 +151,115 @@ static void rs__dgram_finish_recv(rs_datagram_t *d, const struct msghdr *msg, co
     }
 }
 
-RESEAU_API int rs_socket_recv_from(rs_socket_t *socket, rs_datagram_t *datagram) {
+/* Receive one datagram; the socket and the datagram were checked. */
+static int rs__dgram_recv_one(rs_socket_t *s, rs_datagram_t *d) {
     struct iovec iov;
     struct msghdr msg;
     rs__sockaddr_t name;
     ssize_t n;
-    int err;
-    err = rs__socket_check_dgram(socket, "rs_socket_recv_from"); /* NULL socket, then the thread, first */
-    if (!err && (!datagram || !datagram->data || !datagram->capacity)) {
-        err = RS_EINVAL;
-    }
-    if (!err) {
-        err = rs__socket_fd_state(socket); /* nothing to receive on before the first send_to or bind */
-    }
-    if (err) {
-        return err;
-    }
-    rs__dgram_prepare_recv(datagram, &iov, &msg, &name);
+    rs__dgram_prepare_recv(d, &iov, &msg, &name);
     do {
-        n = recvmsg(socket->io.fd, &msg, 0);
+        n = recvmsg(s->io.fd, &msg, 0);
     } while (n < 0 && errno == EINTR);
     if (n < 0) {
         return rs__errno_result();
     }
-    rs__dgram_finish_recv(datagram, &msg, &name, (size_t)n);
+    rs__dgram_finish_recv(d, &msg, &name, (size_t)n);
     return RS_OK;
+}
+
+/* The checks both receive calls share; `valid` is the caller's verdict on
+ * its arguments, which comes after the socket's own checks. */
+static int rs__dgram_check_recv(const rs_socket_t *s, bool valid, const char *function) {
+    int err = rs__socket_check_dgram(s, function); /* NULL socket, then the thread, first */
+    if (!err && !valid) {
+        err = RS_EINVAL;
+    }
+    return err ? err : rs__socket_fd_state(s); /* nothing to receive on before the first send_to or bind */
+}
+
+/* An error that a batch receive met after some datagrams, kept for the next
+ * receive call (see rs__dgram_recv_some); RS_OK if none. */
+static int rs__dgram_take_deferred_error(rs_socket_t *s) {
+    int err = s->deferred_recv_error;
+    s->deferred_recv_error = RS_OK;
+    return err;
+}
+
+RESEAU_API int rs_socket_recv_from(rs_socket_t *socket, rs_datagram_t *datagram) {
+    bool valid = datagram && datagram->data && datagram->capacity;
+    int err = rs__dgram_check_recv(socket, valid, "rs_socket_recv_from");
+    err = err ? err : rs__dgram_take_deferred_error(socket);
+    return err ? err : rs__dgram_recv_one(socket, datagram);
+}
+
+/* Receive up to `count` (at most RS_DATAGRAM_BATCH_MAX, each with a buffer)
+ * datagrams; *received_out counts them. An error after some were received is
+ * kept for the next receive call, as recvmmsg keeps it (in the socket's
+ * SO_ERROR); EAGAIN just ends the batch. */
+static int rs__dgram_recv_some(rs_socket_t *s, rs_datagram_t *d, size_t count, size_t *received_out) {
+#if RS__HAVE_MMSG
+    struct mmsghdr msgs[RS_DATAGRAM_BATCH_MAX];
+    struct iovec iovs[RS_DATAGRAM_BATCH_MAX];
+    rs__sockaddr_t names[RS_DATAGRAM_BATCH_MAX];
+    size_t i;
+    int n;
+    *received_out = 0;
+    memset(msgs, 0, sizeof(msgs[0]) * count);
+    for (i = 0; i < count; ++i) {
+        rs__dgram_prepare_recv(&d[i], &iovs[i], &msgs[i].msg_hdr, &names[i]);
+    }
+    do {
+        n = recvmmsg(s->io.fd, msgs, (unsigned)count, 0, NULL);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        return rs__errno_result();
+    }
+    for (i = 0; i < (size_t)n; ++i) {
+        rs__dgram_finish_recv(&d[i], &msgs[i].msg_hdr, &names[i], msgs[i].msg_len);
+    }
+    *received_out = (size_t)n;
+    return RS_OK;
+#else
+    int err = RS_OK;
+    for (*received_out = 0; *received_out < count; ++*received_out) {
+        err = rs__dgram_recv_one(s, &d[*received_out]);
+        if (err) {
+            break;
+        }
+    }
+    if (err && err != RS_EAGAIN && *received_out > 0) {
+        s->deferred_recv_error = err;
+    }
+    return *received_out > 0 ? RS_OK : err;
+#endif
 }
 
 RESEAU_API int rs_socket_recv_batch(rs_socket_t *socket, rs_datagram_t *datagrams, size_t count,
                                     size_t *received_out) {
-    int err;
+    size_t chunk = count < RS_DATAGRAM_BATCH_MAX ? count : RS_DATAGRAM_BATCH_MAX;
     size_t received = 0;
+    size_t i;
+    int err;
     if (received_out) {
         *received_out = 0;
     }
-    err = rs__socket_check_dgram(socket, "rs_socket_recv_batch"); /* NULL socket, then the thread, first */
-    if (!err && (!datagrams || !received_out)) {
-        err = RS_EINVAL;
-    }
-    if (!err) {
-        err = rs__socket_fd_state(socket); /* nothing to receive on before the first send_to or bind */
-    }
+    err = rs__dgram_check_recv(socket, datagrams && received_out, "rs_socket_recv_batch");
     if (!err && count == 0) {
         err = RS_EINVAL;
+    }
+    for (i = 0; !err && i < chunk; ++i) {
+        if (!datagrams[i].data || !datagrams[i].capacity) {
+            err = RS_EINVAL; /* before anything is received, whichever it is */
+        }
+    }
+    err = err ? err : rs__dgram_take_deferred_error(socket);
+    if (!err) {
+        err = rs__dgram_recv_some(socket, datagrams, chunk, &received);
     }
     if (err) {
         return err;
     }
-#if RESEAU_OS_LINUX
-    {
-        struct mmsghdr msgs[RS_DATAGRAM_BATCH_MAX];
-        struct iovec iovs[RS_DATAGRAM_BATCH_MAX];
-        rs__sockaddr_t names[RS_DATAGRAM_BATCH_MAX];
-        size_t chunk = count < RS_DATAGRAM_BATCH_MAX ? count : RS_DATAGRAM_BATCH_MAX;
-        size_t i;
-        int n;
-        memset(msgs, 0, sizeof(msgs[0]) * chunk);
-        for (i = 0; i < chunk; ++i) {
-            if (!datagrams[i].data || !datagrams[i].capacity) {
-                return RS_EINVAL;
-            }
-            rs__dgram_prepare_recv(&datagrams[i], &iovs[i], &msgs[i].msg_hdr, &names[i]);
-        }
-        do {
-            n = recvmmsg(socket->io.fd, msgs, (unsigned)chunk, 0, NULL);
-        } while (n < 0 && errno == EINTR);
-        if (n < 0) {
-            return rs__errno_result();
-        }
-        for (i = 0; i < (size_t)n; ++i) {
-            rs__dgram_finish_recv(&datagrams[i], &msgs[i].msg_hdr, &names[i], msgs[i].msg_len);
-        }
-        received = (size_t)n;
-    }
-#else
-    while (received < count) {
-        err = rs_socket_recv_from(socket, &datagrams[received]);
-        if (err) {
-            break;
-        }
-        ++received;
-    }
-    if (received == 0) {
-        return err;
-    }
-#endif
     *received_out = received;
     return RS_OK;
 }

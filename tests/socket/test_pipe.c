@@ -1167,6 +1167,22 @@ static void noop_readable(rs_pipe_read_end_t *end, int error, void *user_data) {
     (*(int *)user_data)++;
 }
 
+/* Both ends are non-blocking and close-on-exec in both builds (socketpair with
+ * SOCK_NONBLOCK | SOCK_CLOEXEC, or fcntl after it). Each end is an rs_socket_t
+ * underneath, which is how the test reaches its fd. */
+static void pipe_ends_are_nonblocking_and_cloexec(void **state) {
+    rs_event_loop_t *loop = loop_new(RS_EVENT_LOOP_BACKEND_DEFAULT);
+    rs_pipe_read_end_t *re;
+    rs_pipe_write_end_t *we;
+    (void)state;
+    pipe_new_ok(loop, loop, &re, &we);
+    rs_test_assert_fd_nonblocking_cloexec(rs_socket_get_fd((rs_socket_t *)(void *)re));
+    rs_test_assert_fd_nonblocking_cloexec(rs_socket_get_fd((rs_socket_t *)(void *)we));
+    rs_pipe_read_end_destroy(re);
+    rs_pipe_write_end_destroy(we);
+    rs_event_loop_destroy(loop);
+}
+
 static void pipe_new_with_null_args_is_einval(void **state) {
     rs_event_loop_t *loop = loop_new(RS_EVENT_LOOP_BACKEND_DEFAULT);
     rs_pipe_read_end_t *re = (rs_pipe_read_end_t *)(uintptr_t)1;
@@ -1264,16 +1280,14 @@ int main(void) {
         RS_TEST_PER_BACKEND_TESTS(pipe_, two_loops_destroy_write_end_first_with_writes_in_flight),
         RS_TEST_PER_BACKEND_TESTS(pipe_, two_loops_destroy_read_end_first_with_writes_in_flight),
         RS_TEST_PER_BACKEND_TESTS(pipe_, unused_ends_destroyed_in_either_order),
+        cmocka_unit_test(pipe_ends_are_nonblocking_and_cloexec),
         cmocka_unit_test(pipe_new_with_null_args_is_einval),
         cmocka_unit_test(pipe_calls_with_null_args_are_einval),
         cmocka_unit_test(pipe_with_libc_allocator_works),
     };
-    sigset_t set;
     /* SIGPIPE at its default action, unblocked: a write that raised it would
-     * kill this test (loop threads inherit the mask). */
-    signal(SIGPIPE, SIG_DFL);
-    sigemptyset(&set);
-    sigaddset(&set, SIGPIPE);
-    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+     * kill this test (loop threads inherit the mask). Ignored in the portable
+     * build, see rs_test_sigpipe_setup. */
+    rs_test_sigpipe_setup();
     return cmocka_run_group_tests_name("pipe", tests, NULL, NULL);
 }

@@ -1910,6 +1910,22 @@ static void socket_options_reach_the_fd(rs_event_loop_backend_t b) {
 }
 RS_TEST_PER_BACKEND(, socket_options_reach_the_fd)
 
+/* Listener, connecting and accepted sockets alike, in both builds (accept4 and
+ * SOCK_NONBLOCK | SOCK_CLOEXEC, or accept/socket then fcntl). */
+static void created_and_accepted_sockets_are_nonblocking_and_cloexec(rs_event_loop_backend_t b) {
+    static const ep_kind_t kinds[] = {EP_IPV4, EP_UNIX_PATH};
+    size_t i;
+    for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); ++i) {
+        conn_pair_t p;
+        pair_connect(&p, b, kinds[i], NULL);
+        rs_test_assert_fd_nonblocking_cloexec(rs_socket_get_fd(p.listener));
+        rs_test_assert_fd_nonblocking_cloexec(rs_socket_get_fd(p.client));
+        rs_test_assert_fd_nonblocking_cloexec(rs_socket_get_fd(p.server));
+        pair_close(&p);
+    }
+}
+RS_TEST_PER_BACKEND(, created_and_accepted_sockets_are_nonblocking_and_cloexec)
+
 static void ipv6_only_on_and_off(rs_event_loop_backend_t b) {
     conn_pair_t p;
     rs_socket_options_t o = sock_opts(RS_SOCKET_DOMAIN_IPV6);
@@ -2406,6 +2422,7 @@ int main(void) {
         RS_TEST_PER_BACKEND_TESTS(, listener_closed_from_another_thread),
         RS_TEST_PER_BACKEND_TESTS(, many_connections_echo_concurrently),
         RS_TEST_PER_BACKEND_TESTS(, many_connections_echo_concurrently_unix_path),
+        RS_TEST_PER_BACKEND_TESTS(, created_and_accepted_sockets_are_nonblocking_and_cloexec),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -349,17 +349,10 @@ static void tcp_pair_close(tcp_pair_t *p) {
     }
 }
 
-/* Make sure a SIGPIPE would kill the test: default action, not blocked. */
+/* Make sure a SIGPIPE would kill the test: default action, not blocked
+ * (ignored in the portable build, see rs_test_sigpipe_setup). */
 static void sigpipe_default(void) {
-    struct sigaction sa;
-    sigset_t set;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = SIG_DFL;
-    sigemptyset(&sa.sa_mask);
-    assert_int_equal(sigaction(SIGPIPE, &sa, NULL), 0);
-    sigemptyset(&set);
-    sigaddset(&set, SIGPIPE);
-    assert_int_equal(pthread_sigmask(SIG_UNBLOCK, &set, NULL), 0);
+    rs_test_sigpipe_setup();
 }
 
 /* ===================================================== connect timeouts */
@@ -796,6 +789,38 @@ static void peer_reset_mid_write(rs_event_loop_backend_t backend) {
 }
 
 RS_TEST_PER_BACKEND(, peer_reset_mid_write)
+
+/* The peer closes (a FIN, no reset): a write is taken, the peer's kernel
+ * answers it with a reset, and a later write fails with RS_EPIPE (or
+ * RS_ECONNRESET) instead of raising SIGPIPE, which would kill the test
+ * (MSG_NOSIGNAL, SO_NOSIGPIPE, or, in the portable build on Linux, SIGPIPE
+ * ignored: see rs_test_sigpipe_setup). */
+static void write_after_peer_close_fails_without_sigpipe(rs_event_loop_backend_t backend) {
+    tcp_pair_t p;
+    write_rec_t rec;
+    int writes;
+    int err = RS_OK;
+    sigpipe_default();
+    tcp_pair_open(&p, backend, NULL, 0);
+    close(p.peer_fd);
+    p.peer_fd = -1;
+    for (writes = 0; writes < 100 && err == RS_OK; ++writes) {
+        memset(&rec, 0, sizeof(rec));
+        err = rs_socket_write(p.client, rs_byte_cursor_from_cstr("x"), on_write_rec, &rec);
+        if (err == RS_OK) {
+            assert_true(pump_until_count(p.loop, &rec.calls, 1, WAIT_NS));
+            err = rec.error;
+        }
+        if (err == RS_OK) {
+            rs_thread_sleep_ns(RS_NS_PER_MS); /* for the reset to come back */
+        }
+    }
+    if (err != RS_EPIPE && err != RS_ECONNRESET) {
+        fail_msg("%d writes after the peer closed: %s, expected RS_EPIPE or RS_ECONNRESET", writes, rs_err_name(err));
+    }
+    tcp_pair_close(&p);
+}
+RS_TEST_PER_BACKEND(, write_after_peer_close_fails_without_sigpipe)
 
 /* ============================================ back-pressure (no reads) */
 
@@ -1484,6 +1509,7 @@ int main(void) {
         RS_TEST_PER_BACKEND_TESTS(, socket_trickles_one_byte_per_tick),
         RS_TEST_PER_BACKEND_TESTS(, hangup_during_connect_accept),
         RS_TEST_PER_BACKEND_TESTS(, listener_emfile_keeps_serving),
+        RS_TEST_PER_BACKEND_TESTS(, write_after_peer_close_fails_without_sigpipe),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -732,6 +732,88 @@ static void udp_recv_batch_caps_at_batch_max(void **state) {
     rs_socket_destroy(bsock);
 }
 
+/* The batch calls give the same counts with sendmmsg/recvmmsg and with one
+ * sendmsg/recvmsg per datagram (the RESEAU_TEST_PORTABLE_POSIX build): over
+ * Unix datagram sockets, where a send is in the receiver's queue when it
+ * returns, so every count is exact. Also: both fds are non-blocking and
+ * close-on-exec. */
+static void udp_batch_counts_are_exact_including_partial_batches(void **state) {
+    rs_socket_t *a = dgram_new(RS_SOCKET_DOMAIN_LOCAL, 0);
+    rs_socket_t *bsock = dgram_new(RS_SOCKET_DOMAIN_LOCAL, 0);
+    char a_path[64];
+    char b_path[64];
+    rs_endpoint_t a_ep;
+    rs_endpoint_t b_ep;
+    rs_datagram_t out[5];
+    rs_datagram_t in[8];
+    uint8_t bufs[8][4];
+    static const char *const payload[] = {"d0", "d1", "d2", "d3", "d4"};
+    size_t n = 99;
+    size_t i;
+    (void)state;
+    snprintf(a_path, sizeof(a_path), "/tmp/rs-udp-batch-%ld-a.sock", (long)getpid());
+    snprintf(b_path, sizeof(b_path), "/tmp/rs-udp-batch-%ld-b.sock", (long)getpid());
+    unlink(a_path);
+    unlink(b_path);
+    assert_int_equal(rs_endpoint_from_local(&a_ep, a_path), RS_OK);
+    assert_int_equal(rs_endpoint_from_local(&b_ep, b_path), RS_OK);
+    assert_int_equal(rs_socket_bind(a, &a_ep), RS_OK);
+    assert_int_equal(rs_socket_bind(bsock, &b_ep), RS_OK);
+    rs_test_assert_fd_nonblocking_cloexec(rs_socket_get_fd(a));
+    rs_test_assert_fd_nonblocking_cloexec(rs_socket_get_fd(bsock));
+    memset(out, 0, sizeof(out));
+    for (i = 0; i < 5; ++i) {
+        out[i].data = (void *)(uintptr_t)payload[i];
+        out[i].len = 2;
+        out[i].endpoint = b_ep;
+    }
+    memset(in, 0, sizeof(in));
+    for (i = 0; i < 8; ++i) {
+        in[i].data = bufs[i];
+        in[i].capacity = sizeof(bufs[i]);
+    }
+
+    assert_int_equal(rs_socket_send_batch(a, out, 5, &n), RS_OK);
+    assert_int_equal(n, 5);
+    /* 3 of 5, then the 2 left of a batch of 8, in order, then none */
+    assert_int_equal(rs_socket_recv_batch(bsock, in, 3, &n), RS_OK);
+    assert_int_equal(n, 3);
+    assert_int_equal(rs_socket_recv_batch(bsock, in + 3, 8 - 3, &n), RS_OK);
+    assert_int_equal(n, 2);
+    for (i = 0; i < 5; ++i) {
+        assert_int_equal(in[i].len, 2);
+        assert_memory_equal(bufs[i], payload[i], 2);
+        assert_false(in[i].truncated);
+        assert_string_equal(in[i].endpoint.path, a_path);
+    }
+    assert_int_equal(rs_socket_recv_batch(bsock, in, 8, &n), RS_EAGAIN);
+    assert_int_equal(n, 0);
+
+    /* A buffer missing anywhere in the batch: RS_EINVAL before anything is
+     * received, so nothing is lost. */
+    assert_int_equal(rs_socket_send_batch(a, out, 2, &n), RS_OK);
+    assert_int_equal(n, 2);
+    in[1].capacity = 0;
+    assert_int_equal(rs_socket_recv_batch(bsock, in, 8, &n), RS_EINVAL);
+    assert_int_equal(n, 0);
+    in[1].capacity = sizeof(bufs[1]);
+    assert_int_equal(rs_socket_recv_batch(bsock, in, 0, &n), RS_EINVAL);
+    assert_int_equal(rs_socket_recv_batch(bsock, in, 8, &n), RS_OK);
+    assert_int_equal(n, 2);
+
+    /* A send batch with a wrong-domain datagram third: the two before it. */
+    assert_int_equal(rs_endpoint_from_ip(&out[2].endpoint, "127.0.0.1", 9), RS_OK);
+    assert_int_equal(rs_socket_send_batch(a, out, 5, &n), RS_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(rs_socket_recv_batch(bsock, in, 8, &n), RS_OK);
+    assert_int_equal(n, 2);
+
+    rs_socket_destroy(a);
+    rs_socket_destroy(bsock);
+    unlink(a_path);
+    unlink(b_path);
+}
+
 /* --------------------------------------------------------------- truncation */
 
 /* Wait (bounded) until `s` has a datagram waiting, by peeking at its fd. */
@@ -1734,6 +1816,7 @@ int main(void) {
         RS_TEST_PER_BACKEND_TESTS(udp_, recv_on_empty_socket_is_eagain),
         RS_TEST_PER_BACKEND_TESTS(udp_, send_to_wrong_domain_is_einval),
         RS_TEST_PER_BACKEND_TESTS(udp_, write_on_dgram_socket_is_einval),
+        cmocka_unit_test(udp_batch_counts_are_exact_including_partial_batches),
         cmocka_unit_test(udp_closed_socket_rejects_datagram_calls),
         RS_TEST_PER_BACKEND_TESTS(udp_, wrong_thread_send_is_rejected),
         RS_TEST_PER_BACKEND_TESTS(udp_, local_dgram_round_trip_path),
