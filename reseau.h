@@ -4583,18 +4583,24 @@ static void rs__fd_owners_cleanup(rs_allocator_t *allocator, rs__fd_owners_t *ow
     owners->capacity = 0;
 }
 
-/* A wait interrupted by a signal (EINTR) is resumed for the time left: the
+/* A wait interrupted by a signal (EINTR) is resumed until its deadline: the
  * loop's own wakeups never rely on EINTR (rs_event_loop_stop writes the wake
  * fd, which ends the resumed wait at once), and io_uring's task work
- * interrupts blocking calls of any thread that ever had a ring. Returns the
- * timeout for the next attempt: -1 (none), or the milliseconds left. */
-static int rs__wait_deadline_ms(uint64_t start_ns, int timeout_ms) {
-    uint64_t elapsed_ms;
+ * interrupts blocking calls of any thread that ever had a ring. The deadline
+ * of a wait of timeout_ms (0 when it does not time out or does not block): */
+static uint64_t rs__wait_deadline_ns(int timeout_ms) {
+    return timeout_ms > 0 ? rs_clock_now_ns() + (uint64_t)timeout_ms * RS_NS_PER_MS : 0;
+}
+
+/* The timeout of the resumed wait: -1 (none, as before), or the milliseconds
+ * left until the deadline, rounded up so that it never ends early. */
+static int rs__wait_left_ms(uint64_t deadline_ns, int timeout_ms) {
+    uint64_t now_ns;
     if (timeout_ms < 0) {
         return -1;
     }
-    elapsed_ms = (rs_clock_now_ns() - start_ns) / RS_NS_PER_MS;
-    return elapsed_ms >= (uint64_t)timeout_ms ? 0 : timeout_ms - (int)elapsed_ms;
+    now_ns = rs_clock_now_ns();
+    return now_ns >= deadline_ns ? 0 : (int)((deadline_ns - now_ns + RS_NS_PER_MS - 1) / RS_NS_PER_MS);
 }
 
 /* Backends reach the loop's data through these, never through globals. */
@@ -4678,10 +4684,10 @@ static void rs__epoll_cleanup(rs_event_loop_t *loop) {
 
 static void rs__epoll_wait(rs_event_loop_t *loop, int timeout_ms) {
     rs__epoll_t *ep = (rs__epoll_t *)rs__backend_data(loop);
-    uint64_t start_ns = timeout_ms > 0 ? rs_clock_now_ns() : 0;
+    uint64_t deadline_ns = rs__wait_deadline_ns(timeout_ms);
     int n;
     while ((n = epoll_wait(ep->epoll_fd, ep->ready, RS__EPOLL_MAX_EVENTS, timeout_ms)) < 0 && errno == EINTR) {
-        timeout_ms = rs__wait_deadline_ms(start_ns, timeout_ms);
+        timeout_ms = rs__wait_left_ms(deadline_ns, timeout_ms);
     }
     if (n < 0) {
         RS__LOG_ERROR(RS_LS_EVENT_LOOP, "epoll_wait failed: %s (errno %d)", strerror(errno), errno);
@@ -4926,14 +4932,14 @@ static void rs__poll_reserve_ready(rs_event_loop_t *loop, rs__poll_t *p) {
 
 static void rs__poll_wait(rs_event_loop_t *loop, int timeout_ms) {
     rs__poll_t *p = (rs__poll_t *)rs__backend_data(loop);
-    uint64_t start_ns;
+    uint64_t deadline_ns;
     size_t i;
     int n;
     rs__poll_reserve_ready(loop, p);
     p->ready_count = 0;
-    start_ns = timeout_ms > 0 ? rs_clock_now_ns() : 0;
+    deadline_ns = rs__wait_deadline_ns(timeout_ms);
     while ((n = poll(p->fds, (nfds_t)p->count, timeout_ms)) < 0 && errno == EINTR) {
-        timeout_ms = rs__wait_deadline_ms(start_ns, timeout_ms);
+        timeout_ms = rs__wait_left_ms(deadline_ns, timeout_ms);
     }
     if (n <= 0) {
         if (n < 0) {
@@ -5377,7 +5383,7 @@ static bool rs__kq_note_refused(struct kevent *kev) {
 
 static void rs__kq_wait(rs_event_loop_t *loop, int timeout_ms) {
     rs__kqueue_t *k = (rs__kqueue_t *)rs__backend_data(loop);
-    uint64_t start_ns = timeout_ms > 0 ? rs_clock_now_ns() : 0;
+    uint64_t deadline_ns = rs__wait_deadline_ns(timeout_ms);
     size_t change_count = k->change_count;
     int n;
     int i;
@@ -5392,7 +5398,7 @@ static void rs__kq_wait(rs_event_loop_t *loop, int timeout_ms) {
         }
         /* The changes were applied before the wait began: not again. */
         change_count = 0;
-        timeout_ms = rs__wait_deadline_ms(start_ns, timeout_ms);
+        timeout_ms = rs__wait_left_ms(deadline_ns, timeout_ms);
     }
     k->change_count = 0;
     if (n < 0) {
@@ -5856,6 +5862,16 @@ static int rs__uring_submit(rs__uring_t *u) {
     return n < 0 ? rs_result_from_errno(errno) : RS_OK;
 }
 
+/* Submit what is queued and run the ring's pending work (completions are
+ * posted, not reaped), without waiting. */
+static void rs__uring_submit_and_run(rs__uring_t *u) {
+    int n;
+    do {
+        unsigned to_submit = u->sq_local_tail - rs__uring_load_acquire(u->sq_head);
+        n = rs__uring_sys_enter(u->ring_fd, to_submit, 0, RS__IORING_ENTER_GETEVENTS, NULL, 0);
+    } while (n < 0 && errno == EINTR);
+}
+
 /* The next free SQE, zeroed; when the queue is full, what is in it is
  * submitted first. NULL only if the kernel takes none of it. */
 static rs__uring_sqe_t *rs__uring_get_sqe(rs__uring_t *u) {
@@ -6107,7 +6123,7 @@ static void rs__uring_wait(rs_event_loop_t *loop, int timeout_ms) {
     rs__uring_t *u = (rs__uring_t *)rs__backend_data(loop);
     rs__uring_getevents_arg_t arg;
     rs__uring_timespec_t ts;
-    uint64_t start_ns;
+    uint64_t deadline_ns;
     unsigned to_submit;
     unsigned min_complete = timeout_ms == 0 ? 0 : 1;
     int n;
@@ -6127,7 +6143,7 @@ static void rs__uring_wait(rs_event_loop_t *loop, int timeout_ms) {
         (rs__uring_load_acquire(u->sq_flags) & RS__IORING_SQ_CQ_OVERFLOW)) {
         min_complete = 0;
     }
-    start_ns = timeout_ms > 0 ? rs_clock_now_ns() : 0;
+    deadline_ns = rs__wait_deadline_ns(timeout_ms);
     for (;;) {
         memset(&arg, 0, sizeof(arg));
         arg.sigmask_sz = _NSIG / 8;
@@ -6142,7 +6158,7 @@ static void rs__uring_wait(rs_event_loop_t *loop, int timeout_ms) {
         if (n >= 0 || errno != EINTR) {
             break;
         }
-        timeout_ms = rs__wait_deadline_ms(start_ns, timeout_ms);
+        timeout_ms = rs__wait_left_ms(deadline_ns, timeout_ms);
     }
     if (n < 0 && errno != ETIME && errno != EAGAIN && errno != EBUSY) {
         if (errno == EBADR) {
@@ -6222,13 +6238,14 @@ static void rs__uring_remove(rs_event_loop_t *loop, rs__io_registration_t *reg) 
     bool armed = u->slots[index].armed;
     rs__uring_slot_free(u, index);
     rs__fd_owners_release(&u->owners, reg);
-    /* An armed poll holds the file open: a socket closed right after would
-     * not be closed (no FIN) until the cancel reaches the kernel. Inside a
-     * tick the next wait submits it at once; outside one, submit it now. On
-     * another thread than the ring's (a destroy after the loop thread ended)
-     * the ring is remade, or closed, before anything else: that drops it. */
-    if (armed && !loop->in_tick && rs__uring_is_submitter(u)) {
-        rs__uring_submit(u);
+    /* An armed poll holds a reference to the file: a socket the caller closes
+     * right after would stay open (no FIN, a listener still accepting) until
+     * the cancel has run. So it runs now, task work included (with
+     * DEFER_TASKRUN the canceled poll is only freed then). On another thread
+     * than the ring's (a destroy after the loop thread ended) the ring is
+     * remade, or closed, before anything else: that drops it too. */
+    if (armed && rs__uring_is_submitter(u)) {
+        rs__uring_submit_and_run(u);
     }
 }
 

@@ -73,10 +73,10 @@ static void rs__epoll_cleanup(rs_event_loop_t *loop) {
 
 static void rs__epoll_wait(rs_event_loop_t *loop, int timeout_ms) {
     rs__epoll_t *ep = (rs__epoll_t *)rs__backend_data(loop);
-    uint64_t start_ns = timeout_ms > 0 ? rs_clock_now_ns() : 0;
+    uint64_t deadline_ns = rs__wait_deadline_ns(timeout_ms);
     int n;
     while ((n = epoll_wait(ep->epoll_fd, ep->ready, RS__EPOLL_MAX_EVENTS, timeout_ms)) < 0 && errno == EINTR) {
-        timeout_ms = rs__wait_deadline_ms(start_ns, timeout_ms);
+        timeout_ms = rs__wait_left_ms(deadline_ns, timeout_ms);
     }
     if (n < 0) {
         RS__LOG_ERROR(RS_LS_EVENT_LOOP, "epoll_wait failed: %s (errno %d)", strerror(errno), errno);

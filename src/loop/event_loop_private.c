@@ -286,18 +286,24 @@ static void rs__fd_owners_cleanup(rs_allocator_t *allocator, rs__fd_owners_t *ow
     owners->capacity = 0;
 }
 
-/* A wait interrupted by a signal (EINTR) is resumed for the time left: the
+/* A wait interrupted by a signal (EINTR) is resumed until its deadline: the
  * loop's own wakeups never rely on EINTR (rs_event_loop_stop writes the wake
  * fd, which ends the resumed wait at once), and io_uring's task work
- * interrupts blocking calls of any thread that ever had a ring. Returns the
- * timeout for the next attempt: -1 (none), or the milliseconds left. */
-static int rs__wait_deadline_ms(uint64_t start_ns, int timeout_ms) {
-    uint64_t elapsed_ms;
+ * interrupts blocking calls of any thread that ever had a ring. The deadline
+ * of a wait of timeout_ms (0 when it does not time out or does not block): */
+static uint64_t rs__wait_deadline_ns(int timeout_ms) {
+    return timeout_ms > 0 ? rs_clock_now_ns() + (uint64_t)timeout_ms * RS_NS_PER_MS : 0;
+}
+
+/* The timeout of the resumed wait: -1 (none, as before), or the milliseconds
+ * left until the deadline, rounded up so that it never ends early. */
+static int rs__wait_left_ms(uint64_t deadline_ns, int timeout_ms) {
+    uint64_t now_ns;
     if (timeout_ms < 0) {
         return -1;
     }
-    elapsed_ms = (rs_clock_now_ns() - start_ns) / RS_NS_PER_MS;
-    return elapsed_ms >= (uint64_t)timeout_ms ? 0 : timeout_ms - (int)elapsed_ms;
+    now_ns = rs_clock_now_ns();
+    return now_ns >= deadline_ns ? 0 : (int)((deadline_ns - now_ns + RS_NS_PER_MS - 1) / RS_NS_PER_MS);
 }
 
 /* Backends reach the loop's data through these, never through globals. */

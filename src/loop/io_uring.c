@@ -382,6 +382,16 @@ static int rs__uring_submit(rs__uring_t *u) {
     return n < 0 ? rs_result_from_errno(errno) : RS_OK;
 }
 
+/* Submit what is queued and run the ring's pending work (completions are
+ * posted, not reaped), without waiting. */
+static void rs__uring_submit_and_run(rs__uring_t *u) {
+    int n;
+    do {
+        unsigned to_submit = u->sq_local_tail - rs__uring_load_acquire(u->sq_head);
+        n = rs__uring_sys_enter(u->ring_fd, to_submit, 0, RS__IORING_ENTER_GETEVENTS, NULL, 0);
+    } while (n < 0 && errno == EINTR);
+}
+
 /* The next free SQE, zeroed; when the queue is full, what is in it is
  * submitted first. NULL only if the kernel takes none of it. */
 static rs__uring_sqe_t *rs__uring_get_sqe(rs__uring_t *u) {
@@ -633,7 +643,7 @@ static void rs__uring_wait(rs_event_loop_t *loop, int timeout_ms) {
     rs__uring_t *u = (rs__uring_t *)rs__backend_data(loop);
     rs__uring_getevents_arg_t arg;
     rs__uring_timespec_t ts;
-    uint64_t start_ns;
+    uint64_t deadline_ns;
     unsigned to_submit;
     unsigned min_complete = timeout_ms == 0 ? 0 : 1;
     int n;
@@ -653,7 +663,7 @@ static void rs__uring_wait(rs_event_loop_t *loop, int timeout_ms) {
         (rs__uring_load_acquire(u->sq_flags) & RS__IORING_SQ_CQ_OVERFLOW)) {
         min_complete = 0;
     }
-    start_ns = timeout_ms > 0 ? rs_clock_now_ns() : 0;
+    deadline_ns = rs__wait_deadline_ns(timeout_ms);
     for (;;) {
         memset(&arg, 0, sizeof(arg));
         arg.sigmask_sz = _NSIG / 8;
@@ -668,7 +678,7 @@ static void rs__uring_wait(rs_event_loop_t *loop, int timeout_ms) {
         if (n >= 0 || errno != EINTR) {
             break;
         }
-        timeout_ms = rs__wait_deadline_ms(start_ns, timeout_ms);
+        timeout_ms = rs__wait_left_ms(deadline_ns, timeout_ms);
     }
     if (n < 0 && errno != ETIME && errno != EAGAIN && errno != EBUSY) {
         if (errno == EBADR) {
@@ -748,13 +758,14 @@ static void rs__uring_remove(rs_event_loop_t *loop, rs__io_registration_t *reg) 
     bool armed = u->slots[index].armed;
     rs__uring_slot_free(u, index);
     rs__fd_owners_release(&u->owners, reg);
-    /* An armed poll holds the file open: a socket closed right after would
-     * not be closed (no FIN) until the cancel reaches the kernel. Inside a
-     * tick the next wait submits it at once; outside one, submit it now. On
-     * another thread than the ring's (a destroy after the loop thread ended)
-     * the ring is remade, or closed, before anything else: that drops it. */
-    if (armed && !loop->in_tick && rs__uring_is_submitter(u)) {
-        rs__uring_submit(u);
+    /* An armed poll holds a reference to the file: a socket the caller closes
+     * right after would stay open (no FIN, a listener still accepting) until
+     * the cancel has run. So it runs now, task work included (with
+     * DEFER_TASKRUN the canceled poll is only freed then). On another thread
+     * than the ring's (a destroy after the loop thread ended) the ring is
+     * remade, or closed, before anything else: that drops it too. */
+    if (armed && rs__uring_is_submitter(u)) {
+        rs__uring_submit_and_run(u);
     }
 }
 

@@ -352,7 +352,7 @@ static bool rs__kq_note_refused(struct kevent *kev) {
 
 static void rs__kq_wait(rs_event_loop_t *loop, int timeout_ms) {
     rs__kqueue_t *k = (rs__kqueue_t *)rs__backend_data(loop);
-    uint64_t start_ns = timeout_ms > 0 ? rs_clock_now_ns() : 0;
+    uint64_t deadline_ns = rs__wait_deadline_ns(timeout_ms);
     size_t change_count = k->change_count;
     int n;
     int i;
@@ -367,7 +367,7 @@ static void rs__kq_wait(rs_event_loop_t *loop, int timeout_ms) {
         }
         /* The changes were applied before the wait began: not again. */
         change_count = 0;
-        timeout_ms = rs__wait_deadline_ms(start_ns, timeout_ms);
+        timeout_ms = rs__wait_left_ms(deadline_ns, timeout_ms);
     }
     k->change_count = 0;
     if (n < 0) {

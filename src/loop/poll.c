@@ -147,14 +147,14 @@ static void rs__poll_reserve_ready(rs_event_loop_t *loop, rs__poll_t *p) {
 
 static void rs__poll_wait(rs_event_loop_t *loop, int timeout_ms) {
     rs__poll_t *p = (rs__poll_t *)rs__backend_data(loop);
-    uint64_t start_ns;
+    uint64_t deadline_ns;
     size_t i;
     int n;
     rs__poll_reserve_ready(loop, p);
     p->ready_count = 0;
-    start_ns = timeout_ms > 0 ? rs_clock_now_ns() : 0;
+    deadline_ns = rs__wait_deadline_ns(timeout_ms);
     while ((n = poll(p->fds, (nfds_t)p->count, timeout_ms)) < 0 && errno == EINTR) {
-        timeout_ms = rs__wait_deadline_ms(start_ns, timeout_ms);
+        timeout_ms = rs__wait_left_ms(deadline_ns, timeout_ms);
     }
     if (n <= 0) {
         if (n < 0) {
