@@ -18,6 +18,7 @@
 #define WAIT_NS (10 * RS_NS_PER_SEC)
 
 static void skip_without_io_uring(void) {
+    rs_test_io_uring_or_skip();
     if (!rs_event_loop_backend_is_available(RS_EVENT_LOOP_BACKEND_IO_URING)) {
         print_message("io_uring is not usable here (kernel, sysctl or seccomp): skipped\n");
         skip();
@@ -52,6 +53,7 @@ static void refused_setup_is_not_supported(void **state) {
     static const int refusals[] = {EPERM, ENOSYS, ENOMEM, EINVAL};
     size_t i;
     (void)state;
+    rs_test_io_uring_or_skip();
     for (i = 0; i < sizeof(refusals) / sizeof(refusals[0]); ++i) {
         rs_event_loop_options_t opts;
         int err = -1;

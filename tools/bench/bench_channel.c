@@ -840,42 +840,38 @@ static void print_iperf3_ceiling(const scenario_t *s, double reseau_pump_1, doub
            reseau_pump_1 / ceiling, libuv_pump_1 / ceiling);
 }
 
+/* io_uring against libuv, in the same run as epoll against libuv above. */
+BENCH_ON_BACKEND(io_uring_ping_pongs, reseau_ping_pongs, RS_EVENT_LOOP_BACKEND_IO_URING)
+BENCH_ON_BACKEND(io_uring_pump, reseau_pump, RS_EVENT_LOOP_BACKEND_IO_URING)
+
 #if RESEAU_HAVE_KQUEUE
-/* The kqueue build (-Dkqueue_prefix): the same scenarios, kqueue against epoll. */
-static double kqueue_ping_pongs(int arg) {
-    g_backend = RS_EVENT_LOOP_BACKEND_KQUEUE;
-    return reseau_ping_pongs(arg);
-}
+/* The kqueue build (-Dkqueue_prefix) adds two scenarios: kqueue against epoll. */
+BENCH_ON_BACKEND(kqueue_ping_pongs, reseau_ping_pongs, RS_EVENT_LOOP_BACKEND_KQUEUE)
+BENCH_ON_BACKEND(epoll_ping_pongs, reseau_ping_pongs, RS_EVENT_LOOP_BACKEND_EPOLL)
+BENCH_ON_BACKEND(kqueue_pump, reseau_pump, RS_EVENT_LOOP_BACKEND_KQUEUE)
+BENCH_ON_BACKEND(epoll_pump, reseau_pump, RS_EVENT_LOOP_BACKEND_EPOLL)
+#endif
 
-static double epoll_ping_pongs(int arg) {
-    g_backend = RS_EVENT_LOOP_BACKEND_EPOLL;
-    return reseau_ping_pongs(arg);
-}
-
-static double kqueue_pump(int arg) {
-    g_backend = RS_EVENT_LOOP_BACKEND_KQUEUE;
-    return reseau_pump(arg);
-}
-
-static double epoll_pump(int arg) {
-    g_backend = RS_EVENT_LOOP_BACKEND_EPOLL;
-    return reseau_pump(arg);
-}
-
-static const scenario_t g_scenarios[] = {
-    {.name = "ping_pongs", .reseau_fn = kqueue_ping_pongs, .peer_fn = epoll_ping_pongs, .peer = "epoll",
-     .work_unit = "round trip"},
-    {.name = "pump_100", .reseau_fn = kqueue_pump, .peer_fn = epoll_pump, .arg = 100, .peer = "epoll",
-     .unit = " MB/s", .work_unit = "MB"},
-};
-#else
 static const scenario_t g_scenarios[] = {
     {.name = "ping_pongs", .reseau_fn = reseau_ping_pongs, .peer_fn = libuv_ping_pongs, .work_unit = "round trip"},
     {.name = "pump_1", .reseau_fn = reseau_pump, .peer_fn = libuv_pump, .arg = 1, .unit = " MB/s", .work_unit = "MB",
      .after = print_iperf3_ceiling},
     {.name = "pump_100", .reseau_fn = reseau_pump, .peer_fn = libuv_pump, .arg = 100, .unit = " MB/s", .work_unit = "MB"},
-};
+    /* "reseau" is the io_uring backend in these three (readiness polls so far). */
+    {.name = "ping_pongs_io_uring", .reseau_fn = io_uring_ping_pongs, .peer_fn = libuv_ping_pongs,
+     .work_unit = "round trip"},
+    {.name = "pump_1_io_uring", .reseau_fn = io_uring_pump, .peer_fn = libuv_pump, .arg = 1, .unit = " MB/s",
+     .work_unit = "MB"},
+    {.name = "pump_100_io_uring", .reseau_fn = io_uring_pump, .peer_fn = libuv_pump, .arg = 100, .unit = " MB/s",
+     .work_unit = "MB"},
+#if RESEAU_HAVE_KQUEUE
+    /* "reseau" is the kqueue backend here, its peer the epoll backend. */
+    {.name = "ping_pongs_kqueue", .reseau_fn = kqueue_ping_pongs, .peer_fn = epoll_ping_pongs, .peer = "epoll",
+     .work_unit = "round trip"},
+    {.name = "pump_100_kqueue", .reseau_fn = kqueue_pump, .peer_fn = epoll_pump, .arg = 100, .peer = "epoll",
+     .unit = " MB/s", .work_unit = "MB"},
 #endif
+};
 
 int main(int argc, char **argv) {
     for (size_t i = 0; i < sizeof g_chunk; i++) {

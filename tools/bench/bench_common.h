@@ -104,6 +104,15 @@ static inline bool idle_watch_expired(idle_watch_t *watch, size_t count) {
  * backends sets it before each side runs. */
 static rs_event_loop_backend_t g_backend = RS_EVENT_LOOP_BACKEND_DEFAULT;
 
+/* Define `name`, a bench_fn that runs `fn` with every loop on `backend`. */
+#define BENCH_ON_BACKEND(name, fn, backend)                                                         \
+    static double name(int arg) {                                                                   \
+        g_backend = (backend);                                                                      \
+        double rate = fn(arg);                                                                      \
+        g_backend = RS_EVENT_LOOP_BACKEND_DEFAULT;                                                  \
+        return rate;                                                                                \
+    }
+
 static inline rs_event_loop_t *new_rs_loop(void) {
     int err = RS_OK;
     rs_event_loop_options_t options;

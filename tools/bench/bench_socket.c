@@ -457,10 +457,17 @@ static double libuv_udp_pummel(int unused) {
 
 /* >>runner */
 
+BENCH_ON_BACKEND(io_uring_pound, reseau_pound, RS_EVENT_LOOP_BACKEND_IO_URING)
+BENCH_ON_BACKEND(io_uring_udp_pummel, reseau_udp_pummel, RS_EVENT_LOOP_BACKEND_IO_URING)
+
 static const scenario_t g_scenarios[] = {
     {.name = "pound_100", .reseau_fn = reseau_pound, .peer_fn = libuv_pound, .arg = POUND_CONCURRENCY,
      .work_unit = "connection"},
     {.name = "udp_pummel", .reseau_fn = reseau_udp_pummel, .peer_fn = libuv_udp_pummel, .arg = 0},
+    /* "reseau" is the io_uring backend here (readiness polls so far). */
+    {.name = "pound_100_io_uring", .reseau_fn = io_uring_pound, .peer_fn = libuv_pound, .arg = POUND_CONCURRENCY,
+     .work_unit = "connection"},
+    {.name = "udp_pummel_io_uring", .reseau_fn = io_uring_udp_pummel, .peer_fn = libuv_udp_pummel, .arg = 0},
 };
 
 int main(int argc, char **argv) {
