@@ -206,6 +206,22 @@ static RS__UNUSED void rs_test_backend_or_skip(rs_event_loop_backend_t b) {
 
 #define RS_TEST_PER_BACKEND_TESTS(prefix, name) RS_TEST_PER_BACKEND_TESTS_SETUP_TEARDOWN(prefix, name, NULL, NULL)
 
+/* A loop on backend b with the leak-checking allocator; fails the test if it
+ * cannot be made. */
+static RS__UNUSED rs_event_loop_t *rs_test_loop_new(rs_event_loop_backend_t b) {
+    rs_event_loop_options_t opts;
+    rs_event_loop_t *loop;
+    int err = -1;
+    memset(&opts, 0, sizeof(opts));
+    opts.allocator = &rs_test_allocator;
+    opts.backend = b;
+    loop = rs_event_loop_new(&opts, &err);
+    assert_non_null(loop);
+    assert_int_equal(err, RS_OK);
+    assert_int_equal(rs_event_loop_get_backend(loop), b);
+    return loop;
+}
+
 /* The backends this OS must provide (Linux: epoll and poll). kqueue is not
  * here: on Linux it exists only in a build against libkqueue. */
 static const rs_event_loop_backend_t rs_test_backends[] = {RS_EVENT_LOOP_BACKEND_EPOLL, RS_EVENT_LOOP_BACKEND_POLL};

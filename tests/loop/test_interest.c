@@ -19,19 +19,6 @@
 
 #define WAIT_NS (10 * RS_NS_PER_SEC)
 
-static rs_event_loop_t *loop_new(rs_event_loop_backend_t b) {
-    rs_event_loop_options_t opts;
-    rs_event_loop_t *loop;
-    int err = -1;
-    memset(&opts, 0, sizeof(opts));
-    opts.allocator = &rs_test_allocator;
-    opts.backend = b;
-    loop = rs_event_loop_new(&opts, &err);
-    assert_non_null(loop);
-    assert_int_equal(err, RS_OK);
-    return loop;
-}
-
 static void make_socketpair(int fds[2]) {
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds), 0);
 }
@@ -64,7 +51,7 @@ static void noop_cb(rs_event_loop_t *loop, rs_io_handle_t *handle, int events, v
 /* kqueue would silently merge a second EV_ADD into the first knote and steal
  * its events; every backend refuses it instead, as epoll does. */
 static void second_handle_on_the_same_fd_is_eexist(rs_event_loop_backend_t b) {
-    rs_event_loop_t *loop = loop_new(b);
+    rs_event_loop_t *loop = rs_test_loop_new(b);
     int fds[2];
     rs_io_handle_t first = {-1, NULL};
     rs_io_handle_t second = {-1, NULL};
@@ -120,7 +107,7 @@ static void eof_reader_cb(rs_event_loop_t *loop, rs_io_handle_t *handle, int eve
  * (kqueue: one EVFILT_READ event carrying EV_EOF and the byte count): every
  * byte is read before the read that returns 0. */
 static void data_and_eof_in_one_batch_deliver_all_data_first(rs_event_loop_backend_t b) {
-    rs_event_loop_t *loop = loop_new(b);
+    rs_event_loop_t *loop = rs_test_loop_new(b);
     int fds[2];
     char data[EOF_BYTES];
     eof_reader_t r;
@@ -217,7 +204,7 @@ static void deferred_changes_beyond_one_batch_all_apply(rs_event_loop_backend_t 
         free(m);
         skip(); /* fewer than 1200 fds allowed here */
     }
-    m->loop = loop_new(b);
+    m->loop = rs_test_loop_new(b);
     for (i = 0; i < MANY; ++i) {
         int fds[2];
         make_socketpair(fds);
@@ -290,7 +277,7 @@ static void deferred_change_the_kernel_refuses_is_reported(rs_event_loop_backend
     refused_t r;
     int fds[2];
     memset(&r, 0, sizeof(r));
-    r.loop = loop_new(b);
+    r.loop = rs_test_loop_new(b);
     make_socketpair(fds);
     r.companion.fd = fds[0];
     r.handle.fd = closed_fd(); /* after the pair, which would reuse its number */
@@ -314,7 +301,7 @@ RS_TEST_PER_BACKEND(interest_, deferred_change_the_kernel_refuses_is_reported)
  * and nothing stays subscribed. poll has no kernel call to refuse it (it
  * reports POLLNVAL later), so it is not part of this one. */
 static void direct_subscribe_the_kernel_refuses_fails_now(rs_event_loop_backend_t b) {
-    rs_event_loop_t *loop = loop_new(b);
+    rs_event_loop_t *loop = rs_test_loop_new(b);
     rs_io_handle_t h = {-1, NULL};
     int fds[2];
     if (b == RS_EVENT_LOOP_BACKEND_POLL) {
@@ -360,7 +347,7 @@ static void unsubscribe_in_a_task_canceled_by_destroy_cleans_up(rs_event_loop_ba
     int fds[2];
     memset(&c, 0, sizeof(c));
     c.status = -1;
-    c.loop = loop_new(b);
+    c.loop = rs_test_loop_new(b);
     make_socketpair(fds);
     c.handle.fd = fds[0];
     assert_int_equal(rs_event_loop_subscribe(c.loop, &c.handle, RS_IO_READABLE, noop_cb, NULL), RS_OK);

@@ -25,20 +25,6 @@ static void skip_without_io_uring(void) {
     }
 }
 
-static rs_event_loop_t *uring_loop_new(void) {
-    rs_event_loop_options_t opts;
-    rs_event_loop_t *loop;
-    int err = -1;
-    memset(&opts, 0, sizeof(opts));
-    opts.allocator = &rs_test_allocator;
-    opts.backend = RS_EVENT_LOOP_BACKEND_IO_URING;
-    loop = rs_event_loop_new(&opts, &err);
-    assert_non_null(loop);
-    assert_int_equal(err, RS_OK);
-    assert_int_equal(rs_event_loop_get_backend(loop), RS_EVENT_LOOP_BACKEND_IO_URING);
-    return loop;
-}
-
 static void make_socketpair(int fds[2]) {
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds), 0);
 }
@@ -118,7 +104,7 @@ static void tiny_queues_lose_no_completion(void **state) {
     skip_without_io_uring();
     rs__uring_test_sq_entries = 2;
     rs__uring_test_cq_entries = 2;
-    loop = uring_loop_new();
+    loop = rs_test_loop_new(RS_EVENT_LOOP_BACKEND_IO_URING);
     rs__uring_test_sq_entries = 0;
     rs__uring_test_cq_entries = 0;
     for (i = 0; i < CROWD; ++i) {
@@ -194,7 +180,7 @@ static void subscription_survives_moves_between_threads(void **state) {
     skip_without_io_uring();
     memset(&m, 0, sizeof(m));
     assert_int_equal(rs_mutex_init(&m.lock), RS_OK);
-    loop = uring_loop_new();
+    loop = rs_test_loop_new(RS_EVENT_LOOP_BACKEND_IO_URING);
     make_socketpair(fds);
     m.handle.fd = fds[0];
     m.peer = fds[1];
