@@ -4546,7 +4546,8 @@ typedef struct rs__fd_owners {
 } rs__fd_owners_t;
 
 /* Record that `reg` holds its fd; RS_EEXIST if another one does; RS_ENOMEM. */
-static int rs__fd_owners_claim(rs_allocator_t *allocator, rs__fd_owners_t *owners, rs__io_registration_t *reg) {
+static RS__UNUSED int rs__fd_owners_claim(rs_allocator_t *allocator, rs__fd_owners_t *owners,
+                                          rs__io_registration_t *reg) {
     size_t fd = (size_t)reg->fd;
     if (fd >= owners->capacity) {
         size_t capacity = owners->capacity ? owners->capacity : 64;
@@ -4570,14 +4571,14 @@ static int rs__fd_owners_claim(rs_allocator_t *allocator, rs__fd_owners_t *owner
     return RS_OK;
 }
 
-static void rs__fd_owners_release(rs__fd_owners_t *owners, const rs__io_registration_t *reg) {
+static RS__UNUSED void rs__fd_owners_release(rs__fd_owners_t *owners, const rs__io_registration_t *reg) {
     size_t fd = (size_t)reg->fd;
     if (fd < owners->capacity && owners->by_fd[fd] == reg) {
         owners->by_fd[fd] = NULL;
     }
 }
 
-static void rs__fd_owners_cleanup(rs_allocator_t *allocator, rs__fd_owners_t *owners) {
+static RS__UNUSED void rs__fd_owners_cleanup(rs_allocator_t *allocator, rs__fd_owners_t *owners) {
     rs_mem_free(allocator, owners->by_fd);
     owners->by_fd = NULL;
     owners->capacity = 0;
