@@ -95,13 +95,14 @@ static void crowd_cb(rs_event_loop_t *loop, rs_io_handle_t *handle, int events, 
  * completions overflow the CQ (the kernel keeps them, IORING_FEAT_NODROP)
  * until the loop has room. Each is reported exactly once. */
 static void tiny_queues_lose_no_completion(void **state) {
-    crowd_t *c = (crowd_t *)calloc(1, sizeof(crowd_t));
+    crowd_t *c;
     rs_event_loop_t *loop;
     uint64_t deadline;
     size_t i;
     (void)state;
-    assert_non_null(c);
     skip_without_io_uring();
+    c = (crowd_t *)calloc(1, sizeof(crowd_t));
+    assert_non_null(c);
     rs__uring_test_sq_entries = 2;
     rs__uring_test_cq_entries = 2;
     loop = rs_test_loop_new(RS_EVENT_LOOP_BACKEND_IO_URING);
