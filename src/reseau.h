@@ -233,6 +233,7 @@ extern "C" {
 #include "net/address.c"
 #include "net/sockaddr.c"
 #include "net/socket_posix.c"
+#include "net/socket_uring.c"
 #include "net/udp_posix.c"
 #include "net/sockopt_posix.c"
 #include "net/pipe.c"

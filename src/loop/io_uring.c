@@ -128,7 +128,49 @@ typedef struct rs__uring_probe {
 
 #define RS__IORING_OP_POLL_ADD 6
 #define RS__IORING_OP_POLL_REMOVE 7
+#define RS__IORING_OP_SENDMSG 9
+#define RS__IORING_OP_ASYNC_CANCEL 14
 #define RS__IORING_OP_READ 22
+#define RS__IORING_OP_RECV 27
+
+#define RS__IOSQE_BUFFER_SELECT (1u << 5)
+#define RS__IORING_RECV_MULTISHOT (1u << 1) /* in sqe->ioprio */
+#define RS__IORING_CQE_F_BUFFER (1u << 0)
+#define RS__IORING_CQE_F_MORE (1u << 1)
+#define RS__IORING_CQE_BUFFER_SHIFT 16
+
+#define RS__IORING_REGISTER_PBUF_RING 22u
+#define RS__IORING_REGISTER_SYNC_CANCEL 24u
+
+typedef struct rs__uring_buf_reg {
+    uint64_t ring_addr;
+    uint32_t ring_entries;
+    uint16_t bgid;
+    uint16_t flags;
+    uint64_t resv[3];
+} rs__uring_buf_reg_t;
+RS__STATIC_ASSERT(sizeof(rs__uring_buf_reg_t) == 40, uring_buf_reg_size);
+
+/* One entry of a provided-buffer ring. The ring's tail (a uint16_t) overlays
+ * the `resv` field of its first entry. */
+typedef struct rs__uring_buf {
+    uint64_t addr;
+    uint32_t len;
+    uint16_t bid;
+    uint16_t resv;
+} rs__uring_buf_t;
+RS__STATIC_ASSERT(sizeof(rs__uring_buf_t) == 16, uring_buf_size);
+
+typedef struct rs__uring_sync_cancel_reg {
+    uint64_t addr;
+    int32_t fd;
+    uint32_t flags;
+    rs__uring_timespec_t timeout;
+    uint8_t opcode;
+    uint8_t pad[7];
+    uint64_t pad2[3];
+} rs__uring_sync_cancel_reg_t;
+RS__STATIC_ASSERT(sizeof(rs__uring_sync_cancel_reg_t) == 64, uring_sync_cancel_reg_size);
 
 /* ---- the backend ---- */
 
@@ -143,10 +185,47 @@ typedef struct rs__uring_probe {
 #define RS__URING_KIND_WAKE 1u
 #define RS__URING_KIND_POLL 2u
 #define RS__URING_KIND_IGNORE 3u
+#define RS__URING_KIND_OP 4u
 #define RS__URING_GEN_MASK 0xffffffu
 
+/* Provided buffers, shared by every completion-based socket of the loop: the
+ * kernel picks one per received chunk, and the socket gives it back once
+ * rs_socket_read has copied it out. 256 x 4 KiB = 1 MiB per loop. */
+#define RS__URING_BUF_COUNT 256u
+#define RS__URING_BUF_SIZE 4096u
+#define RS__URING_BGID 0
+
+typedef struct rs__uring_op rs__uring_op_t;
+
+/* A completion of `op`: res is the kernel's (bytes, or -errno), cqe_flags its
+ * flags. Unless IORING_CQE_F_MORE is set, the op is idle again when this is
+ * called, and may be started anew. A buffer the completion carries
+ * (IORING_CQE_F_BUFFER) belongs to the callee. Loop thread. */
+typedef void rs__uring_op_fn(rs_event_loop_t *loop, rs__uring_op_t *op, int res, uint32_t cqe_flags);
+
+/* An operation of the socket layer in the ring. Its memory must stay valid
+ * while it is in flight; rs__uring_op_abandon ends that at once. */
+struct rs__uring_op {
+    rs__uring_op_fn *fn;
+    int fd;
+    uint32_t slot; /* index + 1 while in flight; 0 when idle */
+    bool cancel_sent;
+    bool starved; /* a recv that ran out of buffers, in the loop's starved list */
+    rs_list_node_t starved_node;
+};
+
+/* Received chunks waiting to be read, in order: buffer ids chained through
+ * the loop's per-buffer table, so queueing never allocates. */
+typedef struct rs__uring_rxq {
+    uint32_t head; /* buffer id + 1; 0 when empty */
+    uint32_t tail;
+    uint32_t count;
+    uint32_t head_off; /* bytes of the head chunk already read */
+} rs__uring_rxq_t;
+
 typedef struct rs__uring_slot {
-    rs__io_registration_t *reg; /* NULL while free */
+    rs__io_registration_t *reg; /* a poll's registration; NULL while free or for an op */
+    rs__uring_op_t *op;         /* an op's; NULL while free or for a poll */
     uint32_t generation;
     uint32_t next_free;
     bool armed; /* a poll is queued or in the kernel */
@@ -156,10 +235,14 @@ typedef struct rs__uring_ready {
     uint32_t slot;
     uint32_t generation;
     int events;
-    int error; /* RS_Exxx when the poll itself failed */
+    int error;          /* RS_Exxx when the poll itself failed */
+    int32_t res;        /* an op's completion, as the kernel gave it */
+    uint32_t cqe_flags; /* an op's; for a poll, 0 */
+    bool is_op;
 } rs__uring_ready_t;
 
 typedef struct rs__uring {
+    rs_event_loop_t *loop;
     int ring_fd;
     unsigned setup_flags;
     unsigned features;
@@ -189,6 +272,15 @@ typedef struct rs__uring {
     size_t ready_count;
     size_t ready_capacity;
     bool lost_completions; /* -EBADR: the kernel dropped completions; re-arm everything */
+
+    /* Completion-based sockets (rs__uring_loop_has_ops): the provided-buffer ring. */
+    bool ops_enabled;
+    rs__uring_buf_t *buf_ring; /* page-aligned, mmap'ed: the kernel maps it too */
+    uint16_t buf_tail;
+    uint32_t bufs_free;
+    unsigned char *bufs;
+    uint32_t *buf_meta; /* per buffer: [2*bid] the next queued id + 1, [2*bid+1] the length received */
+    rs_list_t starved;  /* recvs waiting for a buffer to come back */
 } rs__uring_t;
 
 /* For tests: make io_uring_setup fail with this errno (0: do not). */
@@ -197,6 +289,10 @@ static int rs__uring_test_setup_errno;
  * queue and an overflowing completion queue. */
 static unsigned rs__uring_test_sq_entries;
 static unsigned rs__uring_test_cq_entries;
+/* For tests: loops made while this is set keep readiness-based sockets (and
+ * the SINGLE_ISSUER ring), as on a kernel without what the completion-based
+ * ones need. */
+static bool rs__uring_test_readiness_sockets;
 
 static int rs__uring_sys_setup(unsigned entries, rs__uring_params_t *p) {
     if (rs__uring_test_setup_errno) {
@@ -302,16 +398,15 @@ static int rs__uring_map(rs__uring_t *u, const rs__uring_params_t *p) {
     return RS_OK;
 }
 
-/* Whether the kernel has every operation this backend issues. */
-static bool rs__uring_probe_ops(int ring_fd) {
-    static const uint8_t needed[] = {RS__IORING_OP_POLL_ADD, RS__IORING_OP_POLL_REMOVE, RS__IORING_OP_READ};
+/* Whether the kernel has every operation in `needed`. */
+static bool rs__uring_probe_ops(int ring_fd, const uint8_t *needed, size_t count) {
     rs__uring_probe_t probe;
     size_t i;
     memset(&probe, 0, sizeof(probe));
     if (rs__uring_sys_register(ring_fd, RS__IORING_REGISTER_PROBE, &probe, 64) != 0) {
         return false;
     }
-    for (i = 0; i < sizeof(needed); ++i) {
+    for (i = 0; i < count; ++i) {
         if (needed[i] > probe.last_op || !(probe.ops[needed[i]].flags & RS__IO_URING_OP_SUPPORTED)) {
             return false;
         }
@@ -321,8 +416,12 @@ static bool rs__uring_probe_ops(int ring_fd) {
 
 /* Make the ring on this thread: the best setup flags the kernel takes, then
  * the features this backend needs. RS_ENOTSUP when io_uring is missing,
- * refused (the io_uring_disabled sysctl, seccomp) or too old. */
-static int rs__uring_open(rs__uring_t *u) {
+ * refused (the io_uring_disabled sysctl, seccomp) or too old. A ring for
+ * completion-based sockets skips SINGLE_ISSUER: its operations carry data,
+ * so it must never be remade on another thread (that would lose them), and
+ * the loop's destroy must be able to cancel them from any thread. */
+static int rs__uring_open(rs__uring_t *u, bool for_ops) {
+    static const uint8_t needed[] = {RS__IORING_OP_POLL_ADD, RS__IORING_OP_POLL_REMOVE, RS__IORING_OP_READ};
     static const unsigned flag_sets[] = {
         RS__IORING_SETUP_SINGLE_ISSUER | RS__IORING_SETUP_DEFER_TASKRUN, /* 6.1+ */
         RS__IORING_SETUP_COOP_TASKRUN,                                   /* 5.19+ */
@@ -331,7 +430,7 @@ static int rs__uring_open(rs__uring_t *u) {
     rs__uring_params_t p;
     size_t i;
     int err;
-    for (i = 0; i < sizeof(flag_sets) / sizeof(flag_sets[0]); ++i) {
+    for (i = for_ops ? 1 : 0; i < sizeof(flag_sets) / sizeof(flag_sets[0]); ++i) {
         memset(&p, 0, sizeof(p));
         p.flags = flag_sets[i] | RS__IORING_SETUP_CQSIZE | RS__IORING_SETUP_CLAMP | RS__IORING_SETUP_SUBMIT_ALL;
         p.cq_entries = rs__uring_test_cq_entries ? rs__uring_test_cq_entries
@@ -355,7 +454,7 @@ static int rs__uring_open(rs__uring_t *u) {
     u->setup_flags = p.flags;
     u->features = p.features;
     if (!(p.features & RS__IORING_FEAT_EXT_ARG) || !(p.features & RS__IORING_FEAT_NODROP) ||
-        !rs__uring_probe_ops(u->ring_fd)) {
+        !rs__uring_probe_ops(u->ring_fd, needed, sizeof(needed))) {
         RS__LOG_INFO(RS_LS_EVENT_LOOP, "io_uring too old for this backend (features %#x)", p.features);
         rs__uring_close_ring(u);
         return RS_ENOTSUP;
@@ -513,20 +612,328 @@ static int rs__uring_slot_new(rs_event_loop_t *loop, rs__uring_t *u, rs__io_regi
     u->free_head = u->slots[*index].next_free;
     u->slots[*index].reg = reg;
     u->slots[*index].armed = false;
-    reg->slot = *index;
+    if (reg) {
+        reg->slot = *index;
+    }
     return RS_OK;
 }
 
 static void rs__uring_slot_free(rs__uring_t *u, uint32_t index) {
     rs__uring_disarm(u, index);
     u->slots[index].reg = NULL;
+    u->slots[index].op = NULL;
     u->slots[index].next_free = u->free_head;
     u->free_head = index + 1;
+}
+
+static int rs__uring_slot_new_op(rs_event_loop_t *loop, rs__uring_t *u, rs__uring_op_t *op, uint32_t *index) {
+    rs__io_registration_t *none = NULL;
+    int err = rs__uring_slot_new(loop, u, none, index);
+    if (!err) {
+        u->slots[*index].op = op;
+    }
+    return err;
+}
+
+/* ---- completion operations, for the socket layer ---- */
+
+static void rs__uring_buf_put(rs__uring_t *u, uint32_t bid) {
+    rs__uring_buf_t *entry = &u->buf_ring[u->buf_tail & (RS__URING_BUF_COUNT - 1)];
+    entry->addr = (uint64_t)(uintptr_t)(u->bufs + (size_t)bid * RS__URING_BUF_SIZE);
+    entry->len = RS__URING_BUF_SIZE;
+    entry->bid = (uint16_t)bid;
+    ++u->buf_tail;
+    __atomic_store_n(&u->buf_ring[0].resv, u->buf_tail, __ATOMIC_RELEASE); /* the ring's tail */
+    ++u->bufs_free;
+}
+
+static int rs__uring_start_recv(rs__uring_t *u, rs__uring_op_t *op);
+
+/* A buffer came back: recvs that stopped for want of one can go on, as many
+ * as there are buffers (the rest would only run dry again). */
+static void rs__uring_feed_starved(rs__uring_t *u) {
+    uint32_t budget = u->bufs_free;
+    while (budget-- > 0 && !rs_list_empty(&u->starved)) {
+        rs__uring_op_t *op = RS_CONTAINER_OF(rs_list_begin(&u->starved), rs__uring_op_t, starved_node);
+        rs_list_remove(&op->starved_node);
+        op->starved = false;
+        if (rs__uring_start_recv(u, op) != RS_OK) {
+            op->starved = true; /* no room in the queue now: with the next buffer */
+            rs_list_push_back(&u->starved, &op->starved_node);
+            return;
+        }
+    }
+}
+
+/* The buffer a completion carries, taken off the ring's count. */
+static uint32_t rs__uring_cqe_buffer(rs__uring_t *u, uint32_t cqe_flags) {
+    --u->bufs_free;
+    return cqe_flags >> RS__IORING_CQE_BUFFER_SHIFT;
+}
+
+/* Whether `loop` runs completion-based sockets. */
+static bool rs__uring_loop_has_ops(const rs_event_loop_t *loop) {
+    return loop && loop->backend->kind == RS_EVENT_LOOP_BACKEND_IO_URING &&
+           ((const rs__uring_t *)rs__backend_data(loop))->ops_enabled;
+}
+
+static int rs__uring_slot_new_op(rs_event_loop_t *loop, rs__uring_t *u, rs__uring_op_t *op, uint32_t *index);
+
+/* Queue `op` with the SQE the caller fills through `sqe_out`. */
+static int rs__uring_op_begin(rs_event_loop_t *loop, rs__uring_op_t *op, rs__uring_sqe_t **sqe_out) {
+    rs__uring_t *u = (rs__uring_t *)rs__backend_data(loop);
+    rs__uring_sqe_t *sqe;
+    uint32_t index;
+    int err;
+    RESEAU_ASSERT(!op->slot);
+    sqe = rs__uring_get_sqe(u);
+    if (!sqe) {
+        return RS_EAGAIN;
+    }
+    err = rs__uring_slot_new_op(loop, u, op, &index);
+    if (err) {
+        return err;
+    }
+    sqe->fd = op->fd;
+    sqe->user_data = rs__uring_token(RS__URING_KIND_OP, u->slots[index].generation, index);
+    op->slot = index + 1;
+    op->cancel_sent = false;
+    *sqe_out = sqe;
+    return RS_OK;
+}
+
+static int rs__uring_start_recv(rs__uring_t *u, rs__uring_op_t *op) {
+    rs__uring_sqe_t *sqe = NULL;
+    int err = rs__uring_op_begin(u->loop, op, &sqe);
+    if (err) {
+        return err;
+    }
+    sqe->opcode = RS__IORING_OP_RECV;
+    sqe->flags = RS__IOSQE_BUFFER_SELECT;
+    sqe->ioprio = RS__IORING_RECV_MULTISHOT;
+    sqe->buf_index = RS__URING_BGID;
+    rs__uring_publish(u);
+    return RS_OK;
+}
+
+/* Receive on op->fd until canceled or the stream ends: each chunk completes
+ * with IORING_CQE_F_MORE and a buffer; -ENOBUFS ends it when none is left.
+ * RS_OK, RS_ENOMEM, or RS_EAGAIN when the submission queue is full and the
+ * kernel takes none of it. */
+static int rs__uring_op_recv(rs_event_loop_t *loop, rs__uring_op_t *op) {
+    return rs__uring_start_recv((rs__uring_t *)rs__backend_data(loop), op);
+}
+
+/* One sendmsg of `msg` (which, with its iovecs, must stay valid until the
+ * completion). Same results as rs__uring_op_recv. */
+static int rs__uring_op_sendmsg(rs_event_loop_t *loop, rs__uring_op_t *op, const struct msghdr *msg) {
+    rs__uring_sqe_t *sqe = NULL;
+    int err = rs__uring_op_begin(loop, op, &sqe);
+    if (err) {
+        return err;
+    }
+    sqe->opcode = RS__IORING_OP_SENDMSG;
+    sqe->addr = (uint64_t)(uintptr_t)msg;
+    sqe->len = 1;
+    sqe->op_flags = RS__MSG_NOSIGNAL;
+    rs__uring_publish((rs__uring_t *)rs__backend_data(loop));
+    return RS_OK;
+}
+
+/* A recv that ran out of buffers (-ENOBUFS) starts again when one comes back. */
+static void rs__uring_op_wait_for_buffers(rs_event_loop_t *loop, rs__uring_op_t *op) {
+    rs__uring_t *u = (rs__uring_t *)rs__backend_data(loop);
+    if (!op->starved) {
+        op->starved = true;
+        rs_list_push_back(&u->starved, &op->starved_node);
+    }
+}
+
+/* Ask the kernel to end `op`; it completes (-ECANCELED, or with what it had
+ * done) like any other time. A starved recv just stops waiting. */
+static void rs__uring_op_cancel(rs_event_loop_t *loop, rs__uring_op_t *op) {
+    rs__uring_t *u = (rs__uring_t *)rs__backend_data(loop);
+    if (op->starved) {
+        rs_list_remove(&op->starved_node);
+        op->starved = false;
+    }
+    if (op->slot && !op->cancel_sent) {
+        rs__uring_sqe_t *sqe = rs__uring_get_sqe(u);
+        uint32_t index = op->slot - 1;
+        if (sqe) {
+            sqe->opcode = RS__IORING_OP_ASYNC_CANCEL;
+            sqe->fd = -1;
+            sqe->addr = rs__uring_token(RS__URING_KIND_OP, u->slots[index].generation, index);
+            sqe->user_data = rs__uring_token(RS__URING_KIND_IGNORE, 0, 0);
+            rs__uring_publish(u);
+            op->cancel_sent = true;
+        }
+    }
+}
+
+/* End `op` now: when this returns the kernel no longer touches its memory or
+ * its buffers, and its completions, posted or to come, are dropped (a buffer
+ * one carries goes back to the ring). For a close: nothing is delivered. */
+static void rs__uring_op_abandon(rs_event_loop_t *loop, rs__uring_op_t *op) {
+    rs__uring_t *u = (rs__uring_t *)rs__backend_data(loop);
+    uint32_t index;
+    if (op->starved) {
+        rs_list_remove(&op->starved_node);
+        op->starved = false;
+    }
+    if (!op->slot) {
+        return;
+    }
+    index = op->slot - 1;
+    if (u->ring_fd >= 0) {
+        rs__uring_sync_cancel_reg_t reg;
+        /* Submitted first: a queued SQE would otherwise run after the cancel
+         * looked for it, on an fd the caller is about to close. */
+        rs__uring_submit(u);
+        memset(&reg, 0, sizeof(reg));
+        reg.addr = rs__uring_token(RS__URING_KIND_OP, u->slots[index].generation, index);
+        reg.timeout.tv_sec = -1;
+        reg.timeout.tv_nsec = -1;
+        while (rs__uring_sys_register(u->ring_fd, RS__IORING_REGISTER_SYNC_CANCEL, &reg, 1) != 0 &&
+               errno == EINTR) {
+        }
+    }
+    rs__uring_slot_free(u, index);
+    op->slot = 0;
+    op->cancel_sent = false;
+}
+
+/* Queue a received chunk (buffer `bid`, `len` bytes) at the end of `q`. */
+static void rs__uring_rxq_push(rs_event_loop_t *loop, rs__uring_rxq_t *q, uint32_t bid, uint32_t len) {
+    rs__uring_t *u = (rs__uring_t *)rs__backend_data(loop);
+    u->buf_meta[2 * bid] = 0;
+    u->buf_meta[2 * bid + 1] = len;
+    if (q->tail) {
+        u->buf_meta[2 * (q->tail - 1)] = bid + 1;
+    } else {
+        q->head = bid + 1;
+        q->head_off = 0;
+    }
+    q->tail = bid + 1;
+    ++q->count;
+}
+
+static void rs__uring_rxq_pop(rs__uring_t *u, rs__uring_rxq_t *q) {
+    uint32_t bid = q->head - 1;
+    q->head = u->buf_meta[2 * bid];
+    q->head_off = 0;
+    if (!q->head) {
+        q->tail = 0;
+    }
+    --q->count;
+    rs__uring_buf_put(u, bid);
+}
+
+/* Copy up to `max` queued bytes to `dst`, giving back each chunk read whole. */
+static size_t rs__uring_rxq_copy(rs_event_loop_t *loop, rs__uring_rxq_t *q, unsigned char *dst, size_t max) {
+    rs__uring_t *u = (rs__uring_t *)rs__backend_data(loop);
+    size_t done = 0;
+    bool returned = false;
+    while (q->head && done < max) {
+        uint32_t bid = q->head - 1;
+        size_t left = u->buf_meta[2 * bid + 1] - q->head_off;
+        size_t take = left < max - done ? left : max - done;
+        memcpy(dst + done, u->bufs + (size_t)bid * RS__URING_BUF_SIZE + q->head_off, take);
+        done += take;
+        q->head_off += (uint32_t)take;
+        if (take == left) {
+            rs__uring_rxq_pop(u, q);
+            returned = true;
+        }
+    }
+    if (returned) {
+        rs__uring_feed_starved(u);
+    }
+    return done;
+}
+
+/* Give every queued chunk back (the socket is closing). */
+static void rs__uring_rxq_clear(rs_event_loop_t *loop, rs__uring_rxq_t *q) {
+    rs__uring_t *u = (rs__uring_t *)rs__backend_data(loop);
+    if (!q->head) {
+        return;
+    }
+    while (q->head) {
+        rs__uring_rxq_pop(u, q);
+    }
+    rs__uring_feed_starved(u);
+}
+
+/* A completion `op` will never see (it was abandoned): its buffer goes back. */
+static void rs__uring_drop_completion(rs__uring_t *u, uint32_t cqe_flags) {
+    if (cqe_flags & RS__IORING_CQE_F_BUFFER) {
+        rs__uring_buf_put(u, rs__uring_cqe_buffer(u, cqe_flags));
+        rs__uring_feed_starved(u);
+    }
+}
+
+/* Register the provided-buffer ring and check for synchronous cancel (6.0,
+ * which also brought multishot recv): without both, sockets on this loop stay
+ * readiness-based. RS_ENOMEM only for the heap; the kernel's refusals turn
+ * the feature off. */
+static int rs__uring_enable_ops(rs_event_loop_t *loop, rs__uring_t *u) {
+    static const uint8_t needed[] = {RS__IORING_OP_RECV, RS__IORING_OP_SENDMSG, RS__IORING_OP_ASYNC_CANCEL};
+    rs__uring_sync_cancel_reg_t cancel;
+    rs__uring_buf_reg_t reg;
+    void *ring;
+    uint32_t i;
+    if (!rs__uring_probe_ops(u->ring_fd, needed, sizeof(needed))) {
+        return RS_OK;
+    }
+    memset(&cancel, 0, sizeof(cancel));
+    cancel.addr = rs__uring_token(RS__URING_KIND_IGNORE, 0, 0xffffffffu);
+    if (rs__uring_sys_register(u->ring_fd, RS__IORING_REGISTER_SYNC_CANCEL, &cancel, 1) == 0 || errno != ENOENT) {
+        RS__LOG_INFO(RS_LS_EVENT_LOOP, "io_uring: no synchronous cancel; sockets stay readiness-based");
+        return RS_OK;
+    }
+    u->bufs = (unsigned char *)rs_mem_alloc(&loop->allocator, (size_t)RS__URING_BUF_COUNT * RS__URING_BUF_SIZE);
+    u->buf_meta = (uint32_t *)rs_mem_calloc(&loop->allocator, 2 * RS__URING_BUF_COUNT, sizeof(uint32_t));
+    if (!u->bufs || !u->buf_meta) {
+        return RS_ENOMEM;
+    }
+    ring = mmap(NULL, RS__URING_BUF_COUNT * sizeof(rs__uring_buf_t), PROT_READ | PROT_WRITE,
+                MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (ring == MAP_FAILED) {
+        return RS_ENOMEM;
+    }
+    u->buf_ring = (rs__uring_buf_t *)ring;
+    memset(&reg, 0, sizeof(reg));
+    reg.ring_addr = (uint64_t)(uintptr_t)ring;
+    reg.ring_entries = RS__URING_BUF_COUNT;
+    reg.bgid = RS__URING_BGID;
+    if (rs__uring_sys_register(u->ring_fd, RS__IORING_REGISTER_PBUF_RING, &reg, 1) != 0) {
+        RS__LOG_INFO(RS_LS_EVENT_LOOP, "io_uring: no provided-buffer ring (%s); sockets stay readiness-based",
+                     strerror(errno));
+        return RS_OK;
+    }
+    for (i = 0; i < RS__URING_BUF_COUNT; ++i) {
+        rs__uring_buf_put(u, i);
+    }
+    u->ops_enabled = true;
+    return RS_OK;
+}
+
+static void rs__uring_free_ops(rs_event_loop_t *loop, rs__uring_t *u) {
+    if (u->buf_ring) {
+        munmap(u->buf_ring, RS__URING_BUF_COUNT * sizeof(rs__uring_buf_t));
+        u->buf_ring = NULL;
+    }
+    rs_mem_free(&loop->allocator, u->bufs);
+    rs_mem_free(&loop->allocator, u->buf_meta);
+    u->bufs = NULL;
+    u->buf_meta = NULL;
+    u->ops_enabled = false;
 }
 
 static void rs__uring_cleanup(rs_event_loop_t *loop) {
     rs__uring_t *u = (rs__uring_t *)rs__backend_data(loop);
     rs__uring_close_ring(u); /* the kernel cancels whatever is still in flight */
+    rs__uring_free_ops(loop, u);
     close(u->wake_fd);
     rs__fd_owners_cleanup(&loop->allocator, &u->owners);
     rs_mem_free(&loop->allocator, u->slots);
@@ -542,6 +949,8 @@ static int rs__uring_init(rs_event_loop_t *loop) {
         return RS_ENOMEM;
     }
     u->ring_fd = -1;
+    u->loop = loop;
+    rs_list_init(&u->starved);
     /* Blocking: the ring's read of an O_NONBLOCK eventfd would complete at
      * once with -EAGAIN instead of waiting for a wake. */
     u->wake_fd = eventfd(0, EFD_CLOEXEC);
@@ -550,7 +959,10 @@ static int rs__uring_init(rs_event_loop_t *loop) {
         rs_mem_free(&loop->allocator, u);
         return err;
     }
-    err = rs__uring_open(u);
+    err = rs__uring_open(u, !rs__uring_test_readiness_sockets);
+    if (!err && !rs__uring_test_readiness_sockets && !(u->setup_flags & RS__IORING_SETUP_SINGLE_ISSUER)) {
+        err = rs__uring_enable_ops(loop, u);
+    }
     if (!err) {
         u->ready_capacity = u->cq_entries;
         u->ready = (rs__uring_ready_t *)rs_mem_calloc(&loop->allocator, u->ready_capacity, sizeof(*u->ready));
@@ -570,7 +982,7 @@ static int rs__uring_move_to_this_thread(rs__uring_t *u) {
     uint32_t i;
     int err;
     rs__uring_close_ring(u);
-    err = rs__uring_open(u);
+    err = rs__uring_open(u, false);
     if (err) {
         RS__LOG_ERROR(RS_LS_EVENT_LOOP, "io_uring: cannot remake the ring on this thread: %s", rs_strerror(err));
         return err;
@@ -634,6 +1046,21 @@ static void rs__uring_reap(rs__uring_t *u) {
             r->generation = generation;
             r->events = cqe->res >= 0 ? rs__uring_ready_events(cqe->res) : RS_IO_ERROR;
             r->error = cqe->res >= 0 ? RS_OK : rs_result_from_errno(-cqe->res);
+            r->is_op = false;
+        } else if (kind == RS__URING_KIND_OP) {
+            uint32_t index = (uint32_t)cqe->user_data;
+            uint32_t generation = (uint32_t)(cqe->user_data >> 32) & RS__URING_GEN_MASK;
+            rs__uring_ready_t *r;
+            if (index >= u->slot_capacity || !u->slots[index].op || u->slots[index].generation != generation) {
+                rs__uring_drop_completion(u, cqe->flags);
+                continue;
+            }
+            r = &u->ready[u->ready_count++];
+            r->slot = index;
+            r->generation = generation;
+            r->res = cqe->res;
+            r->cqe_flags = cqe->flags;
+            r->is_op = true;
         }
     }
     rs__uring_store_release(u->cq_head, head);
@@ -693,6 +1120,26 @@ static void rs__uring_wait(rs_event_loop_t *loop, int timeout_ms) {
     rs__uring_reap(u);
 }
 
+/* An op's completion: final unless IORING_CQE_F_MORE, and then the op is
+ * idle before its callback runs, so that the callback may start it again. */
+static void rs__uring_dispatch_op(rs_event_loop_t *loop, rs__uring_t *u, const rs__uring_ready_t *r) {
+    rs__uring_slot_t *slot = &u->slots[r->slot];
+    rs__uring_op_t *op = slot->op;
+    if (!op || slot->generation != r->generation) {
+        rs__uring_drop_completion(u, r->cqe_flags); /* abandoned by an earlier callback of this batch */
+        return;
+    }
+    if (!(r->cqe_flags & RS__IORING_CQE_F_MORE)) {
+        rs__uring_slot_free(u, r->slot);
+        op->slot = 0;
+        op->cancel_sent = false;
+    }
+    if (r->cqe_flags & RS__IORING_CQE_F_BUFFER) {
+        --u->bufs_free;
+    }
+    op->fn(loop, op, r->res, r->cqe_flags);
+}
+
 static void rs__uring_dispatch(rs_event_loop_t *loop) {
     rs__uring_t *u = (rs__uring_t *)rs__backend_data(loop);
     size_t i;
@@ -700,6 +1147,10 @@ static void rs__uring_dispatch(rs_event_loop_t *loop) {
         const rs__uring_ready_t *r = &u->ready[i];
         rs__uring_slot_t *slot = &u->slots[r->slot];
         rs__io_registration_t *reg;
+        if (r->is_op) {
+            rs__uring_dispatch_op(loop, u, r);
+            continue;
+        }
         if (!slot->reg || slot->generation != r->generation) {
             continue; /* removed by an earlier callback of this batch */
         }
@@ -792,7 +1243,7 @@ static bool rs__uring_available(void) {
         rs__uring_t probe;
         memset(&probe, 0, sizeof(probe));
         probe.ring_fd = -1;
-        known = rs__uring_open(&probe) == RS_OK ? 1 : 2;
+        known = rs__uring_open(&probe, false) == RS_OK ? 1 : 2;
         rs__uring_close_ring(&probe);
         if (!rs__uring_test_setup_errno) {
             rs__atomic_store_int(&rs__uring_availability, known);

@@ -45,6 +45,9 @@ typedef struct rs__write_req {
     int error;
 } rs__write_req_t;
 
+/* A connected stream socket's completion-based I/O (net/socket_uring.c). */
+typedef struct rs__socket_uring rs__socket_uring_t;
+
 struct rs_socket {
     rs_allocator_t allocator;
     rs_socket_options_t options; /* copied; network_interface_name points at interface_name */
@@ -91,9 +94,18 @@ struct rs_socket {
     rs_endpoint_t remote;
     bool has_remote;
     int deferred_recv_error; /* DGRAM without recvmmsg: see rs__dgram_recv_some */
+    rs__socket_uring_t *uring; /* NULL: readiness-based */
 };
 
 static void rs__socket_on_event(rs_event_loop_t *loop, rs_io_handle_t *handle, int events, void *user_data);
+
+/* The completion-based strategy, in net/socket_uring.c. */
+static void rs__sock_uring_enter(rs_socket_t *s);
+static void rs__sock_uring_update_recv(rs_socket_t *s);
+static int rs__sock_uring_readv(rs_socket_t *s, rs_byte_buf_t *bufs, size_t count, size_t *amount_read);
+static void rs__sock_uring_flush(rs_socket_t *s);
+static void rs__sock_uring_close(rs_socket_t *s);
+static void rs__sock_uring_free(rs_socket_t *s);
 
 /* RS_EINVAL for a NULL socket (it has no thread to check); RS_EWRONGTHREAD, logged,
  * off the thread of the loop it is tied to. */
@@ -309,6 +321,7 @@ static void rs__socket_free(rs_socket_t *s) {
     rs_allocator_t allocator = s->allocator;
     rs_list_node_t *node;
     rs__event_loop_remove_member(s->loop, &s->loop_member);
+    rs__sock_uring_free(s);
     while ((node = rs_list_pop_front(&s->req_cache)) != NULL) {
         rs_mem_free(&allocator, RS_CONTAINER_OF(node, rs__write_req_t, node));
     }
@@ -394,6 +407,9 @@ static int rs__socket_wanted_events(const rs_socket_t *s) {
         return 0;
     default:
         break;
+    }
+    if (s->uring) {
+        return 0; /* the ring receives and sends */
     }
     if (rs__socket_can_read(s) && has_reader && s->reading && !s->read_done) {
         want |= RS_IO_READABLE;
@@ -518,6 +534,7 @@ static void rs__socket_close_internal(rs_socket_t *s, bool keep_connect) {
         rs_event_loop_unsubscribe(s->loop, &s->io);
     }
     s->interest = 0;
+    rs__sock_uring_close(s);
     if (s->io.fd >= 0) {
         close(s->io.fd);
         s->io.fd = -1;
@@ -974,6 +991,7 @@ static void rs__socket_finish_connect(rs_socket_t *s, int events) {
     }
     s->state = RS__SOCK_CONNECTED;
     s->has_remote = true; /* s->remote was kept from rs_socket_connect: no getpeername needed */
+    rs__sock_uring_enter(s);
     err = rs__socket_update_interest(s);
     rs__socket_deliver_connect(s, err);
 }
@@ -1019,6 +1037,7 @@ RESEAU_API int rs_socket_connect(rs_socket_t *socket, const rs_endpoint_t *remot
     if (connect(socket->io.fd, &sa.sa, len) == 0) {
         socket->state = RS__SOCK_CONNECTED;
         socket->has_remote = true;
+        rs__sock_uring_enter(socket);
         rs__socket_connect_later(socket, rs__socket_update_interest(socket));
         return RS_OK;
     }
@@ -1063,6 +1082,7 @@ RESEAU_API int rs_socket_assign_to_loop(rs_socket_t *socket, rs_event_loop_t *lo
         return RS_EWRONGTHREAD;
     }
     rs__socket_tie_to_loop(socket, loop);
+    rs__sock_uring_enter(socket);
     return rs__socket_update_interest(socket);
 }
 
@@ -1092,6 +1112,7 @@ static int rs__socket_set_reader(rs_socket_t *s, rs_socket_on_readable_fn *fn, r
         s->on_readable = NULL;
         s->on_pipe_readable = NULL;
     }
+    rs__sock_uring_update_recv(s);
     return err;
 }
 
@@ -1106,6 +1127,7 @@ static int rs__socket_set_reading(rs_socket_t *s, bool reading, const char *func
         return err;
     }
     s->reading = reading;
+    rs__sock_uring_update_recv(s);
     return rs__socket_update_interest(s);
 }
 
@@ -1163,6 +1185,9 @@ RESEAU_API int rs_socket_readv(rs_socket_t *socket, rs_byte_buf_t *bufs, size_t 
     }
     if (socket->io.fd < 0) {
         return RS_EBADF;
+    }
+    if (socket->uring) {
+        return rs__sock_uring_readv(socket, bufs, count, amount_read);
     }
     memset(&msg, 0, sizeof(msg));
     msg.msg_iov = iov;
@@ -1313,6 +1338,10 @@ static void rs__socket_credit_written(rs_socket_t *s, size_t n) {
 
 /* Write as much as the kernel takes now. */
 static void rs__socket_flush(rs_socket_t *s) {
+    if (s->uring) {
+        rs__sock_uring_flush(s);
+        return;
+    }
     while (!rs_list_empty(&s->write_queue) && s->io.fd >= 0) {
         ssize_t n = rs__socket_send_queued(s);
         if (n < 0) {

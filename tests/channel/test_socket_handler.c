@@ -1596,8 +1596,16 @@ static void small_write_burst_keeps_a_channel_writable(rs_event_loop_backend_t b
     assert_int_equal(rc.rx.pos, total);
     assert_int_equal(ck_final(&rc.rx.ck), ck_final(&sc.tx_ck));
     assert_int_equal(sc.tx_msgs, 2600);
-    assert_int_equal(sc.wr_false, 0); /* never "not writable" */
-    assert_int_equal(sc.max_pending_after_pump, 0);
+    if (rs__uring_loop_has_ops(loop)) {
+        /* Completion-based sockets hand a tick's writes to the kernel at the
+         * tick's end, as one SENDMSG: until then they really are pending, and
+         * a burst over the high-water mark within one tick turns writability
+         * off, then on again once sent. */
+        assert_int_equal(sc.wr_false, sc.wr_true);
+    } else {
+        assert_int_equal(sc.wr_false, 0); /* never "not writable" */
+        assert_int_equal(sc.max_pending_after_pump, 0);
+    }
     assert_conn_ok(&sc);
     finish_loop(loop, &srv, rc.sock);
 }

@@ -15,6 +15,11 @@
  *               at both ends; the server is libuv's echo server (a malloc'd
  *               buffer per read, written back as is). Figure: round trips per
  *               second, PING_COUNT of them or PING_TIME_NS, whichever ends first.
+ *   ping_pongs_100  The same on 100 connections at once, one ping in flight on
+ *               each, from one client loop: the per-message cost of a loop
+ *               with many ready sockets per tick. The clock starts when the
+ *               first connection is up; PING_COUNT and PING_TIME_NS bound the
+ *               sum over all of them.
  *   pump_N      N connections (1 and 100). Each client keeps PUMP_DEPTH writes
  *               of PUMP_CHUNK bytes in flight, from one buffer; the server
  *               consumes. reseau: the clients are plain rs_sockets (as libuv's
@@ -141,19 +146,40 @@ typedef struct bench_handler {
     ping_run_t *ping;    /* PINGER */
 } bench_handler_t;
 
-struct ping_run {
+/* One run over all its connections: the clock starts when the first is up. */
+typedef struct ping_total {
+    int count;
+    int closed;
     size_t round_trips;
-    size_t phase; /* bytes of the current echo received so far */
     uint64_t start_ns, end_ns, deadline_ns;
-    bool closed;
+} ping_total_t;
+
+/* One pinging connection. */
+struct ping_run {
+    ping_total_t *total;
+    size_t phase; /* bytes of the current echo received so far */
+    bool done;
     /* libuv client */
     uv_tcp_t tcp;
     uv_connect_t connect;
     char buf[PUMP_CHUNK];
 };
 
-/* Check the echoed bytes; returns true once the run is over. */
+static void ping_started(ping_run_t *run) {
+    ping_total_t *total = run->total;
+    if (!total->start_ns) {
+        total->start_ns = bench_now_ns();
+        total->deadline_ns = total->start_ns + PING_TIME_NS;
+    }
+}
+
+static void ping_closed(ping_run_t *run) {
+    run->total->closed++;
+}
+
+/* Check the echoed bytes; returns true once this connection is done. */
 static bool ping_consume(ping_run_t *run, const uint8_t *data, size_t n, bool *send_next) {
+    ping_total_t *total = run->total;
     *send_next = false;
     for (size_t i = 0; i < n; i++) {
         if (data[i] != (uint8_t)PING_MESSAGE[run->phase]) {
@@ -163,15 +189,24 @@ static bool ping_consume(ping_run_t *run, const uint8_t *data, size_t n, bool *s
             continue;
         }
         run->phase = 0;
-        run->round_trips++;
+        total->round_trips++;
         uint64_t now = bench_now_ns();
-        if (run->round_trips >= PING_COUNT || now >= run->deadline_ns) {
-            run->end_ns = now;
+        if (total->round_trips >= PING_COUNT || now >= total->deadline_ns) {
+            if (now > total->end_ns) {
+                total->end_ns = now;
+            }
+            run->done = true;
             return true;
         }
         *send_next = true;
     }
     return false;
+}
+
+/* The run's figure: round trips per second over every connection. */
+static double ping_rate(const ping_total_t *total) {
+    g_work = (double)total->round_trips;
+    return per_second((double)total->round_trips, total->end_ns - total->start_ns);
 }
 
 static void pinger_send(rs_channel_slot_t *slot) {
@@ -281,8 +316,7 @@ static void on_channel_setup(rs_channel_t *channel, int error, void *user_data) 
     check_rs(rs_channel_slot_insert_right(socket_slot, app_slot), "rs_channel_slot_insert_right");
     check_rs(rs_channel_slot_set_handler(app_slot, &bh->handler), "rs_channel_slot_set_handler");
     if (bh->role == ROLE_PINGER) {
-        bh->ping->start_ns = bench_now_ns();
-        bh->ping->deadline_ns = bh->ping->start_ns + PING_TIME_NS;
+        ping_started(bh->ping);
         pinger_send(app_slot);
     }
 }
@@ -291,7 +325,7 @@ static void on_channel_shutdown(rs_channel_t *channel, int error, void *user_dat
     bench_handler_t *bh = (bench_handler_t *)user_data;
     (void)error; /* the server sees RS_EEOF when the client goes; either way the run is over */
     if (bh->role == ROLE_PINGER) {
-        bh->ping->closed = true;
+        ping_closed(bh->ping);
     } else {
         atomic_fetch_sub(&bh->server->live, 1);
     }
@@ -478,17 +512,24 @@ static void on_rs_ping_connect(rs_socket_t *socket, int error, void *user_data) 
     new_rs_channel(rs_socket_get_loop(bh->socket), bh);
 }
 
-static double reseau_ping_pongs(int unused) {
-    (void)unused;
+/* `connections` pinging connections (0 means 1) on the client loop. */
+static double reseau_ping_pongs(int connections) {
+    int n = connections > 0 ? connections : 1;
     server_t *server = (server_t *)xcalloc(1, sizeof(server_t));
-    ping_run_t *run = (ping_run_t *)xcalloc(1, sizeof(ping_run_t));
+    ping_total_t total;
+    ping_run_t *runs = (ping_run_t *)xcalloc((size_t)n, sizeof(ping_run_t));
+    memset(&total, 0, sizeof total);
+    total.count = n;
     rs_server_start(server, true);
 
     rs_event_loop_t *loop = new_rs_loop();
-    bench_handler_t *bh = bench_handler_new(ROLE_PINGER, new_rs_tcp_socket());
-    bh->ping = run;
-    check_rs(rs_socket_connect(bh->socket, &server->endpoint, loop, on_rs_ping_connect, bh), "rs_socket_connect");
-    while (!run->closed) {
+    for (int i = 0; i < n; i++) {
+        bench_handler_t *bh = bench_handler_new(ROLE_PINGER, new_rs_tcp_socket());
+        runs[i].total = &total;
+        bh->ping = &runs[i];
+        check_rs(rs_socket_connect(bh->socket, &server->endpoint, loop, on_rs_ping_connect, bh), "rs_socket_connect");
+    }
+    while (total.closed < n) {
         check_rs(rs_event_loop_run_once(loop, CLIENT_TICK_MS), "rs_event_loop_run_once");
     }
     rs_event_loop_stats_t client_stats, server_stats;
@@ -496,18 +537,17 @@ static double reseau_ping_pongs(int unused) {
     rs_event_loop_destroy(loop);
     rs_server_stop(server, &server_stats);
 
-    snprintf(g_detail, sizeof g_detail, "%zu round trips in %.1f ms; ticks: client %llu, server %llu",
-             run->round_trips, (double)(run->end_ns - run->start_ns) / 1e6, (unsigned long long)client_stats.ticks,
-             (unsigned long long)server_stats.ticks);
-    g_work = (double)run->round_trips;
-    double rate = per_second((double)run->round_trips, run->end_ns - run->start_ns);
-    free(run);
+    snprintf(g_detail, sizeof g_detail, "%zu round trips on %d connections in %.1f ms; ticks: client %llu, server %llu",
+             total.round_trips, n, (double)(total.end_ns - total.start_ns) / 1e6,
+             (unsigned long long)client_stats.ticks, (unsigned long long)server_stats.ticks);
+    double rate = ping_rate(&total);
+    free(runs);
     free(server);
     return rate;
 }
 
 static void on_uv_ping_closed(uv_handle_t *handle) {
-    ((ping_run_t *)handle->data)->closed = true;
+    ping_closed((ping_run_t *)handle->data);
 }
 
 static void on_uv_ping_written(uv_write_t *req, int status) {
@@ -549,8 +589,7 @@ static void on_uv_ping_connect(uv_connect_t *req, int status) {
     ping_run_t *run = (ping_run_t *)req->data;
     check_uv(status, "ping_pongs/libuv: connect");
     check_uv(uv_read_start((uv_stream_t *)&run->tcp, on_uv_ping_alloc, on_uv_ping_read), "uv_read_start");
-    run->start_ns = bench_now_ns();
-    run->deadline_ns = run->start_ns + PING_TIME_NS;
+    ping_started(run);
     uv_ping_send(run);
 }
 
@@ -560,28 +599,34 @@ static void uv_connect_to(uv_tcp_t *tcp, uv_connect_t *req, const server_t *serv
     check_uv(uv_tcp_connect(req, tcp, (const struct sockaddr *)&addr, cb), "uv_tcp_connect");
 }
 
-static double libuv_ping_pongs(int unused) {
-    (void)unused;
+static double libuv_ping_pongs(int connections) {
+    int n = connections > 0 ? connections : 1;
     server_t *server = (server_t *)xcalloc(1, sizeof(server_t));
-    ping_run_t *run = (ping_run_t *)xcalloc(1, sizeof(ping_run_t));
+    ping_total_t total;
+    ping_run_t *runs = (ping_run_t *)xcalloc((size_t)n, sizeof(ping_run_t));
+    memset(&total, 0, sizeof total);
+    total.count = n;
     uv_server_start(server, true);
 
     uv_loop_t loop;
     check_uv(uv_loop_init(&loop), "uv_loop_init");
-    check_uv(uv_tcp_init(&loop, &run->tcp), "uv_tcp_init");
-    check_uv(uv_tcp_nodelay(&run->tcp, 1), "uv_tcp_nodelay");
-    run->tcp.data = run;
-    run->connect.data = run;
-    uv_connect_to(&run->tcp, &run->connect, server, on_uv_ping_connect);
+    for (int i = 0; i < n; i++) {
+        ping_run_t *run = &runs[i];
+        run->total = &total;
+        check_uv(uv_tcp_init(&loop, &run->tcp), "uv_tcp_init");
+        check_uv(uv_tcp_nodelay(&run->tcp, 1), "uv_tcp_nodelay");
+        run->tcp.data = run;
+        run->connect.data = run;
+        uv_connect_to(&run->tcp, &run->connect, server, on_uv_ping_connect);
+    }
     check_uv(uv_run(&loop, UV_RUN_DEFAULT), "uv_run");
     check_uv(uv_loop_close(&loop), "uv_loop_close");
     uv_server_stop(server);
 
-    snprintf(g_detail, sizeof g_detail, "%zu round trips in %.1f ms", run->round_trips,
-             (double)(run->end_ns - run->start_ns) / 1e6);
-    g_work = (double)run->round_trips;
-    double rate = per_second((double)run->round_trips, run->end_ns - run->start_ns);
-    free(run);
+    snprintf(g_detail, sizeof g_detail, "%zu round trips on %d connections in %.1f ms", total.round_trips, n,
+             (double)(total.end_ns - total.start_ns) / 1e6);
+    double rate = ping_rate(&total);
+    free(runs);
     free(server);
     return rate;
 }
@@ -854,11 +899,15 @@ BENCH_ON_BACKEND(epoll_pump, reseau_pump, RS_EVENT_LOOP_BACKEND_EPOLL)
 
 static const scenario_t g_scenarios[] = {
     {.name = "ping_pongs", .reseau_fn = reseau_ping_pongs, .peer_fn = libuv_ping_pongs, .work_unit = "round trip"},
+    {.name = "ping_pongs_100", .reseau_fn = reseau_ping_pongs, .peer_fn = libuv_ping_pongs, .arg = 100,
+     .work_unit = "round trip"},
     {.name = "pump_1", .reseau_fn = reseau_pump, .peer_fn = libuv_pump, .arg = 1, .unit = " MB/s", .work_unit = "MB",
      .after = print_iperf3_ceiling},
     {.name = "pump_100", .reseau_fn = reseau_pump, .peer_fn = libuv_pump, .arg = 100, .unit = " MB/s", .work_unit = "MB"},
-    /* "reseau" is the io_uring backend in these three (readiness polls so far). */
+    /* "reseau" is the io_uring backend in these (completion-based sockets). */
     {.name = "ping_pongs_io_uring", .reseau_fn = io_uring_ping_pongs, .peer_fn = libuv_ping_pongs,
+     .work_unit = "round trip"},
+    {.name = "ping_pongs_100_io_uring", .reseau_fn = io_uring_ping_pongs, .peer_fn = libuv_ping_pongs, .arg = 100,
      .work_unit = "round trip"},
     {.name = "pump_1_io_uring", .reseau_fn = io_uring_pump, .peer_fn = libuv_pump, .arg = 1, .unit = " MB/s",
      .work_unit = "MB"},
