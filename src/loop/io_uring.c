@@ -5,9 +5,11 @@
  * is fixed: the kernel only ever extends it), and what the running kernel
  * offers is probed when a loop is created.
  *
- * Readiness, for users' fds and (until completion-based sockets land) for the
- * socket layer, is a one-shot IORING_OP_POLL_ADD per registration, armed again
- * after each report: that keeps the loop's level-triggered contract, which a
+ * Connected stream sockets run on operations in the ring (net/socket_uring.c:
+ * multishot recv into a provided-buffer ring, SENDMSG), where the kernel has
+ * them (6.0+). Readiness, for users' fds and for the rest of the socket layer
+ * (listening, connecting, UDP, pipes, and everything on older kernels), is a
+ * one-shot IORING_OP_POLL_ADD per registration, armed again after each report: that keeps the loop's level-triggered contract, which a
  * multishot poll (edge-like: it fires on new wakeups, not on data left
  * unread) would break. Cross-thread wakeups are an eventfd that the ring
  * reads (one IORING_OP_READ, re-armed after each completion), so a wake costs
@@ -291,8 +293,12 @@ static unsigned rs__uring_test_sq_entries;
 static unsigned rs__uring_test_cq_entries;
 /* For tests: loops made while this is set keep readiness-based sockets (and
  * the SINGLE_ISSUER ring), as on a kernel without what the completion-based
- * ones need. */
+ * ones need. RESEAU_TEST_URING_READINESS sets it for a whole test program. */
+#ifdef RESEAU_TEST_URING_READINESS
+static bool rs__uring_test_readiness_sockets = true;
+#else
 static bool rs__uring_test_readiness_sockets;
+#endif
 
 static int rs__uring_sys_setup(unsigned entries, rs__uring_params_t *p) {
     if (rs__uring_test_setup_errno) {
@@ -1159,6 +1165,7 @@ static void rs__uring_dispatch(rs_event_loop_t *loop) {
             reg->error = r->error;
         }
         rs__registration_dispatch(loop, reg, r->events);
+        slot = &u->slots[r->slot]; /* the callback may have grown the slot table */
         /* Level-triggered: poll again for what is wanted now; still ready,
          * it is reported on the next tick. */
         if (slot->reg == reg && slot->generation == r->generation && !slot->armed && reg->subscribed &&

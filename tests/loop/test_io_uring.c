@@ -170,18 +170,26 @@ static bool wait_reads(mover_t *m, int n) {
 }
 
 /* Subscribed on the test thread, run on the loop's own thread, then stopped
- * and run by the test thread again: the ring is remade on each move and the
- * subscription keeps working, reported on the thread running the loop. */
-static void subscription_survives_moves_between_threads(void **state) {
+ * and run by the test thread again: the subscription keeps working, reported
+ * on the thread running the loop. On a SINGLE_ISSUER ring (a loop with
+ * readiness-based sockets) the ring is remade on each move; on the ring of
+ * completion-based sockets, which any thread may enter, it is kept. */
+static void subscription_survives_moves_between_threads(bool single_issuer) {
     mover_t m;
     rs_event_loop_t *loop;
     int fds[2];
     uint64_t deadline;
-    (void)state;
     skip_without_io_uring();
     memset(&m, 0, sizeof(m));
     assert_int_equal(rs_mutex_init(&m.lock), RS_OK);
+    rs__uring_test_readiness_sockets = single_issuer;
     loop = rs_test_loop_new(RS_EVENT_LOOP_BACKEND_IO_URING);
+    rs__uring_test_readiness_sockets = false;
+    if (single_issuer) {
+        assert_true(((rs__uring_t *)rs__backend_data(loop))->setup_flags & RS__IORING_SETUP_SINGLE_ISSUER);
+    } else {
+        assert_true(rs__uring_loop_has_ops(loop));
+    }
     make_socketpair(fds);
     m.handle.fd = fds[0];
     m.peer = fds[1];
@@ -219,6 +227,16 @@ static void subscription_survives_moves_between_threads(void **state) {
     close(fds[1]);
 }
 
+static void subscription_survives_moves_of_a_single_issuer_ring(void **state) {
+    (void)state;
+    subscription_survives_moves_between_threads(true);
+}
+
+static void subscription_survives_moves_of_a_shared_ring(void **state) {
+    (void)state;
+    subscription_survives_moves_between_threads(false);
+}
+
 /* ---- allocation failures ---- */
 
 /* Every allocation of loop creation fails in turn: RS_ENOMEM each time, no
@@ -254,7 +272,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(refused_setup_is_not_supported),
         cmocka_unit_test(tiny_queues_lose_no_completion),
-        cmocka_unit_test(subscription_survives_moves_between_threads),
+        cmocka_unit_test(subscription_survives_moves_of_a_single_issuer_ring),
+        cmocka_unit_test(subscription_survives_moves_of_a_shared_ring),
         cmocka_unit_test(loop_creation_survives_each_allocation_failure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

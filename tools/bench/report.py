@@ -45,6 +45,10 @@ def goal_for(name):
         return (">= 1.00 (issue 8)", lambda row: row["ratio"] >= 1.0)
     if name == "tls_pump":
         return (">= 0.75 (issue 9)", lambda row: row["ratio"] >= 0.75)
+    if name == "ping_pongs_100_io_uring":
+        return (">= 1.30 (issue 12)", lambda row: row["ratio"] >= 1.3)
+    if name.endswith("_io_uring"):
+        return (">= 1.10 (issue 12)", lambda row: row["ratio"] >= 1.1)
     return None
 
 

@@ -4,7 +4,8 @@
 #   scenario  reseau=<n>/s  <peer>=<n>/s  ratio=<reseau/peer>
 # (the peer is libuv, or for resolve_cached a hand-written floor, or OpenSSL
 # for the TLS ones). After the programs: wrk.sh (HTTP keep-alive under wrk,
-# when wrk is installed) and code_size.sh (a minimal echo server's text).
+# when wrk is installed), code_size.sh (a minimal echo server's text) and
+# syscalls.sh (system calls per round trip: epoll, io_uring, libuv).
 # Extra arguments go to every benchmark program (e.g. -v, -r 3, a scenario
 # name); the two scripts get only -v and -r N.
 #
@@ -60,6 +61,7 @@ run_all() {
         echo "# wrk.sh skipped: wrk is not installed (apt-get install wrk)"
     fi
     timeout "$time_limit" "$root/tools/bench/code_size.sh" "${script_args[@]}"
+    timeout "$time_limit" "$root/tools/bench/syscalls.sh" "$build"
 }
 
 if ((!report)); then
