@@ -259,6 +259,32 @@ static RS__UNUSED void rs_test_io_or_skip(rs_event_loop_backend_t b) {
 
 #define RS_TEST_PER_BACKEND(prefix, name) RS_TEST_PER_BACKEND_CALL(prefix, name, name(b))
 
+/* For tests that subscribe fds: skipped, saying so, where the backend has no
+ * fd subscriptions (IOCP, on Windows, so far), before they allocate. */
+#define RS_TEST_PER_BACKEND_IO(prefix, name) RS_TEST_PER_BACKEND_CALL(prefix, name, rs_test_io_or_skip(b); name(b))
+
+/* A non-blocking, close-on-exec pipe for the fd tests; 0, or -1 with errno
+ * (always on Windows, where those tests skip before they get here). */
+static RS__UNUSED int rs_test_pipe_nonblocking(int fds[2]) {
+#if RESEAU_OS_WINDOWS
+    fds[0] = fds[1] = -1;
+    errno = ENOSYS;
+    return -1;
+#elif defined(__linux__)
+    return pipe2(fds, O_NONBLOCK | O_CLOEXEC);
+#else
+    if (pipe(fds) != 0) {
+        return -1;
+    }
+    if (rs__set_nonblocking_cloexec(fds[0]) != RS_OK || rs__set_nonblocking_cloexec(fds[1]) != RS_OK) {
+        close(fds[0]);
+        close(fds[1]);
+        return -1;
+    }
+    return 0;
+#endif
+}
+
 /* The entries for main()'s CMUnitTest array; the _SETUP_TEARDOWN form gives
  * each variant cmocka setup and teardown functions. */
 #define RS_TEST_PER_BACKEND_TESTS_SETUP_TEARDOWN(prefix, name, setup, teardown)                     \

@@ -51,24 +51,11 @@ static rs_event_loop_t *loop_new(rs_event_loop_backend_t b) {
     return loop_new_with(b, NULL, NULL);
 }
 
-/* The fd tests: per-backend tests that subscribe fds. They skip, saying so,
- * where the backend has no fd subscriptions (IOCP, on Windows, so far), so
- * the fd helpers below are never reached there. */
-#define RS_TEST_PER_BACKEND_IO(prefix, name) RS_TEST_PER_BACKEND_CALL(prefix, name, rs_test_io_or_skip(b); name(b))
-
-/* A non-blocking, close-on-exec pipe; 0, or -1 with errno. */
-static int try_pipe(int fds[2]) {
-#if RESEAU_OS_WINDOWS
-    fds[0] = fds[1] = -1;
-    errno = ENOSYS;
-    return -1;
-#else
-    return pipe2(fds, O_NONBLOCK | O_CLOEXEC);
-#endif
-}
-
+/* The fd tests (RS_TEST_PER_BACKEND_IO) skip where the backend has no fd
+ * subscriptions (IOCP, on Windows, so far), so the fd helpers below are
+ * never reached there. */
 static void make_pipe(int fds[2]) {
-    assert_int_equal(try_pipe(fds), 0);
+    assert_int_equal(rs_test_pipe_nonblocking(fds), 0);
 }
 
 static void make_socketpair(int fds[2]) {
@@ -1448,7 +1435,7 @@ static void reuse_old_cb(rs_event_loop_t *loop, rs_io_handle_t *handle, int even
     c->old_calls++;
     rs_event_loop_unsubscribe(loop, handle);
     close(handle->fd);
-    if (try_pipe(c->new_fds) == 0) {
+    if (rs_test_pipe_nonblocking(c->new_fds) == 0) {
         c->new_handle.fd = c->new_fds[0];
         c->sub_rc = rs_event_loop_subscribe(loop, &c->new_handle, RS_IO_READABLE, reuse_new_cb, c);
     } else {
