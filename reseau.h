@@ -7,7 +7,8 @@
  *   In exactly one C or C++ file, before any other #include:
  *       #define RESEAU_IMPLEMENTATION
  *       #include "reseau.h"
- *   Everywhere else just #include "reseau.h". Link with -pthread.
+ *   Everywhere else just #include "reseau.h". Link with -pthread (Windows:
+ *   nothing; see README for what is ported there so far).
  *
  *       rs_event_loop_t *loop = rs_event_loop_new(NULL, NULL);
  *       rs_task_t task;
@@ -20,6 +21,8 @@
  *   RESEAU_IMPLEMENTATION  emit the implementation in this translation unit.
  *                          On Linux it defines _GNU_SOURCE, so include reseau.h
  *                          first in that file (or build it with -D_GNU_SOURCE).
+ *                          On Windows it includes <winsock2.h> and <windows.h>,
+ *                          with WIN32_LEAN_AND_MEAN and NOMINMAX unless set.
  *   RESEAU_STATIC          make every function static (single-file tools).
  *   RESEAU_API             override the storage class of public functions.
  *   RESEAU_ASSERT(x)       override internal invariant checks (default assert).
@@ -157,7 +160,8 @@
  *   Implementation: the same names with .c (>>event_loop.c), plus
  *   >>platform.c, >>atomic.c, >>heap.c, >>scheduler.c, >>epoll.c, >>poll.c, >>kqueue.c, >>io_uring.c,
  *   >>sockaddr.c, >>socket_posix.c, >>udp_posix.c, >>sockopt_posix.c, >>message_pool.c,
- *   >>pipeline.c.
+ *   >>pipeline.c; for Windows >>thread_win.c, >>iocp.c and >>net_win.c (what is
+ *   not ported yet: RS_ENOTSUP).
  */
 #if (defined(RESEAU_IMPLEMENTATION) || defined(RESEAU_TLS_IMPLEMENTATION)) && defined(__linux__) && \
     !defined(_GNU_SOURCE)
@@ -523,15 +527,34 @@ typedef struct rs_condvar {
     pthread_cond_t impl;
 } rs_condvar_t;
 
-#else
-#error "reseau: only POSIX threads are implemented so far (Windows support is not implemented yet)"
-#endif
-
 /* Once-flag: 0 not run, 1 running, 2 done. Accessed only through rs_once(). */
 typedef struct rs_once {
     int state;
 } rs_once_t;
 #define RS_ONCE_INIT {0}
+
+#else
+/* Windows: an SRWLOCK, a CONDITION_VARIABLE and an INIT_ONCE are each one
+ * pointer, all zeros when unused. They are held as void * so that the
+ * declarations need no <windows.h>, which would put its macros (min, max,
+ * near, ERROR, ...) into every file that includes reseau.h; the
+ * implementation checks that the sizes match. */
+typedef struct rs_mutex {
+    void *impl;
+} rs_mutex_t;
+/* Static initializer for a process-lifetime mutex (no cleanup needed). */
+#define RS_MUTEX_INIT {NULL}
+
+typedef struct rs_condvar {
+    void *impl;
+} rs_condvar_t;
+
+/* Accessed only through rs_once(). */
+typedef struct rs_once {
+    void *impl;
+} rs_once_t;
+#define RS_ONCE_INIT {NULL}
+#endif
 
 /* Identifies a thread; compare with ==. 0 is never a valid id. */
 typedef uintptr_t rs_thread_id_t;
@@ -554,32 +577,39 @@ typedef struct rs_thread {
     bool joinable;
 #if RESEAU_OS_POSIX
     pthread_t handle;
+#else
+    void *handle;      /* the HANDLE _beginthreadex returned */
+    uint32_t id;       /* its thread id, for the join-from-itself check */
 #endif
 } rs_thread_t;
 
 /* Start fn(user_data) on a new thread. RS_EINVAL for a NULL thread or fn,
- * RS_ENOMEM if thread attributes cannot be made, RS_ETHREAD (logged) if the OS
- * refuses (a bad stack_size included); no allocation. */
+ * RS_ENOMEM if thread attributes cannot be made (POSIX), RS_ETHREAD (logged)
+ * if the OS refuses (a bad stack_size included); no allocation. */
 RESEAU_API int rs_thread_launch(rs_thread_t *thread, rs_thread_fn *fn, void *user_data,
                                 const rs_thread_options_t *options);
 /* Wait for the thread to finish. RS_EINVAL for NULL, RS_EDEADLK from the thread
- * itself, RS_ESTATE if not joinable, or the OS error from pthread_join. */
+ * itself, RS_ESTATE if not joinable, or the mapped OS error from pthread_join
+ * (WaitForSingleObject on Windows). */
 RESEAU_API int rs_thread_join(rs_thread_t *thread);
 RESEAU_API rs_thread_id_t rs_thread_current_id(void);
 RESEAU_API void rs_thread_sleep_ns(uint64_t ns);
 
 /* The number of CPUs this process may actually use: the affinity mask, capped by a
- * cgroup v2 `cpu.max` quota anywhere up the process's cgroup path. At least 1. */
+ * cgroup v2 `cpu.max` quota anywhere up the process's cgroup path (Linux), or
+ * by a job object's hard CPU-rate cap (Windows). At least 1. */
 RESEAU_API size_t rs_usable_cpu_count(void);
 
-/* RS_OK, or the OS error mapped by rs_result_from_errno (RS_ENOMEM, RS_EAGAIN, ...). */
+/* RS_OK, or the OS error mapped by rs_result_from_errno (RS_ENOMEM, RS_EAGAIN, ...).
+ * Always RS_OK on Windows, where an SRWLOCK needs no resources. */
 RESEAU_API int rs_mutex_init(rs_mutex_t *mutex);
 RESEAU_API void rs_mutex_cleanup(rs_mutex_t *mutex);
 RESEAU_API void rs_mutex_lock(rs_mutex_t *mutex);
 RESEAU_API void rs_mutex_unlock(rs_mutex_t *mutex);
 
 /* Waits use the monotonic clock, so wall-clock jumps do not shorten or stretch them. */
-/* RS_OK, or the OS error mapped by rs_result_from_errno (RS_ENOMEM, RS_EAGAIN, ...). */
+/* RS_OK, or the OS error mapped by rs_result_from_errno (RS_ENOMEM, RS_EAGAIN, ...).
+ * Always RS_OK on Windows (a CONDITION_VARIABLE needs no resources). */
 RESEAU_API int rs_condvar_init(rs_condvar_t *condvar);
 RESEAU_API void rs_condvar_cleanup(rs_condvar_t *condvar);
 RESEAU_API void rs_condvar_signal(rs_condvar_t *condvar);
@@ -831,12 +861,13 @@ RESEAU_API const char *rs_task_status_name(rs_task_status_t status);
 typedef struct rs_event_loop rs_event_loop_t;
 
 typedef enum rs_event_loop_backend {
-    RS_EVENT_LOOP_BACKEND_DEFAULT = 0, /* the best for this OS: epoll on Linux, kqueue on macOS and the BSDs, poll elsewhere */
+    RS_EVENT_LOOP_BACKEND_DEFAULT = 0, /* the best for this OS: epoll on Linux, kqueue on macOS and the BSDs, IOCP on
+                                        * Windows, poll elsewhere */
     RS_EVENT_LOOP_BACKEND_EPOLL = 1,   /* Linux */
     RS_EVENT_LOOP_BACKEND_POLL = 2,    /* any POSIX system; the portable fallback */
     RS_EVENT_LOOP_BACKEND_IO_URING = 3, /* Linux 5.19+, where io_uring is allowed; readiness only so far (see README) */
     RS_EVENT_LOOP_BACKEND_KQUEUE = 4,  /* macOS, the BSDs; elsewhere only with RESEAU_HAVE_KQUEUE (libkqueue) */
-    RS_EVENT_LOOP_BACKEND_IOCP = 5     /* not implemented yet: RS_ENOTSUP */
+    RS_EVENT_LOOP_BACKEND_IOCP = 5     /* Windows: tasks, timers, asyncs and wakeups; no I/O subscriptions yet */
 } rs_event_loop_backend_t;
 
 typedef struct rs_event_loop_options {
@@ -946,7 +977,7 @@ RESEAU_API int rs_event_loop_next_deadline(rs_event_loop_t *loop, uint64_t *dead
  * cross-thread wakeup to process; poll it from a host loop, then call
  * rs_event_loop_run_once(loop, 0). Never read from it or close it.
  * *fd_out is set on RS_OK; RS_ENOTSUP for the poll backend, which has no single
- * waitable handle; RS_EINVAL for a NULL loop or fd_out. Any thread. On kqueue
+ * waitable handle, and for IOCP, whose port is a HANDLE and not waitable; RS_EINVAL for a NULL loop or fd_out. Any thread. On kqueue
  * it is the kqueue fd, which the BSDs and macOS make pollable; libkqueue's is
  * not. */
 RESEAU_API int rs_event_loop_get_fd(const rs_event_loop_t *loop, int *fd_out);
@@ -979,7 +1010,8 @@ RESEAU_API bool rs_event_loop_is_on_loop_thread(const rs_event_loop_t *loop);
  * READABLE|WRITABLE only; handle->fd must be valid. RS_EINVAL for a NULL loop,
  * handle or on_event, a negative fd or a bad mask; RS_EBUSY if the handle is
  * already subscribed, RS_EEXIST if another handle already subscribed the same
- * fd; RS_ENOMEM, or the backend's mapped OS error. Loop thread. */
+ * fd; RS_ENOMEM, or the backend's mapped OS error; RS_ENOTSUP on IOCP
+ * (Windows), which has no readiness subscriptions yet. Loop thread. */
 RESEAU_API int rs_event_loop_subscribe(rs_event_loop_t *loop, rs_io_handle_t *handle, int events,
                                        rs_io_event_fn *on_event, void *user_data);
 /* Change the subscribed mask (same rules as subscribe); RS_EINVAL for a NULL
@@ -1134,6 +1166,9 @@ RESEAU_API rs_event_loop_t *rs_event_loop_group_get_next_loop(rs_event_loop_grou
  * Signals are process-wide: two parts of a program that both change a
  * signal's disposition (or two copies of reseau built with RESEAU_STATIC)
  * step on each other.
+ *
+ * Windows: not supported yet. rs_signal_watcher_new returns RS_ENOTSUP (after
+ * its RS_EINVAL and RS_EWRONGTHREAD checks), so no watcher exists to destroy.
  */
 typedef struct rs_signal_watcher rs_signal_watcher_t;
 
@@ -2913,6 +2948,26 @@ RESEAU_API void rs_async_input_stream_complete_read(rs_async_input_stream_t *str
 #include <unistd.h>
 #endif
 
+#if RESEAU_OS_WINDOWS
+/* Only in the translation unit with the implementation: the declarations
+ * need no Windows header. winsock2.h must come before windows.h, which would
+ * otherwise pull in the old winsock.h. WIN32_LEAN_AND_MEAN keeps windows.h
+ * from including winsock.h and much else; NOMINMAX keeps its min and max
+ * macros out of C++ code in this file. Both are left to the user if set. */
+#ifndef WIN32_LEAN_AND_MEAN
+#define WIN32_LEAN_AND_MEAN
+#endif
+#ifndef NOMINMAX
+#define NOMINMAX
+#endif
+#include <winsock2.h>
+#include <ws2tcpip.h>
+#include <windows.h>
+#include <fcntl.h>
+#include <io.h>
+#include <process.h>
+#endif
+
 #if RESEAU_OS_LINUX
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -3235,7 +3290,9 @@ static const rs__errno_map_t rs__errno_table[] = {
     {EMSGSIZE, RS_EMSGSIZE},
     {ENOBUFS, RS_ENOBUFS},
     {ENETDOWN, RS_ENETDOWN},
+#ifdef ESHUTDOWN /* not in the Windows C runtime (WSAESHUTDOWN is, below) */
     {ESHUTDOWN, RS_ESHUTDOWN},
+#endif
     {EINTR, RS_EINTR},
     {EIO, RS_EIO},
     {ENOSPC, RS_ENOSPC},
@@ -3244,16 +3301,130 @@ static const rs__errno_map_t rs__errno_table[] = {
     {ENODEV, RS_ENODEV},
     {ENXIO, RS_ENODEV},
     {EPROTONOSUPPORT, RS_ENOTSUP},
+#ifdef ESOCKTNOSUPPORT /* not in the Windows C runtime */
     {ESOCKTNOSUPPORT, RS_ENOTSUP},
+#endif
     {EPROTOTYPE, RS_EINVAL},
     {EDESTADDRREQ, RS_ENOTCONN},
 };
+
+#if RESEAU_OS_WINDOWS
+/* Win32 error codes (GetLastError), Winsock's among them (WSAGetLastError:
+ * WSAE* from WSABASEERR, 10000, up), mapped to the codes their POSIX
+ * counterparts get above, so that a caller sees RS_ECONNREFUSED whichever OS
+ * refused. Win32 codes below 10000 overlap errno values (5 is EIO and
+ * ERROR_ACCESS_DENIED), hence a table of their own. */
+static const rs__errno_map_t rs__win32_table[] = {
+    {ERROR_INVALID_PARAMETER, RS_EINVAL},
+    {ERROR_INVALID_HANDLE, RS_EBADF},
+    {ERROR_NOT_ENOUGH_MEMORY, RS_ENOMEM},
+    {ERROR_OUTOFMEMORY, RS_ENOMEM},
+    {ERROR_NOT_SUPPORTED, RS_ENOTSUP},
+    {ERROR_CALL_NOT_IMPLEMENTED, RS_ENOTSUP},
+    {ERROR_OPERATION_ABORTED, RS_ECANCELED},
+    {ERROR_ACCESS_DENIED, RS_EACCES},
+    {ERROR_PRIVILEGE_NOT_HELD, RS_EPERM},
+    {ERROR_FILE_NOT_FOUND, RS_ENOENT},
+    {ERROR_PATH_NOT_FOUND, RS_ENOENT},
+    {ERROR_NOT_FOUND, RS_ENOENT},
+    {ERROR_FILE_EXISTS, RS_EEXIST},
+    {ERROR_ALREADY_EXISTS, RS_EEXIST},
+    {ERROR_TOO_MANY_OPEN_FILES, RS_EMFILE},
+    {ERROR_BUSY, RS_EBUSY},
+    {ERROR_PIPE_BUSY, RS_EBUSY},
+    {ERROR_POSSIBLE_DEADLOCK, RS_EDEADLK},
+    {ERROR_TIMEOUT, RS_ETIMEDOUT},
+    {WAIT_TIMEOUT, RS_ETIMEDOUT},
+    {ERROR_SEM_TIMEOUT, RS_ETIMEDOUT},
+    {ERROR_BROKEN_PIPE, RS_EPIPE},
+    {ERROR_NO_DATA, RS_EPIPE},
+    {ERROR_PIPE_NOT_CONNECTED, RS_EPIPE},
+    {ERROR_GRACEFUL_DISCONNECT, RS_EPIPE},
+    {ERROR_HANDLE_EOF, RS_EEOF},
+    {ERROR_ARITHMETIC_OVERFLOW, RS_EOVERFLOW},
+    {ERROR_MORE_DATA, RS_EMSGSIZE},
+    {ERROR_DISK_FULL, RS_ENOSPC},
+    {ERROR_HANDLE_DISK_FULL, RS_ENOSPC},
+    {ERROR_DEV_NOT_EXIST, RS_ENODEV},
+    {ERROR_BAD_UNIT, RS_ENODEV},
+    /* What an overlapped socket operation completes with. */
+    {ERROR_CONNECTION_REFUSED, RS_ECONNREFUSED},
+    {ERROR_PORT_UNREACHABLE, RS_ECONNREFUSED},
+    {ERROR_NETNAME_DELETED, RS_ECONNRESET},
+    {ERROR_CONNECTION_ABORTED, RS_ECONNABORTED},
+    {ERROR_NETWORK_UNREACHABLE, RS_ENETUNREACH},
+    {ERROR_HOST_UNREACHABLE, RS_EHOSTUNREACH},
+    {ERROR_ADDRESS_ALREADY_ASSOCIATED, RS_EADDRINUSE},
+    /* Winsock. */
+    {WSAEINTR, RS_EINTR},
+    {WSAEBADF, RS_EBADF},
+    {WSAENOTSOCK, RS_EBADF},
+    {WSAEACCES, RS_EACCES},
+    {WSAEFAULT, RS_EINVAL},
+    {WSAEINVAL, RS_EINVAL},
+    {WSAEPROTOTYPE, RS_EINVAL},
+    {WSAEMFILE, RS_EMFILE},
+    {WSAEWOULDBLOCK, RS_EAGAIN},
+    {WSAEINPROGRESS, RS_EALREADY},
+    {WSAEALREADY, RS_EALREADY},
+    {WSAEDESTADDRREQ, RS_ENOTCONN},
+    {WSAEMSGSIZE, RS_EMSGSIZE},
+    {WSAEOPNOTSUPP, RS_ENOTSUP},
+    {WSAEPROTONOSUPPORT, RS_ENOTSUP},
+    {WSAESOCKTNOSUPPORT, RS_ENOTSUP},
+    {WSAEPFNOSUPPORT, RS_EAFNOSUPPORT},
+    {WSAEAFNOSUPPORT, RS_EAFNOSUPPORT},
+    {WSAEADDRINUSE, RS_EADDRINUSE},
+    {WSAEADDRNOTAVAIL, RS_EADDRNOTAVAIL},
+    {WSAENETDOWN, RS_ENETDOWN},
+    {WSAENETUNREACH, RS_ENETUNREACH},
+    {WSAENETRESET, RS_ECONNRESET},
+    {WSAECONNABORTED, RS_ECONNABORTED},
+    {WSAECONNRESET, RS_ECONNRESET},
+    {WSAENOBUFS, RS_ENOBUFS},
+    {WSAEISCONN, RS_EISCONN},
+    {WSAENOTCONN, RS_ENOTCONN},
+    {WSAESHUTDOWN, RS_ESHUTDOWN},
+    {WSAETIMEDOUT, RS_ETIMEDOUT},
+    {WSAECONNREFUSED, RS_ECONNREFUSED},
+    {WSAEHOSTDOWN, RS_EHOSTUNREACH},
+    {WSAEHOSTUNREACH, RS_EHOSTUNREACH},
+    {WSAEDISCON, RS_EPIPE},
+    {WSAECANCELLED, RS_ECANCELED},
+    {WSA_E_CANCELLED, RS_ECANCELED},
+    {WSAHOST_NOT_FOUND, RS_EDNS_NOT_FOUND},
+    {WSANO_DATA, RS_EDNS_NOT_FOUND},
+    {WSATRY_AGAIN, RS_EDNS_TRY_AGAIN},
+    {WSANO_RECOVERY, RS_EDNS_FAILED},
+};
+
+/* A Win32 or Winsock error code (GetLastError, WSAGetLastError) as an RS_Exxx
+ * code: 0 is RS_OK, a code with no counterpart RS_EUNKNOWN. */
+static int rs__result_from_win32(uint32_t os_error) {
+    size_t i;
+    if (os_error == 0) {
+        return RS_OK;
+    }
+    for (i = 0; i < sizeof(rs__win32_table) / sizeof(rs__win32_table[0]); ++i) {
+        if ((uint32_t)rs__win32_table[i].os_error == os_error) {
+            return rs__win32_table[i].result;
+        }
+    }
+    return RS_EUNKNOWN;
+}
+#endif
 
 RESEAU_API int rs_result_from_errno(int os_error) {
     size_t i;
     if (os_error == 0) {
         return RS_OK;
     }
+#if RESEAU_OS_WINDOWS
+    /* Winsock reports its errors apart from errno, in a range of their own. */
+    if (os_error >= WSABASEERR) {
+        return rs__result_from_win32((uint32_t)os_error);
+    }
+#endif
     for (i = 0; i < sizeof(rs__errno_table) / sizeof(rs__errno_table[0]); ++i) {
         if (rs__errno_table[i].os_error == os_error) {
             return rs__errno_table[i].result;
@@ -3348,19 +3519,19 @@ RESEAU_API void rs_mem_free(const rs_allocator_t *allocator, void *ptr) {
 /* Longest formatted message; longer ones are truncated, never split. */
 #define RS__LOG_MESSAGE_MAX 1024
 
-static pthread_mutex_t rs__log_lock = PTHREAD_MUTEX_INITIALIZER;
+static rs_mutex_t rs__log_lock = RS_MUTEX_INIT;
 static rs_logger_t rs__logger;
 static int rs__log_level = (int)RS_LOG_LEVEL_NONE;
 
 RESEAU_API void rs_log_set(const rs_logger_t *logger) {
-    pthread_mutex_lock(&rs__log_lock);
+    rs_mutex_lock(&rs__log_lock);
     if (logger && logger->log_fn) {
         rs__logger = *logger;
     } else {
         memset(&rs__logger, 0, sizeof(rs__logger));
     }
     rs__atomic_store_int(&rs__log_level, (int)rs__logger.level);
-    pthread_mutex_unlock(&rs__log_lock);
+    rs_mutex_unlock(&rs__log_lock);
 }
 
 RESEAU_API rs_log_level_t rs_log_get_level(void) {
@@ -3382,11 +3553,11 @@ static void rs__log_write(rs_log_level_t level, rs_log_subject_t subject, const 
     va_end(args);
     /* The hook runs under the lock: lines never interleave, and the hook cannot
      * be swapped out mid-call. A hook must therefore not call rs_log_set. */
-    pthread_mutex_lock(&rs__log_lock);
+    rs_mutex_lock(&rs__log_lock);
     if (rs__logger.log_fn && (int)level <= (int)rs__logger.level) {
         rs__logger.log_fn(level, subject, message, rs__logger.user_data);
     }
-    pthread_mutex_unlock(&rs__log_lock);
+    rs_mutex_unlock(&rs__log_lock);
 }
 
 RESEAU_API void rs_log_printf(rs_log_level_t level, rs_log_subject_t subject, const char *format, ...) {
@@ -3439,15 +3610,43 @@ RESEAU_API void rs_log_stderr(rs_log_level_t level, rs_log_subject_t subject, co
 /* >>clock.c -- Begin file: src/base/clock.c */
 /* Monotonic clock. */
 
+#if RESEAU_OS_POSIX
 RESEAU_API uint64_t rs_clock_now_ns(void) {
     struct timespec ts;
     /* CLOCK_MONOTONIC cannot fail with a valid pointer on any supported OS. */
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * RS_NS_PER_SEC + (uint64_t)ts.tv_nsec;
 }
+#else
+/* QueryPerformanceCounter ticks at a fixed frequency, read once: it cannot
+ * change while the system runs. 0 until the first call; racing first calls
+ * store the same value. */
+static RS__ALIGN8 uint64_t rs__qpc_frequency;
+
+RESEAU_API uint64_t rs_clock_now_ns(void) {
+    LARGE_INTEGER counter;
+    uint64_t freq = rs__atomic_load_u64(&rs__qpc_frequency);
+    uint64_t ticks;
+    if (!freq) {
+        LARGE_INTEGER f;
+        /* Cannot fail on Windows XP and later. */
+        QueryPerformanceFrequency(&f);
+        freq = (uint64_t)f.QuadPart;
+        rs__atomic_store_u64(&rs__qpc_frequency, freq);
+    }
+    QueryPerformanceCounter(&counter);
+    ticks = (uint64_t)counter.QuadPart;
+    /* ticks * 1e9 would overflow after 30 minutes at a 10 MHz counter: whole
+     * seconds and the remainder are converted apart. The remainder is below
+     * freq, so remainder * 1e9 fits while freq < 18 GHz. */
+    return ticks / freq * RS_NS_PER_SEC + ticks % freq * RS_NS_PER_SEC / freq;
+}
+#endif
 /* <<clock.c -- End file: src/base/clock.c */
 /* >>thread.c -- Begin file: src/base/thread.c */
-/* Threads, mutexes, condition variables, once, and the usable CPU count (POSIX). */
+/* Threads, mutexes, condition variables, once, and the usable CPU count (POSIX;
+ * Windows has its own in >>thread_win.c). */
+#if RESEAU_OS_POSIX
 
 static void rs__thread_set_name(const char *name) {
     if (!name[0]) {
@@ -3565,8 +3764,20 @@ RESEAU_API int rs_thread_join(rs_thread_t *thread) {
     return RS_OK;
 }
 
+/* Lets a joinable thread run on unjoined: nothing waits for it, and it frees
+ * its own resources when it returns. */
+static RS__UNUSED void rs__thread_detach(rs_thread_t *thread) {
+    pthread_detach(thread->handle);
+    thread->joinable = false;
+}
+
 RESEAU_API rs_thread_id_t rs_thread_current_id(void) {
     return (rs_thread_id_t)pthread_self();
+}
+
+/* The id rs_thread_current_id returns on a launched thread. */
+static rs_thread_id_t rs__thread_id_of(const rs_thread_t *thread) {
+    return (rs_thread_id_t)thread->handle;
 }
 
 RESEAU_API void rs_thread_sleep_ns(uint64_t ns) {
@@ -3753,7 +3964,285 @@ RESEAU_API void rs_once(rs_once_t *once, void (*fn)(void *user_data), void *user
         sched_yield();
     }
 }
+#endif /* RESEAU_OS_POSIX */
 /* <<thread.c -- End file: src/base/thread.c */
+/* >>thread_win.c -- Begin file: src/base/thread_win.c */
+/* Threads, mutexes, condition variables, once, and the usable CPU count
+ * (Windows; the POSIX twin is >>thread.c). */
+#if RESEAU_OS_WINDOWS
+
+/* The public structs hold these as one void * each (see >>thread). */
+RS__STATIC_ASSERT(sizeof(SRWLOCK) == sizeof(void *), srwlock_is_one_pointer);
+RS__STATIC_ASSERT(sizeof(CONDITION_VARIABLE) == sizeof(void *), condvar_is_one_pointer);
+RS__STATIC_ASSERT(sizeof(INIT_ONCE) == sizeof(void *), init_once_is_one_pointer);
+
+static PSRWLOCK rs__srwlock(rs_mutex_t *mutex) {
+    return (PSRWLOCK)(void *)&mutex->impl;
+}
+
+static PCONDITION_VARIABLE rs__condvar(rs_condvar_t *condvar) {
+    return (PCONDITION_VARIABLE)(void *)&condvar->impl;
+}
+
+/* SetThreadDescription exists from Windows 10 1607 (and not in every Wine), so
+ * it is looked up rather than linked: older systems leave threads unnamed. */
+typedef HRESULT(WINAPI *rs__set_thread_description_fn)(HANDLE thread, PCWSTR description);
+
+static void rs__thread_set_name(const char *name) {
+    WCHAR wide[RS_THREAD_NAME_MAX + 1];
+    HMODULE kernel32;
+    FARPROC proc;
+    rs__set_thread_description_fn set_description;
+    if (!name[0]) {
+        return;
+    }
+    kernel32 = GetModuleHandleW(L"kernel32.dll");
+    proc = kernel32 ? GetProcAddress(kernel32, "SetThreadDescription") : NULL;
+    if (!proc) {
+        return;
+    }
+    /* A name cut inside a UTF-8 sequence fails to convert: the thread then
+     * keeps no name, which is all a name is worth. */
+    if (MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, name, -1, wide, RS_THREAD_NAME_MAX + 1) == 0) {
+        return;
+    }
+    /* FARPROC to another function pointer type: through void (*)(void), which
+     * GCC's -Wcast-function-type accepts. */
+    set_description = (rs__set_thread_description_fn)(void (*)(void))proc;
+    set_description(GetCurrentThread(), wide);
+}
+
+static unsigned __stdcall rs__thread_main(void *arg) {
+    rs_thread_t *thread = (rs_thread_t *)arg;
+    rs__thread_set_name(thread->name);
+    thread->fn(thread->user_data);
+    return 0;
+}
+
+RESEAU_API int rs_thread_launch(rs_thread_t *thread, rs_thread_fn *fn, void *user_data,
+                                const rs_thread_options_t *options) {
+    unsigned stack_size = 0;
+    unsigned id = 0;
+    uintptr_t handle;
+    if (!thread || !fn) {
+        return RS_EINVAL;
+    }
+    memset(thread, 0, sizeof(*thread));
+    thread->fn = fn;
+    thread->user_data = user_data;
+    if (options && options->name) {
+        size_t i;
+        for (i = 0; i < RS_THREAD_NAME_MAX && options->name[i]; ++i) {
+            thread->name[i] = options->name[i];
+        }
+    }
+    if (options && options->stack_size) {
+        if (options->stack_size > UINT_MAX) {
+            RS__LOG_ERROR(RS_LS_THREAD, "cannot start thread '%s': its stack size is over 4 GiB", thread->name);
+            return RS_ETHREAD;
+        }
+        stack_size = (unsigned)options->stack_size;
+    }
+    /* _beginthreadex rather than CreateThread: the C runtime sets up its
+     * per-thread state (errno, strtok, ...) for threads it starts itself.
+     * STACK_SIZE_PARAM_IS_A_RESERVATION makes stack_size the whole stack, as
+     * on POSIX, rather than its initially committed part. */
+    handle = _beginthreadex(NULL, stack_size, rs__thread_main, thread,
+                            stack_size ? STACK_SIZE_PARAM_IS_A_RESERVATION : 0, &id);
+    if (handle == 0) {
+        int err = errno;
+        RS__LOG_ERROR(RS_LS_THREAD, "cannot start thread '%s': %s (errno %d)", thread->name, strerror(err), err);
+        return RS_ETHREAD;
+    }
+    thread->handle = (void *)handle;
+    thread->id = (uint32_t)id;
+    thread->joinable = true;
+    return RS_OK;
+}
+
+RESEAU_API int rs_thread_join(rs_thread_t *thread) {
+    if (!thread) {
+        return RS_EINVAL;
+    }
+    if (!thread->joinable) {
+        return RS_ESTATE;
+    }
+    if (thread->id == (uint32_t)GetCurrentThreadId()) {
+        return RS_EDEADLK;
+    }
+    if (WaitForSingleObject((HANDLE)thread->handle, INFINITE) != WAIT_OBJECT_0) {
+        return rs__result_from_win32((uint32_t)GetLastError());
+    }
+    CloseHandle((HANDLE)thread->handle);
+    thread->handle = NULL;
+    thread->joinable = false;
+    return RS_OK;
+}
+
+/* Lets a joinable thread run on unjoined: its handle is closed and nothing
+ * waits for it (pthread_detach). */
+static RS__UNUSED void rs__thread_detach(rs_thread_t *thread) {
+    CloseHandle((HANDLE)thread->handle);
+    thread->handle = NULL;
+    thread->joinable = false;
+}
+
+RESEAU_API rs_thread_id_t rs_thread_current_id(void) {
+    /* No thread has id 0 (that is the idle process), so 0 stays invalid. */
+    return (rs_thread_id_t)GetCurrentThreadId();
+}
+
+/* The id rs_thread_current_id returns on a launched thread. */
+static rs_thread_id_t rs__thread_id_of(const rs_thread_t *thread) {
+    return (rs_thread_id_t)thread->id;
+}
+
+RESEAU_API void rs_thread_sleep_ns(uint64_t ns) {
+    /* Sleep takes milliseconds: round up so that a sleep is never shorter than
+     * asked, and stay below INFINITE, which would never return. */
+    uint64_t ms = ns / RS_NS_PER_MS + (ns % RS_NS_PER_MS ? 1 : 0);
+    while (ms > 0) {
+        DWORD chunk = ms >= (uint64_t)(INFINITE - 1) ? INFINITE - 1 : (DWORD)ms;
+        Sleep(chunk);
+        ms -= chunk;
+    }
+}
+
+/* A job object's hard CPU-rate cap, as a number of CPUs rounded up (CpuRate
+ * is in hundredths of a percent of all the machine's CPUs); 0 when the
+ * process is in no job, or its job has no such cap. */
+static size_t rs__job_cpu_limit(void) {
+    JOBOBJECT_CPU_RATE_CONTROL_INFORMATION info;
+    SYSTEM_INFO system;
+    uint64_t cpus;
+    memset(&info, 0, sizeof(info));
+    if (!QueryInformationJobObject(NULL, JobObjectCpuRateControlInformation, &info, sizeof(info), NULL)) {
+        return 0;
+    }
+    if (!(info.ControlFlags & JOB_OBJECT_CPU_RATE_CONTROL_ENABLE) ||
+        !(info.ControlFlags & JOB_OBJECT_CPU_RATE_CONTROL_HARD_CAP) ||
+        (info.ControlFlags & JOB_OBJECT_CPU_RATE_CONTROL_WEIGHT_BASED) ||
+        info.CpuRate == 0) {
+        return 0;
+    }
+    GetSystemInfo(&system);
+    cpus = ((uint64_t)system.dwNumberOfProcessors * info.CpuRate + 9999) / 10000;
+    return (size_t)(cpus ? cpus : 1);
+}
+
+/* The CPUs in the process's affinity mask (its processor group only: a
+ * process starts in one group, and its threads stay there unless moved). */
+static size_t rs__cpus_allowed(void) {
+    DWORD_PTR process_mask;
+    DWORD_PTR system_mask;
+    size_t count = 0;
+    if (GetProcessAffinityMask(GetCurrentProcess(), &process_mask, &system_mask)) {
+        while (process_mask) {
+            process_mask &= process_mask - 1;
+            count++;
+        }
+    }
+    if (!count) {
+        SYSTEM_INFO system;
+        GetSystemInfo(&system);
+        count = system.dwNumberOfProcessors;
+    }
+    return count;
+}
+
+RESEAU_API size_t rs_usable_cpu_count(void) {
+    size_t count = rs__cpus_allowed();
+    size_t limit = rs__job_cpu_limit();
+    if (limit && (!count || limit < count)) {
+        count = limit;
+    }
+    return count ? count : 1;
+}
+
+RESEAU_API int rs_mutex_init(rs_mutex_t *mutex) {
+    InitializeSRWLock(rs__srwlock(mutex));
+    return RS_OK;
+}
+
+RESEAU_API void rs_mutex_cleanup(rs_mutex_t *mutex) {
+    /* An SRWLOCK owns no resources. */
+    (void)mutex;
+}
+
+RESEAU_API void rs_mutex_lock(rs_mutex_t *mutex) {
+    AcquireSRWLockExclusive(rs__srwlock(mutex));
+}
+
+RESEAU_API void rs_mutex_unlock(rs_mutex_t *mutex) {
+    ReleaseSRWLockExclusive(rs__srwlock(mutex));
+}
+
+RESEAU_API int rs_condvar_init(rs_condvar_t *condvar) {
+    InitializeConditionVariable(rs__condvar(condvar));
+    return RS_OK;
+}
+
+RESEAU_API void rs_condvar_cleanup(rs_condvar_t *condvar) {
+    /* A CONDITION_VARIABLE owns no resources. */
+    (void)condvar;
+}
+
+RESEAU_API void rs_condvar_signal(rs_condvar_t *condvar) {
+    WakeConditionVariable(rs__condvar(condvar));
+}
+
+RESEAU_API void rs_condvar_broadcast(rs_condvar_t *condvar) {
+    WakeAllConditionVariable(rs__condvar(condvar));
+}
+
+RESEAU_API void rs_condvar_wait(rs_condvar_t *condvar, rs_mutex_t *mutex) {
+    SleepConditionVariableSRW(rs__condvar(condvar), rs__srwlock(mutex), INFINITE, 0);
+}
+
+RESEAU_API int rs_condvar_wait_until(rs_condvar_t *condvar, rs_mutex_t *mutex, uint64_t deadline_ns) {
+    uint64_t now = rs_clock_now_ns();
+    uint64_t rel;
+    DWORD ms;
+    if (now >= deadline_ns) {
+        return RS_ETIMEDOUT;
+    }
+    /* The wait takes relative milliseconds on the same monotonic source as
+     * rs_clock_now_ns; rounded up, so it never ends before the deadline, and
+     * capped below INFINITE. A capped or early (timer-granularity) timeout
+     * reports RS_OK, a spurious wakeup the caller's loop absorbs. */
+    rel = deadline_ns - now;
+    rel = rel / RS_NS_PER_MS + (rel % RS_NS_PER_MS ? 1 : 0);
+    ms = rel >= (uint64_t)(INFINITE - 1) ? INFINITE - 1 : (DWORD)rel;
+    if (!SleepConditionVariableSRW(rs__condvar(condvar), rs__srwlock(mutex), ms, 0) &&
+        GetLastError() == ERROR_TIMEOUT && rs_clock_now_ns() >= deadline_ns) {
+        return RS_ETIMEDOUT;
+    }
+    return RS_OK;
+}
+
+typedef struct rs__once_call {
+    void (*fn)(void *user_data);
+    void *user_data;
+} rs__once_call_t;
+
+static BOOL CALLBACK rs__once_main(PINIT_ONCE once, PVOID param, PVOID *context) {
+    rs__once_call_t *call = (rs__once_call_t *)param;
+    (void)once;
+    (void)context;
+    call->fn(call->user_data);
+    return TRUE;
+}
+
+RESEAU_API void rs_once(rs_once_t *once, void (*fn)(void *user_data), void *user_data) {
+    rs__once_call_t call;
+    call.fn = fn;
+    call.user_data = user_data;
+    /* InitOnce blocks the other callers (no spinning) until fn returns. */
+    InitOnceExecuteOnce((PINIT_ONCE)(void *)&once->impl, rs__once_main, &call, NULL);
+}
+
+#endif /* RESEAU_OS_WINDOWS */
+/* <<thread_win.c -- End file: src/base/thread_win.c */
 /* >>heap.c -- Begin file: src/base/heap.c */
 /*
  * Binary min-heap of pointers with O(log n) removal.
@@ -4528,6 +5017,7 @@ static void rs__registration_dispatch(rs_event_loop_t *loop, rs__io_registration
 
 /* Non-blocking and close-on-exec, for fds made without SOCK_NONBLOCK/SOCK_CLOEXEC
  * (pipes, and sockets off Linux): shared by the poll backend and the socket layer. */
+#if RESEAU_OS_POSIX
 static int rs__set_nonblocking_cloexec(int fd) {
     int flags = fcntl(fd, F_GETFL);
     if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0 || fcntl(fd, F_SETFD, FD_CLOEXEC) != 0) {
@@ -4535,6 +5025,7 @@ static int rs__set_nonblocking_cloexec(int fd) {
     }
     return RS_OK;
 }
+#endif
 
 /* Which registration holds each fd number: for backends whose kernel would
  * not refuse a second subscriber of one fd as epoll does (kqueue merges it
@@ -4589,13 +5080,13 @@ static RS__UNUSED void rs__fd_owners_cleanup(rs_allocator_t *allocator, rs__fd_o
  * fd, which ends the resumed wait at once), and io_uring's task work
  * interrupts blocking calls of any thread that ever had a ring. The deadline
  * of a wait of timeout_ms (0 when it does not time out or does not block): */
-static uint64_t rs__wait_deadline_ns(int timeout_ms) {
+static RS__UNUSED uint64_t rs__wait_deadline_ns(int timeout_ms) {
     return timeout_ms > 0 ? rs_clock_now_ns() + (uint64_t)timeout_ms * RS_NS_PER_MS : 0;
 }
 
 /* The timeout of the resumed wait: -1 (none, as before), or the milliseconds
  * left until the deadline, rounded up so that it never ends early. */
-static int rs__wait_left_ms(uint64_t deadline_ns, int timeout_ms) {
+static RS__UNUSED int rs__wait_left_ms(uint64_t deadline_ns, int timeout_ms) {
     uint64_t now_ns;
     if (timeout_ms < 0) {
         return -1;
@@ -4791,6 +5282,7 @@ static const rs__backend_vtable_t rs__epoll_vtable = {
  * swapping the last one into the hole. Dispatch works from a separate ready
  * list, so subscribing or unsubscribing inside a callback is safe.
  */
+#if RESEAU_OS_POSIX
 
 typedef struct rs__poll_ready {
     rs__io_registration_t *reg;
@@ -5028,6 +5520,7 @@ static const rs__backend_vtable_t rs__poll_vtable = {
     rs__poll_add,               rs__poll_modify, rs__poll_remove, rs__poll_wake, rs__poll_get_fd,
     false, /* a change is an array write: nothing to save by deferring it */
 };
+#endif /* RESEAU_OS_POSIX */
 /* <<poll.c -- End file: src/loop/poll.c */
 /* >>kqueue.c -- Begin file: src/loop/kqueue.c */
 /*
@@ -6748,6 +7241,138 @@ static const rs__backend_vtable_t rs__uring_vtable = {
 
 #endif /* RESEAU_OS_LINUX */
 /* <<io_uring.c -- End file: src/loop/io_uring.c */
+/* >>iocp.c -- Begin file: src/loop/iocp.c */
+/*
+ * IOCP backend (Windows): the loop waits on an I/O completion port with
+ * GetQueuedCompletionStatusEx, taking up to RS__IOCP_MAX_ENTRIES packets per
+ * wait, and other threads wake it by posting a packet to the port.
+ *
+ * A completion port reports finished operations, not readiness, so the fd
+ * subscriptions of the readiness backends have no counterpart here:
+ * subscribing returns RS_ENOTSUP. Sockets will hand the port their overlapped
+ * operations instead (issue 13, net/socket_win.c); until then only tasks,
+ * timers, asyncs and cross-thread wakeups run on this backend.
+ */
+#if RESEAU_OS_WINDOWS
+
+/* Packets taken per wait; more stay queued in the port for the next tick. */
+#define RS__IOCP_MAX_ENTRIES 256
+
+/* The completion key of wakeup packets. Overlapped operations will carry
+ * their own key (never 0), so a packet with this one is always a wakeup. */
+#define RS__IOCP_WAKE_KEY ((ULONG_PTR)0)
+
+typedef struct rs__iocp {
+    HANDLE port;
+    /* atomic: 1 from a posted wakeup packet until the loop dequeues it, so a
+     * burst of wakes posts one packet rather than filling the port. */
+    int wake_posted;
+    ULONG ready_count;
+    OVERLAPPED_ENTRY ready[RS__IOCP_MAX_ENTRIES];
+} rs__iocp_t;
+
+static int rs__iocp_init(rs_event_loop_t *loop) {
+    rs__iocp_t *iocp = (rs__iocp_t *)rs_mem_calloc(&loop->allocator, 1, sizeof(rs__iocp_t));
+    if (!iocp) {
+        return RS_ENOMEM;
+    }
+    /* One thread (the loop's) ever waits on the port: concurrency 1. */
+    iocp->port = CreateIoCompletionPort(INVALID_HANDLE_VALUE, NULL, 0, 1);
+    if (!iocp->port) {
+        DWORD os_error = GetLastError();
+        RS__LOG_ERROR(RS_LS_EVENT_LOOP, "CreateIoCompletionPort failed (error %lu)", (unsigned long)os_error);
+        rs_mem_free(&loop->allocator, iocp);
+        return rs__result_from_win32((uint32_t)os_error);
+    }
+    loop->backend_data = iocp;
+    return RS_OK;
+}
+
+static void rs__iocp_cleanup(rs_event_loop_t *loop) {
+    rs__iocp_t *iocp = (rs__iocp_t *)rs__backend_data(loop);
+    CloseHandle(iocp->port);
+    rs_mem_free(&loop->allocator, iocp);
+    loop->backend_data = NULL;
+}
+
+static void rs__iocp_wait(rs_event_loop_t *loop, int timeout_ms) {
+    rs__iocp_t *iocp = (rs__iocp_t *)rs__backend_data(loop);
+    ULONG i;
+    ULONG n = 0;
+    /* Not alertable: no APC runs inside the wait, so it ends only by a packet
+     * or the timeout, and never needs resuming as an EINTR'd wait does. */
+    if (!GetQueuedCompletionStatusEx(iocp->port, iocp->ready, RS__IOCP_MAX_ENTRIES, &n,
+                                     timeout_ms < 0 ? INFINITE : (DWORD)timeout_ms, FALSE)) {
+        DWORD os_error = GetLastError();
+        if (os_error != WAIT_TIMEOUT) {
+            RS__LOG_ERROR(RS_LS_EVENT_LOOP, "GetQueuedCompletionStatusEx failed (error %lu)", (unsigned long)os_error);
+        }
+        n = 0;
+    }
+    /* Rearm the wakeup before the core drains its cross-thread queue (after
+     * dispatch): a push that comes after the drain must post a new packet. */
+    for (i = 0; i < n; ++i) {
+        if (iocp->ready[i].lpCompletionKey == RS__IOCP_WAKE_KEY) {
+            rs__atomic_store_int(&iocp->wake_posted, 0);
+        }
+    }
+    iocp->ready_count = n;
+}
+
+static void rs__iocp_dispatch(rs_event_loop_t *loop) {
+    rs__iocp_t *iocp = (rs__iocp_t *)rs__backend_data(loop);
+    /* Wakeup packets are the only ones so far, and they carry no work: the
+     * core drains its queue next. */
+    iocp->ready_count = 0;
+}
+
+static int rs__iocp_add(rs_event_loop_t *loop, rs__io_registration_t *reg) {
+    (void)loop;
+    (void)reg;
+    return RS_ENOTSUP;
+}
+
+static int rs__iocp_modify(rs_event_loop_t *loop, rs__io_registration_t *reg, int events) {
+    (void)loop;
+    (void)reg;
+    (void)events;
+    return RS_ENOTSUP;
+}
+
+static void rs__iocp_remove(rs_event_loop_t *loop, rs__io_registration_t *reg) {
+    /* add never succeeds, so nothing is ever held. */
+    (void)loop;
+    (void)reg;
+}
+
+static bool rs__iocp_wake(rs_event_loop_t *loop) {
+    rs__iocp_t *iocp = (rs__iocp_t *)rs__backend_data(loop);
+    if (rs__atomic_exchange_int(&iocp->wake_posted, 1)) {
+        return true; /* a packet is already queued: the loop will wake anyway */
+    }
+    if (!PostQueuedCompletionStatus(iocp->port, 0, RS__IOCP_WAKE_KEY, NULL)) {
+        rs__atomic_store_int(&iocp->wake_posted, 0); /* let the retry post again */
+        return false;
+    }
+    return true;
+}
+
+static int rs__iocp_get_fd(const rs_event_loop_t *loop, int *fd_out) {
+    /* A completion port is a HANDLE, not a file descriptor, and it cannot be
+     * waited on by anyone but its own waiters. */
+    (void)loop;
+    (void)fd_out;
+    return RS_ENOTSUP;
+}
+
+static const rs__backend_vtable_t rs__iocp_vtable = {
+    RS_EVENT_LOOP_BACKEND_IOCP, rs__iocp_init,   rs__iocp_cleanup, rs__iocp_wait,
+    rs__iocp_dispatch,          rs__iocp_add,    rs__iocp_modify,  rs__iocp_remove,
+    rs__iocp_wake,              rs__iocp_get_fd, false, /* there is nothing to defer */
+};
+
+#endif /* RESEAU_OS_WINDOWS */
+/* <<iocp.c -- End file: src/loop/iocp.c */
 /* >>event_loop.c -- Begin file: src/loop/event_loop.c */
 /* Event loop core: options, thread ownership, ticks, cross-thread tasks, subscriptions. */
 
@@ -6758,6 +7383,8 @@ static const rs__backend_vtable_t *rs__backend_lookup(rs_event_loop_backend_t ba
         return &rs__epoll_vtable;
 #elif RESEAU_HAVE_KQUEUE
         return &rs__kqueue_vtable;
+#elif RESEAU_OS_WINDOWS
+        return &rs__iocp_vtable;
 #else
         return &rs__poll_vtable;
 #endif
@@ -6773,8 +7400,14 @@ static const rs__backend_vtable_t *rs__backend_lookup(rs_event_loop_backend_t ba
     case RS_EVENT_LOOP_BACKEND_KQUEUE:
         return &rs__kqueue_vtable;
 #endif
+#if RESEAU_OS_POSIX
     case RS_EVENT_LOOP_BACKEND_POLL:
         return &rs__poll_vtable;
+#endif
+#if RESEAU_OS_WINDOWS
+    case RS_EVENT_LOOP_BACKEND_IOCP:
+        return &rs__iocp_vtable;
+#endif
     default:
         return NULL;
     }
@@ -7165,9 +7798,10 @@ static void rs__event_loop_report_failed_interest(rs_event_loop_t *loop) {
  * its own: inside a tick on a backend where each change is a system call, the
  * backend is told once, at the tick's end, so interest that changes and
  * changes back within a tick (connected then reading; accepted then closed)
- * costs no system call. Errors: RS_ENOMEM; outside a tick, the backend's. */
-static int rs__event_loop_set_interest(rs_event_loop_t *loop, rs_io_handle_t *handle, int events,
-                                       rs_io_event_fn *on_event, void *user_data) {
+ * costs no system call. Errors: RS_ENOMEM; outside a tick, the backend's.
+ * (Unused, like the two below, where no socket layer is built: Windows.) */
+static RS__UNUSED int rs__event_loop_set_interest(rs_event_loop_t *loop, rs_io_handle_t *handle, int events,
+                                                 rs_io_event_fn *on_event, void *user_data) {
     rs__io_registration_t *reg = (rs__io_registration_t *)handle->impl;
     int previous;
     int err;
@@ -7198,14 +7832,14 @@ static int rs__event_loop_set_interest(rs_event_loop_t *loop, rs_io_handle_t *ha
 }
 
 /* The error of a deferred interest change the backend refused, else RS_OK. */
-static int rs__io_handle_error(const rs_io_handle_t *handle) {
+static RS__UNUSED int rs__io_handle_error(const rs_io_handle_t *handle) {
     const rs__io_registration_t *reg = (const rs__io_registration_t *)handle->impl;
     return reg ? reg->error : RS_OK;
 }
 
 /* The socket error (errno) the backend saw with the event being delivered, or
  * 0: for the socket layer when SO_ERROR reads 0 because the backend read it. */
-static int rs__io_handle_os_error(const rs_io_handle_t *handle) {
+static RS__UNUSED int rs__io_handle_os_error(const rs_io_handle_t *handle) {
     const rs__io_registration_t *reg = (const rs__io_registration_t *)handle->impl;
     return reg ? reg->os_error : 0;
 }
@@ -7345,7 +7979,7 @@ RESEAU_API int rs_event_loop_start(rs_event_loop_t *loop) {
         rs__atomic_store_int(&loop->thread_running, 0);
         return err;
     }
-    rs__atomic_store_uptr(&loop->owner, (rs_thread_id_t)loop->thread.handle);
+    rs__atomic_store_uptr(&loop->owner, rs__thread_id_of(&loop->thread));
     return RS_OK;
 }
 
@@ -7936,8 +8570,7 @@ RESEAU_API int rs_event_loop_group_destroy(rs_event_loop_group_t *group) {
     err = rs_thread_launch(&group->cleanup_thread, rs__group_cleanup_thread_main, group, &options);
     if (!err) {
         /* Nobody joins the helper: it frees the group it lives in. */
-        pthread_detach(group->cleanup_thread.handle);
-        group->cleanup_thread.joinable = false;
+        rs__thread_detach(&group->cleanup_thread);
         group->launched = true;
         rs_condvar_signal(&group->launch_cond);
     }
@@ -7995,7 +8628,9 @@ RESEAU_API rs_event_loop_t *rs_event_loop_group_get_next_loop(rs_event_loop_grou
  *     sweeps it) that subscribes the source's fd. Whichever loop reads an
  *     arrival first fans it out to every watcher of that signal through the
  *     watcher's rs_event_loop_async_t, so each fires on its own loop.
+ * Windows has no POSIX signals: there the API is the stubs at the end.
  */
+#if RESEAU_OS_POSIX
 
 /* One past the highest signal number; NSIG is not POSIX but every target has it. */
 #ifdef NSIG
@@ -8447,6 +9082,39 @@ RESEAU_API int rs_signal_watcher_destroy(rs_signal_watcher_t *watcher) {
 RESEAU_API int rs_signal_watcher_get_signum(const rs_signal_watcher_t *watcher) {
     return watcher ? watcher->signum : 0;
 }
+
+#else /* !RESEAU_OS_POSIX */
+
+/* Windows: no watchers yet (console control events would be its signals). */
+RESEAU_API int rs_signal_watcher_new(rs_event_loop_t *loop, int signum, rs_signal_watcher_fn *on_signal,
+                                     void *user_data, rs_signal_watcher_t **watcher_out) {
+    int err;
+    (void)signum;
+    (void)user_data;
+    if (watcher_out) {
+        *watcher_out = NULL;
+    }
+    err = rs__check_loop_thread(loop, "rs_signal_watcher_new");
+    if (err) {
+        return err;
+    }
+    if (!on_signal || !watcher_out) {
+        return RS_EINVAL;
+    }
+    return RS_ENOTSUP;
+}
+
+RESEAU_API int rs_signal_watcher_destroy(rs_signal_watcher_t *watcher) {
+    /* None can exist: only NULL can come here. */
+    (void)watcher;
+    return RS_EINVAL;
+}
+
+RESEAU_API int rs_signal_watcher_get_signum(const rs_signal_watcher_t *watcher) {
+    (void)watcher;
+    return 0;
+}
+#endif /* RESEAU_OS_POSIX */
 /* <<signal.c -- End file: src/loop/signal.c */
 /* >>address.c -- Begin file: src/net/address.c */
 /*
@@ -9097,6 +9765,7 @@ RESEAU_API int rs_endpoint_parse(rs_endpoint_t *out, const char *text) {
 }
 /* <<address.c -- End file: src/net/address.c */
 /* >>sockaddr.c -- Begin file: src/net/sockaddr.c */
+#if RESEAU_OS_POSIX /* Windows: >>net_win.c */
 /* Conversion between rs_endpoint_t and the OS's sockaddr structures. */
 
 typedef union rs__sockaddr {
@@ -9286,8 +9955,10 @@ RESEAU_API int rs_endpoint_from_sockaddr(rs_endpoint_t *out, const void *sockadd
     }
     return err;
 }
+#endif /* RESEAU_OS_POSIX */
 /* <<sockaddr.c -- End file: src/net/sockaddr.c */
 /* >>socket_posix.c -- Begin file: src/net/socket_posix.c */
+#if RESEAU_OS_POSIX /* Windows: >>net_win.c */
 /*
  * Sockets on POSIX: non-blocking fds driven by the loop's readiness events.
  *
@@ -10786,6 +11457,7 @@ static void rs__socket_on_event(rs_event_loop_t *loop, rs_io_handle_t *handle, i
     s->callback_depth--;
     rs__socket_maybe_free(s);
 }
+#endif /* RESEAU_OS_POSIX */
 /* <<socket_posix.c -- End file: src/net/socket_posix.c */
 /* >>socket_uring.c -- Begin file: src/net/socket_uring.c */
 /*
@@ -10810,6 +11482,7 @@ static void rs__socket_on_event(rs_event_loop_t *loop, rs_io_handle_t *handle, i
  * the iovecs and the caller's bytes when rs_socket_close returns), and the
  * queued writes complete RS_ECANCELED.
  */
+#if RESEAU_OS_POSIX /* Windows: >>net_win.c */
 #if RESEAU_OS_LINUX
 
 /* Writes gathered into one SENDMSG. */
@@ -11063,8 +11736,10 @@ static void rs__sock_uring_free(rs_socket_t *s) {
 }
 
 #endif /* RESEAU_OS_LINUX */
+#endif /* RESEAU_OS_POSIX */
 /* <<socket_uring.c -- End file: src/net/socket_uring.c */
 /* >>udp_posix.c -- Begin file: src/net/udp_posix.c */
+#if RESEAU_OS_POSIX /* Windows: >>net_win.c */
 /*
  * Datagrams: immediate, non-queueing send and receive on DGRAM sockets, with
  * sendmmsg/recvmmsg batching on Linux and one sendmsg/recvmsg per datagram
@@ -11330,8 +12005,10 @@ RESEAU_API int rs_socket_recv_batch(rs_socket_t *socket, rs_datagram_t *datagram
     *received_out = received;
     return RS_OK;
 }
+#endif /* RESEAU_OS_POSIX */
 /* <<udp_posix.c -- End file: src/net/udp_posix.c */
 /* >>sockopt_posix.c -- Begin file: src/net/sockopt_posix.c */
+#if RESEAU_OS_POSIX /* Windows: >>net_win.c */
 /*
  * Options on a live socket: TCP no-delay and keepalive, TTL / hop limit,
  * multicast and broadcast. Each setter checks the same things in the same
@@ -11565,8 +12242,10 @@ RESEAU_API int rs_socket_set_broadcast(rs_socket_t *socket, bool enabled) {
     }
     return rs__setsockopt_bool(socket->io.fd, SOL_SOCKET, SO_BROADCAST, enabled);
 }
+#endif /* RESEAU_OS_POSIX */
 /* <<sockopt_posix.c -- End file: src/net/sockopt_posix.c */
 /* >>pipe.c -- Begin file: src/net/pipe.c */
+#if RESEAU_OS_POSIX /* Windows: >>net_win.c */
 /*
  * Pipes, as a Unix socketpair shut down to one direction: the socket core gives
  * them asynchronous, ordered writes, and MSG_NOSIGNAL (SO_NOSIGPIPE on macOS)
@@ -11682,8 +12361,10 @@ RESEAU_API int rs_pipe_write(rs_pipe_write_end_t *write_end, rs_byte_cursor_t da
 RESEAU_API void rs_pipe_write_end_destroy(rs_pipe_write_end_t *write_end) {
     rs_socket_destroy(rs__pipe_socket(write_end));
 }
+#endif /* RESEAU_OS_POSIX */
 /* <<pipe.c -- End file: src/net/pipe.c */
 /* >>resolver.c -- Begin file: src/net/resolver.c */
+#if RESEAU_OS_POSIX /* Windows: >>net_win.c */
 /* Host resolver: a per-host cache (hash + LRU list), a FIFO of lookup jobs
  * served by detached worker threads, and per-request records delivered to
  * loops by an embedded task.
@@ -12801,7 +13482,382 @@ RESEAU_API size_t rs_host_resolver_get_address_count(rs_host_resolver_t *resolve
     rs_mutex_unlock(&resolver->lock);
     return count;
 }
+#endif /* RESEAU_OS_POSIX */
 /* <<resolver.c -- End file: src/net/resolver.c */
+/* >>net_win.c -- Begin file: src/net/net_win.c */
+/*
+ * Windows: the transport layer is not ported yet (issue 13: Winsock sockets
+ * on IOCP, named pipes, the resolver). Until it is, the constructors return
+ * RS_ENOTSUP, so no socket, pipe end or resolver ever exists here, and every
+ * other call can only be given NULL: it answers as the API does for a NULL
+ * handle (RS_EINVAL, nothing done, false, 0, -1). Addresses (>>address.c)
+ * are plain parsing and work.
+ */
+#if RESEAU_OS_WINDOWS
+
+static void rs__net_win_set_err(int *err_out, int err) {
+    if (err_out) {
+        *err_out = err;
+    }
+}
+
+RESEAU_API int rs_endpoint_from_sockaddr(rs_endpoint_t *out, const void *sockaddr, size_t len) {
+    (void)len;
+    if (!out || !sockaddr) {
+        return RS_EINVAL;
+    }
+    return RS_ENOTSUP;
+}
+
+/* ---- sockets ------------------------------------------------------------- */
+
+RESEAU_API rs_socket_t *rs_socket_new(const rs_socket_options_t *options, int *err_out) {
+    (void)options;
+    rs__net_win_set_err(err_out, RS_ENOTSUP);
+    return NULL;
+}
+
+RESEAU_API void rs_socket_destroy(rs_socket_t *socket) {
+    (void)socket;
+}
+
+RESEAU_API int rs_socket_close(rs_socket_t *socket) {
+    (void)socket;
+    return RS_EINVAL;
+}
+
+RESEAU_API bool rs_socket_is_open(const rs_socket_t *socket) {
+    (void)socket;
+    return false;
+}
+
+RESEAU_API int rs_socket_bind(rs_socket_t *socket, const rs_endpoint_t *local) {
+    (void)socket;
+    (void)local;
+    return RS_EINVAL;
+}
+
+RESEAU_API int rs_socket_get_bound_address(const rs_socket_t *socket, rs_endpoint_t *out) {
+    (void)socket;
+    (void)out;
+    return RS_EINVAL;
+}
+
+RESEAU_API int rs_socket_get_remote_address(const rs_socket_t *socket, rs_endpoint_t *out) {
+    (void)socket;
+    (void)out;
+    return RS_EINVAL;
+}
+
+RESEAU_API int rs_socket_listen(rs_socket_t *socket, int backlog) {
+    (void)socket;
+    (void)backlog;
+    return RS_EINVAL;
+}
+
+RESEAU_API int rs_socket_start_accept(rs_socket_t *listener, rs_event_loop_t *loop, rs_socket_on_accept_fn *on_accept,
+                                      void *user_data) {
+    (void)listener;
+    (void)loop;
+    (void)on_accept;
+    (void)user_data;
+    return RS_EINVAL;
+}
+
+RESEAU_API int rs_socket_stop_accept(rs_socket_t *listener) {
+    (void)listener;
+    return RS_EINVAL;
+}
+
+RESEAU_API int rs_socket_connect(rs_socket_t *socket, const rs_endpoint_t *remote, rs_event_loop_t *loop,
+                                 rs_socket_on_connect_fn *on_connect, void *user_data) {
+    (void)socket;
+    (void)remote;
+    (void)loop;
+    (void)on_connect;
+    (void)user_data;
+    return RS_EINVAL;
+}
+
+/* The client bootstrap's hook (see >>socket_posix.c); there is no socket to mark. */
+static void rs__socket_skip_connect_timer(rs_socket_t *socket) {
+    (void)socket;
+}
+
+RESEAU_API int rs_socket_assign_to_loop(rs_socket_t *socket, rs_event_loop_t *loop) {
+    (void)socket;
+    (void)loop;
+    return RS_EINVAL;
+}
+
+RESEAU_API rs_event_loop_t *rs_socket_get_loop(const rs_socket_t *socket) {
+    (void)socket;
+    return NULL;
+}
+
+RESEAU_API int rs_socket_subscribe_to_readable_events(rs_socket_t *socket, rs_socket_on_readable_fn *on_readable,
+                                                      void *user_data) {
+    (void)socket;
+    (void)on_readable;
+    (void)user_data;
+    return RS_EINVAL;
+}
+
+RESEAU_API int rs_socket_pause_reading(rs_socket_t *socket) {
+    (void)socket;
+    return RS_EINVAL;
+}
+
+RESEAU_API int rs_socket_resume_reading(rs_socket_t *socket) {
+    (void)socket;
+    return RS_EINVAL;
+}
+
+RESEAU_API int rs_socket_read(rs_socket_t *socket, rs_byte_buf_t *buf, size_t *amount_read) {
+    (void)socket;
+    (void)buf;
+    (void)amount_read;
+    return RS_EINVAL;
+}
+
+RESEAU_API int rs_socket_readv(rs_socket_t *socket, rs_byte_buf_t *bufs, size_t count, size_t *amount_read) {
+    (void)socket;
+    (void)bufs;
+    (void)count;
+    (void)amount_read;
+    return RS_EINVAL;
+}
+
+RESEAU_API int rs_socket_write(rs_socket_t *socket, rs_byte_cursor_t data, rs_socket_on_write_fn *on_written,
+                               void *user_data) {
+    (void)socket;
+    (void)data;
+    (void)on_written;
+    (void)user_data;
+    return RS_EINVAL;
+}
+
+RESEAU_API size_t rs_socket_get_pending_write_bytes(const rs_socket_t *socket) {
+    (void)socket;
+    return 0;
+}
+
+RESEAU_API int rs_socket_shutdown_dir(rs_socket_t *socket, rs_socket_dir_t dir) {
+    (void)socket;
+    (void)dir;
+    return RS_EINVAL;
+}
+
+RESEAU_API int rs_socket_get_fd(const rs_socket_t *socket) {
+    (void)socket;
+    return -1;
+}
+
+RESEAU_API int rs_socket_send_to(rs_socket_t *socket, const rs_endpoint_t *destination, rs_byte_cursor_t data) {
+    (void)socket;
+    (void)destination;
+    (void)data;
+    return RS_EINVAL;
+}
+
+RESEAU_API int rs_socket_send_batch(rs_socket_t *socket, const rs_datagram_t *datagrams, size_t count,
+                                    size_t *sent_out) {
+    (void)socket;
+    (void)datagrams;
+    (void)count;
+    (void)sent_out;
+    return RS_EINVAL;
+}
+
+RESEAU_API int rs_socket_recv_from(rs_socket_t *socket, rs_datagram_t *datagram) {
+    (void)socket;
+    (void)datagram;
+    return RS_EINVAL;
+}
+
+RESEAU_API int rs_socket_recv_batch(rs_socket_t *socket, rs_datagram_t *datagrams, size_t count,
+                                    size_t *received_out) {
+    (void)socket;
+    (void)datagrams;
+    (void)count;
+    (void)received_out;
+    return RS_EINVAL;
+}
+
+RESEAU_API int rs_socket_set_tcp_nodelay(rs_socket_t *socket, bool enabled) {
+    (void)socket;
+    (void)enabled;
+    return RS_EINVAL;
+}
+
+RESEAU_API int rs_socket_set_keepalive(rs_socket_t *socket, bool enabled, uint32_t idle_s, uint32_t interval_s,
+                                       uint32_t probes) {
+    (void)socket;
+    (void)enabled;
+    (void)idle_s;
+    (void)interval_s;
+    (void)probes;
+    return RS_EINVAL;
+}
+
+RESEAU_API int rs_socket_set_ttl(rs_socket_t *socket, uint32_t ttl) {
+    (void)socket;
+    (void)ttl;
+    return RS_EINVAL;
+}
+
+RESEAU_API int rs_socket_join_multicast_group(rs_socket_t *socket, const rs_endpoint_t *group,
+                                              const rs_endpoint_t *interface_address, uint32_t interface_index) {
+    (void)socket;
+    (void)group;
+    (void)interface_address;
+    (void)interface_index;
+    return RS_EINVAL;
+}
+
+RESEAU_API int rs_socket_leave_multicast_group(rs_socket_t *socket, const rs_endpoint_t *group,
+                                               const rs_endpoint_t *interface_address, uint32_t interface_index) {
+    (void)socket;
+    (void)group;
+    (void)interface_address;
+    (void)interface_index;
+    return RS_EINVAL;
+}
+
+RESEAU_API int rs_socket_set_multicast_interface(rs_socket_t *socket, const rs_endpoint_t *interface_address,
+                                                 uint32_t interface_index) {
+    (void)socket;
+    (void)interface_address;
+    (void)interface_index;
+    return RS_EINVAL;
+}
+
+RESEAU_API int rs_socket_set_multicast_loop(rs_socket_t *socket, bool enabled) {
+    (void)socket;
+    (void)enabled;
+    return RS_EINVAL;
+}
+
+RESEAU_API int rs_socket_set_multicast_ttl(rs_socket_t *socket, uint32_t ttl) {
+    (void)socket;
+    (void)ttl;
+    return RS_EINVAL;
+}
+
+RESEAU_API int rs_socket_set_broadcast(rs_socket_t *socket, bool enabled) {
+    (void)socket;
+    (void)enabled;
+    return RS_EINVAL;
+}
+
+/* ---- pipes --------------------------------------------------------------- */
+
+RESEAU_API int rs_pipe_new(rs_event_loop_t *read_loop, rs_event_loop_t *write_loop, const rs_allocator_t *allocator,
+                           rs_pipe_read_end_t **read_end_out, rs_pipe_write_end_t **write_end_out) {
+    (void)allocator;
+    if (read_end_out) {
+        *read_end_out = NULL;
+    }
+    if (write_end_out) {
+        *write_end_out = NULL;
+    }
+    if (!read_loop || !write_loop || !read_end_out || !write_end_out) {
+        return RS_EINVAL;
+    }
+    return RS_ENOTSUP;
+}
+
+RESEAU_API int rs_pipe_subscribe_to_readable_events(rs_pipe_read_end_t *read_end, rs_pipe_on_readable_fn *on_readable,
+                                                    void *user_data) {
+    (void)read_end;
+    (void)on_readable;
+    (void)user_data;
+    return RS_EINVAL;
+}
+
+RESEAU_API int rs_pipe_read(rs_pipe_read_end_t *read_end, rs_byte_buf_t *buf, size_t *amount_read) {
+    (void)read_end;
+    (void)buf;
+    (void)amount_read;
+    return RS_EINVAL;
+}
+
+RESEAU_API void rs_pipe_read_end_destroy(rs_pipe_read_end_t *read_end) {
+    (void)read_end;
+}
+
+RESEAU_API int rs_pipe_write(rs_pipe_write_end_t *write_end, rs_byte_cursor_t data, rs_pipe_on_write_fn *on_written,
+                             void *user_data) {
+    (void)write_end;
+    (void)data;
+    (void)on_written;
+    (void)user_data;
+    return RS_EINVAL;
+}
+
+RESEAU_API void rs_pipe_write_end_destroy(rs_pipe_write_end_t *write_end) {
+    (void)write_end;
+}
+
+/* ---- resolver ------------------------------------------------------------ */
+
+RESEAU_API rs_host_resolver_t *rs_host_resolver_new(const rs_host_resolver_options_t *options, int *err_out) {
+    (void)options;
+    rs__net_win_set_err(err_out, RS_ENOTSUP);
+    return NULL;
+}
+
+RESEAU_API void rs_host_resolver_destroy(rs_host_resolver_t *resolver) {
+    (void)resolver;
+}
+
+RESEAU_API int rs_host_resolver_resolve(rs_host_resolver_t *resolver, const rs_host_resolve_request_t *request) {
+    (void)resolver;
+    (void)request;
+    return RS_EINVAL;
+}
+
+RESEAU_API int rs_host_resolver_record_connection_failure(rs_host_resolver_t *resolver, const rs_endpoint_t *address) {
+    (void)resolver;
+    (void)address;
+    return RS_EINVAL;
+}
+
+RESEAU_API int rs_host_resolver_record_connection_success(rs_host_resolver_t *resolver, const rs_endpoint_t *address) {
+    (void)resolver;
+    (void)address;
+    return RS_EINVAL;
+}
+
+RESEAU_API int rs_host_resolver_purge_host(rs_host_resolver_t *resolver, const char *host_name, rs_event_loop_t *loop,
+                                           rs_host_resolver_purged_fn *on_purged, void *user_data) {
+    (void)resolver;
+    (void)host_name;
+    (void)loop;
+    (void)on_purged;
+    (void)user_data;
+    return RS_EINVAL;
+}
+
+RESEAU_API int rs_host_resolver_purge_all(rs_host_resolver_t *resolver, rs_event_loop_t *loop,
+                                          rs_host_resolver_purged_fn *on_purged, void *user_data) {
+    (void)resolver;
+    (void)loop;
+    (void)on_purged;
+    (void)user_data;
+    return RS_EINVAL;
+}
+
+RESEAU_API size_t rs_host_resolver_get_address_count(rs_host_resolver_t *resolver, const char *host_name,
+                                                     int families) {
+    (void)resolver;
+    (void)host_name;
+    (void)families;
+    return 0;
+}
+
+#endif /* RESEAU_OS_WINDOWS */
+/* <<net_win.c -- End file: src/net/net_win.c */
 /* >>message_pool.c -- Begin file: src/channel/message_pool.c */
 /*
  * Message pool: one per event loop (a loop-local object), so steady-state I/O
@@ -18232,8 +19288,46 @@ RESEAU_API rs_input_stream_t *rs_input_stream_new_from_memory(const rs_allocator
 /* ---- file ---------------------------------------------------------------- */
 
 /* 64-bit offsets on 32-bit Linux need the *64 calls that _GNU_SOURCE (through
- * _LARGEFILE64_SOURCE) declares; elsewhere off_t is what the system has. */
-static int rs__file_open(const char *path) {
+ * _LARGEFILE64_SOURCE) declares; elsewhere off_t is what the system has.
+ * Windows: the C runtime's descriptors, opened by a UTF-16 path (the
+ * narrow _open takes the ANSI code page, not UTF-8), in binary mode so that
+ * no byte is translated, and not inherited by child processes (O_CLOEXEC). */
+#if RESEAU_OS_WINDOWS
+static int rs__file_open(const rs_allocator_t *allocator, const char *path) {
+    wchar_t *wide;
+    int fd;
+    int len = MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, path, -1, NULL, 0);
+    if (len <= 0) {
+        errno = ENOENT; /* not UTF-8: no file can have that name */
+        return -1;
+    }
+    wide = (wchar_t *)rs_mem_alloc(allocator, (size_t)len * sizeof(wchar_t));
+    if (!wide) {
+        errno = ENOMEM;
+        return -1;
+    }
+    MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, path, -1, wide, len);
+    fd = _wopen(wide, _O_RDONLY | _O_BINARY | _O_NOINHERIT);
+    rs_mem_free(allocator, wide);
+    return fd;
+}
+
+static int64_t rs__file_lseek(int fd, int64_t offset, int whence) {
+    return (int64_t)_lseeki64(fd, offset, whence);
+}
+
+/* _read takes an unsigned int count: a larger one would wrap, and a wrapped 0
+ * would look like the end of the file. */
+static ssize_t rs__file_read_some(int fd, void *buf, size_t len) {
+    return _read(fd, buf, len > INT_MAX ? INT_MAX : (unsigned)len);
+}
+#else
+static ssize_t rs__file_read_some(int fd, void *buf, size_t len) {
+    return read(fd, buf, len);
+}
+
+static int rs__file_open(const rs_allocator_t *allocator, const char *path) {
+    (void)allocator;
 #if defined(_LARGEFILE64_SOURCE) && defined(__GLIBC__)
     return open64(path, O_RDONLY | O_CLOEXEC);
 #else
@@ -18252,6 +19346,7 @@ static int64_t rs__file_lseek(int fd, int64_t offset, int whence) {
     return (int64_t)lseek(fd, (off_t)offset, whence);
 #endif
 }
+#endif
 
 typedef struct rs__file_stream {
     rs_input_stream_t base;
@@ -18266,7 +19361,7 @@ typedef struct rs__file_stream {
 static int rs__file_read(rs_input_stream_t *stream, rs_byte_buf_t *dest) {
     rs__file_stream_t *f = (rs__file_stream_t *)stream->impl;
     while (dest->len < dest->capacity) {
-        ssize_t n = read(f->fd, dest->buffer + dest->len, dest->capacity - dest->len);
+        ssize_t n = rs__file_read_some(f->fd, dest->buffer + dest->len, dest->capacity - dest->len);
         if (n < 0 && errno == EINTR) {
             continue;
         }
@@ -18336,7 +19431,7 @@ RESEAU_API rs_input_stream_t *rs_input_stream_new_from_file(const rs_allocator_t
     if (!f) {
         return rs__stream_fail(RS_ENOMEM, err_out);
     }
-    if ((fd = rs__file_open(path)) < 0) {
+    if ((fd = rs__file_open(allocator, path)) < 0) {
         int err = rs_result_from_errno(errno);
         rs_mem_free(allocator, f);
         return rs__stream_fail(err, err_out);
@@ -18478,7 +19573,7 @@ static void rs__sync_adapter_worker(void *arg) {
         rs_async_input_stream_complete_read(&a->base, RS_ECANCELED, false);
     }
     if (worker_frees) {
-        pthread_detach(pthread_self()); /* nobody will join this thread */
+        rs__thread_detach(&a->thread); /* nobody will join this thread */
         rs__sync_adapter_free(a);
     }
 }

@@ -6,7 +6,8 @@
  *   In exactly one C or C++ file, before any other #include:
  *       #define RESEAU_IMPLEMENTATION
  *       #include "reseau.h"
- *   Everywhere else just #include "reseau.h". Link with -pthread.
+ *   Everywhere else just #include "reseau.h". Link with -pthread (Windows:
+ *   nothing; see README for what is ported there so far).
  *
  *       rs_event_loop_t *loop = rs_event_loop_new(NULL, NULL);
  *       rs_task_t task;
@@ -19,6 +20,8 @@
  *   RESEAU_IMPLEMENTATION  emit the implementation in this translation unit.
  *                          On Linux it defines _GNU_SOURCE, so include reseau.h
  *                          first in that file (or build it with -D_GNU_SOURCE).
+ *                          On Windows it includes <winsock2.h> and <windows.h>,
+ *                          with WIN32_LEAN_AND_MEAN and NOMINMAX unless set.
  *   RESEAU_STATIC          make every function static (single-file tools).
  *   RESEAU_API             override the storage class of public functions.
  *   RESEAU_ASSERT(x)       override internal invariant checks (default assert).
@@ -156,7 +159,8 @@
  *   Implementation: the same names with .c (>>event_loop.c), plus
  *   >>platform.c, >>atomic.c, >>heap.c, >>scheduler.c, >>epoll.c, >>poll.c, >>kqueue.c, >>io_uring.c,
  *   >>sockaddr.c, >>socket_posix.c, >>udp_posix.c, >>sockopt_posix.c, >>message_pool.c,
- *   >>pipeline.c.
+ *   >>pipeline.c; for Windows >>thread_win.c, >>iocp.c and >>net_win.c (what is
+ *   not ported yet: RS_ENOTSUP).
  */
 #if (defined(RESEAU_IMPLEMENTATION) || defined(RESEAU_TLS_IMPLEMENTATION)) && defined(__linux__) && \
     !defined(_GNU_SOURCE)
@@ -219,6 +223,7 @@ extern "C" {
 #include "base/log.c"
 #include "base/clock.c"
 #include "base/thread.c"
+#include "base/thread_win.c"
 #include "base/heap.c"
 #include "base/buffer.c"
 #include "loop/scheduler.c"
@@ -227,6 +232,7 @@ extern "C" {
 #include "loop/poll.c"
 #include "loop/kqueue.c"
 #include "loop/io_uring.c"
+#include "loop/iocp.c"
 #include "loop/event_loop.c"
 #include "loop/group.c"
 #include "loop/signal.c"
@@ -238,6 +244,7 @@ extern "C" {
 #include "net/sockopt_posix.c"
 #include "net/pipe.c"
 #include "net/resolver.c"
+#include "net/net_win.c"
 #include "channel/message_pool.c"
 #include "channel/channel.c"
 #include "channel/socket_handler.c"

@@ -6,19 +6,19 @@
 /* Longest formatted message; longer ones are truncated, never split. */
 #define RS__LOG_MESSAGE_MAX 1024
 
-static pthread_mutex_t rs__log_lock = PTHREAD_MUTEX_INITIALIZER;
+static rs_mutex_t rs__log_lock = RS_MUTEX_INIT;
 static rs_logger_t rs__logger;
 static int rs__log_level = (int)RS_LOG_LEVEL_NONE;
 
 RESEAU_API void rs_log_set(const rs_logger_t *logger) {
-    pthread_mutex_lock(&rs__log_lock);
+    rs_mutex_lock(&rs__log_lock);
     if (logger && logger->log_fn) {
         rs__logger = *logger;
     } else {
         memset(&rs__logger, 0, sizeof(rs__logger));
     }
     rs__atomic_store_int(&rs__log_level, (int)rs__logger.level);
-    pthread_mutex_unlock(&rs__log_lock);
+    rs_mutex_unlock(&rs__log_lock);
 }
 
 RESEAU_API rs_log_level_t rs_log_get_level(void) {
@@ -40,11 +40,11 @@ static void rs__log_write(rs_log_level_t level, rs_log_subject_t subject, const 
     va_end(args);
     /* The hook runs under the lock: lines never interleave, and the hook cannot
      * be swapped out mid-call. A hook must therefore not call rs_log_set. */
-    pthread_mutex_lock(&rs__log_lock);
+    rs_mutex_lock(&rs__log_lock);
     if (rs__logger.log_fn && (int)level <= (int)rs__logger.level) {
         rs__logger.log_fn(level, subject, message, rs__logger.user_data);
     }
-    pthread_mutex_unlock(&rs__log_lock);
+    rs_mutex_unlock(&rs__log_lock);
 }
 
 RESEAU_API void rs_log_printf(rs_log_level_t level, rs_log_subject_t subject, const char *format, ...) {

@@ -28,6 +28,26 @@
 #include <unistd.h>
 #endif
 
+#if RESEAU_OS_WINDOWS
+/* Only in the translation unit with the implementation: the declarations
+ * need no Windows header. winsock2.h must come before windows.h, which would
+ * otherwise pull in the old winsock.h. WIN32_LEAN_AND_MEAN keeps windows.h
+ * from including winsock.h and much else; NOMINMAX keeps its min and max
+ * macros out of C++ code in this file. Both are left to the user if set. */
+#ifndef WIN32_LEAN_AND_MEAN
+#define WIN32_LEAN_AND_MEAN
+#endif
+#ifndef NOMINMAX
+#define NOMINMAX
+#endif
+#include <winsock2.h>
+#include <ws2tcpip.h>
+#include <windows.h>
+#include <fcntl.h>
+#include <io.h>
+#include <process.h>
+#endif
+
 #if RESEAU_OS_LINUX
 #include <sys/epoll.h>
 #include <sys/eventfd.h>

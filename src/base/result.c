@@ -66,7 +66,9 @@ static const rs__errno_map_t rs__errno_table[] = {
     {EMSGSIZE, RS_EMSGSIZE},
     {ENOBUFS, RS_ENOBUFS},
     {ENETDOWN, RS_ENETDOWN},
+#ifdef ESHUTDOWN /* not in the Windows C runtime (WSAESHUTDOWN is, below) */
     {ESHUTDOWN, RS_ESHUTDOWN},
+#endif
     {EINTR, RS_EINTR},
     {EIO, RS_EIO},
     {ENOSPC, RS_ENOSPC},
@@ -75,16 +77,130 @@ static const rs__errno_map_t rs__errno_table[] = {
     {ENODEV, RS_ENODEV},
     {ENXIO, RS_ENODEV},
     {EPROTONOSUPPORT, RS_ENOTSUP},
+#ifdef ESOCKTNOSUPPORT /* not in the Windows C runtime */
     {ESOCKTNOSUPPORT, RS_ENOTSUP},
+#endif
     {EPROTOTYPE, RS_EINVAL},
     {EDESTADDRREQ, RS_ENOTCONN},
 };
+
+#if RESEAU_OS_WINDOWS
+/* Win32 error codes (GetLastError), Winsock's among them (WSAGetLastError:
+ * WSAE* from WSABASEERR, 10000, up), mapped to the codes their POSIX
+ * counterparts get above, so that a caller sees RS_ECONNREFUSED whichever OS
+ * refused. Win32 codes below 10000 overlap errno values (5 is EIO and
+ * ERROR_ACCESS_DENIED), hence a table of their own. */
+static const rs__errno_map_t rs__win32_table[] = {
+    {ERROR_INVALID_PARAMETER, RS_EINVAL},
+    {ERROR_INVALID_HANDLE, RS_EBADF},
+    {ERROR_NOT_ENOUGH_MEMORY, RS_ENOMEM},
+    {ERROR_OUTOFMEMORY, RS_ENOMEM},
+    {ERROR_NOT_SUPPORTED, RS_ENOTSUP},
+    {ERROR_CALL_NOT_IMPLEMENTED, RS_ENOTSUP},
+    {ERROR_OPERATION_ABORTED, RS_ECANCELED},
+    {ERROR_ACCESS_DENIED, RS_EACCES},
+    {ERROR_PRIVILEGE_NOT_HELD, RS_EPERM},
+    {ERROR_FILE_NOT_FOUND, RS_ENOENT},
+    {ERROR_PATH_NOT_FOUND, RS_ENOENT},
+    {ERROR_NOT_FOUND, RS_ENOENT},
+    {ERROR_FILE_EXISTS, RS_EEXIST},
+    {ERROR_ALREADY_EXISTS, RS_EEXIST},
+    {ERROR_TOO_MANY_OPEN_FILES, RS_EMFILE},
+    {ERROR_BUSY, RS_EBUSY},
+    {ERROR_PIPE_BUSY, RS_EBUSY},
+    {ERROR_POSSIBLE_DEADLOCK, RS_EDEADLK},
+    {ERROR_TIMEOUT, RS_ETIMEDOUT},
+    {WAIT_TIMEOUT, RS_ETIMEDOUT},
+    {ERROR_SEM_TIMEOUT, RS_ETIMEDOUT},
+    {ERROR_BROKEN_PIPE, RS_EPIPE},
+    {ERROR_NO_DATA, RS_EPIPE},
+    {ERROR_PIPE_NOT_CONNECTED, RS_EPIPE},
+    {ERROR_GRACEFUL_DISCONNECT, RS_EPIPE},
+    {ERROR_HANDLE_EOF, RS_EEOF},
+    {ERROR_ARITHMETIC_OVERFLOW, RS_EOVERFLOW},
+    {ERROR_MORE_DATA, RS_EMSGSIZE},
+    {ERROR_DISK_FULL, RS_ENOSPC},
+    {ERROR_HANDLE_DISK_FULL, RS_ENOSPC},
+    {ERROR_DEV_NOT_EXIST, RS_ENODEV},
+    {ERROR_BAD_UNIT, RS_ENODEV},
+    /* What an overlapped socket operation completes with. */
+    {ERROR_CONNECTION_REFUSED, RS_ECONNREFUSED},
+    {ERROR_PORT_UNREACHABLE, RS_ECONNREFUSED},
+    {ERROR_NETNAME_DELETED, RS_ECONNRESET},
+    {ERROR_CONNECTION_ABORTED, RS_ECONNABORTED},
+    {ERROR_NETWORK_UNREACHABLE, RS_ENETUNREACH},
+    {ERROR_HOST_UNREACHABLE, RS_EHOSTUNREACH},
+    {ERROR_ADDRESS_ALREADY_ASSOCIATED, RS_EADDRINUSE},
+    /* Winsock. */
+    {WSAEINTR, RS_EINTR},
+    {WSAEBADF, RS_EBADF},
+    {WSAENOTSOCK, RS_EBADF},
+    {WSAEACCES, RS_EACCES},
+    {WSAEFAULT, RS_EINVAL},
+    {WSAEINVAL, RS_EINVAL},
+    {WSAEPROTOTYPE, RS_EINVAL},
+    {WSAEMFILE, RS_EMFILE},
+    {WSAEWOULDBLOCK, RS_EAGAIN},
+    {WSAEINPROGRESS, RS_EALREADY},
+    {WSAEALREADY, RS_EALREADY},
+    {WSAEDESTADDRREQ, RS_ENOTCONN},
+    {WSAEMSGSIZE, RS_EMSGSIZE},
+    {WSAEOPNOTSUPP, RS_ENOTSUP},
+    {WSAEPROTONOSUPPORT, RS_ENOTSUP},
+    {WSAESOCKTNOSUPPORT, RS_ENOTSUP},
+    {WSAEPFNOSUPPORT, RS_EAFNOSUPPORT},
+    {WSAEAFNOSUPPORT, RS_EAFNOSUPPORT},
+    {WSAEADDRINUSE, RS_EADDRINUSE},
+    {WSAEADDRNOTAVAIL, RS_EADDRNOTAVAIL},
+    {WSAENETDOWN, RS_ENETDOWN},
+    {WSAENETUNREACH, RS_ENETUNREACH},
+    {WSAENETRESET, RS_ECONNRESET},
+    {WSAECONNABORTED, RS_ECONNABORTED},
+    {WSAECONNRESET, RS_ECONNRESET},
+    {WSAENOBUFS, RS_ENOBUFS},
+    {WSAEISCONN, RS_EISCONN},
+    {WSAENOTCONN, RS_ENOTCONN},
+    {WSAESHUTDOWN, RS_ESHUTDOWN},
+    {WSAETIMEDOUT, RS_ETIMEDOUT},
+    {WSAECONNREFUSED, RS_ECONNREFUSED},
+    {WSAEHOSTDOWN, RS_EHOSTUNREACH},
+    {WSAEHOSTUNREACH, RS_EHOSTUNREACH},
+    {WSAEDISCON, RS_EPIPE},
+    {WSAECANCELLED, RS_ECANCELED},
+    {WSA_E_CANCELLED, RS_ECANCELED},
+    {WSAHOST_NOT_FOUND, RS_EDNS_NOT_FOUND},
+    {WSANO_DATA, RS_EDNS_NOT_FOUND},
+    {WSATRY_AGAIN, RS_EDNS_TRY_AGAIN},
+    {WSANO_RECOVERY, RS_EDNS_FAILED},
+};
+
+/* A Win32 or Winsock error code (GetLastError, WSAGetLastError) as an RS_Exxx
+ * code: 0 is RS_OK, a code with no counterpart RS_EUNKNOWN. */
+static int rs__result_from_win32(uint32_t os_error) {
+    size_t i;
+    if (os_error == 0) {
+        return RS_OK;
+    }
+    for (i = 0; i < sizeof(rs__win32_table) / sizeof(rs__win32_table[0]); ++i) {
+        if ((uint32_t)rs__win32_table[i].os_error == os_error) {
+            return rs__win32_table[i].result;
+        }
+    }
+    return RS_EUNKNOWN;
+}
+#endif
 
 RESEAU_API int rs_result_from_errno(int os_error) {
     size_t i;
     if (os_error == 0) {
         return RS_OK;
     }
+#if RESEAU_OS_WINDOWS
+    /* Winsock reports its errors apart from errno, in a range of their own. */
+    if (os_error >= WSABASEERR) {
+        return rs__result_from_win32((uint32_t)os_error);
+    }
+#endif
     for (i = 0; i < sizeof(rs__errno_table) / sizeof(rs__errno_table[0]); ++i) {
         if (rs__errno_table[i].os_error == os_error) {
             return rs__errno_table[i].result;

@@ -1,4 +1,6 @@
-/* Threads, mutexes, condition variables, once, and the usable CPU count (POSIX). */
+/* Threads, mutexes, condition variables, once, and the usable CPU count (POSIX;
+ * Windows has its own in >>thread_win.c). */
+#if RESEAU_OS_POSIX
 
 static void rs__thread_set_name(const char *name) {
     if (!name[0]) {
@@ -116,8 +118,20 @@ RESEAU_API int rs_thread_join(rs_thread_t *thread) {
     return RS_OK;
 }
 
+/* Lets a joinable thread run on unjoined: nothing waits for it, and it frees
+ * its own resources when it returns. */
+static RS__UNUSED void rs__thread_detach(rs_thread_t *thread) {
+    pthread_detach(thread->handle);
+    thread->joinable = false;
+}
+
 RESEAU_API rs_thread_id_t rs_thread_current_id(void) {
     return (rs_thread_id_t)pthread_self();
+}
+
+/* The id rs_thread_current_id returns on a launched thread. */
+static rs_thread_id_t rs__thread_id_of(const rs_thread_t *thread) {
+    return (rs_thread_id_t)thread->handle;
 }
 
 RESEAU_API void rs_thread_sleep_ns(uint64_t ns) {
@@ -304,3 +318,4 @@ RESEAU_API void rs_once(rs_once_t *once, void (*fn)(void *user_data), void *user
         sched_yield();
     }
 }
+#endif /* RESEAU_OS_POSIX */

@@ -16,15 +16,34 @@ typedef struct rs_condvar {
     pthread_cond_t impl;
 } rs_condvar_t;
 
-#else
-#error "reseau: only POSIX threads are implemented so far (Windows support is not implemented yet)"
-#endif
-
 /* Once-flag: 0 not run, 1 running, 2 done. Accessed only through rs_once(). */
 typedef struct rs_once {
     int state;
 } rs_once_t;
 #define RS_ONCE_INIT {0}
+
+#else
+/* Windows: an SRWLOCK, a CONDITION_VARIABLE and an INIT_ONCE are each one
+ * pointer, all zeros when unused. They are held as void * so that the
+ * declarations need no <windows.h>, which would put its macros (min, max,
+ * near, ERROR, ...) into every file that includes reseau.h; the
+ * implementation checks that the sizes match. */
+typedef struct rs_mutex {
+    void *impl;
+} rs_mutex_t;
+/* Static initializer for a process-lifetime mutex (no cleanup needed). */
+#define RS_MUTEX_INIT {NULL}
+
+typedef struct rs_condvar {
+    void *impl;
+} rs_condvar_t;
+
+/* Accessed only through rs_once(). */
+typedef struct rs_once {
+    void *impl;
+} rs_once_t;
+#define RS_ONCE_INIT {NULL}
+#endif
 
 /* Identifies a thread; compare with ==. 0 is never a valid id. */
 typedef uintptr_t rs_thread_id_t;
@@ -47,32 +66,39 @@ typedef struct rs_thread {
     bool joinable;
 #if RESEAU_OS_POSIX
     pthread_t handle;
+#else
+    void *handle;      /* the HANDLE _beginthreadex returned */
+    uint32_t id;       /* its thread id, for the join-from-itself check */
 #endif
 } rs_thread_t;
 
 /* Start fn(user_data) on a new thread. RS_EINVAL for a NULL thread or fn,
- * RS_ENOMEM if thread attributes cannot be made, RS_ETHREAD (logged) if the OS
- * refuses (a bad stack_size included); no allocation. */
+ * RS_ENOMEM if thread attributes cannot be made (POSIX), RS_ETHREAD (logged)
+ * if the OS refuses (a bad stack_size included); no allocation. */
 RESEAU_API int rs_thread_launch(rs_thread_t *thread, rs_thread_fn *fn, void *user_data,
                                 const rs_thread_options_t *options);
 /* Wait for the thread to finish. RS_EINVAL for NULL, RS_EDEADLK from the thread
- * itself, RS_ESTATE if not joinable, or the OS error from pthread_join. */
+ * itself, RS_ESTATE if not joinable, or the mapped OS error from pthread_join
+ * (WaitForSingleObject on Windows). */
 RESEAU_API int rs_thread_join(rs_thread_t *thread);
 RESEAU_API rs_thread_id_t rs_thread_current_id(void);
 RESEAU_API void rs_thread_sleep_ns(uint64_t ns);
 
 /* The number of CPUs this process may actually use: the affinity mask, capped by a
- * cgroup v2 `cpu.max` quota anywhere up the process's cgroup path. At least 1. */
+ * cgroup v2 `cpu.max` quota anywhere up the process's cgroup path (Linux), or
+ * by a job object's hard CPU-rate cap (Windows). At least 1. */
 RESEAU_API size_t rs_usable_cpu_count(void);
 
-/* RS_OK, or the OS error mapped by rs_result_from_errno (RS_ENOMEM, RS_EAGAIN, ...). */
+/* RS_OK, or the OS error mapped by rs_result_from_errno (RS_ENOMEM, RS_EAGAIN, ...).
+ * Always RS_OK on Windows, where an SRWLOCK needs no resources. */
 RESEAU_API int rs_mutex_init(rs_mutex_t *mutex);
 RESEAU_API void rs_mutex_cleanup(rs_mutex_t *mutex);
 RESEAU_API void rs_mutex_lock(rs_mutex_t *mutex);
 RESEAU_API void rs_mutex_unlock(rs_mutex_t *mutex);
 
 /* Waits use the monotonic clock, so wall-clock jumps do not shorten or stretch them. */
-/* RS_OK, or the OS error mapped by rs_result_from_errno (RS_ENOMEM, RS_EAGAIN, ...). */
+/* RS_OK, or the OS error mapped by rs_result_from_errno (RS_ENOMEM, RS_EAGAIN, ...).
+ * Always RS_OK on Windows (a CONDITION_VARIABLE needs no resources). */
 RESEAU_API int rs_condvar_init(rs_condvar_t *condvar);
 RESEAU_API void rs_condvar_cleanup(rs_condvar_t *condvar);
 RESEAU_API void rs_condvar_signal(rs_condvar_t *condvar);

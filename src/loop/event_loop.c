@@ -7,6 +7,8 @@ static const rs__backend_vtable_t *rs__backend_lookup(rs_event_loop_backend_t ba
         return &rs__epoll_vtable;
 #elif RESEAU_HAVE_KQUEUE
         return &rs__kqueue_vtable;
+#elif RESEAU_OS_WINDOWS
+        return &rs__iocp_vtable;
 #else
         return &rs__poll_vtable;
 #endif
@@ -22,8 +24,14 @@ static const rs__backend_vtable_t *rs__backend_lookup(rs_event_loop_backend_t ba
     case RS_EVENT_LOOP_BACKEND_KQUEUE:
         return &rs__kqueue_vtable;
 #endif
+#if RESEAU_OS_POSIX
     case RS_EVENT_LOOP_BACKEND_POLL:
         return &rs__poll_vtable;
+#endif
+#if RESEAU_OS_WINDOWS
+    case RS_EVENT_LOOP_BACKEND_IOCP:
+        return &rs__iocp_vtable;
+#endif
     default:
         return NULL;
     }
@@ -414,9 +422,10 @@ static void rs__event_loop_report_failed_interest(rs_event_loop_t *loop) {
  * its own: inside a tick on a backend where each change is a system call, the
  * backend is told once, at the tick's end, so interest that changes and
  * changes back within a tick (connected then reading; accepted then closed)
- * costs no system call. Errors: RS_ENOMEM; outside a tick, the backend's. */
-static int rs__event_loop_set_interest(rs_event_loop_t *loop, rs_io_handle_t *handle, int events,
-                                       rs_io_event_fn *on_event, void *user_data) {
+ * costs no system call. Errors: RS_ENOMEM; outside a tick, the backend's.
+ * (Unused, like the two below, where no socket layer is built: Windows.) */
+static RS__UNUSED int rs__event_loop_set_interest(rs_event_loop_t *loop, rs_io_handle_t *handle, int events,
+                                                 rs_io_event_fn *on_event, void *user_data) {
     rs__io_registration_t *reg = (rs__io_registration_t *)handle->impl;
     int previous;
     int err;
@@ -447,14 +456,14 @@ static int rs__event_loop_set_interest(rs_event_loop_t *loop, rs_io_handle_t *ha
 }
 
 /* The error of a deferred interest change the backend refused, else RS_OK. */
-static int rs__io_handle_error(const rs_io_handle_t *handle) {
+static RS__UNUSED int rs__io_handle_error(const rs_io_handle_t *handle) {
     const rs__io_registration_t *reg = (const rs__io_registration_t *)handle->impl;
     return reg ? reg->error : RS_OK;
 }
 
 /* The socket error (errno) the backend saw with the event being delivered, or
  * 0: for the socket layer when SO_ERROR reads 0 because the backend read it. */
-static int rs__io_handle_os_error(const rs_io_handle_t *handle) {
+static RS__UNUSED int rs__io_handle_os_error(const rs_io_handle_t *handle) {
     const rs__io_registration_t *reg = (const rs__io_registration_t *)handle->impl;
     return reg ? reg->os_error : 0;
 }
@@ -594,7 +603,7 @@ RESEAU_API int rs_event_loop_start(rs_event_loop_t *loop) {
         rs__atomic_store_int(&loop->thread_running, 0);
         return err;
     }
-    rs__atomic_store_uptr(&loop->owner, (rs_thread_id_t)loop->thread.handle);
+    rs__atomic_store_uptr(&loop->owner, rs__thread_id_of(&loop->thread));
     return RS_OK;
 }
 

@@ -23,12 +23,13 @@
 typedef struct rs_event_loop rs_event_loop_t;
 
 typedef enum rs_event_loop_backend {
-    RS_EVENT_LOOP_BACKEND_DEFAULT = 0, /* the best for this OS: epoll on Linux, kqueue on macOS and the BSDs, poll elsewhere */
+    RS_EVENT_LOOP_BACKEND_DEFAULT = 0, /* the best for this OS: epoll on Linux, kqueue on macOS and the BSDs, IOCP on
+                                        * Windows, poll elsewhere */
     RS_EVENT_LOOP_BACKEND_EPOLL = 1,   /* Linux */
     RS_EVENT_LOOP_BACKEND_POLL = 2,    /* any POSIX system; the portable fallback */
     RS_EVENT_LOOP_BACKEND_IO_URING = 3, /* Linux 5.19+, where io_uring is allowed; readiness only so far (see README) */
     RS_EVENT_LOOP_BACKEND_KQUEUE = 4,  /* macOS, the BSDs; elsewhere only with RESEAU_HAVE_KQUEUE (libkqueue) */
-    RS_EVENT_LOOP_BACKEND_IOCP = 5     /* not implemented yet: RS_ENOTSUP */
+    RS_EVENT_LOOP_BACKEND_IOCP = 5     /* Windows: tasks, timers, asyncs and wakeups; no I/O subscriptions yet */
 } rs_event_loop_backend_t;
 
 typedef struct rs_event_loop_options {
@@ -138,7 +139,7 @@ RESEAU_API int rs_event_loop_next_deadline(rs_event_loop_t *loop, uint64_t *dead
  * cross-thread wakeup to process; poll it from a host loop, then call
  * rs_event_loop_run_once(loop, 0). Never read from it or close it.
  * *fd_out is set on RS_OK; RS_ENOTSUP for the poll backend, which has no single
- * waitable handle; RS_EINVAL for a NULL loop or fd_out. Any thread. On kqueue
+ * waitable handle, and for IOCP, whose port is a HANDLE and not waitable; RS_EINVAL for a NULL loop or fd_out. Any thread. On kqueue
  * it is the kqueue fd, which the BSDs and macOS make pollable; libkqueue's is
  * not. */
 RESEAU_API int rs_event_loop_get_fd(const rs_event_loop_t *loop, int *fd_out);
@@ -171,7 +172,8 @@ RESEAU_API bool rs_event_loop_is_on_loop_thread(const rs_event_loop_t *loop);
  * READABLE|WRITABLE only; handle->fd must be valid. RS_EINVAL for a NULL loop,
  * handle or on_event, a negative fd or a bad mask; RS_EBUSY if the handle is
  * already subscribed, RS_EEXIST if another handle already subscribed the same
- * fd; RS_ENOMEM, or the backend's mapped OS error. Loop thread. */
+ * fd; RS_ENOMEM, or the backend's mapped OS error; RS_ENOTSUP on IOCP
+ * (Windows), which has no readiness subscriptions yet. Loop thread. */
 RESEAU_API int rs_event_loop_subscribe(rs_event_loop_t *loop, rs_io_handle_t *handle, int events,
                                        rs_io_event_fn *on_event, void *user_data);
 /* Change the subscribed mask (same rules as subscribe); RS_EINVAL for a NULL

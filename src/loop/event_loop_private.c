@@ -231,6 +231,7 @@ static void rs__registration_dispatch(rs_event_loop_t *loop, rs__io_registration
 
 /* Non-blocking and close-on-exec, for fds made without SOCK_NONBLOCK/SOCK_CLOEXEC
  * (pipes, and sockets off Linux): shared by the poll backend and the socket layer. */
+#if RESEAU_OS_POSIX
 static int rs__set_nonblocking_cloexec(int fd) {
     int flags = fcntl(fd, F_GETFL);
     if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0 || fcntl(fd, F_SETFD, FD_CLOEXEC) != 0) {
@@ -238,6 +239,7 @@ static int rs__set_nonblocking_cloexec(int fd) {
     }
     return RS_OK;
 }
+#endif
 
 /* Which registration holds each fd number: for backends whose kernel would
  * not refuse a second subscriber of one fd as epoll does (kqueue merges it
@@ -292,13 +294,13 @@ static RS__UNUSED void rs__fd_owners_cleanup(rs_allocator_t *allocator, rs__fd_o
  * fd, which ends the resumed wait at once), and io_uring's task work
  * interrupts blocking calls of any thread that ever had a ring. The deadline
  * of a wait of timeout_ms (0 when it does not time out or does not block): */
-static uint64_t rs__wait_deadline_ns(int timeout_ms) {
+static RS__UNUSED uint64_t rs__wait_deadline_ns(int timeout_ms) {
     return timeout_ms > 0 ? rs_clock_now_ns() + (uint64_t)timeout_ms * RS_NS_PER_MS : 0;
 }
 
 /* The timeout of the resumed wait: -1 (none, as before), or the milliseconds
  * left until the deadline, rounded up so that it never ends early. */
-static int rs__wait_left_ms(uint64_t deadline_ns, int timeout_ms) {
+static RS__UNUSED int rs__wait_left_ms(uint64_t deadline_ns, int timeout_ms) {
     uint64_t now_ns;
     if (timeout_ms < 0) {
         return -1;

@@ -170,8 +170,7 @@ RESEAU_API int rs_event_loop_group_destroy(rs_event_loop_group_t *group) {
     err = rs_thread_launch(&group->cleanup_thread, rs__group_cleanup_thread_main, group, &options);
     if (!err) {
         /* Nobody joins the helper: it frees the group it lives in. */
-        pthread_detach(group->cleanup_thread.handle);
-        group->cleanup_thread.joinable = false;
+        rs__thread_detach(&group->cleanup_thread);
         group->launched = true;
         rs_condvar_signal(&group->launch_cond);
     }

@@ -5,6 +5,7 @@
  * swapping the last one into the hole. Dispatch works from a separate ready
  * list, so subscribing or unsubscribing inside a callback is safe.
  */
+#if RESEAU_OS_POSIX
 
 typedef struct rs__poll_ready {
     rs__io_registration_t *reg;
@@ -242,3 +243,4 @@ static const rs__backend_vtable_t rs__poll_vtable = {
     rs__poll_add,               rs__poll_modify, rs__poll_remove, rs__poll_wake, rs__poll_get_fd,
     false, /* a change is an array write: nothing to save by deferring it */
 };
+#endif /* RESEAU_OS_POSIX */

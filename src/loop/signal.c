@@ -10,7 +10,9 @@
  *     sweeps it) that subscribes the source's fd. Whichever loop reads an
  *     arrival first fans it out to every watcher of that signal through the
  *     watcher's rs_event_loop_async_t, so each fires on its own loop.
+ * Windows has no POSIX signals: there the API is the stubs at the end.
  */
+#if RESEAU_OS_POSIX
 
 /* One past the highest signal number; NSIG is not POSIX but every target has it. */
 #ifdef NSIG
@@ -462,3 +464,36 @@ RESEAU_API int rs_signal_watcher_destroy(rs_signal_watcher_t *watcher) {
 RESEAU_API int rs_signal_watcher_get_signum(const rs_signal_watcher_t *watcher) {
     return watcher ? watcher->signum : 0;
 }
+
+#else /* !RESEAU_OS_POSIX */
+
+/* Windows: no watchers yet (console control events would be its signals). */
+RESEAU_API int rs_signal_watcher_new(rs_event_loop_t *loop, int signum, rs_signal_watcher_fn *on_signal,
+                                     void *user_data, rs_signal_watcher_t **watcher_out) {
+    int err;
+    (void)signum;
+    (void)user_data;
+    if (watcher_out) {
+        *watcher_out = NULL;
+    }
+    err = rs__check_loop_thread(loop, "rs_signal_watcher_new");
+    if (err) {
+        return err;
+    }
+    if (!on_signal || !watcher_out) {
+        return RS_EINVAL;
+    }
+    return RS_ENOTSUP;
+}
+
+RESEAU_API int rs_signal_watcher_destroy(rs_signal_watcher_t *watcher) {
+    /* None can exist: only NULL can come here. */
+    (void)watcher;
+    return RS_EINVAL;
+}
+
+RESEAU_API int rs_signal_watcher_get_signum(const rs_signal_watcher_t *watcher) {
+    (void)watcher;
+    return 0;
+}
+#endif /* RESEAU_OS_POSIX */

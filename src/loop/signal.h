@@ -44,6 +44,9 @@
  * Signals are process-wide: two parts of a program that both change a
  * signal's disposition (or two copies of reseau built with RESEAU_STATIC)
  * step on each other.
+ *
+ * Windows: not supported yet. rs_signal_watcher_new returns RS_ENOTSUP (after
+ * its RS_EINVAL and RS_EWRONGTHREAD checks), so no watcher exists to destroy.
  */
 typedef struct rs_signal_watcher rs_signal_watcher_t;
 

@@ -1,3 +1,4 @@
+#if RESEAU_OS_POSIX /* Windows: >>net_win.c */
 /*
  * Pipes, as a Unix socketpair shut down to one direction: the socket core gives
  * them asynchronous, ordered writes, and MSG_NOSIGNAL (SO_NOSIGPIPE on macOS)
@@ -113,3 +114,4 @@ RESEAU_API int rs_pipe_write(rs_pipe_write_end_t *write_end, rs_byte_cursor_t da
 RESEAU_API void rs_pipe_write_end_destroy(rs_pipe_write_end_t *write_end) {
     rs_socket_destroy(rs__pipe_socket(write_end));
 }
+#endif /* RESEAU_OS_POSIX */

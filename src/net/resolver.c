@@ -1,3 +1,4 @@
+#if RESEAU_OS_POSIX /* Windows: >>net_win.c */
 /* Host resolver: a per-host cache (hash + LRU list), a FIFO of lookup jobs
  * served by detached worker threads, and per-request records delivered to
  * loops by an embedded task.
@@ -1115,3 +1116,4 @@ RESEAU_API size_t rs_host_resolver_get_address_count(rs_host_resolver_t *resolve
     rs_mutex_unlock(&resolver->lock);
     return count;
 }
+#endif /* RESEAU_OS_POSIX */

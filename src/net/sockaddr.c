@@ -1,3 +1,4 @@
+#if RESEAU_OS_POSIX /* Windows: >>net_win.c */
 /* Conversion between rs_endpoint_t and the OS's sockaddr structures. */
 
 typedef union rs__sockaddr {
@@ -187,3 +188,4 @@ RESEAU_API int rs_endpoint_from_sockaddr(rs_endpoint_t *out, const void *sockadd
     }
     return err;
 }
+#endif /* RESEAU_OS_POSIX */

@@ -1,3 +1,4 @@
+#if RESEAU_OS_POSIX /* Windows: >>net_win.c */
 /*
  * Sockets on POSIX: non-blocking fds driven by the loop's readiness events.
  *
@@ -1496,3 +1497,4 @@ static void rs__socket_on_event(rs_event_loop_t *loop, rs_io_handle_t *handle, i
     s->callback_depth--;
     rs__socket_maybe_free(s);
 }
+#endif /* RESEAU_OS_POSIX */

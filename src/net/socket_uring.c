@@ -20,6 +20,7 @@
  * the iovecs and the caller's bytes when rs_socket_close returns), and the
  * queued writes complete RS_ECANCELED.
  */
+#if RESEAU_OS_POSIX /* Windows: >>net_win.c */
 #if RESEAU_OS_LINUX
 
 /* Writes gathered into one SENDMSG. */
@@ -273,3 +274,4 @@ static void rs__sock_uring_free(rs_socket_t *s) {
 }
 
 #endif /* RESEAU_OS_LINUX */
+#endif /* RESEAU_OS_POSIX */

@@ -1,3 +1,4 @@
+#if RESEAU_OS_POSIX /* Windows: >>net_win.c */
 /*
  * Options on a live socket: TCP no-delay and keepalive, TTL / hop limit,
  * multicast and broadcast. Each setter checks the same things in the same
@@ -231,3 +232,4 @@ RESEAU_API int rs_socket_set_broadcast(rs_socket_t *socket, bool enabled) {
     }
     return rs__setsockopt_bool(socket->io.fd, SOL_SOCKET, SO_BROADCAST, enabled);
 }
+#endif /* RESEAU_OS_POSIX */

@@ -1,3 +1,4 @@
+#if RESEAU_OS_POSIX /* Windows: >>net_win.c */
 /*
  * Datagrams: immediate, non-queueing send and receive on DGRAM sockets, with
  * sendmmsg/recvmmsg batching on Linux and one sendmsg/recvmsg per datagram
@@ -263,3 +264,4 @@ RESEAU_API int rs_socket_recv_batch(rs_socket_t *socket, rs_datagram_t *datagram
     *received_out = received;
     return RS_OK;
 }
+#endif /* RESEAU_OS_POSIX */

@@ -132,8 +132,46 @@ RESEAU_API rs_input_stream_t *rs_input_stream_new_from_memory(const rs_allocator
 /* ---- file ---------------------------------------------------------------- */
 
 /* 64-bit offsets on 32-bit Linux need the *64 calls that _GNU_SOURCE (through
- * _LARGEFILE64_SOURCE) declares; elsewhere off_t is what the system has. */
-static int rs__file_open(const char *path) {
+ * _LARGEFILE64_SOURCE) declares; elsewhere off_t is what the system has.
+ * Windows: the C runtime's descriptors, opened by a UTF-16 path (the
+ * narrow _open takes the ANSI code page, not UTF-8), in binary mode so that
+ * no byte is translated, and not inherited by child processes (O_CLOEXEC). */
+#if RESEAU_OS_WINDOWS
+static int rs__file_open(const rs_allocator_t *allocator, const char *path) {
+    wchar_t *wide;
+    int fd;
+    int len = MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, path, -1, NULL, 0);
+    if (len <= 0) {
+        errno = ENOENT; /* not UTF-8: no file can have that name */
+        return -1;
+    }
+    wide = (wchar_t *)rs_mem_alloc(allocator, (size_t)len * sizeof(wchar_t));
+    if (!wide) {
+        errno = ENOMEM;
+        return -1;
+    }
+    MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, path, -1, wide, len);
+    fd = _wopen(wide, _O_RDONLY | _O_BINARY | _O_NOINHERIT);
+    rs_mem_free(allocator, wide);
+    return fd;
+}
+
+static int64_t rs__file_lseek(int fd, int64_t offset, int whence) {
+    return (int64_t)_lseeki64(fd, offset, whence);
+}
+
+/* _read takes an unsigned int count: a larger one would wrap, and a wrapped 0
+ * would look like the end of the file. */
+static ssize_t rs__file_read_some(int fd, void *buf, size_t len) {
+    return _read(fd, buf, len > INT_MAX ? INT_MAX : (unsigned)len);
+}
+#else
+static ssize_t rs__file_read_some(int fd, void *buf, size_t len) {
+    return read(fd, buf, len);
+}
+
+static int rs__file_open(const rs_allocator_t *allocator, const char *path) {
+    (void)allocator;
 #if defined(_LARGEFILE64_SOURCE) && defined(__GLIBC__)
     return open64(path, O_RDONLY | O_CLOEXEC);
 #else
@@ -152,6 +190,7 @@ static int64_t rs__file_lseek(int fd, int64_t offset, int whence) {
     return (int64_t)lseek(fd, (off_t)offset, whence);
 #endif
 }
+#endif
 
 typedef struct rs__file_stream {
     rs_input_stream_t base;
@@ -166,7 +205,7 @@ typedef struct rs__file_stream {
 static int rs__file_read(rs_input_stream_t *stream, rs_byte_buf_t *dest) {
     rs__file_stream_t *f = (rs__file_stream_t *)stream->impl;
     while (dest->len < dest->capacity) {
-        ssize_t n = read(f->fd, dest->buffer + dest->len, dest->capacity - dest->len);
+        ssize_t n = rs__file_read_some(f->fd, dest->buffer + dest->len, dest->capacity - dest->len);
         if (n < 0 && errno == EINTR) {
             continue;
         }
@@ -236,7 +275,7 @@ RESEAU_API rs_input_stream_t *rs_input_stream_new_from_file(const rs_allocator_t
     if (!f) {
         return rs__stream_fail(RS_ENOMEM, err_out);
     }
-    if ((fd = rs__file_open(path)) < 0) {
+    if ((fd = rs__file_open(allocator, path)) < 0) {
         int err = rs_result_from_errno(errno);
         rs_mem_free(allocator, f);
         return rs__stream_fail(err, err_out);
@@ -378,7 +417,7 @@ static void rs__sync_adapter_worker(void *arg) {
         rs_async_input_stream_complete_read(&a->base, RS_ECANCELED, false);
     }
     if (worker_frees) {
-        pthread_detach(pthread_self()); /* nobody will join this thread */
+        rs__thread_detach(&a->thread); /* nobody will join this thread */
         rs__sync_adapter_free(a);
     }
 }

@@ -105,7 +105,9 @@ static void result_from_errno_maps_os_errors_to_matching_codes(void **state) {
         {EAFNOSUPPORT, RS_EAFNOSUPPORT},
         {EMSGSIZE, RS_EMSGSIZE},
         {ENOBUFS, RS_ENOBUFS},
+#ifdef ESHUTDOWN /* not in the Windows C runtime */
         {ESHUTDOWN, RS_ESHUTDOWN},
+#endif
         {EIO, RS_EIO},
         {ENOSPC, RS_ENOSPC},
         {EBADF, RS_EBADF},
@@ -143,6 +145,80 @@ static void result_from_errno_never_returns_a_code_outside_the_table(void **stat
     }
 }
 
+#if RESEAU_OS_WINDOWS
+/* Winsock's errors come through rs_result_from_errno (WSAGetLastError values
+ * are above every errno value) and land where their POSIX twins do. */
+static void result_from_errno_maps_winsock_errors_like_posix(void **state) {
+    static const struct {
+        int os_error;
+        int expected;
+    } cases[] = {
+        {WSAECONNREFUSED, RS_ECONNREFUSED}, {WSAETIMEDOUT, RS_ETIMEDOUT},     {WSAECONNRESET, RS_ECONNRESET},
+        {WSAECONNABORTED, RS_ECONNABORTED}, {WSAEADDRINUSE, RS_EADDRINUSE},   {WSAEADDRNOTAVAIL, RS_EADDRNOTAVAIL},
+        {WSAENETUNREACH, RS_ENETUNREACH},   {WSAEHOSTUNREACH, RS_EHOSTUNREACH}, {WSAENETDOWN, RS_ENETDOWN},
+        {WSAEACCES, RS_EACCES},             {WSAEMFILE, RS_EMFILE},           {WSAEINVAL, RS_EINVAL},
+        {WSAEWOULDBLOCK, RS_EAGAIN},        {WSAEINTR, RS_EINTR},             {WSAENOTCONN, RS_ENOTCONN},
+        {WSAEISCONN, RS_EISCONN},           {WSAEALREADY, RS_EALREADY},       {WSAEINPROGRESS, RS_EALREADY},
+        {WSAEAFNOSUPPORT, RS_EAFNOSUPPORT}, {WSAEMSGSIZE, RS_EMSGSIZE},       {WSAENOBUFS, RS_ENOBUFS},
+        {WSAESHUTDOWN, RS_ESHUTDOWN},       {WSAEOPNOTSUPP, RS_ENOTSUP},      {WSAENOTSOCK, RS_EBADF},
+        {WSAHOST_NOT_FOUND, RS_EDNS_NOT_FOUND}, {WSATRY_AGAIN, RS_EDNS_TRY_AGAIN},
+    };
+    size_t i;
+    (void)state;
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); ++i) {
+        int got = rs_result_from_errno(cases[i].os_error);
+        if (got != cases[i].expected) {
+            fail_msg("Winsock error %d mapped to %s, expected %s", cases[i].os_error, rs_err_name(got),
+                     rs_err_name(cases[i].expected));
+        }
+    }
+    assert_int_equal(rs_result_from_errno(WSASYSNOTREADY), RS_EUNKNOWN);
+}
+
+/* Win32 errors overlap errno values (5 is EIO and ERROR_ACCESS_DENIED), so
+ * they have their own mapping; an overlapped socket operation completes with
+ * these rather than the WSAE* codes. */
+static void result_from_win32_maps_system_errors_like_posix(void **state) {
+    static const struct {
+        uint32_t os_error;
+        int expected;
+    } cases[] = {
+        {ERROR_ACCESS_DENIED, RS_EACCES},
+        {ERROR_NOT_ENOUGH_MEMORY, RS_ENOMEM},
+        {ERROR_OUTOFMEMORY, RS_ENOMEM},
+        {ERROR_INVALID_PARAMETER, RS_EINVAL},
+        {ERROR_INVALID_HANDLE, RS_EBADF},
+        {ERROR_FILE_NOT_FOUND, RS_ENOENT},
+        {ERROR_ALREADY_EXISTS, RS_EEXIST},
+        {ERROR_TOO_MANY_OPEN_FILES, RS_EMFILE},
+        {ERROR_OPERATION_ABORTED, RS_ECANCELED},
+        {WAIT_TIMEOUT, RS_ETIMEDOUT},
+        {ERROR_BROKEN_PIPE, RS_EPIPE},
+        {ERROR_PIPE_BUSY, RS_EBUSY},
+        {ERROR_HANDLE_EOF, RS_EEOF},
+        {ERROR_CONNECTION_REFUSED, RS_ECONNREFUSED},
+        {ERROR_NETNAME_DELETED, RS_ECONNRESET},
+        {ERROR_CONNECTION_ABORTED, RS_ECONNABORTED},
+        {ERROR_NETWORK_UNREACHABLE, RS_ENETUNREACH},
+        {ERROR_HOST_UNREACHABLE, RS_EHOSTUNREACH},
+        {ERROR_ADDRESS_ALREADY_ASSOCIATED, RS_EADDRINUSE},
+        {ERROR_NOT_SUPPORTED, RS_ENOTSUP},
+        {WSAECONNRESET, RS_ECONNRESET},
+    };
+    size_t i;
+    (void)state;
+    assert_int_equal(rs__result_from_win32(0), RS_OK);
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); ++i) {
+        int got = rs__result_from_win32(cases[i].os_error);
+        if (got != cases[i].expected) {
+            fail_msg("Win32 error %lu mapped to %s, expected %s", (unsigned long)cases[i].os_error,
+                     rs_err_name(got), rs_err_name(cases[i].expected));
+        }
+    }
+    assert_int_equal(rs__result_from_win32(ERROR_INVALID_FUNCTION), RS_EUNKNOWN);
+}
+#endif
+
 /* The utility codes keep their numbers: programs may have logged or stored them. */
 static void result_util_codes_have_fixed_values(void **state) {
     (void)state;
@@ -165,6 +241,10 @@ int main(void) {
         cmocka_unit_test(result_from_errno_maps_unusual_errors_to_unknown),
         cmocka_unit_test(result_from_errno_never_returns_a_code_outside_the_table),
         cmocka_unit_test(result_util_codes_have_fixed_values),
+#if RESEAU_OS_WINDOWS
+        cmocka_unit_test(result_from_errno_maps_winsock_errors_like_posix),
+        cmocka_unit_test(result_from_win32_maps_system_errors_like_posix),
+#endif
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

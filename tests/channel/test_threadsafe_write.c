@@ -13,10 +13,8 @@
  */
 #include "test_util.h"
 
-#include <pthread.h>
-
 typedef struct done_count {
-    pthread_mutex_t lock;
+    rs_mutex_t lock;
     int calls;
     int ok;
     int canceled;
@@ -26,7 +24,7 @@ typedef struct done_count {
 static void on_done(rs_channel_t *channel, int error, void *ud) {
     done_count_t *d = (done_count_t *)ud;
     assert_non_null(channel);
-    pthread_mutex_lock(&d->lock);
+    rs_mutex_lock(&d->lock);
     d->calls++;
     if (error == RS_OK) {
         d->ok++;
@@ -35,7 +33,7 @@ static void on_done(rs_channel_t *channel, int error, void *ud) {
     } else {
         d->other++;
     }
-    pthread_mutex_unlock(&d->lock);
+    rs_mutex_unlock(&d->lock);
 }
 
 static rs_testing_channel_t *new_tc(size_t high_water) {
@@ -67,7 +65,7 @@ typedef struct writer {
 } writer_t;
 
 /* Writes "tag, sequence number" records of 8 bytes, retrying on RS_EAGAIN. */
-static void *writer_main(void *arg) {
+static void writer_main(void *arg) {
     writer_t *w = (writer_t *)arg;
     int i;
     for (i = 0; i < w->writes; ++i) {
@@ -83,7 +81,6 @@ static void *writer_main(void *arg) {
         }
         w->accepted++;
     }
-    return NULL;
 }
 
 static void drain(rs_testing_channel_t *tc, rs_byte_buf_t *out) {
@@ -93,19 +90,19 @@ static void drain(rs_testing_channel_t *tc, rs_byte_buf_t *out) {
 
 static void threadsafe_write_from_another_thread_arrives_in_order(void **state) {
     rs_testing_channel_t *tc = new_tc(0);
-    done_count_t done = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, 0};
+    done_count_t done = {RS_MUTEX_INIT, 0, 0, 0, 0};
     writer_t w = {rs_testing_channel_get_channel(tc), &done, 7, 2000, 0};
     rs_byte_buf_t out;
-    pthread_t t;
+    rs_thread_t t;
     uint64_t deadline = rs_clock_now_ns() + 60 * RS_NS_PER_SEC;
     int i;
     (void)state;
     assert_int_equal(rs_byte_buf_init(&out, &rs_test_allocator, 1024), RS_OK);
-    assert_int_equal(pthread_create(&t, NULL, writer_main, &w), 0);
+    assert_int_equal(rs_thread_launch(&t, writer_main, &w, NULL), RS_OK);
     while (out.len < 2000 * 8 && rs_clock_now_ns() < deadline) {
         drain(tc, &out);
     }
-    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(rs_thread_join(&t), RS_OK);
     drain(tc, &out);
     assert_int_equal(w.accepted, 2000);
     assert_int_equal(out.len, 2000 * 8);
@@ -122,7 +119,7 @@ static void threadsafe_write_from_another_thread_arrives_in_order(void **state) 
 
 static void threadsafe_write_large_is_split_and_completes_once(void **state) {
     rs_testing_channel_t *tc = new_tc(0);
-    done_count_t done = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, 0};
+    done_count_t done = {RS_MUTEX_INIT, 0, 0, 0, 0};
     size_t len = 3 * RS_MAX_FRAGMENT_SIZE + 123, i;
     uint8_t *data = (uint8_t *)test_malloc(len);
     rs_byte_buf_t out;
@@ -152,7 +149,7 @@ static void threadsafe_write_large_is_split_and_completes_once(void **state) {
 static void threadsafe_write_is_bounded_by_the_high_water_mark(void **state) {
     rs_testing_channel_t *tc = new_tc(1000);
     rs_channel_t *channel = rs_testing_channel_get_channel(tc);
-    done_count_t done = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, 0};
+    done_count_t done = {RS_MUTEX_INIT, 0, 0, 0, 0};
     uint8_t chunk[300];
     rs_byte_buf_t out;
     int accepted = 0, err;
@@ -182,7 +179,7 @@ static void threadsafe_write_is_bounded_by_the_high_water_mark(void **state) {
 
 static void threadsafe_write_enters_at_the_rightmost_handler_that_takes_writes(void **state) {
     rs_testing_channel_t *tc = new_tc(0);
-    done_count_t done = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, 0};
+    done_count_t done = {RS_MUTEX_INIT, 0, 0, 0, 0};
     rs_channel_handler_t *app = (rs_channel_handler_t *)test_calloc(1, sizeof(*app));
     rs_byte_buf_t out;
     (void)state;
@@ -203,7 +200,7 @@ static void threadsafe_write_enters_at_the_rightmost_handler_that_takes_writes(v
 static void threadsafe_write_after_shutdown_is_refused_and_queued_ones_cancel(void **state) {
     rs_testing_channel_t *tc = new_tc(0);
     rs_channel_t *channel = rs_testing_channel_get_channel(tc);
-    done_count_t done = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, 0};
+    done_count_t done = {RS_MUTEX_INIT, 0, 0, 0, 0};
     (void)state;
     /* Queued before the shutdown, delivered never: canceled. */
     assert_int_equal(rs_channel_write_threadsafe(channel, rs_byte_cursor_from_cstr("late"), on_done, &done), RS_OK);
@@ -235,23 +232,23 @@ static void threadsafe_write_bad_arguments(void **state) {
 
 static void threadsafe_write_two_writer_threads(void **state) {
     rs_testing_channel_t *tc = new_tc(4096);
-    done_count_t done = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, 0};
+    done_count_t done = {RS_MUTEX_INIT, 0, 0, 0, 0};
     writer_t a = {rs_testing_channel_get_channel(tc), &done, 1, 3000, 0};
     writer_t b = {rs_testing_channel_get_channel(tc), &done, 2, 3000, 0};
     rs_byte_buf_t out;
-    pthread_t ta, tb;
+    rs_thread_t ta, tb;
     uint64_t deadline = rs_clock_now_ns() + 60 * RS_NS_PER_SEC;
     int next[3] = {0, 0, 0};
     size_t i;
     (void)state;
     assert_int_equal(rs_byte_buf_init(&out, &rs_test_allocator, 1024), RS_OK);
-    assert_int_equal(pthread_create(&ta, NULL, writer_main, &a), 0);
-    assert_int_equal(pthread_create(&tb, NULL, writer_main, &b), 0);
+    assert_int_equal(rs_thread_launch(&ta, writer_main, &a, NULL), RS_OK);
+    assert_int_equal(rs_thread_launch(&tb, writer_main, &b, NULL), RS_OK);
     while (out.len < 6000 * 8 && rs_clock_now_ns() < deadline) {
         drain(tc, &out);
     }
-    assert_int_equal(pthread_join(ta, NULL), 0);
-    assert_int_equal(pthread_join(tb, NULL), 0);
+    assert_int_equal(rs_thread_join(&ta), RS_OK);
+    assert_int_equal(rs_thread_join(&tb), RS_OK);
     drain(tc, &out);
     assert_int_equal(a.accepted + b.accepted, 6000);
     assert_int_equal(out.len, 6000 * 8);

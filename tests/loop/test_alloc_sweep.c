@@ -11,8 +11,10 @@
  */
 #include "test_util.h"
 
+#if !RESEAU_OS_WINDOWS
 #include <fcntl.h>
 #include <unistd.h>
+#endif
 
 #define WAIT_NS (10 * RS_NS_PER_SEC)
 #define SWEEP_MAX_N 10000
@@ -188,7 +190,7 @@ static int loop_scenario(const rs_allocator_t *allocator, void *ctx_) {
     assert_int_equal(err, RS_OK);
     latch_init(&io_latch);
     latch_init(&task_latch);
-    assert_int_equal(pipe2(fds, O_NONBLOCK | O_CLOEXEC), 0);
+    assert_int_equal(rs_test_pipe_nonblocking(fds), 0);
     memset(&handle, 0, sizeof(handle));
     handle.fd = fds[0];
     rc = rs_event_loop_subscribe(loop, &handle, RS_IO_READABLE, readable_cb, &io_latch);
@@ -228,7 +230,7 @@ static void loop_with_subscription_and_xthread_task(rs_event_loop_backend_t b) {
     ctx.backend = b;
     assert_true(sweep(loop_scenario, &ctx) > 1);
 }
-RS_TEST_PER_BACKEND(alloc_sweep_, loop_with_subscription_and_xthread_task)
+RS_TEST_PER_BACKEND_IO(alloc_sweep_, loop_with_subscription_and_xthread_task)
 
 /* --------------------------------------------- many subscriptions (growth) */
 
@@ -279,7 +281,7 @@ static int many_scenario(const rs_allocator_t *allocator, void *ctx_) {
     memset(subs, 0, sizeof(subs));
     for (i = 0; i < MANY_HANDLES; ++i) {
         int rc;
-        assert_int_equal(pipe2(subs[i].fds, O_NONBLOCK | O_CLOEXEC), 0);
+        assert_int_equal(rs_test_pipe_nonblocking(subs[i].fds), 0);
         assert_int_equal(write(subs[i].fds[1], "x", 1), 1);
         subs[i].handle.fd = subs[i].fds[0];
         rc = rs_event_loop_subscribe(loop, &subs[i].handle, RS_IO_READABLE, many_cb, &subs[i]);
@@ -328,7 +330,7 @@ static void many_subscriptions(rs_event_loop_backend_t b) {
     ctx.backend = b;
     assert_true(sweep(many_scenario, &ctx) > 1);
 }
-RS_TEST_PER_BACKEND(alloc_sweep_, many_subscriptions)
+RS_TEST_PER_BACKEND_IO(alloc_sweep_, many_subscriptions)
 
 /* ----------------------------------------------------- group of 2 loops */
 
