@@ -6729,14 +6729,18 @@ static void rs__uring_op_wait_for_buffers(rs_event_loop_t *loop, rs__uring_op_t 
     }
 }
 
-/* Ask the kernel to end `op`; it completes (-ECANCELED, or with what it had
- * done) like any other time. A starved recv just stops waiting. */
-static void rs__uring_op_cancel(rs_event_loop_t *loop, rs__uring_op_t *op) {
-    rs__uring_t *u = (rs__uring_t *)rs__backend_data(loop);
+static void rs__uring_op_stop_waiting(rs__uring_op_t *op) {
     if (op->starved) {
         rs_list_remove(&op->starved_node);
         op->starved = false;
     }
+}
+
+/* Ask the kernel to end `op`; it completes (-ECANCELED, or with what it had
+ * done) like any other time. A starved recv just stops waiting. */
+static void rs__uring_op_cancel(rs_event_loop_t *loop, rs__uring_op_t *op) {
+    rs__uring_t *u = (rs__uring_t *)rs__backend_data(loop);
+    rs__uring_op_stop_waiting(op);
     if (op->slot && !op->cancel_sent) {
         rs__uring_sqe_t *sqe = rs__uring_get_sqe(u);
         uint32_t index = op->slot - 1;
@@ -6757,10 +6761,7 @@ static void rs__uring_op_cancel(rs_event_loop_t *loop, rs__uring_op_t *op) {
 static void rs__uring_op_abandon(rs_event_loop_t *loop, rs__uring_op_t *op) {
     rs__uring_t *u = (rs__uring_t *)rs__backend_data(loop);
     uint32_t index;
-    if (op->starved) {
-        rs_list_remove(&op->starved_node);
-        op->starved = false;
-    }
+    rs__uring_op_stop_waiting(op);
     if (!op->slot) {
         return;
     }
@@ -11609,11 +11610,7 @@ static void rs__sock_uring_readable_task(rs_task_t *task, void *arg, rs_task_sta
         return;
     }
     s->callback_depth++;
-    if (s->on_readable) {
-        s->on_readable(s, RS_OK, s->readable_user_data); /* an error comes from the read, after the data */
-    } else {
-        s->on_pipe_readable((rs_pipe_read_end_t *)(void *)s, RS_OK, s->readable_user_data);
-    }
+    rs__socket_notify_readable(s, 0); /* RS_OK: an error comes from the read, after the data */
     s->callback_depth--;
     if (s->state == RS__SOCK_CONNECTED) {
         rs__sock_uring_schedule_readable(s);

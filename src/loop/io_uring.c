@@ -755,14 +755,18 @@ static void rs__uring_op_wait_for_buffers(rs_event_loop_t *loop, rs__uring_op_t 
     }
 }
 
-/* Ask the kernel to end `op`; it completes (-ECANCELED, or with what it had
- * done) like any other time. A starved recv just stops waiting. */
-static void rs__uring_op_cancel(rs_event_loop_t *loop, rs__uring_op_t *op) {
-    rs__uring_t *u = (rs__uring_t *)rs__backend_data(loop);
+static void rs__uring_op_stop_waiting(rs__uring_op_t *op) {
     if (op->starved) {
         rs_list_remove(&op->starved_node);
         op->starved = false;
     }
+}
+
+/* Ask the kernel to end `op`; it completes (-ECANCELED, or with what it had
+ * done) like any other time. A starved recv just stops waiting. */
+static void rs__uring_op_cancel(rs_event_loop_t *loop, rs__uring_op_t *op) {
+    rs__uring_t *u = (rs__uring_t *)rs__backend_data(loop);
+    rs__uring_op_stop_waiting(op);
     if (op->slot && !op->cancel_sent) {
         rs__uring_sqe_t *sqe = rs__uring_get_sqe(u);
         uint32_t index = op->slot - 1;
@@ -783,10 +787,7 @@ static void rs__uring_op_cancel(rs_event_loop_t *loop, rs__uring_op_t *op) {
 static void rs__uring_op_abandon(rs_event_loop_t *loop, rs__uring_op_t *op) {
     rs__uring_t *u = (rs__uring_t *)rs__backend_data(loop);
     uint32_t index;
-    if (op->starved) {
-        rs_list_remove(&op->starved_node);
-        op->starved = false;
-    }
+    rs__uring_op_stop_waiting(op);
     if (!op->slot) {
         return;
     }

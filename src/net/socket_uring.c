@@ -147,11 +147,7 @@ static void rs__sock_uring_readable_task(rs_task_t *task, void *arg, rs_task_sta
         return;
     }
     s->callback_depth++;
-    if (s->on_readable) {
-        s->on_readable(s, RS_OK, s->readable_user_data); /* an error comes from the read, after the data */
-    } else {
-        s->on_pipe_readable((rs_pipe_read_end_t *)(void *)s, RS_OK, s->readable_user_data);
-    }
+    rs__socket_notify_readable(s, 0); /* RS_OK: an error comes from the read, after the data */
     s->callback_depth--;
     if (s->state == RS__SOCK_CONNECTED) {
         rs__sock_uring_schedule_readable(s);

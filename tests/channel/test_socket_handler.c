@@ -936,20 +936,6 @@ static void conn_start_channel(conn_t *c, rs_socket_t *socket, rs_event_loop_t *
 
 /* ---------------------------------------------------------------- single-loop helpers */
 
-static rs_event_loop_t *loop_new(rs_event_loop_backend_t b) {
-    rs_event_loop_options_t opts;
-    rs_event_loop_t *loop;
-    int err = 12345;
-    memset(&opts, 0, sizeof(opts));
-    opts.allocator = &rs_test_allocator;
-    opts.backend = b;
-    loop = rs_event_loop_new(&opts, &err);
-    assert_non_null(loop);
-    assert_int_equal(err, RS_OK);
-    assert_int_equal(rs_event_loop_get_backend(loop), b);
-    return loop;
-}
-
 static void run_ticks(rs_event_loop_t *loop, int n) {
     int i;
     for (i = 0; i < n; ++i) {
@@ -1190,7 +1176,7 @@ static void harness_on_done(conn_t *c) {
  * sees READ then WRITE shutdown, on_shutdown_completed fires exactly once, and
  * destroying the channel inside it is safe (the leak check proves the rest). */
 static void server_shuts_down_with_eof_when_client_closes(rs_event_loop_backend_t b) {
-    rs_event_loop_t *loop = loop_new(b);
+    rs_event_loop_t *loop = rs_test_loop_new(b);
     rs_socket_options_t lo = sock_opts(RS_SOCKET_DOMAIN_IPV4);
     server_t srv;
     conn_t sc;
@@ -1232,7 +1218,7 @@ RS_TEST_PER_BACKEND(, server_shuts_down_with_eof_when_client_closes)
  * 32 KiB window given back a tick later), so the FIN waits behind most of the
  * data; every byte must still reach the app before the channel shuts down. */
 static void read_to_eof_after_hangup(rs_event_loop_backend_t b, rs_socket_domain_t domain) {
-    rs_event_loop_t *loop = loop_new(b);
+    rs_event_loop_t *loop = rs_test_loop_new(b);
     rs_socket_options_t lo = sock_opts(domain);
     server_t srv;
     conn_t sc;
@@ -1282,7 +1268,7 @@ RS_TEST_PER_BACKEND(, read_to_eof_delivers_all_data_first_ipv6)
  * after "processing" them a tick later. 8 MiB echoes intact, and the app never
  * holds more than its window. */
 static void echo_with_read_back_pressure(rs_event_loop_backend_t b) {
-    rs_event_loop_t *loop = loop_new(b);
+    rs_event_loop_t *loop = rs_test_loop_new(b);
     rs_socket_options_t lo = sock_opts(RS_SOCKET_DOMAIN_IPV4);
     server_t srv;
     conn_t sc;
@@ -1380,8 +1366,8 @@ static size_t pin_done(void) {
 }
 
 static void channel_runs_on_its_socket_loop(rs_event_loop_backend_t backend) {
-    rs_event_loop_t *a = loop_new(backend);
-    rs_event_loop_t *b = loop_new(backend);
+    rs_event_loop_t *a = rs_test_loop_new(backend);
+    rs_event_loop_t *b = rs_test_loop_new(backend);
     rs_socket_options_t lo = sock_opts(RS_SOCKET_DOMAIN_IPV4);
     rs_socket_t *listener;
     rs_endpoint_t ep;
@@ -1455,7 +1441,7 @@ RS_TEST_PER_BACKEND(, channel_runs_on_its_socket_loop)
  * byte counts (reset each interval) add up to the traffic; reports stop at
  * shutdown. */
 static void statistics_are_reported(rs_event_loop_backend_t b) {
-    rs_event_loop_t *loop = loop_new(b);
+    rs_event_loop_t *loop = rs_test_loop_new(b);
     rs_socket_options_t lo = sock_opts(RS_SOCKET_DOMAIN_IPV4);
     server_t srv;
     conn_t sc;
@@ -1506,7 +1492,7 @@ RS_TEST_PER_BACKEND(, statistics_are_reported)
  * "writable" comes once the client drains and the writer resumes (inside the
  * callback itself). Everything arrives intact. */
 static void writability_pauses_and_resumes_writer(rs_event_loop_backend_t b) {
-    rs_event_loop_t *loop = loop_new(b);
+    rs_event_loop_t *loop = rs_test_loop_new(b);
     rs_socket_options_t lo = sock_opts(RS_SOCKET_DOMAIN_IPV4);
     server_t srv;
     conn_t sc;
@@ -1570,7 +1556,7 @@ RS_TEST_PER_BACKEND(, writability_pauses_and_resumes_writer)
  * writability off (260 KB "pending" against a 64 KiB mark) while the socket
  * had nothing queued. */
 static void small_write_burst_keeps_a_channel_writable(rs_event_loop_backend_t b) {
-    rs_event_loop_t *loop = loop_new(b);
+    rs_event_loop_t *loop = rs_test_loop_new(b);
     rs_socket_options_t lo = sock_opts(RS_SOCKET_DOMAIN_IPV4);
     server_t srv;
     conn_t sc;
@@ -1615,7 +1601,7 @@ RS_TEST_PER_BACKEND(, small_write_burst_keeps_a_channel_writable)
  * (copies each message both ways) -> echo, with back-pressure on the server
  * and 64-bit checksums on both sides: nothing lost, nothing duplicated. */
 static void echo_1gib_through_three_handlers(rs_event_loop_backend_t b) {
-    rs_event_loop_t *loop = loop_new(b);
+    rs_event_loop_t *loop = rs_test_loop_new(b);
     rs_socket_options_t lo = sock_opts(RS_SOCKET_DOMAIN_IPV4);
     server_t srv;
     conn_t sc;
@@ -1674,7 +1660,7 @@ RS_TEST_PER_BACKEND(, echo_1gib_through_three_handlers)
 /* Graceful shutdown right after queueing 4 MiB: every byte still reaches the
  * client, then EOF; every write completes with RS_OK. */
 static void shutdown_after_burst(rs_event_loop_backend_t b, bool abortive) {
-    rs_event_loop_t *loop = loop_new(b);
+    rs_event_loop_t *loop = rs_test_loop_new(b);
     rs_socket_options_t lo = sock_opts(RS_SOCKET_DOMAIN_IPV4);
     server_t srv;
     conn_t sc;

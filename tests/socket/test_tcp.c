@@ -35,20 +35,6 @@
 
 static int g_name_seq;
 
-static rs_event_loop_t *loop_new(rs_event_loop_backend_t b) {
-    rs_event_loop_options_t opts;
-    rs_event_loop_t *loop;
-    int err = 12345;
-    memset(&opts, 0, sizeof(opts));
-    opts.allocator = &rs_test_allocator;
-    opts.backend = b;
-    loop = rs_event_loop_new(&opts, &err);
-    assert_non_null(loop);
-    assert_int_equal(err, RS_OK);
-    assert_int_equal(rs_event_loop_get_backend(loop), b);
-    return loop;
-}
-
 static void run_ticks(rs_event_loop_t *loop, int n) {
     int i;
     for (i = 0; i < n; ++i) {
@@ -486,7 +472,7 @@ static void pair_connect(conn_pair_t *p, rs_event_loop_backend_t b, ep_kind_t ki
     memset(p, 0, sizeof(*p));
     o.allocator = &rs_test_allocator;
     o.domain = kind_domain(kind);
-    p->loop = loop_new(b);
+    p->loop = rs_test_loop_new(b);
     make_endpoint(kind, &p->bind_ep);
     listener_open(p, &o, pair_on_accept, p);
     p->client = sock_new(&o);
@@ -602,7 +588,7 @@ static void bind_port_zero_over(rs_event_loop_backend_t b, ep_kind_t kind) {
     rs_socket_t *dup;
     rs_endpoint_t again;
     memset(&p, 0, sizeof(p));
-    p.loop = loop_new(b);
+    p.loop = rs_test_loop_new(b);
     make_endpoint(kind, &p.bind_ep);
     listener_open(&p, &o, pair_on_accept, &p);
     assert_int_not_equal(p.listen_ep.port, 0);
@@ -633,7 +619,7 @@ RS_TEST_PER_BACKEND(, bind_port_zero_gives_a_real_port_ipv4)
 RS_TEST_PER_BACKEND(, bind_port_zero_gives_a_real_port_ipv6)
 
 static void bind_same_unix_path_twice_is_addrinuse(rs_event_loop_backend_t b) {
-    rs_event_loop_t *loop = loop_new(b);
+    rs_event_loop_t *loop = rs_test_loop_new(b);
     rs_socket_options_t o = sock_opts(RS_SOCKET_DOMAIN_LOCAL);
     rs_endpoint_t ep;
     rs_socket_t *a, *c;
@@ -684,7 +670,7 @@ static void unused_endpoint(ep_kind_t kind, rs_endpoint_t *out) {
 }
 
 static void connect_refused_over(rs_event_loop_backend_t b, ep_kind_t kind) {
-    rs_event_loop_t *loop = loop_new(b);
+    rs_event_loop_t *loop = rs_test_loop_new(b);
     rs_socket_options_t o = sock_opts(kind_domain(kind));
     rs_endpoint_t ep;
     connect_rec_t rec;
@@ -799,7 +785,7 @@ static void destroy_before_connect_over(rs_event_loop_backend_t b, ep_kind_t kin
     rs_socket_t *s;
     memset(&p, 0, sizeof(p));
     memset(&rec, 0, sizeof(rec));
-    p.loop = loop_new(b);
+    p.loop = rs_test_loop_new(b);
     make_endpoint(kind, &p.bind_ep);
     listener_open(&p, &o, pair_on_accept, &p);
 
@@ -833,7 +819,7 @@ RS_TEST_PER_BACKEND(, destroy_before_connect_completes_cancels_once_unix_path)
  * failure is still reported later, exactly once, even if the socket is
  * destroyed first. (Refused or canceled: the header allows either reading.) */
 static void destroy_after_immediate_refusal_completes_once(rs_event_loop_backend_t b) {
-    rs_event_loop_t *loop = loop_new(b);
+    rs_event_loop_t *loop = rs_test_loop_new(b);
     rs_socket_options_t o = sock_opts(RS_SOCKET_DOMAIN_LOCAL);
     rs_endpoint_t ep;
     connect_rec_t rec;
@@ -879,7 +865,7 @@ static void destroying_on_accept(rs_socket_t *listener, int error, rs_socket_t *
 }
 
 static void destroy_listener_inside_accept_callback(rs_event_loop_backend_t b) {
-    rs_event_loop_t *loop = loop_new(b);
+    rs_event_loop_t *loop = rs_test_loop_new(b);
     rs_socket_options_t o = sock_opts(RS_SOCKET_DOMAIN_IPV4);
     rs_endpoint_t ep, bound;
     accept_destroyer_t d;
@@ -995,7 +981,7 @@ static void destroy_inside_connect_callback(rs_event_loop_backend_t b) {
     sink_t *sink = sink_new(0);
     memset(&p, 0, sizeof(p));
     memset(&d, 0, sizeof(d));
-    p.loop = loop_new(b);
+    p.loop = rs_test_loop_new(b);
     make_endpoint(EP_IPV4, &p.bind_ep);
     listener_open(&p, &o, pair_on_accept, &p);
     d.sock = sock_new(&o);
@@ -1121,7 +1107,7 @@ static void client_bound_before_connect_keeps_its_address(rs_event_loop_backend_
     rs_socket_options_t o = sock_opts(RS_SOCKET_DOMAIN_IPV4);
     rs_endpoint_t local, bound, after, seen;
     memset(&p, 0, sizeof(p));
-    p.loop = loop_new(b);
+    p.loop = rs_test_loop_new(b);
     make_endpoint(EP_IPV4, &p.bind_ep);
     listener_open(&p, &o, pair_on_accept, &p);
     p.client = sock_new(&o);
@@ -1229,11 +1215,11 @@ static void accepted_socket_can_move_to_another_loop(rs_event_loop_backend_t b) 
     assert_int_equal(rs_condvar_init(&h->cond), RS_OK);
     h->echo = (echo_conn_t *)calloc(1, sizeof(echo_conn_t));
     assert_non_null(h->echo);
-    h->loop_b = loop_new(b);
+    h->loop_b = rs_test_loop_new(b);
     assert_int_equal(rs_event_loop_start(h->loop_b), RS_OK);
 
     memset(&p, 0, sizeof(p));
-    p.loop = loop_new(b);
+    p.loop = rs_test_loop_new(b);
     make_endpoint(EP_IPV4, &p.bind_ep);
     listener_open(&p, &o, handoff_on_accept, h);
     p.client = sock_new(&o);
@@ -1422,7 +1408,7 @@ static void stop_accept_pauses_accepting(rs_event_loop_backend_t b) {
     conn_pair_t p;
     rs_socket_options_t o = sock_opts(RS_SOCKET_DOMAIN_IPV4);
     memset(&p, 0, sizeof(p));
-    p.loop = loop_new(b);
+    p.loop = rs_test_loop_new(b);
     make_endpoint(EP_IPV4, &p.bind_ep);
     listener_open(&p, &o, pair_on_accept, &p);
     assert_int_equal(rs_socket_stop_accept(p.listener), RS_OK);
@@ -1761,7 +1747,7 @@ RS_TEST_PER_BACKEND(, readable_is_level_triggered)
 /* ================================================================ 13. errors */
 
 static void write_on_unconnected_socket_is_enotconn(rs_event_loop_backend_t b) {
-    rs_event_loop_t *loop = loop_new(b);
+    rs_event_loop_t *loop = rs_test_loop_new(b);
     rs_socket_options_t o = sock_opts(RS_SOCKET_DOMAIN_IPV4);
     rs_socket_t *s = sock_new(&o);
     wlog_t *log = wlog_new();
@@ -1943,7 +1929,7 @@ static void ipv6_only_on_and_off(rs_event_loop_backend_t b) {
 
     /* Dual stack: a listener on :: takes an IPv4 client. */
     memset(&p, 0, sizeof(p));
-    p.loop = loop_new(b);
+    p.loop = rs_test_loop_new(b);
     o.ipv6_only = RS_SOCKET_IPV6_ONLY_OFF;
     assert_int_equal(rs_endpoint_from_ip(&p.bind_ep, "::", 0), RS_OK);
     listener_open(&p, &o, pair_on_accept, &p);
@@ -1982,7 +1968,7 @@ static void bind_to_interface_lo_works(rs_event_loop_backend_t b) {
 RS_TEST_PER_BACKEND(, bind_to_interface_lo_works)
 
 static void bind_to_missing_interface_is_enodev(rs_event_loop_backend_t b) {
-    rs_event_loop_t *loop = loop_new(b);
+    rs_event_loop_t *loop = rs_test_loop_new(b);
     rs_socket_options_t o = sock_opts(RS_SOCKET_DOMAIN_IPV4);
     int err = 0;
     o.network_interface_name = "nosuchif0";
@@ -2028,7 +2014,7 @@ static int connect_calls_sum(const connect_rec_t *rec, int n) {
 }
 
 static void reuseport_allows_two_listeners(rs_event_loop_backend_t b) {
-    rs_event_loop_t *loop = loop_new(b);
+    rs_event_loop_t *loop = rs_test_loop_new(b);
     rs_socket_options_t o = sock_opts(RS_SOCKET_DOMAIN_IPV4);
     rs_socket_t *l0, *l1;
     rs_socket_t *clients[16];
@@ -2133,7 +2119,7 @@ static int raw_connect_ipv4(const rs_endpoint_t *ep) {
 }
 
 static void listener_closed_from_another_thread(rs_event_loop_backend_t b) {
-    rs_event_loop_t *loop = loop_new(b);
+    rs_event_loop_t *loop = rs_test_loop_new(b);
     rs_socket_options_t o = sock_opts(RS_SOCKET_DOMAIN_IPV4);
     rs_socket_t *l;
     rs_endpoint_t ep, bound;
@@ -2280,7 +2266,7 @@ static void many_connections_over(rs_event_loop_backend_t b, ep_kind_t kind) {
     int i;
     assert_non_null(m);
     assert_non_null(clients);
-    m->loop = loop_new(b);
+    m->loop = rs_test_loop_new(b);
     make_endpoint(kind, &ep);
     listener = sock_new(&o);
     assert_int_equal(rs_socket_bind(listener, &ep), RS_OK);
