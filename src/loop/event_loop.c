@@ -252,7 +252,11 @@ static void rs__event_loop_xq_drain(rs_event_loop_t *loop) {
     rs_list_init(&timed);
     while (stack) {
         rs_task_t *next = rs__xq_next(stack);
-        stack->state = stack->run_at_ns == 0 ? RS__TASK_ASAP : RS__TASK_IDLE;
+        /* A timed task stays XQUEUE until the heap takes it: were it IDLE in
+         * between, another thread could claim it into the queue again. */
+        if (stack->run_at_ns == 0) {
+            rs__task_set_state(stack, RS__TASK_ASAP);
+        }
         rs_list_push_front(stack->run_at_ns == 0 ? &now : &timed, &stack->node);
         stack = next;
         ++count;
@@ -273,7 +277,7 @@ static int rs__task_claim(rs_event_loop_t *loop, rs_task_t *task, bool cross_thr
         return RS_EINVAL;
     }
     if (cross_thread ? rs__atomic_cas_int(&task->state, RS__TASK_IDLE, RS__TASK_XQUEUE)
-                     : task->state == RS__TASK_IDLE) {
+                     : rs__task_get_state(task) == RS__TASK_IDLE) {
         return RS_OK;
     }
     RS__LOG_ERROR(RS_LS_TASK, "%s: task '%s' is already scheduled", function, task->type_tag);
@@ -326,7 +330,7 @@ RESEAU_API int rs_event_loop_cancel_task(rs_event_loop_t *loop, rs_task_t *task)
     if (err) {
         return err;
     }
-    if (task->state == RS__TASK_XQUEUE) {
+    if (rs__task_get_state(task) == RS__TASK_XQUEUE) {
         /* A lock-free stack cannot unlink from the middle: take the whole
          * queue first (order kept), then cancel from the scheduler. */
         rs__event_loop_xq_drain(loop);
@@ -368,7 +372,7 @@ RESEAU_API void rs_event_loop_async_send(rs_event_loop_async_t *async) {
         return; /* already on its way */
     }
     /* `pending` makes this the only sender, and the task is idle once fn has started. */
-    rs__atomic_store_int(&async->task.state, RS__TASK_XQUEUE);
+    rs__task_set_state(&async->task, RS__TASK_XQUEUE);
     async->task.run_at_ns = 0;
     rs__event_loop_xq_push(async->loop, &async->task);
 }

@@ -30,6 +30,17 @@ typedef struct rs__scheduler {
     uint64_t tasks_run; /* task functions called, RUN or CANCELED */
 } rs__scheduler_t;
 
+/* Another thread may CAS a task's state (scheduling it cross-thread) while the
+ * loop thread reads or moves it, so every access is atomic. Acquire/release is
+ * a plain load/store on x86 and ARM64's ldar/stlr: free on the hot path. */
+static inline int rs__task_get_state(const rs_task_t *task) {
+    return rs__atomic_load_int(&task->state);
+}
+
+static inline void rs__task_set_state(rs_task_t *task, int state) {
+    rs__atomic_store_int(&task->state, state);
+}
+
 RESEAU_API void rs_task_init(rs_task_t *task, rs_task_fn *fn, void *arg, const char *type_tag) {
     if (!task) {
         return;
@@ -39,11 +50,11 @@ RESEAU_API void rs_task_init(rs_task_t *task, rs_task_fn *fn, void *arg, const c
     task->arg = arg;
     task->type_tag = type_tag ? type_tag : "task";
     task->heap_index = SIZE_MAX;
-    task->state = RS__TASK_IDLE;
+    rs__task_set_state(task, RS__TASK_IDLE);
 }
 
 RESEAU_API bool rs_task_is_scheduled(const rs_task_t *task) {
-    return task && task->state != RS__TASK_IDLE;
+    return task && rs__task_get_state(task) != RS__TASK_IDLE;
 }
 
 RESEAU_API const char *rs_task_status_name(rs_task_status_t status) {
@@ -68,7 +79,7 @@ static int rs__scheduler_init(rs__scheduler_t *s, const rs_allocator_t *allocato
 static void rs__scheduler_schedule_now(rs__scheduler_t *s, rs_task_t *task) {
     task->run_at_ns = 0;
     task->seq = s->next_seq++;
-    task->state = RS__TASK_ASAP;
+    rs__task_set_state(task, RS__TASK_ASAP);
     rs_list_push_back(&s->asap, &task->node);
 }
 
@@ -79,7 +90,7 @@ static void rs__scheduler_insert_overflow(rs__scheduler_t *s, rs_task_t *task) {
            rs__task_runs_before(task, RS_CONTAINER_OF(where->prev, rs_task_t, node))) {
         where = where->prev;
     }
-    task->state = RS__TASK_OVERFLOW;
+    rs__task_set_state(task, RS__TASK_OVERFLOW);
     rs_list_insert_before(where, &task->node);
 }
 
@@ -87,7 +98,7 @@ static void rs__scheduler_schedule_at(rs__scheduler_t *s, rs_task_t *task, uint6
     task->run_at_ns = run_at_ns;
     task->seq = s->next_seq++;
     if (rs__heap_push(&s->timed, task) == RS_OK) {
-        task->state = RS__TASK_TIMED;
+        rs__task_set_state(task, RS__TASK_TIMED);
         return;
     }
     RS__LOG_WARN(RS_LS_TASK, "timer heap cannot grow (out of memory); task '%s' uses the slow overflow list",
@@ -102,16 +113,17 @@ static void rs__scheduler_splice_asap(rs__scheduler_t *s, rs_list_t *batch) {
 
 /* Unlink a task from whichever scheduler structure holds it. */
 static void rs__scheduler_unlink(rs__scheduler_t *s, rs_task_t *task) {
-    if (task->state == RS__TASK_TIMED) {
+    if (rs__task_get_state(task) == RS__TASK_TIMED) {
         rs__heap_remove(&s->timed, task);
     } else {
         rs_list_remove(&task->node);
     }
-    task->state = RS__TASK_IDLE;
+    rs__task_set_state(task, RS__TASK_IDLE);
 }
 
 static void rs__scheduler_cancel(rs__scheduler_t *s, rs_task_t *task) {
-    if (task->state == RS__TASK_IDLE || task->state == RS__TASK_XQUEUE) {
+    int state = rs__task_get_state(task);
+    if (state == RS__TASK_IDLE || state == RS__TASK_XQUEUE) {
         return;
     }
     rs__scheduler_unlink(s, task);
@@ -141,13 +153,13 @@ static void rs__scheduler_run_due(rs__scheduler_t *s, uint64_t now_ns) {
     rs_list_splice_back(&s->running, &s->asap);
     while ((task = rs__scheduler_next_timed(s)) != NULL && task->run_at_ns <= now_ns) {
         rs__scheduler_unlink(s, task);
-        task->state = RS__TASK_RUNNING; /* still cancelable until its turn comes */
+        rs__task_set_state(task, RS__TASK_RUNNING); /* still cancelable until its turn comes */
         rs_list_push_back(&s->running, &task->node);
     }
     for (node = s->running.sentinel.next; node != rs_list_end(&s->running); node = s->running.sentinel.next) {
         task = RS_CONTAINER_OF(node, rs_task_t, node);
         rs_list_remove(node);
-        task->state = RS__TASK_IDLE;
+        rs__task_set_state(task, RS__TASK_IDLE);
         ++s->tasks_run;
         task->fn(task, task->arg, RS_TASK_STATUS_RUN);
     }
