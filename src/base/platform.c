@@ -43,6 +43,7 @@
 #include <winsock2.h>
 #include <ws2tcpip.h>
 #include <windows.h>
+#include <mswsock.h> /* AcceptEx, ConnectEx: looked up at run time, no mswsock library */
 #include <fcntl.h>
 #include <io.h>
 #include <process.h>
