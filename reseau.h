@@ -2964,6 +2964,7 @@ RESEAU_API void rs_async_input_stream_complete_read(rs_async_input_stream_t *str
 #include <ws2tcpip.h>
 #include <windows.h>
 #include <mswsock.h> /* AcceptEx, ConnectEx: looked up at run time, no mswsock library */
+#include <mstcpip.h> /* SIO_KEEPALIVE_VALS */
 #include <fcntl.h>
 #include <io.h>
 #include <process.h>
@@ -3384,6 +3385,7 @@ static const rs__errno_map_t rs__win32_table[] = {
     {WSAECONNRESET, RS_ECONNRESET},
     {WSAENOBUFS, RS_ENOBUFS},
     {WSAEISCONN, RS_EISCONN},
+    {WSAENOPROTOOPT, RS_ENOTSUP},
     {WSAENOTCONN, RS_ENOTCONN},
     {WSAESHUTDOWN, RS_ESHUTDOWN},
     {WSAETIMEDOUT, RS_ETIMEDOUT},
@@ -13961,16 +13963,49 @@ static int rs__setsockopt_int(SOCKET handle, int level, int name, int value) {
     return setsockopt(handle, level, name, (const char *)&v, (int)sizeof(v)) == 0 ? RS_OK : rs__wsa_result();
 }
 
-/* The per-socket keepalive timers (Windows 10 1709 on); the numbers are the
- * SDK's, spelled here for older mingw headers. */
+/* The per-socket keepalive options of Windows 10 1709 on; the numbers are
+ * the SDK's, spelled here for older mingw headers. */
 #define RS__WIN_TCP_KEEPIDLE 3
 #define RS__WIN_TCP_KEEPCNT 16
 #define RS__WIN_TCP_KEEPINTVL 17
+/* What Windows uses for a timer SIO_KEEPALIVE_VALS must be given but the
+ * caller left at 0: two hours idle, probes a second apart. */
+#define RS__WIN_KEEPALIVE_IDLE_DEFAULT_S 7200
+#define RS__WIN_KEEPALIVE_INTERVAL_DEFAULT_S 1
 
-static int rs__set_keepalive_timers(SOCKET handle, uint32_t idle_s, uint32_t interval_s, uint32_t probes) {
-    int err = RS_OK;
-    if ((idle_s > (uint32_t)INT_MAX) || (interval_s > (uint32_t)INT_MAX) || (probes > (uint32_t)INT_MAX)) {
+/* Idle time and interval through SIO_KEEPALIVE_VALS, which every Windows
+ * (and Wine) has but which sets both at once, with keepalive itself. */
+static int rs__set_keepalive_vals(SOCKET handle, bool enabled, uint32_t idle_s, uint32_t interval_s) {
+    struct tcp_keepalive vals;
+    DWORD bytes = 0;
+    idle_s = idle_s ? idle_s : RS__WIN_KEEPALIVE_IDLE_DEFAULT_S;
+    interval_s = interval_s ? interval_s : RS__WIN_KEEPALIVE_INTERVAL_DEFAULT_S;
+    if (idle_s > ULONG_MAX / 1000 || interval_s > ULONG_MAX / 1000) {
         return RS_EINVAL;
+    }
+    vals.onoff = enabled ? 1 : 0;
+    vals.keepalivetime = (ULONG)idle_s * 1000;
+    vals.keepaliveinterval = (ULONG)interval_s * 1000;
+    if (WSAIoctl(handle, SIO_KEEPALIVE_VALS, &vals, (DWORD)sizeof(vals), NULL, 0, &bytes, NULL, NULL) != 0) {
+        return rs__wsa_result();
+    }
+    return RS_OK;
+}
+
+/* The three timers where non-zero. The probe count exists only as the
+ * per-socket option (RS_ENOTSUP without it, checked before anything is
+ * changed); idle time and interval fall back to SIO_KEEPALIVE_VALS. */
+static int rs__set_keepalive_timers(SOCKET handle, bool enabled, uint32_t idle_s, uint32_t interval_s,
+                                    uint32_t probes) {
+    int err = RS_OK;
+    if (idle_s > (uint32_t)INT_MAX || interval_s > (uint32_t)INT_MAX || probes > (uint32_t)INT_MAX) {
+        return RS_EINVAL;
+    }
+    if (probes) {
+        err = rs__setsockopt_int(handle, IPPROTO_TCP, RS__WIN_TCP_KEEPCNT, (int)probes);
+        if (err) {
+            return err; /* RS_ENOTSUP where the option is missing (WSAENOPROTOOPT) */
+        }
     }
     if (idle_s) {
         err = rs__setsockopt_int(handle, IPPROTO_TCP, RS__WIN_TCP_KEEPIDLE, (int)idle_s);
@@ -13978,8 +14013,8 @@ static int rs__set_keepalive_timers(SOCKET handle, uint32_t idle_s, uint32_t int
     if (!err && interval_s) {
         err = rs__setsockopt_int(handle, IPPROTO_TCP, RS__WIN_TCP_KEEPINTVL, (int)interval_s);
     }
-    if (!err && probes) {
-        err = rs__setsockopt_int(handle, IPPROTO_TCP, RS__WIN_TCP_KEEPCNT, (int)probes);
+    if (err == RS_ENOTSUP) {
+        err = rs__set_keepalive_vals(handle, enabled, idle_s, interval_s);
     }
     return err;
 }
@@ -13999,7 +14034,7 @@ static int rs__socket_apply_connection_options(rs_socket_t *s) {
     if (!err && o->keepalive) {
         err = rs__setsockopt_int(s->handle, SOL_SOCKET, SO_KEEPALIVE, 1);
         if (!err) {
-            err = rs__set_keepalive_timers(s->handle, o->keepalive_idle_s, o->keepalive_interval_s,
+            err = rs__set_keepalive_timers(s->handle, true, o->keepalive_idle_s, o->keepalive_interval_s,
                                            o->keepalive_probes);
         }
     }
@@ -14319,6 +14354,7 @@ typedef struct rs__cross_thread_close {
     rs_socket_t *socket;
     rs_mutex_t lock;
     rs_condvar_t cond;
+    bool destroy; /* and free it, once no AcceptEx is pending */
     bool done;
 } rs__cross_thread_close_t;
 
@@ -14327,18 +14363,23 @@ static void rs__cross_thread_close_task(rs_task_t *task, void *arg, rs_task_stat
     (void)task;
     (void)status; /* canceled means the loop is being destroyed: close all the same */
     rs__socket_close_now(xc->socket);
-    rs__socket_maybe_free(xc->socket); /* destroyed from afar: freed here once no AcceptEx is pending */
+    if (xc->destroy) {
+        /* Set here, on the loop thread, where the accept packets are handled. */
+        xc->socket->destroy_requested = true;
+        rs__socket_maybe_free(xc->socket);
+    }
     rs_mutex_lock(&xc->lock);
     xc->done = true;
     rs_condvar_signal(&xc->cond);
     rs_mutex_unlock(&xc->lock);
 }
 
-static int rs__socket_close_listener_from_afar(rs_socket_t *s) {
+static int rs__socket_close_listener_from_afar(rs_socket_t *s, bool destroy) {
     rs__cross_thread_close_t xc;
     int err;
     memset(&xc, 0, sizeof(xc));
     xc.socket = s;
+    xc.destroy = destroy;
     err = rs_mutex_init(&xc.lock);
     if (err) {
         return err;
@@ -14366,7 +14407,7 @@ RESEAU_API int rs_socket_close(rs_socket_t *socket) {
     }
     if (socket->loop && !rs_event_loop_is_on_loop_thread(socket->loop)) {
         if (socket->is_listener) {
-            return rs__socket_close_listener_from_afar(socket);
+            return rs__socket_close_listener_from_afar(socket, false);
         }
         return rs__socket_check_thread(socket, "rs_socket_close");
     }
@@ -14391,8 +14432,7 @@ RESEAU_API void rs_socket_destroy(rs_socket_t *socket) {
             return;
         }
         /* A listener: its loop closes it and frees it once its AcceptEx packets are back. */
-        socket->destroy_requested = true;
-        rs__socket_close_listener_from_afar(socket);
+        rs__socket_close_listener_from_afar(socket, true);
         return;
     }
     rs__socket_close_now(socket);
@@ -15301,7 +15341,7 @@ RESEAU_API int rs_socket_set_keepalive(rs_socket_t *socket, bool enabled, uint32
         return err;
     }
     err = rs__setsockopt_int(socket->handle, SOL_SOCKET, SO_KEEPALIVE, enabled ? 1 : 0);
-    return err ? err : rs__set_keepalive_timers(socket->handle, idle_s, interval_s, probes);
+    return err ? err : rs__set_keepalive_timers(socket->handle, enabled, idle_s, interval_s, probes);
 }
 
 RESEAU_API int rs_socket_set_ttl(rs_socket_t *socket, uint32_t ttl) {
