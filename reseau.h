@@ -6177,12 +6177,19 @@ typedef struct rs__uring_probe {
 
 #define RS__IORING_OP_POLL_ADD 6
 #define RS__IORING_OP_POLL_REMOVE 7
+#define RS__IORING_OP_WRITEV 2
 #define RS__IORING_OP_SENDMSG 9
+#define RS__IORING_OP_ACCEPT 13
+#define RS__IORING_OP_LINK_TIMEOUT 15
+#define RS__IORING_OP_CONNECT 16
 #define RS__IORING_OP_ASYNC_CANCEL 14
 #define RS__IORING_OP_READ 22
 #define RS__IORING_OP_RECV 27
+#define RS__IORING_OP_READ_MULTISHOT 49
 
+#define RS__IOSQE_IO_LINK (1u << 2)
 #define RS__IOSQE_BUFFER_SELECT (1u << 5)
+#define RS__IORING_ACCEPT_MULTISHOT (1u << 0) /* in sqe->ioprio */
 #define RS__IORING_RECV_MULTISHOT (1u << 1) /* in sqe->ioprio */
 #define RS__IORING_CQE_F_BUFFER (1u << 0)
 #define RS__IORING_CQE_F_MORE (1u << 1)
@@ -6235,6 +6242,7 @@ RS__STATIC_ASSERT(sizeof(rs__uring_sync_cancel_reg_t) == 64, uring_sync_cancel_r
 #define RS__URING_KIND_POLL 2u
 #define RS__URING_KIND_IGNORE 3u
 #define RS__URING_KIND_OP 4u
+#define RS__URING_KIND_OP_FD 5u /* an op whose results are new fds (accept) */
 #define RS__URING_GEN_MASK 0xffffffu
 
 /* Provided buffers, shared by every completion-based socket of the loop: the
@@ -6260,6 +6268,7 @@ struct rs__uring_op {
     uint32_t slot; /* index + 1 while in flight; 0 when idle */
     bool cancel_sent;
     bool starved; /* a recv that ran out of buffers, in the loop's starved list */
+    bool yields_fds; /* its results are new fds: one nobody takes is closed */
     rs_list_node_t starved_node;
 };
 
@@ -6288,6 +6297,7 @@ typedef struct rs__uring_ready {
     int32_t res;        /* an op's completion, as the kernel gave it */
     uint32_t cqe_flags; /* an op's; for a poll, 0 */
     bool is_op;
+    bool yields_fd; /* an RS__URING_KIND_OP_FD op's */
 } rs__uring_ready_t;
 
 typedef struct rs__uring {
@@ -6690,6 +6700,12 @@ static int rs__uring_slot_new_op(rs_event_loop_t *loop, rs__uring_t *u, rs__urin
 
 /* ---- completion operations, for the socket layer ---- */
 
+/* The user_data of the op in slot `index`, which a cancel names too. */
+static uint64_t rs__uring_op_token(const rs__uring_t *u, const rs__uring_op_t *op, uint32_t index) {
+    return rs__uring_token(op->yields_fds ? RS__URING_KIND_OP_FD : RS__URING_KIND_OP, u->slots[index].generation,
+                           index);
+}
+
 static void rs__uring_buf_put(rs__uring_t *u, uint32_t bid) {
     rs__uring_buf_t *entry = &u->buf_ring[u->buf_tail & (RS__URING_BUF_COUNT - 1)];
     entry->addr = (uint64_t)(uintptr_t)(u->bufs + (size_t)bid * RS__URING_BUF_SIZE);
@@ -6748,7 +6764,7 @@ static int rs__uring_op_begin(rs_event_loop_t *loop, rs__uring_op_t *op, rs__uri
         return err;
     }
     sqe->fd = op->fd;
-    sqe->user_data = rs__uring_token(RS__URING_KIND_OP, u->slots[index].generation, index);
+    sqe->user_data = rs__uring_op_token(u, op, index);
     op->slot = index + 1;
     op->cancel_sent = false;
     *sqe_out = sqe;
@@ -6793,6 +6809,61 @@ static int rs__uring_op_sendmsg(rs_event_loop_t *loop, rs__uring_op_t *op, const
     return RS_OK;
 }
 
+/* Accept connections on listening op->fd until canceled: each completes with
+ * IORING_CQE_F_MORE and a new non-blocking, close-on-exec fd (or -errno), and
+ * a completion without it ends the op. Same results as rs__uring_op_recv. */
+static int rs__uring_op_accept(rs_event_loop_t *loop, rs__uring_op_t *op) {
+    rs__uring_sqe_t *sqe = NULL;
+    int err;
+    op->yields_fds = true;
+    err = rs__uring_op_begin(loop, op, &sqe);
+    if (err) {
+        return err;
+    }
+    sqe->opcode = RS__IORING_OP_ACCEPT;
+    sqe->ioprio = RS__IORING_ACCEPT_MULTISHOT;
+    sqe->op_flags = RS__SOCK_FLAGS;
+    rs__uring_publish((rs__uring_t *)rs__backend_data(loop));
+    return RS_OK;
+}
+
+/* Connect op->fd to `addr`; with `timeout` (not NULL), a linked timeout ends
+ * it with -ECANCELED when that much time has passed. The kernel reads `addr`
+ * and `timeout` when it takes the SQEs, so both must stay valid until the
+ * completion. Same results as rs__uring_op_recv. */
+static int rs__uring_op_connect(rs_event_loop_t *loop, rs__uring_op_t *op, const void *addr, uint32_t addr_len,
+                                const rs__uring_timespec_t *timeout) {
+    rs__uring_t *u = (rs__uring_t *)rs__backend_data(loop);
+    rs__uring_sqe_t *sqe = NULL;
+    int err;
+    /* Both SQEs or neither: a link cut in two would leave the timeout out. */
+    if (timeout && u->sq_local_tail - rs__uring_load_acquire(u->sq_head) + 2 > u->sq_entries &&
+        (rs__uring_submit(u) != RS_OK || u->sq_local_tail - rs__uring_load_acquire(u->sq_head) + 2 > u->sq_entries)) {
+        return RS_EAGAIN;
+    }
+    err = rs__uring_op_begin(loop, op, &sqe);
+    if (err) {
+        return err;
+    }
+    sqe->opcode = RS__IORING_OP_CONNECT;
+    sqe->addr = (uint64_t)(uintptr_t)addr;
+    sqe->off = addr_len;
+    if (timeout) {
+        sqe->flags = RS__IOSQE_IO_LINK;
+    }
+    rs__uring_publish(u);
+    if (timeout) {
+        sqe = rs__uring_get_sqe(u);
+        sqe->opcode = RS__IORING_OP_LINK_TIMEOUT;
+        sqe->fd = -1;
+        sqe->addr = (uint64_t)(uintptr_t)timeout;
+        sqe->len = 1;
+        sqe->user_data = rs__uring_token(RS__URING_KIND_IGNORE, 0, 0);
+        rs__uring_publish(u);
+    }
+    return RS_OK;
+}
+
 /* A recv that ran out of buffers (-ENOBUFS) starts again when one comes back. */
 static void rs__uring_op_wait_for_buffers(rs_event_loop_t *loop, rs__uring_op_t *op) {
     rs__uring_t *u = (rs__uring_t *)rs__backend_data(loop);
@@ -6820,7 +6891,7 @@ static void rs__uring_op_cancel(rs_event_loop_t *loop, rs__uring_op_t *op) {
         if (sqe) {
             sqe->opcode = RS__IORING_OP_ASYNC_CANCEL;
             sqe->fd = -1;
-            sqe->addr = rs__uring_token(RS__URING_KIND_OP, u->slots[index].generation, index);
+            sqe->addr = rs__uring_op_token(u, op, index);
             sqe->user_data = rs__uring_token(RS__URING_KIND_IGNORE, 0, 0);
             rs__uring_publish(u);
             op->cancel_sent = true;
@@ -6845,7 +6916,7 @@ static void rs__uring_op_abandon(rs_event_loop_t *loop, rs__uring_op_t *op) {
          * looked for it, on an fd the caller is about to close. */
         rs__uring_submit(u);
         memset(&reg, 0, sizeof(reg));
-        reg.addr = rs__uring_token(RS__URING_KIND_OP, u->slots[index].generation, index);
+        reg.addr = rs__uring_op_token(u, op, index);
         reg.timeout.tv_sec = -1;
         reg.timeout.tv_nsec = -1;
         while (rs__uring_sys_register(u->ring_fd, RS__IORING_REGISTER_SYNC_CANCEL, &reg, 1) != 0 &&
@@ -6918,8 +6989,12 @@ static void rs__uring_rxq_clear(rs_event_loop_t *loop, rs__uring_rxq_t *q) {
     rs__uring_feed_starved(u);
 }
 
-/* A completion `op` will never see (it was abandoned): its buffer goes back. */
-static void rs__uring_drop_completion(rs__uring_t *u, uint32_t cqe_flags) {
+/* A completion its op will never see (it was abandoned): its buffer goes
+ * back, and a connection accepted for a listener now closed is closed. */
+static void rs__uring_drop_completion(rs__uring_t *u, bool yields_fd, int32_t res, uint32_t cqe_flags) {
+    if (yields_fd && res >= 0) {
+        close(res);
+    }
     if (cqe_flags & RS__IORING_CQE_F_BUFFER) {
         rs__uring_buf_put(u, rs__uring_cqe_buffer(u, cqe_flags));
         rs__uring_feed_starved(u);
@@ -7101,12 +7176,12 @@ static void rs__uring_reap(rs__uring_t *u) {
             r->events = cqe->res >= 0 ? rs__uring_ready_events(cqe->res) : RS_IO_ERROR;
             r->error = cqe->res >= 0 ? RS_OK : rs_result_from_errno(-cqe->res);
             r->is_op = false;
-        } else if (kind == RS__URING_KIND_OP) {
+        } else if (kind == RS__URING_KIND_OP || kind == RS__URING_KIND_OP_FD) {
             uint32_t index = (uint32_t)cqe->user_data;
             uint32_t generation = (uint32_t)(cqe->user_data >> 32) & RS__URING_GEN_MASK;
             rs__uring_ready_t *r;
             if (index >= u->slot_capacity || !u->slots[index].op || u->slots[index].generation != generation) {
-                rs__uring_drop_completion(u, cqe->flags);
+                rs__uring_drop_completion(u, kind == RS__URING_KIND_OP_FD, cqe->res, cqe->flags);
                 continue;
             }
             r = &u->ready[u->ready_count++];
@@ -7115,6 +7190,7 @@ static void rs__uring_reap(rs__uring_t *u) {
             r->res = cqe->res;
             r->cqe_flags = cqe->flags;
             r->is_op = true;
+            r->yields_fd = kind == RS__URING_KIND_OP_FD;
         }
     }
     rs__uring_store_release(u->cq_head, head);
@@ -7180,7 +7256,7 @@ static void rs__uring_dispatch_op(rs_event_loop_t *loop, rs__uring_t *u, const r
     rs__uring_slot_t *slot = &u->slots[r->slot];
     rs__uring_op_t *op = slot->op;
     if (!op || slot->generation != r->generation) {
-        rs__uring_drop_completion(u, r->cqe_flags); /* abandoned by an earlier callback of this batch */
+        rs__uring_drop_completion(u, r->yields_fd, r->res, r->cqe_flags); /* abandoned by an earlier callback of this batch */
         return;
     }
     if (!(r->cqe_flags & RS__IORING_CQE_F_MORE)) {
@@ -10257,6 +10333,10 @@ static int rs__sock_uring_readv(rs_socket_t *s, rs_byte_buf_t *bufs, size_t coun
 static void rs__sock_uring_flush(rs_socket_t *s);
 static void rs__sock_uring_close(rs_socket_t *s);
 static void rs__sock_uring_free(rs_socket_t *s);
+static bool rs__sock_uring_is_connecting(const rs_socket_t *s);
+static int rs__sock_uring_connect(rs_socket_t *s, const rs__sockaddr_t *addr, socklen_t len);
+static void rs__sock_uring_listen(rs_socket_t *l);
+static int rs__sock_uring_update_accept(rs_socket_t *l);
 
 /* RS_EINVAL for a NULL socket (it has no thread to check); RS_EWRONGTHREAD, logged,
  * off the thread of the loop it is tied to. */
@@ -10551,7 +10631,7 @@ static int rs__socket_wanted_events(const rs_socket_t *s) {
     bool has_reader = s->on_readable || s->on_pipe_readable;
     switch (s->state) {
     case RS__SOCK_CONNECTING:
-        return RS_IO_WRITABLE;
+        return rs__sock_uring_is_connecting(s) ? 0 : RS_IO_WRITABLE;
     case RS__SOCK_LISTENING:
         return s->accepting && !s->accept_backoff ? RS_IO_READABLE : 0;
     case RS__SOCK_CLOSED:
@@ -10580,6 +10660,9 @@ static int rs__socket_update_interest(rs_socket_t *s) {
     int err;
     if (!s->loop || s->io.fd < 0) {
         return RS_OK;
+    }
+    if (s->uring && s->state == RS__SOCK_LISTENING) {
+        return rs__sock_uring_update_accept(s);
     }
     want = rs__socket_wanted_events(s);
     if (want == s->interest) {
@@ -11053,6 +11136,7 @@ RESEAU_API int rs_socket_start_accept(rs_socket_t *listener, rs_event_loop_t *lo
         return RS_ESTATE;
     }
     rs__socket_tie_to_loop(listener, loop);
+    rs__sock_uring_listen(listener);
     listener->on_accept = on_accept;
     listener->accept_user_data = user_data;
     listener->accepting = true;
@@ -11185,6 +11269,14 @@ RESEAU_API int rs_socket_connect(rs_socket_t *socket, const rs_endpoint_t *remot
     socket->on_connect = on_connect;
     socket->connect_user_data = user_data;
     socket->remote = *remote;
+    err = rs__sock_uring_connect(socket, &sa, len);
+    if (err != RS_ENOTSUP) {
+        if (err) {
+            socket->on_connect = NULL; /* a call that returns an error never calls back */
+            rs__socket_close_now(socket);
+        }
+        return err;
+    }
     if (connect(socket->io.fd, &sa.sa, len) == 0) {
         socket->state = RS__SOCK_CONNECTED;
         socket->has_remote = true;
@@ -11651,10 +11743,12 @@ static void rs__socket_on_event(rs_event_loop_t *loop, rs_io_handle_t *handle, i
 /* <<socket_posix.c -- End file: src/net/socket_posix.c */
 /* >>socket_uring.c -- Begin file: src/net/socket_uring.c */
 /*
- * Sockets on io_uring: the completion-based strategy of a connected stream
- * socket (ARCHITECTURE.md §4a), chosen when it is tied to a loop whose ring
- * runs operations (rs__uring_loop_has_ops). Listening and connecting stay
- * readiness-based (socket_posix.c): they happen once per connection.
+ * Sockets on io_uring: the completion-based strategy of stream sockets
+ * (ARCHITECTURE.md §4a), chosen when a socket is tied to a loop whose ring
+ * runs operations (rs__uring_loop_has_ops): a listener accepts with one
+ * multishot accept, a connect is one connect op with a linked timeout, and a
+ * connected socket receives and sends as below. Datagram sockets and pipes
+ * stay readiness-based (socket_posix.c).
  *
  * Receiving is one multishot recv into the loop's provided-buffer ring, so a
  * busy connection costs no system call per read: the chunks queue on the
@@ -11671,6 +11765,12 @@ static void rs__socket_on_event(rs_event_loop_t *loop, rs_io_handle_t *handle, i
  * path. Close cancels both operations synchronously (the kernel is done with
  * the iovecs and the caller's bytes when rs_socket_close returns), and the
  * queued writes complete RS_ECANCELED.
+ *
+ * A listener's accept op runs while it accepts. Stopping cancels it, but a
+ * connection the kernel accepted before the cancel still arrives: it waits,
+ * as an fd, until accepting starts again, as it would have waited in the
+ * kernel's queue on the readiness path. Closing the listener closes those,
+ * and the kernel closes any it accepted after the cancel, as for its queue.
  */
 #if RESEAU_OS_POSIX /* Windows: >>net_win.c */
 #if RESEAU_OS_LINUX
@@ -11682,18 +11782,61 @@ static void rs__socket_on_event(rs_event_loop_t *loop, rs_io_handle_t *handle, i
 
 struct rs__socket_uring {
     rs_socket_t *socket;
-    rs__uring_op_t recv;
-    rs__uring_op_t send;
+    rs__uring_op_t recv; /* a listener's accept */
+    rs__uring_op_t send; /* the connect, until connected */
     rs__uring_rxq_t rxq;
     int rx_end; /* RS_EEOF or the error that ended receiving, reported once rxq is read */
-    rs_task_t readable_task;
-    struct msghdr msg;
-    struct iovec iov[RS__URING_SEND_IOV_MAX];
+    rs_task_t readable_task; /* a listener's: hands out the connections that waited */
+    bool connecting;    /* the connect op runs */
+    bool connect_timed; /* the connect has a linked timeout: -ECANCELED means it fired */
+    union {
+        struct { /* connected */
+            struct msghdr msg;
+            struct iovec iov[RS__URING_SEND_IOV_MAX];
+        } io;
+        struct { /* connecting: what the kernel reads when it takes the SQEs */
+            rs__sockaddr_t addr;
+            rs__uring_timespec_t timeout;
+        } connect;
+        struct { /* a listener: connections accepted while it did not accept */
+            int *fds;
+            size_t count;
+            size_t capacity;
+        } waiting;
+    } u;
 };
 
 static void rs__sock_uring_recv_done(rs_event_loop_t *loop, rs__uring_op_t *op, int res, uint32_t cqe_flags);
 static void rs__sock_uring_send_done(rs_event_loop_t *loop, rs__uring_op_t *op, int res, uint32_t cqe_flags);
 static void rs__sock_uring_readable_task(rs_task_t *task, void *arg, rs_task_status_t status);
+static void rs__sock_uring_accept_done(rs_event_loop_t *loop, rs__uring_op_t *op, int res, uint32_t cqe_flags);
+static void rs__sock_uring_connect_done(rs_event_loop_t *loop, rs__uring_op_t *op, int res, uint32_t cqe_flags);
+static void rs__sock_uring_waiting_task(rs_task_t *task, void *arg, rs_task_status_t status);
+
+/* The strategy's state, made on first use; NULL (out of memory, or a loop
+ * without ops) keeps the socket readiness-based, which is always correct. */
+static rs__socket_uring_t *rs__sock_uring_attach(rs_socket_t *s) {
+    rs__socket_uring_t *x;
+    if (s->uring) {
+        return s->uring;
+    }
+    if (s->options.type != RS_SOCKET_STREAM || !rs__uring_loop_has_ops(s->loop)) {
+        return NULL;
+    }
+    x = (rs__socket_uring_t *)rs_mem_calloc(&s->allocator, 1, sizeof(*x));
+    if (!x) {
+        RS__LOG_WARN(RS_LS_SOCKET, "socket %p: no memory for completion-based I/O; using readiness", (void *)s);
+        return NULL;
+    }
+    x->socket = s;
+    x->recv.fn = rs__sock_uring_recv_done;
+    x->recv.fd = s->io.fd;
+    x->send.fn = rs__sock_uring_send_done;
+    x->send.fd = s->io.fd;
+    rs_task_init(&x->readable_task, rs__sock_uring_readable_task, s, "socket_uring_readable");
+    s->uring = x;
+    return x;
+}
 
 static bool rs__sock_uring_has_reader(const rs_socket_t *s) {
     return s->on_readable || s->on_pipe_readable;
@@ -11745,23 +11888,9 @@ static void rs__sock_uring_update_recv(rs_socket_t *s) {
  * receives and sends through the ring. Staying readiness-based (out of
  * memory) is always correct, only slower. */
 static void rs__sock_uring_enter(rs_socket_t *s) {
-    rs__socket_uring_t *x;
-    if (s->uring || s->options.type != RS_SOCKET_STREAM || s->state != RS__SOCK_CONNECTED ||
-        !rs__uring_loop_has_ops(s->loop)) {
+    if (s->state != RS__SOCK_CONNECTED || !rs__sock_uring_attach(s)) {
         return;
     }
-    x = (rs__socket_uring_t *)rs_mem_calloc(&s->allocator, 1, sizeof(*x));
-    if (!x) {
-        RS__LOG_WARN(RS_LS_SOCKET, "socket %p: no memory for completion-based I/O; using readiness", (void *)s);
-        return;
-    }
-    x->socket = s;
-    x->recv.fn = rs__sock_uring_recv_done;
-    x->recv.fd = s->io.fd;
-    x->send.fn = rs__sock_uring_send_done;
-    x->send.fd = s->io.fd;
-    rs_task_init(&x->readable_task, rs__sock_uring_readable_task, s, "socket_uring_readable");
-    s->uring = x;
     rs__socket_update_interest(s); /* parks a poll left from connecting */
     rs__sock_uring_update_recv(s);
     if (!rs_list_empty(&s->write_queue)) {
@@ -11843,14 +11972,14 @@ static void rs__sock_uring_flush(rs_socket_t *s) {
         for (node = rs_list_begin(&s->write_queue); node != rs_list_end(&s->write_queue) && n < RS__URING_SEND_IOV_MAX;
              node = node->next) {
             rs__write_req_t *req = RS_CONTAINER_OF(node, rs__write_req_t, node);
-            x->iov[n].iov_base = (void *)(uintptr_t)req->remaining.ptr;
-            x->iov[n].iov_len = req->remaining.len;
+            x->u.io.iov[n].iov_base = (void *)(uintptr_t)req->remaining.ptr;
+            x->u.io.iov[n].iov_len = req->remaining.len;
             ++n;
         }
-        memset(&x->msg, 0, sizeof(x->msg));
-        x->msg.msg_iov = x->iov;
-        x->msg.msg_iovlen = n;
-        err = rs__uring_op_sendmsg(s->loop, &x->send, &x->msg);
+        memset(&x->u.io.msg, 0, sizeof(x->u.io.msg));
+        x->u.io.msg.msg_iov = x->u.io.iov;
+        x->u.io.msg.msg_iovlen = n;
+        err = rs__uring_op_sendmsg(s->loop, &x->send, &x->u.io.msg);
         if (err) {
             s->write_error = err;
             RS__LOG_ERROR(RS_LS_SOCKET, "socket %p: cannot queue a send: %s", (void *)s, rs_strerror(err));
@@ -11878,8 +12007,190 @@ static void rs__sock_uring_send_done(rs_event_loop_t *loop, rs__uring_op_t *op, 
     rs__sock_uring_flush(s);
 }
 
-/* Before the fd is closed: end both operations (synchronously) and give the
- * unread chunks back. The queued writes are failed by the caller. */
+/* ---- connecting ---- */
+
+static bool rs__sock_uring_is_connecting(const rs_socket_t *s) {
+    return s->uring && s->uring->connecting;
+}
+
+/* rs_socket_connect on a loop with ops: RS_OK once the connect op is queued
+ * (the socket is then CONNECTING, and its timeout is the linked one);
+ * RS_ENOTSUP to connect by readiness instead; RS_ENOMEM, or RS_EAGAIN when
+ * the kernel takes nothing from a full submission queue. */
+static int rs__sock_uring_connect(rs_socket_t *s, const rs__sockaddr_t *addr, socklen_t len) {
+    rs__socket_uring_t *x = rs__sock_uring_attach(s);
+    const rs__uring_timespec_t *timeout = NULL;
+    int err;
+    if (!x) {
+        return RS_ENOTSUP;
+    }
+    memcpy(&x->u.connect.addr, addr, (size_t)len);
+    x->connect_timed = !s->no_connect_timer;
+    if (x->connect_timed) {
+        x->u.connect.timeout.tv_sec = (long long)(s->options.connect_timeout_ms / 1000);
+        x->u.connect.timeout.tv_nsec = (long long)(s->options.connect_timeout_ms % 1000) * 1000000LL;
+        timeout = &x->u.connect.timeout;
+    }
+    x->send.fn = rs__sock_uring_connect_done;
+    err = rs__uring_op_connect(s->loop, &x->send, &x->u.connect.addr, (uint32_t)len, timeout);
+    if (err) {
+        x->send.fn = rs__sock_uring_send_done;
+        return err;
+    }
+    x->connecting = true;
+    s->state = RS__SOCK_CONNECTING;
+    return RS_OK;
+}
+
+static void rs__sock_uring_connect_done(rs_event_loop_t *loop, rs__uring_op_t *op, int res, uint32_t cqe_flags) {
+    rs__socket_uring_t *x = RS_CONTAINER_OF(op, rs__socket_uring_t, send);
+    rs_socket_t *s = x->socket;
+    (void)loop;
+    (void)cqe_flags;
+    x->send.fn = rs__sock_uring_send_done; /* the kernel is done with u.connect: u.io from now on */
+    x->connecting = false;
+    s->callback_depth++;
+    if (res == 0) {
+        s->state = RS__SOCK_CONNECTED;
+        s->has_remote = true; /* s->remote was kept from rs_socket_connect */
+        rs__sock_uring_enter(s);
+        rs__socket_deliver_connect(s, RS_OK);
+    } else {
+        int err = res == -ECANCELED && x->connect_timed ? RS_ETIMEDOUT : rs_result_from_errno(-res);
+        RS__LOG_DEBUG(RS_LS_SOCKET, "socket %p: connect failed: %s", (void *)s, rs_strerror(err));
+        rs__socket_close_internal(s, true);
+        rs__socket_deliver_connect(s, err);
+    }
+    s->callback_depth--;
+    rs__socket_maybe_free(s);
+}
+
+/* ---- a listener ---- */
+
+/* rs_socket_start_accept: a listener on a loop with ops accepts through it. */
+static void rs__sock_uring_listen(rs_socket_t *l) {
+    rs__socket_uring_t *x = l->uring ? l->uring : rs__sock_uring_attach(l);
+    if (x && x->recv.fn != rs__sock_uring_accept_done) { /* once: its task may be queued when it accepts again */
+        x->recv.fn = rs__sock_uring_accept_done;
+        rs_task_init(&x->readable_task, rs__sock_uring_waiting_task, l, "socket_uring_accept_waiting");
+    }
+}
+
+/* Run the accept op while the listener accepts, and hand out the
+ * connections that waited: rs__socket_update_interest of a listener with
+ * ops. A canceled op still running is started again by its last completion.
+ * RS_OK, RS_ENOMEM, or RS_EAGAIN (full submission queue). */
+static int rs__sock_uring_update_accept(rs_socket_t *l) {
+    rs__socket_uring_t *x = l->uring;
+    if (l->state == RS__SOCK_LISTENING && l->accepting && !l->accept_backoff) {
+        if (x->u.waiting.count && !rs_task_is_scheduled(&x->readable_task)) {
+            rs_event_loop_schedule_task_now(l->loop, &x->readable_task);
+        }
+        return x->recv.slot ? RS_OK : rs__uring_op_accept(l->loop, &x->recv);
+    }
+    rs__uring_op_cancel(l->loop, &x->recv);
+    return RS_OK;
+}
+
+/* An accepted fd becomes a socket for on_accept (the peer's address comes
+ * from getpeername: a multishot accept has nowhere to put each one). */
+static void rs__sock_uring_hand_out(rs_socket_t *l, int fd) {
+    rs__sockaddr_t sa;
+    socklen_t len = (socklen_t)sizeof(sa);
+    rs_socket_t *s;
+    int err;
+    memset(&sa, 0, sizeof(sa));
+    if (getpeername(fd, &sa.sa, &len) != 0) {
+        len = 0; /* reset already: the socket has no remote endpoint, and its first read says why */
+    }
+    s = rs__socket_from_accepted(l, fd, &sa, len, &err);
+    if (!s) {
+        close(fd);
+        rs__socket_accept_backoff(l, err);
+        return;
+    }
+    l->accept_backoff_ms = 0;
+    rs__socket_deliver_accept(l, RS_OK, s);
+}
+
+/* A connection accepted after rs_socket_stop_accept waits for the next
+ * start. Out of memory it is closed: the peer sees a reset, the log says so. */
+static void rs__sock_uring_keep_waiting(rs_socket_t *l, int fd) {
+    rs__socket_uring_t *x = l->uring;
+    if (x->u.waiting.count == x->u.waiting.capacity) {
+        size_t capacity = x->u.waiting.capacity ? x->u.waiting.capacity * 2 : 8;
+        int *fds = (int *)rs_mem_realloc(&l->allocator, x->u.waiting.fds, x->u.waiting.capacity * sizeof(int),
+                                         capacity * sizeof(int));
+        if (!fds) {
+            RS__LOG_ERROR(RS_LS_SOCKET, "listener %p: no memory to keep a connection accepted while stopped; closed",
+                          (void *)l);
+            close(fd);
+            return;
+        }
+        x->u.waiting.fds = fds;
+        x->u.waiting.capacity = capacity;
+    }
+    x->u.waiting.fds[x->u.waiting.count++] = fd;
+}
+
+static void rs__sock_uring_accept_failed(rs_socket_t *l, int os_error) {
+    if (rs__accept_error_is_transient(os_error)) {
+        return;
+    }
+    if (rs__accept_error_is_exhaustion(os_error)) {
+        rs__socket_accept_backoff(l, rs_result_from_errno(os_error));
+        return;
+    }
+    RS__LOG_ERROR(RS_LS_SOCKET, "accept failed: %s (errno %d)", strerror(os_error), os_error);
+    rs__socket_deliver_accept(l, rs_result_from_errno(os_error), NULL);
+}
+
+static void rs__sock_uring_accept_done(rs_event_loop_t *loop, rs__uring_op_t *op, int res, uint32_t cqe_flags) {
+    rs__socket_uring_t *x = RS_CONTAINER_OF(op, rs__socket_uring_t, recv);
+    rs_socket_t *l = x->socket;
+    (void)loop;
+    l->callback_depth++;
+    if (res >= 0 && l->accepting) {
+        rs__sock_uring_hand_out(l, res);
+    } else if (res >= 0) {
+        rs__sock_uring_keep_waiting(l, res);
+    } else if (res != -ECANCELED) {
+        rs__sock_uring_accept_failed(l, -res);
+    }
+    if (!(cqe_flags & RS__IORING_CQE_F_MORE) && l->state == RS__SOCK_LISTENING && !x->recv.slot) {
+        int err = rs__sock_uring_update_accept(l);
+        if (err) {
+            rs__socket_accept_backoff(l, err); /* cannot queue the accept now: later */
+        }
+    }
+    l->callback_depth--;
+    rs__socket_maybe_free(l);
+}
+
+/* The connections that waited while the listener did not accept, in order. */
+static void rs__sock_uring_waiting_task(rs_task_t *task, void *arg, rs_task_status_t status) {
+    rs_socket_t *l = (rs_socket_t *)arg;
+    rs__socket_uring_t *x = l->uring;
+    (void)task;
+    if (status != RS_TASK_STATUS_RUN) {
+        return;
+    }
+    l->callback_depth++;
+    while (x->u.waiting.count && l->state == RS__SOCK_LISTENING && l->accepting) {
+        int fd = x->u.waiting.fds[0];
+        --x->u.waiting.count;
+        memmove(x->u.waiting.fds, x->u.waiting.fds + 1, x->u.waiting.count * sizeof(int));
+        rs__sock_uring_hand_out(l, fd);
+    }
+    l->callback_depth--;
+    rs__socket_maybe_free(l);
+}
+
+/* ---- closing ---- */
+
+/* Before the fd is closed: end the operations (synchronously), give the
+ * unread chunks back, and close the connections a listener kept. The queued
+ * writes are failed by the caller. */
 static void rs__sock_uring_close(rs_socket_t *s) {
     rs__socket_uring_t *x = s->uring;
     if (!x || !s->loop) {
@@ -11887,11 +12198,20 @@ static void rs__sock_uring_close(rs_socket_t *s) {
     }
     rs__uring_op_abandon(s->loop, &x->recv);
     rs__uring_op_abandon(s->loop, &x->send);
+    x->connecting = false;
     rs__uring_rxq_clear(s->loop, &x->rxq);
     rs_event_loop_cancel_task(s->loop, &x->readable_task);
+    if (s->is_listener) {
+        while (x->u.waiting.count) {
+            close(x->u.waiting.fds[--x->u.waiting.count]);
+        }
+    }
 }
 
 static void rs__sock_uring_free(rs_socket_t *s) {
+    if (s->uring && s->is_listener) {
+        rs_mem_free(&s->allocator, s->uring->u.waiting.fds);
+    }
     rs_mem_free(&s->allocator, s->uring);
     s->uring = NULL;
 }
@@ -11919,6 +12239,23 @@ static void rs__sock_uring_close(rs_socket_t *s) {
 }
 static void rs__sock_uring_free(rs_socket_t *s) {
     (void)s;
+}
+static bool rs__sock_uring_is_connecting(const rs_socket_t *s) {
+    (void)s;
+    return false;
+}
+static int rs__sock_uring_connect(rs_socket_t *s, const rs__sockaddr_t *addr, socklen_t len) {
+    (void)s;
+    (void)addr;
+    (void)len;
+    return RS_ENOTSUP;
+}
+static void rs__sock_uring_listen(rs_socket_t *l) {
+    (void)l;
+}
+static int rs__sock_uring_update_accept(rs_socket_t *l) {
+    (void)l;
+    return RS_ENOTSUP;
 }
 
 #endif /* RESEAU_OS_LINUX */

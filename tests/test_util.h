@@ -404,6 +404,23 @@ static RS__UNUSED bool rs_test_wait_fd(int fd, short events, int timeout_ms) {
     return n > 0;
 }
 
+#ifdef __linux__
+#include <dirent.h>
+/* How many fds the process has open (Linux: /proc/self/fd), to compare before
+ * and after: a difference is a leak, or an fd closed that should not be. */
+static RS__UNUSED int rs_test_open_fd_count(void) {
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    int n = 0;
+    assert_non_null(d);
+    while ((e = readdir(d)) != NULL) {
+        n += e->d_name[0] != '.';
+    }
+    closedir(d);
+    return n - 1; /* the directory's own fd */
+}
+#endif
+
 /* The child's exit status (128 + the signal if one killed it), or -1 if it
  * did not exit within timeout_ms. */
 static RS__UNUSED int rs_test_wait_exit(pid_t pid, int timeout_ms) {

@@ -130,12 +130,19 @@ typedef struct rs__uring_probe {
 
 #define RS__IORING_OP_POLL_ADD 6
 #define RS__IORING_OP_POLL_REMOVE 7
+#define RS__IORING_OP_WRITEV 2
 #define RS__IORING_OP_SENDMSG 9
+#define RS__IORING_OP_ACCEPT 13
+#define RS__IORING_OP_LINK_TIMEOUT 15
+#define RS__IORING_OP_CONNECT 16
 #define RS__IORING_OP_ASYNC_CANCEL 14
 #define RS__IORING_OP_READ 22
 #define RS__IORING_OP_RECV 27
+#define RS__IORING_OP_READ_MULTISHOT 49
 
+#define RS__IOSQE_IO_LINK (1u << 2)
 #define RS__IOSQE_BUFFER_SELECT (1u << 5)
+#define RS__IORING_ACCEPT_MULTISHOT (1u << 0) /* in sqe->ioprio */
 #define RS__IORING_RECV_MULTISHOT (1u << 1) /* in sqe->ioprio */
 #define RS__IORING_CQE_F_BUFFER (1u << 0)
 #define RS__IORING_CQE_F_MORE (1u << 1)
@@ -188,6 +195,7 @@ RS__STATIC_ASSERT(sizeof(rs__uring_sync_cancel_reg_t) == 64, uring_sync_cancel_r
 #define RS__URING_KIND_POLL 2u
 #define RS__URING_KIND_IGNORE 3u
 #define RS__URING_KIND_OP 4u
+#define RS__URING_KIND_OP_FD 5u /* an op whose results are new fds (accept) */
 #define RS__URING_GEN_MASK 0xffffffu
 
 /* Provided buffers, shared by every completion-based socket of the loop: the
@@ -213,6 +221,7 @@ struct rs__uring_op {
     uint32_t slot; /* index + 1 while in flight; 0 when idle */
     bool cancel_sent;
     bool starved; /* a recv that ran out of buffers, in the loop's starved list */
+    bool yields_fds; /* its results are new fds: one nobody takes is closed */
     rs_list_node_t starved_node;
 };
 
@@ -241,6 +250,7 @@ typedef struct rs__uring_ready {
     int32_t res;        /* an op's completion, as the kernel gave it */
     uint32_t cqe_flags; /* an op's; for a poll, 0 */
     bool is_op;
+    bool yields_fd; /* an RS__URING_KIND_OP_FD op's */
 } rs__uring_ready_t;
 
 typedef struct rs__uring {
@@ -643,6 +653,12 @@ static int rs__uring_slot_new_op(rs_event_loop_t *loop, rs__uring_t *u, rs__urin
 
 /* ---- completion operations, for the socket layer ---- */
 
+/* The user_data of the op in slot `index`, which a cancel names too. */
+static uint64_t rs__uring_op_token(const rs__uring_t *u, const rs__uring_op_t *op, uint32_t index) {
+    return rs__uring_token(op->yields_fds ? RS__URING_KIND_OP_FD : RS__URING_KIND_OP, u->slots[index].generation,
+                           index);
+}
+
 static void rs__uring_buf_put(rs__uring_t *u, uint32_t bid) {
     rs__uring_buf_t *entry = &u->buf_ring[u->buf_tail & (RS__URING_BUF_COUNT - 1)];
     entry->addr = (uint64_t)(uintptr_t)(u->bufs + (size_t)bid * RS__URING_BUF_SIZE);
@@ -701,7 +717,7 @@ static int rs__uring_op_begin(rs_event_loop_t *loop, rs__uring_op_t *op, rs__uri
         return err;
     }
     sqe->fd = op->fd;
-    sqe->user_data = rs__uring_token(RS__URING_KIND_OP, u->slots[index].generation, index);
+    sqe->user_data = rs__uring_op_token(u, op, index);
     op->slot = index + 1;
     op->cancel_sent = false;
     *sqe_out = sqe;
@@ -746,6 +762,61 @@ static int rs__uring_op_sendmsg(rs_event_loop_t *loop, rs__uring_op_t *op, const
     return RS_OK;
 }
 
+/* Accept connections on listening op->fd until canceled: each completes with
+ * IORING_CQE_F_MORE and a new non-blocking, close-on-exec fd (or -errno), and
+ * a completion without it ends the op. Same results as rs__uring_op_recv. */
+static int rs__uring_op_accept(rs_event_loop_t *loop, rs__uring_op_t *op) {
+    rs__uring_sqe_t *sqe = NULL;
+    int err;
+    op->yields_fds = true;
+    err = rs__uring_op_begin(loop, op, &sqe);
+    if (err) {
+        return err;
+    }
+    sqe->opcode = RS__IORING_OP_ACCEPT;
+    sqe->ioprio = RS__IORING_ACCEPT_MULTISHOT;
+    sqe->op_flags = RS__SOCK_FLAGS;
+    rs__uring_publish((rs__uring_t *)rs__backend_data(loop));
+    return RS_OK;
+}
+
+/* Connect op->fd to `addr`; with `timeout` (not NULL), a linked timeout ends
+ * it with -ECANCELED when that much time has passed. The kernel reads `addr`
+ * and `timeout` when it takes the SQEs, so both must stay valid until the
+ * completion. Same results as rs__uring_op_recv. */
+static int rs__uring_op_connect(rs_event_loop_t *loop, rs__uring_op_t *op, const void *addr, uint32_t addr_len,
+                                const rs__uring_timespec_t *timeout) {
+    rs__uring_t *u = (rs__uring_t *)rs__backend_data(loop);
+    rs__uring_sqe_t *sqe = NULL;
+    int err;
+    /* Both SQEs or neither: a link cut in two would leave the timeout out. */
+    if (timeout && u->sq_local_tail - rs__uring_load_acquire(u->sq_head) + 2 > u->sq_entries &&
+        (rs__uring_submit(u) != RS_OK || u->sq_local_tail - rs__uring_load_acquire(u->sq_head) + 2 > u->sq_entries)) {
+        return RS_EAGAIN;
+    }
+    err = rs__uring_op_begin(loop, op, &sqe);
+    if (err) {
+        return err;
+    }
+    sqe->opcode = RS__IORING_OP_CONNECT;
+    sqe->addr = (uint64_t)(uintptr_t)addr;
+    sqe->off = addr_len;
+    if (timeout) {
+        sqe->flags = RS__IOSQE_IO_LINK;
+    }
+    rs__uring_publish(u);
+    if (timeout) {
+        sqe = rs__uring_get_sqe(u);
+        sqe->opcode = RS__IORING_OP_LINK_TIMEOUT;
+        sqe->fd = -1;
+        sqe->addr = (uint64_t)(uintptr_t)timeout;
+        sqe->len = 1;
+        sqe->user_data = rs__uring_token(RS__URING_KIND_IGNORE, 0, 0);
+        rs__uring_publish(u);
+    }
+    return RS_OK;
+}
+
 /* A recv that ran out of buffers (-ENOBUFS) starts again when one comes back. */
 static void rs__uring_op_wait_for_buffers(rs_event_loop_t *loop, rs__uring_op_t *op) {
     rs__uring_t *u = (rs__uring_t *)rs__backend_data(loop);
@@ -773,7 +844,7 @@ static void rs__uring_op_cancel(rs_event_loop_t *loop, rs__uring_op_t *op) {
         if (sqe) {
             sqe->opcode = RS__IORING_OP_ASYNC_CANCEL;
             sqe->fd = -1;
-            sqe->addr = rs__uring_token(RS__URING_KIND_OP, u->slots[index].generation, index);
+            sqe->addr = rs__uring_op_token(u, op, index);
             sqe->user_data = rs__uring_token(RS__URING_KIND_IGNORE, 0, 0);
             rs__uring_publish(u);
             op->cancel_sent = true;
@@ -798,7 +869,7 @@ static void rs__uring_op_abandon(rs_event_loop_t *loop, rs__uring_op_t *op) {
          * looked for it, on an fd the caller is about to close. */
         rs__uring_submit(u);
         memset(&reg, 0, sizeof(reg));
-        reg.addr = rs__uring_token(RS__URING_KIND_OP, u->slots[index].generation, index);
+        reg.addr = rs__uring_op_token(u, op, index);
         reg.timeout.tv_sec = -1;
         reg.timeout.tv_nsec = -1;
         while (rs__uring_sys_register(u->ring_fd, RS__IORING_REGISTER_SYNC_CANCEL, &reg, 1) != 0 &&
@@ -871,8 +942,12 @@ static void rs__uring_rxq_clear(rs_event_loop_t *loop, rs__uring_rxq_t *q) {
     rs__uring_feed_starved(u);
 }
 
-/* A completion `op` will never see (it was abandoned): its buffer goes back. */
-static void rs__uring_drop_completion(rs__uring_t *u, uint32_t cqe_flags) {
+/* A completion its op will never see (it was abandoned): its buffer goes
+ * back, and a connection accepted for a listener now closed is closed. */
+static void rs__uring_drop_completion(rs__uring_t *u, bool yields_fd, int32_t res, uint32_t cqe_flags) {
+    if (yields_fd && res >= 0) {
+        close(res);
+    }
     if (cqe_flags & RS__IORING_CQE_F_BUFFER) {
         rs__uring_buf_put(u, rs__uring_cqe_buffer(u, cqe_flags));
         rs__uring_feed_starved(u);
@@ -1054,12 +1129,12 @@ static void rs__uring_reap(rs__uring_t *u) {
             r->events = cqe->res >= 0 ? rs__uring_ready_events(cqe->res) : RS_IO_ERROR;
             r->error = cqe->res >= 0 ? RS_OK : rs_result_from_errno(-cqe->res);
             r->is_op = false;
-        } else if (kind == RS__URING_KIND_OP) {
+        } else if (kind == RS__URING_KIND_OP || kind == RS__URING_KIND_OP_FD) {
             uint32_t index = (uint32_t)cqe->user_data;
             uint32_t generation = (uint32_t)(cqe->user_data >> 32) & RS__URING_GEN_MASK;
             rs__uring_ready_t *r;
             if (index >= u->slot_capacity || !u->slots[index].op || u->slots[index].generation != generation) {
-                rs__uring_drop_completion(u, cqe->flags);
+                rs__uring_drop_completion(u, kind == RS__URING_KIND_OP_FD, cqe->res, cqe->flags);
                 continue;
             }
             r = &u->ready[u->ready_count++];
@@ -1068,6 +1143,7 @@ static void rs__uring_reap(rs__uring_t *u) {
             r->res = cqe->res;
             r->cqe_flags = cqe->flags;
             r->is_op = true;
+            r->yields_fd = kind == RS__URING_KIND_OP_FD;
         }
     }
     rs__uring_store_release(u->cq_head, head);
@@ -1133,7 +1209,7 @@ static void rs__uring_dispatch_op(rs_event_loop_t *loop, rs__uring_t *u, const r
     rs__uring_slot_t *slot = &u->slots[r->slot];
     rs__uring_op_t *op = slot->op;
     if (!op || slot->generation != r->generation) {
-        rs__uring_drop_completion(u, r->cqe_flags); /* abandoned by an earlier callback of this batch */
+        rs__uring_drop_completion(u, r->yields_fd, r->res, r->cqe_flags); /* abandoned by an earlier callback of this batch */
         return;
     }
     if (!(r->cqe_flags & RS__IORING_CQE_F_MORE)) {

@@ -107,6 +107,10 @@ static int rs__sock_uring_readv(rs_socket_t *s, rs_byte_buf_t *bufs, size_t coun
 static void rs__sock_uring_flush(rs_socket_t *s);
 static void rs__sock_uring_close(rs_socket_t *s);
 static void rs__sock_uring_free(rs_socket_t *s);
+static bool rs__sock_uring_is_connecting(const rs_socket_t *s);
+static int rs__sock_uring_connect(rs_socket_t *s, const rs__sockaddr_t *addr, socklen_t len);
+static void rs__sock_uring_listen(rs_socket_t *l);
+static int rs__sock_uring_update_accept(rs_socket_t *l);
 
 /* RS_EINVAL for a NULL socket (it has no thread to check); RS_EWRONGTHREAD, logged,
  * off the thread of the loop it is tied to. */
@@ -401,7 +405,7 @@ static int rs__socket_wanted_events(const rs_socket_t *s) {
     bool has_reader = s->on_readable || s->on_pipe_readable;
     switch (s->state) {
     case RS__SOCK_CONNECTING:
-        return RS_IO_WRITABLE;
+        return rs__sock_uring_is_connecting(s) ? 0 : RS_IO_WRITABLE;
     case RS__SOCK_LISTENING:
         return s->accepting && !s->accept_backoff ? RS_IO_READABLE : 0;
     case RS__SOCK_CLOSED:
@@ -430,6 +434,9 @@ static int rs__socket_update_interest(rs_socket_t *s) {
     int err;
     if (!s->loop || s->io.fd < 0) {
         return RS_OK;
+    }
+    if (s->uring && s->state == RS__SOCK_LISTENING) {
+        return rs__sock_uring_update_accept(s);
     }
     want = rs__socket_wanted_events(s);
     if (want == s->interest) {
@@ -903,6 +910,7 @@ RESEAU_API int rs_socket_start_accept(rs_socket_t *listener, rs_event_loop_t *lo
         return RS_ESTATE;
     }
     rs__socket_tie_to_loop(listener, loop);
+    rs__sock_uring_listen(listener);
     listener->on_accept = on_accept;
     listener->accept_user_data = user_data;
     listener->accepting = true;
@@ -1035,6 +1043,14 @@ RESEAU_API int rs_socket_connect(rs_socket_t *socket, const rs_endpoint_t *remot
     socket->on_connect = on_connect;
     socket->connect_user_data = user_data;
     socket->remote = *remote;
+    err = rs__sock_uring_connect(socket, &sa, len);
+    if (err != RS_ENOTSUP) {
+        if (err) {
+            socket->on_connect = NULL; /* a call that returns an error never calls back */
+            rs__socket_close_now(socket);
+        }
+        return err;
+    }
     if (connect(socket->io.fd, &sa.sa, len) == 0) {
         socket->state = RS__SOCK_CONNECTED;
         socket->has_remote = true;

@@ -1,8 +1,10 @@
 /*
- * Sockets on io_uring: the completion-based strategy of a connected stream
- * socket (ARCHITECTURE.md §4a), chosen when it is tied to a loop whose ring
- * runs operations (rs__uring_loop_has_ops). Listening and connecting stay
- * readiness-based (socket_posix.c): they happen once per connection.
+ * Sockets on io_uring: the completion-based strategy of stream sockets
+ * (ARCHITECTURE.md §4a), chosen when a socket is tied to a loop whose ring
+ * runs operations (rs__uring_loop_has_ops): a listener accepts with one
+ * multishot accept, a connect is one connect op with a linked timeout, and a
+ * connected socket receives and sends as below. Datagram sockets and pipes
+ * stay readiness-based (socket_posix.c).
  *
  * Receiving is one multishot recv into the loop's provided-buffer ring, so a
  * busy connection costs no system call per read: the chunks queue on the
@@ -19,6 +21,12 @@
  * path. Close cancels both operations synchronously (the kernel is done with
  * the iovecs and the caller's bytes when rs_socket_close returns), and the
  * queued writes complete RS_ECANCELED.
+ *
+ * A listener's accept op runs while it accepts. Stopping cancels it, but a
+ * connection the kernel accepted before the cancel still arrives: it waits,
+ * as an fd, until accepting starts again, as it would have waited in the
+ * kernel's queue on the readiness path. Closing the listener closes those,
+ * and the kernel closes any it accepted after the cancel, as for its queue.
  */
 #if RESEAU_OS_POSIX /* Windows: >>net_win.c */
 #if RESEAU_OS_LINUX
@@ -30,18 +38,61 @@
 
 struct rs__socket_uring {
     rs_socket_t *socket;
-    rs__uring_op_t recv;
-    rs__uring_op_t send;
+    rs__uring_op_t recv; /* a listener's accept */
+    rs__uring_op_t send; /* the connect, until connected */
     rs__uring_rxq_t rxq;
     int rx_end; /* RS_EEOF or the error that ended receiving, reported once rxq is read */
-    rs_task_t readable_task;
-    struct msghdr msg;
-    struct iovec iov[RS__URING_SEND_IOV_MAX];
+    rs_task_t readable_task; /* a listener's: hands out the connections that waited */
+    bool connecting;    /* the connect op runs */
+    bool connect_timed; /* the connect has a linked timeout: -ECANCELED means it fired */
+    union {
+        struct { /* connected */
+            struct msghdr msg;
+            struct iovec iov[RS__URING_SEND_IOV_MAX];
+        } io;
+        struct { /* connecting: what the kernel reads when it takes the SQEs */
+            rs__sockaddr_t addr;
+            rs__uring_timespec_t timeout;
+        } connect;
+        struct { /* a listener: connections accepted while it did not accept */
+            int *fds;
+            size_t count;
+            size_t capacity;
+        } waiting;
+    } u;
 };
 
 static void rs__sock_uring_recv_done(rs_event_loop_t *loop, rs__uring_op_t *op, int res, uint32_t cqe_flags);
 static void rs__sock_uring_send_done(rs_event_loop_t *loop, rs__uring_op_t *op, int res, uint32_t cqe_flags);
 static void rs__sock_uring_readable_task(rs_task_t *task, void *arg, rs_task_status_t status);
+static void rs__sock_uring_accept_done(rs_event_loop_t *loop, rs__uring_op_t *op, int res, uint32_t cqe_flags);
+static void rs__sock_uring_connect_done(rs_event_loop_t *loop, rs__uring_op_t *op, int res, uint32_t cqe_flags);
+static void rs__sock_uring_waiting_task(rs_task_t *task, void *arg, rs_task_status_t status);
+
+/* The strategy's state, made on first use; NULL (out of memory, or a loop
+ * without ops) keeps the socket readiness-based, which is always correct. */
+static rs__socket_uring_t *rs__sock_uring_attach(rs_socket_t *s) {
+    rs__socket_uring_t *x;
+    if (s->uring) {
+        return s->uring;
+    }
+    if (s->options.type != RS_SOCKET_STREAM || !rs__uring_loop_has_ops(s->loop)) {
+        return NULL;
+    }
+    x = (rs__socket_uring_t *)rs_mem_calloc(&s->allocator, 1, sizeof(*x));
+    if (!x) {
+        RS__LOG_WARN(RS_LS_SOCKET, "socket %p: no memory for completion-based I/O; using readiness", (void *)s);
+        return NULL;
+    }
+    x->socket = s;
+    x->recv.fn = rs__sock_uring_recv_done;
+    x->recv.fd = s->io.fd;
+    x->send.fn = rs__sock_uring_send_done;
+    x->send.fd = s->io.fd;
+    rs_task_init(&x->readable_task, rs__sock_uring_readable_task, s, "socket_uring_readable");
+    s->uring = x;
+    return x;
+}
 
 static bool rs__sock_uring_has_reader(const rs_socket_t *s) {
     return s->on_readable || s->on_pipe_readable;
@@ -93,23 +144,9 @@ static void rs__sock_uring_update_recv(rs_socket_t *s) {
  * receives and sends through the ring. Staying readiness-based (out of
  * memory) is always correct, only slower. */
 static void rs__sock_uring_enter(rs_socket_t *s) {
-    rs__socket_uring_t *x;
-    if (s->uring || s->options.type != RS_SOCKET_STREAM || s->state != RS__SOCK_CONNECTED ||
-        !rs__uring_loop_has_ops(s->loop)) {
+    if (s->state != RS__SOCK_CONNECTED || !rs__sock_uring_attach(s)) {
         return;
     }
-    x = (rs__socket_uring_t *)rs_mem_calloc(&s->allocator, 1, sizeof(*x));
-    if (!x) {
-        RS__LOG_WARN(RS_LS_SOCKET, "socket %p: no memory for completion-based I/O; using readiness", (void *)s);
-        return;
-    }
-    x->socket = s;
-    x->recv.fn = rs__sock_uring_recv_done;
-    x->recv.fd = s->io.fd;
-    x->send.fn = rs__sock_uring_send_done;
-    x->send.fd = s->io.fd;
-    rs_task_init(&x->readable_task, rs__sock_uring_readable_task, s, "socket_uring_readable");
-    s->uring = x;
     rs__socket_update_interest(s); /* parks a poll left from connecting */
     rs__sock_uring_update_recv(s);
     if (!rs_list_empty(&s->write_queue)) {
@@ -191,14 +228,14 @@ static void rs__sock_uring_flush(rs_socket_t *s) {
         for (node = rs_list_begin(&s->write_queue); node != rs_list_end(&s->write_queue) && n < RS__URING_SEND_IOV_MAX;
              node = node->next) {
             rs__write_req_t *req = RS_CONTAINER_OF(node, rs__write_req_t, node);
-            x->iov[n].iov_base = (void *)(uintptr_t)req->remaining.ptr;
-            x->iov[n].iov_len = req->remaining.len;
+            x->u.io.iov[n].iov_base = (void *)(uintptr_t)req->remaining.ptr;
+            x->u.io.iov[n].iov_len = req->remaining.len;
             ++n;
         }
-        memset(&x->msg, 0, sizeof(x->msg));
-        x->msg.msg_iov = x->iov;
-        x->msg.msg_iovlen = n;
-        err = rs__uring_op_sendmsg(s->loop, &x->send, &x->msg);
+        memset(&x->u.io.msg, 0, sizeof(x->u.io.msg));
+        x->u.io.msg.msg_iov = x->u.io.iov;
+        x->u.io.msg.msg_iovlen = n;
+        err = rs__uring_op_sendmsg(s->loop, &x->send, &x->u.io.msg);
         if (err) {
             s->write_error = err;
             RS__LOG_ERROR(RS_LS_SOCKET, "socket %p: cannot queue a send: %s", (void *)s, rs_strerror(err));
@@ -226,8 +263,190 @@ static void rs__sock_uring_send_done(rs_event_loop_t *loop, rs__uring_op_t *op, 
     rs__sock_uring_flush(s);
 }
 
-/* Before the fd is closed: end both operations (synchronously) and give the
- * unread chunks back. The queued writes are failed by the caller. */
+/* ---- connecting ---- */
+
+static bool rs__sock_uring_is_connecting(const rs_socket_t *s) {
+    return s->uring && s->uring->connecting;
+}
+
+/* rs_socket_connect on a loop with ops: RS_OK once the connect op is queued
+ * (the socket is then CONNECTING, and its timeout is the linked one);
+ * RS_ENOTSUP to connect by readiness instead; RS_ENOMEM, or RS_EAGAIN when
+ * the kernel takes nothing from a full submission queue. */
+static int rs__sock_uring_connect(rs_socket_t *s, const rs__sockaddr_t *addr, socklen_t len) {
+    rs__socket_uring_t *x = rs__sock_uring_attach(s);
+    const rs__uring_timespec_t *timeout = NULL;
+    int err;
+    if (!x) {
+        return RS_ENOTSUP;
+    }
+    memcpy(&x->u.connect.addr, addr, (size_t)len);
+    x->connect_timed = !s->no_connect_timer;
+    if (x->connect_timed) {
+        x->u.connect.timeout.tv_sec = (long long)(s->options.connect_timeout_ms / 1000);
+        x->u.connect.timeout.tv_nsec = (long long)(s->options.connect_timeout_ms % 1000) * 1000000LL;
+        timeout = &x->u.connect.timeout;
+    }
+    x->send.fn = rs__sock_uring_connect_done;
+    err = rs__uring_op_connect(s->loop, &x->send, &x->u.connect.addr, (uint32_t)len, timeout);
+    if (err) {
+        x->send.fn = rs__sock_uring_send_done;
+        return err;
+    }
+    x->connecting = true;
+    s->state = RS__SOCK_CONNECTING;
+    return RS_OK;
+}
+
+static void rs__sock_uring_connect_done(rs_event_loop_t *loop, rs__uring_op_t *op, int res, uint32_t cqe_flags) {
+    rs__socket_uring_t *x = RS_CONTAINER_OF(op, rs__socket_uring_t, send);
+    rs_socket_t *s = x->socket;
+    (void)loop;
+    (void)cqe_flags;
+    x->send.fn = rs__sock_uring_send_done; /* the kernel is done with u.connect: u.io from now on */
+    x->connecting = false;
+    s->callback_depth++;
+    if (res == 0) {
+        s->state = RS__SOCK_CONNECTED;
+        s->has_remote = true; /* s->remote was kept from rs_socket_connect */
+        rs__sock_uring_enter(s);
+        rs__socket_deliver_connect(s, RS_OK);
+    } else {
+        int err = res == -ECANCELED && x->connect_timed ? RS_ETIMEDOUT : rs_result_from_errno(-res);
+        RS__LOG_DEBUG(RS_LS_SOCKET, "socket %p: connect failed: %s", (void *)s, rs_strerror(err));
+        rs__socket_close_internal(s, true);
+        rs__socket_deliver_connect(s, err);
+    }
+    s->callback_depth--;
+    rs__socket_maybe_free(s);
+}
+
+/* ---- a listener ---- */
+
+/* rs_socket_start_accept: a listener on a loop with ops accepts through it. */
+static void rs__sock_uring_listen(rs_socket_t *l) {
+    rs__socket_uring_t *x = l->uring ? l->uring : rs__sock_uring_attach(l);
+    if (x && x->recv.fn != rs__sock_uring_accept_done) { /* once: its task may be queued when it accepts again */
+        x->recv.fn = rs__sock_uring_accept_done;
+        rs_task_init(&x->readable_task, rs__sock_uring_waiting_task, l, "socket_uring_accept_waiting");
+    }
+}
+
+/* Run the accept op while the listener accepts, and hand out the
+ * connections that waited: rs__socket_update_interest of a listener with
+ * ops. A canceled op still running is started again by its last completion.
+ * RS_OK, RS_ENOMEM, or RS_EAGAIN (full submission queue). */
+static int rs__sock_uring_update_accept(rs_socket_t *l) {
+    rs__socket_uring_t *x = l->uring;
+    if (l->state == RS__SOCK_LISTENING && l->accepting && !l->accept_backoff) {
+        if (x->u.waiting.count && !rs_task_is_scheduled(&x->readable_task)) {
+            rs_event_loop_schedule_task_now(l->loop, &x->readable_task);
+        }
+        return x->recv.slot ? RS_OK : rs__uring_op_accept(l->loop, &x->recv);
+    }
+    rs__uring_op_cancel(l->loop, &x->recv);
+    return RS_OK;
+}
+
+/* An accepted fd becomes a socket for on_accept (the peer's address comes
+ * from getpeername: a multishot accept has nowhere to put each one). */
+static void rs__sock_uring_hand_out(rs_socket_t *l, int fd) {
+    rs__sockaddr_t sa;
+    socklen_t len = (socklen_t)sizeof(sa);
+    rs_socket_t *s;
+    int err;
+    memset(&sa, 0, sizeof(sa));
+    if (getpeername(fd, &sa.sa, &len) != 0) {
+        len = 0; /* reset already: the socket has no remote endpoint, and its first read says why */
+    }
+    s = rs__socket_from_accepted(l, fd, &sa, len, &err);
+    if (!s) {
+        close(fd);
+        rs__socket_accept_backoff(l, err);
+        return;
+    }
+    l->accept_backoff_ms = 0;
+    rs__socket_deliver_accept(l, RS_OK, s);
+}
+
+/* A connection accepted after rs_socket_stop_accept waits for the next
+ * start. Out of memory it is closed: the peer sees a reset, the log says so. */
+static void rs__sock_uring_keep_waiting(rs_socket_t *l, int fd) {
+    rs__socket_uring_t *x = l->uring;
+    if (x->u.waiting.count == x->u.waiting.capacity) {
+        size_t capacity = x->u.waiting.capacity ? x->u.waiting.capacity * 2 : 8;
+        int *fds = (int *)rs_mem_realloc(&l->allocator, x->u.waiting.fds, x->u.waiting.capacity * sizeof(int),
+                                         capacity * sizeof(int));
+        if (!fds) {
+            RS__LOG_ERROR(RS_LS_SOCKET, "listener %p: no memory to keep a connection accepted while stopped; closed",
+                          (void *)l);
+            close(fd);
+            return;
+        }
+        x->u.waiting.fds = fds;
+        x->u.waiting.capacity = capacity;
+    }
+    x->u.waiting.fds[x->u.waiting.count++] = fd;
+}
+
+static void rs__sock_uring_accept_failed(rs_socket_t *l, int os_error) {
+    if (rs__accept_error_is_transient(os_error)) {
+        return;
+    }
+    if (rs__accept_error_is_exhaustion(os_error)) {
+        rs__socket_accept_backoff(l, rs_result_from_errno(os_error));
+        return;
+    }
+    RS__LOG_ERROR(RS_LS_SOCKET, "accept failed: %s (errno %d)", strerror(os_error), os_error);
+    rs__socket_deliver_accept(l, rs_result_from_errno(os_error), NULL);
+}
+
+static void rs__sock_uring_accept_done(rs_event_loop_t *loop, rs__uring_op_t *op, int res, uint32_t cqe_flags) {
+    rs__socket_uring_t *x = RS_CONTAINER_OF(op, rs__socket_uring_t, recv);
+    rs_socket_t *l = x->socket;
+    (void)loop;
+    l->callback_depth++;
+    if (res >= 0 && l->accepting) {
+        rs__sock_uring_hand_out(l, res);
+    } else if (res >= 0) {
+        rs__sock_uring_keep_waiting(l, res);
+    } else if (res != -ECANCELED) {
+        rs__sock_uring_accept_failed(l, -res);
+    }
+    if (!(cqe_flags & RS__IORING_CQE_F_MORE) && l->state == RS__SOCK_LISTENING && !x->recv.slot) {
+        int err = rs__sock_uring_update_accept(l);
+        if (err) {
+            rs__socket_accept_backoff(l, err); /* cannot queue the accept now: later */
+        }
+    }
+    l->callback_depth--;
+    rs__socket_maybe_free(l);
+}
+
+/* The connections that waited while the listener did not accept, in order. */
+static void rs__sock_uring_waiting_task(rs_task_t *task, void *arg, rs_task_status_t status) {
+    rs_socket_t *l = (rs_socket_t *)arg;
+    rs__socket_uring_t *x = l->uring;
+    (void)task;
+    if (status != RS_TASK_STATUS_RUN) {
+        return;
+    }
+    l->callback_depth++;
+    while (x->u.waiting.count && l->state == RS__SOCK_LISTENING && l->accepting) {
+        int fd = x->u.waiting.fds[0];
+        --x->u.waiting.count;
+        memmove(x->u.waiting.fds, x->u.waiting.fds + 1, x->u.waiting.count * sizeof(int));
+        rs__sock_uring_hand_out(l, fd);
+    }
+    l->callback_depth--;
+    rs__socket_maybe_free(l);
+}
+
+/* ---- closing ---- */
+
+/* Before the fd is closed: end the operations (synchronously), give the
+ * unread chunks back, and close the connections a listener kept. The queued
+ * writes are failed by the caller. */
 static void rs__sock_uring_close(rs_socket_t *s) {
     rs__socket_uring_t *x = s->uring;
     if (!x || !s->loop) {
@@ -235,11 +454,20 @@ static void rs__sock_uring_close(rs_socket_t *s) {
     }
     rs__uring_op_abandon(s->loop, &x->recv);
     rs__uring_op_abandon(s->loop, &x->send);
+    x->connecting = false;
     rs__uring_rxq_clear(s->loop, &x->rxq);
     rs_event_loop_cancel_task(s->loop, &x->readable_task);
+    if (s->is_listener) {
+        while (x->u.waiting.count) {
+            close(x->u.waiting.fds[--x->u.waiting.count]);
+        }
+    }
 }
 
 static void rs__sock_uring_free(rs_socket_t *s) {
+    if (s->uring && s->is_listener) {
+        rs_mem_free(&s->allocator, s->uring->u.waiting.fds);
+    }
     rs_mem_free(&s->allocator, s->uring);
     s->uring = NULL;
 }
@@ -267,6 +495,23 @@ static void rs__sock_uring_close(rs_socket_t *s) {
 }
 static void rs__sock_uring_free(rs_socket_t *s) {
     (void)s;
+}
+static bool rs__sock_uring_is_connecting(const rs_socket_t *s) {
+    (void)s;
+    return false;
+}
+static int rs__sock_uring_connect(rs_socket_t *s, const rs__sockaddr_t *addr, socklen_t len) {
+    (void)s;
+    (void)addr;
+    (void)len;
+    return RS_ENOTSUP;
+}
+static void rs__sock_uring_listen(rs_socket_t *l) {
+    (void)l;
+}
+static int rs__sock_uring_update_accept(rs_socket_t *l) {
+    (void)l;
+    return RS_ENOTSUP;
 }
 
 #endif /* RESEAU_OS_LINUX */
