@@ -43,6 +43,8 @@
 #include <winsock2.h>
 #include <ws2tcpip.h>
 #include <windows.h>
+#include <mswsock.h> /* AcceptEx, ConnectEx: looked up at run time, no mswsock library */
+#include <mstcpip.h> /* SIO_KEEPALIVE_VALS */
 #include <fcntl.h>
 #include <io.h>
 #include <process.h>

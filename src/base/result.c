@@ -159,6 +159,7 @@ static const rs__errno_map_t rs__win32_table[] = {
     {WSAECONNRESET, RS_ECONNRESET},
     {WSAENOBUFS, RS_ENOBUFS},
     {WSAEISCONN, RS_EISCONN},
+    {WSAENOPROTOOPT, RS_ENOTSUP},
     {WSAENOTCONN, RS_ENOTCONN},
     {WSAESHUTDOWN, RS_ESHUTDOWN},
     {WSAETIMEDOUT, RS_ETIMEDOUT},
@@ -187,6 +188,64 @@ static int rs__result_from_win32(uint32_t os_error) {
         }
     }
     return RS_EUNKNOWN;
+}
+#endif
+
+#if RESEAU_OS_WINDOWS
+/* The NTSTATUS an overlapped operation left in OVERLAPPED.Internal, as an
+ * RS_Exxx code. That field is the one truthful record of how the operation
+ * ended: the packet's byte count says nothing of errors, and a later
+ * WSAGetLastError belongs to whatever call ran last on the thread. The codes
+ * sockets meet are mapped here; any other goes through ntdll's own
+ * translation to a Win32 error. */
+typedef ULONG(WINAPI *rs__ntstatus_to_dos_fn)(LONG status);
+
+static int rs__result_from_ntstatus(uint32_t status) {
+    static const struct {
+        uint32_t status;
+        int result;
+    } table[] = {
+        {0xC0000120u, RS_ECANCELED},      /* STATUS_CANCELLED */
+        {0xC0000236u, RS_ECONNREFUSED},   /* STATUS_CONNECTION_REFUSED */
+        {0xC000020Du, RS_ECONNRESET},     /* STATUS_CONNECTION_RESET */
+        {0xC000020Cu, RS_ECONNRESET},     /* STATUS_CONNECTION_DISCONNECTED */
+        {0xC000013Cu, RS_ECONNRESET},     /* STATUS_REMOTE_DISCONNECT */
+        {0xC000013Bu, RS_ECONNABORTED},   /* STATUS_LOCAL_DISCONNECT */
+        {0xC0000241u, RS_ECONNABORTED},   /* STATUS_CONNECTION_ABORTED */
+        {0xC00000B5u, RS_ETIMEDOUT},      /* STATUS_IO_TIMEOUT */
+        {0xC000023Cu, RS_ENETUNREACH},    /* STATUS_NETWORK_UNREACHABLE */
+        {0xC000023Du, RS_EHOSTUNREACH},   /* STATUS_HOST_UNREACHABLE */
+        {0xC000023Fu, RS_ECONNREFUSED},   /* STATUS_PORT_UNREACHABLE */
+        {0xC000020Au, RS_EADDRINUSE},     /* STATUS_ADDRESS_ALREADY_EXISTS */
+        {0xC0000207u, RS_EADDRNOTAVAIL},  /* STATUS_INVALID_ADDRESS_COMPONENT */
+        {0xC000014Bu, RS_EPIPE},          /* STATUS_PIPE_BROKEN */
+        {0xC0000237u, RS_EPIPE},          /* STATUS_GRACEFUL_DISCONNECT */
+        {0xC000009Au, RS_ENOBUFS},        /* STATUS_INSUFFICIENT_RESOURCES */
+        {0xC0000017u, RS_ENOMEM},         /* STATUS_NO_MEMORY */
+        {0xC0000008u, RS_EBADF},          /* STATUS_INVALID_HANDLE */
+        {0xC000000Du, RS_EINVAL},         /* STATUS_INVALID_PARAMETER */
+        {0xC0000022u, RS_EACCES},         /* STATUS_ACCESS_DENIED */
+        {0xC00000BBu, RS_ENOTSUP},        /* STATUS_NOT_SUPPORTED */
+        {0x80000005u, RS_EMSGSIZE},       /* STATUS_BUFFER_OVERFLOW (a datagram cut short) */
+    };
+    HMODULE ntdll;
+    FARPROC proc;
+    size_t i;
+    if (status == 0) {
+        return RS_OK;
+    }
+    for (i = 0; i < sizeof(table) / sizeof(table[0]); ++i) {
+        if (table[i].status == status) {
+            return table[i].result;
+        }
+    }
+    ntdll = GetModuleHandleW(L"ntdll.dll");
+    proc = ntdll ? GetProcAddress(ntdll, "RtlNtStatusToDosError") : NULL;
+    if (!proc) {
+        return RS_EUNKNOWN;
+    }
+    return rs__result_from_win32(
+        (uint32_t)((rs__ntstatus_to_dos_fn)(void (*)(void))proc)((LONG)status));
 }
 #endif
 

@@ -24,6 +24,17 @@
 #include <unistd.h>
 
 #define WAIT_NS (20 * RS_NS_PER_SEC)
+
+/* Whether the loop's sockets hand writes to the kernel as operations that
+ * complete later (io_uring's, and every IOCP socket), rather than at once. */
+static bool completion_sockets(rs_event_loop_t *loop) {
+#if RESEAU_OS_WINDOWS
+    (void)loop;
+    return true;
+#else
+    return rs__uring_loop_has_ops(loop);
+#endif
+}
 #define BIG_WAIT_NS (100 * RS_NS_PER_SEC)
 #define KIB ((uint64_t)1024)
 #define MIB (KIB * 1024)
@@ -1140,7 +1151,7 @@ static void finish_loop(rs_event_loop_t *loop, server_t *s, rs_socket_t *extra) 
 /* ---------------------------------------------------------------- group harness */
 
 struct harness {
-    pthread_mutex_t lock;
+    rs_mutex_t lock;
     size_t ready;
     size_t done;
     size_t failed_connects;
@@ -1151,23 +1162,23 @@ static void harness_on_ready(conn_t *c) {
     if (!c->h) {
         return;
     }
-    pthread_mutex_lock(&c->h->lock);
+    rs_mutex_lock(&c->h->lock);
     c->live = true;
     ++c->h->ready;
-    pthread_mutex_unlock(&c->h->lock);
+    rs_mutex_unlock(&c->h->lock);
 }
 
 static void harness_on_done(conn_t *c) {
     if (!c->h) {
         return;
     }
-    pthread_mutex_lock(&c->h->lock);
+    rs_mutex_lock(&c->h->lock);
     c->live = false;
     ++c->h->done;
     if (c->is_client && c->connect_error != RS_OK) {
         ++c->h->failed_connects;
     }
-    pthread_mutex_unlock(&c->h->lock);
+    rs_mutex_unlock(&c->h->lock);
 }
 
 /* ================================================================ tests */
@@ -1359,9 +1370,9 @@ static void pin_on_accept(rs_socket_t *listener, int error, rs_socket_t *ns, voi
 
 static size_t pin_done(void) {
     size_t n;
-    pthread_mutex_lock(&g_pin_h.lock);
+    rs_mutex_lock(&g_pin_h.lock);
     n = g_pin_h.done;
-    pthread_mutex_unlock(&g_pin_h.lock);
+    rs_mutex_unlock(&g_pin_h.lock);
     return n;
 }
 
@@ -1378,7 +1389,7 @@ static void channel_runs_on_its_socket_loop(rs_event_loop_backend_t backend) {
     uint64_t deadline;
     const uint64_t total = 256 * KIB;
     memset(&g_pin_h, 0, sizeof(g_pin_h));
-    pthread_mutex_init(&g_pin_h.lock, NULL);
+    assert_int_equal(rs_mutex_init(&g_pin_h.lock), RS_OK);
     conn_init(&sc);
     sc.app = APP_ECHO;
     sc.back_pressure = true;
@@ -1421,7 +1432,7 @@ static void channel_runs_on_its_socket_loop(rs_event_loop_backend_t backend) {
     rs_socket_destroy(listener); /* a listener may be destroyed from any thread */
     rs_event_loop_destroy(a);    /* joins the loop threads: their writes are visible below */
     rs_event_loop_destroy(b);
-    pthread_mutex_destroy(&g_pin_h.lock);
+    rs_mutex_cleanup(&g_pin_h.lock);
     assert_int_equal(g_pin_h.done, 2);
     assert_int_equal(p.assign_on_a, RS_EWRONGTHREAD);
     assert_int_equal(p.assign_on_b, RS_OK);
@@ -1582,7 +1593,7 @@ static void small_write_burst_keeps_a_channel_writable(rs_event_loop_backend_t b
     assert_int_equal(rc.rx.pos, total);
     assert_int_equal(ck_final(&rc.rx.ck), ck_final(&sc.tx_ck));
     assert_int_equal(sc.tx_msgs, 2600);
-    if (rs__uring_loop_has_ops(loop)) {
+    if (completion_sockets(loop)) {
         /* Completion-based sockets hand a tick's writes to the kernel at the
          * tick's end, as one SENDMSG: until then they really are pending, and
          * a burst over the high-water mark within one tick turns writability
@@ -1814,18 +1825,18 @@ static void group_listen_task(rs_task_t *task, void *arg, rs_task_status_t statu
     if (status == RS_TASK_STATUS_RUN) {
         result = rs_socket_start_accept(g->listener, g->loops[0], group_on_accept, g);
     }
-    pthread_mutex_lock(&g->h.lock);
+    rs_mutex_lock(&g->h.lock);
     g->listen_result = result;
     g->h.listening = true;
-    pthread_mutex_unlock(&g->h.lock);
+    rs_mutex_unlock(&g->h.lock);
 }
 
 static void group_counts(group_run_t *g, size_t *ready, size_t *done, size_t *failed) {
-    pthread_mutex_lock(&g->h.lock);
+    rs_mutex_lock(&g->h.lock);
     *ready = g->h.ready;
     *done = g->h.done;
     *failed = g->h.failed_connects;
-    pthread_mutex_unlock(&g->h.lock);
+    rs_mutex_unlock(&g->h.lock);
 }
 
 /* Wait until ready (or done) reaches `target`; false on timeout. */
@@ -1848,7 +1859,7 @@ static bool group_wait(group_run_t *g, bool for_done, size_t target, uint64_t de
 /* Shut down whatever is still open, abortively, so teardown stays clean after a failure. */
 static void group_abort(group_run_t *g) {
     size_t i;
-    pthread_mutex_lock(&g->h.lock);
+    rs_mutex_lock(&g->h.lock);
     for (i = 0; i < g->n; ++i) {
         if (g->srv[i].live) {
             rs_channel_shutdown_abortively(g->srv[i].channel, RS_ECANCELED);
@@ -1857,7 +1868,7 @@ static void group_abort(group_run_t *g) {
             rs_channel_shutdown_abortively(g->cli[i].channel, RS_ECANCELED);
         }
     }
-    pthread_mutex_unlock(&g->h.lock);
+    rs_mutex_unlock(&g->h.lock);
 }
 
 static void echo_many_connections_on_group(size_t n, uint64_t per_conn, uint64_t limit_ns) {
@@ -1875,7 +1886,7 @@ static void echo_many_connections_on_group(size_t n, uint64_t per_conn, uint64_t
     int err = 12345;
     uint64_t expect_ck = ck_of_stream(1000, per_conn);
     memset(&g, 0, sizeof(g));
-    pthread_mutex_init(&g.h.lock, NULL);
+    assert_int_equal(rs_mutex_init(&g.h.lock), RS_OK);
     g.n = n;
     g.srv = (conn_t *)test_calloc(n, sizeof(conn_t));
     g.cli = (conn_t *)test_calloc(n, sizeof(conn_t));
@@ -1919,10 +1930,10 @@ static void echo_many_connections_on_group(size_t n, uint64_t per_conn, uint64_t
     rs_event_loop_schedule_task_now(g.loops[0], &listen_task);
     for (;;) {
         bool listening;
-        pthread_mutex_lock(&g.h.lock);
+        rs_mutex_lock(&g.h.lock);
         listening = g.h.listening;
         err = listening ? g.listen_result : RS_ETIMEDOUT;
-        pthread_mutex_unlock(&g.h.lock);
+        rs_mutex_unlock(&g.h.lock);
         if (listening || rs_clock_now_ns() > deadline) {
             break;
         }
@@ -1954,12 +1965,12 @@ static void echo_many_connections_on_group(size_t n, uint64_t per_conn, uint64_t
         for (i = 0; i < n; ++i) {
             /* Only a live channel (one that has not shut down) is sure to be allocated;
              * the lock is taken per connection so loop threads are never held up long. */
-            pthread_mutex_lock(&g.h.lock);
+            rs_mutex_lock(&g.h.lock);
             if (g.cli[i].live) {
                 rs_channel_task_init(&g.cli[i].go_task, go_task_fn, &g.cli[i], "test_go");
                 rs_channel_schedule_task_now(g.cli[i].channel, &g.cli[i].go_task);
             }
-            pthread_mutex_unlock(&g.h.lock);
+            rs_mutex_unlock(&g.h.lock);
         }
         if (!group_wait(&g, true, 2 * n, deadline)) {
             ok = false;
@@ -1973,7 +1984,7 @@ static void echo_many_connections_on_group(size_t n, uint64_t per_conn, uint64_t
     group_counts(&g, &ready, &done, &failed);
     rs_socket_destroy(g.listener);
     assert_int_equal(rs_event_loop_group_destroy(g.group), RS_OK); /* joins: conn_t is ours again */
-    pthread_mutex_destroy(&g.h.lock);
+    rs_mutex_cleanup(&g.h.lock);
     if (!ok) {
         test_free(g.srv);
         test_free(g.cli);

@@ -154,9 +154,9 @@ static void unported_entry_points_return_enotsup(void **state) {
     memset(&ro, 0, sizeof(ro));
     memset(sockaddr, 0, sizeof(sockaddr));
 
+    so.type = RS_SOCKET_DGRAM; /* UDP is not ported yet; TCP is (tests/socket) */
     assert_null(rs_socket_new(&so, &err));
     assert_int_equal(err, RS_ENOTSUP);
-    assert_null(rs_socket_new(NULL, NULL));
     err = 0;
     assert_null(rs_host_resolver_new(&ro, &err));
     assert_int_equal(err, RS_ENOTSUP);
@@ -167,13 +167,10 @@ static void unported_entry_points_return_enotsup(void **state) {
     assert_int_equal(rs_signal_watcher_new(loop, 2, on_signal, NULL, &watcher), RS_ENOTSUP);
     assert_null(watcher);
     assert_int_equal(rs_signal_watcher_new(loop, 2, NULL, NULL, &watcher), RS_EINVAL);
-    assert_int_equal(rs_endpoint_from_sockaddr(&endpoint, sockaddr, sizeof(sockaddr)), RS_ENOTSUP);
+    /* Family 0 (AF_UNSPEC): no address at all. */
+    assert_int_equal(rs_endpoint_from_sockaddr(&endpoint, sockaddr, sizeof(sockaddr)), RS_EAFNOSUPPORT);
 
     /* Only NULL can reach the other calls: they answer as for a NULL handle. */
-    assert_int_equal(rs_socket_close(NULL), RS_EINVAL);
-    assert_false(rs_socket_is_open(NULL));
-    assert_int_equal(rs_socket_get_fd(NULL), -1);
-    rs_socket_destroy(NULL);
     assert_int_equal(rs_pipe_read(NULL, NULL, NULL), RS_EINVAL);
     rs_pipe_read_end_destroy(NULL);
     rs_pipe_write_end_destroy(NULL);

@@ -1,0 +1,1686 @@
+/*
+ * Sockets on Windows: Winsock TCP (IPv4, IPv6) driven by the loop's I/O
+ * completion port (>>iocp.c), behind the same API as the readiness sockets
+ * of >>socket_posix.c (ARCHITECTURE.md §4a).
+ *
+ * Each socket owns a few overlapped operations, one of each kind at a time:
+ * ConnectEx, a readiness probe (below), one WSASend carrying the queued
+ * writes in order, and for a listener RS__WIN_ACCEPTS_PENDING AcceptEx calls.
+ * Every operation's packet comes back through the port, even after
+ * CancelIoEx and closesocket: the socket's memory is freed only once none is
+ * pending, so the kernel never writes into freed memory. No handle skips the
+ * port on success (FILE_SKIP_COMPLETION_PORT_ON_SUCCESS), so every started
+ * operation has exactly one packet and there is no synchronous path to get
+ * wrong.
+ *
+ * Reading: a zero-byte WSARecv tells when data (or the end, or an error)
+ * waits, then rs_socket_read calls a non-blocking WSARecv straight into the
+ * caller's buffer until WSAEWOULDBLOCK, and the probe is posted again. This
+ * was chosen over owned receive buffers because it keeps no memory per idle
+ * connection (a server holding many quiet connections is the common case),
+ * copies each byte once, and makes rs_socket_read a plain read with the
+ * readiness path's results. The cost is one more system call per burst. The
+ * readable callback is fired by a task, again each tick while the reader has
+ * not yet been told RS_EAGAIN: the level-triggered contract of the readiness
+ * path, as in >>socket_uring.c.
+ *
+ * Not here yet (RS_ENOTSUP): UDP, Unix-domain sockets, VSOCK,
+ * network_interface_name (SO_BINDTODEVICE has no Winsock counterpart) and
+ * reuseport.
+ */
+#if RESEAU_OS_WINDOWS
+
+/* Buffers gathered into one WSASend. */
+#define RS__WIN_SEND_BUFS_MAX 16
+/* Finished write requests kept for reuse, so steady-state writing does not allocate. */
+#define RS__WIN_WRITE_REQ_CACHE 32
+/* AcceptEx calls a listener keeps posted: connections arriving together are
+ * taken without waiting a round trip through the loop for each. */
+#define RS__WIN_ACCEPTS_PENDING 4
+/* Room AcceptEx needs per address: the largest sockaddr plus 16 bytes, as
+ * its documentation requires. */
+#define RS__WIN_ACCEPT_ADDR_LEN ((DWORD)(sizeof(SOCKADDR_STORAGE) + 16))
+/* Accept back-off while out of sockets or memory: starts here, doubles, stops growing at the max. */
+#define RS__WIN_ACCEPT_BACKOFF_MIN_MS 10
+#define RS__WIN_ACCEPT_BACKOFF_MAX_MS 1000
+
+typedef enum rs__socket_state {
+    RS__SOCK_INIT = 0,
+    RS__SOCK_BOUND,
+    RS__SOCK_LISTENING,
+    RS__SOCK_CONNECTING,
+    RS__SOCK_CONNECTED,
+    RS__SOCK_CLOSED
+} rs__socket_state_t;
+
+typedef union rs__sockaddr {
+    struct sockaddr sa;
+    struct sockaddr_in in4;
+    struct sockaddr_in6 in6;
+    SOCKADDR_STORAGE storage;
+} rs__sockaddr_t;
+
+typedef struct rs__write_req {
+    rs_list_node_t node;
+    rs_byte_cursor_t remaining;
+    size_t written;
+    rs_socket_on_write_fn *fn;
+    void *user_data;
+    int error;
+} rs__write_req_t;
+
+/* One posted AcceptEx: the socket it accepts into and the addresses it fills. */
+typedef struct rs__win_accept {
+    rs__iocp_op_t op;
+    rs_socket_t *listener;
+    SOCKET accepted; /* INVALID_SOCKET unless posted */
+    char addrs[2 * RS__WIN_ACCEPT_ADDR_LEN];
+} rs__win_accept_t;
+
+struct rs_socket {
+    rs_allocator_t allocator;
+    rs_socket_options_t options;
+    rs_event_loop_t *loop; /* NULL until tied to one, and once that loop was destroyed */
+    rs_list_node_t loop_member;
+    SOCKET handle;
+    bool associated; /* joined the loop's port (a handle joins one port for life) */
+    rs__socket_state_t state;
+    int callback_depth;
+    bool destroy_requested;
+    bool is_listener;
+
+    rs_socket_on_connect_fn *on_connect;
+    void *connect_user_data;
+    int connect_result;
+    bool no_connect_timer;
+    rs_task_t connect_timeout_task;
+    rs_task_t connect_done_task;
+    rs__iocp_op_t connect_op;
+
+    rs_socket_on_accept_fn *on_accept;
+    void *accept_user_data;
+    bool accepting;
+    uint32_t accept_backoff_ms;
+    rs_task_t accept_retry_task;
+    rs__win_accept_t *accepts; /* RS__WIN_ACCEPTS_PENDING of them, for a listener */
+    LPFN_ACCEPTEX accept_ex;
+    LPFN_GETACCEPTEXSOCKADDRS get_accept_ex_sockaddrs;
+
+    rs_socket_on_readable_fn *on_readable;
+    void *readable_user_data;
+    bool reading;
+    bool read_done;      /* EOF or a read error was returned: no more readable events */
+    bool readable;       /* the probe saw data (or the end): not yet read to RS_EAGAIN */
+    int probe_error;     /* the error the probe ended with, reported by the next read */
+    rs__iocp_op_t probe_op;
+    rs_task_t readable_task;
+
+    rs_list_t write_queue; /* the head requests are in flight while send_op is pending */
+    rs_list_t completed;
+    rs_list_t req_cache;
+    size_t req_cache_count;
+    size_t pending_write_bytes;
+    int write_error; /* sticky: the error that failed the write side */
+    bool write_shut;
+    bool shut_write_pending;
+    rs_task_t completion_task;
+    rs__iocp_op_t send_op;
+    WSABUF send_bufs[RS__WIN_SEND_BUFS_MAX];
+
+    rs_endpoint_t remote;
+    bool has_remote;
+};
+
+static void rs__win_connect_done(rs__iocp_op_t *op, int status, size_t bytes);
+static void rs__win_accept_done(rs__iocp_op_t *op, int status, size_t bytes);
+static void rs__win_probe_done(rs__iocp_op_t *op, int status, size_t bytes);
+static void rs__win_send_done(rs__iocp_op_t *op, int status, size_t bytes);
+
+/* ---- Winsock start-up, addresses ---- */
+
+static rs_once_t rs__wsa_once = RS_ONCE_INIT;
+static int rs__wsa_startup_result;
+
+/* Winsock counts its users; reseau stays one for the life of the process,
+ * since sockets may outlive any object that could call WSACleanup. */
+static void rs__wsa_startup(void *user_data) {
+    WSADATA data;
+    int err = WSAStartup(MAKEWORD(2, 2), &data);
+    (void)user_data;
+    rs__wsa_startup_result = err ? rs__result_from_win32((uint32_t)err) : RS_OK;
+}
+
+static int rs__wsa_result(void) {
+    return rs__result_from_win32((uint32_t)WSAGetLastError());
+}
+
+static int rs__domain_family(rs_socket_domain_t domain, int *family_out) {
+    switch (domain) {
+    case RS_SOCKET_DOMAIN_IPV4:
+        *family_out = AF_INET;
+        return RS_OK;
+    case RS_SOCKET_DOMAIN_IPV6:
+        *family_out = AF_INET6;
+        return RS_OK;
+    case RS_SOCKET_DOMAIN_LOCAL:
+    case RS_SOCKET_DOMAIN_VSOCK:
+        return RS_ENOTSUP;
+    case RS_SOCKET_DOMAIN_DEFAULT:
+        break;
+    }
+    return RS_EINVAL;
+}
+
+static int rs__endpoint_to_sockaddr(const rs_endpoint_t *endpoint, rs__sockaddr_t *out, int *len_out) {
+    memset(out, 0, sizeof(*out));
+    switch (endpoint->domain) {
+    case RS_SOCKET_DOMAIN_IPV4:
+        if (endpoint->port > 65535) {
+            return RS_EINVAL;
+        }
+        out->in4.sin_family = AF_INET;
+        out->in4.sin_port = htons((uint16_t)endpoint->port);
+        memcpy(&out->in4.sin_addr, endpoint->addr, 4);
+        *len_out = (int)sizeof(out->in4);
+        return RS_OK;
+    case RS_SOCKET_DOMAIN_IPV6:
+        if (endpoint->port > 65535) {
+            return RS_EINVAL;
+        }
+        out->in6.sin6_family = AF_INET6;
+        out->in6.sin6_port = htons((uint16_t)endpoint->port);
+        out->in6.sin6_scope_id = endpoint->scope_id;
+        memcpy(&out->in6.sin6_addr, endpoint->addr, 16);
+        *len_out = (int)sizeof(out->in6);
+        return RS_OK;
+    case RS_SOCKET_DOMAIN_LOCAL:
+    case RS_SOCKET_DOMAIN_VSOCK:
+        return RS_ENOTSUP;
+    case RS_SOCKET_DOMAIN_DEFAULT:
+        break;
+    }
+    return RS_EINVAL;
+}
+
+static int rs__endpoint_from_sockaddr(rs_endpoint_t *endpoint, const struct sockaddr *in, int len) {
+    memset(endpoint, 0, sizeof(*endpoint));
+    if (in->sa_family == AF_INET && len >= (int)sizeof(struct sockaddr_in)) {
+        const struct sockaddr_in *in4 = (const struct sockaddr_in *)(const void *)in;
+        endpoint->domain = RS_SOCKET_DOMAIN_IPV4;
+        endpoint->port = ntohs(in4->sin_port);
+        memcpy(endpoint->addr, &in4->sin_addr, 4);
+        return RS_OK;
+    }
+    if (in->sa_family == AF_INET6 && len >= (int)sizeof(struct sockaddr_in6)) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)in;
+        endpoint->domain = RS_SOCKET_DOMAIN_IPV6;
+        endpoint->port = ntohs(in6->sin6_port);
+        endpoint->scope_id = in6->sin6_scope_id;
+        memcpy(endpoint->addr, &in6->sin6_addr, 16);
+        return RS_OK;
+    }
+    return (in->sa_family == AF_INET || in->sa_family == AF_INET6) ? RS_EINVAL : RS_EAFNOSUPPORT;
+}
+
+RESEAU_API int rs_endpoint_from_sockaddr(rs_endpoint_t *out, const void *sockaddr, size_t len) {
+    rs__sockaddr_t in;
+    int err;
+    if (!out) {
+        return RS_EINVAL;
+    }
+    memset(out, 0, sizeof(*out));
+    if (!sockaddr || len < sizeof(ADDRESS_FAMILY)) {
+        return RS_EINVAL;
+    }
+    memset(&in, 0, sizeof(in));
+    memcpy(&in, sockaddr, len < sizeof(in) ? len : sizeof(in)); /* aligned, and never read past len */
+    err = rs__endpoint_from_sockaddr(out, &in.sa, (int)(len < sizeof(in) ? len : sizeof(in)));
+    if (err) {
+        memset(out, 0, sizeof(*out));
+    }
+    return err;
+}
+
+/* ---- checks ---- */
+
+static int rs__socket_check_thread(const rs_socket_t *s, const char *function) {
+    if (!s) {
+        return RS_EINVAL;
+    }
+    if (!s->loop || rs_event_loop_is_on_loop_thread(s->loop)) {
+        return RS_OK;
+    }
+    RS__LOG_ERROR(RS_LS_SOCKET, "%s: socket %p used off its loop's thread", function, (const void *)s);
+    return RS_EWRONGTHREAD;
+}
+
+static int rs__socket_check_call(const rs_socket_t *s, const void *required, const char *function) {
+    int err = rs__socket_check_thread(s, function);
+    return err ? err : (required ? RS_OK : RS_EINVAL);
+}
+
+static bool rs__socket_domain_pending(const rs_socket_t *s) {
+    return s->options.domain == RS_SOCKET_DOMAIN_DEFAULT && s->state != RS__SOCK_CLOSED;
+}
+
+static int rs__socket_fd_state(const rs_socket_t *s) {
+    if (rs__socket_domain_pending(s)) {
+        return RS_ESTATE;
+    }
+    return s->handle == INVALID_SOCKET ? RS_EBADF : RS_OK;
+}
+
+static bool rs__socket_ops_pending(const rs_socket_t *s) {
+    size_t i;
+    if (s->connect_op.pending || s->probe_op.pending || s->send_op.pending) {
+        return true;
+    }
+    for (i = 0; s->accepts && i < RS__WIN_ACCEPTS_PENDING; ++i) {
+        if (s->accepts[i].op.pending) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* ---- options ---- */
+
+static int rs__setsockopt_int(SOCKET handle, int level, int name, int value) {
+    DWORD v = (DWORD)value;
+    return setsockopt(handle, level, name, (const char *)&v, (int)sizeof(v)) == 0 ? RS_OK : rs__wsa_result();
+}
+
+/* The per-socket keepalive options of Windows 10 1709 on; the numbers are
+ * the SDK's, spelled here for older mingw headers. */
+#define RS__WIN_TCP_KEEPIDLE 3
+#define RS__WIN_TCP_KEEPCNT 16
+#define RS__WIN_TCP_KEEPINTVL 17
+/* What Windows uses for a timer SIO_KEEPALIVE_VALS must be given but the
+ * caller left at 0: two hours idle, probes a second apart. */
+#define RS__WIN_KEEPALIVE_IDLE_DEFAULT_S 7200
+#define RS__WIN_KEEPALIVE_INTERVAL_DEFAULT_S 1
+
+/* Idle time and interval through SIO_KEEPALIVE_VALS, which every Windows
+ * (and Wine) has but which sets both at once, with keepalive itself. */
+static int rs__set_keepalive_vals(SOCKET handle, bool enabled, uint32_t idle_s, uint32_t interval_s) {
+    struct tcp_keepalive vals;
+    DWORD bytes = 0;
+    idle_s = idle_s ? idle_s : RS__WIN_KEEPALIVE_IDLE_DEFAULT_S;
+    interval_s = interval_s ? interval_s : RS__WIN_KEEPALIVE_INTERVAL_DEFAULT_S;
+    if (idle_s > ULONG_MAX / 1000 || interval_s > ULONG_MAX / 1000) {
+        return RS_EINVAL;
+    }
+    vals.onoff = enabled ? 1 : 0;
+    vals.keepalivetime = (ULONG)idle_s * 1000;
+    vals.keepaliveinterval = (ULONG)interval_s * 1000;
+    if (WSAIoctl(handle, SIO_KEEPALIVE_VALS, &vals, (DWORD)sizeof(vals), NULL, 0, &bytes, NULL, NULL) != 0) {
+        return rs__wsa_result();
+    }
+    return RS_OK;
+}
+
+/* The three timers where non-zero. The probe count exists only as the
+ * per-socket option (RS_ENOTSUP without it, checked before anything is
+ * changed); idle time and interval fall back to SIO_KEEPALIVE_VALS. */
+static int rs__set_keepalive_timers(SOCKET handle, bool enabled, uint32_t idle_s, uint32_t interval_s,
+                                    uint32_t probes) {
+    int err = RS_OK;
+    if (idle_s > (uint32_t)INT_MAX || interval_s > (uint32_t)INT_MAX || probes > (uint32_t)INT_MAX) {
+        return RS_EINVAL;
+    }
+    if (probes) {
+        err = rs__setsockopt_int(handle, IPPROTO_TCP, RS__WIN_TCP_KEEPCNT, (int)probes);
+        if (err) {
+            return err; /* RS_ENOTSUP where the option is missing (WSAENOPROTOOPT) */
+        }
+    }
+    if (idle_s) {
+        err = rs__setsockopt_int(handle, IPPROTO_TCP, RS__WIN_TCP_KEEPIDLE, (int)idle_s);
+    }
+    if (!err && interval_s) {
+        err = rs__setsockopt_int(handle, IPPROTO_TCP, RS__WIN_TCP_KEEPINTVL, (int)interval_s);
+    }
+    if (err == RS_ENOTSUP) {
+        err = rs__set_keepalive_vals(handle, enabled, idle_s, interval_s);
+    }
+    return err;
+}
+
+static int rs__socket_apply_connection_options(rs_socket_t *s) {
+    const rs_socket_options_t *o = &s->options;
+    int err = RS_OK;
+    if (o->send_buffer_size) {
+        err = rs__setsockopt_int(s->handle, SOL_SOCKET, SO_SNDBUF, (int)o->send_buffer_size);
+    }
+    if (!err && o->recv_buffer_size) {
+        err = rs__setsockopt_int(s->handle, SOL_SOCKET, SO_RCVBUF, (int)o->recv_buffer_size);
+    }
+    if (!err && o->tcp_nodelay) {
+        err = rs__setsockopt_int(s->handle, IPPROTO_TCP, TCP_NODELAY, 1);
+    }
+    if (!err && o->keepalive) {
+        err = rs__setsockopt_int(s->handle, SOL_SOCKET, SO_KEEPALIVE, 1);
+        if (!err) {
+            err = rs__set_keepalive_timers(s->handle, true, o->keepalive_idle_s, o->keepalive_interval_s,
+                                           o->keepalive_probes);
+        }
+    }
+    return err;
+}
+
+/* Options that must be set before bind. reuseaddr is accepted and not
+ * passed on: Windows' SO_REUSEADDR lets another socket take over a port in
+ * use, which is not what it means on POSIX (reusing a port in TIME_WAIT,
+ * which Windows allows anyway). */
+static int rs__socket_apply_bind_options(rs_socket_t *s) {
+    const rs_socket_options_t *o = &s->options;
+    if (o->reuseport || o->network_interface_name) {
+        return RS_ENOTSUP;
+    }
+    if (o->domain == RS_SOCKET_DOMAIN_IPV6 && o->ipv6_only != RS_SOCKET_IPV6_ONLY_DEFAULT) {
+        return rs__setsockopt_int(s->handle, IPPROTO_IPV6, IPV6_V6ONLY, o->ipv6_only == RS_SOCKET_IPV6_ONLY_ON);
+    }
+    return RS_OK;
+}
+
+static int rs__socket_apply_defaults(rs_socket_t *s, const rs_socket_options_t *options) {
+    memset(&s->options, 0, sizeof(s->options));
+    if (options) {
+        s->options = *options;
+    }
+    s->options.allocator = NULL; /* copied into s->allocator; the pointer may dangle */
+    if (s->options.connect_timeout_ms == 0) {
+        s->options.connect_timeout_ms = RS_SOCKET_DEFAULT_CONNECT_TIMEOUT_MS;
+    }
+    if (s->options.type != RS_SOCKET_STREAM && s->options.type != RS_SOCKET_DGRAM) {
+        return RS_EINVAL;
+    }
+    if (s->options.network_interface_name) {
+        size_t len = strlen(s->options.network_interface_name);
+        if (len == 0 || len >= RS_LOCAL_PATH_MAX) {
+            return RS_EINVAL;
+        }
+        return RS_ENOTSUP; /* no SO_BINDTODEVICE in Winsock */
+    }
+    if (s->options.type == RS_SOCKET_DGRAM) {
+        return RS_ENOTSUP; /* UDP is not ported yet */
+    }
+    if (s->options.domain == RS_SOCKET_DOMAIN_LOCAL || s->options.domain == RS_SOCKET_DOMAIN_VSOCK) {
+        return RS_ENOTSUP;
+    }
+    return RS_OK;
+}
+
+/* ---- creation ---- */
+
+static void rs__socket_connect_timeout_task(rs_task_t *task, void *arg, rs_task_status_t status);
+static void rs__socket_connect_done_task(rs_task_t *task, void *arg, rs_task_status_t status);
+static void rs__socket_accept_retry_task(rs_task_t *task, void *arg, rs_task_status_t status);
+static void rs__socket_completion_task(rs_task_t *task, void *arg, rs_task_status_t status);
+static void rs__socket_readable_task(rs_task_t *task, void *arg, rs_task_status_t status);
+
+static rs_socket_t *rs__socket_alloc(const rs_allocator_t *allocator, const rs_socket_options_t *options, int *err_out) {
+    rs_allocator_t a = rs__allocator_copy(allocator);
+    rs_socket_t *s;
+    int err;
+    rs_once(&rs__wsa_once, rs__wsa_startup, NULL);
+    if (rs__wsa_startup_result) {
+        *err_out = rs__wsa_startup_result;
+        return NULL;
+    }
+    s = (rs_socket_t *)rs_mem_calloc(&a, 1, sizeof(rs_socket_t));
+    if (!s) {
+        *err_out = RS_ENOMEM;
+        return NULL;
+    }
+    s->allocator = a;
+    s->handle = INVALID_SOCKET;
+    err = rs__socket_apply_defaults(s, options);
+    if (err) {
+        rs_mem_free(&a, s);
+        *err_out = err;
+        return NULL;
+    }
+    s->reading = true;
+    rs_list_init(&s->write_queue);
+    rs_list_init(&s->completed);
+    rs_list_init(&s->req_cache);
+    rs_task_init(&s->connect_timeout_task, rs__socket_connect_timeout_task, s, "socket_connect_timeout");
+    rs_task_init(&s->connect_done_task, rs__socket_connect_done_task, s, "socket_connect_done");
+    rs_task_init(&s->accept_retry_task, rs__socket_accept_retry_task, s, "socket_accept_retry");
+    rs_task_init(&s->completion_task, rs__socket_completion_task, s, "socket_write_completion");
+    rs_task_init(&s->readable_task, rs__socket_readable_task, s, "socket_readable");
+    rs__iocp_op_init(&s->connect_op, rs__win_connect_done);
+    rs__iocp_op_init(&s->probe_op, rs__win_probe_done);
+    rs__iocp_op_init(&s->send_op, rs__win_send_done);
+    *err_out = RS_OK;
+    return s;
+}
+
+static void rs__socket_free(rs_socket_t *s) {
+    rs_allocator_t allocator = s->allocator;
+    rs_list_node_t *node;
+    rs__event_loop_remove_member(s->loop, &s->loop_member);
+    while ((node = rs_list_pop_front(&s->req_cache)) != NULL) {
+        rs_mem_free(&allocator, RS_CONTAINER_OF(node, rs__write_req_t, node));
+    }
+    rs_mem_free(&allocator, s->accepts);
+    rs_mem_free(&allocator, s);
+}
+
+/* An overlapped, non-inheritable, non-blocking socket of the family. The
+ * non-blocking mode serves rs_socket_read; overlapped calls ignore it. */
+static int rs__win_new_handle(int family, SOCKET *out) {
+    u_long nonblocking = 1;
+    SOCKET h = WSASocketW(family, SOCK_STREAM, IPPROTO_TCP, NULL, 0, WSA_FLAG_OVERLAPPED);
+    if (h == INVALID_SOCKET) {
+        int err = rs__wsa_result();
+        RS__LOG_ERROR(RS_LS_SOCKET, "WSASocket failed: %s (error %d)", rs_strerror(err), WSAGetLastError());
+        return err;
+    }
+    if (ioctlsocket(h, FIONBIO, &nonblocking) != 0) {
+        int err = rs__wsa_result();
+        closesocket(h);
+        return err;
+    }
+    SetHandleInformation((HANDLE)h, HANDLE_FLAG_INHERIT, 0);
+    *out = h;
+    return RS_OK;
+}
+
+static int rs__socket_open_handle(rs_socket_t *s) {
+    int family;
+    int err = rs__domain_family(s->options.domain, &family);
+    if (!err) {
+        err = rs__win_new_handle(family, &s->handle);
+    }
+    if (err) {
+        return err;
+    }
+    err = rs__socket_apply_bind_options(s);
+    if (!err) {
+        err = rs__socket_apply_connection_options(s);
+    }
+    if (err) {
+        RS__LOG_ERROR(RS_LS_SOCKET, "cannot apply socket options: %s", rs_strerror(err));
+        closesocket(s->handle);
+        s->handle = INVALID_SOCKET;
+    }
+    return err;
+}
+
+RESEAU_API rs_socket_t *rs_socket_new(const rs_socket_options_t *options, int *err_out) {
+    int err;
+    rs_socket_t *s = rs__socket_alloc(options ? options->allocator : NULL, options, &err);
+    if (s && !rs__socket_domain_pending(s)) {
+        err = rs__socket_open_handle(s);
+        if (err) {
+            rs__socket_free(s);
+            s = NULL;
+        }
+    }
+    rs__set_err(err_out, err);
+    return s;
+}
+
+/* Windows socket handles are kernel handles, whose values fit in 32 bits
+ * (so that 32-bit processes can share them). */
+RESEAU_API int rs_socket_get_fd(const rs_socket_t *socket) {
+    return socket && socket->handle != INVALID_SOCKET ? (int)socket->handle : -1;
+}
+
+RESEAU_API bool rs_socket_is_open(const rs_socket_t *socket) {
+    return socket && socket->state != RS__SOCK_CLOSED;
+}
+
+RESEAU_API rs_event_loop_t *rs_socket_get_loop(const rs_socket_t *socket) {
+    return socket ? socket->loop : NULL;
+}
+
+RESEAU_API size_t rs_socket_get_pending_write_bytes(const rs_socket_t *socket) {
+    return socket ? socket->pending_write_bytes : 0;
+}
+
+/* ---- the loop ---- */
+
+static void rs__socket_close_now(rs_socket_t *s);
+static void rs__socket_maybe_free(rs_socket_t *s);
+
+static void rs__socket_member_end(rs_list_node_t *member) {
+    rs_socket_t *s = RS_CONTAINER_OF(member, rs_socket_t, loop_member);
+    bool accepting = s->state == RS__SOCK_LISTENING && s->accepting && s->on_accept;
+    bool reading = !accepting && s->state == RS__SOCK_CONNECTED && !s->read_done && s->on_readable;
+    if (s->state == RS__SOCK_CLOSED) {
+        return;
+    }
+    RS__LOG_DEBUG(RS_LS_SOCKET, "socket %p: its loop is being destroyed; closing it", (void *)s);
+    rs__socket_close_now(s);
+    s->callback_depth++;
+    if (accepting) {
+        s->on_accept(s, RS_ECANCELED, NULL, s->accept_user_data);
+    } else if (reading) {
+        s->on_readable(s, RS_ECANCELED, s->readable_user_data);
+    }
+    s->callback_depth--;
+    rs__socket_maybe_free(s);
+}
+
+static void rs__socket_member_detach(rs_list_node_t *member) {
+    RS_CONTAINER_OF(member, rs_socket_t, loop_member)->loop = NULL;
+}
+
+static const rs__loop_member_ops_t rs__socket_member_ops = {
+    RS__MEMBER_SOCKET, rs__socket_member_end, rs__socket_member_detach,
+};
+
+/* Tie the socket to `loop` and its handle to the loop's port. */
+static int rs__socket_tie_to_loop(rs_socket_t *s, rs_event_loop_t *loop) {
+    if (s->handle != INVALID_SOCKET && !s->associated) {
+        int err = rs__iocp_associate(loop, (HANDLE)s->handle);
+        if (err) {
+            return err;
+        }
+        s->associated = true;
+    }
+    if (s->loop != loop) {
+        s->loop = loop;
+        rs__event_loop_add_member(loop, &s->loop_member, &rs__socket_member_ops);
+    }
+    return RS_OK;
+}
+
+/* ---- freeing and closing ---- */
+
+static void rs__socket_maybe_free(rs_socket_t *s) {
+    if (!s->destroy_requested || s->callback_depth > 0 || rs__socket_ops_pending(s)) {
+        return; /* the kernel still owns an OVERLAPPED in it, or a callback is on the stack */
+    }
+    if (rs_task_is_scheduled(&s->completion_task) || rs_task_is_scheduled(&s->connect_done_task)) {
+        return; /* freed after they deliver their RS_ECANCELED completions */
+    }
+    rs__socket_free(s);
+}
+
+static void rs__socket_deliver_writes(rs_socket_t *s, rs_list_t *batch);
+
+static void rs__socket_schedule_completions(rs_socket_t *s) {
+    if (rs_list_empty(&s->completed) || rs_task_is_scheduled(&s->completion_task)) {
+        return;
+    }
+    if (s->loop) {
+        rs_event_loop_schedule_task_now(s->loop, &s->completion_task);
+        return;
+    }
+    /* The loop's destroy is taking the last packets: there is no tick left
+     * to deliver them on, and each write still completes exactly once. */
+    rs__socket_deliver_writes(s, &s->completed);
+}
+
+/* Fail every queued write with `error`, in order. Writes a WSASend is still
+ * carrying wait for its packet: the kernel may be reading their bytes until
+ * then, and their callbacks let the owner free them. */
+static void rs__socket_fail_writes(rs_socket_t *s, int error) {
+    rs_list_node_t *node;
+    if (!s->write_error) {
+        s->write_error = error;
+    }
+    if (s->send_op.pending) {
+        return; /* rs__win_send_done fails them */
+    }
+    while ((node = rs_list_pop_front(&s->write_queue)) != NULL) {
+        rs__write_req_t *req = RS_CONTAINER_OF(node, rs__write_req_t, node);
+        req->error = s->write_error;
+        rs_list_push_back(&s->completed, &req->node);
+    }
+    s->pending_write_bytes = 0;
+    rs__socket_schedule_completions(s);
+}
+
+/* Cancel what the kernel holds and close the handle. The packets of the
+ * canceled operations still come, each to its op's function. */
+static void rs__socket_close_handle(rs_socket_t *s) {
+    if (s->handle == INVALID_SOCKET) {
+        return;
+    }
+    if (rs__socket_ops_pending(s)) {
+        CancelIoEx((HANDLE)s->handle, NULL);
+    }
+    closesocket(s->handle);
+    s->handle = INVALID_SOCKET;
+}
+
+static void rs__socket_close_internal(rs_socket_t *s, bool keep_connect) {
+    if (s->state == RS__SOCK_CLOSED) {
+        return;
+    }
+    rs__socket_close_handle(s);
+    s->state = RS__SOCK_CLOSED;
+    s->accepting = false;
+    if (!s->loop) {
+        return;
+    }
+    rs_event_loop_cancel_task(s->loop, &s->accept_retry_task);
+    rs_event_loop_cancel_task(s->loop, &s->connect_timeout_task);
+    rs_event_loop_cancel_task(s->loop, &s->readable_task);
+    if (s->on_connect && !keep_connect) {
+        s->connect_result = RS_ECANCELED;
+        if (!rs_task_is_scheduled(&s->connect_done_task)) {
+            rs_event_loop_schedule_task_now(s->loop, &s->connect_done_task);
+        }
+    }
+    s->write_error = RS_ECANCELED;
+    rs__socket_fail_writes(s, RS_ECANCELED);
+}
+
+static void rs__socket_close_now(rs_socket_t *s) {
+    rs__socket_close_internal(s, false);
+}
+
+typedef struct rs__cross_thread_close {
+    rs_task_t task;
+    rs_socket_t *socket;
+    rs_mutex_t lock;
+    rs_condvar_t cond;
+    bool destroy; /* and free it, once no AcceptEx is pending */
+    bool done;
+} rs__cross_thread_close_t;
+
+static void rs__cross_thread_close_task(rs_task_t *task, void *arg, rs_task_status_t status) {
+    rs__cross_thread_close_t *xc = (rs__cross_thread_close_t *)arg;
+    (void)task;
+    (void)status; /* canceled means the loop is being destroyed: close all the same */
+    rs__socket_close_now(xc->socket);
+    if (xc->destroy) {
+        /* Set here, on the loop thread, where the accept packets are handled. */
+        xc->socket->destroy_requested = true;
+        rs__socket_maybe_free(xc->socket);
+    }
+    rs_mutex_lock(&xc->lock);
+    xc->done = true;
+    rs_condvar_signal(&xc->cond);
+    rs_mutex_unlock(&xc->lock);
+}
+
+static int rs__socket_close_listener_from_afar(rs_socket_t *s, bool destroy) {
+    rs__cross_thread_close_t xc;
+    int err;
+    memset(&xc, 0, sizeof(xc));
+    xc.socket = s;
+    xc.destroy = destroy;
+    err = rs_mutex_init(&xc.lock);
+    if (err) {
+        return err;
+    }
+    err = rs_condvar_init(&xc.cond);
+    if (err) {
+        rs_mutex_cleanup(&xc.lock);
+        return err;
+    }
+    rs_task_init(&xc.task, rs__cross_thread_close_task, &xc, "socket_cross_thread_close");
+    rs_event_loop_schedule_task_now(s->loop, &xc.task);
+    rs_mutex_lock(&xc.lock);
+    while (!xc.done) {
+        rs_condvar_wait(&xc.cond, &xc.lock);
+    }
+    rs_mutex_unlock(&xc.lock);
+    rs_condvar_cleanup(&xc.cond);
+    rs_mutex_cleanup(&xc.lock);
+    return RS_OK;
+}
+
+RESEAU_API int rs_socket_close(rs_socket_t *socket) {
+    if (!socket) {
+        return RS_EINVAL;
+    }
+    if (socket->loop && !rs_event_loop_is_on_loop_thread(socket->loop)) {
+        if (socket->is_listener) {
+            return rs__socket_close_listener_from_afar(socket, false);
+        }
+        return rs__socket_check_thread(socket, "rs_socket_close");
+    }
+    rs__socket_close_now(socket);
+    return RS_OK;
+}
+
+RESEAU_API void rs_socket_destroy(rs_socket_t *socket) {
+    if (!socket) {
+        return;
+    }
+    if (socket->loop && !rs_event_loop_is_on_loop_thread(socket->loop)) {
+        if (socket->state == RS__SOCK_CLOSED && socket->callback_depth == 0 && !rs__socket_ops_pending(socket) &&
+            !rs_task_is_scheduled(&socket->completion_task) && !rs_task_is_scheduled(&socket->connect_done_task)) {
+            rs__socket_free(socket);
+            return;
+        }
+        if (!socket->is_listener) {
+            RS__LOG_ERROR(RS_LS_SOCKET, "rs_socket_destroy: socket %p destroyed off its loop's thread; leaked",
+                          (void *)socket);
+            RESEAU_ASSERT(!"rs_socket_destroy off the socket's loop thread");
+            return;
+        }
+        /* A listener: its loop closes it and frees it once its AcceptEx packets are back. */
+        rs__socket_close_listener_from_afar(socket, true);
+        return;
+    }
+    rs__socket_close_now(socket);
+    socket->destroy_requested = true;
+    rs__socket_maybe_free(socket);
+}
+
+/* ---- bind, listen, addresses ---- */
+
+static int rs__socket_take_family(rs_socket_t *s, const rs_endpoint_t *endpoint) {
+    int err;
+    if (!endpoint) {
+        return RS_EINVAL;
+    }
+    if (s->state == RS__SOCK_CLOSED) {
+        return RS_EBADF;
+    }
+    if (!rs__socket_domain_pending(s)) {
+        return endpoint->domain == s->options.domain ? RS_OK : RS_EINVAL;
+    }
+    if (endpoint->domain == RS_SOCKET_DOMAIN_DEFAULT) {
+        return RS_EINVAL;
+    }
+    s->options.domain = endpoint->domain;
+    err = rs__socket_open_handle(s);
+    if (err) {
+        s->options.domain = RS_SOCKET_DOMAIN_DEFAULT;
+        return err;
+    }
+    return s->loop ? rs__socket_tie_to_loop(s, s->loop) : RS_OK;
+}
+
+RESEAU_API int rs_socket_bind(rs_socket_t *socket, const rs_endpoint_t *local) {
+    rs__sockaddr_t sa;
+    int len;
+    int err = rs__socket_check_call(socket, local, "rs_socket_bind");
+    if (!err) {
+        err = rs__socket_take_family(socket, local);
+    }
+    if (!err && socket->state != RS__SOCK_INIT) {
+        err = RS_ESTATE;
+    }
+    if (!err) {
+        err = rs__endpoint_to_sockaddr(local, &sa, &len);
+    }
+    if (err) {
+        return err;
+    }
+    if (bind(socket->handle, &sa.sa, len) != 0) {
+        err = rs__wsa_result();
+        RS__LOG_DEBUG(RS_LS_SOCKET, "bind failed: %s (error %d)", rs_strerror(err), WSAGetLastError());
+        return err;
+    }
+    socket->state = RS__SOCK_BOUND;
+    return RS_OK;
+}
+
+RESEAU_API int rs_socket_get_bound_address(const rs_socket_t *socket, rs_endpoint_t *out) {
+    rs__sockaddr_t sa;
+    int len = (int)sizeof(sa);
+    int err;
+    if (!socket || !out) {
+        return RS_EINVAL;
+    }
+    err = rs__socket_fd_state(socket);
+    if (err) {
+        return err;
+    }
+    memset(&sa, 0, sizeof(sa));
+    if (getsockname(socket->handle, &sa.sa, &len) != 0) {
+        return rs__wsa_result();
+    }
+    return rs__endpoint_from_sockaddr(out, &sa.sa, len);
+}
+
+RESEAU_API int rs_socket_get_remote_address(const rs_socket_t *socket, rs_endpoint_t *out) {
+    if (!socket || !out) {
+        return RS_EINVAL;
+    }
+    if (!socket->has_remote) {
+        return RS_ENOTCONN;
+    }
+    *out = socket->remote;
+    return RS_OK;
+}
+
+RESEAU_API int rs_socket_listen(rs_socket_t *socket, int backlog) {
+    int err = rs__socket_check_thread(socket, "rs_socket_listen");
+    if (err) {
+        return err;
+    }
+    if (socket->options.type != RS_SOCKET_STREAM) {
+        return RS_EINVAL;
+    }
+    if ((socket->state != RS__SOCK_INIT && socket->state != RS__SOCK_BOUND) || rs__socket_domain_pending(socket)) {
+        return RS_ESTATE;
+    }
+    if (listen(socket->handle, backlog > 0 ? backlog : SOMAXCONN) != 0) {
+        return rs__wsa_result();
+    }
+    socket->state = RS__SOCK_LISTENING;
+    socket->is_listener = true;
+    return RS_OK;
+}
+
+/* An extension function (AcceptEx, ConnectEx, ...) of the socket's provider:
+ * looked up rather than linked, so that only ws2_32 is needed. */
+static int rs__win_extension(SOCKET h, GUID guid, void *fn_out, size_t fn_size) {
+    DWORD bytes = 0;
+    if (WSAIoctl(h, SIO_GET_EXTENSION_FUNCTION_POINTER, &guid, (DWORD)sizeof(guid), fn_out, (DWORD)fn_size, &bytes,
+                 NULL, NULL) != 0) {
+        int err = rs__wsa_result();
+        RS__LOG_ERROR(RS_LS_SOCKET, "cannot find a Winsock extension function: %s", rs_strerror(err));
+        return err;
+    }
+    return RS_OK;
+}
+
+/* ---- accepting ---- */
+
+static void rs__socket_deliver_accept(rs_socket_t *l, int error, rs_socket_t *new_socket) {
+    if (l->on_accept) {
+        l->on_accept(l, error, new_socket, l->accept_user_data);
+    } else if (new_socket) {
+        rs__socket_close_now(new_socket);
+        rs__socket_free(new_socket);
+    }
+}
+
+/* Start an AcceptEx on `a`: into a fresh socket of the listener's family. */
+static int rs__win_post_accept(rs_socket_t *l, rs__win_accept_t *a) {
+    DWORD bytes = 0;
+    int family;
+    int err = rs__domain_family(l->options.domain, &family);
+    if (!err) {
+        err = rs__win_new_handle(family, &a->accepted);
+    }
+    if (err) {
+        return err;
+    }
+    if (!l->accept_ex(l->handle, a->accepted, a->addrs, 0, RS__WIN_ACCEPT_ADDR_LEN, RS__WIN_ACCEPT_ADDR_LEN, &bytes,
+                      rs__iocp_op_overlapped(&a->op))) {
+        int os_error = WSAGetLastError();
+        if (os_error != ERROR_IO_PENDING) {
+            closesocket(a->accepted);
+            a->accepted = INVALID_SOCKET;
+            return rs__result_from_win32((uint32_t)os_error);
+        }
+    }
+    rs__iocp_op_started(l->loop, &a->op);
+    return RS_OK;
+}
+
+static void rs__socket_accept_backoff(rs_socket_t *l, int error) {
+    uint32_t ms = l->accept_backoff_ms ? l->accept_backoff_ms * 2 : RS__WIN_ACCEPT_BACKOFF_MIN_MS;
+    l->accept_backoff_ms = ms > RS__WIN_ACCEPT_BACKOFF_MAX_MS ? RS__WIN_ACCEPT_BACKOFF_MAX_MS : ms;
+    RS__LOG_WARN(RS_LS_SOCKET, "listener %p cannot accept (%s); retrying in %u ms", (void *)l, rs_strerror(error),
+                 (unsigned)l->accept_backoff_ms);
+    if (!rs_task_is_scheduled(&l->accept_retry_task)) {
+        rs_event_loop_schedule_task_future(l->loop, &l->accept_retry_task,
+                                           rs_event_loop_now_ns(l->loop) + l->accept_backoff_ms * RS_NS_PER_MS);
+    }
+}
+
+/* Keep every idle accept slot posted while accepting. RS_OK, or the error
+ * that left slots idle (a retry is then scheduled). */
+static int rs__win_post_accepts(rs_socket_t *l) {
+    size_t i;
+    for (i = 0; i < RS__WIN_ACCEPTS_PENDING; ++i) {
+        rs__win_accept_t *a = &l->accepts[i];
+        int err;
+        if (l->state != RS__SOCK_LISTENING || !l->accepting || rs_task_is_scheduled(&l->accept_retry_task)) {
+            return RS_OK;
+        }
+        if (a->op.pending) {
+            continue;
+        }
+        err = rs__win_post_accept(l, a);
+        if (err) {
+            rs__socket_accept_backoff(l, err);
+            return err;
+        }
+    }
+    return RS_OK;
+}
+
+static void rs__socket_accept_retry_task(rs_task_t *task, void *arg, rs_task_status_t status) {
+    rs_socket_t *l = (rs_socket_t *)arg;
+    (void)task;
+    if (status != RS_TASK_STATUS_RUN || l->state != RS__SOCK_LISTENING) {
+        return;
+    }
+    if (rs__win_post_accepts(l) == RS_OK) {
+        l->accept_backoff_ms = 0;
+    }
+}
+
+/* Wrap an accepted handle in an unassigned socket with the listener's options. */
+static rs_socket_t *rs__socket_from_accepted(rs_socket_t *l, rs__win_accept_t *a, int *err_out) {
+    struct sockaddr *local = NULL;
+    struct sockaddr *remote = NULL;
+    int local_len = 0;
+    int remote_len = 0;
+    rs_socket_t *s;
+    /* Before any other use of the new socket: it inherits the listener's
+     * properties and getsockname, getpeername and shutdown work on it. */
+    if (setsockopt(a->accepted, SOL_SOCKET, SO_UPDATE_ACCEPT_CONTEXT, (const char *)&l->handle,
+                   (int)sizeof(l->handle)) != 0) {
+        *err_out = rs__wsa_result();
+        return NULL;
+    }
+    s = rs__socket_alloc(&l->allocator, &l->options, err_out);
+    if (!s) {
+        return NULL;
+    }
+    s->handle = a->accepted;
+    *err_out = rs__socket_apply_connection_options(s);
+    if (*err_out) {
+        s->handle = INVALID_SOCKET;
+        rs__socket_free(s);
+        return NULL;
+    }
+    /* AcceptEx writes the local address first, then the remote one. */
+    l->get_accept_ex_sockaddrs(a->addrs, 0, RS__WIN_ACCEPT_ADDR_LEN, RS__WIN_ACCEPT_ADDR_LEN, &local, &local_len,
+                               &remote, &remote_len);
+    s->has_remote = remote && rs__endpoint_from_sockaddr(&s->remote, remote, remote_len) == RS_OK;
+    s->state = RS__SOCK_CONNECTED;
+    return s;
+}
+
+static void rs__win_accept_done(rs__iocp_op_t *op, int status, size_t bytes) {
+    rs__win_accept_t *a = RS_CONTAINER_OF(op, rs__win_accept_t, op);
+    rs_socket_t *l = a->listener;
+    rs_socket_t *s = NULL;
+    int err = status;
+    (void)bytes;
+    l->callback_depth++;
+    if (l->state != RS__SOCK_LISTENING || !l->loop) {
+        closesocket(a->accepted);
+    } else {
+        if (!err) {
+            s = rs__socket_from_accepted(l, a, &err);
+        }
+        if (!s) {
+            closesocket(a->accepted);
+        }
+        if (s) {
+            l->accept_backoff_ms = 0;
+            rs__socket_deliver_accept(l, RS_OK, s);
+        } else if (err == RS_ENOMEM || err == RS_EMFILE || err == RS_ENOBUFS) {
+            rs__socket_deliver_accept(l, err, NULL);
+            rs__socket_accept_backoff(l, err);
+        } else if (err != RS_ECANCELED) {
+            /* The connection died before it was taken (reset, aborted):
+             * the next one may well be fine. */
+            RS__LOG_DEBUG(RS_LS_SOCKET, "listener %p: an accept failed: %s", (void *)l, rs_strerror(err));
+        }
+    }
+    a->accepted = INVALID_SOCKET;
+    if (l->state == RS__SOCK_LISTENING && l->loop) {
+        rs__win_post_accepts(l);
+    }
+    l->callback_depth--;
+    rs__socket_maybe_free(l);
+}
+
+RESEAU_API int rs_socket_start_accept(rs_socket_t *listener, rs_event_loop_t *loop, rs_socket_on_accept_fn *on_accept,
+                                      void *user_data) {
+    GUID accept_guid = WSAID_ACCEPTEX;
+    GUID sockaddrs_guid = WSAID_GETACCEPTEXSOCKADDRS;
+    size_t i;
+    int err;
+    if (!listener || !loop || !on_accept) {
+        return RS_EINVAL;
+    }
+    if (listener->loop && listener->loop != loop) {
+        return RS_EBUSY;
+    }
+    if (!rs_event_loop_is_on_loop_thread(loop)) {
+        RS__LOG_ERROR(RS_LS_SOCKET, "rs_socket_start_accept called off the loop's thread");
+        return RS_EWRONGTHREAD;
+    }
+    if (listener->state != RS__SOCK_LISTENING) {
+        return RS_ESTATE;
+    }
+    if (!listener->accepts) {
+        listener->accepts = (rs__win_accept_t *)rs_mem_calloc(&listener->allocator, RS__WIN_ACCEPTS_PENDING,
+                                                              sizeof(rs__win_accept_t));
+        if (!listener->accepts) {
+            return RS_ENOMEM;
+        }
+        for (i = 0; i < RS__WIN_ACCEPTS_PENDING; ++i) {
+            rs__iocp_op_init(&listener->accepts[i].op, rs__win_accept_done);
+            listener->accepts[i].listener = listener;
+            listener->accepts[i].accepted = INVALID_SOCKET;
+        }
+    }
+    err = listener->accept_ex ? RS_OK
+                              : rs__win_extension(listener->handle, accept_guid, &listener->accept_ex,
+                                                  sizeof(listener->accept_ex));
+    if (!err && !listener->get_accept_ex_sockaddrs) {
+        err = rs__win_extension(listener->handle, sockaddrs_guid, &listener->get_accept_ex_sockaddrs,
+                                sizeof(listener->get_accept_ex_sockaddrs));
+    }
+    if (!err) {
+        err = rs__socket_tie_to_loop(listener, loop);
+    }
+    if (err) {
+        return err;
+    }
+    listener->on_accept = on_accept;
+    listener->accept_user_data = user_data;
+    listener->accepting = true;
+    /* A failure to post is retried by the back-off task: the listener is
+     * accepting either way, as on POSIX when the first accept hits EMFILE. */
+    rs__win_post_accepts(listener);
+    return RS_OK;
+}
+
+RESEAU_API int rs_socket_stop_accept(rs_socket_t *listener) {
+    size_t i;
+    int err = rs__socket_check_thread(listener, "rs_socket_stop_accept");
+    if (err) {
+        return err;
+    }
+    if (listener->state != RS__SOCK_LISTENING) {
+        return RS_ESTATE;
+    }
+    listener->accepting = false;
+    rs_event_loop_cancel_task(listener->loop, &listener->accept_retry_task);
+    for (i = 0; listener->accepts && i < RS__WIN_ACCEPTS_PENDING; ++i) {
+        if (listener->accepts[i].op.pending) {
+            CancelIoEx((HANDLE)listener->handle, &listener->accepts[i].op.ov);
+        }
+    }
+    return RS_OK;
+}
+
+/* ---- connecting ---- */
+
+static void rs__socket_deliver_connect(rs_socket_t *s, int error) {
+    rs_socket_on_connect_fn *on_connect = s->on_connect;
+    s->on_connect = NULL;
+    if (on_connect) {
+        on_connect(s, error, s->connect_user_data);
+    }
+}
+
+static void rs__socket_connect_done_task(rs_task_t *task, void *arg, rs_task_status_t status) {
+    rs_socket_t *s = (rs_socket_t *)arg;
+    (void)task;
+    (void)status; /* delivered either way: exactly one on_connect per connect */
+    s->callback_depth++;
+    rs__socket_deliver_connect(s, s->connect_result);
+    s->callback_depth--;
+    rs__socket_maybe_free(s);
+}
+
+static void rs__socket_connect_timeout_task(rs_task_t *task, void *arg, rs_task_status_t status) {
+    rs_socket_t *s = (rs_socket_t *)arg;
+    (void)task;
+    if (status != RS_TASK_STATUS_RUN || s->state != RS__SOCK_CONNECTING) {
+        return;
+    }
+    RS__LOG_DEBUG(RS_LS_SOCKET, "socket %p: connect timed out after %u ms", (void *)s,
+                  (unsigned)s->options.connect_timeout_ms);
+    rs__socket_close_internal(s, true);
+    s->callback_depth++;
+    rs__socket_deliver_connect(s, RS_ETIMEDOUT);
+    s->callback_depth--;
+    rs__socket_maybe_free(s);
+}
+
+static void rs__win_connect_done(rs__iocp_op_t *op, int status, size_t bytes) {
+    rs_socket_t *s = RS_CONTAINER_OF(op, rs_socket_t, connect_op);
+    int err = status;
+    (void)bytes;
+    if (s->state != RS__SOCK_CONNECTING) {
+        rs__socket_maybe_free(s); /* timed out or closed: that was reported already */
+        return;
+    }
+    rs_event_loop_cancel_task(s->loop, &s->connect_timeout_task);
+    /* Before any other use of the socket: getpeername, shutdown and
+     * SO_UPDATE_... need the connected state ConnectEx leaves unset. */
+    if (!err && setsockopt(s->handle, SOL_SOCKET, SO_UPDATE_CONNECT_CONTEXT, NULL, 0) != 0) {
+        err = rs__wsa_result();
+    }
+    s->callback_depth++;
+    if (err) {
+        RS__LOG_DEBUG(RS_LS_SOCKET, "socket %p: connect failed: %s", (void *)s, rs_strerror(err));
+        rs__socket_close_internal(s, true);
+    } else {
+        s->state = RS__SOCK_CONNECTED;
+        s->has_remote = true; /* s->remote was kept from rs_socket_connect */
+    }
+    rs__socket_deliver_connect(s, err);
+    s->callback_depth--;
+    rs__socket_maybe_free(s);
+}
+
+static void rs__socket_connect_later(rs_socket_t *s, int result) {
+    s->connect_result = result;
+    rs_event_loop_schedule_task_now(s->loop, &s->connect_done_task);
+}
+
+/* ConnectEx needs a bound socket: an unbound one is bound to the any-address
+ * of its family, port 0, as connect() would do implicitly. */
+static int rs__win_bind_any(rs_socket_t *s) {
+    rs__sockaddr_t sa;
+    int len;
+    memset(&sa, 0, sizeof(sa));
+    if (s->options.domain == RS_SOCKET_DOMAIN_IPV6) {
+        sa.in6.sin6_family = AF_INET6;
+        len = (int)sizeof(sa.in6);
+    } else {
+        sa.in4.sin_family = AF_INET;
+        len = (int)sizeof(sa.in4);
+    }
+    if (bind(s->handle, &sa.sa, len) != 0) {
+        return rs__wsa_result();
+    }
+    s->state = RS__SOCK_BOUND;
+    return RS_OK;
+}
+
+RESEAU_API int rs_socket_connect(rs_socket_t *socket, const rs_endpoint_t *remote, rs_event_loop_t *loop,
+                                 rs_socket_on_connect_fn *on_connect, void *user_data) {
+    GUID connect_guid = WSAID_CONNECTEX;
+    LPFN_CONNECTEX connect_ex = NULL;
+    rs__sockaddr_t sa;
+    int len;
+    int err;
+    if (!socket || !remote || !loop || !on_connect) {
+        return RS_EINVAL;
+    }
+    if (socket->loop && socket->loop != loop) {
+        return RS_EBUSY;
+    }
+    if (!rs_event_loop_is_on_loop_thread(loop)) {
+        RS__LOG_ERROR(RS_LS_SOCKET, "rs_socket_connect called off the loop's thread");
+        return RS_EWRONGTHREAD;
+    }
+    err = rs__socket_take_family(socket, remote);
+    if (!err && remote->port == 0) {
+        err = RS_EINVAL;
+    }
+    if (!err && socket->state != RS__SOCK_INIT && socket->state != RS__SOCK_BOUND) {
+        err = RS_ESTATE;
+    }
+    if (!err) {
+        err = rs__endpoint_to_sockaddr(remote, &sa, &len);
+    }
+    if (!err) {
+        err = rs__win_extension(socket->handle, connect_guid, &connect_ex, sizeof(connect_ex));
+    }
+    if (!err) {
+        err = rs__socket_tie_to_loop(socket, loop);
+    }
+    if (err) {
+        return err;
+    }
+    socket->on_connect = on_connect;
+    socket->connect_user_data = user_data;
+    socket->remote = *remote;
+    err = socket->state == RS__SOCK_INIT ? rs__win_bind_any(socket) : RS_OK;
+    if (!err && !connect_ex(socket->handle, &sa.sa, len, NULL, 0, NULL, rs__iocp_op_overlapped(&socket->connect_op))) {
+        int os_error = WSAGetLastError();
+        if (os_error != ERROR_IO_PENDING) {
+            err = rs__result_from_win32((uint32_t)os_error);
+        }
+    }
+    if (err) {
+        /* Refused at once: still reported later, never inline. */
+        rs__socket_close_internal(socket, true);
+        rs__socket_connect_later(socket, err);
+        return RS_OK;
+    }
+    rs__iocp_op_started(loop, &socket->connect_op);
+    socket->state = RS__SOCK_CONNECTING;
+    if (!socket->no_connect_timer) {
+        rs_event_loop_schedule_task_future(loop, &socket->connect_timeout_task,
+                                           rs_event_loop_now_ns(loop) +
+                                               socket->options.connect_timeout_ms * RS_NS_PER_MS);
+    }
+    return RS_OK;
+}
+
+/* For the client bootstrap, whose overall timer bounds every attempt. */
+static void rs__socket_skip_connect_timer(rs_socket_t *socket) {
+    socket->no_connect_timer = true;
+}
+
+static void rs__socket_update_reading(rs_socket_t *s);
+
+RESEAU_API int rs_socket_assign_to_loop(rs_socket_t *socket, rs_event_loop_t *loop) {
+    int err;
+    if (!socket || !loop) {
+        return RS_EINVAL;
+    }
+    if (socket->loop) {
+        return RS_EBUSY;
+    }
+    if (!rs_event_loop_is_on_loop_thread(loop)) {
+        RS__LOG_ERROR(RS_LS_SOCKET, "rs_socket_assign_to_loop called off the target loop's thread");
+        return RS_EWRONGTHREAD;
+    }
+    err = rs__socket_tie_to_loop(socket, loop);
+    if (!err) {
+        rs__socket_update_reading(socket);
+    }
+    return err;
+}
+
+/* ---- reading ---- */
+
+static bool rs__socket_wants_reads(const rs_socket_t *s) {
+    return s->state == RS__SOCK_CONNECTED && s->loop && s->on_readable && s->reading && !s->read_done;
+}
+
+static void rs__socket_schedule_readable(rs_socket_t *s) {
+    if (rs__socket_wants_reads(s) && s->readable && !rs_task_is_scheduled(&s->readable_task)) {
+        rs_event_loop_schedule_task_now(s->loop, &s->readable_task);
+    }
+}
+
+/* Post the zero-byte probe when the reader waits for news and none is
+ * known, else hear of what is known. */
+static void rs__socket_update_reading(rs_socket_t *s) {
+    if (rs__socket_wants_reads(s) && !s->readable && !s->probe_op.pending) {
+        WSABUF buf;
+        DWORD flags = 0;
+        buf.len = 0;
+        buf.buf = NULL;
+        if (WSARecv(s->handle, &buf, 1, NULL, &flags, rs__iocp_op_overlapped(&s->probe_op), NULL) != 0 &&
+            WSAGetLastError() != WSA_IO_PENDING) {
+            /* The socket is broken: the read says how. */
+            s->probe_error = rs__wsa_result();
+            s->readable = true;
+        } else {
+            rs__iocp_op_started(s->loop, &s->probe_op);
+        }
+    }
+    rs__socket_schedule_readable(s);
+}
+
+static void rs__win_probe_done(rs__iocp_op_t *op, int status, size_t bytes) {
+    rs_socket_t *s = RS_CONTAINER_OF(op, rs_socket_t, probe_op);
+    (void)bytes;
+    if (s->state == RS__SOCK_CONNECTED && status != RS_ECANCELED) {
+        s->readable = true;
+        s->probe_error = status;
+        rs__socket_schedule_readable(s);
+    }
+    rs__socket_maybe_free(s);
+}
+
+/* Called again each tick while news waits and the reader has not read it to
+ * RS_EAGAIN: the level-triggered contract of the readiness path. */
+static void rs__socket_readable_task(rs_task_t *task, void *arg, rs_task_status_t status) {
+    rs_socket_t *s = (rs_socket_t *)arg;
+    (void)task;
+    if (status != RS_TASK_STATUS_RUN || !rs__socket_wants_reads(s) || !s->readable) {
+        return;
+    }
+    s->callback_depth++;
+    s->on_readable(s, RS_OK, s->readable_user_data); /* an error comes from the read, after the data */
+    s->callback_depth--;
+    rs__socket_update_reading(s);
+    rs__socket_maybe_free(s);
+}
+
+RESEAU_API int rs_socket_subscribe_to_readable_events(rs_socket_t *socket, rs_socket_on_readable_fn *on_readable,
+                                                     void *user_data) {
+    int err = rs__socket_check_thread(socket, "rs_socket_subscribe_to_readable_events");
+    if (err) {
+        return err;
+    }
+    if (!on_readable) {
+        return RS_EINVAL;
+    }
+    if (!socket->loop) {
+        return RS_ESTATE;
+    }
+    if (socket->state != RS__SOCK_CONNECTED) {
+        return socket->state == RS__SOCK_CLOSED ? RS_EBADF : RS_ENOTCONN;
+    }
+    socket->on_readable = on_readable;
+    socket->readable_user_data = user_data;
+    socket->reading = true;
+    rs__socket_update_reading(socket);
+    return RS_OK;
+}
+
+static int rs__socket_set_reading(rs_socket_t *s, bool reading, const char *function) {
+    int err = rs__socket_check_thread(s, function);
+    if (err) {
+        return err;
+    }
+    s->reading = reading;
+    if (s->loop) {
+        rs__socket_update_reading(s);
+    }
+    return RS_OK;
+}
+
+RESEAU_API int rs_socket_pause_reading(rs_socket_t *socket) {
+    return rs__socket_set_reading(socket, false, "rs_socket_pause_reading");
+}
+
+RESEAU_API int rs_socket_resume_reading(rs_socket_t *socket) {
+    return rs__socket_set_reading(socket, true, "rs_socket_resume_reading");
+}
+
+static void rs__bufs_credit(rs_byte_buf_t *bufs, size_t count, size_t n) {
+    size_t i;
+    for (i = 0; i < count && n > 0; ++i) {
+        size_t room = bufs[i].capacity - bufs[i].len;
+        size_t take = n < room ? n : room;
+        bufs[i].len += take;
+        n -= take;
+    }
+}
+
+/* Nothing more will come (EOF or an error was returned). */
+static int rs__socket_read_finished(rs_socket_t *s, int result) {
+    s->read_done = true;
+    s->readable = false;
+    return result;
+}
+
+RESEAU_API int rs_socket_readv(rs_socket_t *socket, rs_byte_buf_t *bufs, size_t count, size_t *amount_read) {
+    WSABUF wsabufs[RS_SOCKET_READV_MAX];
+    DWORD n = 0;
+    DWORD flags = 0;
+    DWORD used = 0;
+    size_t i;
+    int err = rs__socket_check_call(socket, bufs, "rs_socket_read");
+    if (amount_read) {
+        *amount_read = 0;
+    }
+    if (err) {
+        return err;
+    }
+    if (count == 0 || count > RS_SOCKET_READV_MAX) {
+        return RS_EINVAL;
+    }
+    for (i = 0; i < count; ++i) {
+        if (bufs[i].len < bufs[i].capacity) {
+            size_t room = bufs[i].capacity - bufs[i].len;
+            wsabufs[used].buf = (char *)(bufs[i].buffer + bufs[i].len);
+            wsabufs[used].len = room > (size_t)ULONG_MAX ? ULONG_MAX : (ULONG)room;
+            ++used;
+        }
+    }
+    if (used == 0) {
+        return RS_EINVAL;
+    }
+    if (socket->handle == INVALID_SOCKET) {
+        return RS_EBADF;
+    }
+    if (socket->read_done) {
+        return RS_EEOF;
+    }
+    if (WSARecv(socket->handle, wsabufs, used, &n, &flags, NULL, NULL) == 0) {
+        if (n == 0) {
+            return rs__socket_read_finished(socket, RS_EEOF);
+        }
+        rs__bufs_credit(bufs, count, (size_t)n);
+        if (amount_read) {
+            *amount_read = (size_t)n;
+        }
+        return RS_OK;
+    }
+    if (WSAGetLastError() != WSAEWOULDBLOCK) {
+        return rs__socket_read_finished(socket, rs__wsa_result());
+    }
+    if (socket->probe_error) {
+        return rs__socket_read_finished(socket, socket->probe_error);
+    }
+    socket->readable = false;
+    if (socket->loop) {
+        rs__socket_update_reading(socket); /* the probe again, for the next data */
+    }
+    return RS_EAGAIN;
+}
+
+RESEAU_API int rs_socket_read(rs_socket_t *socket, rs_byte_buf_t *buf, size_t *amount_read) {
+    if (!buf) {
+        if (amount_read) {
+            *amount_read = 0;
+        }
+        return RS_EINVAL;
+    }
+    return rs_socket_readv(socket, buf, 1, amount_read);
+}
+
+/* ---- writing ---- */
+
+static rs__write_req_t *rs__socket_take_req(rs_socket_t *s) {
+    rs_list_node_t *node = rs_list_pop_front(&s->req_cache);
+    if (node) {
+        --s->req_cache_count;
+        return RS_CONTAINER_OF(node, rs__write_req_t, node);
+    }
+    return (rs__write_req_t *)rs_mem_calloc(&s->allocator, 1, sizeof(rs__write_req_t));
+}
+
+static void rs__socket_recycle_req(rs_socket_t *s, rs__write_req_t *req) {
+    if (s->req_cache_count < RS__WIN_WRITE_REQ_CACHE) {
+        rs_list_push_back(&s->req_cache, &req->node);
+        ++s->req_cache_count;
+        return;
+    }
+    rs_mem_free(&s->allocator, req);
+}
+
+static void rs__socket_deliver_writes(rs_socket_t *s, rs_list_t *list) {
+    rs_list_t batch;
+    rs_list_node_t *node;
+    rs_list_init(&batch);
+    rs_list_swap(&batch, list);
+    s->callback_depth++;
+    while ((node = rs_list_pop_front(&batch)) != NULL) {
+        rs__write_req_t req = *RS_CONTAINER_OF(node, rs__write_req_t, node);
+        rs__socket_recycle_req(s, RS_CONTAINER_OF(node, rs__write_req_t, node));
+        if (req.fn) {
+            req.fn(s, req.error, req.written, req.user_data);
+        }
+    }
+    s->callback_depth--;
+}
+
+static void rs__socket_completion_task(rs_task_t *task, void *arg, rs_task_status_t status) {
+    rs_socket_t *s = (rs_socket_t *)arg;
+    (void)task;
+    (void)status; /* completions are delivered either way: exactly once each */
+    /* Only what completed before this task ran: completions of writes made by
+     * these callbacks wait for the next tick. */
+    rs__socket_deliver_writes(s, &s->completed);
+    rs__socket_maybe_free(s);
+}
+
+static void rs__socket_shutdown_write_now(rs_socket_t *s) {
+    s->shut_write_pending = false;
+    if (s->handle != INVALID_SOCKET && shutdown(s->handle, SD_SEND) != 0) {
+        RS__LOG_DEBUG(RS_LS_SOCKET, "shutdown(SD_SEND) failed (error %d)", WSAGetLastError());
+    }
+}
+
+/* Credit `n` written bytes to the queue head, completing whole requests. */
+static void rs__socket_credit_written(rs_socket_t *s, size_t n) {
+    while (n > 0 || (!rs_list_empty(&s->write_queue) &&
+                     RS_CONTAINER_OF(rs_list_begin(&s->write_queue), rs__write_req_t, node)->remaining.len == 0)) {
+        rs__write_req_t *req;
+        size_t take;
+        if (rs_list_empty(&s->write_queue)) {
+            break;
+        }
+        req = RS_CONTAINER_OF(rs_list_begin(&s->write_queue), rs__write_req_t, node);
+        take = n < req->remaining.len ? n : req->remaining.len;
+        rs_byte_cursor_advance(&req->remaining, take);
+        req->written += take;
+        s->pending_write_bytes -= take;
+        n -= take;
+        if (req->remaining.len > 0) {
+            break;
+        }
+        rs_list_remove(&req->node);
+        req->error = RS_OK;
+        rs_list_push_back(&s->completed, &req->node);
+    }
+}
+
+/* Start one WSASend over the head of the queue, unless one is under way. */
+static void rs__socket_flush(rs_socket_t *s) {
+    if (!s->send_op.pending && !rs_list_empty(&s->write_queue) && s->state == RS__SOCK_CONNECTED) {
+        rs_list_node_t *node;
+        DWORD count = 0;
+        for (node = rs_list_begin(&s->write_queue);
+             node != rs_list_end(&s->write_queue) && count < RS__WIN_SEND_BUFS_MAX; node = node->next) {
+            rs__write_req_t *req = RS_CONTAINER_OF(node, rs__write_req_t, node);
+            size_t len = req->remaining.len;
+            s->send_bufs[count].buf = (char *)(uintptr_t)req->remaining.ptr;
+            s->send_bufs[count].len = len > (size_t)ULONG_MAX ? ULONG_MAX : (ULONG)len;
+            ++count;
+            if (len > (size_t)ULONG_MAX) {
+                break; /* the rest of it goes in the next send */
+            }
+        }
+        if (WSASend(s->handle, s->send_bufs, count, NULL, 0, rs__iocp_op_overlapped(&s->send_op), NULL) != 0 &&
+            WSAGetLastError() != WSA_IO_PENDING) {
+            int err = rs__wsa_result();
+            RS__LOG_DEBUG(RS_LS_SOCKET, "socket %p: write failed: %s", (void *)s, rs_strerror(err));
+            rs__socket_fail_writes(s, err);
+        } else {
+            rs__iocp_op_started(s->loop, &s->send_op);
+        }
+    }
+    if (rs_list_empty(&s->write_queue) && !s->send_op.pending && s->shut_write_pending) {
+        rs__socket_shutdown_write_now(s);
+    }
+    rs__socket_schedule_completions(s);
+}
+
+static void rs__win_send_done(rs__iocp_op_t *op, int status, size_t bytes) {
+    rs_socket_t *s = RS_CONTAINER_OF(op, rs_socket_t, send_op);
+    rs__socket_credit_written(s, bytes);
+    if (status && status != RS_ECANCELED) {
+        RS__LOG_DEBUG(RS_LS_SOCKET, "socket %p: write failed: %s", (void *)s, rs_strerror(status));
+    }
+    if (status || s->write_error) {
+        rs__socket_fail_writes(s, status ? status : s->write_error);
+    } else {
+        rs__socket_flush(s);
+    }
+    rs__socket_schedule_completions(s);
+    rs__socket_maybe_free(s);
+}
+
+RESEAU_API int rs_socket_write(rs_socket_t *socket, rs_byte_cursor_t data, rs_socket_on_write_fn *on_written,
+                               void *user_data) {
+    rs__write_req_t *req;
+    int err = rs__socket_check_thread(socket, "rs_socket_write"); /* first: misuse off-thread says so */
+    if (err) {
+        return err;
+    }
+    if (!on_written || (!data.ptr && data.len) || socket->options.type != RS_SOCKET_STREAM) {
+        return RS_EINVAL;
+    }
+    if (socket->state != RS__SOCK_CONNECTED || !socket->loop) {
+        return socket->state == RS__SOCK_CLOSED ? RS_EBADF : RS_ENOTCONN;
+    }
+    if (socket->write_shut) {
+        return RS_ESHUTDOWN;
+    }
+    if (socket->write_error) {
+        return socket->write_error;
+    }
+    req = rs__socket_take_req(socket);
+    if (!req) {
+        return RS_ENOMEM;
+    }
+    memset(req, 0, sizeof(*req));
+    req->remaining = data;
+    req->fn = on_written;
+    req->user_data = user_data;
+    rs_list_push_back(&socket->write_queue, &req->node);
+    socket->pending_write_bytes += data.len;
+    rs__socket_flush(socket);
+    return RS_OK;
+}
+
+RESEAU_API int rs_socket_shutdown_dir(rs_socket_t *socket, rs_socket_dir_t dir) {
+    int err = rs__socket_check_thread(socket, "rs_socket_shutdown_dir");
+    if (err) {
+        return err;
+    }
+    if ((dir & RS_SOCKET_DIR_BOTH) == 0 || (dir & ~RS_SOCKET_DIR_BOTH) != 0) {
+        return RS_EINVAL;
+    }
+    if (socket->state != RS__SOCK_CONNECTED) {
+        return socket->state == RS__SOCK_CLOSED ? RS_EBADF : RS_ENOTCONN;
+    }
+    if ((dir & RS_SOCKET_DIR_READ) && shutdown(socket->handle, SD_RECEIVE) != 0) {
+        return rs__wsa_result();
+    }
+    if ((dir & RS_SOCKET_DIR_WRITE) && !socket->write_shut) {
+        socket->write_shut = true;
+        if (rs_list_empty(&socket->write_queue) && !socket->send_op.pending) {
+            rs__socket_shutdown_write_now(socket);
+        } else {
+            socket->shut_write_pending = true; /* after the queued bytes */
+        }
+    }
+    return RS_OK;
+}
+
+/* ---- options on a live socket ---- */
+
+/* The common checks of the setters, in the documented order. */
+static int rs__socket_check_option(const rs_socket_t *s, bool type_ok, const char *function) {
+    int err = rs__socket_check_thread(s, function);
+    if (err) {
+        return err;
+    }
+    if (!type_ok) {
+        return RS_EINVAL;
+    }
+    return rs__socket_fd_state(s);
+}
+
+static bool rs__socket_is_ip(const rs_socket_t *s) {
+    return s->options.domain == RS_SOCKET_DOMAIN_IPV4 || s->options.domain == RS_SOCKET_DOMAIN_IPV6 ||
+           s->options.domain == RS_SOCKET_DOMAIN_DEFAULT;
+}
+
+RESEAU_API int rs_socket_set_tcp_nodelay(rs_socket_t *socket, bool enabled) {
+    int err = rs__socket_check_option(socket, socket && rs__socket_is_ip(socket), "rs_socket_set_tcp_nodelay");
+    return err ? err : rs__setsockopt_int(socket->handle, IPPROTO_TCP, TCP_NODELAY, enabled ? 1 : 0);
+}
+
+RESEAU_API int rs_socket_set_keepalive(rs_socket_t *socket, bool enabled, uint32_t idle_s, uint32_t interval_s,
+                                       uint32_t probes) {
+    int err = rs__socket_check_option(socket, socket && rs__socket_is_ip(socket), "rs_socket_set_keepalive");
+    if (err) {
+        return err;
+    }
+    err = rs__setsockopt_int(socket->handle, SOL_SOCKET, SO_KEEPALIVE, enabled ? 1 : 0);
+    return err ? err : rs__set_keepalive_timers(socket->handle, enabled, idle_s, interval_s, probes);
+}
+
+RESEAU_API int rs_socket_set_ttl(rs_socket_t *socket, uint32_t ttl) {
+    int err = rs__socket_check_option(socket, socket && rs__socket_is_ip(socket) && ttl >= 1 && ttl <= 255,
+                                      "rs_socket_set_ttl");
+    if (err) {
+        return err;
+    }
+    if (socket->options.domain == RS_SOCKET_DOMAIN_IPV6) {
+        return rs__setsockopt_int(socket->handle, IPPROTO_IPV6, IPV6_UNICAST_HOPS, (int)ttl);
+    }
+    return rs__setsockopt_int(socket->handle, IPPROTO_IP, IP_TTL, (int)ttl);
+}
+
+#endif /* RESEAU_OS_WINDOWS */
