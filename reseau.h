@@ -1392,8 +1392,9 @@ RESEAU_API int rs_socket_bind(rs_socket_t *socket, const rs_endpoint_t *local);
 /* RS_EINVAL for a NULL socket or out, RS_ESTATE before a default-domain socket
  * has its family, RS_EBADF once closed, or the OS error. */
 RESEAU_API int rs_socket_get_bound_address(const rs_socket_t *socket, rs_endpoint_t *out);
-/* The peer of a connected or accepted socket. RS_ENOTCONN otherwise; RS_EINVAL
- * for a NULL socket or out. */
+/* The peer of a connected or accepted socket. RS_ENOTCONN otherwise, and for an
+ * accepted socket whose peer had reset it before the address was read (io_uring
+ * loops read it after the accept); RS_EINVAL for a NULL socket or out. */
 RESEAU_API int rs_socket_get_remote_address(const rs_socket_t *socket, rs_endpoint_t *out);
 
 /* Stream sockets only; backlog <= 0 means SOMAXCONN. RS_EINVAL for a NULL or
@@ -1408,8 +1409,11 @@ RESEAU_API int rs_socket_listen(rs_socket_t *socket, int backlog);
  * OS error registering with the loop (RS_ENOMEM, ...). */
 RESEAU_API int rs_socket_start_accept(rs_socket_t *listener, rs_event_loop_t *loop, rs_socket_on_accept_fn *on_accept,
                                       void *user_data);
-/* RS_EINVAL for a NULL listener, RS_EWRONGTHREAD off its loop's thread,
- * RS_ESTATE unless listening, or the loop's subscription error. */
+/* Connections that arrive meanwhile wait for the next rs_socket_start_accept
+ * (in the kernel's queue, or on io_uring loops those the accept op had taken
+ * on the listener), and are closed if the listener closes first. RS_EINVAL for
+ * a NULL listener, RS_EWRONGTHREAD off its loop's thread, RS_ESTATE unless
+ * listening, or the loop's subscription error. */
 RESEAU_API int rs_socket_stop_accept(rs_socket_t *listener);
 
 /* Start connecting to `remote`, tied to `loop`; on_connect fires exactly once
@@ -11067,6 +11071,9 @@ static void rs__socket_accept_backoff(rs_socket_t *l, int error) {
     rs__socket_update_interest(l);
     RS__LOG_WARN(RS_LS_SOCKET, "listener %p cannot accept (%s); retrying in %u ms", (void *)l, rs_strerror(error),
                  (unsigned)l->accept_backoff_ms);
+    /* On io_uring, connections the op took still arrive while it backs off,
+     * and each may fail again: the retry moves later rather than twice. */
+    rs_event_loop_cancel_task(l->loop, &l->accept_retry_task);
     rs_event_loop_schedule_task_future(l->loop, &l->accept_retry_task,
                                        rs_event_loop_now_ns(l->loop) + l->accept_backoff_ms * RS_NS_PER_MS);
     rs__socket_deliver_accept(l, error, NULL);

@@ -839,6 +839,9 @@ static void rs__socket_accept_backoff(rs_socket_t *l, int error) {
     rs__socket_update_interest(l);
     RS__LOG_WARN(RS_LS_SOCKET, "listener %p cannot accept (%s); retrying in %u ms", (void *)l, rs_strerror(error),
                  (unsigned)l->accept_backoff_ms);
+    /* On io_uring, connections the op took still arrive while it backs off,
+     * and each may fail again: the retry moves later rather than twice. */
+    rs_event_loop_cancel_task(l->loop, &l->accept_retry_task);
     rs_event_loop_schedule_task_future(l->loop, &l->accept_retry_task,
                                        rs_event_loop_now_ns(l->loop) + l->accept_backoff_ms * RS_NS_PER_MS);
     rs__socket_deliver_accept(l, error, NULL);
