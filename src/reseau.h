@@ -159,8 +159,8 @@
  *   Implementation: the same names with .c (>>event_loop.c), plus
  *   >>platform.c, >>atomic.c, >>heap.c, >>scheduler.c, >>epoll.c, >>poll.c, >>kqueue.c, >>io_uring.c,
  *   >>sockaddr.c, >>socket_posix.c, >>udp_posix.c, >>sockopt_posix.c, >>message_pool.c,
- *   >>pipeline.c; for Windows >>thread_win.c, >>iocp.c, >>socket_win.c (TCP on the
- *   completion port) and >>net_win.c (what is not ported yet: RS_ENOTSUP).
+ *   >>pipeline.c; for Windows >>thread_win.c, >>iocp.c, >>socket_win.c (TCP and UDP
+ *   on the completion port) and >>net_win.c (what is not ported yet: RS_ENOTSUP).
  */
 #if (defined(RESEAU_IMPLEMENTATION) || defined(RESEAU_TLS_IMPLEMENTATION)) && defined(__linux__) && \
     !defined(_GNU_SOURCE)

@@ -1,11 +1,12 @@
 /*
  * Windows: what of the transport layer is not ported yet (issue 13). TCP
- * sockets are (>>socket_win.c); UDP, named pipes and the resolver are not:
- * rs_socket_new refuses DGRAM sockets, and the pipe and resolver
- * constructors return RS_ENOTSUP, so no datagram socket, pipe end or
- * resolver ever exists here. The datagram calls below can therefore only be
- * given NULL or a stream socket, and both are RS_EINVAL, as the API says; the
- * other calls answer as for a NULL handle (RS_EINVAL, nothing done, 0).
+ * and UDP sockets are (>>socket_win.c); multicast and broadcast options,
+ * named pipes and the resolver are not. The UDP option setters make the
+ * checks every setter makes (RS_EINVAL for a NULL or non-UDP socket,
+ * RS_EWRONGTHREAD, RS_ESTATE, RS_EBADF) and then return RS_ENOTSUP. The pipe
+ * and resolver constructors return RS_ENOTSUP, so no pipe end or resolver
+ * ever exists here; the other calls answer as for a NULL handle (RS_EINVAL,
+ * nothing done, 0).
  */
 #if RESEAU_OS_WINDOWS
 
@@ -15,81 +16,44 @@ static void rs__net_win_set_err(int *err_out, int err) {
     }
 }
 
-/* ---- datagram sockets ---------------------------------------------------- */
-
-RESEAU_API int rs_socket_send_to(rs_socket_t *socket, const rs_endpoint_t *destination, rs_byte_cursor_t data) {
-    (void)socket;
-    (void)destination;
-    (void)data;
-    return RS_EINVAL;
-}
-
-RESEAU_API int rs_socket_send_batch(rs_socket_t *socket, const rs_datagram_t *datagrams, size_t count,
-                                    size_t *sent_out) {
-    (void)socket;
-    (void)datagrams;
-    (void)count;
-    (void)sent_out;
-    return RS_EINVAL;
-}
-
-RESEAU_API int rs_socket_recv_from(rs_socket_t *socket, rs_datagram_t *datagram) {
-    (void)socket;
-    (void)datagram;
-    return RS_EINVAL;
-}
-
-RESEAU_API int rs_socket_recv_batch(rs_socket_t *socket, rs_datagram_t *datagrams, size_t count,
-                                    size_t *received_out) {
-    (void)socket;
-    (void)datagrams;
-    (void)count;
-    (void)received_out;
-    return RS_EINVAL;
-}
+/* ---- multicast and broadcast on UDP sockets (>>socket_win.c) ---------- */
 
 RESEAU_API int rs_socket_join_multicast_group(rs_socket_t *socket, const rs_endpoint_t *group,
                                               const rs_endpoint_t *interface_address, uint32_t interface_index) {
-    (void)socket;
     (void)group;
     (void)interface_address;
     (void)interface_index;
-    return RS_EINVAL;
+    return rs__socket_dgram_option_unsupported(socket, "rs_socket_join_multicast_group");
 }
 
 RESEAU_API int rs_socket_leave_multicast_group(rs_socket_t *socket, const rs_endpoint_t *group,
                                                const rs_endpoint_t *interface_address, uint32_t interface_index) {
-    (void)socket;
     (void)group;
     (void)interface_address;
     (void)interface_index;
-    return RS_EINVAL;
+    return rs__socket_dgram_option_unsupported(socket, "rs_socket_leave_multicast_group");
 }
 
 RESEAU_API int rs_socket_set_multicast_interface(rs_socket_t *socket, const rs_endpoint_t *interface_address,
                                                  uint32_t interface_index) {
-    (void)socket;
     (void)interface_address;
     (void)interface_index;
-    return RS_EINVAL;
+    return rs__socket_dgram_option_unsupported(socket, "rs_socket_set_multicast_interface");
 }
 
 RESEAU_API int rs_socket_set_multicast_loop(rs_socket_t *socket, bool enabled) {
-    (void)socket;
     (void)enabled;
-    return RS_EINVAL;
+    return rs__socket_dgram_option_unsupported(socket, "rs_socket_set_multicast_loop");
 }
 
 RESEAU_API int rs_socket_set_multicast_ttl(rs_socket_t *socket, uint32_t ttl) {
-    (void)socket;
     (void)ttl;
-    return RS_EINVAL;
+    return rs__socket_dgram_option_unsupported(socket, "rs_socket_set_multicast_ttl");
 }
 
 RESEAU_API int rs_socket_set_broadcast(rs_socket_t *socket, bool enabled) {
-    (void)socket;
     (void)enabled;
-    return RS_EINVAL;
+    return rs__socket_dgram_option_unsupported(socket, "rs_socket_set_broadcast");
 }
 
 /* ---- pipes --------------------------------------------------------------- */

@@ -275,7 +275,9 @@ RESEAU_API int rs_socket_set_ttl(rs_socket_t *socket, uint32_t ttl);
  * or NULL) or, on Linux, its index (RS_ENOTSUP elsewhere); IPv6 by index only
  * (interface_address must be NULL). Neither (NULL and 0) lets the OS pick by
  * its routes. Joining sends an IGMP/MLD report on that interface. Leaving a
- * group not joined is the OS error (RS_EADDRNOTAVAIL). */
+ * group not joined is the OS error (RS_EADDRNOTAVAIL). On Windows these
+ * multicast setters and rs_socket_set_broadcast are not ported yet: after
+ * the common checks above they return RS_ENOTSUP. */
 RESEAU_API int rs_socket_join_multicast_group(rs_socket_t *socket, const rs_endpoint_t *group,
                                               const rs_endpoint_t *interface_address, uint32_t interface_index);
 RESEAU_API int rs_socket_leave_multicast_group(rs_socket_t *socket, const rs_endpoint_t *group,

@@ -24,9 +24,21 @@
  * not yet been told RS_EAGAIN: the level-triggered contract of the readiness
  * path, as in >>socket_uring.c.
  *
- * Not here yet (RS_ENOTSUP): UDP, Unix-domain sockets, VSOCK,
- * network_interface_name (SO_BINDTODEVICE has no Winsock counterpart) and
- * reuseport.
+ * UDP (IPv4, IPv6) uses the same probe, but a zero-byte WSARecvFrom would
+ * consume a datagram (a datagram socket drops what does not fit the buffer),
+ * so the probe peeks (MSG_PEEK) and leaves the datagram for
+ * rs_socket_recv_from. Sends are immediate and non-queueing as on POSIX: a
+ * non-blocking WSASendTo, RS_EAGAIN when the buffer is full. ICMP port
+ * unreachable comes back from Winsock as WSAECONNRESET on the next receive,
+ * connected or not (Wine ends the peek with ECONNREFUSED instead); POSIX
+ * reports it only on a connected socket, as ECONNREFUSED, so recv_from
+ * reports RS_ECONNREFUSED once when connected and skips it otherwise (the
+ * socket keeps working either way). SIO_UDP_CONNRESET is not used: turning
+ * the reports off would lose them on connected sockets too.
+ *
+ * Not here yet (RS_ENOTSUP): multicast and broadcast options, Unix-domain
+ * sockets, VSOCK, network_interface_name (SO_BINDTODEVICE has no Winsock
+ * counterpart) and reuseport.
  */
 #if RESEAU_OS_WINDOWS
 
@@ -110,6 +122,7 @@ struct rs_socket {
     void *readable_user_data;
     bool reading;
     bool read_done;      /* EOF or a read error was returned: no more readable events */
+    int deferred_recv_error; /* DGRAM: for the next receive (recv_batch's after some datagrams, or the probe's) */
     bool readable;       /* the probe saw data (or the end): not yet read to RS_EAGAIN */
     int probe_error;     /* the error the probe ended with, reported by the next read */
     rs__iocp_op_t probe_op;
@@ -402,9 +415,6 @@ static int rs__socket_apply_defaults(rs_socket_t *s, const rs_socket_options_t *
         }
         return RS_ENOTSUP; /* no SO_BINDTODEVICE in Winsock */
     }
-    if (s->options.type == RS_SOCKET_DGRAM) {
-        return RS_ENOTSUP; /* UDP is not ported yet */
-    }
     if (s->options.domain == RS_SOCKET_DOMAIN_LOCAL || s->options.domain == RS_SOCKET_DOMAIN_VSOCK) {
         return RS_ENOTSUP;
     }
@@ -470,9 +480,10 @@ static void rs__socket_free(rs_socket_t *s) {
 
 /* An overlapped, non-inheritable, non-blocking socket of the family. The
  * non-blocking mode serves rs_socket_read; overlapped calls ignore it. */
-static int rs__win_new_handle(int family, SOCKET *out) {
+static int rs__win_new_handle(int family, bool dgram, SOCKET *out) {
     u_long nonblocking = 1;
-    SOCKET h = WSASocketW(family, SOCK_STREAM, IPPROTO_TCP, NULL, 0, WSA_FLAG_OVERLAPPED);
+    SOCKET h = WSASocketW(family, dgram ? SOCK_DGRAM : SOCK_STREAM, dgram ? IPPROTO_UDP : IPPROTO_TCP, NULL, 0,
+                          WSA_FLAG_OVERLAPPED);
     if (h == INVALID_SOCKET) {
         int err = rs__wsa_result();
         RS__LOG_ERROR(RS_LS_SOCKET, "WSASocket failed: %s (error %d)", rs_strerror(err), WSAGetLastError());
@@ -492,13 +503,21 @@ static int rs__socket_open_handle(rs_socket_t *s) {
     int family;
     int err = rs__domain_family(s->options.domain, &family);
     if (!err) {
-        err = rs__win_new_handle(family, &s->handle);
+        err = rs__win_new_handle(family, s->options.type == RS_SOCKET_DGRAM, &s->handle);
     }
     if (err) {
         return err;
     }
     err = rs__socket_apply_bind_options(s);
-    if (!err) {
+    if (!err && s->options.type == RS_SOCKET_DGRAM) {
+        /* tcp_nodelay and keepalive mean nothing to UDP (POSIX ignores them too) */
+        if (s->options.send_buffer_size) {
+            err = rs__setsockopt_int(s->handle, SOL_SOCKET, SO_SNDBUF, (int)s->options.send_buffer_size);
+        }
+        if (!err && s->options.recv_buffer_size) {
+            err = rs__setsockopt_int(s->handle, SOL_SOCKET, SO_RCVBUF, (int)s->options.recv_buffer_size);
+        }
+    } else if (!err) {
         err = rs__socket_apply_connection_options(s);
     }
     if (err) {
@@ -546,10 +565,12 @@ RESEAU_API size_t rs_socket_get_pending_write_bytes(const rs_socket_t *socket) {
 static void rs__socket_close_now(rs_socket_t *s);
 static void rs__socket_maybe_free(rs_socket_t *s);
 
+static bool rs__socket_can_read(const rs_socket_t *s);
+
 static void rs__socket_member_end(rs_list_node_t *member) {
     rs_socket_t *s = RS_CONTAINER_OF(member, rs_socket_t, loop_member);
     bool accepting = s->state == RS__SOCK_LISTENING && s->accepting && s->on_accept;
-    bool reading = !accepting && s->state == RS__SOCK_CONNECTED && !s->read_done && s->on_readable;
+    bool reading = !accepting && rs__socket_can_read(s) && !s->read_done && s->on_readable;
     if (s->state == RS__SOCK_CLOSED) {
         return;
     }
@@ -769,6 +790,8 @@ RESEAU_API void rs_socket_destroy(rs_socket_t *socket) {
 
 /* ---- bind, listen, addresses ---- */
 
+static void rs__socket_update_reading(rs_socket_t *s);
+
 static int rs__socket_take_family(rs_socket_t *s, const rs_endpoint_t *endpoint) {
     int err;
     if (!endpoint) {
@@ -789,7 +812,13 @@ static int rs__socket_take_family(rs_socket_t *s, const rs_endpoint_t *endpoint)
         s->options.domain = RS_SOCKET_DOMAIN_DEFAULT;
         return err;
     }
-    return s->loop ? rs__socket_tie_to_loop(s, s->loop) : RS_OK;
+    if (s->loop) {
+        err = rs__socket_tie_to_loop(s, s->loop);
+        if (!err) {
+            rs__socket_update_reading(s); /* subscribed before it had a handle */
+        }
+    }
+    return err;
 }
 
 RESEAU_API int rs_socket_bind(rs_socket_t *socket, const rs_endpoint_t *local) {
@@ -895,7 +924,7 @@ static int rs__win_post_accept(rs_socket_t *l, rs__win_accept_t *a) {
     int family;
     int err = rs__domain_family(l->options.domain, &family);
     if (!err) {
-        err = rs__win_new_handle(family, &a->accepted);
+        err = rs__win_new_handle(family, false, &a->accepted);
     }
     if (err) {
         return err;
@@ -1185,6 +1214,27 @@ static int rs__win_bind_any(rs_socket_t *s) {
     return RS_OK;
 }
 
+/* A UDP "connect" only fixes the peer: done at once, reported on the next tick. */
+static int rs__win_dgram_connect(rs_socket_t *s, const rs__sockaddr_t *sa, int len, rs_event_loop_t *loop,
+                                 rs_socket_on_connect_fn *on_connect, void *user_data) {
+    int err = rs__socket_tie_to_loop(s, loop);
+    if (err) {
+        return err;
+    }
+    if (connect(s->handle, &sa->sa, len) != 0) {
+        err = rs__wsa_result();
+        rs__socket_close_now(s); /* as POSIX: the socket is closed and nothing calls back */
+        return err;
+    }
+    s->on_connect = on_connect;
+    s->connect_user_data = user_data;
+    s->state = RS__SOCK_CONNECTED;
+    s->has_remote = true; /* s->remote was set by the caller */
+    rs__socket_connect_later(s, RS_OK);
+    rs__socket_update_reading(s);
+    return RS_OK;
+}
+
 RESEAU_API int rs_socket_connect(rs_socket_t *socket, const rs_endpoint_t *remote, rs_event_loop_t *loop,
                                  rs_socket_on_connect_fn *on_connect, void *user_data) {
     GUID connect_guid = WSAID_CONNECTEX;
@@ -1211,6 +1261,10 @@ RESEAU_API int rs_socket_connect(rs_socket_t *socket, const rs_endpoint_t *remot
     }
     if (!err) {
         err = rs__endpoint_to_sockaddr(remote, &sa, &len);
+    }
+    if (!err && socket->options.type == RS_SOCKET_DGRAM) {
+        socket->remote = *remote;
+        return rs__win_dgram_connect(socket, &sa, len, loop, on_connect, user_data);
     }
     if (!err) {
         err = rs__win_extension(socket->handle, connect_guid, &connect_ex, sizeof(connect_ex));
@@ -1252,8 +1306,6 @@ static void rs__socket_skip_connect_timer(rs_socket_t *socket) {
     socket->no_connect_timer = true;
 }
 
-static void rs__socket_update_reading(rs_socket_t *s);
-
 RESEAU_API int rs_socket_assign_to_loop(rs_socket_t *socket, rs_event_loop_t *loop) {
     int err;
     if (!socket || !loop) {
@@ -1275,8 +1327,17 @@ RESEAU_API int rs_socket_assign_to_loop(rs_socket_t *socket, rs_event_loop_t *lo
 
 /* ---- reading ---- */
 
+/* A UDP socket reads unconnected too, once it has a handle. */
+static bool rs__socket_can_read(const rs_socket_t *s) {
+    if (s->state == RS__SOCK_CONNECTED) {
+        return true;
+    }
+    return s->options.type == RS_SOCKET_DGRAM && (s->state == RS__SOCK_INIT || s->state == RS__SOCK_BOUND);
+}
+
 static bool rs__socket_wants_reads(const rs_socket_t *s) {
-    return s->state == RS__SOCK_CONNECTED && s->loop && s->on_readable && s->reading && !s->read_done;
+    return rs__socket_can_read(s) && s->handle != INVALID_SOCKET && s->loop && s->on_readable && s->reading &&
+           !s->read_done;
 }
 
 static void rs__socket_schedule_readable(rs_socket_t *s) {
@@ -1291,10 +1352,18 @@ static void rs__socket_update_reading(rs_socket_t *s) {
     if (rs__socket_wants_reads(s) && !s->readable && !s->probe_op.pending) {
         WSABUF buf;
         DWORD flags = 0;
+        int r;
         buf.len = 0;
         buf.buf = NULL;
-        if (WSARecv(s->handle, &buf, 1, NULL, &flags, rs__iocp_op_overlapped(&s->probe_op), NULL) != 0 &&
-            WSAGetLastError() != WSA_IO_PENDING) {
+        if (s->options.type == RS_SOCKET_DGRAM) {
+            /* Peek: a plain zero-byte receive would take the datagram and
+             * drop its bytes (they do not fit), losing it. */
+            flags = MSG_PEEK;
+            r = WSARecvFrom(s->handle, &buf, 1, NULL, &flags, NULL, NULL, rs__iocp_op_overlapped(&s->probe_op), NULL);
+        } else {
+            r = WSARecv(s->handle, &buf, 1, NULL, &flags, rs__iocp_op_overlapped(&s->probe_op), NULL);
+        }
+        if (r != 0 && WSAGetLastError() != WSA_IO_PENDING) {
             /* The socket is broken: the read says how. */
             s->probe_error = rs__wsa_result();
             s->readable = true;
@@ -1308,9 +1377,19 @@ static void rs__socket_update_reading(rs_socket_t *s) {
 static void rs__win_probe_done(rs__iocp_op_t *op, int status, size_t bytes) {
     rs_socket_t *s = RS_CONTAINER_OF(op, rs_socket_t, probe_op);
     (void)bytes;
-    if (s->state == RS__SOCK_CONNECTED && status != RS_ECANCELED) {
+    if (rs__socket_can_read(s) && s->state != RS__SOCK_CLOSED && status != RS_ECANCELED) {
         s->readable = true;
         s->probe_error = status;
+        if (s->options.type == RS_SOCKET_DGRAM) {
+            /* UDP: the peek may end "too small" for the datagram it found,
+             * which is news, not an error. ICMP port unreachable may end it
+             * (Wine: ECONNREFUSED, consumed by the peek): kept for the next
+             * receive when connected, dropped otherwise, as in recv_from. */
+            s->probe_error = RS_OK;
+            if ((status == RS_ECONNREFUSED || status == RS_ECONNRESET) && s->has_remote) {
+                s->deferred_recv_error = RS_ECONNREFUSED;
+            }
+        }
         rs__socket_schedule_readable(s);
     }
     rs__socket_maybe_free(s);
@@ -1343,7 +1422,7 @@ RESEAU_API int rs_socket_subscribe_to_readable_events(rs_socket_t *socket, rs_so
     if (!socket->loop) {
         return RS_ESTATE;
     }
-    if (socket->state != RS__SOCK_CONNECTED) {
+    if (!rs__socket_can_read(socket)) {
         return socket->state == RS__SOCK_CLOSED ? RS_EBADF : RS_ENOTCONN;
     }
     socket->on_readable = on_readable;
@@ -1683,4 +1762,194 @@ RESEAU_API int rs_socket_set_ttl(rs_socket_t *socket, uint32_t ttl) {
     return rs__setsockopt_int(socket->handle, IPPROTO_IP, IP_TTL, (int)ttl);
 }
 
+
+/* ---- datagrams ---- */
+
+static int rs__socket_check_dgram(const rs_socket_t *s, const char *function) {
+    int err = rs__socket_check_thread(s, function);
+    if (err) {
+        return err;
+    }
+    if (s->options.type != RS_SOCKET_DGRAM) {
+        return RS_EINVAL;
+    }
+    /* A default-domain socket has no handle yet: its first send_to makes one. */
+    return s->handle == INVALID_SOCKET && !rs__socket_domain_pending(s) ? RS_EBADF : RS_OK;
+}
+
+/* Send one datagram; the socket was checked. */
+static int rs__dgram_send_one(rs_socket_t *s, const rs_endpoint_t *destination, const void *data, size_t len) {
+    rs__sockaddr_t name;
+    int name_len = 0;
+    WSABUF buf;
+    DWORD sent = 0;
+    int r;
+    if (destination && !s->has_remote) {
+        int err = rs__socket_take_family(s, destination);
+        if (!err) {
+            err = rs__endpoint_to_sockaddr(destination, &name, &name_len);
+        }
+        if (err) {
+            return err;
+        }
+    } else if (!s->has_remote) {
+        return RS_ENOTCONN; /* no destination and not connected */
+    }
+    if (len > (size_t)ULONG_MAX) {
+        return RS_EMSGSIZE;
+    }
+    buf.buf = (char *)(uintptr_t)data;
+    buf.len = (ULONG)len;
+    if (s->has_remote) {
+        r = WSASend(s->handle, &buf, 1, &sent, 0, NULL, NULL);
+    } else {
+        r = WSASendTo(s->handle, &buf, 1, &sent, 0, &name.sa, name_len, NULL, NULL);
+    }
+    /* Non-blocking: WSAEWOULDBLOCK is RS_EAGAIN, retried by the caller. */
+    return r == 0 ? RS_OK : rs__wsa_result();
+}
+
+RESEAU_API int rs_socket_send_to(rs_socket_t *socket, const rs_endpoint_t *destination, rs_byte_cursor_t data) {
+    int err = rs__socket_check_dgram(socket, "rs_socket_send_to");
+    return err ? err : rs__dgram_send_one(socket, destination, data.ptr, data.len);
+}
+
+RESEAU_API int rs_socket_send_batch(rs_socket_t *socket, const rs_datagram_t *datagrams, size_t count,
+                                    size_t *sent_out) {
+    size_t sent = 0;
+    int err;
+    if (sent_out) {
+        *sent_out = 0;
+    }
+    err = rs__socket_check_dgram(socket, "rs_socket_send_batch"); /* NULL socket, then the thread, first */
+    if (!err && (!datagrams || !sent_out)) {
+        err = RS_EINVAL;
+    }
+    /* Winsock has no sendmmsg: one WSASendTo each, stopping at the first error. */
+    while (!err && sent < count) {
+        err = rs__dgram_send_one(socket, &datagrams[sent].endpoint, datagrams[sent].data, datagrams[sent].len);
+        if (!err) {
+            ++sent;
+        }
+    }
+    if (sent_out) {
+        *sent_out = sent;
+    }
+    return sent > 0 ? RS_OK : err;
+}
+
+/* Receive one datagram; the socket and the datagram were checked. */
+static int rs__dgram_recv_one(rs_socket_t *s, rs_datagram_t *d) {
+    for (;;) {
+        rs__sockaddr_t name;
+        int name_len = (int)sizeof(name);
+        WSABUF buf;
+        DWORD n = 0;
+        DWORD flags = 0;
+        int os_error;
+        memset(&name, 0, sizeof(name));
+        buf.buf = (char *)d->data;
+        buf.len = d->capacity > (size_t)ULONG_MAX ? ULONG_MAX : (ULONG)d->capacity;
+        d->truncated = false;
+        if (WSARecvFrom(s->handle, &buf, 1, &n, &flags, &name.sa, &name_len, NULL, NULL) == 0) {
+            d->len = (size_t)n;
+        } else {
+            os_error = WSAGetLastError();
+            if (os_error == WSAEMSGSIZE) {
+                /* Winsock fills the buffer and drops the rest, as MSG_TRUNC says on POSIX. */
+                d->len = buf.len;
+                d->truncated = true;
+            } else if (os_error == WSAECONNRESET) {
+                /* ICMP port unreachable for an earlier send: POSIX reports it
+                 * (as ECONNREFUSED) only on a connected socket. */
+                if (s->has_remote) {
+                    return RS_ECONNREFUSED;
+                }
+                continue;
+            } else {
+                if (os_error == WSAEWOULDBLOCK) {
+                    s->readable = false;
+                    if (s->loop) {
+                        rs__socket_update_reading(s); /* the probe again, for the next datagram */
+                    }
+                }
+                return rs__result_from_win32((uint32_t)os_error);
+            }
+        }
+        if (rs__endpoint_from_sockaddr(&d->endpoint, &name.sa, name_len) != RS_OK) {
+            memset(&d->endpoint, 0, sizeof(d->endpoint));
+        }
+        return RS_OK;
+    }
+}
+
+static int rs__dgram_check_recv(const rs_socket_t *s, bool valid, const char *function) {
+    int err = rs__socket_check_dgram(s, function); /* NULL socket, then the thread, first */
+    if (!err && !valid) {
+        err = RS_EINVAL;
+    }
+    return err ? err : rs__socket_fd_state(s); /* nothing to receive on before the first send_to or bind */
+}
+
+static int rs__dgram_take_deferred_error(rs_socket_t *s) {
+    int err = s->deferred_recv_error;
+    s->deferred_recv_error = RS_OK;
+    return err;
+}
+
+RESEAU_API int rs_socket_recv_from(rs_socket_t *socket, rs_datagram_t *datagram) {
+    bool valid = datagram && datagram->data && datagram->capacity;
+    int err = rs__dgram_check_recv(socket, valid, "rs_socket_recv_from");
+    err = err ? err : rs__dgram_take_deferred_error(socket);
+    return err ? err : rs__dgram_recv_one(socket, datagram);
+}
+
+RESEAU_API int rs_socket_recv_batch(rs_socket_t *socket, rs_datagram_t *datagrams, size_t count,
+                                    size_t *received_out) {
+    size_t chunk = count < RS_DATAGRAM_BATCH_MAX ? count : RS_DATAGRAM_BATCH_MAX;
+    size_t received = 0;
+    size_t i;
+    int err;
+    if (received_out) {
+        *received_out = 0;
+    }
+    err = rs__dgram_check_recv(socket, datagrams && received_out, "rs_socket_recv_batch");
+    if (!err && count == 0) {
+        err = RS_EINVAL;
+    }
+    for (i = 0; !err && i < chunk; ++i) {
+        if (!datagrams[i].data || !datagrams[i].capacity) {
+            err = RS_EINVAL; /* before anything is received, whichever it is */
+        }
+    }
+    err = err ? err : rs__dgram_take_deferred_error(socket);
+    /* Winsock has no recvmmsg: one WSARecvFrom each. An error after some
+     * datagrams is kept for the next receive, as recvmmsg keeps it. */
+    while (!err && received < chunk) {
+        err = rs__dgram_recv_one(socket, &datagrams[received]);
+        if (!err) {
+            ++received;
+        }
+    }
+    if (err && received > 0) {
+        if (err != RS_EAGAIN) {
+            socket->deferred_recv_error = err;
+        }
+        err = RS_OK;
+    }
+    if (err) {
+        return err;
+    }
+    *received_out = received;
+    return RS_OK;
+}
+
+/* Multicast and broadcast are not ported yet: RS_ENOTSUP for a UDP socket
+ * (after the checks every option setter makes), RS_EINVAL otherwise. */
+static int rs__socket_dgram_option_unsupported(const rs_socket_t *s, const char *function) {
+    int err = rs__socket_check_option(s, s && s->options.type == RS_SOCKET_DGRAM && rs__socket_is_ip(s), function);
+    return err ? err : RS_ENOTSUP;
+}
+
 #endif /* RESEAU_OS_WINDOWS */
+

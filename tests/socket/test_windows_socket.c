@@ -13,6 +13,8 @@
  *   - writes completed in order, exactly once each;
  *   - closing or destroying with operations in flight: each completes once
  *     with RS_ECANCELED, and no memory is freed under the kernel;
+ *   - UDP: the readiness probe peeks, so no datagram is lost to it; a
+ *     socket destroyed with the probe in flight waits for its packet;
  *   - what Windows cannot do is RS_ENOTSUP.
  * Off Windows every test skips, saying so. Only loopback is used.
  */
@@ -609,6 +611,19 @@ static void documented_results_and_enotsup_iocp(void **state) {
 
     o = sock_opts(RS_SOCKET_DOMAIN_IPV4);
     o.type = RS_SOCKET_DGRAM;
+    s = rs_socket_new(&o, &err);
+    assert_non_null(s);
+    assert_int_equal(err, RS_OK);
+    assert_int_equal(rs_socket_join_multicast_group(s, &ep, NULL, 0), RS_ENOTSUP);
+    assert_int_equal(rs_socket_leave_multicast_group(s, &ep, NULL, 0), RS_ENOTSUP);
+    assert_int_equal(rs_socket_set_multicast_interface(s, NULL, 0), RS_ENOTSUP);
+    assert_int_equal(rs_socket_set_multicast_loop(s, true), RS_ENOTSUP);
+    assert_int_equal(rs_socket_set_multicast_ttl(s, 1), RS_ENOTSUP);
+    assert_int_equal(rs_socket_set_broadcast(s, true), RS_ENOTSUP);
+    rs_socket_destroy(s);
+    assert_int_equal(rs_socket_set_multicast_loop(NULL, true), RS_EINVAL);
+    o.type = RS_SOCKET_DGRAM;
+    o.domain = RS_SOCKET_DOMAIN_LOCAL;
     assert_null(rs_socket_new(&o, &err));
     assert_int_equal(err, RS_ENOTSUP);
     o = sock_opts(RS_SOCKET_DOMAIN_LOCAL);
@@ -764,6 +779,133 @@ static void alloc_sweep_connect_and_accept_iocp(void **state) {
     fail_msg("the sweep never reached a run without an allocation failure");
 }
 
+/* ---- UDP ---- */
+
+typedef struct dgram_rx {
+    int calls;
+    int errors;
+    size_t count;
+    uint8_t data[4][32];
+    size_t len[4];
+    bool truncated[4];
+} dgram_rx_t;
+
+static void dgram_rx_on_readable(rs_socket_t *s, int error, void *user_data) {
+    dgram_rx_t *r = (dgram_rx_t *)user_data;
+    r->calls++;
+    if (error) {
+        r->errors++;
+        return;
+    }
+    for (;;) {
+        rs_datagram_t d;
+        int err;
+        uint8_t scratch[32];
+        memset(&d, 0, sizeof(d));
+        d.data = r->count < 4 ? r->data[r->count] : scratch;
+        d.capacity = sizeof(scratch);
+        err = rs_socket_recv_from(s, &d);
+        if (err == RS_EAGAIN) {
+            return;
+        }
+        if (err) {
+            r->errors++;
+            return;
+        }
+        if (r->count < 4) {
+            r->len[r->count] = d.len;
+            r->truncated[r->count] = d.truncated;
+        }
+        r->count++;
+    }
+}
+
+static rs_socket_t *dgram_new_bound(rs_socket_domain_t domain, rs_endpoint_t *bound) {
+    rs_socket_options_t o = sock_opts(domain);
+    rs_endpoint_t ep;
+    rs_socket_t *s;
+    int err = 12345;
+    o.type = RS_SOCKET_DGRAM;
+    s = rs_socket_new(&o, &err);
+    assert_non_null(s);
+    assert_int_equal(err, RS_OK);
+    loopback(domain, 0, &ep);
+    assert_int_equal(rs_socket_bind(s, &ep), RS_OK);
+    assert_int_equal(rs_socket_get_bound_address(s, bound), RS_OK);
+    return s;
+}
+
+/* The readiness probe must not take a datagram: a zero-byte receive on a
+ * datagram socket consumes one, so the probe peeks. Two datagrams sent
+ * before and after the probe is posted both arrive intact, in order. */
+static void udp_readiness_probe_keeps_datagrams(rs_socket_domain_t domain) {
+    rs_event_loop_t *loop = rs_test_loop_new(RS_EVENT_LOOP_BACKEND_IOCP);
+    rs_endpoint_t a_ep;
+    rs_endpoint_t b_ep;
+    rs_socket_t *a = dgram_new_bound(domain, &a_ep);
+    rs_socket_t *b = dgram_new_bound(domain, &b_ep);
+    dgram_rx_t r;
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(rs_socket_assign_to_loop(b, loop), RS_OK);
+    assert_int_equal(rs_socket_subscribe_to_readable_events(b, dgram_rx_on_readable, &r), RS_OK);
+    assert_int_equal(rs_event_loop_run_once(loop, 0), RS_OK); /* the probe is posted, nothing waits */
+    assert_int_equal(r.count, 0);
+    assert_int_equal(rs_socket_send_to(a, &b_ep, rs_byte_cursor_from_cstr("first datagram")), RS_OK);
+    assert_int_equal(rs_socket_send_to(a, &b_ep, rs_byte_cursor_from_cstr("second")), RS_OK);
+    RUN_UNTIL(loop, r.count >= 2);
+    assert_int_equal(r.count, 2);
+    assert_int_equal(r.errors, 0);
+    assert_int_equal(r.len[0], strlen("first datagram"));
+    assert_memory_equal(r.data[0], "first datagram", r.len[0]);
+    assert_false(r.truncated[0]);
+    assert_int_equal(r.len[1], strlen("second"));
+    assert_memory_equal(r.data[1], "second", r.len[1]);
+    assert_false(r.truncated[1]);
+    rs_socket_destroy(a);
+    rs_socket_destroy(b);
+    rs_event_loop_run_once(loop, 0);
+    rs_event_loop_destroy(loop);
+}
+
+static void udp_readiness_probe_keeps_datagrams_ipv4_iocp(void **state) {
+    (void)state;
+    windows_or_skip();
+    udp_readiness_probe_keeps_datagrams(RS_SOCKET_DOMAIN_IPV4);
+}
+
+static void udp_readiness_probe_keeps_datagrams_ipv6_iocp(void **state) {
+    (void)state;
+    windows_or_skip();
+    udp_readiness_probe_keeps_datagrams(RS_SOCKET_DOMAIN_IPV6);
+}
+
+/* Closing and destroying a UDP socket whose probe is in flight: the probe is
+ * canceled, its packet is awaited before the memory goes (the test allocator
+ * would see a leak or the kernel a freed OVERLAPPED), and no readable
+ * callback follows. */
+static void udp_destroy_with_probe_in_flight_iocp(void **state) {
+    rs_event_loop_t *loop;
+    rs_endpoint_t a_ep;
+    rs_socket_t *a;
+    dgram_rx_t r;
+    int i;
+    (void)state;
+    windows_or_skip();
+    loop = rs_test_loop_new(RS_EVENT_LOOP_BACKEND_IOCP);
+    a = dgram_new_bound(RS_SOCKET_DOMAIN_IPV4, &a_ep);
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(rs_socket_assign_to_loop(a, loop), RS_OK);
+    assert_int_equal(rs_socket_subscribe_to_readable_events(a, dgram_rx_on_readable, &r), RS_OK);
+    assert_int_equal(rs_event_loop_run_once(loop, 0), RS_OK);
+    assert_int_equal(rs_socket_close(a), RS_OK);
+    rs_socket_destroy(a);
+    for (i = 0; i < 10; ++i) {
+        assert_int_equal(rs_event_loop_run_once(loop, 5), RS_OK);
+    }
+    assert_int_equal(r.calls, 0);
+    rs_event_loop_destroy(loop);
+}
+
 #else /* !RESEAU_OS_WINDOWS */
 
 #define WINDOWS_ONLY(name)                                                                          \
@@ -789,6 +931,9 @@ WINDOWS_ONLY(peer_reset_is_econnreset_iocp)
 WINDOWS_ONLY(ntstatus_maps_to_result_codes)
 WINDOWS_ONLY(documented_results_and_enotsup_iocp)
 WINDOWS_ONLY(alloc_sweep_connect_and_accept_iocp)
+WINDOWS_ONLY(udp_readiness_probe_keeps_datagrams_ipv4_iocp)
+WINDOWS_ONLY(udp_readiness_probe_keeps_datagrams_ipv6_iocp)
+WINDOWS_ONLY(udp_destroy_with_probe_in_flight_iocp)
 
 #endif /* RESEAU_OS_WINDOWS */
 
@@ -812,6 +957,9 @@ int main(void) {
         cmocka_unit_test(peer_reset_is_econnreset_iocp),
         cmocka_unit_test(documented_results_and_enotsup_iocp),
         cmocka_unit_test(alloc_sweep_connect_and_accept_iocp),
+        cmocka_unit_test(udp_readiness_probe_keeps_datagrams_ipv4_iocp),
+        cmocka_unit_test(udp_readiness_probe_keeps_datagrams_ipv6_iocp),
+        cmocka_unit_test(udp_destroy_with_probe_in_flight_iocp),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
