@@ -1406,7 +1406,8 @@ RESEAU_API int rs_socket_listen(rs_socket_t *socket, int backlog);
  * runs on that loop's thread. Call on `loop`'s thread. RS_EINVAL for a NULL
  * listener, loop or on_accept; RS_EBUSY if tied to another loop;
  * RS_EWRONGTHREAD off `loop`'s thread; RS_ESTATE unless listening; or the
- * OS error registering with the loop (RS_ENOMEM, ...). */
+ * OS error registering with the loop (RS_ENOMEM, ...; on io_uring also RS_EAGAIN
+ * when the submission queue is full and the kernel takes none of it). */
 RESEAU_API int rs_socket_start_accept(rs_socket_t *listener, rs_event_loop_t *loop, rs_socket_on_accept_fn *on_accept,
                                       void *user_data);
 /* Connections that arrive meanwhile wait for the next rs_socket_start_accept
@@ -1421,8 +1422,9 @@ RESEAU_API int rs_socket_stop_accept(rs_socket_t *listener);
  * (the callback still comes later). RS_EINVAL for a NULL socket, remote, loop or
  * on_connect, a port of 0 or an endpoint of another domain; RS_EBUSY if tied to
  * another loop; RS_EWRONGTHREAD off `loop`'s thread; RS_EBADF once closed;
- * RS_ESTATE unless new or bound; or the loop's subscription error (RS_ENOMEM, ...; the socket is then
- * closed). An OS refusal (RS_ECONNREFUSED, ...) comes through on_connect. Loop thread. */
+ * RS_ESTATE unless new or bound; or the loop's subscription error (RS_ENOMEM, ...; on io_uring
+ * also RS_EAGAIN when the submission queue is full and the kernel takes none of it; the socket is
+ * then closed). An OS refusal (RS_ECONNREFUSED, ...) comes through on_connect. Loop thread. */
 RESEAU_API int rs_socket_connect(rs_socket_t *socket, const rs_endpoint_t *remote, rs_event_loop_t *loop,
                                  rs_socket_on_connect_fn *on_connect, void *user_data);
 /* Tie an accepted (or any unassigned) socket to `loop`. RS_EBUSY if already
