@@ -7,29 +7,16 @@
  * now (rs__socket_update_interest), so level-triggered readiness never spins.
  * Completions go through tasks so they are never delivered inside the call
  * that started them, and a depth counter defers freeing while any of the
- * socket's own callbacks is on the stack.
+ * socket's own callbacks is on the stack. What this shares with the Winsock
+ * sockets (checks, connect and close paths, bind/listen) is in >>socket_core.c.
  */
 
 /* Writes gathered into one sendmsg; IOV_MAX is far larger, this keeps the stack small. */
 #define RS__WRITE_IOV_MAX 64
-/* Finished write requests kept for reuse, so steady-state writing does not allocate. */
-#define RS__WRITE_REQ_CACHE 32
 /* Connections accepted per readiness event before yielding to other work. High
  * enough that a burst never outgrows the kernel's accept queue between ticks
  * (64 overflowed it under 100 concurrent connects: tools/bench pound_100). */
 #define RS__ACCEPT_BUDGET 1024
-/* Accept back-off while out of fds: starts here, doubles, stops growing at the max. */
-#define RS__ACCEPT_BACKOFF_MIN_MS 10
-#define RS__ACCEPT_BACKOFF_MAX_MS 1000
-
-typedef enum rs__socket_state {
-    RS__SOCK_INIT = 0,
-    RS__SOCK_BOUND,
-    RS__SOCK_LISTENING,
-    RS__SOCK_CONNECTING,
-    RS__SOCK_CONNECTED,
-    RS__SOCK_CLOSED
-} rs__socket_state_t;
 
 /* Exactly one of the two functions is set: sockets and pipe ends share the core. */
 typedef struct rs__write_cb {
@@ -38,13 +25,13 @@ typedef struct rs__write_cb {
     void *user_data;
 } rs__write_cb_t;
 
-typedef struct rs__write_req {
+struct rs__write_req {
     rs_list_node_t node;
     rs_byte_cursor_t remaining;
     size_t written;
     rs__write_cb_t cb;
     int error;
-} rs__write_req_t;
+};
 
 /* A connected stream socket's completion-based I/O (net/socket_uring.c). */
 typedef struct rs__socket_uring rs__socket_uring_t;
@@ -112,42 +99,8 @@ static int rs__sock_uring_connect(rs_socket_t *s, const rs__sockaddr_t *addr, so
 static void rs__sock_uring_listen(rs_socket_t *l);
 static int rs__sock_uring_update_accept(rs_socket_t *l);
 
-/* RS_EINVAL for a NULL socket (it has no thread to check); RS_EWRONGTHREAD, logged,
- * off the thread of the loop it is tied to. */
-static int rs__socket_check_thread(const rs_socket_t *s, const char *function) {
-    if (!s) {
-        return RS_EINVAL;
-    }
-    if (!s->loop || rs_event_loop_is_on_loop_thread(s->loop)) {
-        return RS_OK;
-    }
-    RS__LOG_ERROR(RS_LS_SOCKET, "%s: socket %p used off its loop's thread", function, (const void *)s);
-    return RS_EWRONGTHREAD;
-}
-
-/* The same, then RS_EINVAL for a NULL `required` argument: the thread is
- * checked first, so a call off the loop thread always says so. */
-static int rs__socket_check_call(const rs_socket_t *s, const void *required, const char *function) {
-    int err = rs__socket_check_thread(s, function);
-    return err ? err : (required ? RS_OK : RS_EINVAL);
-}
-
 static int rs__errno_result(void) {
     return rs_result_from_errno(errno);
-}
-
-/* The socket waits for its first endpoint to choose its family (and make its
- * OS socket): see rs_socket_options_t.domain. */
-static bool rs__socket_domain_pending(const rs_socket_t *s) {
-    return s->options.domain == RS_SOCKET_DOMAIN_DEFAULT && s->state != RS__SOCK_CLOSED;
-}
-
-/* RS_OK while the OS socket is open; RS_ESTATE before it exists; RS_EBADF once closed. */
-static int rs__socket_fd_state(const rs_socket_t *s) {
-    if (rs__socket_domain_pending(s)) {
-        return RS_ESTATE;
-    }
-    return s->io.fd < 0 ? RS_EBADF : RS_OK;
 }
 
 /* ---- creation and options ---- */
@@ -288,8 +241,6 @@ static int rs__socket_apply_defaults(rs_socket_t *s, const rs_socket_options_t *
     return RS_OK;
 }
 
-static void rs__socket_connect_timeout_task(rs_task_t *task, void *arg, rs_task_status_t status);
-static void rs__socket_connect_done_task(rs_task_t *task, void *arg, rs_task_status_t status);
 static void rs__socket_accept_retry_task(rs_task_t *task, void *arg, rs_task_status_t status);
 static void rs__socket_completion_task(rs_task_t *task, void *arg, rs_task_status_t status);
 
@@ -333,7 +284,7 @@ static void rs__socket_free(rs_socket_t *s) {
     rs_mem_free(&allocator, s);
 }
 
-static int rs__socket_open_fd(rs_socket_t *s) {
+static int rs__socket_open_handle(rs_socket_t *s) {
     int family;
     int type = s->options.type == RS_SOCKET_DGRAM ? SOCK_DGRAM : SOCK_STREAM;
     int err = rs__domain_family(s->options.domain, &family);
@@ -361,44 +312,11 @@ static int rs__socket_open_fd(rs_socket_t *s) {
     return err;
 }
 
-RESEAU_API rs_socket_t *rs_socket_new(const rs_socket_options_t *options, int *err_out) {
-    int err;
-    rs_socket_t *s = rs__socket_alloc(options ? options->allocator : NULL, options, &err);
-    if (s && !rs__socket_domain_pending(s)) {
-        err = rs__socket_open_fd(s);
-        if (err) {
-            rs__socket_free(s);
-            s = NULL;
-        }
-    }
-    rs__set_err(err_out, err);
-    return s;
-}
-
 RESEAU_API int rs_socket_get_fd(const rs_socket_t *socket) {
     return socket ? socket->io.fd : -1;
 }
 
-RESEAU_API bool rs_socket_is_open(const rs_socket_t *socket) {
-    return socket && socket->state != RS__SOCK_CLOSED;
-}
-
-RESEAU_API rs_event_loop_t *rs_socket_get_loop(const rs_socket_t *socket) {
-    return socket ? socket->loop : NULL;
-}
-
-RESEAU_API size_t rs_socket_get_pending_write_bytes(const rs_socket_t *socket) {
-    return socket ? socket->pending_write_bytes : 0;
-}
-
 /* ---- readiness interest ---- */
-
-static bool rs__socket_can_read(const rs_socket_t *s) {
-    if (s->state == RS__SOCK_CONNECTED) {
-        return true;
-    }
-    return s->options.type == RS_SOCKET_DGRAM && (s->state == RS__SOCK_INIT || s->state == RS__SOCK_BOUND);
-}
 
 static int rs__socket_wanted_events(const rs_socket_t *s) {
     int want = 0;
@@ -453,9 +371,6 @@ static int rs__socket_update_interest(rs_socket_t *s) {
 
 /* ---- the loop's destroy ---- */
 
-static void rs__socket_close_now(rs_socket_t *s);
-static void rs__socket_maybe_free(rs_socket_t *s);
-
 /* Its loop is being destroyed with it open: close it. A pending connect and
  * queued writes complete RS_ECANCELED through their tasks (the destroy runs
  * them); an accepting listener's on_accept and a reader's callback hear
@@ -482,12 +397,6 @@ static void rs__socket_member_end(rs_list_node_t *member) {
     rs__socket_maybe_free(s);
 }
 
-/* The loop is gone and the owner still holds the (closed) socket: its
- * rs_socket_destroy frees it on the calling thread. */
-static void rs__socket_member_detach(rs_list_node_t *member) {
-    RS_CONTAINER_OF(member, rs_socket_t, loop_member)->loop = NULL;
-}
-
 static const rs__loop_member_ops_t rs__socket_member_ops = {
     RS__MEMBER_SOCKET, rs__socket_member_end, rs__socket_member_detach,
 };
@@ -502,16 +411,6 @@ static void rs__socket_tie_to_loop(rs_socket_t *s, rs_event_loop_t *loop) {
 }
 
 /* ---- freeing and closing ---- */
-
-static void rs__socket_maybe_free(rs_socket_t *s) {
-    if (!s->destroy_requested || s->callback_depth > 0) {
-        return;
-    }
-    if (rs_task_is_scheduled(&s->completion_task) || rs_task_is_scheduled(&s->connect_done_task)) {
-        return; /* freed after they deliver their RS_ECANCELED completions */
-    }
-    rs__socket_free(s);
-}
 
 static void rs__socket_schedule_completions(rs_socket_t *s) {
     if (!rs_list_empty(&s->completed) && !rs_task_is_scheduled(&s->completion_task)) {
@@ -563,94 +462,44 @@ static void rs__socket_close_internal(rs_socket_t *s, bool keep_connect) {
     rs__socket_fail_writes(s, RS_ECANCELED);
 }
 
-static void rs__socket_close_now(rs_socket_t *s) {
-    rs__socket_close_internal(s, false);
+/* ---- the hooks of >>socket_core.h ---- */
+
+static bool rs__socket_has_handle(const rs_socket_t *s) {
+    return s->io.fd >= 0;
 }
 
-typedef struct rs__cross_thread_close {
-    rs_task_t task;
-    rs_socket_t *socket;
-    rs_mutex_t lock;
-    rs_condvar_t cond;
-    bool done;
-} rs__cross_thread_close_t;
-
-static void rs__cross_thread_close_task(rs_task_t *task, void *arg, rs_task_status_t status) {
-    rs__cross_thread_close_t *xc = (rs__cross_thread_close_t *)arg;
-    (void)task;
-    (void)status; /* canceled means the loop is being destroyed: close all the same */
-    rs__socket_close_now(xc->socket);
-    rs_mutex_lock(&xc->lock);
-    xc->done = true;
-    rs_condvar_signal(&xc->cond);
-    rs_mutex_unlock(&xc->lock);
+/* io_uring's close cancels synchronously, so nothing is ever left in flight. */
+static bool rs__socket_ops_pending(const rs_socket_t *s) {
+    (void)s;
+    return false;
 }
 
-/* Close a listener from a thread other than its loop's, waiting until done. */
-static int rs__socket_close_listener_from_afar(rs_socket_t *s) {
-    rs__cross_thread_close_t xc;
-    int err;
-    memset(&xc, 0, sizeof(xc));
-    xc.socket = s;
-    err = rs_mutex_init(&xc.lock);
+/* Unsent bytes stay on the write queue until the kernel took them. */
+static bool rs__socket_send_in_flight(const rs_socket_t *s) {
+    (void)s;
+    return false;
+}
+
+static int rs__socket_os_bind(rs_socket_t *s, const rs_endpoint_t *local) {
+    rs__sockaddr_t sa;
+    socklen_t len;
+    int err = rs__endpoint_to_sockaddr(local, &sa, &len);
     if (err) {
         return err;
     }
-    err = rs_condvar_init(&xc.cond);
-    if (err) {
-        rs_mutex_cleanup(&xc.lock);
-        return err;
+    if (bind(s->io.fd, &sa.sa, len) != 0) {
+        err = rs__errno_result();
+        RS__LOG_DEBUG(RS_LS_SOCKET, "bind failed: %s (errno %d)", strerror(errno), errno);
     }
-    rs_task_init(&xc.task, rs__cross_thread_close_task, &xc, "socket_cross_thread_close");
-    rs_event_loop_schedule_task_now(s->loop, &xc.task);
-    rs_mutex_lock(&xc.lock);
-    while (!xc.done) {
-        rs_condvar_wait(&xc.cond, &xc.lock);
-    }
-    rs_mutex_unlock(&xc.lock);
-    rs_condvar_cleanup(&xc.cond);
-    rs_mutex_cleanup(&xc.lock);
-    return RS_OK;
+    return err;
 }
 
-RESEAU_API int rs_socket_close(rs_socket_t *socket) {
-    if (!socket) {
-        return RS_EINVAL;
-    }
-    if (socket->loop && !rs_event_loop_is_on_loop_thread(socket->loop)) {
-        if (socket->is_listener) {
-            return rs__socket_close_listener_from_afar(socket);
-        }
-        return rs__socket_check_thread(socket, "rs_socket_close");
-    }
-    rs__socket_close_now(socket);
-    return RS_OK;
+static int rs__socket_os_listen(rs_socket_t *s, int backlog) {
+    return listen(s->io.fd, backlog) == 0 ? RS_OK : rs__errno_result();
 }
 
-RESEAU_API void rs_socket_destroy(rs_socket_t *socket) {
-    if (!socket) {
-        return;
-    }
-    if (socket->loop && !rs_event_loop_is_on_loop_thread(socket->loop)) {
-        if (socket->state == RS__SOCK_CLOSED && socket->callback_depth == 0 &&
-            !rs_task_is_scheduled(&socket->completion_task) && !rs_task_is_scheduled(&socket->connect_done_task)) {
-            rs__socket_free(socket); /* closed, nothing in flight: nothing of it is on the loop */
-            return;
-        }
-        if (!socket->is_listener) {
-            RS__LOG_ERROR(RS_LS_SOCKET, "rs_socket_destroy: socket %p destroyed off its loop's thread; leaked",
-                          (void *)socket);
-            RESEAU_ASSERT(!"rs_socket_destroy off the socket's loop thread");
-            return;
-        }
-        /* A listener: once its loop has closed it, nothing of it is left in flight. */
-        rs__socket_close_listener_from_afar(socket);
-        rs__socket_free(socket);
-        return;
-    }
-    rs__socket_close_now(socket);
-    socket->destroy_requested = true;
-    rs__socket_maybe_free(socket);
+static int rs__socket_os_shutdown(rs_socket_t *s, rs_socket_dir_t dir) {
+    return shutdown(s->io.fd, dir == RS_SOCKET_DIR_READ ? SHUT_RD : SHUT_WR) == 0 ? RS_OK : rs__errno_result();
 }
 
 /* ---- bind, listen, addresses ---- */
@@ -679,38 +528,13 @@ static int rs__socket_take_family(rs_socket_t *s, const rs_endpoint_t *endpoint)
         return RS_EINVAL;
     }
     s->options.domain = endpoint->domain;
-    err = rs__socket_open_fd(s);
+    err = rs__socket_open_handle(s);
     if (err) {
         s->options.domain = RS_SOCKET_DOMAIN_DEFAULT;
         return err;
     }
     /* Assigned and subscribed before it had an fd: subscribe it now. */
     return rs__socket_update_interest(s);
-}
-
-RESEAU_API int rs_socket_bind(rs_socket_t *socket, const rs_endpoint_t *local) {
-    rs__sockaddr_t sa;
-    socklen_t len;
-    int err = rs__socket_check_call(socket, local, "rs_socket_bind");
-    if (!err) {
-        err = rs__socket_take_family(socket, local);
-    }
-    if (!err && socket->state != RS__SOCK_INIT) {
-        err = RS_ESTATE;
-    }
-    if (!err) {
-        err = rs__endpoint_to_sockaddr(local, &sa, &len);
-    }
-    if (err) {
-        return err;
-    }
-    if (bind(socket->io.fd, &sa.sa, len) != 0) {
-        err = rs__errno_result();
-        RS__LOG_DEBUG(RS_LS_SOCKET, "bind failed: %s (errno %d)", strerror(errno), errno);
-        return err;
-    }
-    socket->state = RS__SOCK_BOUND;
-    return RS_OK;
 }
 
 static int rs__socket_name(int fd, bool peer, rs_endpoint_t *out) {
@@ -732,36 +556,6 @@ RESEAU_API int rs_socket_get_bound_address(const rs_socket_t *socket, rs_endpoin
     }
     err = rs__socket_fd_state(socket);
     return err ? err : rs__socket_name(socket->io.fd, false, out);
-}
-
-RESEAU_API int rs_socket_get_remote_address(const rs_socket_t *socket, rs_endpoint_t *out) {
-    if (!socket || !out) {
-        return RS_EINVAL;
-    }
-    if (!socket->has_remote) {
-        return RS_ENOTCONN;
-    }
-    *out = socket->remote;
-    return RS_OK;
-}
-
-RESEAU_API int rs_socket_listen(rs_socket_t *socket, int backlog) {
-    int err = rs__socket_check_thread(socket, "rs_socket_listen");
-    if (err) {
-        return err;
-    }
-    if (socket->options.type != RS_SOCKET_STREAM) {
-        return RS_EINVAL;
-    }
-    if ((socket->state != RS__SOCK_INIT && socket->state != RS__SOCK_BOUND) || rs__socket_domain_pending(socket)) {
-        return RS_ESTATE;
-    }
-    if (listen(socket->io.fd, backlog > 0 ? backlog : SOMAXCONN) != 0) {
-        return rs__errno_result();
-    }
-    socket->state = RS__SOCK_LISTENING;
-    socket->is_listener = true;
-    return RS_OK;
 }
 
 /* ---- accepting ---- */
@@ -819,15 +613,6 @@ static bool rs__accept_error_is_transient(int os_error) {
 
 static bool rs__accept_error_is_exhaustion(int os_error) {
     return os_error == EMFILE || os_error == ENFILE || os_error == ENOBUFS || os_error == ENOMEM;
-}
-
-static void rs__socket_deliver_accept(rs_socket_t *l, int error, rs_socket_t *new_socket) {
-    if (l->on_accept) {
-        l->on_accept(l, error, new_socket, l->accept_user_data);
-    } else if (new_socket) {
-        rs__socket_close_now(new_socket);
-        rs__socket_free(new_socket);
-    }
 }
 
 /* Out of fds or memory: stop polling the listener for a while instead of
@@ -940,39 +725,6 @@ RESEAU_API int rs_socket_stop_accept(rs_socket_t *listener) {
 
 /* ---- connecting ---- */
 
-static void rs__socket_deliver_connect(rs_socket_t *s, int error) {
-    rs_socket_on_connect_fn *on_connect = s->on_connect;
-    s->on_connect = NULL;
-    if (on_connect) {
-        on_connect(s, error, s->connect_user_data);
-    }
-}
-
-static void rs__socket_connect_done_task(rs_task_t *task, void *arg, rs_task_status_t status) {
-    rs_socket_t *s = (rs_socket_t *)arg;
-    (void)task;
-    (void)status; /* delivered either way: exactly one on_connect per connect */
-    s->callback_depth++;
-    rs__socket_deliver_connect(s, s->connect_result);
-    s->callback_depth--;
-    rs__socket_maybe_free(s);
-}
-
-static void rs__socket_connect_timeout_task(rs_task_t *task, void *arg, rs_task_status_t status) {
-    rs_socket_t *s = (rs_socket_t *)arg;
-    (void)task;
-    if (status != RS_TASK_STATUS_RUN || s->state != RS__SOCK_CONNECTING) {
-        return;
-    }
-    RS__LOG_DEBUG(RS_LS_SOCKET, "socket %p: connect timed out after %u ms", (void *)s,
-                  (unsigned)s->options.connect_timeout_ms);
-    rs__socket_close_internal(s, true);
-    s->callback_depth++;
-    rs__socket_deliver_connect(s, RS_ETIMEDOUT);
-    s->callback_depth--;
-    rs__socket_maybe_free(s);
-}
-
 /* The socket's pending error (errno), taken once: SO_ERROR, or the error the
  * loop's backend read with this event if it cleared SO_ERROR doing so. */
 static int rs__socket_take_error(rs_socket_t *s) {
@@ -1006,11 +758,6 @@ static void rs__socket_finish_connect(rs_socket_t *s, int events) {
     rs__sock_uring_enter(s);
     err = rs__socket_update_interest(s);
     rs__socket_deliver_connect(s, err);
-}
-
-static void rs__socket_connect_later(rs_socket_t *s, int result) {
-    s->connect_result = result;
-    rs_event_loop_schedule_task_now(s->loop, &s->connect_done_task);
 }
 
 RESEAU_API int rs_socket_connect(rs_socket_t *socket, const rs_endpoint_t *remote, rs_event_loop_t *loop,
@@ -1083,13 +830,6 @@ RESEAU_API int rs_socket_connect(rs_socket_t *socket, const rs_endpoint_t *remot
     return RS_OK;
 }
 
-/* For the client bootstrap, whose overall timer bounds every attempt: one
- * timer per connection instead of two. The socket then never times out by
- * itself, so the caller must close it. */
-static void rs__socket_skip_connect_timer(rs_socket_t *socket) {
-    socket->no_connect_timer = true;
-}
-
 RESEAU_API int rs_socket_assign_to_loop(rs_socket_t *socket, rs_event_loop_t *loop) {
     if (!socket || !loop) {
         return RS_EINVAL;
@@ -1151,30 +891,11 @@ static int rs__socket_set_reading(rs_socket_t *s, bool reading, const char *func
     return rs__socket_update_interest(s);
 }
 
-RESEAU_API int rs_socket_pause_reading(rs_socket_t *socket) {
-    return rs__socket_set_reading(socket, false, "rs_socket_pause_reading");
-}
-
-RESEAU_API int rs_socket_resume_reading(rs_socket_t *socket) {
-    return rs__socket_set_reading(socket, true, "rs_socket_resume_reading");
-}
-
 /* After EOF or a read error nothing more will come: stop readable events so a
  * level-triggered hang-up does not spin the loop. */
 static void rs__socket_read_finished(rs_socket_t *s) {
     s->read_done = true;
     rs__socket_update_interest(s);
-}
-
-/* Credit `n` bytes read by a scatter read to the buffers, in order. */
-static void rs__bufs_credit(rs_byte_buf_t *bufs, size_t count, size_t n) {
-    size_t i;
-    for (i = 0; i < count && n > 0; ++i) {
-        size_t room = bufs[i].capacity - bufs[i].len;
-        size_t take = n < room ? n : room;
-        bufs[i].len += take;
-        n -= take;
-    }
 }
 
 RESEAU_API int rs_socket_readv(rs_socket_t *socket, rs_byte_buf_t *bufs, size_t count, size_t *amount_read) {
@@ -1234,16 +955,6 @@ RESEAU_API int rs_socket_readv(rs_socket_t *socket, rs_byte_buf_t *bufs, size_t 
     return err;
 }
 
-RESEAU_API int rs_socket_read(rs_socket_t *socket, rs_byte_buf_t *buf, size_t *amount_read) {
-    if (!buf) {
-        if (amount_read) {
-            *amount_read = 0;
-        }
-        return RS_EINVAL;
-    }
-    return rs_socket_readv(socket, buf, 1, amount_read);
-}
-
 static void rs__socket_notify_readable(rs_socket_t *s, int events) {
     int error = RS_OK;
     if (events & RS_IO_ERROR) {
@@ -1260,24 +971,6 @@ static void rs__socket_notify_readable(rs_socket_t *s, int events) {
 }
 
 /* ---- writing ---- */
-
-static rs__write_req_t *rs__socket_take_req(rs_socket_t *s) {
-    rs_list_node_t *node = rs_list_pop_front(&s->req_cache);
-    if (node) {
-        --s->req_cache_count;
-        return RS_CONTAINER_OF(node, rs__write_req_t, node);
-    }
-    return (rs__write_req_t *)rs_mem_calloc(&s->allocator, 1, sizeof(rs__write_req_t));
-}
-
-static void rs__socket_recycle_req(rs_socket_t *s, rs__write_req_t *req) {
-    if (s->req_cache_count < RS__WRITE_REQ_CACHE) {
-        rs_list_push_back(&s->req_cache, &req->node);
-        ++s->req_cache_count;
-        return;
-    }
-    rs_mem_free(&s->allocator, req);
-}
 
 static void rs__socket_deliver_write(rs_socket_t *s, const rs__write_req_t *req) {
     if (req->cb.socket_fn) {
@@ -1305,13 +998,6 @@ static void rs__socket_completion_task(rs_task_t *task, void *arg, rs_task_statu
     }
     s->callback_depth--;
     rs__socket_maybe_free(s);
-}
-
-static void rs__socket_shutdown_write_now(rs_socket_t *s) {
-    s->shut_write_pending = false;
-    if (s->io.fd >= 0 && shutdown(s->io.fd, SHUT_WR) != 0) {
-        RS__LOG_DEBUG(RS_LS_SOCKET, "shutdown(SHUT_WR) failed: %s", strerror(errno));
-    }
 }
 
 /* Gather up to RS__WRITE_IOV_MAX queued writes into one sendmsg. */
@@ -1437,31 +1123,6 @@ RESEAU_API int rs_socket_write(rs_socket_t *socket, rs_byte_cursor_t data, rs_so
     cb.pipe_fn = NULL;
     cb.user_data = user_data;
     return rs__socket_write(socket, data, cb);
-}
-
-RESEAU_API int rs_socket_shutdown_dir(rs_socket_t *socket, rs_socket_dir_t dir) {
-    int err = rs__socket_check_thread(socket, "rs_socket_shutdown_dir");
-    if (err) {
-        return err;
-    }
-    if ((dir & RS_SOCKET_DIR_BOTH) == 0 || (dir & ~RS_SOCKET_DIR_BOTH) != 0) {
-        return RS_EINVAL;
-    }
-    if (socket->state != RS__SOCK_CONNECTED) {
-        return socket->state == RS__SOCK_CLOSED ? RS_EBADF : RS_ENOTCONN;
-    }
-    if ((dir & RS_SOCKET_DIR_READ) && shutdown(socket->io.fd, SHUT_RD) != 0) {
-        return rs__errno_result();
-    }
-    if ((dir & RS_SOCKET_DIR_WRITE) && !socket->write_shut) {
-        socket->write_shut = true;
-        if (rs_list_empty(&socket->write_queue)) {
-            rs__socket_shutdown_write_now(socket);
-        } else {
-            socket->shut_write_pending = true; /* after the queued bytes */
-        }
-    }
-    return RS_OK;
 }
 
 /* ---- readiness ---- */

@@ -1,7 +1,8 @@
 /*
  * Sockets on Windows: Winsock TCP (IPv4, IPv6) driven by the loop's I/O
  * completion port (>>iocp.c), behind the same API as the readiness sockets
- * of >>socket_posix.c (ARCHITECTURE.md §4a).
+ * of >>socket_posix.c (ARCHITECTURE.md §4a); the code both share is in
+ * >>socket_core.c.
  *
  * Each socket owns a few overlapped operations, one of each kind at a time:
  * ConnectEx, a readiness probe (below), one WSASend carrying the queued
@@ -44,26 +45,12 @@
 
 /* Buffers gathered into one WSASend. */
 #define RS__WIN_SEND_BUFS_MAX 16
-/* Finished write requests kept for reuse, so steady-state writing does not allocate. */
-#define RS__WIN_WRITE_REQ_CACHE 32
 /* AcceptEx calls a listener keeps posted: connections arriving together are
  * taken without waiting a round trip through the loop for each. */
 #define RS__WIN_ACCEPTS_PENDING 4
 /* Room AcceptEx needs per address: the largest sockaddr plus 16 bytes, as
  * its documentation requires. */
 #define RS__WIN_ACCEPT_ADDR_LEN ((DWORD)(sizeof(SOCKADDR_STORAGE) + 16))
-/* Accept back-off while out of sockets or memory: starts here, doubles, stops growing at the max. */
-#define RS__WIN_ACCEPT_BACKOFF_MIN_MS 10
-#define RS__WIN_ACCEPT_BACKOFF_MAX_MS 1000
-
-typedef enum rs__socket_state {
-    RS__SOCK_INIT = 0,
-    RS__SOCK_BOUND,
-    RS__SOCK_LISTENING,
-    RS__SOCK_CONNECTING,
-    RS__SOCK_CONNECTED,
-    RS__SOCK_CLOSED
-} rs__socket_state_t;
 
 typedef union rs__sockaddr {
     struct sockaddr sa;
@@ -72,14 +59,14 @@ typedef union rs__sockaddr {
     SOCKADDR_STORAGE storage;
 } rs__sockaddr_t;
 
-typedef struct rs__write_req {
+struct rs__write_req {
     rs_list_node_t node;
     rs_byte_cursor_t remaining;
     size_t written;
     rs_socket_on_write_fn *fn;
     void *user_data;
     int error;
-} rs__write_req_t;
+};
 
 /* One posted AcceptEx: the socket it accepts into and the addresses it fills. */
 typedef struct rs__win_accept {
@@ -254,34 +241,7 @@ RESEAU_API int rs_endpoint_from_sockaddr(rs_endpoint_t *out, const void *sockadd
     return err;
 }
 
-/* ---- checks ---- */
-
-static int rs__socket_check_thread(const rs_socket_t *s, const char *function) {
-    if (!s) {
-        return RS_EINVAL;
-    }
-    if (!s->loop || rs_event_loop_is_on_loop_thread(s->loop)) {
-        return RS_OK;
-    }
-    RS__LOG_ERROR(RS_LS_SOCKET, "%s: socket %p used off its loop's thread", function, (const void *)s);
-    return RS_EWRONGTHREAD;
-}
-
-static int rs__socket_check_call(const rs_socket_t *s, const void *required, const char *function) {
-    int err = rs__socket_check_thread(s, function);
-    return err ? err : (required ? RS_OK : RS_EINVAL);
-}
-
-static bool rs__socket_domain_pending(const rs_socket_t *s) {
-    return s->options.domain == RS_SOCKET_DOMAIN_DEFAULT && s->state != RS__SOCK_CLOSED;
-}
-
-static int rs__socket_fd_state(const rs_socket_t *s) {
-    if (rs__socket_domain_pending(s)) {
-        return RS_ESTATE;
-    }
-    return s->handle == INVALID_SOCKET ? RS_EBADF : RS_OK;
-}
+/* ---- the hooks of >>socket_core.h ---- */
 
 static bool rs__socket_ops_pending(const rs_socket_t *s) {
     size_t i;
@@ -294,6 +254,36 @@ static bool rs__socket_ops_pending(const rs_socket_t *s) {
         }
     }
     return false;
+}
+
+static bool rs__socket_has_handle(const rs_socket_t *s) {
+    return s->handle != INVALID_SOCKET;
+}
+
+static bool rs__socket_send_in_flight(const rs_socket_t *s) {
+    return s->send_op.pending;
+}
+
+static int rs__socket_os_bind(rs_socket_t *s, const rs_endpoint_t *local) {
+    rs__sockaddr_t sa;
+    int len;
+    int err = rs__endpoint_to_sockaddr(local, &sa, &len);
+    if (err) {
+        return err;
+    }
+    if (bind(s->handle, &sa.sa, len) != 0) {
+        err = rs__wsa_result();
+        RS__LOG_DEBUG(RS_LS_SOCKET, "bind failed: %s (error %d)", rs_strerror(err), WSAGetLastError());
+    }
+    return err;
+}
+
+static int rs__socket_os_listen(rs_socket_t *s, int backlog) {
+    return listen(s->handle, backlog) == 0 ? RS_OK : rs__wsa_result();
+}
+
+static int rs__socket_os_shutdown(rs_socket_t *s, rs_socket_dir_t dir) {
+    return shutdown(s->handle, dir == RS_SOCKET_DIR_READ ? SD_RECEIVE : SD_SEND) == 0 ? RS_OK : rs__wsa_result();
 }
 
 /* ---- options ---- */
@@ -423,8 +413,6 @@ static int rs__socket_apply_defaults(rs_socket_t *s, const rs_socket_options_t *
 
 /* ---- creation ---- */
 
-static void rs__socket_connect_timeout_task(rs_task_t *task, void *arg, rs_task_status_t status);
-static void rs__socket_connect_done_task(rs_task_t *task, void *arg, rs_task_status_t status);
 static void rs__socket_accept_retry_task(rs_task_t *task, void *arg, rs_task_status_t status);
 static void rs__socket_completion_task(rs_task_t *task, void *arg, rs_task_status_t status);
 static void rs__socket_readable_task(rs_task_t *task, void *arg, rs_task_status_t status);
@@ -528,44 +516,13 @@ static int rs__socket_open_handle(rs_socket_t *s) {
     return err;
 }
 
-RESEAU_API rs_socket_t *rs_socket_new(const rs_socket_options_t *options, int *err_out) {
-    int err;
-    rs_socket_t *s = rs__socket_alloc(options ? options->allocator : NULL, options, &err);
-    if (s && !rs__socket_domain_pending(s)) {
-        err = rs__socket_open_handle(s);
-        if (err) {
-            rs__socket_free(s);
-            s = NULL;
-        }
-    }
-    rs__set_err(err_out, err);
-    return s;
-}
-
 /* Windows socket handles are kernel handles, whose values fit in 32 bits
  * (so that 32-bit processes can share them). */
 RESEAU_API int rs_socket_get_fd(const rs_socket_t *socket) {
     return socket && socket->handle != INVALID_SOCKET ? (int)socket->handle : -1;
 }
 
-RESEAU_API bool rs_socket_is_open(const rs_socket_t *socket) {
-    return socket && socket->state != RS__SOCK_CLOSED;
-}
-
-RESEAU_API rs_event_loop_t *rs_socket_get_loop(const rs_socket_t *socket) {
-    return socket ? socket->loop : NULL;
-}
-
-RESEAU_API size_t rs_socket_get_pending_write_bytes(const rs_socket_t *socket) {
-    return socket ? socket->pending_write_bytes : 0;
-}
-
 /* ---- the loop ---- */
-
-static void rs__socket_close_now(rs_socket_t *s);
-static void rs__socket_maybe_free(rs_socket_t *s);
-
-static bool rs__socket_can_read(const rs_socket_t *s);
 
 static void rs__socket_member_end(rs_list_node_t *member) {
     rs_socket_t *s = RS_CONTAINER_OF(member, rs_socket_t, loop_member);
@@ -584,10 +541,6 @@ static void rs__socket_member_end(rs_list_node_t *member) {
     }
     s->callback_depth--;
     rs__socket_maybe_free(s);
-}
-
-static void rs__socket_member_detach(rs_list_node_t *member) {
-    RS_CONTAINER_OF(member, rs_socket_t, loop_member)->loop = NULL;
 }
 
 static const rs__loop_member_ops_t rs__socket_member_ops = {
@@ -611,16 +564,6 @@ static int rs__socket_tie_to_loop(rs_socket_t *s, rs_event_loop_t *loop) {
 }
 
 /* ---- freeing and closing ---- */
-
-static void rs__socket_maybe_free(rs_socket_t *s) {
-    if (!s->destroy_requested || s->callback_depth > 0 || rs__socket_ops_pending(s)) {
-        return; /* the kernel still owns an OVERLAPPED in it, or a callback is on the stack */
-    }
-    if (rs_task_is_scheduled(&s->completion_task) || rs_task_is_scheduled(&s->connect_done_task)) {
-        return; /* freed after they deliver their RS_ECANCELED completions */
-    }
-    rs__socket_free(s);
-}
 
 static void rs__socket_deliver_writes(rs_socket_t *s, rs_list_t *batch);
 
@@ -693,101 +636,6 @@ static void rs__socket_close_internal(rs_socket_t *s, bool keep_connect) {
     rs__socket_fail_writes(s, RS_ECANCELED);
 }
 
-static void rs__socket_close_now(rs_socket_t *s) {
-    rs__socket_close_internal(s, false);
-}
-
-typedef struct rs__cross_thread_close {
-    rs_task_t task;
-    rs_socket_t *socket;
-    rs_mutex_t lock;
-    rs_condvar_t cond;
-    bool destroy; /* and free it, once no AcceptEx is pending */
-    bool done;
-} rs__cross_thread_close_t;
-
-static void rs__cross_thread_close_task(rs_task_t *task, void *arg, rs_task_status_t status) {
-    rs__cross_thread_close_t *xc = (rs__cross_thread_close_t *)arg;
-    (void)task;
-    (void)status; /* canceled means the loop is being destroyed: close all the same */
-    rs__socket_close_now(xc->socket);
-    if (xc->destroy) {
-        /* Set here, on the loop thread, where the accept packets are handled. */
-        xc->socket->destroy_requested = true;
-        rs__socket_maybe_free(xc->socket);
-    }
-    rs_mutex_lock(&xc->lock);
-    xc->done = true;
-    rs_condvar_signal(&xc->cond);
-    rs_mutex_unlock(&xc->lock);
-}
-
-static int rs__socket_close_listener_from_afar(rs_socket_t *s, bool destroy) {
-    rs__cross_thread_close_t xc;
-    int err;
-    memset(&xc, 0, sizeof(xc));
-    xc.socket = s;
-    xc.destroy = destroy;
-    err = rs_mutex_init(&xc.lock);
-    if (err) {
-        return err;
-    }
-    err = rs_condvar_init(&xc.cond);
-    if (err) {
-        rs_mutex_cleanup(&xc.lock);
-        return err;
-    }
-    rs_task_init(&xc.task, rs__cross_thread_close_task, &xc, "socket_cross_thread_close");
-    rs_event_loop_schedule_task_now(s->loop, &xc.task);
-    rs_mutex_lock(&xc.lock);
-    while (!xc.done) {
-        rs_condvar_wait(&xc.cond, &xc.lock);
-    }
-    rs_mutex_unlock(&xc.lock);
-    rs_condvar_cleanup(&xc.cond);
-    rs_mutex_cleanup(&xc.lock);
-    return RS_OK;
-}
-
-RESEAU_API int rs_socket_close(rs_socket_t *socket) {
-    if (!socket) {
-        return RS_EINVAL;
-    }
-    if (socket->loop && !rs_event_loop_is_on_loop_thread(socket->loop)) {
-        if (socket->is_listener) {
-            return rs__socket_close_listener_from_afar(socket, false);
-        }
-        return rs__socket_check_thread(socket, "rs_socket_close");
-    }
-    rs__socket_close_now(socket);
-    return RS_OK;
-}
-
-RESEAU_API void rs_socket_destroy(rs_socket_t *socket) {
-    if (!socket) {
-        return;
-    }
-    if (socket->loop && !rs_event_loop_is_on_loop_thread(socket->loop)) {
-        if (socket->state == RS__SOCK_CLOSED && socket->callback_depth == 0 && !rs__socket_ops_pending(socket) &&
-            !rs_task_is_scheduled(&socket->completion_task) && !rs_task_is_scheduled(&socket->connect_done_task)) {
-            rs__socket_free(socket);
-            return;
-        }
-        if (!socket->is_listener) {
-            RS__LOG_ERROR(RS_LS_SOCKET, "rs_socket_destroy: socket %p destroyed off its loop's thread; leaked",
-                          (void *)socket);
-            RESEAU_ASSERT(!"rs_socket_destroy off the socket's loop thread");
-            return;
-        }
-        /* A listener: its loop closes it and frees it once its AcceptEx packets are back. */
-        rs__socket_close_listener_from_afar(socket, true);
-        return;
-    }
-    rs__socket_close_now(socket);
-    socket->destroy_requested = true;
-    rs__socket_maybe_free(socket);
-}
-
 /* ---- bind, listen, addresses ---- */
 
 static void rs__socket_update_reading(rs_socket_t *s);
@@ -821,31 +669,6 @@ static int rs__socket_take_family(rs_socket_t *s, const rs_endpoint_t *endpoint)
     return err;
 }
 
-RESEAU_API int rs_socket_bind(rs_socket_t *socket, const rs_endpoint_t *local) {
-    rs__sockaddr_t sa;
-    int len;
-    int err = rs__socket_check_call(socket, local, "rs_socket_bind");
-    if (!err) {
-        err = rs__socket_take_family(socket, local);
-    }
-    if (!err && socket->state != RS__SOCK_INIT) {
-        err = RS_ESTATE;
-    }
-    if (!err) {
-        err = rs__endpoint_to_sockaddr(local, &sa, &len);
-    }
-    if (err) {
-        return err;
-    }
-    if (bind(socket->handle, &sa.sa, len) != 0) {
-        err = rs__wsa_result();
-        RS__LOG_DEBUG(RS_LS_SOCKET, "bind failed: %s (error %d)", rs_strerror(err), WSAGetLastError());
-        return err;
-    }
-    socket->state = RS__SOCK_BOUND;
-    return RS_OK;
-}
-
 RESEAU_API int rs_socket_get_bound_address(const rs_socket_t *socket, rs_endpoint_t *out) {
     rs__sockaddr_t sa;
     int len = (int)sizeof(sa);
@@ -864,36 +687,6 @@ RESEAU_API int rs_socket_get_bound_address(const rs_socket_t *socket, rs_endpoin
     return rs__endpoint_from_sockaddr(out, &sa.sa, len);
 }
 
-RESEAU_API int rs_socket_get_remote_address(const rs_socket_t *socket, rs_endpoint_t *out) {
-    if (!socket || !out) {
-        return RS_EINVAL;
-    }
-    if (!socket->has_remote) {
-        return RS_ENOTCONN;
-    }
-    *out = socket->remote;
-    return RS_OK;
-}
-
-RESEAU_API int rs_socket_listen(rs_socket_t *socket, int backlog) {
-    int err = rs__socket_check_thread(socket, "rs_socket_listen");
-    if (err) {
-        return err;
-    }
-    if (socket->options.type != RS_SOCKET_STREAM) {
-        return RS_EINVAL;
-    }
-    if ((socket->state != RS__SOCK_INIT && socket->state != RS__SOCK_BOUND) || rs__socket_domain_pending(socket)) {
-        return RS_ESTATE;
-    }
-    if (listen(socket->handle, backlog > 0 ? backlog : SOMAXCONN) != 0) {
-        return rs__wsa_result();
-    }
-    socket->state = RS__SOCK_LISTENING;
-    socket->is_listener = true;
-    return RS_OK;
-}
-
 /* An extension function (AcceptEx, ConnectEx, ...) of the socket's provider:
  * looked up rather than linked, so that only ws2_32 is needed. */
 static int rs__win_extension(SOCKET h, GUID guid, void *fn_out, size_t fn_size) {
@@ -908,15 +701,6 @@ static int rs__win_extension(SOCKET h, GUID guid, void *fn_out, size_t fn_size) 
 }
 
 /* ---- accepting ---- */
-
-static void rs__socket_deliver_accept(rs_socket_t *l, int error, rs_socket_t *new_socket) {
-    if (l->on_accept) {
-        l->on_accept(l, error, new_socket, l->accept_user_data);
-    } else if (new_socket) {
-        rs__socket_close_now(new_socket);
-        rs__socket_free(new_socket);
-    }
-}
 
 /* Start an AcceptEx on `a`: into a fresh socket of the listener's family. */
 static int rs__win_post_accept(rs_socket_t *l, rs__win_accept_t *a) {
@@ -943,8 +727,8 @@ static int rs__win_post_accept(rs_socket_t *l, rs__win_accept_t *a) {
 }
 
 static void rs__socket_accept_backoff(rs_socket_t *l, int error) {
-    uint32_t ms = l->accept_backoff_ms ? l->accept_backoff_ms * 2 : RS__WIN_ACCEPT_BACKOFF_MIN_MS;
-    l->accept_backoff_ms = ms > RS__WIN_ACCEPT_BACKOFF_MAX_MS ? RS__WIN_ACCEPT_BACKOFF_MAX_MS : ms;
+    uint32_t ms = l->accept_backoff_ms ? l->accept_backoff_ms * 2 : RS__ACCEPT_BACKOFF_MIN_MS;
+    l->accept_backoff_ms = ms > RS__ACCEPT_BACKOFF_MAX_MS ? RS__ACCEPT_BACKOFF_MAX_MS : ms;
     RS__LOG_WARN(RS_LS_SOCKET, "listener %p cannot accept (%s); retrying in %u ms", (void *)l, rs_strerror(error),
                  (unsigned)l->accept_backoff_ms);
     if (!rs_task_is_scheduled(&l->accept_retry_task)) {
@@ -1129,39 +913,6 @@ RESEAU_API int rs_socket_stop_accept(rs_socket_t *listener) {
 
 /* ---- connecting ---- */
 
-static void rs__socket_deliver_connect(rs_socket_t *s, int error) {
-    rs_socket_on_connect_fn *on_connect = s->on_connect;
-    s->on_connect = NULL;
-    if (on_connect) {
-        on_connect(s, error, s->connect_user_data);
-    }
-}
-
-static void rs__socket_connect_done_task(rs_task_t *task, void *arg, rs_task_status_t status) {
-    rs_socket_t *s = (rs_socket_t *)arg;
-    (void)task;
-    (void)status; /* delivered either way: exactly one on_connect per connect */
-    s->callback_depth++;
-    rs__socket_deliver_connect(s, s->connect_result);
-    s->callback_depth--;
-    rs__socket_maybe_free(s);
-}
-
-static void rs__socket_connect_timeout_task(rs_task_t *task, void *arg, rs_task_status_t status) {
-    rs_socket_t *s = (rs_socket_t *)arg;
-    (void)task;
-    if (status != RS_TASK_STATUS_RUN || s->state != RS__SOCK_CONNECTING) {
-        return;
-    }
-    RS__LOG_DEBUG(RS_LS_SOCKET, "socket %p: connect timed out after %u ms", (void *)s,
-                  (unsigned)s->options.connect_timeout_ms);
-    rs__socket_close_internal(s, true);
-    s->callback_depth++;
-    rs__socket_deliver_connect(s, RS_ETIMEDOUT);
-    s->callback_depth--;
-    rs__socket_maybe_free(s);
-}
-
 static void rs__win_connect_done(rs__iocp_op_t *op, int status, size_t bytes) {
     rs_socket_t *s = RS_CONTAINER_OF(op, rs_socket_t, connect_op);
     int err = status;
@@ -1187,11 +938,6 @@ static void rs__win_connect_done(rs__iocp_op_t *op, int status, size_t bytes) {
     rs__socket_deliver_connect(s, err);
     s->callback_depth--;
     rs__socket_maybe_free(s);
-}
-
-static void rs__socket_connect_later(rs_socket_t *s, int result) {
-    s->connect_result = result;
-    rs_event_loop_schedule_task_now(s->loop, &s->connect_done_task);
 }
 
 /* ConnectEx needs a bound socket: an unbound one is bound to the any-address
@@ -1301,11 +1047,6 @@ RESEAU_API int rs_socket_connect(rs_socket_t *socket, const rs_endpoint_t *remot
     return RS_OK;
 }
 
-/* For the client bootstrap, whose overall timer bounds every attempt. */
-static void rs__socket_skip_connect_timer(rs_socket_t *socket) {
-    socket->no_connect_timer = true;
-}
-
 RESEAU_API int rs_socket_assign_to_loop(rs_socket_t *socket, rs_event_loop_t *loop) {
     int err;
     if (!socket || !loop) {
@@ -1326,14 +1067,6 @@ RESEAU_API int rs_socket_assign_to_loop(rs_socket_t *socket, rs_event_loop_t *lo
 }
 
 /* ---- reading ---- */
-
-/* A UDP socket reads unconnected too, once it has a handle. */
-static bool rs__socket_can_read(const rs_socket_t *s) {
-    if (s->state == RS__SOCK_CONNECTED) {
-        return true;
-    }
-    return s->options.type == RS_SOCKET_DGRAM && (s->state == RS__SOCK_INIT || s->state == RS__SOCK_BOUND);
-}
 
 static bool rs__socket_wants_reads(const rs_socket_t *s) {
     return rs__socket_can_read(s) && s->handle != INVALID_SOCKET && s->loop && s->on_readable && s->reading &&
@@ -1444,24 +1177,6 @@ static int rs__socket_set_reading(rs_socket_t *s, bool reading, const char *func
     return RS_OK;
 }
 
-RESEAU_API int rs_socket_pause_reading(rs_socket_t *socket) {
-    return rs__socket_set_reading(socket, false, "rs_socket_pause_reading");
-}
-
-RESEAU_API int rs_socket_resume_reading(rs_socket_t *socket) {
-    return rs__socket_set_reading(socket, true, "rs_socket_resume_reading");
-}
-
-static void rs__bufs_credit(rs_byte_buf_t *bufs, size_t count, size_t n) {
-    size_t i;
-    for (i = 0; i < count && n > 0; ++i) {
-        size_t room = bufs[i].capacity - bufs[i].len;
-        size_t take = n < room ? n : room;
-        bufs[i].len += take;
-        n -= take;
-    }
-}
-
 /* Nothing more will come (EOF or an error was returned). */
 static int rs__socket_read_finished(rs_socket_t *s, int result) {
     s->read_done = true;
@@ -1525,35 +1240,7 @@ RESEAU_API int rs_socket_readv(rs_socket_t *socket, rs_byte_buf_t *bufs, size_t 
     return RS_EAGAIN;
 }
 
-RESEAU_API int rs_socket_read(rs_socket_t *socket, rs_byte_buf_t *buf, size_t *amount_read) {
-    if (!buf) {
-        if (amount_read) {
-            *amount_read = 0;
-        }
-        return RS_EINVAL;
-    }
-    return rs_socket_readv(socket, buf, 1, amount_read);
-}
-
 /* ---- writing ---- */
-
-static rs__write_req_t *rs__socket_take_req(rs_socket_t *s) {
-    rs_list_node_t *node = rs_list_pop_front(&s->req_cache);
-    if (node) {
-        --s->req_cache_count;
-        return RS_CONTAINER_OF(node, rs__write_req_t, node);
-    }
-    return (rs__write_req_t *)rs_mem_calloc(&s->allocator, 1, sizeof(rs__write_req_t));
-}
-
-static void rs__socket_recycle_req(rs_socket_t *s, rs__write_req_t *req) {
-    if (s->req_cache_count < RS__WIN_WRITE_REQ_CACHE) {
-        rs_list_push_back(&s->req_cache, &req->node);
-        ++s->req_cache_count;
-        return;
-    }
-    rs_mem_free(&s->allocator, req);
-}
 
 static void rs__socket_deliver_writes(rs_socket_t *s, rs_list_t *list) {
     rs_list_t batch;
@@ -1579,13 +1266,6 @@ static void rs__socket_completion_task(rs_task_t *task, void *arg, rs_task_statu
      * these callbacks wait for the next tick. */
     rs__socket_deliver_writes(s, &s->completed);
     rs__socket_maybe_free(s);
-}
-
-static void rs__socket_shutdown_write_now(rs_socket_t *s) {
-    s->shut_write_pending = false;
-    if (s->handle != INVALID_SOCKET && shutdown(s->handle, SD_SEND) != 0) {
-        RS__LOG_DEBUG(RS_LS_SOCKET, "shutdown(SD_SEND) failed (error %d)", WSAGetLastError());
-    }
 }
 
 /* Credit `n` written bytes to the queue head, completing whole requests. */
@@ -1691,31 +1371,6 @@ RESEAU_API int rs_socket_write(rs_socket_t *socket, rs_byte_cursor_t data, rs_so
     return RS_OK;
 }
 
-RESEAU_API int rs_socket_shutdown_dir(rs_socket_t *socket, rs_socket_dir_t dir) {
-    int err = rs__socket_check_thread(socket, "rs_socket_shutdown_dir");
-    if (err) {
-        return err;
-    }
-    if ((dir & RS_SOCKET_DIR_BOTH) == 0 || (dir & ~RS_SOCKET_DIR_BOTH) != 0) {
-        return RS_EINVAL;
-    }
-    if (socket->state != RS__SOCK_CONNECTED) {
-        return socket->state == RS__SOCK_CLOSED ? RS_EBADF : RS_ENOTCONN;
-    }
-    if ((dir & RS_SOCKET_DIR_READ) && shutdown(socket->handle, SD_RECEIVE) != 0) {
-        return rs__wsa_result();
-    }
-    if ((dir & RS_SOCKET_DIR_WRITE) && !socket->write_shut) {
-        socket->write_shut = true;
-        if (rs_list_empty(&socket->write_queue) && !socket->send_op.pending) {
-            rs__socket_shutdown_write_now(socket);
-        } else {
-            socket->shut_write_pending = true; /* after the queued bytes */
-        }
-    }
-    return RS_OK;
-}
-
 /* ---- options on a live socket ---- */
 
 /* The common checks of the setters, in the documented order. */
@@ -1762,20 +1417,7 @@ RESEAU_API int rs_socket_set_ttl(rs_socket_t *socket, uint32_t ttl) {
     return rs__setsockopt_int(socket->handle, IPPROTO_IP, IP_TTL, (int)ttl);
 }
 
-
 /* ---- datagrams ---- */
-
-static int rs__socket_check_dgram(const rs_socket_t *s, const char *function) {
-    int err = rs__socket_check_thread(s, function);
-    if (err) {
-        return err;
-    }
-    if (s->options.type != RS_SOCKET_DGRAM) {
-        return RS_EINVAL;
-    }
-    /* A default-domain socket has no handle yet: its first send_to makes one. */
-    return s->handle == INVALID_SOCKET && !rs__socket_domain_pending(s) ? RS_EBADF : RS_OK;
-}
 
 /* Send one datagram; the socket was checked. */
 static int rs__dgram_send_one(rs_socket_t *s, const rs_endpoint_t *destination, const void *data, size_t len) {
@@ -1807,11 +1449,6 @@ static int rs__dgram_send_one(rs_socket_t *s, const rs_endpoint_t *destination, 
     }
     /* Non-blocking: WSAEWOULDBLOCK is RS_EAGAIN, retried by the caller. */
     return r == 0 ? RS_OK : rs__wsa_result();
-}
-
-RESEAU_API int rs_socket_send_to(rs_socket_t *socket, const rs_endpoint_t *destination, rs_byte_cursor_t data) {
-    int err = rs__socket_check_dgram(socket, "rs_socket_send_to");
-    return err ? err : rs__dgram_send_one(socket, destination, data.ptr, data.len);
 }
 
 RESEAU_API int rs_socket_send_batch(rs_socket_t *socket, const rs_datagram_t *datagrams, size_t count,
@@ -1881,27 +1518,6 @@ static int rs__dgram_recv_one(rs_socket_t *s, rs_datagram_t *d) {
         }
         return RS_OK;
     }
-}
-
-static int rs__dgram_check_recv(const rs_socket_t *s, bool valid, const char *function) {
-    int err = rs__socket_check_dgram(s, function); /* NULL socket, then the thread, first */
-    if (!err && !valid) {
-        err = RS_EINVAL;
-    }
-    return err ? err : rs__socket_fd_state(s); /* nothing to receive on before the first send_to or bind */
-}
-
-static int rs__dgram_take_deferred_error(rs_socket_t *s) {
-    int err = s->deferred_recv_error;
-    s->deferred_recv_error = RS_OK;
-    return err;
-}
-
-RESEAU_API int rs_socket_recv_from(rs_socket_t *socket, rs_datagram_t *datagram) {
-    bool valid = datagram && datagram->data && datagram->capacity;
-    int err = rs__dgram_check_recv(socket, valid, "rs_socket_recv_from");
-    err = err ? err : rs__dgram_take_deferred_error(socket);
-    return err ? err : rs__dgram_recv_one(socket, datagram);
 }
 
 RESEAU_API int rs_socket_recv_batch(rs_socket_t *socket, rs_datagram_t *datagrams, size_t count,

@@ -6,18 +6,6 @@
  * differ between the two, and they give the same counts and errors.
  */
 
-static int rs__socket_check_dgram(const rs_socket_t *s, const char *function) {
-    int err = rs__socket_check_thread(s, function);
-    if (err) {
-        return err;
-    }
-    if (s->options.type != RS_SOCKET_DGRAM) {
-        return RS_EINVAL;
-    }
-    /* A default-domain socket has no fd yet: its first send_to makes one. */
-    return s->io.fd < 0 && !rs__socket_domain_pending(s) ? RS_EBADF : RS_OK;
-}
-
 /* Fill one msghdr for `dgram`; `name` receives the destination on send. */
 static int rs__dgram_prepare_send(rs_socket_t *s, const rs_endpoint_t *destination, struct iovec *iov,
                                   const void *data, size_t len, struct msghdr *msg, rs__sockaddr_t *name) {
@@ -57,11 +45,6 @@ static int rs__dgram_send_one(rs_socket_t *s, const rs_endpoint_t *destination, 
         n = sendmsg(s->io.fd, &msg, RS__MSG_NOSIGNAL);
     } while (n < 0 && errno == EINTR);
     return n < 0 ? rs__errno_result() : RS_OK; /* EAGAIN maps to RS_EAGAIN */
-}
-
-RESEAU_API int rs_socket_send_to(rs_socket_t *socket, const rs_endpoint_t *destination, rs_byte_cursor_t data) {
-    int err = rs__socket_check_dgram(socket, "rs_socket_send_to");
-    return err ? err : rs__dgram_send_one(socket, destination, data.ptr, data.len);
 }
 
 /* Send up to `count` (at most RS_DATAGRAM_BATCH_MAX) datagrams in order;
@@ -167,31 +150,6 @@ static int rs__dgram_recv_one(rs_socket_t *s, rs_datagram_t *d) {
     }
     rs__dgram_finish_recv(d, &msg, &name, (size_t)n);
     return RS_OK;
-}
-
-/* The checks both receive calls share; `valid` is the caller's verdict on
- * its arguments, which comes after the socket's own checks. */
-static int rs__dgram_check_recv(const rs_socket_t *s, bool valid, const char *function) {
-    int err = rs__socket_check_dgram(s, function); /* NULL socket, then the thread, first */
-    if (!err && !valid) {
-        err = RS_EINVAL;
-    }
-    return err ? err : rs__socket_fd_state(s); /* nothing to receive on before the first send_to or bind */
-}
-
-/* An error that a batch receive met after some datagrams, kept for the next
- * receive call (see rs__dgram_recv_some); RS_OK if none. */
-static int rs__dgram_take_deferred_error(rs_socket_t *s) {
-    int err = s->deferred_recv_error;
-    s->deferred_recv_error = RS_OK;
-    return err;
-}
-
-RESEAU_API int rs_socket_recv_from(rs_socket_t *socket, rs_datagram_t *datagram) {
-    bool valid = datagram && datagram->data && datagram->capacity;
-    int err = rs__dgram_check_recv(socket, valid, "rs_socket_recv_from");
-    err = err ? err : rs__dgram_take_deferred_error(socket);
-    return err ? err : rs__dgram_recv_one(socket, datagram);
 }
 
 /* Receive up to `count` (at most RS_DATAGRAM_BATCH_MAX, each with a buffer)
