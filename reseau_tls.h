@@ -11,7 +11,9 @@
  *       #define RESEAU_TLS_IMPLEMENTATION
  *       #include "reseau.h"
  *       #include "reseau_tls.h"
- *   Link with -lbearssl (Debian: libbearssl-dev; it has no pkg-config file).
+ *   Link with -lbearssl (Debian: libbearssl-dev; it has no pkg-config file),
+ *   and on Windows also -lbcrypt (the OS's random generator), -lcrypt32 (the
+ *   Windows certificate store) and -lws2_32.
  *
  *       rs_tls_ctx_options_t o = {0};            // a client, verifying peers
  *       rs_tls_ctx_t *ctx = rs_tls_ctx_new(&o, &err);   // the system CAs
@@ -29,6 +31,13 @@
  *   against a newer one, put its include directory and library first on the
  *   compiler's paths (-I, -L), as nothing here depends on 0.6's layout beyond
  *   its public API.
+ *
+ * WINDOWS (mingw-w64; tested under Wine only)
+ *   Entropy comes from BCryptGenRandom (link -lbcrypt). CA files, CA
+ *   directories (ca_dir, $SSL_CERT_DIR) and PEM files are read as on POSIX,
+ *   by Windows path. The system store is $SSL_CERT_FILE, $SSL_CERT_DIR, then
+ *   the Windows ROOT certificate store through crypt32 (link -lcrypt32).
+ *   BearSSL for mingw: see tools/cross/bearssl-mingw.sh.
  *
  * CONFIGURATION MACROS
  *   RESEAU_TLS_IMPLEMENTATION  emit the implementation in this translation
@@ -109,7 +118,8 @@ typedef struct rs_tls_ctx_options {
     /* Trust store: the CAs that verify the peer. Any combination of these is
      * loaded; when none is given and verification is on, the system store is
      * discovered: $SSL_CERT_FILE, $SSL_CERT_DIR, then the Debian, RHEL and
-     * Alpine bundles and directories. (defaults: NULL / empty) */
+     * Alpine bundles and directories (on Windows, the Windows ROOT
+     * certificate store after the two variables). (defaults: NULL / empty) */
     const char *ca_file;    /* a PEM bundle */
     const char *ca_dir;     /* every regular file in it that holds PEM certificates */
     rs_byte_cursor_t ca_pem; /* PEM text in memory (copied) */
@@ -303,11 +313,26 @@ RESEAU_API rs_channel_installer_t *rs_tls_alpn_installer_new(const rs_allocator_
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <time.h>
+#if RESEAU_OS_WINDOWS
+/* As in reseau.h's implementation: winsock2.h before windows.h, lean. */
+#ifndef WIN32_LEAN_AND_MEAN
+#define WIN32_LEAN_AND_MEAN
+#endif
+#ifndef NOMINMAX
+#define NOMINMAX
+#endif
+#include <winsock2.h>
+#include <windows.h>
+#include <bcrypt.h>   /* BCryptGenRandom: link -lbcrypt */
+#include <wincrypt.h> /* the ROOT certificate store: link -lcrypt32 */
+#include <io.h>     /* _access */
+#else
+#include <sys/random.h>
 #include <unistd.h>
+#endif
 
 #ifdef __cplusplus
 extern "C" {
@@ -734,9 +759,47 @@ static int rs__tls_anchors_add_dir(const rs_allocator_t *alloc, rs__tls_anchors_
     return err;
 }
 
-/* The system store: the environment first, then the usual places. The first
- * one that yields anchors wins. */
+static bool rs__tls_readable(const char *path) {
+#if RESEAU_OS_WINDOWS
+    return _access(path, 4 /* read */) == 0;
+#else
+    return access(path, R_OK) == 0;
+#endif
+}
+
+#if RESEAU_OS_WINDOWS
+/* The Windows certificate store of trusted roots ("ROOT": the machine's and
+ * the user's), through crypt32. Certificates BearSSL cannot decode are
+ * skipped, as in a system bundle. */
+static int rs__tls_anchors_add_windows_store(const rs_allocator_t *alloc, rs__tls_anchors_t *anchors) {
+    HCERTSTORE store = CertOpenSystemStoreW(0, L"ROOT");
+    PCCERT_CONTEXT cert = NULL;
+    int err = RS_OK;
+    if (!store) {
+        RS__TLS_LOG(RS_LOG_LEVEL_WARN, "tls: cannot open the Windows ROOT certificate store: error %lu",
+                    (unsigned long)GetLastError());
+        return RS_OK;
+    }
+    while (!err && (cert = CertEnumCertificatesInStore(store, cert)) != NULL) {
+        if (cert->dwCertEncodingType & X509_ASN_ENCODING) {
+            err = rs__tls_anchors_add_der(alloc, anchors,
+                                          rs_byte_cursor_from_array(cert->pbCertEncoded, cert->cbCertEncoded));
+            err = err == RS_ETLS_BAD_CERT ? RS_OK : err;
+        }
+    }
+    if (cert) { /* left early: the enumeration did not free it */
+        CertFreeCertificateContext(cert);
+    }
+    CertCloseStore(store, 0);
+    return err;
+}
+#endif
+
+/* The system store: the environment first, then the usual places (on
+ * Windows, the Windows ROOT certificate store). The first one that yields
+ * anchors wins. */
 static int rs__tls_anchors_add_system(const rs_allocator_t *alloc, rs__tls_anchors_t *anchors) {
+#if !RESEAU_OS_WINDOWS
     static const char *const files[] = {
         "/etc/ssl/certs/ca-certificates.crt",                /* Debian, Ubuntu, Alpine, Arch */
         "/etc/pki/tls/certs/ca-bundle.crt",                  /* RHEL, Fedora, CentOS */
@@ -745,12 +808,13 @@ static int rs__tls_anchors_add_system(const rs_allocator_t *alloc, rs__tls_ancho
         "/etc/ssl/cert.pem",                                 /* Alpine, macOS, the BSDs */
     };
     static const char *const dirs[] = {"/etc/ssl/certs", "/etc/pki/tls/certs"};
+    size_t i;
+#endif
     const char *env_file = getenv("SSL_CERT_FILE");
     const char *env_dir = getenv("SSL_CERT_DIR");
     size_t before = anchors->count;
-    size_t i;
     int err;
-    if (env_file && *env_file && access(env_file, R_OK) == 0) {
+    if (env_file && *env_file && rs__tls_readable(env_file)) {
         err = rs__tls_anchors_add_file(alloc, anchors, env_file, true);
         if (err == RS_ENOMEM || anchors->count > before) {
             return err;
@@ -762,8 +826,11 @@ static int rs__tls_anchors_add_system(const rs_allocator_t *alloc, rs__tls_ancho
             return err;
         }
     }
+#if RESEAU_OS_WINDOWS
+    return rs__tls_anchors_add_windows_store(alloc, anchors);
+#else
     for (i = 0; i < sizeof(files) / sizeof(files[0]); ++i) {
-        if (access(files[i], R_OK) == 0) {
+        if (rs__tls_readable(files[i])) {
             err = rs__tls_anchors_add_file(alloc, anchors, files[i], true);
             if (err == RS_ENOMEM || anchors->count > before) {
                 return err;
@@ -777,6 +844,7 @@ static int rs__tls_anchors_add_system(const rs_allocator_t *alloc, rs__tls_ancho
         }
     }
     return RS_OK;
+#endif
 }
 
 static void rs__tls_chain_cleanup(const rs_allocator_t *alloc, rs__tls_chain_t *chain) {
@@ -2080,6 +2148,18 @@ static int rs__tls_hangup_error(const rs__tls_handler_t *h) {
     return RS_ETLS_TRUNCATED;
 }
 
+/* What to report for a handshake that the channel ended with error_code. A
+ * write that met the peer's close (RS_EPIPE, RS_ECONNRESET) is the same
+ * hang-up as the end of stream that a read would have seen a moment later,
+ * so it says the same: which of the two comes first is a race. */
+static int rs__tls_lost_error(const rs__tls_handler_t *h, int error_code) {
+    if ((error_code == RS_EPIPE || error_code == RS_ECONNRESET) &&
+        rs__tls_hangup_error(h) == RS_ETLS_CLIENT_CERT_REQUIRED) {
+        return RS_ETLS_CLIENT_CERT_REQUIRED;
+    }
+    return error_code ? error_code : RS_ECANCELED;
+}
+
 static void rs__tls_finish_read_shutdown(rs__tls_handler_t *h) {
     int error = RS_OK;
     h->read_shutdown_pending = false;
@@ -2260,7 +2340,7 @@ static int rs__tls_shutdown(rs_channel_handler_t *handler, rs_channel_slot_t *sl
     if (!h->reported && error_code != RS_EEOF) {
         /* The channel went down during the handshake for another reason. */
         h->failed = true;
-        rs__tls_report(h, error_code ? error_code : RS_ECANCELED);
+        rs__tls_report(h, rs__tls_lost_error(h, error_code));
     }
     if (error_code == RS_EEOF && !abort_immediately && h->started && !h->failed && !h->peer_closed) {
         /* The peer's end of stream: deliver what arrived before it first. */
@@ -2437,8 +2517,17 @@ static const br_ssl_session_cache_class rs__tls_cache_view_class = {
 
 /* ---- set-up ---- */
 
+/* 32 bytes of seed from the OS. Windows: BCryptGenRandom with the system's
+ * preferred generator, the documented, supported call (Vista and later;
+ * RtlGenRandom is its older, undocumented twin), needing no algorithm handle;
+ * it costs -lbcrypt. */
 static int rs__tls_entropy(br_ssl_engine_context *eng) {
     unsigned char seed[32];
+#if RESEAU_OS_WINDOWS
+    if (!BCRYPT_SUCCESS(BCryptGenRandom(NULL, seed, (ULONG)sizeof(seed), BCRYPT_USE_SYSTEM_PREFERRED_RNG))) {
+        return RS_ETLS_FAILED;
+    }
+#else
     size_t got = 0;
     while (got < sizeof(seed)) {
         ssize_t n = getrandom(seed + got, sizeof(seed) - got, 0);
@@ -2450,6 +2539,7 @@ static int rs__tls_entropy(br_ssl_engine_context *eng) {
         }
         got += (size_t)n;
     }
+#endif
     br_ssl_engine_inject_entropy(eng, seed, sizeof(seed));
     rs_pem_wipe(seed, sizeof(seed));
     return RS_OK;

@@ -32,7 +32,8 @@
  *   Thread-safe by design: scheduling tasks, stopping a loop, group accessors.
  *   Callbacks run on the owning loop's thread, never inline in the call that
  *   registered them. A loop runs on its own thread (start/stop/wait) or on
- *   yours (run_once, with next_deadline and get_fd for host loops).
+ *   yours (run_once, with next_deadline and get_fd for host loops;
+ *   get_wait_handle, a waitable event, on Windows).
  *
  * CONNECTING
  *   rs_client_bootstrap_connect resolves a name (rs_host_resolver_t: a cache
@@ -144,7 +145,7 @@
  *   >>signal      POSIX signal watchers (signalfd, or a self-pipe)
  *   >>address     endpoints, strict IPv4/IPv6 parsing and formatting
  *   >>socket      TCP, UDP, Unix and VSOCK sockets
- *   >>pipe        pipes
+ *   >>pipe        pipes (a socketpair; on Windows a named pipe)
  *   >>resolver    host resolver: cache, background lookups, failure tracking
  *   >>channel     channels, slots, handlers, messages, windows, shutdown
  *   >>socket_handler  the socket channel handler
@@ -160,7 +161,9 @@
  *   >>platform.c, >>atomic.c, >>heap.c, >>scheduler.c, >>epoll.c, >>poll.c, >>kqueue.c, >>io_uring.c,
  *   >>sockaddr.c, >>socket_posix.c, >>udp_posix.c, >>sockopt_posix.c, >>message_pool.c,
  *   >>pipeline.c; for Windows >>thread_win.c, >>iocp.c, >>socket_win.c (TCP and UDP
- *   on the completion port) and >>net_win.c (what is not ported yet: RS_ENOTSUP).
+ *   on the completion port), >>pipe_win.c (pipes as overlapped named pipes) and
+ *   >>net_win.c (what is not ported yet: RS_ENOTSUP). >>resolver.c is one file
+ *   for both, getaddrinfo on worker threads.
  */
 #if (defined(RESEAU_IMPLEMENTATION) || defined(RESEAU_TLS_IMPLEMENTATION)) && defined(__linux__) && \
     !defined(_GNU_SOURCE)
@@ -244,9 +247,11 @@ extern "C" {
 #include "net/udp_posix.c"
 #include "net/sockopt_posix.c"
 #include "net/pipe.c"
-#include "net/resolver.c"
 #include "net/socket_win.c"
+#include "net/pipe_win.c"
 #include "net/net_win.c"
+/* After >>socket_win.c, whose Winsock start-up the resolver uses on Windows. */
+#include "net/resolver.c"
 #include "net/socket_core.c"
 #include "channel/message_pool.c"
 #include "channel/channel.c"

@@ -6,8 +6,8 @@
  * Each test file is its own executable and includes reseau.h with the
  * implementation exactly once, through this header:
  *     #include "test_util.h"
- * cmocka's allocation tracking is not thread-safe, and reseau allocates from
- * loop threads, so every call here goes through one mutex.
+ * cmocka's allocation tracking is neither thread-safe nor shared between
+ * threads, and reseau allocates from loop threads: see rs_test__block_t.
  */
 #ifndef RESEAU_TEST_UTIL_H
 #define RESEAU_TEST_UTIL_H
@@ -25,6 +25,7 @@
 
 #if !defined(_WIN32)
 #include <errno.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -40,30 +41,178 @@
 
 static rs_mutex_t rs_test__alloc_lock = RS_MUTEX_INIT;
 
-static void *rs_test__alloc(size_t size, void *user_data) {
-    void *p;
-    (void)user_data;
+/* cmocka keeps its list of test_malloc blocks in a thread-local variable: a
+ * block joins the list of the thread that allocated it, test_free unlinks it
+ * from there (writing into that list's head), and leaks are looked for only
+ * in the list of the thread that runs the tests. A block allocated on a loop
+ * or writer thread and freed after that thread ended makes test_free write
+ * into the dead thread's TLS: glibc leaves it in its cached stack (silent),
+ * mingw's emulated TLS frees it, so under Wine the write damages the C
+ * runtime's heap and a later free() crashes (issue 13). So:
+ *   - blocks allocated on the test thread (the one that ran the program's
+ *     constructors) are cmocka's, and a leak fails the test that made it;
+ *   - blocks allocated on any other thread come from malloc and join a list
+ *     of ours, under the lock; one still there at exit fails the program
+ *     (rs_test__check_thread_blocks).
+ * Each block starts with a header that says which it is, so any thread may
+ * free any block. */
+typedef struct rs_test__block {
+    struct rs_test__block *prev;
+    struct rs_test__block *next;
+    size_t size;
+    size_t magic;
+} rs_test__block_t;
+
+/* 16 or 32 bytes: what follows keeps the alignment of what came before. */
+#define RS_TEST__HEADER sizeof(rs_test__block_t)
+#define RS_TEST__CMOCKA_BLOCK ((size_t)0x636d6f63u) /* "cmoc" */
+#define RS_TEST__THREAD_BLOCK ((size_t)0x74687264u) /* "thrd" */
+#define RS_TEST__FREED_BLOCK ((size_t)0x66726565u)  /* "free" */
+
+static rs_thread_id_t rs_test__main_thread;
+static rs_test__block_t rs_test__thread_blocks = {&rs_test__thread_blocks, &rs_test__thread_blocks, 0, 0};
+static size_t rs_test__thread_block_count;
+
+static void rs_test__check_thread_blocks(void) {
+    size_t count, size;
     rs_mutex_lock(&rs_test__alloc_lock);
-    p = _test_malloc(size, __FILE__, __LINE__);
+    count = rs_test__thread_block_count;
+    size = rs_test__thread_blocks.next->size;
     rs_mutex_unlock(&rs_test__alloc_lock);
+    if (count) {
+        fflush(stdout);
+        fprintf(stderr, "ERROR: %lu block(s) allocated off the test thread were never freed (the oldest: %lu bytes)\n",
+                (unsigned long)count, (unsigned long)size);
+        fflush(stderr);
+        _exit(1);
+    }
+}
+
+__attribute__((constructor)) static void rs_test__alloc_init(void) {
+    rs_test__main_thread = rs_thread_current_id();
+    atexit(rs_test__check_thread_blocks);
+}
+
+/* A bad pointer or a double free: no cmocka failure (this may be another
+ * thread, where cmocka cannot unwind), just a loud stop. */
+static void rs_test__bad_block(const void *ptr, const char *file, int line) {
+    fflush(stdout);
+    fprintf(stderr, "%s:%d: test allocator: %p is not a live block (double free, or not ours)\n", file, line, ptr);
+    fflush(stderr);
+    abort();
+}
+
+static void *rs_test__alloc_at(size_t size, const char *file, int line) {
+    rs_test__block_t *b;
+    if (size > SIZE_MAX - RS_TEST__HEADER) {
+        return NULL;
+    }
+    rs_mutex_lock(&rs_test__alloc_lock);
+    if (rs_thread_current_id() == rs_test__main_thread) {
+        b = (rs_test__block_t *)_test_malloc(size + RS_TEST__HEADER, file, line);
+        b->magic = RS_TEST__CMOCKA_BLOCK;
+        b->prev = b->next = NULL;
+    } else {
+        b = (rs_test__block_t *)malloc(size + RS_TEST__HEADER);
+        if (b) {
+            b->magic = RS_TEST__THREAD_BLOCK;
+            b->prev = rs_test__thread_blocks.prev;
+            b->next = &rs_test__thread_blocks;
+            b->prev->next = b;
+            rs_test__thread_blocks.prev = b;
+            rs_test__thread_block_count++;
+        }
+    }
+    if (b) {
+        b->size = size;
+    }
+    rs_mutex_unlock(&rs_test__alloc_lock);
+    return b ? (void *)(b + 1) : NULL;
+}
+
+static void rs_test__free_at(void *ptr, const char *file, int line) {
+    rs_test__block_t *b;
+    bool bad = false;
+    if (!ptr) {
+        return;
+    }
+    b = (rs_test__block_t *)ptr - 1;
+    rs_mutex_lock(&rs_test__alloc_lock);
+    if (b->magic == RS_TEST__CMOCKA_BLOCK) {
+        b->magic = RS_TEST__FREED_BLOCK;
+        _test_free(b, file, line);
+    } else if (b->magic == RS_TEST__THREAD_BLOCK) {
+        b->magic = RS_TEST__FREED_BLOCK;
+        b->prev->next = b->next;
+        b->next->prev = b->prev;
+        rs_test__thread_block_count--;
+        free(b);
+    } else {
+        bad = true;
+    }
+    rs_mutex_unlock(&rs_test__alloc_lock);
+    if (bad) {
+        rs_test__bad_block(ptr, file, line);
+    }
+}
+
+static RS__UNUSED void *rs_test__calloc_at(size_t count, size_t size, const char *file, int line) {
+    void *p;
+    if (size && count > SIZE_MAX / size) {
+        return NULL;
+    }
+    p = rs_test__alloc_at(count * size, file, line);
+    if (p) {
+        memset(p, 0, count * size);
+    }
     return p;
 }
 
-static void *rs_test__realloc(void *ptr, size_t old_size, size_t new_size, void *user_data) {
+/* A new block (of the calling thread's kind) with the old one's bytes. */
+static void *rs_test__realloc_at(void *ptr, size_t new_size, const char *file, int line) {
     void *p;
+    size_t old_size;
+    if (!ptr) {
+        return rs_test__alloc_at(new_size, file, line);
+    }
+    if (new_size == 0) {
+        rs_test__free_at(ptr, file, line);
+        return NULL;
+    }
+    old_size = ((rs_test__block_t *)ptr - 1)->size;
+    p = rs_test__alloc_at(new_size, file, line);
+    if (p) {
+        memcpy(p, ptr, old_size < new_size ? old_size : new_size);
+        rs_test__free_at(ptr, file, line);
+    }
+    return p;
+}
+
+/* cmocka's own macros, through the same blocks and the same lock, so that
+ * tests may mix them with the allocator below and use them on any thread. */
+#undef test_malloc
+#undef test_calloc
+#undef test_realloc
+#undef test_free
+#define test_malloc(size) rs_test__alloc_at((size), __FILE__, __LINE__)
+#define test_calloc(num, size) rs_test__calloc_at((num), (size), __FILE__, __LINE__)
+#define test_realloc(ptr, size) rs_test__realloc_at((ptr), (size), __FILE__, __LINE__)
+#define test_free(ptr) rs_test__free_at((ptr), __FILE__, __LINE__)
+
+static void *rs_test__alloc(size_t size, void *user_data) {
+    (void)user_data;
+    return rs_test__alloc_at(size, __FILE__, __LINE__);
+}
+
+static void *rs_test__realloc(void *ptr, size_t old_size, size_t new_size, void *user_data) {
     (void)old_size;
     (void)user_data;
-    rs_mutex_lock(&rs_test__alloc_lock);
-    p = _test_realloc(ptr, new_size, __FILE__, __LINE__);
-    rs_mutex_unlock(&rs_test__alloc_lock);
-    return p;
+    return rs_test__realloc_at(ptr, new_size, __FILE__, __LINE__);
 }
 
 static void rs_test__free(void *ptr, void *user_data) {
     (void)user_data;
-    rs_mutex_lock(&rs_test__alloc_lock);
-    _test_free(ptr, __FILE__, __LINE__);
-    rs_mutex_unlock(&rs_test__alloc_lock);
+    rs_test__free_at(ptr, __FILE__, __LINE__);
 }
 
 /* The leak-checking allocator: cmocka fails the test if any block outlives it. */
@@ -520,5 +669,129 @@ static RS__UNUSED void rs_test_expect_bytes(int fd, const void *expected, size_t
     free(got);
 }
 #endif /* !_WIN32 */
+
+/* ---- A black hole: connects that hang, on loopback. */
+
+/* A listener at `address` whose accept queue is full: the kernel drops the
+ * SYNs of any further connect, which then hangs (the test's stand-in for an
+ * unreachable address, without leaving loopback). Linux does this; Windows
+ * answers such a SYN with a reset (a refusal), so on Windows the black hole
+ * exists only under Wine, whose sockets are the Linux host's. Raw sockets,
+ * not reseau's: the fillers must never be accepted. */
+#if defined(_WIN32)
+typedef SOCKET rs_test_bh_fd_t;
+#define RS_TEST_BH_INVALID INVALID_SOCKET
+#else
+typedef int rs_test_bh_fd_t;
+#define RS_TEST_BH_INVALID (-1)
+#endif
+
+typedef struct rs_test_black_hole {
+    rs_test_bh_fd_t listener;
+    rs_test_bh_fd_t fillers[16];
+    int filler_count;
+    uint16_t port; /* where it listens */
+} rs_test_black_hole_t;
+
+/* Skips the calling test, saying so, where no black hole can be made: call
+ * it first, before anything is allocated. */
+static RS__UNUSED void rs_test_black_hole_or_skip(void) {
+#if defined(_WIN32)
+    HMODULE ntdll = GetModuleHandleW(L"ntdll.dll");
+    if (!ntdll || !GetProcAddress(ntdll, "wine_get_version")) {
+        print_message("skipped on Windows outside Wine: a full accept queue refuses SYNs, it does not drop them\n");
+        skip();
+    }
+#endif
+}
+
+static RS__UNUSED void rs_test_bh_close(rs_test_bh_fd_t fd) {
+#if defined(_WIN32)
+    closesocket(fd);
+#else
+    close(fd);
+#endif
+}
+
+/* A TCP socket, non-blocking if asked. */
+static RS__UNUSED rs_test_bh_fd_t rs_test_bh_socket(bool nonblocking) {
+#if defined(_WIN32)
+    u_long on = nonblocking ? 1 : 0;
+    SOCKET fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd != INVALID_SOCKET && ioctlsocket(fd, FIONBIO, &on) != 0) {
+        closesocket(fd);
+        fd = INVALID_SOCKET;
+    }
+    return fd;
+#else
+    return socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0), 0);
+#endif
+}
+
+/* Connect without blocking: true once connected within 200 ms, false if the
+ * connect is still pending then (its SYN was dropped). */
+static RS__UNUSED bool rs_test_bh_connects(rs_test_bh_fd_t fd, const struct sockaddr_in *sa) {
+#if defined(_WIN32)
+    fd_set writable;
+    struct timeval tv = {0, 200 * 1000};
+    if (connect(fd, (const struct sockaddr *)sa, (int)sizeof(*sa)) == 0) {
+        return true;
+    }
+    assert_int_equal(WSAGetLastError(), WSAEWOULDBLOCK);
+    FD_ZERO(&writable);
+    FD_SET(fd, &writable);
+    return select(0, NULL, &writable, NULL, &tv) != 0;
+#else
+    struct pollfd pfd;
+    if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0) {
+        return true;
+    }
+    assert_int_equal(errno, EINPROGRESS);
+    pfd.fd = fd;
+    pfd.events = POLLOUT;
+    pfd.revents = 0;
+    return poll(&pfd, 1, 200) != 0;
+#endif
+}
+
+/* Opens the black hole at ip:port (port 0: one the kernel picks, then in
+ * bh->port). Close it with rs_test_black_hole_close. */
+static RS__UNUSED void rs_test_black_hole_open(rs_test_black_hole_t *bh, const char *ip, uint16_t port) {
+    struct sockaddr_in sa;
+    socklen_t sa_len = (socklen_t)sizeof(sa);
+    uint8_t addr[4];
+    int one = 1;
+    memset(bh, 0, sizeof(*bh));
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(port);
+    assert_int_equal(rs_ipv4_parse(ip, addr), RS_OK);
+    memcpy(&sa.sin_addr, addr, 4);
+    bh->listener = rs_test_bh_socket(false);
+    assert_true(bh->listener != RS_TEST_BH_INVALID);
+    setsockopt(bh->listener, SOL_SOCKET, SO_REUSEADDR, (const char *)&one, sizeof(one));
+    assert_int_equal(bind(bh->listener, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(getsockname(bh->listener, (struct sockaddr *)&sa, &sa_len), 0);
+    bh->port = ntohs(sa.sin_port);
+    assert_int_equal(listen(bh->listener, 0), 0);
+    /* Fill the queue: connect until one does not complete at once. */
+    while (bh->filler_count < 16) {
+        rs_test_bh_fd_t fd = rs_test_bh_socket(true);
+        assert_true(fd != RS_TEST_BH_INVALID);
+        bh->fillers[bh->filler_count++] = fd;
+        if (!rs_test_bh_connects(fd, &sa)) {
+            return; /* this SYN was dropped: the queue is full */
+        }
+    }
+    fail_msg("the accept queue of %s:%u never filled", ip, (unsigned)bh->port);
+}
+
+static RS__UNUSED void rs_test_black_hole_close(rs_test_black_hole_t *bh) {
+    int i;
+    for (i = 0; i < bh->filler_count; ++i) {
+        rs_test_bh_close(bh->fillers[i]);
+    }
+    rs_test_bh_close(bh->listener);
+}
 
 #endif /* RESEAU_TEST_UTIL_H */

@@ -166,7 +166,7 @@ static int rs__epoll_get_fd(const rs_event_loop_t *loop, int *fd_out) {
 static const rs__backend_vtable_t rs__epoll_vtable = {
     RS_EVENT_LOOP_BACKEND_EPOLL, rs__epoll_init,   rs__epoll_cleanup, rs__epoll_wait,
     rs__epoll_dispatch,          rs__epoll_add,    rs__epoll_modify,  rs__epoll_remove,
-    rs__epoll_wake,              rs__epoll_get_fd,  true,
+    rs__epoll_wake,              rs__epoll_get_fd,  NULL, true,
 };
 
 #endif /* RESEAU_OS_LINUX */

@@ -95,6 +95,7 @@ RESEAU_API rs_event_loop_t *rs_event_loop_new(const rs_event_loop_options_t *opt
     rs_event_loop_backend_t kind = options ? options->backend : RS_EVENT_LOOP_BACKEND_DEFAULT;
     const rs__backend_vtable_t *backend = rs__backend_lookup(kind);
     rs_event_loop_t *loop;
+    int member_kind;
     int err;
 
     if (!backend) {
@@ -115,10 +116,10 @@ RESEAU_API rs_event_loop_t *rs_event_loop_new(const rs_event_loop_options_t *opt
     rs_list_init(&loop->reg_free);
     rs_list_init(&loop->interest_dirty);
     rs_list_init(&loop->interest_failed);
-    rs_list_init(&loop->members[RS__MEMBER_CHANNEL]);
-    rs_list_init(&loop->members[RS__MEMBER_SOCKET]);
-    rs_list_init(&loop->swept[RS__MEMBER_CHANNEL]);
-    rs_list_init(&loop->swept[RS__MEMBER_SOCKET]);
+    for (member_kind = 0; member_kind < RS__MEMBER_KINDS; ++member_kind) {
+        rs_list_init(&loop->members[member_kind]);
+        rs_list_init(&loop->swept[member_kind]);
+    }
     loop->owner = rs_thread_current_id();
     err = rs_mutex_init(&loop->members_lock);
     if (err) {
@@ -576,6 +577,21 @@ RESEAU_API int rs_event_loop_get_fd(const rs_event_loop_t *loop, int *fd_out) {
         return RS_EINVAL;
     }
     return loop->backend->get_fd(loop, fd_out);
+}
+
+RESEAU_API int rs_event_loop_get_wait_handle(rs_event_loop_t *loop, void **handle_out) {
+    int err;
+    if (!loop || !handle_out) {
+        return RS_EINVAL;
+    }
+    if (!loop->backend->get_wait_handle) {
+        return RS_ENOTSUP;
+    }
+    err = rs__check_loop_call(loop, handle_out, "rs_event_loop_get_wait_handle");
+    if (err) {
+        return err;
+    }
+    return loop->backend->get_wait_handle(loop, handle_out);
 }
 
 /* ---- own thread ---- */

@@ -27,9 +27,10 @@ typedef enum rs_event_loop_backend {
                                         * Windows, poll elsewhere */
     RS_EVENT_LOOP_BACKEND_EPOLL = 1,   /* Linux */
     RS_EVENT_LOOP_BACKEND_POLL = 2,    /* any POSIX system; the portable fallback */
-    RS_EVENT_LOOP_BACKEND_IO_URING = 3, /* Linux 5.19+, where io_uring is allowed; readiness only so far (see README) */
+    RS_EVENT_LOOP_BACKEND_IO_URING = 3, /* Linux 5.19+, where io_uring is allowed; sockets on completions from 6.0,
+                                         * on readiness polls before (see README) */
     RS_EVENT_LOOP_BACKEND_KQUEUE = 4,  /* macOS, the BSDs; elsewhere only with RESEAU_HAVE_KQUEUE (libkqueue) */
-    RS_EVENT_LOOP_BACKEND_IOCP = 5     /* Windows: tasks, timers, asyncs and wakeups; no I/O subscriptions yet */
+    RS_EVENT_LOOP_BACKEND_IOCP = 5     /* Windows: sockets and pipes on completions; no fd subscriptions (RS_ENOTSUP) */
 } rs_event_loop_backend_t;
 
 typedef struct rs_event_loop_options {
@@ -131,7 +132,8 @@ RESEAU_API int rs_event_loop_run_once(rs_event_loop_t *loop, int timeout_ms);
 /* When the next task is due, for embedding: *deadline_ns is 0 when work is ready
  * now (including tasks queued from other threads), UINT64_MAX when no task is
  * pending, else a time on the loop's clock.
- * I/O readiness is not included: poll rs_event_loop_get_fd for it. RS_EINVAL for
+ * I/O readiness is not included: poll rs_event_loop_get_fd for it (on
+ * Windows, wait on rs_event_loop_get_wait_handle). RS_EINVAL for
  * a NULL loop or deadline_ns. Loop thread. */
 RESEAU_API int rs_event_loop_next_deadline(rs_event_loop_t *loop, uint64_t *deadline_ns);
 
@@ -139,10 +141,34 @@ RESEAU_API int rs_event_loop_next_deadline(rs_event_loop_t *loop, uint64_t *dead
  * cross-thread wakeup to process; poll it from a host loop, then call
  * rs_event_loop_run_once(loop, 0). Never read from it or close it.
  * *fd_out is set on RS_OK; RS_ENOTSUP for the poll backend, which has no single
- * waitable handle, and for IOCP, whose port is a HANDLE and not waitable; RS_EINVAL for a NULL loop or fd_out. Any thread. On kqueue
- * it is the kqueue fd, which the BSDs and macOS make pollable; libkqueue's is
- * not. */
+ * waitable handle, and for IOCP, whose port is a HANDLE and not waitable (use
+ * rs_event_loop_get_wait_handle there); RS_EINVAL for a NULL loop or fd_out.
+ * Any thread. On kqueue it is the kqueue fd, which the BSDs and macOS make
+ * pollable; libkqueue's is not. */
 RESEAU_API int rs_event_loop_get_fd(const rs_event_loop_t *loop, int *fd_out);
+
+/* The Windows twin of rs_event_loop_get_fd: a HANDLE (given as void *, so this
+ * header needs no <windows.h>) for a host loop to wait on with
+ * WaitForSingleObject or MsgWaitForMultipleObjects, then call
+ * rs_event_loop_run_once(loop, 0).
+ * It is a manual-reset event, signaled from the moment the loop has a packet
+ * to process (an I/O operation finished; another thread scheduled a task,
+ * sent an async or stopped the loop) until a run_once takes it in, which
+ * resets it; waiting on it does not reset it. Not included, as with get_fd:
+ * timers and tasks scheduled on the loop thread itself. Bound the wait with
+ * rs_event_loop_next_deadline, which counts both.
+ * The loop owns the handle: never CloseHandle, SetEvent or ResetEvent it. It
+ * stays valid until rs_event_loop_destroy, and every call returns the same
+ * one. The first call starts a helper thread that waits in the completion
+ * port for the loop (loops that never call this have none); destroy stops
+ * and joins it, and no completion is lost.
+ * *handle_out is set on RS_OK. RS_EINVAL for a NULL loop or handle_out;
+ * RS_ENOTSUP on every backend but IOCP (on POSIX use rs_event_loop_get_fd);
+ * RS_EWRONGTHREAD off the loop thread; RS_ETHREAD if the helper thread cannot
+ * start; the mapped OS error if the event cannot be made. Loop thread: on a
+ * loop run by rs_event_loop_start that means its callbacks, where it works
+ * but serves no purpose. */
+RESEAU_API int rs_event_loop_get_wait_handle(rs_event_loop_t *loop, void **handle_out);
 
 /* Schedule `task` to run on the next tick. Any thread. From the loop thread it
  * goes straight to the scheduler; from others, through the cross-thread queue.

@@ -39,6 +39,9 @@ typedef struct rs__backend_vtable {
     /* Make a blocked wait return. Any thread. Returns false if the OS refused. */
     bool (*wake)(rs_event_loop_t *loop);
     int (*get_fd)(const rs_event_loop_t *loop, int *fd_out);
+    /* rs_event_loop_get_wait_handle, called on the loop thread; NULL where
+     * the backend has none (RS_ENOTSUP): every POSIX one, which has get_fd. */
+    int (*get_wait_handle)(rs_event_loop_t *loop, void **handle_out);
     /* Interest changes made inside a tick may wait for the tick's end
      * (rs__event_loop_set_interest): worth it where each change is a system
      * call (epoll_ctl), not where it is an array write (poll). */
@@ -56,11 +59,18 @@ typedef struct rs__local_object {
 #define RS__LOST_WAKE_POLL_MS 10
 
 /* An object tied to a loop that the loop's destroy must end before it frees
- * anything: a channel or a socket. Destroy ends the channels first (their
- * socket handlers close their sockets), runs what that scheduled, then ends
- * the sockets left, runs that, and finally detaches whatever the owners still
+ * anything: a channel, a socket, or an end of a Windows pipe (POSIX pipe ends
+ * are sockets). Destroy ends the channels first (their socket handlers close
+ * their sockets), runs what that scheduled, then ends the sockets left, runs
+ * that, then the pipe ends, and finally detaches whatever the owners still
  * hold, so that their later destroy calls never reach the freed loop. */
-typedef enum rs__member_kind { RS__MEMBER_CHANNEL, RS__MEMBER_SOCKET, RS__MEMBER_KINDS } rs__member_kind_t;
+typedef enum rs__member_kind {
+    RS__MEMBER_CHANNEL,
+    RS__MEMBER_SOCKET,
+    RS__MEMBER_PIPE_READ,
+    RS__MEMBER_PIPE_WRITE,
+    RS__MEMBER_KINDS
+} rs__member_kind_t;
 
 /* What the loop does with a member, given its list node (the member itself is
  * only that node, so that it costs a channel or a socket 16 bytes). */

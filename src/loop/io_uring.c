@@ -5,10 +5,12 @@
  * is fixed: the kernel only ever extends it), and what the running kernel
  * offers is probed when a loop is created.
  *
- * Connected stream sockets run on operations in the ring (net/socket_uring.c:
- * multishot recv into a provided-buffer ring, SENDMSG), where the kernel has
- * them (6.0+). Readiness, for users' fds and for the rest of the socket layer
- * (listening, connecting, UDP, pipes, and everything on older kernels), is a
+ * Stream sockets run on operations in the ring (net/socket_uring.c:
+ * multishot accept, connect, multishot recv into a provided-buffer ring,
+ * SENDMSG), and UDP sockets receive through a multishot RECVMSG into a second
+ * ring of datagram-sized buffers, where the kernel has them (6.0+).
+ * Readiness, for users' fds and for the rest of the socket layer (Unix
+ * datagram sockets, and everything on older kernels), is a
  * one-shot IORING_OP_POLL_ADD per registration, armed again after each report: that keeps the loop's level-triggered contract, which a
  * multishot poll (edge-like: it fires on new wakeups, not on data left
  * unread) would break. Cross-thread wakeups are an eventfd that the ring
@@ -132,6 +134,7 @@ typedef struct rs__uring_probe {
 #define RS__IORING_OP_POLL_REMOVE 7
 #define RS__IORING_OP_WRITEV 2
 #define RS__IORING_OP_SENDMSG 9
+#define RS__IORING_OP_RECVMSG 10
 #define RS__IORING_OP_ACCEPT 13
 #define RS__IORING_OP_LINK_TIMEOUT 15
 #define RS__IORING_OP_CONNECT 16
@@ -170,6 +173,17 @@ typedef struct rs__uring_buf {
 } rs__uring_buf_t;
 RS__STATIC_ASSERT(sizeof(rs__uring_buf_t) == 16, uring_buf_size);
 
+/* What a multishot IORING_OP_RECVMSG puts at the start of each buffer, before
+ * the source address (msg_namelen bytes of room), the control data (none
+ * here) and the payload. */
+typedef struct rs__uring_recvmsg_out {
+    uint32_t namelen;    /* the source address's length, before any cut */
+    uint32_t controllen;
+    uint32_t payloadlen; /* the datagram's length (with MSG_TRUNC: before any cut) */
+    uint32_t flags;      /* msg_flags: MSG_TRUNC when the datagram was cut to the buffer */
+} rs__uring_recvmsg_out_t;
+RS__STATIC_ASSERT(sizeof(rs__uring_recvmsg_out_t) == 16, uring_recvmsg_out_size);
+
 typedef struct rs__uring_sync_cancel_reg {
     uint64_t addr;
     int32_t fd;
@@ -196,14 +210,27 @@ RS__STATIC_ASSERT(sizeof(rs__uring_sync_cancel_reg_t) == 64, uring_sync_cancel_r
 #define RS__URING_KIND_IGNORE 3u
 #define RS__URING_KIND_OP 4u
 #define RS__URING_KIND_OP_FD 5u /* an op whose results are new fds (accept) */
+#define RS__URING_KIND_OP_DGRAM 6u /* an op whose buffers are datagram buffers */
 #define RS__URING_GEN_MASK 0xffffffu
 
-/* Provided buffers, shared by every completion-based socket of the loop: the
- * kernel picks one per received chunk, and the socket gives it back once
- * rs_socket_read has copied it out. 256 x 4 KiB = 1 MiB per loop. */
+/* Provided buffers, in two groups shared by the completion-based sockets of
+ * the loop: the kernel picks one per received chunk (stream) or datagram, and
+ * the socket gives it back once rs_socket_read or rs_socket_recv_from has
+ * copied it out. Streams: 256 x 4 KiB = 1 MiB per loop, made with the loop. */
 #define RS__URING_BUF_COUNT 256u
 #define RS__URING_BUF_SIZE 4096u
-#define RS__URING_BGID 0
+/* Datagrams: each buffer holds one whole datagram, so that the buffer never
+ * cuts one the caller's own buffer would have taken whole (UDP carries at
+ * most 65527 bytes over IPv6, 65507 over IPv4), after the recvmsg header and
+ * the source address. The group is made when the first datagram socket needs
+ * it, and mapped rather than allocated: a small datagram touches only the
+ * first page of its buffer, so 8.5 MiB of address space costs, in memory,
+ * about one page per datagram waiting. */
+#define RS__URING_DGRAM_BUF_COUNT 128u
+#define RS__URING_DGRAM_BUF_SIZE (68u * 1024u)
+#define RS__URING_GROUP_STREAM 0u
+#define RS__URING_GROUP_DGRAM 1u
+#define RS__URING_GROUPS 2u
 
 typedef struct rs__uring_op rs__uring_op_t;
 
@@ -221,17 +248,33 @@ struct rs__uring_op {
     uint32_t slot; /* index + 1 while in flight; 0 when idle */
     bool cancel_sent;
     bool starved; /* a recv that ran out of buffers, in the loop's starved list */
+    bool lost;    /* ended by dropped completions, in the loop's lost list (rs__uring_fail_ops) */
     bool yields_fds; /* its results are new fds: one nobody takes is closed */
+    uint8_t group;   /* the buffer group its recv takes from: RS__URING_GROUP_xxx */
+    struct msghdr *msg; /* a datagram recv's (rs__uring_op_recvmsg) */
     rs_list_node_t starved_node;
 };
 
-/* Received chunks waiting to be read, in order: buffer ids chained through
- * the loop's per-buffer table, so queueing never allocates. */
+/* Received chunks (or datagrams) waiting to be read, in order: buffer ids
+ * chained through the group's per-buffer table, so queueing never allocates.
+ * A datagram queue (group RS__URING_GROUP_DGRAM) is read a whole buffer at a
+ * time, through rs__uring_rxq_front and rs__uring_rxq_pop_front. */
 typedef struct rs__uring_rxq {
     uint32_t head; /* buffer id + 1; 0 when empty */
     uint32_t tail;
     uint32_t count;
     uint32_t head_off; /* bytes of the head chunk already read */
+    uint8_t group;     /* RS__URING_GROUP_xxx, set before the first push */
+    /* Held data moved out of the ring (rs__uring_rxq_spill): read before the
+     * chunks, which all came after it. For datagrams, records of a uint32_t
+     * length then that many bytes (the buffer as the kernel filled it). */
+    unsigned char *spill;
+    size_t spill_len;
+    size_t spill_off;
+    size_t spill_count; /* datagrams in spill */
+    rs_list_node_t holder_node; /* in the loop's holders while count > 0 */
+    bool holding;
+    bool unread_mark; /* set by the reclaim task, cleared by a read */
 } rs__uring_rxq_t;
 
 typedef struct rs__uring_slot {
@@ -251,7 +294,22 @@ typedef struct rs__uring_ready {
     uint32_t cqe_flags; /* an op's; for a poll, 0 */
     bool is_op;
     bool yields_fd; /* an RS__URING_KIND_OP_FD op's */
+    uint8_t group;  /* the buffer group of the buffer it may carry */
 } rs__uring_ready_t;
+
+/* A provided-buffer ring and its buffers. */
+typedef struct rs__uring_pbuf {
+    rs__uring_buf_t *ring; /* page-aligned, mmap'ed: the kernel maps it too; NULL until made */
+    uint16_t tail;
+    uint16_t bgid;
+    uint32_t count; /* a power of two */
+    uint32_t size;
+    uint32_t free;
+    unsigned char *bufs; /* count x size */
+    bool bufs_mapped;    /* bufs is mmap'ed rather than allocated */
+    uint32_t *meta; /* per buffer: [2*bid] the next queued id + 1, [2*bid+1] the length received */
+    rs_list_t starved; /* recvs waiting for a buffer of this group to come back */
+} rs__uring_pbuf_t;
 
 typedef struct rs__uring {
     rs_event_loop_t *loop;
@@ -284,15 +342,18 @@ typedef struct rs__uring {
     size_t ready_count;
     size_t ready_capacity;
     bool lost_completions; /* -EBADR: the kernel dropped completions; re-arm everything */
+    bool lost_op_completions; /* the same, seen with ops: end the ops in flight (rs__uring_fail_ops) */
 
-    /* Completion-based sockets (rs__uring_loop_has_ops): the provided-buffer ring. */
+    /* Completion-based sockets (rs__uring_loop_has_ops): the provided-buffer rings. */
     bool ops_enabled;
-    rs__uring_buf_t *buf_ring; /* page-aligned, mmap'ed: the kernel maps it too */
-    uint16_t buf_tail;
-    uint32_t bufs_free;
-    unsigned char *bufs;
-    uint32_t *buf_meta; /* per buffer: [2*bid] the next queued id + 1, [2*bid+1] the length received */
-    rs_list_t starved;  /* recvs waiting for a buffer to come back */
+    bool dgram_failed; /* the kernel refused the datagram group: datagram sockets stay readiness-based */
+    rs__uring_pbuf_t pb[RS__URING_GROUPS];
+    rs_list_t holders; /* receive queues holding buffers */
+    rs_list_t lost;    /* ops ended by dropped completions, to be told so (rs__uring_fail_ops) */
+    uint64_t starve_count; /* recvs that ran out of buffers: for tests and debugging */
+    uint64_t sq_full_count;  /* SQEs that had to wait for the kernel to take the queued ones: the same */
+    uint64_t cq_overflow_count; /* ticks that found completions kept in the kernel's overflow list: the same */
+    rs_task_t reclaim_task;
 } rs__uring_t;
 
 /* For tests: make io_uring_setup fail with this errno (0: do not). */
@@ -301,6 +362,9 @@ static int rs__uring_test_setup_errno;
  * queue and an overflowing completion queue. */
 static unsigned rs__uring_test_sq_entries;
 static unsigned rs__uring_test_cq_entries;
+/* For tests: the next io_uring_enter reports -EBADR, as when the kernel could
+ * not keep an overflowing completion; the flag then clears itself. */
+static bool rs__uring_test_fake_ebadr;
 /* For tests: loops made while this is set keep readiness-based sockets (and
  * the SINGLE_ISSUER ring), as on a kernel without what the completion-based
  * ones need. RESEAU_TEST_URING_READINESS sets it for a whole test program. */
@@ -512,6 +576,7 @@ static void rs__uring_submit_and_run(rs__uring_t *u) {
 static rs__uring_sqe_t *rs__uring_get_sqe(rs__uring_t *u) {
     rs__uring_sqe_t *sqe;
     if (u->sq_local_tail - rs__uring_load_acquire(u->sq_head) >= u->sq_entries) {
+        ++u->sq_full_count;
         if (rs__uring_submit(u) != RS_OK ||
             u->sq_local_tail - rs__uring_load_acquire(u->sq_head) >= u->sq_entries) {
             return NULL;
@@ -655,42 +720,53 @@ static int rs__uring_slot_new_op(rs_event_loop_t *loop, rs__uring_t *u, rs__urin
 
 /* The user_data of the op in slot `index`, which a cancel names too. */
 static uint64_t rs__uring_op_token(const rs__uring_t *u, const rs__uring_op_t *op, uint32_t index) {
-    return rs__uring_token(op->yields_fds ? RS__URING_KIND_OP_FD : RS__URING_KIND_OP, u->slots[index].generation,
-                           index);
+    unsigned kind = op->yields_fds                      ? RS__URING_KIND_OP_FD
+                    : op->group == RS__URING_GROUP_DGRAM ? RS__URING_KIND_OP_DGRAM
+                                                         : RS__URING_KIND_OP;
+    return rs__uring_token(kind, u->slots[index].generation, index);
 }
 
-static void rs__uring_buf_put(rs__uring_t *u, uint32_t bid) {
-    rs__uring_buf_t *entry = &u->buf_ring[u->buf_tail & (RS__URING_BUF_COUNT - 1)];
-    entry->addr = (uint64_t)(uintptr_t)(u->bufs + (size_t)bid * RS__URING_BUF_SIZE);
-    entry->len = RS__URING_BUF_SIZE;
+static unsigned char *rs__uring_buf_at(const rs__uring_pbuf_t *pb, uint32_t bid) {
+    return pb->bufs + (size_t)bid * pb->size;
+}
+
+static void rs__uring_buf_put(rs__uring_pbuf_t *pb, uint32_t bid) {
+    rs__uring_buf_t *entry = &pb->ring[pb->tail & (pb->count - 1)];
+    entry->addr = (uint64_t)(uintptr_t)rs__uring_buf_at(pb, bid);
+    entry->len = pb->size;
     entry->bid = (uint16_t)bid;
-    ++u->buf_tail;
-    __atomic_store_n(&u->buf_ring[0].resv, u->buf_tail, __ATOMIC_RELEASE); /* the ring's tail */
-    ++u->bufs_free;
+    ++pb->tail;
+    __atomic_store_n(&pb->ring[0].resv, pb->tail, __ATOMIC_RELEASE); /* the ring's tail */
+    ++pb->free;
 }
 
 static int rs__uring_start_recv(rs__uring_t *u, rs__uring_op_t *op);
+static void rs__uring_reclaim_task(rs_task_t *task, void *arg, rs_task_status_t status);
 
 /* A buffer came back: recvs that stopped for want of one can go on, as many
  * as there are buffers (the rest would only run dry again). */
-static void rs__uring_feed_starved(rs__uring_t *u) {
-    uint32_t budget = u->bufs_free;
-    while (budget-- > 0 && !rs_list_empty(&u->starved)) {
-        rs__uring_op_t *op = RS_CONTAINER_OF(rs_list_begin(&u->starved), rs__uring_op_t, starved_node);
+static void rs__uring_feed_starved(rs__uring_t *u, rs__uring_pbuf_t *pb) {
+    uint32_t budget = pb->free;
+    while (budget-- > 0 && !rs_list_empty(&pb->starved)) {
+        rs__uring_op_t *op = RS_CONTAINER_OF(rs_list_begin(&pb->starved), rs__uring_op_t, starved_node);
         rs_list_remove(&op->starved_node);
         op->starved = false;
         if (rs__uring_start_recv(u, op) != RS_OK) {
             op->starved = true; /* no room in the queue now: with the next buffer */
-            rs_list_push_back(&u->starved, &op->starved_node);
+            rs_list_push_back(&pb->starved, &op->starved_node);
             return;
         }
     }
 }
 
-/* The buffer a completion carries, taken off the ring's count. */
-static uint32_t rs__uring_cqe_buffer(rs__uring_t *u, uint32_t cqe_flags) {
-    --u->bufs_free;
-    return cqe_flags >> RS__IORING_CQE_BUFFER_SHIFT;
+static bool rs__uring_any_starved(const rs__uring_t *u) {
+    uint32_t g;
+    for (g = 0; g < RS__URING_GROUPS; ++g) {
+        if (!rs_list_empty(&u->pb[g].starved)) {
+            return true;
+        }
+    }
+    return false;
 }
 
 /* Whether `loop` runs completion-based sockets. */
@@ -730,10 +806,17 @@ static int rs__uring_start_recv(rs__uring_t *u, rs__uring_op_t *op) {
     if (err) {
         return err;
     }
-    sqe->opcode = RS__IORING_OP_RECV;
     sqe->flags = RS__IOSQE_BUFFER_SELECT;
     sqe->ioprio = RS__IORING_RECV_MULTISHOT;
-    sqe->buf_index = RS__URING_BGID;
+    sqe->buf_index = u->pb[op->group].bgid;
+    if (op->group == RS__URING_GROUP_DGRAM) {
+        sqe->opcode = RS__IORING_OP_RECVMSG;
+        sqe->addr = (uint64_t)(uintptr_t)op->msg;
+        sqe->len = 1;
+        sqe->op_flags = MSG_TRUNC; /* the header's payloadlen is then the datagram's whole length */
+    } else {
+        sqe->opcode = RS__IORING_OP_RECV;
+    }
     rs__uring_publish(u);
     return RS_OK;
 }
@@ -743,6 +826,35 @@ static int rs__uring_start_recv(rs__uring_t *u, rs__uring_op_t *op) {
  * RS_OK, RS_ENOMEM, or RS_EAGAIN when the submission queue is full and the
  * kernel takes none of it. */
 static int rs__uring_op_recv(rs_event_loop_t *loop, rs__uring_op_t *op) {
+    op->group = RS__URING_GROUP_STREAM;
+    return rs__uring_start_recv((rs__uring_t *)rs__backend_data(loop), op);
+}
+
+static int rs__uring_make_dgram_group(rs_event_loop_t *loop, rs__uring_t *u);
+
+/* Whether datagram sockets of `loop` can receive through ops: the loop has
+ * them, and its datagram buffers are made (now, on first use). Loop thread. */
+static bool rs__uring_loop_has_dgram_ops(rs_event_loop_t *loop) {
+    rs__uring_t *u;
+    if (!rs__uring_loop_has_ops(loop)) {
+        return false;
+    }
+    u = (rs__uring_t *)rs__backend_data(loop);
+    if (!u->pb[RS__URING_GROUP_DGRAM].ring && !u->dgram_failed &&
+        rs__uring_make_dgram_group(loop, u) == RS_ENOTSUP) {
+        u->dgram_failed = true; /* the kernel's refusal is for good; memory may come back */
+    }
+    return u->pb[RS__URING_GROUP_DGRAM].ring != NULL;
+}
+
+/* Receive datagrams on op->fd until canceled, with recvmsg(`msg`), which must
+ * stay valid while the op runs: its msg_namelen is the room for the source
+ * address in each buffer, and it has no iovec and no control buffer. Each
+ * datagram completes with a datagram buffer (see rs__uring_dgram_parse); a
+ * socket error (ICMP) ends the op. Same results as rs__uring_op_recv. */
+static int rs__uring_op_recvmsg(rs_event_loop_t *loop, rs__uring_op_t *op, struct msghdr *msg) {
+    op->group = RS__URING_GROUP_DGRAM;
+    op->msg = msg;
     return rs__uring_start_recv((rs__uring_t *)rs__backend_data(loop), op);
 }
 
@@ -822,14 +934,19 @@ static void rs__uring_op_wait_for_buffers(rs_event_loop_t *loop, rs__uring_op_t 
     rs__uring_t *u = (rs__uring_t *)rs__backend_data(loop);
     if (!op->starved) {
         op->starved = true;
-        rs_list_push_back(&u->starved, &op->starved_node);
+        ++u->starve_count;
+        rs_list_push_back(&u->pb[op->group].starved, &op->starved_node);
+    }
+    if (!rs_task_is_scheduled(&u->reclaim_task)) {
+        rs_event_loop_schedule_task_now(loop, &u->reclaim_task);
     }
 }
 
 static void rs__uring_op_stop_waiting(rs__uring_op_t *op) {
-    if (op->starved) {
-        rs_list_remove(&op->starved_node);
+    if (op->starved || op->lost) {
+        rs_list_remove(&op->starved_node); /* the node serves both lists, never both at once */
         op->starved = false;
+        op->lost = false;
     }
 }
 
@@ -852,71 +969,230 @@ static void rs__uring_op_cancel(rs_event_loop_t *loop, rs__uring_op_t *op) {
     }
 }
 
+/* The final completion of the op in slot `index` (generation `generation`)
+ * if it is already posted: reaped for this tick's dispatch, or still in the
+ * completion queue. Left where it is; it is dropped as stale later. */
+static bool rs__uring_find_final(const rs__uring_t *u, uint32_t index, uint32_t generation, uint64_t token,
+                                 int32_t *res_out) {
+    uint32_t head = *u->cq_head;
+    uint32_t tail = rs__uring_load_acquire(u->cq_tail);
+    size_t i;
+    for (i = 0; i < u->ready_count; ++i) {
+        const rs__uring_ready_t *r = &u->ready[i];
+        if (r->is_op && r->slot == index && r->generation == generation && !(r->cqe_flags & RS__IORING_CQE_F_MORE)) {
+            *res_out = r->res;
+            return true;
+        }
+    }
+    for (; head != tail; ++head) {
+        const rs__uring_cqe_t *cqe = &u->cqes[head & u->cq_mask];
+        if (cqe->user_data == token && !(cqe->flags & RS__IORING_CQE_F_MORE)) {
+            *res_out = cqe->res;
+            return true;
+        }
+    }
+    return false;
+}
+
 /* End `op` now: when this returns the kernel no longer touches its memory or
  * its buffers, and its completions, posted or to come, are dropped (a buffer
- * one carries goes back to the ring). For a close: nothing is delivered. */
-static void rs__uring_op_abandon(rs_event_loop_t *loop, rs__uring_op_t *op) {
+ * one carries goes back to the ring). For a close: nothing is delivered, but
+ * when the op had already ended (it ran when the queue was submitted, or
+ * before the cancel found it), true is returned with the kernel's result in
+ * *res_out, so that a send's bytes, already in the kernel, are not reported
+ * as canceled. */
+static bool rs__uring_op_abandon_with_result(rs_event_loop_t *loop, rs__uring_op_t *op, int32_t *res_out) {
     rs__uring_t *u = (rs__uring_t *)rs__backend_data(loop);
     uint32_t index;
+    bool found = false;
     rs__uring_op_stop_waiting(op);
     if (!op->slot) {
-        return;
+        return false;
     }
     index = op->slot - 1;
     if (u->ring_fd >= 0) {
         rs__uring_sync_cancel_reg_t reg;
+        uint64_t token = rs__uring_op_token(u, op, index);
         /* Submitted first: a queued SQE would otherwise run after the cancel
          * looked for it, on an fd the caller is about to close. */
         rs__uring_submit(u);
         memset(&reg, 0, sizeof(reg));
-        reg.addr = rs__uring_op_token(u, op, index);
+        reg.addr = token;
         reg.timeout.tv_sec = -1;
         reg.timeout.tv_nsec = -1;
         while (rs__uring_sys_register(u->ring_fd, RS__IORING_REGISTER_SYNC_CANCEL, &reg, 1) != 0 &&
                errno == EINTR) {
         }
+        found = rs__uring_find_final(u, index, u->slots[index].generation, token, res_out);
     }
     rs__uring_slot_free(u, index);
     op->slot = 0;
     op->cancel_sent = false;
+    return found;
 }
 
-/* Queue a received chunk (buffer `bid`, `len` bytes) at the end of `q`. */
+static void rs__uring_op_abandon(rs_event_loop_t *loop, rs__uring_op_t *op) {
+    int32_t ignored;
+    (void)rs__uring_op_abandon_with_result(loop, op, &ignored);
+}
+
+/* Queue a received chunk or datagram (buffer `bid` of q's group, `len` bytes)
+ * at the end of `q`. */
 static void rs__uring_rxq_push(rs_event_loop_t *loop, rs__uring_rxq_t *q, uint32_t bid, uint32_t len) {
     rs__uring_t *u = (rs__uring_t *)rs__backend_data(loop);
-    u->buf_meta[2 * bid] = 0;
-    u->buf_meta[2 * bid + 1] = len;
+    uint32_t *meta = u->pb[q->group].meta;
+    meta[2 * bid] = 0;
+    meta[2 * bid + 1] = len;
     if (q->tail) {
-        u->buf_meta[2 * (q->tail - 1)] = bid + 1;
+        meta[2 * (q->tail - 1)] = bid + 1;
     } else {
         q->head = bid + 1;
         q->head_off = 0;
     }
     q->tail = bid + 1;
     ++q->count;
+    if (!q->holding) {
+        q->holding = true;
+        rs_list_push_back(&u->holders, &q->holder_node);
+    }
 }
 
 static void rs__uring_rxq_pop(rs__uring_t *u, rs__uring_rxq_t *q) {
+    rs__uring_pbuf_t *pb = &u->pb[q->group];
     uint32_t bid = q->head - 1;
-    q->head = u->buf_meta[2 * bid];
+    q->head = pb->meta[2 * bid];
     q->head_off = 0;
     if (!q->head) {
         q->tail = 0;
     }
     --q->count;
-    rs__uring_buf_put(u, bid);
+    if (!q->count && q->holding) {
+        q->holding = false;
+        rs_list_remove(&q->holder_node);
+    }
+    rs__uring_buf_put(pb, bid);
 }
 
-/* Copy up to `max` queued bytes to `dst`, giving back each chunk read whole. */
+/* Whether `q` has nothing to read. */
+static bool rs__uring_rxq_is_empty(const rs__uring_rxq_t *q) {
+    return !q->count && q->spill_off == q->spill_len;
+}
+
+/* What `q` holds, in buffers' worth (datagrams, for a datagram queue): the
+ * measure of a socket's receive cap. */
+static size_t rs__uring_rxq_units(const rs__uring_rxq_t *q) {
+    if (q->group == RS__URING_GROUP_DGRAM) {
+        return q->count + q->spill_count;
+    }
+    return q->count + (q->spill_len - q->spill_off + RS__URING_BUF_SIZE - 1) / RS__URING_BUF_SIZE;
+}
+
+static void rs__uring_rxq_free_spill(rs_event_loop_t *loop, rs__uring_rxq_t *q) {
+    rs_mem_free(&loop->allocator, q->spill);
+    q->spill = NULL;
+    q->spill_len = 0;
+    q->spill_off = 0;
+    q->spill_count = 0;
+}
+
+/* Move what `q` holds in the ring to its own memory, giving the buffers back
+ * (a datagram queue keeps each datagram as a record: its length, then the
+ * buffer as received). false when that memory cannot be had: the buffers
+ * stay where they are. */
+static bool rs__uring_rxq_spill(rs_event_loop_t *loop, rs__uring_t *u, rs__uring_rxq_t *q) {
+    const rs__uring_pbuf_t *pb = &u->pb[q->group];
+    bool records = q->group == RS__URING_GROUP_DGRAM;
+    size_t kept = q->spill_len - q->spill_off;
+    size_t need = kept;
+    uint32_t id;
+    unsigned char *block;
+    for (id = q->head; id; id = pb->meta[2 * (id - 1)]) {
+        need += pb->meta[2 * (id - 1) + 1] + (records ? sizeof(uint32_t) : 0);
+    }
+    need -= q->head_off;
+    block = (unsigned char *)rs_mem_alloc(&loop->allocator, need);
+    if (!block) {
+        return false;
+    }
+    if (kept) {
+        memcpy(block, q->spill + q->spill_off, kept);
+    }
+    {
+        size_t count = q->spill_count;
+        rs__uring_rxq_free_spill(loop, q);
+        q->spill_count = count;
+    }
+    q->spill = block;
+    q->spill_len = kept;
+    while (q->head) {
+        uint32_t bid = q->head - 1;
+        uint32_t left = pb->meta[2 * bid + 1] - q->head_off;
+        if (records) {
+            memcpy(block + q->spill_len, &left, sizeof(left));
+            q->spill_len += sizeof(left);
+            ++q->spill_count;
+        }
+        memcpy(block + q->spill_len, rs__uring_buf_at(pb, bid) + q->head_off, left);
+        q->spill_len += left;
+        rs__uring_rxq_pop(u, q);
+    }
+    return true;
+}
+
+/* While recvs starve: a receive queue whose reader did not read it since the
+ * last pass gives its buffers back (moved to its own memory), so that readers
+ * that do not read cannot stop every other socket of the loop from receiving
+ * (with readiness, what nobody reads waits in each socket's kernel buffer).
+ * Runs every millisecond while recvs starve. */
+static void rs__uring_reclaim_task(rs_task_t *task, void *arg, rs_task_status_t status) {
+    rs__uring_t *u = (rs__uring_t *)arg;
+    rs_event_loop_t *loop = u->loop;
+    rs_list_node_t *node;
+    uint32_t g;
+    (void)task;
+    if (status != RS_TASK_STATUS_RUN || !rs__uring_any_starved(u)) {
+        return;
+    }
+    node = rs_list_begin(&u->holders);
+    while (node != rs_list_end(&u->holders)) {
+        rs__uring_rxq_t *q = RS_CONTAINER_OF(node, rs__uring_rxq_t, holder_node);
+        node = node->next; /* a spill takes q off the list */
+        if (!q->unread_mark) {
+            q->unread_mark = true;
+        } else if (!rs__uring_rxq_spill(loop, u, q)) {
+            RS__LOG_DEBUG(RS_LS_EVENT_LOOP, "io_uring: no memory to move held data out of the buffer ring");
+        }
+    }
+    for (g = 0; g < RS__URING_GROUPS; ++g) {
+        rs__uring_feed_starved(u, &u->pb[g]);
+    }
+    if (rs__uring_any_starved(u)) {
+        rs_event_loop_schedule_task_future(loop, &u->reclaim_task, rs_event_loop_now_ns(loop) + RS_NS_PER_MS);
+    }
+}
+
+/* Copy up to `max` queued bytes to `dst`, giving back each chunk read whole.
+ * A stream queue's. */
 static size_t rs__uring_rxq_copy(rs_event_loop_t *loop, rs__uring_rxq_t *q, unsigned char *dst, size_t max) {
     rs__uring_t *u = (rs__uring_t *)rs__backend_data(loop);
+    rs__uring_pbuf_t *pb = &u->pb[q->group];
     size_t done = 0;
     bool returned = false;
+    q->unread_mark = false;
+    if (q->spill_off < q->spill_len) {
+        size_t left = q->spill_len - q->spill_off;
+        done = left < max ? left : max;
+        memcpy(dst, q->spill + q->spill_off, done);
+        q->spill_off += done;
+        if (q->spill_off == q->spill_len) {
+            rs__uring_rxq_free_spill(loop, q);
+        }
+    }
     while (q->head && done < max) {
         uint32_t bid = q->head - 1;
-        size_t left = u->buf_meta[2 * bid + 1] - q->head_off;
+        size_t left = pb->meta[2 * bid + 1] - q->head_off;
         size_t take = left < max - done ? left : max - done;
-        memcpy(dst + done, u->bufs + (size_t)bid * RS__URING_BUF_SIZE + q->head_off, take);
+        memcpy(dst + done, rs__uring_buf_at(pb, bid) + q->head_off, take);
         done += take;
         q->head_off += (uint32_t)take;
         if (take == left) {
@@ -925,45 +1201,148 @@ static size_t rs__uring_rxq_copy(rs_event_loop_t *loop, rs__uring_rxq_t *q, unsi
         }
     }
     if (returned) {
-        rs__uring_feed_starved(u);
+        rs__uring_feed_starved(u, pb);
     }
     return done;
 }
 
-/* Give every queued chunk back (the socket is closing). */
+/* The datagram at the front of datagram queue `q`, as the kernel filled its
+ * buffer (*len bytes at *data), without taking it off; false when `q` is
+ * empty. Valid until the queue changes. */
+static bool rs__uring_rxq_front(rs_event_loop_t *loop, const rs__uring_rxq_t *q, const unsigned char **data,
+                                size_t *len) {
+    const rs__uring_pbuf_t *pb = &((const rs__uring_t *)rs__backend_data(loop))->pb[q->group];
+    if (q->spill_off < q->spill_len) {
+        uint32_t n;
+        memcpy(&n, q->spill + q->spill_off, sizeof(n));
+        *data = q->spill + q->spill_off + sizeof(n);
+        *len = n;
+        return true;
+    }
+    if (!q->head) {
+        return false;
+    }
+    *data = rs__uring_buf_at(pb, q->head - 1);
+    *len = pb->meta[2 * (q->head - 1) + 1];
+    return true;
+}
+
+/* Take the front datagram off `q` (there is one), giving its buffer back. */
+static void rs__uring_rxq_pop_front(rs_event_loop_t *loop, rs__uring_rxq_t *q) {
+    rs__uring_t *u = (rs__uring_t *)rs__backend_data(loop);
+    q->unread_mark = false;
+    if (q->spill_off < q->spill_len) {
+        uint32_t n;
+        memcpy(&n, q->spill + q->spill_off, sizeof(n));
+        q->spill_off += sizeof(n) + n;
+        --q->spill_count;
+        if (q->spill_off == q->spill_len) {
+            rs__uring_rxq_free_spill(loop, q);
+        }
+        return;
+    }
+    rs__uring_rxq_pop(u, q);
+    rs__uring_feed_starved(u, &u->pb[q->group]);
+}
+
+/* Give every queued buffer back (the socket is closing). */
 static void rs__uring_rxq_clear(rs_event_loop_t *loop, rs__uring_rxq_t *q) {
     rs__uring_t *u = (rs__uring_t *)rs__backend_data(loop);
+    rs__uring_rxq_free_spill(loop, q);
     if (!q->head) {
         return;
     }
     while (q->head) {
         rs__uring_rxq_pop(u, q);
     }
-    rs__uring_feed_starved(u);
+    rs__uring_feed_starved(u, &u->pb[q->group]);
 }
 
 /* A completion its op will never see (it was abandoned): its buffer goes
  * back, and a connection accepted for a listener now closed is closed. */
-static void rs__uring_drop_completion(rs__uring_t *u, bool yields_fd, int32_t res, uint32_t cqe_flags) {
+static void rs__uring_drop_completion(rs__uring_t *u, bool yields_fd, uint8_t group, int32_t res,
+                                      uint32_t cqe_flags) {
     if (yields_fd && res >= 0) {
         close(res);
     }
     if (cqe_flags & RS__IORING_CQE_F_BUFFER) {
-        rs__uring_buf_put(u, rs__uring_cqe_buffer(u, cqe_flags));
-        rs__uring_feed_starved(u);
+        rs__uring_pbuf_t *pb = &u->pb[group];
+        --pb->free;
+        rs__uring_buf_put(pb, cqe_flags >> RS__IORING_CQE_BUFFER_SHIFT);
+        rs__uring_feed_starved(u, pb);
     }
 }
 
-/* Register the provided-buffer ring and check for synchronous cancel (6.0,
- * which also brought multishot recv): without both, sockets on this loop stay
- * readiness-based. RS_ENOMEM only for the heap; the kernel's refusals turn
- * the feature off. */
-static int rs__uring_enable_ops(rs_event_loop_t *loop, rs__uring_t *u) {
-    static const uint8_t needed[] = {RS__IORING_OP_RECV, RS__IORING_OP_SENDMSG, RS__IORING_OP_ASYNC_CANCEL};
-    rs__uring_sync_cancel_reg_t cancel;
+/* Make group `g`'s ring (`count` buffers of `size` bytes at `bufs`) and
+ * register it with the kernel. RS_ENOMEM for memory; RS_ENOTSUP when the
+ * kernel refuses it. */
+static int rs__uring_pbuf_register(rs__uring_t *u, uint32_t g, unsigned char *bufs, bool mapped, uint32_t count,
+                                   uint32_t size) {
+    rs__uring_pbuf_t *pb = &u->pb[g];
     rs__uring_buf_reg_t reg;
     void *ring;
     uint32_t i;
+    ring = mmap(NULL, count * sizeof(rs__uring_buf_t), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (ring == MAP_FAILED) {
+        return RS_ENOMEM;
+    }
+    memset(&reg, 0, sizeof(reg));
+    reg.ring_addr = (uint64_t)(uintptr_t)ring;
+    reg.ring_entries = count;
+    reg.bgid = (uint16_t)g;
+    if (rs__uring_sys_register(u->ring_fd, RS__IORING_REGISTER_PBUF_RING, &reg, 1) != 0) {
+        RS__LOG_INFO(RS_LS_EVENT_LOOP, "io_uring: no provided-buffer ring (%s)", strerror(errno));
+        munmap(ring, count * sizeof(rs__uring_buf_t));
+        return RS_ENOTSUP;
+    }
+    pb->ring = (rs__uring_buf_t *)ring;
+    pb->bgid = (uint16_t)g;
+    pb->count = count;
+    pb->size = size;
+    pb->bufs = bufs;
+    pb->bufs_mapped = mapped;
+    for (i = 0; i < count; ++i) {
+        rs__uring_buf_put(pb, i);
+    }
+    return RS_OK;
+}
+
+/* The datagram group, on first use. The buffers are mapped, not allocated
+ * (see RS__URING_DGRAM_BUF_SIZE). RS_ENOMEM, or RS_ENOTSUP (the kernel's
+ * refusal): datagram sockets then stay readiness-based. */
+static int rs__uring_make_dgram_group(rs_event_loop_t *loop, rs__uring_t *u) {
+    rs__uring_pbuf_t *pb = &u->pb[RS__URING_GROUP_DGRAM];
+    size_t bytes = (size_t)RS__URING_DGRAM_BUF_COUNT * RS__URING_DGRAM_BUF_SIZE;
+    void *bufs;
+    int err;
+    pb->meta = (uint32_t *)rs_mem_calloc(&loop->allocator, 2 * RS__URING_DGRAM_BUF_COUNT, sizeof(uint32_t));
+    bufs = pb->meta ? mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) : MAP_FAILED;
+    err = bufs == MAP_FAILED ? RS_ENOMEM
+                             : rs__uring_pbuf_register(u, RS__URING_GROUP_DGRAM, (unsigned char *)bufs, true,
+                                                       RS__URING_DGRAM_BUF_COUNT, RS__URING_DGRAM_BUF_SIZE);
+    if (err) {
+        RS__LOG_WARN(RS_LS_EVENT_LOOP, "io_uring: no datagram buffers (%s); datagram sockets stay readiness-based",
+                     rs_strerror(err));
+        if (bufs != MAP_FAILED) {
+            munmap(bufs, bytes);
+        }
+        rs_mem_free(&loop->allocator, pb->meta);
+        pb->meta = NULL;
+    }
+    return err;
+}
+
+/* Register the stream group and check for synchronous cancel (6.0, which
+ * also brought multishot recv): without both, sockets on this loop stay
+ * readiness-based. RS_ENOMEM only for the heap; the kernel's refusals turn
+ * the feature off. */
+static int rs__uring_enable_ops(rs_event_loop_t *loop, rs__uring_t *u) {
+    static const uint8_t needed[] = {RS__IORING_OP_RECV, RS__IORING_OP_RECVMSG, RS__IORING_OP_SENDMSG,
+                                     RS__IORING_OP_ASYNC_CANCEL};
+    rs__uring_pbuf_t *pb = &u->pb[RS__URING_GROUP_STREAM];
+    rs__uring_sync_cancel_reg_t cancel;
+    unsigned char *bufs;
+    int err;
     if (!rs__uring_probe_ops(u->ring_fd, needed, sizeof(needed))) {
         return RS_OK;
     }
@@ -973,42 +1352,42 @@ static int rs__uring_enable_ops(rs_event_loop_t *loop, rs__uring_t *u) {
         RS__LOG_INFO(RS_LS_EVENT_LOOP, "io_uring: no synchronous cancel; sockets stay readiness-based");
         return RS_OK;
     }
-    u->bufs = (unsigned char *)rs_mem_alloc(&loop->allocator, (size_t)RS__URING_BUF_COUNT * RS__URING_BUF_SIZE);
-    u->buf_meta = (uint32_t *)rs_mem_calloc(&loop->allocator, 2 * RS__URING_BUF_COUNT, sizeof(uint32_t));
-    if (!u->bufs || !u->buf_meta) {
-        return RS_ENOMEM;
-    }
-    ring = mmap(NULL, RS__URING_BUF_COUNT * sizeof(rs__uring_buf_t), PROT_READ | PROT_WRITE,
-                MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (ring == MAP_FAILED) {
-        return RS_ENOMEM;
-    }
-    u->buf_ring = (rs__uring_buf_t *)ring;
-    memset(&reg, 0, sizeof(reg));
-    reg.ring_addr = (uint64_t)(uintptr_t)ring;
-    reg.ring_entries = RS__URING_BUF_COUNT;
-    reg.bgid = RS__URING_BGID;
-    if (rs__uring_sys_register(u->ring_fd, RS__IORING_REGISTER_PBUF_RING, &reg, 1) != 0) {
-        RS__LOG_INFO(RS_LS_EVENT_LOOP, "io_uring: no provided-buffer ring (%s); sockets stay readiness-based",
-                     strerror(errno));
-        return RS_OK;
-    }
-    for (i = 0; i < RS__URING_BUF_COUNT; ++i) {
-        rs__uring_buf_put(u, i);
+    bufs = (unsigned char *)rs_mem_alloc(&loop->allocator, (size_t)RS__URING_BUF_COUNT * RS__URING_BUF_SIZE);
+    pb->meta = (uint32_t *)rs_mem_calloc(&loop->allocator, 2 * RS__URING_BUF_COUNT, sizeof(uint32_t));
+    err = bufs && pb->meta ? rs__uring_pbuf_register(u, RS__URING_GROUP_STREAM, bufs, false, RS__URING_BUF_COUNT,
+                                                     RS__URING_BUF_SIZE)
+                           : RS_ENOMEM;
+    if (err) {
+        rs_mem_free(&loop->allocator, bufs);
+        rs_mem_free(&loop->allocator, pb->meta);
+        pb->meta = NULL;
+        if (err == RS_ENOTSUP) {
+            RS__LOG_INFO(RS_LS_EVENT_LOOP, "io_uring: sockets stay readiness-based");
+            return RS_OK;
+        }
+        return err;
     }
     u->ops_enabled = true;
     return RS_OK;
 }
 
 static void rs__uring_free_ops(rs_event_loop_t *loop, rs__uring_t *u) {
-    if (u->buf_ring) {
-        munmap(u->buf_ring, RS__URING_BUF_COUNT * sizeof(rs__uring_buf_t));
-        u->buf_ring = NULL;
+    uint32_t g;
+    for (g = 0; g < RS__URING_GROUPS; ++g) {
+        rs__uring_pbuf_t *pb = &u->pb[g];
+        if (pb->ring) {
+            munmap(pb->ring, pb->count * sizeof(rs__uring_buf_t));
+            if (pb->bufs_mapped) {
+                munmap(pb->bufs, (size_t)pb->count * pb->size);
+            } else {
+                rs_mem_free(&loop->allocator, pb->bufs);
+            }
+        }
+        rs_mem_free(&loop->allocator, pb->meta);
+        pb->ring = NULL;
+        pb->bufs = NULL;
+        pb->meta = NULL;
     }
-    rs_mem_free(&loop->allocator, u->bufs);
-    rs_mem_free(&loop->allocator, u->buf_meta);
-    u->bufs = NULL;
-    u->buf_meta = NULL;
     u->ops_enabled = false;
 }
 
@@ -1032,7 +1411,11 @@ static int rs__uring_init(rs_event_loop_t *loop) {
     }
     u->ring_fd = -1;
     u->loop = loop;
-    rs_list_init(&u->starved);
+    rs_list_init(&u->pb[RS__URING_GROUP_STREAM].starved);
+    rs_list_init(&u->pb[RS__URING_GROUP_DGRAM].starved);
+    rs_list_init(&u->lost);
+    rs_list_init(&u->holders);
+    rs_task_init(&u->reclaim_task, rs__uring_reclaim_task, u, "io_uring_reclaim");
     /* Blocking: the ring's read of an O_NONBLOCK eventfd would complete at
      * once with -EAGAIN instead of waiting for a wake. */
     u->wake_fd = eventfd(0, EFD_CLOEXEC);
@@ -1129,12 +1512,13 @@ static void rs__uring_reap(rs__uring_t *u) {
             r->events = cqe->res >= 0 ? rs__uring_ready_events(cqe->res) : RS_IO_ERROR;
             r->error = cqe->res >= 0 ? RS_OK : rs_result_from_errno(-cqe->res);
             r->is_op = false;
-        } else if (kind == RS__URING_KIND_OP || kind == RS__URING_KIND_OP_FD) {
+        } else if (kind == RS__URING_KIND_OP || kind == RS__URING_KIND_OP_FD || kind == RS__URING_KIND_OP_DGRAM) {
             uint32_t index = (uint32_t)cqe->user_data;
             uint32_t generation = (uint32_t)(cqe->user_data >> 32) & RS__URING_GEN_MASK;
+            uint8_t group = kind == RS__URING_KIND_OP_DGRAM ? RS__URING_GROUP_DGRAM : RS__URING_GROUP_STREAM;
             rs__uring_ready_t *r;
             if (index >= u->slot_capacity || !u->slots[index].op || u->slots[index].generation != generation) {
-                rs__uring_drop_completion(u, kind == RS__URING_KIND_OP_FD, cqe->res, cqe->flags);
+                rs__uring_drop_completion(u, kind == RS__URING_KIND_OP_FD, group, cqe->res, cqe->flags);
                 continue;
             }
             r = &u->ready[u->ready_count++];
@@ -1144,6 +1528,7 @@ static void rs__uring_reap(rs__uring_t *u) {
             r->cqe_flags = cqe->flags;
             r->is_op = true;
             r->yields_fd = kind == RS__URING_KIND_OP_FD;
+            r->group = group;
         }
     }
     rs__uring_store_release(u->cq_head, head);
@@ -1169,8 +1554,10 @@ static void rs__uring_wait(rs_event_loop_t *loop, int timeout_ms) {
         rs__uring_rearm_all(u);
     }
     /* Completions already posted (or overflowed) are taken without waiting. */
-    if (*u->cq_head != rs__uring_load_acquire(u->cq_tail) ||
-        (rs__uring_load_acquire(u->sq_flags) & RS__IORING_SQ_CQ_OVERFLOW)) {
+    if (rs__uring_load_acquire(u->sq_flags) & RS__IORING_SQ_CQ_OVERFLOW) {
+        ++u->cq_overflow_count;
+        min_complete = 0;
+    } else if (*u->cq_head != rs__uring_load_acquire(u->cq_tail)) {
         min_complete = 0;
     }
     deadline_ns = rs__wait_deadline_ns(timeout_ms);
@@ -1190,10 +1577,17 @@ static void rs__uring_wait(rs_event_loop_t *loop, int timeout_ms) {
         }
         timeout_ms = rs__wait_left_ms(deadline_ns, timeout_ms);
     }
+    if (rs__uring_test_fake_ebadr) {
+        rs__uring_test_fake_ebadr = false;
+        n = -1;
+        errno = EBADR;
+    }
     if (n < 0 && errno != ETIME && errno != EAGAIN && errno != EBUSY) {
         if (errno == EBADR) {
-            RS__LOG_ERROR(RS_LS_EVENT_LOOP, "io_uring dropped completions (CQ overflow): re-arming every poll");
+            RS__LOG_ERROR(RS_LS_EVENT_LOOP, "io_uring dropped completions (CQ overflow): re-arming every poll%s",
+                          u->ops_enabled ? ", ending every operation in flight with EIO" : "");
             u->lost_completions = true;
+            u->lost_op_completions = u->ops_enabled;
         } else {
             RS__LOG_ERROR(RS_LS_EVENT_LOOP, "io_uring_enter failed: %s (errno %d)", strerror(errno), errno);
         }
@@ -1209,7 +1603,8 @@ static void rs__uring_dispatch_op(rs_event_loop_t *loop, rs__uring_t *u, const r
     rs__uring_slot_t *slot = &u->slots[r->slot];
     rs__uring_op_t *op = slot->op;
     if (!op || slot->generation != r->generation) {
-        rs__uring_drop_completion(u, r->yields_fd, r->res, r->cqe_flags); /* abandoned by an earlier callback of this batch */
+        /* abandoned by an earlier callback of this batch */
+        rs__uring_drop_completion(u, r->yields_fd, r->group, r->res, r->cqe_flags);
         return;
     }
     if (!(r->cqe_flags & RS__IORING_CQE_F_MORE)) {
@@ -1218,9 +1613,34 @@ static void rs__uring_dispatch_op(rs_event_loop_t *loop, rs__uring_t *u, const r
         op->cancel_sent = false;
     }
     if (r->cqe_flags & RS__IORING_CQE_F_BUFFER) {
-        --u->bufs_free;
+        --u->pb[r->group].free;
     }
     op->fn(loop, op, r->res, r->cqe_flags);
+}
+
+/* After -EBADR any op in flight may have lost a completion: a received
+ * chunk, a send's byte count, an accepted fd. None can be trusted to go on
+ * (a stream with a gap, writes that never complete), so each ends now, once,
+ * with -EIO: its socket reports RS_EIO instead of hanging or reading past a
+ * gap. What the kernel still posts for them is dropped as stale. Ops started
+ * by these callbacks are new and unaffected; one abandoned by a callback
+ * (its socket closed) leaves the list unannounced. */
+static void rs__uring_fail_ops(rs_event_loop_t *loop, rs__uring_t *u) {
+    rs_list_node_t *node;
+    uint32_t i;
+    for (i = 0; i < u->slot_capacity; ++i) {
+        rs__uring_op_t *op = u->slots[i].op;
+        if (op && op->slot == i + 1) {
+            rs__uring_op_abandon(loop, op);
+            op->lost = true;
+            rs_list_push_back(&u->lost, &op->starved_node);
+        }
+    }
+    while ((node = rs_list_pop_front(&u->lost)) != NULL) {
+        rs__uring_op_t *op = RS_CONTAINER_OF(node, rs__uring_op_t, starved_node);
+        op->lost = false;
+        op->fn(loop, op, -EIO, 0);
+    }
 }
 
 static void rs__uring_dispatch(rs_event_loop_t *loop) {
@@ -1251,6 +1671,10 @@ static void rs__uring_dispatch(rs_event_loop_t *loop) {
         }
     }
     u->ready_count = 0;
+    if (u->lost_op_completions) {
+        u->lost_op_completions = false;
+        rs__uring_fail_ops(loop, u);
+    }
 }
 
 static int rs__uring_add(rs_event_loop_t *loop, rs__io_registration_t *reg) {
@@ -1339,7 +1763,7 @@ static bool rs__uring_available(void) {
 static const rs__backend_vtable_t rs__uring_vtable = {
     RS_EVENT_LOOP_BACKEND_IO_URING, rs__uring_init,   rs__uring_cleanup, rs__uring_wait,
     rs__uring_dispatch,             rs__uring_add,    rs__uring_modify,  rs__uring_remove,
-    rs__uring_wake,                 rs__uring_get_fd, true, /* changes ride on the next wait's io_uring_enter */
+    rs__uring_wake,                 rs__uring_get_fd, NULL, true, /* changes ride on the next wait's io_uring_enter */
 };
 
 #endif /* RESEAU_OS_LINUX */

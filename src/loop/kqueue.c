@@ -441,7 +441,7 @@ static int rs__kq_get_fd(const rs_event_loop_t *loop, int *fd_out) {
 static const rs__backend_vtable_t rs__kqueue_vtable = {
     RS_EVENT_LOOP_BACKEND_KQUEUE, rs__kq_init,   rs__kq_cleanup, rs__kq_wait,
     rs__kq_dispatch,              rs__kq_add,    rs__kq_modify,  rs__kq_remove,
-    rs__kq_wake,                  rs__kq_get_fd, true, /* deferred changes ride on the next wait's kevent call */
+    rs__kq_wake,                  rs__kq_get_fd, NULL, true, /* deferred changes ride on the next wait's kevent call */
 };
 
 #endif /* RESEAU_HAVE_KQUEUE */

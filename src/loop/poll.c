@@ -241,6 +241,7 @@ static int rs__poll_get_fd(const rs_event_loop_t *loop, int *fd_out) {
 static const rs__backend_vtable_t rs__poll_vtable = {
     RS_EVENT_LOOP_BACKEND_POLL, rs__poll_init, rs__poll_cleanup, rs__poll_wait,  rs__poll_dispatch,
     rs__poll_add,               rs__poll_modify, rs__poll_remove, rs__poll_wake, rs__poll_get_fd,
+    NULL, /* no wait handle: get_fd is the POSIX way, and poll has none either */
     false, /* a change is an array write: nothing to save by deferring it */
 };
 #endif /* RESEAU_OS_POSIX */

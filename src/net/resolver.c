@@ -1,4 +1,3 @@
-#if RESEAU_OS_POSIX /* Windows: >>net_win.c */
 /* Host resolver: a per-host cache (hash + LRU list), a FIFO of lookup jobs
  * served by detached worker threads, and per-request records delivered to
  * loops by an embedded task.
@@ -630,9 +629,43 @@ static int rs__resolver_launch_workers_locked(rs_host_resolver_t *r) {
 
 /* ---- getaddrinfo --------------------------------------------------------- */
 
-static int rs__gai_result(int gai_err, const char *name) {
-    int saved_errno = errno;
-    int result;
+/* The one part that differs between the OSes: what getaddrinfo's error
+ * codes mean, and what it needs first. POSIX returns EAI_* codes. Windows
+ * returns Winsock error codes (ws2tcpip.h's EAI_* are aliases of them), and
+ * needs WSAStartup, which the socket layer does once per process. Each OS's
+ * codes map to the same results: no such name, or no records of the family
+ * asked for, is RS_EDNS_NOT_FOUND; a temporary failure RS_EDNS_TRY_AGAIN; no
+ * memory RS_ENOMEM; anything else (an unsupported family included)
+ * RS_EDNS_FAILED. */
+#if RESEAU_OS_WINDOWS
+static int rs__gai_error_result(int gai_err) {
+    switch (gai_err) {
+    case WSAHOST_NOT_FOUND: /* EAI_NONAME, and EAI_NODATA */
+    case WSANO_DATA:        /* the name exists, without records of that family */
+        return RS_EDNS_NOT_FOUND;
+    case WSATRY_AGAIN: /* EAI_AGAIN */
+        return RS_EDNS_TRY_AGAIN;
+    case WSA_NOT_ENOUGH_MEMORY: /* EAI_MEMORY */
+        return RS_ENOMEM;
+    default: /* WSAEAFNOSUPPORT (EAI_FAMILY), WSANO_RECOVERY (EAI_FAIL), ... */
+        return RS_EDNS_FAILED;
+    }
+}
+
+static void rs__gai_log(int gai_err, const char *name, int result) {
+    /* Not gai_strerror: on Windows it formats into one static buffer, which
+     * two workers would share. */
+    RS__LOG(result == RS_EDNS_NOT_FOUND ? RS_LOG_LEVEL_DEBUG : RS_LOG_LEVEL_WARN, RS_LS_DNS,
+            "getaddrinfo('%s'): Winsock error %d -> %s", name, gai_err, rs_err_name(result));
+}
+
+/* Before the first lookup (>>socket_win.c starts Winsock once per process). */
+static int rs__resolver_os_init(void) {
+    rs_once(&rs__wsa_once, rs__wsa_startup, NULL);
+    return rs__wsa_startup_result;
+}
+#else
+static int rs__gai_error_result(int gai_err) {
     switch (gai_err) {
     case EAI_NONAME:
 #if defined(EAI_NODATA) && EAI_NODATA != EAI_NONAME
@@ -641,21 +674,31 @@ static int rs__gai_result(int gai_err, const char *name) {
 #if defined(EAI_ADDRFAMILY)
     case EAI_ADDRFAMILY:
 #endif
-        result = RS_EDNS_NOT_FOUND;
-        break;
+        return RS_EDNS_NOT_FOUND;
     case EAI_AGAIN:
-        result = RS_EDNS_TRY_AGAIN;
-        break;
+        return RS_EDNS_TRY_AGAIN;
     case EAI_MEMORY:
-        result = RS_ENOMEM;
-        break;
+        return RS_ENOMEM;
     default:
-        result = RS_EDNS_FAILED;
-        break;
+        return RS_EDNS_FAILED;
     }
+}
+
+static void rs__gai_log(int gai_err, const char *name, int result) {
+    int saved_errno = errno;
     RS__LOG(result == RS_EDNS_NOT_FOUND ? RS_LOG_LEVEL_DEBUG : RS_LOG_LEVEL_WARN, RS_LS_DNS,
             "getaddrinfo('%s'): %s%s%s -> %s", name, gai_strerror(gai_err), gai_err == EAI_SYSTEM ? ": " : "",
             gai_err == EAI_SYSTEM ? strerror(saved_errno) : "", rs_err_name(result));
+}
+
+static int rs__resolver_os_init(void) {
+    return RS_OK;
+}
+#endif
+
+static int rs__gai_result(int gai_err, const char *name) {
+    int result = rs__gai_error_result(gai_err);
+    rs__gai_log(gai_err, name, result);
     return result;
 }
 
@@ -679,14 +722,8 @@ static int rs__resolver_getaddrinfo(const char *host_name, rs_socket_domain_t fa
         return rs__gai_result(gai_err, host_name);
     }
     for (ai = list; ai && n < capacity; ai = ai->ai_next) {
-        rs__sockaddr_t sa;
         size_t i;
-        if (!ai->ai_addr || ai->ai_addrlen > sizeof(sa)) {
-            continue;
-        }
-        memset(&sa, 0, sizeof(sa));
-        memcpy(&sa, ai->ai_addr, ai->ai_addrlen);
-        if (rs__endpoint_from_sockaddr(&addresses_out[n], &sa, (socklen_t)ai->ai_addrlen) != RS_OK ||
+        if (!ai->ai_addr || rs_endpoint_from_sockaddr(&addresses_out[n], ai->ai_addr, (size_t)ai->ai_addrlen) != RS_OK ||
             addresses_out[n].domain != family) {
             continue;
         }
@@ -716,7 +753,7 @@ static void rs__resolver_reap_workers(rs_host_resolver_t *r) {
     size_t i;
     for (i = 0; i < r->worker_count; ++i) {
         if (r->workers[i].joinable && rs_thread_join(&r->workers[i]) == RS_EDEADLK) {
-            pthread_detach(r->workers[i].handle);
+            rs__thread_detach(&r->workers[i]);
         }
     }
 }
@@ -787,6 +824,10 @@ RESEAU_API rs_host_resolver_t *rs_host_resolver_new(const rs_host_resolver_optio
     r->buckets = (rs__host_entry_t **)rs_mem_calloc(&allocator, buckets, sizeof(rs__host_entry_t *));
     r->workers = (rs_thread_t *)rs_mem_calloc(&allocator, r->worker_count, sizeof(rs_thread_t));
     if (!r->buckets || !r->workers) {
+        goto fail;
+    }
+    err = r->resolve_fn == rs__resolver_getaddrinfo ? rs__resolver_os_init() : RS_OK;
+    if (err) {
         goto fail;
     }
     err = rs_mutex_init(&r->lock);
@@ -1116,4 +1157,3 @@ RESEAU_API size_t rs_host_resolver_get_address_count(rs_host_resolver_t *resolve
     rs_mutex_unlock(&resolver->lock);
     return count;
 }
-#endif /* RESEAU_OS_POSIX */

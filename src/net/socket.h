@@ -85,7 +85,11 @@ typedef void rs_socket_on_accept_fn(rs_socket_t *listener, int error, rs_socket_
  * tick while unread data remains, unless reading is paused. */
 typedef void rs_socket_on_readable_fn(rs_socket_t *socket, int error, void *user_data);
 /* One write finished: all bytes written (RS_OK), or failed/canceled, with the
- * bytes that did reach the kernel. */
+ * bytes that did reach the kernel.
+ * On io_uring loops, reads, writes, accepts and connects in flight end with
+ * RS_EIO if the kernel dropped completions (a completion-queue overflow it
+ * had no memory to keep): what they did is then unknown, so the stream may
+ * have a gap, and its socket should be closed. */
 typedef void rs_socket_on_write_fn(rs_socket_t *socket, int error, size_t bytes_written, void *user_data);
 
 /* Create an unassigned socket with the options applied (NULL options: TCP,
@@ -170,7 +174,10 @@ RESEAU_API int rs_socket_subscribe_to_readable_events(rs_socket_t *socket, rs_so
 RESEAU_API int rs_socket_pause_reading(rs_socket_t *socket);
 RESEAU_API int rs_socket_resume_reading(rs_socket_t *socket);
 /* Read into buf's free space [len, capacity); adds the bytes to buf->len.
- * RS_EAGAIN when nothing is waiting, RS_EEOF at end of stream (after all data),
+ * RS_EAGAIN when nothing is waiting, or, for a subscribed reader on a stream
+ * socket, after a read that filled less than it asked for: that read took
+ * all that waited, and the next readable callback tells of what came since
+ * (the system call that would only have said so is skipped). RS_EEOF at end of stream (after all data),
  * RS_EINVAL for a NULL socket or buf or when buf has no free space, RS_EBADF
  * once closed, else the error (RS_ECONNRESET, ...). amount_read may be NULL. */
 RESEAU_API int rs_socket_read(rs_socket_t *socket, rs_byte_buf_t *buf, size_t *amount_read);
@@ -235,7 +242,9 @@ RESEAU_API int rs_socket_send_to(rs_socket_t *socket, const rs_endpoint_t *desti
 RESEAU_API int rs_socket_send_batch(rs_socket_t *socket, const rs_datagram_t *datagrams, size_t count,
                                     size_t *sent_out);
 /* Receive one datagram into datagram->data (capacity bytes), with its source.
- * RS_EAGAIN when none is waiting. RS_EINVAL for a NULL or STREAM socket, a NULL
+ * RS_EAGAIN when none is waiting. (On an io_uring loop, a UDP socket with a
+ * reader receives through the ring: a datagram the kernel has just taken is
+ * read after the loop's next tick, when the readable callback says so.) RS_EINVAL for a NULL or STREAM socket, a NULL
  * datagram or one without a buffer; RS_EWRONGTHREAD off its loop's thread;
  * RS_ESTATE before a default-domain socket has its family; RS_EBADF once
  * closed. */

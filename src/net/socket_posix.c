@@ -68,6 +68,8 @@ struct rs_socket {
     void *readable_user_data;
     bool reading;
     bool read_done; /* EOF or a read error was returned: stop readable events */
+    bool drained;   /* STREAM: a short read took all that waited; until readiness is reported again, a read
+                     * answers RS_EAGAIN itself (see rs_socket_readv) */
 
     rs_list_t write_queue;
     rs_list_t completed;
@@ -98,6 +100,9 @@ static bool rs__sock_uring_is_connecting(const rs_socket_t *s);
 static int rs__sock_uring_connect(rs_socket_t *s, const rs__sockaddr_t *addr, socklen_t len);
 static void rs__sock_uring_listen(rs_socket_t *l);
 static int rs__sock_uring_update_accept(rs_socket_t *l);
+static bool rs__sock_uring_reads_fd(const rs_socket_t *s);
+static bool rs__sock_uring_recv_dgrams(rs_socket_t *s, rs_datagram_t *d, size_t count, size_t *received,
+                                       int *result);
 
 static int rs__errno_result(void) {
     return rs_result_from_errno(errno);
@@ -533,7 +538,9 @@ static int rs__socket_take_family(rs_socket_t *s, const rs_endpoint_t *endpoint)
         s->options.domain = RS_SOCKET_DOMAIN_DEFAULT;
         return err;
     }
-    /* Assigned and subscribed before it had an fd: subscribe it now. */
+    /* Assigned and subscribed before it had an fd: subscribe it now (a
+     * datagram socket on a loop with ops receives through the ring). */
+    rs__sock_uring_enter(s);
     return rs__socket_update_interest(s);
 }
 
@@ -867,6 +874,7 @@ static int rs__socket_set_reader(rs_socket_t *s, rs_socket_on_readable_fn *fn, r
     s->on_pipe_readable = pipe_fn;
     s->readable_user_data = user_data;
     s->reading = true;
+    s->drained = false;
     err = rs__socket_update_interest(s);
     if (err) {
         s->on_readable = NULL;
@@ -887,6 +895,7 @@ static int rs__socket_set_reading(rs_socket_t *s, bool reading, const char *func
         return err;
     }
     s->reading = reading;
+    s->drained = false;
     rs__sock_uring_update_recv(s);
     return rs__socket_update_interest(s);
 }
@@ -896,6 +905,25 @@ static int rs__socket_set_reading(rs_socket_t *s, bool reading, const char *func
 static void rs__socket_read_finished(rs_socket_t *s) {
     s->read_done = true;
     rs__socket_update_interest(s);
+}
+
+/* A stream read that filled less than it asked for took all that waited, so
+ * the next read would only say EAGAIN: a system call for nothing, on every
+ * readable event of a request-response connection. Skip it while readiness
+ * will be reported again: the reader is subscribed and not paused, so the
+ * level-triggered loop reports anything that arrives, including the end of
+ * the stream, and the event clears the flag (rs__socket_on_event). A caller
+ * that reads without a subscription always asks the kernel. */
+static void rs__socket_note_short_read(rs_socket_t *s, const struct iovec *iov, size_t iov_count, size_t n) {
+    size_t room = 0;
+    size_t i;
+    if (s->options.type != RS_SOCKET_STREAM || !(rs__socket_wanted_events(s) & RS_IO_READABLE)) {
+        return;
+    }
+    for (i = 0; i < iov_count; ++i) {
+        room += iov[i].iov_len;
+    }
+    s->drained = n < room;
 }
 
 RESEAU_API int rs_socket_readv(rs_socket_t *socket, rs_byte_buf_t *bufs, size_t count, size_t *amount_read) {
@@ -927,8 +955,11 @@ RESEAU_API int rs_socket_readv(rs_socket_t *socket, rs_byte_buf_t *bufs, size_t 
     if (socket->io.fd < 0) {
         return RS_EBADF;
     }
-    if (socket->uring) {
+    if (!rs__sock_uring_reads_fd(socket)) {
         return rs__sock_uring_readv(socket, bufs, count, amount_read);
+    }
+    if (socket->drained) {
+        return RS_EAGAIN;
     }
     memset(&msg, 0, sizeof(msg));
     msg.msg_iov = iov;
@@ -941,6 +972,7 @@ RESEAU_API int rs_socket_readv(rs_socket_t *socket, rs_byte_buf_t *bufs, size_t 
         if (amount_read) {
             *amount_read = (size_t)n;
         }
+        rs__socket_note_short_read(socket, iov, iov_count, (size_t)n);
         return RS_OK;
     }
     if (n == 0) {
@@ -1159,6 +1191,7 @@ static void rs__socket_on_event(rs_event_loop_t *loop, rs_io_handle_t *handle, i
     int io_error = (events & RS_IO_ERROR) ? rs__io_handle_error(handle) : RS_OK;
     (void)loop;
     s->callback_depth++;
+    s->drained = false;
     if (io_error) {
         rs__socket_on_io_error(s, io_error);
     } else if (s->state == RS__SOCK_CONNECTING) {

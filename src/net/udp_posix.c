@@ -141,6 +141,11 @@ static int rs__dgram_recv_one(rs_socket_t *s, rs_datagram_t *d) {
     struct msghdr msg;
     rs__sockaddr_t name;
     ssize_t n;
+    size_t taken;
+    int result;
+    if (rs__sock_uring_recv_dgrams(s, d, 1, &taken, &result)) {
+        return result; /* received through the ring (>>socket_uring.c) */
+    }
     rs__dgram_prepare_recv(d, &iov, &msg, &name);
     do {
         n = recvmsg(s->io.fd, &msg, 0);
@@ -156,7 +161,7 @@ static int rs__dgram_recv_one(rs_socket_t *s, rs_datagram_t *d) {
  * datagrams; *received_out counts them. An error after some were received is
  * kept for the next receive call, as recvmmsg keeps it (in the socket's
  * SO_ERROR); EAGAIN just ends the batch. */
-static int rs__dgram_recv_some(rs_socket_t *s, rs_datagram_t *d, size_t count, size_t *received_out) {
+static int rs__dgram_recv_some_fd(rs_socket_t *s, rs_datagram_t *d, size_t count, size_t *received_out) {
 #if RS__HAVE_MMSG
     struct mmsghdr msgs[RS_DATAGRAM_BATCH_MAX];
     struct iovec iovs[RS_DATAGRAM_BATCH_MAX];
@@ -192,6 +197,15 @@ static int rs__dgram_recv_some(rs_socket_t *s, rs_datagram_t *d, size_t count, s
     }
     return *received_out > 0 ? RS_OK : err;
 #endif
+}
+
+/* The same, out of what the ring received where it receives (>>socket_uring.c). */
+static int rs__dgram_recv_some(rs_socket_t *s, rs_datagram_t *d, size_t count, size_t *received_out) {
+    int result;
+    if (rs__sock_uring_recv_dgrams(s, d, count, received_out, &result)) {
+        return result;
+    }
+    return rs__dgram_recv_some_fd(s, d, count, received_out);
 }
 
 RESEAU_API int rs_socket_recv_batch(rs_socket_t *socket, rs_datagram_t *datagrams, size_t count,

@@ -212,9 +212,47 @@ static int rs__tls_anchors_add_dir(const rs_allocator_t *alloc, rs__tls_anchors_
     return err;
 }
 
-/* The system store: the environment first, then the usual places. The first
- * one that yields anchors wins. */
+static bool rs__tls_readable(const char *path) {
+#if RESEAU_OS_WINDOWS
+    return _access(path, 4 /* read */) == 0;
+#else
+    return access(path, R_OK) == 0;
+#endif
+}
+
+#if RESEAU_OS_WINDOWS
+/* The Windows certificate store of trusted roots ("ROOT": the machine's and
+ * the user's), through crypt32. Certificates BearSSL cannot decode are
+ * skipped, as in a system bundle. */
+static int rs__tls_anchors_add_windows_store(const rs_allocator_t *alloc, rs__tls_anchors_t *anchors) {
+    HCERTSTORE store = CertOpenSystemStoreW(0, L"ROOT");
+    PCCERT_CONTEXT cert = NULL;
+    int err = RS_OK;
+    if (!store) {
+        RS__TLS_LOG(RS_LOG_LEVEL_WARN, "tls: cannot open the Windows ROOT certificate store: error %lu",
+                    (unsigned long)GetLastError());
+        return RS_OK;
+    }
+    while (!err && (cert = CertEnumCertificatesInStore(store, cert)) != NULL) {
+        if (cert->dwCertEncodingType & X509_ASN_ENCODING) {
+            err = rs__tls_anchors_add_der(alloc, anchors,
+                                          rs_byte_cursor_from_array(cert->pbCertEncoded, cert->cbCertEncoded));
+            err = err == RS_ETLS_BAD_CERT ? RS_OK : err;
+        }
+    }
+    if (cert) { /* left early: the enumeration did not free it */
+        CertFreeCertificateContext(cert);
+    }
+    CertCloseStore(store, 0);
+    return err;
+}
+#endif
+
+/* The system store: the environment first, then the usual places (on
+ * Windows, the Windows ROOT certificate store). The first one that yields
+ * anchors wins. */
 static int rs__tls_anchors_add_system(const rs_allocator_t *alloc, rs__tls_anchors_t *anchors) {
+#if !RESEAU_OS_WINDOWS
     static const char *const files[] = {
         "/etc/ssl/certs/ca-certificates.crt",                /* Debian, Ubuntu, Alpine, Arch */
         "/etc/pki/tls/certs/ca-bundle.crt",                  /* RHEL, Fedora, CentOS */
@@ -223,12 +261,13 @@ static int rs__tls_anchors_add_system(const rs_allocator_t *alloc, rs__tls_ancho
         "/etc/ssl/cert.pem",                                 /* Alpine, macOS, the BSDs */
     };
     static const char *const dirs[] = {"/etc/ssl/certs", "/etc/pki/tls/certs"};
+    size_t i;
+#endif
     const char *env_file = getenv("SSL_CERT_FILE");
     const char *env_dir = getenv("SSL_CERT_DIR");
     size_t before = anchors->count;
-    size_t i;
     int err;
-    if (env_file && *env_file && access(env_file, R_OK) == 0) {
+    if (env_file && *env_file && rs__tls_readable(env_file)) {
         err = rs__tls_anchors_add_file(alloc, anchors, env_file, true);
         if (err == RS_ENOMEM || anchors->count > before) {
             return err;
@@ -240,8 +279,11 @@ static int rs__tls_anchors_add_system(const rs_allocator_t *alloc, rs__tls_ancho
             return err;
         }
     }
+#if RESEAU_OS_WINDOWS
+    return rs__tls_anchors_add_windows_store(alloc, anchors);
+#else
     for (i = 0; i < sizeof(files) / sizeof(files[0]); ++i) {
-        if (access(files[i], R_OK) == 0) {
+        if (rs__tls_readable(files[i])) {
             err = rs__tls_anchors_add_file(alloc, anchors, files[i], true);
             if (err == RS_ENOMEM || anchors->count > before) {
                 return err;
@@ -255,6 +297,7 @@ static int rs__tls_anchors_add_system(const rs_allocator_t *alloc, rs__tls_ancho
         }
     }
     return RS_OK;
+#endif
 }
 
 static void rs__tls_chain_cleanup(const rs_allocator_t *alloc, rs__tls_chain_t *chain) {

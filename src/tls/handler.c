@@ -385,6 +385,18 @@ static int rs__tls_hangup_error(const rs__tls_handler_t *h) {
     return RS_ETLS_TRUNCATED;
 }
 
+/* What to report for a handshake that the channel ended with error_code. A
+ * write that met the peer's close (RS_EPIPE, RS_ECONNRESET) is the same
+ * hang-up as the end of stream that a read would have seen a moment later,
+ * so it says the same: which of the two comes first is a race. */
+static int rs__tls_lost_error(const rs__tls_handler_t *h, int error_code) {
+    if ((error_code == RS_EPIPE || error_code == RS_ECONNRESET) &&
+        rs__tls_hangup_error(h) == RS_ETLS_CLIENT_CERT_REQUIRED) {
+        return RS_ETLS_CLIENT_CERT_REQUIRED;
+    }
+    return error_code ? error_code : RS_ECANCELED;
+}
+
 static void rs__tls_finish_read_shutdown(rs__tls_handler_t *h) {
     int error = RS_OK;
     h->read_shutdown_pending = false;
@@ -565,7 +577,7 @@ static int rs__tls_shutdown(rs_channel_handler_t *handler, rs_channel_slot_t *sl
     if (!h->reported && error_code != RS_EEOF) {
         /* The channel went down during the handshake for another reason. */
         h->failed = true;
-        rs__tls_report(h, error_code ? error_code : RS_ECANCELED);
+        rs__tls_report(h, rs__tls_lost_error(h, error_code));
     }
     if (error_code == RS_EEOF && !abort_immediately && h->started && !h->failed && !h->peer_closed) {
         /* The peer's end of stream: deliver what arrived before it first. */
@@ -742,8 +754,17 @@ static const br_ssl_session_cache_class rs__tls_cache_view_class = {
 
 /* ---- set-up ---- */
 
+/* 32 bytes of seed from the OS. Windows: BCryptGenRandom with the system's
+ * preferred generator, the documented, supported call (Vista and later;
+ * RtlGenRandom is its older, undocumented twin), needing no algorithm handle;
+ * it costs -lbcrypt. */
 static int rs__tls_entropy(br_ssl_engine_context *eng) {
     unsigned char seed[32];
+#if RESEAU_OS_WINDOWS
+    if (!BCRYPT_SUCCESS(BCryptGenRandom(NULL, seed, (ULONG)sizeof(seed), BCRYPT_USE_SYSTEM_PREFERRED_RNG))) {
+        return RS_ETLS_FAILED;
+    }
+#else
     size_t got = 0;
     while (got < sizeof(seed)) {
         ssize_t n = getrandom(seed + got, sizeof(seed) - got, 0);
@@ -755,6 +776,7 @@ static int rs__tls_entropy(br_ssl_engine_context *eng) {
         }
         got += (size_t)n;
     }
+#endif
     br_ssl_engine_inject_entropy(eng, seed, sizeof(seed));
     rs_pem_wipe(seed, sizeof(seed));
     return RS_OK;

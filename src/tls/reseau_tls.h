@@ -10,7 +10,9 @@
  *       #define RESEAU_TLS_IMPLEMENTATION
  *       #include "reseau.h"
  *       #include "reseau_tls.h"
- *   Link with -lbearssl (Debian: libbearssl-dev; it has no pkg-config file).
+ *   Link with -lbearssl (Debian: libbearssl-dev; it has no pkg-config file),
+ *   and on Windows also -lbcrypt (the OS's random generator), -lcrypt32 (the
+ *   Windows certificate store) and -lws2_32.
  *
  *       rs_tls_ctx_options_t o = {0};            // a client, verifying peers
  *       rs_tls_ctx_t *ctx = rs_tls_ctx_new(&o, &err);   // the system CAs
@@ -28,6 +30,13 @@
  *   against a newer one, put its include directory and library first on the
  *   compiler's paths (-I, -L), as nothing here depends on 0.6's layout beyond
  *   its public API.
+ *
+ * WINDOWS (mingw-w64; tested under Wine only)
+ *   Entropy comes from BCryptGenRandom (link -lbcrypt). CA files, CA
+ *   directories (ca_dir, $SSL_CERT_DIR) and PEM files are read as on POSIX,
+ *   by Windows path. The system store is $SSL_CERT_FILE, $SSL_CERT_DIR, then
+ *   the Windows ROOT certificate store through crypt32 (link -lcrypt32).
+ *   BearSSL for mingw: see tools/cross/bearssl-mingw.sh.
  *
  * CONFIGURATION MACROS
  *   RESEAU_TLS_IMPLEMENTATION  emit the implementation in this translation
@@ -64,11 +73,26 @@ extern "C" {
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <time.h>
+#if RESEAU_OS_WINDOWS
+/* As in reseau.h's implementation: winsock2.h before windows.h, lean. */
+#ifndef WIN32_LEAN_AND_MEAN
+#define WIN32_LEAN_AND_MEAN
+#endif
+#ifndef NOMINMAX
+#define NOMINMAX
+#endif
+#include <winsock2.h>
+#include <windows.h>
+#include <bcrypt.h>   /* BCryptGenRandom: link -lbcrypt */
+#include <wincrypt.h> /* the ROOT certificate store: link -lcrypt32 */
+#include <io.h>     /* _access */
+#else
+#include <sys/random.h>
 #include <unistd.h>
+#endif
 
 #ifdef __cplusplus
 extern "C" {

@@ -60,7 +60,8 @@ typedef struct rs_tls_ctx_options {
     /* Trust store: the CAs that verify the peer. Any combination of these is
      * loaded; when none is given and verification is on, the system store is
      * discovered: $SSL_CERT_FILE, $SSL_CERT_DIR, then the Debian, RHEL and
-     * Alpine bundles and directories. (defaults: NULL / empty) */
+     * Alpine bundles and directories (on Windows, the Windows ROOT
+     * certificate store after the two variables). (defaults: NULL / empty) */
     const char *ca_file;    /* a PEM bundle */
     const char *ca_dir;     /* every regular file in it that holds PEM certificates */
     rs_byte_cursor_t ca_pem; /* PEM text in memory (copied) */

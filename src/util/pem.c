@@ -458,6 +458,23 @@ static int rs__pem_file_error(int os_error) {
     return os_error ? rs_result_from_errno(os_error) : RS_EIO;
 }
 
+/* fopen failed. The Windows C runtime cannot open a directory either, but
+ * says EACCES (Win32 ERROR_ACCESS_DENIED) where POSIX says EISDIR. */
+static int rs__pem_open_error(const char *path, int os_error) {
+#if RESEAU_OS_WINDOWS
+    DWORD attributes;
+    if (os_error == EACCES) {
+        attributes = GetFileAttributesA(path);
+        if (attributes != INVALID_FILE_ATTRIBUTES && (attributes & FILE_ATTRIBUTE_DIRECTORY)) {
+            return RS_EINVAL;
+        }
+    }
+#else
+    (void)path;
+#endif
+    return rs__pem_file_error(os_error);
+}
+
 /* Double the file buffer (up to RS_PEM_FILE_MAX + 1 bytes, one more than
  * allowed, to see a file that is too large). Not realloc: the old block may
  * hold a key, so it is wiped before it is freed. */
@@ -519,7 +536,7 @@ RESEAU_API int rs_pem_parse_file(const rs_allocator_t *allocator, const char *pa
     }
     f = fopen(path, "rb");
     if (!f) {
-        return rs__pem_file_error(errno);
+        return rs__pem_open_error(path, errno);
     }
     err = rs__pem_read_all(allocator, f, &buf, &capacity, &len);
     fclose(f);

@@ -236,7 +236,7 @@ static int rs__file_get_length(rs_input_stream_t *stream, int64_t *length_out) {
 
 static int rs__file_seek(rs_input_stream_t *stream, int64_t offset, rs_stream_seek_basis_t basis) {
     rs__file_stream_t *f = (rs__file_stream_t *)stream->impl;
-    int64_t length;
+    int64_t length = 0; /* set when err is RS_OK; gcc -O3 cannot see that */
     int64_t target;
     int err = rs__file_get_length(stream, &length);
     if (err == RS_OK && (err = rs__stream_seek_target(offset, basis, length, &target)) == RS_OK) {

@@ -18,8 +18,6 @@
  */
 #include "test_util.h"
 
-#include <unistd.h>
-
 #define MAX_TICKS 1000
 #define WAIT_NS (10 * RS_NS_PER_SEC)
 #define LOG_MAX 64
@@ -505,13 +503,12 @@ typedef struct scheduler_thread {
     size_t count;
 } scheduler_thread_t;
 
-static void *schedule_from_thread(void *arg) {
+static void schedule_from_thread(void *arg) {
     scheduler_thread_t *st = (scheduler_thread_t *)arg;
     size_t i;
     for (i = 0; i < st->count; ++i) {
         rs_channel_schedule_task_now(st->channel, &st->tasks[i].task);
     }
-    return NULL;
 }
 
 static void channel_tasks_run_in_order(void **state) {
@@ -520,7 +517,7 @@ static void channel_tasks_run_in_order(void **state) {
     char order[16] = "";
     const char names[] = "ABCDEFG";
     scheduler_thread_t st;
-    pthread_t thread;
+    rs_thread_t thread;
     size_t i;
     (void)state;
     bare_init(&b, false);
@@ -547,8 +544,8 @@ static void channel_tasks_run_in_order(void **state) {
     st.channel = b.channel;
     st.tasks = &t[5];
     st.count = 2;
-    assert_int_equal(pthread_create(&thread, NULL, schedule_from_thread, &st), 0);
-    assert_int_equal(pthread_join(thread, NULL), 0);
+    assert_int_equal(rs_thread_launch(&thread, schedule_from_thread, &st, NULL), RS_OK);
+    assert_int_equal(rs_thread_join(&thread), RS_OK);
     assert_string_equal(order, "ABCED");
     bare_ticks(&b, 3);
     assert_string_equal(order, "ABCEDFG");
@@ -1278,7 +1275,7 @@ static void channel_small_messages_take_small_blocks(void **state) {
 /* ------------------------------------------- a loop on its own thread */
 
 typedef struct xthread {
-    pthread_mutex_t lock;
+    rs_mutex_t lock;
     rs_channel_t *channel;
     event_log_t log;
     int setup_calls;
@@ -1308,40 +1305,40 @@ static void xthread_on_setup(rs_channel_t *channel, int error, void *user_data) 
         errs += rs_channel_slot_insert_end(channel, slot) != RS_OK;
         errs += rs_channel_slot_set_handler(slot, &r->base) != RS_OK;
     }
-    pthread_mutex_lock(&x->lock);
+    rs_mutex_lock(&x->lock);
     x->add_errors = errs;
     x->setup_error = error;
     ++x->setup_calls;
-    pthread_mutex_unlock(&x->lock);
+    rs_mutex_unlock(&x->lock);
 }
 
 static void xthread_on_shutdown(rs_channel_t *channel, int error, void *user_data) {
     xthread_t *x = (xthread_t *)user_data;
     (void)channel;
-    pthread_mutex_lock(&x->lock);
+    rs_mutex_lock(&x->lock);
     ++x->shutdown_calls;
     x->shutdown_error = error;
-    pthread_mutex_unlock(&x->lock);
+    rs_mutex_unlock(&x->lock);
 }
 
 static void xthread_task_fn(rs_channel_task_t *task, void *arg, rs_task_status_t status) {
     xthread_t *x = (xthread_t *)arg;
     int on_loop = rs_channel_is_on_loop_thread(x->channel);
     (void)task;
-    pthread_mutex_lock(&x->lock);
+    rs_mutex_lock(&x->lock);
     x->task.status = status;
     ++x->task.calls;
     x->task_on_loop_thread = on_loop;
-    pthread_mutex_unlock(&x->lock);
+    rs_mutex_unlock(&x->lock);
 }
 
 static bool xthread_wait(xthread_t *x, const int *counter) {
     uint64_t deadline = rs_clock_now_ns() + WAIT_NS;
     for (;;) {
         int v;
-        pthread_mutex_lock(&x->lock);
+        rs_mutex_lock(&x->lock);
         v = *counter;
-        pthread_mutex_unlock(&x->lock);
+        rs_mutex_unlock(&x->lock);
         if (v) {
             return true;
         }
@@ -1359,7 +1356,7 @@ static void channel_cross_thread_shutdown_tasks_and_destroy(void **state) {
     rs_event_loop_t *loop;
     (void)state;
     memset(&x, 0, sizeof(x));
-    pthread_mutex_init(&x.lock, NULL);
+    assert_int_equal(rs_mutex_init(&x.lock), RS_OK);
     memset(&lo, 0, sizeof(lo));
     lo.allocator = &rs_test_allocator;
     loop = rs_event_loop_new(&lo, NULL);
@@ -1371,23 +1368,23 @@ static void channel_cross_thread_shutdown_tasks_and_destroy(void **state) {
     co.on_setup_completed = xthread_on_setup;
     co.on_shutdown_completed = xthread_on_shutdown;
     co.user_data = &x;
-    pthread_mutex_lock(&x.lock);
+    rs_mutex_lock(&x.lock);
     x.channel = rs_channel_new(&co, NULL); /* any thread */
-    pthread_mutex_unlock(&x.lock);
+    rs_mutex_unlock(&x.lock);
     assert_non_null(x.channel);
     assert_true(xthread_wait(&x, &x.setup_calls));
-    pthread_mutex_lock(&x.lock);
+    rs_mutex_lock(&x.lock);
     assert_int_equal(x.setup_error, RS_OK);
     assert_int_equal(x.add_errors, 0);
-    pthread_mutex_unlock(&x.lock);
+    rs_mutex_unlock(&x.lock);
     /* A channel task from this thread hops to the loop and runs there. */
     rs_channel_task_init(&x.task.task, xthread_task_fn, &x, "xthread_task");
     rs_channel_schedule_task_now(x.channel, &x.task.task);
     assert_true(xthread_wait(&x, &x.task.calls));
-    pthread_mutex_lock(&x.lock);
+    rs_mutex_lock(&x.lock);
     assert_int_equal(x.task.status, RS_TASK_STATUS_RUN);
     assert_true(x.task_on_loop_thread);
-    pthread_mutex_unlock(&x.lock);
+    rs_mutex_unlock(&x.lock);
     rs_channel_acquire_hold(x.channel);
     assert_int_equal(rs_channel_shutdown(x.channel, RS_ECONNRESET), RS_OK);
     assert_int_equal(rs_channel_shutdown(x.channel, RS_OK), RS_OK);
@@ -1401,7 +1398,7 @@ static void channel_cross_thread_shutdown_tasks_and_destroy(void **state) {
     assert_int_equal(x.shutdown_error, RS_ECONNRESET);
     assert_int_equal(x.log.count, 4);
     assert_int_equal(x.log.destroyed, 2);
-    pthread_mutex_destroy(&x.lock);
+    rs_mutex_cleanup(&x.lock);
 }
 
 /* A graceful shutdown stalled in a handler (a peer that does not read) is
@@ -1528,7 +1525,7 @@ static void channel_task_scheduled_after_shutdown_survives_destroy_cross_thread(
     rs_event_loop_t *loop;
     (void)state;
     memset(&x, 0, sizeof(x));
-    pthread_mutex_init(&x.lock, NULL);
+    assert_int_equal(rs_mutex_init(&x.lock), RS_OK);
     memset(&lo, 0, sizeof(lo));
     lo.allocator = &rs_test_allocator;
     loop = rs_event_loop_new(&lo, NULL);
@@ -1540,9 +1537,9 @@ static void channel_task_scheduled_after_shutdown_survives_destroy_cross_thread(
     co.on_setup_completed = xthread_on_setup;
     co.on_shutdown_completed = xthread_on_shutdown;
     co.user_data = &x;
-    pthread_mutex_lock(&x.lock);
+    rs_mutex_lock(&x.lock);
     x.channel = rs_channel_new(&co, NULL);
-    pthread_mutex_unlock(&x.lock);
+    rs_mutex_unlock(&x.lock);
     assert_non_null(x.channel);
     assert_true(xthread_wait(&x, &x.setup_calls));
     assert_int_equal(rs_channel_shutdown(x.channel, RS_OK), RS_OK);
@@ -1557,7 +1554,7 @@ static void channel_task_scheduled_after_shutdown_survives_destroy_cross_thread(
     assert_int_equal(x.task.calls, 1);
     assert_int_equal(x.task.status, RS_TASK_STATUS_CANCELED);
     assert_int_equal(x.log.destroyed, 2);
-    pthread_mutex_destroy(&x.lock);
+    rs_mutex_cleanup(&x.lock);
 }
 
 /* A channel task may be scheduled once at a time; NULLs are RS_EINVAL. */

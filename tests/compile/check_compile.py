@@ -5,8 +5,8 @@ One run checks one combination:
   --compiler gcc|clang|TRIPLE-gcc
                            (C++ uses g++ / clang++ / TRIPLE-g++). A mingw
                            TRIPLE (x86_64-w64-mingw32-gcc) builds for
-                           Windows: no -pthread, -lws2_32, and reseau_tls.h
-                           is not checked (not ported to Windows yet).
+                           Windows: no -pthread, -lws2_32; reseau_tls.h is
+                           checked only with --bearssl-prefix.
   --std c99|c11|c++17
   --mode decl|impl|static
     decl    decl.c: the header only, no implementation macro; compiled only.
@@ -22,6 +22,11 @@ One run checks one combination:
                            command), such as a qemu-user command line. A
                            cross build (a TRIPLE-gcc or --target) without one
                            is compiled and linked but not run.
+  --bearssl-prefix DIR     mingw only: a BearSSL built for Windows
+                           (DIR/include, DIR/lib/libbearssl.a; see
+                           tools/cross/bearssl-mingw.sh). reseau_tls.h is
+                           then checked like reseau.h, linked with -lbearssl
+                           -lbcrypt -lcrypt32 and run; without it, not checked.
 
 Flags: -Wall -Wextra -Werror -pedantic.  C++ compiles the same .c sources
 with -x c++.  If the top-level reseau_tls.h exists and is not the
@@ -86,6 +91,7 @@ def main():
     ap.add_argument("--opt", choices=["0", "1", "2", "3", "s"])
     ap.add_argument("--target")
     ap.add_argument("--exe-wrapper", type=shlex.split, default=[])
+    ap.add_argument("--bearssl-prefix")
     args = ap.parse_args()
 
     if cxx_for(args.compiler) is None:
@@ -120,16 +126,33 @@ def main():
         flags = ["--target=" + args.target] + flags
         libs = ["--target=" + args.target] + libs
     tls = tls_wanted(root)
+    # mingw: BearSSL built for Windows, from --bearssl-prefix; the host's
+    # bearssl.h is not on a mingw compiler's path. With it the check is a
+    # native one: compiled, linked (bcrypt: BCryptGenRandom; crypt32: the
+    # ROOT certificate store) and run.
+    tls_native = not cross
     if tls and windows:
-        print("reseau_tls.h: not ported to Windows yet, not checked")
-        tls = False
-    if tls and not cross:
+        prefix = args.bearssl_prefix
+        if not prefix:
+            print("reseau_tls.h: no BearSSL for mingw (--bearssl-prefix), "
+                  "not checked")
+            tls = False
+        elif not os.path.isfile(os.path.join(prefix, "include", "bearssl.h")):
+            print("FAIL: --bearssl-prefix %s: no include/bearssl.h" % prefix)
+            return 1
+        else:
+            flags += ["-isystem", os.path.join(prefix, "include")]
+            libs = ["-L" + os.path.join(prefix, "lib"), "-lbearssl",
+                    "-lbcrypt", "-lcrypt32"] + libs
+            tls_native = True
+    if tls and tls_native:
         flags.append("-DCHECK_TLS")
-        libs = ["-lbearssl"] + libs
+        if not windows:
+            libs = ["-lbearssl"] + libs
 
     with tempfile.TemporaryDirectory(prefix="reseau-compile-") as tmp:
         obj = os.path.join(tmp, "check.o")
-        if tls and cross:
+        if tls and not tls_native:
             # No BearSSL library for the target here: reseau_tls.h is compiled
             # (with the host's BearSSL headers, which are plain C), and the
             # program is linked and run without it.

@@ -2137,6 +2137,28 @@ static void get_fd_signals_work_for_host_loops(rs_event_loop_backend_t b) {
 }
 RS_TEST_PER_BACKEND(event_loop_, get_fd_signals_work_for_host_loops)
 
+/* The Windows twin of get_fd (tests/loop/test_windows.c tests it in use):
+ * only IOCP has one; every POSIX backend says RS_ENOTSUP and leaves the
+ * output alone. NULL arguments are RS_EINVAL everywhere. */
+static void get_wait_handle_is_for_iocp_only(rs_event_loop_backend_t b) {
+    rs_event_loop_t *loop = loop_new(b);
+    void *handle = NULL;
+    void *again = NULL;
+    assert_int_equal(rs_event_loop_get_wait_handle(NULL, &handle), RS_EINVAL);
+    assert_int_equal(rs_event_loop_get_wait_handle(loop, NULL), RS_EINVAL);
+    if (b == RS_EVENT_LOOP_BACKEND_IOCP) {
+        assert_int_equal(rs_event_loop_get_wait_handle(loop, &handle), RS_OK);
+        assert_non_null(handle);
+        assert_int_equal(rs_event_loop_get_wait_handle(loop, &again), RS_OK);
+        assert_ptr_equal(handle, again);
+    } else {
+        assert_int_equal(rs_event_loop_get_wait_handle(loop, &handle), RS_ENOTSUP);
+        assert_null(handle);
+    }
+    rs_event_loop_destroy(loop);
+}
+RS_TEST_PER_BACKEND(event_loop_, get_wait_handle_is_for_iocp_only)
+
 static void stats_count_ticks_tasks_and_events(rs_event_loop_backend_t b) {
     rs_event_loop_t *loop = loop_new(b);
     rs_event_loop_stats_t s;
@@ -2721,6 +2743,7 @@ int main(void) {
         RS_TEST_PER_BACKEND_TESTS(event_loop_, run_once_negative_timeout_returns_on_wakeup),
         RS_TEST_PER_BACKEND_TESTS(event_loop_, next_deadline_values),
         RS_TEST_PER_BACKEND_TESTS(event_loop_, get_fd_signals_work_for_host_loops),
+        RS_TEST_PER_BACKEND_TESTS(event_loop_, get_wait_handle_is_for_iocp_only),
         RS_TEST_PER_BACKEND_TESTS(event_loop_, stats_count_ticks_tasks_and_events),
         RS_TEST_PER_BACKEND_TESTS(event_loop_, wrong_thread_calls),
         RS_TEST_PER_BACKEND_TESTS(event_loop_, run_once_on_started_loop_is_busy),

@@ -7,7 +7,7 @@
 #include "test_util.h"
 
 #include <stdio.h>
-#include <unistd.h>
+#include <unistd.h> /* getpid, unlink: mingw-w64 has them too */
 
 #define WAIT_NS (10 * RS_NS_PER_SEC)
 
@@ -102,9 +102,18 @@ static void family_default_options_connect_over_a_unix_path(void **state) {
     char path[64];
     (void)state;
     snprintf(path, sizeof(path), "/tmp/rs-family-%ld.sock", (long)getpid());
+#if defined(_WIN32) /* no Unix-domain sockets there yet: the path fixes nothing */
+    {
+        rs_socket_t *s = socket_with(RS_SOCKET_STREAM, RS_SOCKET_DOMAIN_DEFAULT);
+        rs_endpoint_t local = parse(path);
+        assert_int_equal(rs_socket_bind(s, &local), RS_ENOTSUP);
+        rs_socket_destroy(s);
+    }
+#else
     unlink(path);
     connect_with_default_options(path, RS_SOCKET_DOMAIN_LOCAL);
     unlink(path);
+#endif
 }
 
 /* NULL options are the defaults too. */

@@ -19,12 +19,14 @@
  */
 #include "test_util.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
+#if !defined(_WIN32)
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#endif
 
 #define WAIT_NS (10 * RS_NS_PER_SEC)
 #define SWEEP_MAX_N 2000
@@ -178,10 +180,85 @@ static uint8_t pattern_byte(size_t offset) {
     return (uint8_t)((offset * 167u + 13u) & 0xffu);
 }
 
+/* The raw peers' socket calls: on Windows through Winsock, a SOCKET as an int
+ * (as rs_socket_get_fd gives it) and its errors in errno's terms, so the
+ * peers read the same on both. */
+#if defined(_WIN32)
+static int raw_errno(void) {
+    switch (WSAGetLastError()) {
+    case WSAEWOULDBLOCK:
+        return EAGAIN; /* a non-blocking connect in progress too */
+    case WSAENOTCONN:
+        return ENOTCONN;
+    default:
+        return EIO;
+    }
+}
+
+static int raw_socket(void) {
+    u_long on = 1;
+    SOCKET s = socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
+    if (s == INVALID_SOCKET || ioctlsocket(s, FIONBIO, &on) != 0) {
+        errno = raw_errno();
+        if (s != INVALID_SOCKET) {
+            closesocket(s);
+        }
+        return -1;
+    }
+    return (int)s;
+}
+
+static void raw_close(int fd) {
+    closesocket((SOCKET)fd);
+}
+
+/* Winsock's accepted socket inherits the listener's non-blocking mode. */
+static int raw_accept(int fd) {
+    SOCKET s = accept((SOCKET)fd, NULL, NULL);
+    return s == INVALID_SOCKET ? -1 : (int)s;
+}
+
+static long raw_recv(int fd, void *buf, size_t len) {
+    int n = recv((SOCKET)fd, (char *)buf, (int)len, 0);
+    if (n < 0) {
+        errno = raw_errno();
+    }
+    return n;
+}
+
+static long raw_send(int fd, const void *buf, size_t len) {
+    int n = send((SOCKET)fd, (const char *)buf, (int)len, 0);
+    if (n < 0) {
+        errno = raw_errno();
+    }
+    return n;
+}
+#else
+static int raw_socket(void) {
+    return socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+}
+
+static void raw_close(int fd) {
+    close(fd);
+}
+
+static int raw_accept(int fd) {
+    return accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+}
+
+static long raw_recv(int fd, void *buf, size_t len) {
+    return (long)recv(fd, buf, len, 0);
+}
+
+static long raw_send(int fd, const void *buf, size_t len) {
+    return (long)send(fd, buf, len, MSG_NOSIGNAL);
+}
+#endif
+
 static int raw_listener(uint16_t *port_out) {
     struct sockaddr_in sa;
     socklen_t len = (socklen_t)sizeof(sa);
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = raw_socket();
     if (fd < 0) {
         return -1;
     }
@@ -190,7 +267,7 @@ static int raw_listener(uint16_t *port_out) {
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (bind(fd, (struct sockaddr *)&sa, len) != 0 || listen(fd, 16) != 0 ||
         getsockname(fd, (struct sockaddr *)&sa, &len) != 0) {
-        close(fd);
+        raw_close(fd);
         return -1;
     }
     *port_out = ntohs(sa.sin_port);
@@ -199,7 +276,7 @@ static int raw_listener(uint16_t *port_out) {
 
 static int raw_connect_start(uint16_t port) {
     struct sockaddr_in sa;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = raw_socket();
     if (fd < 0) {
         return -1;
     }
@@ -207,8 +284,12 @@ static int raw_connect_start(uint16_t port) {
     sa.sin_family = AF_INET;
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     sa.sin_port = htons(port);
+#if defined(_WIN32)
+    if (connect((SOCKET)fd, (struct sockaddr *)&sa, (int)sizeof(sa)) != 0 && raw_errno() != EAGAIN) {
+#else
     if (connect(fd, (struct sockaddr *)&sa, (socklen_t)sizeof(sa)) != 0 && errno != EINPROGRESS) {
-        close(fd);
+#endif
+        raw_close(fd);
         return -1;
     }
     return fd;
@@ -298,15 +379,15 @@ static void client_on_connect(rs_socket_t *socket, int error, void *user_data) {
 static bool client_pred(void *ctx) {
     client_ctx_t *c = (client_ctx_t *)ctx;
     if (c->peer_fd < 0) {
-        c->peer_fd = accept4(c->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        c->peer_fd = raw_accept(c->listen_fd);
     }
     if (c->peer_fd >= 0) {
-        ssize_t n = recv(c->peer_fd, c->peer_buf + c->peer_have, sizeof(c->peer_buf) - c->peer_have, 0);
+        long n = raw_recv(c->peer_fd, c->peer_buf + c->peer_have, sizeof(c->peer_buf) - c->peer_have);
         if (n > 0) {
             c->peer_have += (size_t)n;
         }
         if (c->peer_sent < c->peer_have) {
-            n = send(c->peer_fd, c->peer_buf + c->peer_sent, c->peer_have - c->peer_sent, MSG_NOSIGNAL);
+            n = raw_send(c->peer_fd, c->peer_buf + c->peer_sent, c->peer_have - c->peer_sent);
             if (n > 0) {
                 c->peer_sent += (size_t)n;
             }
@@ -396,9 +477,9 @@ out:
     /* Destroying the loop delivers what is still in flight (RS_ECANCELED). */
     rs_event_loop_destroy(loop);
     if (c.peer_fd >= 0) {
-        close(c.peer_fd);
+        raw_close(c.peer_fd);
     }
-    close(c.listen_fd);
+    raw_close(c.listen_fd);
     if (rc == RS_OK && c.connect_calls != 1) {
         snprintf(why, why_len, "on_connect fired %d times", c.connect_calls);
         rc = SCENARIO_BROKEN;
@@ -461,11 +542,11 @@ static void bulk_on_connect(rs_socket_t *socket, int error, void *user_data) {
 static bool bulk_pred(void *ctx) {
     bulk_ctx_t *b = (bulk_ctx_t *)ctx;
     if (b->peer_fd < 0) {
-        b->peer_fd = accept4(b->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        b->peer_fd = raw_accept(b->listen_fd);
     }
     if (b->peer_fd >= 0) {
         for (;;) {
-            ssize_t n = recv(b->peer_fd, b->peer_buf, sizeof(b->peer_buf), 0);
+            long n = raw_recv(b->peer_fd, b->peer_buf, sizeof(b->peer_buf));
             size_t i;
             if (n <= 0) {
                 break;
@@ -568,9 +649,9 @@ out:
     }
     rs_event_loop_destroy(loop);
     if (b.peer_fd >= 0) {
-        close(b.peer_fd);
+        raw_close(b.peer_fd);
     }
-    close(b.listen_fd);
+    raw_close(b.listen_fd);
     return rc;
 }
 
@@ -695,7 +776,7 @@ static void server_on_accept(rs_socket_t *listener, int error, rs_socket_t *new_
 
 static void raw_client_reset(server_ctx_t *s) {
     if (s->client_fd >= 0) {
-        close(s->client_fd);
+        raw_close(s->client_fd);
         s->client_fd = -1;
     }
     s->sent = 0;
@@ -705,7 +786,7 @@ static void raw_client_reset(server_ctx_t *s) {
 /* The raw client, between ticks: (re)connect, send 1 KiB, read the echo. */
 static bool server_pred(void *ctx) {
     server_ctx_t *s = (server_ctx_t *)ctx;
-    ssize_t n;
+    long n;
     if (s->first_err != RS_OK && s->first_err != RS_ENOMEM) {
         return true;
     }
@@ -722,7 +803,7 @@ static bool server_pred(void *ctx) {
         }
     }
     if (s->sent < ECHO_LEN) {
-        n = send(s->client_fd, s->out + s->sent, ECHO_LEN - s->sent, MSG_NOSIGNAL);
+        n = raw_send(s->client_fd, s->out + s->sent, ECHO_LEN - s->sent);
         if (n > 0) {
             s->sent += (size_t)n;
         } else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOTCONN) {
@@ -730,7 +811,7 @@ static bool server_pred(void *ctx) {
             return false;
         }
     }
-    n = recv(s->client_fd, s->in + s->in_len, sizeof(s->in) - s->in_len, 0);
+    n = raw_recv(s->client_fd, s->in + s->in_len, sizeof(s->in) - s->in_len);
     if (n > 0) {
         s->in_len += (size_t)n;
     } else if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOTCONN)) {
@@ -850,5 +931,14 @@ int main(void) {
         RS_TEST_PER_BACKEND_TESTS(, socket_alloc_sweep_client_connect_echo_double_fault),
         RS_TEST_PER_BACKEND_TESTS(, socket_alloc_sweep_server_accept_echo_double_fault),
     };
+#if defined(_WIN32)
+    /* The raw peers may open Winsock sockets before reseau's first socket
+     * starts Winsock. */
+    WSADATA wsa;
+    if (WSAStartup(MAKEWORD(2, 2), &wsa) != 0) {
+        fprintf(stderr, "WSAStartup failed\n");
+        return 1;
+    }
+#endif
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1739,6 +1739,140 @@ static int bytes_waiting(const rs_socket_t *s) {
 #endif
 }
 
+/* Bytes written straight to a socket's descriptor: they are in the peer's
+ * kernel queue when this returns (loopback), with no loop tick in between. */
+static void raw_send(const rs_socket_t *s, const char *data, int len) {
+#if defined(_WIN32)
+    assert_int_equal(send((SOCKET)rs_socket_get_fd(s), data, len, 0), len);
+#else
+    assert_int_equal(send(rs_socket_get_fd(s), data, (size_t)len, 0), len);
+#endif
+}
+
+/* Waits, bounded, until `want` bytes wait in the kernel for s. */
+static void wait_bytes_waiting(const rs_socket_t *s, int want) {
+    uint64_t deadline = rs_clock_now_ns() + WAIT_NS;
+    while (bytes_waiting(s) != want) {
+        assert_true(rs_clock_now_ns() < deadline);
+        rs_thread_sleep_ns(RS_NS_PER_MS);
+    }
+}
+
+typedef struct short_read {
+    rs_socket_t *peer;
+    sink_t *sink; /* reads from the second call on */
+    int calls;
+    uint8_t got[64];
+    size_t first_n;
+    int second_err;
+    size_t second_n;
+} short_read_t;
+
+/* First call: a short read, then five more bytes reach the kernel, then a
+ * second read within the same callback. */
+static void short_read_on_readable(rs_socket_t *s, int error, void *user_data) {
+    short_read_t *t = (short_read_t *)user_data;
+    rs_byte_buf_t buf = rs_byte_buf_from_array(t->got, 0, sizeof(t->got));
+    if (t->calls++ > 0) {
+        sink_on_readable(s, error, t->sink);
+        return;
+    }
+    assert_int_equal(rs_socket_read(s, &buf, &t->first_n), RS_OK);
+    assert_int_equal(t->first_n, 5);
+    raw_send(t->peer, "56789", 5);
+    t->second_err = rs_socket_read(s, &buf, &t->second_n);
+}
+
+/* A read that fills less than it asked for took all that waited, so the
+ * next one would only say EAGAIN: the readiness backends answer that without
+ * a system call. Bytes that arrive in between must still reach the reader,
+ * through the next readable event. */
+static void data_after_a_short_read_is_still_reported(rs_event_loop_backend_t b) {
+    static const char later[] = "56789";
+    conn_pair_t p;
+    short_read_t t;
+    memset(&t, 0, sizeof(t));
+    t.sink = sink_new(16);
+    pair_connect(&p, b, EP_IPV4, NULL);
+    t.peer = p.client;
+    raw_send(p.client, "01234", 5);
+    if (b != RS_EVENT_LOOP_BACKEND_IO_URING) {
+        wait_bytes_waiting(p.server, 5);
+    }
+    assert_int_equal(rs_socket_subscribe_to_readable_events(p.server, short_read_on_readable, &t), RS_OK);
+    RUN_UNTIL(p.loop, t.first_n + t.second_n + t.sink->total == 10);
+    assert_memory_equal(t.got, "01234", 5);
+    if (b == RS_EVENT_LOOP_BACKEND_IO_URING) {
+        /* Completions: the second read copies whatever the ring has received. */
+        assert_true(t.second_err == RS_OK || t.second_err == RS_EAGAIN);
+        assert_memory_equal(t.got + 5, "56789", t.second_n);
+        assert_memory_equal(t.sink->store, &later[t.second_n], t.sink->total);
+    } else {
+        assert_int_equal(t.second_err, RS_EAGAIN); /* no system call for it */
+        assert_int_equal(t.second_n, 0);
+        assert_int_equal(t.sink->total, 5);
+        assert_memory_equal(t.sink->store, "56789", 5);
+    }
+    assert_int_equal(t.sink->error, RS_OK);
+    pair_close(&p);
+    sink_free(t.sink);
+}
+RS_TEST_PER_BACKEND(, data_after_a_short_read_is_still_reported)
+
+/* The end of the stream that came with the last bytes is reported after a
+ * short read took them. */
+static void eof_after_a_short_read_is_reported(rs_event_loop_backend_t b) {
+    conn_pair_t p;
+    sink_t *sink = sink_new(16);
+    pair_connect(&p, b, EP_IPV4, NULL);
+    raw_send(p.client, "01234", 5);
+    assert_int_equal(rs_socket_shutdown_dir(p.client, RS_SOCKET_DIR_WRITE), RS_OK);
+    if (b != RS_EVENT_LOOP_BACKEND_IO_URING) {
+        wait_bytes_waiting(p.server, 5);
+    }
+    assert_int_equal(rs_socket_subscribe_to_readable_events(p.server, sink_on_readable, sink), RS_OK);
+    RUN_UNTIL(p.loop, sink->eof || sink->error);
+    assert_int_equal(sink->error, RS_OK);
+    assert_int_equal(sink->total, 5);
+    assert_memory_equal(sink->store, "01234", 5);
+    pair_close(&p);
+    sink_free(sink);
+}
+RS_TEST_PER_BACKEND(, eof_after_a_short_read_is_reported)
+
+/* A caller that reads without a subscription gets no readable events, so a
+ * short read must not make its next read answer RS_EAGAIN by itself. */
+static void short_read_without_a_reader_still_reads(rs_event_loop_backend_t b) {
+    conn_pair_t p;
+    uint8_t got[64];
+    rs_byte_buf_t buf = rs_byte_buf_from_array(got, 0, sizeof(got));
+    uint64_t deadline = rs_clock_now_ns() + WAIT_NS;
+    size_t n = 0;
+    int err;
+    pair_connect(&p, b, EP_IPV4, NULL);
+    raw_send(p.client, "01234", 5);
+    while (buf.len < 5) {
+        assert_true(rs_clock_now_ns() < deadline);
+        rs_event_loop_run_once(p.loop, 1);
+        err = rs_socket_read(p.server, &buf, &n);
+        assert_true(err == RS_OK || err == RS_EAGAIN);
+    }
+    raw_send(p.client, "56789", 5);
+    if (b != RS_EVENT_LOOP_BACKEND_IO_URING) {
+        wait_bytes_waiting(p.server, 5);
+        assert_int_equal(rs_socket_read(p.server, &buf, &n), RS_OK);
+    }
+    while (buf.len < 10) {
+        assert_true(rs_clock_now_ns() < deadline);
+        rs_event_loop_run_once(p.loop, 1);
+        err = rs_socket_read(p.server, &buf, &n);
+        assert_true(err == RS_OK || err == RS_EAGAIN);
+    }
+    assert_memory_equal(got, "0123456789", 10);
+    pair_close(&p);
+}
+RS_TEST_PER_BACKEND(, short_read_without_a_reader_still_reads)
+
 static void pause_reading_stops_readable_callbacks(rs_event_loop_backend_t b) {
     conn_pair_t p;
     sink_t *sink = sink_new(4096);
@@ -2475,6 +2609,9 @@ int main(void) {
         RS_TEST_PER_BACKEND_TESTS(, destroy_inside_connect_callback),
         RS_TEST_PER_BACKEND_TESTS(, destroy_inside_readable_callback_cancels_queued_writes),
         RS_TEST_PER_BACKEND_TESTS(, zero_length_write_completes_in_order),
+        RS_TEST_PER_BACKEND_TESTS(, data_after_a_short_read_is_still_reported),
+        RS_TEST_PER_BACKEND_TESTS(, eof_after_a_short_read_is_reported),
+        RS_TEST_PER_BACKEND_TESTS(, short_read_without_a_reader_still_reads),
         RS_TEST_PER_BACKEND_TESTS(, client_bound_before_connect_keeps_its_address),
         RS_TEST_PER_BACKEND_TESTS(, accepted_socket_can_move_to_another_loop),
         RS_TEST_PER_BACKEND_TESTS(, closed_socket_can_be_destroyed_from_any_thread),

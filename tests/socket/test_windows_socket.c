@@ -158,6 +158,15 @@ static void sink_on_readable(rs_socket_t *s, int error, void *user_data) {
     }
 }
 
+/* A connected IPv4 pair whose server end `sink` reads, `per_call` bytes a
+ * read at most (0: as much as fits). */
+static void pair_open_read_by(pair_t *p, sink_t *sink, size_t per_call) {
+    memset(sink, 0, sizeof(*sink));
+    sink->per_call = per_call;
+    pair_open(p, RS_SOCKET_DOMAIN_IPV4);
+    assert_int_equal(rs_socket_subscribe_to_readable_events(p->server, sink_on_readable, sink), RS_OK);
+}
+
 /* ---- write logs ---- */
 
 #define MAX_WRITES 256
@@ -285,9 +294,7 @@ static void shutdown_write_after_connectex_gives_peer_eof_iocp(void **state) {
     sink_t sink;
     (void)state;
     windows_or_skip();
-    memset(&sink, 0, sizeof(sink));
-    pair_open(&p, RS_SOCKET_DOMAIN_IPV4);
-    assert_int_equal(rs_socket_subscribe_to_readable_events(p.server, sink_on_readable, &sink), RS_OK);
+    pair_open_read_by(&p, &sink, 0);
     assert_int_equal(rs_socket_shutdown_dir(p.client, RS_SOCKET_DIR_WRITE), RS_OK);
     RUN_UNTIL(p.loop, sink.end != 0);
     assert_int_equal(sink.end, RS_EEOF);
@@ -389,6 +396,42 @@ static void readable_is_level_triggered_iocp(void **state) {
     pair_close(&p);
 }
 
+/* After a short read the next read answers RS_EAGAIN without asking Winsock
+ * (the probe is already posted), yet bytes that arrived in between are not
+ * missed: the probe completes at once and the reader hears of them. */
+static void data_after_a_short_read_is_still_reported_iocp(void **state) {
+    static const char msg[] = "0123456789";
+    pair_t p;
+    wlog_t log;
+    wref_t ref = {&log, 0};
+    uint8_t got[64];
+    rs_byte_buf_t buf = rs_byte_buf_from_array(got, 0, sizeof(got));
+    size_t n = 0;
+    sink_t sink;
+    size_t recv_bufs = rs__win_test_recv_bufs_per_loop;
+    (void)state;
+    windows_or_skip();
+    memset(&log, 0, sizeof(log));
+    memset(&sink, 0, sizeof(sink));
+    rs__win_test_recv_bufs_per_loop = 0; /* the probe's path: an owned receive would hold the bytes */
+    pair_open(&p, RS_SOCKET_DOMAIN_IPV4);
+    assert_int_equal(rs_socket_write(p.client, rs_byte_cursor_from_array(msg, 5), wlog_on_written, &ref), RS_OK);
+    RUN_UNTIL(p.loop, log.count == 1);
+    rs_thread_sleep_ns(50 * RS_NS_PER_MS);
+    assert_int_equal(rs_socket_subscribe_to_readable_events(p.server, sink_on_readable, &sink), RS_OK);
+    assert_int_equal(rs_socket_read(p.server, &buf, &n), RS_OK); /* short: 5 of 64 */
+    assert_int_equal(n, 5);
+    assert_int_equal(rs_socket_write(p.client, rs_byte_cursor_from_array(msg + 5, 5), wlog_on_written, &ref), RS_OK);
+    RUN_UNTIL(p.loop, log.count == 2);
+    rs_thread_sleep_ns(50 * RS_NS_PER_MS); /* the next five are in the kernel now */
+    assert_int_equal(rs_socket_read(p.server, &buf, &n), RS_EAGAIN);
+    RUN_UNTIL(p.loop, sink.len == 5);
+    assert_memory_equal(got, msg, 5);
+    assert_memory_equal(sink.data, msg + 5, 5);
+    rs__win_test_recv_bufs_per_loop = recv_bufs;
+    pair_close(&p);
+}
+
 /* Many writes, queued before any completes: each completes once, in order,
  * never inside rs_socket_write, and the bytes arrive in the same order. */
 static void writes_complete_in_order_exactly_once_iocp(void **state) {
@@ -401,10 +444,8 @@ static void writes_complete_in_order_exactly_once_iocp(void **state) {
     int i;
     (void)state;
     windows_or_skip();
-    memset(&sink, 0, sizeof(sink));
     memset(&log, 0, sizeof(log));
-    pair_open(&p, RS_SOCKET_DOMAIN_IPV4);
-    assert_int_equal(rs_socket_subscribe_to_readable_events(p.server, sink_on_readable, &sink), RS_OK);
+    pair_open_read_by(&p, &sink, 0);
     for (i = 0; i < N; ++i) {
         bytes[i] = (uint8_t)i;
         refs[i].log = &log;
@@ -906,6 +947,378 @@ static void udp_destroy_with_probe_in_flight_iocp(void **state) {
     rs_event_loop_destroy(loop);
 }
 
+/* ---- pipes: overlapped named pipes (net/pipe_win.c) ---- */
+
+typedef struct pipe_sink {
+    int calls;
+    int last_error;
+} pipe_sink_t;
+
+static void pipe_sink_on_readable(rs_pipe_read_end_t *end, int error, void *user_data) {
+    pipe_sink_t *k = (pipe_sink_t *)user_data;
+    (void)end;
+    k->calls++;
+    k->last_error = error;
+}
+
+typedef struct pipe_wlog {
+    int count;
+    int order[8];
+    int calls[8];
+    int errors[8];
+    size_t bytes[8];
+} pipe_wlog_t;
+
+typedef struct pipe_wref {
+    pipe_wlog_t *log;
+    int index;
+} pipe_wref_t;
+
+static void pipe_wlog_on_written(rs_pipe_write_end_t *end, int error, size_t bytes_written, void *user_data) {
+    pipe_wref_t *ref = (pipe_wref_t *)user_data;
+    pipe_wlog_t *log = ref->log;
+    (void)end;
+    if (log->count < 8) {
+        log->order[log->count] = ref->index;
+    }
+    log->count++;
+    log->calls[ref->index]++;
+    log->errors[ref->index] = error;
+    log->bytes[ref->index] = bytes_written;
+}
+
+/* Read until `want` bytes arrived (or the deadline). */
+static size_t pipe_read_some(rs_event_loop_t *loop, rs_pipe_read_end_t *re, uint8_t *dst, size_t want) {
+    rs_byte_buf_t buf = rs_byte_buf_from_array(dst, 0, want);
+    uint64_t deadline = rs_clock_now_ns() + WAIT_NS;
+    while (buf.len < want && rs_clock_now_ns() < deadline) {
+        int err = rs_pipe_read(re, &buf, NULL);
+        assert_true(err == RS_OK || err == RS_EAGAIN);
+        if (err == RS_EAGAIN) {
+            assert_int_equal(rs_event_loop_run_once(loop, 5), RS_OK);
+        }
+    }
+    return buf.len;
+}
+
+/* A pipe name someone else holds is not shared: rs_pipe_new meets
+ * ERROR_ACCESS_DENIED (FILE_FLAG_FIRST_PIPE_INSTANCE) and takes a fresh name.
+ * The squatter holds the name with one instance, then with unlimited ones
+ * (the case where a pipe made without FIRST_PIPE_INSTANCE would join it). */
+static void pipe_name_taken_is_retried_iocp(void **state) {
+    int round;
+    (void)state;
+    windows_or_skip();
+    for (round = 0; round < 2; ++round) {
+        rs_event_loop_t *loop = rs_test_loop_new(RS_EVENT_LOOP_BACKEND_IOCP);
+        rs_pipe_read_end_t *re = NULL;
+        rs_pipe_write_end_t *we = NULL;
+        pipe_wlog_t log;
+        pipe_wref_t ref;
+        uint8_t got[5];
+        char name[96];
+        HANDLE squatter;
+        HANDLE client;
+        int clashes;
+        memset(&log, 0, sizeof(log));
+        ref.log = &log;
+        ref.index = 0;
+        snprintf(name, sizeof(name), "\\\\.\\pipe\\reseau_test_taken_%lu_%d", (unsigned long)GetCurrentProcessId(),
+                 round);
+        squatter = CreateNamedPipeA(name, PIPE_ACCESS_INBOUND | FILE_FLAG_FIRST_PIPE_INSTANCE, PIPE_TYPE_BYTE,
+                                    round == 0 ? 1 : PIPE_UNLIMITED_INSTANCES, 0, 4096, 0, NULL);
+        assert_true(squatter != INVALID_HANDLE_VALUE);
+        clashes = rs__atomic_load_int(&rs__pipe_win_name_clashes);
+        rs__pipe_win_test_first_name = name;
+        assert_int_equal(rs_pipe_new(loop, loop, &rs_test_allocator, &re, &we), RS_OK);
+        assert_null(rs__pipe_win_test_first_name); /* the hook was used */
+        assert_int_equal(rs__atomic_load_int(&rs__pipe_win_name_clashes), clashes + 1);
+        assert_non_null(re);
+        assert_non_null(we);
+        /* and the pipe works */
+        assert_int_equal(rs_pipe_write(we, rs_byte_cursor_from_array("hello", 5), pipe_wlog_on_written, &ref), RS_OK);
+        assert_int_equal(pipe_read_some(loop, re, got, sizeof(got)), 5);
+        assert_memory_equal(got, "hello", 5);
+        RUN_UNTIL(loop, log.count == 1);
+        assert_int_equal(log.errors[0], RS_OK);
+        assert_int_equal(log.bytes[0], 5);
+        /* nobody connected to the squatter's instance: it still takes a client */
+        client = CreateFileA(name, GENERIC_WRITE, 0, NULL, OPEN_EXISTING, 0, NULL);
+        assert_true(client != INVALID_HANDLE_VALUE);
+        CloseHandle(client);
+        rs_pipe_write_end_destroy(we);
+        rs_pipe_read_end_destroy(re);
+        CloseHandle(squatter);
+        rs_event_loop_destroy(loop);
+    }
+}
+
+/* Destroying the loop with a pipe's probe and writes in flight: the reader
+ * hears RS_ECANCELED once, each write completes once, in order, with
+ * RS_ECANCELED, the packets come back before the memory goes, and the ends
+ * can still be destroyed afterwards (leaks fail the test). */
+static void pipe_loop_destroy_with_operations_in_flight_iocp(void **state) {
+    static pipe_wref_t refs[3];
+    const size_t size = 1024 * 1024; /* each well over the pipe's buffer */
+    rs_event_loop_t *loop;
+    rs_pipe_read_end_t *re = NULL;
+    rs_pipe_write_end_t *we = NULL;
+    pipe_sink_t sink;
+    pipe_wlog_t log;
+    uint8_t *big = (uint8_t *)malloc(size);
+    int i;
+    (void)state;
+    windows_or_skip();
+    assert_non_null(big);
+    memset(big, 'p', size);
+    memset(&sink, 0, sizeof(sink));
+    memset(&log, 0, sizeof(log));
+    loop = rs_test_loop_new(RS_EVENT_LOOP_BACKEND_IOCP);
+    assert_int_equal(rs_pipe_new(loop, loop, &rs_test_allocator, &re, &we), RS_OK);
+    assert_int_equal(rs_pipe_subscribe_to_readable_events(re, pipe_sink_on_readable, &sink), RS_OK);
+    for (i = 0; i < 3; ++i) {
+        refs[i].log = &log;
+        refs[i].index = i;
+        assert_int_equal(rs_pipe_write(we, rs_byte_cursor_from_array(big, size), pipe_wlog_on_written, &refs[i]),
+                         RS_OK);
+    }
+    for (i = 0; i < 10; ++i) {
+        assert_int_equal(rs_event_loop_run_once(loop, 5), RS_OK);
+    }
+    assert_int_equal(log.count, 0); /* stuck: nobody reads */
+    assert_true(sink.calls > 0);    /* data waits (the sink does not read it) */
+    assert_int_equal(sink.last_error, RS_OK);
+    sink.calls = 0;
+    rs_event_loop_destroy(loop);
+    assert_int_equal(sink.calls, 1);
+    assert_int_equal(sink.last_error, RS_ECANCELED);
+    assert_int_equal(log.count, 3);
+    for (i = 0; i < 3; ++i) {
+        assert_int_equal(log.order[i], i);
+        assert_int_equal(log.calls[i], 1);
+        assert_int_equal(log.errors[i], RS_ECANCELED);
+    }
+    rs_pipe_read_end_destroy(re);
+    rs_pipe_write_end_destroy(we);
+    free(big);
+}
+
+/* Out of memory in rs_pipe_new and rs_pipe_write: a clean RS_ENOMEM with
+ * both outputs NULL, never a crash or a leak. */
+static void pipe_alloc_sweep_iocp(void **state) {
+    size_t n;
+    (void)state;
+    windows_or_skip();
+    for (n = 1; n < 50; ++n) {
+        rs_test_failing_alloc_t f;
+        rs_event_loop_t *loop = rs_test_loop_new(RS_EVENT_LOOP_BACKEND_IOCP);
+        rs_pipe_read_end_t *re = (rs_pipe_read_end_t *)(uintptr_t)1;
+        rs_pipe_write_end_t *we = (rs_pipe_write_end_t *)(uintptr_t)1;
+        pipe_wlog_t log;
+        pipe_wref_t ref;
+        uint8_t got[3];
+        bool clean_run;
+        int err;
+        memset(&log, 0, sizeof(log));
+        ref.log = &log;
+        ref.index = 0;
+        rs_test_failing_alloc_init(&f, n);
+        err = rs_pipe_new(loop, loop, &f.allocator, &re, &we);
+        if (err) {
+            assert_int_equal(err, RS_ENOMEM);
+            assert_null(re);
+            assert_null(we);
+            rs_event_loop_destroy(loop);
+            continue;
+        }
+        err = rs_pipe_write(we, rs_byte_cursor_from_array("abc", 3), pipe_wlog_on_written, &ref);
+        if (err) {
+            assert_int_equal(err, RS_ENOMEM);
+        } else {
+            assert_int_equal(pipe_read_some(loop, re, got, sizeof(got)), 3);
+            RUN_UNTIL(loop, log.count == 1);
+            assert_int_equal(log.errors[0], RS_OK);
+        }
+        clean_run = rs_test_failing_alloc_failures(&f) == 0;
+        rs_pipe_write_end_destroy(we);
+        rs_pipe_read_end_destroy(re);
+        rs_event_loop_destroy(loop);
+        if (clean_run) {
+            return; /* a run with no failure: the sweep is complete */
+        }
+    }
+    fail_msg("the sweep never reached a run without an allocation failure");
+}
+
+/* ---- owned receive buffers (net/socket_win.c), or the probe ---- */
+
+/* Whether a subscribed stream socket should hold an owned buffer: the
+ * groups in main run the TCP tests both ways. */
+static bool owned_path(void) {
+    return rs__win_test_recv_bufs_per_loop > 0;
+}
+
+static size_t loop_recv_bufs(rs_event_loop_t *loop) {
+    return *rs__iocp_recv_bufs(loop);
+}
+
+static void fill_pattern(uint8_t *data, size_t len) {
+    size_t i;
+    for (i = 0; i < len; ++i) {
+        data[i] = (uint8_t)(i * 7 + i / 251);
+    }
+}
+
+/* The peer's bytes then its end of stream, read 100 bytes a call: all of
+ * them in order across the held buffer, and RS_EEOF only after the last. */
+static void held_bytes_then_eof_in_order_iocp(void **state) {
+    static uint8_t msg[3000];
+    pair_t p;
+    wlog_t log;
+    wref_t ref = {&log, 0};
+    sink_t sink;
+    (void)state;
+    windows_or_skip();
+    fill_pattern(msg, sizeof(msg));
+    memset(&log, 0, sizeof(log));
+    pair_open_read_by(&p, &sink, 100);
+    assert_int_equal(p.server->recv_buf != NULL, owned_path());
+    assert_int_equal(loop_recv_bufs(p.loop), owned_path() ? 1 : 0);
+    assert_int_equal(rs_socket_write(p.client, rs_byte_cursor_from_array(msg, sizeof(msg)), wlog_on_written, &ref),
+                     RS_OK);
+    assert_int_equal(rs_socket_shutdown_dir(p.client, RS_SOCKET_DIR_WRITE), RS_OK);
+    RUN_UNTIL(p.loop, sink.end != 0);
+    assert_int_equal(sink.end, RS_EEOF);
+    assert_int_equal(sink.len, sizeof(msg));
+    assert_memory_equal(sink.data, msg, sizeof(msg));
+    assert_true(sink.calls >= 30);
+    pair_close(&p);
+}
+
+/* Paused with bytes held: no callback and no byte while paused, what the
+ * peer sends meanwhile waits, and resuming delivers all of it in order. */
+static void pause_with_held_bytes_then_resume_iocp(void **state) {
+    static uint8_t msg[2000];
+    pair_t p;
+    wlog_t log;
+    wref_t ref = {&log, 0};
+    sink_t sink;
+    size_t len;
+    int calls;
+    int i;
+    (void)state;
+    windows_or_skip();
+    fill_pattern(msg, sizeof(msg));
+    memset(&log, 0, sizeof(log));
+    pair_open_read_by(&p, &sink, 100);
+    assert_int_equal(rs_socket_write(p.client, rs_byte_cursor_from_array(msg, 1000), wlog_on_written, &ref), RS_OK);
+    RUN_UNTIL(p.loop, sink.len >= 100);
+    assert_int_equal(rs_socket_pause_reading(p.server), RS_OK);
+    calls = sink.calls;
+    len = sink.len;
+    assert_true(len < 1000);
+    if (owned_path()) {
+        assert_true(p.server->recv_len - p.server->recv_pos > 0); /* the rest is held */
+    }
+    assert_int_equal(rs_socket_write(p.client, rs_byte_cursor_from_array(msg + 1000, 1000), wlog_on_written, &ref),
+                     RS_OK);
+    RUN_UNTIL(p.loop, log.count == 1);
+    for (i = 0; i < 20; ++i) {
+        rs_event_loop_run_once(p.loop, 5);
+    }
+    assert_int_equal(sink.calls, calls);
+    assert_int_equal(sink.len, len);
+    assert_int_equal(rs_socket_resume_reading(p.server), RS_OK);
+    RUN_UNTIL(p.loop, sink.len == sizeof(msg));
+    assert_memory_equal(sink.data, msg, sizeof(msg));
+    assert_int_equal(sink.end, 0);
+    pair_close(&p);
+}
+
+/* Closed and destroyed while its receive is in flight: the canceled packet
+ * still comes, and only then is the buffer freed (the leak check and the
+ * loop's count say it was) and the socket with it. */
+static void destroy_with_the_receive_in_flight_iocp(void **state) {
+    pair_t p;
+    sink_t sink;
+    (void)state;
+    windows_or_skip();
+    pair_open_read_by(&p, &sink, 0);
+    rs_event_loop_run_once(p.loop, 0);
+    assert_true(p.server->probe_op.pending);
+    assert_int_equal(p.server->recv_owned, owned_path());
+    assert_int_equal(rs_socket_close(p.server), RS_OK);
+    assert_true(p.server->probe_op.pending); /* the kernel still holds the buffer */
+    assert_int_equal(p.server->recv_buf != NULL, owned_path());
+    rs_socket_destroy(p.server);
+    p.server = NULL;
+    RUN_UNTIL(p.loop, loop_recv_bufs(p.loop) == 0);
+    rs_event_loop_run_once(p.loop, 0);
+    assert_int_equal(sink.calls, 0);
+    pair_close(&p);
+}
+
+/* The owned buffer cannot be allocated: the socket reads by the probe
+ * instead (speed, not the connection, is what memory buys), and takes a
+ * buffer on a later receive once memory is there. */
+static void owned_buffer_allocation_failure_falls_back_to_the_probe_iocp(void **state) {
+    static const char msg[] = "0123456789";
+    rs_test_failing_alloc_t f;
+    pair_t p;
+    wlog_t log;
+    wref_t ref = {&log, 0};
+    sink_t sink;
+    (void)state;
+    windows_or_skip();
+    memset(&log, 0, sizeof(log));
+    memset(&sink, 0, sizeof(sink));
+    pair_open(&p, RS_SOCKET_DOMAIN_IPV4);
+    rs_test_failing_alloc_init(&f, 1); /* the server's next allocation: the buffer */
+    p.server->allocator = f.allocator; /* frees go to the same place */
+    assert_int_equal(rs_socket_subscribe_to_readable_events(p.server, sink_on_readable, &sink), RS_OK);
+    assert_null(p.server->recv_buf);
+    assert_false(p.server->recv_owned);
+    assert_int_equal(loop_recv_bufs(p.loop), 0);
+    assert_int_equal(rs_test_failing_alloc_failures(&f), owned_path() ? 1 : 0);
+    assert_int_equal(rs_socket_write(p.client, rs_byte_cursor_from_array(msg, 5), wlog_on_written, &ref), RS_OK);
+    RUN_UNTIL(p.loop, sink.len == 5);
+    assert_int_equal(rs_socket_write(p.client, rs_byte_cursor_from_array(msg + 5, 5), wlog_on_written, &ref), RS_OK);
+    RUN_UNTIL(p.loop, sink.len == 10);
+    assert_memory_equal(sink.data, msg, 10);
+    assert_int_equal(p.server->recv_buf != NULL, owned_path()); /* the retry got one */
+    rs_socket_destroy(p.server);
+    p.server = NULL;
+    rs_event_loop_run_once(p.loop, 0);
+    RUN_UNTIL(p.loop, loop_recv_bufs(p.loop) == 0);
+    pair_close(&p);
+}
+
+/* Past the loop's limit, sockets read by the probe; a buffer given back is
+ * taken by the next socket that posts a receive. */
+static void owned_buffers_are_limited_per_loop_iocp(void **state) {
+    size_t limit = rs__win_test_recv_bufs_per_loop;
+    pair_t p;
+    sink_t client_sink;
+    sink_t server_sink;
+    (void)state;
+    windows_or_skip();
+    memset(&client_sink, 0, sizeof(client_sink));
+    memset(&server_sink, 0, sizeof(server_sink));
+    rs__win_test_recv_bufs_per_loop = 1;
+    pair_open(&p, RS_SOCKET_DOMAIN_IPV4);
+    assert_int_equal(rs_socket_subscribe_to_readable_events(p.server, sink_on_readable, &server_sink), RS_OK);
+    assert_int_equal(rs_socket_subscribe_to_readable_events(p.client, sink_on_readable, &client_sink), RS_OK);
+    assert_non_null(p.server->recv_buf);
+    assert_null(p.client->recv_buf); /* the probe: the loop's one buffer is taken */
+    assert_int_equal(loop_recv_bufs(p.loop), 1);
+    rs_socket_destroy(p.server);
+    p.server = NULL;
+    RUN_UNTIL(p.loop, client_sink.end == RS_EEOF);
+    assert_int_equal(loop_recv_bufs(p.loop), 0);
+    rs__win_test_recv_bufs_per_loop = limit;
+    pair_close(&p);
+}
+
 #else /* !RESEAU_OS_WINDOWS */
 
 #define WINDOWS_ONLY(name)                                                                          \
@@ -923,6 +1336,7 @@ WINDOWS_ONLY(connect_to_closed_port_is_econnrefused_ipv4_iocp)
 WINDOWS_ONLY(connect_to_closed_port_is_econnrefused_ipv6_iocp)
 WINDOWS_ONLY(destroy_while_connecting_cancels_once_iocp)
 WINDOWS_ONLY(readable_is_level_triggered_iocp)
+WINDOWS_ONLY(data_after_a_short_read_is_still_reported_iocp)
 WINDOWS_ONLY(writes_complete_in_order_exactly_once_iocp)
 WINDOWS_ONLY(close_with_writes_in_flight_cancels_each_once_iocp)
 WINDOWS_ONLY(destroy_with_writes_in_flight_cancels_each_once_iocp)
@@ -930,12 +1344,37 @@ WINDOWS_ONLY(loop_destroy_with_operations_in_flight_iocp)
 WINDOWS_ONLY(peer_reset_is_econnreset_iocp)
 WINDOWS_ONLY(ntstatus_maps_to_result_codes)
 WINDOWS_ONLY(documented_results_and_enotsup_iocp)
+WINDOWS_ONLY(held_bytes_then_eof_in_order_iocp)
+WINDOWS_ONLY(pause_with_held_bytes_then_resume_iocp)
+WINDOWS_ONLY(destroy_with_the_receive_in_flight_iocp)
+WINDOWS_ONLY(owned_buffer_allocation_failure_falls_back_to_the_probe_iocp)
+WINDOWS_ONLY(owned_buffers_are_limited_per_loop_iocp)
 WINDOWS_ONLY(alloc_sweep_connect_and_accept_iocp)
 WINDOWS_ONLY(udp_readiness_probe_keeps_datagrams_ipv4_iocp)
 WINDOWS_ONLY(udp_readiness_probe_keeps_datagrams_ipv6_iocp)
 WINDOWS_ONLY(udp_destroy_with_probe_in_flight_iocp)
+WINDOWS_ONLY(pipe_name_taken_is_retried_iocp)
+WINDOWS_ONLY(pipe_loop_destroy_with_operations_in_flight_iocp)
+WINDOWS_ONLY(pipe_alloc_sweep_iocp)
 
 #endif /* RESEAU_OS_WINDOWS */
+
+/* The second run of the TCP tests: every stream socket reads by the probe. */
+static int probe_path_setup(void **state) {
+    (void)state;
+#if RESEAU_OS_WINDOWS
+    rs__win_test_recv_bufs_per_loop = 0;
+#endif
+    return 0;
+}
+
+static int probe_path_teardown(void **state) {
+    (void)state;
+#if RESEAU_OS_WINDOWS
+    rs__win_test_recv_bufs_per_loop = RS__WIN_RECV_BUFS_PER_LOOP;
+#endif
+    return 0;
+}
 
 int main(void) {
     const struct CMUnitTest tests[] = {
@@ -950,16 +1389,41 @@ int main(void) {
         cmocka_unit_test(connect_to_closed_port_is_econnrefused_ipv6_iocp),
         cmocka_unit_test(destroy_while_connecting_cancels_once_iocp),
         cmocka_unit_test(readable_is_level_triggered_iocp),
+        cmocka_unit_test(data_after_a_short_read_is_still_reported_iocp),
         cmocka_unit_test(writes_complete_in_order_exactly_once_iocp),
         cmocka_unit_test(close_with_writes_in_flight_cancels_each_once_iocp),
         cmocka_unit_test(destroy_with_writes_in_flight_cancels_each_once_iocp),
         cmocka_unit_test(loop_destroy_with_operations_in_flight_iocp),
         cmocka_unit_test(peer_reset_is_econnreset_iocp),
         cmocka_unit_test(documented_results_and_enotsup_iocp),
+        cmocka_unit_test(held_bytes_then_eof_in_order_iocp),
+        cmocka_unit_test(pause_with_held_bytes_then_resume_iocp),
+        cmocka_unit_test(destroy_with_the_receive_in_flight_iocp),
+        cmocka_unit_test(owned_buffer_allocation_failure_falls_back_to_the_probe_iocp),
+        cmocka_unit_test(owned_buffers_are_limited_per_loop_iocp),
         cmocka_unit_test(alloc_sweep_connect_and_accept_iocp),
         cmocka_unit_test(udp_readiness_probe_keeps_datagrams_ipv4_iocp),
         cmocka_unit_test(udp_readiness_probe_keeps_datagrams_ipv6_iocp),
         cmocka_unit_test(udp_destroy_with_probe_in_flight_iocp),
+        cmocka_unit_test(pipe_name_taken_is_retried_iocp),
+        cmocka_unit_test(pipe_loop_destroy_with_operations_in_flight_iocp),
+        cmocka_unit_test(pipe_alloc_sweep_iocp),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    const struct CMUnitTest probe_tests[] = {
+        cmocka_unit_test(tcp_echo_ipv4_iocp),
+        cmocka_unit_test(tcp_echo_ipv6_iocp),
+        cmocka_unit_test(shutdown_write_after_connectex_gives_peer_eof_iocp),
+        cmocka_unit_test(readable_is_level_triggered_iocp),
+        cmocka_unit_test(close_with_writes_in_flight_cancels_each_once_iocp),
+        cmocka_unit_test(loop_destroy_with_operations_in_flight_iocp),
+        cmocka_unit_test(peer_reset_is_econnreset_iocp),
+        cmocka_unit_test(held_bytes_then_eof_in_order_iocp),
+        cmocka_unit_test(pause_with_held_bytes_then_resume_iocp),
+        cmocka_unit_test(destroy_with_the_receive_in_flight_iocp),
+        cmocka_unit_test(owned_buffer_allocation_failure_falls_back_to_the_probe_iocp),
+        cmocka_unit_test(owned_buffers_are_limited_per_loop_iocp),
+    };
+    int failed = cmocka_run_group_tests_name("owned receive buffers", tests, NULL, NULL);
+    failed += cmocka_run_group_tests_name("zero-byte probe", probe_tests, probe_path_setup, probe_path_teardown);
+    return failed;
 }

@@ -832,7 +832,7 @@ static void test_ctx_trust_sources(void **state) {
     rs_tls_ctx_options_t o = tls_test_client_options();
     rs_tls_ctx_t *ctx;
     char dir[400];
-    char cmd[2400];
+    char file[500];
     rs_byte_buf_t pem;
     FILE *f;
     (void)state;
@@ -841,9 +841,18 @@ static void test_ctx_trust_sources(void **state) {
     rs_tls_ctx_release(ctx);
     /* A directory: two CAs, plus a file that is not PEM, plus a duplicate. */
     snprintf(dir, sizeof(dir), "%s/cadir", tls_test_cert_dir());
-    snprintf(cmd, sizeof(cmd), "mkdir -p '%s' && cp '%s' '%s' '%s/' && cp '%s' '%s/dup.pem' && echo hi > '%s/README'",
-             dir, tls_test_path("ca.pem"), tls_test_path("other_ca.pem"), dir, tls_test_path("ca.pem"), dir, dir);
-    assert_int_equal(system(cmd), 0);
+    tls_test_mkdir(dir);
+    snprintf(file, sizeof(file), "%s/ca.pem", dir);
+    tls_test_copy_file(tls_test_path("ca.pem"), file);
+    snprintf(file, sizeof(file), "%s/other_ca.pem", dir);
+    tls_test_copy_file(tls_test_path("other_ca.pem"), file);
+    snprintf(file, sizeof(file), "%s/dup.pem", dir);
+    tls_test_copy_file(tls_test_path("ca.pem"), file);
+    snprintf(file, sizeof(file), "%s/README", dir);
+    f = fopen(file, "wb");
+    assert_non_null(f);
+    fputs("hi\n", f);
+    assert_int_equal(fclose(f), 0);
     o.ca_file = NULL;
     o.ca_dir = dir;
     ctx = tls_test_ctx(&o);
@@ -864,11 +873,30 @@ static void test_ctx_trust_sources(void **state) {
     /* SSL_CERT_FILE steers the system store. */
     memset(&o, 0, sizeof(o));
     o.allocator = &rs_test_allocator;
-    setenv("SSL_CERT_FILE", tls_test_path("other_ca.pem"), 1);
+    tls_test_setenv("SSL_CERT_FILE", tls_test_path("other_ca.pem"));
     ctx = tls_test_ctx(&o);
-    unsetenv("SSL_CERT_FILE");
+    tls_test_setenv("SSL_CERT_FILE", NULL);
     assert_int_equal(rs_tls_ctx_trust_anchor_count(ctx), 1);
     rs_tls_ctx_release(ctx);
+#if RESEAU_OS_WINDOWS
+    {
+        /* Without the variables (Wine passes the Unix ones on), the Windows
+         * ROOT store: Wine fills it from the host's CA bundle. */
+        const char *env_file = getenv("SSL_CERT_FILE");
+        const char *env_dir = getenv("SSL_CERT_DIR");
+        char saved_file[1024], saved_dir[1024];
+        snprintf(saved_file, sizeof(saved_file), "%s", env_file ? env_file : "");
+        snprintf(saved_dir, sizeof(saved_dir), "%s", env_dir ? env_dir : "");
+        tls_test_setenv("SSL_CERT_FILE", NULL);
+        tls_test_setenv("SSL_CERT_DIR", NULL);
+        ctx = tls_test_ctx(&o);
+        print_message("Windows ROOT store: %u anchors\n", (unsigned)rs_tls_ctx_trust_anchor_count(ctx));
+        assert_true(rs_tls_ctx_trust_anchor_count(ctx) > 0);
+        rs_tls_ctx_release(ctx);
+        tls_test_setenv("SSL_CERT_FILE", saved_file);
+        tls_test_setenv("SSL_CERT_DIR", saved_dir);
+    }
+#endif
 }
 
 static void test_handler_errors(void **state) {

@@ -1,6 +1,8 @@
 /*
  * Helpers for the tls suite: test certificates made once per process by
- * make_certs.sh (openssl CLI) in a temporary directory, and a pair of testing
+ * make_certs.sh (openssl CLI) in a temporary directory (on Windows, where a
+ * test under Wine can run no shell script, made once at build time by meson
+ * into RS_TLS_CERT_DIR), and a pair of testing
  * channels (client and server) whose bytes are shuttled by hand, so a TLS
  * conversation runs in memory, deterministically, on the test thread.
  */
@@ -11,13 +13,27 @@
 #include "test_util.h"
 #include "reseau_tls.h"
 
+#include <errno.h>
 #include <sys/stat.h>
+#if RESEAU_OS_WINDOWS
+#include <direct.h> /* _mkdir */
+#else
 #include <unistd.h>
-
-#ifndef RS_TLS_CERT_SCRIPT
-#error "RS_TLS_CERT_SCRIPT: the path of tests/tls/make_certs.sh (set by meson)"
 #endif
 
+#if !defined(RS_TLS_CERT_SCRIPT) && !defined(RS_TLS_CERT_DIR)
+#error "RS_TLS_CERT_SCRIPT: the path of tests/tls/make_certs.sh, or RS_TLS_CERT_DIR: where it ran (set by meson)"
+#endif
+
+#ifdef RS_TLS_CERT_DIR
+/* Made by the build (tests/meson.build), kept for the next run. */
+static const char *tls_test_cert_dir(void) {
+    return RS_TLS_CERT_DIR;
+}
+
+static void tls_test_remove_cert_dir(void) {
+}
+#else
 static char tls_test__dir[256];
 
 /* The directory holding the test certificates (made on first call). */
@@ -45,6 +61,41 @@ static void tls_test_remove_cert_dir(void) {
         }
         tls_test__dir[0] = '\0';
     }
+}
+#endif
+
+/* mkdir DIR (it may exist), for files the tests add beside the certificates. */
+static RS__UNUSED void tls_test_mkdir(const char *dir) {
+#if RESEAU_OS_WINDOWS
+    int rc = _mkdir(dir);
+#else
+    int rc = mkdir(dir, 0700);
+#endif
+    assert_true(rc == 0 || errno == EEXIST);
+}
+
+/* Copy file `from` to `to`, in C: no cp on Windows. */
+static RS__UNUSED void tls_test_copy_file(const char *from, const char *to) {
+    char buf[4096];
+    size_t n;
+    FILE *in = fopen(from, "rb");
+    FILE *out = fopen(to, "wb");
+    assert_non_null(in);
+    assert_non_null(out);
+    while ((n = fread(buf, 1, sizeof(buf), in)) > 0) {
+        assert_int_equal(fwrite(buf, 1, n, out), n);
+    }
+    fclose(in);
+    assert_int_equal(fclose(out), 0);
+}
+
+/* setenv/unsetenv, and _putenv_s on Windows (an empty value removes). */
+static RS__UNUSED void tls_test_setenv(const char *name, const char *value) {
+#if RESEAU_OS_WINDOWS
+    assert_int_equal(_putenv_s(name, value ? value : ""), 0);
+#else
+    assert_int_equal(value ? setenv(name, value, 1) : unsetenv(name), 0);
+#endif
 }
 
 /* "DIR/name", in one of a few rotating static buffers. */

@@ -11,6 +11,11 @@
  * BENCH_RUN_LIMIT_S first. main() is then bench_main(argc, argv, scenarios,
  * count), whose command line is
  *   PROGRAM [-r ROUNDS] [-v] [-only reseau|PEER] [SCENARIO...]
+ *
+ * A program without libuv (bench_iocp.c, whose peer is a hand-written loop)
+ * defines BENCH_NO_LIBUV and includes no uv.h. On Windows (mingw-w64) the
+ * clocks come from QueryPerformanceCounter and GetProcessTimes, and the
+ * watchdog is a thread instead of alarm() and SIGALRM.
  */
 #ifndef RESEAU_BENCH_COMMON_H
 #define RESEAU_BENCH_COMMON_H
@@ -19,9 +24,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
+#if RESEAU_OS_WINDOWS
+#include <windows.h>
+#else
+#include <sys/resource.h>
+#endif
 
 #define BENCH_MAX_ROUNDS 50
 
@@ -36,6 +45,26 @@ static double g_work;
 
 /* >>helpers */
 
+#if RESEAU_OS_WINDOWS
+static inline uint64_t bench_now_ns(void) {
+    LARGE_INTEGER now, frequency;
+    QueryPerformanceCounter(&now);
+    QueryPerformanceFrequency(&frequency);
+    return (uint64_t)((double)now.QuadPart * 1e9 / (double)frequency.QuadPart);
+}
+
+/* User plus system CPU time of the whole process (every thread), in the
+ * FILETIME unit of 100 ns. */
+static inline uint64_t process_cpu_ns(void) {
+    FILETIME created, exited, kernel, user;
+    if (!GetProcessTimes(GetCurrentProcess(), &created, &exited, &kernel, &user)) {
+        return 0;
+    }
+    uint64_t k = ((uint64_t)kernel.dwHighDateTime << 32) | kernel.dwLowDateTime;
+    uint64_t u = ((uint64_t)user.dwHighDateTime << 32) | user.dwLowDateTime;
+    return (k + u) * 100;
+}
+#else
 static inline uint64_t bench_now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -49,6 +78,7 @@ static inline uint64_t process_cpu_ns(void) {
     return ((uint64_t)ru.ru_utime.tv_sec + (uint64_t)ru.ru_stime.tv_sec) * RS_NS_PER_SEC +
            ((uint64_t)ru.ru_utime.tv_usec + (uint64_t)ru.ru_stime.tv_usec) * 1000;
 }
+#endif
 
 static inline double per_second(double count, uint64_t elapsed_ns) {
     return count * 1e9 / (double)(elapsed_ns ? elapsed_ns : 1);
@@ -65,11 +95,13 @@ static inline void check_rs(int err, const char *what) {
     }
 }
 
+#ifndef BENCH_NO_LIBUV
 static inline void check_uv(int err, const char *what) {
     if (err != 0) {
         fail(what, uv_strerror(err));
     }
 }
+#endif
 
 static inline void *xcalloc(size_t count, size_t size) {
     void *p = calloc(count, size);
@@ -133,13 +165,58 @@ static inline void write_stderr(const char *s) {
     (void)n;
 }
 
-static inline void on_alarm(int sig) {
-    (void)sig;
+static inline void give_up(void) {
     write_stderr(BENCH_PROGRAM ": run exceeded the time limit, giving up: ");
     write_stderr(g_current_run);
     write_stderr("\n");
     _exit(2);
 }
+
+#if RESEAU_OS_WINDOWS
+/* No alarm() on Windows: a thread checks the deadline that bench_alarm sets
+ * every WATCHDOG_CHECK_MS. */
+#define WATCHDOG_CHECK_MS 50
+
+static volatile LONG64 g_alarm_deadline_ms; /* GetTickCount64 time; 0: none */
+
+static inline DWORD WINAPI watchdog_main(LPVOID arg) {
+    (void)arg;
+    for (;;) {
+        Sleep(WATCHDOG_CHECK_MS);
+        LONG64 deadline = InterlockedCompareExchange64(&g_alarm_deadline_ms, 0, 0);
+        if (deadline && (LONG64)GetTickCount64() >= deadline) {
+            give_up();
+        }
+    }
+    return 0;
+}
+
+/* alarm(): the program gives up `seconds` from now; 0 cancels. */
+static inline void bench_alarm(unsigned seconds) {
+    InterlockedExchange64(&g_alarm_deadline_ms, seconds ? (LONG64)(GetTickCount64() + seconds * 1000ull) : 0);
+}
+
+static inline void bench_watchdog_start(void) {
+    HANDLE thread = CreateThread(NULL, 0, watchdog_main, NULL, 0, NULL);
+    if (!thread) {
+        fail("CreateThread", "the watchdog did not start");
+    }
+    CloseHandle(thread);
+}
+#else
+static inline void on_alarm(int sig) {
+    (void)sig;
+    give_up();
+}
+
+static inline void bench_alarm(unsigned seconds) {
+    alarm(seconds);
+}
+
+static inline void bench_watchdog_start(void) {
+    signal(SIGALRM, on_alarm);
+}
+#endif
 
 /* >>runner */
 
@@ -178,11 +255,11 @@ static inline double run_one(const scenario_t *s, const char *side, bench_fn *fn
     g_current_run = label;
     g_detail[0] = '\0';
     g_work = 0;
-    alarm(BENCH_RUN_LIMIT_S);
+    bench_alarm(BENCH_RUN_LIMIT_S);
     uint64_t cpu_start = process_cpu_ns();
     double rate = fn(s->arg);
     double cpu_us = (double)(process_cpu_ns() - cpu_start) / 1e3;
-    alarm(0);
+    bench_alarm(0);
     if (!g_verbose) {
         return rate;
     }
@@ -295,11 +372,22 @@ static inline int bench_main(int argc, char **argv, const scenario_t *scenarios,
             return bench_usage(scenarios, count);
         }
     }
-    signal(SIGALRM, on_alarm);
+    bench_watchdog_start();
+#if !RESEAU_OS_WINDOWS
     signal(SIGPIPE, SIG_IGN); /* libuv writes without MSG_NOSIGNAL */
+#endif
+#if RESEAU_OS_WINDOWS
+    setvbuf(stdout, NULL, _IONBF, 0); /* Microsoft's C runtime has no line buffering */
+#else
     setvbuf(stdout, NULL, _IOLBF, 0);
+#endif
+#ifdef BENCH_NO_LIBUV
+    printf("# " BENCH_PROGRAM ": median of %d runs per side, alternating reseau/peer; %zu CPUs\n", rounds,
+           rs_usable_cpu_count());
+#else
     printf("# " BENCH_PROGRAM ": median of %d runs per side, alternating reseau/peer; %zu CPUs, libuv %s\n", rounds,
            rs_usable_cpu_count(), uv_version_string());
+#endif
     for (size_t i = 0; i < count; i++) {
         if (!is_selected(scenarios[i].name, argv + arg, argc - arg)) {
             continue;

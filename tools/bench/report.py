@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Turn the output of tools/bench/run.sh into RESULTS.md and a plot.
 
-    report.py RUN_OUTPUT --md RESULTS.md --plot results.png --command "..."
+    report.py RUN_OUTPUT --md RESULTS.md --plot results.svg --command "..."
 
 RUN_OUTPUT holds the benchmarks' lines, as they print them:
     SCENARIO  reseau=<n><unit>  PEER=<n><unit>  ratio=<r>  [extra]
@@ -91,7 +91,7 @@ def write_markdown(path, rows, notes, command):
         "Written by `tools/bench/run.sh --report`; do not edit by hand. Each scenario runs reseau",
         "and its peer in the same run, alternating, and reports the median of each side. The",
         "ratio is reseau / peer: above 1 is better for rates, below 1 is better for memory and",
-        "size. The plot is [results.png](results.png).",
+        "size. The plot is [results.svg](results.svg).",
         "",
         f"Command: `{command}`",
         "",
@@ -157,8 +157,10 @@ def write_plot(path, rows):
         ax.annotate(f"{value:.2f}", (bar.get_x() + bar.get_width() / 2, value), ha="center",
                     va="bottom" if value >= 1 else "top", fontsize=6)
     fig.tight_layout()
-    # No Software entry (matplotlib's version): the file changes only when a figure does.
-    fig.savefig(path, dpi=110, metadata={"Software": None})
+    # No date or creator (matplotlib's version), and fixed element ids: the
+    # file changes only when a figure does.
+    plt.rcParams["svg.hashsalt"] = "reseau"
+    fig.savefig(path, format="svg", metadata={"Date": None, "Creator": None})
     plt.close(fig)
 
 

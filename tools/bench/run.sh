@@ -10,10 +10,12 @@
 # name); the two scripts get only -v and -r N.
 #
 #   --report  (first argument) also writes tools/bench/RESULTS.md (the table,
-#             with goals, the machine and the versions) and tools/bench/results.png
+#             with goals, the machine and the versions) and tools/bench/results.svg
 #             (the plot; needs python3-matplotlib), from this run.
 #
 # Needs meson, ninja and libuv (libuv1-dev).
+#
+# Windows (IOCP, under Wine) is separate: tools/bench/iocp.sh.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -88,5 +90,5 @@ if ! python3 -c 'import matplotlib' 2>/dev/null && [[ -x /usr/bin/python3 ]]; th
     python=/usr/bin/python3
 fi
 "$python" "$root/tools/bench/report.py" "$out" --md "$root/tools/bench/RESULTS.md" \
-    --plot "$root/tools/bench/results.png" --command "tools/bench/run.sh --report${*:+ $*}"
-echo "run.sh: wrote tools/bench/RESULTS.md and tools/bench/results.png"
+    --plot "$root/tools/bench/results.svg" --command "tools/bench/run.sh --report${*:+ $*}"
+echo "run.sh: wrote tools/bench/RESULTS.md and tools/bench/results.svg"
