@@ -25,6 +25,9 @@
  *   RESEAU_STATIC          make every function static (single-file tools).
  *   RESEAU_API             override the storage class of public functions.
  *   RESEAU_ASSERT(x)       override internal invariant checks (default assert).
+ *   RESEAU_ATOMICS_INTERLOCKED  Windows: build the atomics on Interlocked*,
+ *                          as MSVC does, instead of the __atomic builtins
+ *                          (for testing MSVC's path with mingw-w64).
  *
  * THREADING MODEL
  *   Every loop-bound object belongs to one event loop and is used on that

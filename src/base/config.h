@@ -7,6 +7,10 @@
  *                  or static when RESEAU_STATIC is defined).
  *   RESEAU_ASSERT  internal invariant check (default: assert()). Never used to
  *                  validate caller input: bad input gets an RS_Exxx result.
+ *   RESEAU_ATOMICS_INTERLOCKED  build the atomics (>>atomic) on the Windows
+ *                  Interlocked* functions, as MSVC does, instead of the
+ *                  GCC/Clang __atomic builtins. Windows only; meant for
+ *                  mingw-w64, where it is how the MSVC atomics are tested.
  * Test-only (reseau's own tests; never define it in a program):
  *   RESEAU_TEST_PORTABLE_POSIX  take the portable POSIX paths that macOS and
  *                  the BSDs take even where Linux has a faster one (no accept4
@@ -15,6 +19,11 @@
  *                  them. Linux has no SO_NOSIGPIPE either, so a write to a
  *                  closed peer raises SIGPIPE: the test program ignores it.
  *                  The RS__HAVE_xxx feature tests are at the end of >>platform.c.
+ *   RESEAU_TEST_INTERLOCKED_U64_CAS  with RESEAU_ATOMICS_INTERLOCKED on
+ *                  64-bit Windows, do every 64-bit atomic with
+ *                  InterlockedCompareExchange64, as 32-bit Windows must, so
+ *                  that path runs under Wine (which runs no 32-bit programs
+ *                  here).
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -62,6 +71,9 @@
 #define RESEAU_OS_POSIX (0)
 #endif
 
+/* MSVC has neither attribute. Unused static functions draw no warning from
+ * it below /W4 (C4505 there), and its printf format checks come from SAL
+ * annotations on the parameter, which this placement cannot express. */
 #if defined(__GNUC__) || defined(__clang__)
 #define RS__UNUSED __attribute__((unused))
 #define RS__PRINTF(fmt_index, args_index) __attribute__((format(printf, fmt_index, args_index)))
@@ -70,9 +82,19 @@
 #define RS__PRINTF(fmt_index, args_index)
 #endif
 
+/* Which atomics (>>atomic): Interlocked* on MSVC, whose C compiler has no
+ * __atomic builtins, and wherever RESEAU_ATOMICS_INTERLOCKED asks; the
+ * builtins everywhere else. clang-cl defines _MSC_VER too but keeps the
+ * builtins: they are clang's own, which the Linux builds test. */
+#if defined(RESEAU_ATOMICS_INTERLOCKED) || (defined(_MSC_VER) && !defined(__clang__))
+#define RS__ATOMICS_INTERLOCKED (1)
+#else
+#define RS__ATOMICS_INTERLOCKED (0)
+#endif
+
 /* 64-bit atomics need 8-byte alignment, which i386 does not give uint64_t (4,
- * in structs too): the __atomic builtins assume it, and an access split across
- * cache lines is not atomic. So every field handed to rs__atomic_*_u64 is
+ * in structs too): the __atomic builtins and Interlocked*64 assume it, and an
+ * access split across cache lines is not atomic. So every field handed to rs__atomic_*_u64 is
  * declared RS__ALIGN8 and checked next to its struct with RS__ASSERT_ALIGN8. */
 #if defined(_MSC_VER)
 #define RS__ALIGN8 __declspec(align(8))

@@ -48,6 +48,9 @@
 #include <fcntl.h>
 #include <io.h>
 #include <process.h>
+#if RS__ATOMICS_INTERLOCKED
+#include <intrin.h> /* _ReadWriteBarrier, which MSVC's windows.h need not declare */
+#endif
 #endif
 
 #if RESEAU_OS_LINUX

@@ -22,6 +22,8 @@ One run checks one combination:
                            command), such as a qemu-user command line. A
                            cross build (a TRIPLE-gcc or --target) without one
                            is compiled and linked but not run.
+  --define NAME[=VALUE]    pass -DNAME[=VALUE] (repeatable), such as
+                           RESEAU_ATOMICS_INTERLOCKED with mingw.
   --bearssl-prefix DIR     mingw only: a BearSSL built for Windows
                            (DIR/include, DIR/lib/libbearssl.a; see
                            tools/cross/bearssl-mingw.sh). reseau_tls.h is
@@ -92,6 +94,7 @@ def main():
     ap.add_argument("--target")
     ap.add_argument("--exe-wrapper", type=shlex.split, default=[])
     ap.add_argument("--bearssl-prefix")
+    ap.add_argument("--define", action="append", default=[])
     args = ap.parse_args()
 
     if cxx_for(args.compiler) is None:
@@ -117,6 +120,7 @@ def main():
     thread_flags = [] if windows else ["-pthread"]
     src = os.path.join(HERE, args.mode + ".c")
     flags = ["-std=" + args.std] + WARNINGS + ["-I" + root] + thread_flags
+    flags += ["-D" + d for d in args.define]
     if args.opt:
         flags.append("-O" + args.opt)
     if cplusplus:
