@@ -48,6 +48,7 @@
 #include <fcntl.h>
 #include <io.h>
 #include <process.h>
+#include <signal.h> /* SIGINT, SIGBREAK: the console events signal watchers take */
 #endif
 
 #if RESEAU_OS_LINUX
