@@ -711,7 +711,9 @@ static RS__UNUSED bool rs_test_interrupt(rs_test_child_t child) {
 
 /* Run argv[0] as a child, its stdout (and stderr too if `both`) into a pipe
  * whose read end goes to *out. POSIX: the child dies with the test
- * (PR_SET_PDEATHSIG on Linux). The child, or RS_TEST_NO_CHILD. */
+ * (PR_SET_PDEATHSIG on Linux). Windows: the child inherits every inheritable
+ * handle, sockets included, so a socket the child must not hold open is
+ * best made after it starts. The child, or RS_TEST_NO_CHILD. */
 static RS__UNUSED rs_test_child_t rs_test_spawn(char *const argv[], bool both, rs_test_pipe_t *out) {
     fflush(stdout);
     fflush(stderr);
