@@ -146,7 +146,7 @@
  *   >>task        tasks
  *   >>event_loop  event loop: tasks, I/O subscriptions, run modes
  *   >>group       event-loop group
- *   >>signal      POSIX signal watchers (signalfd, or a self-pipe)
+ *   >>signal      signal watchers (signalfd, a self-pipe, or Windows console events)
  *   >>address     endpoints, strict IPv4/IPv6 parsing and formatting
  *   >>socket      TCP, UDP, Unix and VSOCK sockets
  *   >>pipe        pipes (a socketpair; on Windows a named pipe)
@@ -1175,9 +1175,9 @@ RESEAU_API rs_event_loop_t *rs_event_loop_group_get_next_loop(rs_event_loop_grou
 /* <<group -- End file: src/loop/group.h */
 /* >>signal -- Begin file: src/loop/signal.h */
 /*
- * POSIX signal watchers: a callback on a loop's thread when a signal arrives,
- * so a server can stop cleanly on SIGINT or SIGTERM, or reload on SIGHUP,
- * without writing a signal handler.
+ * Signal watchers: a callback on a loop's thread when a signal arrives, so a
+ * server can stop cleanly on SIGINT or SIGTERM (Windows: Ctrl+C or
+ * Ctrl+Break), or reload on SIGHUP, without writing a signal handler.
  *
  * Ownership: rs_signal_watcher_new allocates the watcher with the loop's
  * allocator; rs_signal_watcher_destroy frees it. A watcher still alive when
@@ -1186,8 +1186,9 @@ RESEAU_API rs_event_loop_t *rs_event_loop_group_get_next_loop(rs_event_loop_grou
  *
  * Threads: new and destroy run on the loop's thread (before the loop first
  * runs, the thread that created it); elsewhere they return RS_EWRONGTHREAD.
- * The callback runs on the loop's thread, never inside the signal handler and
- * never inside rs_signal_watcher_new.
+ * The callback runs on the loop's thread, never inside the signal handler
+ * (Windows: the console control handler) and never inside
+ * rs_signal_watcher_new.
  *
  * Delivery: every watcher of a signal fires, whichever loop it is on. Signals
  * that arrive before the loop gets to them are coalesced: the callback gets
@@ -1221,8 +1222,27 @@ RESEAU_API rs_event_loop_t *rs_event_loop_group_get_next_loop(rs_event_loop_grou
  * signal's disposition (or two copies of reseau built with RESEAU_STATIC)
  * step on each other.
  *
- * Windows: not supported yet. rs_signal_watcher_new returns RS_ENOTSUP (after
- * its RS_EINVAL and RS_EWRONGTHREAD checks), so no watcher exists to destroy.
+ * How (Windows): console control events, through one handler installed
+ * with SetConsoleCtrlHandler, as libuv does. Only two are signals here:
+ *   SIGINT   <- CTRL_C_EVENT (Ctrl+C, or GenerateConsoleCtrlEvent);
+ *   SIGBREAK <- CTRL_BREAK_EVENT (Ctrl+Break, or GenerateConsoleCtrlEvent).
+ * The OS calls the handler on a thread of its own; the handler only counts
+ * the arrival and wakes the watchers' loops, and tells the OS the event was
+ * handled only when some watcher took it: otherwise the next handler runs,
+ * in the end the OS's own, which ends the process as if no watcher existed.
+ * SIGTERM (and SIGABRT) give RS_ENOTSUP: no other process can send them, and
+ * the console's close, logoff and shutdown events end the process as soon
+ * as their handler returns, so a callback on a loop could not promise to
+ * run first; they are passed on untouched. Events reach only a process
+ * attached to a console (one started without DETACHED_PROCESS, or after
+ * AllocConsole), and CTRL_C_EVENT only one that does not ignore Ctrl+C:
+ * CREATE_NEW_PROCESS_GROUP, or SetConsoleCtrlHandler(NULL, TRUE), makes a
+ * process ignore it, which watchers do not undo; Ctrl+Break still arrives.
+ * The handler stays installed for the life of the process, passing every
+ * event on when no watcher is left (removing it would wait for a handler
+ * already running). Under Wine 8 only CTRL_C_EVENT can be generated (its
+ * GenerateConsoleCtrlEvent refuses CTRL_BREAK_EVENT), and a SIGINT sent to
+ * the Wine process from Linux arrives as CTRL_C_EVENT.
  */
 typedef struct rs_signal_watcher rs_signal_watcher_t;
 
@@ -1231,11 +1251,13 @@ typedef void rs_signal_watcher_fn(rs_signal_watcher_t *watcher, int signum, uint
 
 /* Watch `signum` on `loop`; *watcher_out is set on RS_OK and NULL otherwise.
  * Errors: RS_EINVAL for a NULL loop, on_signal or watcher_out, or a signum
- * that cannot be watched (0, negative, NSIG or above, SIGKILL, SIGSTOP, the
- * fault signals SIGSEGV/SIGBUS/SIGFPE/SIGILL, and the real-time signals the C
- * library keeps for itself); RS_EWRONGTHREAD off the loop's thread; RS_ENOMEM;
- * or the OS error (RS_EMFILE, ...) from signalfd, pipe, sigaction or the
- * loop's subscription. Loop thread. */
+ * that cannot be watched (POSIX: 0, negative, NSIG or above, SIGKILL,
+ * SIGSTOP, the fault signals SIGSEGV/SIGBUS/SIGFPE/SIGILL, and the real-time
+ * signals the C library keeps for itself; Windows: anything but SIGINT,
+ * SIGBREAK, SIGTERM and SIGABRT); RS_ENOTSUP on Windows for SIGTERM and
+ * SIGABRT; RS_EWRONGTHREAD off the loop's thread; RS_ENOMEM; or the OS error
+ * (RS_EMFILE, ...) from signalfd, pipe, sigaction or the loop's subscription
+ * (Windows: from SetConsoleCtrlHandler). Loop thread. */
 RESEAU_API int rs_signal_watcher_new(rs_event_loop_t *loop, int signum, rs_signal_watcher_fn *on_signal,
                                      void *user_data, rs_signal_watcher_t **watcher_out);
 /* Stop watching and free the watcher; arrivals not yet delivered are dropped.
@@ -3052,6 +3074,7 @@ RESEAU_API void rs_async_input_stream_complete_read(rs_async_input_stream_t *str
 #if RS__ATOMICS_INTERLOCKED
 #include <intrin.h> /* _ReadWriteBarrier, which MSVC's windows.h need not declare */
 #endif
+#include <signal.h> /* SIGINT, SIGBREAK: the console events signal watchers take */
 #endif
 
 #if RESEAU_OS_LINUX
@@ -9801,16 +9824,17 @@ RESEAU_API rs_event_loop_t *rs_event_loop_group_get_next_loop(rs_event_loop_grou
  *
  * Signals are process-wide and loops are not, so there are three parts:
  *   - a registry (one mutex) of every watcher, whatever its loop;
- *   - one OS source shared by all loops: a signalfd on Linux, a self-pipe fed
- *     by a sigaction handler elsewhere (RS__HAVE_SIGNALFD, in platform.c).
- *     Only rs__signal_source_* differ between the two;
+ *   - one OS source shared by all loops (rs__signal_source_*):
+ *       POSIX: a signalfd on Linux, a self-pipe fed by a sigaction handler
+ *       elsewhere (RS__HAVE_SIGNALFD, in platform.c); each port subscribes
+ *       its fd, and whichever loop reads an arrival first fans it out;
+ *       Windows: a console control handler, which the OS calls on a thread
+ *       of its own for each event, and which fans the event out itself;
  *   - a port per loop with watchers (a loop-local object, so loop destroy
- *     sweeps it) that subscribes the source's fd. Whichever loop reads an
- *     arrival first fans it out to every watcher of that signal through the
- *     watcher's rs_event_loop_async_t, so each fires on its own loop.
- * Windows has no POSIX signals: there the API is the stubs at the end.
+ *     sweeps it).
+ * Fanning out bumps each watcher's pending count and sends its
+ * rs_event_loop_async_t, so each watcher fires on its own loop.
  */
-#if RESEAU_OS_POSIX
 
 /* One past the highest signal number; NSIG is not POSIX but every target has it. */
 #ifdef NSIG
@@ -9835,14 +9859,17 @@ struct rs_signal_watcher {
 /* One per loop with watchers, stored as a loop-local object. */
 struct rs__signal_port {
     rs_event_loop_t *loop;
+#if RESEAU_OS_POSIX
     rs_io_handle_t io; /* the shared source fd */
-    size_t watchers;   /* loop thread only */
+#endif
+    size_t watchers; /* loop thread only */
 };
 
 typedef struct rs__signal_registry {
     bool ready;                          /* `watchers` is initialised */
     rs_list_t watchers;                  /* every live watcher */
     int watch_count[RS__SIGNAL_LIMIT];   /* watchers per signal */
+#if RESEAU_OS_POSIX
     size_t ports;                        /* loops subscribed to fd */
     int fd;                              /* the source, while ports > 0 */
 #if RS__HAVE_SIGNALFD
@@ -9851,6 +9878,7 @@ typedef struct rs__signal_registry {
 #else
     struct sigaction previous[RS__SIGNAL_LIMIT];
 #endif
+#endif
 } rs__signal_registry_t;
 
 static rs_mutex_t rs__signal_lock = RS_MUTEX_INIT; /* guards rs__signals */
@@ -9858,7 +9886,17 @@ static rs__signal_registry_t rs__signals;
 
 static const char rs__signal_port_key = 0; /* its address keys the loop-local port */
 
-static void rs__signal_fan_out(int signum, int arrivals);
+static int rs__signal_fan_out(int signum, int arrivals);
+
+/* Registry lock held. */
+static void rs__signal_registry_init(void) {
+    if (!rs__signals.ready) {
+        rs_list_init(&rs__signals.watchers);
+        rs__signals.ready = true;
+    }
+}
+
+#if RESEAU_OS_POSIX
 
 /* ---- the OS source: signalfd ---- */
 #if RS__HAVE_SIGNALFD
@@ -9998,11 +10036,10 @@ static void rs__signal_source_drain(int fd) {
 
 #endif
 
-/* ---- registry ---- */
-
-static bool rs__signal_is_watchable(int signum) {
+/* RS_OK, or RS_EINVAL for a signal that cannot be watched. */
+static int rs__signal_check_signum(int signum) {
     if (signum <= 0 || signum >= RS__SIGNAL_LIMIT) {
-        return false;
+        return RS_EINVAL;
     }
     switch (signum) {
     case SIGKILL: /* cannot be caught or blocked */
@@ -10011,70 +10048,22 @@ static bool rs__signal_is_watchable(int signum) {
     case SIGBUS:
     case SIGFPE:
     case SIGILL:
-        return false;
+        return RS_EINVAL;
     default:
         break;
     }
 #if RESEAU_OS_LINUX
     if (signum > 31 && signum < SIGRTMIN) {
-        return false; /* glibc's own (thread cancellation, setxid) */
+        return RS_EINVAL; /* glibc's own (thread cancellation, setxid) */
     }
 #endif
-    return true;
+    return RS_OK;
 }
-
-/* Registry lock held. */
-static void rs__signal_fan_out(int signum, int arrivals) {
-    rs_list_node_t *node;
-    if (signum <= 0 || signum >= RS__SIGNAL_LIMIT) {
-        return;
-    }
-    for (node = rs_list_begin(&rs__signals.watchers); node != rs_list_end(&rs__signals.watchers);
-         node = node->next) {
-        rs_signal_watcher_t *w = RS_CONTAINER_OF(node, rs_signal_watcher_t, node);
-        if (w->signum == signum) {
-            rs__atomic_add_int(&w->pending, arrivals);
-            rs_event_loop_async_send(&w->async);
-        }
-    }
-}
-
-static int rs__signal_register(rs_signal_watcher_t *w) {
-    int err;
-    rs_mutex_lock(&rs__signal_lock);
-    err = rs__signal_source_watch(w->signum, rs__signals.watch_count[w->signum] == 0);
-    if (!err) {
-        rs__signals.watch_count[w->signum]++;
-        rs_list_push_back(&rs__signals.watchers, &w->node);
-    }
-    rs_mutex_unlock(&rs__signal_lock);
-    return err;
-}
-
-/* Registry lock held. No send reaches the watcher after this. */
-static void rs__signal_unregister_locked(rs_signal_watcher_t *w) {
-    rs_list_remove(&w->node);
-    if (--rs__signals.watch_count[w->signum] == 0) {
-        rs__signal_source_unwatch(w->signum);
-    }
-}
-
-/* Unregistered already: drop undelivered arrivals and free. Loop thread. */
-static void rs__signal_watcher_free(rs_signal_watcher_t *w) {
-    rs_allocator_t allocator = w->loop->allocator;
-    rs_event_loop_async_cleanup(&w->async);
-    rs_mem_free(&allocator, w);
-}
-
-/* ---- ports: one per loop with watchers ---- */
 
 static int rs__signal_source_acquire(int *fd_out) {
     int err = RS_OK;
     rs_mutex_lock(&rs__signal_lock);
-    if (!rs__signals.ready) {
-        rs_list_init(&rs__signals.watchers);
-        rs__signals.ready = true;
-    }
+    rs__signal_registry_init();
     if (rs__signals.ports == 0) {
         err = rs__signal_source_open(&rs__signals.fd);
     }
@@ -10102,6 +10091,160 @@ static void rs__signal_port_on_readable(rs_event_loop_t *loop, rs_io_handle_t *h
     rs__signal_source_drain(handle->fd);
     rs_mutex_unlock(&rs__signal_lock);
 }
+
+/* The port's loop reads the shared source. */
+static int rs__signal_port_attach(rs__signal_port_t *port) {
+    int err = rs__signal_source_acquire(&port->io.fd);
+    if (err) {
+        return err;
+    }
+    err = rs_event_loop_subscribe(port->loop, &port->io, RS_IO_READABLE, rs__signal_port_on_readable, port);
+    if (err) {
+        rs__signal_source_release();
+    }
+    return err;
+}
+
+static void rs__signal_port_detach(rs__signal_port_t *port) {
+    rs_event_loop_unsubscribe(port->loop, &port->io);
+    rs__signal_source_release();
+}
+
+#else /* Windows */
+
+/* The console control events a watcher can take, as libuv maps them. */
+static int rs__signal_from_console_event(DWORD event) {
+    switch (event) {
+    case CTRL_C_EVENT:
+        return SIGINT;
+    case CTRL_BREAK_EVENT:
+        return SIGBREAK;
+    default:
+        return 0; /* close, logoff, shutdown: see signal.h */
+    }
+}
+
+/* RS_OK for SIGINT and SIGBREAK; RS_ENOTSUP for SIGTERM and SIGABRT, which
+ * the C runtime names but no console event stands for; RS_EINVAL otherwise. */
+static int rs__signal_check_signum(int signum) {
+    switch (signum) {
+    case SIGINT:
+    case SIGBREAK:
+        return RS_OK;
+    case SIGTERM:
+    case SIGABRT:
+        return RS_ENOTSUP;
+    default:
+        return RS_EINVAL;
+    }
+}
+
+/* The OS calls this on a thread it starts for each event, and runs the next
+ * handler (in the end its own, which ends the process) unless it returns
+ * TRUE: so TRUE only when some watcher took the event. */
+static BOOL WINAPI rs__signal_console_handler(DWORD event) {
+    int signum = rs__signal_from_console_event(event);
+    int taken = 0;
+    if (signum == 0) {
+        return FALSE;
+    }
+    rs_mutex_lock(&rs__signal_lock);
+    if (rs__signals.ready) {
+        taken = rs__signal_fan_out(signum, 1);
+    }
+    rs_mutex_unlock(&rs__signal_lock);
+    return taken > 0 ? TRUE : FALSE;
+}
+
+/* Installed by the first watcher and never removed: SetConsoleCtrlHandler
+ * waits for a handler that is running, and ours may be waiting for the
+ * registry lock; with no watcher it passes every event on. Its own lock,
+ * never the registry's, for the same reason. */
+static rs_mutex_t rs__signal_console_lock = RS_MUTEX_INIT;
+static bool rs__signal_console_installed;
+
+static int rs__signal_port_attach(rs__signal_port_t *port) {
+    int err = RS_OK;
+    (void)port;
+    rs_mutex_lock(&rs__signal_console_lock);
+    if (!rs__signal_console_installed) {
+        if (SetConsoleCtrlHandler(rs__signal_console_handler, TRUE)) {
+            rs__signal_console_installed = true;
+        } else {
+            err = rs__result_from_win32((uint32_t)GetLastError());
+        }
+    }
+    rs_mutex_unlock(&rs__signal_console_lock);
+    return err;
+}
+
+static void rs__signal_port_detach(rs__signal_port_t *port) {
+    (void)port; /* the handler stays: see above */
+}
+
+/* Console events need no per-signal setup: the handler looks at the registry. */
+static int rs__signal_source_watch(int signum, bool first) {
+    (void)signum;
+    (void)first;
+    return RS_OK;
+}
+
+static void rs__signal_source_unwatch(int signum) {
+    (void)signum;
+}
+
+#endif /* Windows */
+
+/* ---- registry ---- */
+
+/* Registry lock held. How many watchers of `signum` there are. */
+static int rs__signal_fan_out(int signum, int arrivals) {
+    rs_list_node_t *node;
+    int reached = 0;
+    if (signum <= 0 || signum >= RS__SIGNAL_LIMIT) {
+        return 0;
+    }
+    for (node = rs_list_begin(&rs__signals.watchers); node != rs_list_end(&rs__signals.watchers);
+         node = node->next) {
+        rs_signal_watcher_t *w = RS_CONTAINER_OF(node, rs_signal_watcher_t, node);
+        if (w->signum == signum) {
+            rs__atomic_add_int(&w->pending, arrivals);
+            rs_event_loop_async_send(&w->async);
+            reached++;
+        }
+    }
+    return reached;
+}
+
+static int rs__signal_register(rs_signal_watcher_t *w) {
+    int err;
+    rs_mutex_lock(&rs__signal_lock);
+    rs__signal_registry_init();
+    err = rs__signal_source_watch(w->signum, rs__signals.watch_count[w->signum] == 0);
+    if (!err) {
+        rs__signals.watch_count[w->signum]++;
+        rs_list_push_back(&rs__signals.watchers, &w->node);
+    }
+    rs_mutex_unlock(&rs__signal_lock);
+    return err;
+}
+
+/* Registry lock held. No send reaches the watcher after this. */
+static void rs__signal_unregister_locked(rs_signal_watcher_t *w) {
+    rs_list_remove(&w->node);
+    if (--rs__signals.watch_count[w->signum] == 0) {
+        rs__signal_source_unwatch(w->signum);
+    }
+}
+
+/* Unregistered already: drop undelivered arrivals and free. Loop thread. */
+static void rs__signal_watcher_free(rs_signal_watcher_t *w) {
+    rs_allocator_t allocator = w->loop->allocator;
+    rs_event_loop_async_cleanup(&w->async);
+    rs_mem_free(&allocator, w);
+}
+
+/* ---- ports: one per loop with watchers ---- */
 
 /* Destroy the loop's watchers that are still alive (loop destroy). */
 static void rs__signal_port_sweep(rs__signal_port_t *port) {
@@ -10132,8 +10275,7 @@ static void rs__signal_port_release(void *key, void *object, void *user_data) {
     (void)key;
     (void)user_data;
     rs__signal_port_sweep(port);
-    rs_event_loop_unsubscribe(port->loop, &port->io);
-    rs__signal_source_release();
+    rs__signal_port_detach(port);
     rs_mem_free(&allocator, port);
 }
 
@@ -10144,13 +10286,9 @@ static int rs__signal_port_open(rs_event_loop_t *loop, rs__signal_port_t **port_
         return RS_ENOMEM;
     }
     port->loop = loop;
-    err = rs__signal_source_acquire(&port->io.fd);
+    err = rs__signal_port_attach(port);
     if (err) {
-        goto fail_source;
-    }
-    err = rs_event_loop_subscribe(loop, &port->io, RS_IO_READABLE, rs__signal_port_on_readable, port);
-    if (err) {
-        goto fail_subscribe;
+        goto fail_attach;
     }
     err = rs_event_loop_put_local_object(loop, &rs__signal_port_key, port, rs__signal_port_release, NULL);
     if (err) {
@@ -10160,10 +10298,8 @@ static int rs__signal_port_open(rs_event_loop_t *loop, rs__signal_port_t **port_
     return RS_OK;
 
 fail_local:
-    rs_event_loop_unsubscribe(loop, &port->io);
-fail_subscribe:
-    rs__signal_source_release();
-fail_source:
+    rs__signal_port_detach(port);
+fail_attach:
     RS__LOG_ERROR(RS_LS_EVENT_LOOP, "cannot watch signals on loop %p: %s", (void *)loop, rs_strerror(err));
     rs_mem_free(&loop->allocator, port);
     return err;
@@ -10207,8 +10343,12 @@ RESEAU_API int rs_signal_watcher_new(rs_event_loop_t *loop, int signum, rs_signa
     if (err) {
         return err;
     }
-    if (!on_signal || !watcher_out || !rs__signal_is_watchable(signum)) {
+    if (!on_signal || !watcher_out) {
         return RS_EINVAL;
+    }
+    err = rs__signal_check_signum(signum);
+    if (err) {
+        return err;
     }
     w = (rs_signal_watcher_t *)rs_mem_calloc(&loop->allocator, 1, sizeof(*w));
     if (!w) {
@@ -10262,39 +10402,6 @@ RESEAU_API int rs_signal_watcher_destroy(rs_signal_watcher_t *watcher) {
 RESEAU_API int rs_signal_watcher_get_signum(const rs_signal_watcher_t *watcher) {
     return watcher ? watcher->signum : 0;
 }
-
-#else /* !RESEAU_OS_POSIX */
-
-/* Windows: no watchers yet (console control events would be its signals). */
-RESEAU_API int rs_signal_watcher_new(rs_event_loop_t *loop, int signum, rs_signal_watcher_fn *on_signal,
-                                     void *user_data, rs_signal_watcher_t **watcher_out) {
-    int err;
-    (void)signum;
-    (void)user_data;
-    if (watcher_out) {
-        *watcher_out = NULL;
-    }
-    err = rs__check_loop_thread(loop, "rs_signal_watcher_new");
-    if (err) {
-        return err;
-    }
-    if (!on_signal || !watcher_out) {
-        return RS_EINVAL;
-    }
-    return RS_ENOTSUP;
-}
-
-RESEAU_API int rs_signal_watcher_destroy(rs_signal_watcher_t *watcher) {
-    /* None can exist: only NULL can come here. */
-    (void)watcher;
-    return RS_EINVAL;
-}
-
-RESEAU_API int rs_signal_watcher_get_signum(const rs_signal_watcher_t *watcher) {
-    (void)watcher;
-    return 0;
-}
-#endif /* RESEAU_OS_POSIX */
 /* <<signal.c -- End file: src/loop/signal.c */
 /* >>address.c -- Begin file: src/net/address.c */
 /*

@@ -1,10 +1,10 @@
 /* chat: a line-based chat server. Every line a client sends goes to every other client. Connections live
  * on a group of loops (one per CPU), so a line read on one loop's thread is written to channels of other
  * loops: rs_channel_write_threadsafe copies the bytes and hands them to each channel's own loop.
- * Usage: chat [PORT] (default 7001; 0 picks a free port). Listens on 127.0.0.1; stops on SIGINT/SIGTERM. */
+ * Usage: chat [PORT] (default 7001; 0 picks a free port). Listens on 127.0.0.1; stops on SIGINT/SIGTERM
+ * (Windows: Ctrl+C/Ctrl+Break). */
 #define RESEAU_IMPLEMENTATION
 #include "reseau.h"
-#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -12,12 +12,17 @@
 #include <string.h>
 #define MAX_CLIENTS 64
 #define LINE_MAX_LEN 1024 /* a longer line is sent in pieces */
+#ifdef _WIN32
+#define SIGTERM_OR_BREAK SIGBREAK /* Windows: Ctrl+Break (no process can send SIGTERM there); Ctrl+C is SIGINT */
+#else
+#define SIGTERM_OR_BREAK SIGTERM
+#endif
 
 /* The channels of every connected client. A channel is in the list from its setup until its shutdown
  * callback, after which the bootstrap destroys it: so a channel found here under the lock is alive, and
  * each write below is made under the lock. (To write outside the lock, take rs_channel_acquire_hold
  * under it, and rs_channel_release_hold after the write.) */
-static pthread_mutex_t clients_lock = PTHREAD_MUTEX_INITIALIZER;
+static rs_mutex_t clients_lock = RS_MUTEX_INIT;
 static rs_channel_t *clients[MAX_CLIENTS];
 static atomic_bool listener_gone;
 
@@ -28,11 +33,11 @@ static void check(int err, const char *what) {
 /* Send `line` (with its '\n') to every client but `from`. A client too slow to keep up (RS_EAGAIN: its
  * writes passed the high-water mark) misses the line rather than making the server's memory grow. */
 static void broadcast(rs_channel_t *from, const char *line, size_t len) {
-    pthread_mutex_lock(&clients_lock);
+    rs_mutex_lock(&clients_lock);
     for (int i = 0; i < MAX_CLIENTS; i++)
         if (clients[i] && clients[i] != from)
             rs_channel_write_threadsafe(clients[i], rs_byte_cursor_from_array(line, len), NULL, NULL);
-    pthread_mutex_unlock(&clients_lock);
+    rs_mutex_unlock(&clients_lock);
 }
 
 /* A connection's handler: the line so far, since a line may arrive over several reads. */
@@ -75,20 +80,20 @@ static void on_incoming_setup(rs_server_listener_t *l, rs_channel_t *channel, in
     int i = 0;
     (void)l, (void)u;
     if (error) return;
-    pthread_mutex_lock(&clients_lock);
+    rs_mutex_lock(&clients_lock);
     while (i < MAX_CLIENTS && clients[i]) i++;
     if (i < MAX_CLIENTS) clients[i] = channel;
-    pthread_mutex_unlock(&clients_lock);
+    rs_mutex_unlock(&clients_lock);
     if (i == MAX_CLIENTS) rs_channel_shutdown(channel, RS_OK);
     else rs_channel_write_threadsafe(channel, rs_byte_cursor_from_cstr("* welcome\n"), NULL, NULL);
 }
 
 static void on_incoming_shutdown(rs_server_listener_t *l, rs_channel_t *channel, int error, void *u) {
     (void)l, (void)error, (void)u;
-    pthread_mutex_lock(&clients_lock);
+    rs_mutex_lock(&clients_lock);
     for (int i = 0; i < MAX_CLIENTS; i++)
         if (clients[i] == channel) clients[i] = NULL;
-    pthread_mutex_unlock(&clients_lock);
+    rs_mutex_unlock(&clients_lock);
 }
 
 static void on_listener_destroyed(rs_server_listener_t *l, void *u) { (void)l, (void)u, atomic_store(&listener_gone, true); }
@@ -99,12 +104,12 @@ static void on_stop_signal(rs_signal_watcher_t *w, int signum, uint32_t count, v
 int main(int argc, char **argv) {
     int port = argc > 1 ? atoi(argv[1]) : 7001, err = RS_OK;
     if (argc > 2 || port < 0 || port > 65535) return fprintf(stderr, "usage: chat [PORT]\n"), 2;
-    /* Main's own loop watches the stop signals; made before the group, whose threads inherit the mask. */
+    /* Main's own loop watches the stop signals; made before the group, whose POSIX threads inherit the mask. */
     rs_event_loop_t *main_loop = rs_event_loop_new(NULL, &err);
     check(main_loop ? RS_OK : err, "rs_event_loop_new");
     rs_signal_watcher_t *on_int, *on_term;
     check(rs_signal_watcher_new(main_loop, SIGINT, on_stop_signal, main_loop, &on_int), "watch SIGINT");
-    check(rs_signal_watcher_new(main_loop, SIGTERM, on_stop_signal, main_loop, &on_term), "watch SIGTERM");
+    check(rs_signal_watcher_new(main_loop, SIGTERM_OR_BREAK, on_stop_signal, main_loop, &on_term), "watch SIGTERM/SIGBREAK");
     rs_event_loop_group_t *group = rs_event_loop_group_new(&(rs_event_loop_group_options_t){0}, &err);
     check(group ? RS_OK : err, "rs_event_loop_group_new");
     rs_server_bootstrap_t *server = rs_server_bootstrap_new(&(rs_server_bootstrap_options_t){.group = group}, &err);
@@ -122,7 +127,7 @@ int main(int argc, char **argv) {
     printf("chat: listening on 127.0.0.1:%u\n", (unsigned)address.port);
     fflush(stdout);
 
-    check(rs_event_loop_run(main_loop), "rs_event_loop_run"); /* until SIGINT or SIGTERM */
+    check(rs_event_loop_run(main_loop), "rs_event_loop_run"); /* until a stop signal */
 
     rs_server_bootstrap_destroy_listener(listener, true); /* every client is cut, and leaves the list */
     uint64_t deadline = rs_clock_now_ns() + 5 * RS_NS_PER_SEC;

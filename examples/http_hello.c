@@ -1,8 +1,7 @@
-/* http_hello: an HTTP/1.1 keep-alive responder on a server bootstrap, one loop per CPU, answering every
- * request with "Hello, World!". A benchmark target (tools/bench/wrk.sh), not an HTTP library: it reads only
- * the request line and the end of the headers, so requests must have no body. Pipelined requests get their
- * answers in one write. Usage: http_hello [PORT [THREADS]] (0: a free port, one loop per usable CPU); it
- * listens on 127.0.0.1, prints the port, and exits cleanly on SIGINT or SIGTERM. */
+/* http_hello: an HTTP/1.1 keep-alive responder on a server bootstrap, one loop per CPU, answering every request
+ * with "Hello, World!". A benchmark target (tools/bench/wrk.sh), not an HTTP library: it reads only the request
+ * line and the end of the headers, so requests must have no body. Usage: http_hello [PORT [THREADS]] (0: a free
+ * port, one loop per CPU). Listens on 127.0.0.1, prints the port, exits on SIGINT/SIGTERM (Windows: ^C, ^Break). */
 #define RESEAU_IMPLEMENTATION
 #include "reseau.h"
 #include <signal.h>
@@ -18,11 +17,12 @@ static const char bad_request[] = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0
 #define REQUEST_LINE_MAX 1024 /* a longer request line is refused */
 #define OUT_HINT 1024         /* a pooled 1 KiB message holds a dozen pipelined answers */
 static atomic_bool listener_gone;
-
-static void check(int err, const char *what) {
-    if (err) fprintf(stderr, "http_hello: %s: %s\n", what, rs_strerror(err)), exit(1);
-}
-
+#ifdef _WIN32
+static const int stops[] = {SIGINT, SIGBREAK}; /* Ctrl+C, Ctrl+Break: no SIGTERM can come on Windows */
+#else
+static const int stops[] = {SIGINT, SIGTERM};
+#endif
+static void check(int err, const char *what) { if (err) fprintf(stderr, "http_hello: %s: %s\n", what, rs_strerror(err)), exit(1); }
 typedef struct conn {
     rs_channel_handler_t base;
     char line[REQUEST_LINE_MAX];
@@ -111,18 +111,19 @@ static int install(rs_channel_installer_t *installer, rs_channel_t *channel, rs_
     if (!err) done(channel, added, RS_OK, done_ctx);
     return err ? free(c), err : RS_OK;
 }
-
 /* A connection whose pipeline could not be built costs that client only: nothing to do. */
 static void on_incoming_setup(rs_server_listener_t *l, rs_channel_t *c, int e, void *u) { (void)l, (void)c, (void)e, (void)u; }
 static void on_listener_destroyed(rs_server_listener_t *l, void *u) { (void)l, (void)u, atomic_store(&listener_gone, true); }
+static void on_stop(rs_signal_watcher_t *w, int s, uint32_t n, void *loop) { (void)w, (void)s, (void)n, rs_event_loop_stop(loop); }
 
 int main(int argc, char **argv) {
-    int port = argc > 1 ? atoi(argv[1]) : 0, threads = argc > 2 ? atoi(argv[2]) : 0, err = RS_OK, sig;
+    int port = argc > 1 ? atoi(argv[1]) : 0, threads = argc > 2 ? atoi(argv[2]) : 0, err = RS_OK;
     if (argc > 3 || port < 0 || port > 65535 || threads < 0 || threads > 1024)
         return fprintf(stderr, "usage: http_hello [PORT [THREADS]]  (0: any free port, one loop per CPU)\n"), 2;
-    /* Block the stop signals before any loop thread starts, so that only sigwait below takes them. */
-    sigset_t stop;
-    sigemptyset(&stop), sigaddset(&stop, SIGINT), sigaddset(&stop, SIGTERM), pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    /* Main's own loop runs on_stop, and its watchers die with it; made before the group, whose POSIX threads inherit the mask. */
+    rs_event_loop_t *loop = rs_event_loop_new(NULL, &err);
+    check(loop ? RS_OK : err, "rs_event_loop_new");
+    for (int i = 0; i < 2; i++) check(rs_signal_watcher_new(loop, stops[i], on_stop, loop, &(rs_signal_watcher_t *){0}), "watch");
     rs_event_loop_group_t *group = rs_event_loop_group_new(&(rs_event_loop_group_options_t){.loop_count = (uint16_t)threads}, &err);
     check(group ? RS_OK : err, "rs_event_loop_group_new");
     rs_server_bootstrap_t *server = rs_server_bootstrap_new(&(rs_server_bootstrap_options_t){.group = group}, &err);
@@ -137,13 +138,12 @@ int main(int argc, char **argv) {
     check(listener ? RS_OK : err, "rs_server_bootstrap_new_listener");
     rs_endpoint_t address;
     check(rs_server_listener_get_address(listener, &address), "rs_server_listener_get_address");
-    printf("http_hello: listening on 127.0.0.1:%u\n", (unsigned)address.port);
-    fflush(stdout); /* a test or script waits for that line */
-    sigwait(&stop, &sig);
+    printf("http_hello: listening on 127.0.0.1:%u\n", (unsigned)address.port), fflush(stdout); /* a test waits for it */
+    check(rs_event_loop_run(loop), "rs_event_loop_run"); /* until a stop signal */
     rs_server_bootstrap_destroy_listener(listener, true); /* keep-alive connections are cut */
     uint64_t deadline = rs_clock_now_ns() + 5 * RS_NS_PER_SEC; /* bounded, whatever happens */
     while (!atomic_load(&listener_gone) && rs_clock_now_ns() < deadline) rs_thread_sleep_ns(RS_NS_PER_MS);
     rs_server_bootstrap_destroy(server);
-    rs_event_loop_group_destroy(group); /* stops and joins every loop */
+    rs_event_loop_group_destroy(group), rs_event_loop_destroy(loop); /* the watchers go with loop */
     return atomic_load(&listener_gone) ? 0 : 1;
 }

@@ -1,13 +1,19 @@
 /* tcp_echo: a TCP echo server on a server bootstrap over a group of loops, one per CPU. Each connection
  * gets an application handler that sends back what it reads; read back-pressure is on, so a client that
  * sends without reading stalls once the echoes pile up. Usage: tcp_echo [PORT] (default 7000; 0 picks a
- * free port). It listens on 127.0.0.1, prints the port, and exits cleanly on SIGINT or SIGTERM. */
+ * free port). It listens on 127.0.0.1, prints the port, and exits cleanly on SIGINT or SIGTERM (Windows: Ctrl+C
+ * or Ctrl+Break). */
 #define RESEAU_IMPLEMENTATION
 #include "reseau.h"
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#ifdef _WIN32
+#define SIGTERM_OR_BREAK SIGBREAK /* Windows: Ctrl+Break (no process can send SIGTERM there); Ctrl+C is SIGINT */
+#else
+#define SIGTERM_OR_BREAK SIGTERM
+#endif
 
 static atomic_bool listener_gone;
 
@@ -57,20 +63,20 @@ static void on_listener_destroyed(rs_server_listener_t *l, void *u) { (void)l, (
 /* Runs on the main loop's thread (main's), never in a signal handler: just end rs_event_loop_run. */
 static void on_stop_signal(rs_signal_watcher_t *w, int signum, uint32_t count, void *loop) {
     (void)w, (void)count;
-    fprintf(stderr, "tcp_echo: %s, stopping\n", signum == SIGINT ? "SIGINT" : "SIGTERM");
+    fprintf(stderr, "tcp_echo: signal %d, stopping\n", signum);
     rs_event_loop_stop(loop);
 }
 
 int main(int argc, char **argv) {
     int port = argc > 1 ? atoi(argv[1]) : 7000, err = RS_OK;
     if (argc > 2 || port < 0 || port > 65535) return fprintf(stderr, "usage: tcp_echo [PORT]\n"), 2;
-    /* A loop for main's thread, watching the stop signals. The watchers block those signals here, before
-     * the group starts its threads, so every thread inherits the mask and only the watchers see them. */
+    /* A loop for main's thread, watching the stop signals. On POSIX the watchers block those signals here,
+     * before the group starts its threads, so every thread inherits the mask and only the watchers see them. */
     rs_event_loop_t *main_loop = rs_event_loop_new(NULL, &err);
     check(main_loop ? RS_OK : err, "rs_event_loop_new");
     rs_signal_watcher_t *on_int, *on_term;
     check(rs_signal_watcher_new(main_loop, SIGINT, on_stop_signal, main_loop, &on_int), "watch SIGINT");
-    check(rs_signal_watcher_new(main_loop, SIGTERM, on_stop_signal, main_loop, &on_term), "watch SIGTERM");
+    check(rs_signal_watcher_new(main_loop, SIGTERM_OR_BREAK, on_stop_signal, main_loop, &on_term), "watch SIGTERM/SIGBREAK");
 
     rs_event_loop_group_t *group = rs_event_loop_group_new(&(rs_event_loop_group_options_t){0}, &err);
     check(group ? RS_OK : err, "rs_event_loop_group_new");
@@ -88,7 +94,7 @@ int main(int argc, char **argv) {
     printf("tcp_echo: listening on 127.0.0.1:%u\n", (unsigned)address.port);
     fflush(stdout);
 
-    check(rs_event_loop_run(main_loop), "rs_event_loop_run"); /* until SIGINT or SIGTERM */
+    check(rs_event_loop_run(main_loop), "rs_event_loop_run"); /* until a stop signal */
 
     rs_server_bootstrap_destroy_listener(listener, true); /* open connections are cut */
     uint64_t deadline = rs_clock_now_ns() + 5 * RS_NS_PER_SEC;

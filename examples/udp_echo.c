@@ -1,11 +1,16 @@
 /* udp_echo: a UDP echo server on one event loop, run on main's own thread with rs_event_loop_run: each
  * datagram goes back to where it came from. Usage: udp_echo [PORT] (default 7002; 0 picks a free port).
- * It binds 127.0.0.1, prints the port, and exits cleanly on SIGINT or SIGTERM. */
+ * It binds 127.0.0.1, prints the port, and exits cleanly on SIGINT or SIGTERM (Windows: Ctrl+C or Ctrl+Break). */
 #define RESEAU_IMPLEMENTATION
 #include "reseau.h"
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#ifdef _WIN32
+#define SIGTERM_OR_BREAK SIGBREAK /* Windows: Ctrl+Break (no process can send SIGTERM there); Ctrl+C is SIGINT */
+#else
+#define SIGTERM_OR_BREAK SIGTERM
+#endif
 
 static void check(int err, const char *what) {
     if (err) fprintf(stderr, "udp_echo: %s: %s\n", what, rs_strerror(err)), exit(1);
@@ -24,7 +29,7 @@ static void on_readable(rs_socket_t *socket, int error, void *user_data) {
 
 static void on_stop_signal(rs_signal_watcher_t *w, int signum, uint32_t count, void *loop) {
     (void)w, (void)count;
-    fprintf(stderr, "udp_echo: %s, stopping\n", signum == SIGINT ? "SIGINT" : "SIGTERM");
+    fprintf(stderr, "udp_echo: signal %d, stopping\n", signum);
     rs_event_loop_stop(loop); /* rs_event_loop_run returns after this tick */
 }
 
@@ -35,7 +40,7 @@ int main(int argc, char **argv) {
     check(loop ? RS_OK : err, "rs_event_loop_new");
     rs_signal_watcher_t *on_int, *on_term;
     check(rs_signal_watcher_new(loop, SIGINT, on_stop_signal, loop, &on_int), "watch SIGINT");
-    check(rs_signal_watcher_new(loop, SIGTERM, on_stop_signal, loop, &on_term), "watch SIGTERM");
+    check(rs_signal_watcher_new(loop, SIGTERM_OR_BREAK, on_stop_signal, loop, &on_term), "watch SIGTERM/SIGBREAK");
 
     rs_socket_t *socket = rs_socket_new(&(rs_socket_options_t){.type = RS_SOCKET_DGRAM}, &err);
     check(socket ? RS_OK : err, "rs_socket_new");

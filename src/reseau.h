@@ -145,7 +145,7 @@
  *   >>task        tasks
  *   >>event_loop  event loop: tasks, I/O subscriptions, run modes
  *   >>group       event-loop group
- *   >>signal      POSIX signal watchers (signalfd, or a self-pipe)
+ *   >>signal      signal watchers (signalfd, a self-pipe, or Windows console events)
  *   >>address     endpoints, strict IPv4/IPv6 parsing and formatting
  *   >>socket      TCP, UDP, Unix and VSOCK sockets
  *   >>pipe        pipes (a socketpair; on Windows a named pipe)

@@ -25,7 +25,9 @@
 
 #if !defined(_WIN32)
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -493,9 +495,6 @@ static const rs_event_loop_backend_t rs_test_backends[] = {RS_EVENT_LOOP_BACKEND
 #define RS_TEST_RUN_UNTIL(loop, cond) RS_TEST_RUN_UNTIL_NS(loop, cond, RS_TEST_WAIT_NS)
 
 #if !defined(_WIN32)
-/* ---- Child processes: for tests that run an example as a child and talk
- * to it over sockets on the loopback. Every wait is bounded. */
-
 /* ---- SIGPIPE. reseau keeps a write to a closed peer from raising it
  * (MSG_NOSIGNAL, or SO_NOSIGPIPE on macOS), except where the system has
  * neither: only the RESEAU_TEST_PORTABLE_POSIX build on Linux, which takes the
@@ -536,23 +535,6 @@ static RS__UNUSED void rs_test_assert_fd_nonblocking_cloexec(int fd) {
     assert_true((fd_flags & FD_CLOEXEC) != 0);
 }
 
-/* A monotonic clock in milliseconds. */
-static RS__UNUSED int64_t rs_test_now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Wait for fd to be ready for `events` (POLLIN, POLLOUT); false on timeout. */
-static RS__UNUSED bool rs_test_wait_fd(int fd, short events, int timeout_ms) {
-    struct pollfd p = {.fd = fd, .events = events};
-    int n;
-    do {
-        n = poll(&p, 1, timeout_ms);
-    } while (n < 0 && errno == EINTR);
-    return n > 0;
-}
-
 #ifdef __linux__
 #include <dirent.h>
 /* How many fds the process has open (Linux: /proc/self/fd), to compare before
@@ -569,67 +551,282 @@ static RS__UNUSED int rs_test_open_fd_count(void) {
     return n - 1; /* the directory's own fd */
 }
 #endif
+#endif /* !_WIN32 */
 
-/* The child's exit status (128 + the signal if one killed it), or -1 if it
- * did not exit within timeout_ms. */
-static RS__UNUSED int rs_test_wait_exit(pid_t pid, int timeout_ms) {
+/* ---- Child processes and raw loopback sockets: for tests that run an
+ * example as a child and talk to it over 127.0.0.1, the same on POSIX and
+ * on Windows (Wine). Every wait is bounded.
+ *
+ * On Windows the test first calls rs_test_console_open: a console of its own
+ * (under Wine, a process run from a pipe has none that takes control
+ * events), which its children share, so that Ctrl+C and Ctrl+Break sent to
+ * "every process on this console" (GenerateConsoleCtrlEvent with group 0)
+ * reach only the test, which ignores them, and its child. The child is not
+ * put in a process group of its own: CREATE_NEW_PROCESS_GROUP would make it
+ * ignore Ctrl+C, the one event Wine 8 can generate. */
+#if defined(_WIN32)
+typedef SOCKET rs_test_sock_t;
+typedef HANDLE rs_test_pipe_t;  /* the read end of a child's output */
+typedef HANDLE rs_test_child_t; /* the child's process handle */
+#define RS_TEST_NO_CHILD NULL
+#else
+typedef int rs_test_sock_t;
+typedef int rs_test_pipe_t;
+typedef pid_t rs_test_child_t;
+#define RS_TEST_NO_CHILD ((pid_t)-1)
+#endif
+
+/* A monotonic clock in milliseconds. */
+static RS__UNUSED int64_t rs_test_now_ms(void) {
+    return (int64_t)(rs_clock_now_ns() / RS_NS_PER_MS);
+}
+
+#if defined(_WIN32)
+/* The test's own console handler: the events it sends its child reach it too. */
+static BOOL WINAPI rs_test__ignore_console_event(DWORD event) {
+    return event == CTRL_C_EVENT || event == CTRL_BREAK_EVENT;
+}
+#endif
+
+/* Windows: a console of the test's own (see above), and Winsock started for
+ * the raw sockets. Elsewhere nothing. 0, or -1 saying why on stderr. */
+static RS__UNUSED int rs_test_console_open(void) {
+#if defined(_WIN32)
+    WSADATA data;
+    if (WSAStartup(MAKEWORD(2, 2), &data) != 0) {
+        fprintf(stderr, "WSAStartup failed\n");
+        return -1;
+    }
+    FreeConsole();
+    if (!AllocConsole()) {
+        fprintf(stderr, "AllocConsole failed: error %lu\n", (unsigned long)GetLastError());
+        return -1;
+    }
+    SetConsoleCtrlHandler(NULL, FALSE); /* what children inherit: Ctrl+C not ignored */
+    SetConsoleCtrlHandler(rs_test__ignore_console_event, TRUE);
+#endif
+    return 0;
+}
+
+static RS__UNUSED void rs_test_sock_close(rs_test_sock_t fd) {
+#if defined(_WIN32)
+    closesocket(fd);
+#else
+    close(fd);
+#endif
+}
+
+static RS__UNUSED void rs_test_pipe_close(rs_test_pipe_t p) {
+#if defined(_WIN32)
+    CloseHandle(p);
+#else
+    close(p);
+#endif
+}
+
+/* Wait for fd to be ready for `events` (POLLIN, POLLOUT); false on timeout. */
+static RS__UNUSED bool rs_test_wait_fd(rs_test_sock_t fd, short events, int timeout_ms) {
+#if defined(_WIN32)
+    WSAPOLLFD p;
+    p.fd = fd;
+    p.events = events;
+    p.revents = 0;
+    return WSAPoll(&p, 1, timeout_ms) > 0;
+#else
+    struct pollfd p = {.fd = fd, .events = events};
+    int n;
+    do {
+        n = poll(&p, 1, timeout_ms);
+    } while (n < 0 && errno == EINTR);
+    return n > 0;
+#endif
+}
+
+/* A blocking TCP connection to 127.0.0.1:port, with Nagle off so that each
+ * small write leaves at once. */
+static RS__UNUSED rs_test_sock_t rs_test_connect_loopback(uint16_t port) {
+    struct sockaddr_in a;
+    int one = 1;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    rs_test_sock_t fd = socket(AF_INET, SOCK_STREAM, 0);
+#if defined(_WIN32)
+    assert_true(fd != INVALID_SOCKET);
+#else
+    assert_true(fd >= 0);
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
+#endif
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, (const char *)&one, sizeof one), 0);
+    return fd;
+}
+
+/* The child's exit status (POSIX: 128 + the signal if one killed it), or -1
+ * if it did not exit within timeout_ms. Once it has exited, the child is
+ * reaped (Windows: its handle closed). */
+static RS__UNUSED int rs_test_wait_exit(rs_test_child_t child, int timeout_ms) {
+#if defined(_WIN32)
+    DWORD code = 0;
+    if (WaitForSingleObject(child, (DWORD)timeout_ms) != WAIT_OBJECT_0 || !GetExitCodeProcess(child, &code)) {
+        return -1;
+    }
+    CloseHandle(child);
+    return (int)code;
+#else
     int64_t deadline = rs_test_now_ms() + timeout_ms;
     int status;
     while (rs_test_now_ms() < deadline) {
-        pid_t r = waitpid(pid, &status, WNOHANG);
-        if (r == pid) {
+        pid_t r = waitpid(child, &status, WNOHANG);
+        if (r == child) {
             return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
         }
         rs_thread_sleep_ns(10 * RS_NS_PER_MS);
     }
     return -1;
+#endif
 }
 
-/* Run argv[0] as a child that dies with the test (PR_SET_PDEATHSIG on
- * Linux), its stdout (and stderr too if `both`) into a pipe whose read end
- * goes to *out_fd. The child's pid, or -1. */
-static RS__UNUSED pid_t rs_test_spawn(char *const argv[], bool both, int *out_fd) {
-    int out[2];
-    if (pipe(out) != 0) {
-        return -1;
-    }
+/* End the child at once (SIGKILL, TerminateProcess); reap it with
+ * rs_test_wait_exit. */
+static RS__UNUSED void rs_test_kill(rs_test_child_t child) {
+#if defined(_WIN32)
+    TerminateProcess(child, 137);
+#else
+    kill(child, SIGKILL);
+#endif
+}
+
+/* Ask the child to stop: SIGINT, or on Windows Ctrl+C to the test's console
+ * (the one event Wine 8 can generate). True if it was sent. */
+static RS__UNUSED bool rs_test_interrupt(rs_test_child_t child) {
+#if defined(_WIN32)
+    (void)child;
+    return GenerateConsoleCtrlEvent(CTRL_C_EVENT, 0) != 0;
+#else
+    return kill(child, SIGINT) == 0;
+#endif
+}
+
+/* Run argv[0] as a child, its stdout (and stderr too if `both`) into a pipe
+ * whose read end goes to *out. POSIX: the child dies with the test
+ * (PR_SET_PDEATHSIG on Linux). Windows: the child inherits every inheritable
+ * handle, sockets included, so a socket the child must not hold open is
+ * best made after it starts. The child, or RS_TEST_NO_CHILD. */
+static RS__UNUSED rs_test_child_t rs_test_spawn(char *const argv[], bool both, rs_test_pipe_t *out) {
     fflush(stdout);
     fflush(stderr);
+#if defined(_WIN32)
+    SECURITY_ATTRIBUTES sa;
+    STARTUPINFOA si;
+    PROCESS_INFORMATION pi;
+    HANDLE rd, wr;
+    char cmd[2048];
+    size_t len = 0;
+    size_t i;
+    BOOL ok;
+    cmd[0] = '\0';
+    for (i = 0; argv[i]; ++i) { /* none of the tests' arguments holds a quote */
+        int n = snprintf(cmd + len, sizeof cmd - len, "%s\"%s\"", i ? " " : "", argv[i]);
+        if (n < 0 || (size_t)n >= sizeof cmd - len) {
+            return RS_TEST_NO_CHILD;
+        }
+        len += (size_t)n;
+    }
+    memset(&sa, 0, sizeof sa);
+    sa.nLength = sizeof sa;
+    sa.bInheritHandle = TRUE;
+    if (!CreatePipe(&rd, &wr, &sa, 0)) {
+        return RS_TEST_NO_CHILD;
+    }
+    SetHandleInformation(rd, HANDLE_FLAG_INHERIT, 0);
+    memset(&si, 0, sizeof si);
+    si.cb = sizeof si;
+    si.dwFlags = STARTF_USESTDHANDLES;
+    si.hStdInput = GetStdHandle(STD_INPUT_HANDLE);
+    si.hStdOutput = wr;
+    si.hStdError = both ? wr : GetStdHandle(STD_ERROR_HANDLE);
+    ok = CreateProcessA(NULL, cmd, NULL, NULL, TRUE, 0, NULL, NULL, &si, &pi);
+    CloseHandle(wr);
+    if (!ok) {
+        print_message("CreateProcess(%s) failed: error %lu\n", cmd, (unsigned long)GetLastError());
+        CloseHandle(rd);
+        return RS_TEST_NO_CHILD;
+    }
+    CloseHandle(pi.hThread);
+    *out = rd;
+    return pi.hProcess;
+#else
+    int fds[2];
+    if (pipe(fds) != 0) {
+        return RS_TEST_NO_CHILD;
+    }
     pid_t pid = fork();
     if (pid == 0) {
 #ifdef __linux__
         prctl(PR_SET_PDEATHSIG, SIGKILL);
 #endif
-        dup2(out[1], STDOUT_FILENO);
+        dup2(fds[1], STDOUT_FILENO);
         if (both) {
-            dup2(out[1], STDERR_FILENO);
+            dup2(fds[1], STDERR_FILENO);
         }
-        close(out[0]);
-        close(out[1]);
+        close(fds[0]);
+        close(fds[1]);
         execv(argv[0], argv);
         _exit(127);
     }
-    close(out[1]);
+    close(fds[1]);
     if (pid < 0) {
-        close(out[0]);
-        return -1;
+        close(fds[0]);
+        return RS_TEST_NO_CHILD;
     }
-    *out_fd = out[0];
+    *out = fds[0];
     return pid;
+#endif
 }
 
-/* Read from fd into buf (NUL-terminated) until it holds `until` or the end,
- * for at most timeout_ms. The bytes read. */
-static RS__UNUSED size_t rs_test_read_until(int fd, char *buf, size_t size, const char *until, int timeout_ms) {
+/* Read from a child's output into buf (NUL-terminated) until it holds `until`
+ * or the end, for at most timeout_ms. The bytes kept. On Windows the CRs
+ * the C runtime's text mode puts before each LF are dropped, so that lines
+ * read the same everywhere. */
+static RS__UNUSED size_t rs_test_read_until(rs_test_pipe_t p, char *buf, size_t size, const char *until, int timeout_ms) {
     int64_t deadline = rs_test_now_ms() + timeout_ms;
     size_t len = 0;
     buf[0] = '\0';
     while (len < size - 1 && !strstr(buf, until)) {
         int64_t left = deadline - rs_test_now_ms();
-        ssize_t n;
-        if (left <= 0 || !rs_test_wait_fd(fd, POLLIN, (int)left) || (n = read(fd, buf + len, size - 1 - len)) <= 0) {
+        if (left <= 0) {
             break;
         }
+#if defined(_WIN32)
+        /* An anonymous pipe cannot be waited on: peek, and nap while it is empty. */
+        DWORD avail = 0, n = 0;
+        if (!PeekNamedPipe(p, NULL, 0, NULL, &avail, NULL)) {
+            break; /* the child has gone */
+        }
+        if (avail == 0) {
+            Sleep(10);
+            continue;
+        }
+        if (!ReadFile(p, buf + len, (DWORD)(size - 1 - len) < avail ? (DWORD)(size - 1 - len) : avail, &n, NULL) ||
+            n == 0) {
+            break;
+        }
+        DWORD kept = 0;
+        for (DWORD i = 0; i < n; ++i) {
+            if (buf[len + i] != '\r') {
+                buf[len + kept++] = buf[len + i];
+            }
+        }
+        n = kept;
+#else
+        ssize_t n;
+        struct pollfd pfd = {.fd = p, .events = POLLIN};
+        if (poll(&pfd, 1, (int)left) <= 0 || (n = read(p, buf + len, size - 1 - len)) <= 0) {
+            break;
+        }
+#endif
         len += (size_t)n;
         buf[len] = '\0';
     }
@@ -638,11 +835,15 @@ static RS__UNUSED size_t rs_test_read_until(int fd, char *buf, size_t size, cons
 
 /* Send all of `data` on a blocking or non-blocking socket; a stall longer
  * than timeout_ms fails the test. */
-static RS__UNUSED void rs_test_send_all(int fd, const void *data, size_t len, int timeout_ms) {
-    const char *p = data;
+static RS__UNUSED void rs_test_send_all(rs_test_sock_t fd, const void *data, size_t len, int timeout_ms) {
+    const char *p = (const char *)data;
     while (len) {
         assert_true(rs_test_wait_fd(fd, POLLOUT, timeout_ms));
+#if defined(_WIN32)
+        int n = send(fd, p, (int)len, 0);
+#else
         ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+#endif
         assert_true(n > 0);
         p += n;
         len -= (size_t)n;
@@ -651,15 +852,19 @@ static RS__UNUSED void rs_test_send_all(int fd, const void *data, size_t len, in
 
 /* Read exactly len bytes, each within timeout_ms of the last, and compare
  * them with `expected`. */
-static RS__UNUSED void rs_test_expect_bytes(int fd, const void *expected, size_t len, int timeout_ms) {
-    char *got = calloc(1, len + 1);
+static RS__UNUSED void rs_test_expect_bytes(rs_test_sock_t fd, const void *expected, size_t len, int timeout_ms) {
+    char *got = (char *)calloc(1, len + 1);
     size_t have = 0;
     assert_non_null(got);
     while (have < len) {
         if (!rs_test_wait_fd(fd, POLLIN, timeout_ms)) {
             fail_msg("timed out after %zu of %zu bytes: \"%.200s\"", have, len, got);
         }
+#if defined(_WIN32)
+        int n = recv(fd, got + have, (int)(len - have), 0);
+#else
         ssize_t n = recv(fd, got + have, len - have, 0);
+#endif
         if (n <= 0) {
             fail_msg("connection ended after %zu of %zu bytes: \"%.200s\"", have, len, got);
         }
@@ -668,7 +873,6 @@ static RS__UNUSED void rs_test_expect_bytes(int fd, const void *expected, size_t
     assert_memory_equal(got, expected, len);
     free(got);
 }
-#endif /* !_WIN32 */
 
 /* ---- A black hole: connects that hang, on loopback. */
 

@@ -51,6 +51,7 @@
 #if RS__ATOMICS_INTERLOCKED
 #include <intrin.h> /* _ReadWriteBarrier, which MSVC's windows.h need not declare */
 #endif
+#include <signal.h> /* SIGINT, SIGBREAK: the console events signal watchers take */
 #endif
 
 #if RESEAU_OS_LINUX
