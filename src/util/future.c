@@ -45,7 +45,7 @@ RESEAU_API rs_future_t *rs_future_new(const rs_future_options_t *options, int *e
     if (options) {
         o = *options;
     }
-    if ((int)o.type < (int)RS_FUTURE_VOID || (int)o.type > (int)RS_FUTURE_BOOL ||
+    if (!rs__enum_in_range((int)o.type, (int)RS_FUTURE_VOID, (int)RS_FUTURE_BOOL) ||
         (o.value_destroy && o.type != RS_FUTURE_POINTER)) {
         goto fail;
     }
