@@ -264,6 +264,20 @@ static RS__UNUSED void rs_test_failing_alloc_init(rs_test_failing_alloc_t *f, si
     f->allocator.user_data = f;
 }
 
+/* First statement of a test that needs threads (a loop started on its own
+ * thread, a group, other threads scheduling or calling): in the
+ * RESEAU_NO_THREADS build (suite nothreads) it is skipped, saying so, since
+ * all it could see there is RS_ENOTSUP. */
+#if RS__NO_THREADS
+#define RS_TEST_NEEDS_THREADS()                                                     \
+    do {                                                                            \
+        print_message("skipped: needs threads (RESEAU_NO_THREADS build)\n");       \
+        skip();                                                                     \
+    } while (0)
+#else
+#define RS_TEST_NEEDS_THREADS() ((void)0)
+#endif
+
 /* Whether `mutex` could be taken without waiting (it then is held): for
  * tests that check a mutex is held, without reaching into its OS type. */
 static RS__UNUSED bool rs_test_mutex_trylock(rs_mutex_t *mutex) {
