@@ -2746,7 +2746,9 @@ RESEAU_API int rs_future_register_channel_callback(rs_future_t *future, rs_chann
 /* Block until the future completes or timeout_ns passes (UINT64_MAX: no
  * limit). RS_OK when complete; RS_ETIMEDOUT; RS_EINVAL for NULL; RS_EDEADLK
  * on the thread of the future's own loop (the `loop` option), which would
- * never get to complete it. For threads off the loop. */
+ * never get to complete it. For threads off the loop. RESEAU_NO_THREADS: a
+ * wait without a limit on a future not yet complete is RS_EDEADLK too (no
+ * other thread could complete it); a limited one sleeps to its end. */
 RESEAU_API int rs_future_wait(rs_future_t *future, uint64_t timeout_ns);
 
 /* False for NULL. */
@@ -23168,6 +23170,9 @@ RESEAU_API int rs_future_wait(rs_future_t *future, uint64_t timeout_ns) {
     }
     deadline = rs_clock_now_ns();
     deadline = timeout_ns > UINT64_MAX - deadline ? UINT64_MAX : deadline + timeout_ns;
+    if (RS__NO_THREADS && deadline == UINT64_MAX && !future->out.done) {
+        return RS_EDEADLK; /* rs_condvar_wait returns at once there: this would spin forever */
+    }
     rs_mutex_lock(&future->lock);
     while (!future->out.done && err == RS_OK) {
         if (deadline == UINT64_MAX) {
