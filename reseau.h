@@ -29,6 +29,21 @@
  *   RESEAU_ATOMICS_INTERLOCKED  Windows: build the atomics on Interlocked*,
  *                          as MSVC does, instead of the __atomic builtins
  *                          (for testing MSVC's path with mingw-w64).
+ *   RESEAU_NO_THREADS      single-threaded build: no thread calls; mutexes and
+ *                          condition variables do nothing; atomics are plain
+ *                          loads and stores. rs_thread_launch/join,
+ *                          rs_event_loop_start and rs_event_loop_group_new
+ *                          (and what starts threads: the resolver, blocking
+ *                          async streams) return RS_ENOTSUP; loops run
+ *                          through rs_event_loop_run_once only.
+ *   RESEAU_NO_SOCKETS      no OS socket layer: >>socket, >>pipe, >>resolver,
+ *                          >>socket_handler, >>installer, >>client and >>server
+ *                          are left out (reseau_tls.h #errors). Addresses,
+ *                          the channel and the testing channel stay.
+ *   Without an OS (RESEAU_OS_NONE: not Windows, not a Unix, such as
+ *   arm-none-eabi with newlib or picolibc) both are required; the loop has no
+ *   I/O backend there (>>none.c): run_once runs due tasks and never blocks,
+ *   and rs_clock_now_ns comes from the C library's clock().
  *
  * THREADING MODEL
  *   Every loop-bound object belongs to one event loop and is used on that
@@ -162,7 +177,8 @@
  *   >>retry       retry strategies: exponential backoff, standard, no retry
  *   >>stream      input streams (memory, file, yours) and async input streams
  *   Implementation: the same names with .c (>>event_loop.c), plus
- *   >>platform.c, >>atomic.c, >>heap.c, >>scheduler.c, >>epoll.c, >>poll.c, >>kqueue.c, >>io_uring.c,
+ *   >>platform.c, >>atomic.c, >>thread_none.c (RESEAU_NO_THREADS), >>heap.c, >>scheduler.c,
+ *   >>epoll.c, >>poll.c, >>kqueue.c, >>io_uring.c, >>none.c (no OS: tasks only),
  *   >>sockaddr.c, >>socket_posix.c, >>udp_posix.c, >>sockopt_posix.c, >>message_pool.c,
  *   >>pipeline.c; for Windows >>thread_win.c, >>iocp.c, >>socket_win.c (TCP and UDP
  *   on the completion port), >>pipe_win.c (pipes as overlapped named pipes) and
@@ -191,6 +207,17 @@
  *                  Interlocked* functions, as MSVC does, instead of the
  *                  GCC/Clang __atomic builtins. Windows only; meant for
  *                  mingw-w64, where it is how the MSVC atomics are tested.
+ *   RESEAU_NO_THREADS  a single-threaded build (>>thread): no thread calls,
+ *                  mutexes and condition variables do nothing, atomics are
+ *                  plain loads and stores, and whatever needs a thread
+ *                  returns RS_ENOTSUP. Loops run through run_once only.
+ *   RESEAU_NO_SOCKETS  no OS socket layer: >>socket, >>pipe, >>resolver,
+ *                  >>socket_handler, >>installer, >>client and >>server are
+ *                  left out, declarations included. Addresses, the channel
+ *                  and the testing channel stay.
+ * Without an OS (neither Windows nor a Unix: RESEAU_OS_NONE, such as
+ * arm-none-eabi firmware) both are required, and the loop has no I/O backend
+ * (see >>none.c).
  * Test-only (reseau's own tests; never define it in a program):
  *   RESEAU_TEST_PORTABLE_POSIX  take the portable POSIX paths that macOS and
  *                  the BSDs take even where Linux has a faster one (no accept4
@@ -245,10 +272,32 @@
 #endif
 #endif
 
-#if !RESEAU_OS_WINDOWS
+/* No OS at all: a bare-metal C library (newlib, picolibc) and nothing else. */
+#if !defined(_WIN32) && !defined(__unix__) && !defined(__unix) && !defined(__APPLE__)
+#define RESEAU_OS_NONE (1)
+#else
+#define RESEAU_OS_NONE (0)
+#endif
+
+#if !RESEAU_OS_WINDOWS && !RESEAU_OS_NONE
 #define RESEAU_OS_POSIX (1)
 #else
 #define RESEAU_OS_POSIX (0)
+#endif
+
+/* The feature toggles as (1) or (0), so that code tests them with #if. */
+#if defined(RESEAU_NO_THREADS)
+#define RS__NO_THREADS (1)
+#else
+#define RS__NO_THREADS (0)
+#endif
+#if defined(RESEAU_NO_SOCKETS)
+#define RS__NO_SOCKETS (1)
+#else
+#define RS__NO_SOCKETS (0)
+#endif
+#if RESEAU_OS_NONE && (!RS__NO_THREADS || !RS__NO_SOCKETS)
+#error "reseau: without an OS, define RESEAU_NO_THREADS and RESEAU_NO_SOCKETS"
 #endif
 
 /* MSVC has neither attribute. Unused static functions draw no warning from
@@ -270,6 +319,14 @@
 #define RS__ATOMICS_INTERLOCKED (1)
 #else
 #define RS__ATOMICS_INTERLOCKED (0)
+#endif
+/* RESEAU_NO_THREADS: plain loads and stores (a third set in >>atomic), which
+ * every compiler and CPU has; Cortex-M0 has no atomic instructions at all,
+ * and Cortex-M3/M4 none for 64 bits. */
+#if RS__NO_THREADS
+#define RS__ATOMICS_PLAIN (1)
+#else
+#define RS__ATOMICS_PLAIN (0)
 #endif
 
 /* 64-bit atomics need 8-byte alignment, which i386 does not give uint64_t (4,
@@ -307,7 +364,7 @@
 #define RESEAU_ASSERT(cond) assert(cond)
 #endif
 
-#if RESEAU_OS_POSIX
+#if RESEAU_OS_POSIX && !RS__NO_THREADS
 #include <pthread.h>
 #endif
 
@@ -530,7 +587,8 @@ RESEAU_API const char *rs_log_subject_name(rs_log_subject_t subject);
 #define RS_NS_PER_MS ((uint64_t)1000000)
 #define RS_NS_PER_SEC ((uint64_t)1000000000)
 
-/* Current monotonic time in nanoseconds. */
+/* Current monotonic time in nanoseconds. Without an OS (RESEAU_OS_NONE), the
+ * C library's clock(), or 0 where it has none. */
 RESEAU_API uint64_t rs_clock_now_ns(void);
 
 /* A clock source: returns the current time in ns. Used to override a loop's clock in tests. */
@@ -543,8 +601,29 @@ typedef uint64_t rs_clock_fn(void *user_data);
  * Thin, allocation-free wrappers. The structs are caller-owned storage: init
  * them in place and never copy a live one. Every function here may be called
  * from any thread (rs_thread_join not from the thread being joined).
+ *
+ * RESEAU_NO_THREADS: there is one thread. rs_thread_launch and rs_thread_join
+ * return RS_ENOTSUP; mutexes, condition variables and once need no OS and
+ * cannot fail (see each function); rs_thread_current_id is always 1 and
+ * rs_usable_cpu_count 1.
  */
-#if RESEAU_OS_POSIX
+#if RS__NO_THREADS
+/* Nothing to lock: the int only keeps the struct non-empty, as C requires. */
+typedef struct rs_mutex {
+    int unused;
+} rs_mutex_t;
+#define RS_MUTEX_INIT {0}
+
+typedef struct rs_condvar {
+    int unused;
+} rs_condvar_t;
+
+typedef struct rs_once {
+    int state; /* 0 not run, 2 done */
+} rs_once_t;
+#define RS_ONCE_INIT {0}
+
+#elif RESEAU_OS_POSIX
 typedef struct rs_mutex {
     pthread_mutex_t impl;
 } rs_mutex_t;
@@ -603,7 +682,9 @@ typedef struct rs_thread {
     void *user_data;
     char name[RS_THREAD_NAME_MAX + 1];
     bool joinable;
-#if RESEAU_OS_POSIX
+#if RS__NO_THREADS
+    void *handle; /* never set: no thread is ever launched */
+#elif RESEAU_OS_POSIX
     pthread_t handle;
 #else
     void *handle;      /* the HANDLE _beginthreadex returned */
@@ -613,14 +694,17 @@ typedef struct rs_thread {
 
 /* Start fn(user_data) on a new thread. RS_EINVAL for a NULL thread or fn,
  * RS_ENOMEM if thread attributes cannot be made (POSIX), RS_ETHREAD (logged)
- * if the OS refuses (a bad stack_size included); no allocation. */
+ * if the OS refuses (a bad stack_size included); no allocation.
+ * RESEAU_NO_THREADS: always RS_ENOTSUP (RS_EINVAL first for NULL). */
 RESEAU_API int rs_thread_launch(rs_thread_t *thread, rs_thread_fn *fn, void *user_data,
                                 const rs_thread_options_t *options);
 /* Wait for the thread to finish. RS_EINVAL for NULL, RS_EDEADLK from the thread
  * itself, RS_ESTATE if not joinable, or the mapped OS error from pthread_join
- * (WaitForSingleObject on Windows). */
+ * (WaitForSingleObject on Windows). RESEAU_NO_THREADS: RS_ENOTSUP. */
 RESEAU_API int rs_thread_join(rs_thread_t *thread);
 RESEAU_API rs_thread_id_t rs_thread_current_id(void);
+/* Without an OS (RESEAU_OS_NONE) this returns at once: firmware sleeps its own
+ * way (WFI, an RTOS delay), which reseau cannot know. */
 RESEAU_API void rs_thread_sleep_ns(uint64_t ns);
 
 /* The number of CPUs this process may actually use: the affinity mask, capped by a
@@ -642,7 +726,10 @@ RESEAU_API int rs_condvar_init(rs_condvar_t *condvar);
 RESEAU_API void rs_condvar_cleanup(rs_condvar_t *condvar);
 RESEAU_API void rs_condvar_signal(rs_condvar_t *condvar);
 RESEAU_API void rs_condvar_broadcast(rs_condvar_t *condvar);
-/* Spurious wakeups happen: wait in a loop on your predicate. */
+/* Spurious wakeups happen: wait in a loop on your predicate.
+ * RESEAU_NO_THREADS: no other thread can signal, so a wait returns at once,
+ * and rs_condvar_wait_until sleeps (rs_thread_sleep_ns) until the deadline
+ * and returns RS_ETIMEDOUT. */
 RESEAU_API void rs_condvar_wait(rs_condvar_t *condvar, rs_mutex_t *mutex);
 /* RS_ETIMEDOUT once rs_clock_now_ns() >= deadline_ns, else RS_OK. */
 RESEAU_API int rs_condvar_wait_until(rs_condvar_t *condvar, rs_mutex_t *mutex, uint64_t deadline_ns);
@@ -967,7 +1054,8 @@ RESEAU_API bool rs_event_loop_backend_is_available(rs_event_loop_backend_t backe
 
 /* Run the loop on a new thread. RS_EBUSY if it already runs (here or in
  * rs_event_loop_run), RS_ETHREAD if the
- * thread cannot start, RS_EINVAL for a NULL loop. Any thread. */
+ * thread cannot start, RS_EINVAL for a NULL loop. Any thread.
+ * RESEAU_NO_THREADS: RS_ENOTSUP (use rs_event_loop_run_once or _run). */
 RESEAU_API int rs_event_loop_start(rs_event_loop_t *loop);
 /* Ask the loop's own thread, or rs_event_loop_run, to return after its current
  * tick; returns at once. Harmless when repeated or when the loop is not
@@ -1152,7 +1240,8 @@ typedef struct rs_event_loop_group_options {
 
 /* Create the loops and start their threads (NULL options mean defaults). On any failure everything already
  * made is stopped and freed, and NULL is returned with *err_out set (RS_ENOMEM,
- * RS_ETHREAD, RS_ENOTSUP, ...). Any thread. */
+ * RS_ETHREAD, RS_ENOTSUP, ...). Any thread. RESEAU_NO_THREADS: always NULL
+ * with RS_ENOTSUP. */
 RESEAU_API rs_event_loop_group_t *rs_event_loop_group_new(const rs_event_loop_group_options_t *options,
                                                           int *err_out);
 /* Stop and join every loop, then destroy them all, then free the group. No
@@ -1342,12 +1431,16 @@ RESEAU_API bool rs_endpoint_equal(const rs_endpoint_t *a, const rs_endpoint_t *b
  * malformed text (*out is then zeroed), RS_ENOTSUP as rs_ipv6_parse and
  * rs_endpoint_from_local/vsock say. Any thread. */
 RESEAU_API int rs_endpoint_parse(rs_endpoint_t *out, const char *text);
+#if !RS__NO_SOCKETS
 /* Fill *out from a struct sockaddr of `len` bytes (sockaddr_in, sockaddr_in6,
  * sockaddr_un, sockaddr_vm), as accept, getsockname or recvfrom return it.
  * RS_EINVAL for NULLs or a length too short for the family; RS_EAFNOSUPPORT
- * for another family. *out is zeroed on error. Any thread. */
+ * for another family. *out is zeroed on error. Any thread. Absent with
+ * RESEAU_NO_SOCKETS, which has no struct sockaddr. */
 RESEAU_API int rs_endpoint_from_sockaddr(rs_endpoint_t *out, const void *sockaddr, size_t len);
+#endif
 /* <<address -- End file: src/net/address.h */
+#if !RS__NO_SOCKETS
 /* >>socket -- Begin file: src/net/socket.h */
 /*
  * Sockets: TCP and UDP over IPv4 and IPv6, Unix-domain and VSOCK (Linux).
@@ -1828,6 +1921,7 @@ RESEAU_API int rs_host_resolver_purge_all(rs_host_resolver_t *resolver, rs_event
 RESEAU_API size_t rs_host_resolver_get_address_count(rs_host_resolver_t *resolver, const char *host_name,
                                                      int families);
 /* <<resolver -- End file: src/net/resolver.h */
+#endif
 /* >>channel -- Begin file: src/channel/channel.h */
 /*
  * Channels: a pipeline of handlers on one event loop (Netty / aws-c-io style).
@@ -2129,6 +2223,7 @@ typedef void rs_channel_statistics_fn(rs_channel_t *channel, const rs_channel_ha
 RESEAU_API int rs_channel_set_statistics_handler(rs_channel_t *channel, uint32_t interval_ms,
                                                  rs_channel_statistics_fn *fn, void *user_data);
 /* <<channel -- End file: src/channel/channel.h */
+#if !RS__NO_SOCKETS
 /* >>socket_handler -- Begin file: src/channel/socket_handler.h */
 /*
  * Socket channel handler: the left end of a pipeline over a connected socket.
@@ -2160,6 +2255,7 @@ RESEAU_API rs_channel_handler_t *rs_socket_handler_new(const rs_allocator_t *all
  * that is not a socket handler. Loop thread. */
 RESEAU_API rs_socket_t *rs_socket_handler_get_socket(const rs_channel_handler_t *handler);
 /* <<socket_handler -- End file: src/channel/socket_handler.h */
+#endif
 /* >>testing_channel -- Begin file: src/channel/testing_channel.h */
 /*
  * Testing channel: run a pipeline without sockets, on a loop you step by hand.
@@ -2232,6 +2328,7 @@ RESEAU_API void rs_testing_channel_push_eof(rs_testing_channel_t *testing);
  * error_out may be NULL. */
 RESEAU_API bool rs_testing_channel_is_shut_down(const rs_testing_channel_t *testing, int *error_out);
 /* <<testing_channel -- End file: src/channel/testing_channel.h */
+#if !RS__NO_SOCKETS
 /* >>installer -- Begin file: src/bootstrap/installer.h */
 /*
  * Channel installers: how a bootstrap builds a pipeline.
@@ -2457,6 +2554,7 @@ RESEAU_API int rs_server_listener_get_address(const rs_server_listener_t *listen
  * thread, firing on_listener_destroyed there, once. */
 RESEAU_API int rs_server_bootstrap_destroy_listener(rs_server_listener_t *listener, bool abort_connections);
 /* <<server -- End file: src/bootstrap/server.h */
+#endif
 /* >>pem -- Begin file: src/util/pem.h */
 /*
  * PEM (RFC 7468): text armor around DER bytes.
@@ -2670,7 +2768,9 @@ RESEAU_API int rs_future_register_channel_callback(rs_future_t *future, rs_chann
 /* Block until the future completes or timeout_ns passes (UINT64_MAX: no
  * limit). RS_OK when complete; RS_ETIMEDOUT; RS_EINVAL for NULL; RS_EDEADLK
  * on the thread of the future's own loop (the `loop` option), which would
- * never get to complete it. For threads off the loop. */
+ * never get to complete it. For threads off the loop. RESEAU_NO_THREADS: a
+ * wait without a limit on a future not yet complete is RS_EDEADLK too (no
+ * other thread could complete it); a limited one sleeps to its end. */
 RESEAU_API int rs_future_wait(rs_future_t *future, uint64_t timeout_ns);
 
 /* False for NULL. */
@@ -2930,7 +3030,8 @@ RESEAU_API rs_input_stream_t *rs_input_stream_new_from_memory(const rs_allocator
  * 64-bit (on 32-bit Linux too, when the implementation is compiled with
  * _GNU_SOURCE, which reseau.h defines when it comes first). NULL on failure
  * with *err_out: RS_EINVAL (path NULL), the open error mapped by
- * rs_result_from_errno (RS_ENOENT, RS_EACCES, ...), RS_ENOMEM. */
+ * rs_result_from_errno (RS_ENOENT, RS_EACCES, ...), RS_ENOMEM. Without an
+ * OS (RESEAU_OS_NONE): RS_ENOTSUP. */
 RESEAU_API rs_input_stream_t *rs_input_stream_new_from_file(const rs_allocator_t *allocator, const char *path,
                                                             int *err_out);
 /* Frees the stream (closes the file). NULL does nothing. */
@@ -3233,6 +3334,15 @@ RESEAU_API void rs_async_input_stream_complete_read(rs_async_input_stream_t *str
 /* Linux-only address families: AF_VSOCK and abstract Unix names ("@name"). */
 #define RS__HAVE_VSOCK RESEAU_OS_LINUX
 #define RS__HAVE_ABSTRACT_UNIX RESEAU_OS_LINUX
+
+/* Whether an enum value passed in by a caller is one of lo..hi. A function,
+ * because where enums are short (arm-none-eabi's -fshort-enums makes these
+ * one unsigned byte) an inline `(int)e < 0` is always false, and gcc's
+ * -Wtype-limits says so; a parameter has int's range, whatever the caller
+ * passed. */
+static inline bool rs__enum_in_range(int value, int lo, int hi) {
+    return value >= lo && value <= hi;
+}
 /* <<platform.c -- End file: src/base/platform.c */
 
 #ifdef __cplusplus
@@ -3256,11 +3366,15 @@ extern "C" {
  *     Wine; MSVC itself is not tested). Every Interlocked read-modify-write is
  *     a full barrier, at least what is promised. Plain loads and stores are
  *     volatile accesses with a fence (see rs__atomic_acquire_fence).
+ *   - plain loads and stores (RS__ATOMICS_PLAIN, with RESEAU_NO_THREADS):
+ *     with one thread there is nobody to order against. reseau is never
+ *     called from an interrupt handler, so nothing interrupts a
+ *     read-modify-write that it would need to see.
  */
 #if RS__ATOMICS_INTERLOCKED && !RESEAU_OS_WINDOWS
 #error "reseau: RESEAU_ATOMICS_INTERLOCKED needs Windows (the Interlocked* functions)"
 #endif
-#if !RS__ATOMICS_INTERLOCKED && !defined(__GNUC__) && !defined(__clang__)
+#if !RS__ATOMICS_PLAIN && !RS__ATOMICS_INTERLOCKED && !defined(__GNUC__) && !defined(__clang__)
 #error "reseau: atomics need the GCC/Clang __atomic builtins or, on Windows, Interlocked* (RESEAU_ATOMICS_INTERLOCKED)"
 #endif
 
@@ -3271,7 +3385,86 @@ static inline void rs__atomic_check_u64(const uint64_t *p) {
     (void)p;
 }
 
-#if !RS__ATOMICS_INTERLOCKED
+#if RS__ATOMICS_PLAIN
+
+static inline int rs__atomic_load_int(const int *p) {
+    return *p;
+}
+
+static inline void rs__atomic_store_int(int *p, int value) {
+    *p = value;
+}
+
+static inline int rs__atomic_exchange_int(int *p, int value) {
+    int old = *p;
+    *p = value;
+    return old;
+}
+
+static inline bool rs__atomic_cas_int(int *p, int expected, int desired) {
+    if (*p != expected) {
+        return false;
+    }
+    *p = desired;
+    return true;
+}
+
+static inline int rs__atomic_add_int(int *p, int delta) {
+    *p += delta;
+    return *p;
+}
+
+static inline uint64_t rs__atomic_load_u64(const uint64_t *p) {
+    rs__atomic_check_u64(p);
+    return *p;
+}
+
+static inline void rs__atomic_store_u64(uint64_t *p, uint64_t value) {
+    rs__atomic_check_u64(p);
+    *p = value;
+}
+
+static inline uint64_t rs__atomic_add_u64(uint64_t *p, uint64_t delta) {
+    uint64_t old = *p;
+    rs__atomic_check_u64(p);
+    *p = old + delta;
+    return old;
+}
+
+static inline uint64_t rs__atomic_sub_u64(uint64_t *p, uint64_t delta) {
+    rs__atomic_check_u64(p);
+    *p -= delta;
+    return *p;
+}
+
+static inline void *rs__atomic_load_ptr(void *const *p) {
+    return *p;
+}
+
+static inline void *rs__atomic_exchange_ptr(void **p, void *value) {
+    void *old = *p;
+    *p = value;
+    return old;
+}
+
+static inline bool rs__atomic_cas_ptr_weak(void **p, void **expected, void *desired) {
+    if (*p != *expected) {
+        *expected = *p;
+        return false;
+    }
+    *p = desired;
+    return true;
+}
+
+static inline uintptr_t rs__atomic_load_uptr(const uintptr_t *p) {
+    return *p;
+}
+
+static inline void rs__atomic_store_uptr(uintptr_t *p, uintptr_t value) {
+    *p = value;
+}
+
+#elif !RS__ATOMICS_INTERLOCKED
 
 static inline int rs__atomic_load_int(const int *p) {
     return __atomic_load_n(p, __ATOMIC_ACQUIRE);
@@ -3945,7 +4138,7 @@ RESEAU_API void rs_log_printf(rs_log_level_t level, rs_log_subject_t subject, co
 
 RESEAU_API const char *rs_log_level_name(rs_log_level_t level) {
     static const char *const names[] = {"NONE", "FATAL", "ERROR", "WARN", "INFO", "DEBUG", "TRACE"};
-    if ((int)level < 0 || (size_t)level >= sizeof(names) / sizeof(names[0])) {
+    if (!rs__enum_in_range((int)level, 0, (int)(sizeof(names) / sizeof(names[0])) - 1)) {
         return "UNKNOWN";
     }
     return names[level];
@@ -3955,7 +4148,7 @@ RESEAU_API const char *rs_log_subject_name(rs_log_subject_t subject) {
 #define RS__LOG_SUBJECT_NAME_ITEM(name, text) text,
     static const char *const names[] = {RS__LOG_SUBJECT_TABLE(RS__LOG_SUBJECT_NAME_ITEM)};
 #undef RS__LOG_SUBJECT_NAME_ITEM
-    if ((int)subject < 0 || (size_t)subject >= sizeof(names) / sizeof(names[0])) {
+    if (!rs__enum_in_range((int)subject, 0, (int)(sizeof(names) / sizeof(names[0])) - 1)) {
         return "unknown";
     }
     return names[subject];
@@ -3975,6 +4168,22 @@ RESEAU_API uint64_t rs_clock_now_ns(void) {
     /* CLOCK_MONOTONIC cannot fail with a valid pointer on any supported OS. */
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * RS_NS_PER_SEC + (uint64_t)ts.tv_nsec;
+}
+#elif RESEAU_OS_NONE
+/* Standard C's processor time is the only clock a bare-metal C library has;
+ * newlib and picolibc take it from _times() or the application's retargeting,
+ * so it is what the firmware makes it (a SysTick count, say). Where it is
+ * unavailable, clock() returns (clock_t)-1: the time then stands still at 0,
+ * and each loop should be given its own clock_fn. */
+RESEAU_API uint64_t rs_clock_now_ns(void) {
+    const uint64_t per_sec = (uint64_t)CLOCKS_PER_SEC;
+    clock_t ticks = clock();
+    uint64_t t;
+    if (ticks == (clock_t)-1) {
+        return 0;
+    }
+    t = (uint64_t)ticks;
+    return t / per_sec * RS_NS_PER_SEC + t % per_sec * RS_NS_PER_SEC / per_sec;
 }
 #else
 /* QueryPerformanceCounter ticks at a fixed frequency, read once: it cannot
@@ -4005,7 +4214,7 @@ RESEAU_API uint64_t rs_clock_now_ns(void) {
 /* >>thread.c -- Begin file: src/base/thread.c */
 /* Threads, mutexes, condition variables, once, and the usable CPU count (POSIX;
  * Windows has its own in >>thread_win.c). */
-#if RESEAU_OS_POSIX
+#if RESEAU_OS_POSIX && !RS__NO_THREADS
 
 static void rs__thread_set_name(const char *name) {
     if (!name[0]) {
@@ -4323,12 +4532,12 @@ RESEAU_API void rs_once(rs_once_t *once, void (*fn)(void *user_data), void *user
         sched_yield();
     }
 }
-#endif /* RESEAU_OS_POSIX */
+#endif /* RESEAU_OS_POSIX && !RS__NO_THREADS */
 /* <<thread.c -- End file: src/base/thread.c */
 /* >>thread_win.c -- Begin file: src/base/thread_win.c */
 /* Threads, mutexes, condition variables, once, and the usable CPU count
  * (Windows; the POSIX twin is >>thread.c). */
-#if RESEAU_OS_WINDOWS
+#if RESEAU_OS_WINDOWS && !RS__NO_THREADS
 
 /* The public structs hold these as one void * each (see >>thread). */
 RS__STATIC_ASSERT(sizeof(SRWLOCK) == sizeof(void *), srwlock_is_one_pointer);
@@ -4600,8 +4809,124 @@ RESEAU_API void rs_once(rs_once_t *once, void (*fn)(void *user_data), void *user
     InitOnceExecuteOnce((PINIT_ONCE)(void *)&once->impl, rs__once_main, &call, NULL);
 }
 
-#endif /* RESEAU_OS_WINDOWS */
+#endif /* RESEAU_OS_WINDOWS && !RS__NO_THREADS */
 /* <<thread_win.c -- End file: src/base/thread_win.c */
+/* >>thread_none.c -- Begin file: src/base/thread_none.c */
+/* The single-threaded build (RESEAU_NO_THREADS) of >>thread: no thread is
+ * ever started, so locks have nobody to exclude and waits nobody to wait for. */
+#if RS__NO_THREADS
+
+/* The signal watcher's mask for threads reseau starts: there are none. */
+static RS__UNUSED void rs__thread_block_in_new_threads(int signum, bool block) {
+    (void)signum;
+    (void)block;
+}
+
+static RS__UNUSED void rs__thread_detach(rs_thread_t *thread) {
+    thread->joinable = false;
+}
+
+/* No loop thread is ever launched, so this is never a running thread's id. */
+static RS__UNUSED rs_thread_id_t rs__thread_id_of(const rs_thread_t *thread) {
+    (void)thread;
+    return 0;
+}
+
+RESEAU_API int rs_thread_launch(rs_thread_t *thread, rs_thread_fn *fn, void *user_data,
+                                const rs_thread_options_t *options) {
+    (void)user_data;
+    (void)options;
+    if (!thread || !fn) {
+        return RS_EINVAL;
+    }
+    thread->joinable = false;
+    return RS_ENOTSUP;
+}
+
+RESEAU_API int rs_thread_join(rs_thread_t *thread) {
+    return thread ? RS_ENOTSUP : RS_EINVAL;
+}
+
+RESEAU_API rs_thread_id_t rs_thread_current_id(void) {
+    return 1;
+}
+
+RESEAU_API void rs_thread_sleep_ns(uint64_t ns) {
+#if RESEAU_OS_POSIX
+    struct timespec ts;
+    ts.tv_sec = (time_t)(ns / RS_NS_PER_SEC);
+    ts.tv_nsec = (long)(ns % RS_NS_PER_SEC);
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+#elif RESEAU_OS_WINDOWS
+    Sleep((DWORD)((ns + RS_NS_PER_MS - 1) / RS_NS_PER_MS));
+#else
+    (void)ns;
+#endif
+}
+
+RESEAU_API size_t rs_usable_cpu_count(void) {
+    return 1;
+}
+
+RESEAU_API int rs_mutex_init(rs_mutex_t *mutex) {
+    mutex->unused = 0;
+    return RS_OK;
+}
+
+RESEAU_API void rs_mutex_cleanup(rs_mutex_t *mutex) {
+    (void)mutex;
+}
+
+RESEAU_API void rs_mutex_lock(rs_mutex_t *mutex) {
+    (void)mutex;
+}
+
+RESEAU_API void rs_mutex_unlock(rs_mutex_t *mutex) {
+    (void)mutex;
+}
+
+RESEAU_API int rs_condvar_init(rs_condvar_t *condvar) {
+    condvar->unused = 0;
+    return RS_OK;
+}
+
+RESEAU_API void rs_condvar_cleanup(rs_condvar_t *condvar) {
+    (void)condvar;
+}
+
+RESEAU_API void rs_condvar_signal(rs_condvar_t *condvar) {
+    (void)condvar;
+}
+
+RESEAU_API void rs_condvar_broadcast(rs_condvar_t *condvar) {
+    (void)condvar;
+}
+
+RESEAU_API void rs_condvar_wait(rs_condvar_t *condvar, rs_mutex_t *mutex) {
+    (void)condvar;
+    (void)mutex;
+}
+
+RESEAU_API int rs_condvar_wait_until(rs_condvar_t *condvar, rs_mutex_t *mutex, uint64_t deadline_ns) {
+    uint64_t now_ns = rs_clock_now_ns();
+    (void)condvar;
+    (void)mutex;
+    if (now_ns < deadline_ns) {
+        rs_thread_sleep_ns(deadline_ns - now_ns);
+    }
+    return RS_ETIMEDOUT;
+}
+
+RESEAU_API void rs_once(rs_once_t *once, void (*fn)(void *user_data), void *user_data) {
+    if (once->state == 0) {
+        once->state = 2;
+        fn(user_data);
+    }
+}
+
+#endif /* RS__NO_THREADS */
+/* <<thread_none.c -- End file: src/base/thread_none.c */
 /* >>heap.c -- Begin file: src/base/heap.c */
 /*
  * Binary min-heap of pointers with O(log n) removal.
@@ -6364,7 +6689,8 @@ static const rs__backend_vtable_t rs__kqueue_vtable = {
  * Stream sockets run on operations in the ring (net/socket_uring.c:
  * multishot accept, connect, multishot recv into a provided-buffer ring,
  * SENDMSG), and UDP sockets receive through a multishot RECVMSG into a second
- * ring of datagram-sized buffers, where the kernel has them (6.0+).
+ * ring of datagram-sized buffers, where the kernel has them (6.0+). The
+ * operations only socket_uring.c calls are RS__UNUSED, for RESEAU_NO_SOCKETS.
  * Readiness, for users' fds and for the rest of the socket layer (Unix
  * datagram sockets, and everything on older kernels), is a
  * one-shot IORING_OP_POLL_ADD per registration, armed again after each report: that keeps the loop's level-triggered contract, which a
@@ -7181,7 +7507,7 @@ static int rs__uring_start_recv(rs__uring_t *u, rs__uring_op_t *op) {
  * with IORING_CQE_F_MORE and a buffer; -ENOBUFS ends it when none is left.
  * RS_OK, RS_ENOMEM, or RS_EAGAIN when the submission queue is full and the
  * kernel takes none of it. */
-static int rs__uring_op_recv(rs_event_loop_t *loop, rs__uring_op_t *op) {
+static RS__UNUSED int rs__uring_op_recv(rs_event_loop_t *loop, rs__uring_op_t *op) {
     op->group = RS__URING_GROUP_STREAM;
     return rs__uring_start_recv((rs__uring_t *)rs__backend_data(loop), op);
 }
@@ -7190,7 +7516,7 @@ static int rs__uring_make_dgram_group(rs_event_loop_t *loop, rs__uring_t *u);
 
 /* Whether datagram sockets of `loop` can receive through ops: the loop has
  * them, and its datagram buffers are made (now, on first use). Loop thread. */
-static bool rs__uring_loop_has_dgram_ops(rs_event_loop_t *loop) {
+static RS__UNUSED bool rs__uring_loop_has_dgram_ops(rs_event_loop_t *loop) {
     rs__uring_t *u;
     if (!rs__uring_loop_has_ops(loop)) {
         return false;
@@ -7208,7 +7534,7 @@ static bool rs__uring_loop_has_dgram_ops(rs_event_loop_t *loop) {
  * address in each buffer, and it has no iovec and no control buffer. Each
  * datagram completes with a datagram buffer (see rs__uring_dgram_parse); a
  * socket error (ICMP) ends the op. Same results as rs__uring_op_recv. */
-static int rs__uring_op_recvmsg(rs_event_loop_t *loop, rs__uring_op_t *op, struct msghdr *msg) {
+static RS__UNUSED int rs__uring_op_recvmsg(rs_event_loop_t *loop, rs__uring_op_t *op, struct msghdr *msg) {
     op->group = RS__URING_GROUP_DGRAM;
     op->msg = msg;
     return rs__uring_start_recv((rs__uring_t *)rs__backend_data(loop), op);
@@ -7216,7 +7542,7 @@ static int rs__uring_op_recvmsg(rs_event_loop_t *loop, rs__uring_op_t *op, struc
 
 /* One sendmsg of `msg` (which, with its iovecs, must stay valid until the
  * completion). Same results as rs__uring_op_recv. */
-static int rs__uring_op_sendmsg(rs_event_loop_t *loop, rs__uring_op_t *op, const struct msghdr *msg) {
+static RS__UNUSED int rs__uring_op_sendmsg(rs_event_loop_t *loop, rs__uring_op_t *op, const struct msghdr *msg) {
     rs__uring_sqe_t *sqe = NULL;
     int err = rs__uring_op_begin(loop, op, &sqe);
     if (err) {
@@ -7233,7 +7559,7 @@ static int rs__uring_op_sendmsg(rs_event_loop_t *loop, rs__uring_op_t *op, const
 /* Accept connections on listening op->fd until canceled: each completes with
  * IORING_CQE_F_MORE and a new non-blocking, close-on-exec fd (or -errno), and
  * a completion without it ends the op. Same results as rs__uring_op_recv. */
-static int rs__uring_op_accept(rs_event_loop_t *loop, rs__uring_op_t *op) {
+static RS__UNUSED int rs__uring_op_accept(rs_event_loop_t *loop, rs__uring_op_t *op) {
     rs__uring_sqe_t *sqe = NULL;
     int err;
     op->yields_fds = true;
@@ -7252,7 +7578,7 @@ static int rs__uring_op_accept(rs_event_loop_t *loop, rs__uring_op_t *op) {
  * it with -ECANCELED when that much time has passed. The kernel reads `addr`
  * and `timeout` when it takes the SQEs, so both must stay valid until the
  * completion. Same results as rs__uring_op_recv. */
-static int rs__uring_op_connect(rs_event_loop_t *loop, rs__uring_op_t *op, const void *addr, uint32_t addr_len,
+static RS__UNUSED int rs__uring_op_connect(rs_event_loop_t *loop, rs__uring_op_t *op, const void *addr, uint32_t addr_len,
                                 const rs__uring_timespec_t *timeout) {
     rs__uring_t *u = (rs__uring_t *)rs__backend_data(loop);
     rs__uring_sqe_t *sqe = NULL;
@@ -7286,7 +7612,7 @@ static int rs__uring_op_connect(rs_event_loop_t *loop, rs__uring_op_t *op, const
 }
 
 /* A recv that ran out of buffers (-ENOBUFS) starts again when one comes back. */
-static void rs__uring_op_wait_for_buffers(rs_event_loop_t *loop, rs__uring_op_t *op) {
+static RS__UNUSED void rs__uring_op_wait_for_buffers(rs_event_loop_t *loop, rs__uring_op_t *op) {
     rs__uring_t *u = (rs__uring_t *)rs__backend_data(loop);
     if (!op->starved) {
         op->starved = true;
@@ -7308,7 +7634,7 @@ static void rs__uring_op_stop_waiting(rs__uring_op_t *op) {
 
 /* Ask the kernel to end `op`; it completes (-ECANCELED, or with what it had
  * done) like any other time. A starved recv just stops waiting. */
-static void rs__uring_op_cancel(rs_event_loop_t *loop, rs__uring_op_t *op) {
+static RS__UNUSED void rs__uring_op_cancel(rs_event_loop_t *loop, rs__uring_op_t *op) {
     rs__uring_t *u = (rs__uring_t *)rs__backend_data(loop);
     rs__uring_op_stop_waiting(op);
     if (op->slot && !op->cancel_sent) {
@@ -7394,7 +7720,7 @@ static void rs__uring_op_abandon(rs_event_loop_t *loop, rs__uring_op_t *op) {
 
 /* Queue a received chunk or datagram (buffer `bid` of q's group, `len` bytes)
  * at the end of `q`. */
-static void rs__uring_rxq_push(rs_event_loop_t *loop, rs__uring_rxq_t *q, uint32_t bid, uint32_t len) {
+static RS__UNUSED void rs__uring_rxq_push(rs_event_loop_t *loop, rs__uring_rxq_t *q, uint32_t bid, uint32_t len) {
     rs__uring_t *u = (rs__uring_t *)rs__backend_data(loop);
     uint32_t *meta = u->pb[q->group].meta;
     meta[2 * bid] = 0;
@@ -7430,13 +7756,13 @@ static void rs__uring_rxq_pop(rs__uring_t *u, rs__uring_rxq_t *q) {
 }
 
 /* Whether `q` has nothing to read. */
-static bool rs__uring_rxq_is_empty(const rs__uring_rxq_t *q) {
+static RS__UNUSED bool rs__uring_rxq_is_empty(const rs__uring_rxq_t *q) {
     return !q->count && q->spill_off == q->spill_len;
 }
 
 /* What `q` holds, in buffers' worth (datagrams, for a datagram queue): the
  * measure of a socket's receive cap. */
-static size_t rs__uring_rxq_units(const rs__uring_rxq_t *q) {
+static RS__UNUSED size_t rs__uring_rxq_units(const rs__uring_rxq_t *q) {
     if (q->group == RS__URING_GROUP_DGRAM) {
         return q->count + q->spill_count;
     }
@@ -7529,7 +7855,7 @@ static void rs__uring_reclaim_task(rs_task_t *task, void *arg, rs_task_status_t 
 
 /* Copy up to `max` queued bytes to `dst`, giving back each chunk read whole.
  * A stream queue's. */
-static size_t rs__uring_rxq_copy(rs_event_loop_t *loop, rs__uring_rxq_t *q, unsigned char *dst, size_t max) {
+static RS__UNUSED size_t rs__uring_rxq_copy(rs_event_loop_t *loop, rs__uring_rxq_t *q, unsigned char *dst, size_t max) {
     rs__uring_t *u = (rs__uring_t *)rs__backend_data(loop);
     rs__uring_pbuf_t *pb = &u->pb[q->group];
     size_t done = 0;
@@ -7565,7 +7891,7 @@ static size_t rs__uring_rxq_copy(rs_event_loop_t *loop, rs__uring_rxq_t *q, unsi
 /* The datagram at the front of datagram queue `q`, as the kernel filled its
  * buffer (*len bytes at *data), without taking it off; false when `q` is
  * empty. Valid until the queue changes. */
-static bool rs__uring_rxq_front(rs_event_loop_t *loop, const rs__uring_rxq_t *q, const unsigned char **data,
+static RS__UNUSED bool rs__uring_rxq_front(rs_event_loop_t *loop, const rs__uring_rxq_t *q, const unsigned char **data,
                                 size_t *len) {
     const rs__uring_pbuf_t *pb = &((const rs__uring_t *)rs__backend_data(loop))->pb[q->group];
     if (q->spill_off < q->spill_len) {
@@ -7584,7 +7910,7 @@ static bool rs__uring_rxq_front(rs_event_loop_t *loop, const rs__uring_rxq_t *q,
 }
 
 /* Take the front datagram off `q` (there is one), giving its buffer back. */
-static void rs__uring_rxq_pop_front(rs_event_loop_t *loop, rs__uring_rxq_t *q) {
+static RS__UNUSED void rs__uring_rxq_pop_front(rs_event_loop_t *loop, rs__uring_rxq_t *q) {
     rs__uring_t *u = (rs__uring_t *)rs__backend_data(loop);
     q->unread_mark = false;
     if (q->spill_off < q->spill_len) {
@@ -7602,7 +7928,7 @@ static void rs__uring_rxq_pop_front(rs_event_loop_t *loop, rs__uring_rxq_t *q) {
 }
 
 /* Give every queued buffer back (the socket is closing). */
-static void rs__uring_rxq_clear(rs_event_loop_t *loop, rs__uring_rxq_t *q) {
+static RS__UNUSED void rs__uring_rxq_clear(rs_event_loop_t *loop, rs__uring_rxq_t *q) {
     rs__uring_t *u = (rs__uring_t *)rs__backend_data(loop);
     rs__uring_rxq_free_spill(loop, q);
     if (!q->head) {
@@ -8556,6 +8882,73 @@ static const rs__backend_vtable_t rs__iocp_vtable = {
 
 #endif /* RESEAU_OS_WINDOWS */
 /* <<iocp.c -- End file: src/loop/iocp.c */
+/* >>none.c -- Begin file: src/loop/none.c */
+/*
+ * The loop without an OS (RESEAU_OS_NONE): tasks only, no I/O. There is
+ * nothing to wait on, so a wait returns at once and run_once runs what is due;
+ * firmware sleeps between calls in its own way (until an interrupt, or until
+ * rs_event_loop_next_deadline), and feeds its channels through handlers of
+ * its own, as the testing channel does. Subscriptions and the waitable
+ * handles are RS_ENOTSUP.
+ */
+#if RESEAU_OS_NONE
+
+static int rs__none_init(rs_event_loop_t *loop) {
+    (void)loop;
+    return RS_OK;
+}
+
+static void rs__none_cleanup(rs_event_loop_t *loop) {
+    (void)loop;
+}
+
+static void rs__none_wait(rs_event_loop_t *loop, int timeout_ms) {
+    (void)loop;
+    (void)timeout_ms;
+}
+
+static void rs__none_dispatch(rs_event_loop_t *loop) {
+    (void)loop;
+}
+
+static int rs__none_add(rs_event_loop_t *loop, rs__io_registration_t *reg) {
+    (void)loop;
+    (void)reg;
+    return RS_ENOTSUP;
+}
+
+static int rs__none_modify(rs_event_loop_t *loop, rs__io_registration_t *reg, int events) {
+    (void)loop;
+    (void)reg;
+    (void)events;
+    return RS_ENOTSUP;
+}
+
+static void rs__none_remove(rs_event_loop_t *loop, rs__io_registration_t *reg) {
+    (void)loop;
+    (void)reg;
+}
+
+/* The one thread is the loop's, and it is not blocked: it will see the task. */
+static bool rs__none_wake(rs_event_loop_t *loop) {
+    (void)loop;
+    return true;
+}
+
+static int rs__none_get_fd(const rs_event_loop_t *loop, int *fd_out) {
+    (void)loop;
+    (void)fd_out;
+    return RS_ENOTSUP;
+}
+
+static const rs__backend_vtable_t rs__none_vtable = {
+    RS_EVENT_LOOP_BACKEND_DEFAULT, rs__none_init,   rs__none_cleanup, rs__none_wait,   rs__none_dispatch,
+    rs__none_add,                  rs__none_modify, rs__none_remove,  rs__none_wake,   rs__none_get_fd,
+    NULL,                          false,
+};
+
+#endif /* RESEAU_OS_NONE */
+/* <<none.c -- End file: src/loop/none.c */
 /* >>event_loop.c -- Begin file: src/loop/event_loop.c */
 /* Event loop core: options, thread ownership, ticks, cross-thread tasks, subscriptions. */
 
@@ -8568,6 +8961,8 @@ static const rs__backend_vtable_t *rs__backend_lookup(rs_event_loop_backend_t ba
         return &rs__kqueue_vtable;
 #elif RESEAU_OS_WINDOWS
         return &rs__iocp_vtable;
+#elif RESEAU_OS_NONE
+        return &rs__none_vtable;
 #else
         return &rs__poll_vtable;
 #endif
@@ -9684,6 +10079,11 @@ RESEAU_API rs_event_loop_group_t *rs_event_loop_group_new(const rs_event_loop_gr
     size_t i;
     int err;
 
+    if (RS__NO_THREADS) {
+        /* A group is loops on threads of their own. */
+        rs__set_err(err_out, RS_ENOTSUP);
+        return NULL;
+    }
     memset(&o, 0, sizeof(o));
     if (options) {
         o = *options;
@@ -11051,6 +11451,7 @@ RESEAU_API int rs_endpoint_parse(rs_endpoint_t *out, const char *text) {
     return err;
 }
 /* <<address.c -- End file: src/net/address.c */
+#if !RS__NO_SOCKETS
 /* >>sockaddr.c -- Begin file: src/net/sockaddr.c */
 #if RESEAU_OS_POSIX /* Windows: >>net_win.c */
 /* Conversion between rs_endpoint_t and the OS's sockaddr structures. */
@@ -18171,6 +18572,7 @@ static void rs__socket_maybe_free(rs_socket_t *s) {
     rs__socket_free(s);
 }
 /* <<socket_core.c -- End file: src/net/socket_core.c */
+#endif
 /* >>message_pool.c -- Begin file: src/channel/message_pool.c */
 /*
  * Message pool: one per event loop (a loop-local object), so steady-state I/O
@@ -19539,6 +19941,7 @@ RESEAU_API int rs_channel_write_threadsafe(rs_channel_t *channel, rs_byte_cursor
     return RS_OK;
 }
 /* <<channel.c -- End file: src/channel/channel.c */
+#if !RS__NO_SOCKETS
 /* >>socket_handler.c -- Begin file: src/channel/socket_handler.c */
 /* Socket channel handler. */
 
@@ -19893,6 +20296,7 @@ RESEAU_API rs_socket_t *rs_socket_handler_get_socket(const rs_channel_handler_t 
     return ((const rs__socket_handler_t *)handler->impl)->socket;
 }
 /* <<socket_handler.c -- End file: src/channel/socket_handler.c */
+#endif
 /* >>testing_channel.c -- Begin file: src/channel/testing_channel.c */
 /*
  * Testing channel: a channel on a loop stepped by hand, whose leftmost handler
@@ -20513,6 +20917,7 @@ RESEAU_API bool rs_testing_channel_is_shut_down(const rs_testing_channel_t *test
     return shut_down;
 }
 /* <<testing_channel.c -- End file: src/channel/testing_channel.c */
+#if !RS__NO_SOCKETS
 /* >>pipeline.c -- Begin file: src/bootstrap/pipeline.c */
 /*
  * The pipeline of one bootstrapped connection, shared by the client and the
@@ -21975,6 +22380,7 @@ RESEAU_API int rs_server_bootstrap_destroy_listener(rs_server_listener_t *listen
     return RS_OK;
 }
 /* <<server.c -- End file: src/bootstrap/server.c */
+#endif
 /* >>pem.c -- Begin file: src/util/pem.c */
 /*
  * PEM: a line scanner, the BEGIN/END lines, strict base64 decoding straight
@@ -22634,7 +23040,7 @@ RESEAU_API rs_future_t *rs_future_new(const rs_future_options_t *options, int *e
     if (options) {
         o = *options;
     }
-    if ((int)o.type < (int)RS_FUTURE_VOID || (int)o.type > (int)RS_FUTURE_BOOL ||
+    if (!rs__enum_in_range((int)o.type, (int)RS_FUTURE_VOID, (int)RS_FUTURE_BOOL) ||
         (o.value_destroy && o.type != RS_FUTURE_POINTER)) {
         goto fail;
     }
@@ -22871,6 +23277,9 @@ RESEAU_API int rs_future_wait(rs_future_t *future, uint64_t timeout_ns) {
     }
     deadline = rs_clock_now_ns();
     deadline = timeout_ns > UINT64_MAX - deadline ? UINT64_MAX : deadline + timeout_ns;
+    if (RS__NO_THREADS && deadline == UINT64_MAX && !future->out.done) {
+        return RS_EDEADLK; /* rs_condvar_wait returns at once there: this would spin forever */
+    }
     rs_mutex_lock(&future->lock);
     while (!future->out.done && err == RS_OK) {
         if (deadline == UINT64_MAX) {
@@ -23056,7 +23465,7 @@ static int rs__retry_new(rs__retry_kind_t kind, const rs_exponential_backoff_opt
     rs__retry_t *r;
     int err;
     if ((!o->loop && !o->group) || o->max_retries > RS_RETRY_MAX_RETRIES_LIMIT ||
-        (int)o->jitter < (int)RS_RETRY_JITTER_DEFAULT || (int)o->jitter > (int)RS_RETRY_JITTER_DECORRELATED ||
+        !rs__enum_in_range((int)o->jitter, (int)RS_RETRY_JITTER_DEFAULT, (int)RS_RETRY_JITTER_DECORRELATED) ||
         capacity > (size_t)INT_MAX) {
         return RS_EINVAL;
     }
@@ -23451,7 +23860,8 @@ RESEAU_API int rs_retry_strategy_acquire_token(rs_retry_strategy_t *strategy, co
 RESEAU_API int rs_retry_strategy_schedule_retry(rs_retry_token_t *token, rs_retry_error_type_t error_type,
                                                 rs_retry_ready_fn *on_ready, void *user_data) {
     if (!token || !token->strategy || !token->strategy->vtable || !token->strategy->vtable->schedule_retry ||
-        !on_ready || (int)error_type < (int)RS_RETRY_ERROR_TRANSIENT || (int)error_type > (int)RS_RETRY_ERROR_CLIENT) {
+        !on_ready ||
+        !rs__enum_in_range((int)error_type, (int)RS_RETRY_ERROR_TRANSIENT, (int)RS_RETRY_ERROR_CLIENT)) {
         return RS_EINVAL;
     }
     return token->strategy->vtable->schedule_retry(token, error_type, on_ready, user_data);
@@ -23617,6 +24027,15 @@ RESEAU_API rs_input_stream_t *rs_input_stream_new_from_memory(const rs_allocator
 
 /* ---- file ---------------------------------------------------------------- */
 
+#if RESEAU_OS_NONE
+/* A bare-metal C library has no file descriptors to read. */
+RESEAU_API rs_input_stream_t *rs_input_stream_new_from_file(const rs_allocator_t *allocator, const char *path,
+                                                            int *err_out) {
+    (void)allocator;
+    return rs__stream_fail(path ? RS_ENOTSUP : RS_EINVAL, err_out);
+}
+#else
+
 /* 64-bit offsets on 32-bit Linux need the *64 calls that _GNU_SOURCE (through
  * _LARGEFILE64_SOURCE) declares; elsewhere off_t is what the system has.
  * Windows: the C runtime's descriptors, opened by a UTF-16 path (the
@@ -23776,6 +24195,7 @@ RESEAU_API rs_input_stream_t *rs_input_stream_new_from_file(const rs_allocator_t
     }
     return &f->base;
 }
+#endif /* RESEAU_OS_NONE */
 
 /* ---- the asynchronous gate ----------------------------------------------- */
 

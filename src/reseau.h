@@ -28,6 +28,21 @@
  *   RESEAU_ATOMICS_INTERLOCKED  Windows: build the atomics on Interlocked*,
  *                          as MSVC does, instead of the __atomic builtins
  *                          (for testing MSVC's path with mingw-w64).
+ *   RESEAU_NO_THREADS      single-threaded build: no thread calls; mutexes and
+ *                          condition variables do nothing; atomics are plain
+ *                          loads and stores. rs_thread_launch/join,
+ *                          rs_event_loop_start and rs_event_loop_group_new
+ *                          (and what starts threads: the resolver, blocking
+ *                          async streams) return RS_ENOTSUP; loops run
+ *                          through rs_event_loop_run_once only.
+ *   RESEAU_NO_SOCKETS      no OS socket layer: >>socket, >>pipe, >>resolver,
+ *                          >>socket_handler, >>installer, >>client and >>server
+ *                          are left out (reseau_tls.h #errors). Addresses,
+ *                          the channel and the testing channel stay.
+ *   Without an OS (RESEAU_OS_NONE: not Windows, not a Unix, such as
+ *   arm-none-eabi with newlib or picolibc) both are required; the loop has no
+ *   I/O backend there (>>none.c): run_once runs due tasks and never blocks,
+ *   and rs_clock_now_ns comes from the C library's clock().
  *
  * THREADING MODEL
  *   Every loop-bound object belongs to one event loop and is used on that
@@ -161,7 +176,8 @@
  *   >>retry       retry strategies: exponential backoff, standard, no retry
  *   >>stream      input streams (memory, file, yours) and async input streams
  *   Implementation: the same names with .c (>>event_loop.c), plus
- *   >>platform.c, >>atomic.c, >>heap.c, >>scheduler.c, >>epoll.c, >>poll.c, >>kqueue.c, >>io_uring.c,
+ *   >>platform.c, >>atomic.c, >>thread_none.c (RESEAU_NO_THREADS), >>heap.c, >>scheduler.c,
+ *   >>epoll.c, >>poll.c, >>kqueue.c, >>io_uring.c, >>none.c (no OS: tasks only),
  *   >>sockaddr.c, >>socket_posix.c, >>udp_posix.c, >>sockopt_posix.c, >>message_pool.c,
  *   >>pipeline.c; for Windows >>thread_win.c, >>iocp.c, >>socket_win.c (TCP and UDP
  *   on the completion port), >>pipe_win.c (pipes as overlapped named pipes) and
@@ -194,15 +210,21 @@ extern "C" {
 #include "loop/group.h"
 #include "loop/signal.h"
 #include "net/address.h"
+#if !RS__NO_SOCKETS
 #include "net/socket.h"
 #include "net/pipe.h"
 #include "net/resolver.h"
+#endif
 #include "channel/channel.h"
+#if !RS__NO_SOCKETS
 #include "channel/socket_handler.h"
+#endif
 #include "channel/testing_channel.h"
+#if !RS__NO_SOCKETS
 #include "bootstrap/installer.h"
 #include "bootstrap/client.h"
 #include "bootstrap/server.h"
+#endif
 #include "util/pem.h"
 #include "util/future.h"
 #include "util/retry.h"
@@ -230,6 +252,7 @@ extern "C" {
 #include "base/clock.c"
 #include "base/thread.c"
 #include "base/thread_win.c"
+#include "base/thread_none.c"
 #include "base/heap.c"
 #include "base/buffer.c"
 #include "loop/scheduler.c"
@@ -239,10 +262,12 @@ extern "C" {
 #include "loop/kqueue.c"
 #include "loop/io_uring.c"
 #include "loop/iocp.c"
+#include "loop/none.c"
 #include "loop/event_loop.c"
 #include "loop/group.c"
 #include "loop/signal.c"
 #include "net/address.c"
+#if !RS__NO_SOCKETS
 #include "net/sockaddr.c"
 #include "net/socket_core.h"
 #include "net/socket_posix.c"
@@ -256,13 +281,18 @@ extern "C" {
 /* After >>socket_win.c, whose Winsock start-up the resolver uses on Windows. */
 #include "net/resolver.c"
 #include "net/socket_core.c"
+#endif
 #include "channel/message_pool.c"
 #include "channel/channel.c"
+#if !RS__NO_SOCKETS
 #include "channel/socket_handler.c"
+#endif
 #include "channel/testing_channel.c"
+#if !RS__NO_SOCKETS
 #include "bootstrap/pipeline.c"
 #include "bootstrap/client.c"
 #include "bootstrap/server.c"
+#endif
 #include "util/pem.c"
 #include "util/future.c"
 #include "util/retry.c"

@@ -266,10 +266,27 @@ static RS__UNUSED void rs_test_failing_alloc_init(rs_test_failing_alloc_t *f, si
     f->allocator.user_data = f;
 }
 
+/* First statement of a test that needs threads (a loop started on its own
+ * thread, a group, other threads scheduling or calling): in the
+ * RESEAU_NO_THREADS build (suite nothreads) it is skipped, saying so, since
+ * all it could see there is RS_ENOTSUP. */
+#if RS__NO_THREADS
+#define RS_TEST_NEEDS_THREADS()                                                     \
+    do {                                                                            \
+        print_message("skipped: needs threads (RESEAU_NO_THREADS build)\n");       \
+        skip();                                                                     \
+    } while (0)
+#else
+#define RS_TEST_NEEDS_THREADS() ((void)0)
+#endif
+
 /* Whether `mutex` could be taken without waiting (it then is held): for
  * tests that check a mutex is held, without reaching into its OS type. */
 static RS__UNUSED bool rs_test_mutex_trylock(rs_mutex_t *mutex) {
-#if RESEAU_OS_WINDOWS
+#if RS__NO_THREADS
+    (void)mutex; /* nothing is ever held: the lock is a no-op */
+    return true;
+#elif RESEAU_OS_WINDOWS
     return TryAcquireSRWLockExclusive((PSRWLOCK)(void *)&mutex->impl) != 0;
 #else
     return pthread_mutex_trylock(&mutex->impl) == 0;
@@ -301,6 +318,10 @@ static RS__UNUSED int rs_test_thread_name(char *buf, size_t size) {
         LocalFree(wide);
     }
     return err;
+#elif RS__NO_THREADS
+    (void)buf;
+    (void)size;
+    return -1; /* no thread was named */
 #else
     return pthread_getname_np(pthread_self(), buf, size);
 #endif

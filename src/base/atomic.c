@@ -14,11 +14,15 @@
  *     Wine; MSVC itself is not tested). Every Interlocked read-modify-write is
  *     a full barrier, at least what is promised. Plain loads and stores are
  *     volatile accesses with a fence (see rs__atomic_acquire_fence).
+ *   - plain loads and stores (RS__ATOMICS_PLAIN, with RESEAU_NO_THREADS):
+ *     with one thread there is nobody to order against. reseau is never
+ *     called from an interrupt handler, so nothing interrupts a
+ *     read-modify-write that it would need to see.
  */
 #if RS__ATOMICS_INTERLOCKED && !RESEAU_OS_WINDOWS
 #error "reseau: RESEAU_ATOMICS_INTERLOCKED needs Windows (the Interlocked* functions)"
 #endif
-#if !RS__ATOMICS_INTERLOCKED && !defined(__GNUC__) && !defined(__clang__)
+#if !RS__ATOMICS_PLAIN && !RS__ATOMICS_INTERLOCKED && !defined(__GNUC__) && !defined(__clang__)
 #error "reseau: atomics need the GCC/Clang __atomic builtins or, on Windows, Interlocked* (RESEAU_ATOMICS_INTERLOCKED)"
 #endif
 
@@ -29,7 +33,86 @@ static inline void rs__atomic_check_u64(const uint64_t *p) {
     (void)p;
 }
 
-#if !RS__ATOMICS_INTERLOCKED
+#if RS__ATOMICS_PLAIN
+
+static inline int rs__atomic_load_int(const int *p) {
+    return *p;
+}
+
+static inline void rs__atomic_store_int(int *p, int value) {
+    *p = value;
+}
+
+static inline int rs__atomic_exchange_int(int *p, int value) {
+    int old = *p;
+    *p = value;
+    return old;
+}
+
+static inline bool rs__atomic_cas_int(int *p, int expected, int desired) {
+    if (*p != expected) {
+        return false;
+    }
+    *p = desired;
+    return true;
+}
+
+static inline int rs__atomic_add_int(int *p, int delta) {
+    *p += delta;
+    return *p;
+}
+
+static inline uint64_t rs__atomic_load_u64(const uint64_t *p) {
+    rs__atomic_check_u64(p);
+    return *p;
+}
+
+static inline void rs__atomic_store_u64(uint64_t *p, uint64_t value) {
+    rs__atomic_check_u64(p);
+    *p = value;
+}
+
+static inline uint64_t rs__atomic_add_u64(uint64_t *p, uint64_t delta) {
+    uint64_t old = *p;
+    rs__atomic_check_u64(p);
+    *p = old + delta;
+    return old;
+}
+
+static inline uint64_t rs__atomic_sub_u64(uint64_t *p, uint64_t delta) {
+    rs__atomic_check_u64(p);
+    *p -= delta;
+    return *p;
+}
+
+static inline void *rs__atomic_load_ptr(void *const *p) {
+    return *p;
+}
+
+static inline void *rs__atomic_exchange_ptr(void **p, void *value) {
+    void *old = *p;
+    *p = value;
+    return old;
+}
+
+static inline bool rs__atomic_cas_ptr_weak(void **p, void **expected, void *desired) {
+    if (*p != *expected) {
+        *expected = *p;
+        return false;
+    }
+    *p = desired;
+    return true;
+}
+
+static inline uintptr_t rs__atomic_load_uptr(const uintptr_t *p) {
+    return *p;
+}
+
+static inline void rs__atomic_store_uptr(uintptr_t *p, uintptr_t value) {
+    *p = value;
+}
+
+#elif !RS__ATOMICS_INTERLOCKED
 
 static inline int rs__atomic_load_int(const int *p) {
     return __atomic_load_n(p, __ATOMIC_ACQUIRE);

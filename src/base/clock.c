@@ -7,6 +7,22 @@ RESEAU_API uint64_t rs_clock_now_ns(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * RS_NS_PER_SEC + (uint64_t)ts.tv_nsec;
 }
+#elif RESEAU_OS_NONE
+/* Standard C's processor time is the only clock a bare-metal C library has;
+ * newlib and picolibc take it from _times() or the application's retargeting,
+ * so it is what the firmware makes it (a SysTick count, say). Where it is
+ * unavailable, clock() returns (clock_t)-1: the time then stands still at 0,
+ * and each loop should be given its own clock_fn. */
+RESEAU_API uint64_t rs_clock_now_ns(void) {
+    const uint64_t per_sec = (uint64_t)CLOCKS_PER_SEC;
+    clock_t ticks = clock();
+    uint64_t t;
+    if (ticks == (clock_t)-1) {
+        return 0;
+    }
+    t = (uint64_t)ticks;
+    return t / per_sec * RS_NS_PER_SEC + t % per_sec * RS_NS_PER_SEC / per_sec;
+}
 #else
 /* QueryPerformanceCounter ticks at a fixed frequency, read once: it cannot
  * change while the system runs. 0 until the first call; racing first calls

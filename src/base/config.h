@@ -11,6 +11,17 @@
  *                  Interlocked* functions, as MSVC does, instead of the
  *                  GCC/Clang __atomic builtins. Windows only; meant for
  *                  mingw-w64, where it is how the MSVC atomics are tested.
+ *   RESEAU_NO_THREADS  a single-threaded build (>>thread): no thread calls,
+ *                  mutexes and condition variables do nothing, atomics are
+ *                  plain loads and stores, and whatever needs a thread
+ *                  returns RS_ENOTSUP. Loops run through run_once only.
+ *   RESEAU_NO_SOCKETS  no OS socket layer: >>socket, >>pipe, >>resolver,
+ *                  >>socket_handler, >>installer, >>client and >>server are
+ *                  left out, declarations included. Addresses, the channel
+ *                  and the testing channel stay.
+ * Without an OS (neither Windows nor a Unix: RESEAU_OS_NONE, such as
+ * arm-none-eabi firmware) both are required, and the loop has no I/O backend
+ * (see >>none.c).
  * Test-only (reseau's own tests; never define it in a program):
  *   RESEAU_TEST_PORTABLE_POSIX  take the portable POSIX paths that macOS and
  *                  the BSDs take even where Linux has a faster one (no accept4
@@ -65,10 +76,32 @@
 #endif
 #endif
 
-#if !RESEAU_OS_WINDOWS
+/* No OS at all: a bare-metal C library (newlib, picolibc) and nothing else. */
+#if !defined(_WIN32) && !defined(__unix__) && !defined(__unix) && !defined(__APPLE__)
+#define RESEAU_OS_NONE (1)
+#else
+#define RESEAU_OS_NONE (0)
+#endif
+
+#if !RESEAU_OS_WINDOWS && !RESEAU_OS_NONE
 #define RESEAU_OS_POSIX (1)
 #else
 #define RESEAU_OS_POSIX (0)
+#endif
+
+/* The feature toggles as (1) or (0), so that code tests them with #if. */
+#if defined(RESEAU_NO_THREADS)
+#define RS__NO_THREADS (1)
+#else
+#define RS__NO_THREADS (0)
+#endif
+#if defined(RESEAU_NO_SOCKETS)
+#define RS__NO_SOCKETS (1)
+#else
+#define RS__NO_SOCKETS (0)
+#endif
+#if RESEAU_OS_NONE && (!RS__NO_THREADS || !RS__NO_SOCKETS)
+#error "reseau: without an OS, define RESEAU_NO_THREADS and RESEAU_NO_SOCKETS"
 #endif
 
 /* MSVC has neither attribute. Unused static functions draw no warning from
@@ -90,6 +123,14 @@
 #define RS__ATOMICS_INTERLOCKED (1)
 #else
 #define RS__ATOMICS_INTERLOCKED (0)
+#endif
+/* RESEAU_NO_THREADS: plain loads and stores (a third set in >>atomic), which
+ * every compiler and CPU has; Cortex-M0 has no atomic instructions at all,
+ * and Cortex-M3/M4 none for 64 bits. */
+#if RS__NO_THREADS
+#define RS__ATOMICS_PLAIN (1)
+#else
+#define RS__ATOMICS_PLAIN (0)
 #endif
 
 /* 64-bit atomics need 8-byte alignment, which i386 does not give uint64_t (4,
@@ -127,7 +168,7 @@
 #define RESEAU_ASSERT(cond) assert(cond)
 #endif
 
-#if RESEAU_OS_POSIX
+#if RESEAU_OS_POSIX && !RS__NO_THREADS
 #include <pthread.h>
 #endif
 

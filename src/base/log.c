@@ -73,7 +73,7 @@ RESEAU_API void rs_log_printf(rs_log_level_t level, rs_log_subject_t subject, co
 
 RESEAU_API const char *rs_log_level_name(rs_log_level_t level) {
     static const char *const names[] = {"NONE", "FATAL", "ERROR", "WARN", "INFO", "DEBUG", "TRACE"};
-    if ((int)level < 0 || (size_t)level >= sizeof(names) / sizeof(names[0])) {
+    if (!rs__enum_in_range((int)level, 0, (int)(sizeof(names) / sizeof(names[0])) - 1)) {
         return "UNKNOWN";
     }
     return names[level];
@@ -83,7 +83,7 @@ RESEAU_API const char *rs_log_subject_name(rs_log_subject_t subject) {
 #define RS__LOG_SUBJECT_NAME_ITEM(name, text) text,
     static const char *const names[] = {RS__LOG_SUBJECT_TABLE(RS__LOG_SUBJECT_NAME_ITEM)};
 #undef RS__LOG_SUBJECT_NAME_ITEM
-    if ((int)subject < 0 || (size_t)subject >= sizeof(names) / sizeof(names[0])) {
+    if (!rs__enum_in_range((int)subject, 0, (int)(sizeof(names) / sizeof(names[0])) - 1)) {
         return "unknown";
     }
     return names[subject];

@@ -210,3 +210,12 @@
 /* Linux-only address families: AF_VSOCK and abstract Unix names ("@name"). */
 #define RS__HAVE_VSOCK RESEAU_OS_LINUX
 #define RS__HAVE_ABSTRACT_UNIX RESEAU_OS_LINUX
+
+/* Whether an enum value passed in by a caller is one of lo..hi. A function,
+ * because where enums are short (arm-none-eabi's -fshort-enums makes these
+ * one unsigned byte) an inline `(int)e < 0` is always false, and gcc's
+ * -Wtype-limits says so; a parameter has int's range, whatever the caller
+ * passed. */
+static inline bool rs__enum_in_range(int value, int lo, int hi) {
+    return value >= lo && value <= hi;
+}

@@ -1,6 +1,6 @@
 /* Threads, mutexes, condition variables, once, and the usable CPU count (POSIX;
  * Windows has its own in >>thread_win.c). */
-#if RESEAU_OS_POSIX
+#if RESEAU_OS_POSIX && !RS__NO_THREADS
 
 static void rs__thread_set_name(const char *name) {
     if (!name[0]) {
@@ -318,4 +318,4 @@ RESEAU_API void rs_once(rs_once_t *once, void (*fn)(void *user_data), void *user
         sched_yield();
     }
 }
-#endif /* RESEAU_OS_POSIX */
+#endif /* RESEAU_OS_POSIX && !RS__NO_THREADS */

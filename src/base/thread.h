@@ -4,8 +4,29 @@
  * Thin, allocation-free wrappers. The structs are caller-owned storage: init
  * them in place and never copy a live one. Every function here may be called
  * from any thread (rs_thread_join not from the thread being joined).
+ *
+ * RESEAU_NO_THREADS: there is one thread. rs_thread_launch and rs_thread_join
+ * return RS_ENOTSUP; mutexes, condition variables and once need no OS and
+ * cannot fail (see each function); rs_thread_current_id is always 1 and
+ * rs_usable_cpu_count 1.
  */
-#if RESEAU_OS_POSIX
+#if RS__NO_THREADS
+/* Nothing to lock: the int only keeps the struct non-empty, as C requires. */
+typedef struct rs_mutex {
+    int unused;
+} rs_mutex_t;
+#define RS_MUTEX_INIT {0}
+
+typedef struct rs_condvar {
+    int unused;
+} rs_condvar_t;
+
+typedef struct rs_once {
+    int state; /* 0 not run, 2 done */
+} rs_once_t;
+#define RS_ONCE_INIT {0}
+
+#elif RESEAU_OS_POSIX
 typedef struct rs_mutex {
     pthread_mutex_t impl;
 } rs_mutex_t;
@@ -64,7 +85,9 @@ typedef struct rs_thread {
     void *user_data;
     char name[RS_THREAD_NAME_MAX + 1];
     bool joinable;
-#if RESEAU_OS_POSIX
+#if RS__NO_THREADS
+    void *handle; /* never set: no thread is ever launched */
+#elif RESEAU_OS_POSIX
     pthread_t handle;
 #else
     void *handle;      /* the HANDLE _beginthreadex returned */
@@ -74,14 +97,17 @@ typedef struct rs_thread {
 
 /* Start fn(user_data) on a new thread. RS_EINVAL for a NULL thread or fn,
  * RS_ENOMEM if thread attributes cannot be made (POSIX), RS_ETHREAD (logged)
- * if the OS refuses (a bad stack_size included); no allocation. */
+ * if the OS refuses (a bad stack_size included); no allocation.
+ * RESEAU_NO_THREADS: always RS_ENOTSUP (RS_EINVAL first for NULL). */
 RESEAU_API int rs_thread_launch(rs_thread_t *thread, rs_thread_fn *fn, void *user_data,
                                 const rs_thread_options_t *options);
 /* Wait for the thread to finish. RS_EINVAL for NULL, RS_EDEADLK from the thread
  * itself, RS_ESTATE if not joinable, or the mapped OS error from pthread_join
- * (WaitForSingleObject on Windows). */
+ * (WaitForSingleObject on Windows). RESEAU_NO_THREADS: RS_ENOTSUP. */
 RESEAU_API int rs_thread_join(rs_thread_t *thread);
 RESEAU_API rs_thread_id_t rs_thread_current_id(void);
+/* Without an OS (RESEAU_OS_NONE) this returns at once: firmware sleeps its own
+ * way (WFI, an RTOS delay), which reseau cannot know. */
 RESEAU_API void rs_thread_sleep_ns(uint64_t ns);
 
 /* The number of CPUs this process may actually use: the affinity mask, capped by a
@@ -103,7 +129,10 @@ RESEAU_API int rs_condvar_init(rs_condvar_t *condvar);
 RESEAU_API void rs_condvar_cleanup(rs_condvar_t *condvar);
 RESEAU_API void rs_condvar_signal(rs_condvar_t *condvar);
 RESEAU_API void rs_condvar_broadcast(rs_condvar_t *condvar);
-/* Spurious wakeups happen: wait in a loop on your predicate. */
+/* Spurious wakeups happen: wait in a loop on your predicate.
+ * RESEAU_NO_THREADS: no other thread can signal, so a wait returns at once,
+ * and rs_condvar_wait_until sleeps (rs_thread_sleep_ns) until the deadline
+ * and returns RS_ETIMEDOUT. */
 RESEAU_API void rs_condvar_wait(rs_condvar_t *condvar, rs_mutex_t *mutex);
 /* RS_ETIMEDOUT once rs_clock_now_ns() >= deadline_ns, else RS_OK. */
 RESEAU_API int rs_condvar_wait_until(rs_condvar_t *condvar, rs_mutex_t *mutex, uint64_t deadline_ns);

@@ -1,6 +1,6 @@
 /* Threads, mutexes, condition variables, once, and the usable CPU count
  * (Windows; the POSIX twin is >>thread.c). */
-#if RESEAU_OS_WINDOWS
+#if RESEAU_OS_WINDOWS && !RS__NO_THREADS
 
 /* The public structs hold these as one void * each (see >>thread). */
 RS__STATIC_ASSERT(sizeof(SRWLOCK) == sizeof(void *), srwlock_is_one_pointer);
@@ -272,4 +272,4 @@ RESEAU_API void rs_once(rs_once_t *once, void (*fn)(void *user_data), void *user
     InitOnceExecuteOnce((PINIT_ONCE)(void *)&once->impl, rs__once_main, &call, NULL);
 }
 
-#endif /* RESEAU_OS_WINDOWS */
+#endif /* RESEAU_OS_WINDOWS && !RS__NO_THREADS */

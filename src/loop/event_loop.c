@@ -9,6 +9,8 @@ static const rs__backend_vtable_t *rs__backend_lookup(rs_event_loop_backend_t ba
         return &rs__kqueue_vtable;
 #elif RESEAU_OS_WINDOWS
         return &rs__iocp_vtable;
+#elif RESEAU_OS_NONE
+        return &rs__none_vtable;
 #else
         return &rs__poll_vtable;
 #endif

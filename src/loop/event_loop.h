@@ -101,7 +101,8 @@ RESEAU_API bool rs_event_loop_backend_is_available(rs_event_loop_backend_t backe
 
 /* Run the loop on a new thread. RS_EBUSY if it already runs (here or in
  * rs_event_loop_run), RS_ETHREAD if the
- * thread cannot start, RS_EINVAL for a NULL loop. Any thread. */
+ * thread cannot start, RS_EINVAL for a NULL loop. Any thread.
+ * RESEAU_NO_THREADS: RS_ENOTSUP (use rs_event_loop_run_once or _run). */
 RESEAU_API int rs_event_loop_start(rs_event_loop_t *loop);
 /* Ask the loop's own thread, or rs_event_loop_run, to return after its current
  * tick; returns at once. Harmless when repeated or when the loop is not

@@ -81,6 +81,11 @@ RESEAU_API rs_event_loop_group_t *rs_event_loop_group_new(const rs_event_loop_gr
     size_t i;
     int err;
 
+    if (RS__NO_THREADS) {
+        /* A group is loops on threads of their own. */
+        rs__set_err(err_out, RS_ENOTSUP);
+        return NULL;
+    }
     memset(&o, 0, sizeof(o));
     if (options) {
         o = *options;

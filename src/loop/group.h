@@ -26,7 +26,8 @@ typedef struct rs_event_loop_group_options {
 
 /* Create the loops and start their threads (NULL options mean defaults). On any failure everything already
  * made is stopped and freed, and NULL is returned with *err_out set (RS_ENOMEM,
- * RS_ETHREAD, RS_ENOTSUP, ...). Any thread. */
+ * RS_ETHREAD, RS_ENOTSUP, ...). Any thread. RESEAU_NO_THREADS: always NULL
+ * with RS_ENOTSUP. */
 RESEAU_API rs_event_loop_group_t *rs_event_loop_group_new(const rs_event_loop_group_options_t *options,
                                                           int *err_out);
 /* Stop and join every loop, then destroy them all, then free the group. No

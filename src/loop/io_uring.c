@@ -8,7 +8,8 @@
  * Stream sockets run on operations in the ring (net/socket_uring.c:
  * multishot accept, connect, multishot recv into a provided-buffer ring,
  * SENDMSG), and UDP sockets receive through a multishot RECVMSG into a second
- * ring of datagram-sized buffers, where the kernel has them (6.0+).
+ * ring of datagram-sized buffers, where the kernel has them (6.0+). The
+ * operations only socket_uring.c calls are RS__UNUSED, for RESEAU_NO_SOCKETS.
  * Readiness, for users' fds and for the rest of the socket layer (Unix
  * datagram sockets, and everything on older kernels), is a
  * one-shot IORING_OP_POLL_ADD per registration, armed again after each report: that keeps the loop's level-triggered contract, which a
@@ -825,7 +826,7 @@ static int rs__uring_start_recv(rs__uring_t *u, rs__uring_op_t *op) {
  * with IORING_CQE_F_MORE and a buffer; -ENOBUFS ends it when none is left.
  * RS_OK, RS_ENOMEM, or RS_EAGAIN when the submission queue is full and the
  * kernel takes none of it. */
-static int rs__uring_op_recv(rs_event_loop_t *loop, rs__uring_op_t *op) {
+static RS__UNUSED int rs__uring_op_recv(rs_event_loop_t *loop, rs__uring_op_t *op) {
     op->group = RS__URING_GROUP_STREAM;
     return rs__uring_start_recv((rs__uring_t *)rs__backend_data(loop), op);
 }
@@ -834,7 +835,7 @@ static int rs__uring_make_dgram_group(rs_event_loop_t *loop, rs__uring_t *u);
 
 /* Whether datagram sockets of `loop` can receive through ops: the loop has
  * them, and its datagram buffers are made (now, on first use). Loop thread. */
-static bool rs__uring_loop_has_dgram_ops(rs_event_loop_t *loop) {
+static RS__UNUSED bool rs__uring_loop_has_dgram_ops(rs_event_loop_t *loop) {
     rs__uring_t *u;
     if (!rs__uring_loop_has_ops(loop)) {
         return false;
@@ -852,7 +853,7 @@ static bool rs__uring_loop_has_dgram_ops(rs_event_loop_t *loop) {
  * address in each buffer, and it has no iovec and no control buffer. Each
  * datagram completes with a datagram buffer (see rs__uring_dgram_parse); a
  * socket error (ICMP) ends the op. Same results as rs__uring_op_recv. */
-static int rs__uring_op_recvmsg(rs_event_loop_t *loop, rs__uring_op_t *op, struct msghdr *msg) {
+static RS__UNUSED int rs__uring_op_recvmsg(rs_event_loop_t *loop, rs__uring_op_t *op, struct msghdr *msg) {
     op->group = RS__URING_GROUP_DGRAM;
     op->msg = msg;
     return rs__uring_start_recv((rs__uring_t *)rs__backend_data(loop), op);
@@ -860,7 +861,7 @@ static int rs__uring_op_recvmsg(rs_event_loop_t *loop, rs__uring_op_t *op, struc
 
 /* One sendmsg of `msg` (which, with its iovecs, must stay valid until the
  * completion). Same results as rs__uring_op_recv. */
-static int rs__uring_op_sendmsg(rs_event_loop_t *loop, rs__uring_op_t *op, const struct msghdr *msg) {
+static RS__UNUSED int rs__uring_op_sendmsg(rs_event_loop_t *loop, rs__uring_op_t *op, const struct msghdr *msg) {
     rs__uring_sqe_t *sqe = NULL;
     int err = rs__uring_op_begin(loop, op, &sqe);
     if (err) {
@@ -877,7 +878,7 @@ static int rs__uring_op_sendmsg(rs_event_loop_t *loop, rs__uring_op_t *op, const
 /* Accept connections on listening op->fd until canceled: each completes with
  * IORING_CQE_F_MORE and a new non-blocking, close-on-exec fd (or -errno), and
  * a completion without it ends the op. Same results as rs__uring_op_recv. */
-static int rs__uring_op_accept(rs_event_loop_t *loop, rs__uring_op_t *op) {
+static RS__UNUSED int rs__uring_op_accept(rs_event_loop_t *loop, rs__uring_op_t *op) {
     rs__uring_sqe_t *sqe = NULL;
     int err;
     op->yields_fds = true;
@@ -896,7 +897,7 @@ static int rs__uring_op_accept(rs_event_loop_t *loop, rs__uring_op_t *op) {
  * it with -ECANCELED when that much time has passed. The kernel reads `addr`
  * and `timeout` when it takes the SQEs, so both must stay valid until the
  * completion. Same results as rs__uring_op_recv. */
-static int rs__uring_op_connect(rs_event_loop_t *loop, rs__uring_op_t *op, const void *addr, uint32_t addr_len,
+static RS__UNUSED int rs__uring_op_connect(rs_event_loop_t *loop, rs__uring_op_t *op, const void *addr, uint32_t addr_len,
                                 const rs__uring_timespec_t *timeout) {
     rs__uring_t *u = (rs__uring_t *)rs__backend_data(loop);
     rs__uring_sqe_t *sqe = NULL;
@@ -930,7 +931,7 @@ static int rs__uring_op_connect(rs_event_loop_t *loop, rs__uring_op_t *op, const
 }
 
 /* A recv that ran out of buffers (-ENOBUFS) starts again when one comes back. */
-static void rs__uring_op_wait_for_buffers(rs_event_loop_t *loop, rs__uring_op_t *op) {
+static RS__UNUSED void rs__uring_op_wait_for_buffers(rs_event_loop_t *loop, rs__uring_op_t *op) {
     rs__uring_t *u = (rs__uring_t *)rs__backend_data(loop);
     if (!op->starved) {
         op->starved = true;
@@ -952,7 +953,7 @@ static void rs__uring_op_stop_waiting(rs__uring_op_t *op) {
 
 /* Ask the kernel to end `op`; it completes (-ECANCELED, or with what it had
  * done) like any other time. A starved recv just stops waiting. */
-static void rs__uring_op_cancel(rs_event_loop_t *loop, rs__uring_op_t *op) {
+static RS__UNUSED void rs__uring_op_cancel(rs_event_loop_t *loop, rs__uring_op_t *op) {
     rs__uring_t *u = (rs__uring_t *)rs__backend_data(loop);
     rs__uring_op_stop_waiting(op);
     if (op->slot && !op->cancel_sent) {
@@ -1038,7 +1039,7 @@ static void rs__uring_op_abandon(rs_event_loop_t *loop, rs__uring_op_t *op) {
 
 /* Queue a received chunk or datagram (buffer `bid` of q's group, `len` bytes)
  * at the end of `q`. */
-static void rs__uring_rxq_push(rs_event_loop_t *loop, rs__uring_rxq_t *q, uint32_t bid, uint32_t len) {
+static RS__UNUSED void rs__uring_rxq_push(rs_event_loop_t *loop, rs__uring_rxq_t *q, uint32_t bid, uint32_t len) {
     rs__uring_t *u = (rs__uring_t *)rs__backend_data(loop);
     uint32_t *meta = u->pb[q->group].meta;
     meta[2 * bid] = 0;
@@ -1074,13 +1075,13 @@ static void rs__uring_rxq_pop(rs__uring_t *u, rs__uring_rxq_t *q) {
 }
 
 /* Whether `q` has nothing to read. */
-static bool rs__uring_rxq_is_empty(const rs__uring_rxq_t *q) {
+static RS__UNUSED bool rs__uring_rxq_is_empty(const rs__uring_rxq_t *q) {
     return !q->count && q->spill_off == q->spill_len;
 }
 
 /* What `q` holds, in buffers' worth (datagrams, for a datagram queue): the
  * measure of a socket's receive cap. */
-static size_t rs__uring_rxq_units(const rs__uring_rxq_t *q) {
+static RS__UNUSED size_t rs__uring_rxq_units(const rs__uring_rxq_t *q) {
     if (q->group == RS__URING_GROUP_DGRAM) {
         return q->count + q->spill_count;
     }
@@ -1173,7 +1174,7 @@ static void rs__uring_reclaim_task(rs_task_t *task, void *arg, rs_task_status_t 
 
 /* Copy up to `max` queued bytes to `dst`, giving back each chunk read whole.
  * A stream queue's. */
-static size_t rs__uring_rxq_copy(rs_event_loop_t *loop, rs__uring_rxq_t *q, unsigned char *dst, size_t max) {
+static RS__UNUSED size_t rs__uring_rxq_copy(rs_event_loop_t *loop, rs__uring_rxq_t *q, unsigned char *dst, size_t max) {
     rs__uring_t *u = (rs__uring_t *)rs__backend_data(loop);
     rs__uring_pbuf_t *pb = &u->pb[q->group];
     size_t done = 0;
@@ -1209,7 +1210,7 @@ static size_t rs__uring_rxq_copy(rs_event_loop_t *loop, rs__uring_rxq_t *q, unsi
 /* The datagram at the front of datagram queue `q`, as the kernel filled its
  * buffer (*len bytes at *data), without taking it off; false when `q` is
  * empty. Valid until the queue changes. */
-static bool rs__uring_rxq_front(rs_event_loop_t *loop, const rs__uring_rxq_t *q, const unsigned char **data,
+static RS__UNUSED bool rs__uring_rxq_front(rs_event_loop_t *loop, const rs__uring_rxq_t *q, const unsigned char **data,
                                 size_t *len) {
     const rs__uring_pbuf_t *pb = &((const rs__uring_t *)rs__backend_data(loop))->pb[q->group];
     if (q->spill_off < q->spill_len) {
@@ -1228,7 +1229,7 @@ static bool rs__uring_rxq_front(rs_event_loop_t *loop, const rs__uring_rxq_t *q,
 }
 
 /* Take the front datagram off `q` (there is one), giving its buffer back. */
-static void rs__uring_rxq_pop_front(rs_event_loop_t *loop, rs__uring_rxq_t *q) {
+static RS__UNUSED void rs__uring_rxq_pop_front(rs_event_loop_t *loop, rs__uring_rxq_t *q) {
     rs__uring_t *u = (rs__uring_t *)rs__backend_data(loop);
     q->unread_mark = false;
     if (q->spill_off < q->spill_len) {
@@ -1246,7 +1247,7 @@ static void rs__uring_rxq_pop_front(rs_event_loop_t *loop, rs__uring_rxq_t *q) {
 }
 
 /* Give every queued buffer back (the socket is closing). */
-static void rs__uring_rxq_clear(rs_event_loop_t *loop, rs__uring_rxq_t *q) {
+static RS__UNUSED void rs__uring_rxq_clear(rs_event_loop_t *loop, rs__uring_rxq_t *q) {
     rs__uring_t *u = (rs__uring_t *)rs__backend_data(loop);
     rs__uring_rxq_free_spill(loop, q);
     if (!q->head) {

@@ -72,8 +72,11 @@ RESEAU_API bool rs_endpoint_equal(const rs_endpoint_t *a, const rs_endpoint_t *b
  * malformed text (*out is then zeroed), RS_ENOTSUP as rs_ipv6_parse and
  * rs_endpoint_from_local/vsock say. Any thread. */
 RESEAU_API int rs_endpoint_parse(rs_endpoint_t *out, const char *text);
+#if !RS__NO_SOCKETS
 /* Fill *out from a struct sockaddr of `len` bytes (sockaddr_in, sockaddr_in6,
  * sockaddr_un, sockaddr_vm), as accept, getsockname or recvfrom return it.
  * RS_EINVAL for NULLs or a length too short for the family; RS_EAFNOSUPPORT
- * for another family. *out is zeroed on error. Any thread. */
+ * for another family. *out is zeroed on error. Any thread. Absent with
+ * RESEAU_NO_SOCKETS, which has no struct sockaddr. */
 RESEAU_API int rs_endpoint_from_sockaddr(rs_endpoint_t *out, const void *sockaddr, size_t len);
+#endif

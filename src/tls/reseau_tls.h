@@ -46,6 +46,11 @@
 #ifndef RESEAU_H
 #error "reseau_tls.h: include reseau.h before reseau_tls.h"
 #endif
+/* The TLS handler finds its peer's address through the socket handler, and
+ * its installer is a bootstrap's: neither exists without sockets yet. */
+#if RS__NO_SOCKETS
+#error "reseau_tls.h: not available with RESEAU_NO_SOCKETS yet"
+#endif
 
 #ifndef RESEAU_TLS_H
 #define RESEAU_TLS_H

@@ -45,7 +45,7 @@ RESEAU_API rs_future_t *rs_future_new(const rs_future_options_t *options, int *e
     if (options) {
         o = *options;
     }
-    if ((int)o.type < (int)RS_FUTURE_VOID || (int)o.type > (int)RS_FUTURE_BOOL ||
+    if (!rs__enum_in_range((int)o.type, (int)RS_FUTURE_VOID, (int)RS_FUTURE_BOOL) ||
         (o.value_destroy && o.type != RS_FUTURE_POINTER)) {
         goto fail;
     }
@@ -282,6 +282,9 @@ RESEAU_API int rs_future_wait(rs_future_t *future, uint64_t timeout_ns) {
     }
     deadline = rs_clock_now_ns();
     deadline = timeout_ns > UINT64_MAX - deadline ? UINT64_MAX : deadline + timeout_ns;
+    if (RS__NO_THREADS && deadline == UINT64_MAX && !future->out.done) {
+        return RS_EDEADLK; /* rs_condvar_wait returns at once there: this would spin forever */
+    }
     rs_mutex_lock(&future->lock);
     while (!future->out.done && err == RS_OK) {
         if (deadline == UINT64_MAX) {

@@ -90,7 +90,9 @@ RESEAU_API int rs_future_register_channel_callback(rs_future_t *future, rs_chann
 /* Block until the future completes or timeout_ns passes (UINT64_MAX: no
  * limit). RS_OK when complete; RS_ETIMEDOUT; RS_EINVAL for NULL; RS_EDEADLK
  * on the thread of the future's own loop (the `loop` option), which would
- * never get to complete it. For threads off the loop. */
+ * never get to complete it. For threads off the loop. RESEAU_NO_THREADS: a
+ * wait without a limit on a future not yet complete is RS_EDEADLK too (no
+ * other thread could complete it); a limited one sleeps to its end. */
 RESEAU_API int rs_future_wait(rs_future_t *future, uint64_t timeout_ns);
 
 /* False for NULL. */

@@ -115,7 +115,7 @@ static int rs__retry_new(rs__retry_kind_t kind, const rs_exponential_backoff_opt
     rs__retry_t *r;
     int err;
     if ((!o->loop && !o->group) || o->max_retries > RS_RETRY_MAX_RETRIES_LIMIT ||
-        (int)o->jitter < (int)RS_RETRY_JITTER_DEFAULT || (int)o->jitter > (int)RS_RETRY_JITTER_DECORRELATED ||
+        !rs__enum_in_range((int)o->jitter, (int)RS_RETRY_JITTER_DEFAULT, (int)RS_RETRY_JITTER_DECORRELATED) ||
         capacity > (size_t)INT_MAX) {
         return RS_EINVAL;
     }
@@ -510,7 +510,8 @@ RESEAU_API int rs_retry_strategy_acquire_token(rs_retry_strategy_t *strategy, co
 RESEAU_API int rs_retry_strategy_schedule_retry(rs_retry_token_t *token, rs_retry_error_type_t error_type,
                                                 rs_retry_ready_fn *on_ready, void *user_data) {
     if (!token || !token->strategy || !token->strategy->vtable || !token->strategy->vtable->schedule_retry ||
-        !on_ready || (int)error_type < (int)RS_RETRY_ERROR_TRANSIENT || (int)error_type > (int)RS_RETRY_ERROR_CLIENT) {
+        !on_ready ||
+        !rs__enum_in_range((int)error_type, (int)RS_RETRY_ERROR_TRANSIENT, (int)RS_RETRY_ERROR_CLIENT)) {
         return RS_EINVAL;
     }
     return token->strategy->vtable->schedule_retry(token, error_type, on_ready, user_data);

@@ -131,6 +131,15 @@ RESEAU_API rs_input_stream_t *rs_input_stream_new_from_memory(const rs_allocator
 
 /* ---- file ---------------------------------------------------------------- */
 
+#if RESEAU_OS_NONE
+/* A bare-metal C library has no file descriptors to read. */
+RESEAU_API rs_input_stream_t *rs_input_stream_new_from_file(const rs_allocator_t *allocator, const char *path,
+                                                            int *err_out) {
+    (void)allocator;
+    return rs__stream_fail(path ? RS_ENOTSUP : RS_EINVAL, err_out);
+}
+#else
+
 /* 64-bit offsets on 32-bit Linux need the *64 calls that _GNU_SOURCE (through
  * _LARGEFILE64_SOURCE) declares; elsewhere off_t is what the system has.
  * Windows: the C runtime's descriptors, opened by a UTF-16 path (the
@@ -290,6 +299,7 @@ RESEAU_API rs_input_stream_t *rs_input_stream_new_from_file(const rs_allocator_t
     }
     return &f->base;
 }
+#endif /* RESEAU_OS_NONE */
 
 /* ---- the asynchronous gate ----------------------------------------------- */
 

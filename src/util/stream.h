@@ -54,7 +54,8 @@ RESEAU_API rs_input_stream_t *rs_input_stream_new_from_memory(const rs_allocator
  * 64-bit (on 32-bit Linux too, when the implementation is compiled with
  * _GNU_SOURCE, which reseau.h defines when it comes first). NULL on failure
  * with *err_out: RS_EINVAL (path NULL), the open error mapped by
- * rs_result_from_errno (RS_ENOENT, RS_EACCES, ...), RS_ENOMEM. */
+ * rs_result_from_errno (RS_ENOENT, RS_EACCES, ...), RS_ENOMEM. Without an
+ * OS (RESEAU_OS_NONE): RS_ENOTSUP. */
 RESEAU_API rs_input_stream_t *rs_input_stream_new_from_file(const rs_allocator_t *allocator, const char *path,
                                                             int *err_out);
 /* Frees the stream (closes the file). NULL does nothing. */

@@ -512,6 +512,7 @@ static void schedule_from_thread(void *arg) {
 }
 
 static void channel_tasks_run_in_order(void **state) {
+    RS_TEST_NEEDS_THREADS();
     bare_t b;
     task_rec_t t[7];
     char order[16] = "";
@@ -1350,6 +1351,7 @@ static bool xthread_wait(xthread_t *x, const int *counter) {
 }
 
 static void channel_cross_thread_shutdown_tasks_and_destroy(void **state) {
+    RS_TEST_NEEDS_THREADS();
     xthread_t x;
     rs_event_loop_options_t lo;
     rs_channel_options_t co;
@@ -1519,6 +1521,7 @@ static void channel_task_scheduled_after_shutdown_survives_destroy(void **state)
 
 /* The same two calls from a thread that is not the loop's. */
 static void channel_task_scheduled_after_shutdown_survives_destroy_cross_thread(void **state) {
+    RS_TEST_NEEDS_THREADS();
     xthread_t x;
     rs_event_loop_options_t lo;
     rs_channel_options_t co;

@@ -1393,6 +1393,7 @@ static size_t pin_done(void) {
 }
 
 static void channel_runs_on_its_socket_loop(rs_event_loop_backend_t backend) {
+    RS_TEST_NEEDS_THREADS();
     rs_event_loop_t *a = rs_test_loop_new(backend);
     rs_event_loop_t *b = rs_test_loop_new(backend);
     rs_socket_options_t lo = sock_opts(RS_SOCKET_DOMAIN_IPV4);
@@ -2039,6 +2040,7 @@ static void echo_many_connections_on_group(size_t n, uint64_t per_conn, uint64_t
 
 /* 1000 connections on a 2-loop group, each echoing 1 MiB (plain build; see test_scale). */
 static void echo_1mib_on_1000_connections_group(void **state) {
+    RS_TEST_NEEDS_THREADS();
     uint64_t scale = test_scale();
     (void)state;
     echo_many_connections_on_group(1000, MIB / scale, BIG_WAIT_NS);

@@ -8,11 +8,15 @@ One run checks one combination:
                            Windows: no -pthread, -lws2_32; reseau_tls.h is
                            checked only with --bearssl-prefix.
   --std c99|c11|c++17
-  --mode decl|impl|static
+  --mode decl|impl|static|firmware
     decl    decl.c: the header only, no implementation macro; compiled only.
     impl    impl.c: RESEAU_IMPLEMENTATION; compiled, linked (-pthread), run.
     static  static.c: RESEAU_STATIC + RESEAU_IMPLEMENTATION; compiled,
             linked, run.
+    firmware  firmware.c: an echo over the testing channel, for
+            RESEAU_NO_THREADS and RESEAU_NO_SOCKETS (pass both with
+            --define); compiled, linked, run where it can be, and its text
+            size printed (TRIPLE-size, or size) in a line "text size: N".
   --root DIR               project root holding reseau.h (default: ../..)
   --opt 0|1|2|3|s          optimisation level, passed as -O<level> (default:
                            none). Some gcc warnings (format-truncation) need
@@ -24,6 +28,16 @@ One run checks one combination:
                            is compiled and linked but not run.
   --define NAME[=VALUE]    pass -DNAME[=VALUE] (repeatable), such as
                            RESEAU_ATOMICS_INTERLOCKED with mingw.
+  --specs FILE             bare metal (a TRIPLE-gcc whose triple has
+                           "none", such as arm-none-eabi-gcc): the C
+                           library, as gcc's specs file: nosys.specs (newlib,
+                           with stub system calls) or picolibc.specs (linked
+                           with --oslib=semihost: picolibc has no stubs of
+                           its own). Skipped (77) when the compiler does not
+                           find the file. Bare metal links no -pthread, and
+                           with -ffunction-sections -fdata-sections
+                           -Wl,--gc-sections, as firmware is linked.
+  --cpu CPU                ARM: -mcpu=CPU -mthumb (such as cortex-m4).
   --bearssl-prefix DIR     mingw only: a BearSSL built for Windows
                            (DIR/include, DIR/lib/libbearssl.a; see
                            tools/cross/bearssl-mingw.sh). reseau_tls.h is
@@ -37,7 +51,7 @@ the impl/static programs link -lbearssl. In a cross build reseau_tls.h is
 compiled only (there is no BearSSL library for the target), then the
 program is built, linked and run without it.
 
-Exit status: 0 pass, 1 fail, 77 skip (compiler not installed).
+Exit status: 0 pass, 1 fail, 77 skip (compiler or C library not installed).
 """
 
 import argparse
@@ -86,7 +100,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--compiler", required=True)
     ap.add_argument("--std", choices=["c99", "c11", "c++17"], required=True)
-    ap.add_argument("--mode", choices=["decl", "impl", "static"],
+    ap.add_argument("--mode", choices=["decl", "impl", "static", "firmware"],
                     required=True)
     ap.add_argument("--root",
                     default=os.path.dirname(os.path.dirname(HERE)))
@@ -95,6 +109,8 @@ def main():
     ap.add_argument("--exe-wrapper", type=shlex.split, default=[])
     ap.add_argument("--bearssl-prefix")
     ap.add_argument("--define", action="append", default=[])
+    ap.add_argument("--specs")
+    ap.add_argument("--cpu")
     args = ap.parse_args()
 
     if cxx_for(args.compiler) is None:
@@ -108,6 +124,18 @@ def main():
         print("SKIP: %s is not installed" % compiler)
         return SKIP
 
+    bare_metal = "-none-" in args.compiler
+    if args.specs:
+        if not bare_metal:
+            ap.error("--specs is for a bare-metal TRIPLE-gcc")
+        # gcc prints the name unchanged when it finds no such file.
+        found = subprocess.run([compiler, "-print-file-name=" + args.specs],
+                               stdout=subprocess.PIPE, text=True).stdout.strip()
+        if not os.path.isabs(found):
+            print("SKIP: %s finds no %s (C library not installed)"
+                  % (compiler, args.specs))
+            return SKIP
+
     root = os.path.abspath(args.root)
     if not os.path.isfile(os.path.join(root, "reseau.h")):
         print("FAIL: %s/reseau.h does not exist "
@@ -117,7 +145,7 @@ def main():
     # Windows threads come from the C runtime and kernel32; -pthread would
     # link winpthreads, which reseau does not use. Winsock is ws2_32.
     windows = "mingw" in args.compiler
-    thread_flags = [] if windows else ["-pthread"]
+    thread_flags = [] if windows or bare_metal else ["-pthread"]
     src = os.path.join(HERE, args.mode + ".c")
     flags = ["-std=" + args.std] + WARNINGS + ["-I" + root] + thread_flags
     flags += ["-D" + d for d in args.define]
@@ -125,11 +153,28 @@ def main():
         flags.append("-O" + args.opt)
     if cplusplus:
         flags = ["-x", "c++"] + flags
-    libs = ["-lws2_32"] if windows else ["-pthread"]
+    libs = ["-lws2_32"] if windows else thread_flags[:]
+    if bare_metal:
+        target = ["-mcpu=" + args.cpu, "-mthumb"] if args.cpu else []
+        if args.specs:
+            target.append("--specs=" + args.specs)
+        flags = target + ["-Os", "-ffunction-sections", "-fdata-sections"] + flags
+        if cplusplus:
+            # As firmware C++ is built: without exceptions, the unwinder
+            # would need the .ARM.exidx bounds that picolibc's linker script
+            # does not give.
+            flags.append("-fno-exceptions")
+        libs = target + ["-Wl,--gc-sections"] + libs
+        if args.specs == "picolibc.specs":
+            libs.append("--oslib=semihost")
     if args.target:
         flags = ["--target=" + args.target] + flags
         libs = ["--target=" + args.target] + libs
     tls = tls_wanted(root)
+    if tls and "RESEAU_NO_SOCKETS" in args.define:
+        # reseau_tls.h #errors there: its handler and installer need sockets.
+        print("reseau_tls.h: not checked with RESEAU_NO_SOCKETS (not ported yet)")
+        tls = False
     # mingw: BearSSL built for Windows, from --bearssl-prefix; the host's
     # bearssl.h is not on a mingw compiler's path. With it the check is a
     # native one: compiled, linked (bcrypt: BCryptGenRandom; crypt32: the
@@ -173,6 +218,15 @@ def main():
         if run([compiler, obj, "-o", exe] + libs) != 0:
             print("FAIL: link")
             return 1
+        if args.mode == "firmware":
+            size = args.compiler[:-len("gcc")] + "size" if cross else "size"
+            out = subprocess.run([size, exe], stdout=subprocess.PIPE,
+                                 text=True)
+            if out.returncode != 0:
+                print("FAIL: %s" % size)
+                return 1
+            print(out.stdout, end="")
+            print("text size: %s" % out.stdout.splitlines()[1].split()[0])
         if cross and not args.exe_wrapper:
             print("PASS (cross build: linked, not run without --exe-wrapper)")
             return 0

@@ -226,6 +226,7 @@ static int loop_scenario(const rs_allocator_t *allocator, void *ctx_) {
 }
 
 static void loop_with_subscription_and_xthread_task(rs_event_loop_backend_t b) {
+    RS_TEST_NEEDS_THREADS();
     loop_ctx_t ctx;
     ctx.backend = b;
     assert_true(sweep(loop_scenario, &ctx) > 1);
@@ -363,6 +364,7 @@ static int group_scenario(const rs_allocator_t *allocator, void *ctx_) {
 }
 
 static void alloc_sweep_group_of_two_loops(void **state) {
+    RS_TEST_NEEDS_THREADS();
     (void)state;
     assert_true(sweep(group_scenario, NULL) > 1);
 }

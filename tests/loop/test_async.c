@@ -73,6 +73,7 @@ static void producer_main(void *arg) {
 }
 
 static void sends_from_many_threads_coalesce_and_none_is_lost(rs_event_loop_backend_t backend) {
+    RS_TEST_NEEDS_THREADS();
     rs_event_loop_t *loop = new_loop(backend);
     rs_thread_t producers[ASYNC_PRODUCERS];
     rs_event_loop_stats_t stats;
@@ -156,6 +157,7 @@ static void cleanup_drops_a_pending_send_without_calling_fn(rs_event_loop_backen
 }
 
 static void cleanup_off_the_loop_thread_is_refused(rs_event_loop_backend_t backend) {
+    RS_TEST_NEEDS_THREADS();
     rs_event_loop_t *loop = new_loop(backend);
     async_ctx_t c;
     ctx_init(&c);

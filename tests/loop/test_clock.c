@@ -37,6 +37,7 @@ static void take_reading(void *ud) {
 }
 
 static void clock_is_monotonic_across_threads(void **state) {
+    RS_TEST_NEEDS_THREADS();
     int i;
     (void)state;
     for (i = 0; i < 20; ++i) {
@@ -87,6 +88,7 @@ static void read_loop_now(void *ud) {
 }
 
 static void loop_now_uses_the_override(rs_event_loop_backend_t b) {
+    RS_TEST_NEEDS_THREADS();
     fake_clock_t c;
     rs_event_loop_t *loop;
     now_reader_t r;

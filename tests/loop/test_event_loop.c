@@ -349,6 +349,7 @@ static void io_rec_init(io_rec_t *r, int fd) {
 /* ------------------------------------------------------------- task tests */
 
 static void xthread_scheduled_tasks_execute(rs_event_loop_backend_t b) {
+    RS_TEST_NEEDS_THREADS();
     rs_event_loop_t *loop = loop_new(b);
     latch_t latch;
     probe_t now_task;
@@ -484,6 +485,7 @@ RS_TEST_PER_BACKEND(event_loop_, future_tasks_with_equal_times_run_in_order)
  * the cross-thread queue; they see CANCELED and the calling thread counts as
  * the loop thread. */
 static void canceled_tasks_run_on_loop_thread(rs_event_loop_backend_t b) {
+    RS_TEST_NEEDS_THREADS();
     rs_event_loop_t *loop = loop_new(b);
     latch_t latch;
     probe_t sync_task;
@@ -548,6 +550,7 @@ static void xsched_main(void *ud) {
 }
 
 static void destroy_cancels_tasks_of_a_loop_that_never_ran(rs_event_loop_backend_t b) {
+    RS_TEST_NEEDS_THREADS();
     rs_event_loop_t *loop = loop_new(b);
     probe_t local_now;
     probe_t local_future;
@@ -667,6 +670,7 @@ RS_TEST_PER_BACKEND(event_loop_, cancel_by_earlier_task_of_the_same_tick)
 /* A task another thread scheduled, still in the cross-thread queue, is
  * scheduled: canceling it from the loop thread runs it once, CANCELED. */
 static void cancel_of_task_still_in_cross_thread_queue(rs_event_loop_backend_t b) {
+    RS_TEST_NEEDS_THREADS();
     rs_event_loop_t *loop = loop_new(b);
     probe_t t;
     xsched_t x;
@@ -784,6 +788,7 @@ static void cascade_on_remove(void *key, void *object, void *user_data) {
 }
 
 static void destroy_cancels_tasks_scheduled_while_canceling(rs_event_loop_backend_t b) {
+    RS_TEST_NEEDS_THREADS();
     static int key;
     cascade_t c;
     int fds[2];
@@ -835,6 +840,7 @@ static void due_check_fn(rs_task_t *task, void *arg, rs_task_status_t status) {
 }
 
 static void future_task_never_runs_early(rs_event_loop_backend_t b) {
+    RS_TEST_NEEDS_THREADS();
     rs_event_loop_t *loop = loop_new(b);
     due_check_t d[3];
     static const uint64_t delays_us[3] = {1500, 10000, 25300};
@@ -923,6 +929,7 @@ static void fifo_producer_main(void *ud) {
 }
 
 static void serialized_scheduling_keeps_fifo_across_4_producers(rs_event_loop_backend_t b) {
+    RS_TEST_NEEDS_THREADS();
     fifo_ctx_t *c = (fifo_ctx_t *)calloc(1, sizeof(fifo_ctx_t));
     fifo_producer_t producers[FIFO_PRODUCERS];
     const uint64_t total = (uint64_t)FIFO_PRODUCERS * FIFO_PER_PRODUCER;
@@ -1011,6 +1018,7 @@ static void ticket_producer_main(void *ud) {
 }
 
 static void serialized_scheduling_keeps_global_order(rs_event_loop_backend_t b) {
+    RS_TEST_NEEDS_THREADS();
     ticket_ctx_t c;
     rs_thread_t threads[TICKET_PRODUCERS];
     const uint32_t total = TICKET_PRODUCERS * TICKET_PER_PRODUCER;
@@ -1161,6 +1169,7 @@ static void threaded_io_cb(rs_event_loop_t *loop, rs_io_handle_t *handle, int ev
 }
 
 static void readable_event_wakes_a_running_loop(rs_event_loop_backend_t b) {
+    RS_TEST_NEEDS_THREADS();
     rs_event_loop_t *loop = loop_new(b);
     int fds[2];
     threaded_io_t t;
@@ -1543,6 +1552,7 @@ RS_TEST_PER_BACKEND_IO(event_loop_, unsubscribe_of_unsubscribed_handle_is_invali
 /* Destroy with subscriptions left behind (idle, ready, unsubscribed in a
  * callback a moment ago) releases everything: cmocka fails on a leak. */
 static void destroy_with_live_subscriptions_releases_them(rs_event_loop_backend_t b) {
+    RS_TEST_NEEDS_THREADS();
     rs_event_loop_t *loop = loop_new(b);
     int p[3][2];
     io_rec_t r[3];
@@ -1694,6 +1704,7 @@ RS_TEST_PER_BACKEND_IO(event_loop_, subscribe_inside_callback_is_reported_later)
 /* ----------------------------------------------------------- run control */
 
 static void stop_then_restart(rs_event_loop_backend_t b) {
+    RS_TEST_NEEDS_THREADS();
     rs_event_loop_t *loop = loop_new(b);
     latch_t latch;
     probe_t first;
@@ -1741,6 +1752,7 @@ static void stop_task_fn(rs_task_t *task, void *arg, rs_task_status_t status) {
 }
 
 static void multiple_stops_are_harmless(rs_event_loop_backend_t b) {
+    RS_TEST_NEEDS_THREADS();
     rs_event_loop_t *loop = loop_new(b);
     rs_task_t stopper;
     assert_int_equal(rs_event_loop_stop(loop), RS_OK); /* not running */
@@ -1809,6 +1821,7 @@ static void fair_io_cb(rs_event_loop_t *loop, rs_io_handle_t *handle, int events
 }
 
 static void fairness_busy_task_does_not_starve_timers_or_io(rs_event_loop_backend_t b) {
+    RS_TEST_NEEDS_THREADS();
     fair_ctx_t c;
     int fds[2];
     bool ok;
@@ -1878,6 +1891,7 @@ static void coalesce_task_fn(rs_task_t *task, void *arg, rs_task_status_t status
 }
 
 static void wake_coalescing(rs_event_loop_backend_t b) {
+    RS_TEST_NEEDS_THREADS();
     rs_event_loop_t *loop = loop_new(b);
     coalesce_ctx_t c;
     rs_event_loop_stats_t stats;
@@ -1975,6 +1989,7 @@ static void run_once_with_timeout_0_never_blocks(rs_event_loop_backend_t b) {
 RS_TEST_PER_BACKEND_IO(event_loop_, run_once_with_timeout_0_never_blocks)
 
 static void run_once_negative_timeout_returns_on_task_due(rs_event_loop_backend_t b) {
+    RS_TEST_NEEDS_THREADS();
     rs_event_loop_t *loop = loop_new(b);
     probe_t t;
     watchdog_t w;
@@ -2001,6 +2016,7 @@ static void delayed_sched_main(void *ud) {
 }
 
 static void run_once_negative_timeout_returns_on_wakeup(rs_event_loop_backend_t b) {
+    RS_TEST_NEEDS_THREADS();
     rs_event_loop_t *loop = loop_new(b);
     probe_t t;
     watchdog_t w;
@@ -2078,6 +2094,7 @@ static bool fd_readable(int fd, int timeout_ms) {
 }
 
 static void get_fd_signals_work_for_host_loops(rs_event_loop_backend_t b) {
+    RS_TEST_NEEDS_THREADS();
     rs_event_loop_t *loop = loop_new(b);
     int fd = -1;
     probe_t t;
@@ -2160,6 +2177,7 @@ static void get_wait_handle_is_for_iocp_only(rs_event_loop_backend_t b) {
 RS_TEST_PER_BACKEND(event_loop_, get_wait_handle_is_for_iocp_only)
 
 static void stats_count_ticks_tasks_and_events(rs_event_loop_backend_t b) {
+    RS_TEST_NEEDS_THREADS();
     rs_event_loop_t *loop = loop_new(b);
     rs_event_loop_stats_t s;
     probe_t local[3];
@@ -2263,6 +2281,7 @@ static void nothing_on_loop(rs_event_loop_t *loop, void *ud) {
 }
 
 static void wrong_thread_calls(rs_event_loop_backend_t b) {
+    RS_TEST_NEEDS_THREADS();
     static int key;
     wrong_thread_ctx_t c;
     int p1[2];
@@ -2307,6 +2326,7 @@ static void wrong_thread_calls(rs_event_loop_backend_t b) {
 RS_TEST_PER_BACKEND_IO(event_loop_, wrong_thread_calls)
 
 static void run_once_on_started_loop_is_busy(rs_event_loop_backend_t b) {
+    RS_TEST_NEEDS_THREADS();
     rs_event_loop_t *loop = loop_new(b);
     assert_int_equal(rs_event_loop_start(loop), RS_OK);
     assert_int_equal(rs_event_loop_run_once(loop, 0), RS_EBUSY); /* right after start */
@@ -2335,6 +2355,7 @@ static void calls_from_loop_thread(rs_event_loop_t *loop, void *ud) {
 }
 
 static void wait_from_the_loop_thread_is_deadlk(rs_event_loop_backend_t b) {
+    RS_TEST_NEEDS_THREADS();
     rs_event_loop_t *loop = loop_new(b);
     in_task_results_t r;
     memset(&r, 0, sizeof(r));
@@ -2371,6 +2392,7 @@ static void reader_main(void *ud) {
 }
 
 static void load_factor_and_stats_readable_from_another_thread(rs_event_loop_backend_t b) {
+    RS_TEST_NEEDS_THREADS();
     rs_event_loop_t *loop = loop_new(b);
     latch_t latch;
     probe_t tasks[200];
@@ -2538,6 +2560,7 @@ RS_TEST_PER_BACKEND(event_loop_, scheduling_a_scheduled_task_is_busy)
 /* The same from another thread, while the loop runs: the second schedule of a
  * task still in the cross-thread queue or the scheduler is RS_EBUSY. */
 static void cross_thread_double_schedule_is_busy(rs_event_loop_backend_t b) {
+    RS_TEST_NEEDS_THREADS();
     rs_event_loop_t *loop = loop_new(b);
     latch_t latch;
     probe_t p;
@@ -2593,6 +2616,7 @@ static rs_event_loop_t *loop_with_flaky_wake(rs_event_loop_backend_t b, rs__back
 }
 
 static void wake_interrupted_by_a_signal_is_retried(rs_event_loop_backend_t b) {
+    RS_TEST_NEEDS_THREADS();
     rs__backend_vtable_t copy;
     rs_event_loop_t *loop = loop_with_flaky_wake(b, &copy, 3, 0);
     latch_t latch;
@@ -2620,6 +2644,7 @@ RS_TEST_PER_BACKEND(event_loop_, wake_interrupted_by_a_signal_is_retried)
  * though the queue was not empty). Before the fix the loop slept on, and every
  * later cross-thread task stalled behind the first. */
 static void lost_wake_does_not_stall_later_tasks(rs_event_loop_backend_t b) {
+    RS_TEST_NEEDS_THREADS();
     rs__backend_vtable_t copy;
     rs_event_loop_t *loop = loop_with_flaky_wake(b, &copy, 0, 0);
     latch_t latch;

@@ -228,11 +228,13 @@ static void subscription_survives_moves_between_threads(bool single_issuer) {
 }
 
 static void subscription_survives_moves_of_a_single_issuer_ring(void **state) {
+    RS_TEST_NEEDS_THREADS();
     (void)state;
     subscription_survives_moves_between_threads(true);
 }
 
 static void subscription_survives_moves_of_a_shared_ring(void **state) {
+    RS_TEST_NEEDS_THREADS();
     (void)state;
     subscription_survives_moves_between_threads(false);
 }

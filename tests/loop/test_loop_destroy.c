@@ -356,6 +356,7 @@ static bool gw_wait(group_world_t *w, int *field, int value) {
 }
 
 static void group_destroy_ends_live_connections(rs_event_loop_backend_t b) {
+    RS_TEST_NEEDS_THREADS();
     rs_event_loop_group_options_t go;
     rs_server_bootstrap_options_t so;
     rs_client_bootstrap_options_t cbo;
@@ -483,6 +484,7 @@ static void stop_later(void *arg) {
 }
 
 static void run_stopped_from_another_thread_and_before(rs_event_loop_backend_t b) {
+    RS_TEST_NEEDS_THREADS();
     rs_event_loop_t *loop = new_loop(b);
     rs_thread_t t;
     rs_task_t task;
