@@ -1344,7 +1344,8 @@ typedef void rs_signal_watcher_fn(rs_signal_watcher_t *watcher, int signum, uint
  * SIGSTOP, the fault signals SIGSEGV/SIGBUS/SIGFPE/SIGILL, and the real-time
  * signals the C library keeps for itself; Windows: anything but SIGINT,
  * SIGBREAK, SIGTERM and SIGABRT); RS_ENOTSUP on Windows for SIGTERM and
- * SIGABRT; RS_EWRONGTHREAD off the loop's thread; RS_ENOMEM; or the OS error
+ * SIGABRT, and without an OS (RESEAU_OS_NONE) for every signum from 1 to
+ * NSIG - 1 (65 where there is no NSIG); RS_EWRONGTHREAD off the loop's thread; RS_ENOMEM; or the OS error
  * (RS_EMFILE, ...) from signalfd, pipe, sigaction or the loop's subscription
  * (Windows: from SetConsoleCtrlHandler). Loop thread. */
 RESEAU_API int rs_signal_watcher_new(rs_event_loop_t *loop, int signum, rs_signal_watcher_fn *on_signal,
@@ -10510,7 +10511,7 @@ static void rs__signal_port_detach(rs__signal_port_t *port) {
     rs__signal_source_release();
 }
 
-#else /* Windows */
+#elif RESEAU_OS_WINDOWS
 
 /* The console control events a watcher can take, as libuv maps them. */
 static int rs__signal_from_console_event(DWORD event) {
@@ -10593,12 +10594,40 @@ static void rs__signal_source_unwatch(int signum) {
     (void)signum;
 }
 
-#endif /* Windows */
+#else /* no OS (RESEAU_OS_NONE): no signals to watch */
+
+/* RS_EINVAL for a number no signal could have, RS_ENOTSUP for the rest, so
+ * no watcher is ever made and what follows is never reached. */
+static int rs__signal_check_signum(int signum) {
+    return signum <= 0 || signum >= RS__SIGNAL_LIMIT ? RS_EINVAL : RS_ENOTSUP;
+}
+
+static int rs__signal_port_attach(rs__signal_port_t *port) {
+    (void)port;
+    return RS_ENOTSUP;
+}
+
+static void rs__signal_port_detach(rs__signal_port_t *port) {
+    (void)port;
+}
+
+static int rs__signal_source_watch(int signum, bool first) {
+    (void)signum;
+    (void)first;
+    return RS_ENOTSUP;
+}
+
+static void rs__signal_source_unwatch(int signum) {
+    (void)signum;
+}
+
+#endif /* RESEAU_OS_NONE */
 
 /* ---- registry ---- */
 
-/* Registry lock held. How many watchers of `signum` there are. */
-static int rs__signal_fan_out(int signum, int arrivals) {
+/* Registry lock held. How many watchers of `signum` there are. Unused
+ * without an OS, where no watcher is ever made. */
+static RS__UNUSED int rs__signal_fan_out(int signum, int arrivals) {
     rs_list_node_t *node;
     int reached = 0;
     if (signum <= 0 || signum >= RS__SIGNAL_LIMIT) {

@@ -289,7 +289,7 @@ static void rs__signal_port_detach(rs__signal_port_t *port) {
     rs__signal_source_release();
 }
 
-#else /* Windows */
+#elif RESEAU_OS_WINDOWS
 
 /* The console control events a watcher can take, as libuv maps them. */
 static int rs__signal_from_console_event(DWORD event) {
@@ -372,12 +372,40 @@ static void rs__signal_source_unwatch(int signum) {
     (void)signum;
 }
 
-#endif /* Windows */
+#else /* no OS (RESEAU_OS_NONE): no signals to watch */
+
+/* RS_EINVAL for a number no signal could have, RS_ENOTSUP for the rest, so
+ * no watcher is ever made and what follows is never reached. */
+static int rs__signal_check_signum(int signum) {
+    return signum <= 0 || signum >= RS__SIGNAL_LIMIT ? RS_EINVAL : RS_ENOTSUP;
+}
+
+static int rs__signal_port_attach(rs__signal_port_t *port) {
+    (void)port;
+    return RS_ENOTSUP;
+}
+
+static void rs__signal_port_detach(rs__signal_port_t *port) {
+    (void)port;
+}
+
+static int rs__signal_source_watch(int signum, bool first) {
+    (void)signum;
+    (void)first;
+    return RS_ENOTSUP;
+}
+
+static void rs__signal_source_unwatch(int signum) {
+    (void)signum;
+}
+
+#endif /* RESEAU_OS_NONE */
 
 /* ---- registry ---- */
 
-/* Registry lock held. How many watchers of `signum` there are. */
-static int rs__signal_fan_out(int signum, int arrivals) {
+/* Registry lock held. How many watchers of `signum` there are. Unused
+ * without an OS, where no watcher is ever made. */
+static RS__UNUSED int rs__signal_fan_out(int signum, int arrivals) {
     rs_list_node_t *node;
     int reached = 0;
     if (signum <= 0 || signum >= RS__SIGNAL_LIMIT) {

@@ -79,7 +79,8 @@ typedef void rs_signal_watcher_fn(rs_signal_watcher_t *watcher, int signum, uint
  * SIGSTOP, the fault signals SIGSEGV/SIGBUS/SIGFPE/SIGILL, and the real-time
  * signals the C library keeps for itself; Windows: anything but SIGINT,
  * SIGBREAK, SIGTERM and SIGABRT); RS_ENOTSUP on Windows for SIGTERM and
- * SIGABRT; RS_EWRONGTHREAD off the loop's thread; RS_ENOMEM; or the OS error
+ * SIGABRT, and without an OS (RESEAU_OS_NONE) for every signum from 1 to
+ * NSIG - 1 (65 where there is no NSIG); RS_EWRONGTHREAD off the loop's thread; RS_ENOMEM; or the OS error
  * (RS_EMFILE, ...) from signalfd, pipe, sigaction or the loop's subscription
  * (Windows: from SetConsoleCtrlHandler). Loop thread. */
 RESEAU_API int rs_signal_watcher_new(rs_event_loop_t *loop, int signum, rs_signal_watcher_fn *on_signal,
