@@ -169,6 +169,7 @@
  *   >>channel     channels, slots, handlers, messages, windows, shutdown
  *   >>socket_handler  the socket channel handler
  *   >>testing_channel a socket-less pipeline for testing handlers
+ *   >>transport_handler a pipeline's left end over a data source of yours
  *   >>installer   channel installers: how bootstraps build pipelines
  *   >>client      client bootstrap: resolve, Happy Eyeballs, pipeline
  *   >>server      server bootstrap: listener, accepted pipelines
@@ -179,6 +180,7 @@
  *   Implementation: the same names with .c (>>event_loop.c), plus
  *   >>platform.c, >>atomic.c, >>thread_none.c (RESEAU_NO_THREADS), >>heap.c, >>scheduler.c,
  *   >>epoll.c, >>poll.c, >>kqueue.c, >>io_uring.c, >>none.c (no OS: tasks only),
+ *   >>custom.c (your own wait and wakeup),
  *   >>sockaddr.c, >>socket_posix.c, >>udp_posix.c, >>sockopt_posix.c, >>message_pool.c,
  *   >>pipeline.c; for Windows >>thread_win.c, >>iocp.c, >>socket_win.c (TCP and UDP
  *   on the completion port), >>pipe_win.c (pipes as overlapped named pipes) and
@@ -983,8 +985,68 @@ typedef enum rs_event_loop_backend {
     RS_EVENT_LOOP_BACKEND_IO_URING = 3, /* Linux 5.19+, where io_uring is allowed; sockets on completions from 6.0,
                                          * on readiness polls before (see README) */
     RS_EVENT_LOOP_BACKEND_KQUEUE = 4,  /* macOS, the BSDs; elsewhere only with RESEAU_HAVE_KQUEUE (libkqueue) */
-    RS_EVENT_LOOP_BACKEND_IOCP = 5     /* Windows: sockets and pipes on completions; no fd subscriptions (RS_ENOTSUP) */
+    RS_EVENT_LOOP_BACKEND_IOCP = 5,    /* Windows: sockets and pipes on completions; no fd subscriptions (RS_ENOTSUP) */
+    RS_EVENT_LOOP_BACKEND_CUSTOM = 6   /* your own wait and wakeup (rs_event_loop_custom_backend_t); no fd
+                                        * subscriptions or sockets (RS_ENOTSUP); any OS, and without one */
 } rs_event_loop_backend_t;
+
+/*
+ * A backend of your own: the loop's wait and wakeup come from you, for a host
+ * that has its own way to sleep (firmware: WFI until an interrupt or a timer;
+ * a game engine's frame loop). The loop still owns tasks, timers and the
+ * cross-thread queue; data reaches channels through handlers of yours at the
+ * left end of the pipeline (rs_transport_handler_new), fed from `dispatch`.
+ * Such a loop has no fd subscriptions: rs_event_loop_subscribe
+ * and rs_event_loop_get_fd return RS_ENOTSUP, and so sockets cannot use it.
+ *
+ * Worked example: a Cortex-M main loop (single-threaded build) whose UART
+ * interrupt fills a ring buffer that a transport handler feeds into a channel.
+ *
+ *     static volatile bool g_woken;
+ *     static void fw_wait(void *u, int timeout_ms) {
+ *         // Sleep until an interrupt, or until the next task is due.
+ *         if (timeout_ms != 0 && !g_woken && ring_empty(&uart_rx)) {
+ *             if (timeout_ms > 0) arm_timer_ms(timeout_ms);
+ *             __WFI();
+ *         }
+ *         g_woken = false;
+ *     }
+ *     static bool fw_wake(void *u) { g_woken = true; return true; }
+ *     static void fw_dispatch(void *u) {        // after each wait
+ *         uint8_t b[64]; size_t n = ring_peek(&uart_rx, b, sizeof b), took = 0;
+ *         if (n) {
+ *             rs_transport_handler_deliver(uart_handler, rs_byte_cursor_from_array(b, n), &took);
+ *             ring_drop(&uart_rx, took);         // the rest waits for the read window
+ *         }
+ *     }
+ *     rs_event_loop_custom_backend_t fw = {fw_wait, fw_wake, fw_dispatch, NULL, NULL};
+ *     rs_event_loop_options_t lo = {0};
+ *     lo.custom_backend = &fw;
+ *     rs_event_loop_t *loop = rs_event_loop_new(&lo, &err);
+ *     ... a channel on `loop` with uart_handler (rs_transport_handler_new) first ...
+ *     for (;;) rs_event_loop_run_once(loop, -1);   // wait, dispatch, run tasks
+ */
+typedef struct rs_event_loop_custom_backend {
+    /* Return when `wake` is called (also if it was called before this wait
+     * began: latch it), when data of yours arrives, or after timeout_ms
+     * (negative: no limit; 0: do not block). The loop passes the time to its
+     * next due task. Loop thread, once per tick. Required. */
+    void (*wait)(void *user_data, int timeout_ms);
+    /* Make the current or next wait return at once. Called from the thread
+     * that schedules a task on the loop from off the loop thread, and from
+     * rs_event_loop_stop (which may be called from a signal handler: then it
+     * must be async-signal-safe). Return false if the wake could not be
+     * sent: the loop then waits at most 10 ms at a time until a wake gets
+     * through. Required. */
+    bool (*wake)(void *user_data);
+    /* After each wait, before due tasks run: poll your sources and feed
+     * their channels (rs_transport_handler_deliver). Loop thread. Optional. */
+    void (*dispatch)(void *user_data);
+    /* rs_event_loop_destroy is done with the backend, after everything on
+     * the loop has ended: free what user_data holds. Optional. */
+    void (*destroy)(void *user_data);
+    void *user_data; /* passed to each of the above */
+} rs_event_loop_custom_backend_t;
 
 typedef struct rs_event_loop_options {
     const rs_allocator_t *allocator;  /* copied (default: NULL, libc) */
@@ -993,6 +1055,9 @@ typedef struct rs_event_loop_options {
     void *clock_user_data;            /* passed to clock_fn (default: NULL) */
     const char *thread_name;          /* name of the thread rs_event_loop_start makes (default: "rs-loop") */
     size_t thread_stack_size;         /* bytes for that thread (default: 0, the OS default) */
+    /* Copied: your own wait and wakeup; `backend` must then be DEFAULT or
+     * CUSTOM (default: NULL, the OS backend named by `backend`). */
+    const rs_event_loop_custom_backend_t *custom_backend;
 } rs_event_loop_options_t;
 
 /* Readiness bits. Subscribe with READABLE and/or WRITABLE; HANGUP and ERROR are
@@ -1025,7 +1090,9 @@ typedef struct rs_event_loop_stats {
 
 /* Create a loop (NULL options mean defaults). NULL on failure with *err_out
  * (may be NULL) set: RS_ENOMEM, RS_ENOTSUP for a backend this build or OS
- * lacks, or a mapped OS error. Any thread. */
+ * lacks, RS_EINVAL for a custom backend without wait or wake, with another
+ * backend than DEFAULT or CUSTOM, or CUSTOM without one, or a mapped OS
+ * error. Any thread. */
 RESEAU_API rs_event_loop_t *rs_event_loop_new(const rs_event_loop_options_t *options, int *err_out);
 
 /* Stop and join the loop's own thread if it runs one; the calling thread acts
@@ -2329,6 +2396,83 @@ RESEAU_API void rs_testing_channel_push_eof(rs_testing_channel_t *testing);
  * error_out may be NULL. */
 RESEAU_API bool rs_testing_channel_is_shut_down(const rs_testing_channel_t *testing, int *error_out);
 /* <<testing_channel -- End file: src/channel/testing_channel.h */
+/* >>transport_handler -- Begin file: src/channel/transport_handler.h */
+/*
+ * Transport handler: the left end of a pipeline over a data source of yours,
+ * where there is no OS socket (firmware's lwIP or modem sockets, a UART, a
+ * radio, shared memory). It is the socket handler's contract without the
+ * socket, and the testing channel's fake socket made public:
+ *   - you hand it received bytes with rs_transport_handler_deliver, which
+ *     copies as many as the read window allows into read messages and sends
+ *     them rightwards; the rest stays yours until on_read_window says the
+ *     window opened;
+ *   - bytes the pipeline writes are queued and offered to your `write`
+ *     callback from a loop task (never inside the write that queued them);
+ *     take what you can, and call rs_transport_handler_resume_writes when
+ *     you can take more. A message's completion fires once all its bytes
+ *     were taken (RS_OK), or with RS_ECANCELED or your error;
+ *   - when your peer closes, rs_transport_handler_end_of_stream shuts the
+ *     channel down with RS_EEOF (or the error you give).
+ * A graceful write shutdown waits until the queued bytes were taken, then
+ * calls on_close; an abortive one fails them with RS_ECANCELED first.
+ * See rs_event_loop_custom_backend_t for a firmware main loop that feeds it.
+ *
+ * Threads: every function and callback here runs on the channel's loop
+ * thread (functions called elsewhere return RS_EWRONGTHREAD).
+ */
+typedef struct rs_transport_callbacks {
+    /* Send `data` to your peer: set *taken to the bytes you took (0 to
+     * data.len) and return RS_OK; call rs_transport_handler_resume_writes
+     * once you can take more after taking less. Or return a negative RS_Exxx:
+     * every queued write fails with it, later writes are refused with it
+     * (so the stream never has a gap), and the channel shuts down with it.
+     * Required. */
+    int (*write)(void *user_data, rs_byte_cursor_t data, size_t *taken);
+    /* The read window opened by `window` more bytes (SIZE_MAX without
+     * back-pressure): deliver what you held back. Optional. */
+    void (*on_read_window)(void *user_data, size_t window);
+    /* The channel's write side has shut down (after every queued byte was
+     * taken, unless abortive): close your end. `error` is the shutdown's
+     * error. Optional. */
+    void (*on_close)(void *user_data, int error);
+} rs_transport_callbacks_t;
+
+typedef struct rs_transport_handler_options {
+    const rs_allocator_t *allocator;     /* copied (default: NULL, libc) */
+    rs_transport_callbacks_t callbacks;  /* copied; write is required */
+    void *user_data;                     /* passed to the callbacks (default: NULL) */
+} rs_transport_handler_options_t;
+
+/* A transport handler, to put in the leftmost slot of a channel with
+ * rs_channel_slot_set_handler; the slot owns it from then on (destroyed with
+ * the channel). Before that, free it with handler->vtable->destroy(handler).
+ * NULL with *err_out set: RS_EINVAL for NULL options or no write callback;
+ * RS_ENOMEM. Any thread. */
+RESEAU_API rs_channel_handler_t *rs_transport_handler_new(const rs_transport_handler_options_t *options,
+                                                          int *err_out);
+/* Bytes received from your peer: copied into read messages (of at most
+ * RS_MAX_FRAGMENT_SIZE) and sent rightwards, as far as the read window
+ * allows; *taken (may be NULL) says how many were taken, and the rest is
+ * yours to deliver again after on_read_window. RS_OK (also when the window is
+ * closed and nothing was taken); RS_EINVAL for a handler that is not a
+ * transport handler or not in a slot, or NULL data with a length;
+ * RS_EWRONGTHREAD; RS_ENOTCONN once the read side shut down; RS_ENOMEM when
+ * no message could be had (the channel then shuts down with RS_ENOMEM); or
+ * the error of the handler to the right, which the channel shuts down with.
+ * *taken is set in every case: no byte is counted twice or lost. */
+RESEAU_API int rs_transport_handler_deliver(rs_channel_handler_t *handler, rs_byte_cursor_t data, size_t *taken);
+/* Your transport can take bytes again: queued writes are offered to `write`
+ * from a loop task. RS_OK; RS_EINVAL for a handler that is not a transport
+ * handler or not in a slot; RS_EWRONGTHREAD. */
+RESEAU_API int rs_transport_handler_resume_writes(rs_channel_handler_t *handler);
+/* Your peer closed: the channel shuts down with `error` (RS_OK means a plain
+ * end of stream, RS_EEOF), after what you delivered. Deliver first.
+ * RS_OK; RS_EINVAL for a handler that is not a transport handler or not in a
+ * slot; RS_EWRONGTHREAD. */
+RESEAU_API int rs_transport_handler_end_of_stream(rs_channel_handler_t *handler, int error);
+/* Bytes queued and not yet taken by `write`; 0 for NULL or another handler. */
+RESEAU_API size_t rs_transport_handler_pending_write_bytes(const rs_channel_handler_t *handler);
+/* <<transport_handler -- End file: src/channel/transport_handler.h */
 #if !RS__NO_SOCKETS
 /* >>installer -- Begin file: src/bootstrap/installer.h */
 /*
@@ -5575,6 +5719,7 @@ struct rs_event_loop {
     rs_allocator_t allocator;
     const rs__backend_vtable_t *backend;
     void *backend_data;
+    rs_event_loop_custom_backend_t custom; /* the application's, for the custom backend (>>custom.c) */
     rs__scheduler_t scheduler;
     rs_clock_fn *clock_fn;
     void *clock_user_data;
@@ -8950,6 +9095,69 @@ static const rs__backend_vtable_t rs__none_vtable = {
 
 #endif /* RESEAU_OS_NONE */
 /* <<none.c -- End file: src/loop/none.c */
+/* >>custom.c -- Begin file: src/loop/custom.c */
+/*
+ * The custom backend (RS_EVENT_LOOP_BACKEND_CUSTOM): the application's own
+ * wait and wakeup, from rs_event_loop_options_t.custom_backend, copied into
+ * the loop. There are no fd subscriptions: data comes in through the
+ * application's dispatch, which feeds transport handlers.
+ */
+
+static int rs__custom_init(rs_event_loop_t *loop) {
+    (void)loop;
+    return RS_OK;
+}
+
+static void rs__custom_cleanup(rs_event_loop_t *loop) {
+    if (loop->custom.destroy) {
+        loop->custom.destroy(loop->custom.user_data);
+    }
+}
+
+static void rs__custom_wait(rs_event_loop_t *loop, int timeout_ms) {
+    loop->custom.wait(loop->custom.user_data, timeout_ms);
+}
+
+static void rs__custom_dispatch(rs_event_loop_t *loop) {
+    if (loop->custom.dispatch) {
+        loop->custom.dispatch(loop->custom.user_data);
+    }
+}
+
+static int rs__custom_add(rs_event_loop_t *loop, rs__io_registration_t *reg) {
+    (void)loop;
+    (void)reg;
+    return RS_ENOTSUP;
+}
+
+static int rs__custom_modify(rs_event_loop_t *loop, rs__io_registration_t *reg, int events) {
+    (void)loop;
+    (void)reg;
+    (void)events;
+    return RS_ENOTSUP;
+}
+
+static void rs__custom_remove(rs_event_loop_t *loop, rs__io_registration_t *reg) {
+    (void)loop;
+    (void)reg;
+}
+
+static bool rs__custom_wake(rs_event_loop_t *loop) {
+    return loop->custom.wake(loop->custom.user_data);
+}
+
+static int rs__custom_get_fd(const rs_event_loop_t *loop, int *fd_out) {
+    (void)loop;
+    (void)fd_out;
+    return RS_ENOTSUP;
+}
+
+static const rs__backend_vtable_t rs__custom_vtable = {
+    RS_EVENT_LOOP_BACKEND_CUSTOM, rs__custom_init,   rs__custom_cleanup, rs__custom_wait,   rs__custom_dispatch,
+    rs__custom_add,               rs__custom_modify, rs__custom_remove,  rs__custom_wake,   rs__custom_get_fd,
+    NULL,                         false,
+};
+/* <<custom.c -- End file: src/loop/custom.c */
 /* >>event_loop.c -- Begin file: src/loop/event_loop.c */
 /* Event loop core: options, thread ownership, ticks, cross-thread tasks, subscriptions. */
 
@@ -8987,6 +9195,8 @@ static const rs__backend_vtable_t *rs__backend_lookup(rs_event_loop_backend_t ba
     case RS_EVENT_LOOP_BACKEND_IOCP:
         return &rs__iocp_vtable;
 #endif
+    case RS_EVENT_LOOP_BACKEND_CUSTOM:
+        return &rs__custom_vtable;
     default:
         return NULL;
     }
@@ -9015,6 +9225,8 @@ RESEAU_API const char *rs_event_loop_backend_name(rs_event_loop_backend_t backen
         return "kqueue";
     case RS_EVENT_LOOP_BACKEND_IOCP:
         return "iocp";
+    case RS_EVENT_LOOP_BACKEND_CUSTOM:
+        return "custom";
     }
     return "unknown";
 }
@@ -9032,7 +9244,7 @@ static void rs__set_err(int *err_out, int err) {
 
 /* The one place rs_event_loop_options_t defaults are applied. */
 static void rs__event_loop_apply_options(rs_event_loop_t *loop, const rs_event_loop_options_t *options) {
-    static const rs_event_loop_options_t defaults = {NULL, RS_EVENT_LOOP_BACKEND_DEFAULT, NULL, NULL, NULL, 0};
+    static const rs_event_loop_options_t defaults = {NULL, RS_EVENT_LOOP_BACKEND_DEFAULT, NULL, NULL, NULL, 0, NULL};
     const rs_event_loop_options_t *o = options ? options : &defaults;
     const char *name = o->thread_name ? o->thread_name : "rs-loop";
     size_t i;
@@ -9040,19 +9252,44 @@ static void rs__event_loop_apply_options(rs_event_loop_t *loop, const rs_event_l
     loop->clock_fn = o->clock_fn ? o->clock_fn : rs__default_clock;
     loop->clock_user_data = o->clock_fn ? o->clock_user_data : NULL;
     loop->thread_stack_size = o->thread_stack_size;
+    if (o->custom_backend) {
+        loop->custom = *o->custom_backend;
+    }
     for (i = 0; i < RS_THREAD_NAME_MAX && name[i]; ++i) {
         loop->thread_name[i] = name[i];
     }
 }
 
+/* A custom backend needs its wait and wake, and excludes the OS backends. */
+static int rs__event_loop_check_custom(const rs_event_loop_options_t *options) {
+    const rs_event_loop_custom_backend_t *custom = options ? options->custom_backend : NULL;
+    rs_event_loop_backend_t kind = options ? options->backend : RS_EVENT_LOOP_BACKEND_DEFAULT;
+    if (!custom) {
+        return kind == RS_EVENT_LOOP_BACKEND_CUSTOM ? RS_EINVAL : RS_OK;
+    }
+    if (kind != RS_EVENT_LOOP_BACKEND_DEFAULT && kind != RS_EVENT_LOOP_BACKEND_CUSTOM) {
+        return RS_EINVAL;
+    }
+    return custom->wait && custom->wake ? RS_OK : RS_EINVAL;
+}
+
 RESEAU_API rs_event_loop_t *rs_event_loop_new(const rs_event_loop_options_t *options, int *err_out) {
     rs_allocator_t allocator = rs__allocator_copy(options ? options->allocator : NULL);
     rs_event_loop_backend_t kind = options ? options->backend : RS_EVENT_LOOP_BACKEND_DEFAULT;
-    const rs__backend_vtable_t *backend = rs__backend_lookup(kind);
+    const rs__backend_vtable_t *backend;
     rs_event_loop_t *loop;
     int member_kind;
-    int err;
+    int err = rs__event_loop_check_custom(options);
 
+    if (err) {
+        RS__LOG_ERROR(RS_LS_EVENT_LOOP, "a custom backend needs wait and wake, and backend DEFAULT or CUSTOM");
+        rs__set_err(err_out, err);
+        return NULL;
+    }
+    if (options && options->custom_backend) {
+        kind = RS_EVENT_LOOP_BACKEND_CUSTOM;
+    }
+    backend = rs__backend_lookup(kind);
     if (!backend) {
         RS__LOG_ERROR(RS_LS_EVENT_LOOP, "backend '%s' is not available in this build or on this OS",
                       rs_event_loop_backend_name(kind));
@@ -20946,6 +21183,371 @@ RESEAU_API bool rs_testing_channel_is_shut_down(const rs_testing_channel_t *test
     return shut_down;
 }
 /* <<testing_channel.c -- End file: src/channel/testing_channel.c */
+/* >>transport_handler.c -- Begin file: src/channel/transport_handler.c */
+/*
+ * Transport handler: a channel's left end over the application's own data
+ * source. Reads are pushed in by the application (deliver); writes are
+ * queued and offered to its write callback from a channel task, so that a
+ * write's completion never fires inside the call that queued it.
+ */
+
+typedef struct rs__transport {
+    rs_channel_handler_t handler;
+    rs_allocator_t allocator;
+    rs_transport_callbacks_t cb;
+    void *user_data;
+    rs_list_t write_queue;      /* accepted messages; the head's copy_mark counts bytes taken */
+    size_t write_queued;        /* bytes accepted, not yet taken */
+    rs_channel_task_t write_task;
+    bool write_task_scheduled;
+    bool blocked;               /* write took less than offered: wait for resume_writes */
+    bool read_shut;
+    bool write_shutdown_pending; /* graceful: finish once the queue has drained */
+    bool write_shut;
+    bool destroyed;             /* destroy came while the write task was pending: it frees */
+    int write_error;            /* write failed: no later byte may go out (the stream has a gap) */
+    int shutdown_error;
+    bool shutdown_abort;
+    uint64_t bytes_read;
+    uint64_t bytes_written;
+} rs__transport_t;
+
+/* Declared ahead as the handler's mark: C++ has no tentative definition of the vtable. */
+static void rs__transport_destroy(rs_channel_handler_t *handler);
+
+static rs__transport_t *rs__transport_of(const rs_channel_handler_t *handler) {
+    return handler && handler->vtable && handler->vtable->destroy == rs__transport_destroy
+               ? (rs__transport_t *)handler->impl
+               : NULL;
+}
+
+/* The handler as the public calls need it: a transport, in a slot, on its loop's thread. */
+static int rs__transport_check(const rs_channel_handler_t *handler, const char *function, rs__transport_t **out) {
+    rs__transport_t *t = rs__transport_of(handler);
+    if (!t || !t->handler.slot) {
+        return RS_EINVAL;
+    }
+    if (!rs_channel_is_on_loop_thread(rs_channel_slot_get_channel(t->handler.slot))) {
+        RS__LOG_ERROR(RS_LS_CHANNEL, "%s called off the channel's loop thread", function);
+        return RS_EWRONGTHREAD;
+    }
+    *out = t;
+    return RS_OK;
+}
+
+/* ---- writes ---- */
+
+static void rs__transport_complete_write(rs__transport_t *t, rs_io_message_t *message, int error) {
+    rs_channel_t *channel = message->owning_channel;
+    t->write_queued -= message->message_data.len - message->copy_mark;
+    if (!t->write_shut) {
+        rs_channel_slot_add_pending_write_bytes(t->handler.slot, -(int64_t)message->message_data.len);
+    }
+    if (message->on_completion) {
+        message->on_completion(channel, message, error, message->user_data);
+    }
+    rs_channel_release_message_to_pool(channel, message);
+}
+
+static void rs__transport_fail_writes(rs__transport_t *t, int error) {
+    rs_list_node_t *node;
+    while ((node = rs_list_pop_front(&t->write_queue)) != NULL) {
+        rs__transport_complete_write(t, RS_CONTAINER_OF(node, rs_io_message_t, queueing_handle), error);
+    }
+}
+
+static void rs__transport_finish_write_shutdown(rs__transport_t *t) {
+    t->write_shutdown_pending = false;
+    t->write_shut = true;
+    if (t->cb.on_close) {
+        t->cb.on_close(t->user_data, t->shutdown_error);
+    }
+    rs_channel_slot_on_handler_shutdown_complete(t->handler.slot, RS_CHANNEL_DIR_WRITE, t->shutdown_error,
+                                                 t->shutdown_abort);
+}
+
+/* Offer the head message's untaken bytes; false when writing must stop. */
+static bool rs__transport_write_one(rs__transport_t *t, rs_io_message_t *message) {
+    rs_byte_cursor_t rest = rs_byte_cursor_from_array(message->message_data.buffer + message->copy_mark,
+                                                      message->message_data.len - message->copy_mark);
+    size_t taken = 0;
+    int err = t->cb.write(t->user_data, rest, &taken);
+    if (err || taken > rest.len) {
+        err = err ? err : RS_EINVAL; /* a callback that claims more than it was given is a bug */
+        RS__LOG_ERROR(RS_LS_CHANNEL, "transport handler %p: write failed: %s", (void *)t, rs_err_name(err));
+        t->write_error = err;
+        rs__transport_fail_writes(t, err);
+        rs_channel_shutdown(rs_channel_slot_get_channel(t->handler.slot), err);
+        return false;
+    }
+    message->copy_mark += taken;
+    t->write_queued -= taken;
+    t->bytes_written += taken;
+    if (message->copy_mark < message->message_data.len) {
+        t->blocked = true;
+        return false;
+    }
+    rs_list_remove(&message->queueing_handle);
+    rs__transport_complete_write(t, message, RS_OK);
+    return true;
+}
+
+static void rs__transport_pump_writes(rs__transport_t *t) {
+    while (!t->blocked && !rs_list_empty(&t->write_queue)) {
+        rs_list_node_t *node = rs_list_begin(&t->write_queue);
+        if (!rs__transport_write_one(t, RS_CONTAINER_OF(node, rs_io_message_t, queueing_handle))) {
+            break;
+        }
+    }
+    if (t->write_shutdown_pending && rs_list_empty(&t->write_queue)) {
+        rs__transport_finish_write_shutdown(t);
+    }
+}
+
+static void rs__transport_write_task(rs_channel_task_t *task, void *arg, rs_task_status_t status) {
+    rs__transport_t *t = (rs__transport_t *)arg;
+    (void)task;
+    t->write_task_scheduled = false;
+    if (t->destroyed) {
+        rs_mem_free(&t->allocator, t);
+        return;
+    }
+    if (status == RS_TASK_STATUS_RUN) {
+        rs__transport_pump_writes(t);
+    }
+}
+
+static void rs__transport_schedule_writes(rs__transport_t *t) {
+    if (t->write_task_scheduled || t->blocked || t->write_shut) {
+        return;
+    }
+    if (rs_channel_schedule_task_now(rs_channel_slot_get_channel(t->handler.slot), &t->write_task) == RS_OK) {
+        t->write_task_scheduled = true;
+    }
+}
+
+static int rs__transport_process_write(rs_channel_handler_t *handler, rs_channel_slot_t *slot,
+                                       rs_io_message_t *message) {
+    rs__transport_t *t = (rs__transport_t *)handler->impl;
+    if (t->write_shut) {
+        return RS_ENOTCONN; /* not taken: the caller keeps the message */
+    }
+    if (t->write_error) {
+        return t->write_error; /* not taken: after a lost write, nothing more may go out */
+    }
+    message->copy_mark = 0;
+    rs_list_push_back(&t->write_queue, &message->queueing_handle);
+    t->write_queued += message->message_data.len;
+    rs_channel_slot_add_pending_write_bytes(slot, (int64_t)message->message_data.len);
+    rs__transport_schedule_writes(t);
+    return RS_OK;
+}
+
+RESEAU_API int rs_transport_handler_resume_writes(rs_channel_handler_t *handler) {
+    rs__transport_t *t = NULL;
+    int err = rs__transport_check(handler, "rs_transport_handler_resume_writes", &t);
+    if (err) {
+        return err;
+    }
+    t->blocked = false;
+    if (!rs_list_empty(&t->write_queue)) {
+        rs__transport_schedule_writes(t);
+    }
+    return RS_OK;
+}
+
+RESEAU_API size_t rs_transport_handler_pending_write_bytes(const rs_channel_handler_t *handler) {
+    rs__transport_t *t = rs__transport_of(handler);
+    return t ? t->write_queued : 0;
+}
+
+/* ---- reads ---- */
+
+/* Send one message of at most a fragment; RS_OK or the error the channel shuts down with. */
+static int rs__transport_deliver_one(rs__transport_t *t, const uint8_t *bytes, size_t n) {
+    rs_channel_t *channel = rs_channel_slot_get_channel(t->handler.slot);
+    rs_io_message_t *message = rs_channel_acquire_message_from_pool(channel, RS_IO_MESSAGE_APPLICATION_DATA, n);
+    int err;
+    if (!message) {
+        rs_channel_shutdown(channel, RS_ENOMEM);
+        return RS_ENOMEM;
+    }
+    rs_byte_buf_append(&message->message_data, bytes, n);
+    err = rs_channel_slot_send_message(t->handler.slot, message, RS_CHANNEL_DIR_READ);
+    if (err) {
+        rs_channel_release_message_to_pool(channel, message);
+        rs_channel_shutdown(channel, err);
+        return err;
+    }
+    t->bytes_read += n;
+    return RS_OK;
+}
+
+RESEAU_API int rs_transport_handler_deliver(rs_channel_handler_t *handler, rs_byte_cursor_t data, size_t *taken) {
+    rs__transport_t *t = NULL;
+    size_t done = 0;
+    int err = data.len && !data.ptr ? RS_EINVAL : rs__transport_check(handler, "rs_transport_handler_deliver", &t);
+    if (!err && t->read_shut) {
+        err = RS_ENOTCONN;
+    }
+    while (!err && done < data.len) {
+        size_t window = rs_channel_slot_downstream_read_window(t->handler.slot);
+        size_t n = data.len - done;
+        if (window == 0) {
+            break;
+        }
+        n = n < window ? n : window;
+        n = n < RS_MAX_FRAGMENT_SIZE ? n : RS_MAX_FRAGMENT_SIZE;
+        err = rs__transport_deliver_one(t, data.ptr + done, n);
+        if (!err) {
+            done += n;
+        }
+        if (!err && t->read_shut) {
+            err = RS_ENOTCONN; /* the handler to the right shut the channel down */
+        }
+    }
+    if (taken) {
+        *taken = done;
+    }
+    return err;
+}
+
+RESEAU_API int rs_transport_handler_end_of_stream(rs_channel_handler_t *handler, int error) {
+    rs__transport_t *t = NULL;
+    int err = rs__transport_check(handler, "rs_transport_handler_end_of_stream", &t);
+    if (err) {
+        return err;
+    }
+    return rs_channel_shutdown(rs_channel_slot_get_channel(t->handler.slot), error ? error : RS_EEOF);
+}
+
+static int rs__transport_increment_window(rs_channel_handler_t *handler, rs_channel_slot_t *slot, size_t size) {
+    rs__transport_t *t = (rs__transport_t *)handler->impl;
+    (void)slot;
+    if (!t->read_shut && t->cb.on_read_window) {
+        t->cb.on_read_window(t->user_data, size);
+    }
+    return RS_OK;
+}
+
+static void rs__transport_trigger_read(rs_channel_handler_t *handler) {
+    rs__transport_t *t = (rs__transport_t *)handler->impl;
+    if (!t->read_shut && t->cb.on_read_window) {
+        t->cb.on_read_window(t->user_data, rs_channel_slot_downstream_read_window(t->handler.slot));
+    }
+}
+
+/* ---- the rest of the handler ---- */
+
+static int rs__transport_process_read(rs_channel_handler_t *handler, rs_channel_slot_t *slot,
+                                      rs_io_message_t *message) {
+    (void)handler;
+    (void)slot;
+    (void)message;
+    RS__LOG_ERROR(RS_LS_CHANNEL, "a transport handler is leftmost; it received a read message");
+    return RS_EINVAL;
+}
+
+static int rs__transport_shutdown(rs_channel_handler_t *handler, rs_channel_slot_t *slot, rs_channel_direction_t dir,
+                                  int error_code, bool abort_immediately) {
+    rs__transport_t *t = (rs__transport_t *)handler->impl;
+    if (dir == RS_CHANNEL_DIR_READ) {
+        t->read_shut = true;
+        return rs_channel_slot_on_handler_shutdown_complete(slot, dir, error_code, abort_immediately);
+    }
+    t->shutdown_error = error_code;
+    t->shutdown_abort = abort_immediately;
+    if (abort_immediately && !rs_list_empty(&t->write_queue)) {
+        /* As the socket handler: dropping accepted writes is never a clean close. */
+        if (!t->shutdown_error) {
+            t->shutdown_error = RS_ECANCELED;
+        }
+        rs__transport_fail_writes(t, RS_ECANCELED);
+    }
+    if (!rs_list_empty(&t->write_queue)) {
+        t->write_shutdown_pending = true; /* graceful: the write task finishes it */
+        rs__transport_schedule_writes(t);
+        return RS_OK;
+    }
+    rs__transport_finish_write_shutdown(t);
+    return RS_OK;
+}
+
+static size_t rs__transport_initial_window(rs_channel_handler_t *handler) {
+    (void)handler;
+    return SIZE_MAX; /* nothing sends to the leftmost slot */
+}
+
+static size_t rs__transport_overhead(rs_channel_handler_t *handler) {
+    (void)handler;
+    return 0;
+}
+
+/* Writes still queued complete once, as canceled. A pending write task
+ * (only when the slot is removed from a live channel) frees the handler. */
+static void rs__transport_destroy(rs_channel_handler_t *handler) {
+    rs__transport_t *t = (rs__transport_t *)handler->impl;
+    t->write_shut = true;
+    rs__transport_fail_writes(t, RS_ECANCELED);
+    t->handler.slot = NULL;
+    if (t->write_task_scheduled) {
+        t->destroyed = true;
+        return;
+    }
+    rs_mem_free(&t->allocator, t);
+}
+
+static void rs__transport_reset_stats(rs_channel_handler_t *handler) {
+    rs__transport_t *t = (rs__transport_t *)handler->impl;
+    t->bytes_read = 0;
+    t->bytes_written = 0;
+}
+
+static void rs__transport_gather_stats(rs_channel_handler_t *handler, rs_channel_handler_stats_t *stats) {
+    rs__transport_t *t = (rs__transport_t *)handler->impl;
+    stats->handler_name = "transport";
+    stats->bytes_read = t->bytes_read;
+    stats->bytes_written = t->bytes_written;
+}
+
+static const rs_channel_handler_vtable_t rs__transport_vtable = {
+    rs__transport_process_read, rs__transport_process_write, rs__transport_increment_window,
+    rs__transport_shutdown,     rs__transport_initial_window, rs__transport_overhead,
+    rs__transport_destroy,      rs__transport_reset_stats,    rs__transport_gather_stats,
+    rs__transport_trigger_read,
+};
+
+RESEAU_API rs_channel_handler_t *rs_transport_handler_new(const rs_transport_handler_options_t *options,
+                                                          int *err_out) {
+    rs_allocator_t allocator;
+    rs__transport_t *t;
+    if (!options || !options->callbacks.write) {
+        if (err_out) {
+            *err_out = RS_EINVAL;
+        }
+        return NULL;
+    }
+    allocator = rs__allocator_copy(options->allocator);
+    t = (rs__transport_t *)rs_mem_calloc(&allocator, 1, sizeof(*t));
+    if (!t) {
+        if (err_out) {
+            *err_out = RS_ENOMEM;
+        }
+        return NULL;
+    }
+    t->allocator = allocator;
+    t->cb = options->callbacks;
+    t->user_data = options->user_data;
+    rs_list_init(&t->write_queue);
+    rs_channel_task_init(&t->write_task, rs__transport_write_task, t, "transport_write");
+    t->handler.vtable = &rs__transport_vtable;
+    t->handler.impl = t;
+    if (err_out) {
+        *err_out = RS_OK;
+    }
+    return &t->handler;
+}
+/* <<transport_handler.c -- End file: src/channel/transport_handler.c */
 #if !RS__NO_SOCKETS
 /* >>pipeline.c -- Begin file: src/bootstrap/pipeline.c */
 /*

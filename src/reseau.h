@@ -168,6 +168,7 @@
  *   >>channel     channels, slots, handlers, messages, windows, shutdown
  *   >>socket_handler  the socket channel handler
  *   >>testing_channel a socket-less pipeline for testing handlers
+ *   >>transport_handler a pipeline's left end over a data source of yours
  *   >>installer   channel installers: how bootstraps build pipelines
  *   >>client      client bootstrap: resolve, Happy Eyeballs, pipeline
  *   >>server      server bootstrap: listener, accepted pipelines
@@ -178,6 +179,7 @@
  *   Implementation: the same names with .c (>>event_loop.c), plus
  *   >>platform.c, >>atomic.c, >>thread_none.c (RESEAU_NO_THREADS), >>heap.c, >>scheduler.c,
  *   >>epoll.c, >>poll.c, >>kqueue.c, >>io_uring.c, >>none.c (no OS: tasks only),
+ *   >>custom.c (your own wait and wakeup),
  *   >>sockaddr.c, >>socket_posix.c, >>udp_posix.c, >>sockopt_posix.c, >>message_pool.c,
  *   >>pipeline.c; for Windows >>thread_win.c, >>iocp.c, >>socket_win.c (TCP and UDP
  *   on the completion port), >>pipe_win.c (pipes as overlapped named pipes) and
@@ -220,6 +222,7 @@ extern "C" {
 #include "channel/socket_handler.h"
 #endif
 #include "channel/testing_channel.h"
+#include "channel/transport_handler.h"
 #if !RS__NO_SOCKETS
 #include "bootstrap/installer.h"
 #include "bootstrap/client.h"
@@ -263,6 +266,7 @@ extern "C" {
 #include "loop/io_uring.c"
 #include "loop/iocp.c"
 #include "loop/none.c"
+#include "loop/custom.c"
 #include "loop/event_loop.c"
 #include "loop/group.c"
 #include "loop/signal.c"
@@ -288,6 +292,7 @@ extern "C" {
 #include "channel/socket_handler.c"
 #endif
 #include "channel/testing_channel.c"
+#include "channel/transport_handler.c"
 #if !RS__NO_SOCKETS
 #include "bootstrap/pipeline.c"
 #include "bootstrap/client.c"

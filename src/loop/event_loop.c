@@ -34,6 +34,8 @@ static const rs__backend_vtable_t *rs__backend_lookup(rs_event_loop_backend_t ba
     case RS_EVENT_LOOP_BACKEND_IOCP:
         return &rs__iocp_vtable;
 #endif
+    case RS_EVENT_LOOP_BACKEND_CUSTOM:
+        return &rs__custom_vtable;
     default:
         return NULL;
     }
@@ -62,6 +64,8 @@ RESEAU_API const char *rs_event_loop_backend_name(rs_event_loop_backend_t backen
         return "kqueue";
     case RS_EVENT_LOOP_BACKEND_IOCP:
         return "iocp";
+    case RS_EVENT_LOOP_BACKEND_CUSTOM:
+        return "custom";
     }
     return "unknown";
 }
@@ -79,7 +83,7 @@ static void rs__set_err(int *err_out, int err) {
 
 /* The one place rs_event_loop_options_t defaults are applied. */
 static void rs__event_loop_apply_options(rs_event_loop_t *loop, const rs_event_loop_options_t *options) {
-    static const rs_event_loop_options_t defaults = {NULL, RS_EVENT_LOOP_BACKEND_DEFAULT, NULL, NULL, NULL, 0};
+    static const rs_event_loop_options_t defaults = {NULL, RS_EVENT_LOOP_BACKEND_DEFAULT, NULL, NULL, NULL, 0, NULL};
     const rs_event_loop_options_t *o = options ? options : &defaults;
     const char *name = o->thread_name ? o->thread_name : "rs-loop";
     size_t i;
@@ -87,19 +91,44 @@ static void rs__event_loop_apply_options(rs_event_loop_t *loop, const rs_event_l
     loop->clock_fn = o->clock_fn ? o->clock_fn : rs__default_clock;
     loop->clock_user_data = o->clock_fn ? o->clock_user_data : NULL;
     loop->thread_stack_size = o->thread_stack_size;
+    if (o->custom_backend) {
+        loop->custom = *o->custom_backend;
+    }
     for (i = 0; i < RS_THREAD_NAME_MAX && name[i]; ++i) {
         loop->thread_name[i] = name[i];
     }
 }
 
+/* A custom backend needs its wait and wake, and excludes the OS backends. */
+static int rs__event_loop_check_custom(const rs_event_loop_options_t *options) {
+    const rs_event_loop_custom_backend_t *custom = options ? options->custom_backend : NULL;
+    rs_event_loop_backend_t kind = options ? options->backend : RS_EVENT_LOOP_BACKEND_DEFAULT;
+    if (!custom) {
+        return kind == RS_EVENT_LOOP_BACKEND_CUSTOM ? RS_EINVAL : RS_OK;
+    }
+    if (kind != RS_EVENT_LOOP_BACKEND_DEFAULT && kind != RS_EVENT_LOOP_BACKEND_CUSTOM) {
+        return RS_EINVAL;
+    }
+    return custom->wait && custom->wake ? RS_OK : RS_EINVAL;
+}
+
 RESEAU_API rs_event_loop_t *rs_event_loop_new(const rs_event_loop_options_t *options, int *err_out) {
     rs_allocator_t allocator = rs__allocator_copy(options ? options->allocator : NULL);
     rs_event_loop_backend_t kind = options ? options->backend : RS_EVENT_LOOP_BACKEND_DEFAULT;
-    const rs__backend_vtable_t *backend = rs__backend_lookup(kind);
+    const rs__backend_vtable_t *backend;
     rs_event_loop_t *loop;
     int member_kind;
-    int err;
+    int err = rs__event_loop_check_custom(options);
 
+    if (err) {
+        RS__LOG_ERROR(RS_LS_EVENT_LOOP, "a custom backend needs wait and wake, and backend DEFAULT or CUSTOM");
+        rs__set_err(err_out, err);
+        return NULL;
+    }
+    if (options && options->custom_backend) {
+        kind = RS_EVENT_LOOP_BACKEND_CUSTOM;
+    }
+    backend = rs__backend_lookup(kind);
     if (!backend) {
         RS__LOG_ERROR(RS_LS_EVENT_LOOP, "backend '%s' is not available in this build or on this OS",
                       rs_event_loop_backend_name(kind));

@@ -30,8 +30,68 @@ typedef enum rs_event_loop_backend {
     RS_EVENT_LOOP_BACKEND_IO_URING = 3, /* Linux 5.19+, where io_uring is allowed; sockets on completions from 6.0,
                                          * on readiness polls before (see README) */
     RS_EVENT_LOOP_BACKEND_KQUEUE = 4,  /* macOS, the BSDs; elsewhere only with RESEAU_HAVE_KQUEUE (libkqueue) */
-    RS_EVENT_LOOP_BACKEND_IOCP = 5     /* Windows: sockets and pipes on completions; no fd subscriptions (RS_ENOTSUP) */
+    RS_EVENT_LOOP_BACKEND_IOCP = 5,    /* Windows: sockets and pipes on completions; no fd subscriptions (RS_ENOTSUP) */
+    RS_EVENT_LOOP_BACKEND_CUSTOM = 6   /* your own wait and wakeup (rs_event_loop_custom_backend_t); no fd
+                                        * subscriptions or sockets (RS_ENOTSUP); any OS, and without one */
 } rs_event_loop_backend_t;
+
+/*
+ * A backend of your own: the loop's wait and wakeup come from you, for a host
+ * that has its own way to sleep (firmware: WFI until an interrupt or a timer;
+ * a game engine's frame loop). The loop still owns tasks, timers and the
+ * cross-thread queue; data reaches channels through handlers of yours at the
+ * left end of the pipeline (rs_transport_handler_new), fed from `dispatch`.
+ * Such a loop has no fd subscriptions: rs_event_loop_subscribe
+ * and rs_event_loop_get_fd return RS_ENOTSUP, and so sockets cannot use it.
+ *
+ * Worked example: a Cortex-M main loop (single-threaded build) whose UART
+ * interrupt fills a ring buffer that a transport handler feeds into a channel.
+ *
+ *     static volatile bool g_woken;
+ *     static void fw_wait(void *u, int timeout_ms) {
+ *         // Sleep until an interrupt, or until the next task is due.
+ *         if (timeout_ms != 0 && !g_woken && ring_empty(&uart_rx)) {
+ *             if (timeout_ms > 0) arm_timer_ms(timeout_ms);
+ *             __WFI();
+ *         }
+ *         g_woken = false;
+ *     }
+ *     static bool fw_wake(void *u) { g_woken = true; return true; }
+ *     static void fw_dispatch(void *u) {        // after each wait
+ *         uint8_t b[64]; size_t n = ring_peek(&uart_rx, b, sizeof b), took = 0;
+ *         if (n) {
+ *             rs_transport_handler_deliver(uart_handler, rs_byte_cursor_from_array(b, n), &took);
+ *             ring_drop(&uart_rx, took);         // the rest waits for the read window
+ *         }
+ *     }
+ *     rs_event_loop_custom_backend_t fw = {fw_wait, fw_wake, fw_dispatch, NULL, NULL};
+ *     rs_event_loop_options_t lo = {0};
+ *     lo.custom_backend = &fw;
+ *     rs_event_loop_t *loop = rs_event_loop_new(&lo, &err);
+ *     ... a channel on `loop` with uart_handler (rs_transport_handler_new) first ...
+ *     for (;;) rs_event_loop_run_once(loop, -1);   // wait, dispatch, run tasks
+ */
+typedef struct rs_event_loop_custom_backend {
+    /* Return when `wake` is called (also if it was called before this wait
+     * began: latch it), when data of yours arrives, or after timeout_ms
+     * (negative: no limit; 0: do not block). The loop passes the time to its
+     * next due task. Loop thread, once per tick. Required. */
+    void (*wait)(void *user_data, int timeout_ms);
+    /* Make the current or next wait return at once. Called from the thread
+     * that schedules a task on the loop from off the loop thread, and from
+     * rs_event_loop_stop (which may be called from a signal handler: then it
+     * must be async-signal-safe). Return false if the wake could not be
+     * sent: the loop then waits at most 10 ms at a time until a wake gets
+     * through. Required. */
+    bool (*wake)(void *user_data);
+    /* After each wait, before due tasks run: poll your sources and feed
+     * their channels (rs_transport_handler_deliver). Loop thread. Optional. */
+    void (*dispatch)(void *user_data);
+    /* rs_event_loop_destroy is done with the backend, after everything on
+     * the loop has ended: free what user_data holds. Optional. */
+    void (*destroy)(void *user_data);
+    void *user_data; /* passed to each of the above */
+} rs_event_loop_custom_backend_t;
 
 typedef struct rs_event_loop_options {
     const rs_allocator_t *allocator;  /* copied (default: NULL, libc) */
@@ -40,6 +100,9 @@ typedef struct rs_event_loop_options {
     void *clock_user_data;            /* passed to clock_fn (default: NULL) */
     const char *thread_name;          /* name of the thread rs_event_loop_start makes (default: "rs-loop") */
     size_t thread_stack_size;         /* bytes for that thread (default: 0, the OS default) */
+    /* Copied: your own wait and wakeup; `backend` must then be DEFAULT or
+     * CUSTOM (default: NULL, the OS backend named by `backend`). */
+    const rs_event_loop_custom_backend_t *custom_backend;
 } rs_event_loop_options_t;
 
 /* Readiness bits. Subscribe with READABLE and/or WRITABLE; HANGUP and ERROR are
@@ -72,7 +135,9 @@ typedef struct rs_event_loop_stats {
 
 /* Create a loop (NULL options mean defaults). NULL on failure with *err_out
  * (may be NULL) set: RS_ENOMEM, RS_ENOTSUP for a backend this build or OS
- * lacks, or a mapped OS error. Any thread. */
+ * lacks, RS_EINVAL for a custom backend without wait or wake, with another
+ * backend than DEFAULT or CUSTOM, or CUSTOM without one, or a mapped OS
+ * error. Any thread. */
 RESEAU_API rs_event_loop_t *rs_event_loop_new(const rs_event_loop_options_t *options, int *err_out);
 
 /* Stop and join the loop's own thread if it runs one; the calling thread acts

@@ -92,6 +92,7 @@ struct rs_event_loop {
     rs_allocator_t allocator;
     const rs__backend_vtable_t *backend;
     void *backend_data;
+    rs_event_loop_custom_backend_t custom; /* the application's, for the custom backend (>>custom.c) */
     rs__scheduler_t scheduler;
     rs_clock_fn *clock_fn;
     void *clock_user_data;

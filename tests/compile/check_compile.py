@@ -13,7 +13,8 @@ One run checks one combination:
     impl    impl.c: RESEAU_IMPLEMENTATION; compiled, linked (-pthread), run.
     static  static.c: RESEAU_STATIC + RESEAU_IMPLEMENTATION; compiled,
             linked, run.
-    firmware  firmware.c: an echo over the testing channel, for
+    firmware  firmware.c: an echo over a transport handler on a custom
+            loop backend, for
             RESEAU_NO_THREADS and RESEAU_NO_SOCKETS (pass both with
             --define); compiled, linked, run where it can be, and its text
             size printed (TRIPLE-size, or size) in a line "text size: N".
