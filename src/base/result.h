@@ -65,6 +65,8 @@
     X(RS_ERETRY_MAX_EXCEEDED, -71, "the retry strategy's maximum number of retries is reached")   \
     X(RS_ERETRY_NOT_ALLOWED, -72, "this retry strategy never retries")                            \
     X(RS_ESTREAM_SEEK, -75, "seek position outside the stream")                                   \
+    X(RS_ESHARED_LIBRARY_LOAD_FAILURE, -80, "cannot load the shared library (the log has the loader's reason)") \
+    X(RS_ESHARED_LIBRARY_SYMBOL_NOT_FOUND, -81, "symbol not found in the shared library")          \
     X(RS_EUNKNOWN, -99, "unknown error (see the log for the system error)")                        \
     X(RS_ETLS_CERT_EXPIRED, -100, "TLS: the peer's certificate has expired (or this host's clock is wrong)") \
     X(RS_ETLS_CERT_NOT_YET_VALID, -101, "TLS: the peer's certificate is not valid yet (or this host's clock is wrong)") \
