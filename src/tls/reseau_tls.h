@@ -60,6 +60,7 @@ extern "C" {
 #endif
 
 #include "tls/tls.h"
+#include "tls/pkcs11.h"
 
 #ifdef __cplusplus
 }
@@ -106,9 +107,11 @@ extern "C" {
 #include "tls/errors.c"
 #include "tls/credentials.c"
 #include "tls/context.c"
+#include "tls/private_key.c"
 #include "tls/verify.c"
 #include "tls/handler.c"
 #include "tls/installer.c"
+#include "tls/pkcs11.c"
 
 #ifdef __cplusplus
 }
