@@ -442,6 +442,58 @@ static void private_key_options_are_checked(void **state) {
     assert_int_equal(err, RS_EINVAL);
 }
 
+/* Fail each allocation of loading the module, opening a key and making a
+ * context on it, in turn, until none fails: each failure is RS_ENOMEM with
+ * nothing leaked (the leak-checking allocator would say). */
+static void allocation_failures_are_enomem_and_leak_nothing(void **state) {
+    size_t n;
+    (void)state;
+    make_token();
+    for (n = 1;; ++n) {
+        rs_test_failing_alloc_t fa;
+        rs_pkcs11_lib_options_t lo;
+        rs_pkcs11_key_options_t ko;
+        rs_tls_ctx_options_t o;
+        rs_tls_private_key_t pk;
+        rs_pkcs11_lib_t *lib;
+        rs_pkcs11_key_t *key = NULL;
+        rs_tls_ctx_t *ctx = NULL;
+        int err = RS_EUNKNOWN;
+        rs_test_failing_alloc_init(&fa, n);
+        memset(&lo, 0, sizeof(lo));
+        lo.allocator = &fa.allocator;
+        lo.module_path = SOFTHSM_MODULE;
+        lib = rs_pkcs11_lib_new(&lo, &err);
+        if (lib) {
+            memset(&ko, 0, sizeof(ko));
+            ko.lib = lib;
+            ko.token_label = TOKEN_LABEL;
+            ko.user_pin = USER_PIN;
+            ko.key_label = "ec-key";
+            key = rs_pkcs11_key_new(&ko, &err);
+            rs_pkcs11_lib_release(lib);
+        }
+        if (key) {
+            assert_int_equal(rs_pkcs11_key_get_tls_private_key(key, &pk), RS_OK);
+            o = tls_test_client_options();
+            o.allocator = &fa.allocator;
+            o.cert_file = tls_test_path("server_ec.pem");
+            o.private_key = &pk;
+            ctx = rs_tls_ctx_new(&o, &err);
+            rs_pkcs11_key_release(key);
+        }
+        if (ctx) {
+            rs_tls_ctx_release(ctx);
+            assert_int_equal(fa.failures, 0);
+            break;
+        }
+        assert_int_equal(err, RS_ENOMEM);
+        assert_int_equal(fa.failures, 1);
+    }
+    print_message("allocation sweep: %zu allocations, each failure RS_ENOMEM\n", n - 1);
+    assert_true(n > 3);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(client_rsa_key_on_token_does_mtls_with_s_server, ix_setup, tix_teardown),
@@ -452,6 +504,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(sign_hook_error_is_the_handshake_result, ix_setup, tix_teardown),
         cmocka_unit_test_setup_teardown(sign_hook_answering_later_is_enotsup, ix_setup, tix_teardown),
         cmocka_unit_test_setup_teardown(private_key_options_are_checked, ix_setup, tix_teardown),
+        cmocka_unit_test_setup_teardown(allocation_failures_are_enomem_and_leak_nothing, ix_setup, tix_teardown),
     };
     int failed;
     if (access(SOFTHSM_MODULE, R_OK) != 0) {
