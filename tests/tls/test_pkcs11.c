@@ -5,7 +5,8 @@
  *   `openssl s_server -Verify 1` (RSA and EC): the handshake needs the
  *   CertificateVerify signature the token made;
  * - a reseau server whose key is on the token serves `openssl s_client`
- *   (RSA and EC: the token signs each ServerKeyExchange);
+ *   (RSA and EC: the token signs each ServerKeyExchange), in TLS 1.2 and in
+ *   TLS 1.0 (MD5+SHA-1 for RSA, SHA-1 for ECDSA);
  * - wrong PIN, missing key, missing token label, missing slot, a module path
  *   that does not exist, a library that is not a PKCS#11 module: each its
  *   own code;
@@ -118,7 +119,8 @@ static void counting_release(void *user_data) {
 }
 
 /* A context with `cert` and its key on the token (counted in `counted`). */
-static rs_tls_ctx_t *token_ctx(bool is_server, const char *cert, rs_pkcs11_key_t *key) {
+static rs_tls_ctx_t *token_ctx_version(bool is_server, const char *cert, rs_pkcs11_key_t *key,
+                                       rs_tls_version_t version) {
     rs_tls_ctx_options_t o;
     rs_tls_private_key_t pk;
     rs_tls_ctx_t *ctx;
@@ -135,11 +137,17 @@ static rs_tls_ctx_t *token_ctx(bool is_server, const char *cert, rs_pkcs11_key_t
     pk.release = counting_release;
     pk.user_data = &counted;
     o.private_key = &pk;
+    o.min_version = version;
+    o.max_version = version;
     ctx = rs_tls_ctx_new(&o, &err);
     if (!ctx) {
         TIX_FAIL("rs_tls_ctx_new with a token key: %s", rs_err_name(err));
     }
     return ctx;
+}
+
+static rs_tls_ctx_t *token_ctx(bool is_server, const char *cert, rs_pkcs11_key_t *key) {
+    return token_ctx_version(is_server, cert, key, RS_TLS_VERSION_1_2);
 }
 
 /* s_server -Verify 1: a client certificate is required, checked against
@@ -218,7 +226,8 @@ static void client_ec_key_on_token_does_mtls_with_s_server(void **state) {
 
 /* A reseau server whose key is on the token; s_client verifies its chain
  * and the ServerKeyExchange signature. */
-static void server_key_on_token_serves_s_client(const char *cert, const char *label, const char *log_name) {
+static void server_key_on_token_serves_s_client(const char *cert, const char *label, const char *log_name,
+                                                bool tls10) {
     static tix_env_t env;
     static tix_server_t server;
     rs_pkcs11_lib_t *lib;
@@ -236,7 +245,7 @@ static void server_key_on_token_serves_s_client(const char *cert, const char *la
     if (!key) {
         TIX_FAIL("rs_pkcs11_key_new(%s): %s", label, rs_err_name(err));
     }
-    ctx = token_ctx(true, cert, key);
+    ctx = token_ctx_version(true, cert, key, tls10 ? RS_TLS_VERSION_1_0 : RS_TLS_VERSION_1_2);
     rs_pkcs11_key_release(key);
     rs_pkcs11_lib_release(lib);
     tix_env_init(&env);
@@ -247,7 +256,12 @@ static void server_key_on_token_serves_s_client(const char *cert, const char *la
     {
         char *argv[] = {openssl_path, (char *)"s_client", (char *)"-connect", connect_arg, (char *)"-servername",
                         (char *)"localhost", (char *)"-CAfile", (char *)tls_test_path("ca.pem"),
-                        (char *)"-verify_return_error", NULL};
+                        (char *)"-verify_return_error", NULL, NULL, NULL, NULL};
+        if (tls10) { /* OpenSSL 3 refuses TLS 1.0 below security level 0 */
+            argv[9] = (char *)"-tls1";
+            argv[10] = (char *)"-cipher";
+            argv[11] = (char *)"DEFAULT@SECLEVEL=0";
+        }
         child = tix_spawn(argv, in[0], log);
     }
     close(in[0]);
@@ -269,10 +283,14 @@ static void server_key_on_token_serves_s_client(const char *cert, const char *la
         TIX_FAIL("s_client exited with status %d", status);
     }
     TIX_EXPECT_IN_FILE(log, "Verify return code: 0 (ok)");
-    TIX_EXPECT_IN_FILE(log, "Protocol  : TLSv1.2");
+    TIX_EXPECT_IN_FILE(log, tls10 ? "Protocol  : TLSv1\n" : "Protocol  : TLSv1.2");
     assert_int_equal(server.setup_errors, 0);
     assert_int_equal(counted.calls, 1); /* the ServerKeyExchange, signed on the token */
     assert_int_equal(counted.last_algorithm, strstr(cert, "_ec") ? RS_TLS_SIGN_ECDSA : RS_TLS_SIGN_RSA_PKCS1);
+    /* TLS 1.2: the best hash s_client offers; 1.0: MD5+SHA-1 for RSA (no
+     * DigestInfo), SHA-1 for ECDSA. */
+    assert_int_equal(counted.last_hash, !tls10 ? RS_TLS_HASH_SHA256
+                                        : strstr(cert, "_ec") ? RS_TLS_HASH_SHA1 : RS_TLS_HASH_MD5_SHA1);
     tix_server_stop(&server);
     rs_tls_ctx_release(ctx);
     tix_env_cleanup(&env);
@@ -280,12 +298,22 @@ static void server_key_on_token_serves_s_client(const char *cert, const char *la
 
 static void server_rsa_key_on_token_serves_s_client(void **state) {
     (void)state;
-    server_key_on_token_serves_s_client("server.pem", "rsa-key", "s_client_rsa.log");
+    server_key_on_token_serves_s_client("server.pem", "rsa-key", "s_client_rsa.log", false);
+}
+
+static void server_rsa_key_on_token_serves_tls10_s_client(void **state) {
+    (void)state;
+    server_key_on_token_serves_s_client("server.pem", "rsa-key", "s_client_rsa10.log", true);
+}
+
+static void server_ec_key_on_token_serves_tls10_s_client(void **state) {
+    (void)state;
+    server_key_on_token_serves_s_client("server_ec.pem", "ec-key", "s_client_ec10.log", true);
 }
 
 static void server_ec_key_on_token_serves_s_client(void **state) {
     (void)state;
-    server_key_on_token_serves_s_client("server_ec.pem", "ec-key", "s_client_ec.log");
+    server_key_on_token_serves_s_client("server_ec.pem", "ec-key", "s_client_ec.log", false);
 }
 
 static void key_errors_have_their_codes(void **state) {
@@ -500,6 +528,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(client_ec_key_on_token_does_mtls_with_s_server, ix_setup, tix_teardown),
         cmocka_unit_test_setup_teardown(server_rsa_key_on_token_serves_s_client, ix_setup, tix_teardown),
         cmocka_unit_test_setup_teardown(server_ec_key_on_token_serves_s_client, ix_setup, tix_teardown),
+        cmocka_unit_test_setup_teardown(server_rsa_key_on_token_serves_tls10_s_client, ix_setup, tix_teardown),
+        cmocka_unit_test_setup_teardown(server_ec_key_on_token_serves_tls10_s_client, ix_setup, tix_teardown),
         cmocka_unit_test_setup_teardown(key_errors_have_their_codes, ix_setup, tix_teardown),
         cmocka_unit_test_setup_teardown(sign_hook_error_is_the_handshake_result, ix_setup, tix_teardown),
         cmocka_unit_test_setup_teardown(sign_hook_answering_later_is_enotsup, ix_setup, tix_teardown),
