@@ -177,6 +177,7 @@
  *   >>future      futures: single-assignment results with loop callbacks
  *   >>retry       retry strategies: exponential backoff, standard, no retry
  *   >>stream      input streams (memory, file, yours) and async input streams
+ *   >>shared_library  load a shared library (dlopen, LoadLibraryW), find its functions
  *   Implementation: the same names with .c (>>event_loop.c), plus
  *   >>platform.c, >>atomic.c, >>thread_none.c (RESEAU_NO_THREADS), >>heap.c, >>scheduler.c,
  *   >>epoll.c, >>poll.c, >>kqueue.c, >>io_uring.c, >>none.c (no OS: tasks only),
@@ -446,6 +447,16 @@ extern "C" {
     X(RS_ERETRY_MAX_EXCEEDED, -71, "the retry strategy's maximum number of retries is reached")   \
     X(RS_ERETRY_NOT_ALLOWED, -72, "this retry strategy never retries")                            \
     X(RS_ESTREAM_SEEK, -75, "seek position outside the stream")                                   \
+    X(RS_ESHARED_LIBRARY_LOAD_FAILURE, -80, "cannot load the shared library (the log has the loader's reason)") \
+    X(RS_ESHARED_LIBRARY_SYMBOL_NOT_FOUND, -81, "symbol not found in the shared library")          \
+    X(RS_EPKCS11_TOKEN_NOT_FOUND, -85, "PKCS#11: no token with that label or slot id (or the slot has no token)") \
+    X(RS_EPKCS11_KEY_NOT_FOUND, -86, "PKCS#11: no private key with that label or id on the token")   \
+    X(RS_EPKCS11_PIN_INCORRECT, -87, "PKCS#11: the PIN is incorrect (or not a valid PIN for the token)") \
+    X(RS_EPKCS11_PIN_LOCKED, -88, "PKCS#11: the PIN is locked, expired or not initialized on the token") \
+    X(RS_EPKCS11_LOGIN_REQUIRED, -89, "PKCS#11: the token needs a user PIN for this key")          \
+    X(RS_EPKCS11_KEY_UNSUITABLE, -90, "PKCS#11: the key or token cannot make this signature (mechanism, key type or size)") \
+    X(RS_EPKCS11_DEVICE_ERROR, -91, "PKCS#11: the token or its module failed (device error, removed, general failure)") \
+    X(RS_EPKCS11_FAILED, -92, "PKCS#11: the module returned an error (the log names its CKR_ code)") \
     X(RS_EUNKNOWN, -99, "unknown error (see the log for the system error)")                        \
     X(RS_ETLS_CERT_EXPIRED, -100, "TLS: the peer's certificate has expired (or this host's clock is wrong)") \
     X(RS_ETLS_CERT_NOT_YET_VALID, -101, "TLS: the peer's certificate is not valid yet (or this host's clock is wrong)") \
@@ -3256,6 +3267,62 @@ RESEAU_API int rs_async_input_stream_read_to_fill(rs_async_input_stream_t *strea
  * completing the future, so its callback may start the next read. Any thread. */
 RESEAU_API void rs_async_input_stream_complete_read(rs_async_input_stream_t *stream, int error, bool eof);
 /* <<stream -- End file: src/util/stream.h */
+/* >>shared_library -- Begin file: src/util/shared_library.h */
+/*
+ * Shared libraries: load one at run time and look up its functions.
+ *
+ * rs_shared_library_t is caller-owned storage (embed it or keep it on the
+ * stack): rs_shared_library_open fills it, rs_shared_library_close empties
+ * it. On POSIX it is dlopen (RTLD_NOW | RTLD_LOCAL: every symbol is bound at
+ * open, so a broken library fails there, not at a later call); on Windows
+ * LoadLibraryW on the UTF-8 path converted to UTF-16. The loader's own error
+ * text (dlerror, FormatMessage) goes to the log (subject "util", level WARN);
+ * the result says which step failed.
+ *
+ * Threads: any thread. Open and close of different handles may run
+ * concurrently, and find_symbol may be called from any number of threads at
+ * once on one open handle; close must not race with other calls on the same
+ * handle. Without an OS (RESEAU_OS_NONE) every call returns RS_ENOTSUP.
+ * Linking: glibc before 2.34 needs -ldl (the meson dependency and the pkg-config
+ * file carry it where the system needs it).
+ */
+typedef struct rs_shared_library {
+    void *handle; /* the dlopen handle or HMODULE; NULL when not open */
+    bool is_self; /* opened with a NULL path: the running program (Windows: not refcounted) */
+} rs_shared_library_t;
+
+/* What rs_shared_library_find_symbol returns: a function pointer of no
+ * particular type; cast it to the function's real type before calling (ISO C
+ * allows converting between function pointer types, not to void *). */
+typedef void (*rs_shared_library_fn)(void);
+
+/* Load the library at `path` (UTF-8), or the running program itself when
+ * `path` is NULL (its own symbols and those of the libraries it loaded at
+ * start, on POSIX; the .exe's exports on Windows). `allocator` is used on
+ * Windows for the UTF-16 copy of the path, and freed before return (NULL:
+ * libc). *lib is always written: zeroed on failure. Errors:
+ *   RS_EINVAL   lib NULL, or path empty;
+ *   RS_ESHARED_LIBRARY_LOAD_FAILURE  the loader refused (no such file, not a
+ *               library, wrong architecture, a missing dependency, a path
+ *               that is not UTF-8 on Windows): the log has its words;
+ *   RS_ENOMEM   (Windows) no memory for the UTF-16 path;
+ *   RS_ENOTSUP  no OS (RESEAU_OS_NONE).
+ * Any thread. */
+RESEAU_API int rs_shared_library_open(rs_shared_library_t *lib, const rs_allocator_t *allocator, const char *path);
+
+/* Look up the function `name` in an open library: *fn_out is set, or NULL on
+ * failure. Errors: RS_EINVAL (a NULL argument, or a library that is not
+ * open), RS_ESHARED_LIBRARY_SYMBOL_NOT_FOUND (no such symbol: the log has
+ * the loader's words), RS_ENOTSUP (no OS). Any thread. */
+RESEAU_API int rs_shared_library_find_symbol(const rs_shared_library_t *lib, const char *name,
+                                             rs_shared_library_fn *fn_out);
+
+/* Unload (dlclose, FreeLibrary; the running program is not unloaded) and zero
+ * *lib, so a second close, or a close of a zeroed or failed-to-open struct, does
+ * nothing. NULL does nothing. Functions looked up in it must not be called
+ * afterwards. Any thread (see above). */
+RESEAU_API void rs_shared_library_close(rs_shared_library_t *lib);
+/* <<shared_library -- End file: src/util/shared_library.h */
 
 #ifdef __cplusplus
 }
@@ -3295,6 +3362,7 @@ RESEAU_API void rs_async_input_stream_complete_read(rs_async_input_stream_t *str
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include <dlfcn.h> /* >>shared_library.c; -ldl before glibc 2.34 */
 #endif
 
 #if RESEAU_OS_WINDOWS
@@ -25028,6 +25096,175 @@ fail:
     return NULL;
 }
 /* <<stream.c -- End file: src/util/stream.c */
+/* >>shared_library.c -- Begin file: src/util/shared_library.c */
+/* Shared libraries: dlopen on POSIX, LoadLibraryW on Windows, nothing
+ * without an OS. */
+
+#if RESEAU_OS_NONE
+RESEAU_API int rs_shared_library_open(rs_shared_library_t *lib, const rs_allocator_t *allocator, const char *path) {
+    (void)allocator;
+    (void)path;
+    if (!lib) {
+        return RS_EINVAL;
+    }
+    memset(lib, 0, sizeof(*lib));
+    return RS_ENOTSUP;
+}
+
+RESEAU_API int rs_shared_library_find_symbol(const rs_shared_library_t *lib, const char *name,
+                                             rs_shared_library_fn *fn_out) {
+    (void)lib;
+    (void)name;
+    if (fn_out) {
+        *fn_out = NULL;
+    }
+    return RS_ENOTSUP;
+}
+
+RESEAU_API void rs_shared_library_close(rs_shared_library_t *lib) {
+    if (lib) {
+        memset(lib, 0, sizeof(*lib));
+    }
+}
+#else
+
+#if RESEAU_OS_WINDOWS
+/* FormatMessage's text for a Windows error, without its trailing CR LF. */
+static void rs__shlib_error_text(DWORD code, char *out, size_t size) {
+    DWORD n = FormatMessageA(FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS, NULL, code, 0, out,
+                             (DWORD)size, NULL);
+    if (n == 0) {
+        snprintf(out, size, "Windows error %lu", (unsigned long)code);
+        return;
+    }
+    while (n > 0 && (out[n - 1] == '\r' || out[n - 1] == '\n' || out[n - 1] == ' ')) {
+        out[--n] = '\0';
+    }
+}
+
+static int rs__shlib_load(rs_shared_library_t *lib, const rs_allocator_t *allocator, const char *path) {
+    char text[256];
+    wchar_t *wide;
+    HMODULE mod;
+    DWORD code;
+    int len;
+    if (!path) {
+        lib->handle = (void *)GetModuleHandleW(NULL);
+        lib->is_self = true;
+        return RS_OK;
+    }
+    len = MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, path, -1, NULL, 0);
+    if (len <= 0) {
+        RS__LOG_WARN(RS_LS_UTIL, "shared library %s: the path is not valid UTF-8", path);
+        return RS_ESHARED_LIBRARY_LOAD_FAILURE;
+    }
+    wide = (wchar_t *)rs_mem_alloc(allocator, (size_t)len * sizeof(wchar_t));
+    if (!wide) {
+        return RS_ENOMEM;
+    }
+    MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, path, -1, wide, len);
+    mod = LoadLibraryW(wide);
+    code = GetLastError();
+    rs_mem_free(allocator, wide);
+    if (!mod) {
+        rs__shlib_error_text(code, text, sizeof(text));
+        RS__LOG_WARN(RS_LS_UTIL, "shared library %s: LoadLibraryW failed: %s (error %lu)", path, text,
+                     (unsigned long)code);
+        return RS_ESHARED_LIBRARY_LOAD_FAILURE;
+    }
+    lib->handle = (void *)mod;
+    return RS_OK;
+}
+
+static rs_shared_library_fn rs__shlib_symbol(const rs_shared_library_t *lib, const char *name) {
+    char text[256];
+    FARPROC p = GetProcAddress((HMODULE)lib->handle, name);
+    if (!p) {
+        DWORD code = GetLastError();
+        rs__shlib_error_text(code, text, sizeof(text));
+        RS__LOG_WARN(RS_LS_UTIL, "shared library: no symbol %s: %s (error %lu)", name, text, (unsigned long)code);
+        return NULL;
+    }
+    return (rs_shared_library_fn)(void (*)(void))p;
+}
+
+static void rs__shlib_unload(rs_shared_library_t *lib) {
+    if (!lib->is_self) { /* GetModuleHandleW(NULL) took no reference */
+        FreeLibrary((HMODULE)lib->handle);
+    }
+}
+#else
+static int rs__shlib_load(rs_shared_library_t *lib, const rs_allocator_t *allocator, const char *path) {
+    const char *why;
+    (void)allocator;
+    lib->handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!lib->handle) {
+        why = dlerror();
+        RS__LOG_WARN(RS_LS_UTIL, "shared library %s: dlopen failed: %s", path ? path : "(the program)",
+                     why ? why : "no reason given");
+        return RS_ESHARED_LIBRARY_LOAD_FAILURE;
+    }
+    lib->is_self = path == NULL;
+    return RS_OK;
+}
+
+RS__STATIC_ASSERT(sizeof(rs_shared_library_fn) == sizeof(void *), shlib_fn_size);
+
+static rs_shared_library_fn rs__shlib_symbol(const rs_shared_library_t *lib, const char *name) {
+    rs_shared_library_fn fn;
+    void *p;
+    const char *why;
+    dlerror(); /* clear a stale error: NULL can be a symbol's real value */
+    p = dlsym(lib->handle, name);
+    why = p ? NULL : dlerror();
+    if (!p) {
+        RS__LOG_WARN(RS_LS_UTIL, "shared library: no symbol %s: %s", name, why ? why : "its value is NULL");
+        return NULL;
+    }
+    /* POSIX guarantees a dlsym result converts to a function pointer; ISO C
+     * has no cast for it, so copy the bits (same size on every POSIX ABI). */
+    memcpy(&fn, &p, sizeof(fn));
+    return fn;
+}
+
+static void rs__shlib_unload(rs_shared_library_t *lib) {
+    dlclose(lib->handle);
+}
+#endif
+
+RESEAU_API int rs_shared_library_open(rs_shared_library_t *lib, const rs_allocator_t *allocator, const char *path) {
+    if (!lib) {
+        return RS_EINVAL;
+    }
+    memset(lib, 0, sizeof(*lib));
+    if (path && !*path) {
+        return RS_EINVAL;
+    }
+    return rs__shlib_load(lib, allocator ? allocator : rs_default_allocator(), path);
+}
+
+RESEAU_API int rs_shared_library_find_symbol(const rs_shared_library_t *lib, const char *name,
+                                             rs_shared_library_fn *fn_out) {
+    if (fn_out) {
+        *fn_out = NULL;
+    }
+    if (!lib || !lib->handle || !name || !fn_out) {
+        return RS_EINVAL;
+    }
+    *fn_out = rs__shlib_symbol(lib, name);
+    return *fn_out ? RS_OK : RS_ESHARED_LIBRARY_SYMBOL_NOT_FOUND;
+}
+
+RESEAU_API void rs_shared_library_close(rs_shared_library_t *lib) {
+    if (lib && lib->handle) {
+        rs__shlib_unload(lib);
+    }
+    if (lib) {
+        memset(lib, 0, sizeof(*lib));
+    }
+}
+#endif /* RESEAU_OS_NONE */
+/* <<shared_library.c -- End file: src/util/shared_library.c */
 
 #ifdef __cplusplus
 }

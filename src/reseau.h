@@ -176,6 +176,7 @@
  *   >>future      futures: single-assignment results with loop callbacks
  *   >>retry       retry strategies: exponential backoff, standard, no retry
  *   >>stream      input streams (memory, file, yours) and async input streams
+ *   >>shared_library  load a shared library (dlopen, LoadLibraryW), find its functions
  *   Implementation: the same names with .c (>>event_loop.c), plus
  *   >>platform.c, >>atomic.c, >>thread_none.c (RESEAU_NO_THREADS), >>heap.c, >>scheduler.c,
  *   >>epoll.c, >>poll.c, >>kqueue.c, >>io_uring.c, >>none.c (no OS: tasks only),
@@ -232,6 +233,7 @@ extern "C" {
 #include "util/future.h"
 #include "util/retry.h"
 #include "util/stream.h"
+#include "util/shared_library.h"
 
 #ifdef __cplusplus
 }
@@ -302,6 +304,7 @@ extern "C" {
 #include "util/future.c"
 #include "util/retry.c"
 #include "util/stream.c"
+#include "util/shared_library.c"
 
 #ifdef __cplusplus
 }

@@ -26,6 +26,7 @@
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include <dlfcn.h> /* >>shared_library.c; -ldl before glibc 2.34 */
 #endif
 
 #if RESEAU_OS_WINDOWS

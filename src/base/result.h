@@ -65,6 +65,16 @@
     X(RS_ERETRY_MAX_EXCEEDED, -71, "the retry strategy's maximum number of retries is reached")   \
     X(RS_ERETRY_NOT_ALLOWED, -72, "this retry strategy never retries")                            \
     X(RS_ESTREAM_SEEK, -75, "seek position outside the stream")                                   \
+    X(RS_ESHARED_LIBRARY_LOAD_FAILURE, -80, "cannot load the shared library (the log has the loader's reason)") \
+    X(RS_ESHARED_LIBRARY_SYMBOL_NOT_FOUND, -81, "symbol not found in the shared library")          \
+    X(RS_EPKCS11_TOKEN_NOT_FOUND, -85, "PKCS#11: no token with that label or slot id (or the slot has no token)") \
+    X(RS_EPKCS11_KEY_NOT_FOUND, -86, "PKCS#11: no private key with that label or id on the token")   \
+    X(RS_EPKCS11_PIN_INCORRECT, -87, "PKCS#11: the PIN is incorrect (or not a valid PIN for the token)") \
+    X(RS_EPKCS11_PIN_LOCKED, -88, "PKCS#11: the PIN is locked, expired or not initialized on the token") \
+    X(RS_EPKCS11_LOGIN_REQUIRED, -89, "PKCS#11: the token needs a user PIN for this key")          \
+    X(RS_EPKCS11_KEY_UNSUITABLE, -90, "PKCS#11: the key or token cannot make this signature (mechanism, key type or size)") \
+    X(RS_EPKCS11_DEVICE_ERROR, -91, "PKCS#11: the token or its module failed (device error, removed, general failure)") \
+    X(RS_EPKCS11_FAILED, -92, "PKCS#11: the module returned an error (the log names its CKR_ code)") \
     X(RS_EUNKNOWN, -99, "unknown error (see the log for the system error)")                        \
     X(RS_ETLS_CERT_EXPIRED, -100, "TLS: the peer's certificate has expired (or this host's clock is wrong)") \
     X(RS_ETLS_CERT_NOT_YET_VALID, -101, "TLS: the peer's certificate is not valid yet (or this host's clock is wrong)") \

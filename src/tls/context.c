@@ -30,6 +30,10 @@ struct rs_tls_ctx {
     rs__tls_chain_t chain;
     rs__tls_key_t key;
     int signer_key_type;
+    /* A key behind a sign function (>>private_key.c): its type is the leaf's. */
+    rs_tls_private_key_t ext_key;
+    int ext_key_type; /* BR_KEYTYPE_RSA or BR_KEYTYPE_EC; 0 without one */
+    bool ext_key_acquired;
     rs__tls_alpn_t alpn;
     const uint16_t *suites;
     size_t suite_count;
@@ -138,7 +142,11 @@ static int rs__tls_version_value(rs_tls_version_t v, unsigned *out) {
 
 static int rs__tls_ctx_check_options(const rs_tls_ctx_options_t *o) {
     bool has_cert = o->cert_file || o->cert_pem.len;
-    bool has_key = o->key_file || o->key_pem.len;
+    bool has_key = o->key_file || o->key_pem.len || o->private_key;
+    const rs_tls_private_key_t *pk = o->private_key;
+    if (pk && (!pk->sign || !pk->acquire != !pk->release || o->key_file || o->key_pem.len)) {
+        return RS_EINVAL;
+    }
     if ((o->cert_file && o->cert_pem.len) || (o->key_file && o->key_pem.len) || has_cert != has_key ||
         (o->is_server && !has_cert) || (!o->is_server && o->client_auth != RS_TLS_CLIENT_AUTH_NONE) ||
         (unsigned)o->client_auth > RS_TLS_CLIENT_AUTH_REQUIRED || (o->ca_pem.len && !o->ca_pem.ptr) ||
@@ -172,6 +180,22 @@ static int rs__tls_ctx_load_trust(rs_tls_ctx_t *ctx, const rs_tls_ctx_options_t 
     return err;
 }
 
+/* A key behind a sign function: it signs for the leaf's key, which must be
+ * RSA or EC (the only kinds BearSSL signs with). */
+static int rs__tls_ext_key_take(rs_tls_ctx_t *ctx, const rs_tls_private_key_t *pk, const rs__tls_leaf_t *leaf) {
+    if (leaf->key_type != BR_KEYTYPE_RSA && leaf->key_type != BR_KEYTYPE_EC) {
+        RS__TLS_LOG(RS_LOG_LEVEL_WARN, "tls: the certificate's key is neither RSA nor EC");
+        return RS_ETLS_BAD_KEY;
+    }
+    ctx->ext_key = *pk;
+    ctx->ext_key_type = leaf->key_type;
+    if (pk->acquire) {
+        pk->acquire(pk->user_data);
+        ctx->ext_key_acquired = true;
+    }
+    return RS_OK;
+}
+
 static int rs__tls_ctx_load_identity(rs_tls_ctx_t *ctx, const rs_tls_ctx_options_t *o) {
     rs__tls_leaf_t *leaf;
     int err;
@@ -179,7 +203,7 @@ static int rs__tls_ctx_load_identity(rs_tls_ctx_t *ctx, const rs_tls_ctx_options
         return RS_OK;
     }
     err = rs__tls_chain_load(&ctx->allocator, o->cert_file, o->cert_pem, &ctx->chain);
-    if (!err) {
+    if (!err && !o->private_key) {
         err = rs__tls_key_load(&ctx->allocator, o->key_file, o->key_pem, &ctx->key);
     }
     if (err) {
@@ -190,8 +214,12 @@ static int rs__tls_ctx_load_identity(rs_tls_ctx_t *ctx, const rs_tls_ctx_options
         return RS_ENOMEM;
     }
     err = rs__tls_leaf_decode(&ctx->chain.certs[0], leaf);
-    if (!err) {
+    if (!err && o->private_key) {
+        err = rs__tls_ext_key_take(ctx, o->private_key, leaf);
+    } else if (!err) {
         err = rs__tls_key_matches_leaf(&ctx->key, leaf);
+    }
+    if (!err) {
         ctx->signer_key_type = leaf->signer_key_type;
     }
     rs_mem_free(&ctx->allocator, leaf);
@@ -211,6 +239,9 @@ static void rs__tls_ctx_free(rs_tls_ctx_t *ctx) {
     rs__tls_anchors_cleanup(&alloc, &ctx->anchors);
     rs__tls_chain_cleanup(&alloc, &ctx->chain);
     rs__tls_key_cleanup(&alloc, &ctx->key);
+    if (ctx->ext_key_acquired) {
+        ctx->ext_key.release(ctx->ext_key.user_data);
+    }
     rs__tls_alpn_cleanup(&alloc, &ctx->alpn);
     rs_mutex_cleanup(&ctx->lock);
     rs_mem_free(&alloc, ctx);

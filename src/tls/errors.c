@@ -113,6 +113,7 @@ typedef struct rs__tls_error_context {
     bool have_client_cert;      /* client: we have one to send */
     bool not_yet_valid;         /* the X.509 check failed on a certificate's notBefore */
     bool ip_mismatch;           /* our iPAddress check refused the certificate */
+    int key_error;              /* a sign function's error (>>private_key.c): the handshake's result */
 } rs__tls_error_context_t;
 
 static int rs__tls_map_alert(int alert, bool received, const rs__tls_error_context_t *ec) {
@@ -161,6 +162,11 @@ static int rs__tls_map_error(int err, const rs__tls_error_context_t *ec, const v
     int code;
     if (err == BR_ERR_OK) {
         return RS_OK;
+    }
+    if (ec->key_error) { /* BearSSL only knows that no signature came back */
+        RS__TLS_LOG(RS_LOG_LEVEL_WARN, "tls %p: BearSSL error %d (%s) after the private key's sign function failed: %s",
+                    who, err, rs__tls_engine_error_name(err), rs_err_name(ec->key_error));
+        return ec->key_error;
     }
     if (ec->ip_mismatch) {
         code = RS_ETLS_HOSTNAME_MISMATCH;

@@ -33,6 +33,7 @@ struct rs__tls_handler {
     br_ssl_engine_context *eng;
     rs__tls_verify_t *verify; /* handshake only */
     const br_ssl_client_certificate_class *no_cert_vtable;
+    rs__tls_ext_key_t ext_key; /* a key behind a sign function (>>private_key.c) */
     rs__tls_cache_view_t cache_view;
     rs__tls_error_context_t ec;
     rs__tls_alpn_t alpn; /* the connection's own list, if it overrides the context's */
@@ -811,7 +812,11 @@ static int rs__tls_setup_client(rs__tls_handler_t *h) {
     h->eng = &cc->eng;
     rs__tls_engine_common(h);
     br_ssl_engine_set_x509(&cc->eng, &h->verify->vtable);
-    if (ctx->key.type == BR_KEYTYPE_RSA) {
+    if (ctx->ext_key_type) {
+        rs__tls_ext_key_init(&h->ext_key, ctx, &h->ec, h);
+        rs__tls_ext_key_setup_client(&h->ext_key, cc);
+        h->ec.have_client_cert = true;
+    } else if (ctx->key.type == BR_KEYTYPE_RSA) {
         br_ssl_client_set_single_rsa(cc, ctx->chain.certs, ctx->chain.count, &ctx->key.rsa,
                                      br_rsa_pkcs1_sign_get_default());
         h->ec.have_client_cert = true;
@@ -846,7 +851,10 @@ static int rs__tls_setup_server(rs__tls_handler_t *h) {
     rs_tls_ctx_t *ctx = h->ctx;
     br_ssl_server_context *sc = &h->u.server;
     int err;
-    if (ctx->key.type == BR_KEYTYPE_RSA) {
+    if (ctx->ext_key_type) {
+        rs__tls_ext_key_init(&h->ext_key, ctx, &h->ec, h);
+        rs__tls_ext_key_setup_server(&h->ext_key, sc);
+    } else if (ctx->key.type == BR_KEYTYPE_RSA) {
         br_ssl_server_init_full_rsa(sc, ctx->chain.certs, ctx->chain.count, &ctx->key.rsa);
         /* Signing only: no static-RSA key exchange (no forward secrecy). */
         br_ssl_server_set_single_rsa(sc, ctx->chain.certs, ctx->chain.count, &ctx->key.rsa, BR_KEYTYPE_SIGN,

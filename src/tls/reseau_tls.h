@@ -23,10 +23,17 @@
  *       // pass tls to the client bootstrap before your own installer:
  *       // on_setup then fires after the handshake.
  *
+ * KEYS THAT STAY ELSEWHERE
+ *   rs_tls_ctx_options_t.private_key takes a sign function instead of a key
+ *   (a TPM, a remote signer); >>pkcs11 gives one for a key on a PKCS#11
+ *   token (rs_pkcs11_lib_new, rs_pkcs11_key_new,
+ *   rs_pkcs11_key_get_tls_private_key).
+ *
  * LIMITS
  *   No TLS 1.3 (BearSSL has none): a peer that insists on it fails with
  *   RS_ETLS_PROTOCOL_VERSION. No session tickets (session IDs only), no OCSP
- *   or CRL checks. Debian's BearSSL is 0.6, the 2018 release; to build
+ *   or CRL checks. A sign function must answer at once (BearSSL cannot pause
+ *   a handshake): asynchronous signing is RS_ENOTSUP. Debian's BearSSL is 0.6, the 2018 release; to build
  *   against a newer one, put its include directory and library first on the
  *   compiler's paths (-I, -L), as nothing here depends on 0.6's layout beyond
  *   its public API.
@@ -60,6 +67,7 @@ extern "C" {
 #endif
 
 #include "tls/tls.h"
+#include "tls/pkcs11.h"
 
 #ifdef __cplusplus
 }
@@ -106,9 +114,11 @@ extern "C" {
 #include "tls/errors.c"
 #include "tls/credentials.c"
 #include "tls/context.c"
+#include "tls/private_key.c"
 #include "tls/verify.c"
 #include "tls/handler.c"
 #include "tls/installer.c"
+#include "tls/pkcs11.c"
 
 #ifdef __cplusplus
 }

@@ -53,6 +53,55 @@ typedef enum rs_tls_client_auth {
 #define RS_TLS_DEFAULT_NEGOTIATION_TIMEOUT_MS 10000u
 #define RS_TLS_DEFAULT_SESSION_CACHE 256u
 
+/* A private key that stays where it is (a PKCS#11 token: see >>pkcs11; a TPM;
+ * a remote signer): instead of key_file/key_pem, a context may take a sign
+ * function, which the handshake calls for the one signature our side makes:
+ * a client's CertificateVerify (mTLS), a server's ServerKeyExchange (ECDHE).
+ * The key's type (RSA or EC) is the certificate's (cert_file/cert_pem stay
+ * required); suites and hashes are chosen to match it, as for a key in
+ * memory. */
+typedef enum rs_tls_sign_algorithm {
+    RS_TLS_SIGN_RSA_PKCS1 = 1, /* RSASSA-PKCS1-v1_5 (RFC 8017): the signature is as long as the modulus */
+    RS_TLS_SIGN_ECDSA = 2      /* ECDSA: the signature DER-encoded (SEQUENCE of r, s), as TLS sends it */
+} rs_tls_sign_algorithm_t;
+
+/* The hash of what is signed; the numbers are TLS 1.2's HashAlgorithm
+ * (RFC 5246, 7.4.1.4.1). */
+typedef enum rs_tls_hash {
+    RS_TLS_HASH_MD5_SHA1 = 0, /* TLS 1.0/1.1 with RSA: MD5 then SHA-1, 36 bytes, signed with no DigestInfo */
+    RS_TLS_HASH_SHA1 = 2,
+    RS_TLS_HASH_SHA224 = 3,
+    RS_TLS_HASH_SHA256 = 4,
+    RS_TLS_HASH_SHA384 = 5,
+    RS_TLS_HASH_SHA512 = 6
+} rs_tls_hash_t;
+
+/* Sign `digest` (digest_len bytes, the hash given) with the key; for RSA the
+ * function adds the DigestInfo for the hash (none for MD5_SHA1) and the
+ * PKCS #1 v1.5 padding. Write at most sig_capacity bytes to `sig` and their
+ * number to *sig_len; return RS_OK, or an error code, which becomes the
+ * handshake's result (and is logged). The answer must be given before
+ * returning: BearSSL asks for the signature from inside its handshake code
+ * and cannot pause there, so asynchronous completion is not supported.
+ * Returning RS_EAGAIN ("later") fails the handshake with RS_ENOTSUP. Called
+ * on the loop thread of the connection that handshakes, and so possibly on
+ * several loops at once: it must be thread-safe. It blocks that loop while
+ * it runs. */
+typedef int rs_tls_sign_fn(rs_tls_sign_algorithm_t algorithm, rs_tls_hash_t hash, const uint8_t *digest,
+                           size_t digest_len, uint8_t *sig, size_t sig_capacity, size_t *sig_len, void *user_data);
+
+typedef struct rs_tls_private_key {
+    rs_tls_sign_fn *sign; /* required */
+    /* Called once when a context takes the key (in rs_tls_ctx_new, once the
+     * certificate is loaded), and once when that context lets it go (it is
+     * freed, or rs_tls_ctx_new fails later), so user_data lives as long as
+     * the context needs it. Both or neither (default: NULL, the caller keeps
+     * user_data alive until every context using it is freed). Any thread. */
+    void (*acquire)(void *user_data);
+    void (*release)(void *user_data);
+    void *user_data;
+} rs_tls_private_key_t;
+
 typedef struct rs_tls_ctx_options {
     bool is_server;                  /* (default: false, a client context) */
     const rs_allocator_t *allocator; /* copied (default: NULL, libc) */
@@ -79,6 +128,10 @@ typedef struct rs_tls_ctx_options {
     const char *key_file;
     rs_byte_cursor_t cert_pem; /* copied */
     rs_byte_cursor_t key_pem;  /* copied, and wiped when freed */
+    /* Our private key as a sign function (see rs_tls_private_key_t), instead
+     * of key_file/key_pem: the key never enters this process. Copied.
+     * (default: NULL) */
+    const rs_tls_private_key_t *private_key;
 
     rs_tls_client_auth_t client_auth; /* server only (default: NONE) */
 
@@ -111,7 +164,9 @@ typedef struct rs_tls_ctx_options {
  * rs_tls_ctx_release). Files are read here, on the calling thread. NULL with
  * *err_out (err_out may be NULL):
  *   RS_EINVAL             options NULL; a file and memory both given for the
- *                         chain or the key; a server without chain and key; a
+ *                         chain or the key (private_key counts as a key, and
+ *                         its sign function is required, acquire and release
+ *                         both or neither); a server without chain and key; a
  *                         client with a chain but no key or the reverse; an
  *                         ALPN list with an empty, overlong or too many names;
  *                         min_version above max_version or an unknown version;
