@@ -10,6 +10,12 @@
  *   async_queue_N   N producers deliver every item to the loop: reseau schedules
  *                   a task per item; libuv appends to a mutex-protected queue and
  *                   calls uv_async_send. Figure: items delivered per second.
+ *   trace_off       the tracing hooks' cost with no tracer: 1,000,000 due timed
+ *                   tasks scheduled and run (bench_trace_work.h), against the
+ *                   same work in reseau built with RESEAU_NO_TRACE
+ *                   (bench_loop_notrace.c), in the same run. Figure: tasks/s.
+ *   trace_noop      the same work with a no-op tracer installed, against no
+ *                   tracer: what turning tracing on costs (two events per task).
  *
  * Each scenario runs reseau and libuv alternately (A B A B ...), `rounds` times
  * each, and prints the median of each side and their ratio, one line per
@@ -35,6 +41,11 @@
 
 #include <sched.h>
 #include <stdatomic.h>
+
+#include "bench_trace_work.h"
+
+/* bench_loop_notrace.c: the trace work in reseau built with RESEAU_NO_TRACE. */
+double bench_notrace_timers(size_t count);
 
 /* Timers or wakeups per run: NUM_PINGS of libuv's benchmark-async-pummel.c. */
 #define BENCH_COUNT ((size_t)1000000)
@@ -510,6 +521,48 @@ static double libuv_async_queue(int producer_count) {
     return libuv_pummel_run(producer_count, on_uv_queue_async, uv_queue_producer_main, "items");
 }
 
+/* >>trace: the hooks' cost (bench_trace_work.h) */
+
+static double checked_trace_rate(double rate, const char *side) {
+    if (rate <= 0) {
+        fprintf(stderr, "reseau-bench-loop: trace/%s: the loop failed or lost a task\n", side);
+        exit(1);
+    }
+    return rate;
+}
+
+static void noop_tracer(const rs_trace_event_t *event, void *user_data) {
+    (void)event;
+    ++*(uint64_t *)user_data;
+}
+
+static double trace_untraced(int unused) {
+    (void)unused;
+    return checked_trace_rate(trace_work_timers(BENCH_COUNT), "untraced");
+}
+
+static double trace_compiled_out(int unused) {
+    (void)unused;
+    return checked_trace_rate(bench_notrace_timers(BENCH_COUNT), "compiled out");
+}
+
+static double trace_noop(int unused) {
+    static uint64_t events;
+    (void)unused;
+    events = 0;
+    check_rs(rs_trace_set_tracer(noop_tracer, &events), "rs_trace_set_tracer");
+    double rate = trace_work_timers(BENCH_COUNT);
+    check_rs(rs_trace_set_tracer(NULL, NULL), "rs_trace_set_tracer");
+    /* scheduled + run per task, and the loop's own */
+    if (events < 2 * BENCH_COUNT) {
+        fprintf(stderr, "reseau-bench-loop: trace_noop: %llu events for %zu tasks\n", (unsigned long long)events,
+                BENCH_COUNT);
+        exit(1);
+    }
+    snprintf(g_detail, sizeof g_detail, "%llu events", (unsigned long long)events);
+    return checked_trace_rate(rate, "noop");
+}
+
 /* >>runner */
 
 static const scenario_t g_scenarios[] = {
@@ -518,6 +571,8 @@ static const scenario_t g_scenarios[] = {
     {.name = "async_pummel_4", .reseau_fn = reseau_async_pummel, .peer_fn = libuv_async_pummel, .arg = 4},
     {.name = "async_queue_1", .reseau_fn = reseau_async_queue, .peer_fn = libuv_async_queue, .arg = 1},
     {.name = "async_queue_4", .reseau_fn = reseau_async_queue, .peer_fn = libuv_async_queue, .arg = 4},
+    {.name = "trace_off", .reseau_fn = trace_untraced, .peer_fn = trace_compiled_out, .peer = "no_trace_build"},
+    {.name = "trace_noop", .reseau_fn = trace_noop, .peer_fn = trace_untraced, .peer = "no_tracer"},
 };
 
 int main(int argc, char **argv) {
