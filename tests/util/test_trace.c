@@ -13,7 +13,7 @@ typedef struct recorder {
     rs_mutex_t lock;
     rs_trace_event_t events[MAX_EVENTS];
     size_t count;   /* recorded, at most MAX_EVENTS */
-    uint64_t calls; /* tracer calls, all of them */
+    RS__ALIGN8 uint64_t calls; /* tracer calls, all of them (atomic) */
 } recorder_t;
 
 static void recorder_init(recorder_t *r) {
@@ -27,16 +27,12 @@ static void record_event(const rs_trace_event_t *event, void *user_data) {
     if (r->count < MAX_EVENTS) {
         r->events[r->count++] = *event;
     }
-    ++r->calls;
     rs_mutex_unlock(&r->lock);
+    rs__atomic_add_u64(&r->calls, 1);
 }
 
 static RS__UNUSED uint64_t recorder_calls(recorder_t *r) {
-    uint64_t calls;
-    rs_mutex_lock(&r->lock);
-    calls = r->calls;
-    rs_mutex_unlock(&r->lock);
-    return calls;
+    return rs__atomic_load_u64(&r->calls);
 }
 
 /* Events of `type` about `subject` (any subject if NULL). */
