@@ -11,9 +11,10 @@
  *                   a task per item; libuv appends to a mutex-protected queue and
  *                   calls uv_async_send. Figure: items delivered per second.
  *   trace_off       the tracing hooks' cost with no tracer: 1,000,000 due timed
- *                   tasks scheduled and run (bench_trace_work.h), against the
- *                   same work in reseau built with RESEAU_NO_TRACE
- *                   (bench_loop_notrace.c), in the same run. Figure: tasks/s.
+ *                   tasks scheduled and run (bench_trace_work.h) in reseau with
+ *                   its hooks (bench_loop_hooks.c), against the same work in
+ *                   reseau built with RESEAU_NO_TRACE (bench_loop_notrace.c);
+ *                   both static copies, built alike. Figure: tasks/s.
  *   trace_noop      the same work with a no-op tracer installed, against no
  *                   tracer: what turning tracing on costs (two events per task).
  *   trace_noop_io   I/O instead: one byte bounced over a socketpair whose two
@@ -49,7 +50,9 @@
 
 #include "bench_trace_work.h"
 
-/* bench_loop_notrace.c: the trace work in reseau built with RESEAU_NO_TRACE. */
+/* The trace work in static copies of reseau: with its hooks (bench_loop_hooks.c)
+ * and built with RESEAU_NO_TRACE (bench_loop_notrace.c). */
+double bench_hooks_timers(size_t count);
 double bench_notrace_timers(size_t count);
 
 /* Timers or wakeups per run: NUM_PINGS of libuv's benchmark-async-pummel.c. */
@@ -546,6 +549,11 @@ static double trace_untraced(int unused) {
     return checked_trace_rate(trace_work_timers(BENCH_COUNT), "untraced");
 }
 
+static double trace_hooks_in(int unused) {
+    (void)unused;
+    return checked_trace_rate(bench_hooks_timers(BENCH_COUNT), "hooks in");
+}
+
 static double trace_compiled_out(int unused) {
     (void)unused;
     return checked_trace_rate(bench_notrace_timers(BENCH_COUNT), "compiled out");
@@ -659,7 +667,7 @@ static const scenario_t g_scenarios[] = {
     {.name = "async_pummel_4", .reseau_fn = reseau_async_pummel, .peer_fn = libuv_async_pummel, .arg = 4},
     {.name = "async_queue_1", .reseau_fn = reseau_async_queue, .peer_fn = libuv_async_queue, .arg = 1},
     {.name = "async_queue_4", .reseau_fn = reseau_async_queue, .peer_fn = libuv_async_queue, .arg = 4},
-    {.name = "trace_off", .reseau_fn = trace_untraced, .peer_fn = trace_compiled_out, .peer = "no_trace_build"},
+    {.name = "trace_off", .reseau_fn = trace_hooks_in, .peer_fn = trace_compiled_out, .peer = "no_trace_build"},
     {.name = "trace_noop", .reseau_fn = trace_noop, .peer_fn = trace_untraced, .peer = "no_tracer"},
     {.name = "trace_noop_io", .reseau_fn = trace_noop_io, .peer_fn = trace_untraced_io, .peer = "no_tracer"},
 };
