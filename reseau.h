@@ -40,6 +40,8 @@
  *                          >>socket_handler, >>installer, >>client and >>server
  *                          are left out (reseau_tls.h #errors). Addresses,
  *                          the channel and the testing channel stay.
+ *   RESEAU_NO_TRACE        compile the tracing hooks (>>trace) out entirely;
+ *                          rs_trace_set_tracer then returns RS_ENOTSUP.
  *   Without an OS (RESEAU_OS_NONE: not Windows, not a Unix, such as
  *   arm-none-eabi with newlib or picolibc) both are required; the loop has no
  *   I/O backend there (>>none.c): run_once runs due tasks and never blocks,
@@ -160,6 +162,7 @@
  *   >>buffer      byte cursor and byte buffer
  *   >>task        tasks
  *   >>event_loop  event loop: tasks, I/O subscriptions, run modes
+ *   >>trace       tracing hooks: task, I/O, channel and TLS events
  *   >>group       event-loop group
  *   >>signal      signal watchers (signalfd, a self-pipe, or Windows console events)
  *   >>address     endpoints, strict IPv4/IPv6 parsing and formatting
@@ -218,6 +221,9 @@
  *                  >>socket_handler, >>installer, >>client and >>server are
  *                  left out, declarations included. Addresses, the channel
  *                  and the testing channel stay.
+ *   RESEAU_NO_TRACE  the tracing hooks (>>trace) compiled out: not even the
+ *                  one branch per event is left; rs_trace_set_tracer
+ *                  returns RS_ENOTSUP.
  * Without an OS (neither Windows nor a Unix: RESEAU_OS_NONE, such as
  * arm-none-eabi firmware) both are required, and the loop has no I/O backend
  * (see >>none.c).
@@ -299,6 +305,11 @@
 #else
 #define RS__NO_SOCKETS (0)
 #endif
+#if defined(RESEAU_NO_TRACE)
+#define RS__NO_TRACE (1)
+#else
+#define RS__NO_TRACE (0)
+#endif
 #if RESEAU_OS_NONE && (!RS__NO_THREADS || !RS__NO_SOCKETS)
 #error "reseau: without an OS, define RESEAU_NO_THREADS and RESEAU_NO_SOCKETS"
 #endif
@@ -308,9 +319,11 @@
  * annotations on the parameter, which this placement cannot express. */
 #if defined(__GNUC__) || defined(__clang__)
 #define RS__UNUSED __attribute__((unused))
+#define RS__UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define RS__PRINTF(fmt_index, args_index) __attribute__((format(printf, fmt_index, args_index)))
 #else
 #define RS__UNUSED
+#define RS__UNLIKELY(x) (x)
 #define RS__PRINTF(fmt_index, args_index)
 #endif
 
@@ -1289,6 +1302,78 @@ RESEAU_API uint64_t rs_event_loop_get_load_factor(const rs_event_loop_t *loop);
  * gives all zeros. */
 RESEAU_API void rs_event_loop_get_stats(const rs_event_loop_t *loop, rs_event_loop_stats_t *stats_out);
 /* <<event_loop -- End file: src/loop/event_loop.h */
+/* >>trace -- Begin file: src/loop/trace.h */
+/*
+ * Tracing hooks.
+ *
+ * One process-wide, optional tracer: a function that hears of task, I/O,
+ * channel and TLS events as they happen, each with its loop and a timestamp.
+ * None is installed by default, and then each hook costs one load of a
+ * global and one predictable branch; with RESEAU_NO_TRACE defined the hooks
+ * are compiled out entirely (and rs_trace_set_tracer returns RS_ENOTSUP).
+ *
+ * The tracer runs on the thread where the event happens: the loop's thread,
+ * except RS_TRACE_TASK_SCHEDULED, which runs on the thread that scheduled the
+ * task (any thread, for a cross-thread schedule). Several threads may call it
+ * at once. It must be quick, must not block, and must not call back into
+ * reseau (no scheduling, no rs_trace_set_tracer; it may read the event and
+ * call rs_trace_event_name). The event and what it points to are valid only
+ * during the call; subject is an identity to compare, not to dereference
+ * afterwards (a task may be freed as soon as it has run).
+ */
+typedef enum rs_trace_event_type {
+    RS_TRACE_TASK_SCHEDULED = 0,     /* subject: the rs_task_t; name: its type_tag; on the scheduling thread */
+    RS_TRACE_TASK_RUN = 1,           /* just before its function runs with RS_TASK_STATUS_RUN */
+    RS_TRACE_TASK_CANCELED = 2,      /* just before its function runs with RS_TASK_STATUS_CANCELED */
+    RS_TRACE_IO_DISPATCH = 3,        /* an I/O callback about to run; see rs_trace_event_t */
+    RS_TRACE_CHANNEL_SETUP = 4,      /* subject: the rs_channel_t; before on_setup_completed; error */
+    RS_TRACE_CHANNEL_SHUTDOWN = 5,   /* subject: the rs_channel_t; before on_shutdown_completed; error */
+    RS_TRACE_TLS_HANDSHAKE_BEGIN = 6, /* subject: the TLS rs_channel_handler_t; negotiation started */
+    RS_TRACE_TLS_HANDSHAKE_END = 7,  /* subject: the TLS handler; before on_negotiation_result; error.
+                                        Once per handler, also for one whose channel ended before
+                                        negotiation started (then with no BEGIN before it) */
+    RS_TRACE_EVENT_TYPE_COUNT = 8
+} rs_trace_event_type_t;
+
+typedef struct rs_trace_event {
+    rs_trace_event_type_t type;
+    rs_event_loop_t *loop;  /* the loop the event belongs to (for TASK_SCHEDULED: the target loop) */
+    uint64_t timestamp_ns;  /* rs_clock_now_ns() when the event happened (not the loop's clock_fn), so
+                               events of different loops compare; non-decreasing on one thread */
+    const void *subject;    /* what the event is about (see rs_trace_event_type_t) */
+    const char *name;       /* a static string: the task's type_tag; "channel"; "tls"; for
+                               IO_DISPATCH "io" (an fd subscription) or "io_op" (a completion op) */
+    int error;              /* CHANNEL_SETUP, CHANNEL_SHUTDOWN, TLS_HANDSHAKE_END: RS_OK or the
+                               RS_Exxx code the callback gets; 0 for the others */
+    int io_events;          /* IO_DISPATCH of an fd subscription: the RS_IO_* bits handed to its
+                               callback, subject its rs_io_handle_t. IO_DISPATCH of a completion
+                               backend's socket operation (io_uring, IOCP): 0, and subject is the
+                               backend's private operation record. 0 for the other events */
+} rs_trace_event_t;
+
+typedef void rs_trace_fn(const rs_trace_event_t *event, void *user_data);
+
+/*
+ * Install the process-wide tracer (fn and user_data), replacing any other;
+ * fn NULL removes it. Any thread, but not from inside a tracer (it would wait
+ * for itself forever). Calls are serialized. When it returns, no call of the
+ * previous tracer is still running and none will start: user_data of the old
+ * tracer may be freed then. Events that happen while it runs may go to
+ * neither tracer. Returns RS_OK, or RS_ENOTSUP when built with
+ * RESEAU_NO_TRACE and fn is not NULL.
+ */
+RESEAU_API int rs_trace_set_tracer(rs_trace_fn *fn, void *user_data);
+
+/* Emit an event through the installed tracer, if any (for add-ons such as
+ * reseau_tls.h, and for applications with events of their own on a loop).
+ * io_events is 0; a type out of range is ignored. Any thread; the tracer
+ * runs on the calling thread. Nothing happens with RESEAU_NO_TRACE. */
+RESEAU_API void rs_trace_emit(rs_trace_event_type_t type, rs_event_loop_t *loop, const void *subject,
+                              const char *name, int error);
+
+/* "task_scheduled", "io_dispatch", ...; "unknown" out of range. */
+RESEAU_API const char *rs_trace_event_name(rs_trace_event_type_t type);
+/* <<trace -- End file: src/loop/trace.h */
 /* >>group -- Begin file: src/loop/group.h */
 /*
  * Event-loop group.
@@ -3654,6 +3739,10 @@ static inline void *rs__atomic_load_ptr(void *const *p) {
     return *p;
 }
 
+static inline void *rs__atomic_load_ptr_relaxed(void *const *p) {
+    return *p;
+}
+
 static inline void *rs__atomic_exchange_ptr(void **p, void *value) {
     void *old = *p;
     *p = value;
@@ -3732,6 +3821,12 @@ static inline uint64_t rs__atomic_sub_u64(uint64_t *p, uint64_t delta) {
 
 static inline void *rs__atomic_load_ptr(void *const *p) {
     return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+}
+
+/* No ordering: for a flag tested on a hot path, whose reader then takes an
+ * ordered path to what the flag guards. */
+static inline void *rs__atomic_load_ptr_relaxed(void *const *p) {
+    return __atomic_load_n(p, __ATOMIC_RELAXED);
 }
 
 /* Returns the previous value; acquire-release. */
@@ -3896,6 +3991,11 @@ static inline void *rs__atomic_load_ptr(void *const *p) {
     void *value = *(void *const volatile *)p;
     rs__atomic_acquire_fence();
     return value;
+}
+
+/* A pointer-sized aligned volatile load does not tear; no fence. */
+static inline void *rs__atomic_load_ptr_relaxed(void *const *p) {
+    return *(void *const volatile *)p;
 }
 
 static inline void *rs__atomic_exchange_ptr(void **p, void *value) {
@@ -5488,6 +5588,136 @@ RESEAU_API void rs_byte_buf_reset(rs_byte_buf_t *buf) {
     buf->len = 0;
 }
 /* <<buffer.c -- End file: src/base/buffer.c */
+/* >>trace.c -- Begin file: src/loop/trace.c */
+/*
+ * Tracing hooks.
+ *
+ * The installed tracer lives in one static record, published through
+ * rs__trace_current (&rs__trace_slot, or NULL when none). A hook's fast path
+ * is one relaxed load of that pointer and a branch the compiler is told is
+ * not taken. Past it, an emit counts itself in rs__trace_active before it
+ * loads the pointer again (acquire) and calls the tracer, and uncounts itself
+ * after.
+ *
+ * rs_trace_set_tracer (serialized by rs__trace_lock) first unpublishes the
+ * record, then waits until no emit is counted, and only then rewrites and
+ * republishes it. Both sides pair a read-modify-write of the counter with a
+ * load or exchange of the pointer, so either the setter's read of the counter
+ * sees an emit's increment (and waits for its decrement), or that emit's
+ * increment comes later in the counter's order and its load sees the pointer
+ * unpublished. The wait is short: once the pointer is NULL, only emits already
+ * past the fast path can be counted.
+ */
+#if !RS__NO_TRACE
+typedef struct rs__tracer {
+    rs_trace_fn *fn;
+    void *user_data;
+} rs__tracer_t;
+
+static rs__tracer_t rs__trace_slot;
+static void *rs__trace_current; /* &rs__trace_slot while a tracer is installed */
+static int rs__trace_active;    /* emits between their increment and decrement */
+static rs_mutex_t rs__trace_lock = RS_MUTEX_INIT;
+
+/* How long rs_trace_set_tracer sleeps between checks for emits in flight:
+ * they are tracer calls, which are meant to take microseconds. */
+#define RS__TRACE_WAIT_NS 10000u
+#endif
+
+RESEAU_API const char *rs_trace_event_name(rs_trace_event_type_t type) {
+    switch (type) {
+    case RS_TRACE_TASK_SCHEDULED:
+        return "task_scheduled";
+    case RS_TRACE_TASK_RUN:
+        return "task_run";
+    case RS_TRACE_TASK_CANCELED:
+        return "task_canceled";
+    case RS_TRACE_IO_DISPATCH:
+        return "io_dispatch";
+    case RS_TRACE_CHANNEL_SETUP:
+        return "channel_setup";
+    case RS_TRACE_CHANNEL_SHUTDOWN:
+        return "channel_shutdown";
+    case RS_TRACE_TLS_HANDSHAKE_BEGIN:
+        return "tls_handshake_begin";
+    case RS_TRACE_TLS_HANDSHAKE_END:
+        return "tls_handshake_end";
+    case RS_TRACE_EVENT_TYPE_COUNT:
+        break;
+    }
+    return "unknown";
+}
+
+#if !RS__NO_TRACE
+/* The slow path: a tracer was installed when the caller looked. */
+static void rs__trace_emit_slow(rs_trace_event_type_t type, rs_event_loop_t *loop, const void *subject,
+                                const char *name, int error, int io_events) {
+    const rs__tracer_t *tracer;
+    rs__atomic_add_int(&rs__trace_active, 1);
+    tracer = (const rs__tracer_t *)rs__atomic_load_ptr(&rs__trace_current);
+    if (tracer) {
+        rs_trace_event_t event;
+        event.type = type;
+        event.loop = loop;
+        event.timestamp_ns = rs_clock_now_ns();
+        event.subject = subject;
+        event.name = name;
+        event.error = error;
+        event.io_events = io_events;
+        tracer->fn(&event, tracer->user_data);
+    }
+    rs__atomic_add_int(&rs__trace_active, -1);
+}
+#endif
+
+/* The hook every event site calls: free of side effects and nearly of cost
+ * when no tracer is installed, and nothing at all with RESEAU_NO_TRACE. */
+static inline void rs__trace(rs_trace_event_type_t type, rs_event_loop_t *loop, const void *subject,
+                             const char *name, int error, int io_events) {
+#if RS__NO_TRACE
+    (void)type;
+    (void)loop;
+    (void)subject;
+    (void)name;
+    (void)error;
+    (void)io_events;
+#else
+    if (RS__UNLIKELY(rs__atomic_load_ptr_relaxed(&rs__trace_current) != NULL)) {
+        rs__trace_emit_slow(type, loop, subject, name, error, io_events);
+    }
+#endif
+}
+
+RESEAU_API void rs_trace_emit(rs_trace_event_type_t type, rs_event_loop_t *loop, const void *subject,
+                              const char *name, int error) {
+    if ((unsigned)type >= (unsigned)RS_TRACE_EVENT_TYPE_COUNT) {
+        return;
+    }
+    rs__trace(type, loop, subject, name, error, 0);
+}
+
+RESEAU_API int rs_trace_set_tracer(rs_trace_fn *fn, void *user_data) {
+#if RS__NO_TRACE
+    (void)user_data;
+    return fn ? RS_ENOTSUP : RS_OK;
+#else
+    rs_mutex_lock(&rs__trace_lock);
+    rs__atomic_exchange_ptr(&rs__trace_current, NULL);
+    /* An add of 0, not a load: the read must take its place in the
+     * counter's order of read-modify-writes (see the top of this file). */
+    while (rs__atomic_add_int(&rs__trace_active, 0) != 0) {
+        rs_thread_sleep_ns(RS__TRACE_WAIT_NS);
+    }
+    rs__trace_slot.fn = fn;
+    rs__trace_slot.user_data = user_data;
+    if (fn) {
+        rs__atomic_exchange_ptr(&rs__trace_current, &rs__trace_slot);
+    }
+    rs_mutex_unlock(&rs__trace_lock);
+    return RS_OK;
+#endif
+}
+/* <<trace.c -- End file: src/loop/trace.c */
 /* >>scheduler.c -- Begin file: src/loop/scheduler.c */
 /*
  * Task scheduler: an ASAP FIFO plus timed tasks in a min-heap.
@@ -5519,6 +5749,7 @@ typedef struct rs__scheduler {
     rs__heap_t timed;
     uint64_t next_seq;
     uint64_t tasks_run; /* task functions called, RUN or CANCELED */
+    rs_event_loop_t *loop; /* named in trace events; set by the loop after init (NULL alone) */
 } rs__scheduler_t;
 
 /* Another thread may CAS a task's state (scheduling it cross-thread) while the
@@ -5619,6 +5850,7 @@ static void rs__scheduler_cancel(rs__scheduler_t *s, rs_task_t *task) {
     }
     rs__scheduler_unlink(s, task);
     ++s->tasks_run;
+    rs__trace(RS_TRACE_TASK_CANCELED, s->loop, task, task->type_tag, 0, 0);
     task->fn(task, task->arg, RS_TASK_STATUS_CANCELED);
 }
 
@@ -5652,6 +5884,7 @@ static void rs__scheduler_run_due(rs__scheduler_t *s, uint64_t now_ns) {
         rs_list_remove(node);
         rs__task_set_state(task, RS__TASK_IDLE);
         ++s->tasks_run;
+        rs__trace(RS_TRACE_TASK_RUN, s->loop, task, task->type_tag, 0, 0);
         task->fn(task, task->arg, RS_TASK_STATUS_RUN);
     }
 }
@@ -5932,6 +6165,7 @@ static void rs__registration_dispatch(rs_event_loop_t *loop, rs__io_registration
         return;
     }
     rs__atomic_add_u64(&loop->stats.io_events, 1);
+    rs__trace(RS_TRACE_IO_DISPATCH, loop, reg->handle, "io", 0, events);
     reg->on_event(loop, reg->handle, events, reg->user_data);
 }
 
@@ -8511,6 +8745,7 @@ static void rs__uring_dispatch_op(rs_event_loop_t *loop, rs__uring_t *u, const r
     if (r->cqe_flags & RS__IORING_CQE_F_BUFFER) {
         --u->pb[r->group].free;
     }
+    rs__trace(RS_TRACE_IO_DISPATCH, loop, op, "io_op", 0, 0);
     op->fn(loop, op, r->res, r->cqe_flags);
 }
 
@@ -8535,6 +8770,7 @@ static void rs__uring_fail_ops(rs_event_loop_t *loop, rs__uring_t *u) {
     while ((node = rs_list_pop_front(&u->lost)) != NULL) {
         rs__uring_op_t *op = RS_CONTAINER_OF(node, rs__uring_op_t, starved_node);
         op->lost = false;
+        rs__trace(RS_TRACE_IO_DISPATCH, loop, op, "io_op", 0, 0);
         op->fn(loop, op, -EIO, 0);
     }
 }
@@ -8782,11 +9018,11 @@ static int rs__iocp_init(rs_event_loop_t *loop) {
     return RS_OK;
 }
 
-static void rs__iocp_dispatch_ops(rs__iocp_t *iocp);
+static void rs__iocp_dispatch_ops(rs_event_loop_t *loop, rs__iocp_t *iocp);
 
 /* The loop's sockets were closed (their operations canceled): take the last
  * packets, so that no operation is left writing into freed memory. */
-static void rs__iocp_drain_pending(rs__iocp_t *iocp) {
+static void rs__iocp_drain_pending(rs_event_loop_t *loop, rs__iocp_t *iocp) {
     ULONGLONG deadline = GetTickCount64() + RS__IOCP_DRAIN_TIMEOUT_MS;
     while (iocp->pending_ops > 0) {
         ULONGLONG now = GetTickCount64();
@@ -8801,18 +9037,18 @@ static void rs__iocp_drain_pending(rs__iocp_t *iocp) {
             n = 0;
         }
         iocp->ready_count = n;
-        rs__iocp_dispatch_ops(iocp);
+        rs__iocp_dispatch_ops(loop, iocp);
     }
 }
 
-static void rs__iocp_watch_stop(rs__iocp_t *iocp);
+static void rs__iocp_watch_stop(rs_event_loop_t *loop, rs__iocp_t *iocp);
 
 static void rs__iocp_cleanup(rs_event_loop_t *loop) {
     rs__iocp_t *iocp = (rs__iocp_t *)rs__backend_data(loop);
     if (iocp->watching) {
-        rs__iocp_watch_stop(iocp);
+        rs__iocp_watch_stop(loop, iocp);
     }
-    rs__iocp_drain_pending(iocp);
+    rs__iocp_drain_pending(loop, iocp);
     CloseHandle(iocp->port);
     rs_mem_free(&loop->allocator, iocp);
     loop->backend_data = NULL;
@@ -8873,7 +9109,7 @@ static void rs__iocp_wait(rs_event_loop_t *loop, int timeout_ms) {
  * core drains its queue next. The batch is read before any function runs
  * only through the entries themselves, and an op stays pending (its owner
  * alive) until its own entry is reached. */
-static void rs__iocp_dispatch_ops(rs__iocp_t *iocp) {
+static void rs__iocp_dispatch_ops(rs_event_loop_t *loop, rs__iocp_t *iocp) {
     ULONG i;
     ULONG n = iocp->ready_count;
     iocp->ready_count = 0;
@@ -8886,12 +9122,13 @@ static void rs__iocp_dispatch_ops(rs__iocp_t *iocp) {
         op = RS_CONTAINER_OF(entry->lpOverlapped, rs__iocp_op_t, ov);
         op->pending = false;
         --iocp->pending_ops;
+        rs__trace(RS_TRACE_IO_DISPATCH, loop, op, "io_op", 0, 0);
         op->fn(op, rs__result_from_ntstatus((uint32_t)op->ov.Internal), (size_t)entry->dwNumberOfBytesTransferred);
     }
 }
 
 static void rs__iocp_dispatch(rs_event_loop_t *loop) {
-    rs__iocp_dispatch_ops((rs__iocp_t *)rs__backend_data(loop));
+    rs__iocp_dispatch_ops(loop, (rs__iocp_t *)rs__backend_data(loop));
 }
 
 /* Whether the loop runs on a completion port (the sockets need one). */
@@ -9048,7 +9285,7 @@ fail:
 
 /* Destroy: end the watcher whether it waits in the port or on rearm_event,
  * join it, and dispatch the packet it still holds, if any. */
-static void rs__iocp_watch_stop(rs__iocp_t *iocp) {
+static void rs__iocp_watch_stop(rs_event_loop_t *loop, rs__iocp_t *iocp) {
     bool logged = false;
     rs__atomic_store_int(&iocp->watcher_quit, 1);
     SetEvent(iocp->rearm_event);
@@ -9070,7 +9307,7 @@ static void rs__iocp_watch_stop(rs__iocp_t *iocp) {
     if (WaitForSingleObject(iocp->ready_event, 0) == WAIT_OBJECT_0) {
         iocp->ready[0] = iocp->held;
         iocp->ready_count = 1;
-        rs__iocp_dispatch_ops(iocp);
+        rs__iocp_dispatch_ops(loop, iocp);
     }
     rs__iocp_close_events(iocp);
 }
@@ -9389,6 +9626,7 @@ RESEAU_API rs_event_loop_t *rs_event_loop_new(const rs_event_loop_options_t *opt
     if (err) {
         goto fail_scheduler;
     }
+    loop->scheduler.loop = loop;
     err = backend->init(loop);
     if (err) {
         goto fail_backend;
@@ -9553,6 +9791,8 @@ static int rs__schedule_cross_thread(rs_event_loop_t *loop, rs_task_t *task, uin
         return err;
     }
     task->run_at_ns = run_at_ns;
+    /* Before the push: once queued, the task may run and be freed. */
+    rs__trace(RS_TRACE_TASK_SCHEDULED, loop, task, task->type_tag, 0, 0);
     rs__event_loop_xq_push(loop, task);
     return RS_OK;
 }
@@ -9564,6 +9804,7 @@ RESEAU_API int rs_event_loop_schedule_task_now(rs_event_loop_t *loop, rs_task_t 
     }
     err = rs__task_claim(loop, task, false, "rs_event_loop_schedule_task_now");
     if (!err) {
+        rs__trace(RS_TRACE_TASK_SCHEDULED, loop, task, task->type_tag, 0, 0);
         rs__scheduler_schedule_now(&loop->scheduler, task);
     }
     return err;
@@ -9581,6 +9822,7 @@ RESEAU_API int rs_event_loop_schedule_task_future(rs_event_loop_t *loop, rs_task
     }
     err = rs__task_claim(loop, task, false, "rs_event_loop_schedule_task_future");
     if (!err) {
+        rs__trace(RS_TRACE_TASK_SCHEDULED, loop, task, task->type_tag, 0, 0);
         rs__scheduler_schedule_at(&loop->scheduler, task, run_at_ns);
     }
     return err;
@@ -19169,6 +19411,7 @@ static void rs__channel_setup_task(rs_task_t *task, void *arg, rs_task_status_t 
     if (!error && channel->state == RS__CHANNEL_SETTING_UP) {
         channel->state = RS__CHANNEL_ACTIVE;
     }
+    rs__trace(RS_TRACE_CHANNEL_SETUP, channel->loop, channel, "channel", error, 0);
     if (channel->on_setup_completed) {
         channel->on_setup_completed(channel, error, channel->user_data);
     }
@@ -19940,6 +20183,7 @@ static void rs__channel_shutdown_complete_task(rs_task_t *task, void *arg, rs_ta
     rs__channel_cancel_pending_tasks(channel);
     /* The callback may destroy the channel: keep the memory until we are done. */
     rs_channel_acquire_hold(channel);
+    rs__trace(RS_TRACE_CHANNEL_SHUTDOWN, channel->loop, channel, "channel", channel->shutdown_error, 0);
     if (channel->on_shutdown_completed) {
         channel->on_shutdown_completed(channel, channel->shutdown_error, channel->user_data);
     }

@@ -2328,6 +2328,7 @@ static void rs__tls_report(rs__tls_handler_t *h, int error) {
     }
     h->reported = true;
     h->result = error;
+    rs_trace_emit(RS_TRACE_TLS_HANDSHAKE_END, rs_channel_get_loop(rs__tls_channel(h)), &h->handler, "tls", error);
     if (h->on_negotiation_result) {
         h->on_negotiation_result(&h->handler, h->handler.slot, error, h->user_data);
     }
@@ -3170,6 +3171,7 @@ RESEAU_API int rs_tls_handler_start_negotiation(rs_channel_handler_t *handler) {
         h->started = false;
         return RS_ESTATE;
     }
+    rs_trace_emit(RS_TRACE_TLS_HANDSHAKE_BEGIN, loop, &h->handler, "tls", RS_OK);
     rs__tls_pump(h);
     return RS_OK;
 }

@@ -39,6 +39,8 @@
  *                          >>socket_handler, >>installer, >>client and >>server
  *                          are left out (reseau_tls.h #errors). Addresses,
  *                          the channel and the testing channel stay.
+ *   RESEAU_NO_TRACE        compile the tracing hooks (>>trace) out entirely;
+ *                          rs_trace_set_tracer then returns RS_ENOTSUP.
  *   Without an OS (RESEAU_OS_NONE: not Windows, not a Unix, such as
  *   arm-none-eabi with newlib or picolibc) both are required; the loop has no
  *   I/O backend there (>>none.c): run_once runs due tasks and never blocks,
@@ -159,6 +161,7 @@
  *   >>buffer      byte cursor and byte buffer
  *   >>task        tasks
  *   >>event_loop  event loop: tasks, I/O subscriptions, run modes
+ *   >>trace       tracing hooks: task, I/O, channel and TLS events
  *   >>group       event-loop group
  *   >>signal      signal watchers (signalfd, a self-pipe, or Windows console events)
  *   >>address     endpoints, strict IPv4/IPv6 parsing and formatting
@@ -210,6 +213,7 @@ extern "C" {
 #include "base/buffer.h"
 #include "loop/task.h"
 #include "loop/event_loop.h"
+#include "loop/trace.h"
 #include "loop/group.h"
 #include "loop/signal.h"
 #include "net/address.h"
@@ -260,6 +264,7 @@ extern "C" {
 #include "base/thread_none.c"
 #include "base/heap.c"
 #include "base/buffer.c"
+#include "loop/trace.c"
 #include "loop/scheduler.c"
 #include "loop/event_loop_private.c"
 #include "loop/epoll.c"

@@ -89,6 +89,10 @@ static inline void *rs__atomic_load_ptr(void *const *p) {
     return *p;
 }
 
+static inline void *rs__atomic_load_ptr_relaxed(void *const *p) {
+    return *p;
+}
+
 static inline void *rs__atomic_exchange_ptr(void **p, void *value) {
     void *old = *p;
     *p = value;
@@ -167,6 +171,12 @@ static inline uint64_t rs__atomic_sub_u64(uint64_t *p, uint64_t delta) {
 
 static inline void *rs__atomic_load_ptr(void *const *p) {
     return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+}
+
+/* No ordering: for a flag tested on a hot path, whose reader then takes an
+ * ordered path to what the flag guards. */
+static inline void *rs__atomic_load_ptr_relaxed(void *const *p) {
+    return __atomic_load_n(p, __ATOMIC_RELAXED);
 }
 
 /* Returns the previous value; acquire-release. */
@@ -331,6 +341,11 @@ static inline void *rs__atomic_load_ptr(void *const *p) {
     void *value = *(void *const volatile *)p;
     rs__atomic_acquire_fence();
     return value;
+}
+
+/* A pointer-sized aligned volatile load does not tear; no fence. */
+static inline void *rs__atomic_load_ptr_relaxed(void *const *p) {
+    return *(void *const volatile *)p;
 }
 
 static inline void *rs__atomic_exchange_ptr(void **p, void *value) {

@@ -19,6 +19,9 @@
  *                  >>socket_handler, >>installer, >>client and >>server are
  *                  left out, declarations included. Addresses, the channel
  *                  and the testing channel stay.
+ *   RESEAU_NO_TRACE  the tracing hooks (>>trace) compiled out: not even the
+ *                  one branch per event is left; rs_trace_set_tracer
+ *                  returns RS_ENOTSUP.
  * Without an OS (neither Windows nor a Unix: RESEAU_OS_NONE, such as
  * arm-none-eabi firmware) both are required, and the loop has no I/O backend
  * (see >>none.c).
@@ -100,6 +103,11 @@
 #else
 #define RS__NO_SOCKETS (0)
 #endif
+#if defined(RESEAU_NO_TRACE)
+#define RS__NO_TRACE (1)
+#else
+#define RS__NO_TRACE (0)
+#endif
 #if RESEAU_OS_NONE && (!RS__NO_THREADS || !RS__NO_SOCKETS)
 #error "reseau: without an OS, define RESEAU_NO_THREADS and RESEAU_NO_SOCKETS"
 #endif
@@ -109,9 +117,11 @@
  * annotations on the parameter, which this placement cannot express. */
 #if defined(__GNUC__) || defined(__clang__)
 #define RS__UNUSED __attribute__((unused))
+#define RS__UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define RS__PRINTF(fmt_index, args_index) __attribute__((format(printf, fmt_index, args_index)))
 #else
 #define RS__UNUSED
+#define RS__UNLIKELY(x) (x)
 #define RS__PRINTF(fmt_index, args_index)
 #endif
 

@@ -131,6 +131,7 @@ static void rs__channel_setup_task(rs_task_t *task, void *arg, rs_task_status_t 
     if (!error && channel->state == RS__CHANNEL_SETTING_UP) {
         channel->state = RS__CHANNEL_ACTIVE;
     }
+    rs__trace(RS_TRACE_CHANNEL_SETUP, channel->loop, channel, "channel", error, 0);
     if (channel->on_setup_completed) {
         channel->on_setup_completed(channel, error, channel->user_data);
     }
@@ -902,6 +903,7 @@ static void rs__channel_shutdown_complete_task(rs_task_t *task, void *arg, rs_ta
     rs__channel_cancel_pending_tasks(channel);
     /* The callback may destroy the channel: keep the memory until we are done. */
     rs_channel_acquire_hold(channel);
+    rs__trace(RS_TRACE_CHANNEL_SHUTDOWN, channel->loop, channel, "channel", channel->shutdown_error, 0);
     if (channel->on_shutdown_completed) {
         channel->on_shutdown_completed(channel, channel->shutdown_error, channel->user_data);
     }

@@ -160,6 +160,7 @@ RESEAU_API rs_event_loop_t *rs_event_loop_new(const rs_event_loop_options_t *opt
     if (err) {
         goto fail_scheduler;
     }
+    loop->scheduler.loop = loop;
     err = backend->init(loop);
     if (err) {
         goto fail_backend;
@@ -324,6 +325,8 @@ static int rs__schedule_cross_thread(rs_event_loop_t *loop, rs_task_t *task, uin
         return err;
     }
     task->run_at_ns = run_at_ns;
+    /* Before the push: once queued, the task may run and be freed. */
+    rs__trace(RS_TRACE_TASK_SCHEDULED, loop, task, task->type_tag, 0, 0);
     rs__event_loop_xq_push(loop, task);
     return RS_OK;
 }
@@ -335,6 +338,7 @@ RESEAU_API int rs_event_loop_schedule_task_now(rs_event_loop_t *loop, rs_task_t 
     }
     err = rs__task_claim(loop, task, false, "rs_event_loop_schedule_task_now");
     if (!err) {
+        rs__trace(RS_TRACE_TASK_SCHEDULED, loop, task, task->type_tag, 0, 0);
         rs__scheduler_schedule_now(&loop->scheduler, task);
     }
     return err;
@@ -352,6 +356,7 @@ RESEAU_API int rs_event_loop_schedule_task_future(rs_event_loop_t *loop, rs_task
     }
     err = rs__task_claim(loop, task, false, "rs_event_loop_schedule_task_future");
     if (!err) {
+        rs__trace(RS_TRACE_TASK_SCHEDULED, loop, task, task->type_tag, 0, 0);
         rs__scheduler_schedule_at(&loop->scheduler, task, run_at_ns);
     }
     return err;

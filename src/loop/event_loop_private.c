@@ -237,6 +237,7 @@ static void rs__registration_dispatch(rs_event_loop_t *loop, rs__io_registration
         return;
     }
     rs__atomic_add_u64(&loop->stats.io_events, 1);
+    rs__trace(RS_TRACE_IO_DISPATCH, loop, reg->handle, "io", 0, events);
     reg->on_event(loop, reg->handle, events, reg->user_data);
 }
 

@@ -1616,6 +1616,7 @@ static void rs__uring_dispatch_op(rs_event_loop_t *loop, rs__uring_t *u, const r
     if (r->cqe_flags & RS__IORING_CQE_F_BUFFER) {
         --u->pb[r->group].free;
     }
+    rs__trace(RS_TRACE_IO_DISPATCH, loop, op, "io_op", 0, 0);
     op->fn(loop, op, r->res, r->cqe_flags);
 }
 
@@ -1640,6 +1641,7 @@ static void rs__uring_fail_ops(rs_event_loop_t *loop, rs__uring_t *u) {
     while ((node = rs_list_pop_front(&u->lost)) != NULL) {
         rs__uring_op_t *op = RS_CONTAINER_OF(node, rs__uring_op_t, starved_node);
         op->lost = false;
+        rs__trace(RS_TRACE_IO_DISPATCH, loop, op, "io_op", 0, 0);
         op->fn(loop, op, -EIO, 0);
     }
 }

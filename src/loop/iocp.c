@@ -115,11 +115,11 @@ static int rs__iocp_init(rs_event_loop_t *loop) {
     return RS_OK;
 }
 
-static void rs__iocp_dispatch_ops(rs__iocp_t *iocp);
+static void rs__iocp_dispatch_ops(rs_event_loop_t *loop, rs__iocp_t *iocp);
 
 /* The loop's sockets were closed (their operations canceled): take the last
  * packets, so that no operation is left writing into freed memory. */
-static void rs__iocp_drain_pending(rs__iocp_t *iocp) {
+static void rs__iocp_drain_pending(rs_event_loop_t *loop, rs__iocp_t *iocp) {
     ULONGLONG deadline = GetTickCount64() + RS__IOCP_DRAIN_TIMEOUT_MS;
     while (iocp->pending_ops > 0) {
         ULONGLONG now = GetTickCount64();
@@ -134,18 +134,18 @@ static void rs__iocp_drain_pending(rs__iocp_t *iocp) {
             n = 0;
         }
         iocp->ready_count = n;
-        rs__iocp_dispatch_ops(iocp);
+        rs__iocp_dispatch_ops(loop, iocp);
     }
 }
 
-static void rs__iocp_watch_stop(rs__iocp_t *iocp);
+static void rs__iocp_watch_stop(rs_event_loop_t *loop, rs__iocp_t *iocp);
 
 static void rs__iocp_cleanup(rs_event_loop_t *loop) {
     rs__iocp_t *iocp = (rs__iocp_t *)rs__backend_data(loop);
     if (iocp->watching) {
-        rs__iocp_watch_stop(iocp);
+        rs__iocp_watch_stop(loop, iocp);
     }
-    rs__iocp_drain_pending(iocp);
+    rs__iocp_drain_pending(loop, iocp);
     CloseHandle(iocp->port);
     rs_mem_free(&loop->allocator, iocp);
     loop->backend_data = NULL;
@@ -206,7 +206,7 @@ static void rs__iocp_wait(rs_event_loop_t *loop, int timeout_ms) {
  * core drains its queue next. The batch is read before any function runs
  * only through the entries themselves, and an op stays pending (its owner
  * alive) until its own entry is reached. */
-static void rs__iocp_dispatch_ops(rs__iocp_t *iocp) {
+static void rs__iocp_dispatch_ops(rs_event_loop_t *loop, rs__iocp_t *iocp) {
     ULONG i;
     ULONG n = iocp->ready_count;
     iocp->ready_count = 0;
@@ -219,12 +219,13 @@ static void rs__iocp_dispatch_ops(rs__iocp_t *iocp) {
         op = RS_CONTAINER_OF(entry->lpOverlapped, rs__iocp_op_t, ov);
         op->pending = false;
         --iocp->pending_ops;
+        rs__trace(RS_TRACE_IO_DISPATCH, loop, op, "io_op", 0, 0);
         op->fn(op, rs__result_from_ntstatus((uint32_t)op->ov.Internal), (size_t)entry->dwNumberOfBytesTransferred);
     }
 }
 
 static void rs__iocp_dispatch(rs_event_loop_t *loop) {
-    rs__iocp_dispatch_ops((rs__iocp_t *)rs__backend_data(loop));
+    rs__iocp_dispatch_ops(loop, (rs__iocp_t *)rs__backend_data(loop));
 }
 
 /* Whether the loop runs on a completion port (the sockets need one). */
@@ -381,7 +382,7 @@ fail:
 
 /* Destroy: end the watcher whether it waits in the port or on rearm_event,
  * join it, and dispatch the packet it still holds, if any. */
-static void rs__iocp_watch_stop(rs__iocp_t *iocp) {
+static void rs__iocp_watch_stop(rs_event_loop_t *loop, rs__iocp_t *iocp) {
     bool logged = false;
     rs__atomic_store_int(&iocp->watcher_quit, 1);
     SetEvent(iocp->rearm_event);
@@ -403,7 +404,7 @@ static void rs__iocp_watch_stop(rs__iocp_t *iocp) {
     if (WaitForSingleObject(iocp->ready_event, 0) == WAIT_OBJECT_0) {
         iocp->ready[0] = iocp->held;
         iocp->ready_count = 1;
-        rs__iocp_dispatch_ops(iocp);
+        rs__iocp_dispatch_ops(loop, iocp);
     }
     rs__iocp_close_events(iocp);
 }

@@ -28,6 +28,7 @@ typedef struct rs__scheduler {
     rs__heap_t timed;
     uint64_t next_seq;
     uint64_t tasks_run; /* task functions called, RUN or CANCELED */
+    rs_event_loop_t *loop; /* named in trace events; set by the loop after init (NULL alone) */
 } rs__scheduler_t;
 
 /* Another thread may CAS a task's state (scheduling it cross-thread) while the
@@ -128,6 +129,7 @@ static void rs__scheduler_cancel(rs__scheduler_t *s, rs_task_t *task) {
     }
     rs__scheduler_unlink(s, task);
     ++s->tasks_run;
+    rs__trace(RS_TRACE_TASK_CANCELED, s->loop, task, task->type_tag, 0, 0);
     task->fn(task, task->arg, RS_TASK_STATUS_CANCELED);
 }
 
@@ -161,6 +163,7 @@ static void rs__scheduler_run_due(rs__scheduler_t *s, uint64_t now_ns) {
         rs_list_remove(node);
         rs__task_set_state(task, RS__TASK_IDLE);
         ++s->tasks_run;
+        rs__trace(RS_TRACE_TASK_RUN, s->loop, task, task->type_tag, 0, 0);
         task->fn(task, task->arg, RS_TASK_STATUS_RUN);
     }
 }

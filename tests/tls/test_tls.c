@@ -11,7 +11,8 @@
  * trickles one byte at a time; a reset during the handshake; renegotiation
  * refused; negotiation timeout; hang-up during the handshake; no common
  * version; write completions; context errors; and allocation-failure sweeps
- * over context creation and handshake setup.
+ * over context creation and handshake setup; the tracer's handshake begin
+ * and end events.
  */
 #include "tls_test_util.h"
 
@@ -87,6 +88,88 @@ static void test_handshake_intermediate_chain(void **state) {
     assert_int_equal(p.client.negotiation_error, RS_OK);
     assert_echo(&p, "through an intermediate");
     tls_test_pair_destroy(&p);
+    rs_tls_ctx_release(cctx);
+    rs_tls_ctx_release(sctx);
+}
+
+/* ------------------------------------------------------------ tracing */
+
+/* The TLS events of a tracer (this test runs on one thread). */
+typedef struct tls_trace_log {
+    rs_trace_event_t events[64];
+    size_t count;
+} tls_trace_log_t;
+
+static void tls_trace_record(const rs_trace_event_t *event, void *user_data) {
+    tls_trace_log_t *log = (tls_trace_log_t *)user_data;
+    if ((event->type == RS_TRACE_TLS_HANDSHAKE_BEGIN || event->type == RS_TRACE_TLS_HANDSHAKE_END) &&
+        log->count < sizeof(log->events) / sizeof(log->events[0])) {
+        log->events[log->count++] = *event;
+    }
+}
+
+/* The one event of `type` about `side`'s handler, on its loop. */
+static const rs_trace_event_t *tls_trace_find(const tls_trace_log_t *log, rs_trace_event_type_t type,
+                                              const tls_test_side_t *side) {
+    const rs_trace_event_t *found = NULL;
+    size_t i;
+    for (i = 0; i < log->count; ++i) {
+        if (log->events[i].type == type && log->events[i].subject == (const void *)side->tls) {
+            assert_null(found);
+            found = &log->events[i];
+        }
+    }
+    assert_non_null(found);
+    assert_ptr_equal(found->loop, rs_testing_channel_get_loop(side->tc));
+    assert_string_equal(found->name, "tls");
+    return found;
+}
+
+static void test_trace_handshake_begin_and_end(void **state) {
+    static tls_trace_log_t log;
+    rs_tls_ctx_options_t co = tls_test_client_options();
+    rs_tls_ctx_options_t so = tls_test_server_options("server");
+    rs_tls_ctx_t *cctx = tls_test_ctx(&co);
+    rs_tls_ctx_t *sctx = tls_test_ctx(&so);
+    rs_tls_ctx_options_t bad = tls_test_client_options();
+    rs_tls_ctx_t *bad_ctx;
+    const rs_trace_event_t *begin, *end;
+    tls_test_pair_t p;
+    (void)state;
+    memset(&log, 0, sizeof(log));
+    assert_int_equal(rs_trace_set_tracer(tls_trace_record, &log), RS_OK);
+    run_handshake(cctx, NULL, sctx, &p);
+    assert_int_equal(p.client.negotiation_error, RS_OK);
+    assert_int_equal(log.count, 4);
+    begin = tls_trace_find(&log, RS_TRACE_TLS_HANDSHAKE_BEGIN, &p.client);
+    end = tls_trace_find(&log, RS_TRACE_TLS_HANDSHAKE_END, &p.client);
+    assert_int_equal(begin->error, RS_OK);
+    assert_int_equal(end->error, RS_OK);
+    assert_true(end->timestamp_ns >= begin->timestamp_ns);
+    assert_int_equal(tls_trace_find(&log, RS_TRACE_TLS_HANDSHAKE_END, &p.server)->error, RS_OK);
+    tls_trace_find(&log, RS_TRACE_TLS_HANDSHAKE_BEGIN, &p.server);
+    tls_test_pair_destroy(&p);
+
+    /* A failed handshake ends with the error its callback gets. */
+    memset(&log, 0, sizeof(log));
+    bad.ca_file = tls_test_path("other_ca.pem");
+    bad_ctx = tls_test_ctx(&bad);
+    run_handshake(bad_ctx, NULL, sctx, &p);
+    assert_int_equal(p.client.negotiation_error, RS_ETLS_UNTRUSTED);
+    tls_trace_find(&log, RS_TRACE_TLS_HANDSHAKE_BEGIN, &p.client);
+    assert_int_equal(tls_trace_find(&log, RS_TRACE_TLS_HANDSHAKE_END, &p.client)->error, RS_ETLS_UNTRUSTED);
+    assert_int_equal(tls_trace_find(&log, RS_TRACE_TLS_HANDSHAKE_END, &p.server)->error,
+                     p.server.negotiation_error);
+    tls_test_pair_destroy(&p);
+
+    /* Removed: no more events. */
+    assert_int_equal(rs_trace_set_tracer(NULL, NULL), RS_OK);
+    memset(&log, 0, sizeof(log));
+    run_handshake(cctx, NULL, sctx, &p);
+    assert_int_equal(p.client.negotiation_error, RS_OK);
+    assert_int_equal(log.count, 0);
+    tls_test_pair_destroy(&p);
+    rs_tls_ctx_release(bad_ctx);
     rs_tls_ctx_release(cctx);
     rs_tls_ctx_release(sctx);
 }
@@ -1079,6 +1162,7 @@ int main(void) {
         cmocka_unit_test(test_handshake_rsa),
         cmocka_unit_test(test_handshake_ec),
         cmocka_unit_test(test_handshake_intermediate_chain),
+        cmocka_unit_test(test_trace_handshake_begin_and_end),
         cmocka_unit_test(test_verify_hostname_mismatch),
         cmocka_unit_test(test_verify_ip_literals),
         cmocka_unit_test(test_verify_expired_and_future),

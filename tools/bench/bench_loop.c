@@ -10,6 +10,17 @@
  *   async_queue_N   N producers deliver every item to the loop: reseau schedules
  *                   a task per item; libuv appends to a mutex-protected queue and
  *                   calls uv_async_send. Figure: items delivered per second.
+ *   trace_off       the tracing hooks' cost with no tracer: 1,000,000 due timed
+ *                   tasks scheduled and run (bench_trace_work.h) in reseau with
+ *                   its hooks (bench_loop_hooks.c), against the same work in
+ *                   reseau built with RESEAU_NO_TRACE (bench_loop_notrace.c);
+ *                   both static copies, built alike. Figure: tasks/s.
+ *   trace_noop      the same work with a no-op tracer installed, against no
+ *                   tracer: what turning tracing on costs (two events per task).
+ *   trace_noop_io   I/O instead: one byte bounced over a socketpair whose two
+ *                   ends the loop watches (two I/O dispatch events per round
+ *                   trip, plus their system calls), a no-op tracer against
+ *                   none. Figure: round trips per second.
  *
  * Each scenario runs reseau and libuv alternately (A B A B ...), `rounds` times
  * each, and prints the median of each side and their ratio, one line per
@@ -35,6 +46,14 @@
 
 #include <sched.h>
 #include <stdatomic.h>
+#include <sys/socket.h>
+
+#include "bench_trace_work.h"
+
+/* The trace work in static copies of reseau: with its hooks (bench_loop_hooks.c)
+ * and built with RESEAU_NO_TRACE (bench_loop_notrace.c). */
+double bench_hooks_timers(size_t count);
+double bench_notrace_timers(size_t count);
 
 /* Timers or wakeups per run: NUM_PINGS of libuv's benchmark-async-pummel.c. */
 #define BENCH_COUNT ((size_t)1000000)
@@ -510,6 +529,136 @@ static double libuv_async_queue(int producer_count) {
     return libuv_pummel_run(producer_count, on_uv_queue_async, uv_queue_producer_main, "items");
 }
 
+/* >>trace: the hooks' cost (bench_trace_work.h) */
+
+static double checked_trace_rate(double rate, const char *side) {
+    if (rate <= 0) {
+        fprintf(stderr, "reseau-bench-loop: trace/%s: the loop failed or lost a task\n", side);
+        exit(1);
+    }
+    return rate;
+}
+
+static void noop_tracer(const rs_trace_event_t *event, void *user_data) {
+    (void)event;
+    ++*(uint64_t *)user_data;
+}
+
+static double trace_untraced(int unused) {
+    (void)unused;
+    return checked_trace_rate(trace_work_timers(BENCH_COUNT), "untraced");
+}
+
+static double trace_hooks_in(int unused) {
+    (void)unused;
+    return checked_trace_rate(bench_hooks_timers(BENCH_COUNT), "hooks in");
+}
+
+static double trace_compiled_out(int unused) {
+    (void)unused;
+    return checked_trace_rate(bench_notrace_timers(BENCH_COUNT), "compiled out");
+}
+
+static double trace_noop(int unused) {
+    static uint64_t events;
+    (void)unused;
+    events = 0;
+    check_rs(rs_trace_set_tracer(noop_tracer, &events), "rs_trace_set_tracer");
+    double rate = trace_work_timers(BENCH_COUNT);
+    check_rs(rs_trace_set_tracer(NULL, NULL), "rs_trace_set_tracer");
+    /* scheduled + run per task, and the loop's own */
+    if (events < 2 * BENCH_COUNT) {
+        fprintf(stderr, "reseau-bench-loop: trace_noop: %llu events for %zu tasks\n", (unsigned long long)events,
+                BENCH_COUNT);
+        exit(1);
+    }
+    snprintf(g_detail, sizeof g_detail, "%llu events", (unsigned long long)events);
+    return checked_trace_rate(rate, "noop");
+}
+
+/* Round trips per trace_noop_io run. */
+#define BENCH_IO_ROUND_TRIPS ((size_t)200000)
+
+typedef struct io_bounce {
+    rs_io_handle_t ends[2];
+    size_t left; /* round trips still to make */
+    bool failed;
+} io_bounce_t;
+
+/* End 1 echoes; end 0 counts a round trip and sends the next byte. */
+static void on_bounce_readable(rs_event_loop_t *loop, rs_io_handle_t *handle, int events, void *user_data) {
+    io_bounce_t *b = (io_bounce_t *)user_data;
+    char byte;
+    (void)loop;
+    (void)events;
+    if (read(handle->fd, &byte, 1) != 1) {
+        return; /* spurious: nothing yet */
+    }
+    if (handle == &b->ends[0] && --b->left == 0) {
+        return;
+    }
+    if (write(handle->fd, &byte, 1) != 1) {
+        b->failed = true;
+    }
+}
+
+static double io_bounce_run(bool traced) {
+    static uint64_t events;
+    io_bounce_t b;
+    int fds[2];
+    int err = RS_OK;
+    memset(&b, 0, sizeof b);
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) != 0) {
+        fail("socketpair", strerror(errno));
+    }
+    rs_event_loop_t *loop = rs_event_loop_new(NULL, &err);
+    check_rs(loop ? RS_OK : err, "rs_event_loop_new");
+    b.left = BENCH_IO_ROUND_TRIPS;
+    for (int i = 0; i < 2; i++) {
+        b.ends[i].fd = fds[i];
+        check_rs(rs_event_loop_subscribe(loop, &b.ends[i], RS_IO_READABLE, on_bounce_readable, &b),
+                 "rs_event_loop_subscribe");
+    }
+    events = 0;
+    if (traced) {
+        check_rs(rs_trace_set_tracer(noop_tracer, &events), "rs_trace_set_tracer");
+    }
+    uint64_t start = bench_now_ns();
+    if (write(fds[0], "x", 1) != 1) {
+        fail("write", strerror(errno));
+    }
+    while (b.left > 0 && !b.failed) {
+        check_rs(rs_event_loop_run_once(loop, -1), "rs_event_loop_run_once");
+    }
+    uint64_t end = bench_now_ns();
+    check_rs(rs_trace_set_tracer(NULL, NULL), "rs_trace_set_tracer");
+    if (b.failed || (traced && events < 2 * BENCH_IO_ROUND_TRIPS)) {
+        fprintf(stderr, "reseau-bench-loop: trace_noop_io: a write failed or events were missed (%llu)\n",
+                (unsigned long long)events);
+        exit(1);
+    }
+    if (traced) {
+        snprintf(g_detail, sizeof g_detail, "%llu events", (unsigned long long)events);
+    }
+    for (int i = 0; i < 2; i++) {
+        check_rs(rs_event_loop_unsubscribe(loop, &b.ends[i]), "rs_event_loop_unsubscribe");
+    }
+    rs_event_loop_destroy(loop);
+    close(fds[0]);
+    close(fds[1]);
+    return per_second((double)BENCH_IO_ROUND_TRIPS, end - start);
+}
+
+static double trace_noop_io(int unused) {
+    (void)unused;
+    return io_bounce_run(true);
+}
+
+static double trace_untraced_io(int unused) {
+    (void)unused;
+    return io_bounce_run(false);
+}
+
 /* >>runner */
 
 static const scenario_t g_scenarios[] = {
@@ -518,6 +667,9 @@ static const scenario_t g_scenarios[] = {
     {.name = "async_pummel_4", .reseau_fn = reseau_async_pummel, .peer_fn = libuv_async_pummel, .arg = 4},
     {.name = "async_queue_1", .reseau_fn = reseau_async_queue, .peer_fn = libuv_async_queue, .arg = 1},
     {.name = "async_queue_4", .reseau_fn = reseau_async_queue, .peer_fn = libuv_async_queue, .arg = 4},
+    {.name = "trace_off", .reseau_fn = trace_hooks_in, .peer_fn = trace_compiled_out, .peer = "no_trace_build"},
+    {.name = "trace_noop", .reseau_fn = trace_noop, .peer_fn = trace_untraced, .peer = "no_tracer"},
+    {.name = "trace_noop_io", .reseau_fn = trace_noop_io, .peer_fn = trace_untraced_io, .peer = "no_tracer"},
 };
 
 int main(int argc, char **argv) {

@@ -1,0 +1,456 @@
+/* Tracing hooks: a counting tracer sees task scheduled/run/canceled, I/O
+ * dispatch on every backend, channel setup and shutdown, each with its loop,
+ * subject, name and a non-decreasing timestamp; nothing once removed; a
+ * replaced tracer is never called after rs_trace_set_tracer returns, also
+ * while a group of loops emits on their threads; rs_trace_emit and the event
+ * names. Built a second time with RESEAU_NO_TRACE (trace_notrace): setting a
+ * tracer is RS_ENOTSUP and nothing is ever traced. */
+#include "test_util.h"
+
+#define MAX_EVENTS 512
+
+typedef struct recorder {
+    rs_mutex_t lock;
+    rs_trace_event_t events[MAX_EVENTS];
+    size_t count;   /* recorded, at most MAX_EVENTS */
+    RS__ALIGN8 uint64_t calls; /* tracer calls, all of them (atomic) */
+} recorder_t;
+
+static void recorder_init(recorder_t *r) {
+    memset(r, 0, sizeof(*r));
+    assert_int_equal(rs_mutex_init(&r->lock), RS_OK);
+}
+
+static void record_event(const rs_trace_event_t *event, void *user_data) {
+    recorder_t *r = (recorder_t *)user_data;
+    rs_mutex_lock(&r->lock);
+    if (r->count < MAX_EVENTS) {
+        r->events[r->count++] = *event;
+    }
+    rs_mutex_unlock(&r->lock);
+    rs__atomic_add_u64(&r->calls, 1);
+}
+
+static RS__UNUSED uint64_t recorder_calls(recorder_t *r) {
+    return rs__atomic_load_u64(&r->calls);
+}
+
+/* Events of `type` about `subject` (any subject if NULL). */
+static RS__UNUSED size_t count_of(const recorder_t *r, rs_trace_event_type_t type, const void *subject) {
+    size_t i, n = 0;
+    for (i = 0; i < r->count; ++i) {
+        if (r->events[i].type == type && (!subject || r->events[i].subject == subject)) {
+            ++n;
+        }
+    }
+    return n;
+}
+
+static RS__UNUSED const rs_trace_event_t *find_event(const recorder_t *r, rs_trace_event_type_t type, const void *subject) {
+    size_t i;
+    for (i = 0; i < r->count; ++i) {
+        if (r->events[i].type == type && r->events[i].subject == subject) {
+            return &r->events[i];
+        }
+    }
+    return NULL;
+}
+
+/* Recorded on one thread: timestamps never go back, and every event names `loop`. */
+static RS__UNUSED void assert_ordered_on(const recorder_t *r, const rs_event_loop_t *loop) {
+    size_t i;
+    assert_true(r->count < MAX_EVENTS);
+    for (i = 0; i < r->count; ++i) {
+        assert_ptr_equal(r->events[i].loop, loop);
+        assert_true(r->events[i].timestamp_ns > 0);
+        assert_non_null(r->events[i].name);
+        if (i > 0) {
+            assert_true(r->events[i].timestamp_ns >= r->events[i - 1].timestamp_ns);
+        }
+    }
+}
+
+static int task_runs, task_cancels;
+static void count_task(rs_task_t *task, void *arg, rs_task_status_t status) {
+    (void)task;
+    (void)arg;
+    if (status == RS_TASK_STATUS_RUN) {
+        ++task_runs;
+    } else {
+        ++task_cancels;
+    }
+}
+
+#if !RS__NO_TRACE
+
+static void trace_event_names(void **state) {
+    (void)state;
+    assert_string_equal(rs_trace_event_name(RS_TRACE_TASK_SCHEDULED), "task_scheduled");
+    assert_string_equal(rs_trace_event_name(RS_TRACE_TASK_RUN), "task_run");
+    assert_string_equal(rs_trace_event_name(RS_TRACE_TASK_CANCELED), "task_canceled");
+    assert_string_equal(rs_trace_event_name(RS_TRACE_IO_DISPATCH), "io_dispatch");
+    assert_string_equal(rs_trace_event_name(RS_TRACE_CHANNEL_SETUP), "channel_setup");
+    assert_string_equal(rs_trace_event_name(RS_TRACE_CHANNEL_SHUTDOWN), "channel_shutdown");
+    assert_string_equal(rs_trace_event_name(RS_TRACE_TLS_HANDSHAKE_BEGIN), "tls_handshake_begin");
+    assert_string_equal(rs_trace_event_name(RS_TRACE_TLS_HANDSHAKE_END), "tls_handshake_end");
+    assert_string_equal(rs_trace_event_name(RS_TRACE_EVENT_TYPE_COUNT), "unknown");
+}
+
+static void trace_counts_task_scheduled_run_and_canceled(void **state) {
+    static recorder_t r;
+    rs_event_loop_t *loop = rs_test_loop_new(rs_test_backends[0]);
+    rs_task_t now_task, future_task, canceled_task, after_task;
+    const rs_trace_event_t *scheduled, *run;
+    (void)state;
+    task_runs = task_cancels = 0;
+    recorder_init(&r);
+    rs_task_init(&now_task, count_task, NULL, "trace-now");
+    rs_task_init(&future_task, count_task, NULL, "trace-future");
+    rs_task_init(&canceled_task, count_task, NULL, "trace-canceled");
+    rs_task_init(&after_task, count_task, NULL, "trace-after");
+
+    assert_int_equal(rs_trace_set_tracer(record_event, &r), RS_OK);
+    assert_int_equal(rs_event_loop_schedule_task_now(loop, &now_task), RS_OK);
+    assert_int_equal(rs_event_loop_schedule_task_future(loop, &future_task, rs_event_loop_now_ns(loop) + RS_NS_PER_MS),
+                     RS_OK);
+    assert_int_equal(
+        rs_event_loop_schedule_task_future(loop, &canceled_task, rs_event_loop_now_ns(loop) + 3600 * RS_NS_PER_SEC),
+        RS_OK);
+    assert_int_equal(rs_event_loop_cancel_task(loop, &canceled_task), RS_OK);
+    RS_TEST_RUN_UNTIL(loop, task_runs == 2);
+    assert_int_equal(task_cancels, 1);
+
+    assert_int_equal(count_of(&r, RS_TRACE_TASK_SCHEDULED, &now_task), 1);
+    assert_int_equal(count_of(&r, RS_TRACE_TASK_SCHEDULED, &future_task), 1);
+    assert_int_equal(count_of(&r, RS_TRACE_TASK_SCHEDULED, &canceled_task), 1);
+    assert_int_equal(count_of(&r, RS_TRACE_TASK_RUN, &now_task), 1);
+    assert_int_equal(count_of(&r, RS_TRACE_TASK_RUN, &future_task), 1);
+    assert_int_equal(count_of(&r, RS_TRACE_TASK_RUN, &canceled_task), 0);
+    assert_int_equal(count_of(&r, RS_TRACE_TASK_CANCELED, &canceled_task), 1);
+    assert_int_equal(count_of(&r, RS_TRACE_TASK_CANCELED, NULL), 1);
+    scheduled = find_event(&r, RS_TRACE_TASK_SCHEDULED, &now_task);
+    run = find_event(&r, RS_TRACE_TASK_RUN, &now_task);
+    assert_string_equal(scheduled->name, "trace-now");
+    assert_string_equal(run->name, "trace-now");
+    assert_int_equal(run->error, 0);
+    assert_int_equal(run->io_events, 0);
+    assert_true(run->timestamp_ns >= scheduled->timestamp_ns);
+    assert_string_equal(find_event(&r, RS_TRACE_TASK_CANCELED, &canceled_task)->name, "trace-canceled");
+    assert_ordered_on(&r, loop);
+
+    /* Removed: nothing more, though tasks still run. */
+    assert_int_equal(rs_trace_set_tracer(NULL, NULL), RS_OK);
+    r.count = 0;
+    assert_int_equal(rs_event_loop_schedule_task_now(loop, &after_task), RS_OK);
+    RS_TEST_RUN_UNTIL(loop, task_runs == 3);
+    assert_int_equal(r.count, 0);
+    rs_event_loop_destroy(loop);
+    assert_int_equal(r.count, 0);
+    rs_mutex_cleanup(&r.lock);
+}
+
+static void trace_task_canceled_by_loop_destroy(void **state) {
+    static recorder_t r;
+    rs_event_loop_t *loop = rs_test_loop_new(rs_test_backends[0]);
+    rs_task_t task;
+    (void)state;
+    task_runs = task_cancels = 0;
+    recorder_init(&r);
+    rs_task_init(&task, count_task, NULL, "trace-left");
+    assert_int_equal(rs_trace_set_tracer(record_event, &r), RS_OK);
+    assert_int_equal(rs_event_loop_schedule_task_future(loop, &task, rs_event_loop_now_ns(loop) + 3600 * RS_NS_PER_SEC),
+                     RS_OK);
+    rs_event_loop_destroy(loop);
+    assert_int_equal(rs_trace_set_tracer(NULL, NULL), RS_OK);
+    assert_int_equal(task_cancels, 1);
+    assert_int_equal(count_of(&r, RS_TRACE_TASK_SCHEDULED, &task), 1);
+    assert_int_equal(count_of(&r, RS_TRACE_TASK_CANCELED, &task), 1);
+    assert_ptr_equal(find_event(&r, RS_TRACE_TASK_CANCELED, &task)->loop, loop);
+    rs_mutex_cleanup(&r.lock);
+}
+
+/* A task scheduled from another thread: SCHEDULED there, RUN on the loop's. */
+typedef struct xthread_ctx {
+    rs_event_loop_t *loop;
+    rs_task_t *task;
+} xthread_ctx_t;
+
+static void schedule_from_thread(void *arg) {
+    xthread_ctx_t *c = (xthread_ctx_t *)arg;
+    assert_int_equal(rs_event_loop_schedule_task_now(c->loop, c->task), RS_OK);
+}
+
+static void trace_cross_thread_schedule(void **state) {
+    static recorder_t r;
+    rs_event_loop_t *loop;
+    rs_task_t task;
+    rs_thread_t thread;
+    xthread_ctx_t c;
+    (void)state;
+    RS_TEST_NEEDS_THREADS();
+    loop = rs_test_loop_new(rs_test_backends[0]);
+    task_runs = task_cancels = 0;
+    recorder_init(&r);
+    rs_task_init(&task, count_task, NULL, "trace-xthread");
+    c.loop = loop;
+    c.task = &task;
+    assert_int_equal(rs_trace_set_tracer(record_event, &r), RS_OK);
+    assert_int_equal(rs_thread_launch(&thread, schedule_from_thread, &c, NULL), RS_OK);
+    assert_int_equal(rs_thread_join(&thread), RS_OK);
+    RS_TEST_RUN_UNTIL(loop, task_runs == 1);
+    assert_int_equal(rs_trace_set_tracer(NULL, NULL), RS_OK);
+    assert_int_equal(count_of(&r, RS_TRACE_TASK_SCHEDULED, &task), 1);
+    assert_int_equal(count_of(&r, RS_TRACE_TASK_RUN, &task), 1);
+    assert_ptr_equal(find_event(&r, RS_TRACE_TASK_SCHEDULED, &task)->loop, loop);
+    assert_true(find_event(&r, RS_TRACE_TASK_RUN, &task)->timestamp_ns >=
+                find_event(&r, RS_TRACE_TASK_SCHEDULED, &task)->timestamp_ns);
+    rs_event_loop_destroy(loop);
+    rs_mutex_cleanup(&r.lock);
+}
+
+/* ---- I/O dispatch, per backend */
+
+static int io_calls;
+static int io_seen_events;
+static void on_io(rs_event_loop_t *loop, rs_io_handle_t *handle, int events, void *user_data) {
+    char buf[8];
+    (void)loop;
+    (void)user_data;
+    ++io_calls;
+    io_seen_events = events;
+    while (read(handle->fd, buf, sizeof(buf)) > 0) {
+    }
+}
+
+static void trace_io_dispatch(rs_event_loop_backend_t b) {
+    static recorder_t r;
+    rs_event_loop_t *loop = rs_test_loop_new(b);
+    rs_io_handle_t handle;
+    int fds[2];
+    const rs_trace_event_t *ev;
+    io_calls = 0;
+    io_seen_events = 0;
+    recorder_init(&r);
+    assert_int_equal(rs_test_pipe_nonblocking(fds), 0);
+    memset(&handle, 0, sizeof(handle));
+    handle.fd = fds[0];
+    assert_int_equal(rs_trace_set_tracer(record_event, &r), RS_OK);
+    assert_int_equal(rs_event_loop_subscribe(loop, &handle, RS_IO_READABLE, on_io, NULL), RS_OK);
+    assert_int_equal(write(fds[1], "x", 1), 1);
+    RS_TEST_RUN_UNTIL(loop, io_calls >= 1);
+    assert_int_equal(rs_trace_set_tracer(NULL, NULL), RS_OK);
+    /* One event per callback, before it, about the handle, with its bits. */
+    assert_int_equal(count_of(&r, RS_TRACE_IO_DISPATCH, &handle), (size_t)io_calls);
+    ev = find_event(&r, RS_TRACE_IO_DISPATCH, &handle);
+    assert_non_null(ev);
+    assert_string_equal(ev->name, "io");
+    assert_true(ev->io_events & RS_IO_READABLE);
+    assert_int_equal(ev->io_events, io_seen_events);
+    assert_int_equal(ev->error, 0);
+    assert_ordered_on(&r, loop);
+
+    /* Not traced once removed. */
+    r.count = 0;
+    assert_int_equal(write(fds[1], "y", 1), 1);
+    RS_TEST_RUN_UNTIL(loop, io_calls >= 2);
+    assert_int_equal(r.count, 0);
+    assert_int_equal(rs_event_loop_unsubscribe(loop, &handle), RS_OK);
+    rs_event_loop_destroy(loop);
+    close(fds[0]);
+    close(fds[1]);
+    rs_mutex_cleanup(&r.lock);
+}
+
+RS_TEST_PER_BACKEND_IO(test_, trace_io_dispatch)
+
+/* ---- channel setup and shutdown, through the testing channel */
+
+static void trace_channel_setup_and_shutdown(void **state) {
+    static recorder_t r;
+    rs_testing_channel_options_t o;
+    rs_testing_channel_t *tc;
+    rs_channel_t *channel;
+    rs_event_loop_t *loop;
+    const rs_trace_event_t *ev;
+    int err = -1;
+    (void)state;
+    recorder_init(&r);
+    memset(&o, 0, sizeof(o));
+    o.allocator = &rs_test_allocator;
+    assert_int_equal(rs_trace_set_tracer(record_event, &r), RS_OK);
+    tc = rs_testing_channel_new(&o, &err);
+    assert_non_null(tc);
+    channel = rs_testing_channel_get_channel(tc);
+    loop = rs_testing_channel_get_loop(tc);
+    assert_int_equal(count_of(&r, RS_TRACE_CHANNEL_SETUP, channel), 1);
+    ev = find_event(&r, RS_TRACE_CHANNEL_SETUP, channel);
+    assert_int_equal(ev->error, RS_OK);
+    assert_ptr_equal(ev->loop, loop);
+    assert_string_equal(ev->name, "channel");
+    assert_int_equal(count_of(&r, RS_TRACE_CHANNEL_SHUTDOWN, channel), 0);
+
+    assert_int_equal(rs_channel_shutdown(channel, RS_ECONNABORTED), RS_OK);
+    assert_int_equal(rs_testing_channel_run(tc), RS_OK);
+    assert_true(rs_testing_channel_is_shut_down(tc, &err));
+    assert_int_equal(count_of(&r, RS_TRACE_CHANNEL_SHUTDOWN, channel), 1);
+    ev = find_event(&r, RS_TRACE_CHANNEL_SHUTDOWN, channel);
+    assert_int_equal(ev->error, RS_ECONNABORTED);
+    assert_ptr_equal(ev->loop, loop);
+    assert_true(ev->timestamp_ns >= find_event(&r, RS_TRACE_CHANNEL_SETUP, channel)->timestamp_ns);
+    /* The channel's own tasks were traced too, all on its loop. */
+    assert_true(count_of(&r, RS_TRACE_TASK_RUN, NULL) > 0);
+    assert_ordered_on(&r, loop);
+    rs_testing_channel_destroy(tc);
+    assert_int_equal(rs_trace_set_tracer(NULL, NULL), RS_OK);
+    rs_mutex_cleanup(&r.lock);
+}
+
+/* ---- rs_trace_emit, for add-ons */
+
+static void trace_emit_reaches_the_tracer_and_ignores_bad_types(void **state) {
+    static recorder_t r;
+    int subject;
+    (void)state;
+    recorder_init(&r);
+    rs_trace_emit(RS_TRACE_TLS_HANDSHAKE_BEGIN, NULL, &subject, "mine", RS_OK); /* none installed */
+    assert_int_equal(rs_trace_set_tracer(record_event, &r), RS_OK);
+    rs_trace_emit(RS_TRACE_TLS_HANDSHAKE_END, NULL, &subject, "mine", RS_ETIMEDOUT);
+    rs_trace_emit(RS_TRACE_EVENT_TYPE_COUNT, NULL, &subject, "mine", RS_OK);
+    rs_trace_emit((rs_trace_event_type_t)-1, NULL, &subject, "mine", RS_OK);
+    assert_int_equal(rs_trace_set_tracer(NULL, NULL), RS_OK);
+    assert_int_equal(r.count, 1);
+    assert_int_equal(r.events[0].type, RS_TRACE_TLS_HANDSHAKE_END);
+    assert_ptr_equal(r.events[0].subject, &subject);
+    assert_string_equal(r.events[0].name, "mine");
+    assert_int_equal(r.events[0].error, RS_ETIMEDOUT);
+    assert_null(r.events[0].loop);
+    rs_mutex_cleanup(&r.lock);
+}
+
+/* ---- many loops: a group whose threads emit while the tracer is swapped */
+
+#define GROUP_LOOPS 3
+#define GROUP_ROUNDS 40
+#define GROUP_TASKS_PER_LOOP 8
+
+typedef struct group_task {
+    rs_task_t task;
+    rs_event_loop_t *loop;
+    int *remaining; /* atomic */
+} group_task_t;
+
+static void group_task_fn(rs_task_t *task, void *arg, rs_task_status_t status) {
+    group_task_t *g = (group_task_t *)arg;
+    (void)task;
+    (void)status;
+    rs__atomic_add_int(g->remaining, -1);
+}
+
+/* The old tracer's count is read after set_tracer returns and must never
+ * change afterwards: no call of a replaced tracer is running or starts. */
+static void trace_group_tracer_swap_under_load(void **state) {
+    static recorder_t a, b;
+    static group_task_t tasks[GROUP_LOOPS][GROUP_TASKS_PER_LOOP];
+    rs_event_loop_group_options_t go;
+    rs_event_loop_group_t *group;
+    rs_event_loop_t *loops[GROUP_LOOPS];
+    int remaining;
+    int err = -1;
+    int round;
+    size_t i, j;
+    (void)state;
+    RS_TEST_NEEDS_THREADS();
+    recorder_init(&a);
+    recorder_init(&b);
+    memset(&go, 0, sizeof(go));
+    go.allocator = &rs_test_allocator;
+    go.loop_count = GROUP_LOOPS;
+    group = rs_event_loop_group_new(&go, &err);
+    assert_non_null(group);
+    for (i = 0; i < GROUP_LOOPS; ++i) {
+        loops[i] = rs_event_loop_group_get_loop_at(group, i);
+    }
+    for (round = 0; round < GROUP_ROUNDS; ++round) {
+        recorder_t *now = (round % 2) ? &a : &b;
+        recorder_t *old = (round % 2) ? &b : &a;
+        uint64_t old_calls = 0;
+        rs__atomic_store_int(&remaining, GROUP_LOOPS * GROUP_TASKS_PER_LOOP);
+        for (i = 0; i < GROUP_LOOPS; ++i) {
+            for (j = 0; j < GROUP_TASKS_PER_LOOP; ++j) {
+                group_task_t *g = &tasks[i][j];
+                g->loop = loops[i];
+                g->remaining = &remaining;
+                rs_task_init(&g->task, group_task_fn, g, "trace-group");
+                assert_int_equal(rs_event_loop_schedule_task_now(g->loop, &g->task), RS_OK);
+            }
+            if (i == 0) {
+                /* Swap while the loops are running these. */
+                assert_int_equal(rs_trace_set_tracer(record_event, now), RS_OK);
+                old_calls = recorder_calls(old);
+            }
+        }
+        while (rs__atomic_load_int(&remaining) > 0) {
+            rs_thread_sleep_ns(100 * 1000);
+        }
+        assert_true(recorder_calls(old) == old_calls);
+    }
+    assert_int_equal(rs_trace_set_tracer(NULL, NULL), RS_OK);
+    assert_int_equal(rs_event_loop_group_destroy(group), RS_OK);
+    /* Both saw events, and every recorded one names one of the group's loops. */
+    assert_true(recorder_calls(&a) > 0);
+    assert_true(recorder_calls(&b) > 0);
+    for (i = 0; i < a.count; ++i) {
+        bool ours = false;
+        for (j = 0; j < GROUP_LOOPS; ++j) {
+            ours = ours || a.events[i].loop == loops[j];
+        }
+        assert_true(ours);
+    }
+    rs_mutex_cleanup(&a.lock);
+    rs_mutex_cleanup(&b.lock);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(trace_event_names),
+        cmocka_unit_test(trace_counts_task_scheduled_run_and_canceled),
+        cmocka_unit_test(trace_task_canceled_by_loop_destroy),
+        cmocka_unit_test(trace_cross_thread_schedule),
+        RS_TEST_PER_BACKEND_TESTS(test_, trace_io_dispatch),
+        cmocka_unit_test(trace_channel_setup_and_shutdown),
+        cmocka_unit_test(trace_emit_reaches_the_tracer_and_ignores_bad_types),
+        cmocka_unit_test(trace_group_tracer_swap_under_load),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
+
+#else /* RS__NO_TRACE */
+
+static void trace_compiled_out_setting_is_enotsup_and_nothing_is_traced(void **state) {
+    static recorder_t r;
+    rs_event_loop_t *loop = rs_test_loop_new(rs_test_backends[0]);
+    rs_task_t task;
+    int subject;
+    (void)state;
+    task_runs = task_cancels = 0;
+    recorder_init(&r);
+    assert_int_equal(rs_trace_set_tracer(record_event, &r), RS_ENOTSUP);
+    assert_int_equal(rs_trace_set_tracer(NULL, NULL), RS_OK);
+    rs_task_init(&task, count_task, NULL, "trace-off");
+    assert_int_equal(rs_event_loop_schedule_task_now(loop, &task), RS_OK);
+    RS_TEST_RUN_UNTIL(loop, task_runs == 1);
+    rs_trace_emit(RS_TRACE_TLS_HANDSHAKE_BEGIN, loop, &subject, "mine", RS_OK);
+    rs_event_loop_destroy(loop);
+    assert_int_equal(r.calls, 0);
+    assert_string_equal(rs_trace_event_name(RS_TRACE_IO_DISPATCH), "io_dispatch");
+    rs_mutex_cleanup(&r.lock);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(trace_compiled_out_setting_is_enotsup_and_nothing_is_traced),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
+
+#endif
