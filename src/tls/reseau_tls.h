@@ -59,6 +59,7 @@
 extern "C" {
 #endif
 
+#include "tls/engine.h"
 #include "tls/tls.h"
 
 #ifdef __cplusplus
@@ -107,6 +108,7 @@ extern "C" {
 #include "tls/credentials.c"
 #include "tls/context.c"
 #include "tls/verify.c"
+#include "tls/engine_bearssl.c"
 #include "tls/handler.c"
 #include "tls/installer.c"
 
