@@ -26,7 +26,9 @@
  *
  * LIMITS
  *   No TLS 1.3 (BearSSL has none): a peer that insists on it fails with
- *   RS_ETLS_PROTOCOL_VERSION. No session tickets (session IDs only), no OCSP
+ *   RS_ETLS_PROTOCOL_VERSION; another TLS engine, a TLS 1.3 one, can be
+ *   plugged in under the same handler (>>engine: rs_tls_engine_vtable_t).
+ *   No session tickets (session IDs only), no OCSP
  *   or CRL checks. Debian's BearSSL is 0.6, the 2018 release; to build
  *   against a newer one, put its include directory and library first on the
  *   compiler's paths (-I, -L), as nothing here depends on 0.6's layout beyond
@@ -172,7 +174,8 @@ struct rs_tls_engine {
 };
 
 /* What the handler tells the factory about the connection. The pointers are
- * valid during the call only, but ctx, which outlives the engine. */
+ * valid during the call only, but ctx and alpn_names (and its strings), which
+ * outlive the engine. */
 typedef struct rs_tls_engine_config {
     struct rs_tls_ctx *ctx;          /* the connection's context: the role, and what BearSSL uses */
     const rs_allocator_t *allocator; /* the context's */
@@ -245,7 +248,8 @@ RESEAU_API rs_tls_engine_t *rs_tls_engine_bearssl_new(const rs_tls_engine_config
  * that arrived before it is delivered. Renegotiation is refused.
  *
  * Errors: every failure has its own code (result.h, RS_ETLS_...), and the log
- * (subject "tls") says what BearSSL reported, by name.
+ * (subject "tls") says what BearSSL reported, by name. Another engine (see
+ * engine.h, above) reports its own codes.
  *
  * Threads: contexts may be created, acquired and released on any thread.
  * Handlers, installers' install and every callback run on the channel's loop
@@ -1942,6 +1946,10 @@ static void rs__tls_verify_free(rs__tls_verify_t *v) {
  * full size (which it allows: incoming records keep the full 16 KiB), so an
  * idle connection costs 8 KiB less, for one more record per 16 KiB message. */
 #define RS__TLS_OBUF_SIZE (8192 + RS__TLS_RECORD_OVERHEAD)
+
+/* handler.c announces 2 x 85 bytes of overhead per message (it cannot name
+ * BearSSL's constant). */
+RS__STATIC_ASSERT(RS__TLS_RECORD_OVERHEAD == 85, tls_bearssl_record_overhead);
 
 /* The state flags are BearSSL's own, passed through. */
 RS__STATIC_ASSERT(RS_TLS_ENGINE_CLOSED == BR_SSL_CLOSED && RS_TLS_ENGINE_SENDREC == BR_SSL_SENDREC &&

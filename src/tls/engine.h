@@ -109,7 +109,8 @@ struct rs_tls_engine {
 };
 
 /* What the handler tells the factory about the connection. The pointers are
- * valid during the call only, but ctx, which outlives the engine. */
+ * valid during the call only, but ctx and alpn_names (and its strings), which
+ * outlive the engine. */
 typedef struct rs_tls_engine_config {
     struct rs_tls_ctx *ctx;          /* the connection's context: the role, and what BearSSL uses */
     const rs_allocator_t *allocator; /* the context's */

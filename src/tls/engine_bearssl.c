@@ -8,6 +8,10 @@
  * idle connection costs 8 KiB less, for one more record per 16 KiB message. */
 #define RS__TLS_OBUF_SIZE (8192 + RS__TLS_RECORD_OVERHEAD)
 
+/* handler.c announces 2 x 85 bytes of overhead per message (it cannot name
+ * BearSSL's constant). */
+RS__STATIC_ASSERT(RS__TLS_RECORD_OVERHEAD == 85, tls_bearssl_record_overhead);
+
 /* The state flags are BearSSL's own, passed through. */
 RS__STATIC_ASSERT(RS_TLS_ENGINE_CLOSED == BR_SSL_CLOSED && RS_TLS_ENGINE_SENDREC == BR_SSL_SENDREC &&
                       RS_TLS_ENGINE_RECVREC == BR_SSL_RECVREC && RS_TLS_ENGINE_SENDAPP == BR_SSL_SENDAPP &&

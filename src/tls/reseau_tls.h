@@ -25,7 +25,9 @@
  *
  * LIMITS
  *   No TLS 1.3 (BearSSL has none): a peer that insists on it fails with
- *   RS_ETLS_PROTOCOL_VERSION. No session tickets (session IDs only), no OCSP
+ *   RS_ETLS_PROTOCOL_VERSION; another TLS engine, a TLS 1.3 one, can be
+ *   plugged in under the same handler (>>engine: rs_tls_engine_vtable_t).
+ *   No session tickets (session IDs only), no OCSP
  *   or CRL checks. Debian's BearSSL is 0.6, the 2018 release; to build
  *   against a newer one, put its include directory and library first on the
  *   compiler's paths (-I, -L), as nothing here depends on 0.6's layout beyond

@@ -24,7 +24,8 @@
  * that arrived before it is delivered. Renegotiation is refused.
  *
  * Errors: every failure has its own code (result.h, RS_ETLS_...), and the log
- * (subject "tls") says what BearSSL reported, by name.
+ * (subject "tls") says what BearSSL reported, by name. Another engine (see
+ * engine.h, above) reports its own codes.
  *
  * Threads: contexts may be created, acquired and released on any thread.
  * Handlers, installers' install and every callback run on the channel's loop
