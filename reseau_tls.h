@@ -1986,7 +1986,7 @@ typedef struct rs__tls_bearssl {
     size_t ip_len;
     unsigned char offered_id[32];
     size_t offered_id_len;
-    char session_key[sizeof(((rs__tls_client_session_t *)0)->key)];
+    char *session_key; /* client: the session cache's key, stored right after this struct ("" on a server) */
 
     unsigned char ibuf[BR_SSL_BUFSIZE_INPUT];
     unsigned char obuf[RS__TLS_OBUF_SIZE];
@@ -2367,6 +2367,7 @@ RESEAU_API rs_tls_engine_t *rs_tls_engine_bearssl_new(const rs_tls_engine_config
                                                       int *err_out) {
     rs__tls_bearssl_t *e;
     rs_tls_ctx_t *ctx;
+    size_t key_len = 0;
     int err;
     (void)user_data;
     if (!config || !config->ctx) {
@@ -2374,11 +2375,19 @@ RESEAU_API rs_tls_engine_t *rs_tls_engine_bearssl_new(const rs_tls_engine_config
         goto fail;
     }
     ctx = config->ctx;
-    e = (rs__tls_bearssl_t *)rs_mem_calloc(&ctx->allocator, 1, sizeof(*e));
+    if (!config->is_server && config->session_key) {
+        key_len = strlen(config->session_key);
+        if (key_len >= sizeof(((rs__tls_client_session_t *)0)->key)) {
+            key_len = sizeof(((rs__tls_client_session_t *)0)->key) - 1; /* as the cache would cut it */
+        }
+    }
+    e = (rs__tls_bearssl_t *)rs_mem_calloc(&ctx->allocator, 1, sizeof(*e) + key_len + 1);
     if (!e) {
         err = RS_ENOMEM;
         goto fail;
     }
+    e->session_key = (char *)(e + 1);
+    memcpy(e->session_key, config->session_key ? config->session_key : "", key_len);
     e->base.vtable = &rs__tls_bearssl_vtable;
     e->base.impl = e;
     e->ctx = ctx;
@@ -2392,9 +2401,6 @@ RESEAU_API rs_tls_engine_t *rs_tls_engine_bearssl_new(const rs_tls_engine_config
         } else if (rs_ipv6_parse(config->server_name, e->ip, &scope) == RS_OK) {
             e->ip_len = 16;
         }
-    }
-    if (!e->is_server && config->session_key) {
-        snprintf(e->session_key, sizeof(e->session_key), "%s", config->session_key);
     }
     err = e->is_server ? rs__tls_setup_server(e, config) : rs__tls_setup_client(e, config);
     if (err) {
