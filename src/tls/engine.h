@@ -30,7 +30,9 @@
  * opens sendapp or recvapp; the handler then reads `get_info` and reports
  * the negotiation. Plaintext handed to sendapp is sealed when the engine
  * wishes, and at the latest on `flush` (the handler flushes after every
- * batch of writes). `close` queues the close message (close_notify) in
+ * batch of writes): after flush, every byte taken must be in records in
+ * sendrec, for the handler completes a write once the sendrec bytes of that
+ * moment have reached the kernel. `close` queues the close message (close_notify) in
  * sendrec; a close message from the peer, or a fatal error, sets
  * RS_TLS_ENGINE_CLOSED, after which `last_error` says which: RS_OK for a
  * close message, or the failure (an RS_E... code, RS_ETLS_... for protocol
@@ -40,8 +42,11 @@
  * Ownership: the engine is the handler's from the factory's return, freed
  * with vtable->destroy when the handler goes (destroy is called on a closed
  * engine or not, with data still in its buffers or not).
- * Threads: the factory and every vtable call run on the channel's loop
- * thread; an engine needs no locks of its own. Calls never re-enter.
+ * Threads: the factory and every vtable call but destroy run on the
+ * channel's loop thread; destroy runs where the channel frees its handlers
+ * (after the channel's shutdown, on the thread that destroys it, which may be
+ * another). Never two calls at once, and a call never re-enters: an engine
+ * needs no locks of its own.
  */
 
 /* state flags: the values of BearSSL's BR_SSL_... (the BearSSL engine passes
@@ -85,7 +90,8 @@ typedef struct rs_tls_engine_vtable {
     void (*flush)(rs_tls_engine_t *engine);
     /* Queue the close message (close_notify); the engine then closes (sets
      * RS_TLS_ENGINE_CLOSED) when it is sent and, if it waits for it, the
-     * peer's is received. Called at most once, on an engine not closed. */
+     * peer's is received. Called at most once, after the handshake, on an
+     * engine not closed. */
     void (*close)(rs_tls_engine_t *engine);
     /* Once closed: RS_OK for an orderly close, else why the engine failed
      * (any RS_E... code; the BearSSL engine gives the RS_ETLS_... ones that
