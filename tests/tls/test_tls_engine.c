@@ -676,6 +676,61 @@ static void tls_engine_alloc_failure_sweep(void **state) {
     assert_int_equal(start_failures, 1); /* ... and the engine's, once */
 }
 
+static void toy_install_done(rs_channel_t *channel, rs_channel_slot_t *slot, int error, void *ctx) {
+    int *result = (int *)ctx;
+    (void)channel;
+    assert_true(error != RS_OK || slot != NULL);
+    *result = error;
+}
+
+/* The installer copies the options, engine included: both ends, installed
+ * as a bootstrap would, negotiate through the toy engine. */
+static void tls_engine_through_installers(void **state) {
+    toy_pair_t t;
+    rs_channel_installer_t *ci, *si;
+    rs_tls_connection_options_t c;
+    rs_tls_info_t info;
+    int cdone = 1, sdone = 1, err = RS_OK;
+    (void)state;
+    memset(&t, 0, sizeof(t));
+    t.settings.destroyed = &t.destroyed;
+    t.cctx = toy_ctx(false, &rs_test_allocator);
+    t.sctx = toy_ctx(true, &rs_test_allocator);
+    memset(&c, 0, sizeof(c));
+    c.engine_new = toy_engine_new;
+    c.engine_user_data = &t.settings;
+    c.ctx = t.sctx;
+    si = rs_tls_installer_new(&c, &err);
+    assert_non_null(si);
+    c.ctx = t.cctx;
+    c.server_name = "localhost";
+    ci = rs_tls_installer_new(&c, &err);
+    assert_non_null(ci);
+    t.p.client.tc = rs_testing_channel_new(NULL, &err);
+    t.p.server.tc = rs_testing_channel_new(NULL, &err);
+    assert_non_null(t.p.client.tc);
+    assert_non_null(t.p.server.tc);
+    assert_int_equal(ci->vtable->install(ci, rs_testing_channel_get_channel(t.p.client.tc),
+                                         rs_channel_get_first_slot(rs_testing_channel_get_channel(t.p.client.tc)),
+                                         toy_install_done, &cdone),
+                     RS_OK);
+    assert_int_equal(si->vtable->install(si, rs_testing_channel_get_channel(t.p.server.tc),
+                                         rs_channel_get_first_slot(rs_testing_channel_get_channel(t.p.server.tc)),
+                                         toy_install_done, &sdone),
+                     RS_OK);
+    tls_test_shuttle(&t.p);
+    assert_int_equal(cdone, RS_OK);
+    assert_int_equal(sdone, RS_OK);
+    assert_int_equal(
+        rs_tls_handler_get_info(rs_tls_channel_get_handler(rs_testing_channel_get_channel(t.p.server.tc)), &info),
+        RS_OK);
+    assert_string_equal(info.cipher_suite_name, "XOR-TOY");
+    assert_string_equal(info.server_name, "localhost");
+    rs_tls_installer_destroy(ci);
+    rs_tls_installer_destroy(si);
+    toy_pair_free(&t);
+}
+
 static int teardown_suite(void **state) {
     (void)state;
     tls_test_remove_cert_dir();
@@ -693,6 +748,7 @@ int main(void) {
         cmocka_unit_test(tls_engine_close_sends_close_message),
         cmocka_unit_test(tls_engine_factory_error_is_returned),
         cmocka_unit_test(tls_engine_alloc_failure_sweep),
+        cmocka_unit_test(tls_engine_through_installers),
     };
     tls_test_cert_dir();
     return cmocka_run_group_tests_name("tls_engine", tests, NULL, teardown_suite);
