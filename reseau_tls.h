@@ -32,9 +32,12 @@
  *
  * LIMITS
  *   No TLS 1.3 (BearSSL has none): a peer that insists on it fails with
- *   RS_ETLS_PROTOCOL_VERSION. No session tickets (session IDs only), no OCSP
- *   or CRL checks. A sign function must answer at once (BearSSL cannot pause
- *   a handshake): asynchronous signing is RS_ENOTSUP. Debian's BearSSL is 0.6, the 2018 release; to build
+ *   RS_ETLS_PROTOCOL_VERSION; another TLS engine, a TLS 1.3 one, can be
+ *   plugged in under the same handler (>>engine: rs_tls_engine_vtable_t).
+ *   No session tickets (session IDs only), no OCSP or CRL checks. A sign
+ *   function must answer at once (BearSSL cannot pause a handshake):
+ *   asynchronous signing is RS_ENOTSUP. Debian's BearSSL is 0.6, the 2018
+ *   release; to build
  *   against a newer one, put its include directory and library first on the
  *   compiler's paths (-I, -L), as nothing here depends on 0.6's layout beyond
  *   its public API.
@@ -67,6 +70,171 @@
 extern "C" {
 #endif
 
+/* >>engine -- Begin file: src/tls/engine.h */
+/*
+ * TLS engines: the record layer and handshake under the TLS handler.
+ *
+ * The TLS handler (below) moves bytes between the channel and an engine; the
+ * engine does the protocol. reseau's own engine is BearSSL (TLS 1.0-1.2).
+ * Another one (a TLS 1.3 library, say) plugs in through a factory in
+ * rs_tls_connection_options_t (engine_new, engine_user_data): the handler
+ * calls it once, from rs_tls_handler_start_negotiation, and from then on
+ * drives the engine only through its vtable. Everything else stays the
+ * handler's: read windows, write completions, back-pressure, shutdown order,
+ * the negotiation timeout and callback, the ALPN handler, statistics.
+ *
+ * The engine is four buffers, as BearSSL's engine is:
+ *   sendrec  records the engine has made, for the handler to send;
+ *   recvrec  room for records received, for the handler to fill;
+ *   sendapp  room for plaintext to seal, for the handler to fill;
+ *   recvapp  plaintext the engine has opened, for the handler to deliver.
+ * Each `*_buf` returns a pointer into the engine's own memory and its length
+ * in *len (NULL, or *len 0: nothing now); the handler then reads or writes at
+ * most that many bytes there and calls the matching `*_ack` with how many it
+ * used (always 1..*len). A pointer is valid until the next call on the
+ * engine. `state` says which buffers are open (RS_TLS_ENGINE_... flags); an
+ * engine must open recvrec whenever it waits for bytes from the peer, and
+ * progress made by an ack (a record opened, a reply made) must show in the
+ * buffers at once: the handler pumps until nothing moves, and then waits for
+ * the socket (it never polls an engine).
+ *
+ * The handshake is the engine's business: it starts on creation (a client's
+ * first flight is ready in sendrec), and it is done when the engine first
+ * opens sendapp or recvapp; the handler then reads `get_info` and reports
+ * the negotiation. Plaintext handed to sendapp is sealed when the engine
+ * wishes, and at the latest on `flush` (the handler flushes after every
+ * batch of writes): after flush, every byte taken must be in records in
+ * sendrec, for the handler completes a write once the sendrec bytes of that
+ * moment have reached the kernel. `close` queues the close message (close_notify) in
+ * sendrec; a close message from the peer, or a fatal error, sets
+ * RS_TLS_ENGINE_CLOSED, after which `last_error` says which: RS_OK for a
+ * close message, or the failure (an RS_E... code, RS_ETLS_... for protocol
+ * failures). Plaintext that arrived before the close stays readable from
+ * recvapp, and records still in sendrec (an alert) are still sent.
+ *
+ * Ownership: the engine is the handler's from the factory's return, freed
+ * with vtable->destroy when the handler goes (destroy is called on a closed
+ * engine or not, with data still in its buffers or not).
+ * Threads: the factory and every vtable call but destroy run on the
+ * channel's loop thread; destroy runs where the channel frees its handlers
+ * (after the channel's shutdown, on the thread that destroys it, which may be
+ * another). Never two calls at once, and a call never re-enters: an engine
+ * needs no locks of its own.
+ */
+
+/* state flags: the values of BearSSL's BR_SSL_... (the BearSSL engine passes
+ * its state through unchanged). */
+#define RS_TLS_ENGINE_CLOSED 0x0001u  /* closed: see last_error; nothing more moves in */
+#define RS_TLS_ENGINE_SENDREC 0x0002u /* records to send (sendrec_buf) */
+#define RS_TLS_ENGINE_RECVREC 0x0004u /* wants records from the peer (recvrec_buf) */
+#define RS_TLS_ENGINE_SENDAPP 0x0008u /* takes plaintext to seal (sendapp_buf) */
+#define RS_TLS_ENGINE_RECVAPP 0x0010u /* has plaintext to deliver (recvapp_buf) */
+
+typedef struct rs_tls_engine rs_tls_engine_t;
+
+/* What the engine negotiated. The strings are the engine's, valid while it
+ * lives; unknown fields stay zero/NULL. */
+typedef struct rs_tls_engine_info {
+    uint16_t version;              /* e.g. 0x0303 for TLS 1.2, 0x0304 for TLS 1.3 */
+    uint16_t cipher_suite;         /* IANA number */
+    const char *cipher_suite_name; /* NULL: the handler names cipher_suite (rs_tls_cipher_suite_name) */
+    const char *alpn;              /* the agreed protocol, or NULL */
+    const char *server_name;       /* server: the client's SNI, or NULL (a client's is the handler's) */
+    bool resumed;                  /* an abbreviated handshake */
+    bool peer_verified;            /* the peer's certificate was verified */
+} rs_tls_engine_info_t;
+
+typedef struct rs_tls_engine_vtable {
+    /* RS_TLS_ENGINE_... flags. */
+    unsigned (*state)(rs_tls_engine_t *engine);
+    /* Records to send (handshake, data, alerts, close). */
+    unsigned char *(*sendrec_buf)(rs_tls_engine_t *engine, size_t *len);
+    void (*sendrec_ack)(rs_tls_engine_t *engine, size_t len);
+    /* Room for bytes received from the peer (a record, or part of one). */
+    unsigned char *(*recvrec_buf)(rs_tls_engine_t *engine, size_t *len);
+    void (*recvrec_ack)(rs_tls_engine_t *engine, size_t len);
+    /* Room for plaintext to seal ("encrypt"). */
+    unsigned char *(*sendapp_buf)(rs_tls_engine_t *engine, size_t *len);
+    void (*sendapp_ack)(rs_tls_engine_t *engine, size_t len);
+    /* Plaintext opened from records ("decrypt"). */
+    unsigned char *(*recvapp_buf)(rs_tls_engine_t *engine, size_t *len);
+    void (*recvapp_ack)(rs_tls_engine_t *engine, size_t len);
+    /* Seal the plaintext taken so far into records now. */
+    void (*flush)(rs_tls_engine_t *engine);
+    /* Queue the close message (close_notify); the engine then closes (sets
+     * RS_TLS_ENGINE_CLOSED) when it is sent and, if it waits for it, the
+     * peer's is received. Called at most once, after the handshake, on an
+     * engine not closed. */
+    void (*close)(rs_tls_engine_t *engine);
+    /* Once closed: RS_OK for an orderly close, else why the engine failed
+     * (any RS_E... code; the BearSSL engine gives the RS_ETLS_... ones that
+     * tls.h's functions list). Before that: RS_OK. */
+    int (*last_error)(rs_tls_engine_t *engine);
+    /* The error for a peer that hung up (end of stream) without a close
+     * message. May be NULL: RS_ETLS_TRUNCATED. */
+    int (*hangup_error)(rs_tls_engine_t *engine);
+    /* Fill *out (zeroed by the handler first). Called after the handshake,
+     * and on a server at any time for the SNI. */
+    void (*get_info)(rs_tls_engine_t *engine, rs_tls_engine_info_t *out);
+    /* Free the engine and everything it holds. */
+    void (*destroy)(rs_tls_engine_t *engine);
+} rs_tls_engine_vtable_t;
+
+/* An engine: a vtable and the engine's own data. The engine allocates it
+ * (usually inside its own struct) and frees it in destroy. */
+struct rs_tls_engine {
+    const rs_tls_engine_vtable_t *vtable; /* every entry set, but hangup_error */
+    void *impl;
+};
+
+/* What the handler tells the factory about the connection. The pointers are
+ * valid during the call only, but ctx and alpn_names (and its strings), which
+ * outlive the engine. */
+typedef struct rs_tls_engine_config {
+    struct rs_tls_ctx *ctx;          /* the connection's context: the role, and what BearSSL uses */
+    const rs_allocator_t *allocator; /* the context's */
+    rs_channel_handler_t *handler;   /* the TLS handler (for logs; in a slot) */
+    bool is_server;
+    const char *server_name;         /* client: the name to send and check, or NULL */
+    const char *const *alpn_names;   /* protocols to offer or accept, in order */
+    size_t alpn_count;
+    const char *session_key;         /* client: "host:port:sni", a key for a session cache */
+} rs_tls_engine_config_t;
+
+/* Make an engine for one connection and start its handshake. On failure,
+ * return NULL and set *err_out (never NULL here) to an RS_E... code: the
+ * handler's rs_tls_handler_start_negotiation returns it (RS_ENOMEM for
+ * memory). Loop thread.
+ *
+ * Example: an engine of your own, for one client connection.
+ *
+ *   static rs_tls_engine_t *my_engine_new(const rs_tls_engine_config_t *cfg,
+ *                                         void *user_data, int *err_out) {
+ *       my_engine_t *e = my_alloc(cfg->allocator, ...);    // your struct
+ *       if (!e) { *err_out = RS_ENOMEM; return NULL; }
+ *       e->base.vtable = &my_engine_vtable;   // state, sendrec_buf, ...
+ *       e->base.impl = e;
+ *       my_start_handshake(e, cfg->server_name);  // hello into sendrec
+ *       return &e->base;
+ *   }
+ *
+ *   rs_tls_connection_options_t c = {0};
+ *   c.ctx = ctx;                 // still required: the role and allocator
+ *   c.server_name = "example.org";
+ *   c.engine_new = my_engine_new;   // NULL: BearSSL
+ *   c.engine_user_data = my_settings;
+ *   rs_channel_installer_t *tls = rs_tls_installer_new(&c, &err);
+ *
+ * tests/tls/test_tls_engine.c has a complete (toy) engine. */
+typedef rs_tls_engine_t *rs_tls_engine_new_fn(const rs_tls_engine_config_t *config, void *user_data, int *err_out);
+
+/* The BearSSL engine, the default: the factory used when engine_new is NULL.
+ * user_data is unused. Errors: RS_EINVAL (config or its ctx NULL), RS_ENOMEM,
+ * RS_ETLS_FAILED (no entropy from the OS), or the RS_ETLS_... code of
+ * BearSSL's refusal of the settings. */
+RESEAU_API rs_tls_engine_t *rs_tls_engine_bearssl_new(const rs_tls_engine_config_t *config, void *user_data,
+                                                      int *err_out);
+/* <<engine -- End file: src/tls/engine.h */
 /* >>tls -- Begin file: src/tls/tls.h */
 /*
  * TLS 1.0-1.2 on BearSSL, as a channel handler.
@@ -94,7 +262,8 @@ extern "C" {
  * that arrived before it is delivered. Renegotiation is refused.
  *
  * Errors: every failure has its own code (result.h, RS_ETLS_...), and the log
- * (subject "tls") says what BearSSL reported, by name.
+ * (subject "tls") says what BearSSL reported, by name. Another engine (see
+ * engine.h, above) reports its own codes.
  *
  * Threads: contexts may be created, acquired and released on any thread.
  * Handlers, installers' install and every callback run on the channel's loop
@@ -279,6 +448,13 @@ typedef struct rs_tls_connection_options {
     uint32_t negotiation_timeout_ms; /* overrides the context's (default: 0) */
     rs_tls_on_negotiation_result_fn *on_negotiation_result; /* (default: NULL) */
     void *user_data;
+    /* The TLS engine (engine.h): a factory the handler calls once, from
+     * rs_tls_handler_start_negotiation, with engine_user_data. The context
+     * still gives the role, allocator, ALPN list and timeout; the rest of it
+     * is BearSSL's, for another engine to use or ignore. (default: NULL,
+     * rs_tls_engine_bearssl_new) */
+    rs_tls_engine_new_fn *engine_new;
+    void *engine_user_data;
 } rs_tls_connection_options_t;
 
 /* Create a TLS handler (client or server, as the context is). Put it in a
@@ -290,10 +466,12 @@ typedef struct rs_tls_connection_options {
 RESEAU_API rs_channel_handler_t *rs_tls_handler_new(const rs_tls_connection_options_t *options, int *err_out);
 /* Free a handler that was never put in a slot. NULL: no-op. */
 RESEAU_API void rs_tls_handler_destroy(rs_channel_handler_t *handler);
-/* Start the handshake (a client sends its hello) and the negotiation timer.
- * RS_EINVAL for NULL or a handler that is not a TLS handler, RS_ESTATE when it
- * is not in a slot or has started already, RS_EWRONGTHREAD off the loop
- * thread. Loop thread. */
+/* Make the engine, start the handshake (a client sends its hello) and the
+ * negotiation timer. RS_EINVAL for NULL or a handler that is not a TLS
+ * handler, RS_ESTATE when it is not in a slot or has started already,
+ * RS_EWRONGTHREAD off the loop thread, or the engine factory's error (for
+ * BearSSL: RS_ENOMEM, RS_ETLS_FAILED, or the RS_ETLS_... code of a refused
+ * setting). Loop thread. */
 RESEAU_API int rs_tls_handler_start_negotiation(rs_channel_handler_t *handler);
 
 /* One call for a hand-built channel: create a handler, add it in a new slot to
@@ -2175,14 +2353,10 @@ static void rs__tls_verify_free(rs__tls_verify_t *v) {
     }
 }
 /* <<verify.c -- End file: src/tls/verify.c */
-/* >>handler.c -- Begin file: src/tls/handler.c */
-/* The TLS channel handler: drives a BearSSL engine from channel messages.
- *
- * The engine is pumped until nothing progresses: records it has sealed go
- * left at once, plaintext goes right as far as the window allows, queued
- * ciphertext is fed in only while the engine asks for records, and queued
- * writes only while it takes application data. Nothing spins: every pump
- * starts from a message, a window update, a completion or a task. */
+/* >>engine_bearssl.c -- Begin file: src/tls/engine_bearssl.c */
+/* The BearSSL engine (engine.h): a BearSSL client or server context, set up
+ * from a TLS context, behind rs_tls_engine_vtable_t. Every BearSSL call the
+ * TLS handler needs is here; handler.c knows only the vtable. */
 
 #define RS__TLS_RECORD_OVERHEAD (BR_SSL_BUFSIZE_OUTPUT - 16384)
 /* Records we send carry at most 8 KiB: the output buffer is half of BearSSL's
@@ -2190,7 +2364,15 @@ static void rs__tls_verify_free(rs__tls_verify_t *v) {
  * idle connection costs 8 KiB less, for one more record per 16 KiB message. */
 #define RS__TLS_OBUF_SIZE (8192 + RS__TLS_RECORD_OVERHEAD)
 
-typedef struct rs__tls_handler rs__tls_handler_t;
+/* handler.c announces 2 x 85 bytes of overhead per message (it cannot name
+ * BearSSL's constant). */
+RS__STATIC_ASSERT(RS__TLS_RECORD_OVERHEAD == 85, tls_bearssl_record_overhead);
+
+/* The state flags are BearSSL's own, passed through. */
+RS__STATIC_ASSERT(RS_TLS_ENGINE_CLOSED == BR_SSL_CLOSED && RS_TLS_ENGINE_SENDREC == BR_SSL_SENDREC &&
+                      RS_TLS_ENGINE_RECVREC == BR_SSL_RECVREC && RS_TLS_ENGINE_SENDAPP == BR_SSL_SENDAPP &&
+                      RS_TLS_ENGINE_RECVAPP == BR_SSL_RECVAPP,
+                  tls_engine_state_flags);
 
 /* Server side: the context's LRU, seen through a class of our own that takes
  * the context's lock and notes whether this handshake resumed a session. */
@@ -2200,10 +2382,14 @@ typedef struct rs__tls_cache_view {
     bool resumed;
 } rs__tls_cache_view_t;
 
-struct rs__tls_handler {
-    rs_channel_handler_t handler;
+typedef struct rs__tls_bearssl {
+    rs_tls_engine_t base;
     rs_tls_ctx_t *ctx;
+    const void *who; /* the handler, named in the log */
     bool is_server;
+    bool negotiated;
+    bool resumed;
+    bool peer_verified;
     union {
         br_ssl_client_context client;
         br_ssl_server_context server;
@@ -2214,631 +2400,158 @@ struct rs__tls_handler {
     rs__tls_ext_key_t ext_key; /* a key behind a sign function (>>private_key.c) */
     rs__tls_cache_view_t cache_view;
     rs__tls_error_context_t ec;
-    rs__tls_alpn_t alpn; /* the connection's own list, if it overrides the context's */
-    char *server_name;
     uint8_t ip[16];
     size_t ip_len;
-    uint32_t timeout_ms;
-    rs_tls_on_negotiation_result_fn *on_negotiation_result;
-    void *user_data;
-    rs_channel_installer_done_fn *install_done; /* set by the TLS installer */
-    void *install_done_ctx;
-
-    bool started;
-    bool negotiated;
-    bool reported;     /* on_negotiation_result has been called */
-    bool failed;       /* the engine closed with an error, or negotiation failed */
-    bool peer_closed;  /* close_notify received */
-    bool close_sent;   /* br_ssl_engine_close called */
-    bool read_shutdown_pending;
-    bool read_shut;
-    bool write_shut;
-    bool in_pump;
-    bool pump_again;
-    bool resumed;
-    bool peer_verified;
-    int result;
-    uint64_t handshake_start_ns;
-    uint64_t handshake_end_ns;
     unsigned char offered_id[32];
     size_t offered_id_len;
-
-    rs_list_t read_queue;  /* ciphertext from the left, copy_mark = bytes fed */
-    rs_list_t write_queue; /* plaintext from the right, copy_mark = bytes taken */
-    rs_list_t sealed;      /* writes taken whole; copy_mark = the cipher_sent they need done */
-    size_t cipher_sent;    /* ciphertext bytes sent left (wraps; compared by difference) */
-    size_t cipher_done;    /* ... and completed */
-    size_t window_owed;    /* ciphertext consumed since the last window update */
-    uint64_t bytes_read;
-    uint64_t bytes_written;
-    rs_channel_task_t timeout_task;
+    char *session_key; /* client: the session cache's key, stored right after this struct ("" on a server) */
 
     unsigned char ibuf[BR_SSL_BUFSIZE_INPUT];
     unsigned char obuf[RS__TLS_OBUF_SIZE];
-};
+} rs__tls_bearssl_t;
 
-static void rs__tls_destroy(rs_channel_handler_t *handler);
-
-/* Ours if its vtable's destroy is ours (the vtable itself is defined below,
- * and C++ has no forward declaration of a static const object). */
-static rs__tls_handler_t *rs__tls_of(const rs_channel_handler_t *handler) {
-    return handler && handler->vtable && handler->vtable->destroy == rs__tls_destroy
-               ? (rs__tls_handler_t *)handler->impl
-               : NULL;
+static rs__tls_bearssl_t *rs__tls_bearssl_of(rs_tls_engine_t *engine) {
+    return (rs__tls_bearssl_t *)engine->impl;
 }
 
-static rs_channel_t *rs__tls_channel(const rs__tls_handler_t *h) {
-    return rs_channel_slot_get_channel(h->handler.slot);
-}
+/* ---- the handshake's end ---- */
 
-static bool rs__tls_seq_reached(size_t done, size_t mark) {
-    return (size_t)(done - mark) <= SIZE_MAX / 2;
-}
-
-/* ---- write completions ---- */
-
-static void rs__tls_complete_write(rs_channel_t *channel, rs_io_message_t *message, int error) {
-    if (message->on_completion) {
-        message->on_completion(channel, message, error, message->user_data);
-    }
-    rs_channel_release_message_to_pool(channel, message);
-}
-
-static void rs__tls_complete_sealed(rs__tls_handler_t *h, int error) {
-    rs_channel_t *channel = rs__tls_channel(h);
-    while (!rs_list_empty(&h->sealed)) {
-        rs_io_message_t *m = RS_CONTAINER_OF(rs_list_begin(&h->sealed), rs_io_message_t, queueing_handle);
-        if (!error && !rs__tls_seq_reached(h->cipher_done, m->copy_mark)) {
-            break;
-        }
-        rs_list_remove(&m->queueing_handle);
-        rs__tls_complete_write(channel, m, error);
-    }
-}
-
-static void rs__tls_cancel_writes(rs__tls_handler_t *h, rs_list_t *queue, rs_channel_t *channel, int error) {
-    while (!rs_list_empty(queue)) {
-        rs_io_message_t *m = RS_CONTAINER_OF(rs_list_pop_front(queue), rs_io_message_t, queueing_handle);
-        if (queue == &h->write_queue && channel) {
-            rs_channel_slot_add_pending_write_bytes(h->handler.slot,
-                                                    -(int64_t)(m->message_data.len - m->copy_mark));
-        }
-        rs__tls_complete_write(channel, m, error);
-    }
-}
-
-/* A record we sent left has reached the kernel (or failed). A NULL channel
- * means our handler may be gone already: touch nothing of it. */
-static void rs__tls_on_record_written(rs_channel_t *channel, rs_io_message_t *message, int error, void *user_data) {
-    rs__tls_handler_t *h = (rs__tls_handler_t *)user_data;
-    if (!channel) {
-        return;
-    }
-    h->cipher_done += message->message_data.len;
-    rs__tls_complete_sealed(h, error);
-}
-
-/* ---- negotiation ---- */
-
-static void rs__tls_notify_alpn_handler(rs__tls_handler_t *h);
-
-static void rs__tls_report(rs__tls_handler_t *h, int error) {
-    if (h->reported) {
-        return;
-    }
-    h->reported = true;
-    h->result = error;
-    rs_trace_emit(RS_TRACE_TLS_HANDSHAKE_END, rs_channel_get_loop(rs__tls_channel(h)), &h->handler, "tls", error);
-    if (h->on_negotiation_result) {
-        h->on_negotiation_result(&h->handler, h->handler.slot, error, h->user_data);
-    }
-    if (!error) {
-        rs__tls_notify_alpn_handler(h);
-    }
-    if (h->install_done) {
-        rs_channel_installer_done_fn *done = h->install_done;
-        h->install_done = NULL;
-        done(rs__tls_channel(h), error ? NULL : h->handler.slot, error, h->install_done_ctx);
-    }
-}
-
-/* Fail the connection: report the handshake's result if not yet done, and
- * shut the channel down. */
-static void rs__tls_fail(rs__tls_handler_t *h, int error) {
-    if (h->failed) {
-        return;
-    }
-    h->failed = true;
-    if (!h->negotiated) {
-        h->handshake_end_ns = rs_event_loop_now_ns(rs_channel_get_loop(rs__tls_channel(h)));
-    }
-    rs__tls_report(h, error);
-    rs_channel_shutdown(rs__tls_channel(h), error);
-}
-
-static void rs__tls_session_key(const rs__tls_handler_t *h, char *key, size_t size) {
-    rs_endpoint_t remote;
-    rs_socket_t *socket =
-        rs_socket_handler_get_socket(rs_channel_slot_get_handler(rs_channel_get_first_slot(rs__tls_channel(h))));
-    unsigned port = 0;
-    if (socket && rs_socket_get_remote_address(socket, &remote) == RS_OK) {
-        port = remote.port;
-    }
-    snprintf(key, size, "%s:%u:%s", h->server_name ? h->server_name : "", port,
-             h->ip_len ? "" : (h->server_name ? h->server_name : ""));
-}
-
-static void rs__tls_on_negotiated(rs__tls_handler_t *h) {
+/* Note what the handshake gave: resumption, verification, and (client) the
+ * session to offer next time. */
+static void rs__tls_bearssl_on_negotiated(rs__tls_bearssl_t *e) {
     br_ssl_session_parameters params;
-    h->negotiated = true;
-    h->handshake_end_ns = rs_event_loop_now_ns(rs_channel_get_loop(rs__tls_channel(h)));
-    br_ssl_engine_get_session_parameters(h->eng, &params);
-    if (h->is_server) {
-        h->resumed = h->cache_view.resumed;
+    e->negotiated = true;
+    br_ssl_engine_get_session_parameters(e->eng, &params);
+    if (e->is_server) {
+        e->resumed = e->cache_view.resumed;
     } else {
-        char key[sizeof(((rs__tls_client_session_t *)0)->key)];
-        h->resumed = h->offered_id_len && params.session_id_len == h->offered_id_len &&
-                     memcmp(params.session_id, h->offered_id, h->offered_id_len) == 0;
+        e->resumed = e->offered_id_len && params.session_id_len == e->offered_id_len &&
+                     memcmp(params.session_id, e->offered_id, e->offered_id_len) == 0;
         if (params.session_id_len) {
-            rs__tls_session_key(h, key, sizeof(key));
-            rs__tls_client_session_put(h->ctx, key, &params);
+            rs__tls_client_session_put(e->ctx, e->session_key, &params);
         }
     }
     rs_pem_wipe(&params, sizeof(params));
-    h->peer_verified = h->verify && h->verify->verified;
-    if (h->resumed && !h->is_server) {
-        h->peer_verified = h->ctx->verify; /* verified when the session was made */
+    e->peer_verified = e->verify && e->verify->verified;
+    if (e->resumed && !e->is_server) {
+        e->peer_verified = e->ctx->verify; /* verified when the session was made */
     }
-    rs__tls_verify_free(h->verify);
-    h->verify = NULL;
-    /* The timeout task stays scheduled (channel tasks cannot be canceled); it
-     * finds the handshake done and does nothing. */
-    RS__TLS_LOG(RS_LOG_LEVEL_DEBUG, "tls %p: negotiated %s%s, ALPN %s", (void *)h,
-                rs_tls_cipher_suite_name(h->eng->session.cipher_suite), h->resumed ? " (resumed)" : "",
-                br_ssl_engine_get_selected_protocol(h->eng) ? br_ssl_engine_get_selected_protocol(h->eng) : "none");
-    rs__tls_report(h, RS_OK);
+    rs__tls_verify_free(e->verify);
+    e->verify = NULL;
 }
 
-static void rs__tls_timeout_task(rs_channel_task_t *task, void *arg, rs_task_status_t status) {
-    rs__tls_handler_t *h = (rs__tls_handler_t *)arg;
-    (void)task;
-    if (status == RS_TASK_STATUS_RUN && !h->negotiated && !h->failed) {
-        RS__TLS_LOG(RS_LOG_LEVEL_WARN, "tls %p: handshake timed out after %u ms", (void *)h, (unsigned)h->timeout_ms);
-        rs__tls_fail(h, RS_ETLS_HANDSHAKE_TIMEOUT);
+/* ---- the vtable ---- */
+
+static unsigned rs__tls_bearssl_state(rs_tls_engine_t *engine) {
+    rs__tls_bearssl_t *e = rs__tls_bearssl_of(engine);
+    unsigned state = br_ssl_engine_current_state(e->eng);
+    if (!e->negotiated && (state & (BR_SSL_SENDAPP | BR_SSL_RECVAPP))) {
+        rs__tls_bearssl_on_negotiated(e);
     }
+    return state;
 }
 
-/* ---- the pump ---- */
-
-/* Sealed records go left, each in its own message. */
-static int rs__tls_send_records(rs__tls_handler_t *h, bool *progress) {
-    rs_channel_t *channel = rs__tls_channel(h);
-    size_t len;
-    unsigned char *buf;
-    while ((buf = br_ssl_engine_sendrec_buf(h->eng, &len)) != NULL && len > 0) {
-        size_t n = len < RS_MAX_FRAGMENT_SIZE ? len : RS_MAX_FRAGMENT_SIZE;
-        rs_io_message_t *m = rs_channel_acquire_message_from_pool(channel, RS_IO_MESSAGE_APPLICATION_DATA, n);
-        int err;
-        if (!m) {
-            return RS_ENOMEM;
-        }
-        if (n > m->message_data.capacity) {
-            n = m->message_data.capacity;
-        }
-        memcpy(m->message_data.buffer, buf, n);
-        m->message_data.len = n;
-        m->on_completion = rs__tls_on_record_written;
-        m->user_data = h;
-        err = rs_channel_slot_send_message(h->handler.slot, m, RS_CHANNEL_DIR_WRITE);
-        if (err) {
-            rs_channel_release_message_to_pool(channel, m);
-            return err;
-        }
-        br_ssl_engine_sendrec_ack(h->eng, n);
-        h->cipher_sent += n;
-        h->bytes_written += n;
-        *progress = true;
-    }
-    return RS_OK;
+static unsigned char *rs__tls_bearssl_sendrec_buf(rs_tls_engine_t *engine, size_t *len) {
+    return br_ssl_engine_sendrec_buf(rs__tls_bearssl_of(engine)->eng, len);
 }
 
-/* Plaintext goes right, as far as the window allows. With no handler to the
- * right it is dropped (nobody could read it). */
-static int rs__tls_deliver(rs__tls_handler_t *h, bool *progress) {
-    rs_channel_t *channel = rs__tls_channel(h);
-    rs_channel_slot_t *right = rs_channel_slot_get_right(h->handler.slot);
-    size_t len;
-    unsigned char *buf;
-    if (h->read_shut) {
+static void rs__tls_bearssl_sendrec_ack(rs_tls_engine_t *engine, size_t len) {
+    br_ssl_engine_sendrec_ack(rs__tls_bearssl_of(engine)->eng, len);
+}
+
+static unsigned char *rs__tls_bearssl_recvrec_buf(rs_tls_engine_t *engine, size_t *len) {
+    return br_ssl_engine_recvrec_buf(rs__tls_bearssl_of(engine)->eng, len);
+}
+
+static void rs__tls_bearssl_recvrec_ack(rs_tls_engine_t *engine, size_t len) {
+    br_ssl_engine_recvrec_ack(rs__tls_bearssl_of(engine)->eng, len);
+}
+
+static unsigned char *rs__tls_bearssl_sendapp_buf(rs_tls_engine_t *engine, size_t *len) {
+    return br_ssl_engine_sendapp_buf(rs__tls_bearssl_of(engine)->eng, len);
+}
+
+static void rs__tls_bearssl_sendapp_ack(rs_tls_engine_t *engine, size_t len) {
+    br_ssl_engine_sendapp_ack(rs__tls_bearssl_of(engine)->eng, len);
+}
+
+static unsigned char *rs__tls_bearssl_recvapp_buf(rs_tls_engine_t *engine, size_t *len) {
+    return br_ssl_engine_recvapp_buf(rs__tls_bearssl_of(engine)->eng, len);
+}
+
+static void rs__tls_bearssl_recvapp_ack(rs_tls_engine_t *engine, size_t len) {
+    br_ssl_engine_recvapp_ack(rs__tls_bearssl_of(engine)->eng, len);
+}
+
+static void rs__tls_bearssl_flush(rs_tls_engine_t *engine) {
+    br_ssl_engine_flush(rs__tls_bearssl_of(engine)->eng, 0);
+}
+
+static void rs__tls_bearssl_close(rs_tls_engine_t *engine) {
+    br_ssl_engine_close(rs__tls_bearssl_of(engine)->eng);
+}
+
+/* BearSSL's number, mapped (and logged) with what the X.509 wrapper found
+ * out, for a precise code. */
+static int rs__tls_bearssl_last_error(rs_tls_engine_t *engine) {
+    rs__tls_bearssl_t *e = rs__tls_bearssl_of(engine);
+    int err = br_ssl_engine_last_error(e->eng);
+    if (err == BR_ERR_OK) {
         return RS_OK;
     }
-    while ((buf = br_ssl_engine_recvapp_buf(h->eng, &len)) != NULL && len > 0) {
-        size_t window = right && rs_channel_slot_get_handler(right) ? rs_channel_slot_downstream_read_window(h->handler.slot) : len;
-        size_t n = len < window ? len : window;
-        rs_io_message_t *m;
-        int err;
-        if (n == 0) {
-            break;
-        }
-        if (!right || !rs_channel_slot_get_handler(right)) {
-            br_ssl_engine_recvapp_ack(h->eng, n);
-            *progress = true;
-            continue;
-        }
-        if (n > RS_MAX_FRAGMENT_SIZE) {
-            n = RS_MAX_FRAGMENT_SIZE;
-        }
-        m = rs_channel_acquire_message_from_pool(channel, RS_IO_MESSAGE_APPLICATION_DATA, n);
-        if (!m) {
-            return RS_ENOMEM;
-        }
-        if (n > m->message_data.capacity) {
-            n = m->message_data.capacity;
-        }
-        memcpy(m->message_data.buffer, buf, n);
-        m->message_data.len = n;
-        br_ssl_engine_recvapp_ack(h->eng, n);
-        *progress = true;
-        err = rs_channel_slot_send_message(h->handler.slot, m, RS_CHANNEL_DIR_READ);
-        if (err) {
-            rs_channel_release_message_to_pool(channel, m);
-            return err;
-        }
+    if (e->verify) {
+        e->ec.not_yet_valid = e->verify->not_yet_valid;
+        e->ec.ip_mismatch = e->verify->ip_mismatch;
     }
-    return RS_OK;
+    return rs__tls_map_error(err, &e->ec, e->who);
 }
 
-/* Queued ciphertext goes into the engine while it asks for records. */
-static void rs__tls_feed(rs__tls_handler_t *h, bool *progress) {
-    size_t len;
-    unsigned char *buf;
-    while (!rs_list_empty(&h->read_queue) && (buf = br_ssl_engine_recvrec_buf(h->eng, &len)) != NULL && len > 0) {
-        rs_io_message_t *m = RS_CONTAINER_OF(rs_list_begin(&h->read_queue), rs_io_message_t, queueing_handle);
-        size_t left = m->message_data.len - m->copy_mark;
-        size_t n = left < len ? left : len;
-        memcpy(buf, m->message_data.buffer + m->copy_mark, n);
-        br_ssl_engine_recvrec_ack(h->eng, n);
-        m->copy_mark += n;
-        h->window_owed += n;
-        *progress = true;
-        if (m->copy_mark == m->message_data.len) {
-            rs_list_remove(&m->queueing_handle);
-            rs_channel_release_message_to_pool(rs__tls_channel(h), m);
-        }
-        if (!h->negotiated && (br_ssl_engine_current_state(h->eng) & (BR_SSL_SENDAPP | BR_SSL_RECVAPP))) {
-            /* The handshake just finished: note it before feeding more, for
-             * a close_notify right behind the Finished would hide it. */
-            break;
-        }
-    }
-}
-
-/* Queued writes go into the engine; each batch is sealed at once (a write is
- * a flush: nobody waits for a record to fill up). */
-static void rs__tls_take_writes(rs__tls_handler_t *h, bool *progress) {
-    rs_list_t taken;
-    size_t len;
-    unsigned char *buf;
-    bool any = false;
-    rs_list_init(&taken);
-    while (!rs_list_empty(&h->write_queue) && (buf = br_ssl_engine_sendapp_buf(h->eng, &len)) != NULL && len > 0) {
-        rs_io_message_t *m = RS_CONTAINER_OF(rs_list_begin(&h->write_queue), rs_io_message_t, queueing_handle);
-        size_t left = m->message_data.len - m->copy_mark;
-        size_t n = left < len ? left : len;
-        memcpy(buf, m->message_data.buffer + m->copy_mark, n);
-        br_ssl_engine_sendapp_ack(h->eng, n);
-        m->copy_mark += n;
-        rs_channel_slot_add_pending_write_bytes(h->handler.slot, -(int64_t)n);
-        any = true;
-        if (m->copy_mark == m->message_data.len) {
-            rs_list_remove(&m->queueing_handle);
-            rs_list_push_back(&taken, &m->queueing_handle);
-        }
-    }
-    if (!any) {
-        return;
-    }
-    *progress = true;
-    br_ssl_engine_flush(h->eng, 0);
-    /* Everything taken is in the records now waiting to go left. */
-    buf = br_ssl_engine_sendrec_buf(h->eng, &len);
-    while (!rs_list_empty(&taken)) {
-        rs_io_message_t *m = RS_CONTAINER_OF(rs_list_pop_front(&taken), rs_io_message_t, queueing_handle);
-        m->copy_mark = h->cipher_sent + (buf ? len : 0);
-        rs_list_push_back(&h->sealed, &m->queueing_handle);
-    }
-}
-
-static bool rs__tls_read_drained(rs__tls_handler_t *h) {
-    size_t len;
-    return rs_list_empty(&h->read_queue) &&
-           (h->read_shut || br_ssl_engine_recvapp_buf(h->eng, &len) == NULL || len == 0);
-}
-
-/* The peer hung up without close_notify. During a handshake in which the
- * server asked for our certificate and we had none, that is almost surely
- * why: BearSSL servers, and others, close without an alert then. */
-static int rs__tls_hangup_error(const rs__tls_handler_t *h) {
-    if (!h->negotiated && h->ec.client_cert_requested && !h->ec.have_client_cert) {
+/* During a handshake in which the server asked for our certificate and we
+ * had none, a hang-up is almost surely why: BearSSL servers, and others,
+ * close without an alert then. */
+static int rs__tls_bearssl_hangup_error(rs_tls_engine_t *engine) {
+    rs__tls_bearssl_t *e = rs__tls_bearssl_of(engine);
+    if (!e->negotiated && e->ec.client_cert_requested && !e->ec.have_client_cert) {
         return RS_ETLS_CLIENT_CERT_REQUIRED;
     }
     return RS_ETLS_TRUNCATED;
 }
 
-/* What to report for a handshake that the channel ended with error_code. A
- * write that met the peer's close (RS_EPIPE, RS_ECONNRESET) is the same
- * hang-up as the end of stream that a read would have seen a moment later,
- * so it says the same: which of the two comes first is a race. */
-static int rs__tls_lost_error(const rs__tls_handler_t *h, int error_code) {
-    if ((error_code == RS_EPIPE || error_code == RS_ECONNRESET) &&
-        rs__tls_hangup_error(h) == RS_ETLS_CLIENT_CERT_REQUIRED) {
-        return RS_ETLS_CLIENT_CERT_REQUIRED;
+static void rs__tls_bearssl_get_info(rs_tls_engine_t *engine, rs_tls_engine_info_t *out) {
+    rs__tls_bearssl_t *e = rs__tls_bearssl_of(engine);
+    if (e->negotiated) {
+        out->version = (uint16_t)br_ssl_engine_get_version(e->eng);
+        out->cipher_suite = e->eng->session.cipher_suite;
+        out->alpn = br_ssl_engine_get_selected_protocol(e->eng);
+        out->resumed = e->resumed;
+        out->peer_verified = e->peer_verified;
     }
-    return error_code ? error_code : RS_ECANCELED;
-}
-
-static void rs__tls_finish_read_shutdown(rs__tls_handler_t *h) {
-    int error = RS_OK;
-    h->read_shutdown_pending = false;
-    h->read_shut = true;
-    if (!h->peer_closed && !h->failed) {
-        error = rs__tls_hangup_error(h);
-        RS__TLS_LOG(RS_LOG_LEVEL_WARN, "tls %p: the peer closed the connection without close_notify%s", (void *)h,
-                    h->negotiated ? "" : " during the handshake");
-    }
-    if (!h->reported) {
-        rs__tls_report(h, error ? error : rs__tls_hangup_error(h));
-    }
-    rs_channel_slot_on_handler_shutdown_complete(h->handler.slot, RS_CHANNEL_DIR_READ, error, false);
-}
-
-/* The engine has closed: cleanly (close_notify) or with an error. */
-static void rs__tls_on_engine_closed(rs__tls_handler_t *h) {
-    int err = br_ssl_engine_last_error(h->eng);
-    if (err != BR_ERR_OK) {
-        if (h->verify) { /* what the X.509 wrapper found out, for a precise code */
-            h->ec.not_yet_valid = h->verify->not_yet_valid;
-            h->ec.ip_mismatch = h->verify->ip_mismatch;
-        }
-        rs__tls_fail(h, rs__tls_map_error(err, &h->ec, h));
-        return;
-    }
-    if (!h->peer_closed && !h->close_sent) {
-        h->peer_closed = true;
-        RS__TLS_LOG(RS_LOG_LEVEL_DEBUG, "tls %p: close_notify received", (void *)h);
-    }
-    if (h->peer_closed && rs__tls_read_drained(h)) {
-        if (!h->negotiated) {
-            rs__tls_fail(h, RS_ETLS_TRUNCATED);
-        } else {
-            rs_channel_shutdown(rs__tls_channel(h), RS_EEOF);
-        }
+    if (e->is_server) {
+        const char *sni = br_ssl_engine_get_server_name(e->eng);
+        out->server_name = sni && *sni ? sni : NULL;
     }
 }
 
-static int rs__tls_pump_once(rs__tls_handler_t *h, bool *progress) {
-    unsigned state = br_ssl_engine_current_state(h->eng);
-    int err = RS_OK;
-    if (!h->negotiated && (state & (BR_SSL_SENDAPP | BR_SSL_RECVAPP))) {
-        /* First, so that an ALPN handler is replaced before data reaches it. */
-        rs__tls_on_negotiated(h);
-        *progress = true;
-        if (h->failed) {
-            return RS_OK;
-        }
-    }
-    if (state & BR_SSL_SENDREC) {
-        err = rs__tls_send_records(h, progress);
-    }
-    if (!err && (state & BR_SSL_RECVAPP)) {
-        err = rs__tls_deliver(h, progress);
-    }
-    if (!err && (state & BR_SSL_RECVREC)) {
-        rs__tls_feed(h, progress);
-    }
-    if (!err && (state & BR_SSL_SENDAPP)) {
-        rs__tls_take_writes(h, progress);
-    }
-    return err;
+static void rs__tls_bearssl_destroy(rs_tls_engine_t *engine) {
+    rs__tls_bearssl_t *e = rs__tls_bearssl_of(engine);
+    const rs_allocator_t *allocator = &e->ctx->allocator;
+    rs__tls_verify_free(e->verify);
+    rs_pem_wipe(e, sizeof(*e));
+    rs_mem_free(allocator, e);
 }
 
-static void rs__tls_pump(rs__tls_handler_t *h) {
-    if (h->in_pump) {
-        h->pump_again = true; /* a callback we made re-entered us: the outer pump goes round again */
-        return;
-    }
-    h->in_pump = true;
-    do {
-        bool progress = true;
-        h->pump_again = false;
-        while (progress && !h->failed) {
-            int err;
-            progress = false;
-            if (br_ssl_engine_current_state(h->eng) & BR_SSL_CLOSED) {
-                rs__tls_deliver(h, &progress);
-                rs__tls_send_records(h, &progress);
-                rs__tls_on_engine_closed(h);
-                break;
-            }
-            err = rs__tls_pump_once(h, &progress);
-            if (err) {
-                rs__tls_fail(h, err);
-            }
-        }
-    } while (h->pump_again && !h->failed);
-    h->in_pump = false;
-    if (h->window_owed && !h->read_shut) {
-        size_t n = h->window_owed;
-        h->window_owed = 0;
-        rs_channel_slot_increment_read_window(h->handler.slot, n);
-    }
-    if (h->read_shutdown_pending && (rs__tls_read_drained(h) || h->failed)) {
-        rs__tls_finish_read_shutdown(h);
-    }
-}
-
-/* ---- the vtable ---- */
-
-static int rs__tls_process_read(rs_channel_handler_t *handler, rs_channel_slot_t *slot, rs_io_message_t *message) {
-    rs__tls_handler_t *h = (rs__tls_handler_t *)handler->impl;
-    (void)slot;
-    h->bytes_read += message->message_data.len;
-    if (h->failed || h->read_shut || !h->started) {
-        rs_channel_release_message_to_pool(rs__tls_channel(h), message);
-        return RS_OK;
-    }
-    message->copy_mark = 0;
-    rs_list_push_back(&h->read_queue, &message->queueing_handle);
-    rs__tls_pump(h);
-    return RS_OK;
-}
-
-static int rs__tls_process_write(rs_channel_handler_t *handler, rs_channel_slot_t *slot, rs_io_message_t *message) {
-    rs__tls_handler_t *h = (rs__tls_handler_t *)handler->impl;
-    (void)slot;
-    if (h->failed || h->write_shut || h->close_sent) {
-        return RS_ESHUTDOWN;
-    }
-    message->copy_mark = 0;
-    rs_list_push_back(&h->write_queue, &message->queueing_handle);
-    rs_channel_slot_add_pending_write_bytes(h->handler.slot, (int64_t)message->message_data.len);
-    if (h->started) {
-        rs__tls_pump(h);
-    }
-    return RS_OK;
-}
-
-static int rs__tls_increment_window(rs_channel_handler_t *handler, rs_channel_slot_t *slot, size_t size) {
-    rs__tls_handler_t *h = (rs__tls_handler_t *)handler->impl;
-    (void)slot;
-    (void)size;
-    if (h->started) {
-        rs__tls_pump(h);
-    }
-    return RS_OK;
-}
-
-static void rs__tls_shutdown_write(rs__tls_handler_t *h, int error_code, bool abort_immediately) {
-    rs_channel_t *channel = rs__tls_channel(h);
-    h->write_shut = true;
-    if (abort_immediately || !h->negotiated || h->failed) {
-        rs__tls_cancel_writes(h, &h->write_queue, channel, RS_ECANCELED);
-    } else {
-        bool progress = false;
-        h->in_pump = true;
-        rs__tls_take_writes(h, &progress);
-        rs__tls_send_records(h, &progress);
-        if (!rs_list_empty(&h->write_queue)) { /* the engine refused: it is closing */
-            rs__tls_cancel_writes(h, &h->write_queue, channel, RS_ECANCELED);
-        }
-        if (!(br_ssl_engine_current_state(h->eng) & BR_SSL_CLOSED)) {
-            br_ssl_engine_close(h->eng);
-            h->close_sent = true;
-            rs__tls_send_records(h, &progress); /* close_notify */
-        }
-        h->in_pump = false;
-    }
-    rs_channel_slot_on_handler_shutdown_complete(h->handler.slot, RS_CHANNEL_DIR_WRITE, error_code, abort_immediately);
-}
-
-static int rs__tls_shutdown(rs_channel_handler_t *handler, rs_channel_slot_t *slot, rs_channel_direction_t dir,
-                            int error_code, bool abort_immediately) {
-    rs__tls_handler_t *h = (rs__tls_handler_t *)handler->impl;
-    (void)slot;
-    if (dir == RS_CHANNEL_DIR_WRITE) {
-        if (!h->write_shut) {
-            rs__tls_shutdown_write(h, error_code, abort_immediately);
-        }
-        return RS_OK;
-    }
-    if (h->read_shut) {
-        return RS_OK;
-    }
-    if (!h->reported && error_code != RS_EEOF) {
-        /* The channel went down during the handshake for another reason. */
-        h->failed = true;
-        rs__tls_report(h, rs__tls_lost_error(h, error_code));
-    }
-    if (error_code == RS_EEOF && !abort_immediately && h->started && !h->failed && !h->peer_closed) {
-        /* The peer's end of stream: deliver what arrived before it first. */
-        h->read_shutdown_pending = true;
-        rs__tls_pump(h);
-        return RS_OK;
-    }
-    if (error_code == RS_EEOF && h->read_shutdown_pending) {
-        return RS_OK; /* still draining */
-    }
-    h->read_shutdown_pending = false;
-    h->read_shut = true;
-    if (!h->reported) {
-        h->failed = true;
-        rs__tls_report(h, error_code == RS_EEOF ? rs__tls_hangup_error(h) : (error_code ? error_code : RS_ECANCELED));
-    }
-    rs_channel_slot_on_handler_shutdown_complete(
-        h->handler.slot, RS_CHANNEL_DIR_READ,
-        error_code == RS_EEOF && !h->peer_closed && h->started ? rs__tls_hangup_error(h) : error_code,
-        abort_immediately);
-    return RS_OK;
-}
-
-static size_t rs__tls_initial_window(rs_channel_handler_t *handler) {
-    (void)handler;
-    return RS_CHANNEL_DEFAULT_READ_WINDOW;
-}
-
-static size_t rs__tls_message_overhead(rs_channel_handler_t *handler) {
-    (void)handler;
-    /* A full message becomes two records of at most 8 KiB. */
-    return 2 * RS__TLS_RECORD_OVERHEAD;
-}
-
-static void rs__tls_free(rs__tls_handler_t *h) {
-    rs_tls_ctx_t *ctx = h->ctx;
-    rs__tls_verify_free(h->verify);
-    rs__tls_alpn_cleanup(&ctx->allocator, &h->alpn);
-    rs_mem_free(&ctx->allocator, h->server_name);
-    rs_pem_wipe(h, sizeof(*h));
-    rs_mem_free(&ctx->allocator, h);
-    rs_tls_ctx_release(ctx);
-}
-
-static void rs__tls_destroy(rs_channel_handler_t *handler) {
-    rs__tls_handler_t *h = (rs__tls_handler_t *)handler->impl;
-    /* The channel is going away: completions get NULL, as the socket handler's do. */
-    rs__tls_cancel_writes(h, &h->write_queue, NULL, RS_ECANCELED);
-    rs__tls_cancel_writes(h, &h->sealed, NULL, RS_ECANCELED);
-    while (!rs_list_empty(&h->read_queue)) {
-        rs_io_message_t *m = RS_CONTAINER_OF(rs_list_pop_front(&h->read_queue), rs_io_message_t, queueing_handle);
-        rs_channel_release_message_to_pool(NULL, m);
-    }
-    rs__tls_free(h);
-}
-
-static void rs__tls_reset_stats(rs_channel_handler_t *handler) {
-    rs__tls_handler_t *h = (rs__tls_handler_t *)handler->impl;
-    h->bytes_read = 0;
-    h->bytes_written = 0;
-}
-
-static void rs__tls_gather_stats(rs_channel_handler_t *handler, rs_channel_handler_stats_t *stats) {
-    rs__tls_handler_t *h = (rs__tls_handler_t *)handler->impl;
-    stats->handler_name = h->is_server ? "tls-server" : "tls-client";
-    stats->bytes_read = h->bytes_read;
-    stats->bytes_written = h->bytes_written;
-    stats->handshake_start_ns = h->handshake_start_ns;
-    stats->handshake_end_ns = h->handshake_end_ns;
-}
-
-static const rs_channel_handler_vtable_t rs__tls_handler_vtable = {
-    rs__tls_process_read,     rs__tls_process_write, rs__tls_increment_window, rs__tls_shutdown,
-    rs__tls_initial_window,   rs__tls_message_overhead, rs__tls_destroy,     rs__tls_reset_stats,
-    rs__tls_gather_stats,     NULL,
+static const rs_tls_engine_vtable_t rs__tls_bearssl_vtable = {
+    rs__tls_bearssl_state,       rs__tls_bearssl_sendrec_buf, rs__tls_bearssl_sendrec_ack,
+    rs__tls_bearssl_recvrec_buf, rs__tls_bearssl_recvrec_ack, rs__tls_bearssl_sendapp_buf,
+    rs__tls_bearssl_sendapp_ack, rs__tls_bearssl_recvapp_buf, rs__tls_bearssl_recvapp_ack,
+    rs__tls_bearssl_flush,       rs__tls_bearssl_close,       rs__tls_bearssl_last_error,
+    rs__tls_bearssl_hangup_error, rs__tls_bearssl_get_info,   rs__tls_bearssl_destroy,
 };
 
 /* ---- client certificate: none, but note that one was asked for ---- */
 
-static rs__tls_handler_t *rs__tls_of_no_cert(const br_ssl_client_certificate_class **pctx) {
-    return (rs__tls_handler_t *)(void *)((char *)(uintptr_t)pctx - offsetof(rs__tls_handler_t, no_cert_vtable));
+static rs__tls_bearssl_t *rs__tls_of_no_cert(const br_ssl_client_certificate_class **pctx) {
+    return (rs__tls_bearssl_t *)(void *)((char *)(uintptr_t)pctx - offsetof(rs__tls_bearssl_t, no_cert_vtable));
 }
 
 static void rs__tls_no_cert_start_name_list(const br_ssl_client_certificate_class **pctx) {
@@ -2962,77 +2675,76 @@ static int rs__tls_entropy(br_ssl_engine_context *eng) {
     return RS_OK;
 }
 
-static void rs__tls_engine_common(rs__tls_handler_t *h) {
-    rs__tls_alpn_t *alpn = h->alpn.count ? &h->alpn : &h->ctx->alpn; /* BearSSL's API is not const */
-    br_ssl_engine_set_buffers_bidi(h->eng, h->ibuf, sizeof(h->ibuf), h->obuf, sizeof(h->obuf));
-    br_ssl_engine_set_versions(h->eng, h->ctx->min_version, h->ctx->max_version);
-    br_ssl_engine_add_flags(h->eng, BR_OPT_NO_RENEGOTIATION);
-    if (alpn->count) {
-        br_ssl_engine_set_protocol_names(h->eng, alpn->names, alpn->count);
-        if (h->is_server && h->ctx->alpn_required) {
-            br_ssl_engine_add_flags(h->eng, BR_OPT_FAIL_ON_ALPN_MISMATCH);
+static void rs__tls_engine_common(rs__tls_bearssl_t *e, const rs_tls_engine_config_t *config) {
+    br_ssl_engine_set_buffers_bidi(e->eng, e->ibuf, sizeof(e->ibuf), e->obuf, sizeof(e->obuf));
+    br_ssl_engine_set_versions(e->eng, e->ctx->min_version, e->ctx->max_version);
+    br_ssl_engine_add_flags(e->eng, BR_OPT_NO_RENEGOTIATION);
+    if (config->alpn_count) {
+        /* BearSSL keeps the array (which outlives us) and its API is not const. */
+        br_ssl_engine_set_protocol_names(e->eng, (const char **)(uintptr_t)config->alpn_names, config->alpn_count);
+        if (e->is_server && e->ctx->alpn_required) {
+            br_ssl_engine_add_flags(e->eng, BR_OPT_FAIL_ON_ALPN_MISMATCH);
         }
     }
 }
 
-static int rs__tls_setup_client(rs__tls_handler_t *h) {
-    rs_tls_ctx_t *ctx = h->ctx;
-    br_ssl_client_context *cc = &h->u.client;
+static int rs__tls_setup_client(rs__tls_bearssl_t *e, const rs_tls_engine_config_t *config) {
+    rs_tls_ctx_t *ctx = e->ctx;
+    br_ssl_client_context *cc = &e->u.client;
     br_ssl_session_parameters params;
-    char key[sizeof(((rs__tls_client_session_t *)0)->key)];
-    int err = rs__tls_verify_new(ctx, h->ip_len ? h->ip : NULL, h->ip_len, &h->verify);
+    const char *server_name = config->server_name;
+    int err = rs__tls_verify_new(ctx, e->ip_len ? e->ip : NULL, e->ip_len, &e->verify);
     if (err) {
         return err;
     }
-    h->verify->no_name = ctx->verify && !h->server_name;
-    br_ssl_client_init_full(cc, &h->verify->minimal, ctx->anchors.items, ctx->anchors.count);
-    rs__tls_verify_set_time(h->verify, ctx);
+    e->verify->no_name = ctx->verify && !server_name;
+    br_ssl_client_init_full(cc, &e->verify->minimal, ctx->anchors.items, ctx->anchors.count);
+    rs__tls_verify_set_time(e->verify, ctx);
     br_ssl_engine_set_suites(&cc->eng, ctx->suites, ctx->suite_count);
-    h->eng = &cc->eng;
-    rs__tls_engine_common(h);
-    br_ssl_engine_set_x509(&cc->eng, &h->verify->vtable);
+    e->eng = &cc->eng;
+    rs__tls_engine_common(e, config);
+    br_ssl_engine_set_x509(&cc->eng, &e->verify->vtable);
     if (ctx->ext_key_type) {
-        rs__tls_ext_key_init(&h->ext_key, ctx, &h->ec, h);
-        rs__tls_ext_key_setup_client(&h->ext_key, cc);
-        h->ec.have_client_cert = true;
+        rs__tls_ext_key_init(&e->ext_key, ctx, &e->ec, e->who);
+        rs__tls_ext_key_setup_client(&e->ext_key, cc);
+        e->ec.have_client_cert = true;
     } else if (ctx->key.type == BR_KEYTYPE_RSA) {
         br_ssl_client_set_single_rsa(cc, ctx->chain.certs, ctx->chain.count, &ctx->key.rsa,
                                      br_rsa_pkcs1_sign_get_default());
-        h->ec.have_client_cert = true;
+        e->ec.have_client_cert = true;
     } else if (ctx->key.type == BR_KEYTYPE_EC) {
         br_ssl_client_set_single_ec(cc, ctx->chain.certs, ctx->chain.count, &ctx->key.ec, BR_KEYTYPE_SIGN,
                                     (unsigned)ctx->signer_key_type, br_ec_get_default(),
                                     br_ecdsa_sign_asn1_get_default());
-        h->ec.have_client_cert = true;
+        e->ec.have_client_cert = true;
     } else {
-        h->no_cert_vtable = &rs__tls_no_cert_class;
-        br_ssl_client_set_client_certificate(cc, &h->no_cert_vtable);
+        e->no_cert_vtable = &rs__tls_no_cert_class;
+        br_ssl_client_set_client_certificate(cc, &e->no_cert_vtable);
     }
     err = rs__tls_entropy(&cc->eng);
     if (err) {
         return err;
     }
-    rs__tls_session_key(h, key, sizeof(key));
-    if (rs__tls_client_session_get(ctx, key, &params)) {
+    if (e->session_key[0] && rs__tls_client_session_get(ctx, e->session_key, &params)) {
         br_ssl_engine_set_session_parameters(&cc->eng, &params);
-        memcpy(h->offered_id, params.session_id, params.session_id_len);
-        h->offered_id_len = params.session_id_len;
+        memcpy(e->offered_id, params.session_id, params.session_id_len);
+        e->offered_id_len = params.session_id_len;
         rs_pem_wipe(&params, sizeof(params));
     }
     /* An IP literal is neither sent as SNI nor checked as a DNS name. */
-    if (!br_ssl_client_reset(cc, h->ip_len ? NULL : h->server_name, h->offered_id_len != 0)) {
-        return rs__tls_map_error(br_ssl_engine_last_error(&cc->eng), &h->ec, h);
+    if (!br_ssl_client_reset(cc, e->ip_len ? NULL : server_name, e->offered_id_len != 0)) {
+        return rs__tls_map_error(br_ssl_engine_last_error(&cc->eng), &e->ec, e->who);
     }
     return RS_OK;
 }
 
-static int rs__tls_setup_server(rs__tls_handler_t *h) {
-    rs_tls_ctx_t *ctx = h->ctx;
-    br_ssl_server_context *sc = &h->u.server;
+static int rs__tls_setup_server(rs__tls_bearssl_t *e, const rs_tls_engine_config_t *config) {
+    rs_tls_ctx_t *ctx = e->ctx;
+    br_ssl_server_context *sc = &e->u.server;
     int err;
     if (ctx->ext_key_type) {
-        rs__tls_ext_key_init(&h->ext_key, ctx, &h->ec, h);
-        rs__tls_ext_key_setup_server(&h->ext_key, sc);
+        rs__tls_ext_key_init(&e->ext_key, ctx, &e->ec, e->who);
+        rs__tls_ext_key_setup_server(&e->ext_key, sc);
     } else if (ctx->key.type == BR_KEYTYPE_RSA) {
         br_ssl_server_init_full_rsa(sc, ctx->chain.certs, ctx->chain.count, &ctx->key.rsa);
         /* Signing only: no static-RSA key exchange (no forward secrecy). */
@@ -3046,32 +2758,743 @@ static int rs__tls_setup_server(rs__tls_handler_t *h) {
                                     br_ecdsa_sign_asn1_get_default());
     }
     br_ssl_engine_set_suites(&sc->eng, ctx->suites, ctx->suite_count);
-    h->eng = &sc->eng;
-    rs__tls_engine_common(h);
+    e->eng = &sc->eng;
+    rs__tls_engine_common(e, config);
     if (ctx->client_auth != RS_TLS_CLIENT_AUTH_NONE) {
-        err = rs__tls_verify_new(ctx, NULL, 0, &h->verify);
+        err = rs__tls_verify_new(ctx, NULL, 0, &e->verify);
         if (err) {
             return err;
         }
         br_ssl_engine_set_default_rsavrfy(&sc->eng);
         br_ssl_engine_set_default_ecdsa(&sc->eng);
-        br_ssl_engine_set_x509(&sc->eng, &h->verify->vtable);
+        br_ssl_engine_set_x509(&sc->eng, &e->verify->vtable);
         br_ssl_server_set_trust_anchor_names_alt(sc, ctx->anchors.items, ctx->anchors.count);
         if (ctx->client_auth == RS_TLS_CLIENT_AUTH_OPTIONAL) {
             br_ssl_engine_add_flags(&sc->eng, BR_OPT_TOLERATE_NO_CLIENT_AUTH);
         }
     }
     if (ctx->server_store) {
-        h->cache_view.vtable = &rs__tls_cache_view_class;
-        h->cache_view.ctx = ctx;
-        br_ssl_server_set_cache(sc, &h->cache_view.vtable);
+        e->cache_view.vtable = &rs__tls_cache_view_class;
+        e->cache_view.ctx = ctx;
+        br_ssl_server_set_cache(sc, &e->cache_view.vtable);
     }
     err = rs__tls_entropy(&sc->eng);
     if (err) {
         return err;
     }
     if (!br_ssl_server_reset(sc)) {
-        return rs__tls_map_error(br_ssl_engine_last_error(&sc->eng), &h->ec, h);
+        return rs__tls_map_error(br_ssl_engine_last_error(&sc->eng), &e->ec, e->who);
+    }
+    return RS_OK;
+}
+
+RESEAU_API rs_tls_engine_t *rs_tls_engine_bearssl_new(const rs_tls_engine_config_t *config, void *user_data,
+                                                      int *err_out) {
+    rs__tls_bearssl_t *e;
+    rs_tls_ctx_t *ctx;
+    size_t key_len = 0;
+    int err;
+    (void)user_data;
+    if (!config || !config->ctx) {
+        err = RS_EINVAL;
+        goto fail;
+    }
+    ctx = config->ctx;
+    if (!config->is_server && config->session_key) {
+        key_len = strlen(config->session_key);
+        if (key_len >= sizeof(((rs__tls_client_session_t *)0)->key)) {
+            key_len = sizeof(((rs__tls_client_session_t *)0)->key) - 1; /* as the cache would cut it */
+        }
+    }
+    e = (rs__tls_bearssl_t *)rs_mem_calloc(&ctx->allocator, 1, sizeof(*e) + key_len + 1);
+    if (!e) {
+        err = RS_ENOMEM;
+        goto fail;
+    }
+    e->session_key = (char *)(e + 1);
+    memcpy(e->session_key, config->session_key ? config->session_key : "", key_len);
+    e->base.vtable = &rs__tls_bearssl_vtable;
+    e->base.impl = e;
+    e->ctx = ctx;
+    e->who = config->handler;
+    e->is_server = config->is_server;
+    e->ec.is_server = config->is_server;
+    if (!e->is_server && config->server_name) {
+        uint32_t scope;
+        if (rs_ipv4_parse(config->server_name, e->ip) == RS_OK) {
+            e->ip_len = 4;
+        } else if (rs_ipv6_parse(config->server_name, e->ip, &scope) == RS_OK) {
+            e->ip_len = 16;
+        }
+    }
+    err = e->is_server ? rs__tls_setup_server(e, config) : rs__tls_setup_client(e, config);
+    if (err) {
+        rs__tls_bearssl_destroy(&e->base);
+        goto fail;
+    }
+    if (err_out) {
+        *err_out = RS_OK;
+    }
+    return &e->base;
+fail:
+    if (err_out) {
+        *err_out = err;
+    }
+    return NULL;
+}
+/* <<engine_bearssl.c -- End file: src/tls/engine_bearssl.c */
+/* >>handler.c -- Begin file: src/tls/handler.c */
+/* The TLS channel handler: drives a TLS engine (engine.h; BearSSL unless the
+ * connection options name another) from channel messages.
+ *
+ * The engine is pumped until nothing progresses: records it has sealed go
+ * left at once, plaintext goes right as far as the window allows, queued
+ * ciphertext is fed in only while the engine asks for records, and queued
+ * writes only while it takes application data. Nothing spins: every pump
+ * starts from a message, a window update, a completion or a task. */
+
+/* What one record adds to its plaintext, at most, in BearSSL's TLS 1.2 (5
+ * bytes of header, then IV, MAC and padding): the overhead the handler
+ * announces for a message, sealed into two 8 KiB records. */
+#define RS__TLS_HANDLER_RECORD_OVERHEAD 85u
+
+typedef struct rs__tls_handler rs__tls_handler_t;
+
+struct rs__tls_handler {
+    rs_channel_handler_t handler;
+    rs_tls_ctx_t *ctx;
+    bool is_server;
+    rs_tls_engine_t *engine; /* from start_negotiation on */
+    rs_tls_engine_new_fn *engine_new;
+    void *engine_user_data;
+    rs_tls_engine_info_t info; /* the engine's, read when the handshake is done */
+    rs__tls_alpn_t alpn; /* the connection's own list, if it overrides the context's */
+    char *server_name;
+    bool server_name_is_ip;
+    uint32_t timeout_ms;
+    rs_tls_on_negotiation_result_fn *on_negotiation_result;
+    void *user_data;
+    rs_channel_installer_done_fn *install_done; /* set by the TLS installer */
+    void *install_done_ctx;
+
+    bool started;
+    bool negotiated;
+    bool reported;     /* on_negotiation_result has been called */
+    bool failed;       /* the engine closed with an error, or negotiation failed */
+    bool peer_closed;  /* close_notify received */
+    bool close_sent;   /* the engine's close called */
+    bool read_shutdown_pending;
+    bool read_shut;
+    bool write_shut;
+    bool in_pump;
+    bool pump_again;
+    int result;
+    uint64_t handshake_start_ns;
+    uint64_t handshake_end_ns;
+
+    rs_list_t read_queue;  /* ciphertext from the left, copy_mark = bytes fed */
+    rs_list_t write_queue; /* plaintext from the right, copy_mark = bytes taken */
+    rs_list_t sealed;      /* writes taken whole; copy_mark = the cipher_sent they need done */
+    size_t cipher_sent;    /* ciphertext bytes sent left (wraps; compared by difference) */
+    size_t cipher_done;    /* ... and completed */
+    size_t window_owed;    /* ciphertext consumed since the last window update */
+    uint64_t bytes_read;
+    uint64_t bytes_written;
+    rs_channel_task_t timeout_task;
+};
+
+static void rs__tls_destroy(rs_channel_handler_t *handler);
+
+/* Ours if its vtable's destroy is ours (the vtable itself is defined below,
+ * and C++ has no forward declaration of a static const object). */
+static rs__tls_handler_t *rs__tls_of(const rs_channel_handler_t *handler) {
+    return handler && handler->vtable && handler->vtable->destroy == rs__tls_destroy
+               ? (rs__tls_handler_t *)handler->impl
+               : NULL;
+}
+
+static rs_channel_t *rs__tls_channel(const rs__tls_handler_t *h) {
+    return rs_channel_slot_get_channel(h->handler.slot);
+}
+
+static bool rs__tls_seq_reached(size_t done, size_t mark) {
+    return (size_t)(done - mark) <= SIZE_MAX / 2;
+}
+
+static unsigned rs__tls_state(rs__tls_handler_t *h) {
+    return h->engine->vtable->state(h->engine);
+}
+
+/* ---- write completions ---- */
+
+static void rs__tls_complete_write(rs_channel_t *channel, rs_io_message_t *message, int error) {
+    if (message->on_completion) {
+        message->on_completion(channel, message, error, message->user_data);
+    }
+    rs_channel_release_message_to_pool(channel, message);
+}
+
+static void rs__tls_complete_sealed(rs__tls_handler_t *h, int error) {
+    rs_channel_t *channel = rs__tls_channel(h);
+    while (!rs_list_empty(&h->sealed)) {
+        rs_io_message_t *m = RS_CONTAINER_OF(rs_list_begin(&h->sealed), rs_io_message_t, queueing_handle);
+        if (!error && !rs__tls_seq_reached(h->cipher_done, m->copy_mark)) {
+            break;
+        }
+        rs_list_remove(&m->queueing_handle);
+        rs__tls_complete_write(channel, m, error);
+    }
+}
+
+static void rs__tls_cancel_writes(rs__tls_handler_t *h, rs_list_t *queue, rs_channel_t *channel, int error) {
+    while (!rs_list_empty(queue)) {
+        rs_io_message_t *m = RS_CONTAINER_OF(rs_list_pop_front(queue), rs_io_message_t, queueing_handle);
+        if (queue == &h->write_queue && channel) {
+            rs_channel_slot_add_pending_write_bytes(h->handler.slot,
+                                                    -(int64_t)(m->message_data.len - m->copy_mark));
+        }
+        rs__tls_complete_write(channel, m, error);
+    }
+}
+
+/* A record we sent left has reached the kernel (or failed). A NULL channel
+ * means our handler may be gone already: touch nothing of it. */
+static void rs__tls_on_record_written(rs_channel_t *channel, rs_io_message_t *message, int error, void *user_data) {
+    rs__tls_handler_t *h = (rs__tls_handler_t *)user_data;
+    if (!channel) {
+        return;
+    }
+    h->cipher_done += message->message_data.len;
+    rs__tls_complete_sealed(h, error);
+}
+
+/* ---- negotiation ---- */
+
+static void rs__tls_notify_alpn_handler(rs__tls_handler_t *h);
+
+static void rs__tls_report(rs__tls_handler_t *h, int error) {
+    if (h->reported) {
+        return;
+    }
+    h->reported = true;
+    h->result = error;
+    rs_trace_emit(RS_TRACE_TLS_HANDSHAKE_END, rs_channel_get_loop(rs__tls_channel(h)), &h->handler, "tls", error);
+    if (h->on_negotiation_result) {
+        h->on_negotiation_result(&h->handler, h->handler.slot, error, h->user_data);
+    }
+    if (!error) {
+        rs__tls_notify_alpn_handler(h);
+    }
+    if (h->install_done) {
+        rs_channel_installer_done_fn *done = h->install_done;
+        h->install_done = NULL;
+        done(rs__tls_channel(h), error ? NULL : h->handler.slot, error, h->install_done_ctx);
+    }
+}
+
+/* Fail the connection: report the handshake's result if not yet done, and
+ * shut the channel down. */
+static void rs__tls_fail(rs__tls_handler_t *h, int error) {
+    if (h->failed) {
+        return;
+    }
+    h->failed = true;
+    if (!h->negotiated) {
+        h->handshake_end_ns = rs_event_loop_now_ns(rs_channel_get_loop(rs__tls_channel(h)));
+    }
+    rs__tls_report(h, error);
+    rs_channel_shutdown(rs__tls_channel(h), error);
+}
+
+static void rs__tls_session_key(const rs__tls_handler_t *h, char *key, size_t size) {
+    rs_endpoint_t remote;
+    rs_socket_t *socket =
+        rs_socket_handler_get_socket(rs_channel_slot_get_handler(rs_channel_get_first_slot(rs__tls_channel(h))));
+    unsigned port = 0;
+    if (socket && rs_socket_get_remote_address(socket, &remote) == RS_OK) {
+        port = remote.port;
+    }
+    snprintf(key, size, "%s:%u:%s", h->server_name ? h->server_name : "", port,
+             h->server_name_is_ip ? "" : (h->server_name ? h->server_name : ""));
+}
+
+static void rs__tls_on_negotiated(rs__tls_handler_t *h) {
+    h->negotiated = true;
+    h->handshake_end_ns = rs_event_loop_now_ns(rs_channel_get_loop(rs__tls_channel(h)));
+    memset(&h->info, 0, sizeof(h->info));
+    h->engine->vtable->get_info(h->engine, &h->info);
+    if (!h->info.cipher_suite_name) {
+        h->info.cipher_suite_name = rs_tls_cipher_suite_name(h->info.cipher_suite);
+    }
+    /* The timeout task stays scheduled (channel tasks cannot be canceled); it
+     * finds the handshake done and does nothing. */
+    RS__TLS_LOG(RS_LOG_LEVEL_DEBUG, "tls %p: negotiated %s%s, ALPN %s", (void *)h, h->info.cipher_suite_name,
+                h->info.resumed ? " (resumed)" : "", h->info.alpn ? h->info.alpn : "none");
+    rs__tls_report(h, RS_OK);
+}
+
+static void rs__tls_timeout_task(rs_channel_task_t *task, void *arg, rs_task_status_t status) {
+    rs__tls_handler_t *h = (rs__tls_handler_t *)arg;
+    (void)task;
+    if (status == RS_TASK_STATUS_RUN && !h->negotiated && !h->failed) {
+        RS__TLS_LOG(RS_LOG_LEVEL_WARN, "tls %p: handshake timed out after %u ms", (void *)h, (unsigned)h->timeout_ms);
+        rs__tls_fail(h, RS_ETLS_HANDSHAKE_TIMEOUT);
+    }
+}
+
+/* ---- the pump ---- */
+
+/* Sealed records go left, each in its own message. */
+static int rs__tls_send_records(rs__tls_handler_t *h, bool *progress) {
+    rs_channel_t *channel = rs__tls_channel(h);
+    size_t len;
+    unsigned char *buf;
+    while ((buf = h->engine->vtable->sendrec_buf(h->engine, &len)) != NULL && len > 0) {
+        size_t n = len < RS_MAX_FRAGMENT_SIZE ? len : RS_MAX_FRAGMENT_SIZE;
+        rs_io_message_t *m = rs_channel_acquire_message_from_pool(channel, RS_IO_MESSAGE_APPLICATION_DATA, n);
+        int err;
+        if (!m) {
+            return RS_ENOMEM;
+        }
+        if (n > m->message_data.capacity) {
+            n = m->message_data.capacity;
+        }
+        memcpy(m->message_data.buffer, buf, n);
+        m->message_data.len = n;
+        m->on_completion = rs__tls_on_record_written;
+        m->user_data = h;
+        err = rs_channel_slot_send_message(h->handler.slot, m, RS_CHANNEL_DIR_WRITE);
+        if (err) {
+            rs_channel_release_message_to_pool(channel, m);
+            return err;
+        }
+        h->engine->vtable->sendrec_ack(h->engine, n);
+        h->cipher_sent += n;
+        h->bytes_written += n;
+        *progress = true;
+    }
+    return RS_OK;
+}
+
+/* Plaintext goes right, as far as the window allows. With no handler to the
+ * right it is dropped (nobody could read it). */
+static int rs__tls_deliver(rs__tls_handler_t *h, bool *progress) {
+    rs_channel_t *channel = rs__tls_channel(h);
+    rs_channel_slot_t *right = rs_channel_slot_get_right(h->handler.slot);
+    size_t len;
+    unsigned char *buf;
+    if (h->read_shut) {
+        return RS_OK;
+    }
+    while ((buf = h->engine->vtable->recvapp_buf(h->engine, &len)) != NULL && len > 0) {
+        size_t window = right && rs_channel_slot_get_handler(right) ? rs_channel_slot_downstream_read_window(h->handler.slot) : len;
+        size_t n = len < window ? len : window;
+        rs_io_message_t *m;
+        int err;
+        if (n == 0) {
+            break;
+        }
+        if (!right || !rs_channel_slot_get_handler(right)) {
+            h->engine->vtable->recvapp_ack(h->engine, n);
+            *progress = true;
+            continue;
+        }
+        if (n > RS_MAX_FRAGMENT_SIZE) {
+            n = RS_MAX_FRAGMENT_SIZE;
+        }
+        m = rs_channel_acquire_message_from_pool(channel, RS_IO_MESSAGE_APPLICATION_DATA, n);
+        if (!m) {
+            return RS_ENOMEM;
+        }
+        if (n > m->message_data.capacity) {
+            n = m->message_data.capacity;
+        }
+        memcpy(m->message_data.buffer, buf, n);
+        m->message_data.len = n;
+        h->engine->vtable->recvapp_ack(h->engine, n);
+        *progress = true;
+        err = rs_channel_slot_send_message(h->handler.slot, m, RS_CHANNEL_DIR_READ);
+        if (err) {
+            rs_channel_release_message_to_pool(channel, m);
+            return err;
+        }
+    }
+    return RS_OK;
+}
+
+/* Queued ciphertext goes into the engine while it asks for records. */
+static void rs__tls_feed(rs__tls_handler_t *h, bool *progress) {
+    size_t len;
+    unsigned char *buf;
+    while (!rs_list_empty(&h->read_queue) && (buf = h->engine->vtable->recvrec_buf(h->engine, &len)) != NULL &&
+           len > 0) {
+        rs_io_message_t *m = RS_CONTAINER_OF(rs_list_begin(&h->read_queue), rs_io_message_t, queueing_handle);
+        size_t left = m->message_data.len - m->copy_mark;
+        size_t n = left < len ? left : len;
+        memcpy(buf, m->message_data.buffer + m->copy_mark, n);
+        h->engine->vtable->recvrec_ack(h->engine, n);
+        m->copy_mark += n;
+        h->window_owed += n;
+        *progress = true;
+        if (m->copy_mark == m->message_data.len) {
+            rs_list_remove(&m->queueing_handle);
+            rs_channel_release_message_to_pool(rs__tls_channel(h), m);
+        }
+        if (!h->negotiated && (rs__tls_state(h) & (RS_TLS_ENGINE_SENDAPP | RS_TLS_ENGINE_RECVAPP))) {
+            /* The handshake just finished: note it before feeding more, for
+             * a close_notify right behind the Finished would hide it. */
+            break;
+        }
+    }
+}
+
+/* Queued writes go into the engine; each batch is sealed at once (a write is
+ * a flush: nobody waits for a record to fill up). */
+static void rs__tls_take_writes(rs__tls_handler_t *h, bool *progress) {
+    rs_list_t taken;
+    size_t len;
+    unsigned char *buf;
+    bool any = false;
+    rs_list_init(&taken);
+    while (!rs_list_empty(&h->write_queue) && (buf = h->engine->vtable->sendapp_buf(h->engine, &len)) != NULL &&
+           len > 0) {
+        rs_io_message_t *m = RS_CONTAINER_OF(rs_list_begin(&h->write_queue), rs_io_message_t, queueing_handle);
+        size_t left = m->message_data.len - m->copy_mark;
+        size_t n = left < len ? left : len;
+        memcpy(buf, m->message_data.buffer + m->copy_mark, n);
+        h->engine->vtable->sendapp_ack(h->engine, n);
+        m->copy_mark += n;
+        rs_channel_slot_add_pending_write_bytes(h->handler.slot, -(int64_t)n);
+        any = true;
+        if (m->copy_mark == m->message_data.len) {
+            rs_list_remove(&m->queueing_handle);
+            rs_list_push_back(&taken, &m->queueing_handle);
+        }
+    }
+    if (!any) {
+        return;
+    }
+    *progress = true;
+    h->engine->vtable->flush(h->engine);
+    /* Everything taken is in the records now waiting to go left. */
+    buf = h->engine->vtable->sendrec_buf(h->engine, &len);
+    while (!rs_list_empty(&taken)) {
+        rs_io_message_t *m = RS_CONTAINER_OF(rs_list_pop_front(&taken), rs_io_message_t, queueing_handle);
+        m->copy_mark = h->cipher_sent + (buf ? len : 0);
+        rs_list_push_back(&h->sealed, &m->queueing_handle);
+    }
+}
+
+static bool rs__tls_read_drained(rs__tls_handler_t *h) {
+    size_t len;
+    return rs_list_empty(&h->read_queue) &&
+           (h->read_shut || !h->engine || h->engine->vtable->recvapp_buf(h->engine, &len) == NULL || len == 0);
+}
+
+/* The peer hung up without close_notify: the engine may know why better
+ * (BearSSL: a client certificate was asked for and we had none). */
+static int rs__tls_hangup_error(const rs__tls_handler_t *h) {
+    if (h->engine && h->engine->vtable->hangup_error) {
+        return h->engine->vtable->hangup_error(h->engine);
+    }
+    return RS_ETLS_TRUNCATED;
+}
+
+/* What to report for a handshake that the channel ended with error_code. A
+ * write that met the peer's close (RS_EPIPE, RS_ECONNRESET) is the same
+ * hang-up as the end of stream that a read would have seen a moment later,
+ * so it says the same: which of the two comes first is a race. */
+static int rs__tls_lost_error(const rs__tls_handler_t *h, int error_code) {
+    if ((error_code == RS_EPIPE || error_code == RS_ECONNRESET) &&
+        rs__tls_hangup_error(h) == RS_ETLS_CLIENT_CERT_REQUIRED) {
+        return RS_ETLS_CLIENT_CERT_REQUIRED;
+    }
+    return error_code ? error_code : RS_ECANCELED;
+}
+
+static void rs__tls_finish_read_shutdown(rs__tls_handler_t *h) {
+    int error = RS_OK;
+    h->read_shutdown_pending = false;
+    h->read_shut = true;
+    if (!h->peer_closed && !h->failed) {
+        error = rs__tls_hangup_error(h);
+        RS__TLS_LOG(RS_LOG_LEVEL_WARN, "tls %p: the peer closed the connection without close_notify%s", (void *)h,
+                    h->negotiated ? "" : " during the handshake");
+    }
+    if (!h->reported) {
+        rs__tls_report(h, error ? error : rs__tls_hangup_error(h));
+    }
+    rs_channel_slot_on_handler_shutdown_complete(h->handler.slot, RS_CHANNEL_DIR_READ, error, false);
+}
+
+/* The engine has closed: cleanly (close_notify) or with an error. */
+static void rs__tls_on_engine_closed(rs__tls_handler_t *h) {
+    int err = h->engine->vtable->last_error(h->engine);
+    if (err != RS_OK) {
+        rs__tls_fail(h, err);
+        return;
+    }
+    if (!h->peer_closed && !h->close_sent) {
+        h->peer_closed = true;
+        RS__TLS_LOG(RS_LOG_LEVEL_DEBUG, "tls %p: close_notify received", (void *)h);
+    }
+    if (h->peer_closed && rs__tls_read_drained(h)) {
+        if (!h->negotiated) {
+            rs__tls_fail(h, RS_ETLS_TRUNCATED);
+        } else {
+            rs_channel_shutdown(rs__tls_channel(h), RS_EEOF);
+        }
+    }
+}
+
+static int rs__tls_pump_once(rs__tls_handler_t *h, bool *progress) {
+    unsigned state = rs__tls_state(h);
+    int err = RS_OK;
+    if (!h->negotiated && (state & (RS_TLS_ENGINE_SENDAPP | RS_TLS_ENGINE_RECVAPP))) {
+        /* First, so that an ALPN handler is replaced before data reaches it. */
+        rs__tls_on_negotiated(h);
+        *progress = true;
+        if (h->failed) {
+            return RS_OK;
+        }
+    }
+    if (state & RS_TLS_ENGINE_SENDREC) {
+        err = rs__tls_send_records(h, progress);
+    }
+    if (!err && (state & RS_TLS_ENGINE_RECVAPP)) {
+        err = rs__tls_deliver(h, progress);
+    }
+    if (!err && (state & RS_TLS_ENGINE_RECVREC)) {
+        rs__tls_feed(h, progress);
+    }
+    if (!err && (state & RS_TLS_ENGINE_SENDAPP)) {
+        rs__tls_take_writes(h, progress);
+    }
+    return err;
+}
+
+static void rs__tls_pump(rs__tls_handler_t *h) {
+    if (h->in_pump) {
+        h->pump_again = true; /* a callback we made re-entered us: the outer pump goes round again */
+        return;
+    }
+    h->in_pump = true;
+    do {
+        bool progress = true;
+        h->pump_again = false;
+        while (progress && !h->failed) {
+            int err;
+            progress = false;
+            if (rs__tls_state(h) & RS_TLS_ENGINE_CLOSED) {
+                rs__tls_deliver(h, &progress);
+                rs__tls_send_records(h, &progress);
+                rs__tls_on_engine_closed(h);
+                break;
+            }
+            err = rs__tls_pump_once(h, &progress);
+            if (err) {
+                rs__tls_fail(h, err);
+            }
+        }
+    } while (h->pump_again && !h->failed);
+    h->in_pump = false;
+    if (h->window_owed && !h->read_shut) {
+        size_t n = h->window_owed;
+        h->window_owed = 0;
+        rs_channel_slot_increment_read_window(h->handler.slot, n);
+    }
+    if (h->read_shutdown_pending && (rs__tls_read_drained(h) || h->failed)) {
+        rs__tls_finish_read_shutdown(h);
+    }
+}
+
+/* ---- the vtable ---- */
+
+static int rs__tls_process_read(rs_channel_handler_t *handler, rs_channel_slot_t *slot, rs_io_message_t *message) {
+    rs__tls_handler_t *h = (rs__tls_handler_t *)handler->impl;
+    (void)slot;
+    h->bytes_read += message->message_data.len;
+    if (h->failed || h->read_shut || !h->started) {
+        rs_channel_release_message_to_pool(rs__tls_channel(h), message);
+        return RS_OK;
+    }
+    message->copy_mark = 0;
+    rs_list_push_back(&h->read_queue, &message->queueing_handle);
+    rs__tls_pump(h);
+    return RS_OK;
+}
+
+static int rs__tls_process_write(rs_channel_handler_t *handler, rs_channel_slot_t *slot, rs_io_message_t *message) {
+    rs__tls_handler_t *h = (rs__tls_handler_t *)handler->impl;
+    (void)slot;
+    if (h->failed || h->write_shut || h->close_sent) {
+        return RS_ESHUTDOWN;
+    }
+    message->copy_mark = 0;
+    rs_list_push_back(&h->write_queue, &message->queueing_handle);
+    rs_channel_slot_add_pending_write_bytes(h->handler.slot, (int64_t)message->message_data.len);
+    if (h->started) {
+        rs__tls_pump(h);
+    }
+    return RS_OK;
+}
+
+static int rs__tls_increment_window(rs_channel_handler_t *handler, rs_channel_slot_t *slot, size_t size) {
+    rs__tls_handler_t *h = (rs__tls_handler_t *)handler->impl;
+    (void)slot;
+    (void)size;
+    if (h->started) {
+        rs__tls_pump(h);
+    }
+    return RS_OK;
+}
+
+static void rs__tls_shutdown_write(rs__tls_handler_t *h, int error_code, bool abort_immediately) {
+    rs_channel_t *channel = rs__tls_channel(h);
+    h->write_shut = true;
+    if (abort_immediately || !h->negotiated || h->failed) {
+        rs__tls_cancel_writes(h, &h->write_queue, channel, RS_ECANCELED);
+    } else {
+        bool progress = false;
+        h->in_pump = true;
+        rs__tls_take_writes(h, &progress);
+        rs__tls_send_records(h, &progress);
+        if (!rs_list_empty(&h->write_queue)) { /* the engine refused: it is closing */
+            rs__tls_cancel_writes(h, &h->write_queue, channel, RS_ECANCELED);
+        }
+        if (!(rs__tls_state(h) & RS_TLS_ENGINE_CLOSED)) {
+            h->engine->vtable->close(h->engine);
+            h->close_sent = true;
+            rs__tls_send_records(h, &progress); /* close_notify */
+        }
+        h->in_pump = false;
+    }
+    rs_channel_slot_on_handler_shutdown_complete(h->handler.slot, RS_CHANNEL_DIR_WRITE, error_code, abort_immediately);
+}
+
+static int rs__tls_shutdown(rs_channel_handler_t *handler, rs_channel_slot_t *slot, rs_channel_direction_t dir,
+                            int error_code, bool abort_immediately) {
+    rs__tls_handler_t *h = (rs__tls_handler_t *)handler->impl;
+    (void)slot;
+    if (dir == RS_CHANNEL_DIR_WRITE) {
+        if (!h->write_shut) {
+            rs__tls_shutdown_write(h, error_code, abort_immediately);
+        }
+        return RS_OK;
+    }
+    if (h->read_shut) {
+        return RS_OK;
+    }
+    if (!h->reported && error_code != RS_EEOF) {
+        /* The channel went down during the handshake for another reason. */
+        h->failed = true;
+        rs__tls_report(h, rs__tls_lost_error(h, error_code));
+    }
+    if (error_code == RS_EEOF && !abort_immediately && h->started && !h->failed && !h->peer_closed) {
+        /* The peer's end of stream: deliver what arrived before it first. */
+        h->read_shutdown_pending = true;
+        rs__tls_pump(h);
+        return RS_OK;
+    }
+    if (error_code == RS_EEOF && h->read_shutdown_pending) {
+        return RS_OK; /* still draining */
+    }
+    h->read_shutdown_pending = false;
+    h->read_shut = true;
+    if (!h->reported) {
+        h->failed = true;
+        rs__tls_report(h, error_code == RS_EEOF ? rs__tls_hangup_error(h) : (error_code ? error_code : RS_ECANCELED));
+    }
+    rs_channel_slot_on_handler_shutdown_complete(
+        h->handler.slot, RS_CHANNEL_DIR_READ,
+        error_code == RS_EEOF && !h->peer_closed && h->started ? rs__tls_hangup_error(h) : error_code,
+        abort_immediately);
+    return RS_OK;
+}
+
+static size_t rs__tls_initial_window(rs_channel_handler_t *handler) {
+    (void)handler;
+    return RS_CHANNEL_DEFAULT_READ_WINDOW;
+}
+
+static size_t rs__tls_message_overhead(rs_channel_handler_t *handler) {
+    (void)handler;
+    /* A full message becomes two records of at most 8 KiB (BearSSL's; another
+     * engine's overhead may differ: this is a hint for the handlers to the
+     * right, which the handler does not rely on). */
+    return 2 * RS__TLS_HANDLER_RECORD_OVERHEAD;
+}
+
+static void rs__tls_free(rs__tls_handler_t *h) {
+    rs_tls_ctx_t *ctx = h->ctx;
+    if (h->engine) { /* first: it may point into our ALPN list */
+        h->engine->vtable->destroy(h->engine);
+        h->engine = NULL;
+    }
+    rs__tls_alpn_cleanup(&ctx->allocator, &h->alpn);
+    rs_mem_free(&ctx->allocator, h->server_name);
+    rs_pem_wipe(h, sizeof(*h));
+    rs_mem_free(&ctx->allocator, h);
+    rs_tls_ctx_release(ctx);
+}
+
+static void rs__tls_destroy(rs_channel_handler_t *handler) {
+    rs__tls_handler_t *h = (rs__tls_handler_t *)handler->impl;
+    /* The channel is going away: completions get NULL, as the socket handler's do. */
+    rs__tls_cancel_writes(h, &h->write_queue, NULL, RS_ECANCELED);
+    rs__tls_cancel_writes(h, &h->sealed, NULL, RS_ECANCELED);
+    while (!rs_list_empty(&h->read_queue)) {
+        rs_io_message_t *m = RS_CONTAINER_OF(rs_list_pop_front(&h->read_queue), rs_io_message_t, queueing_handle);
+        rs_channel_release_message_to_pool(NULL, m);
+    }
+    rs__tls_free(h);
+}
+
+static void rs__tls_reset_stats(rs_channel_handler_t *handler) {
+    rs__tls_handler_t *h = (rs__tls_handler_t *)handler->impl;
+    h->bytes_read = 0;
+    h->bytes_written = 0;
+}
+
+static void rs__tls_gather_stats(rs_channel_handler_t *handler, rs_channel_handler_stats_t *stats) {
+    rs__tls_handler_t *h = (rs__tls_handler_t *)handler->impl;
+    stats->handler_name = h->is_server ? "tls-server" : "tls-client";
+    stats->bytes_read = h->bytes_read;
+    stats->bytes_written = h->bytes_written;
+    stats->handshake_start_ns = h->handshake_start_ns;
+    stats->handshake_end_ns = h->handshake_end_ns;
+}
+
+static const rs_channel_handler_vtable_t rs__tls_handler_vtable = {
+    rs__tls_process_read,     rs__tls_process_write, rs__tls_increment_window, rs__tls_shutdown,
+    rs__tls_initial_window,   rs__tls_message_overhead, rs__tls_destroy,     rs__tls_reset_stats,
+    rs__tls_gather_stats,     NULL,
+};
+
+/* ---- set-up ---- */
+
+/* Make the engine (the handshake starts): RS_OK, or the factory's error. */
+static int rs__tls_engine_start(rs__tls_handler_t *h) {
+    rs_tls_engine_config_t config;
+    char key[sizeof(((rs__tls_client_session_t *)0)->key)];
+    const rs__tls_alpn_t *alpn = h->alpn.count ? &h->alpn : &h->ctx->alpn;
+    rs_tls_engine_new_fn *engine_new = h->engine_new ? h->engine_new : rs_tls_engine_bearssl_new;
+    int err = RS_ETLS_FAILED;
+    memset(&config, 0, sizeof(config));
+    config.ctx = h->ctx;
+    config.allocator = &h->ctx->allocator;
+    config.handler = &h->handler;
+    config.is_server = h->is_server;
+    config.alpn_names = alpn->names;
+    config.alpn_count = alpn->count;
+    if (!h->is_server) {
+        config.server_name = h->server_name;
+        rs__tls_session_key(h, key, sizeof(key));
+        config.session_key = key;
+    }
+    h->engine = engine_new(&config, h->engine_user_data, &err);
+    if (!h->engine) {
+        return err != RS_OK ? err : RS_ETLS_FAILED;
     }
     return RS_OK;
 }
@@ -3092,7 +3515,8 @@ RESEAU_API rs_channel_handler_t *rs_tls_handler_new(const rs_tls_connection_opti
     rs_tls_ctx_acquire(ctx);
     h->ctx = ctx;
     h->is_server = ctx->is_server;
-    h->ec.is_server = ctx->is_server;
+    h->engine_new = options->engine_new;
+    h->engine_user_data = options->engine_user_data;
     h->handler.vtable = &rs__tls_handler_vtable;
     h->handler.impl = h;
     h->timeout_ms = options->negotiation_timeout_ms ? options->negotiation_timeout_ms : ctx->negotiation_timeout_ms;
@@ -3109,13 +3533,11 @@ RESEAU_API rs_channel_handler_t *rs_tls_handler_new(const rs_tls_connection_opti
         if (!h->server_name) {
             err = RS_ENOMEM;
         } else {
-            memcpy(h->server_name, options->server_name, len + 1);
+            uint8_t ip[16];
             uint32_t scope;
-            if (rs_ipv4_parse(h->server_name, h->ip) == RS_OK) {
-                h->ip_len = 4;
-            } else if (rs_ipv6_parse(h->server_name, h->ip, &scope) == RS_OK) {
-                h->ip_len = 16;
-            }
+            memcpy(h->server_name, options->server_name, len + 1);
+            h->server_name_is_ip = rs_ipv4_parse(h->server_name, ip) == RS_OK ||
+                                   rs_ipv6_parse(h->server_name, ip, &scope) == RS_OK;
         }
     }
     if (err) {
@@ -3161,13 +3583,15 @@ RESEAU_API int rs_tls_handler_start_negotiation(rs_channel_handler_t *handler) {
     loop = rs_channel_get_loop(channel);
     h->started = true;
     h->handshake_start_ns = rs_event_loop_now_ns(loop);
-    err = h->is_server ? rs__tls_setup_server(h) : rs__tls_setup_client(h);
+    err = rs__tls_engine_start(h);
     if (err) {
         h->started = false;
         return err;
     }
     if (rs_channel_schedule_task_future(channel, &h->timeout_task,
                                         h->handshake_start_ns + (uint64_t)h->timeout_ms * RS_NS_PER_MS) != RS_OK) {
+        h->engine->vtable->destroy(h->engine);
+        h->engine = NULL;
         h->started = false;
         return RS_ESTATE;
     }
@@ -3224,21 +3648,25 @@ RESEAU_API int rs_tls_handler_get_info(const rs_channel_handler_t *handler, rs_t
     }
     memset(out, 0, sizeof(*out));
     out->negotiated = h->negotiated;
-    out->resumed = h->resumed;
-    out->peer_verified = h->peer_verified;
     out->result = h->result;
     out->handshake_start_ns = h->handshake_start_ns;
     out->handshake_end_ns = h->handshake_end_ns;
     out->cipher_suite_name = "none";
     if (h->negotiated) {
-        out->version = (uint16_t)br_ssl_engine_get_version(h->eng);
-        out->cipher_suite = h->eng->session.cipher_suite;
-        out->cipher_suite_name = rs_tls_cipher_suite_name(out->cipher_suite);
-        out->alpn = br_ssl_engine_get_selected_protocol((br_ssl_engine_context *)(uintptr_t)h->eng);
+        out->resumed = h->info.resumed;
+        out->peer_verified = h->info.peer_verified;
+        out->version = h->info.version;
+        out->cipher_suite = h->info.cipher_suite;
+        out->cipher_suite_name = h->info.cipher_suite_name;
+        out->alpn = h->info.alpn;
     }
     if (h->is_server) {
-        const char *sni = h->started ? br_ssl_engine_get_server_name(h->eng) : NULL;
-        out->server_name = sni && *sni ? sni : NULL;
+        if (h->engine) { /* the SNI is known before the handshake ends */
+            rs_tls_engine_info_t info;
+            memset(&info, 0, sizeof(info));
+            h->engine->vtable->get_info(h->engine, &info);
+            out->server_name = info.server_name;
+        }
     } else {
         out->server_name = h->server_name;
     }
@@ -3250,7 +3678,7 @@ RESEAU_API const char *rs_tls_handler_get_alpn(const rs_channel_handler_t *handl
     if (!h || !h->negotiated) {
         return NULL;
     }
-    return br_ssl_engine_get_selected_protocol((br_ssl_engine_context *)(uintptr_t)h->eng);
+    return h->info.alpn;
 }
 
 RESEAU_API rs_channel_handler_t *rs_tls_channel_get_handler(const rs_channel_t *channel) {
@@ -3409,7 +3837,7 @@ static void rs__tls_notify_alpn_handler(rs__tls_handler_t *h) {
     rs_channel_slot_t *right = rs_channel_slot_get_right(h->handler.slot);
     rs_channel_handler_t *next = right ? rs_channel_slot_get_handler(right) : NULL;
     if (next && next->vtable == &rs__tls_alpn_vtable) {
-        rs__tls_alpn_resolve(next, br_ssl_engine_get_selected_protocol(h->eng));
+        rs__tls_alpn_resolve(next, h->info.alpn);
     }
 }
 
@@ -3458,7 +3886,7 @@ static int rs__tls_alpn_install(rs_channel_installer_t *installer, rs_channel_t 
     rs_channel_slot_t *added = NULL;
     int err;
     if (tls && tls->negotiated) {
-        next = ai->on_protocol(slot, br_ssl_engine_get_selected_protocol(tls->eng), ai->user_data);
+        next = ai->on_protocol(slot, tls->info.alpn, ai->user_data);
         if (!next) {
             return RS_ETLS_ALPN_MISMATCH;
         }

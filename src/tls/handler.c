@@ -1,4 +1,5 @@
-/* The TLS channel handler: drives a BearSSL engine from channel messages.
+/* The TLS channel handler: drives a TLS engine (engine.h; BearSSL unless the
+ * connection options name another) from channel messages.
  *
  * The engine is pumped until nothing progresses: records it has sealed go
  * left at once, plaintext goes right as far as the window allows, queued
@@ -6,40 +7,24 @@
  * writes only while it takes application data. Nothing spins: every pump
  * starts from a message, a window update, a completion or a task. */
 
-#define RS__TLS_RECORD_OVERHEAD (BR_SSL_BUFSIZE_OUTPUT - 16384)
-/* Records we send carry at most 8 KiB: the output buffer is half of BearSSL's
- * full size (which it allows: incoming records keep the full 16 KiB), so an
- * idle connection costs 8 KiB less, for one more record per 16 KiB message. */
-#define RS__TLS_OBUF_SIZE (8192 + RS__TLS_RECORD_OVERHEAD)
+/* What one record adds to its plaintext, at most, in BearSSL's TLS 1.2 (5
+ * bytes of header, then IV, MAC and padding): the overhead the handler
+ * announces for a message, sealed into two 8 KiB records. */
+#define RS__TLS_HANDLER_RECORD_OVERHEAD 85u
 
 typedef struct rs__tls_handler rs__tls_handler_t;
-
-/* Server side: the context's LRU, seen through a class of our own that takes
- * the context's lock and notes whether this handshake resumed a session. */
-typedef struct rs__tls_cache_view {
-    const br_ssl_session_cache_class *vtable;
-    rs_tls_ctx_t *ctx;
-    bool resumed;
-} rs__tls_cache_view_t;
 
 struct rs__tls_handler {
     rs_channel_handler_t handler;
     rs_tls_ctx_t *ctx;
     bool is_server;
-    union {
-        br_ssl_client_context client;
-        br_ssl_server_context server;
-    } u;
-    br_ssl_engine_context *eng;
-    rs__tls_verify_t *verify; /* handshake only */
-    const br_ssl_client_certificate_class *no_cert_vtable;
-    rs__tls_ext_key_t ext_key; /* a key behind a sign function (>>private_key.c) */
-    rs__tls_cache_view_t cache_view;
-    rs__tls_error_context_t ec;
+    rs_tls_engine_t *engine; /* from start_negotiation on */
+    rs_tls_engine_new_fn *engine_new;
+    void *engine_user_data;
+    rs_tls_engine_info_t info; /* the engine's, read when the handshake is done */
     rs__tls_alpn_t alpn; /* the connection's own list, if it overrides the context's */
     char *server_name;
-    uint8_t ip[16];
-    size_t ip_len;
+    bool server_name_is_ip;
     uint32_t timeout_ms;
     rs_tls_on_negotiation_result_fn *on_negotiation_result;
     void *user_data;
@@ -51,19 +36,15 @@ struct rs__tls_handler {
     bool reported;     /* on_negotiation_result has been called */
     bool failed;       /* the engine closed with an error, or negotiation failed */
     bool peer_closed;  /* close_notify received */
-    bool close_sent;   /* br_ssl_engine_close called */
+    bool close_sent;   /* the engine's close called */
     bool read_shutdown_pending;
     bool read_shut;
     bool write_shut;
     bool in_pump;
     bool pump_again;
-    bool resumed;
-    bool peer_verified;
     int result;
     uint64_t handshake_start_ns;
     uint64_t handshake_end_ns;
-    unsigned char offered_id[32];
-    size_t offered_id_len;
 
     rs_list_t read_queue;  /* ciphertext from the left, copy_mark = bytes fed */
     rs_list_t write_queue; /* plaintext from the right, copy_mark = bytes taken */
@@ -74,9 +55,6 @@ struct rs__tls_handler {
     uint64_t bytes_read;
     uint64_t bytes_written;
     rs_channel_task_t timeout_task;
-
-    unsigned char ibuf[BR_SSL_BUFSIZE_INPUT];
-    unsigned char obuf[RS__TLS_OBUF_SIZE];
 };
 
 static void rs__tls_destroy(rs_channel_handler_t *handler);
@@ -95,6 +73,10 @@ static rs_channel_t *rs__tls_channel(const rs__tls_handler_t *h) {
 
 static bool rs__tls_seq_reached(size_t done, size_t mark) {
     return (size_t)(done - mark) <= SIZE_MAX / 2;
+}
+
+static unsigned rs__tls_state(rs__tls_handler_t *h) {
+    return h->engine->vtable->state(h->engine);
 }
 
 /* ---- write completions ---- */
@@ -187,37 +169,21 @@ static void rs__tls_session_key(const rs__tls_handler_t *h, char *key, size_t si
         port = remote.port;
     }
     snprintf(key, size, "%s:%u:%s", h->server_name ? h->server_name : "", port,
-             h->ip_len ? "" : (h->server_name ? h->server_name : ""));
+             h->server_name_is_ip ? "" : (h->server_name ? h->server_name : ""));
 }
 
 static void rs__tls_on_negotiated(rs__tls_handler_t *h) {
-    br_ssl_session_parameters params;
     h->negotiated = true;
     h->handshake_end_ns = rs_event_loop_now_ns(rs_channel_get_loop(rs__tls_channel(h)));
-    br_ssl_engine_get_session_parameters(h->eng, &params);
-    if (h->is_server) {
-        h->resumed = h->cache_view.resumed;
-    } else {
-        char key[sizeof(((rs__tls_client_session_t *)0)->key)];
-        h->resumed = h->offered_id_len && params.session_id_len == h->offered_id_len &&
-                     memcmp(params.session_id, h->offered_id, h->offered_id_len) == 0;
-        if (params.session_id_len) {
-            rs__tls_session_key(h, key, sizeof(key));
-            rs__tls_client_session_put(h->ctx, key, &params);
-        }
+    memset(&h->info, 0, sizeof(h->info));
+    h->engine->vtable->get_info(h->engine, &h->info);
+    if (!h->info.cipher_suite_name) {
+        h->info.cipher_suite_name = rs_tls_cipher_suite_name(h->info.cipher_suite);
     }
-    rs_pem_wipe(&params, sizeof(params));
-    h->peer_verified = h->verify && h->verify->verified;
-    if (h->resumed && !h->is_server) {
-        h->peer_verified = h->ctx->verify; /* verified when the session was made */
-    }
-    rs__tls_verify_free(h->verify);
-    h->verify = NULL;
     /* The timeout task stays scheduled (channel tasks cannot be canceled); it
      * finds the handshake done and does nothing. */
-    RS__TLS_LOG(RS_LOG_LEVEL_DEBUG, "tls %p: negotiated %s%s, ALPN %s", (void *)h,
-                rs_tls_cipher_suite_name(h->eng->session.cipher_suite), h->resumed ? " (resumed)" : "",
-                br_ssl_engine_get_selected_protocol(h->eng) ? br_ssl_engine_get_selected_protocol(h->eng) : "none");
+    RS__TLS_LOG(RS_LOG_LEVEL_DEBUG, "tls %p: negotiated %s%s, ALPN %s", (void *)h, h->info.cipher_suite_name,
+                h->info.resumed ? " (resumed)" : "", h->info.alpn ? h->info.alpn : "none");
     rs__tls_report(h, RS_OK);
 }
 
@@ -237,7 +203,7 @@ static int rs__tls_send_records(rs__tls_handler_t *h, bool *progress) {
     rs_channel_t *channel = rs__tls_channel(h);
     size_t len;
     unsigned char *buf;
-    while ((buf = br_ssl_engine_sendrec_buf(h->eng, &len)) != NULL && len > 0) {
+    while ((buf = h->engine->vtable->sendrec_buf(h->engine, &len)) != NULL && len > 0) {
         size_t n = len < RS_MAX_FRAGMENT_SIZE ? len : RS_MAX_FRAGMENT_SIZE;
         rs_io_message_t *m = rs_channel_acquire_message_from_pool(channel, RS_IO_MESSAGE_APPLICATION_DATA, n);
         int err;
@@ -256,7 +222,7 @@ static int rs__tls_send_records(rs__tls_handler_t *h, bool *progress) {
             rs_channel_release_message_to_pool(channel, m);
             return err;
         }
-        br_ssl_engine_sendrec_ack(h->eng, n);
+        h->engine->vtable->sendrec_ack(h->engine, n);
         h->cipher_sent += n;
         h->bytes_written += n;
         *progress = true;
@@ -274,7 +240,7 @@ static int rs__tls_deliver(rs__tls_handler_t *h, bool *progress) {
     if (h->read_shut) {
         return RS_OK;
     }
-    while ((buf = br_ssl_engine_recvapp_buf(h->eng, &len)) != NULL && len > 0) {
+    while ((buf = h->engine->vtable->recvapp_buf(h->engine, &len)) != NULL && len > 0) {
         size_t window = right && rs_channel_slot_get_handler(right) ? rs_channel_slot_downstream_read_window(h->handler.slot) : len;
         size_t n = len < window ? len : window;
         rs_io_message_t *m;
@@ -283,7 +249,7 @@ static int rs__tls_deliver(rs__tls_handler_t *h, bool *progress) {
             break;
         }
         if (!right || !rs_channel_slot_get_handler(right)) {
-            br_ssl_engine_recvapp_ack(h->eng, n);
+            h->engine->vtable->recvapp_ack(h->engine, n);
             *progress = true;
             continue;
         }
@@ -299,7 +265,7 @@ static int rs__tls_deliver(rs__tls_handler_t *h, bool *progress) {
         }
         memcpy(m->message_data.buffer, buf, n);
         m->message_data.len = n;
-        br_ssl_engine_recvapp_ack(h->eng, n);
+        h->engine->vtable->recvapp_ack(h->engine, n);
         *progress = true;
         err = rs_channel_slot_send_message(h->handler.slot, m, RS_CHANNEL_DIR_READ);
         if (err) {
@@ -314,12 +280,13 @@ static int rs__tls_deliver(rs__tls_handler_t *h, bool *progress) {
 static void rs__tls_feed(rs__tls_handler_t *h, bool *progress) {
     size_t len;
     unsigned char *buf;
-    while (!rs_list_empty(&h->read_queue) && (buf = br_ssl_engine_recvrec_buf(h->eng, &len)) != NULL && len > 0) {
+    while (!rs_list_empty(&h->read_queue) && (buf = h->engine->vtable->recvrec_buf(h->engine, &len)) != NULL &&
+           len > 0) {
         rs_io_message_t *m = RS_CONTAINER_OF(rs_list_begin(&h->read_queue), rs_io_message_t, queueing_handle);
         size_t left = m->message_data.len - m->copy_mark;
         size_t n = left < len ? left : len;
         memcpy(buf, m->message_data.buffer + m->copy_mark, n);
-        br_ssl_engine_recvrec_ack(h->eng, n);
+        h->engine->vtable->recvrec_ack(h->engine, n);
         m->copy_mark += n;
         h->window_owed += n;
         *progress = true;
@@ -327,7 +294,7 @@ static void rs__tls_feed(rs__tls_handler_t *h, bool *progress) {
             rs_list_remove(&m->queueing_handle);
             rs_channel_release_message_to_pool(rs__tls_channel(h), m);
         }
-        if (!h->negotiated && (br_ssl_engine_current_state(h->eng) & (BR_SSL_SENDAPP | BR_SSL_RECVAPP))) {
+        if (!h->negotiated && (rs__tls_state(h) & (RS_TLS_ENGINE_SENDAPP | RS_TLS_ENGINE_RECVAPP))) {
             /* The handshake just finished: note it before feeding more, for
              * a close_notify right behind the Finished would hide it. */
             break;
@@ -343,12 +310,13 @@ static void rs__tls_take_writes(rs__tls_handler_t *h, bool *progress) {
     unsigned char *buf;
     bool any = false;
     rs_list_init(&taken);
-    while (!rs_list_empty(&h->write_queue) && (buf = br_ssl_engine_sendapp_buf(h->eng, &len)) != NULL && len > 0) {
+    while (!rs_list_empty(&h->write_queue) && (buf = h->engine->vtable->sendapp_buf(h->engine, &len)) != NULL &&
+           len > 0) {
         rs_io_message_t *m = RS_CONTAINER_OF(rs_list_begin(&h->write_queue), rs_io_message_t, queueing_handle);
         size_t left = m->message_data.len - m->copy_mark;
         size_t n = left < len ? left : len;
         memcpy(buf, m->message_data.buffer + m->copy_mark, n);
-        br_ssl_engine_sendapp_ack(h->eng, n);
+        h->engine->vtable->sendapp_ack(h->engine, n);
         m->copy_mark += n;
         rs_channel_slot_add_pending_write_bytes(h->handler.slot, -(int64_t)n);
         any = true;
@@ -361,9 +329,9 @@ static void rs__tls_take_writes(rs__tls_handler_t *h, bool *progress) {
         return;
     }
     *progress = true;
-    br_ssl_engine_flush(h->eng, 0);
+    h->engine->vtable->flush(h->engine);
     /* Everything taken is in the records now waiting to go left. */
-    buf = br_ssl_engine_sendrec_buf(h->eng, &len);
+    buf = h->engine->vtable->sendrec_buf(h->engine, &len);
     while (!rs_list_empty(&taken)) {
         rs_io_message_t *m = RS_CONTAINER_OF(rs_list_pop_front(&taken), rs_io_message_t, queueing_handle);
         m->copy_mark = h->cipher_sent + (buf ? len : 0);
@@ -374,15 +342,14 @@ static void rs__tls_take_writes(rs__tls_handler_t *h, bool *progress) {
 static bool rs__tls_read_drained(rs__tls_handler_t *h) {
     size_t len;
     return rs_list_empty(&h->read_queue) &&
-           (h->read_shut || br_ssl_engine_recvapp_buf(h->eng, &len) == NULL || len == 0);
+           (h->read_shut || !h->engine || h->engine->vtable->recvapp_buf(h->engine, &len) == NULL || len == 0);
 }
 
-/* The peer hung up without close_notify. During a handshake in which the
- * server asked for our certificate and we had none, that is almost surely
- * why: BearSSL servers, and others, close without an alert then. */
+/* The peer hung up without close_notify: the engine may know why better
+ * (BearSSL: a client certificate was asked for and we had none). */
 static int rs__tls_hangup_error(const rs__tls_handler_t *h) {
-    if (!h->negotiated && h->ec.client_cert_requested && !h->ec.have_client_cert) {
-        return RS_ETLS_CLIENT_CERT_REQUIRED;
+    if (h->engine && h->engine->vtable->hangup_error) {
+        return h->engine->vtable->hangup_error(h->engine);
     }
     return RS_ETLS_TRUNCATED;
 }
@@ -416,13 +383,9 @@ static void rs__tls_finish_read_shutdown(rs__tls_handler_t *h) {
 
 /* The engine has closed: cleanly (close_notify) or with an error. */
 static void rs__tls_on_engine_closed(rs__tls_handler_t *h) {
-    int err = br_ssl_engine_last_error(h->eng);
-    if (err != BR_ERR_OK) {
-        if (h->verify) { /* what the X.509 wrapper found out, for a precise code */
-            h->ec.not_yet_valid = h->verify->not_yet_valid;
-            h->ec.ip_mismatch = h->verify->ip_mismatch;
-        }
-        rs__tls_fail(h, rs__tls_map_error(err, &h->ec, h));
+    int err = h->engine->vtable->last_error(h->engine);
+    if (err != RS_OK) {
+        rs__tls_fail(h, err);
         return;
     }
     if (!h->peer_closed && !h->close_sent) {
@@ -439,9 +402,9 @@ static void rs__tls_on_engine_closed(rs__tls_handler_t *h) {
 }
 
 static int rs__tls_pump_once(rs__tls_handler_t *h, bool *progress) {
-    unsigned state = br_ssl_engine_current_state(h->eng);
+    unsigned state = rs__tls_state(h);
     int err = RS_OK;
-    if (!h->negotiated && (state & (BR_SSL_SENDAPP | BR_SSL_RECVAPP))) {
+    if (!h->negotiated && (state & (RS_TLS_ENGINE_SENDAPP | RS_TLS_ENGINE_RECVAPP))) {
         /* First, so that an ALPN handler is replaced before data reaches it. */
         rs__tls_on_negotiated(h);
         *progress = true;
@@ -449,16 +412,16 @@ static int rs__tls_pump_once(rs__tls_handler_t *h, bool *progress) {
             return RS_OK;
         }
     }
-    if (state & BR_SSL_SENDREC) {
+    if (state & RS_TLS_ENGINE_SENDREC) {
         err = rs__tls_send_records(h, progress);
     }
-    if (!err && (state & BR_SSL_RECVAPP)) {
+    if (!err && (state & RS_TLS_ENGINE_RECVAPP)) {
         err = rs__tls_deliver(h, progress);
     }
-    if (!err && (state & BR_SSL_RECVREC)) {
+    if (!err && (state & RS_TLS_ENGINE_RECVREC)) {
         rs__tls_feed(h, progress);
     }
-    if (!err && (state & BR_SSL_SENDAPP)) {
+    if (!err && (state & RS_TLS_ENGINE_SENDAPP)) {
         rs__tls_take_writes(h, progress);
     }
     return err;
@@ -476,7 +439,7 @@ static void rs__tls_pump(rs__tls_handler_t *h) {
         while (progress && !h->failed) {
             int err;
             progress = false;
-            if (br_ssl_engine_current_state(h->eng) & BR_SSL_CLOSED) {
+            if (rs__tls_state(h) & RS_TLS_ENGINE_CLOSED) {
                 rs__tls_deliver(h, &progress);
                 rs__tls_send_records(h, &progress);
                 rs__tls_on_engine_closed(h);
@@ -553,8 +516,8 @@ static void rs__tls_shutdown_write(rs__tls_handler_t *h, int error_code, bool ab
         if (!rs_list_empty(&h->write_queue)) { /* the engine refused: it is closing */
             rs__tls_cancel_writes(h, &h->write_queue, channel, RS_ECANCELED);
         }
-        if (!(br_ssl_engine_current_state(h->eng) & BR_SSL_CLOSED)) {
-            br_ssl_engine_close(h->eng);
+        if (!(rs__tls_state(h) & RS_TLS_ENGINE_CLOSED)) {
+            h->engine->vtable->close(h->engine);
             h->close_sent = true;
             rs__tls_send_records(h, &progress); /* close_notify */
         }
@@ -610,13 +573,18 @@ static size_t rs__tls_initial_window(rs_channel_handler_t *handler) {
 
 static size_t rs__tls_message_overhead(rs_channel_handler_t *handler) {
     (void)handler;
-    /* A full message becomes two records of at most 8 KiB. */
-    return 2 * RS__TLS_RECORD_OVERHEAD;
+    /* A full message becomes two records of at most 8 KiB (BearSSL's; another
+     * engine's overhead may differ: this is a hint for the handlers to the
+     * right, which the handler does not rely on). */
+    return 2 * RS__TLS_HANDLER_RECORD_OVERHEAD;
 }
 
 static void rs__tls_free(rs__tls_handler_t *h) {
     rs_tls_ctx_t *ctx = h->ctx;
-    rs__tls_verify_free(h->verify);
+    if (h->engine) { /* first: it may point into our ALPN list */
+        h->engine->vtable->destroy(h->engine);
+        h->engine = NULL;
+    }
     rs__tls_alpn_cleanup(&ctx->allocator, &h->alpn);
     rs_mem_free(&ctx->allocator, h->server_name);
     rs_pem_wipe(h, sizeof(*h));
@@ -657,243 +625,30 @@ static const rs_channel_handler_vtable_t rs__tls_handler_vtable = {
     rs__tls_gather_stats,     NULL,
 };
 
-/* ---- client certificate: none, but note that one was asked for ---- */
-
-static rs__tls_handler_t *rs__tls_of_no_cert(const br_ssl_client_certificate_class **pctx) {
-    return (rs__tls_handler_t *)(void *)((char *)(uintptr_t)pctx - offsetof(rs__tls_handler_t, no_cert_vtable));
-}
-
-static void rs__tls_no_cert_start_name_list(const br_ssl_client_certificate_class **pctx) {
-    rs__tls_of_no_cert(pctx)->ec.client_cert_requested = true;
-}
-
-static void rs__tls_no_cert_start_name(const br_ssl_client_certificate_class **pctx, size_t len) {
-    (void)pctx;
-    (void)len;
-}
-
-static void rs__tls_no_cert_append_name(const br_ssl_client_certificate_class **pctx, const unsigned char *data,
-                                        size_t len) {
-    (void)pctx;
-    (void)data;
-    (void)len;
-}
-
-static void rs__tls_no_cert_end(const br_ssl_client_certificate_class **pctx) {
-    (void)pctx;
-}
-
-static void rs__tls_no_cert_choose(const br_ssl_client_certificate_class **pctx, const br_ssl_client_context *cc,
-                                   uint32_t auth_types, br_ssl_client_certificate *choices) {
-    (void)pctx;
-    (void)cc;
-    (void)auth_types;
-    memset(choices, 0, sizeof(*choices)); /* chain_len 0: no certificate */
-}
-
-static uint32_t rs__tls_no_cert_do_keyx(const br_ssl_client_certificate_class **pctx, unsigned char *data,
-                                        size_t *len) {
-    (void)pctx;
-    (void)data;
-    (void)len;
-    return 0;
-}
-
-static size_t rs__tls_no_cert_do_sign(const br_ssl_client_certificate_class **pctx, int hash_id, size_t hv_len,
-                                      unsigned char *data, size_t len) {
-    (void)pctx;
-    (void)hash_id;
-    (void)hv_len;
-    (void)data;
-    (void)len;
-    return 0;
-}
-
-static const br_ssl_client_certificate_class rs__tls_no_cert_class = {
-    sizeof(const br_ssl_client_certificate_class *),
-    rs__tls_no_cert_start_name_list,
-    rs__tls_no_cert_start_name,
-    rs__tls_no_cert_append_name,
-    rs__tls_no_cert_end,
-    rs__tls_no_cert_end,
-    rs__tls_no_cert_choose,
-    rs__tls_no_cert_do_keyx,
-    rs__tls_no_cert_do_sign,
-};
-
-/* ---- server session cache view ---- */
-
-static rs__tls_cache_view_t *rs__tls_cache_view_of(const br_ssl_session_cache_class **pctx) {
-    return (rs__tls_cache_view_t *)(void *)((char *)(uintptr_t)pctx - offsetof(rs__tls_cache_view_t, vtable));
-}
-
-static void rs__tls_cache_save(const br_ssl_session_cache_class **pctx, br_ssl_server_context *sc,
-                               const br_ssl_session_parameters *params) {
-    rs__tls_cache_view_t *view = rs__tls_cache_view_of(pctx);
-    br_ssl_session_cache_lru *lru = &view->ctx->server_lru;
-    rs_mutex_lock(&view->ctx->lock);
-    lru->vtable->save(&lru->vtable, sc, params);
-    rs_mutex_unlock(&view->ctx->lock);
-}
-
-static int rs__tls_cache_load(const br_ssl_session_cache_class **pctx, br_ssl_server_context *sc,
-                              br_ssl_session_parameters *params) {
-    rs__tls_cache_view_t *view = rs__tls_cache_view_of(pctx);
-    br_ssl_session_cache_lru *lru = &view->ctx->server_lru;
-    int found;
-    rs_mutex_lock(&view->ctx->lock);
-    found = lru->vtable->load(&lru->vtable, sc, params);
-    rs_mutex_unlock(&view->ctx->lock);
-    view->resumed = found != 0;
-    return found;
-}
-
-static const br_ssl_session_cache_class rs__tls_cache_view_class = {
-    sizeof(rs__tls_cache_view_t),
-    rs__tls_cache_save,
-    rs__tls_cache_load,
-};
-
 /* ---- set-up ---- */
 
-/* 32 bytes of seed from the OS. Windows: BCryptGenRandom with the system's
- * preferred generator, the documented, supported call (Vista and later;
- * RtlGenRandom is its older, undocumented twin), needing no algorithm handle;
- * it costs -lbcrypt. */
-static int rs__tls_entropy(br_ssl_engine_context *eng) {
-    unsigned char seed[32];
-#if RESEAU_OS_WINDOWS
-    if (!BCRYPT_SUCCESS(BCryptGenRandom(NULL, seed, (ULONG)sizeof(seed), BCRYPT_USE_SYSTEM_PREFERRED_RNG))) {
-        return RS_ETLS_FAILED;
-    }
-#else
-    size_t got = 0;
-    while (got < sizeof(seed)) {
-        ssize_t n = getrandom(seed + got, sizeof(seed) - got, 0);
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return RS_ETLS_FAILED;
-        }
-        got += (size_t)n;
-    }
-#endif
-    br_ssl_engine_inject_entropy(eng, seed, sizeof(seed));
-    rs_pem_wipe(seed, sizeof(seed));
-    return RS_OK;
-}
-
-static void rs__tls_engine_common(rs__tls_handler_t *h) {
-    rs__tls_alpn_t *alpn = h->alpn.count ? &h->alpn : &h->ctx->alpn; /* BearSSL's API is not const */
-    br_ssl_engine_set_buffers_bidi(h->eng, h->ibuf, sizeof(h->ibuf), h->obuf, sizeof(h->obuf));
-    br_ssl_engine_set_versions(h->eng, h->ctx->min_version, h->ctx->max_version);
-    br_ssl_engine_add_flags(h->eng, BR_OPT_NO_RENEGOTIATION);
-    if (alpn->count) {
-        br_ssl_engine_set_protocol_names(h->eng, alpn->names, alpn->count);
-        if (h->is_server && h->ctx->alpn_required) {
-            br_ssl_engine_add_flags(h->eng, BR_OPT_FAIL_ON_ALPN_MISMATCH);
-        }
-    }
-}
-
-static int rs__tls_setup_client(rs__tls_handler_t *h) {
-    rs_tls_ctx_t *ctx = h->ctx;
-    br_ssl_client_context *cc = &h->u.client;
-    br_ssl_session_parameters params;
+/* Make the engine (the handshake starts): RS_OK, or the factory's error. */
+static int rs__tls_engine_start(rs__tls_handler_t *h) {
+    rs_tls_engine_config_t config;
     char key[sizeof(((rs__tls_client_session_t *)0)->key)];
-    int err = rs__tls_verify_new(ctx, h->ip_len ? h->ip : NULL, h->ip_len, &h->verify);
-    if (err) {
-        return err;
+    const rs__tls_alpn_t *alpn = h->alpn.count ? &h->alpn : &h->ctx->alpn;
+    rs_tls_engine_new_fn *engine_new = h->engine_new ? h->engine_new : rs_tls_engine_bearssl_new;
+    int err = RS_ETLS_FAILED;
+    memset(&config, 0, sizeof(config));
+    config.ctx = h->ctx;
+    config.allocator = &h->ctx->allocator;
+    config.handler = &h->handler;
+    config.is_server = h->is_server;
+    config.alpn_names = alpn->names;
+    config.alpn_count = alpn->count;
+    if (!h->is_server) {
+        config.server_name = h->server_name;
+        rs__tls_session_key(h, key, sizeof(key));
+        config.session_key = key;
     }
-    h->verify->no_name = ctx->verify && !h->server_name;
-    br_ssl_client_init_full(cc, &h->verify->minimal, ctx->anchors.items, ctx->anchors.count);
-    rs__tls_verify_set_time(h->verify, ctx);
-    br_ssl_engine_set_suites(&cc->eng, ctx->suites, ctx->suite_count);
-    h->eng = &cc->eng;
-    rs__tls_engine_common(h);
-    br_ssl_engine_set_x509(&cc->eng, &h->verify->vtable);
-    if (ctx->ext_key_type) {
-        rs__tls_ext_key_init(&h->ext_key, ctx, &h->ec, h);
-        rs__tls_ext_key_setup_client(&h->ext_key, cc);
-        h->ec.have_client_cert = true;
-    } else if (ctx->key.type == BR_KEYTYPE_RSA) {
-        br_ssl_client_set_single_rsa(cc, ctx->chain.certs, ctx->chain.count, &ctx->key.rsa,
-                                     br_rsa_pkcs1_sign_get_default());
-        h->ec.have_client_cert = true;
-    } else if (ctx->key.type == BR_KEYTYPE_EC) {
-        br_ssl_client_set_single_ec(cc, ctx->chain.certs, ctx->chain.count, &ctx->key.ec, BR_KEYTYPE_SIGN,
-                                    (unsigned)ctx->signer_key_type, br_ec_get_default(),
-                                    br_ecdsa_sign_asn1_get_default());
-        h->ec.have_client_cert = true;
-    } else {
-        h->no_cert_vtable = &rs__tls_no_cert_class;
-        br_ssl_client_set_client_certificate(cc, &h->no_cert_vtable);
-    }
-    err = rs__tls_entropy(&cc->eng);
-    if (err) {
-        return err;
-    }
-    rs__tls_session_key(h, key, sizeof(key));
-    if (rs__tls_client_session_get(ctx, key, &params)) {
-        br_ssl_engine_set_session_parameters(&cc->eng, &params);
-        memcpy(h->offered_id, params.session_id, params.session_id_len);
-        h->offered_id_len = params.session_id_len;
-        rs_pem_wipe(&params, sizeof(params));
-    }
-    /* An IP literal is neither sent as SNI nor checked as a DNS name. */
-    if (!br_ssl_client_reset(cc, h->ip_len ? NULL : h->server_name, h->offered_id_len != 0)) {
-        return rs__tls_map_error(br_ssl_engine_last_error(&cc->eng), &h->ec, h);
-    }
-    return RS_OK;
-}
-
-static int rs__tls_setup_server(rs__tls_handler_t *h) {
-    rs_tls_ctx_t *ctx = h->ctx;
-    br_ssl_server_context *sc = &h->u.server;
-    int err;
-    if (ctx->ext_key_type) {
-        rs__tls_ext_key_init(&h->ext_key, ctx, &h->ec, h);
-        rs__tls_ext_key_setup_server(&h->ext_key, sc);
-    } else if (ctx->key.type == BR_KEYTYPE_RSA) {
-        br_ssl_server_init_full_rsa(sc, ctx->chain.certs, ctx->chain.count, &ctx->key.rsa);
-        /* Signing only: no static-RSA key exchange (no forward secrecy). */
-        br_ssl_server_set_single_rsa(sc, ctx->chain.certs, ctx->chain.count, &ctx->key.rsa, BR_KEYTYPE_SIGN,
-                                     br_rsa_private_get_default(), br_rsa_pkcs1_sign_get_default());
-    } else {
-        br_ssl_server_init_full_ec(sc, ctx->chain.certs, ctx->chain.count, (unsigned)ctx->signer_key_type,
-                                   &ctx->key.ec);
-        br_ssl_server_set_single_ec(sc, ctx->chain.certs, ctx->chain.count, &ctx->key.ec, BR_KEYTYPE_SIGN,
-                                    (unsigned)ctx->signer_key_type, br_ec_get_default(),
-                                    br_ecdsa_sign_asn1_get_default());
-    }
-    br_ssl_engine_set_suites(&sc->eng, ctx->suites, ctx->suite_count);
-    h->eng = &sc->eng;
-    rs__tls_engine_common(h);
-    if (ctx->client_auth != RS_TLS_CLIENT_AUTH_NONE) {
-        err = rs__tls_verify_new(ctx, NULL, 0, &h->verify);
-        if (err) {
-            return err;
-        }
-        br_ssl_engine_set_default_rsavrfy(&sc->eng);
-        br_ssl_engine_set_default_ecdsa(&sc->eng);
-        br_ssl_engine_set_x509(&sc->eng, &h->verify->vtable);
-        br_ssl_server_set_trust_anchor_names_alt(sc, ctx->anchors.items, ctx->anchors.count);
-        if (ctx->client_auth == RS_TLS_CLIENT_AUTH_OPTIONAL) {
-            br_ssl_engine_add_flags(&sc->eng, BR_OPT_TOLERATE_NO_CLIENT_AUTH);
-        }
-    }
-    if (ctx->server_store) {
-        h->cache_view.vtable = &rs__tls_cache_view_class;
-        h->cache_view.ctx = ctx;
-        br_ssl_server_set_cache(sc, &h->cache_view.vtable);
-    }
-    err = rs__tls_entropy(&sc->eng);
-    if (err) {
-        return err;
-    }
-    if (!br_ssl_server_reset(sc)) {
-        return rs__tls_map_error(br_ssl_engine_last_error(&sc->eng), &h->ec, h);
+    h->engine = engine_new(&config, h->engine_user_data, &err);
+    if (!h->engine) {
+        return err != RS_OK ? err : RS_ETLS_FAILED;
     }
     return RS_OK;
 }
@@ -914,7 +669,8 @@ RESEAU_API rs_channel_handler_t *rs_tls_handler_new(const rs_tls_connection_opti
     rs_tls_ctx_acquire(ctx);
     h->ctx = ctx;
     h->is_server = ctx->is_server;
-    h->ec.is_server = ctx->is_server;
+    h->engine_new = options->engine_new;
+    h->engine_user_data = options->engine_user_data;
     h->handler.vtable = &rs__tls_handler_vtable;
     h->handler.impl = h;
     h->timeout_ms = options->negotiation_timeout_ms ? options->negotiation_timeout_ms : ctx->negotiation_timeout_ms;
@@ -931,13 +687,11 @@ RESEAU_API rs_channel_handler_t *rs_tls_handler_new(const rs_tls_connection_opti
         if (!h->server_name) {
             err = RS_ENOMEM;
         } else {
-            memcpy(h->server_name, options->server_name, len + 1);
+            uint8_t ip[16];
             uint32_t scope;
-            if (rs_ipv4_parse(h->server_name, h->ip) == RS_OK) {
-                h->ip_len = 4;
-            } else if (rs_ipv6_parse(h->server_name, h->ip, &scope) == RS_OK) {
-                h->ip_len = 16;
-            }
+            memcpy(h->server_name, options->server_name, len + 1);
+            h->server_name_is_ip = rs_ipv4_parse(h->server_name, ip) == RS_OK ||
+                                   rs_ipv6_parse(h->server_name, ip, &scope) == RS_OK;
         }
     }
     if (err) {
@@ -983,13 +737,15 @@ RESEAU_API int rs_tls_handler_start_negotiation(rs_channel_handler_t *handler) {
     loop = rs_channel_get_loop(channel);
     h->started = true;
     h->handshake_start_ns = rs_event_loop_now_ns(loop);
-    err = h->is_server ? rs__tls_setup_server(h) : rs__tls_setup_client(h);
+    err = rs__tls_engine_start(h);
     if (err) {
         h->started = false;
         return err;
     }
     if (rs_channel_schedule_task_future(channel, &h->timeout_task,
                                         h->handshake_start_ns + (uint64_t)h->timeout_ms * RS_NS_PER_MS) != RS_OK) {
+        h->engine->vtable->destroy(h->engine);
+        h->engine = NULL;
         h->started = false;
         return RS_ESTATE;
     }
@@ -1046,21 +802,25 @@ RESEAU_API int rs_tls_handler_get_info(const rs_channel_handler_t *handler, rs_t
     }
     memset(out, 0, sizeof(*out));
     out->negotiated = h->negotiated;
-    out->resumed = h->resumed;
-    out->peer_verified = h->peer_verified;
     out->result = h->result;
     out->handshake_start_ns = h->handshake_start_ns;
     out->handshake_end_ns = h->handshake_end_ns;
     out->cipher_suite_name = "none";
     if (h->negotiated) {
-        out->version = (uint16_t)br_ssl_engine_get_version(h->eng);
-        out->cipher_suite = h->eng->session.cipher_suite;
-        out->cipher_suite_name = rs_tls_cipher_suite_name(out->cipher_suite);
-        out->alpn = br_ssl_engine_get_selected_protocol((br_ssl_engine_context *)(uintptr_t)h->eng);
+        out->resumed = h->info.resumed;
+        out->peer_verified = h->info.peer_verified;
+        out->version = h->info.version;
+        out->cipher_suite = h->info.cipher_suite;
+        out->cipher_suite_name = h->info.cipher_suite_name;
+        out->alpn = h->info.alpn;
     }
     if (h->is_server) {
-        const char *sni = h->started ? br_ssl_engine_get_server_name(h->eng) : NULL;
-        out->server_name = sni && *sni ? sni : NULL;
+        if (h->engine) { /* the SNI is known before the handshake ends */
+            rs_tls_engine_info_t info;
+            memset(&info, 0, sizeof(info));
+            h->engine->vtable->get_info(h->engine, &info);
+            out->server_name = info.server_name;
+        }
     } else {
         out->server_name = h->server_name;
     }
@@ -1072,7 +832,7 @@ RESEAU_API const char *rs_tls_handler_get_alpn(const rs_channel_handler_t *handl
     if (!h || !h->negotiated) {
         return NULL;
     }
-    return br_ssl_engine_get_selected_protocol((br_ssl_engine_context *)(uintptr_t)h->eng);
+    return h->info.alpn;
 }
 
 RESEAU_API rs_channel_handler_t *rs_tls_channel_get_handler(const rs_channel_t *channel) {

@@ -142,7 +142,7 @@ static void rs__tls_notify_alpn_handler(rs__tls_handler_t *h) {
     rs_channel_slot_t *right = rs_channel_slot_get_right(h->handler.slot);
     rs_channel_handler_t *next = right ? rs_channel_slot_get_handler(right) : NULL;
     if (next && next->vtable == &rs__tls_alpn_vtable) {
-        rs__tls_alpn_resolve(next, br_ssl_engine_get_selected_protocol(h->eng));
+        rs__tls_alpn_resolve(next, h->info.alpn);
     }
 }
 
@@ -191,7 +191,7 @@ static int rs__tls_alpn_install(rs_channel_installer_t *installer, rs_channel_t 
     rs_channel_slot_t *added = NULL;
     int err;
     if (tls && tls->negotiated) {
-        next = ai->on_protocol(slot, br_ssl_engine_get_selected_protocol(tls->eng), ai->user_data);
+        next = ai->on_protocol(slot, tls->info.alpn, ai->user_data);
         if (!next) {
             return RS_ETLS_ALPN_MISMATCH;
         }

@@ -31,9 +31,12 @@
  *
  * LIMITS
  *   No TLS 1.3 (BearSSL has none): a peer that insists on it fails with
- *   RS_ETLS_PROTOCOL_VERSION. No session tickets (session IDs only), no OCSP
- *   or CRL checks. A sign function must answer at once (BearSSL cannot pause
- *   a handshake): asynchronous signing is RS_ENOTSUP. Debian's BearSSL is 0.6, the 2018 release; to build
+ *   RS_ETLS_PROTOCOL_VERSION; another TLS engine, a TLS 1.3 one, can be
+ *   plugged in under the same handler (>>engine: rs_tls_engine_vtable_t).
+ *   No session tickets (session IDs only), no OCSP or CRL checks. A sign
+ *   function must answer at once (BearSSL cannot pause a handshake):
+ *   asynchronous signing is RS_ENOTSUP. Debian's BearSSL is 0.6, the 2018
+ *   release; to build
  *   against a newer one, put its include directory and library first on the
  *   compiler's paths (-I, -L), as nothing here depends on 0.6's layout beyond
  *   its public API.
@@ -66,6 +69,7 @@
 extern "C" {
 #endif
 
+#include "tls/engine.h"
 #include "tls/tls.h"
 #include "tls/pkcs11.h"
 
@@ -116,6 +120,7 @@ extern "C" {
 #include "tls/context.c"
 #include "tls/private_key.c"
 #include "tls/verify.c"
+#include "tls/engine_bearssl.c"
 #include "tls/handler.c"
 #include "tls/installer.c"
 #include "tls/pkcs11.c"

@@ -24,7 +24,8 @@
  * that arrived before it is delivered. Renegotiation is refused.
  *
  * Errors: every failure has its own code (result.h, RS_ETLS_...), and the log
- * (subject "tls") says what BearSSL reported, by name.
+ * (subject "tls") says what BearSSL reported, by name. Another engine (see
+ * engine.h, above) reports its own codes.
  *
  * Threads: contexts may be created, acquired and released on any thread.
  * Handlers, installers' install and every callback run on the channel's loop
@@ -209,6 +210,13 @@ typedef struct rs_tls_connection_options {
     uint32_t negotiation_timeout_ms; /* overrides the context's (default: 0) */
     rs_tls_on_negotiation_result_fn *on_negotiation_result; /* (default: NULL) */
     void *user_data;
+    /* The TLS engine (engine.h): a factory the handler calls once, from
+     * rs_tls_handler_start_negotiation, with engine_user_data. The context
+     * still gives the role, allocator, ALPN list and timeout; the rest of it
+     * is BearSSL's, for another engine to use or ignore. (default: NULL,
+     * rs_tls_engine_bearssl_new) */
+    rs_tls_engine_new_fn *engine_new;
+    void *engine_user_data;
 } rs_tls_connection_options_t;
 
 /* Create a TLS handler (client or server, as the context is). Put it in a
@@ -220,10 +228,12 @@ typedef struct rs_tls_connection_options {
 RESEAU_API rs_channel_handler_t *rs_tls_handler_new(const rs_tls_connection_options_t *options, int *err_out);
 /* Free a handler that was never put in a slot. NULL: no-op. */
 RESEAU_API void rs_tls_handler_destroy(rs_channel_handler_t *handler);
-/* Start the handshake (a client sends its hello) and the negotiation timer.
- * RS_EINVAL for NULL or a handler that is not a TLS handler, RS_ESTATE when it
- * is not in a slot or has started already, RS_EWRONGTHREAD off the loop
- * thread. Loop thread. */
+/* Make the engine, start the handshake (a client sends its hello) and the
+ * negotiation timer. RS_EINVAL for NULL or a handler that is not a TLS
+ * handler, RS_ESTATE when it is not in a slot or has started already,
+ * RS_EWRONGTHREAD off the loop thread, or the engine factory's error (for
+ * BearSSL: RS_ENOMEM, RS_ETLS_FAILED, or the RS_ETLS_... code of a refused
+ * setting). Loop thread. */
 RESEAU_API int rs_tls_handler_start_negotiation(rs_channel_handler_t *handler);
 
 /* One call for a hand-built channel: create a handler, add it in a new slot to
