@@ -38,8 +38,9 @@
  *                          through rs_event_loop_run_once only.
  *   RESEAU_NO_SOCKETS      no OS socket layer: >>socket, >>pipe, >>resolver,
  *                          >>socket_handler, >>installer, >>client and >>server
- *                          are left out (reseau_tls.h #errors). Addresses,
- *                          the channel and the testing channel stay.
+ *                          are left out (reseau_tls.h keeps its handler, not its
+ *                          installers). Addresses, the channel, the testing
+ *                          channel and the transport handler stay.
  *   RESEAU_NO_TRACE        compile the tracing hooks (>>trace) out entirely;
  *                          rs_trace_set_tracer then returns RS_ENOTSUP.
  *   Without an OS (RESEAU_OS_NONE: not Windows, not a Unix, such as
@@ -2345,6 +2346,13 @@ RESEAU_API int rs_channel_slot_replace_handler(rs_channel_slot_t *slot, rs_chann
  * Loop thread. RS_EINVAL for a NULL slot; RS_EWRONGTHREAD off the loop thread
  * (checked before the rest); RS_EINVAL for a NULL handler or one without a vtable. */
 RESEAU_API int rs_channel_slot_set_handler(rs_channel_slot_t *slot, rs_channel_handler_t *handler);
+/* Add `handler` in a new slot to the right of `slot` (insert_right +
+ * set_handler), as installers and TLS do. The slot is returned through
+ * *slot_out (may be NULL). RS_EINVAL for NULLs, RS_ENOMEM, RS_EWRONGTHREAD
+ * off the loop thread; on error no slot is left and the handler stays the
+ * caller's. Loop thread. */
+RESEAU_API int rs_channel_slot_add_handler_right(rs_channel_slot_t *slot, rs_channel_handler_t *handler,
+                                                 rs_channel_slot_t **slot_out);
 RESEAU_API rs_channel_handler_t *rs_channel_slot_get_handler(const rs_channel_slot_t *slot);
 RESEAU_API rs_channel_slot_t *rs_channel_slot_get_left(const rs_channel_slot_t *slot);
 RESEAU_API rs_channel_slot_t *rs_channel_slot_get_right(const rs_channel_slot_t *slot);
@@ -2619,11 +2627,6 @@ struct rs_channel_installer {
     void *impl;
 };
 
-/* Add `handler` in a new slot to the right of `slot` (insert_right +
- * set_handler). The slot is returned through *slot_out. For installers.
- * RS_EINVAL for NULLs, RS_ENOMEM, RS_EWRONGTHREAD off the loop thread. */
-RESEAU_API int rs_channel_slot_add_handler_right(rs_channel_slot_t *slot, rs_channel_handler_t *handler,
-                                                 rs_channel_slot_t **slot_out);
 /* <<installer -- End file: src/bootstrap/installer.h */
 /* >>client -- Begin file: src/bootstrap/client.h */
 /*
@@ -19826,6 +19829,34 @@ RESEAU_API int rs_channel_slot_replace_handler(rs_channel_slot_t *slot, rs_chann
     return RS_OK;
 }
 
+RESEAU_API int rs_channel_slot_add_handler_right(rs_channel_slot_t *slot, rs_channel_handler_t *handler,
+                                                 rs_channel_slot_t **slot_out) {
+    rs_channel_slot_t *added;
+    int err = RS_OK;
+    if (slot_out) {
+        *slot_out = NULL;
+    }
+    if (!slot || !handler) {
+        return RS_EINVAL;
+    }
+    added = rs_channel_slot_new(rs_channel_slot_get_channel(slot), &err);
+    if (!added) {
+        return err;
+    }
+    err = rs_channel_slot_insert_right(slot, added);
+    if (!err) {
+        err = rs_channel_slot_set_handler(added, handler);
+    }
+    if (err) {
+        rs_channel_slot_remove(added); /* unlinks it if linked, frees it; the handler stays the caller's */
+        return err;
+    }
+    if (slot_out) {
+        *slot_out = added;
+    }
+    return RS_OK;
+}
+
 RESEAU_API rs_channel_handler_t *rs_channel_slot_get_handler(const rs_channel_slot_t *slot) {
     return slot ? slot->handler : NULL;
 }
@@ -22099,33 +22130,6 @@ static void rs__installers_destroy(rs_channel_installer_t **installers, size_t c
     }
 }
 
-RESEAU_API int rs_channel_slot_add_handler_right(rs_channel_slot_t *slot, rs_channel_handler_t *handler,
-                                                 rs_channel_slot_t **slot_out) {
-    rs_channel_slot_t *added;
-    int err = RS_OK;
-    if (slot_out) {
-        *slot_out = NULL;
-    }
-    if (!slot || !handler) {
-        return RS_EINVAL;
-    }
-    added = rs_channel_slot_new(rs_channel_slot_get_channel(slot), &err);
-    if (!added) {
-        return err;
-    }
-    err = rs_channel_slot_insert_right(slot, added);
-    if (!err) {
-        err = rs_channel_slot_set_handler(added, handler);
-    }
-    if (err) {
-        rs_channel_slot_remove(added); /* unlinks it if linked, frees it; the handler stays the caller's */
-        return err;
-    }
-    if (slot_out) {
-        *slot_out = added;
-    }
-    return RS_OK;
-}
 /* <<pipeline.c -- End file: src/bootstrap/pipeline.c */
 /* >>client.c -- Begin file: src/bootstrap/client.c */
 /*

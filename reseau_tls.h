@@ -49,6 +49,14 @@
  *   the Windows ROOT certificate store through crypt32 (link -lcrypt32).
  *   BearSSL for mingw: see tools/cross/bearssl-mingw.sh.
  *
+ * WITHOUT SOCKETS OR AN OS (firmware)
+ *   With RESEAU_NO_SOCKETS the installers are left out: put the handler on a
+ *   channel yourself (rs_tls_channel_add, to the right of a transport
+ *   handler). Without an OS, each context needs random_fn (a hardware RNG)
+ *   and has no ca_dir or system store (RS_ENOTSUP); certificates come from
+ *   memory (or the C library's files), validity is checked against time()
+ *   unless verify_time_s is set, and PKCS#11 is RS_ENOTSUP.
+ *
  * CONFIGURATION MACROS
  *   RESEAU_TLS_IMPLEMENTATION  emit the implementation in this translation
  *                              unit (needs reseau.h's declarations only; it
@@ -56,11 +64,6 @@
  */
 #ifndef RESEAU_H
 #error "reseau_tls.h: include reseau.h before reseau_tls.h"
-#endif
-/* The TLS handler finds its peer's address through the socket handler, and
- * its installer is a bootstrap's: neither exists without sockets yet. */
-#if RS__NO_SOCKETS
-#error "reseau_tls.h: not available with RESEAU_NO_SOCKETS yet"
 #endif
 
 #ifndef RESEAU_TLS_H
@@ -245,7 +248,8 @@ RESEAU_API rs_tls_engine_t *rs_tls_engine_bearssl_new(const rs_tls_engine_config
  * creation, reference counted, and may be shared by any number of
  * connections on any loops.
  *
- * A TLS handler sits in a channel slot to the right of the socket handler:
+ * A TLS handler sits in a channel slot to the right of the socket handler
+ * (or of a transport handler, where there are no sockets):
  * ciphertext flows through its left side, plaintext through its right side.
  * It honours read windows both ways (it holds at most its window of
  * ciphertext, and decrypts only what the right can take), reports the
@@ -395,8 +399,18 @@ typedef struct rs_tls_ctx_options {
     bool disable_session_cache; /* (default: false) */
 
     /* Time used to check certificate validity, in seconds since the epoch.
-     * For tests. (default: 0, the system's clock) */
+     * For tests, and for firmware whose C library has no clock. (default: 0,
+     * the C library's time()) */
     int64_t verify_time_s;
+
+    /* Where each connection's 32-byte random seed comes from: fill `out`
+     * with `len` bytes from a hardware RNG or a DRBG of yours and return
+     * RS_OK, or a negative RS_Exxx, which rs_tls_handler_start_negotiation
+     * (and so the handshake) returns. Called on the connection's loop thread.
+     * (default: NULL, the OS: getrandom, or BCryptGenRandom on Windows;
+     * without an OS (RESEAU_OS_NONE) there is none, and it is required) */
+    int (*random_fn)(void *random_user_data, unsigned char *out, size_t len);
+    void *random_user_data; /* (default: NULL) */
 } rs_tls_ctx_options_t;
 
 /* Create a context. The caller holds one reference (release it with
@@ -417,6 +431,8 @@ typedef struct rs_tls_ctx_options {
  *   RS_ETLS_BAD_CERT      a certificate BearSSL cannot decode;
  *   RS_ETLS_BAD_KEY       no private key, an unsupported one, or one that does
  *                         not match the leaf certificate;
+ *   RS_ENOTSUP            without an OS: no random_fn; ca_dir or
+ *                         use_system_trust (no directories or system store);
  *   RS_ENOMEM.
  * Any thread. */
 RESEAU_API rs_tls_ctx_t *rs_tls_ctx_new(const rs_tls_ctx_options_t *options, int *err_out);
@@ -505,6 +521,7 @@ RESEAU_API rs_channel_handler_t *rs_tls_channel_get_handler(const rs_channel_t *
 /* The OpenSSL-style name of a suite ("ECDHE-ECDSA-AES128-GCM-SHA256"), or "unknown". */
 RESEAU_API const char *rs_tls_cipher_suite_name(uint16_t suite);
 
+#if !RS__NO_SOCKETS
 /* An installer for either bootstrap: it adds a TLS handler and reports done
  * when the handshake has finished (or failed: its RS_ETLS_... code reaches
  * on_setup), so on_setup means "ready for application data". The options are
@@ -519,6 +536,8 @@ RESEAU_API rs_channel_installer_t *rs_tls_installer_new(const rs_tls_connection_
  * Any thread. */
 RESEAU_API void rs_tls_installer_destroy(rs_channel_installer_t *installer);
 
+#endif
+
 /* ALPN: a handler that waits, to the right of a TLS handler, for the
  * negotiation, then asks `on_protocol` for the handler of the negotiated
  * protocol (protocol is NULL when none was agreed) and replaces itself with
@@ -531,6 +550,7 @@ typedef rs_channel_handler_t *rs_tls_alpn_on_protocol_fn(rs_channel_slot_t *slot
 RESEAU_API rs_channel_handler_t *rs_tls_alpn_handler_new(const rs_allocator_t *allocator,
                                                          rs_tls_alpn_on_protocol_fn *on_protocol, void *user_data,
                                                          int *err_out);
+#if !RS__NO_SOCKETS
 /* An installer that adds, after the TLS installer, the handler on_protocol
  * returns for the agreed protocol (an ALPN handler if the handshake is not
  * done yet); on_protocol returning NULL fails the setup with
@@ -539,6 +559,7 @@ RESEAU_API rs_channel_handler_t *rs_tls_alpn_handler_new(const rs_allocator_t *a
 RESEAU_API rs_channel_installer_t *rs_tls_alpn_installer_new(const rs_allocator_t *allocator,
                                                              rs_tls_alpn_on_protocol_fn *on_protocol,
                                                              void *user_data, int *err_out);
+#endif
 /* <<tls -- End file: src/tls/tls.h */
 /* >>pkcs11 -- Begin file: src/tls/pkcs11.h */
 /*
@@ -647,7 +668,6 @@ RESEAU_API int rs_pkcs11_key_get_tls_private_key(rs_pkcs11_key_t *key, rs_tls_pr
 #define RESEAU_TLS_IMPLEMENTATION_DONE
 
 #include <bearssl.h>
-#include <dirent.h>
 #include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -670,7 +690,8 @@ RESEAU_API int rs_pkcs11_key_get_tls_private_key(rs_pkcs11_key_t *key, rs_tls_pr
 #include <bcrypt.h>   /* BCryptGenRandom: link -lbcrypt */
 #include <wincrypt.h> /* the ROOT certificate store: link -lcrypt32 */
 #include <io.h>     /* _access */
-#else
+#elif !RESEAU_OS_NONE
+#include <dirent.h>
 #include <sys/random.h>
 #include <unistd.h>
 #endif
@@ -1073,6 +1094,7 @@ static int rs__tls_anchors_add_file(const rs_allocator_t *alloc, rs__tls_anchors
     return err;
 }
 
+#if !RESEAU_OS_NONE
 /* Every regular file of a directory that parses as PEM; files that are not
  * PEM (a README, a hash index) are skipped, as OpenSSL's lookup skips them. */
 static int rs__tls_anchors_add_dir(const rs_allocator_t *alloc, rs__tls_anchors_t *anchors, const char *dir) {
@@ -1193,6 +1215,22 @@ static int rs__tls_anchors_add_system(const rs_allocator_t *alloc, rs__tls_ancho
     return RS_OK;
 #endif
 }
+#else
+/* Without an OS there are no directories and no system store: rs_tls_ctx_new
+ * refuses ca_dir and use_system_trust there, and discovery finds nothing. */
+static int rs__tls_anchors_add_dir(const rs_allocator_t *alloc, rs__tls_anchors_t *anchors, const char *dir) {
+    (void)alloc;
+    (void)anchors;
+    (void)dir;
+    return RS_ENOTSUP;
+}
+
+static int rs__tls_anchors_add_system(const rs_allocator_t *alloc, rs__tls_anchors_t *anchors) {
+    (void)alloc;
+    (void)anchors;
+    return RS_OK;
+}
+#endif /* !RESEAU_OS_NONE */
 
 static void rs__tls_chain_cleanup(const rs_allocator_t *alloc, rs__tls_chain_t *chain) {
     size_t i;
@@ -1460,6 +1498,8 @@ struct rs_tls_ctx {
     unsigned max_version;
     uint32_t negotiation_timeout_ms;
     int64_t verify_time_s;
+    int (*random_fn)(void *random_user_data, unsigned char *out, size_t len);
+    void *random_user_data;
     rs__tls_anchors_t anchors;
     rs__tls_chain_t chain;
     rs__tls_key_t key;
@@ -1718,6 +1758,13 @@ RESEAU_API rs_tls_ctx_t *rs_tls_ctx_new(const rs_tls_ctx_options_t *options, int
     const rs_allocator_t *alloc;
     rs_tls_ctx_t *ctx;
     int err = options ? rs__tls_ctx_check_options(options) : RS_EINVAL;
+#if RESEAU_OS_NONE
+    if (!err && (!options->random_fn || options->ca_dir || options->use_system_trust)) {
+        RS__TLS_LOG(RS_LOG_LEVEL_ERROR, "tls: without an OS a context needs random_fn, and has no ca_dir or "
+                                        "system store");
+        err = RS_ENOTSUP;
+    }
+#endif
     if (err) {
         goto fail;
     }
@@ -1741,6 +1788,8 @@ RESEAU_API rs_tls_ctx_t *rs_tls_ctx_new(const rs_tls_ctx_options_t *options, int
     ctx->negotiation_timeout_ms =
         options->negotiation_timeout_ms ? options->negotiation_timeout_ms : RS_TLS_DEFAULT_NEGOTIATION_TIMEOUT_MS;
     ctx->verify_time_s = options->verify_time_s;
+    ctx->random_fn = options->random_fn;
+    ctx->random_user_data = options->random_user_data;
     ctx->cache_size = options->disable_session_cache ? 0
                       : options->session_cache_size ? options->session_cache_size
                                                     : RS_TLS_DEFAULT_SESSION_CACHE;
@@ -2647,20 +2696,20 @@ static const br_ssl_session_cache_class rs__tls_cache_view_class = {
 
 /* ---- set-up ---- */
 
-/* 32 bytes of seed from the OS. Windows: BCryptGenRandom with the system's
+#if !RESEAU_OS_NONE
+/* `len` random bytes from the OS. Windows: BCryptGenRandom with the system's
  * preferred generator, the documented, supported call (Vista and later;
  * RtlGenRandom is its older, undocumented twin), needing no algorithm handle;
  * it costs -lbcrypt. */
-static int rs__tls_entropy(br_ssl_engine_context *eng) {
-    unsigned char seed[32];
+static int rs__tls_os_random(unsigned char *out, size_t len) {
 #if RESEAU_OS_WINDOWS
-    if (!BCRYPT_SUCCESS(BCryptGenRandom(NULL, seed, (ULONG)sizeof(seed), BCRYPT_USE_SYSTEM_PREFERRED_RNG))) {
+    if (!BCRYPT_SUCCESS(BCryptGenRandom(NULL, out, (ULONG)len, BCRYPT_USE_SYSTEM_PREFERRED_RNG))) {
         return RS_ETLS_FAILED;
     }
 #else
     size_t got = 0;
-    while (got < sizeof(seed)) {
-        ssize_t n = getrandom(seed + got, sizeof(seed) - got, 0);
+    while (got < len) {
+        ssize_t n = getrandom(out + got, len - got, 0);
         if (n < 0) {
             if (errno == EINTR) {
                 continue;
@@ -2670,9 +2719,30 @@ static int rs__tls_entropy(br_ssl_engine_context *eng) {
         got += (size_t)n;
     }
 #endif
-    br_ssl_engine_inject_entropy(eng, seed, sizeof(seed));
-    rs_pem_wipe(seed, sizeof(seed));
     return RS_OK;
+}
+#endif
+
+/* 32 bytes of seed: from the context's random_fn if it has one, else from
+ * the OS (without an OS, rs_tls_ctx_new requires random_fn). */
+static int rs__tls_entropy(const rs_tls_ctx_t *ctx, br_ssl_engine_context *eng) {
+    unsigned char seed[32];
+    int err;
+    if (ctx->random_fn) {
+        err = ctx->random_fn(ctx->random_user_data, seed, sizeof(seed));
+        err = err > 0 ? RS_ETLS_FAILED : err;
+    } else {
+#if RESEAU_OS_NONE
+        err = RS_ENOTSUP;
+#else
+        err = rs__tls_os_random(seed, sizeof(seed));
+#endif
+    }
+    if (!err) {
+        br_ssl_engine_inject_entropy(eng, seed, sizeof(seed));
+    }
+    rs_pem_wipe(seed, sizeof(seed));
+    return err;
 }
 
 static void rs__tls_engine_common(rs__tls_bearssl_t *e, const rs_tls_engine_config_t *config) {
@@ -2721,7 +2791,7 @@ static int rs__tls_setup_client(rs__tls_bearssl_t *e, const rs_tls_engine_config
         e->no_cert_vtable = &rs__tls_no_cert_class;
         br_ssl_client_set_client_certificate(cc, &e->no_cert_vtable);
     }
-    err = rs__tls_entropy(&cc->eng);
+    err = rs__tls_entropy(ctx, &cc->eng);
     if (err) {
         return err;
     }
@@ -2778,7 +2848,7 @@ static int rs__tls_setup_server(rs__tls_bearssl_t *e, const rs_tls_engine_config
         e->cache_view.ctx = ctx;
         br_ssl_server_set_cache(sc, &e->cache_view.vtable);
     }
-    err = rs__tls_entropy(&sc->eng);
+    err = rs__tls_entropy(ctx, &sc->eng);
     if (err) {
         return err;
     }
@@ -2860,6 +2930,14 @@ fail:
 
 typedef struct rs__tls_handler rs__tls_handler_t;
 
+/* The TLS installer's done callback; without sockets there are no bootstraps
+ * and no installers, and rs_tls_channel_add passes none. */
+#if RS__NO_SOCKETS
+typedef void rs__tls_install_done_fn(rs_channel_t *channel, rs_channel_slot_t *slot, int error, void *done_ctx);
+#else
+typedef rs_channel_installer_done_fn rs__tls_install_done_fn;
+#endif
+
 struct rs__tls_handler {
     rs_channel_handler_t handler;
     rs_tls_ctx_t *ctx;
@@ -2874,7 +2952,7 @@ struct rs__tls_handler {
     uint32_t timeout_ms;
     rs_tls_on_negotiation_result_fn *on_negotiation_result;
     void *user_data;
-    rs_channel_installer_done_fn *install_done; /* set by the TLS installer */
+    rs__tls_install_done_fn *install_done; /* set by the TLS installer */
     void *install_done_ctx;
 
     bool started;
@@ -2986,7 +3064,7 @@ static void rs__tls_report(rs__tls_handler_t *h, int error) {
         rs__tls_notify_alpn_handler(h);
     }
     if (h->install_done) {
-        rs_channel_installer_done_fn *done = h->install_done;
+        rs__tls_install_done_fn *done = h->install_done;
         h->install_done = NULL;
         done(rs__tls_channel(h), error ? NULL : h->handler.slot, error, h->install_done_ctx);
     }
@@ -3006,14 +3084,18 @@ static void rs__tls_fail(rs__tls_handler_t *h, int error) {
     rs_channel_shutdown(rs__tls_channel(h), error);
 }
 
+/* The client session cache's key: host:port:server name, the port from the
+ * socket handler (0 without one, as on a transport handler). */
 static void rs__tls_session_key(const rs__tls_handler_t *h, char *key, size_t size) {
+    unsigned port = 0;
+#if !RS__NO_SOCKETS
     rs_endpoint_t remote;
     rs_socket_t *socket =
         rs_socket_handler_get_socket(rs_channel_slot_get_handler(rs_channel_get_first_slot(rs__tls_channel(h))));
-    unsigned port = 0;
     if (socket && rs_socket_get_remote_address(socket, &remote) == RS_OK) {
         port = remote.port;
     }
+#endif
     snprintf(key, size, "%s:%u:%s", h->server_name ? h->server_name : "", port,
              h->server_name_is_ip ? "" : (h->server_name ? h->server_name : ""));
 }
@@ -3602,7 +3684,7 @@ RESEAU_API int rs_tls_handler_start_negotiation(rs_channel_handler_t *handler) {
 
 /* Add a handler right of `slot` and start it; on error nothing is left added. */
 static int rs__tls_add(rs_channel_slot_t *slot, const rs_tls_connection_options_t *options,
-                       rs_channel_installer_done_fn *done, void *done_ctx, rs_channel_slot_t **slot_out) {
+                       rs__tls_install_done_fn *done, void *done_ctx, rs_channel_slot_t **slot_out) {
     rs_channel_slot_t *added = NULL;
     rs_channel_handler_t *handler;
     int err;
@@ -3693,7 +3775,10 @@ RESEAU_API rs_channel_handler_t *rs_tls_channel_get_handler(const rs_channel_t *
 }
 /* <<handler.c -- End file: src/tls/handler.c */
 /* >>installer.c -- Begin file: src/tls/installer.c */
-/* The TLS and ALPN installers, and the ALPN handler. */
+/* The TLS and ALPN installers, and the ALPN handler. The installers are the
+ * bootstraps' (>>installer), so without sockets only the handler is here. */
+
+#if !RS__NO_SOCKETS
 
 typedef struct rs__tls_installer {
     rs_channel_installer_t base;
@@ -3782,7 +3867,7 @@ fail:
     return NULL;
 }
 
-
+#endif /* !RS__NO_SOCKETS */
 
 /* ---- ALPN ---- */
 
@@ -3868,6 +3953,7 @@ RESEAU_API rs_channel_handler_t *rs_tls_alpn_handler_new(const rs_allocator_t *a
     return NULL;
 }
 
+#if !RS__NO_SOCKETS
 typedef struct rs__tls_alpn_installer {
     rs_channel_installer_t base;
     rs_allocator_t allocator;
@@ -3951,6 +4037,7 @@ RESEAU_API void rs_tls_installer_destroy(rs_channel_installer_t *installer) {
         rs_mem_free(&alloc, ai);
     }
 }
+#endif /* !RS__NO_SOCKETS */
 /* <<installer.c -- End file: src/tls/installer.c */
 /* >>pkcs11.c -- Begin file: src/tls/pkcs11.c */
 /* PKCS#11 (Cryptoki): the few types, constants and functions reseau uses,

@@ -37,8 +37,9 @@
  *                          through rs_event_loop_run_once only.
  *   RESEAU_NO_SOCKETS      no OS socket layer: >>socket, >>pipe, >>resolver,
  *                          >>socket_handler, >>installer, >>client and >>server
- *                          are left out (reseau_tls.h #errors). Addresses,
- *                          the channel and the testing channel stay.
+ *                          are left out (reseau_tls.h keeps its handler, not its
+ *                          installers). Addresses, the channel, the testing
+ *                          channel and the transport handler stay.
  *   RESEAU_NO_TRACE        compile the tracing hooks (>>trace) out entirely;
  *                          rs_trace_set_tracer then returns RS_ENOTSUP.
  *   Without an OS (RESEAU_OS_NONE: not Windows, not a Unix, such as

@@ -46,8 +46,3 @@ struct rs_channel_installer {
     void *impl;
 };
 
-/* Add `handler` in a new slot to the right of `slot` (insert_right +
- * set_handler). The slot is returned through *slot_out. For installers.
- * RS_EINVAL for NULLs, RS_ENOMEM, RS_EWRONGTHREAD off the loop thread. */
-RESEAU_API int rs_channel_slot_add_handler_right(rs_channel_slot_t *slot, rs_channel_handler_t *handler,
-                                                 rs_channel_slot_t **slot_out);

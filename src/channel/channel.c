@@ -546,6 +546,34 @@ RESEAU_API int rs_channel_slot_replace_handler(rs_channel_slot_t *slot, rs_chann
     return RS_OK;
 }
 
+RESEAU_API int rs_channel_slot_add_handler_right(rs_channel_slot_t *slot, rs_channel_handler_t *handler,
+                                                 rs_channel_slot_t **slot_out) {
+    rs_channel_slot_t *added;
+    int err = RS_OK;
+    if (slot_out) {
+        *slot_out = NULL;
+    }
+    if (!slot || !handler) {
+        return RS_EINVAL;
+    }
+    added = rs_channel_slot_new(rs_channel_slot_get_channel(slot), &err);
+    if (!added) {
+        return err;
+    }
+    err = rs_channel_slot_insert_right(slot, added);
+    if (!err) {
+        err = rs_channel_slot_set_handler(added, handler);
+    }
+    if (err) {
+        rs_channel_slot_remove(added); /* unlinks it if linked, frees it; the handler stays the caller's */
+        return err;
+    }
+    if (slot_out) {
+        *slot_out = added;
+    }
+    return RS_OK;
+}
+
 RESEAU_API rs_channel_handler_t *rs_channel_slot_get_handler(const rs_channel_slot_t *slot) {
     return slot ? slot->handler : NULL;
 }

@@ -256,6 +256,13 @@ RESEAU_API int rs_channel_slot_replace_handler(rs_channel_slot_t *slot, rs_chann
  * Loop thread. RS_EINVAL for a NULL slot; RS_EWRONGTHREAD off the loop thread
  * (checked before the rest); RS_EINVAL for a NULL handler or one without a vtable. */
 RESEAU_API int rs_channel_slot_set_handler(rs_channel_slot_t *slot, rs_channel_handler_t *handler);
+/* Add `handler` in a new slot to the right of `slot` (insert_right +
+ * set_handler), as installers and TLS do. The slot is returned through
+ * *slot_out (may be NULL). RS_EINVAL for NULLs, RS_ENOMEM, RS_EWRONGTHREAD
+ * off the loop thread; on error no slot is left and the handler stays the
+ * caller's. Loop thread. */
+RESEAU_API int rs_channel_slot_add_handler_right(rs_channel_slot_t *slot, rs_channel_handler_t *handler,
+                                                 rs_channel_slot_t **slot_out);
 RESEAU_API rs_channel_handler_t *rs_channel_slot_get_handler(const rs_channel_slot_t *slot);
 RESEAU_API rs_channel_slot_t *rs_channel_slot_get_left(const rs_channel_slot_t *slot);
 RESEAU_API rs_channel_slot_t *rs_channel_slot_get_right(const rs_channel_slot_t *slot);

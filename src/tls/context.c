@@ -26,6 +26,8 @@ struct rs_tls_ctx {
     unsigned max_version;
     uint32_t negotiation_timeout_ms;
     int64_t verify_time_s;
+    int (*random_fn)(void *random_user_data, unsigned char *out, size_t len);
+    void *random_user_data;
     rs__tls_anchors_t anchors;
     rs__tls_chain_t chain;
     rs__tls_key_t key;
@@ -284,6 +286,13 @@ RESEAU_API rs_tls_ctx_t *rs_tls_ctx_new(const rs_tls_ctx_options_t *options, int
     const rs_allocator_t *alloc;
     rs_tls_ctx_t *ctx;
     int err = options ? rs__tls_ctx_check_options(options) : RS_EINVAL;
+#if RESEAU_OS_NONE
+    if (!err && (!options->random_fn || options->ca_dir || options->use_system_trust)) {
+        RS__TLS_LOG(RS_LOG_LEVEL_ERROR, "tls: without an OS a context needs random_fn, and has no ca_dir or "
+                                        "system store");
+        err = RS_ENOTSUP;
+    }
+#endif
     if (err) {
         goto fail;
     }
@@ -307,6 +316,8 @@ RESEAU_API rs_tls_ctx_t *rs_tls_ctx_new(const rs_tls_ctx_options_t *options, int
     ctx->negotiation_timeout_ms =
         options->negotiation_timeout_ms ? options->negotiation_timeout_ms : RS_TLS_DEFAULT_NEGOTIATION_TIMEOUT_MS;
     ctx->verify_time_s = options->verify_time_s;
+    ctx->random_fn = options->random_fn;
+    ctx->random_user_data = options->random_user_data;
     ctx->cache_size = options->disable_session_cache ? 0
                       : options->session_cache_size ? options->session_cache_size
                                                     : RS_TLS_DEFAULT_SESSION_CACHE;

@@ -179,6 +179,7 @@ static int rs__tls_anchors_add_file(const rs_allocator_t *alloc, rs__tls_anchors
     return err;
 }
 
+#if !RESEAU_OS_NONE
 /* Every regular file of a directory that parses as PEM; files that are not
  * PEM (a README, a hash index) are skipped, as OpenSSL's lookup skips them. */
 static int rs__tls_anchors_add_dir(const rs_allocator_t *alloc, rs__tls_anchors_t *anchors, const char *dir) {
@@ -299,6 +300,22 @@ static int rs__tls_anchors_add_system(const rs_allocator_t *alloc, rs__tls_ancho
     return RS_OK;
 #endif
 }
+#else
+/* Without an OS there are no directories and no system store: rs_tls_ctx_new
+ * refuses ca_dir and use_system_trust there, and discovery finds nothing. */
+static int rs__tls_anchors_add_dir(const rs_allocator_t *alloc, rs__tls_anchors_t *anchors, const char *dir) {
+    (void)alloc;
+    (void)anchors;
+    (void)dir;
+    return RS_ENOTSUP;
+}
+
+static int rs__tls_anchors_add_system(const rs_allocator_t *alloc, rs__tls_anchors_t *anchors) {
+    (void)alloc;
+    (void)anchors;
+    return RS_OK;
+}
+#endif /* !RESEAU_OS_NONE */
 
 static void rs__tls_chain_cleanup(const rs_allocator_t *alloc, rs__tls_chain_t *chain) {
     size_t i;

@@ -291,20 +291,20 @@ static const br_ssl_session_cache_class rs__tls_cache_view_class = {
 
 /* ---- set-up ---- */
 
-/* 32 bytes of seed from the OS. Windows: BCryptGenRandom with the system's
+#if !RESEAU_OS_NONE
+/* `len` random bytes from the OS. Windows: BCryptGenRandom with the system's
  * preferred generator, the documented, supported call (Vista and later;
  * RtlGenRandom is its older, undocumented twin), needing no algorithm handle;
  * it costs -lbcrypt. */
-static int rs__tls_entropy(br_ssl_engine_context *eng) {
-    unsigned char seed[32];
+static int rs__tls_os_random(unsigned char *out, size_t len) {
 #if RESEAU_OS_WINDOWS
-    if (!BCRYPT_SUCCESS(BCryptGenRandom(NULL, seed, (ULONG)sizeof(seed), BCRYPT_USE_SYSTEM_PREFERRED_RNG))) {
+    if (!BCRYPT_SUCCESS(BCryptGenRandom(NULL, out, (ULONG)len, BCRYPT_USE_SYSTEM_PREFERRED_RNG))) {
         return RS_ETLS_FAILED;
     }
 #else
     size_t got = 0;
-    while (got < sizeof(seed)) {
-        ssize_t n = getrandom(seed + got, sizeof(seed) - got, 0);
+    while (got < len) {
+        ssize_t n = getrandom(out + got, len - got, 0);
         if (n < 0) {
             if (errno == EINTR) {
                 continue;
@@ -314,9 +314,30 @@ static int rs__tls_entropy(br_ssl_engine_context *eng) {
         got += (size_t)n;
     }
 #endif
-    br_ssl_engine_inject_entropy(eng, seed, sizeof(seed));
-    rs_pem_wipe(seed, sizeof(seed));
     return RS_OK;
+}
+#endif
+
+/* 32 bytes of seed: from the context's random_fn if it has one, else from
+ * the OS (without an OS, rs_tls_ctx_new requires random_fn). */
+static int rs__tls_entropy(const rs_tls_ctx_t *ctx, br_ssl_engine_context *eng) {
+    unsigned char seed[32];
+    int err;
+    if (ctx->random_fn) {
+        err = ctx->random_fn(ctx->random_user_data, seed, sizeof(seed));
+        err = err > 0 ? RS_ETLS_FAILED : err;
+    } else {
+#if RESEAU_OS_NONE
+        err = RS_ENOTSUP;
+#else
+        err = rs__tls_os_random(seed, sizeof(seed));
+#endif
+    }
+    if (!err) {
+        br_ssl_engine_inject_entropy(eng, seed, sizeof(seed));
+    }
+    rs_pem_wipe(seed, sizeof(seed));
+    return err;
 }
 
 static void rs__tls_engine_common(rs__tls_bearssl_t *e, const rs_tls_engine_config_t *config) {
@@ -365,7 +386,7 @@ static int rs__tls_setup_client(rs__tls_bearssl_t *e, const rs_tls_engine_config
         e->no_cert_vtable = &rs__tls_no_cert_class;
         br_ssl_client_set_client_certificate(cc, &e->no_cert_vtable);
     }
-    err = rs__tls_entropy(&cc->eng);
+    err = rs__tls_entropy(ctx, &cc->eng);
     if (err) {
         return err;
     }
@@ -422,7 +443,7 @@ static int rs__tls_setup_server(rs__tls_bearssl_t *e, const rs_tls_engine_config
         e->cache_view.ctx = ctx;
         br_ssl_server_set_cache(sc, &e->cache_view.vtable);
     }
-    err = rs__tls_entropy(&sc->eng);
+    err = rs__tls_entropy(ctx, &sc->eng);
     if (err) {
         return err;
     }

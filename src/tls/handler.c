@@ -14,6 +14,14 @@
 
 typedef struct rs__tls_handler rs__tls_handler_t;
 
+/* The TLS installer's done callback; without sockets there are no bootstraps
+ * and no installers, and rs_tls_channel_add passes none. */
+#if RS__NO_SOCKETS
+typedef void rs__tls_install_done_fn(rs_channel_t *channel, rs_channel_slot_t *slot, int error, void *done_ctx);
+#else
+typedef rs_channel_installer_done_fn rs__tls_install_done_fn;
+#endif
+
 struct rs__tls_handler {
     rs_channel_handler_t handler;
     rs_tls_ctx_t *ctx;
@@ -28,7 +36,7 @@ struct rs__tls_handler {
     uint32_t timeout_ms;
     rs_tls_on_negotiation_result_fn *on_negotiation_result;
     void *user_data;
-    rs_channel_installer_done_fn *install_done; /* set by the TLS installer */
+    rs__tls_install_done_fn *install_done; /* set by the TLS installer */
     void *install_done_ctx;
 
     bool started;
@@ -140,7 +148,7 @@ static void rs__tls_report(rs__tls_handler_t *h, int error) {
         rs__tls_notify_alpn_handler(h);
     }
     if (h->install_done) {
-        rs_channel_installer_done_fn *done = h->install_done;
+        rs__tls_install_done_fn *done = h->install_done;
         h->install_done = NULL;
         done(rs__tls_channel(h), error ? NULL : h->handler.slot, error, h->install_done_ctx);
     }
@@ -160,14 +168,18 @@ static void rs__tls_fail(rs__tls_handler_t *h, int error) {
     rs_channel_shutdown(rs__tls_channel(h), error);
 }
 
+/* The client session cache's key: host:port:server name, the port from the
+ * socket handler (0 without one, as on a transport handler). */
 static void rs__tls_session_key(const rs__tls_handler_t *h, char *key, size_t size) {
+    unsigned port = 0;
+#if !RS__NO_SOCKETS
     rs_endpoint_t remote;
     rs_socket_t *socket =
         rs_socket_handler_get_socket(rs_channel_slot_get_handler(rs_channel_get_first_slot(rs__tls_channel(h))));
-    unsigned port = 0;
     if (socket && rs_socket_get_remote_address(socket, &remote) == RS_OK) {
         port = remote.port;
     }
+#endif
     snprintf(key, size, "%s:%u:%s", h->server_name ? h->server_name : "", port,
              h->server_name_is_ip ? "" : (h->server_name ? h->server_name : ""));
 }
@@ -756,7 +768,7 @@ RESEAU_API int rs_tls_handler_start_negotiation(rs_channel_handler_t *handler) {
 
 /* Add a handler right of `slot` and start it; on error nothing is left added. */
 static int rs__tls_add(rs_channel_slot_t *slot, const rs_tls_connection_options_t *options,
-                       rs_channel_installer_done_fn *done, void *done_ctx, rs_channel_slot_t **slot_out) {
+                       rs__tls_install_done_fn *done, void *done_ctx, rs_channel_slot_t **slot_out) {
     rs_channel_slot_t *added = NULL;
     rs_channel_handler_t *handler;
     int err;

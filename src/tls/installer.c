@@ -1,4 +1,7 @@
-/* The TLS and ALPN installers, and the ALPN handler. */
+/* The TLS and ALPN installers, and the ALPN handler. The installers are the
+ * bootstraps' (>>installer), so without sockets only the handler is here. */
+
+#if !RS__NO_SOCKETS
 
 typedef struct rs__tls_installer {
     rs_channel_installer_t base;
@@ -87,7 +90,7 @@ fail:
     return NULL;
 }
 
-
+#endif /* !RS__NO_SOCKETS */
 
 /* ---- ALPN ---- */
 
@@ -173,6 +176,7 @@ RESEAU_API rs_channel_handler_t *rs_tls_alpn_handler_new(const rs_allocator_t *a
     return NULL;
 }
 
+#if !RS__NO_SOCKETS
 typedef struct rs__tls_alpn_installer {
     rs_channel_installer_t base;
     rs_allocator_t allocator;
@@ -256,3 +260,4 @@ RESEAU_API void rs_tls_installer_destroy(rs_channel_installer_t *installer) {
         rs_mem_free(&alloc, ai);
     }
 }
+#endif /* !RS__NO_SOCKETS */

@@ -48,6 +48,14 @@
  *   the Windows ROOT certificate store through crypt32 (link -lcrypt32).
  *   BearSSL for mingw: see tools/cross/bearssl-mingw.sh.
  *
+ * WITHOUT SOCKETS OR AN OS (firmware)
+ *   With RESEAU_NO_SOCKETS the installers are left out: put the handler on a
+ *   channel yourself (rs_tls_channel_add, to the right of a transport
+ *   handler). Without an OS, each context needs random_fn (a hardware RNG)
+ *   and has no ca_dir or system store (RS_ENOTSUP); certificates come from
+ *   memory (or the C library's files), validity is checked against time()
+ *   unless verify_time_s is set, and PKCS#11 is RS_ENOTSUP.
+ *
  * CONFIGURATION MACROS
  *   RESEAU_TLS_IMPLEMENTATION  emit the implementation in this translation
  *                              unit (needs reseau.h's declarations only; it
@@ -55,11 +63,6 @@
  */
 #ifndef RESEAU_H
 #error "reseau_tls.h: include reseau.h before reseau_tls.h"
-#endif
-/* The TLS handler finds its peer's address through the socket handler, and
- * its installer is a bootstrap's: neither exists without sockets yet. */
-#if RS__NO_SOCKETS
-#error "reseau_tls.h: not available with RESEAU_NO_SOCKETS yet"
 #endif
 
 #ifndef RESEAU_TLS_H
@@ -83,7 +86,6 @@ extern "C" {
 #define RESEAU_TLS_IMPLEMENTATION_DONE
 
 #include <bearssl.h>
-#include <dirent.h>
 #include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -106,7 +108,8 @@ extern "C" {
 #include <bcrypt.h>   /* BCryptGenRandom: link -lbcrypt */
 #include <wincrypt.h> /* the ROOT certificate store: link -lcrypt32 */
 #include <io.h>     /* _access */
-#else
+#elif !RESEAU_OS_NONE
+#include <dirent.h>
 #include <sys/random.h>
 #include <unistd.h>
 #endif

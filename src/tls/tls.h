@@ -7,7 +7,8 @@
  * creation, reference counted, and may be shared by any number of
  * connections on any loops.
  *
- * A TLS handler sits in a channel slot to the right of the socket handler:
+ * A TLS handler sits in a channel slot to the right of the socket handler
+ * (or of a transport handler, where there are no sockets):
  * ciphertext flows through its left side, plaintext through its right side.
  * It honours read windows both ways (it holds at most its window of
  * ciphertext, and decrypts only what the right can take), reports the
@@ -157,8 +158,18 @@ typedef struct rs_tls_ctx_options {
     bool disable_session_cache; /* (default: false) */
 
     /* Time used to check certificate validity, in seconds since the epoch.
-     * For tests. (default: 0, the system's clock) */
+     * For tests, and for firmware whose C library has no clock. (default: 0,
+     * the C library's time()) */
     int64_t verify_time_s;
+
+    /* Where each connection's 32-byte random seed comes from: fill `out`
+     * with `len` bytes from a hardware RNG or a DRBG of yours and return
+     * RS_OK, or a negative RS_Exxx, which rs_tls_handler_start_negotiation
+     * (and so the handshake) returns. Called on the connection's loop thread.
+     * (default: NULL, the OS: getrandom, or BCryptGenRandom on Windows;
+     * without an OS (RESEAU_OS_NONE) there is none, and it is required) */
+    int (*random_fn)(void *random_user_data, unsigned char *out, size_t len);
+    void *random_user_data; /* (default: NULL) */
 } rs_tls_ctx_options_t;
 
 /* Create a context. The caller holds one reference (release it with
@@ -179,6 +190,8 @@ typedef struct rs_tls_ctx_options {
  *   RS_ETLS_BAD_CERT      a certificate BearSSL cannot decode;
  *   RS_ETLS_BAD_KEY       no private key, an unsupported one, or one that does
  *                         not match the leaf certificate;
+ *   RS_ENOTSUP            without an OS: no random_fn; ca_dir or
+ *                         use_system_trust (no directories or system store);
  *   RS_ENOMEM.
  * Any thread. */
 RESEAU_API rs_tls_ctx_t *rs_tls_ctx_new(const rs_tls_ctx_options_t *options, int *err_out);
@@ -267,6 +280,7 @@ RESEAU_API rs_channel_handler_t *rs_tls_channel_get_handler(const rs_channel_t *
 /* The OpenSSL-style name of a suite ("ECDHE-ECDSA-AES128-GCM-SHA256"), or "unknown". */
 RESEAU_API const char *rs_tls_cipher_suite_name(uint16_t suite);
 
+#if !RS__NO_SOCKETS
 /* An installer for either bootstrap: it adds a TLS handler and reports done
  * when the handshake has finished (or failed: its RS_ETLS_... code reaches
  * on_setup), so on_setup means "ready for application data". The options are
@@ -281,6 +295,8 @@ RESEAU_API rs_channel_installer_t *rs_tls_installer_new(const rs_tls_connection_
  * Any thread. */
 RESEAU_API void rs_tls_installer_destroy(rs_channel_installer_t *installer);
 
+#endif
+
 /* ALPN: a handler that waits, to the right of a TLS handler, for the
  * negotiation, then asks `on_protocol` for the handler of the negotiated
  * protocol (protocol is NULL when none was agreed) and replaces itself with
@@ -293,6 +309,7 @@ typedef rs_channel_handler_t *rs_tls_alpn_on_protocol_fn(rs_channel_slot_t *slot
 RESEAU_API rs_channel_handler_t *rs_tls_alpn_handler_new(const rs_allocator_t *allocator,
                                                          rs_tls_alpn_on_protocol_fn *on_protocol, void *user_data,
                                                          int *err_out);
+#if !RS__NO_SOCKETS
 /* An installer that adds, after the TLS installer, the handler on_protocol
  * returns for the agreed protocol (an ALPN handler if the handshake is not
  * done yet); on_protocol returning NULL fails the setup with
@@ -301,3 +318,4 @@ RESEAU_API rs_channel_handler_t *rs_tls_alpn_handler_new(const rs_allocator_t *a
 RESEAU_API rs_channel_installer_t *rs_tls_alpn_installer_new(const rs_allocator_t *allocator,
                                                              rs_tls_alpn_on_protocol_fn *on_protocol,
                                                              void *user_data, int *err_out);
+#endif

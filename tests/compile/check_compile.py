@@ -50,7 +50,9 @@ with -x c++.  If the top-level reseau_tls.h exists and is not the
 placeholder, it is checked too, included after reseau.h (-DCHECK_TLS), and
 the impl/static programs link -lbearssl. In a cross build reseau_tls.h is
 compiled only (there is no BearSSL library for the target), then the
-program is built, linked and run without it.
+program is built, linked and run without it. For bare metal (with
+RESEAU_NO_THREADS and RESEAU_NO_SOCKETS) that is how reseau_tls.h is
+checked too, with the host's BearSSL headers copied on their own.
 
 Exit status: 0 pass, 1 fail, 77 skip (compiler or C library not installed).
 """
@@ -172,9 +174,12 @@ def main():
         flags = ["--target=" + args.target] + flags
         libs = ["--target=" + args.target] + libs
     tls = tls_wanted(root)
-    if tls and "RESEAU_NO_SOCKETS" in args.define:
-        # reseau_tls.h #errors there: its handler and installer need sockets.
-        print("reseau_tls.h: not checked with RESEAU_NO_SOCKETS (not ported yet)")
+    # Bare metal: the host's BearSSL headers (plain C) are copied on their
+    # own into the temporary directory, since the target compiler must not
+    # see the rest of the host's /usr/include.
+    bearssl_host = "/usr/include"
+    if tls and bare_metal and not os.path.isfile(os.path.join(bearssl_host, "bearssl.h")):
+        print("reseau_tls.h: no host bearssl.h (libbearssl-dev), not checked")
         tls = False
     # mingw: BearSSL built for Windows, from --bearssl-prefix; the host's
     # bearssl.h is not on a mingw compiler's path. With it the check is a
@@ -202,6 +207,16 @@ def main():
 
     with tempfile.TemporaryDirectory(prefix="reseau-compile-") as tmp:
         obj = os.path.join(tmp, "check.o")
+        if tls and bare_metal:
+            inc = os.path.join(tmp, "bearssl-include")
+            os.mkdir(inc)
+            for name in os.listdir(bearssl_host):
+                path = os.path.join(bearssl_host, name)
+                if name.startswith("bearssl") and name.endswith(".h"):
+                    shutil.copy(path, inc)
+                elif name == "bearssl" and os.path.isdir(path):  # Debian's layout
+                    shutil.copytree(path, os.path.join(inc, name))
+            flags = flags + ["-isystem", inc]
         if tls and not tls_native:
             # No BearSSL library for the target here: reseau_tls.h is compiled
             # (with the host's BearSSL headers, which are plain C), and the

@@ -190,6 +190,7 @@ static void assert_signal_restored(int signum) {
 
 /* kill() targets the process: the watcher's loop, on its own thread, sees it. */
 static void signal_watcher_fires_on_loop_thread_for_kill(void **state) {
+    RS_TEST_NEEDS_THREADS();
     rs_event_loop_t *loop = new_loop();
     rs_signal_watcher_t *w = NULL;
     sig_ctx_t c;
@@ -219,6 +220,7 @@ static void signal_watcher_fires_on_loop_thread_for_kill(void **state) {
 #if !defined(_WIN32)
 /* The watcher is a plain fd subscription: the poll backend serves it too. */
 static void signal_watcher_fires_on_the_poll_backend(void **state) {
+    RS_TEST_NEEDS_THREADS();
     rs_event_loop_t *loop = new_loop_with(RS_EVENT_LOOP_BACKEND_POLL);
     rs_signal_watcher_t *w = NULL;
     sig_ctx_t c;
@@ -261,6 +263,7 @@ static void signal_watcher_fires_for_raise_on_the_loop_thread(void **state) {
 /* The recipe in reseau.h: a SIGINT watcher stops the loop, the main thread's
  * rs_event_loop_wait returns, and everything is torn down. */
 static void signal_watcher_sigint_stops_the_loop_cleanly(void **state) {
+    RS_TEST_NEEDS_THREADS();
     rs_event_loop_t *loop = new_loop();
     rs_signal_watcher_t *w = NULL;
     sig_ctx_t c;
@@ -281,6 +284,7 @@ static void signal_watcher_sigint_stops_the_loop_cleanly(void **state) {
 /* One signal, three watchers: two on one loop, one on another loop running
  * on another thread. Every one of them fires. */
 static void signal_watcher_every_watcher_of_a_signal_fires(void **state) {
+    RS_TEST_NEEDS_THREADS();
     rs_event_loop_t *a = new_loop();
     rs_event_loop_t *b = new_loop();
     rs_signal_watcher_t *wa1 = NULL;
@@ -437,6 +441,7 @@ static void signal_watcher_rejects_bad_arguments(void **state) {
 
 /* Off the loop thread, new and destroy say RS_EWRONGTHREAD and do nothing. */
 static void signal_watcher_wrong_thread(void **state) {
+    RS_TEST_NEEDS_THREADS();
     rs_event_loop_t *loop = new_loop();
     rs_signal_watcher_t *w = NULL;
     rs_signal_watcher_t *other = (rs_signal_watcher_t *)&other;
@@ -467,6 +472,7 @@ static void report_mask(void *arg) {
  * while a watcher lives is born with it blocked, even when the thread that
  * starts it does not block it. */
 static void signal_watcher_threads_reseau_starts_block_the_signal(void **state) {
+    RS_TEST_NEEDS_THREADS();
     rs_event_loop_t *loop = new_loop();
     rs_signal_watcher_t *w = NULL;
     rs_thread_t t;
@@ -605,6 +611,7 @@ static void signal_watcher_coalesces_events_into_one_call(void **state) {
  * generate CTRL_BREAK_EVENT (its server implements only CTRL_C_EVENT): the
  * test then skips, saying so, and SIGBREAK is covered through the handler. */
 static void signal_watcher_ctrl_break_fires_sigbreak(void **state) {
+    RS_TEST_NEEDS_THREADS();
     rs_event_loop_t *loop;
     rs_signal_watcher_t *w = NULL;
     sig_ctx_t c;

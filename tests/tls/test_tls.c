@@ -1026,6 +1026,87 @@ static void test_handler_errors(void **state) {
     rs_tls_ctx_release(ctx);
 }
 
+/* ------------------------------------------------------ random source */
+
+typedef struct rng {
+    int calls;
+    size_t bytes;
+    uint32_t state;
+    int fail_with; /* returned instead of bytes, when set */
+} rng_t;
+
+static int test_random(void *user_data, unsigned char *out, size_t len) {
+    rng_t *r = (rng_t *)user_data;
+    size_t i;
+    r->calls++;
+    if (r->fail_with) {
+        return r->fail_with;
+    }
+    for (i = 0; i < len; ++i) { /* xorshift: a test's stand-in for a hardware RNG */
+        r->state ^= r->state << 13;
+        r->state ^= r->state >> 17;
+        r->state ^= r->state << 5;
+        out[i] = (unsigned char)r->state;
+    }
+    r->bytes += len;
+    return RS_OK;
+}
+
+/* random_fn replaces the OS as each connection's seed: asked once per end. */
+static void test_random_fn_seeds_each_connection(void **state) {
+    rs_tls_ctx_options_t co = tls_test_client_options();
+    rs_tls_ctx_options_t so = tls_test_server_options("server");
+    rng_t crng = {0, 0, 0x1234567u, 0};
+    rng_t srng = {0, 0, 0x7654321u, 0};
+    rs_tls_ctx_t *cctx, *sctx;
+    tls_test_pair_t p;
+    (void)state;
+    co.random_fn = test_random;
+    co.random_user_data = &crng;
+    so.random_fn = test_random;
+    so.random_user_data = &srng;
+    cctx = tls_test_ctx(&co);
+    sctx = tls_test_ctx(&so);
+    run_handshake(cctx, NULL, sctx, &p);
+    assert_int_equal(p.client.negotiation_error, RS_OK);
+    assert_int_equal(p.server.negotiation_error, RS_OK);
+    assert_int_equal(crng.calls, 1);
+    assert_int_equal(srng.calls, 1);
+    assert_int_equal(crng.bytes, 32);
+    assert_echo(&p, "seeded by the application");
+    tls_test_pair_destroy(&p);
+    rs_tls_ctx_release(cctx);
+    rs_tls_ctx_release(sctx);
+}
+
+/* A random source that fails: the connection does not start, with its error. */
+static void test_random_fn_failure_stops_the_handshake(void **state) {
+    rs_tls_ctx_options_t co = tls_test_client_options();
+    rng_t rng = {0, 0, 1u, RS_EIO};
+    rs_tls_connection_options_t conn;
+    rs_testing_channel_options_t to;
+    rs_testing_channel_t *tc;
+    rs_tls_ctx_t *ctx;
+    rs_channel_slot_t *added = (rs_channel_slot_t *)&added;
+    (void)state;
+    co.random_fn = test_random;
+    co.random_user_data = &rng;
+    ctx = tls_test_ctx(&co);
+    memset(&to, 0, sizeof(to));
+    to.allocator = &rs_test_allocator;
+    tc = rs_testing_channel_new(&to, NULL);
+    assert_non_null(tc);
+    memset(&conn, 0, sizeof(conn));
+    conn.ctx = ctx;
+    conn.server_name = "localhost";
+    assert_int_equal(rs_tls_channel_add(rs_channel_get_first_slot(rs_testing_channel_get_channel(tc)), &conn, &added),
+                     RS_EIO);
+    assert_int_equal(rng.calls, 1);
+    assert_null(rs_channel_slot_get_right(rs_channel_get_first_slot(rs_testing_channel_get_channel(tc))));
+    rs_testing_channel_destroy(tc);
+    rs_tls_ctx_release(ctx);
+}
+
 /* ------------------------------------------------------ allocation sweeps */
 
 static void test_ctx_alloc_sweep(void **state) {
@@ -1193,6 +1274,8 @@ int main(void) {
         cmocka_unit_test(test_ctx_errors),
         cmocka_unit_test(test_ctx_trust_sources),
         cmocka_unit_test(test_handler_errors),
+        cmocka_unit_test(test_random_fn_seeds_each_connection),
+        cmocka_unit_test(test_random_fn_failure_stops_the_handshake),
         cmocka_unit_test(test_ctx_alloc_sweep),
         cmocka_unit_test(test_handshake_alloc_sweep),
         cmocka_unit_test(test_handshake_ctx_alloc_sweep),
