@@ -3437,10 +3437,13 @@ RESEAU_API void rs_shared_library_close(rs_shared_library_t *lib);
 
 #if RESEAU_OS_POSIX
 #include <fcntl.h>
-#include <net/if.h>
+#include <net/if.h> /* if_nametoindex: >>address's IPv6 zone names, with or without sockets */
+#if !RS__NO_SOCKETS /* name lookup, TCP options and Unix paths: the socket layer's */
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/un.h>
+#endif
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -3448,7 +3451,6 @@ RESEAU_API void rs_shared_library_close(rs_shared_library_t *lib);
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
-#include <sys/un.h>
 #include <unistd.h>
 #include <dlfcn.h> /* >>shared_library.c; -ldl before glibc 2.34 */
 #endif
