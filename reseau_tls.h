@@ -668,6 +668,9 @@ RESEAU_API int rs_pkcs11_key_get_tls_private_key(rs_pkcs11_key_t *key, rs_tls_pr
 #define RESEAU_TLS_IMPLEMENTATION_DONE
 
 #include <bearssl.h>
+#if !RESEAU_OS_NONE
+#include <dirent.h> /* ca_dir and the system store's directories (mingw has it too) */
+#endif
 #include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -691,7 +694,6 @@ RESEAU_API int rs_pkcs11_key_get_tls_private_key(rs_pkcs11_key_t *key, rs_tls_pr
 #include <wincrypt.h> /* the ROOT certificate store: link -lcrypt32 */
 #include <io.h>     /* _access */
 #elif !RESEAU_OS_NONE
-#include <dirent.h>
 #include <sys/random.h>
 #include <unistd.h>
 #endif

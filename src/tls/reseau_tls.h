@@ -86,6 +86,9 @@ extern "C" {
 #define RESEAU_TLS_IMPLEMENTATION_DONE
 
 #include <bearssl.h>
+#if !RESEAU_OS_NONE
+#include <dirent.h> /* ca_dir and the system store's directories (mingw has it too) */
+#endif
 #include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -109,7 +112,6 @@ extern "C" {
 #include <wincrypt.h> /* the ROOT certificate store: link -lcrypt32 */
 #include <io.h>     /* _access */
 #elif !RESEAU_OS_NONE
-#include <dirent.h>
 #include <sys/random.h>
 #include <unistd.h>
 #endif
