@@ -297,19 +297,24 @@ static void stop_fn(rs_task_t *task, void *arg, rs_task_status_t status) {
     }
 }
 
+/* A custom loop whose wake answers `wake_result`, and a task on it that stops it. */
+static void stopper_open(stopper_t *s, fw_t *f, int wake_result, rs_task_t *t) {
+    rs_event_loop_custom_backend_t b;
+    memset(f, 0, sizeof(*f));
+    f->wake_result = wake_result;
+    b = fw_backend(f);
+    s->loop = fw_loop(&b);
+    s->f = f;
+    rs_task_init(t, stop_fn, s, "stop");
+}
+
 /* rs_event_loop_run on a custom loop: stop wakes the backend, and run returns. */
 static void custom_backend_run_until_stopped(void **state) {
     fw_t f;
-    rs_event_loop_custom_backend_t b;
     stopper_t s;
     rs_task_t t;
     (void)state;
-    memset(&f, 0, sizeof(f));
-    f.wake_result = 1;
-    b = fw_backend(&f);
-    s.loop = fw_loop(&b);
-    s.f = &f;
-    rs_task_init(&t, stop_fn, &s, "stop");
+    stopper_open(&s, &f, 1, &t);
     assert_int_equal(rs_event_loop_schedule_task_future(s.loop, &t, rs_event_loop_now_ns(s.loop) + RS_NS_PER_MS),
                      RS_OK);
     assert_int_equal(rs_event_loop_run(s.loop), RS_OK);
@@ -322,16 +327,10 @@ static void custom_backend_run_until_stopped(void **state) {
 /* A wake the backend refuses is not lost: the loop bounds its next waits. */
 static void custom_backend_refused_wake_bounds_the_wait(void **state) {
     fw_t f;
-    rs_event_loop_custom_backend_t b;
     stopper_t s;
     rs_task_t t;
     (void)state;
-    memset(&f, 0, sizeof(f));
-    f.wake_result = 0;
-    b = fw_backend(&f);
-    s.loop = fw_loop(&b);
-    s.f = &f;
-    rs_task_init(&t, stop_fn, &s, "stop");
+    stopper_open(&s, &f, 0, &t);
     assert_int_equal(rs_event_loop_schedule_task_now(s.loop, &t), RS_OK);
     assert_int_equal(rs_event_loop_run(s.loop), RS_OK); /* the stop's wake fails, run still returns */
     assert_true(f.wakes >= 1);
