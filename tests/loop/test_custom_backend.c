@@ -166,6 +166,15 @@ static void io_fn(rs_event_loop_t *loop, rs_io_handle_t *handle, int events, voi
     fail_msg("a custom loop reported I/O");
 }
 
+#if !RS__NO_SOCKETS
+static void on_socket_readable(rs_socket_t *socket, int error, void *user_data) {
+    (void)socket;
+    (void)error;
+    (void)user_data;
+    fail_msg("a socket on a custom loop reported readable");
+}
+#endif
+
 static void custom_backend_has_no_fd_subscriptions(void **state) {
     fw_t f;
     rs_event_loop_custom_backend_t b;
@@ -194,9 +203,12 @@ static void custom_backend_has_no_fd_subscriptions(void **state) {
         s = rs_socket_new(&so, &err);
         assert_non_null(s);
         err = rs_socket_assign_to_loop(s, loop);
-        if (err == RS_OK) { /* POSIX assigns; subscribing is what needs the backend */
-            err = rs_socket_subscribe_to_readable_events(s, NULL, NULL);
-            assert_true(err == RS_ENOTSUP || err == RS_EINVAL);
+        if (err == RS_OK) {
+            /* POSIX assigns. An unconnected socket stops at RS_ENOTCONN before
+             * the backend: the backend's RS_ENOTSUP is checked above, through
+             * rs_event_loop_subscribe; here only that no read is ever armed. */
+            err = rs_socket_subscribe_to_readable_events(s, on_socket_readable, NULL);
+            assert_true(err != RS_OK);
         } else {
             assert_int_equal(err, RS_ENOTSUP);
         }
