@@ -231,8 +231,20 @@ typedef struct rs_tls_engine_config {
  * tests/tls/test_tls_engine.c has a complete (toy) engine. */
 typedef rs_tls_engine_t *rs_tls_engine_new_fn(const rs_tls_engine_config_t *config, void *user_data, int *err_out);
 
+/* For an engine whose state changes outside the handler's calls (an
+ * asynchronous operation of its own has finished): the handler pumps it
+ * again, as after bytes from the peer. An engine waiting for such an
+ * operation opens none of its buffers meanwhile (state 0), and the handler
+ * waits. `handler` is the config's. On the loop thread of the handler's
+ * channel, never from inside a vtable call (from a task: see
+ * rs_channel_schedule_task_now). RS_OK, or RS_EINVAL for NULL or a handler
+ * that is not a TLS handler. The BearSSL engine calls it when an
+ * asynchronous signature (rs_tls_sign_async_fn) comes back. */
+RESEAU_API int rs_tls_engine_wake(rs_channel_handler_t *handler);
+
 /* The BearSSL engine, the default: the factory used when engine_new is NULL.
- * user_data is unused. Errors: RS_EINVAL (config or its ctx NULL), RS_ENOMEM,
+ * user_data is unused. Errors: RS_EINVAL (config or its ctx NULL; no
+ * handler, with a key that signs asynchronously), RS_ENOMEM,
  * RS_ETLS_FAILED (no entropy from the OS), or the RS_ETLS_... code of
  * BearSSL's refusal of the settings. */
 RESEAU_API rs_tls_engine_t *rs_tls_engine_bearssl_new(const rs_tls_engine_config_t *config, void *user_data,
@@ -323,18 +335,52 @@ typedef enum rs_tls_hash {
  * function adds the DigestInfo for the hash (none for MD5_SHA1) and the
  * PKCS #1 v1.5 padding. Write at most sig_capacity bytes to `sig` and their
  * number to *sig_len; return RS_OK, or an error code, which becomes the
- * handshake's result (and is logged). The answer must be given before
- * returning: BearSSL asks for the signature from inside its handshake code
- * and cannot pause there, so asynchronous completion is not supported.
- * Returning RS_EAGAIN ("later") fails the handshake with RS_ENOTSUP. Called
- * on the loop thread of the connection that handshakes, and so possibly on
- * several loops at once: it must be thread-safe. It blocks that loop while
- * it runs. */
+ * handshake's result (and is logged). The answer is given before returning
+ * (for one given later, see rs_tls_sign_async_fn); returning RS_EAGAIN
+ * ("later") fails the handshake with RS_ENOTSUP. Called on the loop thread
+ * of the connection that handshakes, and so possibly on several loops at
+ * once: it must be thread-safe. It blocks that loop while it runs. */
 typedef int rs_tls_sign_fn(rs_tls_sign_algorithm_t algorithm, rs_tls_hash_t hash, const uint8_t *digest,
                            size_t digest_len, uint8_t *sig, size_t sig_capacity, size_t *sig_len, void *user_data);
 
+/* A signature being made asynchronously (see rs_tls_sign_async_fn). */
+typedef struct rs_tls_sign_op rs_tls_sign_op_t;
+
+/* Start signing `digest`, as rs_tls_sign_fn signs it, and answer later with
+ * rs_tls_sign_op_complete(op, ...), from any thread (a signer thread, a
+ * remote signer's reply, a TPM's completion), or at once from inside this
+ * call. Meanwhile the handshake waits and the loop goes on with everything
+ * else; the connection's negotiation timeout still runs. Return RS_OK when
+ * the signature is under way (then complete `op` exactly once), or an error
+ * code, which becomes the handshake's result (then do not complete it).
+ * digest is valid during the call only; the signature may have up to
+ * sig_capacity bytes. Called on the connection's loop thread, possibly on
+ * several loops at once: it must be thread-safe.
+ *
+ * How, with BearSSL, which asks for the signature inside its handshake code
+ * and cannot pause there: while such a key handshakes, the engine saves its
+ * state (about 34 KiB, for the handshake only) before each step; a step
+ * that needs the signature is undone, and done again with it once it is
+ * there. The handshake on the wire is the same as with rs_tls_sign_fn. */
+typedef int rs_tls_sign_async_fn(rs_tls_sign_op_t *op, rs_tls_sign_algorithm_t algorithm, rs_tls_hash_t hash,
+                                 const uint8_t *digest, size_t digest_len, size_t sig_capacity, void *user_data);
+
+/* Answer an asynchronous signature: error RS_OK with the signature (sig_len
+ * bytes at sig, copied), or an error code, which becomes the handshake's
+ * result (RS_EAGAIN included; a positive one becomes RS_ETLS_FAILED). Any
+ * thread, exactly once per op; op is gone when this returns. The handshake
+ * goes on on the connection's loop thread. If the connection ended in the
+ * meantime (timeout, peer hang-up, shutdown, the channel destroyed), the
+ * answer is dropped; the channel's memory is held until it comes, so a
+ * signature that never comes leaks the channel. The connection's event loop
+ * must outlive the op. Returns RS_OK; RS_EINVAL for a NULL op (nothing
+ * happens), or for error RS_OK with a NULL or empty signature, one longer
+ * than sig_capacity, or a positive error (the op is answered all the same:
+ * the handshake fails with RS_ETLS_BAD_KEY, or RS_ETLS_FAILED). */
+RESEAU_API int rs_tls_sign_op_complete(rs_tls_sign_op_t *op, int error, const uint8_t *sig, size_t sig_len);
+
 typedef struct rs_tls_private_key {
-    rs_tls_sign_fn *sign; /* required */
+    rs_tls_sign_fn *sign; /* this, or sign_async: exactly one of the two */
     /* Called once when a context takes the key (in rs_tls_ctx_new, once the
      * certificate is loaded), and once when that context lets it go (it is
      * freed, or rs_tls_ctx_new fails later), so user_data lives as long as
@@ -343,6 +389,7 @@ typedef struct rs_tls_private_key {
     void (*acquire)(void *user_data);
     void (*release)(void *user_data);
     void *user_data;
+    rs_tls_sign_async_fn *sign_async; /* instead of sign: the answer may come later */
 } rs_tls_private_key_t;
 
 typedef struct rs_tls_ctx_options {
@@ -418,8 +465,8 @@ typedef struct rs_tls_ctx_options {
  * *err_out (err_out may be NULL):
  *   RS_EINVAL             options NULL; a file and memory both given for the
  *                         chain or the key (private_key counts as a key, and
- *                         its sign function is required, acquire and release
- *                         both or neither); a server without chain and key; a
+ *                         takes exactly one of sign and sign_async, and
+ *                         acquire and release both or neither); a server without chain and key; a
  *                         client with a chain but no key or the reverse; an
  *                         ALPN list with an empty, overlong or too many names;
  *                         min_version above max_version or an unknown version;
@@ -1620,7 +1667,7 @@ static int rs__tls_ctx_check_options(const rs_tls_ctx_options_t *o) {
     bool has_cert = o->cert_file || o->cert_pem.len;
     bool has_key = o->key_file || o->key_pem.len || o->private_key;
     const rs_tls_private_key_t *pk = o->private_key;
-    if (pk && (!pk->sign || !pk->acquire != !pk->release || o->key_file || o->key_pem.len)) {
+    if (pk && (!pk->sign == !pk->sign_async || !pk->acquire != !pk->release || o->key_file || o->key_pem.len)) {
         return RS_EINVAL;
     }
     if ((o->cert_file && o->cert_pem.len) || (o->key_file && o->key_pem.len) || has_cert != has_key ||
@@ -1905,9 +1952,44 @@ static void rs__tls_client_session_put(rs_tls_ctx_t *ctx, const char *key, const
  * hash to the user's sign function instead of signing in memory.
  *
  * BearSSL calls do_sign from inside its handshake code, which cannot be
- * paused: the signature must be there when do_sign returns. So the hook is
- * synchronous, and a sign function answering RS_EAGAIN fails the handshake
- * with RS_ENOTSUP. */
+ * paused: the signature must be there when do_sign returns. A synchronous
+ * sign function answering RS_EAGAIN fails the handshake with RS_ENOTSUP. An
+ * asynchronous one (sign_async) gets an op and answers through it: when the
+ * answer is not there when do_sign returns, do_sign fails, the key notes
+ * `pending`, and the BearSSL engine undoes the step that asked (see
+ * rs__tls_bearssl_step); when the answer comes, the op's task has the
+ * engine do the step again, and do_sign, asked the same question, takes
+ * the answer from the op. */
+
+/* Where an op is: inside sign_async, waiting for its answer, answered. */
+#define RS__TLS_SIGN_CALLING 0
+#define RS__TLS_SIGN_PENDING 1
+#define RS__TLS_SIGN_DONE 2
+
+/* Owned by the engine's key until it is pending, then by whichever of the
+ * answer (rs_tls_sign_op_complete) and the engine comes last: the engine
+ * takes the answer in the op's task, or, destroyed first, marks the op
+ * engine_gone, and then the answer or the task frees it. A pending op holds
+ * its channel, so the answer can always schedule the task. */
+struct rs_tls_sign_op {
+    rs_mutex_t lock; /* stage, engine_gone, the answer */
+    int stage;
+    bool engine_gone;
+    bool held; /* pending at some point: it holds the channel */
+    int error;
+    size_t sig_len;
+    unsigned char sig[512]; /* BearSSL's room for a signature (eng->pad) */
+    /* the question, to check that the step done again asks the same */
+    rs_tls_sign_algorithm_t algorithm;
+    int hash_id;
+    size_t digest_len;
+    unsigned char digest[64]; /* SHA-512, the longest TLS 1.2 hash */
+    size_t sig_capacity;
+    const rs_allocator_t *allocator;
+    rs_channel_t *channel; /* held while pending */
+    rs_channel_task_t task; /* brings the answer to the loop thread */
+    void *engine;           /* the rs__tls_bearssl_t that asked */
+};
 
 /* One per handler; both vtable pointers point at classes below, and BearSSL
  * hands back the address of the one it was given. */
@@ -1917,11 +1999,149 @@ typedef struct rs__tls_ext_key {
     const rs_tls_ctx_t *ctx;
     rs__tls_error_context_t *ec; /* where a sign error is left for rs__tls_map_error */
     const void *who;             /* the handler, for the log */
+    /* asynchronous signing (sign_async) */
+    rs_channel_handler_t *handler;  /* its channel is where the answer goes */
+    void *engine;                   /* the engine, for the op's task */
+    rs_channel_task_fn *on_answer;  /* the engine's: runs the op's task */
+    rs_tls_sign_op_t *op;           /* the op in flight or answered, not yet taken */
+    bool pending;                   /* the last do_sign left its op waiting */
+    bool op_taken;                  /* do_sign took the answer of op */
 } rs__tls_ext_key_t;
+
+static void rs__tls_sign_op_free(rs_tls_sign_op_t *op) {
+    rs_channel_t *channel = op->held ? op->channel : NULL;
+    const rs_allocator_t *allocator = op->allocator;
+    rs_mutex_cleanup(&op->lock);
+    rs_pem_wipe(op, sizeof(*op));
+    rs_mem_free(allocator, op);
+    rs_channel_release_hold(channel); /* last: it may free the channel */
+}
+
+RESEAU_API int rs_tls_sign_op_complete(rs_tls_sign_op_t *op, int error, const uint8_t *sig, size_t sig_len) {
+    int ret = RS_OK;
+    int stage;
+    bool gone;
+    if (!op) {
+        return RS_EINVAL;
+    }
+    if (error > 0) {
+        ret = RS_EINVAL;
+        error = RS_ETLS_FAILED;
+    } else if (error == RS_OK && (!sig || sig_len == 0 || sig_len > op->sig_capacity)) {
+        ret = RS_EINVAL;
+        error = RS_ETLS_BAD_KEY;
+    }
+    rs_mutex_lock(&op->lock);
+    op->error = error;
+    if (!error) {
+        memcpy(op->sig, sig, sig_len);
+        op->sig_len = sig_len;
+    }
+    stage = op->stage;
+    op->stage = RS__TLS_SIGN_DONE;
+    gone = op->engine_gone;
+    rs_mutex_unlock(&op->lock);
+    if (stage == RS__TLS_SIGN_CALLING) {
+        return ret; /* answered from inside sign_async: do_sign takes it */
+    }
+    if (gone) {
+        rs__tls_sign_op_free(op);
+    } else {
+        rs_channel_schedule_task_now(op->channel, &op->task); /* cannot fail: held, and not scheduled yet */
+    }
+    return ret;
+}
+
+/* The answer of `op` for do_sign, which asks (algorithm, hash_id, data[0..hv_len)):
+ * the signature's length in data, or 0 with the error in ec->key_error.
+ * Frees the op. */
+static size_t rs__tls_ext_key_take_answer(rs__tls_ext_key_t *k, rs_tls_sign_op_t *op, rs_tls_sign_algorithm_t alg,
+                                          int hash_id, unsigned char *data, size_t hv_len, size_t len) {
+    size_t sig_len = 0;
+    int err = op->error;
+    if (!err && (op->algorithm != alg || op->hash_id != hash_id || op->digest_len != hv_len ||
+                 memcmp(op->digest, data, hv_len) != 0 || op->sig_len > len)) {
+        RS__TLS_LOG(RS_LOG_LEVEL_ERROR, "tls %p: the handshake step done again asked for another signature", k->who);
+        err = RS_ETLS_FAILED;
+    }
+    if (!err) {
+        memcpy(data, op->sig, op->sig_len);
+        sig_len = op->sig_len;
+    } else {
+        RS__TLS_LOG(RS_LOG_LEVEL_WARN, "tls %p: the private key could not sign: %s (%s)", k->who, rs_err_name(err),
+                    rs_strerror(err));
+        k->ec->key_error = err;
+    }
+    rs__tls_sign_op_free(op);
+    return sig_len;
+}
+
+/* Ask sign_async, or take the answer to the question asked before. */
+static size_t rs__tls_ext_key_sign_async(rs__tls_ext_key_t *k, rs_tls_sign_algorithm_t alg, int hash_id,
+                                         unsigned char *data, size_t hv_len, size_t len) {
+    const rs_tls_private_key_t *pk = &k->ctx->ext_key;
+    rs_tls_sign_op_t *op = k->op;
+    int err, stage;
+    if (op) { /* the step done again, with the answer */
+        k->op = NULL;
+        k->op_taken = true;
+        return rs__tls_ext_key_take_answer(k, op, alg, hash_id, data, hv_len, len);
+    }
+    op = (rs_tls_sign_op_t *)rs_mem_calloc(&k->ctx->allocator, 1, sizeof(*op));
+    if (!op) {
+        k->ec->key_error = RS_ENOMEM;
+        return 0;
+    }
+    err = rs_mutex_init(&op->lock);
+    if (err) {
+        rs_mem_free(&k->ctx->allocator, op);
+        k->ec->key_error = err;
+        return 0;
+    }
+    op->stage = RS__TLS_SIGN_CALLING;
+    op->algorithm = alg;
+    op->hash_id = hash_id;
+    op->digest_len = hv_len;
+    memcpy(op->digest, data, hv_len);
+    op->sig_capacity = len < sizeof(op->sig) ? len : sizeof(op->sig);
+    op->allocator = &k->ctx->allocator;
+    op->channel = rs_channel_slot_get_channel(k->handler->slot);
+    op->engine = k->engine;
+    rs_channel_task_init(&op->task, k->on_answer, op, "tls-sign-answer");
+    err = pk->sign_async(op, alg, (rs_tls_hash_t)hash_id, op->digest, hv_len, op->sig_capacity, pk->user_data);
+    rs_mutex_lock(&op->lock);
+    stage = op->stage;
+    if (!err && stage == RS__TLS_SIGN_CALLING) {
+        /* The hold first: from the unlock on, the answer may come on another
+         * thread and schedule the task on the channel. */
+        rs_channel_acquire_hold(op->channel);
+        op->held = true;
+        op->stage = RS__TLS_SIGN_PENDING;
+    }
+    rs_mutex_unlock(&op->lock);
+    if (err) {
+        if (stage == RS__TLS_SIGN_DONE) {
+            RS__TLS_LOG(RS_LOG_LEVEL_WARN, "tls %p: sign_async both answered and returned %s; the error counts",
+                        k->who, rs_err_name(err));
+        }
+        RS__TLS_LOG(RS_LOG_LEVEL_WARN, "tls %p: the private key could not sign: %s (%s)", k->who, rs_err_name(err),
+                    rs_strerror(err));
+        rs__tls_sign_op_free(op);
+        k->ec->key_error = err > 0 ? RS_ETLS_FAILED : err;
+        return 0;
+    }
+    if (stage == RS__TLS_SIGN_DONE) { /* answered at once */
+        return rs__tls_ext_key_take_answer(k, op, alg, hash_id, data, hv_len, len);
+    }
+    k->op = op;
+    k->pending = true;
+    return 0;
+}
 
 /* Call the sign function on the hash BearSSL left in data[0..hv_len) and
  * put the signature there (at most len bytes). Returns its length, or 0 for
- * BearSSL to fail the handshake, with the reason in ec->key_error. */
+ * BearSSL to fail the handshake, with the reason in ec->key_error (or, for
+ * an asynchronous answer still to come, k->pending set). */
 static size_t rs__tls_ext_key_sign(rs__tls_ext_key_t *k, int hash_id, unsigned char *data, size_t hv_len, size_t len) {
     const rs_tls_private_key_t *pk = &k->ctx->ext_key;
     rs_tls_sign_algorithm_t alg = k->ctx->ext_key_type == BR_KEYTYPE_RSA ? RS_TLS_SIGN_RSA_PKCS1 : RS_TLS_SIGN_ECDSA;
@@ -1932,11 +2152,14 @@ static size_t rs__tls_ext_key_sign(rs__tls_ext_key_t *k, int hash_id, unsigned c
         k->ec->key_error = RS_ETLS_FAILED;
         return 0;
     }
+    if (pk->sign_async) {
+        return rs__tls_ext_key_sign_async(k, alg, hash_id, data, hv_len, len);
+    }
     memcpy(digest, data, hv_len); /* data is also the output buffer */
     err = pk->sign(alg, (rs_tls_hash_t)hash_id, digest, hv_len, data, len, &sig_len, pk->user_data);
     if (err == RS_EAGAIN) {
-        RS__TLS_LOG(RS_LOG_LEVEL_WARN, "tls %p: the private key's sign function asked to answer later; BearSSL "
-                    "cannot pause a handshake, so asynchronous signing is not supported", k->who);
+        RS__TLS_LOG(RS_LOG_LEVEL_WARN, "tls %p: the private key's sign function asked to answer later; a "
+                    "synchronous sign function cannot (use sign_async)", k->who);
         err = RS_ENOTSUP;
     } else if (!err && (sig_len == 0 || sig_len > len)) {
         RS__TLS_LOG(RS_LOG_LEVEL_WARN, "tls %p: the private key's sign function gave %lu bytes (room for %lu)", k->who,
@@ -2092,6 +2315,15 @@ static void rs__tls_ext_key_init(rs__tls_ext_key_t *k, const rs_tls_ctx_t *ctx, 
     k->ctx = ctx;
     k->ec = ec;
     k->who = who;
+}
+
+/* What an asynchronous sign function needs: where to send the answer, and
+ * the engine's task that takes it. */
+static void rs__tls_ext_key_set_async(rs__tls_ext_key_t *k, rs_channel_handler_t *handler, void *engine,
+                                      rs_channel_task_fn *on_answer) {
+    k->handler = handler;
+    k->engine = engine;
+    k->on_answer = on_answer;
 }
 
 /* A client: offer the chain when asked, sign through the hook. */
@@ -2437,6 +2669,7 @@ typedef struct rs__tls_bearssl {
     rs_tls_engine_t base;
     rs_tls_ctx_t *ctx;
     const void *who; /* the handler, named in the log */
+    rs_channel_handler_t *handler; /* the TLS handler (config->handler), woken by an answer */
     bool is_server;
     bool negotiated;
     bool resumed;
@@ -2456,6 +2689,11 @@ typedef struct rs__tls_bearssl {
     unsigned char offered_id[32];
     size_t offered_id_len;
     char *session_key; /* client: the session cache's key, stored right after this struct ("" on a server) */
+    /* Asynchronous signing (sign_async): the engine's state before the
+     * current handshake step, and the step waiting for a signature. */
+    unsigned char *saved; /* while a sign_async key handshakes; else NULL */
+    int paused_step;      /* RS__TLS_STEP_... */
+    size_t paused_len;
 
     unsigned char ibuf[BR_SSL_BUFSIZE_INPUT];
     unsigned char obuf[RS__TLS_OBUF_SIZE];
@@ -2463,6 +2701,134 @@ typedef struct rs__tls_bearssl {
 
 static rs__tls_bearssl_t *rs__tls_bearssl_of(rs_tls_engine_t *engine) {
     return (rs__tls_bearssl_t *)engine->impl;
+}
+
+/* ---- asynchronous signing: a handshake step undone, and done again ----
+ *
+ * BearSSL asks for our signature from inside a step of its handshake code
+ * (the ack of bytes received, or of bytes sent, that moved it on) and
+ * cannot wait there. So, while a key that answers later handshakes, each
+ * such step starts by saving everything the step may change: the BearSSL
+ * context, both record buffers, our error notes and the X.509 wrapper
+ * (whose leaf buffer is refilled from its start when a certificate is
+ * read again). When do_sign had to leave its question pending, the step
+ * failed; the engine puts the saved state back, as if the step had not
+ * been taken, and shows the handler nothing (state 0) until the answer
+ * comes. Then the op's task takes the same step again: from the same state
+ * and the same bytes, BearSSL (whose random generator is in its context)
+ * computes the same handshake hash and asks the same question, which
+ * do_sign answers from the op. Nothing outside the saved state is touched
+ * by a step but the server's session cache lookup, which is a lookup. */
+
+#define RS__TLS_STEP_NONE 0
+#define RS__TLS_STEP_RECVREC 1 /* br_ssl_engine_recvrec_ack */
+#define RS__TLS_STEP_SENDREC 2 /* br_ssl_engine_sendrec_ack */
+
+static size_t rs__tls_saved_size(const rs__tls_bearssl_t *e) {
+    return sizeof(e->u) + sizeof(e->ibuf) + sizeof(e->obuf) + sizeof(e->ec) + sizeof(e->cache_view) +
+           sizeof(rs__tls_verify_t);
+}
+
+/* Copy the step's state to (save) or from (restore) e->saved. */
+static void rs__tls_saved_copy(rs__tls_bearssl_t *e, bool save) {
+    struct {
+        void *p;
+        size_t n;
+    } parts[6];
+    unsigned char *at = e->saved;
+    size_t i, count = 5;
+    parts[0].p = &e->u;
+    parts[0].n = sizeof(e->u);
+    parts[1].p = e->ibuf;
+    parts[1].n = sizeof(e->ibuf);
+    parts[2].p = e->obuf;
+    parts[2].n = sizeof(e->obuf);
+    parts[3].p = &e->ec;
+    parts[3].n = sizeof(e->ec);
+    parts[4].p = &e->cache_view;
+    parts[4].n = sizeof(e->cache_view);
+    if (e->verify) {
+        parts[5].p = e->verify;
+        parts[5].n = sizeof(*e->verify);
+        count = 6;
+    }
+    for (i = 0; i < count; ++i) {
+        if (save) {
+            memcpy(at, parts[i].p, parts[i].n);
+        } else {
+            memcpy(parts[i].p, at, parts[i].n);
+        }
+        at += parts[i].n;
+    }
+}
+
+static void rs__tls_bearssl_ack(rs__tls_bearssl_t *e, int step, size_t len) {
+    if (step == RS__TLS_STEP_RECVREC) {
+        br_ssl_engine_recvrec_ack(e->eng, len);
+    } else {
+        br_ssl_engine_sendrec_ack(e->eng, len);
+    }
+}
+
+/* An ack: the step that may run the handshake code. */
+static void rs__tls_bearssl_step(rs__tls_bearssl_t *e, int step, size_t len) {
+    if (!e->saved) {
+        rs__tls_bearssl_ack(e, step, len);
+        return;
+    }
+    rs__tls_saved_copy(e, true);
+    e->ext_key.pending = false;
+    rs__tls_bearssl_ack(e, step, len);
+    if (e->ext_key.pending) {
+        e->ext_key.pending = false;
+        rs__tls_saved_copy(e, false);
+        e->paused_step = step;
+        e->paused_len = len;
+        RS__TLS_LOG(RS_LOG_LEVEL_DEBUG, "tls %p: the handshake waits for the private key's signature", e->who);
+    }
+}
+
+static void rs__tls_bearssl_saved_free(rs__tls_bearssl_t *e) {
+    if (e->saved) {
+        rs_pem_wipe(e->saved, rs__tls_saved_size(e)); /* it held key material */
+        rs_mem_free(&e->ctx->allocator, e->saved);
+        e->saved = NULL;
+    }
+}
+
+static bool rs__tls_bearssl_paused(const rs__tls_bearssl_t *e) {
+    return e->paused_step != RS__TLS_STEP_NONE;
+}
+
+/* The op's task: the answer is here (or the channel is going down). */
+static void rs__tls_bearssl_on_answer(rs_channel_task_t *task, void *arg, rs_task_status_t status) {
+    rs_tls_sign_op_t *op = (rs_tls_sign_op_t *)arg;
+    rs__tls_bearssl_t *e;
+    bool gone;
+    int step;
+    (void)task;
+    rs_mutex_lock(&op->lock);
+    gone = op->engine_gone;
+    rs_mutex_unlock(&op->lock);
+    if (gone) {
+        rs__tls_sign_op_free(op);
+        return;
+    }
+    e = (rs__tls_bearssl_t *)op->engine;
+    if (status != RS_TASK_STATUS_RUN || !rs__tls_bearssl_paused(e)) {
+        e->ext_key.op = NULL;
+        rs__tls_sign_op_free(op);
+        return;
+    }
+    step = e->paused_step;
+    e->paused_step = RS__TLS_STEP_NONE;
+    e->ext_key.op_taken = false;
+    rs__tls_bearssl_step(e, step, e->paused_len); /* do_sign takes the op */
+    if (!e->ext_key.op_taken) {                  /* the step asked nothing this time */
+        e->ext_key.op = NULL;
+        rs__tls_sign_op_free(op);
+    }
+    rs_tls_engine_wake(e->handler);
 }
 
 /* ---- the handshake's end ---- */
@@ -2489,13 +2855,20 @@ static void rs__tls_bearssl_on_negotiated(rs__tls_bearssl_t *e) {
     }
     rs__tls_verify_free(e->verify);
     e->verify = NULL;
+    rs__tls_bearssl_saved_free(e); /* no more signing: renegotiation is off */
 }
 
 /* ---- the vtable ---- */
 
+/* While a step waits for a signature the engine shows nothing: the
+ * handler then waits for rs_tls_engine_wake. */
 static unsigned rs__tls_bearssl_state(rs_tls_engine_t *engine) {
     rs__tls_bearssl_t *e = rs__tls_bearssl_of(engine);
-    unsigned state = br_ssl_engine_current_state(e->eng);
+    unsigned state;
+    if (rs__tls_bearssl_paused(e)) {
+        return 0;
+    }
+    state = br_ssl_engine_current_state(e->eng);
     if (!e->negotiated && (state & (BR_SSL_SENDAPP | BR_SSL_RECVAPP))) {
         rs__tls_bearssl_on_negotiated(e);
     }
@@ -2503,19 +2876,35 @@ static unsigned rs__tls_bearssl_state(rs_tls_engine_t *engine) {
 }
 
 static unsigned char *rs__tls_bearssl_sendrec_buf(rs_tls_engine_t *engine, size_t *len) {
-    return br_ssl_engine_sendrec_buf(rs__tls_bearssl_of(engine)->eng, len);
+    rs__tls_bearssl_t *e = rs__tls_bearssl_of(engine);
+    if (rs__tls_bearssl_paused(e)) {
+        *len = 0;
+        return NULL;
+    }
+    return br_ssl_engine_sendrec_buf(e->eng, len);
 }
 
 static void rs__tls_bearssl_sendrec_ack(rs_tls_engine_t *engine, size_t len) {
-    br_ssl_engine_sendrec_ack(rs__tls_bearssl_of(engine)->eng, len);
+    rs__tls_bearssl_t *e = rs__tls_bearssl_of(engine);
+    if (!rs__tls_bearssl_paused(e)) {
+        rs__tls_bearssl_step(e, RS__TLS_STEP_SENDREC, len);
+    }
 }
 
 static unsigned char *rs__tls_bearssl_recvrec_buf(rs_tls_engine_t *engine, size_t *len) {
-    return br_ssl_engine_recvrec_buf(rs__tls_bearssl_of(engine)->eng, len);
+    rs__tls_bearssl_t *e = rs__tls_bearssl_of(engine);
+    if (rs__tls_bearssl_paused(e)) {
+        *len = 0;
+        return NULL;
+    }
+    return br_ssl_engine_recvrec_buf(e->eng, len);
 }
 
 static void rs__tls_bearssl_recvrec_ack(rs_tls_engine_t *engine, size_t len) {
-    br_ssl_engine_recvrec_ack(rs__tls_bearssl_of(engine)->eng, len);
+    rs__tls_bearssl_t *e = rs__tls_bearssl_of(engine);
+    if (!rs__tls_bearssl_paused(e)) {
+        rs__tls_bearssl_step(e, RS__TLS_STEP_RECVREC, len);
+    }
 }
 
 static unsigned char *rs__tls_bearssl_sendapp_buf(rs_tls_engine_t *engine, size_t *len) {
@@ -2527,7 +2916,12 @@ static void rs__tls_bearssl_sendapp_ack(rs_tls_engine_t *engine, size_t len) {
 }
 
 static unsigned char *rs__tls_bearssl_recvapp_buf(rs_tls_engine_t *engine, size_t *len) {
-    return br_ssl_engine_recvapp_buf(rs__tls_bearssl_of(engine)->eng, len);
+    rs__tls_bearssl_t *e = rs__tls_bearssl_of(engine);
+    if (rs__tls_bearssl_paused(e)) {
+        *len = 0;
+        return NULL;
+    }
+    return br_ssl_engine_recvapp_buf(e->eng, len);
 }
 
 static void rs__tls_bearssl_recvapp_ack(rs_tls_engine_t *engine, size_t len) {
@@ -2535,7 +2929,10 @@ static void rs__tls_bearssl_recvapp_ack(rs_tls_engine_t *engine, size_t len) {
 }
 
 static void rs__tls_bearssl_flush(rs_tls_engine_t *engine) {
-    br_ssl_engine_flush(rs__tls_bearssl_of(engine)->eng, 0);
+    rs__tls_bearssl_t *e = rs__tls_bearssl_of(engine);
+    if (!rs__tls_bearssl_paused(e)) {
+        br_ssl_engine_flush(e->eng, 0);
+    }
 }
 
 static void rs__tls_bearssl_close(rs_tls_engine_t *engine) {
@@ -2546,7 +2943,7 @@ static void rs__tls_bearssl_close(rs_tls_engine_t *engine) {
  * out, for a precise code. */
 static int rs__tls_bearssl_last_error(rs_tls_engine_t *engine) {
     rs__tls_bearssl_t *e = rs__tls_bearssl_of(engine);
-    int err = br_ssl_engine_last_error(e->eng);
+    int err = rs__tls_bearssl_paused(e) ? BR_ERR_OK : br_ssl_engine_last_error(e->eng);
     if (err == BR_ERR_OK) {
         return RS_OK;
     }
@@ -2586,6 +2983,13 @@ static void rs__tls_bearssl_get_info(rs_tls_engine_t *engine, rs_tls_engine_info
 static void rs__tls_bearssl_destroy(rs_tls_engine_t *engine) {
     rs__tls_bearssl_t *e = rs__tls_bearssl_of(engine);
     const rs_allocator_t *allocator = &e->ctx->allocator;
+    rs_tls_sign_op_t *op = e->ext_key.op;
+    if (op) { /* its answer, or its task, frees it: whichever comes last */
+        rs_mutex_lock(&op->lock);
+        op->engine_gone = true;
+        rs_mutex_unlock(&op->lock);
+    }
+    rs__tls_bearssl_saved_free(e);
     rs__tls_verify_free(e->verify);
     rs_pem_wipe(e, sizeof(*e));
     rs_mem_free(allocator, e);
@@ -2889,8 +3293,24 @@ RESEAU_API rs_tls_engine_t *rs_tls_engine_bearssl_new(const rs_tls_engine_config
     e->base.impl = e;
     e->ctx = ctx;
     e->who = config->handler;
+    e->handler = config->handler;
     e->is_server = config->is_server;
     e->ec.is_server = config->is_server;
+    if (ctx->ext_key.sign_async) {
+        /* Its answer goes to the handler's channel (see rs__tls_bearssl_step). */
+        if (!config->handler) {
+            err = RS_EINVAL;
+            rs__tls_bearssl_destroy(&e->base);
+            goto fail;
+        }
+        e->saved = (unsigned char *)rs_mem_alloc(&ctx->allocator, rs__tls_saved_size(e));
+        if (!e->saved) {
+            err = RS_ENOMEM;
+            rs__tls_bearssl_destroy(&e->base);
+            goto fail;
+        }
+        rs__tls_ext_key_set_async(&e->ext_key, config->handler, e, rs__tls_bearssl_on_answer);
+    }
     if (!e->is_server && config->server_name) {
         uint32_t scope;
         if (rs_ipv4_parse(config->server_name, e->ip) == RS_OK) {
@@ -3390,6 +3810,18 @@ static void rs__tls_pump(rs__tls_handler_t *h) {
     if (h->read_shutdown_pending && (rs__tls_read_drained(h) || h->failed)) {
         rs__tls_finish_read_shutdown(h);
     }
+}
+
+/* The engine moved on its own (an asynchronous operation came back). */
+RESEAU_API int rs_tls_engine_wake(rs_channel_handler_t *handler) {
+    rs__tls_handler_t *h = rs__tls_of(handler);
+    if (!h) {
+        return RS_EINVAL;
+    }
+    if (h->engine && !h->failed && !h->read_shut) {
+        rs__tls_pump(h);
+    }
+    return RS_OK;
 }
 
 /* ---- the vtable ---- */
@@ -4690,6 +5122,7 @@ RESEAU_API int rs_pkcs11_key_get_tls_private_key(rs_pkcs11_key_t *key, rs_tls_pr
     if (!key || !out) {
         return RS_EINVAL;
     }
+    memset(out, 0, sizeof(*out));
     out->sign = rs__pkcs11_tls_sign;
     out->acquire = rs__pkcs11_tls_acquire;
     out->release = rs__pkcs11_tls_release;

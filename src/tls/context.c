@@ -146,7 +146,7 @@ static int rs__tls_ctx_check_options(const rs_tls_ctx_options_t *o) {
     bool has_cert = o->cert_file || o->cert_pem.len;
     bool has_key = o->key_file || o->key_pem.len || o->private_key;
     const rs_tls_private_key_t *pk = o->private_key;
-    if (pk && (!pk->sign || !pk->acquire != !pk->release || o->key_file || o->key_pem.len)) {
+    if (pk && (!pk->sign == !pk->sign_async || !pk->acquire != !pk->release || o->key_file || o->key_pem.len)) {
         return RS_EINVAL;
     }
     if ((o->cert_file && o->cert_pem.len) || (o->key_file && o->key_pem.len) || has_cert != has_key ||

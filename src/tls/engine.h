@@ -155,8 +155,20 @@ typedef struct rs_tls_engine_config {
  * tests/tls/test_tls_engine.c has a complete (toy) engine. */
 typedef rs_tls_engine_t *rs_tls_engine_new_fn(const rs_tls_engine_config_t *config, void *user_data, int *err_out);
 
+/* For an engine whose state changes outside the handler's calls (an
+ * asynchronous operation of its own has finished): the handler pumps it
+ * again, as after bytes from the peer. An engine waiting for such an
+ * operation opens none of its buffers meanwhile (state 0), and the handler
+ * waits. `handler` is the config's. On the loop thread of the handler's
+ * channel, never from inside a vtable call (from a task: see
+ * rs_channel_schedule_task_now). RS_OK, or RS_EINVAL for NULL or a handler
+ * that is not a TLS handler. The BearSSL engine calls it when an
+ * asynchronous signature (rs_tls_sign_async_fn) comes back. */
+RESEAU_API int rs_tls_engine_wake(rs_channel_handler_t *handler);
+
 /* The BearSSL engine, the default: the factory used when engine_new is NULL.
- * user_data is unused. Errors: RS_EINVAL (config or its ctx NULL), RS_ENOMEM,
+ * user_data is unused. Errors: RS_EINVAL (config or its ctx NULL; no
+ * handler, with a key that signs asynchronously), RS_ENOMEM,
  * RS_ETLS_FAILED (no entropy from the OS), or the RS_ETLS_... code of
  * BearSSL's refusal of the settings. */
 RESEAU_API rs_tls_engine_t *rs_tls_engine_bearssl_new(const rs_tls_engine_config_t *config, void *user_data,

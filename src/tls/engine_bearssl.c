@@ -30,6 +30,7 @@ typedef struct rs__tls_bearssl {
     rs_tls_engine_t base;
     rs_tls_ctx_t *ctx;
     const void *who; /* the handler, named in the log */
+    rs_channel_handler_t *handler; /* the TLS handler (config->handler), woken by an answer */
     bool is_server;
     bool negotiated;
     bool resumed;
@@ -49,6 +50,11 @@ typedef struct rs__tls_bearssl {
     unsigned char offered_id[32];
     size_t offered_id_len;
     char *session_key; /* client: the session cache's key, stored right after this struct ("" on a server) */
+    /* Asynchronous signing (sign_async): the engine's state before the
+     * current handshake step, and the step waiting for a signature. */
+    unsigned char *saved; /* while a sign_async key handshakes; else NULL */
+    int paused_step;      /* RS__TLS_STEP_... */
+    size_t paused_len;
 
     unsigned char ibuf[BR_SSL_BUFSIZE_INPUT];
     unsigned char obuf[RS__TLS_OBUF_SIZE];
@@ -56,6 +62,134 @@ typedef struct rs__tls_bearssl {
 
 static rs__tls_bearssl_t *rs__tls_bearssl_of(rs_tls_engine_t *engine) {
     return (rs__tls_bearssl_t *)engine->impl;
+}
+
+/* ---- asynchronous signing: a handshake step undone, and done again ----
+ *
+ * BearSSL asks for our signature from inside a step of its handshake code
+ * (the ack of bytes received, or of bytes sent, that moved it on) and
+ * cannot wait there. So, while a key that answers later handshakes, each
+ * such step starts by saving everything the step may change: the BearSSL
+ * context, both record buffers, our error notes and the X.509 wrapper
+ * (whose leaf buffer is refilled from its start when a certificate is
+ * read again). When do_sign had to leave its question pending, the step
+ * failed; the engine puts the saved state back, as if the step had not
+ * been taken, and shows the handler nothing (state 0) until the answer
+ * comes. Then the op's task takes the same step again: from the same state
+ * and the same bytes, BearSSL (whose random generator is in its context)
+ * computes the same handshake hash and asks the same question, which
+ * do_sign answers from the op. Nothing outside the saved state is touched
+ * by a step but the server's session cache lookup, which is a lookup. */
+
+#define RS__TLS_STEP_NONE 0
+#define RS__TLS_STEP_RECVREC 1 /* br_ssl_engine_recvrec_ack */
+#define RS__TLS_STEP_SENDREC 2 /* br_ssl_engine_sendrec_ack */
+
+static size_t rs__tls_saved_size(const rs__tls_bearssl_t *e) {
+    return sizeof(e->u) + sizeof(e->ibuf) + sizeof(e->obuf) + sizeof(e->ec) + sizeof(e->cache_view) +
+           sizeof(rs__tls_verify_t);
+}
+
+/* Copy the step's state to (save) or from (restore) e->saved. */
+static void rs__tls_saved_copy(rs__tls_bearssl_t *e, bool save) {
+    struct {
+        void *p;
+        size_t n;
+    } parts[6];
+    unsigned char *at = e->saved;
+    size_t i, count = 5;
+    parts[0].p = &e->u;
+    parts[0].n = sizeof(e->u);
+    parts[1].p = e->ibuf;
+    parts[1].n = sizeof(e->ibuf);
+    parts[2].p = e->obuf;
+    parts[2].n = sizeof(e->obuf);
+    parts[3].p = &e->ec;
+    parts[3].n = sizeof(e->ec);
+    parts[4].p = &e->cache_view;
+    parts[4].n = sizeof(e->cache_view);
+    if (e->verify) {
+        parts[5].p = e->verify;
+        parts[5].n = sizeof(*e->verify);
+        count = 6;
+    }
+    for (i = 0; i < count; ++i) {
+        if (save) {
+            memcpy(at, parts[i].p, parts[i].n);
+        } else {
+            memcpy(parts[i].p, at, parts[i].n);
+        }
+        at += parts[i].n;
+    }
+}
+
+static void rs__tls_bearssl_ack(rs__tls_bearssl_t *e, int step, size_t len) {
+    if (step == RS__TLS_STEP_RECVREC) {
+        br_ssl_engine_recvrec_ack(e->eng, len);
+    } else {
+        br_ssl_engine_sendrec_ack(e->eng, len);
+    }
+}
+
+/* An ack: the step that may run the handshake code. */
+static void rs__tls_bearssl_step(rs__tls_bearssl_t *e, int step, size_t len) {
+    if (!e->saved) {
+        rs__tls_bearssl_ack(e, step, len);
+        return;
+    }
+    rs__tls_saved_copy(e, true);
+    e->ext_key.pending = false;
+    rs__tls_bearssl_ack(e, step, len);
+    if (e->ext_key.pending) {
+        e->ext_key.pending = false;
+        rs__tls_saved_copy(e, false);
+        e->paused_step = step;
+        e->paused_len = len;
+        RS__TLS_LOG(RS_LOG_LEVEL_DEBUG, "tls %p: the handshake waits for the private key's signature", e->who);
+    }
+}
+
+static void rs__tls_bearssl_saved_free(rs__tls_bearssl_t *e) {
+    if (e->saved) {
+        rs_pem_wipe(e->saved, rs__tls_saved_size(e)); /* it held key material */
+        rs_mem_free(&e->ctx->allocator, e->saved);
+        e->saved = NULL;
+    }
+}
+
+static bool rs__tls_bearssl_paused(const rs__tls_bearssl_t *e) {
+    return e->paused_step != RS__TLS_STEP_NONE;
+}
+
+/* The op's task: the answer is here (or the channel is going down). */
+static void rs__tls_bearssl_on_answer(rs_channel_task_t *task, void *arg, rs_task_status_t status) {
+    rs_tls_sign_op_t *op = (rs_tls_sign_op_t *)arg;
+    rs__tls_bearssl_t *e;
+    bool gone;
+    int step;
+    (void)task;
+    rs_mutex_lock(&op->lock);
+    gone = op->engine_gone;
+    rs_mutex_unlock(&op->lock);
+    if (gone) {
+        rs__tls_sign_op_free(op);
+        return;
+    }
+    e = (rs__tls_bearssl_t *)op->engine;
+    if (status != RS_TASK_STATUS_RUN || !rs__tls_bearssl_paused(e)) {
+        e->ext_key.op = NULL;
+        rs__tls_sign_op_free(op);
+        return;
+    }
+    step = e->paused_step;
+    e->paused_step = RS__TLS_STEP_NONE;
+    e->ext_key.op_taken = false;
+    rs__tls_bearssl_step(e, step, e->paused_len); /* do_sign takes the op */
+    if (!e->ext_key.op_taken) {                  /* the step asked nothing this time */
+        e->ext_key.op = NULL;
+        rs__tls_sign_op_free(op);
+    }
+    rs_tls_engine_wake(e->handler);
 }
 
 /* ---- the handshake's end ---- */
@@ -82,13 +216,20 @@ static void rs__tls_bearssl_on_negotiated(rs__tls_bearssl_t *e) {
     }
     rs__tls_verify_free(e->verify);
     e->verify = NULL;
+    rs__tls_bearssl_saved_free(e); /* no more signing: renegotiation is off */
 }
 
 /* ---- the vtable ---- */
 
+/* While a step waits for a signature the engine shows nothing: the
+ * handler then waits for rs_tls_engine_wake. */
 static unsigned rs__tls_bearssl_state(rs_tls_engine_t *engine) {
     rs__tls_bearssl_t *e = rs__tls_bearssl_of(engine);
-    unsigned state = br_ssl_engine_current_state(e->eng);
+    unsigned state;
+    if (rs__tls_bearssl_paused(e)) {
+        return 0;
+    }
+    state = br_ssl_engine_current_state(e->eng);
     if (!e->negotiated && (state & (BR_SSL_SENDAPP | BR_SSL_RECVAPP))) {
         rs__tls_bearssl_on_negotiated(e);
     }
@@ -96,19 +237,35 @@ static unsigned rs__tls_bearssl_state(rs_tls_engine_t *engine) {
 }
 
 static unsigned char *rs__tls_bearssl_sendrec_buf(rs_tls_engine_t *engine, size_t *len) {
-    return br_ssl_engine_sendrec_buf(rs__tls_bearssl_of(engine)->eng, len);
+    rs__tls_bearssl_t *e = rs__tls_bearssl_of(engine);
+    if (rs__tls_bearssl_paused(e)) {
+        *len = 0;
+        return NULL;
+    }
+    return br_ssl_engine_sendrec_buf(e->eng, len);
 }
 
 static void rs__tls_bearssl_sendrec_ack(rs_tls_engine_t *engine, size_t len) {
-    br_ssl_engine_sendrec_ack(rs__tls_bearssl_of(engine)->eng, len);
+    rs__tls_bearssl_t *e = rs__tls_bearssl_of(engine);
+    if (!rs__tls_bearssl_paused(e)) {
+        rs__tls_bearssl_step(e, RS__TLS_STEP_SENDREC, len);
+    }
 }
 
 static unsigned char *rs__tls_bearssl_recvrec_buf(rs_tls_engine_t *engine, size_t *len) {
-    return br_ssl_engine_recvrec_buf(rs__tls_bearssl_of(engine)->eng, len);
+    rs__tls_bearssl_t *e = rs__tls_bearssl_of(engine);
+    if (rs__tls_bearssl_paused(e)) {
+        *len = 0;
+        return NULL;
+    }
+    return br_ssl_engine_recvrec_buf(e->eng, len);
 }
 
 static void rs__tls_bearssl_recvrec_ack(rs_tls_engine_t *engine, size_t len) {
-    br_ssl_engine_recvrec_ack(rs__tls_bearssl_of(engine)->eng, len);
+    rs__tls_bearssl_t *e = rs__tls_bearssl_of(engine);
+    if (!rs__tls_bearssl_paused(e)) {
+        rs__tls_bearssl_step(e, RS__TLS_STEP_RECVREC, len);
+    }
 }
 
 static unsigned char *rs__tls_bearssl_sendapp_buf(rs_tls_engine_t *engine, size_t *len) {
@@ -120,7 +277,12 @@ static void rs__tls_bearssl_sendapp_ack(rs_tls_engine_t *engine, size_t len) {
 }
 
 static unsigned char *rs__tls_bearssl_recvapp_buf(rs_tls_engine_t *engine, size_t *len) {
-    return br_ssl_engine_recvapp_buf(rs__tls_bearssl_of(engine)->eng, len);
+    rs__tls_bearssl_t *e = rs__tls_bearssl_of(engine);
+    if (rs__tls_bearssl_paused(e)) {
+        *len = 0;
+        return NULL;
+    }
+    return br_ssl_engine_recvapp_buf(e->eng, len);
 }
 
 static void rs__tls_bearssl_recvapp_ack(rs_tls_engine_t *engine, size_t len) {
@@ -128,7 +290,10 @@ static void rs__tls_bearssl_recvapp_ack(rs_tls_engine_t *engine, size_t len) {
 }
 
 static void rs__tls_bearssl_flush(rs_tls_engine_t *engine) {
-    br_ssl_engine_flush(rs__tls_bearssl_of(engine)->eng, 0);
+    rs__tls_bearssl_t *e = rs__tls_bearssl_of(engine);
+    if (!rs__tls_bearssl_paused(e)) {
+        br_ssl_engine_flush(e->eng, 0);
+    }
 }
 
 static void rs__tls_bearssl_close(rs_tls_engine_t *engine) {
@@ -139,7 +304,7 @@ static void rs__tls_bearssl_close(rs_tls_engine_t *engine) {
  * out, for a precise code. */
 static int rs__tls_bearssl_last_error(rs_tls_engine_t *engine) {
     rs__tls_bearssl_t *e = rs__tls_bearssl_of(engine);
-    int err = br_ssl_engine_last_error(e->eng);
+    int err = rs__tls_bearssl_paused(e) ? BR_ERR_OK : br_ssl_engine_last_error(e->eng);
     if (err == BR_ERR_OK) {
         return RS_OK;
     }
@@ -179,6 +344,13 @@ static void rs__tls_bearssl_get_info(rs_tls_engine_t *engine, rs_tls_engine_info
 static void rs__tls_bearssl_destroy(rs_tls_engine_t *engine) {
     rs__tls_bearssl_t *e = rs__tls_bearssl_of(engine);
     const rs_allocator_t *allocator = &e->ctx->allocator;
+    rs_tls_sign_op_t *op = e->ext_key.op;
+    if (op) { /* its answer, or its task, frees it: whichever comes last */
+        rs_mutex_lock(&op->lock);
+        op->engine_gone = true;
+        rs_mutex_unlock(&op->lock);
+    }
+    rs__tls_bearssl_saved_free(e);
     rs__tls_verify_free(e->verify);
     rs_pem_wipe(e, sizeof(*e));
     rs_mem_free(allocator, e);
@@ -482,8 +654,24 @@ RESEAU_API rs_tls_engine_t *rs_tls_engine_bearssl_new(const rs_tls_engine_config
     e->base.impl = e;
     e->ctx = ctx;
     e->who = config->handler;
+    e->handler = config->handler;
     e->is_server = config->is_server;
     e->ec.is_server = config->is_server;
+    if (ctx->ext_key.sign_async) {
+        /* Its answer goes to the handler's channel (see rs__tls_bearssl_step). */
+        if (!config->handler) {
+            err = RS_EINVAL;
+            rs__tls_bearssl_destroy(&e->base);
+            goto fail;
+        }
+        e->saved = (unsigned char *)rs_mem_alloc(&ctx->allocator, rs__tls_saved_size(e));
+        if (!e->saved) {
+            err = RS_ENOMEM;
+            rs__tls_bearssl_destroy(&e->base);
+            goto fail;
+        }
+        rs__tls_ext_key_set_async(&e->ext_key, config->handler, e, rs__tls_bearssl_on_answer);
+    }
     if (!e->is_server && config->server_name) {
         uint32_t scope;
         if (rs_ipv4_parse(config->server_name, e->ip) == RS_OK) {

@@ -474,6 +474,18 @@ static void rs__tls_pump(rs__tls_handler_t *h) {
     }
 }
 
+/* The engine moved on its own (an asynchronous operation came back). */
+RESEAU_API int rs_tls_engine_wake(rs_channel_handler_t *handler) {
+    rs__tls_handler_t *h = rs__tls_of(handler);
+    if (!h) {
+        return RS_EINVAL;
+    }
+    if (h->engine && !h->failed && !h->read_shut) {
+        rs__tls_pump(h);
+    }
+    return RS_OK;
+}
+
 /* ---- the vtable ---- */
 
 static int rs__tls_process_read(rs_channel_handler_t *handler, rs_channel_slot_t *slot, rs_io_message_t *message) {

@@ -646,6 +646,7 @@ RESEAU_API int rs_pkcs11_key_get_tls_private_key(rs_pkcs11_key_t *key, rs_tls_pr
     if (!key || !out) {
         return RS_EINVAL;
     }
+    memset(out, 0, sizeof(*out));
     out->sign = rs__pkcs11_tls_sign;
     out->acquire = rs__pkcs11_tls_acquire;
     out->release = rs__pkcs11_tls_release;

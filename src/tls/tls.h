@@ -82,18 +82,52 @@ typedef enum rs_tls_hash {
  * function adds the DigestInfo for the hash (none for MD5_SHA1) and the
  * PKCS #1 v1.5 padding. Write at most sig_capacity bytes to `sig` and their
  * number to *sig_len; return RS_OK, or an error code, which becomes the
- * handshake's result (and is logged). The answer must be given before
- * returning: BearSSL asks for the signature from inside its handshake code
- * and cannot pause there, so asynchronous completion is not supported.
- * Returning RS_EAGAIN ("later") fails the handshake with RS_ENOTSUP. Called
- * on the loop thread of the connection that handshakes, and so possibly on
- * several loops at once: it must be thread-safe. It blocks that loop while
- * it runs. */
+ * handshake's result (and is logged). The answer is given before returning
+ * (for one given later, see rs_tls_sign_async_fn); returning RS_EAGAIN
+ * ("later") fails the handshake with RS_ENOTSUP. Called on the loop thread
+ * of the connection that handshakes, and so possibly on several loops at
+ * once: it must be thread-safe. It blocks that loop while it runs. */
 typedef int rs_tls_sign_fn(rs_tls_sign_algorithm_t algorithm, rs_tls_hash_t hash, const uint8_t *digest,
                            size_t digest_len, uint8_t *sig, size_t sig_capacity, size_t *sig_len, void *user_data);
 
+/* A signature being made asynchronously (see rs_tls_sign_async_fn). */
+typedef struct rs_tls_sign_op rs_tls_sign_op_t;
+
+/* Start signing `digest`, as rs_tls_sign_fn signs it, and answer later with
+ * rs_tls_sign_op_complete(op, ...), from any thread (a signer thread, a
+ * remote signer's reply, a TPM's completion), or at once from inside this
+ * call. Meanwhile the handshake waits and the loop goes on with everything
+ * else; the connection's negotiation timeout still runs. Return RS_OK when
+ * the signature is under way (then complete `op` exactly once), or an error
+ * code, which becomes the handshake's result (then do not complete it).
+ * digest is valid during the call only; the signature may have up to
+ * sig_capacity bytes. Called on the connection's loop thread, possibly on
+ * several loops at once: it must be thread-safe.
+ *
+ * How, with BearSSL, which asks for the signature inside its handshake code
+ * and cannot pause there: while such a key handshakes, the engine saves its
+ * state (about 34 KiB, for the handshake only) before each step; a step
+ * that needs the signature is undone, and done again with it once it is
+ * there. The handshake on the wire is the same as with rs_tls_sign_fn. */
+typedef int rs_tls_sign_async_fn(rs_tls_sign_op_t *op, rs_tls_sign_algorithm_t algorithm, rs_tls_hash_t hash,
+                                 const uint8_t *digest, size_t digest_len, size_t sig_capacity, void *user_data);
+
+/* Answer an asynchronous signature: error RS_OK with the signature (sig_len
+ * bytes at sig, copied), or an error code, which becomes the handshake's
+ * result (RS_EAGAIN included; a positive one becomes RS_ETLS_FAILED). Any
+ * thread, exactly once per op; op is gone when this returns. The handshake
+ * goes on on the connection's loop thread. If the connection ended in the
+ * meantime (timeout, peer hang-up, shutdown, the channel destroyed), the
+ * answer is dropped; the channel's memory is held until it comes, so a
+ * signature that never comes leaks the channel. The connection's event loop
+ * must outlive the op. Returns RS_OK; RS_EINVAL for a NULL op (nothing
+ * happens), or for error RS_OK with a NULL or empty signature, one longer
+ * than sig_capacity, or a positive error (the op is answered all the same:
+ * the handshake fails with RS_ETLS_BAD_KEY, or RS_ETLS_FAILED). */
+RESEAU_API int rs_tls_sign_op_complete(rs_tls_sign_op_t *op, int error, const uint8_t *sig, size_t sig_len);
+
 typedef struct rs_tls_private_key {
-    rs_tls_sign_fn *sign; /* required */
+    rs_tls_sign_fn *sign; /* this, or sign_async: exactly one of the two */
     /* Called once when a context takes the key (in rs_tls_ctx_new, once the
      * certificate is loaded), and once when that context lets it go (it is
      * freed, or rs_tls_ctx_new fails later), so user_data lives as long as
@@ -102,6 +136,7 @@ typedef struct rs_tls_private_key {
     void (*acquire)(void *user_data);
     void (*release)(void *user_data);
     void *user_data;
+    rs_tls_sign_async_fn *sign_async; /* instead of sign: the answer may come later */
 } rs_tls_private_key_t;
 
 typedef struct rs_tls_ctx_options {
@@ -177,8 +212,8 @@ typedef struct rs_tls_ctx_options {
  * *err_out (err_out may be NULL):
  *   RS_EINVAL             options NULL; a file and memory both given for the
  *                         chain or the key (private_key counts as a key, and
- *                         its sign function is required, acquire and release
- *                         both or neither); a server without chain and key; a
+ *                         takes exactly one of sign and sign_async, and
+ *                         acquire and release both or neither); a server without chain and key; a
  *                         client with a chain but no key or the reverse; an
  *                         ALPN list with an empty, overlong or too many names;
  *                         min_version above max_version or an unknown version;

@@ -141,6 +141,85 @@ static RS__UNUSED rs_tls_ctx_t *tls_test_ctx(const rs_tls_ctx_options_t *o) {
     return ctx;
 }
 
+/* ------------------------------------------------------- a key to sign with */
+
+/* A private key of the test certificates, decoded by BearSSL, to sign with
+ * as a sign hook would (rs_tls_sign_fn's contract): for tests of the hooks
+ * that need no token. The decoder holds the key. */
+typedef struct tls_test_key {
+    br_skey_decoder_context dc;
+    int type; /* BR_KEYTYPE_RSA or BR_KEYTYPE_EC */
+} tls_test_key_t;
+
+/* Load `name` (e.g. "server.key") from the certificate directory. */
+static RS__UNUSED void tls_test_key_load(tls_test_key_t *k, const char *name) {
+    rs_pem_list_t list;
+    size_t i;
+    bool found = false;
+    memset(&list, 0, sizeof(list));
+    assert_int_equal(rs_pem_parse_file(&rs_test_allocator, tls_test_path(name), &list), RS_OK);
+    br_skey_decoder_init(&k->dc);
+    for (i = 0; i < list.count && !found; ++i) {
+        if (rs_pem_label_is_private_key(list.objects[i].label)) {
+            br_skey_decoder_push(&k->dc, list.objects[i].data.buffer, list.objects[i].data.len);
+            found = true;
+        }
+    }
+    rs_pem_list_cleanup(&list);
+    assert_true(found);
+    assert_int_equal(br_skey_decoder_last_error(&k->dc), 0);
+    k->type = br_skey_decoder_key_type(&k->dc);
+    assert_true(k->type == BR_KEYTYPE_RSA || k->type == BR_KEYTYPE_EC);
+}
+
+/* Sign as rs_tls_sign_fn does: RS_OK, or RS_ETLS_BAD_KEY (wrong algorithm
+ * for the key, no room, an unknown hash, BearSSL refused). */
+static RS__UNUSED int tls_test_key_sign(const tls_test_key_t *k, rs_tls_sign_algorithm_t alg, rs_tls_hash_t hash,
+                                        const uint8_t *digest, size_t digest_len, uint8_t *sig, size_t cap,
+                                        size_t *sig_len) {
+    if (k->type == BR_KEYTYPE_RSA && alg == RS_TLS_SIGN_RSA_PKCS1) {
+        const br_rsa_private_key *sk = br_skey_decoder_get_rsa(&k->dc);
+        size_t n = (sk->n_bitlen + 7) / 8;
+        const unsigned char *oid;
+        switch (hash) {
+        case RS_TLS_HASH_MD5_SHA1: oid = NULL; break; /* no DigestInfo */
+        case RS_TLS_HASH_SHA1: oid = BR_HASH_OID_SHA1; break;
+        case RS_TLS_HASH_SHA224: oid = BR_HASH_OID_SHA224; break;
+        case RS_TLS_HASH_SHA256: oid = BR_HASH_OID_SHA256; break;
+        case RS_TLS_HASH_SHA384: oid = BR_HASH_OID_SHA384; break;
+        case RS_TLS_HASH_SHA512: oid = BR_HASH_OID_SHA512; break;
+        default: return RS_ETLS_BAD_KEY;
+        }
+        if (cap < n || !br_rsa_pkcs1_sign_get_default()(oid, digest, digest_len, sk, sig)) {
+            return RS_ETLS_BAD_KEY;
+        }
+        *sig_len = n;
+        return RS_OK;
+    }
+    if (k->type == BR_KEYTYPE_EC && alg == RS_TLS_SIGN_ECDSA) {
+        const br_hash_class *hf;
+        unsigned char out[160]; /* the longest DER signature: P-521 */
+        size_t n;
+        switch (hash) {
+        case RS_TLS_HASH_SHA1: hf = &br_sha1_vtable; break;
+        case RS_TLS_HASH_SHA224: hf = &br_sha224_vtable; break;
+        case RS_TLS_HASH_SHA256: hf = &br_sha256_vtable; break;
+        case RS_TLS_HASH_SHA384: hf = &br_sha384_vtable; break;
+        case RS_TLS_HASH_SHA512: hf = &br_sha512_vtable; break;
+        default: return RS_ETLS_BAD_KEY;
+        }
+        (void)digest_len;
+        n = br_ecdsa_sign_asn1_get_default()(br_ec_get_default(), hf, digest, br_skey_decoder_get_ec(&k->dc), out);
+        if (n == 0 || n > cap) {
+            return RS_ETLS_BAD_KEY;
+        }
+        memcpy(sig, out, n);
+        *sig_len = n;
+        return RS_OK;
+    }
+    return RS_ETLS_BAD_KEY;
+}
+
 /* ------------------------------------------------------------ app handler */
 
 /* The rightmost handler: records what it reads, reopens its window by what it
