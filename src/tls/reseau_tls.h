@@ -27,16 +27,19 @@
  *   rs_tls_ctx_options_t.private_key takes a sign function instead of a key
  *   (a TPM, a remote signer); >>pkcs11 gives one for a key on a PKCS#11
  *   token (rs_pkcs11_lib_new, rs_pkcs11_key_new,
- *   rs_pkcs11_key_get_tls_private_key).
+ *   rs_pkcs11_key_get_tls_private_key). The answer may come later: with
+ *   sign_async, the handshake waits for rs_tls_sign_op_complete (any
+ *   thread) while its loop runs on.
  *
  * LIMITS
  *   No TLS 1.3 (BearSSL has none): a peer that insists on it fails with
  *   RS_ETLS_PROTOCOL_VERSION; another TLS engine, a TLS 1.3 one, can be
  *   plugged in under the same handler (>>engine: rs_tls_engine_vtable_t).
- *   No session tickets (session IDs only), no OCSP or CRL checks. A sign
- *   function must answer at once (BearSSL cannot pause a handshake):
- *   asynchronous signing is RS_ENOTSUP. Debian's BearSSL is 0.6, the 2018
- *   release; to build
+ *   No session tickets (session IDs only), no OCSP or CRL checks. BearSSL
+ *   cannot pause a handshake: while a key that signs asynchronously
+ *   handshakes, the engine saves its state (about 34 KiB) before each step,
+ *   to take the step again once the signature is there. Debian's BearSSL is
+ *   0.6, the 2018 release; to build
  *   against a newer one, put its include directory and library first on the
  *   compiler's paths (-I, -L), as nothing here depends on 0.6's layout beyond
  *   its public API.

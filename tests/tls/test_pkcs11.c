@@ -10,9 +10,13 @@
  * - wrong PIN, missing key, missing token label, missing slot, a module path
  *   that does not exist, a library that is not a PKCS#11 module: each its
  *   own code;
+ * - the same with sign_async: the token signs on a thread of the test's,
+ *   as a remote signer would, and the handshake waits for the answer
+ *   (client RSA and EC with s_server -Verify 1; server RSA in TLS 1.2 and
+ *   EC in TLS 1.0 with s_client);
  * - the sign hook without PKCS#11: a function that fails gives the
- *   handshake its code, and one that answers RS_EAGAIN ("later") gives
- *   RS_ENOTSUP, since BearSSL cannot pause a handshake.
+ *   handshake its code, and a synchronous one that answers RS_EAGAIN
+ *   ("later") gives RS_ENOTSUP (later is sign_async's).
  * Skips (exit 77, saying why) without SoftHSM2's module, softhsm2-util or
  * the openssl CLI. */
 #include "interop/tls_interop_util.h"
@@ -93,9 +97,21 @@ typedef struct counting_key {
     int calls;
     rs_tls_sign_algorithm_t last_algorithm;
     rs_tls_hash_t last_hash;
+    /* asynchronous: the token signs on a thread of the test's, as a remote
+     * signer would, and the answer comes through rs_tls_sign_op_complete */
+    bool async;
+    rs_tls_sign_op_t *op;
+    uint8_t digest[64];
+    size_t digest_len;
+    size_t sig_capacity;
+    rs_thread_t thread;
+    bool thread_started;
+    int answer_result;
 } counting_key_t;
 
 static counting_key_t counted;
+/* Set by a test: the next token context signs asynchronously. */
+static bool token_async_next;
 
 static int counting_sign(rs_tls_sign_algorithm_t algorithm, rs_tls_hash_t hash, const uint8_t *digest,
                          size_t digest_len, uint8_t *sig, size_t sig_capacity, size_t *sig_len, void *user_data) {
@@ -106,6 +122,44 @@ static int counting_sign(rs_tls_sign_algorithm_t algorithm, rs_tls_hash_t hash, 
     c->last_hash = hash;
     pthread_mutex_unlock(&tix_lock);
     return c->inner.sign(algorithm, hash, digest, digest_len, sig, sig_capacity, sig_len, c->inner.user_data);
+}
+
+static void counting_sign_thread(void *arg) {
+    counting_key_t *c = (counting_key_t *)arg;
+    uint8_t sig[512];
+    size_t sig_len = 0;
+    int err;
+    rs_thread_sleep_ns(10 * RS_NS_PER_MS); /* later, for real */
+    err = c->inner.sign(c->last_algorithm, c->last_hash, c->digest, c->digest_len, sig, c->sig_capacity, &sig_len,
+                        c->inner.user_data);
+    c->answer_result = rs_tls_sign_op_complete(c->op, err, err ? NULL : sig, sig_len);
+}
+
+static int counting_sign_async(rs_tls_sign_op_t *op, rs_tls_sign_algorithm_t algorithm, rs_tls_hash_t hash,
+                               const uint8_t *digest, size_t digest_len, size_t sig_capacity, void *user_data) {
+    counting_key_t *c = (counting_key_t *)user_data;
+    assert_false(c->thread_started); /* one signature per handshake */
+    assert_true(digest_len <= sizeof(c->digest));
+    pthread_mutex_lock(&tix_lock);
+    c->calls++;
+    c->last_algorithm = algorithm;
+    c->last_hash = hash;
+    pthread_mutex_unlock(&tix_lock);
+    c->op = op;
+    memcpy(c->digest, digest, digest_len);
+    c->digest_len = digest_len;
+    c->sig_capacity = sig_capacity;
+    c->thread_started = true;
+    return rs_thread_launch(&c->thread, counting_sign_thread, c, NULL);
+}
+
+/* After the handshake: the signer thread answered, and is joined. */
+static void counting_join(void) {
+    if (counted.thread_started) {
+        assert_int_equal(rs_thread_join(&counted.thread), RS_OK);
+        counted.thread_started = false;
+        assert_int_equal(counted.answer_result, RS_OK);
+    }
 }
 
 static void counting_acquire(void *user_data) {
@@ -125,14 +179,22 @@ static rs_tls_ctx_t *token_ctx_version(bool is_server, const char *cert, rs_pkcs
     rs_tls_private_key_t pk;
     rs_tls_ctx_t *ctx;
     int err = RS_EUNKNOWN;
+    bool async = token_async_next;
+    token_async_next = false; /* for this context only */
     memset(&counted, 0, sizeof(counted));
+    memset(&pk, 0, sizeof(pk));
+    counted.async = async;
     assert_int_equal(rs_pkcs11_key_get_tls_private_key(key, &counted.inner), RS_OK);
     memset(&o, 0, sizeof(o));
     o.allocator = &rs_test_allocator;
     o.is_server = is_server;
     o.ca_file = tls_test_path("ca.pem");
     o.cert_file = tls_test_path(cert);
-    pk.sign = counting_sign;
+    if (async) {
+        pk.sign_async = counting_sign_async;
+    } else {
+        pk.sign = counting_sign;
+    }
     pk.acquire = counting_acquire;
     pk.release = counting_release;
     pk.user_data = &counted;
@@ -207,6 +269,7 @@ static void client_key_on_token_mtls(const char *cert, const char *label, const 
     assert_int_equal(counted.calls, 1); /* the CertificateVerify, signed on the token */
     assert_int_equal(counted.last_algorithm, strstr(cert, "_ec") ? RS_TLS_SIGN_ECDSA : RS_TLS_SIGN_RSA_PKCS1);
     assert_int_equal(counted.last_hash, RS_TLS_HASH_SHA256);
+    counting_join();
     tix_close(&conn);
     TIX_WAIT(conn.shutdown_calls > 0, "the client connection did not shut down");
     tix_conn_cleanup(&conn);
@@ -291,6 +354,7 @@ static void server_key_on_token_serves_s_client(const char *cert, const char *la
      * DigestInfo), SHA-1 for ECDSA. */
     assert_int_equal(counted.last_hash, !tls10 ? RS_TLS_HASH_SHA256
                                         : strstr(cert, "_ec") ? RS_TLS_HASH_SHA1 : RS_TLS_HASH_MD5_SHA1);
+    counting_join();
     tix_server_stop(&server);
     rs_tls_ctx_release(ctx);
     tix_env_cleanup(&env);
@@ -309,6 +373,32 @@ static void server_rsa_key_on_token_serves_tls10_s_client(void **state) {
 static void server_ec_key_on_token_serves_tls10_s_client(void **state) {
     (void)state;
     server_key_on_token_serves_s_client("server_ec.pem", "ec-key", "s_client_ec10.log", true);
+}
+
+/* The same with sign_async: the token signs on a thread, and the handshake
+ * waits for the answer (a remote signer's shape). */
+static void client_ec_key_on_token_signs_on_a_thread_for_s_server(void **state) {
+    (void)state;
+    token_async_next = true;
+    client_key_on_token_mtls("server_ec.pem", "ec-key", "s_server_ec_async.log");
+}
+
+static void client_rsa_key_on_token_signs_on_a_thread_for_s_server(void **state) {
+    (void)state;
+    token_async_next = true;
+    client_key_on_token_mtls("server.pem", "rsa-key", "s_server_rsa_async.log");
+}
+
+static void server_rsa_key_on_token_signs_on_a_thread_for_s_client(void **state) {
+    (void)state;
+    token_async_next = true;
+    server_key_on_token_serves_s_client("server.pem", "rsa-key", "s_client_rsa_async.log", false);
+}
+
+static void server_ec_key_on_token_signs_on_a_thread_for_tls10_s_client(void **state) {
+    (void)state;
+    token_async_next = true;
+    server_key_on_token_serves_s_client("server_ec.pem", "ec-key", "s_client_ec10_async.log", true);
 }
 
 static void server_ec_key_on_token_serves_s_client(void **state) {
@@ -530,6 +620,13 @@ int main(void) {
         cmocka_unit_test_setup_teardown(server_ec_key_on_token_serves_s_client, ix_setup, tix_teardown),
         cmocka_unit_test_setup_teardown(server_rsa_key_on_token_serves_tls10_s_client, ix_setup, tix_teardown),
         cmocka_unit_test_setup_teardown(server_ec_key_on_token_serves_tls10_s_client, ix_setup, tix_teardown),
+        cmocka_unit_test_setup_teardown(client_ec_key_on_token_signs_on_a_thread_for_s_server, ix_setup, tix_teardown),
+        cmocka_unit_test_setup_teardown(client_rsa_key_on_token_signs_on_a_thread_for_s_server, ix_setup,
+                                        tix_teardown),
+        cmocka_unit_test_setup_teardown(server_rsa_key_on_token_signs_on_a_thread_for_s_client, ix_setup,
+                                        tix_teardown),
+        cmocka_unit_test_setup_teardown(server_ec_key_on_token_signs_on_a_thread_for_tls10_s_client, ix_setup,
+                                        tix_teardown),
         cmocka_unit_test_setup_teardown(key_errors_have_their_codes, ix_setup, tix_teardown),
         cmocka_unit_test_setup_teardown(sign_hook_error_is_the_handshake_result, ix_setup, tix_teardown),
         cmocka_unit_test_setup_teardown(sign_hook_answering_later_is_enotsup, ix_setup, tix_teardown),
