@@ -11,6 +11,12 @@
  *   tls_handshakes   full handshakes/s, one after another over loopback
  *                    (connect, handshake, close), both ends in this process.
  *   tls_resumed      the same with session resumption (session IDs).
+ *   tls_sign_async   full handshakes/s as tls_handshakes, with the server's key
+ *                    behind sign_async, answered by a signer thread (the
+ *                    shape of a remote signer or a token), against the same
+ *                    handshakes with the key in memory: what asynchronous
+ *                    signing costs (the state saved before each handshake
+ *                    step, the step taken again, the two thread hops).
  *   tls_idle_memory  KB of heap per idle TLS connection end, 1000 connections
  *                    open at once (both ends counted: the figure is the
  *                    increase divided by 2000). OpenSSL: 1000 SSL pairs over
@@ -194,12 +200,105 @@ static void on_client_shutdown(rs_client_bootstrap_t *b, rs_channel_t *c, int er
     atomic_fetch_add(&g_world->shutdowns, 1);
 }
 
-static rs_tls_ctx_t *rs_ctx(bool server, bool cache) {
+/* >>sign_async: a signer thread with the demo key, one question at a time
+ * (the handshakes run one after another). */
+typedef struct signer {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pthread_t thread;
+    bool stop;
+    rs_tls_sign_op_t *op;
+    rs_tls_hash_t hash;
+    unsigned char digest[64];
+    size_t digest_len, sig_capacity;
+    br_skey_decoder_context key;
+} signer_t;
+
+static signer_t g_signer;
+
+static const br_hash_class *signer_hash_class(rs_tls_hash_t hash) {
+    switch (hash) {
+    case RS_TLS_HASH_SHA1: return &br_sha1_vtable;
+    case RS_TLS_HASH_SHA224: return &br_sha224_vtable;
+    case RS_TLS_HASH_SHA256: return &br_sha256_vtable;
+    case RS_TLS_HASH_SHA384: return &br_sha384_vtable;
+    case RS_TLS_HASH_SHA512: return &br_sha512_vtable;
+    default: return NULL;
+    }
+}
+
+static void *signer_main(void *arg) {
+    signer_t *s = arg;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        while (!s->op && !s->stop) pthread_cond_wait(&s->cv, &s->mu);
+        if (!s->op) break;
+        rs_tls_sign_op_t *op = s->op;
+        const br_hash_class *hf = signer_hash_class(s->hash);
+        unsigned char sig[160];
+        size_t n = hf ? br_ecdsa_sign_asn1_get_default()(br_ec_get_default(), hf, s->digest,
+                                                          br_skey_decoder_get_ec(&s->key), sig)
+                      : 0;
+        s->op = NULL;
+        pthread_mutex_unlock(&s->mu);
+        if (n == 0 || n > s->sig_capacity) fail("tls_sign_async", "the signer could not sign");
+        check_rs(rs_tls_sign_op_complete(op, RS_OK, sig, n), "rs_tls_sign_op_complete");
+        pthread_mutex_lock(&s->mu);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+static int signer_sign_async(rs_tls_sign_op_t *op, rs_tls_sign_algorithm_t algorithm, rs_tls_hash_t hash,
+                             const uint8_t *digest, size_t digest_len, size_t sig_capacity, void *user_data) {
+    signer_t *s = user_data;
+    if (algorithm != RS_TLS_SIGN_ECDSA || digest_len > sizeof s->digest) return RS_ETLS_BAD_KEY;
+    pthread_mutex_lock(&s->mu);
+    if (s->op) fail("tls_sign_async", "two questions at once");
+    s->op = op;
+    s->hash = hash;
+    memcpy(s->digest, digest, digest_len);
+    s->digest_len = digest_len;
+    s->sig_capacity = sig_capacity;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    return RS_OK;
+}
+
+static void signer_start(signer_t *s) {
+    rs_pem_list_t list = {0};
+    memset(s, 0, sizeof *s);
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    check_rs(rs_pem_parse(NULL, rs_byte_cursor_from_cstr(demo_key), &list), "rs_pem_parse");
+    br_skey_decoder_init(&s->key);
+    br_skey_decoder_push(&s->key, list.objects[0].data.buffer, list.objects[0].data.len);
+    rs_pem_list_cleanup(&list);
+    if (br_skey_decoder_key_type(&s->key) != BR_KEYTYPE_EC) fail("tls_sign_async", "the demo key is not EC");
+    if (pthread_create(&s->thread, NULL, signer_main, s) != 0) fail("tls_sign_async", "pthread_create");
+}
+
+static void signer_stop(signer_t *s) {
+    pthread_mutex_lock(&s->mu);
+    s->stop = true;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    pthread_join(s->thread, NULL);
+    pthread_cond_destroy(&s->cv);
+    pthread_mutex_destroy(&s->mu);
+}
+
+static rs_tls_ctx_t *rs_ctx(bool server, bool cache, bool sign_async) {
     int err = RS_OK;
     rs_tls_ctx_options_t o = {.is_server = server, .disable_session_cache = !cache};
+    rs_tls_private_key_t pk = {.sign_async = signer_sign_async, .user_data = &g_signer};
     if (server) {
         o.cert_pem = rs_byte_cursor_from_cstr(demo_cert);
-        o.key_pem = rs_byte_cursor_from_cstr(demo_key);
+        if (sign_async) {
+            o.private_key = &pk;
+        } else {
+            o.key_pem = rs_byte_cursor_from_cstr(demo_key);
+        }
     } else {
         o.ca_pem = rs_byte_cursor_from_cstr(demo_ca);
     }
@@ -208,12 +307,12 @@ static rs_tls_ctx_t *rs_ctx(bool server, bool cache) {
     return ctx;
 }
 
-static void rs_world_init(rs_world_t *w, bool cache) {
+static void rs_world_init(rs_world_t *w, bool cache, bool sign_async) {
     int err = RS_OK;
     memset(w, 0, sizeof *w);
     g_world = w;
-    w->server_ctx = rs_ctx(true, cache);
-    w->client_ctx = rs_ctx(false, cache);
+    w->server_ctx = rs_ctx(true, cache, sign_async);
+    w->client_ctx = rs_ctx(false, cache, false);
     w->server_tls = rs_tls_installer_new(&(rs_tls_connection_options_t){.ctx = w->server_ctx}, &err);
     w->client_tls = rs_tls_installer_new(&(rs_tls_connection_options_t){.ctx = w->client_ctx, .server_name = "localhost"}, &err);
     check_rs(w->server_tls && w->client_tls ? RS_OK : err, "rs_tls_installer_new");
@@ -263,7 +362,7 @@ static void rs_world_destroy(rs_world_t *w) {
 static double reseau_pump(int arg) {
     rs_world_t *w = xcalloc(1, sizeof *w);
     (void)arg;
-    rs_world_init(w, false);
+    rs_world_init(w, false, false);
     w->to_send = PUMP_BYTES;
     uint64_t start = bench_now_ns();
     rs_world_connect(w);
@@ -278,9 +377,13 @@ static double reseau_pump(int arg) {
     return mb / secs;
 }
 
-static double reseau_handshakes(int resumed) {
+/* arg: 0 full handshakes, 1 resumed, 2 full with the server's key behind
+ * sign_async (the signer thread). */
+static double reseau_handshakes(int arg) {
     rs_world_t *w = xcalloc(1, sizeof *w);
-    rs_world_init(w, resumed);
+    bool resumed = arg == 1, sign_async = arg == 2;
+    if (sign_async) signer_start(&g_signer);
+    rs_world_init(w, resumed, sign_async);
     w->close_on_setup = true;
     if (resumed) { /* a first, full one, whose session the others resume */
         rs_world_connect(w);
@@ -297,7 +400,13 @@ static double reseau_handshakes(int resumed) {
     g_work = HANDSHAKES;
     rs_world_destroy(w);
     free(w);
+    if (sign_async) signer_stop(&g_signer);
     return per_second(HANDSHAKES, elapsed);
+}
+
+static double reseau_handshakes_key_in_memory(int arg) {
+    (void)arg;
+    return reseau_handshakes(0);
 }
 
 static size_t heap_in_use(void) {
@@ -309,7 +418,7 @@ static size_t heap_in_use(void) {
 static double reseau_idle_memory(int arg) {
     rs_world_t *w = xcalloc(1, sizeof *w);
     (void)arg;
-    rs_world_init(w, false);
+    rs_world_init(w, false, false);
     w->close_on_setup = false;
     /* One connection first: pools and caches that do not grow per connection. */
     rs_world_connect(w);
@@ -506,6 +615,8 @@ static const scenario_t g_scenarios[] = {
      .peer = "openssl", .work_unit = "handshake"},
     {.name = "tls_resumed", .reseau_fn = reseau_handshakes, .peer_fn = openssl_handshakes, .arg = 1,
      .peer = "openssl", .work_unit = "handshake"},
+    {.name = "tls_sign_async", .reseau_fn = reseau_handshakes, .peer_fn = reseau_handshakes_key_in_memory,
+     .arg = 2, .peer = "key_in_memory", .work_unit = "handshake"},
     {.name = "tls_idle_memory", .reseau_fn = reseau_idle_memory, .peer_fn = openssl_idle_memory, .peer = "openssl",
      .unit = "KB"},
 };
