@@ -364,7 +364,24 @@ typedef struct rs_tls_sign_op rs_tls_sign_op_t;
  * and cannot pause there: while such a key handshakes, the engine saves its
  * state (about 34 KiB, for the handshake only) before each step; a step
  * that needs the signature is undone, and done again with it once it is
- * there. The handshake on the wire is the same as with rs_tls_sign_fn. */
+ * there. The handshake on the wire is the same as with rs_tls_sign_fn.
+ *
+ * Example: a remote signer whose replies arrive on a thread of its own.
+ *
+ *   static int my_sign_async(rs_tls_sign_op_t *op, rs_tls_sign_algorithm_t alg,
+ *                            rs_tls_hash_t hash, const uint8_t *digest,
+ *                            size_t digest_len, size_t sig_capacity, void *ud) {
+ *       // copy what it needs, queue the request with op as its tag
+ *       return my_signer_request(ud, op, alg, hash, digest, digest_len);
+ *   }
+ *   // on the signer's reply thread:
+ *   rs_tls_sign_op_complete(reply->op, reply->ok ? RS_OK : RS_EACCES,
+ *                           reply->sig, reply->sig_len);
+ *
+ *   rs_tls_private_key_t key = {0};
+ *   key.sign_async = my_sign_async;
+ *   key.user_data = my_signer;
+ *   options.private_key = &key;   // and cert_file: the key's certificate */
 typedef int rs_tls_sign_async_fn(rs_tls_sign_op_t *op, rs_tls_sign_algorithm_t algorithm, rs_tls_hash_t hash,
                                  const uint8_t *digest, size_t digest_len, size_t sig_capacity, void *user_data);
 
