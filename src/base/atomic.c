@@ -112,6 +112,22 @@ static inline uintptr_t rs__atomic_load_uptr(const uintptr_t *p) {
     return *p;
 }
 
+static inline int rs__atomic_load_int_sc(const int *p) {
+    return *p;
+}
+
+static inline int rs__atomic_exchange_int_sc(int *p, int value) {
+    return rs__atomic_exchange_int(p, value);
+}
+
+static inline void *rs__atomic_load_ptr_sc(void *const *p) {
+    return *p;
+}
+
+static inline void *rs__atomic_exchange_ptr_sc(void **p, void *value) {
+    return rs__atomic_exchange_ptr(p, value);
+}
+
 static inline void rs__atomic_store_uptr(uintptr_t *p, uintptr_t value) {
     *p = value;
 }
@@ -196,6 +212,25 @@ static inline uintptr_t rs__atomic_load_uptr(const uintptr_t *p) {
 
 static inline void rs__atomic_store_uptr(uintptr_t *p, uintptr_t value) {
     __atomic_store_n(p, value, __ATOMIC_RELEASE);
+}
+
+/* Sequentially consistent, all four: for a handshake where each of two
+ * threads writes one variable and then reads the other's (the tracer's
+ * in-flight flags, >>trace), which acquire and release alone do not order. */
+static inline int rs__atomic_load_int_sc(const int *p) {
+    return __atomic_load_n(p, __ATOMIC_SEQ_CST);
+}
+
+static inline int rs__atomic_exchange_int_sc(int *p, int value) {
+    return __atomic_exchange_n(p, value, __ATOMIC_SEQ_CST);
+}
+
+static inline void *rs__atomic_load_ptr_sc(void *const *p) {
+    return __atomic_load_n(p, __ATOMIC_SEQ_CST);
+}
+
+static inline void *rs__atomic_exchange_ptr_sc(void **p, void *value) {
+    return __atomic_exchange_n(p, value, __ATOMIC_SEQ_CST);
 }
 
 #else /* RS__ATOMICS_INTERLOCKED */
@@ -373,6 +408,43 @@ static inline uintptr_t rs__atomic_load_uptr(const uintptr_t *p) {
 static inline void rs__atomic_store_uptr(uintptr_t *p, uintptr_t value) {
     rs__atomic_release_fence();
     *(volatile uintptr_t *)p = value;
+}
+
+/* Sequentially consistent (see the GCC/Clang set). The exchanges are
+ * Interlocked*, full barriers, and they are the only sequentially consistent
+ * writes, so on x86 and x64 a plain load is already in their single order
+ * (only a locked instruction's store could otherwise pass it); on ARM64 the
+ * load is fenced on both sides. */
+static inline void rs__atomic_sc_load_fence(void) {
+#if RS__ATOMIC_TSO
+    _ReadWriteBarrier();
+#else
+    MemoryBarrier();
+#endif
+}
+
+static inline int rs__atomic_load_int_sc(const int *p) {
+    int value;
+    rs__atomic_sc_load_fence();
+    value = *(const volatile int *)p;
+    rs__atomic_sc_load_fence();
+    return value;
+}
+
+static inline int rs__atomic_exchange_int_sc(int *p, int value) {
+    return rs__atomic_exchange_int(p, value);
+}
+
+static inline void *rs__atomic_load_ptr_sc(void *const *p) {
+    void *value;
+    rs__atomic_sc_load_fence();
+    value = *(void *const volatile *)p;
+    rs__atomic_sc_load_fence();
+    return value;
+}
+
+static inline void *rs__atomic_exchange_ptr_sc(void **p, void *value) {
+    return rs__atomic_exchange_ptr(p, value);
 }
 
 #endif /* RS__ATOMICS_INTERLOCKED */

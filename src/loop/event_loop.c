@@ -161,6 +161,7 @@ RESEAU_API rs_event_loop_t *rs_event_loop_new(const rs_event_loop_options_t *opt
         goto fail_scheduler;
     }
     loop->scheduler.loop = loop;
+    rs__trace_register_loop(loop); /* before anything can emit events for it */
     err = backend->init(loop);
     if (err) {
         goto fail_backend;
@@ -170,6 +171,7 @@ RESEAU_API rs_event_loop_t *rs_event_loop_new(const rs_event_loop_options_t *opt
     return loop;
 
 fail_backend:
+    rs__trace_unregister_loop(loop);
     rs__scheduler_cleanup(&loop->scheduler);
 fail_scheduler:
     rs_mutex_cleanup(&loop->members_lock);
@@ -1066,6 +1068,7 @@ static void rs__event_loop_free(rs_event_loop_t *loop) {
     rs__scheduler_cleanup(&loop->scheduler);
     loop->backend->cleanup(loop);
     rs_mutex_cleanup(&loop->members_lock);
+    rs__trace_unregister_loop(loop); /* after its last event */
     rs_mem_free(&allocator, loop);
 }
 

@@ -139,6 +139,10 @@ struct rs_event_loop {
     RS__ALIGN8 uint64_t load_factor; /* atomic: busy ns in the last full window */
     uint64_t load_window_start_ns;
     uint64_t load_window_busy_ns;
+
+#if !RS__NO_TRACE
+    rs__trace_loop_t trace; /* the owner's tracer calls in flight, and the live-loop list (>>trace) */
+#endif
 };
 RS__ASSERT_ALIGN8(struct rs_event_loop, stats.ticks, loop_stats_ticks);
 RS__ASSERT_ALIGN8(struct rs_event_loop, stats.io_events, loop_stats_io_events);
@@ -146,6 +150,12 @@ RS__ASSERT_ALIGN8(struct rs_event_loop, stats.tasks_run, loop_stats_tasks_run);
 RS__ASSERT_ALIGN8(struct rs_event_loop, stats.wakeups_sent, loop_stats_wakeups_sent);
 RS__ASSERT_ALIGN8(struct rs_event_loop, stats.xthread_tasks, loop_stats_xthread_tasks);
 RS__ASSERT_ALIGN8(struct rs_event_loop, load_factor, loop_load_factor);
+
+#if !RS__NO_TRACE
+static rs__trace_loop_t *rs__event_loop_trace_part(rs_event_loop_t *loop) {
+    return &loop->trace;
+}
+#endif
 
 /* A registration from the free list, else a new one; NULL when out of memory. */
 static rs__io_registration_t *rs__registration_new(rs_event_loop_t *loop, rs_io_handle_t *handle, int events,

@@ -4,18 +4,52 @@
  * The installed tracer lives in one static record, published through
  * rs__trace_current (&rs__trace_slot, or NULL when none). A hook's fast path
  * is one relaxed load of that pointer and a branch the compiler is told is
- * not taken. Past it, an emit counts itself in rs__trace_active before it
- * loads the pointer again (acquire) and calls the tracer, and uncounts itself
- * after.
+ * not taken. Past it, an emit marks itself in flight, loads the pointer
+ * again and calls the tracer, and unmarks itself after. Where it marks itself
+ * depends on the thread:
+ *
+ *   - On the loop's own thread (the event's loop is owned by the calling
+ *     thread: rs_event_loop_is_on_loop_thread), in the loop's own flag,
+ *     rs__trace_loop_t.active, which no other thread writes: a sequentially
+ *     consistent exchange of its depth + 1 (so a nested emit cannot clear an
+ *     outer one's mark), a sequentially consistent load of the pointer, and
+ *     after the call a release store of the depth back. The flag has a cache
+ *     line to itself, so that line stays in the loop thread's cache: no write
+ *     shared between loops, the point of having it (reseau-bench-loop
+ *     trace_noop_mt). Only one thread owns a loop at a time, and a change of
+ *     owner (start, wait, run, destroy) happens after the old owner's last
+ *     use, so the flag has one writer at a time.
+ *   - Anywhere else (a task scheduled from another thread, an event with no
+ *     loop, and every rs_trace_emit, which any thread may call for any loop
+ *     at any time, even while the loop changes owner): in the process-wide
+ *     counter rs__trace_active, with a read-modify-write each way.
  *
  * rs_trace_set_tracer (serialized by rs__trace_lock) first unpublishes the
- * record, then waits until no emit is counted, and only then rewrites and
- * republishes it. Both sides pair a read-modify-write of the counter with a
- * load or exchange of the pointer, so either the setter's read of the counter
- * sees an emit's increment (and waits for its decrement), or that emit's
- * increment comes later in the counter's order and its load sees the pointer
- * unpublished. The wait is short: once the pointer is NULL, only emits already
- * past the fast path can be counted.
+ * record (a sequentially consistent exchange), then waits until the counter
+ * is 0 and then, for each live loop, until its flag is 0, and only then
+ * rewrites and republishes the record. Why no emit is missed:
+ *   - the counter: both sides pair a read-modify-write of the counter with a
+ *     load or exchange of the pointer, so either the setter's read of the
+ *     counter (an add of 0) sees an emit's increment, and waits for its
+ *     decrement, or that increment comes later in the counter's order and
+ *     its load sees the pointer unpublished.
+ *   - a loop's flag: the emit's exchange and load and the setter's exchange
+ *     and load are all sequentially consistent, so they have one order that
+ *     keeps each thread's program order. If the emit's load saw the old
+ *     record, it came before the setter's exchange, so the emit's exchange
+ *     came before the setter's load of the flag, which then reads that mark
+ *     or a later write: a later mark (the setter waits on), or the release
+ *     store that ended this call (which the setter's load synchronizes with).
+ *     Loads and stores that are only acquire and release would allow both
+ *     sides to miss each other's write; that is why these four are not.
+ *   - live loops: every loop is on the list rs__trace_loops from
+ *     rs_event_loop_new until the end of its destroy (after its last event),
+ *     and the setter holds rs__trace_loops_lock while it walks the list and
+ *     waits, so a loop cannot be freed under it (its destroy waits for the
+ *     lock). A loop created meanwhile starts with its flag 0.
+ * The waits are short: once the pointer is NULL, only emits already past the
+ * fast path can be marked. Under RESEAU_NO_THREADS there is one thread, and
+ * all of this still holds (trivially).
  */
 #if !RS__NO_TRACE
 typedef struct rs__tracer {
@@ -23,15 +57,71 @@ typedef struct rs__tracer {
     void *user_data;
 } rs__tracer_t;
 
+/* Room on each side of a loop's flag: more than a cache line, so that no
+ * other field (some are written by other threads) shares its line. */
+#define RS__TRACE_FLAG_PAD 64
+
+/* A loop's part (rs_event_loop_t.trace, >>event_loop_private.c). */
+typedef struct rs__trace_loop {
+    char pad_before[RS__TRACE_FLAG_PAD];
+    int active; /* the loop's owner's emits in flight (nested depth); atomic */
+    char pad_after[RS__TRACE_FLAG_PAD];
+    struct rs__trace_loop *prev, *next; /* on rs__trace_loops, under rs__trace_loops_lock */
+} rs__trace_loop_t;
+
 static rs__tracer_t rs__trace_slot;
 static void *rs__trace_current; /* &rs__trace_slot while a tracer is installed */
-static int rs__trace_active;    /* emits between their increment and decrement */
+static int rs__trace_active;    /* emits off their loop's thread between increment and decrement */
 static rs_mutex_t rs__trace_lock = RS_MUTEX_INIT;
+static rs__trace_loop_t *rs__trace_loops; /* every live loop's part */
+static rs_mutex_t rs__trace_loops_lock = RS_MUTEX_INIT;
 
 /* How long rs_trace_set_tracer sleeps between checks for emits in flight:
  * they are tracer calls, which are meant to take microseconds. */
 #define RS__TRACE_WAIT_NS 10000u
+
+/* >>event_loop_private.c: &loop->trace. */
+static rs__trace_loop_t *rs__event_loop_trace_part(rs_event_loop_t *loop);
 #endif
+
+/* A new loop, before anything can emit events for it: onto the live list. */
+static void rs__trace_register_loop(rs_event_loop_t *loop) {
+#if RS__NO_TRACE
+    (void)loop;
+#else
+    rs__trace_loop_t *part = rs__event_loop_trace_part(loop);
+    rs_mutex_lock(&rs__trace_loops_lock);
+    part->active = 0;
+    part->prev = NULL;
+    part->next = rs__trace_loops;
+    if (rs__trace_loops) {
+        rs__trace_loops->prev = part;
+    }
+    rs__trace_loops = part;
+    rs_mutex_unlock(&rs__trace_loops_lock);
+#endif
+}
+
+/* A loop about to be freed, after its last event: off the list. Waits for a
+ * rs_trace_set_tracer that is walking the list. */
+static void rs__trace_unregister_loop(rs_event_loop_t *loop) {
+#if RS__NO_TRACE
+    (void)loop;
+#else
+    rs__trace_loop_t *part = rs__event_loop_trace_part(loop);
+    rs_mutex_lock(&rs__trace_loops_lock);
+    if (part->prev) {
+        part->prev->next = part->next;
+    } else {
+        rs__trace_loops = part->next;
+    }
+    if (part->next) {
+        part->next->prev = part->prev;
+    }
+    part->prev = part->next = NULL;
+    rs_mutex_unlock(&rs__trace_loops_lock);
+#endif
+}
 
 RESEAU_API const char *rs_trace_event_name(rs_trace_event_type_t type) {
     switch (type) {
@@ -58,24 +148,48 @@ RESEAU_API const char *rs_trace_event_name(rs_trace_event_type_t type) {
 }
 
 #if !RS__NO_TRACE
-/* The slow path: a tracer was installed when the caller looked. */
-static void rs__trace_emit_slow(rs_trace_event_type_t type, rs_event_loop_t *loop, const void *subject,
-                                const char *name, int error, int io_events) {
+static void rs__trace_call(const rs__tracer_t *tracer, rs_trace_event_type_t type, rs_event_loop_t *loop,
+                           const void *subject, const char *name, int error, int io_events) {
+    rs_trace_event_t event;
+    event.type = type;
+    event.loop = loop;
+    event.timestamp_ns = rs_clock_now_ns();
+    event.subject = subject;
+    event.name = name;
+    event.error = error;
+    event.io_events = io_events;
+    tracer->fn(&event, tracer->user_data);
+}
+
+/* An emit counted in the process-wide counter: any thread, any loop or none. */
+static void rs__trace_emit_shared(rs_trace_event_type_t type, rs_event_loop_t *loop, const void *subject,
+                                  const char *name, int error, int io_events) {
     const rs__tracer_t *tracer;
     rs__atomic_add_int(&rs__trace_active, 1);
     tracer = (const rs__tracer_t *)rs__atomic_load_ptr(&rs__trace_current);
     if (tracer) {
-        rs_trace_event_t event;
-        event.type = type;
-        event.loop = loop;
-        event.timestamp_ns = rs_clock_now_ns();
-        event.subject = subject;
-        event.name = name;
-        event.error = error;
-        event.io_events = io_events;
-        tracer->fn(&event, tracer->user_data);
+        rs__trace_call(tracer, type, loop, subject, name, error, io_events);
     }
     rs__atomic_add_int(&rs__trace_active, -1);
+}
+
+/* The slow path: a tracer was installed when the caller looked. On the
+ * loop's own thread the emit marks the loop's flag, elsewhere the counter. */
+static void rs__trace_emit_slow(rs_trace_event_type_t type, rs_event_loop_t *loop, const void *subject,
+                                const char *name, int error, int io_events) {
+    if (loop && rs_event_loop_is_on_loop_thread(loop)) {
+        rs__trace_loop_t *part = rs__event_loop_trace_part(loop);
+        int depth = rs__atomic_load_int(&part->active); /* our own last write: only we write it */
+        const rs__tracer_t *tracer;
+        rs__atomic_exchange_int_sc(&part->active, depth + 1);
+        tracer = (const rs__tracer_t *)rs__atomic_load_ptr_sc(&rs__trace_current);
+        if (tracer) {
+            rs__trace_call(tracer, type, loop, subject, name, error, io_events);
+        }
+        rs__atomic_store_int(&part->active, depth);
+        return;
+    }
+    rs__trace_emit_shared(type, loop, subject, name, error, io_events);
 }
 #endif
 
@@ -102,7 +216,18 @@ RESEAU_API void rs_trace_emit(rs_trace_event_type_t type, rs_event_loop_t *loop,
     if ((unsigned)type >= (unsigned)RS_TRACE_EVENT_TYPE_COUNT) {
         return;
     }
-    rs__trace(type, loop, subject, name, error, 0);
+#if RS__NO_TRACE
+    (void)loop;
+    (void)subject;
+    (void)name;
+    (void)error;
+#else
+    /* The counter, never the loop's flag: this may run on a thread that owns
+     * the loop only until another thread starts it (see the top). */
+    if (rs__atomic_load_ptr_relaxed(&rs__trace_current) != NULL) {
+        rs__trace_emit_shared(type, loop, subject, name, error, 0);
+    }
+#endif
 }
 
 RESEAU_API int rs_trace_set_tracer(rs_trace_fn *fn, void *user_data) {
@@ -110,17 +235,25 @@ RESEAU_API int rs_trace_set_tracer(rs_trace_fn *fn, void *user_data) {
     (void)user_data;
     return fn ? RS_ENOTSUP : RS_OK;
 #else
+    rs__trace_loop_t *part;
     rs_mutex_lock(&rs__trace_lock);
-    rs__atomic_exchange_ptr(&rs__trace_current, NULL);
+    rs__atomic_exchange_ptr_sc(&rs__trace_current, NULL);
     /* An add of 0, not a load: the read must take its place in the
      * counter's order of read-modify-writes (see the top of this file). */
     while (rs__atomic_add_int(&rs__trace_active, 0) != 0) {
         rs_thread_sleep_ns(RS__TRACE_WAIT_NS);
     }
+    rs_mutex_lock(&rs__trace_loops_lock);
+    for (part = rs__trace_loops; part; part = part->next) {
+        while (rs__atomic_load_int_sc(&part->active) != 0) {
+            rs_thread_sleep_ns(RS__TRACE_WAIT_NS);
+        }
+    }
+    rs_mutex_unlock(&rs__trace_loops_lock);
     rs__trace_slot.fn = fn;
     rs__trace_slot.user_data = user_data;
     if (fn) {
-        rs__atomic_exchange_ptr(&rs__trace_current, &rs__trace_slot);
+        rs__atomic_exchange_ptr_sc(&rs__trace_current, &rs__trace_slot);
     }
     rs_mutex_unlock(&rs__trace_lock);
     return RS_OK;

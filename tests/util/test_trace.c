@@ -2,8 +2,9 @@
  * dispatch on every backend, channel setup and shutdown, each with its loop,
  * subject, name and a non-decreasing timestamp; nothing once removed; a
  * replaced tracer is never called after rs_trace_set_tracer returns, also
- * while a group of loops emits on their threads; rs_trace_emit and the event
- * names. Built a second time with RESEAU_NO_TRACE (trace_notrace): setting a
+ * while a group of loops emits on their threads and while the loop's thread
+ * is inside the old tracer; loops created and destroyed while another thread
+ * replaces tracers; rs_trace_emit and the event names. Built a second time with RESEAU_NO_TRACE (trace_notrace): setting a
  * tracer is RS_ENOTSUP and nothing is ever traced. */
 #include "test_util.h"
 
@@ -410,6 +411,185 @@ static void trace_group_tracer_swap_under_load(void **state) {
     rs_mutex_cleanup(&b.lock);
 }
 
+/* ---- the replacement guarantee on a loop's own thread, and loops that
+ * come and go while tracers are replaced */
+
+/* Waits (sleeping) until cond, for at most RS_TEST_WAIT_NS; fails past that. */
+#define TRACE_WAIT_FOR(cond)                                                                        \
+    do {                                                                                            \
+        uint64_t trace_wait_deadline_ = rs_clock_now_ns() + RS_TEST_WAIT_NS;                        \
+        while (!(cond)) {                                                                           \
+            assert_true(rs_clock_now_ns() < trace_wait_deadline_);                                  \
+            rs_thread_sleep_ns(50 * 1000);                                                          \
+        }                                                                                           \
+    } while (0)
+
+/* A tracer that stays inside each call for a while, saying so. */
+typedef struct slow_tracer {
+    int running;                /* atomic: calls under way */
+    int loop_thread_calls;      /* atomic: calls made on the loop's own thread */
+    rs_event_loop_t *loop;
+    RS__ALIGN8 uint64_t calls;  /* atomic: calls started */
+} slow_tracer_t;
+
+#define SLOW_TRACER_SLEEP_NS (200 * 1000)
+
+static void slow_trace(const rs_trace_event_t *event, void *user_data) {
+    slow_tracer_t *t = (slow_tracer_t *)user_data;
+    rs__atomic_add_int(&t->running, 1);
+    rs__atomic_add_u64(&t->calls, 1);
+    if (rs_event_loop_is_on_loop_thread(t->loop) && event->loop == t->loop) {
+        rs__atomic_add_int(&t->loop_thread_calls, 1);
+    }
+    rs_thread_sleep_ns(SLOW_TRACER_SLEEP_NS);
+    rs__atomic_add_int(&t->running, -1);
+}
+
+/* A task that schedules itself again from the loop's thread until told to
+ * stop: a steady stream of SCHEDULED and RUN events on that thread. */
+typedef struct spinning_task {
+    rs_task_t task;
+    rs_event_loop_t *loop;
+    int stop; /* atomic */
+    int stopped; /* atomic */
+} spinning_task_t;
+
+static void spin_task(rs_task_t *task, void *arg, rs_task_status_t status) {
+    spinning_task_t *s = (spinning_task_t *)arg;
+    if (status != RS_TASK_STATUS_RUN || rs__atomic_load_int(&s->stop)) {
+        rs__atomic_store_int(&s->stopped, 1);
+        return;
+    }
+    rs_task_init(task, spin_task, s, "trace-spin");
+    assert_int_equal(rs_event_loop_schedule_task_now(s->loop, task), RS_OK);
+}
+
+#define LOOP_THREAD_SWAP_ROUNDS 6
+
+/* The loop thread is inside a call of the old tracer when the main thread
+ * replaces it: rs_trace_set_tracer returns only once that call is over, and
+ * the old tracer is never called again. */
+static void trace_replaced_while_running_on_loop_thread(void **state) {
+    static slow_tracer_t tracers[2];
+    static spinning_task_t spin;
+    rs_event_loop_t *loop;
+    int round;
+    (void)state;
+    RS_TEST_NEEDS_THREADS();
+    loop = rs_test_loop_new(rs_test_backends[0]);
+    memset(tracers, 0, sizeof(tracers));
+    memset(&spin, 0, sizeof(spin));
+    tracers[0].loop = tracers[1].loop = loop;
+    spin.loop = loop;
+    assert_int_equal(rs_event_loop_start(loop), RS_OK);
+    rs_task_init(&spin.task, spin_task, &spin, "trace-spin");
+    assert_int_equal(rs_event_loop_schedule_task_now(loop, &spin.task), RS_OK);
+    assert_int_equal(rs_trace_set_tracer(slow_trace, &tracers[0]), RS_OK);
+    for (round = 0; round < LOOP_THREAD_SWAP_ROUNDS; ++round) {
+        slow_tracer_t *old = &tracers[round % 2];
+        slow_tracer_t *next = &tracers[(round + 1) % 2];
+        uint64_t old_calls;
+        int settle;
+        /* Wait until the loop thread is inside the old tracer, then replace it. */
+        TRACE_WAIT_FOR(rs__atomic_load_int(&old->loop_thread_calls) > 0 && rs__atomic_load_int(&old->running) > 0);
+        assert_int_equal(rs_trace_set_tracer(slow_trace, next), RS_OK);
+        assert_int_equal(rs__atomic_load_int(&old->running), 0);
+        old_calls = rs__atomic_load_u64(&old->calls);
+        /* Let the loop thread go on through several calls of the new one. */
+        for (settle = 0; settle < 5; ++settle) {
+            uint64_t seen = rs__atomic_load_u64(&next->calls);
+            TRACE_WAIT_FOR(rs__atomic_load_u64(&next->calls) > seen);
+            assert_int_equal(rs__atomic_load_int(&old->running), 0);
+        }
+        assert_true(rs__atomic_load_u64(&old->calls) == old_calls);
+        /* The next round waits for new calls of this one's successor. */
+        rs__atomic_store_int(&old->loop_thread_calls, 0);
+    }
+    rs__atomic_store_int(&spin.stop, 1);
+    TRACE_WAIT_FOR(rs__atomic_load_int(&spin.stopped));
+    assert_int_equal(rs_trace_set_tracer(NULL, NULL), RS_OK);
+    assert_int_equal(rs__atomic_load_int(&tracers[0].running), 0);
+    assert_int_equal(rs__atomic_load_int(&tracers[1].running), 0);
+    assert_true(rs__atomic_load_int(&tracers[LOOP_THREAD_SWAP_ROUNDS % 2].loop_thread_calls) > 0);
+    rs_event_loop_destroy(loop);
+}
+
+/* Replaces the tracer over and over until told to stop (or a bound). */
+typedef struct swapper {
+    recorder_t *recorders[2];
+    int stop;  /* atomic */
+    int swaps; /* swaps made */
+} swapper_t;
+
+#define SWAPPER_MAX_SWAPS 200000
+
+static void swap_tracers(void *arg) {
+    swapper_t *w = (swapper_t *)arg;
+    while (!rs__atomic_load_int(&w->stop) && w->swaps < SWAPPER_MAX_SWAPS) {
+        assert_int_equal(rs_trace_set_tracer(record_event, w->recorders[w->swaps % 2]), RS_OK);
+        if (w->swaps % 3 == 0) {
+            assert_int_equal(rs_trace_set_tracer(NULL, NULL), RS_OK);
+        }
+        ++w->swaps;
+    }
+}
+
+#define CHURN_LOOPS 40
+
+static int churn_runs; /* atomic */
+static void churn_task(rs_task_t *task, void *arg, rs_task_status_t status) {
+    (void)task;
+    (void)arg;
+    if (status == RS_TASK_STATUS_RUN) {
+        rs__atomic_add_int(&churn_runs, 1);
+    }
+}
+
+/* Loops created, run (on their own thread or on this one) and destroyed while
+ * another thread replaces the tracer without pause: a destroy never races the
+ * setter's walk over the live loops. */
+static void trace_loops_come_and_go_while_tracer_replaced(void **state) {
+    static recorder_t a, b;
+    swapper_t w;
+    rs_thread_t thread;
+    int i;
+    (void)state;
+    RS_TEST_NEEDS_THREADS();
+    recorder_init(&a);
+    recorder_init(&b);
+    memset(&w, 0, sizeof(w));
+    w.recorders[0] = &a;
+    w.recorders[1] = &b;
+    rs__atomic_store_int(&churn_runs, 0);
+    assert_int_equal(rs_thread_launch(&thread, swap_tracers, &w, NULL), RS_OK);
+    for (i = 0; i < CHURN_LOOPS; ++i) {
+        rs_event_loop_t *loop = rs_test_loop_new(rs_test_backends[0]);
+        rs_task_t tasks[2];
+        int target = rs__atomic_load_int(&churn_runs) + 1;
+        rs_task_init(&tasks[0], churn_task, NULL, "trace-churn");
+        rs_task_init(&tasks[1], churn_task, NULL, "trace-churn-left");
+        if (i % 2) {
+            /* On its own thread; the second task is left for destroy to cancel. */
+            assert_int_equal(rs_event_loop_start(loop), RS_OK);
+            assert_int_equal(rs_event_loop_schedule_task_now(loop, &tasks[0]), RS_OK);
+            assert_int_equal(rs_event_loop_schedule_task_future(loop, &tasks[1], UINT64_MAX), RS_OK);
+            TRACE_WAIT_FOR(rs__atomic_load_int(&churn_runs) >= target);
+        } else {
+            assert_int_equal(rs_event_loop_schedule_task_now(loop, &tasks[0]), RS_OK);
+            assert_int_equal(rs_event_loop_schedule_task_future(loop, &tasks[1], UINT64_MAX), RS_OK);
+            RS_TEST_RUN_UNTIL(loop, rs__atomic_load_int(&churn_runs) >= target);
+        }
+        rs_event_loop_destroy(loop);
+    }
+    rs__atomic_store_int(&w.stop, 1);
+    assert_int_equal(rs_thread_join(&thread), RS_OK);
+    assert_int_equal(rs_trace_set_tracer(NULL, NULL), RS_OK);
+    assert_int_equal(rs__atomic_load_int(&churn_runs), CHURN_LOOPS);
+    assert_true(w.swaps > 0);
+    rs_mutex_cleanup(&a.lock);
+    rs_mutex_cleanup(&b.lock);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(trace_event_names),
@@ -420,6 +600,8 @@ int main(void) {
         cmocka_unit_test(trace_channel_setup_and_shutdown),
         cmocka_unit_test(trace_emit_reaches_the_tracer_and_ignores_bad_types),
         cmocka_unit_test(trace_group_tracer_swap_under_load),
+        cmocka_unit_test(trace_replaced_while_running_on_loop_thread),
+        cmocka_unit_test(trace_loops_come_and_go_while_tracer_replaced),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

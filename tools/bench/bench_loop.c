@@ -21,6 +21,10 @@
  *                   ends the loop watches (two I/O dispatch events per round
  *                   trip, plus their system calls), a no-op tracer against
  *                   none. Figure: round trips per second.
+ *   trace_noop_mt   trace_noop's work on two loops at once, each run by its
+ *                   own thread (1,000,000 tasks each), a no-op tracer against
+ *                   none: what a tracer costs when several loop threads emit
+ *                   together. Figure: tasks/s of both loops together.
  *
  * Each scenario runs reseau and libuv alternately (A B A B ...), `rounds` times
  * each, and prints the median of each side and their ratio, one line per
@@ -659,6 +663,113 @@ static double trace_untraced_io(int unused) {
     return io_bounce_run(false);
 }
 
+/* trace_noop_mt: two loop threads at once (bench_trace_work.h's work). */
+
+#define BENCH_MT_LOOPS 2
+
+typedef struct mt_worker {
+    rs_thread_t thread;
+    atomic_int *ready; /* workers at the start line */
+    size_t count;
+    uint64_t start_ns, end_ns;
+    uint64_t events; /* counted by this thread's tracer calls */
+    bool failed;
+} mt_worker_t;
+
+/* Each worker's thread counts its own events: no line shared between them. */
+static _Thread_local uint64_t t_mt_events;
+
+static void noop_tracer_mt(const rs_trace_event_t *event, void *user_data) {
+    (void)event;
+    (void)user_data;
+    ++t_mt_events;
+}
+
+static void mt_worker_main(void *arg) {
+    mt_worker_t *w = (mt_worker_t *)arg;
+    int err = RS_OK;
+    rs_event_loop_t *loop = rs_event_loop_new(NULL, &err);
+    rs_task_t *tasks = (rs_task_t *)calloc(w->count, sizeof(rs_task_t));
+    size_t fired = 0;
+    t_mt_events = 0;
+    if (loop && tasks) {
+        memset(tasks, 0xff, w->count * sizeof(rs_task_t)); /* fault the pages in now */
+    }
+    /* Both threads start timing together, whatever happened above. */
+    atomic_fetch_add(w->ready, 1);
+    while (atomic_load(w->ready) < BENCH_MT_LOOPS) {
+        sched_yield();
+    }
+    if (!loop || !tasks) {
+        w->failed = true;
+        free(tasks);
+        rs_event_loop_destroy(loop);
+        return;
+    }
+    w->start_ns = rs_clock_now_ns();
+    uint64_t base = rs_event_loop_now_ns(loop);
+    for (size_t i = 0; i < w->count; i++) {
+        rs_task_init(&tasks[i], trace_work_task, &fired, "timer");
+        rs_event_loop_schedule_task_future(loop, &tasks[i], base + i);
+    }
+    while (fired < w->count) {
+        if (rs_event_loop_run_once(loop, -1) != RS_OK) {
+            break;
+        }
+    }
+    w->end_ns = rs_clock_now_ns();
+    w->failed = fired != w->count;
+    w->events = t_mt_events;
+    rs_event_loop_destroy(loop);
+    free(tasks);
+}
+
+/* Both loops' tasks per second, from the first start to the last end. */
+static double trace_mt_run(bool traced) {
+    static uint64_t unused_user_data;
+    mt_worker_t workers[BENCH_MT_LOOPS];
+    atomic_int ready;
+    uint64_t first_start = UINT64_MAX, last_end = 0, events = 0;
+    atomic_init(&ready, 0);
+    if (traced) {
+        check_rs(rs_trace_set_tracer(noop_tracer_mt, &unused_user_data), "rs_trace_set_tracer");
+    }
+    for (int i = 0; i < BENCH_MT_LOOPS; i++) {
+        memset(&workers[i], 0, sizeof workers[i]);
+        workers[i].ready = &ready;
+        workers[i].count = BENCH_COUNT;
+        check_rs(rs_thread_launch(&workers[i].thread, mt_worker_main, &workers[i], NULL), "rs_thread_launch");
+    }
+    for (int i = 0; i < BENCH_MT_LOOPS; i++) {
+        check_rs(rs_thread_join(&workers[i].thread), "rs_thread_join");
+    }
+    check_rs(rs_trace_set_tracer(NULL, NULL), "rs_trace_set_tracer");
+    for (int i = 0; i < BENCH_MT_LOOPS; i++) {
+        if (workers[i].failed || (traced && workers[i].events < 2 * BENCH_COUNT)) {
+            fprintf(stderr, "reseau-bench-loop: trace_noop_mt: a loop failed or events were missed (%llu)\n",
+                    (unsigned long long)workers[i].events);
+            exit(1);
+        }
+        first_start = workers[i].start_ns < first_start ? workers[i].start_ns : first_start;
+        last_end = workers[i].end_ns > last_end ? workers[i].end_ns : last_end;
+        events += workers[i].events;
+    }
+    if (traced) {
+        snprintf(g_detail, sizeof g_detail, "%llu events", (unsigned long long)events);
+    }
+    return per_second((double)(BENCH_MT_LOOPS * BENCH_COUNT), last_end - first_start);
+}
+
+static double trace_noop_mt(int unused) {
+    (void)unused;
+    return trace_mt_run(true);
+}
+
+static double trace_untraced_mt(int unused) {
+    (void)unused;
+    return trace_mt_run(false);
+}
+
 /* >>runner */
 
 static const scenario_t g_scenarios[] = {
@@ -670,6 +781,7 @@ static const scenario_t g_scenarios[] = {
     {.name = "trace_off", .reseau_fn = trace_hooks_in, .peer_fn = trace_compiled_out, .peer = "no_trace_build"},
     {.name = "trace_noop", .reseau_fn = trace_noop, .peer_fn = trace_untraced, .peer = "no_tracer"},
     {.name = "trace_noop_io", .reseau_fn = trace_noop_io, .peer_fn = trace_untraced_io, .peer = "no_tracer"},
+    {.name = "trace_noop_mt", .reseau_fn = trace_noop_mt, .peer_fn = trace_untraced_mt, .peer = "no_tracer"},
 };
 
 int main(int argc, char **argv) {
