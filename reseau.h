@@ -6245,6 +6245,7 @@ struct rs_event_loop {
      * mutex-protected list was measured slower (tools/bench async_queue). */
     void *xq_head;
     int wake_lost; /* atomic: a wake failed; pushes wake again until one succeeds */
+    int xq_pushers; /* atomic: other threads inside rs__event_loop_xq_push (push, then wake) */
 
     /* Thread ownership (rs_thread_id_t, atomic) and the loop's own thread. */
     uintptr_t owner;
@@ -7606,6 +7607,7 @@ struct rs__uring_op {
     bool lost;    /* ended by dropped completions, in the loop's lost list (rs__uring_fail_ops) */
     bool yields_fds; /* its results are new fds: one nobody takes is closed */
     uint8_t group;   /* the buffer group its recv takes from: RS__URING_GROUP_xxx */
+    bool oneshot;    /* a recv that ends after each chunk, to be started again (rs__uring_op_recv) */
     struct msghdr *msg; /* a datagram recv's (rs__uring_op_recvmsg) */
     rs_list_node_t starved_node;
 };
@@ -8162,7 +8164,7 @@ static int rs__uring_start_recv(rs__uring_t *u, rs__uring_op_t *op) {
         return err;
     }
     sqe->flags = RS__IOSQE_BUFFER_SELECT;
-    sqe->ioprio = RS__IORING_RECV_MULTISHOT;
+    sqe->ioprio = op->oneshot ? 0 : RS__IORING_RECV_MULTISHOT;
     sqe->buf_index = u->pb[op->group].bgid;
     if (op->group == RS__URING_GROUP_DGRAM) {
         sqe->opcode = RS__IORING_OP_RECVMSG;
@@ -8178,8 +8180,9 @@ static int rs__uring_start_recv(rs__uring_t *u, rs__uring_op_t *op) {
 
 /* Receive on op->fd until canceled or the stream ends: each chunk completes
  * with IORING_CQE_F_MORE and a buffer; -ENOBUFS ends it when none is left.
- * RS_OK, RS_ENOMEM, or RS_EAGAIN when the submission queue is full and the
- * kernel takes none of it. */
+ * With op->oneshot, the op ends after each chunk instead (no F_MORE), and the
+ * caller starts it again. RS_OK, RS_ENOMEM, or RS_EAGAIN when the submission
+ * queue is full and the kernel takes none of it. */
 static RS__UNUSED int rs__uring_op_recv(rs_event_loop_t *loop, rs__uring_op_t *op) {
     op->group = RS__URING_GROUP_STREAM;
     return rs__uring_start_recv((rs__uring_t *)rs__backend_data(loop), op);
@@ -9947,7 +9950,13 @@ static rs_task_t *rs__xq_next(const rs_task_t *task) {
  * lost). The order of successful pushes is one global order, so FIFO holds
  * across producers. The caller has already marked the task RS__TASK_XQUEUE. */
 static void rs__event_loop_xq_push(rs_event_loop_t *loop, rs_task_t *task) {
-    void *head = rs__atomic_load_ptr(&loop->xq_head);
+    void *head;
+    /* Counted from before the push to after the wake: once pushed, the task
+     * may run at once and destroy the loop (a task that destroys its own
+     * group), and rs__event_loop_free waits for this count to drop before it
+     * closes what the wake writes to. */
+    rs__atomic_add_int(&loop->xq_pushers, 1);
+    head = rs__atomic_load_ptr(&loop->xq_head);
     task->node.prev = NULL;
     do {
         task->node.next = head ? &((rs_task_t *)head)->node : NULL;
@@ -9955,6 +9964,7 @@ static void rs__event_loop_xq_push(rs_event_loop_t *loop, rs_task_t *task) {
     if (!head || rs__atomic_load_int(&loop->wake_lost)) {
         rs__event_loop_wake(loop);
     }
+    rs__atomic_add_int(&loop->xq_pushers, -1);
 }
 
 static bool rs__event_loop_xq_empty(rs_event_loop_t *loop) {
@@ -10757,6 +10767,11 @@ static void rs__event_loop_free(rs_event_loop_t *loop) {
     rs__event_loop_release_locals(loop); /* frees the (now empty) array */
     rs__event_loop_sweep_registrations(loop);
     rs__scheduler_cleanup(&loop->scheduler);
+    /* A thread whose push ran the task that led here may still be waking
+     * the loop: its wake is a few instructions and one system call away. */
+    while (rs__atomic_add_int(&loop->xq_pushers, 0) != 0) {
+        rs_thread_sleep_ns(1000);
+    }
     loop->backend->cleanup(loop);
     rs_mutex_cleanup(&loop->members_lock);
     rs__trace_unregister_loop(loop); /* after its last event */
@@ -13761,6 +13776,9 @@ static void rs__socket_on_event(rs_event_loop_t *loop, rs_io_handle_t *handle, i
  * shared (256 per loop), so a socket stops receiving while it holds
  * RS__URING_RX_MAX of them or is paused, and a recv the ring ran dry for
  * (-ENOBUFS) starts again when a buffer comes back: no byte is lost either way.
+ * Unix-domain streams, pipe ends among them, receive one chunk per recv op
+ * instead, each started again when it completes: the kernel's multishot recv
+ * can miss an AF_UNIX peer's end of stream (see rs__sock_uring_attach).
  *
  * Writing is one SENDMSG at a time over the queued writes, in order; each
  * write completes once, through the completion task, as on the readiness
@@ -13892,6 +13910,13 @@ static rs__socket_uring_t *rs__sock_uring_attach(rs_socket_t *s) {
     x->recv.fd = s->io.fd;
     x->send.fn = rs__sock_uring_send_done;
     x->send.fd = s->io.fd;
+    /* Unix-domain streams (pipe ends too) receive one chunk per op: a
+     * multishot recv on AF_UNIX can miss the peer's end of stream (the
+     * kernel posts no final completion when the close races the recv's
+     * re-arm; seen here on 6.18 about once in 7 runs of a 35,000-byte pipe
+     * transfer under load, and reported upstream as liburing issue 1549),
+     * while a recv started after the close sees it at once. */
+    x->recv.oneshot = s->options.domain == RS_SOCKET_DOMAIN_LOCAL && !rs__sock_uring_is_dgram(s);
     if (rs__sock_uring_is_dgram(s)) {
         x->rxq.group = RS__URING_GROUP_DGRAM;
         x->recv_msg.msg_name = &x->recv_name;

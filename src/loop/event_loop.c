@@ -256,7 +256,13 @@ static rs_task_t *rs__xq_next(const rs_task_t *task) {
  * lost). The order of successful pushes is one global order, so FIFO holds
  * across producers. The caller has already marked the task RS__TASK_XQUEUE. */
 static void rs__event_loop_xq_push(rs_event_loop_t *loop, rs_task_t *task) {
-    void *head = rs__atomic_load_ptr(&loop->xq_head);
+    void *head;
+    /* Counted from before the push to after the wake: once pushed, the task
+     * may run at once and destroy the loop (a task that destroys its own
+     * group), and rs__event_loop_free waits for this count to drop before it
+     * closes what the wake writes to. */
+    rs__atomic_add_int(&loop->xq_pushers, 1);
+    head = rs__atomic_load_ptr(&loop->xq_head);
     task->node.prev = NULL;
     do {
         task->node.next = head ? &((rs_task_t *)head)->node : NULL;
@@ -264,6 +270,7 @@ static void rs__event_loop_xq_push(rs_event_loop_t *loop, rs_task_t *task) {
     if (!head || rs__atomic_load_int(&loop->wake_lost)) {
         rs__event_loop_wake(loop);
     }
+    rs__atomic_add_int(&loop->xq_pushers, -1);
 }
 
 static bool rs__event_loop_xq_empty(rs_event_loop_t *loop) {
@@ -1066,6 +1073,11 @@ static void rs__event_loop_free(rs_event_loop_t *loop) {
     rs__event_loop_release_locals(loop); /* frees the (now empty) array */
     rs__event_loop_sweep_registrations(loop);
     rs__scheduler_cleanup(&loop->scheduler);
+    /* A thread whose push ran the task that led here may still be waking
+     * the loop: its wake is a few instructions and one system call away. */
+    while (rs__atomic_add_int(&loop->xq_pushers, 0) != 0) {
+        rs_thread_sleep_ns(1000);
+    }
     loop->backend->cleanup(loop);
     rs_mutex_cleanup(&loop->members_lock);
     rs__trace_unregister_loop(loop); /* after its last event */

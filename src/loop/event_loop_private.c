@@ -102,6 +102,7 @@ struct rs_event_loop {
      * mutex-protected list was measured slower (tools/bench async_queue). */
     void *xq_head;
     int wake_lost; /* atomic: a wake failed; pushes wake again until one succeeds */
+    int xq_pushers; /* atomic: other threads inside rs__event_loop_xq_push (push, then wake) */
 
     /* Thread ownership (rs_thread_id_t, atomic) and the loop's own thread. */
     uintptr_t owner;

@@ -18,6 +18,9 @@
  * shared (256 per loop), so a socket stops receiving while it holds
  * RS__URING_RX_MAX of them or is paused, and a recv the ring ran dry for
  * (-ENOBUFS) starts again when a buffer comes back: no byte is lost either way.
+ * Unix-domain streams, pipe ends among them, receive one chunk per recv op
+ * instead, each started again when it completes: the kernel's multishot recv
+ * can miss an AF_UNIX peer's end of stream (see rs__sock_uring_attach).
  *
  * Writing is one SENDMSG at a time over the queued writes, in order; each
  * write completes once, through the completion task, as on the readiness
@@ -149,6 +152,13 @@ static rs__socket_uring_t *rs__sock_uring_attach(rs_socket_t *s) {
     x->recv.fd = s->io.fd;
     x->send.fn = rs__sock_uring_send_done;
     x->send.fd = s->io.fd;
+    /* Unix-domain streams (pipe ends too) receive one chunk per op: a
+     * multishot recv on AF_UNIX can miss the peer's end of stream (the
+     * kernel posts no final completion when the close races the recv's
+     * re-arm; seen here on 6.18 about once in 7 runs of a 35,000-byte pipe
+     * transfer under load, and reported upstream as liburing issue 1549),
+     * while a recv started after the close sees it at once. */
+    x->recv.oneshot = s->options.domain == RS_SOCKET_DOMAIN_LOCAL && !rs__sock_uring_is_dgram(s);
     if (rs__sock_uring_is_dgram(s)) {
         x->rxq.group = RS__URING_GROUP_DGRAM;
         x->recv_msg.msg_name = &x->recv_name;
