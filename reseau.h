@@ -1312,11 +1312,15 @@ RESEAU_API void rs_event_loop_get_stats(const rs_event_loop_t *loop, rs_event_lo
  * None is installed by default, and then each hook costs one load of a
  * global and one predictable branch; with RESEAU_NO_TRACE defined the hooks
  * are compiled out entirely (and rs_trace_set_tracer returns RS_ENOTSUP).
- * With a tracer installed, an event on its loop's own thread costs a clock
- * read, one atomic exchange on a flag of that loop's own (written by no
- * other thread, so loops on different threads do not slow each other) and
- * the call; an event on any other thread (a cross-thread schedule, every
- * rs_trace_emit) two atomic additions on one process-wide counter instead.
+ * With a tracer installed, an event on its loop's own thread costs two
+ * plain stores to a flag of that loop's own (written by no other thread, so
+ * loops on different threads do not slow each other) and the call; where
+ * Linux's membarrier(2) is refused (before 4.14, seccomp) and on other
+ * systems, the first store is an atomic exchange. An event on any other
+ * thread (a cross-thread schedule, every rs_trace_emit) costs two atomic
+ * additions on one process-wide counter instead. The clock is read only for
+ * a tracer that asks for the event's time (rs_trace_event_timestamp_ns), so
+ * a tracer that counts or filters events does not pay for it.
  *
  * The tracer runs on the thread where the event happens: the loop's thread,
  * except RS_TRACE_TASK_SCHEDULED, which runs on the thread that scheduled the
@@ -1344,8 +1348,8 @@ typedef enum rs_trace_event_type {
 typedef struct rs_trace_event {
     rs_trace_event_type_t type;
     rs_event_loop_t *loop;  /* the loop the event belongs to (for TASK_SCHEDULED: the target loop) */
-    uint64_t timestamp_ns;  /* rs_clock_now_ns() when the event happened (not the loop's clock_fn), so
-                               events of different loops compare; non-decreasing on one thread */
+    uint64_t timestamp_ns;  /* 0 until rs_trace_event_timestamp_ns takes the event's time; then that
+                               time. Read it through that function during the call */
     const void *subject;    /* what the event is about (see rs_trace_event_type_t) */
     const char *name;       /* a static string: the task's type_tag; "channel"; "tls"; for
                                IO_DISPATCH "io" (an fd subscription) or "io_op" (a completion op) */
@@ -1355,6 +1359,7 @@ typedef struct rs_trace_event {
                                callback, subject its rs_io_handle_t. IO_DISPATCH of a completion
                                backend's socket operation (io_uring, IOCP): 0, and subject is the
                                backend's private operation record. 0 for the other events */
+    const struct rs_trace_event *origin_; /* private: the event the tracer was handed */
 } rs_trace_event_t;
 
 typedef void rs_trace_fn(const rs_trace_event_t *event, void *user_data);
@@ -1376,6 +1381,19 @@ RESEAU_API int rs_trace_set_tracer(rs_trace_fn *fn, void *user_data);
  * runs on the calling thread. Nothing happens with RESEAU_NO_TRACE. */
 RESEAU_API void rs_trace_emit(rs_trace_event_type_t type, rs_event_loop_t *loop, const void *subject,
                               const char *name, int error);
+
+/*
+ * The event's time: rs_clock_now_ns() (not the loop's clock_fn, so events of
+ * different loops compare), read at the first call for the event and stored
+ * in its timestamp_ns, so later calls give the same value; non-decreasing
+ * over the events of one thread. Call it from the tracer, on the event it
+ * was handed: the tracer runs as the event happens, so the read is the
+ * event's time, and a tracer that never asks pays no clock read. On a copy
+ * of the event it reads nothing and returns the copy's timestamp_ns (0 if
+ * the time was not taken before the copy was made), so take the time before
+ * copying an event. NULL gives 0. Any thread.
+ */
+RESEAU_API uint64_t rs_trace_event_timestamp_ns(const rs_trace_event_t *event);
 
 /* "task_scheduled", "io_dispatch", ...; "unknown" out of range. */
 RESEAU_API const char *rs_trace_event_name(rs_trace_event_type_t type);
@@ -3558,6 +3576,16 @@ RESEAU_API void rs_shared_library_close(rs_shared_library_t *lib);
 #define RS__SO_NOSIGPIPE (0)
 #endif
 
+/* [portable] membarrier(2)'s private expedited barrier (Linux 4.14+), which
+ * lets a loop thread's trace emits mark themselves with a plain store where
+ * they would otherwise need a locked exchange (>>trace). Whether the kernel
+ * allows it is found at run time. */
+#if RS__LINUX_PATHS && !RS__NO_THREADS && !RS__ATOMICS_PLAIN && !RS__ATOMICS_INTERLOCKED && defined(__NR_membarrier)
+#define RS__HAVE_MEMBARRIER (1)
+#else
+#define RS__HAVE_MEMBARRIER (0)
+#endif
+
 /* [portable] sendmmsg/recvmmsg (Linux); otherwise the batch calls loop over
  * sendmsg/recvmsg, with the same counts and errors. FreeBSD's are such a loop
  * in libc, so only Linux gains from them. */
@@ -3788,6 +3816,9 @@ static inline void *rs__atomic_exchange_ptr_sc(void **p, void *value) {
     return rs__atomic_exchange_ptr(p, value);
 }
 
+static inline void rs__atomic_compiler_barrier(void) {
+}
+
 static inline void rs__atomic_store_uptr(uintptr_t *p, uintptr_t value) {
     *p = value;
 }
@@ -3891,6 +3922,13 @@ static inline void *rs__atomic_load_ptr_sc(void *const *p) {
 
 static inline void *rs__atomic_exchange_ptr_sc(void **p, void *value) {
     return __atomic_exchange_n(p, value, __ATOMIC_SEQ_CST);
+}
+
+/* Keeps the compiler, not the processor, from moving accesses across it
+ * (a signal fence): for the side of an asymmetric barrier whose other side
+ * is membarrier(2) (>>trace). */
+static inline void rs__atomic_compiler_barrier(void) {
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
 }
 
 #else /* RS__ATOMICS_INTERLOCKED */
@@ -4105,6 +4143,10 @@ static inline void *rs__atomic_load_ptr_sc(void *const *p) {
 
 static inline void *rs__atomic_exchange_ptr_sc(void **p, void *value) {
     return rs__atomic_exchange_ptr(p, value);
+}
+
+static inline void rs__atomic_compiler_barrier(void) {
+    _ReadWriteBarrier();
 }
 
 #endif /* RS__ATOMICS_INTERLOCKED */
@@ -5683,15 +5725,25 @@ RESEAU_API void rs_byte_buf_reset(rs_byte_buf_t *buf) {
  *
  *   - On the loop's own thread (the event's loop is owned by the calling
  *     thread: rs_event_loop_is_on_loop_thread), in the loop's own flag,
- *     rs__trace_loop_t.active, which no other thread writes: a sequentially
- *     consistent exchange of its depth + 1 (so a nested emit cannot clear an
- *     outer one's mark), a sequentially consistent load of the pointer, and
- *     after the call a release store of the depth back. The flag has a cache
- *     line to itself, so that line stays in the loop thread's cache: no write
- *     shared between loops, the point of having it (reseau-bench-loop
- *     trace_noop_mt). Only one thread owns a loop at a time, and a change of
- *     owner (start, wait, run, destroy) happens after the old owner's last
- *     use, so the flag has one writer at a time.
+ *     rs__trace_loop_t.active, which no other thread writes: its depth + 1
+ *     (so a nested emit cannot clear an outer one's mark), then a load of the
+ *     pointer, and after the call a release store of the depth back. The
+ *     flag has a cache line to itself, so that line stays in the loop
+ *     thread's cache: no write shared between loops, the point of having it
+ *     (reseau-bench-loop trace_noop_mt). Only one thread owns a loop at a
+ *     time, and a change of owner (start, wait, run, destroy) happens after
+ *     the old owner's last use, so the flag has one writer at a time.
+ *     The mark and the load must not be seen in the other order by the
+ *     setter (a store followed by a load of another location may be, on
+ *     every processor), and there are two ways to keep them in order:
+ *       - plain marks, once membarrier(2)'s private expedited barrier is
+ *         registered (rs__trace_plain_marks): a store and a load, with only
+ *         the compiler kept from swapping them, and the setter issues the
+ *         barrier, which runs a full memory barrier on every thread of the
+ *         process, between its unpublishing and its reads of the flags. The
+ *         locked exchange this saves was most of an event's cost once the
+ *         clock read went (reseau-bench-loop trace_noop);
+ *       - otherwise, a sequentially consistent exchange and load.
  *   - Anywhere else (a task scheduled from another thread, an event with no
  *     loop, and every rs_trace_emit, which any thread may call for any loop
  *     at any time, even while the loop changes owner): in the process-wide
@@ -5706,15 +5758,26 @@ RESEAU_API void rs_byte_buf_reset(rs_byte_buf_t *buf) {
  *     counter (an add of 0) sees an emit's increment, and waits for its
  *     decrement, or that increment comes later in the counter's order and
  *     its load sees the pointer unpublished.
- *   - a loop's flag: the emit's exchange and load and the setter's exchange
- *     and load are all sequentially consistent, so they have one order that
- *     keeps each thread's program order. If the emit's load saw the old
- *     record, it came before the setter's exchange, so the emit's exchange
- *     came before the setter's load of the flag, which then reads that mark
- *     or a later write: a later mark (the setter waits on), or the release
- *     store that ended this call (which the setter's load synchronizes with).
- *     Loads and stores that are only acquire and release would allow both
- *     sides to miss each other's write; that is why these four are not.
+ *   - a loop's flag, exchanged: the emit's exchange and load and the
+ *     setter's exchange and load are all sequentially consistent, so they
+ *     have one order that keeps each thread's program order. If the emit's
+ *     load saw the old record, it came before the setter's exchange, so the
+ *     emit's exchange came before the setter's load of the flag, which then
+ *     reads that mark or a later write: a later mark (the setter waits on),
+ *     or the release store that ended this call (which the setter's load
+ *     synchronizes with). Loads and stores that are only acquire and release
+ *     would allow both sides to miss each other's write; that is why these
+ *     four are not.
+ *   - a loop's flag, plainly marked: the barrier makes the emitting thread
+ *     run a full barrier at some point while the setter is inside it (or
+ *     the thread was switched, which is one). If that point came before the
+ *     mark, the unpublishing (before the barrier) is visible to the load
+ *     after the mark, which then sees no record. If it came after the mark,
+ *     the mark is visible to the setter's read of the flag (after the
+ *     barrier), which waits for it. Plain marks are only used once the
+ *     barrier is registered, and from then on every setter issues it; an
+ *     emit that reads rs__trace_plain_marks as 0 exchanges, which is correct
+ *     with or without the barrier.
  *   - live loops: every loop is on the list rs__trace_loops from
  *     rs_event_loop_new until the end of its destroy (after its last event),
  *     and the setter holds rs__trace_loops_lock while it walks the list and
@@ -5748,6 +5811,13 @@ static int rs__trace_active;    /* emits off their loop's thread between increme
 static rs_mutex_t rs__trace_lock = RS_MUTEX_INIT;
 static rs__trace_loop_t *rs__trace_loops; /* every live loop's part */
 static rs_mutex_t rs__trace_loops_lock = RS_MUTEX_INIT;
+/* 1 once the barrier is registered: owner emits mark with a plain store
+ * (see the top). Only a setter sets it, to 1, under rs__trace_lock; a test
+ * may clear it to take the exchanging path. Atomic. */
+static int rs__trace_plain_marks;
+#if RS__HAVE_MEMBARRIER
+static bool rs__trace_barrier_registered; /* under rs__trace_lock */
+#endif
 
 /* How long rs_trace_set_tracer sleeps between checks for emits in flight:
  * they are tracer calls, which are meant to take microseconds. */
@@ -5796,6 +5866,18 @@ static void rs__trace_unregister_loop(rs_event_loop_t *loop) {
 #endif
 }
 
+RESEAU_API uint64_t rs_trace_event_timestamp_ns(const rs_trace_event_t *event) {
+    if (!event) {
+        return 0;
+    }
+    if (event->origin_ == event && event->timestamp_ns == 0) {
+        /* The event the tracer was handed, a non-const local of
+         * rs__trace_call's: the const is the tracer's promise, not storage. */
+        ((rs_trace_event_t *)event)->timestamp_ns = rs_clock_now_ns();
+    }
+    return event->timestamp_ns;
+}
+
 RESEAU_API const char *rs_trace_event_name(rs_trace_event_type_t type) {
     switch (type) {
     case RS_TRACE_TASK_SCHEDULED:
@@ -5821,16 +5903,55 @@ RESEAU_API const char *rs_trace_event_name(rs_trace_event_type_t type) {
 }
 
 #if !RS__NO_TRACE
+#if RS__HAVE_MEMBARRIER
+/* <linux/membarrier.h>'s commands, which older kernel headers lack. */
+#define RS__MEMBARRIER_CMD_PRIVATE_EXPEDITED (1 << 3)
+#define RS__MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED (1 << 4)
+#endif
+
+/* The setter's side of plain marks: a full barrier on every thread of the
+ * process, once registered. Under rs__trace_lock. */
+static void rs__trace_barrier(void) {
+#if RS__HAVE_MEMBARRIER
+    if (rs__trace_barrier_registered &&
+        syscall(__NR_membarrier, RS__MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0) != 0) {
+        /* The kernel refuses it only to an unregistered process. Should it
+         * ever, the exchanges come back, and the marks already stored get a
+         * millisecond to leave their store buffers (nanoseconds, in fact)
+         * before the flags are read. */
+        RS__LOG_ERROR(RS_LS_EVENT_LOOP, "membarrier failed after registering (errno %d); tracing exchanges again",
+                      errno);
+        rs__atomic_store_int(&rs__trace_plain_marks, 0);
+        rs__trace_barrier_registered = false;
+        rs_thread_sleep_ns(1000000u);
+    }
+#endif
+}
+
+/* Before a tracer is first published: registers the barrier and turns plain
+ * marks on, where the kernel allows it (4.14+, not refused by seccomp).
+ * Under rs__trace_lock. */
+static void rs__trace_enable_plain_marks(void) {
+#if RS__HAVE_MEMBARRIER
+    if (!rs__trace_barrier_registered &&
+        syscall(__NR_membarrier, RS__MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0) == 0) {
+        rs__trace_barrier_registered = true;
+        rs__atomic_store_int(&rs__trace_plain_marks, 1);
+    }
+#endif
+}
+
 static void rs__trace_call(const rs__tracer_t *tracer, rs_trace_event_type_t type, rs_event_loop_t *loop,
                            const void *subject, const char *name, int error, int io_events) {
     rs_trace_event_t event;
     event.type = type;
     event.loop = loop;
-    event.timestamp_ns = rs_clock_now_ns();
+    event.timestamp_ns = 0; /* read on demand: rs_trace_event_timestamp_ns */
     event.subject = subject;
     event.name = name;
     event.error = error;
     event.io_events = io_events;
+    event.origin_ = &event;
     tracer->fn(&event, tracer->user_data);
 }
 
@@ -5854,8 +5975,14 @@ static void rs__trace_emit_slow(rs_trace_event_type_t type, rs_event_loop_t *loo
         rs__trace_loop_t *part = rs__event_loop_trace_part(loop);
         int depth = rs__atomic_load_int(&part->active); /* our own last write: only we write it */
         const rs__tracer_t *tracer;
-        rs__atomic_exchange_int_sc(&part->active, depth + 1);
-        tracer = (const rs__tracer_t *)rs__atomic_load_ptr_sc(&rs__trace_current);
+        if (rs__atomic_load_int(&rs__trace_plain_marks)) {
+            rs__atomic_store_int(&part->active, depth + 1);
+            rs__atomic_compiler_barrier();
+            tracer = (const rs__tracer_t *)rs__atomic_load_ptr(&rs__trace_current);
+        } else {
+            rs__atomic_exchange_int_sc(&part->active, depth + 1);
+            tracer = (const rs__tracer_t *)rs__atomic_load_ptr_sc(&rs__trace_current);
+        }
         if (tracer) {
             rs__trace_call(tracer, type, loop, subject, name, error, io_events);
         }
@@ -5911,6 +6038,7 @@ RESEAU_API int rs_trace_set_tracer(rs_trace_fn *fn, void *user_data) {
     rs__trace_loop_t *part;
     rs_mutex_lock(&rs__trace_lock);
     rs__atomic_exchange_ptr_sc(&rs__trace_current, NULL);
+    rs__trace_barrier();
     /* An add of 0, not a load: the read must take its place in the
      * counter's order of read-modify-writes (see the top of this file). */
     while (rs__atomic_add_int(&rs__trace_active, 0) != 0) {
@@ -5926,6 +6054,7 @@ RESEAU_API int rs_trace_set_tracer(rs_trace_fn *fn, void *user_data) {
     rs__trace_slot.fn = fn;
     rs__trace_slot.user_data = user_data;
     if (fn) {
+        rs__trace_enable_plain_marks();
         rs__atomic_exchange_ptr_sc(&rs__trace_current, &rs__trace_slot);
     }
     rs_mutex_unlock(&rs__trace_lock);

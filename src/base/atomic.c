@@ -128,6 +128,9 @@ static inline void *rs__atomic_exchange_ptr_sc(void **p, void *value) {
     return rs__atomic_exchange_ptr(p, value);
 }
 
+static inline void rs__atomic_compiler_barrier(void) {
+}
+
 static inline void rs__atomic_store_uptr(uintptr_t *p, uintptr_t value) {
     *p = value;
 }
@@ -231,6 +234,13 @@ static inline void *rs__atomic_load_ptr_sc(void *const *p) {
 
 static inline void *rs__atomic_exchange_ptr_sc(void **p, void *value) {
     return __atomic_exchange_n(p, value, __ATOMIC_SEQ_CST);
+}
+
+/* Keeps the compiler, not the processor, from moving accesses across it
+ * (a signal fence): for the side of an asymmetric barrier whose other side
+ * is membarrier(2) (>>trace). */
+static inline void rs__atomic_compiler_barrier(void) {
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
 }
 
 #else /* RS__ATOMICS_INTERLOCKED */
@@ -445,6 +455,10 @@ static inline void *rs__atomic_load_ptr_sc(void *const *p) {
 
 static inline void *rs__atomic_exchange_ptr_sc(void **p, void *value) {
     return rs__atomic_exchange_ptr(p, value);
+}
+
+static inline void rs__atomic_compiler_barrier(void) {
+    _ReadWriteBarrier();
 }
 
 #endif /* RS__ATOMICS_INTERLOCKED */

@@ -129,6 +129,16 @@
 #define RS__SO_NOSIGPIPE (0)
 #endif
 
+/* [portable] membarrier(2)'s private expedited barrier (Linux 4.14+), which
+ * lets a loop thread's trace emits mark themselves with a plain store where
+ * they would otherwise need a locked exchange (>>trace). Whether the kernel
+ * allows it is found at run time. */
+#if RS__LINUX_PATHS && !RS__NO_THREADS && !RS__ATOMICS_PLAIN && !RS__ATOMICS_INTERLOCKED && defined(__NR_membarrier)
+#define RS__HAVE_MEMBARRIER (1)
+#else
+#define RS__HAVE_MEMBARRIER (0)
+#endif
+
 /* [portable] sendmmsg/recvmmsg (Linux); otherwise the batch calls loop over
  * sendmsg/recvmsg, with the same counts and errors. FreeBSD's are such a loop
  * in libc, so only Linux gains from them. */

@@ -6,11 +6,15 @@
  * None is installed by default, and then each hook costs one load of a
  * global and one predictable branch; with RESEAU_NO_TRACE defined the hooks
  * are compiled out entirely (and rs_trace_set_tracer returns RS_ENOTSUP).
- * With a tracer installed, an event on its loop's own thread costs a clock
- * read, one atomic exchange on a flag of that loop's own (written by no
- * other thread, so loops on different threads do not slow each other) and
- * the call; an event on any other thread (a cross-thread schedule, every
- * rs_trace_emit) two atomic additions on one process-wide counter instead.
+ * With a tracer installed, an event on its loop's own thread costs two
+ * plain stores to a flag of that loop's own (written by no other thread, so
+ * loops on different threads do not slow each other) and the call; where
+ * Linux's membarrier(2) is refused (before 4.14, seccomp) and on other
+ * systems, the first store is an atomic exchange. An event on any other
+ * thread (a cross-thread schedule, every rs_trace_emit) costs two atomic
+ * additions on one process-wide counter instead. The clock is read only for
+ * a tracer that asks for the event's time (rs_trace_event_timestamp_ns), so
+ * a tracer that counts or filters events does not pay for it.
  *
  * The tracer runs on the thread where the event happens: the loop's thread,
  * except RS_TRACE_TASK_SCHEDULED, which runs on the thread that scheduled the
@@ -38,8 +42,8 @@ typedef enum rs_trace_event_type {
 typedef struct rs_trace_event {
     rs_trace_event_type_t type;
     rs_event_loop_t *loop;  /* the loop the event belongs to (for TASK_SCHEDULED: the target loop) */
-    uint64_t timestamp_ns;  /* rs_clock_now_ns() when the event happened (not the loop's clock_fn), so
-                               events of different loops compare; non-decreasing on one thread */
+    uint64_t timestamp_ns;  /* 0 until rs_trace_event_timestamp_ns takes the event's time; then that
+                               time. Read it through that function during the call */
     const void *subject;    /* what the event is about (see rs_trace_event_type_t) */
     const char *name;       /* a static string: the task's type_tag; "channel"; "tls"; for
                                IO_DISPATCH "io" (an fd subscription) or "io_op" (a completion op) */
@@ -49,6 +53,7 @@ typedef struct rs_trace_event {
                                callback, subject its rs_io_handle_t. IO_DISPATCH of a completion
                                backend's socket operation (io_uring, IOCP): 0, and subject is the
                                backend's private operation record. 0 for the other events */
+    const struct rs_trace_event *origin_; /* private: the event the tracer was handed */
 } rs_trace_event_t;
 
 typedef void rs_trace_fn(const rs_trace_event_t *event, void *user_data);
@@ -70,6 +75,19 @@ RESEAU_API int rs_trace_set_tracer(rs_trace_fn *fn, void *user_data);
  * runs on the calling thread. Nothing happens with RESEAU_NO_TRACE. */
 RESEAU_API void rs_trace_emit(rs_trace_event_type_t type, rs_event_loop_t *loop, const void *subject,
                               const char *name, int error);
+
+/*
+ * The event's time: rs_clock_now_ns() (not the loop's clock_fn, so events of
+ * different loops compare), read at the first call for the event and stored
+ * in its timestamp_ns, so later calls give the same value; non-decreasing
+ * over the events of one thread. Call it from the tracer, on the event it
+ * was handed: the tracer runs as the event happens, so the read is the
+ * event's time, and a tracer that never asks pays no clock read. On a copy
+ * of the event it reads nothing and returns the copy's timestamp_ns (0 if
+ * the time was not taken before the copy was made), so take the time before
+ * copying an event. NULL gives 0. Any thread.
+ */
+RESEAU_API uint64_t rs_trace_event_timestamp_ns(const rs_trace_event_t *event);
 
 /* "task_scheduled", "io_dispatch", ...; "unknown" out of range. */
 RESEAU_API const char *rs_trace_event_name(rs_trace_event_type_t type);

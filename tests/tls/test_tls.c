@@ -104,6 +104,7 @@ static void tls_trace_record(const rs_trace_event_t *event, void *user_data) {
     tls_trace_log_t *log = (tls_trace_log_t *)user_data;
     if ((event->type == RS_TRACE_TLS_HANDSHAKE_BEGIN || event->type == RS_TRACE_TLS_HANDSHAKE_END) &&
         log->count < sizeof(log->events) / sizeof(log->events[0])) {
+        rs_trace_event_timestamp_ns(event); /* taken before the copy, so the copy has it */
         log->events[log->count++] = *event;
     }
 }
@@ -145,6 +146,7 @@ static void test_trace_handshake_begin_and_end(void **state) {
     end = tls_trace_find(&log, RS_TRACE_TLS_HANDSHAKE_END, &p.client);
     assert_int_equal(begin->error, RS_OK);
     assert_int_equal(end->error, RS_OK);
+    assert_true(begin->timestamp_ns > 0);
     assert_true(end->timestamp_ns >= begin->timestamp_ns);
     assert_int_equal(tls_trace_find(&log, RS_TRACE_TLS_HANDSHAKE_END, &p.server)->error, RS_OK);
     tls_trace_find(&log, RS_TRACE_TLS_HANDSHAKE_BEGIN, &p.server);

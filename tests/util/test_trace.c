@@ -1,11 +1,14 @@
 /* Tracing hooks: a counting tracer sees task scheduled/run/canceled, I/O
  * dispatch on every backend, channel setup and shutdown, each with its loop,
- * subject, name and a non-decreasing timestamp; nothing once removed; a
- * replaced tracer is never called after rs_trace_set_tracer returns, also
- * while a group of loops emits on their threads and while the loop's thread
- * is inside the old tracer; loops created and destroyed while another thread
- * replaces tracers; rs_trace_emit and the event names. Built a second time with RESEAU_NO_TRACE (trace_notrace): setting a
- * tracer is RS_ENOTSUP and nothing is ever traced. */
+ * subject, name and a non-decreasing timestamp (read when the tracer asks,
+ * once per event); nothing once removed; a replaced tracer is never called
+ * after rs_trace_set_tracer returns, also while a group of loops emits on
+ * their threads and while the loop's thread is inside the old tracer, both
+ * with loop threads marking their flag by a plain store (membarrier) and by
+ * an exchange; loops created and destroyed while another thread replaces
+ * tracers; rs_trace_emit and the event names. Built a second time with
+ * RESEAU_NO_TRACE (trace_notrace): setting a tracer is RS_ENOTSUP and
+ * nothing is ever traced. */
 #include "test_util.h"
 
 #define MAX_EVENTS 512
@@ -24,6 +27,7 @@ static void recorder_init(recorder_t *r) {
 
 static void record_event(const rs_trace_event_t *event, void *user_data) {
     recorder_t *r = (recorder_t *)user_data;
+    rs_trace_event_timestamp_ns(event); /* taken before the copy, so the copy has it */
     rs_mutex_lock(&r->lock);
     if (r->count < MAX_EVENTS) {
         r->events[r->count++] = *event;
@@ -168,6 +172,80 @@ static void trace_task_canceled_by_loop_destroy(void **state) {
     assert_int_equal(count_of(&r, RS_TRACE_TASK_CANCELED, &task), 1);
     assert_ptr_equal(find_event(&r, RS_TRACE_TASK_CANCELED, &task)->loop, loop);
     rs_mutex_cleanup(&r.lock);
+}
+
+/* ---- the time, taken only when the tracer asks */
+
+typedef struct stamp_check {
+    uint64_t first;      /* what the first ask gave */
+    uint64_t copy_before; /* asked on a copy made before the first ask */
+    uint64_t copy_after;  /* asked on a copy made after it */
+    uint64_t unasked;     /* the field when the tracer was called */
+    int calls;
+    bool same_again;     /* a second ask gave the first one's value, and so did the field */
+} stamp_check_t;
+
+static void check_stamps(const rs_trace_event_t *event, void *user_data) {
+    stamp_check_t *c = (stamp_check_t *)user_data;
+    rs_trace_event_t before = *event, after;
+    if (event->type != RS_TRACE_TASK_RUN) {
+        return; /* the scheduling side is left alone: its time is never taken */
+    }
+    c->unasked = event->timestamp_ns;
+    c->first = rs_trace_event_timestamp_ns(event);
+    after = *event;
+    c->same_again = rs_trace_event_timestamp_ns(event) == c->first && event->timestamp_ns == c->first;
+    c->copy_before = rs_trace_event_timestamp_ns(&before);
+    c->copy_after = rs_trace_event_timestamp_ns(&after);
+    ++c->calls;
+}
+
+static void count_and_keep_scheduled(const rs_trace_event_t *event, void *user_data) {
+    rs_trace_event_t *kept = (rs_trace_event_t *)user_data;
+    if (event->type == RS_TRACE_TASK_SCHEDULED) {
+        *kept = *event; /* never asked */
+    }
+}
+
+/* The clock is read when the tracer asks, once per event: the value is the
+ * time of the call, the same on a second ask and in the field; a copy made
+ * before the ask has none (0), and one made after has it; an event whose time
+ * is never asked carries 0. NULL gives 0. */
+static void trace_timestamp_taken_when_asked(void **state) {
+    stamp_check_t c;
+    rs_trace_event_t kept;
+    rs_event_loop_t *loop = rs_test_loop_new(rs_test_backends[0]);
+    rs_task_t task;
+    uint64_t start, end;
+    (void)state;
+    task_runs = task_cancels = 0;
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(rs_trace_event_timestamp_ns(NULL), 0);
+
+    assert_int_equal(rs_trace_set_tracer(check_stamps, &c), RS_OK);
+    rs_task_init(&task, count_task, NULL, "trace-stamp");
+    start = rs_clock_now_ns();
+    assert_int_equal(rs_event_loop_schedule_task_now(loop, &task), RS_OK);
+    RS_TEST_RUN_UNTIL(loop, task_runs == 1);
+    end = rs_clock_now_ns();
+    assert_int_equal(rs_trace_set_tracer(NULL, NULL), RS_OK);
+    assert_int_equal(c.calls, 1);
+    assert_int_equal(c.unasked, 0);
+    assert_true(c.first >= start && c.first <= end);
+    assert_true(c.same_again);
+    assert_int_equal(c.copy_before, 0);
+    assert_int_equal(c.copy_after, c.first);
+
+    memset(&kept, 0xff, sizeof(kept));
+    assert_int_equal(rs_trace_set_tracer(count_and_keep_scheduled, &kept), RS_OK);
+    rs_task_init(&task, count_task, NULL, "trace-unasked");
+    assert_int_equal(rs_event_loop_schedule_task_now(loop, &task), RS_OK);
+    RS_TEST_RUN_UNTIL(loop, task_runs == 2);
+    assert_int_equal(rs_trace_set_tracer(NULL, NULL), RS_OK);
+    assert_int_equal(kept.type, RS_TRACE_TASK_SCHEDULED);
+    assert_int_equal(kept.timestamp_ns, 0);
+    assert_int_equal(rs_trace_event_timestamp_ns(&kept), 0); /* a copy: nothing is read */
+    rs_event_loop_destroy(loop);
 }
 
 /* A task scheduled from another thread: SCHEDULED there, RUN on the loop's. */
@@ -590,9 +668,55 @@ static void trace_loops_come_and_go_while_tracer_replaced(void **state) {
     rs_mutex_cleanup(&b.lock);
 }
 
+/* ---- both ways of marking a loop's flag (see trace.c's top comment) */
+
+/* Plain marks are on exactly where the kernel offers membarrier's private
+ * expedited barrier (asked with MEMBARRIER_CMD_QUERY, 0), once a tracer has
+ * been installed. */
+static void trace_plain_marks_where_membarrier_allows(void **state) {
+    bool offered = false;
+    (void)state;
+#if RS__HAVE_MEMBARRIER
+    {
+        long commands = syscall(__NR_membarrier, 0, 0);
+        offered = commands > 0 && (commands & RS__MEMBARRIER_CMD_PRIVATE_EXPEDITED) != 0;
+    }
+#endif
+    assert_int_equal(rs_trace_set_tracer(record_event, NULL), RS_OK);
+    assert_int_equal(rs_trace_set_tracer(NULL, NULL), RS_OK);
+    assert_int_equal(rs__atomic_load_int(&rs__trace_plain_marks), offered ? 1 : 0);
+    if (!offered) {
+        print_message("[ NOTE     ] no membarrier here: loop threads' emits exchange\n");
+    }
+}
+
+/* Runs a test with plain marks off: loop threads' emits take the exchanging
+ * path, as where membarrier is refused. A tracer is installed and removed
+ * first, so that the barrier is registered already and nothing turns the
+ * marks back on meanwhile. */
+static void with_exchanged_marks(void (*test)(void **), void **state) {
+    int was;
+    assert_int_equal(rs_trace_set_tracer(record_event, NULL), RS_OK);
+    assert_int_equal(rs_trace_set_tracer(NULL, NULL), RS_OK);
+    was = rs__atomic_load_int(&rs__trace_plain_marks);
+    rs__atomic_store_int(&rs__trace_plain_marks, 0);
+    test(state);
+    rs__atomic_store_int(&rs__trace_plain_marks, was);
+}
+
+static void trace_group_tracer_swap_under_load_exchanged(void **state) {
+    with_exchanged_marks(trace_group_tracer_swap_under_load, state);
+}
+
+static void trace_replaced_while_running_on_loop_thread_exchanged(void **state) {
+    with_exchanged_marks(trace_replaced_while_running_on_loop_thread, state);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(trace_event_names),
+        cmocka_unit_test(trace_timestamp_taken_when_asked),
+        cmocka_unit_test(trace_plain_marks_where_membarrier_allows),
         cmocka_unit_test(trace_counts_task_scheduled_run_and_canceled),
         cmocka_unit_test(trace_task_canceled_by_loop_destroy),
         cmocka_unit_test(trace_cross_thread_schedule),
@@ -602,6 +726,8 @@ int main(void) {
         cmocka_unit_test(trace_group_tracer_swap_under_load),
         cmocka_unit_test(trace_replaced_while_running_on_loop_thread),
         cmocka_unit_test(trace_loops_come_and_go_while_tracer_replaced),
+        cmocka_unit_test(trace_group_tracer_swap_under_load_exchanged),
+        cmocka_unit_test(trace_replaced_while_running_on_loop_thread_exchanged),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

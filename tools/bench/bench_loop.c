@@ -17,6 +17,8 @@
  *                   both static copies, built alike. Figure: tasks/s.
  *   trace_noop      the same work with a no-op tracer installed, against no
  *                   tracer: what turning tracing on costs (two events per task).
+ *   trace_stamp     the same with a tracer that takes each event's time
+ *                   (rs_trace_event_timestamp_ns): the clock read added.
  *   trace_noop_io   I/O instead: one byte bounced over a socketpair whose two
  *                   ends the loop watches (two I/O dispatch events per round
  *                   trip, plus their system calls), a no-op tracer against
@@ -563,21 +565,52 @@ static double trace_compiled_out(int unused) {
     return checked_trace_rate(bench_notrace_timers(BENCH_COUNT), "compiled out");
 }
 
-static double trace_noop(int unused) {
-    static uint64_t events;
-    (void)unused;
-    events = 0;
-    check_rs(rs_trace_set_tracer(noop_tracer, &events), "rs_trace_set_tracer");
+/* A tracer that takes every event's time, as one that records them would. */
+typedef struct stamp_sum {
+    uint64_t events;
+    uint64_t last_ns; /* the latest time taken: kept, so the read is not dropped */
+} stamp_sum_t;
+
+static void stamping_tracer(const rs_trace_event_t *event, void *user_data) {
+    stamp_sum_t *sum = (stamp_sum_t *)user_data;
+    ++sum->events;
+    sum->last_ns = rs_trace_event_timestamp_ns(event);
+}
+
+/* trace_work_timers with `fn` installed; it counts into the uint64_t that
+ * user_data starts with. */
+static double trace_work_traced(rs_trace_fn *fn, void *user_data, const char *scenario) {
+    uint64_t *events = (uint64_t *)user_data;
+    *events = 0;
+    check_rs(rs_trace_set_tracer(fn, user_data), "rs_trace_set_tracer");
     double rate = trace_work_timers(BENCH_COUNT);
     check_rs(rs_trace_set_tracer(NULL, NULL), "rs_trace_set_tracer");
     /* scheduled + run per task, and the loop's own */
-    if (events < 2 * BENCH_COUNT) {
-        fprintf(stderr, "reseau-bench-loop: trace_noop: %llu events for %zu tasks\n", (unsigned long long)events,
+    if (*events < 2 * BENCH_COUNT) {
+        fprintf(stderr, "reseau-bench-loop: %s: %llu events for %zu tasks\n", scenario, (unsigned long long)*events,
                 BENCH_COUNT);
         exit(1);
     }
-    snprintf(g_detail, sizeof g_detail, "%llu events", (unsigned long long)events);
-    return checked_trace_rate(rate, "noop");
+    snprintf(g_detail, sizeof g_detail, "%llu events", (unsigned long long)*events);
+    return checked_trace_rate(rate, scenario);
+}
+
+static double trace_noop(int unused) {
+    static uint64_t events;
+    (void)unused;
+    return trace_work_traced(noop_tracer, &events, "trace_noop");
+}
+
+static double trace_stamp(int unused) {
+    static stamp_sum_t sum;
+    double rate;
+    (void)unused;
+    rate = trace_work_traced(stamping_tracer, &sum, "trace_stamp");
+    if (sum.last_ns == 0) {
+        fprintf(stderr, "reseau-bench-loop: trace_stamp: no time taken\n");
+        exit(1);
+    }
+    return rate;
 }
 
 /* Round trips per trace_noop_io run. */
@@ -780,6 +813,7 @@ static const scenario_t g_scenarios[] = {
     {.name = "async_queue_4", .reseau_fn = reseau_async_queue, .peer_fn = libuv_async_queue, .arg = 4},
     {.name = "trace_off", .reseau_fn = trace_hooks_in, .peer_fn = trace_compiled_out, .peer = "no_trace_build"},
     {.name = "trace_noop", .reseau_fn = trace_noop, .peer_fn = trace_untraced, .peer = "no_tracer"},
+    {.name = "trace_stamp", .reseau_fn = trace_stamp, .peer_fn = trace_untraced, .peer = "no_tracer"},
     {.name = "trace_noop_io", .reseau_fn = trace_noop_io, .peer_fn = trace_untraced_io, .peer = "no_tracer"},
     {.name = "trace_noop_mt", .reseau_fn = trace_noop_mt, .peer_fn = trace_untraced_mt, .peer = "no_tracer"},
 };
