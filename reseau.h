@@ -7736,7 +7736,6 @@ struct rs__uring_op {
     bool lost;    /* ended by dropped completions, in the loop's lost list (rs__uring_fail_ops) */
     bool yields_fds; /* its results are new fds: one nobody takes is closed */
     uint8_t group;   /* the buffer group its recv takes from: RS__URING_GROUP_xxx */
-    bool oneshot;    /* a recv that ends after each chunk, to be started again (rs__uring_op_recv) */
     struct msghdr *msg; /* a datagram recv's (rs__uring_op_recvmsg) */
     rs_list_node_t starved_node;
 };
@@ -8293,7 +8292,7 @@ static int rs__uring_start_recv(rs__uring_t *u, rs__uring_op_t *op) {
         return err;
     }
     sqe->flags = RS__IOSQE_BUFFER_SELECT;
-    sqe->ioprio = op->oneshot ? 0 : RS__IORING_RECV_MULTISHOT;
+    sqe->ioprio = RS__IORING_RECV_MULTISHOT;
     sqe->buf_index = u->pb[op->group].bgid;
     if (op->group == RS__URING_GROUP_DGRAM) {
         sqe->opcode = RS__IORING_OP_RECVMSG;
@@ -8309,9 +8308,8 @@ static int rs__uring_start_recv(rs__uring_t *u, rs__uring_op_t *op) {
 
 /* Receive on op->fd until canceled or the stream ends: each chunk completes
  * with IORING_CQE_F_MORE and a buffer; -ENOBUFS ends it when none is left.
- * With op->oneshot, the op ends after each chunk instead (no F_MORE), and the
- * caller starts it again. RS_OK, RS_ENOMEM, or RS_EAGAIN when the submission
- * queue is full and the kernel takes none of it. */
+ * RS_OK, RS_ENOMEM, or RS_EAGAIN when the submission queue is full and the
+ * kernel takes none of it. */
 static RS__UNUSED int rs__uring_op_recv(rs_event_loop_t *loop, rs__uring_op_t *op) {
     op->group = RS__URING_GROUP_STREAM;
     return rs__uring_start_recv((rs__uring_t *)rs__backend_data(loop), op);
@@ -13890,11 +13888,12 @@ static void rs__socket_on_event(rs_event_loop_t *loop, rs_io_handle_t *handle, i
  * chosen when a socket is tied to a loop whose ring runs operations
  * (rs__uring_loop_has_ops): a listener accepts with one multishot accept, a
  * connect is one connect op with a linked timeout, and a connected socket
- * receives and sends as below; so do pipe ends (>>pipe.c), which are
- * connected Unix stream sockets. UDP sockets receive through the ring too
- * (see "Datagrams" below); Unix datagram sockets stay readiness-based
- * (socket_posix.c), since one of their datagrams can be longer than any
- * buffer of the ring.
+ * receives and sends as below. UDP sockets receive through the ring too
+ * (see "Datagrams" below). Unix-domain sockets, streams and datagrams alike,
+ * pipe ends (>>pipe.c) among them, stay readiness-based (socket_posix.c, on
+ * the ring's one-shot polls): a Unix datagram can be longer than any buffer
+ * of the ring, and a multishot recv on a Unix stream can miss the peer's end
+ * of stream (see rs__sock_uring_attach).
  *
  * Receiving is one multishot recv into the loop's provided-buffer ring, so a
  * busy connection costs no system call per read: the chunks queue on the
@@ -13905,9 +13904,6 @@ static void rs__socket_on_event(rs_event_loop_t *loop, rs_io_handle_t *handle, i
  * shared (256 per loop), so a socket stops receiving while it holds
  * RS__URING_RX_MAX of them or is paused, and a recv the ring ran dry for
  * (-ENOBUFS) starts again when a buffer comes back: no byte is lost either way.
- * Unix-domain streams, pipe ends among them, receive one chunk per recv op
- * instead, each started again when it completes: the kernel's multishot recv
- * can miss an AF_UNIX peer's end of stream (see rs__sock_uring_attach).
  *
  * Writing is one SENDMSG at a time over the queued writes, in order; each
  * write completes once, through the completion task, as on the readiness
@@ -14019,12 +14015,25 @@ static bool rs__sock_uring_dgram_fits(rs_socket_t *s) {
            s->io.fd >= 0 && rs__uring_loop_has_dgram_ops(s->loop);
 }
 
-/* The strategy's state, made on first use; NULL (out of memory, or a loop
- * without ops) keeps the socket readiness-based, which is always correct. */
+/* The strategy's state, made on first use; NULL (out of memory, a loop
+ * without ops, a Unix-domain socket) keeps the socket readiness-based, which
+ * is always correct.
+ * Unix-domain streams (pipe ends too) are left to readiness because the
+ * kernel's multishot recv on AF_UNIX can miss the peer's end of stream: no
+ * final completion when the close races the recv's re-arm (seen here on 6.18
+ * about once in 7 runs of a 35,000-byte pipe transfer under load; liburing
+ * issue 1549). A recv op per chunk avoids that, but costs a trip through the
+ * ring per 4 KiB buffer: a pipe pump on one loop measured 1.6-1.9 GB/s that
+ * way, against 16 GB/s on readiness (as on epoll) and 8 GB/s on the multishot
+ * recv; round trips of 64 bytes were no slower on readiness (407-435 k/s
+ * against 400-421 k/s). */
 static rs__socket_uring_t *rs__sock_uring_attach(rs_socket_t *s) {
     rs__socket_uring_t *x;
     if (s->uring) {
         return s->uring;
+    }
+    if (s->options.domain == RS_SOCKET_DOMAIN_LOCAL) {
+        return NULL;
     }
     if (rs__sock_uring_is_dgram(s) ? !rs__sock_uring_dgram_fits(s) : !rs__uring_loop_has_ops(s->loop)) {
         return NULL;
@@ -14039,13 +14048,6 @@ static rs__socket_uring_t *rs__sock_uring_attach(rs_socket_t *s) {
     x->recv.fd = s->io.fd;
     x->send.fn = rs__sock_uring_send_done;
     x->send.fd = s->io.fd;
-    /* Unix-domain streams (pipe ends too) receive one chunk per op: a
-     * multishot recv on AF_UNIX can miss the peer's end of stream (the
-     * kernel posts no final completion when the close races the recv's
-     * re-arm; seen here on 6.18 about once in 7 runs of a 35,000-byte pipe
-     * transfer under load, and reported upstream as liburing issue 1549),
-     * while a recv started after the close sees it at once. */
-    x->recv.oneshot = s->options.domain == RS_SOCKET_DOMAIN_LOCAL && !rs__sock_uring_is_dgram(s);
     if (rs__sock_uring_is_dgram(s)) {
         x->rxq.group = RS__URING_GROUP_DGRAM;
         x->recv_msg.msg_name = &x->recv_name;
@@ -15140,7 +15142,8 @@ RESEAU_API int rs_socket_set_broadcast(rs_socket_t *socket, bool enabled) {
  * them asynchronous, ordered writes, and MSG_NOSIGNAL (SO_NOSIGPIPE on macOS)
  * keeps a write to a pipe whose reader is gone from raising SIGPIPE (a plain
  * pipe() cannot promise that without process-wide signal handling). Each end
- * is an rs_socket_t underneath.
+ * is an rs_socket_t underneath; on io_uring loops, a readiness-based one, as
+ * every Unix-domain socket is there (>>socket_uring.c).
  */
 
 static rs_socket_t *rs__pipe_socket(const void *end) {
@@ -15176,16 +15179,6 @@ static rs_socket_t *rs__pipe_end_new(const rs_allocator_t *allocator, int fd, in
 /* Tie an end to its loop; the caller is on that loop's thread or the loop has not run yet. */
 static void rs__pipe_end_set_loop(rs_socket_t *s, rs_event_loop_t *loop) {
     rs__socket_tie_to_loop(s, loop);
-}
-
-/* On a loop whose ring runs operations, an end receives and sends through it
- * like a connected socket (>>socket_uring.c). That starts on the end's first
- * use on its loop's thread, since rs_pipe_new may run on any thread and only
- * the loop's thread may submit to its ring. */
-static void rs__pipe_end_use(rs_socket_t *s) {
-    if (!s->uring && s->loop && rs_event_loop_is_on_loop_thread(s->loop)) {
-        rs__sock_uring_enter(s);
-    }
 }
 
 RESEAU_API int rs_pipe_new(rs_event_loop_t *read_loop, rs_event_loop_t *write_loop, const rs_allocator_t *allocator,
@@ -15231,7 +15224,6 @@ RESEAU_API int rs_pipe_subscribe_to_readable_events(rs_pipe_read_end_t *read_end
     if (!read_end) {
         return RS_EINVAL;
     }
-    rs__pipe_end_use(rs__pipe_socket(read_end));
     return rs__socket_set_reader(rs__pipe_socket(read_end), NULL, on_readable, user_data);
 }
 
@@ -15255,7 +15247,6 @@ RESEAU_API int rs_pipe_write(rs_pipe_write_end_t *write_end, rs_byte_cursor_t da
     cb.socket_fn = NULL;
     cb.pipe_fn = on_written;
     cb.user_data = user_data;
-    rs__pipe_end_use(rs__pipe_socket(write_end));
     return rs__socket_write(rs__pipe_socket(write_end), data, cb);
 }
 

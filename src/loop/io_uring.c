@@ -252,7 +252,6 @@ struct rs__uring_op {
     bool lost;    /* ended by dropped completions, in the loop's lost list (rs__uring_fail_ops) */
     bool yields_fds; /* its results are new fds: one nobody takes is closed */
     uint8_t group;   /* the buffer group its recv takes from: RS__URING_GROUP_xxx */
-    bool oneshot;    /* a recv that ends after each chunk, to be started again (rs__uring_op_recv) */
     struct msghdr *msg; /* a datagram recv's (rs__uring_op_recvmsg) */
     rs_list_node_t starved_node;
 };
@@ -809,7 +808,7 @@ static int rs__uring_start_recv(rs__uring_t *u, rs__uring_op_t *op) {
         return err;
     }
     sqe->flags = RS__IOSQE_BUFFER_SELECT;
-    sqe->ioprio = op->oneshot ? 0 : RS__IORING_RECV_MULTISHOT;
+    sqe->ioprio = RS__IORING_RECV_MULTISHOT;
     sqe->buf_index = u->pb[op->group].bgid;
     if (op->group == RS__URING_GROUP_DGRAM) {
         sqe->opcode = RS__IORING_OP_RECVMSG;
@@ -825,9 +824,8 @@ static int rs__uring_start_recv(rs__uring_t *u, rs__uring_op_t *op) {
 
 /* Receive on op->fd until canceled or the stream ends: each chunk completes
  * with IORING_CQE_F_MORE and a buffer; -ENOBUFS ends it when none is left.
- * With op->oneshot, the op ends after each chunk instead (no F_MORE), and the
- * caller starts it again. RS_OK, RS_ENOMEM, or RS_EAGAIN when the submission
- * queue is full and the kernel takes none of it. */
+ * RS_OK, RS_ENOMEM, or RS_EAGAIN when the submission queue is full and the
+ * kernel takes none of it. */
 static RS__UNUSED int rs__uring_op_recv(rs_event_loop_t *loop, rs__uring_op_t *op) {
     op->group = RS__URING_GROUP_STREAM;
     return rs__uring_start_recv((rs__uring_t *)rs__backend_data(loop), op);

@@ -4,7 +4,8 @@
  * them asynchronous, ordered writes, and MSG_NOSIGNAL (SO_NOSIGPIPE on macOS)
  * keeps a write to a pipe whose reader is gone from raising SIGPIPE (a plain
  * pipe() cannot promise that without process-wide signal handling). Each end
- * is an rs_socket_t underneath.
+ * is an rs_socket_t underneath; on io_uring loops, a readiness-based one, as
+ * every Unix-domain socket is there (>>socket_uring.c).
  */
 
 static rs_socket_t *rs__pipe_socket(const void *end) {
@@ -40,16 +41,6 @@ static rs_socket_t *rs__pipe_end_new(const rs_allocator_t *allocator, int fd, in
 /* Tie an end to its loop; the caller is on that loop's thread or the loop has not run yet. */
 static void rs__pipe_end_set_loop(rs_socket_t *s, rs_event_loop_t *loop) {
     rs__socket_tie_to_loop(s, loop);
-}
-
-/* On a loop whose ring runs operations, an end receives and sends through it
- * like a connected socket (>>socket_uring.c). That starts on the end's first
- * use on its loop's thread, since rs_pipe_new may run on any thread and only
- * the loop's thread may submit to its ring. */
-static void rs__pipe_end_use(rs_socket_t *s) {
-    if (!s->uring && s->loop && rs_event_loop_is_on_loop_thread(s->loop)) {
-        rs__sock_uring_enter(s);
-    }
 }
 
 RESEAU_API int rs_pipe_new(rs_event_loop_t *read_loop, rs_event_loop_t *write_loop, const rs_allocator_t *allocator,
@@ -95,7 +86,6 @@ RESEAU_API int rs_pipe_subscribe_to_readable_events(rs_pipe_read_end_t *read_end
     if (!read_end) {
         return RS_EINVAL;
     }
-    rs__pipe_end_use(rs__pipe_socket(read_end));
     return rs__socket_set_reader(rs__pipe_socket(read_end), NULL, on_readable, user_data);
 }
 
@@ -119,7 +109,6 @@ RESEAU_API int rs_pipe_write(rs_pipe_write_end_t *write_end, rs_byte_cursor_t da
     cb.socket_fn = NULL;
     cb.pipe_fn = on_written;
     cb.user_data = user_data;
-    rs__pipe_end_use(rs__pipe_socket(write_end));
     return rs__socket_write(rs__pipe_socket(write_end), data, cb);
 }
 

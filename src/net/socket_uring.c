@@ -3,11 +3,12 @@
  * chosen when a socket is tied to a loop whose ring runs operations
  * (rs__uring_loop_has_ops): a listener accepts with one multishot accept, a
  * connect is one connect op with a linked timeout, and a connected socket
- * receives and sends as below; so do pipe ends (>>pipe.c), which are
- * connected Unix stream sockets. UDP sockets receive through the ring too
- * (see "Datagrams" below); Unix datagram sockets stay readiness-based
- * (socket_posix.c), since one of their datagrams can be longer than any
- * buffer of the ring.
+ * receives and sends as below. UDP sockets receive through the ring too
+ * (see "Datagrams" below). Unix-domain sockets, streams and datagrams alike,
+ * pipe ends (>>pipe.c) among them, stay readiness-based (socket_posix.c, on
+ * the ring's one-shot polls): a Unix datagram can be longer than any buffer
+ * of the ring, and a multishot recv on a Unix stream can miss the peer's end
+ * of stream (see rs__sock_uring_attach).
  *
  * Receiving is one multishot recv into the loop's provided-buffer ring, so a
  * busy connection costs no system call per read: the chunks queue on the
@@ -18,9 +19,6 @@
  * shared (256 per loop), so a socket stops receiving while it holds
  * RS__URING_RX_MAX of them or is paused, and a recv the ring ran dry for
  * (-ENOBUFS) starts again when a buffer comes back: no byte is lost either way.
- * Unix-domain streams, pipe ends among them, receive one chunk per recv op
- * instead, each started again when it completes: the kernel's multishot recv
- * can miss an AF_UNIX peer's end of stream (see rs__sock_uring_attach).
  *
  * Writing is one SENDMSG at a time over the queued writes, in order; each
  * write completes once, through the completion task, as on the readiness
@@ -132,12 +130,25 @@ static bool rs__sock_uring_dgram_fits(rs_socket_t *s) {
            s->io.fd >= 0 && rs__uring_loop_has_dgram_ops(s->loop);
 }
 
-/* The strategy's state, made on first use; NULL (out of memory, or a loop
- * without ops) keeps the socket readiness-based, which is always correct. */
+/* The strategy's state, made on first use; NULL (out of memory, a loop
+ * without ops, a Unix-domain socket) keeps the socket readiness-based, which
+ * is always correct.
+ * Unix-domain streams (pipe ends too) are left to readiness because the
+ * kernel's multishot recv on AF_UNIX can miss the peer's end of stream: no
+ * final completion when the close races the recv's re-arm (seen here on 6.18
+ * about once in 7 runs of a 35,000-byte pipe transfer under load; liburing
+ * issue 1549). A recv op per chunk avoids that, but costs a trip through the
+ * ring per 4 KiB buffer: a pipe pump on one loop measured 1.6-1.9 GB/s that
+ * way, against 16 GB/s on readiness (as on epoll) and 8 GB/s on the multishot
+ * recv; round trips of 64 bytes were no slower on readiness (407-435 k/s
+ * against 400-421 k/s). */
 static rs__socket_uring_t *rs__sock_uring_attach(rs_socket_t *s) {
     rs__socket_uring_t *x;
     if (s->uring) {
         return s->uring;
+    }
+    if (s->options.domain == RS_SOCKET_DOMAIN_LOCAL) {
+        return NULL;
     }
     if (rs__sock_uring_is_dgram(s) ? !rs__sock_uring_dgram_fits(s) : !rs__uring_loop_has_ops(s->loop)) {
         return NULL;
@@ -152,13 +163,6 @@ static rs__socket_uring_t *rs__sock_uring_attach(rs_socket_t *s) {
     x->recv.fd = s->io.fd;
     x->send.fn = rs__sock_uring_send_done;
     x->send.fd = s->io.fd;
-    /* Unix-domain streams (pipe ends too) receive one chunk per op: a
-     * multishot recv on AF_UNIX can miss the peer's end of stream (the
-     * kernel posts no final completion when the close races the recv's
-     * re-arm; seen here on 6.18 about once in 7 runs of a 35,000-byte pipe
-     * transfer under load, and reported upstream as liburing issue 1549),
-     * while a recv started after the close sees it at once. */
-    x->recv.oneshot = s->options.domain == RS_SOCKET_DOMAIN_LOCAL && !rs__sock_uring_is_dgram(s);
     if (rs__sock_uring_is_dgram(s)) {
         x->rxq.group = RS__URING_GROUP_DGRAM;
         x->recv_msg.msg_name = &x->recv_name;
