@@ -17,6 +17,12 @@
  *               drop, so only datagrams received count. Figure: datagrams
  *               received per second, up to the last one received; -v shows
  *               sent, received and ticks.
+ *   pipe_pump   512 MiB through one pipe (rs_pipe; libuv: uv_pipe_open on the
+ *               same kind of socketpair), both ends on one loop, 64 KiB writes
+ *               four at a time, reads into 256 KiB. Figure: MB/s (10^6 bytes)
+ *               read, until the reader sees the end of the stream.
+ *
+ * The _io_uring scenarios run reseau's side on the io_uring backend.
  *
  * Each scenario runs reseau and libuv alternately (A B A B ...), `rounds` times
  * each, and prints the median of each side and their ratio, one line per
@@ -455,10 +461,192 @@ static double libuv_udp_pummel(int unused) {
     return rate;
 }
 
+/* >>pipe_pump: PIPE_BYTES through one pipe whose two ends are on one loop.
+ *
+ * reseau: rs_pipe_new (a Unix socketpair shut down to one direction) with
+ * PIPE_CHUNK writes, PIPE_IN_FLIGHT at a time, and a reader that reads all
+ * that waits into a PIPE_READ_ROOM buffer. libuv: the same socketpair, each
+ * end opened with uv_pipe_open, the same writes with uv_write, and uv_read_start
+ * with a PIPE_READ_ROOM buffer. The writer ends once everything is written;
+ * the run ends when the reader sees the end of the stream. */
+
+#define PIPE_BYTES ((uint64_t)512 * 1024 * 1024)
+#define PIPE_CHUNK (64 * 1024)
+#define PIPE_IN_FLIGHT 4
+#define PIPE_READ_ROOM (256 * 1024)
+
+static uint8_t g_pipe_chunk[PIPE_CHUNK];
+static uint8_t g_pipe_room[PIPE_READ_ROOM];
+
+static double pipe_rate(uint64_t bytes, uint64_t start, const char *side) {
+    uint64_t elapsed = bench_now_ns() - start;
+    if (bytes != PIPE_BYTES) {
+        fprintf(stderr, BENCH_PROGRAM ": pipe_pump/%s: %llu bytes arrived of %llu\n", side, (unsigned long long)bytes,
+                (unsigned long long)PIPE_BYTES);
+        exit(1);
+    }
+    g_work = (double)bytes / 1e6;
+    return (double)bytes / 1e6 / ((double)(elapsed ? elapsed : 1) / 1e9);
+}
+
+typedef struct rs_pipe_pump {
+    rs_pipe_read_end_t *reader;
+    rs_pipe_write_end_t *writer;
+    uint64_t queued;   /* bytes handed to rs_pipe_write */
+    uint64_t written;  /* bytes whose write completed */
+    uint64_t received;
+    bool ended;
+} rs_pipe_pump_t;
+
+static void on_rs_pipe_written(rs_pipe_write_end_t *writer, int error, size_t written, void *user_data);
+
+static void rs_pipe_pump_fill(rs_pipe_pump_t *p) {
+    while (p->queued < PIPE_BYTES && p->queued - p->written < (uint64_t)PIPE_IN_FLIGHT * PIPE_CHUNK) {
+        check_rs(rs_pipe_write(p->writer, rs_byte_cursor_from_array(g_pipe_chunk, PIPE_CHUNK), on_rs_pipe_written, p),
+                 "rs_pipe_write");
+        p->queued += PIPE_CHUNK;
+    }
+}
+
+static void on_rs_pipe_written(rs_pipe_write_end_t *writer, int error, size_t written, void *user_data) {
+    rs_pipe_pump_t *p = (rs_pipe_pump_t *)user_data;
+    check_rs(error, "pipe write");
+    p->written += written;
+    rs_pipe_pump_fill(p);
+    if (p->written == PIPE_BYTES) {
+        rs_pipe_write_end_destroy(writer); /* the reader sees the end of the stream */
+        p->writer = NULL;
+    }
+}
+
+static void on_rs_pipe_readable(rs_pipe_read_end_t *reader, int error, void *user_data) {
+    rs_pipe_pump_t *p = (rs_pipe_pump_t *)user_data;
+    check_rs(error, "pipe readable");
+    for (;;) {
+        rs_byte_buf_t buf = rs_byte_buf_from_array(g_pipe_room, 0, sizeof(g_pipe_room));
+        size_t n = 0;
+        int err = rs_pipe_read(reader, &buf, &n);
+        p->received += n;
+        if (err == RS_EAGAIN) {
+            return;
+        }
+        if (err == RS_EEOF) {
+            p->ended = true;
+            return;
+        }
+        check_rs(err, "rs_pipe_read");
+    }
+}
+
+static double reseau_pipe_pump(int unused) {
+    rs_pipe_pump_t p;
+    rs_event_loop_t *loop = new_rs_loop();
+    uint64_t start;
+    (void)unused;
+    memset(&p, 0, sizeof(p));
+    check_rs(rs_pipe_new(loop, loop, NULL, &p.reader, &p.writer), "rs_pipe_new");
+    check_rs(rs_pipe_subscribe_to_readable_events(p.reader, on_rs_pipe_readable, &p), "rs_pipe_subscribe");
+    start = bench_now_ns();
+    rs_pipe_pump_fill(&p);
+    while (!p.ended) {
+        check_rs(rs_event_loop_run_once(loop, -1), "rs_event_loop_run_once");
+    }
+    double rate = pipe_rate(p.received, start, "reseau");
+    rs_pipe_read_end_destroy(p.reader);
+    rs_event_loop_destroy(loop);
+    return rate;
+}
+
+typedef struct uv_pipe_pump {
+    uv_pipe_t reader;
+    uv_pipe_t writer;
+    uv_write_t reqs[PIPE_IN_FLIGHT];
+    bool req_busy[PIPE_IN_FLIGHT];
+    uint64_t queued;
+    uint64_t written;
+    uint64_t received;
+    bool ended;
+} uv_pipe_pump_t;
+
+static void on_uv_pipe_written(uv_write_t *req, int status);
+
+static void uv_pipe_pump_fill(uv_pipe_pump_t *p) {
+    int i;
+    for (i = 0; i < PIPE_IN_FLIGHT && p->queued < PIPE_BYTES; ++i) {
+        if (!p->req_busy[i]) {
+            uv_buf_t b = uv_buf_init((char *)g_pipe_chunk, PIPE_CHUNK);
+            p->reqs[i].data = p;
+            check_uv(uv_write(&p->reqs[i], (uv_stream_t *)&p->writer, &b, 1, on_uv_pipe_written), "uv_write");
+            p->req_busy[i] = true;
+            p->queued += PIPE_CHUNK;
+        }
+    }
+}
+
+static void on_uv_pipe_written(uv_write_t *req, int status) {
+    uv_pipe_pump_t *p = (uv_pipe_pump_t *)req->data;
+    check_uv(status, "pipe write");
+    p->req_busy[req - p->reqs] = false;
+    p->written += PIPE_CHUNK;
+    uv_pipe_pump_fill(p);
+    if (p->written == PIPE_BYTES) {
+        uv_close((uv_handle_t *)&p->writer, NULL); /* closes the fd: the reader sees the end */
+    }
+}
+
+static void on_uv_pipe_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
+    (void)handle;
+    (void)suggested;
+    *buf = uv_buf_init((char *)g_pipe_room, sizeof(g_pipe_room));
+}
+
+static void on_uv_pipe_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
+    uv_pipe_pump_t *p = (uv_pipe_pump_t *)stream->data;
+    (void)buf;
+    if (nread > 0) {
+        p->received += (uint64_t)nread;
+    } else if (nread == UV_EOF) {
+        p->ended = true;
+        uv_close((uv_handle_t *)stream, NULL);
+    } else if (nread < 0) {
+        check_uv((int)nread, "pipe read");
+    }
+}
+
+static double libuv_pipe_pump(int unused) {
+    uv_loop_t loop;
+    uv_pipe_pump_t *p = (uv_pipe_pump_t *)xcalloc(1, sizeof(*p));
+    int fds[2];
+    uint64_t start;
+    (void)unused;
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0 || shutdown(fds[0], SHUT_WR) != 0 ||
+        shutdown(fds[1], SHUT_RD) != 0) {
+        fail("socketpair", strerror(errno));
+    }
+    check_uv(uv_loop_init(&loop), "uv_loop_init");
+    check_uv(uv_pipe_init(&loop, &p->reader, 0), "uv_pipe_init");
+    check_uv(uv_pipe_init(&loop, &p->writer, 0), "uv_pipe_init");
+    check_uv(uv_pipe_open(&p->reader, fds[0]), "uv_pipe_open");
+    check_uv(uv_pipe_open(&p->writer, fds[1]), "uv_pipe_open");
+    p->reader.data = p;
+    check_uv(uv_read_start((uv_stream_t *)&p->reader, on_uv_pipe_alloc, on_uv_pipe_read), "uv_read_start");
+    start = bench_now_ns();
+    uv_pipe_pump_fill(p);
+    while (!p->ended) {
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+    double rate = pipe_rate(p->received, start, "libuv");
+    uv_run(&loop, UV_RUN_DEFAULT); /* the closes */
+    check_uv(uv_loop_close(&loop), "uv_loop_close");
+    free(p);
+    return rate;
+}
+
 /* >>runner */
 
 BENCH_ON_BACKEND(io_uring_pound, reseau_pound, RS_EVENT_LOOP_BACKEND_IO_URING)
 BENCH_ON_BACKEND(io_uring_udp_pummel, reseau_udp_pummel, RS_EVENT_LOOP_BACKEND_IO_URING)
+BENCH_ON_BACKEND(io_uring_pipe_pump, reseau_pipe_pump, RS_EVENT_LOOP_BACKEND_IO_URING)
 
 static const scenario_t g_scenarios[] = {
     {.name = "pound_100", .reseau_fn = reseau_pound, .peer_fn = libuv_pound, .arg = POUND_CONCURRENCY,
@@ -468,6 +656,9 @@ static const scenario_t g_scenarios[] = {
     {.name = "pound_100_io_uring", .reseau_fn = io_uring_pound, .peer_fn = libuv_pound, .arg = POUND_CONCURRENCY,
      .work_unit = "connection"},
     {.name = "udp_pummel_io_uring", .reseau_fn = io_uring_udp_pummel, .peer_fn = libuv_udp_pummel, .arg = 0},
+    {.name = "pipe_pump", .reseau_fn = reseau_pipe_pump, .peer_fn = libuv_pipe_pump, .unit = " MB/s", .work_unit = "MB"},
+    {.name = "pipe_pump_io_uring", .reseau_fn = io_uring_pipe_pump, .peer_fn = libuv_pipe_pump, .unit = " MB/s",
+     .work_unit = "MB"},
 };
 
 int main(int argc, char **argv) {
