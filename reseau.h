@@ -14023,10 +14023,10 @@ static bool rs__sock_uring_dgram_fits(rs_socket_t *s) {
  * final completion when the close races the recv's re-arm (seen here on 6.18
  * about once in 7 runs of a 35,000-byte pipe transfer under load; liburing
  * issue 1549). A recv op per chunk avoids that, but costs a trip through the
- * ring per 4 KiB buffer: a pipe pump on one loop measured 1.6-1.9 GB/s that
- * way, against 16 GB/s on readiness (as on epoll) and 8 GB/s on the multishot
- * recv; round trips of 64 bytes were no slower on readiness (407-435 k/s
- * against 400-421 k/s). */
+ * ring per 4 KiB buffer: reseau-bench-socket pipe_pump_io_uring measured
+ * 0.12-0.14x libuv that way, against 1.12-1.13x on readiness (as on epoll;
+ * the multishot recv did about half of that); round trips of 64 bytes were
+ * no slower on readiness (407-435 k/s against 400-421 k/s). */
 static rs__socket_uring_t *rs__sock_uring_attach(rs_socket_t *s) {
     rs__socket_uring_t *x;
     if (s->uring) {
