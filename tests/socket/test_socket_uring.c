@@ -111,18 +111,25 @@ static void on_accept(rs_socket_t *listener, int error, rs_socket_t *s, void *us
     assert_int_equal(rs_socket_subscribe_to_readable_events(s, on_readable, srv), RS_OK);
 }
 
+/* A socket of `type` and `domain`, default options, on the test allocator. */
+static rs_socket_t *socket_of(rs_socket_type_t type, rs_socket_domain_t domain) {
+    rs_socket_options_t o;
+    rs_socket_t *s;
+    memset(&o, 0, sizeof(o));
+    o.type = type;
+    o.domain = domain;
+    o.allocator = &rs_test_allocator;
+    s = rs_socket_new(&o, NULL);
+    assert_non_null(s);
+    return s;
+}
+
 /* A listener of `domain` bound to `address` (an IP, or a Unix path). */
 static void server_start_on(server_t *srv, rs_event_loop_t *loop, rs_socket_domain_t domain, const char *address) {
-    rs_socket_options_t o;
     rs_endpoint_t any;
     memset(srv, 0, sizeof(*srv));
     srv->loop = loop;
-    memset(&o, 0, sizeof(o));
-    o.type = RS_SOCKET_STREAM;
-    o.domain = domain;
-    o.allocator = &rs_test_allocator;
-    srv->listener = rs_socket_new(&o, NULL);
-    assert_non_null(srv->listener);
+    srv->listener = socket_of(RS_SOCKET_STREAM, domain);
     if (domain == RS_SOCKET_DOMAIN_LOCAL) {
         assert_int_equal(rs_endpoint_from_local(&any, address), RS_OK);
     } else {
@@ -896,16 +903,9 @@ static void unix_streams_stay_readiness_based(void **state) {
     assert_null(srv.listener->uring);
     for (i = 0; i < UNIX_ROUNDS; ++i) {
         uint8_t data[UNIX_BYTES];
-        rs_socket_options_t o;
-        rs_socket_t *client;
+        rs_socket_t *client = socket_of(RS_SOCKET_STREAM, RS_SOCKET_DOMAIN_LOCAL);
         connect_result_t r;
         write_result_t w;
-        memset(&o, 0, sizeof(o));
-        o.type = RS_SOCKET_STREAM;
-        o.domain = RS_SOCKET_DOMAIN_LOCAL;
-        o.allocator = &rs_test_allocator;
-        client = rs_socket_new(&o, NULL);
-        assert_non_null(client);
         memset(&r, 0, sizeof(r));
         assert_int_equal(rs_socket_connect(client, &srv.ep, loop, on_connected, &r), RS_OK);
         RS_TEST_RUN_UNTIL(loop, r.calls == 1 && srv.accepted == i + 1);
@@ -1491,7 +1491,6 @@ static void local_dgram_sockets_stay_readiness_based(void **state) {
     rs_event_loop_t *loop;
     dgram_rx_t *r;
     rs_socket_t *sender;
-    rs_socket_options_t o;
     char path[64];
     (void)state;
     skip_without_uring_sockets();
@@ -1500,12 +1499,7 @@ static void local_dgram_sockets_stay_readiness_based(void **state) {
     loop = rs_test_loop_new(RS_EVENT_LOOP_BACKEND_IO_URING);
     dgram_rx_start(r, loop, RS_SOCKET_DOMAIN_LOCAL, path);
     assert_null(r->socket->uring);
-    memset(&o, 0, sizeof(o));
-    o.type = RS_SOCKET_DGRAM;
-    o.domain = RS_SOCKET_DOMAIN_LOCAL;
-    o.allocator = &rs_test_allocator;
-    sender = rs_socket_new(&o, NULL);
-    assert_non_null(sender);
+    sender = socket_of(RS_SOCKET_DGRAM, RS_SOCKET_DOMAIN_LOCAL);
     assert_int_equal(rs_socket_send_to(sender, &r->ep, rs_byte_cursor_from_cstr("hi")), RS_OK);
     RS_TEST_RUN_UNTIL(loop, r->count == 1);
     assert_int_equal(r->len[0], 2);
